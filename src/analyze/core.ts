@@ -1,0 +1,331 @@
+import { CodedError, ErrorCode } from '../errors.ts';
+import {
+  type Arch,
+  ELF_HEADER_SIZE,
+  type ElfHeader,
+  expectedCoreSize,
+  PROGRAM_HEADER_SIZE,
+  type ProgramHeader,
+  PT_LOAD,
+  PT_NOTE,
+  parseElfHeader,
+  parseProgramHeaders,
+} from './elf.ts';
+import { AT_EXECFN, executableOf, librariesOf, parseNotes } from './notes.ts';
+import { redact } from './redact.ts';
+import { explainSignal, signalCodeName, signalName } from './signals.ts';
+import { formatCommandLine, recoverStackStrings, type StackSegment } from './stack.ts';
+
+/** Notes beyond this are not read: even a thousand-thread core's notes are a few megabytes. */
+export const MAX_NOTES_BYTES = 64 << 20;
+/** Only the top of a huge stack is kept: argv, envp and auxv live there. */
+export const MAX_STACK_BYTES = 16 << 20;
+/** Program headers further into the file than this are not a core we can stream. */
+const MAX_HEADER_BYTES = 16 << 20;
+
+export interface SignalFacts {
+  number: number;
+  name: string;
+  code: number | null;
+  codeName: string | null;
+  senderPid: number | null;
+  senderUid: number | null;
+  faultAddress: string | null;
+  meaning: string;
+}
+
+export interface ThreadFacts {
+  pid: number;
+  signal: number;
+  pc: string;
+  sp: string;
+}
+
+/** Everything the ELF structure says about one dump (strings come separately). */
+export interface CoreFacts {
+  arch: Arch;
+  pid: number | null;
+  ppid: number | null;
+  uid: number | null;
+  gid: number | null;
+  processName: string | null;
+  psargs: string | null;
+  argv: string[] | null;
+  commandLine: string | null;
+  /** Where the command line came from: the full argv on the stack, or PRPSINFO's first 80 bytes. */
+  commandLineSource: 'stack' | 'prpsinfo' | null;
+  executable: string | null;
+  execfn: string | null;
+  libraries: string[];
+  signal: SignalFacts | null;
+  threads: number;
+  threadList: ThreadFacts[];
+  environment: string[];
+  truncated: boolean;
+  /** Bytes the core should have had (end of its last segment), for comparison with sizeBytes. */
+  expectedBytes: number;
+  segments: number;
+  notesIncomplete: boolean;
+  redactions: number;
+  /** Secret values hidden from the command line and environment; never printed. */
+  secrets: string[];
+}
+
+export interface CoreParts {
+  header: ElfHeader;
+  segments: ProgramHeader[];
+  notes: Uint8Array[];
+  stack?: StackSegment;
+  /** Bytes of the core actually present. */
+  size: number;
+}
+
+const hex = (v: bigint) => `0x${v.toString(16)}`;
+
+/** The load segment holding `address`, if its bytes are in the file. */
+export function segmentHolding(
+  segments: readonly ProgramHeader[],
+  address: bigint,
+): ProgramHeader | undefined {
+  return segments.find(
+    (s) => s.type === PT_LOAD && s.filesz > 0 && s.vaddr <= address && address < s.vaddr + BigInt(s.filesz),
+  );
+}
+
+/** Which part of the stack segment to keep: the top MAX_STACK_BYTES of it. */
+export function stackWindow(segment: ProgramHeader): { offset: number; length: number; vaddr: bigint } {
+  const length = Math.min(segment.filesz, MAX_STACK_BYTES);
+  const skip = segment.filesz - length;
+  return { offset: segment.offset + skip, length, vaddr: segment.vaddr + BigInt(skip) };
+}
+
+function readCString(stack: StackSegment | undefined, address: bigint | undefined): string | null {
+  if (!stack || address === undefined) return null;
+  const at = address - stack.vaddr;
+  if (at < 0n || at >= BigInt(stack.bytes.length)) return null;
+  const start = Number(at);
+  let end = start;
+  while (end < stack.bytes.length && end - start < 4096 && stack.bytes[end] !== 0) end++;
+  return new TextDecoder().decode(stack.bytes.subarray(start, end));
+}
+
+/** Reads the facts out of the parts of a core; pure, so both the streaming and the seeking readers share it. */
+export function interpretCore(parts: CoreParts): CoreFacts {
+  const { header, segments } = parts;
+  const merged = parts.notes.map((n) => parseNotes(n, header.arch));
+  const notes = merged[0] ?? parseNotes(new Uint8Array(0), header.arch);
+  for (const extra of merged.slice(1)) {
+    notes.threads.push(...extra.threads);
+    notes.process ??= extra.process;
+    notes.signal ??= extra.signal;
+    if (notes.files.length === 0) notes.files = extra.files;
+    for (const [k, v] of extra.auxv) if (!notes.auxv.has(k)) notes.auxv.set(k, v);
+    notes.auxvBytes ??= extra.auxvBytes;
+    notes.incomplete ||= extra.incomplete;
+  }
+  let redactions = 0;
+  const secrets: string[] = [];
+  const clean = (text: string) => {
+    const r = redact(text);
+    redactions += r.count;
+    secrets.push(...r.secrets);
+    return r.text;
+  };
+  const stackStrings =
+    parts.stack && notes.auxvBytes ? recoverStackStrings(parts.stack, notes.auxvBytes) : undefined;
+  const psargs = notes.process?.psargs ?? null;
+  let argv: string[] | null = null;
+  let commandLineSource: CoreFacts['commandLineSource'] = null;
+  // Trust the stack only when it agrees with what the kernel recorded at the time of the crash.
+  if (stackStrings && stackStrings.argv.length > 0) {
+    const joined = formatCommandLine(stackStrings.argv);
+    if (psargs === null || joined.startsWith(psargs) || psargs.startsWith(joined.slice(0, psargs.length))) {
+      argv = stackStrings.argv.map(clean);
+      commandLineSource = 'stack';
+    }
+  }
+  if (argv === null && psargs !== null) commandLineSource = 'prpsinfo';
+  const commandLine = argv ? formatCommandLine(argv) : psargs === null ? null : clean(psargs);
+  const executable = executableOf(notes) ?? null;
+  const si = notes.signal;
+  const mainThread = notes.threads[0];
+  const signo = si?.signo ?? mainThread?.signal;
+  const pid = notes.process?.pid ?? mainThread?.pid ?? null;
+  let signal: SignalFacts | null = null;
+  if (signo !== undefined) {
+    signal = {
+      number: signo,
+      name: signalName(signo),
+      code: si ? si.code : null,
+      codeName: si ? signalCodeName(signo, si.code) : null,
+      senderPid: si?.senderPid ?? null,
+      senderUid: si?.senderUid ?? null,
+      faultAddress: si?.faultAddress !== undefined ? hex(si.faultAddress) : null,
+      meaning: explainSignal({
+        signo,
+        ...(si ? { code: si.code } : {}),
+        ...(si?.senderPid !== undefined ? { senderPid: si.senderPid } : {}),
+        ...(si?.faultAddress !== undefined ? { faultAddress: si.faultAddress } : {}),
+        ...(pid !== null ? { pid } : {}),
+      }),
+    };
+  }
+  const expectedBytes = expectedCoreSize(header, segments);
+  return {
+    arch: header.arch,
+    pid,
+    ppid: notes.process?.ppid ?? mainThread?.ppid ?? null,
+    uid: notes.process?.uid ?? null,
+    gid: notes.process?.gid ?? null,
+    processName: notes.process?.fname ?? null,
+    psargs: psargs === null ? null : clean(psargs),
+    argv,
+    commandLine,
+    commandLineSource,
+    executable,
+    execfn: readCString(parts.stack, notes.auxv.get(AT_EXECFN)),
+    libraries: librariesOf(notes, executableOf(notes)),
+    signal,
+    threads: notes.threads.length,
+    threadList: notes.threads.map((t) => ({ pid: t.pid, signal: t.signal, pc: hex(t.pc), sp: hex(t.sp) })),
+    environment: (stackStrings?.env ?? []).map(clean),
+    truncated: parts.size < expectedBytes,
+    expectedBytes,
+    segments: segments.length,
+    notesIncomplete: notes.incomplete,
+    redactions,
+    secrets,
+  };
+}
+
+interface Capture {
+  offset: number;
+  bytes: Uint8Array;
+  filled: number;
+}
+
+/**
+ * Reads a core from a stream of bytes in file order (gunzip output, a tar member), keeping only the
+ * header, the notes and the top of the stack: memory use is bounded whatever the core's size.
+ */
+export class CoreStreamReader {
+  private position = 0;
+  private head: Uint8Array[] = [];
+  private headLength = 0;
+  private header: ElfHeader | undefined;
+  private segments: ProgramHeader[] | undefined;
+  private notes: Capture[] = [];
+  private stack: (Capture & { vaddr: bigint }) | undefined;
+  private stackDecided = false;
+
+  get bytesRead(): number {
+    return this.position;
+  }
+
+  /** Throws a CodedError as soon as the header shows this is not a core we can read. */
+  push(chunk: Uint8Array): void {
+    const at = this.position;
+    this.position += chunk.length;
+    if (!this.segments) {
+      this.head.push(new Uint8Array(chunk));
+      this.headLength += chunk.length;
+      if (!this.tryParseHead()) return;
+      const head = Buffer.concat(this.head);
+      this.head = [];
+      this.capture(head, 0);
+      return;
+    }
+    this.capture(chunk, at);
+  }
+
+  private tryParseHead(): boolean {
+    if (!this.header) {
+      if (this.headLength < ELF_HEADER_SIZE) return false;
+      this.header = parseElfHeader(Buffer.concat(this.head).subarray(0, ELF_HEADER_SIZE));
+    }
+    const end = this.header.phoff + this.header.phnum * PROGRAM_HEADER_SIZE;
+    if (end > MAX_HEADER_BYTES) {
+      throw new CodedError(
+        ErrorCode.MalformedElf,
+        `program headers at offset ${this.header.phoff} are past 16 MiB`,
+      );
+    }
+    if (this.headLength < end) return false;
+    const head = Buffer.concat(this.head);
+    this.segments = parseProgramHeaders(head.subarray(this.header.phoff, end), this.header);
+    for (const s of this.segments) {
+      if (s.type === PT_NOTE && s.filesz > 0) {
+        this.notes.push({
+          offset: s.offset,
+          bytes: new Uint8Array(Math.min(s.filesz, MAX_NOTES_BYTES)),
+          filled: 0,
+        });
+      }
+    }
+    return true;
+  }
+
+  private capture(chunk: Uint8Array, at: number): void {
+    for (const note of this.notes) {
+      copyOverlap(note, chunk, at);
+      if (!this.stackDecided && note.filled === note.bytes.length) this.decideStack(at);
+    }
+    if (this.stack) copyOverlap(this.stack, chunk, at);
+  }
+
+  /** Once the notes are in, AT_EXECFN points into the stack segment: keep that one when it streams by. */
+  private decideStack(chunkAt: number): void {
+    if (!this.notes.every((n) => n.filled === n.bytes.length)) return;
+    this.stackDecided = true;
+    const notes = this.notes.map((n) => parseNotes(n.bytes, this.header!.arch));
+    const execfn = notes.map((n) => n.auxv.get(AT_EXECFN)).find((v) => v !== undefined);
+    if (execfn === undefined) return;
+    const segment = segmentHolding(this.segments!, execfn);
+    if (!segment) return;
+    const window = stackWindow(segment);
+    // The stack came before the notes in this file: it has streamed past already.
+    if (window.offset < chunkAt) return;
+    this.stack = {
+      offset: window.offset,
+      bytes: new Uint8Array(window.length),
+      filled: 0,
+      vaddr: window.vaddr,
+    };
+  }
+
+  /** Call at the end of the stream. Throws if the stream ended before the program headers. */
+  finish(): CoreFacts {
+    if (!this.segments) {
+      if (this.headLength === 0) throw new CodedError(ErrorCode.NotElf, 'empty file');
+      const head = Buffer.concat(this.head);
+      // Let parseElfHeader name what the file is, or say the header is cut short.
+      const header = parseElfHeader(head.subarray(0, Math.min(head.length, ELF_HEADER_SIZE)));
+      throw new CodedError(
+        ErrorCode.MalformedElf,
+        `core cut short in its program headers: ${head.length} bytes, ${header.phoff + header.phnum * PROGRAM_HEADER_SIZE} needed`,
+      );
+    }
+    const parts: CoreParts = {
+      header: this.header!,
+      segments: this.segments,
+      notes: this.notes.map((n) => n.bytes.subarray(0, n.filled)),
+      size: this.position,
+    };
+    if (this.stack && this.stack.filled > 0) {
+      parts.stack = { vaddr: this.stack.vaddr, bytes: this.stack.bytes.subarray(0, this.stack.filled) };
+    }
+    return interpretCore(parts);
+  }
+}
+
+/** Copies the part of `chunk` (at file offset `at`) that falls into `capture`, in order. */
+function copyOverlap(capture: Capture, chunk: Uint8Array, at: number): void {
+  const want = capture.offset + capture.filled;
+  const end = capture.offset + capture.bytes.length;
+  if (capture.filled === capture.bytes.length || at + chunk.length <= want || at >= end) return;
+  if (at > want) return; // a gap: bytes before this chunk were never seen (cannot happen in order)
+  const from = want - at;
+  const take = Math.min(chunk.length - from, end - want);
+  capture.bytes.set(chunk.subarray(from, from + take), capture.filled);
+  capture.filled += take;
+}

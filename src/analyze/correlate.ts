@@ -1,0 +1,449 @@
+import type { Container } from './container.ts';
+import type { CoreFacts } from './core.ts';
+import type { EvidenceItem, EvidenceSnapshot } from './evidence.ts';
+import type { EvidenceKind } from './extract.ts';
+import { KnownSecrets } from './redact.ts';
+import type { AnalysisError, Correlation, Dump, Finding, Report, Signature } from './report-schema.ts';
+
+/**
+ * Correlates the evidence of every dump analysed together and ranks it so that what explains the
+ * crashes comes first: values that recur across dumps, weighted by how telling their kind is (a
+ * request target over an incidental string), lowered when they look like runtime furniture present
+ * in every process (documentation URLs in the interpreter's heap), raised when they look like an
+ * endless stream, which is what a worker killed while reading forever would hold.
+ */
+
+export interface DumpRecord {
+  file: string;
+  entry: string | null;
+  container: Container;
+  fileBytes: number;
+  sizeBytes: number;
+  mtime: Date;
+  facts: CoreFacts;
+  evidence: EvidenceSnapshot;
+}
+
+export const MAX_CORRELATIONS = 50;
+const EVIDENCE_PER_KIND = 200;
+
+const KIND_WEIGHT: Record<EvidenceKind, number> = {
+  request: 1.0,
+  url: 0.9,
+  transaction: 0.9,
+  exception: 0.8,
+  sql: 0.7,
+  header: 0.6,
+  frame: 0.6,
+  function: 0.5,
+  traceback: 0.4,
+  payload: 0.3,
+  release: 0.2,
+  environment: 0.2,
+  env: 0.1,
+};
+
+/** Hosts whose URLs sit in every interpreter's or library's memory: docs, licences, XML namespaces. */
+const FURNITURE_HOST =
+  /(^|\.)(python\.org|w3\.org|gnu\.org|openssl\.org|apache\.org|mozilla\.org|json-schema\.org|xmlsoap\.org|purl\.org|ietf\.org|opensource\.org|xml\.org|microsoft\.com|unicode\.org|sourceware\.org|kernel\.org|github\.com|readthedocs\.io|pypi\.org|bugs\.python\.org)$/i;
+
+const STREAM_EXTENSION = /\.(mp3|aac|m3u8?|pls|ogg|opus|flac|wav|ts|m4a)(?:[?#;]|$)/i;
+const STREAM_PATH = /\/(stream|streams|live|listen|radio|icecast|shoutcast)(?:[/?#._-]|$)/i;
+const STREAM_HOST = /(radio|stream|icecast|shoutcast)/i;
+const STREAM_TYPE =
+  /^content-type: (audio\/|video\/|application\/ogg|application\/(x-)?mpegurl|application\/vnd\.apple\.mpegurl)/i;
+
+function hostAndPath(value: string): { host: string; path: string } | undefined {
+  const m = /^[a-z][a-z0-9+.-]*:\/\/(?:[^@/]*@)?([^/:?#]*)(?::\d+)?([^#]*)/i.exec(value);
+  if (m) return { host: m[1] ?? '', path: m[2] || '/' };
+  const r = /^[A-Z]+ (\S+)/.exec(value);
+  if (r) return r[1]!.startsWith('/') ? { host: '', path: r[1]! } : hostAndPath(r[1]!);
+  return undefined;
+}
+
+/** Why a value on its own looks like an endless stream (empty when it does not). */
+export function streamReasons(kind: EvidenceKind, value: string): string[] {
+  const reasons: string[] = [];
+  if (kind === 'url' || kind === 'request') {
+    const hp = hostAndPath(value);
+    if (!hp) return reasons;
+    const ext = STREAM_EXTENSION.exec(hp.path);
+    if (ext) reasons.push(`its path ends in .${ext[1]!.toLowerCase()}, an audio/playlist format`);
+    if (STREAM_PATH.test(hp.path)) reasons.push('its path names a live stream');
+    if (STREAM_HOST.test(hp.host)) reasons.push(`its host (${hp.host}) names a radio or stream server`);
+  } else if (kind === 'header') {
+    if (STREAM_TYPE.test(value))
+      reasons.push(`the response was ${value.slice('content-type: '.length)}, a media type`);
+    if (value.startsWith('icy-')) reasons.push(`${value.split(':')[0]} is an Icecast/SHOUTcast radio header`);
+  }
+  return reasons;
+}
+
+function isFurniture(kind: EvidenceKind, value: string): boolean {
+  if (kind === 'env' || kind === 'release' || kind === 'environment') return true;
+  if (kind !== 'url') return false;
+  const hp = hostAndPath(value);
+  return hp !== undefined && FURNITURE_HOST.test(hp.host);
+}
+
+function label(d: { file: string; entry: string | null }): string {
+  return d.entry ? `${d.file}:${d.entry}` : d.file;
+}
+
+function topEvidence(items: readonly EvidenceItem[]): EvidenceItem[] {
+  const byKind = new Map<EvidenceKind, EvidenceItem[]>();
+  for (const item of items) {
+    const list = byKind.get(item.kind) ?? [];
+    list.push(item);
+    byKind.set(item.kind, list);
+  }
+  const out: EvidenceItem[] = [];
+  for (const list of byKind.values()) {
+    list.sort((a, b) => b.count - a.count || a.value.localeCompare(b.value));
+    out.push(...list.slice(0, EVIDENCE_PER_KIND));
+  }
+  return out;
+}
+
+interface Group {
+  kind: EvidenceKind;
+  value: string;
+  dumps: Set<number>;
+  occurrences: number;
+}
+
+export function correlate(records: readonly DumpRecord[]): Correlation[] {
+  const total = records.length;
+  const groups = new Map<string, Group>();
+  records.forEach((record, index) => {
+    for (const item of record.evidence.items) {
+      const key = `${item.kind}\u0000${item.value}`;
+      let group = groups.get(key);
+      if (!group) {
+        group = { kind: item.kind, value: item.value, dumps: new Set(), occurrences: 0 };
+        groups.set(key, group);
+      }
+      group.dumps.add(index);
+      group.occurrences += item.count;
+    }
+  });
+  // Stream headers seen per dump, to tie a URL to the media type its response had.
+  const streamHeaderDumps = new Set<number>();
+  const requestedPaths = new Set<string>();
+  for (const g of groups.values()) {
+    if (g.kind === 'header' && streamReasons(g.kind, g.value).length > 0)
+      for (const d of g.dumps) streamHeaderDumps.add(d);
+    if (g.kind === 'request') {
+      const path = hostAndPath(g.value)?.path.split('?')[0];
+      if (path) requestedPaths.add(path);
+    }
+  }
+  const scored: Correlation[] = [];
+  for (const g of groups.values()) {
+    const n = g.dumps.size;
+    if (total >= 2 && n < 2 && g.kind !== 'request' && g.kind !== 'exception') continue;
+    // The environment is context: worth a line only where it differs between dumps.
+    if (g.kind === 'env' && (total < 2 || n === total)) continue;
+    const why: string[] = [`in ${n} of ${total} dump${total === 1 ? '' : 's'}`];
+    let score = KIND_WEIGHT[g.kind] * (0.5 + n / total);
+    const reasons = streamReasons(g.kind, g.value);
+    if (g.kind === 'url' || g.kind === 'request') {
+      const withStreamHeaders = [...g.dumps].filter((d) => streamHeaderDumps.has(d)).length;
+      if (withStreamHeaders > 0 && withStreamHeaders >= n / 2) {
+        reasons.push(`a media Content-Type or icy-* header is in ${withStreamHeaders} of the same dumps`);
+      }
+    }
+    if (g.kind === 'url') {
+      const path = hostAndPath(g.value)?.path.split('?')[0];
+      if (path && path !== '/' && requestedPaths.has(path)) {
+        score *= 1.3;
+        why.push('requested by the process (an HTTP request line names its path)');
+      }
+    }
+    if (reasons.length > 0) {
+      score *= 1.6;
+      why.push(`likely an endless stream: ${reasons.join('; ')}`);
+    }
+    if (isFurniture(g.kind, g.value)) {
+      score *= 0.3;
+      why.push(
+        g.kind === 'url' ? 'documentation/library host: likely runtime furniture' : 'context, not a cause',
+      );
+    } else if (total >= 3 && n === total) {
+      score *= 0.75;
+      why.push('present in every dump, so it may be runtime furniture');
+    }
+    scored.push({
+      value: g.value,
+      kind: g.kind,
+      dumps: n,
+      total,
+      files: [...g.dumps].sort((a, b) => a - b).map((d) => label(records[d]!)),
+      occurrences: g.occurrences,
+      score: Math.round(score * 1000) / 1000,
+      stream: reasons.length > 0,
+      why: why.join('; '),
+    });
+  }
+  scored.sort(
+    (a, b) =>
+      b.score - a.score ||
+      b.dumps - a.dumps ||
+      b.occurrences - a.occurrences ||
+      a.value.localeCompare(b.value),
+  );
+  return scored.slice(0, MAX_CORRELATIONS);
+}
+
+function signatures(
+  records: readonly DumpRecord[],
+  correlations: readonly Correlation[],
+): Map<number, Signature> {
+  // A signature names what the dumps were doing: a request target or an exception when there is one.
+  const telling = correlations.filter(
+    (c) => c.kind === 'url' || c.kind === 'request' || c.kind === 'exception',
+  );
+  const ranked = [
+    ...telling,
+    ...correlations.filter(
+      (c) => !telling.includes(c) && c.kind !== 'env' && c.kind !== 'release' && c.kind !== 'environment',
+    ),
+  ];
+  const byKey = new Map<string, { sig: Signature; members: number[] }>();
+  records.forEach((r, index) => {
+    const name = label(r);
+    const top = ranked.find((c) => c.files.includes(name));
+    const executable = r.facts.executable ?? r.facts.processName;
+    const signal = r.facts.signal?.name ?? null;
+    const key = JSON.stringify([executable, signal, top?.value ?? null]);
+    let entry = byKey.get(key);
+    const when = r.mtime.toISOString();
+    if (!entry) {
+      entry = {
+        sig: {
+          id: '',
+          executable,
+          signal,
+          topEvidence: top?.value ?? null,
+          count: 0,
+          files: [],
+          firstSeen: when,
+          lastSeen: when,
+        },
+        members: [],
+      };
+      byKey.set(key, entry);
+    }
+    entry.sig.count++;
+    entry.sig.files.push(name);
+    entry.members.push(index);
+    if (when < entry.sig.firstSeen) entry.sig.firstSeen = when;
+    if (when > entry.sig.lastSeen) entry.sig.lastSeen = when;
+  });
+  const ordered = [...byKey.values()].sort((a, b) => b.sig.count - a.sig.count);
+  const out = new Map<number, Signature>();
+  ordered.forEach((entry, i) => {
+    entry.sig.id = `S${i + 1}`;
+    for (const m of entry.members) out.set(m, entry.sig);
+  });
+  return out;
+}
+
+function findingsFor(
+  records: readonly DumpRecord[],
+  correlations: readonly Correlation[],
+): { findings: Finding[]; next: string[] } {
+  const findings: Finding[] = [];
+  const next: string[] = [];
+  const total = records.length;
+  const stream = correlations.find((c) => c.stream && (c.kind === 'url' || c.kind === 'request'));
+  if (stream) {
+    findings.push({
+      severity: 'critical',
+      title: `Likely endless stream in ${stream.dumps} of ${stream.total} dumps: ${stream.value}`,
+      detail: `${stream.why}. A worker that reads a live radio or video stream never finishes its request; it is killed when it hits its timeout, and each kill can leave a core.`,
+    });
+    next.push(
+      `Find who configured ${stream.value}: search the application database (feeds, webhooks, integrations) for it.`,
+      'Give the fetcher a read timeout and a maximum response size, and check Content-Type before reading the body.',
+    );
+  }
+  const signals = new Map<string, number>();
+  const senders = new Map<number, number>();
+  for (const r of records) {
+    const s = r.facts.signal;
+    if (!s) continue;
+    signals.set(s.name, (signals.get(s.name) ?? 0) + 1);
+    if (s.senderPid !== null && s.senderPid > 0 && s.senderPid !== r.facts.pid) {
+      senders.set(s.senderPid, (senders.get(s.senderPid) ?? 0) + 1);
+    }
+  }
+  for (const [name, count] of signals) {
+    const sample = records.find((r) => r.facts.signal?.name === name)!.facts.signal!;
+    findings.push({
+      severity: 'info',
+      title: `${count} of ${total} dumps died of ${name}`,
+      detail: sample.meaning,
+    });
+  }
+  for (const [pid, count] of senders) {
+    findings.push({
+      severity: 'warning',
+      title: `${count} dump${count === 1 ? ' was' : 's were'} killed by pid ${pid}`,
+      detail: `The signal came from another process (pid ${pid}), typically the master or supervisor enforcing a worker timeout.`,
+    });
+    next.push(`Check pid ${pid}'s logs (the supervisor) for worker timeouts around the time of the dumps.`);
+  }
+  if (signals.has('SIGSEGV') || signals.has('SIGBUS')) {
+    next.push('Open a crashing core in gdb for a backtrace: gdb <executable> <core> -ex bt');
+  }
+  const truncated = records.filter((r) => r.facts.truncated);
+  if (truncated.length > 0) {
+    findings.push({
+      severity: 'warning',
+      title: `${truncated.length} of ${total} cores are truncated`,
+      detail:
+        'Each ends before its last segment: the disk most likely filled while the core was written. Their headers and the memory that was written are still analysed.',
+    });
+    next.push(
+      'Free space and cap core dumps (ulimit -c, or systemd-coredump with MaxUse=) so the next crash cannot fill the disk.',
+    );
+  }
+  const exception = correlations.find((c) => c.kind === 'exception');
+  if (exception) {
+    findings.push({
+      severity: 'info',
+      title: `Exception in memory in ${exception.dumps} of ${exception.total} dumps`,
+      detail: exception.value,
+    });
+  }
+  const transaction = correlations.find((c) => c.kind === 'transaction');
+  if (transaction) {
+    findings.push({
+      severity: 'info',
+      title: `Transaction in flight in ${transaction.dumps} of ${transaction.total} dumps: ${transaction.value}`,
+      detail: 'Named in a Sentry/profiling payload in memory: the view or task the worker was running.',
+    });
+    next.push(`Look at ${transaction.value} in your tracing/profiling tool around the time of the dumps.`);
+  }
+  const redactions = records.reduce((sum, r) => sum + r.evidence.redactions + r.facts.redactions, 0);
+  if (redactions > 0) {
+    findings.push({
+      severity: 'info',
+      title: `${redactions} secret value${redactions === 1 ? ' was' : 's were'} redacted`,
+      detail:
+        'Passwords, tokens and keys found in memory were replaced by [REDACTED] before anything was printed.',
+    });
+  }
+  if (next.length === 0 && correlations[0]) {
+    next.push(`Start with the top correlation: ${correlations[0].value} (${correlations[0].why}).`);
+  }
+  return { findings, next };
+}
+
+function toDump(r: DumpRecord, signature: Signature): Dump {
+  const f = r.facts;
+  const evidence = topEvidence(r.evidence.items);
+  return {
+    file: r.file,
+    entry: r.entry,
+    container: r.container,
+    fileBytes: r.fileBytes,
+    sizeBytes: r.sizeBytes,
+    mtime: r.mtime.toISOString(),
+    arch: f.arch,
+    pid: f.pid,
+    ppid: f.ppid,
+    uid: f.uid,
+    gid: f.gid,
+    processName: f.processName,
+    commandLine: f.commandLine,
+    commandLineSource: f.commandLineSource,
+    psargs: f.psargs,
+    executable: f.executable,
+    execfn: f.execfn,
+    libraries: f.libraries,
+    signal: f.signal,
+    threads: f.threads,
+    threadList: f.threadList,
+    truncated: f.truncated,
+    expectedBytes: f.expectedBytes,
+    urls: r.evidence.items
+      .filter((i) => i.kind === 'url')
+      .sort((a, b) => b.count - a.count || a.value.localeCompare(b.value))
+      .map((i) => ({ value: i.value, count: i.count })),
+    evidence,
+    environment: f.environment,
+    redactions: r.evidence.redactions + f.redactions,
+    stringsScanned: r.evidence.strings,
+    evidenceDropped: r.evidence.dropped,
+    signature: signature.id,
+  };
+}
+
+/**
+ * Hides, in every dump, each secret value that was identified anywhere in the set: a password found
+ * by name in one dump's environment is hidden where it turns up unnamed in another's heap.
+ */
+export function scrubKnownSecrets(records: readonly DumpRecord[]): DumpRecord[] {
+  const known = new KnownSecrets();
+  for (const r of records) {
+    known.add(r.evidence.secrets);
+    known.add(r.facts.secrets);
+  }
+  if (known.size === 0) return [...records];
+  return records.map((r) => {
+    let extra = 0;
+    const scrub = (text: string) => {
+      const out = known.scrub(text);
+      extra += out.count;
+      return out.text;
+    };
+    const items = new Map<string, EvidenceItem>();
+    for (const item of r.evidence.items) {
+      const value = scrub(item.value);
+      const key = `${item.kind}\u0000${value}`;
+      const existing = items.get(key);
+      if (existing) existing.count += item.count;
+      else items.set(key, { ...item, value });
+    }
+    const f = r.facts;
+    const facts: CoreFacts = {
+      ...f,
+      argv: f.argv?.map(scrub) ?? null,
+      commandLine: f.commandLine === null ? null : scrub(f.commandLine),
+      psargs: f.psargs === null ? null : scrub(f.psargs),
+      environment: f.environment.map(scrub),
+    };
+    facts.redactions += extra;
+    return { ...r, facts, evidence: { ...r.evidence, items: [...items.values()] } };
+  });
+}
+
+export function buildReport(
+  input: readonly DumpRecord[],
+  errors: readonly AnalysisError[],
+  now: Date,
+): Report {
+  const records = scrubKnownSecrets(input);
+  const correlations = correlate(records);
+  const sigs = signatures(records, correlations);
+  const { findings, next } = findingsFor(records, correlations);
+  const unique = [...new Set(sigs.values())];
+  const dumps = records.map((r, i) => toDump(r, sigs.get(i)!));
+  return {
+    version: 1,
+    generatedAt: now.toISOString(),
+    dumps,
+    errors: [...errors],
+    correlations,
+    signatures: unique,
+    findings,
+    nextSteps: next,
+    totals: {
+      dumps: records.length,
+      bytes: records.reduce((s, r) => s + r.sizeBytes, 0),
+      redactions: dumps.reduce((s, d) => s + d.redactions, 0),
+    },
+  };
+}

@@ -1,0 +1,31 @@
+import { type CoreFacts, CoreStreamReader } from './core.ts';
+import { EvidenceCollector, type EvidenceSnapshot } from './evidence.ts';
+import { StringScanner } from './strings.ts';
+
+/**
+ * One core read front to back in a single pass: the structure (header, notes, stack) and the
+ * strings at once, so a gzip or tar stream is decompressed only once.
+ */
+export class DumpStreamAnalyzer {
+  private readonly reader = new CoreStreamReader();
+  private readonly evidence = new EvidenceCollector();
+  private readonly scanner = new StringScanner(this.evidence.onString);
+
+  get bytesRead(): number {
+    return this.reader.bytesRead;
+  }
+
+  push(chunk: Uint8Array): void {
+    this.reader.push(chunk);
+    this.scanner.push(chunk);
+  }
+
+  finish(): { facts: CoreFacts; evidence: EvidenceSnapshot; sizeBytes: number } {
+    this.scanner.flush();
+    return {
+      facts: this.reader.finish(),
+      evidence: this.evidence.snapshot(),
+      sizeBytes: this.reader.bytesRead,
+    };
+  }
+}

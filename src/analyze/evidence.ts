@@ -1,0 +1,81 @@
+import { type EvidenceKind, extractEvidence } from './extract.ts';
+import { redact } from './redact.ts';
+import type { StringEncoding } from './strings.ts';
+
+/**
+ * Counts the evidence found in one dump (or one range of it). Values are redacted before they are
+ * stored, so a secret is never held past the string it was found in. Distinct values per kind are
+ * capped so a core full of unique strings cannot exhaust memory; what was dropped is counted.
+ */
+
+export const MAX_DISTINCT_PER_KIND = 50_000;
+
+export interface EvidenceItem {
+  kind: EvidenceKind;
+  value: string;
+  count: number;
+  encoding: StringEncoding;
+}
+
+export interface EvidenceSnapshot {
+  items: EvidenceItem[];
+  redactions: number;
+  dropped: number;
+  strings: number;
+  /** Secret values hidden so far; never printed, used to hide unnamed copies (see KnownSecrets). */
+  secrets: string[];
+}
+
+export class EvidenceCollector {
+  private readonly items = new Map<string, EvidenceItem>();
+  private readonly perKind = new Map<EvidenceKind, number>();
+  redactions = 0;
+  dropped = 0;
+  strings = 0;
+  private readonly secrets = new Set<string>();
+
+  /** The StringSink: feed every printable string found in the dump. */
+  readonly onString = (text: string, _offset: number, encoding: StringEncoding): void => {
+    this.strings++;
+    extractEvidence(text, encoding, (kind, raw) => {
+      const { text: value, count, secrets } = redact(raw);
+      this.redactions += count;
+      for (const secret of secrets) if (this.secrets.size < 1000) this.secrets.add(secret);
+      this.add({ kind, value, count: 1, encoding });
+    });
+  };
+
+  add(item: EvidenceItem): void {
+    const key = `${item.kind}\u0000${item.value}`;
+    const existing = this.items.get(key);
+    if (existing) {
+      existing.count += item.count;
+      return;
+    }
+    const n = this.perKind.get(item.kind) ?? 0;
+    if (n >= MAX_DISTINCT_PER_KIND) {
+      this.dropped += item.count;
+      return;
+    }
+    this.perKind.set(item.kind, n + 1);
+    this.items.set(key, { ...item });
+  }
+
+  merge(snapshot: EvidenceSnapshot): void {
+    for (const item of snapshot.items) this.add(item);
+    this.redactions += snapshot.redactions;
+    this.dropped += snapshot.dropped;
+    this.strings += snapshot.strings;
+    for (const secret of snapshot.secrets) if (this.secrets.size < 1000) this.secrets.add(secret);
+  }
+
+  snapshot(): EvidenceSnapshot {
+    return {
+      items: [...this.items.values()],
+      redactions: this.redactions,
+      dropped: this.dropped,
+      strings: this.strings,
+      secrets: [...this.secrets],
+    };
+  }
+}

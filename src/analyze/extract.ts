@@ -1,0 +1,126 @@
+import type { StringEncoding } from './strings.ts';
+
+/**
+ * Turns one printable string found in memory into evidence: the kinds of value an on-call engineer
+ * would grep a core for. Each extractor starts with a cheap substring test so the common case, a
+ * string that holds none of them, costs a few `indexOf`s.
+ */
+
+export const EVIDENCE_KINDS = [
+  'url',
+  'request',
+  'header',
+  'traceback',
+  'frame',
+  'exception',
+  'transaction',
+  'release',
+  'environment',
+  'function',
+  'payload',
+  'sql',
+  'env',
+] as const;
+
+export type EvidenceKind = (typeof EVIDENCE_KINDS)[number];
+
+export type EvidenceEmit = (kind: EvidenceKind, value: string) => void;
+
+/** Longest value kept: anything longer is cut, with an ellipsis, to keep reports readable. */
+export const MAX_VALUE = 512;
+
+/**
+ * The URL character class: RFC 3986 unreserved, reserved and '%', without the quote characters
+ * that end a URL inside JSON or a Python repr. Kept identical to the grep expression in the tests:
+ * `https?://[][A-Za-z0-9._~:/?#@!$&()*+,;=%-]+`.
+ */
+export const URL_PATTERN = /https?:\/\/[\][A-Za-z0-9._~:/?#@!$&()*+,;=%-]+/g;
+const OTHER_URL_PATTERN =
+  /\b(?:wss?|rtmps?|rtsp|mms|icy|ftp|postgres(?:ql)?|mysql|redis|rediss|amqps?|mongodb(?:\+srv)?):\/\/[\][A-Za-z0-9._~:/?#@!$&()*+,;=%-]+/g;
+const REQUEST_LINE =
+  /\b(GET|POST|PUT|DELETE|HEAD|PATCH|OPTIONS|CONNECT) ((?:\/|https?:\/\/)[!-~]{0,2047}) HTTP\/\d(?:\.\d)?/g;
+const HEADER =
+  /(?:^|[^A-Za-z0-9-])(content-type|icy-[a-z0-9-]{2,30})(["']?\s*[:=,]\s*["']?)([^"'\r\n;,}]{1,200})/gi;
+const FRAME = /File "([^"]{1,400})", line (\d{1,7}), in ([\w<>.]{1,200})/g;
+const EXCEPTION =
+  /^((?:[A-Za-z_]\w*\.)*[A-Z]\w*(?:Error|Exception|Exit|Interrupt|Timeout|Warning))(?:: (.{1,300}))?$/;
+const SENTRY_FIELD = /["'](transaction|release|environment)["']\s*:\s*["']([^"'\\]{1,200})["']/g;
+const FUNCTION_FIELD = /["']function["']\s*:\s*["']([^"'\\]{1,200})["']/g;
+/** Upper-case keywords only: what ORMs and drivers send; lower-case prose says "select ... from" too. */
+const SQL =
+  /\b(?:SELECT\s[\s\S]{1,2000}?\sFROM\s|INSERT\s+INTO\s|UPDATE\s+\S{1,200}\s+SET\s|DELETE\s+FROM\s)/g;
+const ENV = /^([A-Z_][A-Z0-9_]{0,127})=([\s\S]*)$/;
+
+function clip(value: string): string {
+  const trimmed = value.trim();
+  return trimmed.length > MAX_VALUE ? `${trimmed.slice(0, MAX_VALUE - 1)}…` : trimmed;
+}
+
+function each(pattern: RegExp, text: string, fn: (m: RegExpExecArray) => void): void {
+  pattern.lastIndex = 0;
+  for (let m = pattern.exec(text); m !== null; m = pattern.exec(text)) {
+    fn(m);
+    if (m[0].length === 0) pattern.lastIndex++;
+  }
+}
+
+export function extractEvidence(text: string, _encoding: StringEncoding, emit: EvidenceEmit): void {
+  if (text.includes('://')) {
+    each(URL_PATTERN, text, (m) => emit('url', clip(m[0])));
+    each(OTHER_URL_PATTERN, text, (m) => emit('url', clip(m[0])));
+  }
+  if (text.includes(' HTTP/')) {
+    each(REQUEST_LINE, text, (m) => emit('request', clip(`${m[1]} ${m[2]}`)));
+  }
+  if (text.includes('ontent-') || text.includes('ONTENT-') || text.includes('icy-')) {
+    each(HEADER, text, (m) => emit('header', clip(`${m[1]!.toLowerCase()}: ${m[3]!.trim()}`)));
+  }
+  if (text.includes('Traceback (most recent call last)'))
+    emit('traceback', 'Traceback (most recent call last)');
+  if (text.includes('File "')) {
+    each(FRAME, text, (m) => emit('frame', clip(`${m[1]}:${m[2]} in ${m[3]}`)));
+  }
+  const first = text.charCodeAt(0);
+  if (first >= 0x41 && first <= 0x5a) {
+    if (
+      text.includes('Error') ||
+      text.includes('Exception') ||
+      text.includes('Exit') ||
+      text.includes('Interrupt')
+    ) {
+      const m = EXCEPTION.exec(text);
+      if (m) emit('exception', clip(m[2] ? `${m[1]}: ${m[2]}` : m[1]!));
+    }
+    if (text.includes('=')) {
+      const m = ENV.exec(text);
+      if (m) emit('env', clip(`${m[1]}=${m[2]}`));
+    }
+  }
+  if (text.includes('transaction') || text.includes('release') || text.includes('environment')) {
+    each(SENTRY_FIELD, text, (m) => emit(m[1] as EvidenceKind, clip(m[2]!)));
+  }
+  if (text.includes('function')) {
+    each(FUNCTION_FIELD, text, (m) => emit('function', clip(m[1]!)));
+  }
+  if (
+    text.includes('event_id') &&
+    (text.includes('"sent_at"') || text.includes('"dsn"') || text.includes('"sdk"'))
+  ) {
+    emit('payload', 'Sentry envelope');
+  }
+  if (text.includes('"profile"') && (text.includes('"frames"') || text.includes('"samples"'))) {
+    emit('payload', 'profiling payload');
+  }
+  if (
+    text.includes('SELECT') ||
+    text.includes('INSERT') ||
+    text.includes('UPDATE') ||
+    text.includes('DELETE')
+  ) {
+    each(SQL, text, (m) => {
+      const rest = text.slice(m.index);
+      const end = rest.indexOf(';');
+      emit('sql', clip((end >= 0 ? rest.slice(0, end) : rest).replace(/\s+/g, ' ')));
+    });
+  }
+}

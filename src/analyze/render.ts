@@ -1,0 +1,111 @@
+import type { Dump, Report } from './report-schema.ts';
+
+/**
+ * The human report: what an on-call engineer reads at midnight. Short lines, the facts that matter
+ * first (what killed the process and what it was doing), then the evidence ranked, then what to do.
+ */
+
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${unit === 0 ? value : value.toFixed(value >= 100 ? 0 : 1)} ${units[unit]}`;
+}
+
+function when(iso: string): string {
+  return iso.replace('T', ' ').replace(/:\d\d\.\d+Z$/, 'Z');
+}
+
+function name(d: Pick<Dump, 'file' | 'entry'>): string {
+  return d.entry ? `${d.file}:${d.entry}` : d.file;
+}
+
+const SEVERITY = { critical: '!!', warning: ' !', info: ' -' } as const;
+
+export function renderReport(report: Report, options: { maxCorrelations?: number } = {}): string {
+  const out: string[] = [];
+  const line = (text = '') => out.push(text);
+  const { dumps, errors } = report;
+  line(
+    `Nightshift: ${dumps.length} dump${dumps.length === 1 ? '' : 's'} analysed, ${formatBytes(report.totals.bytes)}`,
+  );
+  if (errors.length > 0)
+    line(`${errors.length} file${errors.length === 1 ? '' : 's'} could not be analysed (listed at the end)`);
+  if (report.totals.redactions > 0) line(`${report.totals.redactions} secret values redacted`);
+
+  for (const sig of report.signatures) {
+    const members = dumps.filter((d) => d.signature === sig.id);
+    const first = members[0]!;
+    line();
+    line(
+      `${sig.id}: ${sig.count} dump${sig.count === 1 ? '' : 's'} of ${sig.executable ?? 'an unknown executable'}, ${sig.signal ?? 'no signal'}`,
+    );
+    if (first.signal) {
+      const code = first.signal.codeName ? `, ${first.signal.codeName}` : '';
+      const senders = [
+        ...new Set(members.map((d) => d.signal?.senderPid).filter((p) => p !== null && p !== undefined)),
+      ];
+      const from =
+        senders.length > 0 && senders.some((p, i) => p !== members[i]?.pid)
+          ? `; sender pid ${senders.join(', ')}`
+          : '';
+      line(`  signal    ${first.signal.name} (${first.signal.number}${code})${from}`);
+      if (first.signal.faultAddress) line(`  address   ${first.signal.faultAddress}`);
+      line(`  meaning   ${first.signal.meaning}`);
+    }
+    line(
+      `  process   ${first.processName ?? '?'}, uid ${first.uid ?? '?'}, ${first.threads} thread${first.threads === 1 ? '' : 's'}`,
+    );
+    const commands = [...new Set(members.map((d) => d.commandLine).filter((c): c is string => c !== null))];
+    for (const command of commands.slice(0, 3)) line(`  command   ${command}`);
+    if (commands.length > 3) line(`            (+${commands.length - 3} other command lines)`);
+    if (sig.topEvidence) line(`  evidence  ${sig.topEvidence}`);
+    line(
+      `  seen      ${when(sig.firstSeen)}${sig.lastSeen !== sig.firstSeen ? ` to ${when(sig.lastSeen)}` : ''}`,
+    );
+    for (const d of members) {
+      const flags = [d.container, formatBytes(d.sizeBytes), d.truncated ? 'TRUNCATED' : '']
+        .filter(Boolean)
+        .join(', ');
+      line(`  - pid ${d.pid ?? '?'}  ${name(d)} (${flags})`);
+    }
+  }
+
+  const correlations = report.correlations.slice(0, options.maxCorrelations ?? 12);
+  if (correlations.length > 0) {
+    line();
+    line(dumps.length > 1 ? 'Shared across the dumps, most telling first' : 'Evidence, most telling first');
+    correlations.forEach((c, i) => {
+      line(
+        `${String(i + 1).padStart(2)}. [${c.kind}] ${c.value}${c.stream ? '   << likely endless stream' : ''}`,
+      );
+      line(`    ${c.why}`);
+    });
+  }
+
+  if (report.findings.length > 0) {
+    line();
+    line('Findings');
+    for (const f of report.findings) {
+      line(`${SEVERITY[f.severity]} ${f.title}`);
+      line(`   ${f.detail}`);
+    }
+  }
+
+  if (report.nextSteps.length > 0) {
+    line();
+    line('What to look at next');
+    for (const [i, step] of report.nextSteps.entries()) line(`${i + 1}. ${step}`);
+  }
+
+  if (errors.length > 0) {
+    line();
+    line('Could not analyse');
+    for (const e of errors) line(`  ${name(e)}: ${e.message} [${e.code}]`);
+  }
+  return `${out.join('\n')}\n`;
+}

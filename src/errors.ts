@@ -1,0 +1,46 @@
+/**
+ * Every domain error carries a stable code from one list, so callers (the CLI's exit codes, the
+ * report's `errors[]`, later the Slack thread) can branch on what happened without parsing text.
+ * The original error is kept as `cause`.
+ */
+export const ErrorCode = {
+  NotElf: 'nightshift_not_elf',
+  UnsupportedElf: 'nightshift_unsupported_elf',
+  NotCore: 'nightshift_not_core',
+  MalformedElf: 'nightshift_malformed_elf',
+  MalformedTar: 'nightshift_malformed_tar',
+  MalformedGzip: 'nightshift_malformed_gzip',
+  UnreadableFile: 'nightshift_unreadable_file',
+  NoInput: 'nightshift_no_input',
+  Usage: 'nightshift_usage',
+  Internal: 'nightshift_internal',
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export class CodedError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = 'CodedError';
+  }
+}
+
+/** Wraps anything thrown into a CodedError so one error sink can report it. */
+export function asCodedError(error: unknown): CodedError {
+  if (error instanceof CodedError) return error;
+  if (error instanceof Error) {
+    const errno = (error as NodeJS.ErrnoException).code;
+    if (errno === 'ENOENT' || errno === 'EACCES' || errno === 'EISDIR' || errno === 'EIO') {
+      return new CodedError(ErrorCode.UnreadableFile, error.message, { cause: error });
+    }
+    if (errno === 'Z_DATA_ERROR' || errno === 'Z_BUF_ERROR') {
+      return new CodedError(ErrorCode.MalformedGzip, `gzip data is corrupt: ${error.message}`, {
+        cause: error,
+      });
+    }
+    return new CodedError(ErrorCode.Internal, error.message, { cause: error });
+  }
+  return new CodedError(ErrorCode.Internal, String(error));
+}

@@ -1,0 +1,119 @@
+import { open } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { describeUnknown, SNIFF_BYTES, sniff } from '../analyze/container.ts';
+import { buildReport, type DumpRecord } from '../analyze/correlate.ts';
+import { EvidenceCollector, type EvidenceSnapshot } from '../analyze/evidence.ts';
+import type { Report } from '../analyze/report-schema.ts';
+import { asCodedError, CodedError, ErrorCode } from '../errors.ts';
+import { expandInputs, type InputFile } from './inputs.ts';
+import { ScanPool } from './pool.ts';
+import type { StreamResult } from './read-stream.ts';
+import { readRawStructure } from './read-structure.ts';
+
+/**
+ * `nightshift analyze` without the printing: every dump given at once is analysed as one set, on
+ * all cores, and correlated into one report.
+ */
+
+export interface AnalyzeOptions {
+  /**
+   * Worker threads; default: the machine's available parallelism, or none (inline) when the input
+   * is under INLINE_BYTES, where starting threads costs more than it saves. 0 runs everything inline.
+   */
+  workers?: number;
+  /** Raw cores are scanned in ranges of this many bytes, spread over the workers. Default 64 MiB. */
+  rangeBytes?: number;
+  /** Called as input bytes are consumed: (bytes done, bytes in all). */
+  onProgress?: (done: number, total: number) => void;
+  now?: () => Date;
+}
+
+export const DEFAULT_RANGE_BYTES = 64 * 1024 * 1024;
+export const INLINE_BYTES = 32 * 1024 * 1024;
+
+async function readHead(path: string): Promise<Buffer> {
+  const handle = await open(path, 'r');
+  try {
+    const buffer = Buffer.alloc(SNIFF_BYTES);
+    const { bytesRead } = await handle.read(buffer, 0, SNIFF_BYTES, 0);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+}
+
+export async function analyzeFiles(paths: readonly string[], options: AnalyzeOptions = {}): Promise<Report> {
+  if (paths.length === 0) throw new CodedError(ErrorCode.NoInput, 'no files or directories given');
+  const { files, errors } = await expandInputs(paths);
+  const total = files.reduce((sum, f) => sum + f.size, 0);
+  let done = 0;
+  const progress = (bytes: number) => {
+    done += bytes;
+    options.onProgress?.(Math.min(done, total), total);
+  };
+  const rangeBytes = options.rangeBytes ?? DEFAULT_RANGE_BYTES;
+  const workers = options.workers ?? (total < INLINE_BYTES ? 0 : Math.max(1, availableParallelism()));
+  const pool = new ScanPool(workers);
+  const fail = (file: string, error: unknown) => {
+    const coded = asCodedError(error);
+    errors.push({ file, entry: null, code: coded.code, message: coded.message });
+  };
+  let nextId = 1;
+  try {
+    const perFile = await Promise.all(
+      files.map(async (file): Promise<DumpRecord[]> => {
+        try {
+          return await analyzeOne(file);
+        } catch (error) {
+          fail(file.path, error);
+          progress(file.size);
+          return [];
+        }
+      }),
+    );
+    return buildReport(perFile.flat(), errors, options.now?.() ?? new Date());
+  } finally {
+    await pool.close();
+  }
+
+  async function analyzeOne(file: InputFile): Promise<DumpRecord[]> {
+    const head = await readHead(file.path);
+    const kind = sniff(head);
+    if (kind === 'unknown') {
+      progress(file.size);
+      throw new CodedError(ErrorCode.NotCore, `not a core dump: ${describeUnknown(head)}`);
+    }
+    if (kind !== 'elf') {
+      const result = (await pool.run(
+        { id: nextId++, kind: 'stream', file: file.path },
+        progress,
+      )) as StreamResult;
+      errors.push(...result.errors);
+      return result.dumps;
+    }
+    const structure = await readRawStructure(file.path);
+    const evidence = new EvidenceCollector();
+    const ranges: Array<Promise<unknown>> = [];
+    for (let start = 0; start < structure.scanEnd; start += rangeBytes) {
+      const end = Math.min(structure.scanEnd, start + rangeBytes);
+      ranges.push(
+        pool
+          .run({ id: nextId++, kind: 'range', file: file.path, start, end }, progress)
+          .then((snapshot) => evidence.merge(snapshot as EvidenceSnapshot)),
+      );
+    }
+    await Promise.all(ranges);
+    return [
+      {
+        file: file.path,
+        entry: null,
+        container: 'raw',
+        fileBytes: file.size,
+        sizeBytes: structure.size,
+        mtime: file.mtime,
+        facts: structure.facts,
+        evidence: evidence.snapshot(),
+      },
+    ];
+  }
+}

@@ -1,0 +1,183 @@
+import { createReadStream } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
+import { createGunzip } from 'node:zlib';
+import { type Container, describeUnknown, SNIFF_BYTES, sniff } from '../analyze/container.ts';
+import type { DumpRecord } from '../analyze/correlate.ts';
+import { DumpStreamAnalyzer } from '../analyze/dump.ts';
+import type { AnalysisError } from '../analyze/report-schema.ts';
+import { TarReader } from '../analyze/tar.ts';
+import { asCodedError, CodedError, ErrorCode } from '../errors.ts';
+
+/**
+ * Reads a dump file front to back: raw, gzip, tar (what `docker cp` emits) or tar inside gzip.
+ * One pass, decompressing as it goes; nothing is written to disk and memory stays bounded.
+ */
+
+/** node:zlib inflates about twice as fast with 256 KiB output chunks as with the 16 KiB default. */
+const GUNZIP_CHUNK = 256 * 1024;
+const READ_CHUNK = 1024 * 1024;
+
+export interface StreamResult {
+  dumps: DumpRecord[];
+  errors: AnalysisError[];
+}
+
+type Sink = { push(chunk: Uint8Array): void; end(): void };
+
+/** Sniffs the first bytes of a byte stream, then hands everything to the sink that fits. */
+class Sniffer {
+  private head: Uint8Array[] = [];
+  private length = 0;
+  private sink: Sink | undefined;
+  private readonly choose: (head: Uint8Array) => Sink;
+  constructor(choose: (head: Uint8Array) => Sink) {
+    this.choose = choose;
+  }
+  push(chunk: Uint8Array): void {
+    if (this.sink) {
+      this.sink.push(chunk);
+      return;
+    }
+    this.head.push(chunk);
+    this.length += chunk.length;
+    if (this.length >= SNIFF_BYTES) this.start();
+  }
+  end(): void {
+    if (!this.sink) this.start();
+    this.sink!.end();
+  }
+  private start(): void {
+    const head = Buffer.concat(this.head);
+    this.head = [];
+    this.sink = this.choose(head);
+    if (head.length > 0) this.sink.push(head);
+  }
+}
+
+export async function readDumpStream(
+  file: string,
+  onProgress: (bytes: number) => void = () => {},
+): Promise<StreamResult> {
+  const info = await stat(file);
+  const dumps: DumpRecord[] = [];
+  const errors: AnalysisError[] = [];
+  let gzipped = false;
+  let container: Container = 'raw';
+  const fail = (entry: string | null, error: unknown) => {
+    const coded = asCodedError(error);
+    errors.push({ file, entry, code: coded.code, message: coded.message });
+  };
+
+  /** A sink that analyses one core; errors from a bad header stop it and are recorded once. */
+  const coreSink = (entry: string | null, mtime: Date, onDone?: (complete: boolean) => void) => {
+    const analyzer = new DumpStreamAnalyzer();
+    let failed = false;
+    return {
+      push(chunk: Uint8Array) {
+        if (failed) return;
+        try {
+          analyzer.push(chunk);
+        } catch (error) {
+          failed = true;
+          fail(entry, error);
+        }
+      },
+      end(complete = true) {
+        onDone?.(complete);
+        if (failed) return;
+        try {
+          const { facts, evidence, sizeBytes } = analyzer.finish();
+          dumps.push({ file, entry, container, fileBytes: info.size, sizeBytes, mtime, facts, evidence });
+        } catch (error) {
+          fail(entry, error);
+        }
+      },
+    };
+  };
+
+  const tarSink = (): Sink => {
+    const reader = new TarReader((header) => {
+      const sink = coreSink(header.name, header.mtime);
+      return { push: (c) => sink.push(c), end: (complete) => sink.end(complete) };
+    });
+    let failed = false;
+    return {
+      push(chunk) {
+        if (failed) return;
+        try {
+          reader.push(chunk);
+        } catch (error) {
+          failed = true;
+          fail(null, error);
+        }
+      },
+      end() {
+        if (failed) return;
+        try {
+          reader.end();
+        } catch (error) {
+          fail(null, error);
+        }
+      },
+    };
+  };
+
+  const inner = new Sniffer((head) => {
+    const kind = sniff(head);
+    if (kind === 'tar') {
+      container = gzipped ? 'tar+gzip' : 'tar';
+      return tarSink();
+    }
+    if (kind === 'elf') {
+      container = gzipped ? 'gzip' : 'raw';
+      return coreSink(null, info.mtime);
+    }
+    const what = kind === 'gzip' ? 'gzip inside gzip' : describeUnknown(head);
+    fail(null, new CodedError(ErrorCode.NotCore, `not a core dump: ${what}`));
+    return { push() {}, end() {} };
+  });
+
+  const first = await readHead(file);
+  gzipped = sniff(first) === 'gzip';
+  const source = createReadStream(file, { highWaterMark: READ_CHUNK });
+  let read = 0;
+  const count = (chunk: Buffer) => {
+    read += chunk.length;
+    onProgress(read);
+  };
+  let stream: NodeJS.ReadableStream = source;
+  if (gzipped) {
+    source.on('data', (chunk) => count(chunk as Buffer));
+    stream = source.pipe(createGunzip({ chunkSize: GUNZIP_CHUNK }));
+    source.on('error', (error) => stream.emit('error', error));
+  }
+  try {
+    for await (const chunk of stream) {
+      if (!gzipped) count(chunk as Buffer);
+      inner.push(chunk as Buffer);
+    }
+    inner.end();
+  } catch (error) {
+    const coded = asCodedError(error);
+    if (gzipped && (coded.code === ErrorCode.MalformedGzip || /unexpected end/i.test(coded.message))) {
+      // A gzip stream cut short (the disk filled while it was written): analyse what came out.
+      inner.end();
+      if (!/unexpected end/i.test(coded.message)) fail(null, coded);
+    } else {
+      source.destroy();
+      throw coded;
+    }
+  }
+  return { dumps, errors };
+}
+
+async function readHead(file: string): Promise<Buffer> {
+  const handle = await open(file, 'r');
+  try {
+    const buffer = Buffer.alloc(SNIFF_BYTES);
+    const { bytesRead } = await handle.read(buffer, 0, SNIFF_BYTES, 0);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+}

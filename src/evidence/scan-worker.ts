@@ -1,0 +1,18 @@
+import { parentPort } from 'node:worker_threads';
+import { asCodedError } from '../errors.ts';
+import { runTask, type ScanTask, type WorkerMessage } from './tasks.ts';
+
+/** A worker thread: runs scan tasks one at a time and reports progress and results. */
+const port = parentPort;
+if (!port) throw new Error('scan-worker.ts must run as a worker thread');
+
+port.on('message', async (task: ScanTask) => {
+  const post = (message: WorkerMessage) => port.postMessage(message);
+  try {
+    const result = await runTask(task, (bytes) => post({ type: 'progress', id: task.id, bytes }));
+    post({ type: 'done', id: task.id, result });
+  } catch (error) {
+    const coded = asCodedError(error);
+    post({ type: 'failed', id: task.id, error: { code: coded.code, message: coded.message } });
+  }
+});

@@ -1,0 +1,25 @@
+import type { EvidenceSnapshot } from '../analyze/evidence.ts';
+import { readDumpStream, type StreamResult } from './read-stream.ts';
+import { scanRange } from './scan-range.ts';
+
+/** Work that runs on a worker thread (or inline): a range of a raw core, or a whole compressed/tar file. */
+export type ScanTask =
+  | { id: number; kind: 'range'; file: string; start: number; end: number }
+  | { id: number; kind: 'stream'; file: string };
+
+export type TaskResult = EvidenceSnapshot | StreamResult;
+
+export type WorkerMessage =
+  | { type: 'progress'; id: number; bytes: number }
+  | { type: 'done'; id: number; result: TaskResult }
+  | { type: 'failed'; id: number; error: { code: string; message: string } };
+
+/** Runs a task; `onProgress` receives bytes of input consumed since the last call. */
+export async function runTask(task: ScanTask, onProgress: (bytes: number) => void): Promise<TaskResult> {
+  if (task.kind === 'range') return scanRange(task.file, task.start, task.end, onProgress);
+  let last = 0;
+  return readDumpStream(task.file, (total) => {
+    onProgress(total - last);
+    last = total;
+  });
+}
