@@ -1,0 +1,43 @@
+import { asCodedError, ErrorCode } from '../errors.ts';
+import { analyzeCommand, analyzeHelp } from './commands/analyze.ts';
+import type { CliIo } from './io.ts';
+
+/**
+ * The CLI's one error sink: commands throw coded errors, this maps them to words on stderr and an
+ * exit status. Nothing else in the codebase decides how the process ends.
+ */
+
+export const help = `Usage: nightshift <command> [options]
+
+Commands:
+  analyze FILE|DIR...   analyse core dumps and print what killed them and what they share
+
+Run \`nightshift <command> --help\` for a command's options.
+`;
+
+export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'analyze':
+        return await analyzeCommand(rest, io);
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        io.stdout.write(help);
+        return command === undefined ? 2 : 0;
+      default:
+        io.stderr.write(`nightshift: unknown command "${command}"\n\n${help}`);
+        return 2;
+    }
+  } catch (error) {
+    const coded = asCodedError(error);
+    const usage =
+      coded.code === ErrorCode.Usage ||
+      (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true;
+    io.stderr.write(`nightshift: ${coded.message}\n`);
+    if (usage && command === 'analyze') io.stderr.write(`\n${analyzeHelp}`);
+    return usage ? 2 : 1;
+  }
+}
