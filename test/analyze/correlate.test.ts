@@ -1,0 +1,180 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { CoreFacts } from '../../src/analyze/core.ts';
+import { buildReport, type DumpRecord, streamReasons } from '../../src/analyze/correlate.ts';
+import type { EvidenceItem } from '../../src/analyze/evidence.ts';
+import type { EvidenceKind } from '../../src/analyze/extract.ts';
+import { ReportSchema } from '../../src/analyze/report-schema.ts';
+
+const STREAM = 'http://radio.example.net/live/stream.mp3';
+const FURNITURE = 'https://docs.python.org/3/library/urllib.html';
+
+function facts(pid: number, overrides: Partial<CoreFacts> = {}): CoreFacts {
+  return {
+    arch: 'x86_64',
+    pid,
+    ppid: 1,
+    uid: 1000,
+    gid: 1000,
+    processName: 'python3',
+    psargs: 'python3 worker.py',
+    argv: ['python3', 'worker.py'],
+    commandLine: 'python3 worker.py',
+    commandLineSource: 'stack',
+    executable: '/usr/bin/python3.11',
+    execfn: '/usr/bin/python3',
+    libraries: [],
+    signal: {
+      number: 6,
+      name: 'SIGABRT',
+      code: 0,
+      codeName: 'SI_USER',
+      senderPid: 4242,
+      senderUid: 1000,
+      faultAddress: null,
+      meaning: 'sent by the master',
+    },
+    threads: 1,
+    threadList: [],
+    environment: [],
+    truncated: false,
+    expectedBytes: 100,
+    segments: 3,
+    notesIncomplete: false,
+    redactions: 0,
+    secrets: [],
+    ...overrides,
+  };
+}
+
+function dump(
+  i: number,
+  evidence: Array<[EvidenceKind, string, number?]>,
+  overrides: Partial<CoreFacts> = {},
+): DumpRecord {
+  const items: EvidenceItem[] = evidence.map(([kind, value, count]) => ({
+    kind,
+    value,
+    count: count ?? 1,
+    encoding: 'ascii',
+  }));
+  return {
+    file: `core.${i}`,
+    entry: null,
+    container: 'raw',
+    fileBytes: 100,
+    sizeBytes: 100,
+    mtime: new Date(Date.UTC(2026, 10, 25, 3, i)),
+    facts: facts(1000 + i, overrides),
+    evidence: { items, redactions: 0, dropped: 0, strings: 10, secrets: [] },
+  };
+}
+
+/** The incident: 8 workers, 6 stuck on the stream, every one holding interpreter furniture. */
+function incident(): DumpRecord[] {
+  return Array.from({ length: 8 }, (_, i) => {
+    const onStream = i < 6;
+    const evidence: Array<[EvidenceKind, string, number?]> = [
+      ['url', FURNITURE, 3],
+      ['env', 'LANG=C.UTF-8'],
+      ['transaction', '/api/feeds/refresh'],
+      ['url', `https://api.example.com/users/${i}`],
+    ];
+    if (onStream) {
+      evidence.push(
+        ['url', STREAM, 2],
+        ['request', 'GET /live/stream.mp3'],
+        ['header', 'content-type: audio/mpeg'],
+      );
+    } else {
+      evidence.push(['url', 'http://feeds.example.org/ok.xml'], ['request', 'GET /ok.xml']);
+    }
+    return dump(i, evidence);
+  });
+}
+
+describe('buildReport', () => {
+  const report = buildReport(incident(), [], new Date('2026-11-25T04:00:00Z'));
+
+  it('produces a document that satisfies the published schema', () => {
+    ReportSchema.parse(report);
+  });
+
+  it('ranks the stream URL first, "in 6 of 8 dumps", and says why', () => {
+    const top = report.correlations[0]!;
+    assert.equal(top.value, STREAM);
+    assert.equal(top.kind, 'url');
+    assert.equal(top.dumps, 6);
+    assert.equal(top.total, 8);
+    assert.equal(top.stream, true);
+    assert.deepEqual(top.files, ['core.0', 'core.1', 'core.2', 'core.3', 'core.4', 'core.5']);
+    assert.match(top.why, /in 6 of 8 dumps/);
+    assert.match(top.why, /\.mp3/);
+    assert.match(top.why, /media Content-Type/);
+    assert.match(top.why, /requested by the process/);
+  });
+
+  it('ranks runtime furniture below the evidence', () => {
+    const furniture = report.correlations.findIndex((c) => c.value === FURNITURE);
+    const transaction = report.correlations.findIndex((c) => c.value === '/api/feeds/refresh');
+    assert.ok(furniture > transaction, 'documentation URL ranks below the transaction');
+    assert.match(report.correlations[furniture]!.why, /furniture/);
+  });
+
+  it('leaves out values seen in one dump only and an environment shared by all', () => {
+    assert.ok(!report.correlations.some((c) => c.value.startsWith('https://api.example.com/users/')));
+    assert.ok(!report.correlations.some((c) => c.kind === 'env'));
+  });
+
+  it('groups dumps into signatures by executable, signal and top evidence, with their time range', () => {
+    assert.deepEqual(
+      report.signatures.map((s) => [s.count, s.signal, s.topEvidence]),
+      [
+        [6, 'SIGABRT', STREAM],
+        [2, 'SIGABRT', 'http://feeds.example.org/ok.xml'],
+      ],
+    );
+    assert.equal(report.signatures[0]!.firstSeen, '2026-11-25T03:00:00.000Z');
+    assert.equal(report.signatures[0]!.lastSeen, '2026-11-25T03:05:00.000Z');
+    assert.equal(report.dumps[7]!.signature, report.signatures[1]!.id);
+  });
+
+  it('raises a critical finding for the stream and names the sender of the signal', () => {
+    assert.equal(report.findings[0]!.severity, 'critical');
+    assert.match(report.findings[0]!.title, /endless stream in 6 of 8 dumps/);
+    assert.ok(report.findings.some((f) => f.title === '8 dumps were killed by pid 4242'));
+    assert.ok(report.nextSteps.some((s) => s.includes(STREAM)));
+  });
+
+  it('hides a secret found by name wherever it appears unnamed, in every dump', () => {
+    const a = dump(1, [['env', 'DB_PASSWORD=[REDACTED]']]);
+    a.evidence.secrets = ['hunter2-s3cret'];
+    const b = dump(2, [['url', 'http://x.example/?q=hunter2-s3cret']], {
+      commandLine: 'worker hunter2-s3cret',
+    });
+    const scrubbed = buildReport([a, b], [], new Date());
+    assert.equal(scrubbed.dumps[1]!.urls[0]!.value, 'http://x.example/?q=[REDACTED]');
+    assert.equal(scrubbed.dumps[1]!.commandLine, 'worker [REDACTED]');
+    assert.equal(scrubbed.dumps[1]!.redactions, 2);
+    assert.ok(!JSON.stringify(scrubbed).includes('hunter2'));
+  });
+
+  it('flags truncated cores', () => {
+    const r = buildReport([dump(1, [], { truncated: true }), dump(2, [])], [], new Date());
+    assert.ok(r.findings.some((f) => f.title === '1 of 2 cores are truncated'));
+  });
+});
+
+describe('streamReasons', () => {
+  it('says why a value looks like an endless stream', () => {
+    assert.deepEqual(streamReasons('url', 'https://cdn.example.com/hls/live/index.m3u8?token=x'), [
+      'its path ends in .m3u8, an audio/playlist format',
+      'its path names a live stream',
+    ]);
+    assert.deepEqual(streamReasons('header', 'icy-br: 128'), ['icy-br is an Icecast/SHOUTcast radio header']);
+    assert.deepEqual(streamReasons('header', 'content-type: video/mp2t'), [
+      'the response was video/mp2t, a media type',
+    ]);
+    assert.deepEqual(streamReasons('url', 'https://api.example.com/v1/feeds?id=42'), []);
+  });
+});
