@@ -10,6 +10,15 @@
  * depend on how the input was chunked.
  */
 
+import {
+  REC_ASCII,
+  REC_ASCII_OPEN,
+  REC_UTF16,
+  WASM_INPUT_CAPACITY,
+  type WasmScanner,
+  wasmScanner,
+} from './wasm/strings-wasm.ts';
+
 export type StringEncoding = 'ascii' | 'utf16le';
 
 /** Minimum length of an ASCII run that is reported; URLs ("http://x") are at least this long. */
@@ -45,16 +54,25 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   return out;
 }
 
-/**
- * The hot loop, kept tiny so it compiles to a few instructions a word: printable ASCII and UTF-16LE
- * ASCII pairs have no high bit set, so on binary data one test rejects fifteen words in sixteen.
- */
 const NO_WORDS = new Int32Array(0);
 
+/**
+ * The hot loop, kept tight so it compiles to a few instructions a word. It returns the next word
+ * that is entirely printable ASCII, or that looks like UTF-16LE ASCII (two printable-or-zero bytes
+ * each followed or preceded by a zero). Printable and UTF-16 words have no high bit set, so on
+ * binary data the first test alone rejects fifteen words in sixteen.
+ */
 function nextCandidate(words: Int32Array, from: number, end: number): number {
   for (let i = from; i < end; i++) {
     const w = words[i]!;
-    if ((w & 0x80808080) === 0 && w !== 0) return i;
+    if ((w & 0x80808080) !== 0) continue;
+    if (((w - 0x20202020) & ~w & 0x80808080) === 0) {
+      // Every byte is 0x20 or more; reject a 0x7f (DEL) byte.
+      const x = w ^ 0x7f7f7f7f;
+      if (((x - 0x01010101) & ~x & 0x80808080) === 0) return i;
+    } else if (w !== 0 && ((w & 0xff00ff00) === 0 || (w & 0x00ff00ff) === 0)) {
+      return i;
+    }
   }
   return end;
 }
@@ -69,8 +87,20 @@ export class StringScanner {
   private pending16At = 0;
   private position = 0;
 
-  constructor(sink: StringSink) {
+  private readonly wasm: WasmScanner | null;
+
+  /**
+   * `engine` picks the hot loop: WebAssembly SIMD when available (the default), or the JavaScript
+   * loop, which the tests also run to show the two agree.
+   */
+  constructor(sink: StringSink, options: { engine?: 'wasm' | 'js' } = {}) {
     this.sink = sink;
+    this.wasm = options.engine === 'js' ? null : wasmScanner();
+  }
+
+  /** Where to read the next chunk to avoid a copy (the WebAssembly input area), if there is one. */
+  get inputArea(): Buffer | undefined {
+    return this.wasm?.input;
   }
 
   /** Absolute offset of the next byte to be pushed. */
@@ -93,13 +123,46 @@ export class StringScanner {
   }
 
   push(chunk: Uint8Array): void {
+    if (this.wasm && chunk.length > WASM_INPUT_CAPACITY) {
+      for (let at = 0; at < chunk.length; at += WASM_INPUT_CAPACITY) {
+        this.push(chunk.subarray(at, at + WASM_INPUT_CAPACITY));
+      }
+      return;
+    }
     const base = this.position;
     this.position += chunk.length;
     // ASCII and UTF-16 runs are tracked apart: each resumes after its own carried-over run.
     const resume = this.continuePending(chunk);
     const resume16 = this.continuePending16(chunk);
     if (resume >= chunk.length && resume16 >= chunk.length) return;
-    this.scanWords(chunk, base, resume, resume16);
+    if (this.wasm) this.scanWasm(this.wasm, chunk, base, resume, resume16);
+    else this.scanWords(chunk, base, resume, resume16);
+  }
+
+  private scanWasm(
+    wasm: WasmScanner,
+    chunk: Uint8Array,
+    base: number,
+    fromAscii: number,
+    from16: number,
+  ): void {
+    const input = wasm.input;
+    if (chunk.buffer !== input.buffer || chunk.byteOffset !== input.byteOffset) input.set(chunk);
+    const records = wasm.scan(chunk.length, fromAscii, from16);
+    for (let r = 0; r < records.length; r += 3) {
+      const kind = records[r]!;
+      const s = records[r + 1]!;
+      const e = records[r + 2]!;
+      if (kind === REC_ASCII) this.sink(input.toString('latin1', s, e), base + s, 'ascii');
+      else if (kind === REC_UTF16) this.emit16(input, s, e, base + s);
+      else if (kind === REC_ASCII_OPEN) {
+        this.pending = new Uint8Array(input.subarray(s, e));
+        this.pendingAt = base + s;
+      } else {
+        this.pending16 = new Uint8Array(input.subarray(s, e));
+        this.pending16At = base + s;
+      }
+    }
   }
 
   /** Emits whatever run is still open: call at the end of the stream. */

@@ -25,13 +25,14 @@ export function scanRange(
   });
   const fd = openSync(file, 'r');
   try {
-    // Allocated outside Buffer's pool so its offset is 0 and the scanner's 32-bit view is aligned.
-    const buffer = Buffer.allocUnsafeSlow(CHUNK);
+    // Read straight into the WebAssembly scanner's input when there is one (no copy); else into a
+    // buffer outside Buffer's pool, so its offset is 0 and the scanner's 32-bit view is aligned.
+    const buffer = scanner.inputArea ?? Buffer.allocUnsafeSlow(CHUNK);
     let position = Math.max(0, start - LOOK_BEHIND);
     scanner.seek(position);
     let counted = start;
     for (;;) {
-      const bytesRead = readSync(fd, buffer, 0, CHUNK, position);
+      const bytesRead = readSync(fd, buffer, 0, Math.min(CHUNK, buffer.length), position);
       if (bytesRead === 0) break;
       scanner.push(buffer.subarray(0, bytesRead));
       position += bytesRead;

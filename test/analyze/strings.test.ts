@@ -44,9 +44,13 @@ function reference(bytes: Uint8Array): Found[] {
   return out.sort((a, b) => a[0] - b[0] || a[1].localeCompare(b[1]));
 }
 
-function scan(bytes: Uint8Array, cuts: number[]): Found[] {
+type Engine = 'wasm' | 'js';
+
+function scan(bytes: Uint8Array, cuts: number[], engine: Engine = 'wasm'): Found[] {
   const out: Found[] = [];
-  const scanner = new StringScanner((text, offset, encoding) => out.push([offset, encoding, text]));
+  const scanner = new StringScanner((text, offset, encoding) => out.push([offset, encoding, text]), {
+    engine,
+  });
   let at = 0;
   for (const cut of [...cuts.filter((c) => c > 0 && c < bytes.length)]
     .sort((a, b) => a - b)
@@ -98,12 +102,36 @@ const memory = fc
   });
 
 describe('StringScanner', () => {
-  it('finds what the obvious definition finds, however the bytes are chunked', () => {
+  it('has the WebAssembly engine here (a missing one would silently fall back to the slower loop)', () => {
+    assert.ok(new StringScanner(() => {}).inputArea, 'strings.wasm did not load');
+  });
+
+  for (const engine of ['wasm', 'js'] as const) {
+    it(`finds what the obvious definition finds, however the bytes are chunked (${engine})`, () => {
+      fc.assert(
+        fc.property(memory, fc.array(fc.nat({ max: 1200 }), { maxLength: 12 }), (bytes, cuts) => {
+          assert.deepEqual(scan(bytes, cuts, engine), reference(bytes));
+        }),
+        { numRuns: 1500 },
+      );
+    });
+  }
+
+  it('agrees with the definition on large random chunks with planted text (wasm and js)', () => {
     fc.assert(
-      fc.property(memory, fc.array(fc.nat({ max: 1200 }), { maxLength: 12 }), (bytes, cuts) => {
-        assert.deepEqual(scan(bytes, cuts), reference(bytes));
-      }),
-      { numRuns: 1500 },
+      fc.property(
+        fc.uint8Array({ minLength: 70_000, maxLength: 140_000 }),
+        memory,
+        fc.nat(),
+        (noise, text, at) => {
+          const bytes = new Uint8Array(noise);
+          bytes.set(text.subarray(0, bytes.length), at % Math.max(1, bytes.length - text.length));
+          const expected = reference(bytes);
+          assert.deepEqual(scan(bytes, [65_536], 'wasm'), expected);
+          assert.deepEqual(scan(bytes, [65_536], 'js'), expected);
+        },
+      ),
+      { numRuns: 30 },
     );
   });
 
