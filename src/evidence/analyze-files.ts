@@ -23,6 +23,8 @@ export interface AnalyzeOptions {
   workers?: number;
   /** Raw cores are scanned in ranges of this many bytes, spread over the workers. Default 64 MiB. */
   rangeBytes?: number;
+  /** Let the main thread scan while the workers start (see ScanPool). Default false. */
+  helpWhileBooting?: boolean;
   /** Called as input bytes are consumed: (bytes done, bytes in all). */
   onProgress?: (done: number, total: number) => void;
   now?: () => Date;
@@ -53,7 +55,7 @@ export async function analyzeFiles(paths: readonly string[], options: AnalyzeOpt
   };
   const rangeBytes = options.rangeBytes ?? DEFAULT_RANGE_BYTES;
   const workers = options.workers ?? (total < INLINE_BYTES ? 0 : Math.max(1, availableParallelism()));
-  const pool = new ScanPool(workers);
+  const pool = new ScanPool(workers, { helpWhileBooting: options.helpWhileBooting ?? false });
   const fail = (file: string, error: unknown) => {
     const coded = asCodedError(error);
     errors.push({ file, entry: null, code: coded.code, message: coded.message });

@@ -4,29 +4,43 @@ import { runTask, type ScanTask, type TaskResult, type WorkerMessage } from './t
 
 /**
  * A small pool of worker threads for scan tasks, so several dumps (and several ranges of one big
- * dump) are analysed on all cores while the main thread stays free (for the progress bar here, for
- * Slack's 3-second acks in the bot). With size 0 tasks run inline, one at a time.
+ * dump) are analysed on all cores. With size 0 tasks run inline, one at a time.
+ *
+ * `helpWhileBooting`: a worker needs ~0.1 s to load its modules; meanwhile the main thread, idle
+ * otherwise, scans range tasks itself (a 64 MiB range blocks it for ~30 ms). The CLI turns this on;
+ * the bot keeps it off, since its event loop must answer Slack within 3 seconds.
  */
+
+interface Job {
+  task: ScanTask;
+  resolve: (result: TaskResult) => void;
+  reject: (error: Error) => void;
+  onProgress: (bytes: number) => void;
+}
+
+export interface ScanPoolOptions {
+  helpWhileBooting?: boolean;
+}
+
 export class ScanPool {
   private readonly size: number;
-  private readonly idle: Worker[] = [];
+  private readonly helpWhileBooting: boolean;
+  private readonly ready: Worker[] = [];
   private readonly all: Worker[] = [];
-  private readonly queue: Array<{
-    task: ScanTask;
-    resolve: (r: TaskResult) => void;
-    reject: (e: Error) => void;
-    onProgress: (bytes: number) => void;
-  }> = [];
-  private readonly running = new Map<Worker, (typeof this.queue)[number]>();
+  private readonly queue: Job[] = [];
+  private readonly running = new Map<Worker, Job>();
+  private helping = false;
 
-  constructor(size: number) {
+  constructor(size: number, options: ScanPoolOptions = {}) {
     this.size = size;
+    this.helpWhileBooting = options.helpWhileBooting ?? false;
   }
 
   run(task: ScanTask, onProgress: (bytes: number) => void = () => {}): Promise<TaskResult> {
     if (this.size === 0) return runTask(task, onProgress);
     return new Promise((resolve, reject) => {
       this.queue.push({ task, resolve, reject, onProgress });
+      while (this.all.length < Math.min(this.size, this.queue.length + this.running.size)) this.spawn();
       this.pump();
     });
   }
@@ -34,28 +48,54 @@ export class ScanPool {
   async close(): Promise<void> {
     await Promise.all(this.all.map((w) => w.terminate()));
     this.all.length = 0;
-    this.idle.length = 0;
+    this.ready.length = 0;
   }
 
   private pump(): void {
-    while (this.queue.length > 0) {
-      const worker = this.idle.pop() ?? (this.all.length < this.size ? this.spawn() : undefined);
-      if (!worker) return;
+    while (this.queue.length > 0 && this.ready.length > 0) {
+      const worker = this.ready.pop()!;
       const job = this.queue.shift()!;
       this.running.set(worker, job);
       worker.postMessage(job.task);
     }
+    const booting = this.all.length - this.ready.length - this.running.size;
+    if (
+      this.helpWhileBooting &&
+      booting > 0 &&
+      !this.helping &&
+      this.queue.some((j) => j.task.kind === 'range')
+    ) {
+      this.helping = true;
+      setImmediate(() => this.helpOnce());
+    }
   }
 
-  private spawn(): Worker {
+  private helpOnce(): void {
+    this.helping = false;
+    const index = this.queue.findIndex((j) => j.task.kind === 'range');
+    if (index < 0) return;
+    const [job] = this.queue.splice(index, 1);
+    runTask(job!.task, job!.onProgress).then(job!.resolve, job!.reject);
+    this.pump();
+  }
+
+  private spawn(): void {
     const worker = new Worker(new URL('./scan-worker.ts', import.meta.url));
     this.all.push(worker);
     worker.on('message', (message: WorkerMessage) => {
+      if (message.type === 'ready') {
+        this.ready.push(worker);
+        this.pump();
+        return;
+      }
       const job = this.running.get(worker);
       if (!job || job.task.id !== message.id) return;
-      if (message.type === 'progress') return job.onProgress(message.bytes);
+      if (message.type === 'progress') {
+        job.onProgress(message.bytes);
+        return;
+      }
       this.running.delete(worker);
-      this.idle.push(worker);
+      this.ready.push(worker);
       if (message.type === 'done') job.resolve(message.result);
       else job.reject(new CodedError(message.error.code as ErrorCode, message.error.message));
       this.pump();
@@ -64,9 +104,11 @@ export class ScanPool {
       const job = this.running.get(worker);
       this.running.delete(worker);
       this.all.splice(this.all.indexOf(worker), 1);
+      const at = this.ready.indexOf(worker);
+      if (at >= 0) this.ready.splice(at, 1);
       job?.reject(error);
+      if (this.all.length === 0) for (const waiting of this.queue.splice(0)) waiting.reject(error);
       this.pump();
     });
-    return worker;
   }
 }

@@ -6,8 +6,9 @@ import { runTask, type ScanTask, type WorkerMessage } from './tasks.ts';
 const port = parentPort;
 if (!port) throw new Error('scan-worker.ts must run as a worker thread');
 
+const post = (message: WorkerMessage) => port.postMessage(message);
+
 port.on('message', async (task: ScanTask) => {
-  const post = (message: WorkerMessage) => port.postMessage(message);
   try {
     const result = await runTask(task, (bytes) => post({ type: 'progress', id: task.id, bytes }));
     post({ type: 'done', id: task.id, result });
@@ -16,3 +17,6 @@ port.on('message', async (task: ScanTask) => {
     post({ type: 'failed', id: task.id, error: { code: coded.code, message: coded.message } });
   }
 });
+
+// Modules are loaded once this line runs: the pool may send work now.
+post({ type: 'ready' });

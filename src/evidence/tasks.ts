@@ -1,5 +1,5 @@
 import type { EvidenceSnapshot } from '../analyze/evidence.ts';
-import { readDumpStream, type StreamResult } from './read-stream.ts';
+import type { StreamResult } from './read-stream.ts';
 import { scanRange } from './scan-range.ts';
 
 /** Work that runs on a worker thread (or inline): a range of a raw core, or a whole compressed/tar file. */
@@ -10,6 +10,7 @@ export type ScanTask =
 export type TaskResult = EvidenceSnapshot | StreamResult;
 
 export type WorkerMessage =
+  | { type: 'ready' }
   | { type: 'progress'; id: number; bytes: number }
   | { type: 'done'; id: number; result: TaskResult }
   | { type: 'failed'; id: number; error: { code: string; message: string } };
@@ -17,6 +18,8 @@ export type WorkerMessage =
 /** Runs a task; `onProgress` receives bytes of input consumed since the last call. */
 export async function runTask(task: ScanTask, onProgress: (bytes: number) => void): Promise<TaskResult> {
   if (task.kind === 'range') return scanRange(task.file, task.start, task.end, onProgress);
+  // Loaded on first use: a worker that only scans ranges starts faster without zlib and tar.
+  const { readDumpStream } = await import('./read-stream.ts');
   let last = 0;
   return readDumpStream(task.file, (total) => {
     onProgress(total - last);

@@ -21,37 +21,19 @@
 
 static inline int printable(uint8_t c) { return c >= 0x20 && c < 0x7f; }
 
-/* Bit k set when byte k of the 16 at `at` is printable; bytes at or past len count as not. */
-static inline uint32_t printable_bits(const uint8_t *in, uint32_t len, uint32_t at) {
+/*
+ * One load, two masks: bits 0-15 printable bytes, bits 16-31 NUL bytes, of the 16 at `at`; bytes
+ * at or past len count as neither.
+ */
+static inline uint32_t classify(const uint8_t *in, uint32_t len, uint32_t at) {
   v128_t v = wasm_v128_load(in + at);
   v128_t p = wasm_v128_and(wasm_i8x16_gt(v, wasm_i8x16_splat(0x1f)), wasm_i8x16_lt(v, wasm_i8x16_splat(0x7f)));
-  uint32_t bits = wasm_i8x16_bitmask(p);
-  if (at + 16 > len) bits &= len > at ? (1u << (len - at)) - 1 : 0;
+  uint32_t bits = wasm_i8x16_bitmask(p) | (wasm_i8x16_bitmask(wasm_i8x16_eq(v, wasm_i8x16_splat(0))) << 16);
+  if (at + 16 > len) {
+    uint32_t keep = len > at ? (1u << (len - at)) - 1 : 0;
+    bits &= keep | (keep << 16);
+  }
   return bits;
-}
-
-/*
- * Most all-printable words in binary data are lone: the run around them is shorter than
- * MIN_ASCII. Measure the run with the printable bits of the 16-byte blocks before, at and after
- * the word, and send only possible runs on to the exact byte loop. Answers 1 (go on) whenever
- * the run may reach past those 48 bytes.
- */
-static inline int long_enough(const uint8_t *in, uint32_t len, uint32_t block, uint32_t at, uint32_t resume) {
-  uint64_t m = (uint64_t)printable_bits(in, len, block) << 16;
-  if (block >= 16) m |= printable_bits(in, len, block - 16);
-  m |= (uint64_t)printable_bits(in, len, block + 16) << 32;
-  uint32_t b = 16 + (at - block);                /* bit of the word's first byte */
-  uint64_t after = ~m >> (b + 4);                /* zero bits after the word */
-  if (after == 0 || b + 4 + __builtin_ctzll(after) >= 48) return 1;
-  uint32_t end = b + 4 + __builtin_ctzll(after);
-  uint64_t before = ~m << (64 - b);              /* zero bits before the word, at the top */
-  if (before == 0) return 1;
-  uint32_t start = b - __builtin_clzll(before);
-  if (start == 0) return 1;
-  /* Positions before `resume` are not this run's (JavaScript clamps the same way). */
-  uint32_t first = block + start - 16;
-  if (first < resume) first = resume;
-  return (block + end - 16) - first >= MIN_ASCII;
 }
 
 static uint32_t *out;
@@ -81,21 +63,46 @@ uint32_t scan(const uint8_t *in, uint32_t len, uint32_t from_ascii, uint32_t fro
   const v128_t ones = wasm_i32x4_splat(-1);
   uint32_t first = (from + 3) & ~3u; /* first aligned word at or after from */
   uint32_t block = first & ~15u;
+  /*
+   * A sliding window of printable and zero bits over the blocks before, at and after the current
+   * one. Cheap scalar arithmetic on it tells whether a long enough run (ASCII or UTF-16) overlaps
+   * the block at all; on binary data it almost never does, and the block costs one load.
+   */
+  uint64_t pw = 0, zw = 0;
+  int fresh = 1;
   for (; block < len && !(carried || carried16); block += 16) {
+    if (fresh) {
+      uint32_t before = block >= 16 ? classify(in, len, block - 16) : 0, here = classify(in, len, block);
+      pw = (before & 0xffff) | (uint64_t)(here & 0xffff) << 16;
+      zw = (before >> 16) | (uint64_t)(here >> 16) << 16;
+      fresh = 0;
+    } else {
+      pw >>= 16;
+      zw >>= 16;
+    }
+    uint32_t next = classify(in, len, block + 16);
+    pw |= (uint64_t)(next & 0xffff) << 32;
+    zw |= (uint64_t)(next >> 16) << 32;
+    uint64_t r = pw & (pw >> 1);
+    r &= r >> 2;
+    r &= r >> 4; /* bit k: bytes k..k+7 printable */
+    uint64_t q = pw & (zw >> 1); /* bit k: a printable byte followed by NUL */
+    uint64_t s2 = q & (q >> 2);
+    uint64_t s6 = s2 & (s2 >> 4) & (s2 >> 8); /* bit k: six such pairs from k */
+    if (((r >> 9) & 0x7fffffu) == 0 && ((s6 >> 5) & 0x7ffffffu) == 0) continue;
+    uint32_t at_block = block;
     v128_t v = wasm_v128_load(in + block);
     v128_t p = wasm_v128_and(wasm_i8x16_gt(v, lo), wasm_i8x16_lt(v, hi)); /* signed: >= 0x80 fails */
     v128_t z = wasm_i8x16_eq(v, zero);
     v128_t a = wasm_i32x4_eq(p, ones);
     v128_t u1 = wasm_i32x4_eq(wasm_v128_or(wasm_v128_and(p, even), wasm_v128_and(z, odd)), ones);
     v128_t u2 = wasm_i32x4_eq(wasm_v128_or(wasm_v128_and(z, even), wasm_v128_and(p, odd)), ones);
-    if (!wasm_v128_any_true(wasm_v128_or(a, wasm_v128_or(u1, u2)))) continue;
     uint32_t am = wasm_i32x4_bitmask(a), m1 = wasm_i32x4_bitmask(u1), m2 = wasm_i32x4_bitmask(u2);
     for (uint32_t lane = 0; lane < 4; lane++) {
       uint32_t at = block + lane * 4;
       if (at < first || at + 4 > len) continue;
       if (am & (1u << lane)) {
         if (at < resume) continue;
-        if (!long_enough(in, len, block, at, resume)) continue;
         uint32_t s = at, e = at + 4;
         while (s > resume && printable(in[s - 1])) s--;
         while (e < len && printable(in[e])) e++;
@@ -106,7 +113,6 @@ uint32_t scan(const uint8_t *in, uint32_t len, uint32_t from_ascii, uint32_t fro
         }
         if (e - s >= MIN_ASCII) emit(REC_ASCII, s, e);
         resume = e + 1;
-        /* Words up to e hold no other ASCII run; skip the lanes before it in this block. */
         /* Go on with the word holding e + 1, as the JavaScript loop does. */
         if (((e + 1) & ~3u) > first) first = (e + 1) & ~3u;
         if (e + 1 >= block + 16) {
@@ -136,6 +142,7 @@ uint32_t scan(const uint8_t *in, uint32_t len, uint32_t from_ascii, uint32_t fro
         break;
       }
     }
+    if (block != at_block) fresh = 1; /* jumped ahead: rebuild the window */
   }
   /* Runs too short to hold an aligned word may still continue in the next chunk. */
   if (!carried) {
