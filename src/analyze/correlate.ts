@@ -45,7 +45,7 @@ const KIND_WEIGHT: Record<EvidenceKind, number> = {
 
 /** Hosts whose URLs sit in every interpreter's or library's memory: docs, licences, XML namespaces. */
 const FURNITURE_HOST =
-  /(^|\.)(python\.org|w3\.org|gnu\.org|openssl\.org|apache\.org|mozilla\.org|json-schema\.org|xmlsoap\.org|purl\.org|ietf\.org|opensource\.org|xml\.org|microsoft\.com|unicode\.org|sourceware\.org|kernel\.org|github\.com|readthedocs\.io|pypi\.org|bugs\.python\.org)$/i;
+  /(^|\.)(python\.org|w3\.org|gnu\.org|openssl\.org|apache\.org|mozilla\.org|json-schema\.org|xmlsoap\.org|purl\.org|ietf\.org|opensource\.org|xml\.org|microsoft\.com|unicode\.org|sourceware\.org|kernel\.org|github\.com|readthedocs\.io|pypi\.org|wikipedia\.org|iana\.org|json\.org|rfc-editor\.org|sourceforge\.net|gitlab\.com|nodejs\.org|mozilla\.net|oracle\.com|sqlite\.org|zlib\.net)$/i;
 
 const STREAM_EXTENSION = /\.(mp3|aac|m3u8?|pls|ogg|opus|flac|wav|ts|m4a)(?:[?#;]|$)/i;
 const STREAM_PATH = /\/(stream|streams|live|listen|radio|icecast|shoutcast)(?:[/?#._-]|$)/i;
@@ -127,6 +127,22 @@ export function correlate(records: readonly DumpRecord[]): Correlation[] {
       group.occurrences += item.count;
     }
   });
+  // Dumps per executable: a URL in every dump of an interpreter is likely part of the interpreter.
+  const byExecutable = new Map<string, Set<number>>();
+  records.forEach((r, i) => {
+    const key = r.facts.executable ?? r.facts.processName ?? '?';
+    const set = byExecutable.get(key) ?? new Set<number>();
+    set.add(i);
+    byExecutable.set(key, set);
+  });
+  const executableOf = (d: number) => records[d]!.facts.executable ?? records[d]!.facts.processName ?? '?';
+  const inEveryDumpOfItsExecutables = (dumps: Set<number>): boolean => {
+    const executables = new Set([...dumps].map(executableOf));
+    return [...executables].every((e) => {
+      const members = byExecutable.get(e)!;
+      return members.size >= 3 && [...members].every((d) => dumps.has(d));
+    });
+  };
   // Stream headers seen per dump, to tie a URL to the media type its response had.
   const streamHeaderDumps = new Set<number>();
   const requestedPaths = new Set<string>();
@@ -147,23 +163,31 @@ export function correlate(records: readonly DumpRecord[]): Correlation[] {
     const why: string[] = [`in ${n} of ${total} dump${total === 1 ? '' : 's'}`];
     let score = KIND_WEIGHT[g.kind] * (0.5 + n / total);
     const reasons = streamReasons(g.kind, g.value);
-    if (g.kind === 'url' || g.kind === 'request') {
-      const withStreamHeaders = [...g.dumps].filter((d) => streamHeaderDumps.has(d)).length;
-      if (withStreamHeaders > 0 && withStreamHeaders >= n / 2) {
-        reasons.push(`a media Content-Type or icy-* header is in ${withStreamHeaders} of the same dumps`);
+    // A URL seen only in dumps that also hold a media response header was probably that response's.
+    // Only where its own shape already hints at a stream or the process requested it: an
+    // interpreter's documentation URLs sit in those same dumps too.
+    const requested =
+      g.kind === 'url' && requestedPaths.has(hostAndPath(g.value)?.path.split('?')[0] ?? '\u0000');
+    if ((g.kind === 'url' || g.kind === 'request') && (reasons.length > 0 || requested)) {
+      const all = [...g.dumps];
+      if (all.every((d) => streamHeaderDumps.has(d))) {
+        reasons.push(`every dump holding it also holds a media Content-Type or icy-* header (${n})`);
       }
     }
-    if (g.kind === 'url') {
-      const path = hostAndPath(g.value)?.path.split('?')[0];
-      if (path && path !== '/' && requestedPaths.has(path)) {
-        score *= 1.3;
-        why.push('requested by the process (an HTTP request line names its path)');
-      }
+    if (requested && hostAndPath(g.value)?.path !== '/') {
+      score *= 1.3;
+      why.push('requested by the process (an HTTP request line names its path)');
     }
     if (reasons.length > 0) {
       score *= 1.6;
       why.push(`likely an endless stream: ${reasons.join('; ')}`);
     }
+    // Requests, transactions and exceptions are what a worker was doing, not what its interpreter holds.
+    const everyOfItsKind =
+      g.kind !== 'request' &&
+      g.kind !== 'transaction' &&
+      g.kind !== 'exception' &&
+      inEveryDumpOfItsExecutables(g.dumps);
     if (isFurniture(g.kind, g.value)) {
       score *= 0.3;
       why.push(
@@ -172,6 +196,9 @@ export function correlate(records: readonly DumpRecord[]): Correlation[] {
     } else if (total >= 3 && n === total) {
       score *= 0.75;
       why.push('present in every dump, so it may be runtime furniture');
+    } else if (everyOfItsKind) {
+      score *= 0.6;
+      why.push('in every dump of the same executable, so it may be runtime furniture');
     }
     scored.push({
       value: g.value,
@@ -195,24 +222,39 @@ export function correlate(records: readonly DumpRecord[]): Correlation[] {
   return scored.slice(0, MAX_CORRELATIONS);
 }
 
+/**
+ * A dump's own most frequent request, exception or URL, when no shared value describes it; values
+ * that only come from its environment (a DSN in SENTRY_DSN) say nothing about what it was doing.
+ */
+function ownTopEvidence(r: DumpRecord): { value: string } | undefined {
+  const fromEnvironment = (value: string) => r.facts.environment.some((e) => e.includes(value));
+  const rank = (kind: EvidenceKind) => (kind === 'request' ? 0 : kind === 'exception' ? 1 : 2);
+  return r.evidence.items
+    .filter(
+      (i) =>
+        i.kind === 'request' || i.kind === 'exception' || (i.kind === 'url' && !isFurniture(i.kind, i.value)),
+    )
+    .filter((i) => !fromEnvironment(i.value))
+    .sort((a, b) => rank(a.kind) - rank(b.kind) || b.count - a.count || a.value.localeCompare(b.value))[0];
+}
+
 function signatures(
   records: readonly DumpRecord[],
   correlations: readonly Correlation[],
 ): Map<number, Signature> {
-  // A signature names what the dumps were doing: a request target or an exception when there is one.
-  const telling = correlations.filter(
-    (c) => c.kind === 'url' || c.kind === 'request' || c.kind === 'exception',
+  // A signature names what its dumps were doing: a request target or an exception when there is one,
+  // and one that sets them apart (a value in every dump of the set distinguishes nothing).
+  const total = records.length;
+  const usable = correlations.filter(
+    (c) =>
+      c.kind !== 'env' && c.kind !== 'release' && c.kind !== 'environment' && (total < 2 || c.dumps < total),
   );
-  const ranked = [
-    ...telling,
-    ...correlations.filter(
-      (c) => !telling.includes(c) && c.kind !== 'env' && c.kind !== 'release' && c.kind !== 'environment',
-    ),
-  ];
+  const telling = usable.filter((c) => c.kind === 'url' || c.kind === 'request' || c.kind === 'exception');
+  const ranked = [...telling, ...usable.filter((c) => !telling.includes(c))];
   const byKey = new Map<string, { sig: Signature; members: number[] }>();
   records.forEach((r, index) => {
     const name = label(r);
-    const top = ranked.find((c) => c.files.includes(name));
+    const top = ranked.find((c) => c.files.includes(name)) ?? ownTopEvidence(r);
     const executable = r.facts.executable ?? r.facts.processName;
     const signal = r.facts.signal?.name ?? null;
     const key = JSON.stringify([executable, signal, top?.value ?? null]);
@@ -268,23 +310,23 @@ function findingsFor(
       'Give the fetcher a read timeout and a maximum response size, and check Content-Type before reading the body.',
     );
   }
-  const signals = new Map<string, number>();
+  // Grouped by signal and by who sent it: a worker killed by its master and a process that
+  // aborted itself mean different things even with the same signal.
+  const signals = new Map<string, { count: number; meaning: string }>();
   const senders = new Map<number, number>();
   for (const r of records) {
     const s = r.facts.signal;
     if (!s) continue;
-    signals.set(s.name, (signals.get(s.name) ?? 0) + 1);
-    if (s.senderPid !== null && s.senderPid > 0 && s.senderPid !== r.facts.pid) {
-      senders.set(s.senderPid, (senders.get(s.senderPid) ?? 0) + 1);
-    }
+    const fromOther = s.senderPid !== null && s.senderPid > 0 && s.senderPid !== r.facts.pid;
+    const bySelf = !fromOther && (s.code === -6 || (s.senderPid !== null && s.senderPid === r.facts.pid));
+    const key = `${s.name}${fromOther ? ', sent by another process' : bySelf ? ', raised by the process itself' : ''}`;
+    const entry = signals.get(key) ?? { count: 0, meaning: s.meaning };
+    entry.count++;
+    signals.set(key, entry);
+    if (fromOther) senders.set(s.senderPid!, (senders.get(s.senderPid!) ?? 0) + 1);
   }
-  for (const [name, count] of signals) {
-    const sample = records.find((r) => r.facts.signal?.name === name)!.facts.signal!;
-    findings.push({
-      severity: 'info',
-      title: `${count} of ${total} dumps died of ${name}`,
-      detail: sample.meaning,
-    });
+  for (const [key, { count, meaning }] of signals) {
+    findings.push({ severity: 'info', title: `${count} of ${total} dumps died of ${key}`, detail: meaning });
   }
   for (const [pid, count] of senders) {
     findings.push({
@@ -294,7 +336,7 @@ function findingsFor(
     });
     next.push(`Check pid ${pid}'s logs (the supervisor) for worker timeouts around the time of the dumps.`);
   }
-  if (signals.has('SIGSEGV') || signals.has('SIGBUS')) {
+  if ([...signals.keys()].some((k) => k.startsWith('SIGSEGV') || k.startsWith('SIGBUS'))) {
     next.push('Open a crashing core in gdb for a backtrace: gdb <executable> <core> -ex bt');
   }
   const truncated = records.filter((r) => r.facts.truncated);

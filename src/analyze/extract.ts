@@ -41,9 +41,11 @@ const REQUEST_LINE =
   /\b(GET|POST|PUT|DELETE|HEAD|PATCH|OPTIONS|CONNECT) ((?:\/|https?:\/\/)[!-~]{0,2047}) HTTP\/\d(?:\.\d)?/g;
 const HEADER =
   /(?:^|[^A-Za-z0-9-])(content-type|icy-[a-z0-9-]{2,30})(["']?\s*[:=,]\s*["']?)([^"'\r\n;,}]{1,200})/gi;
+const MEDIA_TYPE = /^[A-Za-z0-9][\w.+-]*\/[A-Za-z0-9][\w.+-]*$/;
 const FRAME = /File "([^"]{1,400})", line (\d{1,7}), in ([\w<>.]{1,200})/g;
+/** An exception line with its message: bare class names are furniture in every interpreter. */
 const EXCEPTION =
-  /^((?:[A-Za-z_]\w*\.)*[A-Z]\w*(?:Error|Exception|Exit|Interrupt|Timeout|Warning))(?:: (.{1,300}))?$/;
+  /^((?:[A-Za-z_]\w*\.)*[A-Z]\w*(?:Error|Exception|Exit|Interrupt|Timeout|Warning)): (.{1,300})$/;
 const SENTRY_FIELD = /["'](transaction|release|environment)["']\s*:\s*["']([^"'\\]{1,200})["']/g;
 const FUNCTION_FIELD = /["']function["']\s*:\s*["']([^"'\\]{1,200})["']/g;
 /** Upper-case keywords only: what ORMs and drivers send; lower-case prose says "select ... from" too. */
@@ -73,7 +75,13 @@ export function extractEvidence(text: string, _encoding: StringEncoding, emit: E
     each(REQUEST_LINE, text, (m) => emit('request', clip(`${m[1]} ${m[2]}`)));
   }
   if (text.includes('ontent-') || text.includes('ONTENT-') || text.includes('icy-')) {
-    each(HEADER, text, (m) => emit('header', clip(`${m[1]!.toLowerCase()}: ${m[3]!.trim()}`)));
+    each(HEADER, text, (m) => {
+      const name = m[1]!.toLowerCase();
+      const value = m[3]!.trim();
+      // A Content-Type is type/subtype; anything else after the name is prose or a format string.
+      if (name === 'content-type' && !MEDIA_TYPE.test(value)) return;
+      emit('header', clip(`${name}: ${value}`));
+    });
   }
   if (text.includes('Traceback (most recent call last)'))
     emit('traceback', 'Traceback (most recent call last)');
@@ -89,7 +97,7 @@ export function extractEvidence(text: string, _encoding: StringEncoding, emit: E
       text.includes('Interrupt')
     ) {
       const m = EXCEPTION.exec(text);
-      if (m) emit('exception', clip(m[2] ? `${m[1]}: ${m[2]}` : m[1]!));
+      if (m) emit('exception', clip(`${m[1]}: ${m[2]}`));
     }
     if (text.includes('=')) {
       const m = ENV.exec(text);
