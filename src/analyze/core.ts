@@ -82,6 +82,22 @@ export interface CoreParts {
 
 const hex = (v: bigint) => `0x${v.toString(16)}`;
 
+/**
+ * The note segments' bytes to keep: at most MAX_NOTES_BYTES in all, however many note segments a
+ * (malformed) header declares and however large it says they are.
+ */
+export function noteWindows(segments: readonly ProgramHeader[]): Array<{ offset: number; length: number }> {
+  let budget = MAX_NOTES_BYTES;
+  const windows: Array<{ offset: number; length: number }> = [];
+  for (const s of segments) {
+    if (s.type !== PT_NOTE || s.filesz === 0 || budget === 0) continue;
+    const length = Math.min(s.filesz, budget);
+    budget -= length;
+    windows.push({ offset: s.offset, length });
+  }
+  return windows;
+}
+
 /** The load segment holding `address`, if its bytes are in the file. */
 export function segmentHolding(
   segments: readonly ProgramHeader[],
@@ -149,23 +165,27 @@ export function interpretCore(parts: CoreParts): CoreFacts {
   const executable = executableOf(notes) ?? null;
   const si = notes.signal;
   const mainThread = notes.threads[0];
-  const signo = si?.signo ?? mainThread?.signal;
+  // A core of a live process (gdb's gcore) has no current signal; its NT_SIGINFO is the SIGSTOP of
+  // gdb attaching, which says nothing about the process.
+  const snapshot = mainThread !== undefined && mainThread.signal === 0;
+  const signo = snapshot ? 0 : (si?.signo ?? mainThread?.signal);
   const pid = notes.process?.pid ?? mainThread?.pid ?? null;
   let signal: SignalFacts | null = null;
   if (signo !== undefined) {
+    const info = snapshot ? undefined : si;
     signal = {
       number: signo,
       name: signalName(signo),
-      code: si ? si.code : null,
-      codeName: si ? signalCodeName(signo, si.code) : null,
-      senderPid: si?.senderPid ?? null,
-      senderUid: si?.senderUid ?? null,
-      faultAddress: si?.faultAddress !== undefined ? hex(si.faultAddress) : null,
+      code: info ? info.code : null,
+      codeName: info ? signalCodeName(signo, info.code) : null,
+      senderPid: info?.senderPid ?? null,
+      senderUid: info?.senderUid ?? null,
+      faultAddress: info?.faultAddress !== undefined ? hex(info.faultAddress) : null,
       meaning: explainSignal({
         signo,
-        ...(si ? { code: si.code } : {}),
-        ...(si?.senderPid !== undefined ? { senderPid: si.senderPid } : {}),
-        ...(si?.faultAddress !== undefined ? { faultAddress: si.faultAddress } : {}),
+        ...(info ? { code: info.code } : {}),
+        ...(info?.senderPid !== undefined ? { senderPid: info.senderPid } : {}),
+        ...(info?.faultAddress !== undefined ? { faultAddress: info.faultAddress } : {}),
         ...(pid !== null ? { pid } : {}),
       }),
     };
@@ -253,14 +273,8 @@ export class CoreStreamReader {
     if (this.headLength < end) return false;
     const head = Buffer.concat(this.head);
     this.segments = parseProgramHeaders(head.subarray(this.header.phoff, end), this.header);
-    for (const s of this.segments) {
-      if (s.type === PT_NOTE && s.filesz > 0) {
-        this.notes.push({
-          offset: s.offset,
-          bytes: new Uint8Array(Math.min(s.filesz, MAX_NOTES_BYTES)),
-          filled: 0,
-        });
-      }
+    for (const note of noteWindows(this.segments)) {
+      this.notes.push({ offset: note.offset, bytes: new Uint8Array(note.length), filled: 0 });
     }
     return true;
   }

@@ -1,7 +1,7 @@
 import type { Container } from './container.ts';
 import type { CoreFacts } from './core.ts';
 import type { EvidenceItem, EvidenceSnapshot } from './evidence.ts';
-import type { EvidenceKind } from './extract.ts';
+import { EVIDENCE_KINDS, type EvidenceKind } from './extract.ts';
 import { KnownSecrets } from './redact.ts';
 import type { AnalysisError, Correlation, Dump, Finding, Report, Signature } from './report-schema.ts';
 
@@ -91,14 +91,9 @@ function label(d: { file: string; entry: string | null }): string {
 }
 
 function topEvidence(items: readonly EvidenceItem[]): EvidenceItem[] {
-  const byKind = new Map<EvidenceKind, EvidenceItem[]>();
-  for (const item of items) {
-    const list = byKind.get(item.kind) ?? [];
-    list.push(item);
-    byKind.set(item.kind, list);
-  }
   const out: EvidenceItem[] = [];
-  for (const list of byKind.values()) {
+  for (const kind of EVIDENCE_KINDS) {
+    const list = items.filter((i) => i.kind === kind);
     list.sort((a, b) => b.count - a.count || a.value.localeCompare(b.value));
     out.push(...list.slice(0, EVIDENCE_PER_KIND));
   }

@@ -3,7 +3,7 @@ import {
   type CoreFacts,
   type CoreParts,
   interpretCore,
-  MAX_NOTES_BYTES,
+  noteWindows,
   segmentHolding,
   stackWindow,
 } from '../analyze/core.ts';
@@ -11,7 +11,6 @@ import {
   ELF_HEADER_SIZE,
   PROGRAM_HEADER_SIZE,
   PT_LOAD,
-  PT_NOTE,
   parseElfHeader,
   parseProgramHeaders,
 } from '../analyze/elf.ts';
@@ -57,10 +56,8 @@ export async function readRawStructure(file: string): Promise<RawStructure> {
     }
     const segments = parseProgramHeaders(phBytes, header);
     const notes: Uint8Array[] = [];
-    for (const s of segments) {
-      if (s.type === PT_NOTE && s.filesz > 0)
-        notes.push(await readAt(handle, s.offset, Math.min(s.filesz, MAX_NOTES_BYTES)));
-    }
+    for (const window of noteWindows(segments))
+      notes.push(await readAt(handle, window.offset, window.length));
     const parts: CoreParts = { header, segments, notes, size };
     const execfn = notes
       .map((n) => parseNotes(n, header.arch).auxv.get(AT_EXECFN))

@@ -470,6 +470,8 @@ export async function wrapManyAsDockerCp(
       ? { path: core, name: basename(core) }
       : { path: core.path, name: core.name ?? basename(core.path) },
   );
+  const duplicate = entries.find((e, i) => entries.findIndex((f) => f.name === e.name) !== i);
+  if (duplicate) throw new Error(`wrapManyAsDockerCp: two entries named ${duplicate.name}; give them names`);
   const stage = await mkdtemp(join(dirname(resolve(outPath)), '.docker-cp-'));
   try {
     const top = opts.dir === undefined ? stage : join(stage, opts.dir);
@@ -477,7 +479,11 @@ export async function wrapManyAsDockerCp(
       const staged = join(top, entry.name);
       await mkdir(dirname(staged), { recursive: true });
       // A hard link costs nothing even for a multi-GiB core; copy across filesystems.
-      await link(entry.path, staged).catch(() => copyFile(entry.path, staged));
+      // (Only across filesystems: copying over an existing link would overwrite the original.)
+      await link(entry.path, staged).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'EXDEV') throw error;
+        return copyFile(entry.path, staged);
+      });
     }
     const names = opts.dir === undefined ? entries.map((entry) => entry.name) : [opts.dir];
     const tarArgs = [
