@@ -1,0 +1,347 @@
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { gzipSync } from 'node:zlib';
+import { URL_PATTERN } from '../../src/analyze/extract.ts';
+import { redact } from '../../src/analyze/redact.ts';
+import { type Dump, ReportSchema } from '../../src/analyze/report-schema.ts';
+import { analyzeFiles } from '../../src/evidence/analyze-files.ts';
+import {
+  type CCore,
+  FAKE_SECRETS,
+  makeCCore,
+  makePythonIncident,
+  PROFILE_PAYLOAD,
+  type PythonIncident,
+  REQUEST_LINE,
+  STREAM_HEADERS,
+  truncateCopy,
+  wrapAsDockerCp,
+  wrapManyAsDockerCp,
+} from '../helpers/cores.ts';
+import { gdbFacts, grepUrls, readelfNoteFiles } from '../helpers/reference-tools.ts';
+
+/** grep's spelling of the analyzer's URL pattern (src/analyze/extract.ts URL_PATTERN). */
+const URL_ERE = 'https?://[][A-Za-z0-9._~:/?#@!$&()*+,;=%-]+';
+
+const hex = (v: bigint) => `0x${v.toString(16)}`;
+
+async function analyzeOne(
+  path: string,
+  options: Parameters<typeof analyzeFiles>[1] = { workers: 0 },
+): Promise<Dump> {
+  const report = await analyzeFiles([path], options);
+  assert.deepEqual(report.errors, []);
+  assert.equal(report.dumps.length, 1);
+  return report.dumps[0]!;
+}
+
+function httpUrls(d: Dump): Map<string, number> {
+  return new Map(d.urls.filter((u) => /^https?:\/\//.test(u.value)).map((u) => [u.value, u.count]));
+}
+
+describe('C programs that crash (kernel cores, checked against gdb and readelf)', () => {
+  let dir: string;
+  let abort: CCore;
+  let segv: CCore;
+  let threads: CCore;
+  const longArgs = [
+    '--queue',
+    'feeds-refresh',
+    '--shard',
+    'eu-west-1',
+    `--note=${'x'.repeat(90)}`,
+    'last-arg',
+  ];
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'nightshift-c-'));
+    abort = await makeCCore(join(dir, 'abort'), 'abort', { args: longArgs });
+    segv = await makeCCore(join(dir, 'segv'), 'segv');
+    threads = await makeCCore(join(dir, 'threads'), 'threads');
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('reads how an aborting process died, as gdb does', async () => {
+    const d = await analyzeOne(abort.path);
+    const gdb = await gdbFacts(abort.executable, abort.path);
+    assert.equal(d.signal?.name, gdb.signalName);
+    assert.equal(d.signal?.number, 6);
+    assert.equal(d.signal?.codeName?.startsWith('SI_TKILL'), true);
+    assert.equal(d.signal?.senderPid, abort.pid, 'abort() signals itself');
+    assert.equal(d.pid, abort.pid);
+    assert.equal(d.threads, gdb.threadCount);
+    assert.equal(d.threadList[0]!.pc, hex(gdb.pc));
+    assert.equal(d.threadList[0]!.sp, hex(gdb.sp));
+    assert.equal(d.executable, abort.executable);
+    assert.equal(d.truncated, false);
+    assert.equal(d.container, 'raw');
+  });
+
+  it('recovers the whole command line from the stack where PRPSINFO keeps 80 bytes', async () => {
+    const d = await analyzeOne(abort.path);
+    const gdb = await gdbFacts(abort.executable, abort.path);
+    const full = abort.argv.join(' ');
+    assert.ok(full.length > 80);
+    assert.equal(d.commandLine, full);
+    assert.equal(d.commandLineSource, 'stack');
+    assert.ok(gdb.commandLine && full.startsWith(gdb.commandLine), `gdb says ${gdb.commandLine}`);
+    assert.ok(d.psargs!.length <= 80);
+  });
+
+  it('lists the executable and the mapped libraries that readelf lists', async () => {
+    const d = await analyzeOne(abort.path);
+    const files = [...new Set((await readelfNoteFiles(abort.path)).map((f) => f.path))];
+    assert.deepEqual([d.executable, ...d.libraries].sort(), files.sort());
+  });
+
+  it('redacts the secrets in the environment and counts them', async () => {
+    const d = await analyzeOne(abort.path);
+    const json = JSON.stringify(d);
+    assert.ok(!json.includes(FAKE_SECRETS.DATABASE_PASSWORD), 'password leaked');
+    assert.ok(!json.includes('abc123publickey'), 'Sentry key leaked');
+    assert.ok(d.environment.includes('DATABASE_PASSWORD=[REDACTED]'));
+    assert.ok(d.redactions >= 2);
+  });
+
+  it('reads a NULL dereference: SIGSEGV, SEGV_MAPERR, fault address 0', async () => {
+    const d = await analyzeOne(segv.path);
+    const gdb = await gdbFacts(segv.executable, segv.path);
+    assert.equal(d.signal?.name, gdb.signalName);
+    assert.equal(d.signal?.name, 'SIGSEGV');
+    assert.match(d.signal?.codeName ?? '', /^SEGV_MAPERR/);
+    assert.equal(d.signal?.faultAddress, '0x0');
+    assert.match(d.signal?.meaning ?? '', /NULL/);
+    assert.equal(d.threadList[0]!.pc, hex(gdb.pc));
+  });
+
+  it('counts threads as gdb does', async () => {
+    const d = await analyzeOne(threads.path);
+    const gdb = await gdbFacts(threads.executable, threads.path);
+    assert.equal(d.threads, 4);
+    assert.equal(d.threads, gdb.threadCount);
+  });
+
+  it('finds the URL the program put on its heap', async () => {
+    const d = await analyzeOne(abort.path);
+    assert.ok(d.urls.some((u) => u.value === abort.heapUrl));
+  });
+
+  it('reads gdb gcore cores of the same programs', async () => {
+    const live = await makeCCore(join(dir, 'gcore'), 'abort', { args: longArgs, via: 'gcore' });
+    const d = await analyzeOne(live.path);
+    const gdb = await gdbFacts(live.executable, live.path);
+    assert.equal(d.pid, live.pid);
+    assert.equal(d.signal?.number, 0, 'a live process has no signal');
+    assert.match(d.signal?.meaning ?? '', /gcore/);
+    assert.equal(
+      d.commandLine,
+      live.argv.join(' '),
+      'gcore keeps only argv[0] in PRPSINFO; the stack has the rest',
+    );
+    assert.equal(d.threads, gdb.threadCount);
+    assert.equal(d.threadList[0]!.pc, hex(gdb.pc));
+    assert.ok(d.urls.some((u) => u.value === live.heapUrl));
+  });
+
+  it('reads the same core raw, gzipped, as docker cp tar, and as docker cp tar | gzip', async () => {
+    const raw = await analyzeOne(abort.path);
+    const forms: Array<[string, string]> = [
+      ['gzip', join(dir, 'core.gz')],
+      ['tar', join(dir, 'core.tar')],
+      ['tar+gzip', join(dir, 'core.tar.gz')],
+    ];
+    writeFileSync(forms[0]![1], gzipSync(readFileSync(abort.path), { level: 1 }));
+    await wrapAsDockerCp(abort.path, forms[1]![1], { name: 'core.4711' });
+    await wrapAsDockerCp(abort.path, forms[2]![1], { name: 'core.4711', gzip: true });
+    for (const [container, path] of forms) {
+      const d = await analyzeOne(path);
+      assert.equal(d.container, container);
+      assert.equal(d.entry, container.startsWith('tar') ? 'core.4711' : null);
+      assert.equal(d.sizeBytes, raw.sizeBytes);
+      assert.deepEqual(
+        { ...d, file: '', entry: null, container: 'raw', fileBytes: 0, mtime: '' },
+        { ...raw, file: '', entry: null, container: 'raw', fileBytes: 0, mtime: '' },
+        `${container} differs from raw`,
+      );
+    }
+  });
+
+  it('analyses every core in one docker cp tar of a directory', async () => {
+    const tar = join(dir, 'many.tar.gz');
+    await wrapManyAsDockerCp(
+      [
+        { path: abort.path, name: 'core.abort' },
+        { path: segv.path, name: 'core.segv' },
+        { path: threads.path, name: 'core.threads' },
+      ],
+      tar,
+      { gzip: true, dir: 'crash' },
+    );
+    const report = await analyzeFiles([tar], { workers: 0 });
+    assert.deepEqual(report.errors, []);
+    assert.deepEqual(report.dumps.map((d) => d.signal?.name).sort(), ['SIGABRT', 'SIGABRT', 'SIGSEGV']);
+    assert.ok(report.dumps.every((d) => d.container === 'tar+gzip' && d.entry?.startsWith('crash/')));
+  });
+
+  it('reports a core cut short as truncated, with what could be read', async () => {
+    const cut = await truncateCopy(abort.path, join(dir, 'truncated.core'), 200_000);
+    const d = await analyzeOne(cut);
+    assert.equal(d.truncated, true);
+    assert.equal(d.sizeBytes, 200_000);
+    assert.ok(d.expectedBytes > 200_000);
+    assert.equal(d.pid, abort.pid);
+    assert.equal(d.signal?.name, 'SIGABRT');
+    const gz = join(dir, 'truncated.core.gz');
+    const whole = gzipSync(readFileSync(abort.path));
+    writeFileSync(gz, whole.subarray(0, Math.floor(whole.length / 2)));
+    const z = await analyzeOne(gz);
+    assert.equal(z.truncated, true);
+    assert.equal(z.pid, abort.pid);
+  });
+
+  it('names what a file is when it is not a core, and goes on with the rest', async () => {
+    const text = join(dir, 'notes.txt');
+    writeFileSync(text, 'not a core\n');
+    const big = join(dir, 'big-endian.core');
+    const bytes = readFileSync(abort.path).subarray(0, 4096);
+    bytes[5] = 2; // EI_DATA: big-endian
+    writeFileSync(big, bytes);
+    const elf32 = join(dir, 'elf32.core');
+    const b32 = readFileSync(abort.path).subarray(0, 4096);
+    b32[4] = 1; // EI_CLASS: 32-bit
+    writeFileSync(elf32, b32);
+    const report = await analyzeFiles(
+      [abort.path, abort.executable, text, big, elf32, join(dir, 'missing')],
+      {
+        workers: 0,
+      },
+    );
+    assert.equal(report.dumps.length, 1);
+    const byFile = new Map(report.errors.map((e) => [e.file, e]));
+    assert.match(byFile.get(abort.executable)!.message, /not a core dump: (an executable|a shared object)/);
+    assert.equal(byFile.get(abort.executable)!.code, 'nightshift_not_core');
+    assert.match(byFile.get(text)!.message, /not a core dump: a text file/);
+    assert.match(byFile.get(big)!.message, /big-endian/);
+    assert.match(byFile.get(elf32)!.message, /32-bit/);
+    assert.equal(byFile.get(join(dir, 'missing'))!.code, 'nightshift_unreadable_file');
+  });
+});
+
+describe('the incident in miniature: 8 Python workers, 6 stuck on an endless radio stream', () => {
+  let dir: string;
+  let incident: PythonIncident;
+  let report: Awaited<ReturnType<typeof analyzeFiles>>;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'nightshift-py-'));
+    incident = await makePythonIncident(join(dir, 'run'), { workers: 8, streamWorkers: 6 });
+    await incident.close();
+    // As collected: some raw, some gzipped, some as docker cp streams, in one directory.
+    const evidence = join(dir, 'evidence');
+    mkdirSync(evidence);
+    for (const [i, core] of incident.cores.entries()) {
+      const name = `${core.name}.core.${core.pid}`;
+      if (i % 3 === 0) copyFileSync(core.path, join(evidence, name));
+      else if (i % 3 === 1)
+        writeFileSync(join(evidence, `${name}.gz`), gzipSync(readFileSync(core.path), { level: 1 }));
+      else await wrapAsDockerCp(core.path, join(evidence, `${name}.tar.gz`), { gzip: true, name: 'core' });
+    }
+    report = await analyzeFiles([evidence], { workers: 2, rangeBytes: 1 << 20 });
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('analyses all eight dumps and produces a valid document', () => {
+    ReportSchema.parse(report);
+    assert.deepEqual(report.errors, []);
+    assert.equal(report.dumps.length, 8);
+  });
+
+  it('ranks the stream URL first: in 6 of 8 dumps, flagged as an endless stream', () => {
+    const top = report.correlations[0]!;
+    assert.equal(top.value, incident.streamUrl);
+    assert.equal(top.dumps, 6);
+    assert.equal(top.total, 8);
+    assert.equal(top.stream, true);
+    assert.match(top.why, /in 6 of 8 dumps/);
+    assert.equal(report.findings[0]!.severity, 'critical');
+    assert.match(
+      report.findings[0]!.title,
+      new RegExp(`in 6 of 8 dumps: ${incident.streamUrl.replace(/[.?]/g, '\\$&')}`),
+    );
+  });
+
+  it('ties the stream URL to exactly the workers that read it', () => {
+    const top = report.correlations[0]!;
+    const streamPids = incident.cores
+      .filter((c) => c.streamWorker)
+      .map((c) => c.pid)
+      .sort();
+    const pids = report.dumps
+      .filter((d) => top.files.includes(d.entry ? `${d.file}:${d.entry}` : d.file))
+      .map((d) => d.pid);
+    assert.deepEqual(pids.sort(), streamPids);
+  });
+
+  it('finds the response headers, the request line and the profiling payload', () => {
+    const values = new Set(report.correlations.map((c) => `${c.kind} ${c.value}`));
+    assert.ok(values.has(`header content-type: ${STREAM_HEADERS['Content-Type']}`));
+    assert.ok(values.has(`header icy-name: ${STREAM_HEADERS['icy-name']}`));
+    assert.ok(values.has(`request ${REQUEST_LINE.replace(/ HTTP\/1\.1$/, '')}`));
+    assert.ok(values.has(`transaction ${PROFILE_PAYLOAD.transaction}`));
+    assert.ok(values.has(`function ${PROFILE_PAYLOAD.profile.frames[0].function}`));
+    const dump = report.dumps[0]!;
+    assert.ok(dump.evidence.some((e) => e.kind === 'release' && e.value === PROFILE_PAYLOAD.release));
+    assert.ok(dump.evidence.some((e) => e.kind === 'payload' && e.value === 'profiling payload'));
+  });
+
+  it('groups the dumps into two signatures: on the stream, and elsewhere', () => {
+    assert.deepEqual(
+      report.signatures.map((s) => [s.count, s.signal, s.topEvidence]),
+      [
+        [6, 'SIGABRT', incident.streamUrl],
+        [2, 'SIGABRT', report.signatures[1]!.topEvidence],
+      ],
+    );
+    assert.notEqual(report.signatures[1]!.topEvidence, incident.streamUrl);
+  });
+
+  it('says the workers were killed by another process, and which', () => {
+    const senders = new Set(report.dumps.map((d) => d.signal?.senderPid));
+    assert.deepEqual([...senders], [process.pid], 'the test process sent SIGABRT');
+    assert.ok(report.findings.some((f) => f.title === `8 dumps were killed by pid ${process.pid}`));
+  });
+
+  it('keeps every worker command line and never prints a secret', () => {
+    for (const core of incident.cores) {
+      const d = report.dumps.find((x) => x.pid === core.pid)!;
+      assert.equal(d.commandLine, core.argv.join(' '));
+    }
+    const json = JSON.stringify(report);
+    assert.ok(!json.includes(FAKE_SECRETS.DATABASE_PASSWORD));
+    assert.ok(!json.includes('abc123publickey'));
+    assert.ok(report.totals.redactions >= 16);
+  });
+
+  it('finds exactly the URLs grep finds in each core, across 1 MiB ranges and chunk boundaries', async () => {
+    for (const core of incident.cores.slice(0, 3)) {
+      const d = await analyzeOne(core.path, { workers: 2, rangeBytes: 65_537 });
+      // grep prints secrets; the analyzer never does: compare with grep's matches redacted.
+      const grep = new Map<string, number>();
+      for (const [url, count] of await grepUrls(core.path, URL_ERE)) {
+        const clean = redact(url).text;
+        grep.set(clean, (grep.get(clean) ?? 0) + count);
+      }
+      assert.deepEqual(httpUrls(d), grep, core.path);
+    }
+    assert.equal(URL_PATTERN.source, String.raw`https?:\/\/[\][A-Za-z0-9._~:/?#@!$&()*+,;=%-]+`);
+  });
+
+  it('gives the same report with worker threads as without', async () => {
+    const inline = await analyzeFiles([join(dir, 'evidence')], { workers: 0 });
+    const strip = (r: typeof inline) => ({ ...r, generatedAt: '' });
+    assert.deepEqual(strip(inline), strip({ ...report }));
+  });
+});
