@@ -22,7 +22,7 @@ export interface ProgressBar {
 export function progressBar(stream: NodeJS.WriteStream, now: () => number = Date.now): ProgressBar {
   if (!stream.isTTY) return { update() {}, done() {} };
   const started = now();
-  let last = 0;
+  let last = Number.NEGATIVE_INFINITY;
   return {
     update(done, total) {
       const t = now();
