@@ -9,6 +9,8 @@ import type { StringEncoding } from './strings.ts';
  */
 
 export const MAX_DISTINCT_PER_KIND = 50_000;
+/** And at most this many characters of distinct values in all, so unique strings cannot fill memory. */
+export const MAX_STORED_CHARS = 16 * 1024 * 1024;
 
 export interface EvidenceItem {
   kind: EvidenceKind;
@@ -33,6 +35,7 @@ export class EvidenceCollector {
   dropped = 0;
   strings = 0;
   private readonly secrets = new Set<string>();
+  private storedChars = 0;
 
   /** The StringSink: feed every printable string found in the dump. */
   readonly onString = (text: string, _offset: number, encoding: StringEncoding): void => {
@@ -53,11 +56,12 @@ export class EvidenceCollector {
       return;
     }
     const n = this.perKind.get(item.kind) ?? 0;
-    if (n >= MAX_DISTINCT_PER_KIND) {
+    if (n >= MAX_DISTINCT_PER_KIND || this.storedChars + item.value.length > MAX_STORED_CHARS) {
       this.dropped += item.count;
       return;
     }
     this.perKind.set(item.kind, n + 1);
+    this.storedChars += item.value.length;
     this.items.set(key, { ...item });
   }
 

@@ -154,6 +154,8 @@ export function parseNotes(bytes: Uint8Array, arch: Arch): CoreNotes {
     }
     at = next;
   }
+  // Bytes left that cannot hold a note header: the segment was cut inside one.
+  if (at < bytes.length && !notes.incomplete) notes.incomplete = true;
   return notes;
 }
 

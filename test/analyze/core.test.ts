@@ -44,6 +44,7 @@ describe('the ELF, notes and core readers on malformed input', () => {
     const facts = reader.finish();
     assert.equal(facts.threads, 4);
     assert.equal(facts.truncated, false);
+    assert.equal(facts.notesIncomplete, false);
   });
 
   it('gives a coded error or a result, quickly, for mutated headers, program headers and notes', () => {
