@@ -1,12 +1,12 @@
-import { open } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { describeUnknown, SNIFF_BYTES, sniff } from '../analyze/container.ts';
+import { describeUnknown, sniff } from '../analyze/container.ts';
 import { buildReport, type DumpRecord } from '../analyze/correlate.ts';
 import { EvidenceCollector, type EvidenceSnapshot } from '../analyze/evidence.ts';
 import type { Report } from '../analyze/report-schema.ts';
 import { asCodedError, CodedError, ErrorCode } from '../errors.ts';
 import { expandInputs, type InputFile } from './inputs.ts';
 import { ScanPool } from './pool.ts';
+import { readHead } from './read-head.ts';
 import type { StreamResult } from './read-stream.ts';
 import { readRawStructure } from './read-structure.ts';
 
@@ -32,17 +32,6 @@ export interface AnalyzeOptions {
 
 export const DEFAULT_RANGE_BYTES = 64 * 1024 * 1024;
 export const INLINE_BYTES = 32 * 1024 * 1024;
-
-async function readHead(path: string): Promise<Buffer> {
-  const handle = await open(path, 'r');
-  try {
-    const buffer = Buffer.alloc(SNIFF_BYTES);
-    const { bytesRead } = await handle.read(buffer, 0, SNIFF_BYTES, 0);
-    return buffer.subarray(0, bytesRead);
-  } finally {
-    await handle.close();
-  }
-}
 
 export async function analyzeFiles(paths: readonly string[], options: AnalyzeOptions = {}): Promise<Report> {
   if (paths.length === 0) throw new CodedError(ErrorCode.NoInput, 'no files or directories given');

@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { createGunzip } from 'node:zlib';
 import { type Container, describeUnknown, SNIFF_BYTES, sniff } from '../analyze/container.ts';
 import type { DumpRecord } from '../analyze/correlate.ts';
@@ -7,6 +7,7 @@ import { DumpStreamAnalyzer } from '../analyze/dump.ts';
 import type { AnalysisError } from '../analyze/report-schema.ts';
 import { TarReader } from '../analyze/tar.ts';
 import { asCodedError, CodedError, ErrorCode } from '../errors.ts';
+import { readHead } from './read-head.ts';
 
 /**
  * Reads a dump file front to back: raw, gzip, tar (what `docker cp` emits) or tar inside gzip.
@@ -169,15 +170,4 @@ export async function readDumpStream(
     }
   }
   return { dumps, errors };
-}
-
-async function readHead(file: string): Promise<Buffer> {
-  const handle = await open(file, 'r');
-  try {
-    const buffer = Buffer.alloc(SNIFF_BYTES);
-    const { bytesRead } = await handle.read(buffer, 0, SNIFF_BYTES, 0);
-    return buffer.subarray(0, bytesRead);
-  } finally {
-    await handle.close();
-  }
 }
