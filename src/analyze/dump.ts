@@ -9,7 +9,7 @@ import { StringScanner } from './strings.ts';
 export class DumpStreamAnalyzer {
   private readonly reader = new CoreStreamReader();
   private readonly evidence = new EvidenceCollector();
-  private readonly scanner = new StringScanner(this.evidence.onString);
+  private readonly scanner = new StringScanner(this.evidence.onString, { skipPlain: true });
 
   get bytesRead(): number {
     return this.reader.bytesRead;

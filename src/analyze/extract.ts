@@ -24,6 +24,13 @@ export const EVIDENCE_KINDS = [
 
 export type EvidenceKind = (typeof EVIDENCE_KINDS)[number];
 
+/**
+ * Every extractor needs one of these characters in the string (a URL its ':', a request line its
+ * spaces, an environment variable its '='), so the scanner may skip strings without any; a
+ * property test holds extractEvidence to it.
+ */
+export const EVIDENCE_MARKS = ':= "\',';
+
 export type EvidenceEmit = (kind: EvidenceKind, value: string) => void;
 
 /** Longest value kept: anything longer is cut, with an ellipsis, to keep reports readable. */

@@ -10,9 +10,11 @@
  * depend on how the input was chunked.
  */
 
+import { EVIDENCE_MARKS } from './extract.ts';
 import {
   REC_ASCII,
   REC_ASCII_OPEN,
+  REC_PLAIN,
   REC_UTF16,
   WASM_INPUT_CAPACITY,
   type WasmScanner,
@@ -32,6 +34,14 @@ export type StringSink = (text: string, offset: number, encoding: StringEncoding
 
 const PRINTABLE = new Uint8Array(256);
 for (let c = 0x20; c < 0x7f; c++) PRINTABLE[c] = 1;
+
+const MARK = new Uint8Array(256);
+for (const c of EVIDENCE_MARKS) MARK[c.charCodeAt(0)] = 1;
+
+function hasMark(bytes: Uint8Array, start: number, end: number, step: number): boolean {
+  for (let i = start; i < end; i += step) if (MARK[bytes[i]!] === 1) return true;
+  return false;
+}
 
 const isPrint = (c: number | undefined) => c !== undefined && PRINTABLE[c] === 1;
 
@@ -93,9 +103,16 @@ export class StringScanner {
    * `engine` picks the hot loop: WebAssembly SIMD when available (the default), or the JavaScript
    * loop, which the tests also run to show the two agree.
    */
-  constructor(sink: StringSink, options: { engine?: 'wasm' | 'js' } = {}) {
+  private readonly skipPlain: boolean;
+
+  /**
+   * `skipPlain` leaves out closed strings that hold none of EVIDENCE_MARKS, which can hold no
+   * evidence: on binary data most strings are such noise, and skipping them spares creating them.
+   */
+  constructor(sink: StringSink, options: { engine?: 'wasm' | 'js'; skipPlain?: boolean } = {}) {
     this.sink = sink;
     this.wasm = options.engine === 'js' ? null : wasmScanner();
+    this.skipPlain = options.skipPlain ?? false;
   }
 
   /** Where to read the next chunk to avoid a copy (the WebAssembly input area), if there is one. */
@@ -150,9 +167,11 @@ export class StringScanner {
     if (chunk.buffer !== input.buffer || chunk.byteOffset !== input.byteOffset) input.set(chunk);
     const records = wasm.scan(chunk.length, fromAscii, from16);
     for (let r = 0; r < records.length; r += 3) {
-      const kind = records[r]!;
+      const flags = records[r]!;
+      const kind = flags & 0xf;
       const s = records[r + 1]!;
       const e = records[r + 2]!;
+      if (this.skipPlain && (flags & REC_PLAIN) !== 0) continue;
       if (kind === REC_ASCII) this.sink(input.toString('latin1', s, e), base + s, 'ascii');
       else if (kind === REC_UTF16) this.emit16(input, s, e, base + s);
       else if (kind === REC_ASCII_OPEN) {
@@ -248,7 +267,7 @@ export class StringScanner {
           break;
         }
         if (e - s >= MIN_ASCII) {
-          this.sink(latin1(chunk, s, e), base + s, 'ascii');
+          if (!this.skipPlain || hasMark(chunk, s, e, 1)) this.sink(latin1(chunk, s, e), base + s, 'ascii');
         }
         resume = e + 1;
         i = ((e + 1 - firstWord) >> 2) - 1;
@@ -271,7 +290,7 @@ export class StringScanner {
         carried16 = true;
         break;
       }
-      this.emit16(chunk, s, e, base + s);
+      if (!this.skipPlain || hasMark(chunk, s, e, 2)) this.emit16(chunk, s, e, base + s);
       resume16 = e;
       i = ((e - firstWord) >> 2) - 1;
       if (i < -1) i = -1;

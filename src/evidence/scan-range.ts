@@ -20,9 +20,12 @@ export function scanRange(
   onProgress: (bytes: number) => void = () => {},
 ): EvidenceSnapshot {
   const collector = new EvidenceCollector();
-  const scanner = new StringScanner((text, offset, encoding) => {
-    if (offset >= start && offset < end) collector.onString(text, offset, encoding);
-  });
+  const scanner = new StringScanner(
+    (text, offset, encoding) => {
+      if (offset >= start && offset < end) collector.onString(text, offset, encoding);
+    },
+    { skipPlain: true },
+  );
   const fd = openSync(file, 'r');
   try {
     // Read straight into the WebAssembly scanner's input when there is one (no copy); else into a

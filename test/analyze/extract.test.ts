@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { type EvidenceKind, extractEvidence } from '../../src/analyze/extract.ts';
 
 function extract(text: string): Array<[EvidenceKind, string]> {
@@ -72,6 +73,40 @@ describe('extractEvidence', () => {
 
   it('finds environment variables', () => {
     assert.deepEqual(extract('LANG=C.UTF-8'), [['env', 'LANG=C.UTF-8']]);
+  });
+
+  it('finds nothing in a string without one of EVIDENCE_MARKS (the scanner skips those)', () => {
+    const noMarks = fc.string({
+      unit: fc.constantFrom(
+        ...'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-?&#@!$()*+;<>[]{}|~^%`\\',
+      ),
+    });
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.oneof(
+            noMarks,
+            fc.constantFrom(
+              'http',
+              'SELECT',
+              'Error',
+              'HTTP/1.1',
+              'File',
+              'icy-',
+              'Content-Type',
+              'transaction',
+              'event_id',
+              'profile',
+              'frames',
+            ),
+          ),
+        ),
+        (parts) => {
+          assert.deepEqual(extract(parts.join('')), []);
+        },
+      ),
+      { numRuns: 2000 },
+    );
   });
 
   it('ignores ordinary text', () => {

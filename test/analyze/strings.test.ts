@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { EVIDENCE_MARKS } from '../../src/analyze/extract.ts';
 import { MIN_ASCII, MIN_UTF16, type StringEncoding, StringScanner } from '../../src/analyze/strings.ts';
 
 type Found = [offset: number, encoding: StringEncoding, text: string];
@@ -46,10 +47,11 @@ function reference(bytes: Uint8Array): Found[] {
 
 type Engine = 'wasm' | 'js';
 
-function scan(bytes: Uint8Array, cuts: number[], engine: Engine = 'wasm'): Found[] {
+function scan(bytes: Uint8Array, cuts: number[], engine: Engine = 'wasm', skipPlain = false): Found[] {
   const out: Found[] = [];
   const scanner = new StringScanner((text, offset, encoding) => out.push([offset, encoding, text]), {
     engine,
+    skipPlain,
   });
   let at = 0;
   for (const cut of [...cuts.filter((c) => c > 0 && c < bytes.length)]
@@ -113,6 +115,24 @@ describe('StringScanner', () => {
           assert.deepEqual(scan(bytes, cuts, engine), reference(bytes));
         }),
         { numRuns: 1500 },
+      );
+    });
+  }
+
+  for (const engine of ['wasm', 'js'] as const) {
+    it(`with skipPlain, leaves out only strings that hold no evidence mark (${engine})`, () => {
+      const marked = (text: string) => [...EVIDENCE_MARKS].some((c) => text.includes(c));
+      fc.assert(
+        fc.property(memory, fc.array(fc.nat({ max: 1200 }), { maxLength: 6 }), (bytes, cuts) => {
+          const all = reference(bytes);
+          const found = scan(bytes, cuts, engine, true);
+          const key = (f: Found) => f.join('\u0000');
+          const foundKeys = new Set(found.map(key));
+          for (const f of all) if (marked(f[2])) assert.ok(foundKeys.has(key(f)), `missing ${f[2]}`);
+          const allKeys = new Set(all.map(key));
+          for (const f of found) assert.ok(allKeys.has(key(f)), `unexpected ${f[2]}`);
+        }),
+        { numRuns: 1000 },
       );
     });
   }
