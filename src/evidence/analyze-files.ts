@@ -23,8 +23,11 @@ export interface AnalyzeOptions {
   workers?: number;
   /** Raw cores are scanned in ranges of this many bytes, spread over the workers. Default 64 MiB. */
   rangeBytes?: number;
-  /** Let the main thread scan while the workers start (see ScanPool). Default false. */
-  helpWhileBooting?: boolean;
+  /**
+   * Let the main thread scan ranges too (see ScanPool); then one worker fewer than cores is started.
+   * Default false.
+   */
+  mainThreadScans?: boolean;
   /** Called as input bytes are consumed: (bytes done, bytes in all). */
   onProgress?: (done: number, total: number) => void;
   now?: () => Date;
@@ -43,8 +46,10 @@ export async function analyzeFiles(paths: readonly string[], options: AnalyzeOpt
     options.onProgress?.(Math.min(done, total), total);
   };
   const rangeBytes = options.rangeBytes ?? DEFAULT_RANGE_BYTES;
-  const workers = options.workers ?? (total < INLINE_BYTES ? 0 : Math.max(1, availableParallelism()));
-  const pool = new ScanPool(workers, { helpWhileBooting: options.helpWhileBooting ?? false });
+  const mainThreadScans = options.mainThreadScans ?? false;
+  const cores = Math.max(1, availableParallelism() - (mainThreadScans ? 1 : 0));
+  const workers = options.workers ?? (total < INLINE_BYTES ? 0 : cores);
+  const pool = new ScanPool(workers, { mainThreadScans });
   const fail = (file: string, error: unknown) => {
     const coded = asCodedError(error);
     errors.push({ file, entry: null, code: coded.code, message: coded.message });

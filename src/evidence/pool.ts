@@ -6,9 +6,10 @@ import { runTask, type ScanTask, type TaskResult, type WorkerMessage } from './t
  * A small pool of worker threads for scan tasks, so several dumps (and several ranges of one big
  * dump) are analysed on all cores. With size 0 tasks run inline, one at a time.
  *
- * `helpWhileBooting`: a worker needs ~0.1 s to load its modules; meanwhile the main thread, idle
- * otherwise, scans range tasks itself (a 64 MiB range blocks it for ~30 ms). The CLI turns this on;
- * the bot keeps it off, since its event loop must answer Slack within 3 seconds.
+ * `mainThreadScans`: the main thread, idle otherwise, takes range tasks too, one at a time (a
+ * 64 MiB range blocks it for ~35 ms), so the CLI needs one worker fewer than it has cores and
+ * starts scanning before any worker has loaded its modules (~0.15 s). The bot keeps it off: its
+ * event loop must answer Slack within 3 seconds.
  */
 
 interface Job {
@@ -19,12 +20,12 @@ interface Job {
 }
 
 export interface ScanPoolOptions {
-  helpWhileBooting?: boolean;
+  mainThreadScans?: boolean;
 }
 
 export class ScanPool {
   private readonly size: number;
-  private readonly helpWhileBooting: boolean;
+  private readonly mainThreadScans: boolean;
   private readonly ready: Worker[] = [];
   private readonly all: Worker[] = [];
   private readonly queue: Job[] = [];
@@ -33,7 +34,7 @@ export class ScanPool {
 
   constructor(size: number, options: ScanPoolOptions = {}) {
     this.size = size;
-    this.helpWhileBooting = options.helpWhileBooting ?? false;
+    this.mainThreadScans = options.mainThreadScans ?? false;
   }
 
   run(task: ScanTask, onProgress: (bytes: number) => void = () => {}): Promise<TaskResult> {
@@ -58,18 +59,13 @@ export class ScanPool {
       this.running.set(worker, job);
       worker.postMessage(job.task);
     }
-    const booting = this.all.length - this.ready.length - this.running.size;
-    if (
-      this.helpWhileBooting &&
-      booting > 0 &&
-      !this.helping &&
-      this.queue.some((j) => j.task.kind === 'range')
-    ) {
+    if (this.mainThreadScans && !this.helping && this.queue.some((j) => j.task.kind === 'range')) {
       this.helping = true;
       setImmediate(() => this.helpOnce());
     }
   }
 
+  /** Runs one range task on the main thread (synchronously: scanRange does not yield). */
   private helpOnce(): void {
     this.helping = false;
     const index = this.queue.findIndex((j) => j.task.kind === 'range');

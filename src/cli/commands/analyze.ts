@@ -54,7 +54,7 @@ export async function analyzeCommand(args: string[], io: CliIo): Promise<number>
   const started = performance.now();
   const bar = values['no-progress'] ? undefined : progressBar(io.stderr);
   const report = await analyzeFiles(positionals, {
-    helpWhileBooting: true,
+    mainThreadScans: true,
     ...(workers !== undefined ? { workers } : {}),
     ...(bar ? { onProgress: (done, total) => bar.update(done, total) } : {}),
   });
