@@ -13,6 +13,10 @@ export const ErrorCode = {
   UnreadableFile: 'nightshift_unreadable_file',
   NoInput: 'nightshift_no_input',
   Usage: 'nightshift_usage',
+  ConfigInvalid: 'nightshift_config_invalid',
+  StoreLocked: 'nightshift_store_locked',
+  StoreUnavailable: 'nightshift_store_unavailable',
+  MigrationFailed: 'nightshift_migration_failed',
   Internal: 'nightshift_internal',
 } as const;
 

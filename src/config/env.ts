@@ -1,0 +1,87 @@
+import { z } from 'zod';
+import { CodedError, ErrorCode } from '../errors.ts';
+
+/**
+ * The whole configuration, one zod schema over the environment, checked at start. Errors name the
+ * variable and say what is wrong with it, never its value (most of these are secrets). Every part
+ * is optional where Nightshift can run without it: no Slack tokens, no Slack; no DATABASE_URL, the
+ * embedded PGlite store; no ANTHROPIC_API_KEY, the agent is off.
+ */
+
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
+
+const url = (what: string) =>
+  optionalString.refine((v) => v === undefined || URL.canParse(v), { message: `must be a URL (${what})` });
+
+export const EnvSchema = z.object({
+  /** Bot token (xoxb-...), from the app's OAuth page. */
+  SLACK_BOT_TOKEN: optionalString.refine((v) => v === undefined || v.startsWith('xoxb-'), {
+    message: 'must be a bot token, starting with xoxb-',
+  }),
+  /** Signing secret, to verify requests to /slack/events (HTTP mode). */
+  SLACK_SIGNING_SECRET: optionalString.refine((v) => v === undefined || /^[0-9a-f]{32}$/.test(v), {
+    message: 'must be the 32 hex characters of the app signing secret',
+  }),
+  /** App-level token (xapp-...) with connections:write: set it to use Socket Mode. */
+  SLACK_APP_TOKEN: optionalString.refine((v) => v === undefined || v.startsWith('xapp-'), {
+    message: 'must be an app-level token, starting with xapp-',
+  }),
+  /** Slack Web API base URL. Default https://slack.com/api/ (GovSlack: https://slack-gov.com/api/). */
+  SLACK_API_URL: url('e.g. https://slack.com/api/'),
+  /** Channel for incident threads (name or id). Default #incidents. */
+  INCIDENT_CHANNEL: optionalString.transform((v) => v ?? '#incidents'),
+  /** Bearer token (or HMAC key) alert webhooks must present. At least 16 characters. */
+  ALERT_WEBHOOK_TOKEN: optionalString.refine((v) => v === undefined || v.length >= 16, {
+    message: 'must be at least 16 characters',
+  }),
+  /** PostgreSQL server. Unset: the embedded PGlite store in NIGHTSHIFT_DATA_DIR. */
+  DATABASE_URL: optionalString.refine((v) => v === undefined || /^postgres(ql)?:\/\//.test(v), {
+    message: 'must be a postgres:// or postgresql:// URL',
+  }),
+  /** Schema for Nightshift's tables. Default nightshift. */
+  DATABASE_SCHEMA: optionalString
+    .transform((v) => v ?? 'nightshift')
+    .refine((v) => /^[a-z_][a-z0-9_]{0,62}$/.test(v), { message: 'must be a lower-case identifier' }),
+  /** Data directory of the embedded store (and evidence). Default ./.nightshift/data. */
+  NIGHTSHIFT_DATA_DIR: optionalString.transform((v) => v ?? '.nightshift/data'),
+  /** Anthropic API key: unset, the agent is off and everything else works. */
+  ANTHROPIC_API_KEY: optionalString,
+  /** Anthropic API base URL (a proxy, or a fake in tests). */
+  ANTHROPIC_BASE_URL: url('e.g. https://api.anthropic.com'),
+  /** Model the agent uses. */
+  ANTHROPIC_MODEL: optionalString.transform((v) => v ?? 'claude-sonnet-4-5'),
+  /** HTTP port for Slack events, alert webhooks, health and metrics. Default 3000. */
+  PORT: optionalString
+    .transform((v) => (v === undefined ? 3000 : Number(v)))
+    .refine((v) => Number.isInteger(v) && v >= 1 && v <= 65535, {
+      message: 'must be a port number, 1-65535',
+    }),
+  /** pino level: fatal, error, warn, info, debug, trace. Default info. */
+  LOG_LEVEL: optionalString
+    .transform((v) => v ?? 'info')
+    .refine((v) => ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(v), {
+      message: 'must be one of fatal, error, warn, info, debug, trace, silent',
+    }),
+});
+
+export type Config = z.output<typeof EnvSchema>;
+
+/** Parses the environment; throws ConfigInvalid listing every variable that is wrong. */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const result = EnvSchema.safeParse(env);
+  if (result.success) {
+    const config = result.data;
+    if (config.SLACK_APP_TOKEN && !config.SLACK_BOT_TOKEN) {
+      throw new CodedError(
+        ErrorCode.ConfigInvalid,
+        'SLACK_APP_TOKEN is set but SLACK_BOT_TOKEN is not: Socket Mode needs both',
+      );
+    }
+    return config;
+  }
+  const lines = result.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+  throw new CodedError(ErrorCode.ConfigInvalid, `configuration is not valid:\n  ${lines.join('\n  ')}`);
+}
