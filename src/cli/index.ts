@@ -11,16 +11,26 @@ export const help = `Usage: nightshift <command> [options]
 
 Commands:
   analyze FILE|DIR...   analyse core dumps and print what killed them and what they share
+  migrate               create or update the database tables (PGlite, or DATABASE_URL)
 
 Run \`nightshift <command> --help\` for a command's options.
 `;
 
-export async function runCli(argv: string[], io: CliIo): Promise<number> {
+export async function runCli(
+  argv: string[],
+  io: CliIo,
+  env: Record<string, string | undefined> = process.env,
+): Promise<number> {
   const [command, ...rest] = argv;
   try {
     switch (command) {
       case 'analyze':
         return await analyzeCommand(rest, io);
+      case 'migrate': {
+        // Loaded on demand: `analyze` should not pay for zod, pg and PGlite at start-up.
+        const { migrateCommand } = await import('./commands/migrate.ts');
+        return await migrateCommand(rest, io, env);
+      }
       case undefined:
       case 'help':
       case '--help':
