@@ -1,0 +1,49 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { loadConfig } from '../../src/config/env.ts';
+import { CodedError } from '../../src/errors.ts';
+
+describe('loadConfig', () => {
+  it('runs on nothing: embedded store, no Slack, agent off, port 3000', () => {
+    const config = loadConfig({});
+    assert.equal(config.DATABASE_URL, undefined);
+    assert.equal(config.NIGHTSHIFT_DATA_DIR, '.nightshift/data');
+    assert.equal(config.DATABASE_SCHEMA, 'nightshift');
+    assert.equal(config.INCIDENT_CHANNEL, '#incidents');
+    assert.equal(config.PORT, 3000);
+    assert.equal(config.SLACK_BOT_TOKEN, undefined);
+    assert.equal(config.ANTHROPIC_API_KEY, undefined);
+  });
+
+  it('treats empty variables as unset', () => {
+    assert.equal(loadConfig({ DATABASE_URL: '', PORT: ' ' }).PORT, 3000);
+  });
+
+  it('names every wrong variable, and never echoes a value', () => {
+    const secret = 'xoxp-user-token-that-is-secret';
+    try {
+      loadConfig({
+        SLACK_BOT_TOKEN: secret,
+        PORT: '70000',
+        DATABASE_URL: 'mysql://db',
+        SLACK_SIGNING_SECRET: 'short',
+      });
+      assert.fail('accepted a bad configuration');
+    } catch (error) {
+      assert.ok(error instanceof CodedError);
+      assert.equal(error.code, 'nightshift_config_invalid');
+      assert.match(error.message, /SLACK_BOT_TOKEN: must be a bot token, starting with xoxb-/);
+      assert.match(error.message, /PORT: must be a port number/);
+      assert.match(error.message, /DATABASE_URL: must be a postgres:\/\/ or postgresql:\/\/ URL/);
+      assert.match(error.message, /SLACK_SIGNING_SECRET: must be the 32 hex characters/);
+      assert.ok(!error.message.includes(secret));
+    }
+  });
+
+  it('says Socket Mode needs the bot token too', () => {
+    assert.throws(
+      () => loadConfig({ SLACK_APP_TOKEN: 'xapp-1-abc' }),
+      /SLACK_APP_TOKEN is set but SLACK_BOT_TOKEN is not/,
+    );
+  });
+});

@@ -1,0 +1,74 @@
+import { randomBytes } from 'node:crypto';
+import { after } from 'node:test';
+import { PGlite } from '@electric-sql/pglite';
+import pg from 'pg';
+import { openPostgres } from '../../src/store/adapters/pg.ts';
+import { fromPglite } from '../../src/store/adapters/pglite.ts';
+import type { Db } from '../../src/store/db.ts';
+
+/**
+ * The databases every store test runs on: PGlite always, and a real PostgreSQL when
+ * DATABASE_URL is set (CI sets it, and fails when it is missing). Each test gets a schema of its
+ * own, dropped afterwards, as pg-boss's tests do.
+ */
+export interface TestDatabase {
+  name: 'pglite' | 'postgres';
+  /** A fresh, empty schema. */
+  open(): Promise<Db>;
+}
+
+export const POSTGRES_URL = process.env.DATABASE_URL;
+
+if (process.env.CI === 'true' && !POSTGRES_URL) {
+  throw new Error('CI must run the store tests on a real PostgreSQL: set DATABASE_URL (.ci/run does)');
+}
+
+const freshSchema = () => `t_${randomBytes(6).toString('hex')}`;
+
+/** One in-memory PGlite per test process (initdb takes seconds); each test a schema in it. */
+let shared: Promise<PGlite> | undefined;
+
+// Registered on the importing test file's root: the shared PGlite must not keep the process alive.
+after(async () => {
+  if (shared) await (await shared).close();
+});
+
+export function testDatabases(): TestDatabase[] {
+  const list: TestDatabase[] = [
+    {
+      name: 'pglite',
+      async open() {
+        shared ??= PGlite.create();
+        const pglite = await shared;
+        const schema = freshSchema();
+        return fromPglite(pglite, schema, async () => {
+          await pglite.exec(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+        });
+      },
+    },
+  ];
+  if (POSTGRES_URL) {
+    list.push({
+      name: 'postgres',
+      async open() {
+        const schema = freshSchema();
+        const db = await openPostgres(POSTGRES_URL, schema);
+        const close = db.close.bind(db);
+        return {
+          ...db,
+          async close() {
+            await close();
+            const admin = new pg.Client({ connectionString: POSTGRES_URL });
+            await admin.connect();
+            try {
+              await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+            } finally {
+              await admin.end();
+            }
+          },
+        };
+      },
+    });
+  }
+  return list;
+}
