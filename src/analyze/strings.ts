@@ -187,7 +187,7 @@ export class StringScanner {
   /** Emits whatever run is still open: call at the end of the stream. */
   flush(): void {
     if (this.pending && this.pending.length >= MIN_ASCII) {
-      this.sink(latin1(this.pending, 0, this.pending.length), this.pendingAt, 'ascii');
+      this.emitCarried(this.pending, this.pendingAt);
     }
     if (this.pending16) this.emit16(this.pending16, 0, this.pending16.length & ~1, this.pending16At);
     this.pending = undefined;
@@ -205,7 +205,7 @@ export class StringScanner {
       return p;
     }
     this.pending = undefined;
-    if (joined.length >= MIN_ASCII) this.sink(latin1(joined, 0, joined.length), this.pendingAt, 'ascii');
+    if (joined.length >= MIN_ASCII) this.emitCarried(joined, this.pendingAt);
     return p === chunk.length ? p : p + 1;
   }
 
@@ -234,8 +234,16 @@ export class StringScanner {
     return p;
   }
 
+  /** A run that spanned chunks: filtered like any other, so results do not depend on chunking. */
+  private emitCarried(bytes: Uint8Array, offset: number): void {
+    if (!this.skipPlain || hasMark(bytes, 0, bytes.length, 1))
+      this.sink(latin1(bytes, 0, bytes.length), offset, 'ascii');
+  }
+
   private emit16(bytes: Uint8Array, start: number, end: number, offset: number): void {
-    if ((end - start) / 2 >= MIN_UTF16) this.sink(utf16Ascii(bytes, start, end), offset, 'utf16le');
+    if ((end - start) / 2 < MIN_UTF16) return;
+    if (this.skipPlain && !hasMark(bytes, start, end, 2)) return;
+    this.sink(utf16Ascii(bytes, start, end), offset, 'utf16le');
   }
 
   private scanWords(chunk: Uint8Array, base: number, fromAscii: number, from16: number): void {
@@ -290,7 +298,7 @@ export class StringScanner {
         carried16 = true;
         break;
       }
-      if (!this.skipPlain || hasMark(chunk, s, e, 2)) this.emit16(chunk, s, e, base + s);
+      this.emit16(chunk, s, e, base + s);
       resume16 = e;
       i = ((e - firstWord) >> 2) - 1;
       if (i < -1) i = -1;
