@@ -12,6 +12,7 @@ export const help = `Usage: nightshift <command> [options]
 Commands:
   analyze FILE|DIR...   analyse core dumps and print what killed them and what they share
   migrate               create or update the database tables (PGlite, or DATABASE_URL)
+  serve                 run the bot: alert webhooks, health, metrics, and Slack when configured
 
 Run \`nightshift <command> --help\` for a command's options.
 `;
@@ -26,6 +27,10 @@ export async function runCli(
     switch (command) {
       case 'analyze':
         return await analyzeCommand(rest, io);
+      case 'serve': {
+        const { serveCommand } = await import('./commands/serve.ts');
+        return await serveCommand(rest, io, env);
+      }
       case 'migrate': {
         // Loaded on demand: `analyze` should not pay for zod, pg and PGlite at start-up.
         const { migrateCommand } = await import('./commands/migrate.ts');

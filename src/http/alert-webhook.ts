@@ -1,0 +1,89 @@
+import type { Logger } from 'pino';
+import { recordDelivery } from '../alerts/intake.ts';
+import type { AlertSource } from '../alerts/parse.ts';
+import type { Metrics } from '../metrics.ts';
+import type { Db } from '../store/db.ts';
+import { verifyBearer, verifyHmac } from './auth.ts';
+import { BodyTooLarge, type Route, readBody, sendJson } from './routes.ts';
+
+/**
+ * POST /alerts/<source>. The answer follows what senders do with it: Alertmanager retries 5xx and
+ * never 4xx, so a payload we cannot read gets 400 (after it is recorded), and only a failure to
+ * store it durably gets 503, so the sender tries again later.
+ */
+
+export const MAX_ALERT_BODY = 1024 * 1024;
+
+export interface AlertWebhookDeps {
+  db: Db;
+  token: string | undefined;
+  channel: string;
+  log: Logger;
+  metrics: Metrics;
+}
+
+function authorized(
+  source: AlertSource,
+  headers: Record<string, string | string[] | undefined>,
+  body: string,
+  token: string,
+): boolean {
+  const header = (name: string) => {
+    const value = headers[name];
+    return Array.isArray(value) ? value[0] : value;
+  };
+  if (verifyBearer(header('authorization'), token)) return true;
+  if (verifyHmac(body, header('x-nightshift-signature'), token)) return true;
+  if (source === 'grafana') {
+    // Grafana's optional HMAC: hex of HMAC-SHA256 over "timestamp:body" when it sends a timestamp.
+    const signature = header('x-grafana-alert-signature') ?? header('x-grafana-alerting-signature');
+    const timestamp = header('x-grafana-alerting-timestamp') ?? header('x-grafana-alert-timestamp');
+    if (verifyHmac(body, signature, token, timestamp)) return true;
+  }
+  return false;
+}
+
+export function alertWebhookRoute(source: AlertSource, deps: AlertWebhookDeps): Route {
+  return {
+    path: `/alerts/${source}`,
+    method: ['POST'],
+    async handler(req, res) {
+      let body: string;
+      try {
+        body = await readBody(req, MAX_ALERT_BODY);
+      } catch (error) {
+        if (error instanceof BodyTooLarge)
+          return sendJson(res, 413, { error: `payload over ${MAX_ALERT_BODY} bytes` });
+        return sendJson(res, 400, { error: 'could not read the request body' });
+      }
+      if (!deps.token) {
+        deps.log.warn({ source }, 'alert webhook refused: ALERT_WEBHOOK_TOKEN is not set');
+        return sendJson(res, 401, { error: 'alert webhooks are off: the bot has no ALERT_WEBHOOK_TOKEN' });
+      }
+      if (!authorized(source, req.headers, body, deps.token)) {
+        deps.metrics.inc('nightshift_alerts_received_total', { source, result: 'unauthorized' });
+        return sendJson(res, 401, { error: 'missing or wrong bearer token or signature' });
+      }
+      try {
+        const result = await recordDelivery(deps.db, source, body, { channel: deps.channel });
+        if (result.status === 'invalid') {
+          deps.metrics.inc('nightshift_alerts_received_total', { source, result: 'invalid' });
+          deps.log.info({ source, alertId: result.alertId }, 'invalid alert payload recorded');
+          return sendJson(res, 400, { error: result.error, recorded: result.alertId });
+        }
+        deps.metrics.inc('nightshift_alerts_received_total', { source, result: 'accepted' }, result.alerts);
+        if (result.duplicates > 0)
+          deps.metrics.inc(
+            'nightshift_alerts_received_total',
+            { source, result: 'duplicate' },
+            result.duplicates,
+          );
+        return sendJson(res, 202, result);
+      } catch (error) {
+        deps.metrics.inc('nightshift_alerts_received_total', { source, result: 'error' });
+        deps.log.error({ err: error, source }, 'could not store an alert delivery');
+        return sendJson(res, 503, { error: 'could not store the alert; try again' });
+      }
+    },
+  };
+}

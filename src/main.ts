@@ -1,0 +1,73 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ALERT_SOURCES } from './alerts/parse.ts';
+import type { Config } from './config/env.ts';
+import { alertWebhookRoute } from './http/alert-webhook.ts';
+import { describeMetrics, healthRoutes } from './http/health.ts';
+import type { Route } from './http/routes.ts';
+import { startHttpServer } from './http/server.ts';
+import { createLogger, type Logger } from './log.ts';
+import { Metrics } from './metrics.ts';
+import type { Db } from './store/db.ts';
+import { migrate } from './store/migrate.ts';
+import { openStore } from './store/open.ts';
+
+/**
+ * The composition root: configuration → logger → store (migrated) → routes → transport. Nothing
+ * else builds collaborators; everything below takes what it needs as arguments.
+ */
+
+export interface Bot {
+  port: number;
+  db: Db;
+  metrics: Metrics;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  config: Config;
+  log?: Logger;
+  /** An already open store (tests); otherwise the configured one is opened and closed with the bot. */
+  db?: Db;
+}
+
+export async function startBot(options: StartOptions): Promise<Bot> {
+  const { config } = options;
+  const log = options.log ?? createLogger({ level: config.LOG_LEVEL });
+  const db = options.db ?? (await openStore(config));
+  const ownsDb = options.db === undefined;
+  try {
+    const applied = await migrate(db);
+    if (applied.length > 0) log.info({ applied }, 'database migrated');
+    const metrics = new Metrics();
+    describeMetrics(metrics);
+    const routes: Route[] = [
+      ...ALERT_SOURCES.map((source) =>
+        alertWebhookRoute(source, {
+          db,
+          token: config.ALERT_WEBHOOK_TOKEN,
+          channel: config.INCIDENT_CHANNEL,
+          log,
+          metrics,
+        }),
+      ),
+      ...healthRoutes({ db, metrics }),
+    ];
+    if (!config.ALERT_WEBHOOK_TOKEN) log.warn('ALERT_WEBHOOK_TOKEN is not set: alert webhooks answer 401');
+    const server: Server = await startHttpServer(routes, config.PORT, log);
+    const port = (server.address() as AddressInfo).port;
+    log.info({ port, store: db.kind }, 'nightshift is serving (Slack off: no SLACK_BOT_TOKEN)');
+    return {
+      port,
+      db,
+      metrics,
+      async close() {
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        if (ownsDb) await db.close();
+      },
+    };
+  } catch (error) {
+    if (ownsDb) await db.close();
+    throw error;
+  }
+}
