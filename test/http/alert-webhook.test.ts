@@ -1,0 +1,151 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { Writable } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import { loadConfig } from '../../src/config/env.ts';
+import { sign } from '../../src/http/auth.ts';
+import { createLogger } from '../../src/log.ts';
+import { type Bot, startBot } from '../../src/main.ts';
+import type { Db } from '../../src/store/db.ts';
+import { testDatabases } from '../helpers/db.ts';
+
+const TOKEN = 'alert-token-0123456789abcdef';
+const alertmanager = readFileSync(
+  new URL('../alerts/fixtures/alertmanager-disk.json', import.meta.url),
+  'utf8',
+);
+const grafana = readFileSync(new URL('../alerts/fixtures/grafana-disk.json', import.meta.url), 'utf8');
+
+for (const database of testDatabases()) {
+  describe(`alert webhooks over HTTP on ${database.name}`, () => {
+    let bot: Bot;
+    let db: Db;
+    const logs: string[] = [];
+    const post = (path: string, body: string, headers: Record<string, string> = {}) =>
+      fetch(`http://127.0.0.1:${bot.port}${path}`, {
+        method: 'POST',
+        body,
+        headers: { 'content-type': 'application/json', ...headers },
+      });
+    const bearer = { authorization: `Bearer ${TOKEN}` };
+
+    before(async () => {
+      db = await database.open();
+      const destination = new Writable({
+        write(chunk, _encoding, done) {
+          logs.push(chunk.toString());
+          done();
+        },
+      });
+      bot = await startBot({
+        config: { ...loadConfig({ ALERT_WEBHOOK_TOKEN: TOKEN }), PORT: 0 },
+        db,
+        log: createLogger({ level: 'debug', destination }),
+      });
+    });
+    after(async () => {
+      await bot.close();
+      await db.close();
+    });
+
+    it('refuses a delivery without the token, or with a wrong one', async () => {
+      assert.equal((await post('/alerts/alertmanager', alertmanager)).status, 401);
+      assert.equal(
+        (await post('/alerts/alertmanager', alertmanager, { authorization: 'Bearer nope' })).status,
+        401,
+      );
+      const { rows } = await db.executeSql<{ n: number }>('SELECT count(*)::int AS n FROM alerts');
+      assert.equal(rows[0]!.n, 0);
+    });
+
+    it('accepts an Alertmanager delivery with the bearer token: 202, stored, one incident', async () => {
+      const res = await post('/alerts/alertmanager', alertmanager, bearer);
+      assert.equal(res.status, 202);
+      const body = (await res.json()) as { alerts: number; incidents: Array<{ opened: boolean }> };
+      assert.equal(body.alerts, 2);
+      assert.equal(body.incidents[0]!.opened, true);
+      const again = (await (await post('/alerts/alertmanager', alertmanager, bearer)).json()) as {
+        duplicates: number;
+      };
+      assert.equal(again.duplicates, 2);
+    });
+
+    it('accepts an HMAC signature instead of the token, and Grafana signatures with a timestamp', async () => {
+      const generic = JSON.stringify({ host: 'web-3', name: 'DiskFull', disk: { mount: '/' } });
+      const signed = await post('/alerts/generic', generic, {
+        'x-nightshift-signature': `sha256=${sign(generic, TOKEN)}`,
+      });
+      assert.equal(signed.status, 202);
+      const forged = await post('/alerts/generic', generic, {
+        'x-nightshift-signature': `sha256=${sign(`${generic} `, TOKEN)}`,
+      });
+      assert.equal(forged.status, 401);
+      const timestamp = '1764111600';
+      const grafanaSigned = await post('/alerts/grafana', grafana, {
+        'x-grafana-alerting-signature': sign(grafana, TOKEN, timestamp),
+        'x-grafana-alerting-timestamp': timestamp,
+      });
+      assert.equal(grafanaSigned.status, 202);
+    });
+
+    it('answers 400 with the reason for a bad payload, and records it', async () => {
+      const res = await post('/alerts/generic', '{"name": "no host"}', bearer);
+      assert.equal(res.status, 400);
+      const body = (await res.json()) as { error: string; recorded: number };
+      assert.match(body.error, /host/);
+      const { rows } = await db.executeSql<{ valid: boolean }>('SELECT valid FROM alerts WHERE id = $1', [
+        body.recorded,
+      ]);
+      assert.deepEqual(rows, [{ valid: false }]);
+    });
+
+    it('refuses a body over 1 MiB with 413', async () => {
+      const res = await post('/alerts/generic', 'x'.repeat(1024 * 1024 + 1), bearer);
+      assert.equal(res.status, 413);
+    });
+
+    it('serves health, readiness and metrics', async () => {
+      assert.equal((await fetch(`http://127.0.0.1:${bot.port}/healthz`)).status, 200);
+      const ready = (await (await fetch(`http://127.0.0.1:${bot.port}/readyz`)).json()) as { store: string };
+      assert.equal(ready.store, database.name);
+      const metrics = await (await fetch(`http://127.0.0.1:${bot.port}/metrics`)).text();
+      assert.match(metrics, /# TYPE nightshift_alerts_received_total counter/);
+      assert.match(metrics, /nightshift_alerts_received_total\{result="accepted",source="alertmanager"\} 2/);
+      assert.match(
+        metrics,
+        /nightshift_alerts_received_total\{result="unauthorized",source="alertmanager"\} 2/,
+      );
+      assert.match(metrics, /nightshift_incidents_open\{status="open"\} [1-9]/);
+      assert.match(metrics, /nightshift_store_up 1/);
+    });
+
+    it('never writes the webhook token to the log', () => {
+      assert.ok(logs.length > 0);
+      assert.ok(!logs.join('').includes(TOKEN));
+    });
+  });
+}
+
+describe('alert webhooks when the store is down', () => {
+  it('answer 503 so Alertmanager retries', async () => {
+    const db = await testDatabases()[0]!.open();
+    const bot = await startBot({
+      config: { ...loadConfig({ ALERT_WEBHOOK_TOKEN: TOKEN }), PORT: 0 },
+      db,
+      log: createLogger({ level: 'silent' }),
+    });
+    try {
+      await db.executeSql('DROP TABLE alerts CASCADE');
+      const res = await fetch(`http://127.0.0.1:${bot.port}/alerts/alertmanager`, {
+        method: 'POST',
+        body: alertmanager,
+        headers: { authorization: `Bearer ${TOKEN}` },
+      });
+      assert.equal(res.status, 503);
+      assert.equal((await fetch(`http://127.0.0.1:${bot.port}/readyz`)).status, 200);
+    } finally {
+      await bot.close();
+      await db.close();
+    }
+  });
+});
