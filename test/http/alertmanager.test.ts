@@ -1,0 +1,150 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { loadConfig } from '../../src/config/env.ts';
+import { createLogger } from '../../src/log.ts';
+import { type Bot, startBot } from '../../src/main.ts';
+import type { Db } from '../../src/store/db.ts';
+import { testDatabases } from '../helpers/db.ts';
+import { requireTool } from '../helpers/reference-tools.ts';
+
+/**
+ * A real Prometheus Alertmanager (Debian's prometheus-alertmanager) posting to the bot's webhook
+ * with a bearer token: the payload, the retries and the resolved notification are Alertmanager's
+ * own, not ours.
+ */
+const TOKEN = 'alertmanager-token-0123456789';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+describe('a real Alertmanager posting to the webhook', () => {
+  let dir: string;
+  let db: Db;
+  let bot: Bot;
+  let alertmanager: ChildProcess;
+  let amPort: number;
+
+  before(async () => {
+    requireTool('prometheus-alertmanager');
+    dir = mkdtempSync(join(tmpdir(), 'nightshift-am-'));
+    db = await testDatabases()[0]!.open();
+    bot = await startBot({
+      config: { ...loadConfig({ ALERT_WEBHOOK_TOKEN: TOKEN }), PORT: 0 },
+      db,
+      log: createLogger({ level: 'silent' }),
+    });
+    amPort = await freePort();
+    writeFileSync(
+      join(dir, 'alertmanager.yml'),
+      `route:
+  receiver: nightshift
+  group_by: [alertname, instance]
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: nightshift
+    webhook_configs:
+      - url: http://127.0.0.1:${bot.port}/alerts/alertmanager
+        send_resolved: true
+        http_config:
+          authorization:
+            type: Bearer
+            credentials: ${TOKEN}
+`,
+    );
+    alertmanager = spawn(
+      'prometheus-alertmanager',
+      [
+        `--config.file=${join(dir, 'alertmanager.yml')}`,
+        `--storage.path=${join(dir, 'data')}`,
+        `--web.listen-address=127.0.0.1:${amPort}`,
+        '--cluster.listen-address=',
+      ],
+      { stdio: 'ignore' },
+    );
+    await waitFor('Alertmanager to start', async () => {
+      const res = await fetch(`http://127.0.0.1:${amPort}/-/ready`).catch(() => undefined);
+      return res?.ok ? true : undefined;
+    });
+  });
+
+  after(async () => {
+    alertmanager?.kill('SIGTERM');
+    await bot?.close();
+    await db?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const alert = (endsAt?: string) => [
+    {
+      labels: {
+        alertname: 'NodeFilesystemAlmostOutOfSpace',
+        instance: 'web-9:9100',
+        mountpoint: '/',
+        severity: 'critical',
+      },
+      annotations: {
+        description: 'Filesystem on /dev/vda1 at web-9:9100 has only 2.5% available space left.',
+      },
+      ...(endsAt ? { endsAt } : {}),
+    },
+  ];
+
+  it('opens an incident from a firing alert, then records its resolution in the same incident', async () => {
+    const posted = await fetch(`http://127.0.0.1:${amPort}/api/v2/alerts`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(alert()),
+    });
+    assert.equal(posted.status, 200);
+    const incident = await waitFor('the incident', async () => {
+      const { rows } = await db.executeSql<{ id: string; title: string; severity: string }>(
+        `SELECT id, title, severity FROM incidents WHERE host = 'web-9'`,
+      );
+      return rows[0];
+    });
+    assert.equal(incident.title, 'Disk / filling on web-9');
+    assert.equal(incident.severity, 'critical');
+
+    await fetch(`http://127.0.0.1:${amPort}/api/v2/alerts`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(alert(new Date(Date.now() - 1000).toISOString())),
+    });
+    const resolved = await waitFor('the resolved notification', async () => {
+      const { rows } = await db.executeSql<{ incident_id: string }>(
+        `SELECT incident_id FROM alerts WHERE host = 'web-9' AND status = 'resolved'`,
+      );
+      return rows[0];
+    });
+    assert.equal(resolved.incident_id, incident.id);
+    const { rows } = await db.executeSql<{ n: number }>(
+      `SELECT count(*)::int AS n FROM incidents WHERE host = 'web-9'`,
+    );
+    assert.equal(rows[0]!.n, 1);
+  });
+});
