@@ -8,6 +8,7 @@ import type { Route } from './http/routes.ts';
 import { startHttpServer } from './http/server.ts';
 import { createLogger, type Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
+import type { SlackApp } from './slack/app.ts';
 import type { Db } from './store/db.ts';
 import { migrate } from './store/migrate.ts';
 import { openStore } from './store/open.ts';
@@ -21,6 +22,7 @@ export interface Bot {
   port: number;
   db: Db;
   metrics: Metrics;
+  slack?: SlackApp;
   close(): Promise<void>;
 }
 

@@ -20,6 +20,8 @@ export interface AlertWebhookDeps {
   channel: string;
   log: Logger;
   metrics: Metrics;
+  /** Called after a delivery queued Slack messages (the outbox pump posts them). */
+  onAccepted?: () => void;
 }
 
 function authorized(
@@ -72,6 +74,7 @@ export function alertWebhookRoute(source: AlertSource, deps: AlertWebhookDeps): 
           return sendJson(res, 400, { error: result.error, recorded: result.alertId });
         }
         deps.metrics.inc('nightshift_alerts_received_total', { source, result: 'accepted' }, result.alerts);
+        if (result.alerts > 0) deps.onAccepted?.();
         if (result.duplicates > 0)
           deps.metrics.inc(
             'nightshift_alerts_received_total',

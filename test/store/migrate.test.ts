@@ -15,6 +15,7 @@ const TABLES = [
   'jobs',
   'proposals',
   'schema_migrations',
+  'slack_events',
   'thread_messages',
 ];
 

@@ -1,0 +1,124 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  App,
+  type Logger as BoltLogger,
+  HTTPReceiver,
+  LogLevel,
+  SocketModeReceiver,
+  type webApi,
+} from '@slack/bolt';
+
+type WebClient = webApi.WebClient;
+
+import type { Config } from '../config/env.ts';
+import type { Route } from '../http/routes.ts';
+import type { Logger } from '../log.ts';
+import type { Db } from '../store/db.ts';
+import type { ListenerDeps } from './deps.ts';
+import { registerListeners } from './listeners/index.ts';
+import { refreshRoot, type SlackPoster } from './outbox.ts';
+import { OutboxPump } from './outbox-pump.ts';
+
+/**
+ * The Slack app: Bolt over HTTP (events, interactivity and commands at /slack/events, with the
+ * bot's own routes beside them) or over Socket Mode when SLACK_APP_TOKEN is set, for teams
+ * without a public URL (the routes then get a small HTTP server of their own on PORT).
+ */
+
+function boltLogger(log: Logger): BoltLogger {
+  const child = log.child({ component: 'bolt' });
+  let level = LogLevel.INFO;
+  return {
+    debug: (...msg) => child.debug(msg.map(String).join(' ')),
+    info: (...msg) => child.info(msg.map(String).join(' ')),
+    warn: (...msg) => child.warn(msg.map(String).join(' ')),
+    error: (...msg) => child.error(msg.map((m) => (m instanceof Error ? m.message : String(m))).join(' ')),
+    setLevel: (l) => {
+      level = l;
+    },
+    getLevel: () => level,
+    setName: () => {},
+  };
+}
+
+/** The outbox's view of the Web API client. */
+export function slackPoster(client: WebClient): SlackPoster {
+  return {
+    async postMessage(args) {
+      const result = await client.chat.postMessage({ ...args, blocks: args.blocks as never });
+      return {
+        ...(result.channel ? { channel: result.channel } : {}),
+        ...(result.ts ? { ts: result.ts } : {}),
+      };
+    },
+    update: (args) => client.chat.update({ ...args, blocks: args.blocks as never }),
+  };
+}
+
+export interface SlackApp {
+  port: number;
+  pump: OutboxPump;
+  stop(): Promise<void>;
+}
+
+export async function startSlackApp(options: {
+  config: Config;
+  db: Db;
+  log: Logger;
+  routes: Route[];
+  now?: () => Date;
+}): Promise<SlackApp> {
+  const { config, db, log, routes } = options;
+  const now = options.now ?? (() => new Date());
+  const logger = boltLogger(log);
+  const clientOptions = config.SLACK_API_URL ? { slackApiUrl: config.SLACK_API_URL } : {};
+  const socketMode = config.SLACK_APP_TOKEN !== undefined;
+  const receiver = socketMode
+    ? new SocketModeReceiver({
+        appToken: config.SLACK_APP_TOKEN!,
+        customRoutes: routes,
+        installerOptions: { port: config.PORT, clientOptions },
+        logger,
+      })
+    : new HTTPReceiver({
+        signingSecret: config.SLACK_SIGNING_SECRET!,
+        endpoints: '/slack/events',
+        customRoutes: routes,
+        logger,
+      });
+  const app = new App({ token: config.SLACK_BOT_TOKEN, receiver, logger, clientOptions });
+  const poster = slackPoster(app.client);
+  const pump = new OutboxPump(db, poster, log);
+  const deps: ListenerDeps = {
+    db,
+    log,
+    channel: config.INCIDENT_CHANNEL,
+    kick: () => void pump.kick(),
+    refresh: (incidentId) => refreshRoot(db, poster, incidentId, now()),
+    now,
+  };
+  registerListeners(app, deps);
+  app.error(async (error) => {
+    log.error({ err: error }, 'slack listener failed');
+  });
+  let port = config.PORT;
+  if (socketMode) {
+    await app.start();
+    const server = (receiver as unknown as { httpServer?: Server }).httpServer;
+    const address = server?.address() as AddressInfo | null | undefined;
+    if (address) port = address.port;
+  } else {
+    const server = (await app.start(config.PORT)) as Server;
+    port = (server.address() as AddressInfo).port;
+  }
+  pump.start();
+  return {
+    port,
+    pump,
+    async stop() {
+      await pump.stop();
+      await app.stop();
+    },
+  };
+}

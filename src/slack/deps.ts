@@ -1,0 +1,17 @@
+import type { Logger } from '../log.ts';
+import type { Db } from '../store/db.ts';
+import type { SlackPoster } from './outbox.ts';
+
+/** What every listener gets: injected, never imported. */
+export interface ListenerDeps {
+  db: Db;
+  log: Logger;
+  channel: string;
+  /** Asks the outbox to post what was just queued. */
+  kick: () => void;
+  /** Re-renders an incident's root message in place. */
+  refresh: (incidentId: number) => Promise<void>;
+  now: () => Date;
+}
+
+export type { SlackPoster };

@@ -1,0 +1,103 @@
+import {
+  getIncident,
+  type Incident,
+  incidentByThread,
+  openIncidentByHand,
+  setStatus,
+  timeline,
+} from '../incidents/incidents.ts';
+import type { Db } from '../store/db.ts';
+import { statusReply, summaryMarkdown } from './blocks/incident.ts';
+import { INVESTIGATE_HELP, type IncidentCommand } from './commands.ts';
+import type { ListenerDeps } from './deps.ts';
+
+/**
+ * What a parsed command does, shared by `/investigate` and an @-mention in a thread. Returns the
+ * text to answer the asker with; thread replies go through the outbox so they are posted once.
+ */
+
+async function onlyOpenIncident(db: Db): Promise<Incident | string> {
+  const { rows } = await db.executeSql<{ id: string }>(
+    `SELECT id FROM incidents WHERE status <> 'resolved' ORDER BY id`,
+  );
+  if (rows.length === 1) return (await getIncident(db, Number(rows[0]!.id)))!;
+  if (rows.length === 0) return 'There is no open incident.';
+  return `There are ${rows.length} open incidents (${rows.map((r) => `#${r.id}`).join(', ')}): say which, e.g. \`status #${rows[0]!.id}\`.`;
+}
+
+export async function resolveIncident(
+  deps: ListenerDeps,
+  id: number | undefined,
+  thread?: { channel: string; ts: string },
+): Promise<Incident | string> {
+  if (id !== undefined) return (await getIncident(deps.db, id)) ?? `There is no incident #${id}.`;
+  if (thread) {
+    const here = await incidentByThread(deps.db, thread.channel, thread.ts);
+    if (here) return here;
+  }
+  return onlyOpenIncident(deps.db);
+}
+
+async function replyInThread(
+  deps: ListenerDeps,
+  incident: Incident,
+  key: string,
+  message: { text: string; blocks: unknown[] },
+) {
+  await deps.db.executeSql(
+    `INSERT INTO thread_messages (incident_id, dedup_key, role, channel, body) VALUES ($1, $2, 'reply', $3, $4)
+     ON CONFLICT (dedup_key) DO NOTHING`,
+    [incident.id, key, incident.channel ?? deps.channel, JSON.stringify({ type: 'text', ...message })],
+  );
+  deps.kick();
+}
+
+export async function runIncidentCommand(
+  deps: ListenerDeps,
+  command: IncidentCommand,
+  context: { user: string; channel: string; thread?: { channel: string; ts: string }; requestId: string },
+): Promise<string> {
+  if (command.kind === 'help')
+    return command.problem ? `${command.problem}.\n${INVESTIGATE_HELP}` : INVESTIGATE_HELP;
+  if (command.kind === 'open') {
+    const { incident, opened } = await openIncidentByHand(deps.db, {
+      host: command.host,
+      note: command.note,
+      user: context.user,
+      channel: deps.channel,
+    });
+    deps.kick();
+    return opened
+      ? `Opened incident #${incident.id} for ${incident.host} in ${deps.channel}.`
+      : `${incident.host} already has incident #${incident.id} (${incident.status}); joined it.`;
+  }
+  const found = await resolveIncident(deps, command.incident, context.thread);
+  if (typeof found === 'string') return found;
+  const incident = found;
+  if (command.kind === 'status') {
+    return `#${incident.id} ${incident.title}: ${incident.status}, severity ${incident.severity}, commander ${incident.commander ? `<@${incident.commander}>` : 'nobody yet'}.`;
+  }
+  if (command.kind === 'summary') {
+    const markdown = summaryMarkdown(incident, await timeline(deps.db, incident.id), deps.now());
+    await replyInThread(deps, incident, `summary:${incident.id}:${context.requestId}`, {
+      text: `Summary of #${incident.id}`,
+      blocks: [
+        { type: 'section', text: { type: 'mrkdwn', text: `\`\`\`\n${markdown.slice(0, 2900)}\n\`\`\`` } },
+      ],
+    });
+    return `The summary of #${incident.id} is in its thread.`;
+  }
+  try {
+    const updated = await setStatus(deps.db, incident.id, command.status, context.user);
+    await replyInThread(
+      deps,
+      updated,
+      `status:${incident.id}:${context.requestId}`,
+      statusReply(updated, context.user),
+    );
+    await deps.refresh(updated.id).catch(() => {});
+    return `#${updated.id} is now ${updated.status}.`;
+  } catch (error) {
+    return (error as Error).message;
+  }
+}

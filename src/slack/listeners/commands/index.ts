@@ -1,0 +1,10 @@
+import type { App } from '@slack/bolt';
+import type { ListenerDeps } from '../../deps.ts';
+import { investigateCallback } from './investigate.ts';
+
+/** Slash commands; each must be declared under features.slash_commands in manifest.yml. */
+export const COMMANDS = ['/investigate'] as const;
+
+export function register(app: App, deps: ListenerDeps): void {
+  app.command('/investigate', investigateCallback(deps));
+}

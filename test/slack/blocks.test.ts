@@ -1,0 +1,79 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Incident } from '../../src/incidents/incidents.ts';
+import {
+  alertReply,
+  formatDuration,
+  incidentRoot,
+  summaryMarkdown,
+} from '../../src/slack/blocks/incident.ts';
+
+const incident: Incident = {
+  id: 12,
+  groupKey: 'web-1:disk',
+  host: 'web-1',
+  problem: 'disk',
+  title: 'Disk / filling on web-1',
+  status: 'investigating',
+  severity: 'critical',
+  commander: 'U123',
+  channel: 'C1',
+  rootTs: '1.2',
+  previousIncidentId: 9,
+  openedBy: 'alert:alertmanager',
+  openedAt: new Date('2026-11-25T23:01:00Z'),
+  resolvedAt: null,
+};
+
+describe('incident messages', () => {
+  it('put status, host, disk, commander and age on short lines for a phone', () => {
+    const message = incidentRoot(
+      incident,
+      [
+        { mount: '/', usedPercent: 96.88 },
+        { mount: '/var/lib/docker', usedPercent: null },
+      ],
+      new Date('2026-11-25T23:43:00Z'),
+    );
+    assert.equal(message.text, ':mag: #12 Disk / filling on web-1 (investigating)');
+    const body = (message.blocks[1] as unknown as { text: { text: string } }).text.text;
+    assert.deepEqual(body.split('\n'), [
+      '*Status:* investigating  ·  *Severity:* critical',
+      '*Host:* web-1',
+      '*Disk:* / 96.88% used, /var/lib/docker',
+      '*Commander:* <@U123>',
+      '*Open for* 42 min (since 23:01 UTC)',
+      '*Fired again:* follows #9',
+    ]);
+    for (const line of body.split('\n')) assert.ok(line.length <= 60, `too wide for a phone: ${line}`);
+  });
+
+  it('say firing or resolved in alert replies', () => {
+    assert.match(
+      alertReply({ status: 'firing', name: 'DiskFull', summary: '97% used' }).text,
+      /^:fire: Firing: DiskFull\n97% used$/,
+    );
+    assert.match(
+      alertReply({ status: 'resolved', name: 'DiskFull', summary: '' }).text,
+      /^:large_green_circle: Resolved/,
+    );
+  });
+
+  it('write a postmortem-ready timeline', () => {
+    const md = summaryMarkdown(
+      { ...incident, status: 'resolved', resolvedAt: new Date('2026-11-26T00:31:00Z') },
+      [{ at: new Date('2026-11-25T23:01:05Z'), what: 'alert firing: disk on web-1' }],
+      new Date(),
+    );
+    assert.match(md, /^# Incident #12: Disk \/ filling on web-1\n/);
+    assert.match(md, /- Resolved: 2026-11-26T00:31:00.000Z \(1 h 30 min\)/);
+    assert.match(md, /## Timeline \(UTC\)\n\n- 2026-11-25 23:01:05 {2}alert firing: disk on web-1/);
+    assert.match(md, /## Root cause/);
+  });
+
+  it('format durations', () => {
+    assert.equal(formatDuration(59_000), '1 min');
+    assert.equal(formatDuration(3 * 3600_000 + 5 * 60_000), '3 h 5 min');
+    assert.equal(formatDuration(50 * 3600_000), '2 d 2 h');
+  });
+});
