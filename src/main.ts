@@ -1,5 +1,6 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { PgBoss } from 'pg-boss';
 import { ALERT_SOURCES } from './alerts/parse.ts';
 import type { Config } from './config/env.ts';
 import { alertWebhookRoute } from './http/alert-webhook.ts';
@@ -23,6 +24,8 @@ export interface Bot {
   db: Db;
   metrics: Metrics;
   slack?: SlackApp;
+  /** The job queue (pg-boss), on the same database. */
+  boss: PgBoss;
   close(): Promise<void>;
 }
 
@@ -38,9 +41,14 @@ export async function startBot(options: StartOptions): Promise<Bot> {
   const log = options.log ?? createLogger({ level: config.LOG_LEVEL });
   const db = options.db ?? (await openStore(config));
   const ownsDb = options.db === undefined;
+  let boss: PgBoss | undefined;
   try {
     const applied = await migrate(db);
     if (applied.length > 0) log.info({ applied }, 'database migrated');
+    const { startBoss } = await import('./jobs/boss.ts');
+    const { registerWorkers } = await import('./jobs/workers/index.ts');
+    const queue = await startBoss(db, log);
+    boss = queue;
     const metrics = new Metrics();
     describeMetrics(metrics);
     const routes: Route[] = [
@@ -56,6 +64,7 @@ export async function startBot(options: StartOptions): Promise<Bot> {
       ...healthRoutes({ db, metrics }),
     ];
     if (!config.ALERT_WEBHOOK_TOKEN) log.warn('ALERT_WEBHOOK_TOKEN is not set: alert webhooks answer 401');
+    await registerWorkers(queue, { db, log });
     const server: Server = await startHttpServer(routes, config.PORT, log);
     const port = (server.address() as AddressInfo).port;
     log.info({ port, store: db.kind }, 'nightshift is serving (Slack off: no SLACK_BOT_TOKEN)');
@@ -63,12 +72,15 @@ export async function startBot(options: StartOptions): Promise<Bot> {
       port,
       db,
       metrics,
+      boss: queue,
       async close() {
         await new Promise<void>((resolve) => server.close(() => resolve()));
+        await queue.stop({ graceful: true, timeout: 10_000 });
         if (ownsDb) await db.close();
       },
     };
   } catch (error) {
+    await boss?.stop({ graceful: false }).catch(() => {});
     if (ownsDb) await db.close();
     throw error;
   }

@@ -21,6 +21,10 @@ export interface Db {
   readonly kind: 'postgres' | 'pglite';
   /** The schema every table lives in (search_path is set to it). */
   readonly schema: string;
+  /** Optional capability: the embedded PGlite instance, which pg-boss's fromPglite adapter takes. */
+  readonly pglite?: unknown;
+  /** Optional capability: the server's URL, which pg-boss connects with itself. */
+  readonly connectionString?: string;
 }
 
 /** Schema names go into SQL text (search_path, advisory lock keys): only plain identifiers. */

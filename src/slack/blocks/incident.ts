@@ -127,3 +127,21 @@ export function summaryMarkdown(incident: Incident, entries: readonly TimelineEn
   ];
   return lines.join('\n');
 }
+
+const SEVERITY_EMOJI = {
+  critical: ':red_circle:',
+  warning: ':large_orange_circle:',
+  info: ':large_blue_circle:',
+} as const;
+
+export interface FindingNotice {
+  severity: 'critical' | 'warning' | 'info';
+  title: string;
+  detail: string;
+}
+
+/** A finding as a thread reply: the title on its own line, the detail under it. */
+export function findingReply(finding: FindingNotice): SlackMessage {
+  const text = `${SEVERITY_EMOJI[finding.severity]} *${finding.title}*\n${finding.detail}`;
+  return { text, blocks: [{ type: 'section', text: { type: 'mrkdwn', text: text.slice(0, 2900) } }] };
+}

@@ -47,6 +47,7 @@ export async function openPostgres(url: string, schema: string, options: { max?:
   const db: Db = {
     kind: 'postgres',
     schema,
+    connectionString: url,
     executeSql: (text, values) => run(pool, text, values),
     async transaction(work) {
       const client = await pool.connect();

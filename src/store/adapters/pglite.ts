@@ -66,6 +66,7 @@ export async function fromPglite(pglite: PGlite, schema: string, onClose: () => 
   const db: Db = {
     kind: 'pglite',
     schema,
+    pglite,
     executeSql: (text, values) => serial(() => run(pglite, text, values)),
     transaction: (work) =>
       serial(() =>

@@ -1,0 +1,18 @@
+import { z } from 'zod';
+
+/**
+ * The background work, by queue: names and the zod schema of each payload, validated when a job
+ * is sent and again when it is worked (a payload written by an older bot may not fit).
+ */
+export const QUEUES = {
+  analyzeEvidence: {
+    name: 'analyze-evidence',
+    payload: z.object({
+      incidentId: z.number().int().positive(),
+      /** Files or directories of evidence already on the bot host. */
+      paths: z.array(z.string().min(1)).min(1).max(1000),
+    }),
+  },
+} as const;
+
+export type AnalyzeEvidencePayload = z.infer<typeof QUEUES.analyzeEvidence.payload>;

@@ -1,0 +1,85 @@
+import type { Report } from '../../analyze/report-schema.ts';
+import { analyzeFiles } from '../../evidence/analyze-files.ts';
+import type { Logger } from '../../log.ts';
+import { findingReply } from '../../slack/blocks/incident.ts';
+import type { Db } from '../../store/db.ts';
+import { type AnalyzeEvidencePayload, QUEUES } from '../queues.ts';
+
+/**
+ * The analysis job: runs `nightshift analyze` on evidence already on the bot host (on worker
+ * threads, so the bot's event loop keeps answering Slack), stores the findings (already redacted
+ * by the analyzer) and queues each as a reply in the incident's thread.
+ */
+
+export interface JobDeps {
+  db: Db;
+  log: Logger;
+  /** Asks the Slack outbox to post what was queued (absent when Slack is off). */
+  kick?: () => void;
+}
+
+async function recordJob(
+  db: Db,
+  jobId: string,
+  incidentId: number,
+  input: object,
+): Promise<number | undefined> {
+  const { rows } = await db.executeSql<{ id: string }>(
+    `INSERT INTO jobs (incident_id, kind, queue_job_id, state, input, started_at)
+     VALUES ($1, $2, $3, 'running', $4, now())
+     ON CONFLICT (queue_job_id) DO UPDATE SET state = 'running', started_at = now(), error = NULL
+     RETURNING id`,
+    [incidentId, QUEUES.analyzeEvidence.name, jobId, JSON.stringify(input)],
+  );
+  return rows[0] ? Number(rows[0].id) : undefined;
+}
+
+export async function analyzeEvidence(deps: JobDeps, jobId: string, raw: unknown): Promise<Report> {
+  const payload: AnalyzeEvidencePayload = QUEUES.analyzeEvidence.payload.parse(raw);
+  const job = await recordJob(deps.db, jobId, payload.incidentId, payload);
+  try {
+    const report = await analyzeFiles(payload.paths);
+    await deps.db.transaction(async (tx) => {
+      for (const [i, finding] of report.findings.entries()) {
+        await tx.executeSql(
+          `INSERT INTO findings (incident_id, job_id, kind, severity, title, body) VALUES ($1, $2, 'analysis', $3, $4, $5)`,
+          [
+            payload.incidentId,
+            job,
+            finding.severity,
+            finding.title,
+            JSON.stringify({ detail: finding.detail }),
+          ],
+        );
+        const message = findingReply(finding);
+        await tx.executeSql(
+          `INSERT INTO thread_messages (incident_id, dedup_key, role, channel, body)
+           SELECT $1, $2, 'reply', coalesce(channel, $3), $4 FROM incidents WHERE id = $1
+           ON CONFLICT (dedup_key) DO NOTHING`,
+          [
+            payload.incidentId,
+            `job:${jobId}:finding:${i}`,
+            '#incidents',
+            JSON.stringify({ type: 'text', ...message }),
+          ],
+        );
+      }
+      await tx.executeSql(`UPDATE jobs SET state = 'succeeded', finished_at = now() WHERE id = $1`, [job]);
+      await tx.executeSql(
+        `INSERT INTO audit_log (actor, action, incident_id, subject) VALUES ('nightshift', 'job.finished', $1, $2)`,
+        [
+          payload.incidentId,
+          JSON.stringify({ job: jobId, queue: QUEUES.analyzeEvidence.name, dumps: report.dumps.length }),
+        ],
+      );
+    });
+    deps.kick?.();
+    return report;
+  } catch (error) {
+    await deps.db.executeSql(
+      `UPDATE jobs SET state = 'failed', finished_at = now(), error = $2 WHERE id = $1`,
+      [job, (error as Error).message],
+    );
+    throw error;
+  }
+}

@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { startBoss } from '../../src/jobs/boss.ts';
+import { QUEUES } from '../../src/jobs/queues.ts';
+import { registerWorkers } from '../../src/jobs/workers/index.ts';
+import { createLogger } from '../../src/log.ts';
+import { migrate } from '../../src/store/migrate.ts';
+import { testDatabases } from '../helpers/db.ts';
+
+const examples = new URL('../../examples/', import.meta.url).pathname;
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+for (const database of testDatabases()) {
+  describe(`the analysis job on pg-boss on ${database.name}`, () => {
+    it('analyses the evidence, stores the findings and queues them for the thread', async () => {
+      const db = await database.open();
+      const log = createLogger({ level: 'silent' });
+      const boss = await startBoss(db, log);
+      try {
+        await migrate(db);
+        const { rows } = await db.executeSql<{ id: string }>(
+          `INSERT INTO incidents (group_key, host, problem, title, opened_by) VALUES ('web-1:disk', 'web-1', 'disk', 'Disk', 'test') RETURNING id`,
+        );
+        const incidentId = Number(rows[0]!.id);
+        let kicked = 0;
+        await registerWorkers(boss, { db, log, kick: () => kicked++ });
+        const jobId = await boss.send(QUEUES.analyzeEvidence.name, { incidentId, paths: [examples] });
+        assert.ok(jobId);
+        const state = await until('the job to finish', async () => {
+          const r = await db.executeSql<{ state: string; error: string | null }>(
+            'SELECT state, error FROM jobs WHERE queue_job_id = $1',
+            [jobId],
+          );
+          return r.rows[0] && r.rows[0].state !== 'running' ? r.rows[0] : undefined;
+        });
+        assert.deepEqual(state, { state: 'succeeded', error: null });
+        const findings = await db.executeSql<{ severity: string; title: string }>(
+          'SELECT severity, title FROM findings WHERE incident_id = $1 ORDER BY id',
+          [incidentId],
+        );
+        assert.equal(findings.rows[0]!.severity, 'critical');
+        assert.match(
+          findings.rows[0]!.title,
+          /^Likely endless stream in 3 of 5 dumps: http:\/\/127\.0\.0\.1:\d+\/live\/radio\.mp3$/,
+        );
+        const replies = await db.executeSql<{ n: number }>(
+          `SELECT count(*)::int AS n FROM thread_messages WHERE incident_id = $1 AND role = 'reply'`,
+          [incidentId],
+        );
+        assert.equal(replies.rows[0]!.n, findings.rows.length);
+        assert.equal(kicked, 1);
+      } finally {
+        await boss.stop({ graceful: false });
+        await db.close();
+      }
+    });
+
+    it('refuses a payload that does not fit the queue schema', async () => {
+      const db = await database.open();
+      const log = createLogger({ level: 'silent' });
+      try {
+        const { analyzeEvidence } = await import('../../src/jobs/workers/analyze-evidence.ts');
+        await assert.rejects(
+          analyzeEvidence({ db, log }, 'x', { incidentId: -1, paths: [] }),
+          /incidentId|paths/,
+        );
+      } finally {
+        await db.close();
+      }
+    });
+  });
+}
