@@ -51,6 +51,7 @@ export async function startBot(options: StartOptions): Promise<Bot> {
     boss = queue;
     const metrics = new Metrics();
     describeMetrics(metrics);
+    let slack: SlackApp | undefined;
     const routes: Route[] = [
       ...ALERT_SOURCES.map((source) =>
         alertWebhookRoute(source, {
@@ -59,11 +60,32 @@ export async function startBot(options: StartOptions): Promise<Bot> {
           channel: config.INCIDENT_CHANNEL,
           log,
           metrics,
+          onAccepted: () => void slack?.pump.kick(),
         }),
       ),
       ...healthRoutes({ db, metrics }),
     ];
     if (!config.ALERT_WEBHOOK_TOKEN) log.warn('ALERT_WEBHOOK_TOKEN is not set: alert webhooks answer 401');
+    if (config.SLACK_BOT_TOKEN) {
+      const { startSlackApp } = await import('./slack/app.ts');
+      const running = await startSlackApp({ config, db, log, routes });
+      slack = running;
+      await registerWorkers(queue, { db, log, kick: () => void running.pump.kick() });
+      const mode = config.SLACK_APP_TOKEN ? 'Socket Mode' : 'HTTP, /slack/events';
+      log.info({ port: running.port, store: db.kind }, `nightshift is serving with Slack (${mode})`);
+      return {
+        port: running.port,
+        db,
+        metrics,
+        boss: queue,
+        slack: running,
+        async close() {
+          await running.stop();
+          await queue.stop({ graceful: true, timeout: 10_000 });
+          if (ownsDb) await db.close();
+        },
+      };
+    }
     await registerWorkers(queue, { db, log });
     const server: Server = await startHttpServer(routes, config.PORT, log);
     const port = (server.address() as AddressInfo).port;
