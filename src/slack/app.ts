@@ -72,13 +72,20 @@ export async function startSlackApp(options: {
   const { config, db, log, routes } = options;
   const now = options.now ?? (() => new Date());
   const logger = boltLogger(log);
-  const clientOptions = config.SLACK_API_URL ? { slackApiUrl: config.SLACK_API_URL } : {};
+  // Each client gets its own copy: SocketModeClient writes its own retry policy (100 retries) into
+  // the object it is given, which would otherwise leak into the App's Web API client.
+  const clientOptions = () => ({
+    ...(config.SLACK_API_URL ? { slackApiUrl: config.SLACK_API_URL } : {}),
+    // A few retries for 5xx and network errors (Slack's 429s are waited out per Retry-After
+    // anyway); the default, ten over half an hour, would stall the outbox behind one message.
+    retryConfig: { retries: 3, factor: 2, minTimeout: 500, maxTimeout: 5000 },
+  });
   const socketMode = config.SLACK_APP_TOKEN !== undefined;
   const receiver = socketMode
     ? new SocketModeReceiver({
         appToken: config.SLACK_APP_TOKEN!,
         customRoutes: routes,
-        installerOptions: { port: config.PORT, clientOptions },
+        installerOptions: { port: config.PORT, clientOptions: clientOptions() },
         logger,
       })
     : new HTTPReceiver({
@@ -87,7 +94,7 @@ export async function startSlackApp(options: {
         customRoutes: routes,
         logger,
       });
-  const app = new App({ token: config.SLACK_BOT_TOKEN, receiver, logger, clientOptions });
+  const app = new App({ token: config.SLACK_BOT_TOKEN, receiver, logger, clientOptions: clientOptions() });
   const poster = slackPoster(app.client);
   const pump = new OutboxPump(db, poster, log);
   const deps: ListenerDeps = {
