@@ -1,0 +1,273 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { loadConfig } from '../../src/config/env.ts';
+import { createLogger } from '../../src/log.ts';
+import { type Bot, startBot } from '../../src/main.ts';
+import type { Db } from '../../src/store/db.ts';
+import { testDatabases } from '../helpers/db.ts';
+import {
+  appMentionEvent,
+  eventCallbackBody,
+  eventCallbackPayload,
+  FAKE_IDS,
+  type FakeSlack,
+  reactionAddedEvent,
+  signedRequest,
+  slashCommandBody,
+  slashCommandPayload,
+  startFakeSlack,
+} from '../helpers/fake-slack.ts';
+
+/**
+ * The Slack app end to end against the fake Slack Web API (real WebClient, real Bolt receiver,
+ * signed requests, Socket Mode over a local WebSocket): alerts become threads, commands and
+ * mentions steer them, retries change nothing.
+ */
+const SECRET = '0123456789abcdef0123456789abcdef';
+const TOKEN = 'alert-token-0123456789abcdef';
+const CHANNEL = FAKE_IDS.channel;
+const alertmanager = readFileSync(
+  new URL('../alerts/fixtures/alertmanager-disk.json', import.meta.url),
+  'utf8',
+);
+
+async function until<T>(
+  what: string,
+  probe: () => T | undefined | Promise<T | undefined>,
+  ms = 15_000,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Top-level messages: as in Slack, a parent with replies carries thread_ts equal to its own ts. */
+const rootsIn = (slack: FakeSlack) =>
+  (slack.messages.get(CHANNEL) ?? []).filter((m) => m.thread_ts === undefined || m.thread_ts === m.ts);
+
+describe('the Slack app over HTTP', () => {
+  let slack: FakeSlack;
+  let db: Db;
+  let bot: Bot;
+  let events: string;
+  const alert = (body: string) =>
+    fetch(`http://127.0.0.1:${bot.port}/alerts/alertmanager`, {
+      method: 'POST',
+      body,
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
+
+  before(async () => {
+    slack = await startFakeSlack();
+    db = await testDatabases()[0]!.open();
+    bot = await startBot({
+      config: {
+        ...loadConfig({
+          SLACK_BOT_TOKEN: slack.botToken,
+          SLACK_SIGNING_SECRET: SECRET,
+          SLACK_API_URL: slack.apiUrl,
+          INCIDENT_CHANNEL: CHANNEL,
+          ALERT_WEBHOOK_TOKEN: TOKEN,
+        }),
+        PORT: 0,
+      },
+      db,
+      log: createLogger({ level: process.env.TEST_LOG ?? 'silent' }),
+    });
+    events = `http://127.0.0.1:${bot.port}/slack/events`;
+  });
+  after(async () => {
+    await bot.close();
+    await db.close();
+    await slack.close();
+  });
+
+  it('turns a disk alert into one incident thread: a root, a reply per alert, the root updated', async () => {
+    assert.equal((await alert(alertmanager)).status, 202);
+    const root = await until('the root message', () => rootsIn(slack)[0]);
+    assert.match(root.text ?? '', /#\d+ Disk \/ filling on web-1/);
+    const replies = await until('two replies', () => {
+      const thread = slack.thread(CHANNEL, root.ts);
+      return thread.length === 2 ? thread : undefined;
+    });
+    assert.deepEqual(
+      replies.map((r) => (r.text ?? '').split('\n')[0]),
+      [':fire: Firing: NodeFilesystemAlmostOutOfSpace', ':fire: Firing: NodeFilesystemAlmostOutOfSpace'],
+    );
+    await until('the root to show the disks', () => slack.message(CHANNEL, root.ts)!.history.length > 0);
+    const latest = JSON.stringify(slack.message(CHANNEL, root.ts)!.blocks);
+    assert.match(latest, /\/var\/lib\/docker 98\.98% used/);
+  });
+
+  it('posts nothing new for a duplicate delivery', async () => {
+    const before = slack.callsTo('chat.postMessage').length;
+    const res = await alert(alertmanager);
+    assert.equal(res.status, 202);
+    await bot.slack!.pump.kick();
+    assert.equal(slack.callsTo('chat.postMessage').length, before);
+    assert.equal(rootsIn(slack).length, 1);
+  });
+
+  it('answers /investigate <host> by opening an incident, acked at once and answered only to the asker', async () => {
+    const responseUrl = slack.responseUrl();
+    const res = await signedRequest(
+      events,
+      SECRET,
+      slashCommandBody({ text: 'db-7 replication lag', response_url: responseUrl }),
+    );
+    assert.equal(res.status, 200);
+    const response = await until('the ephemeral answer', () =>
+      slack.responses.find((r) => r.url === responseUrl),
+    );
+    assert.match(JSON.stringify(response.body), /Opened incident #\d+ for db-7/);
+    assert.match(JSON.stringify(response.body), /ephemeral/);
+    await until('its root message', () =>
+      rootsIn(slack).find((m) => /db-7: replication lag/.test(m.text ?? '')),
+    );
+  });
+
+  it('answers bad usage with help', async () => {
+    const responseUrl = slack.responseUrl();
+    await signedRequest(events, SECRET, slashCommandBody({ text: 'status #abc', response_url: responseUrl }));
+    const response = await until('the help', () => slack.responses.find((r) => r.url === responseUrl));
+    assert.match(JSON.stringify(response.body), /is not an incident number/);
+    assert.match(JSON.stringify(response.body), /Usage/);
+  });
+
+  it('acts on a mention in an incident thread, once even when Slack retries the event', async () => {
+    const root = rootsIn(slack)[0]!;
+    const event = appMentionEvent({
+      text: `<@${FAKE_IDS.botUser}> resolve`,
+      channel: CHANNEL,
+      thread_ts: root.ts,
+    });
+    const body = eventCallbackBody(event, { eventId: 'Ev0MENTION1' });
+    assert.equal((await signedRequest(events, SECRET, body)).status, 200);
+    await until('the incident to be resolved', async () => {
+      const { rows } = await db.executeSql<{ status: string }>(
+        'SELECT status FROM incidents WHERE root_ts = $1',
+        [root.ts],
+      );
+      return rows[0]?.status === 'resolved';
+    });
+    assert.equal(
+      (await signedRequest(events, SECRET, body, undefined, { retryNum: 1, retryReason: 'http_timeout' }))
+        .status,
+      200,
+    );
+    await until('the answer in the thread', () =>
+      slack.thread(CHANNEL, root.ts).find((m) => /is now resolved/.test(m.text ?? '')),
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    const answers = slack.thread(CHANNEL, root.ts).filter((m) => /is now resolved/.test(m.text ?? ''));
+    assert.equal(answers.length, 1, 'the retry was handled again');
+    const { rows } = await db.executeSql<{ n: number }>(
+      `SELECT count(*)::int AS n FROM audit_log WHERE action = 'incident.status'`,
+    );
+    assert.equal(rows[0]!.n, 1);
+    await until('the root to say resolved', () =>
+      /resolved/.test(slack.message(CHANNEL, root.ts)!.text ?? ''),
+    );
+  });
+
+  it('makes whoever reacts with :raising_hand: on a root the commander', async () => {
+    const root = rootsIn(slack).find((m) => /db-7/.test(m.text ?? ''))!;
+    const body = eventCallbackBody(
+      reactionAddedEvent({
+        user: 'U0COMMANDER',
+        reaction: 'raising_hand',
+        item: { type: 'message', channel: CHANNEL, ts: root.ts },
+      }),
+    );
+    assert.equal((await signedRequest(events, SECRET, body)).status, 200);
+    await until('the root to name the commander', () =>
+      /<@U0COMMANDER>/.test(JSON.stringify(slack.message(CHANNEL, root.ts)!.blocks)),
+    );
+  });
+
+  it('waits out a rate limit and posts once', async () => {
+    slack.failNext('chat.postMessage', { status: 429, retryAfter: 1 });
+    const generic = JSON.stringify({
+      host: 'cache-1',
+      name: 'DiskFull',
+      disk: { mount: '/', usedPercent: 97 },
+    });
+    await fetch(`http://127.0.0.1:${bot.port}/alerts/generic`, {
+      method: 'POST',
+      body: generic,
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
+    const root = await until(
+      'the root after the 429',
+      () => rootsIn(slack).find((m) => /cache-1/.test(m.text ?? '')),
+      20_000,
+    );
+    assert.ok(root);
+    assert.equal(rootsIn(slack).filter((m) => /cache-1/.test(m.text ?? '')).length, 1);
+  });
+
+  it('refuses a request with a wrong signature', async () => {
+    const res = await signedRequest(events, SECRET, slashCommandBody({ text: 'web-9' }), undefined, {
+      signature: 'v0=deadbeef',
+    });
+    assert.equal(res.status, 401);
+  });
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+describe('the Slack app over Socket Mode', () => {
+  it('connects with the app token, acks a slash command and opens the incident thread', async () => {
+    const slack = await startFakeSlack();
+    const db = await testDatabases()[0]!.open();
+    const bot = await startBot({
+      config: {
+        ...loadConfig({
+          SLACK_BOT_TOKEN: slack.botToken,
+          SLACK_APP_TOKEN: slack.appToken,
+          SLACK_API_URL: slack.apiUrl,
+          INCIDENT_CHANNEL: CHANNEL,
+          ALERT_WEBHOOK_TOKEN: TOKEN,
+        }),
+        PORT: await freePort(),
+      },
+      db,
+      log: createLogger({ level: 'silent' }),
+    });
+    try {
+      await slack.waitForSocket();
+      const responseUrl = slack.responseUrl();
+      const ack = await slack.sendEnvelope(
+        'slash_commands',
+        slashCommandPayload({ text: 'web-42', response_url: responseUrl }),
+      );
+      assert.ok(ack);
+      await until('the root message', () => rootsIn(slack).find((m) => /web-42/.test(m.text ?? '')));
+      const health = await fetch(`http://127.0.0.1:${bot.port}/healthz`);
+      assert.equal(health.status, 200, 'the bot routes are served beside Socket Mode');
+      const mention = eventCallbackPayload(
+        appMentionEvent({ text: `<@${FAKE_IDS.botUser}> status`, channel: CHANNEL }),
+      );
+      await slack.sendEnvelope('events_api', mention);
+    } finally {
+      await bot.close();
+      await db.close();
+      await slack.close();
+    }
+  });
+});
