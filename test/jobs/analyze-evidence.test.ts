@@ -56,8 +56,15 @@ for (const database of testDatabases()) {
           `SELECT count(*)::int AS n FROM thread_messages WHERE incident_id = $1 AND role = 'reply'`,
           [incidentId],
         );
-        assert.equal(replies.rows[0]!.n, findings.rows.length);
-        assert.equal(kicked, 1);
+        assert.equal(replies.rows[0]!.n, findings.rows.length + 2, 'findings, plus job started and finished');
+        const done = await db.executeSql<{ body: unknown }>(
+          'SELECT body FROM thread_messages WHERE dedup_key = $1',
+          [`job:${jobId}:finished`],
+        );
+        const raw = done.rows[0]!.body;
+        const body = (typeof raw === 'string' ? JSON.parse(raw) : raw) as { text: string };
+        assert.match(body.text, /Analysis done: 5 dumps, \d+ findings/);
+        assert.equal(kicked, 2);
       } finally {
         await boss.stop({ graceful: false });
         await db.close();

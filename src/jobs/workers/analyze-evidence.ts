@@ -1,3 +1,5 @@
+import { availableParallelism } from 'node:os';
+import { redact } from '../../analyze/redact.ts';
 import type { Report } from '../../analyze/report-schema.ts';
 import { analyzeFiles } from '../../evidence/analyze-files.ts';
 import type { Logger } from '../../log.ts';
@@ -16,6 +18,16 @@ export interface JobDeps {
   log: Logger;
   /** Asks the Slack outbox to post what was queued (absent when Slack is off). */
   kick?: () => void;
+}
+
+/** A plain thread reply, queued once per key (a retried job does not repeat it). */
+async function queueReply(db: Db, incidentId: number, key: string, message: { text: string }): Promise<void> {
+  await db.executeSql(
+    `INSERT INTO thread_messages (incident_id, dedup_key, role, channel, body)
+     SELECT $1, $2, 'reply', coalesce(channel, '#incidents'), $3 FROM incidents WHERE id = $1
+     ON CONFLICT (dedup_key) DO NOTHING`,
+    [incidentId, key, JSON.stringify({ type: 'text', text: message.text, blocks: [] })],
+  );
 }
 
 async function recordJob(
@@ -38,7 +50,12 @@ export async function analyzeEvidence(deps: JobDeps, jobId: string, raw: unknown
   const payload: AnalyzeEvidencePayload = QUEUES.analyzeEvidence.payload.parse(raw);
   const job = await recordJob(deps.db, jobId, payload.incidentId, payload);
   try {
-    const report = await analyzeFiles(payload.paths);
+    await queueReply(deps.db, payload.incidentId, `job:${jobId}:started`, {
+      text: `:hourglass_flowing_sand: Analysing ${payload.paths.length} evidence path${payload.paths.length === 1 ? '' : 's'} (job ${jobId.slice(0, 8)})`,
+    });
+    deps.kick?.();
+    // Always on worker threads, however small the input: the bot's event loop answers Slack.
+    const report = await analyzeFiles(payload.paths, { workers: Math.max(1, availableParallelism()) });
     await deps.db.transaction(async (tx) => {
       for (const [i, finding] of report.findings.entries()) {
         await tx.executeSql(
@@ -64,6 +81,9 @@ export async function analyzeEvidence(deps: JobDeps, jobId: string, raw: unknown
           ],
         );
       }
+      await queueReply(tx, payload.incidentId, `job:${jobId}:finished`, {
+        text: `:white_check_mark: Analysis done: ${report.dumps.length} dump${report.dumps.length === 1 ? '' : 's'}, ${report.findings.length} finding${report.findings.length === 1 ? '' : 's'}${report.errors.length > 0 ? `, ${report.errors.length} file${report.errors.length === 1 ? '' : 's'} unreadable` : ''}`,
+      });
       await tx.executeSql(`UPDATE jobs SET state = 'succeeded', finished_at = now() WHERE id = $1`, [job]);
       await tx.executeSql(
         `INSERT INTO audit_log (actor, action, incident_id, subject) VALUES ('nightshift', 'job.finished', $1, $2)`,
@@ -80,6 +100,10 @@ export async function analyzeEvidence(deps: JobDeps, jobId: string, raw: unknown
       `UPDATE jobs SET state = 'failed', finished_at = now(), error = $2 WHERE id = $1`,
       [job, (error as Error).message],
     );
+    await queueReply(deps.db, payload.incidentId, `job:${jobId}:failed`, {
+      text: `:x: Analysis failed: ${redact((error as Error).message).text.slice(0, 500)}`,
+    });
+    deps.kick?.();
     throw error;
   }
 }
