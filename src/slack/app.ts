@@ -53,6 +53,7 @@ export function slackPoster(client: WebClient): SlackPoster {
       };
     },
     update: (args) => client.chat.update({ ...args, blocks: args.blocks as never }),
+    uploadFile: (args) => client.files.uploadV2(args),
   };
 }
 

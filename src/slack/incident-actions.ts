@@ -79,13 +79,25 @@ export async function runIncidentCommand(
   }
   if (command.kind === 'summary') {
     const markdown = summaryMarkdown(incident, await timeline(deps.db, incident.id), deps.now());
-    await replyInThread(deps, incident, `summary:${incident.id}:${context.requestId}`, {
-      text: `Summary of #${incident.id}`,
-      blocks: [
-        { type: 'section', text: { type: 'mrkdwn', text: `\`\`\`\n${markdown.slice(0, 2900)}\n\`\`\`` } },
+    // As a file: a timeline is long, and a snippet reads (and copies into a postmortem) on a phone.
+    await deps.db.executeSql(
+      `INSERT INTO thread_messages (incident_id, dedup_key, role, channel, body) VALUES ($1, $2, 'reply', $3, $4)
+       ON CONFLICT (dedup_key) DO NOTHING`,
+      [
+        incident.id,
+        `summary:${incident.id}:${context.requestId}`,
+        incident.channel ?? deps.channel,
+        JSON.stringify({
+          type: 'file',
+          content: markdown,
+          filename: `incident-${incident.id}-summary.md`,
+          title: `Incident #${incident.id} summary`,
+          comment: `Postmortem-ready summary of #${incident.id}, from the database.`,
+        }),
       ],
-    });
-    return `The summary of #${incident.id} is in its thread.`;
+    );
+    deps.kick();
+    return `The summary of #${incident.id} is in its thread, as a file.`;
   }
   try {
     const updated = await setStatus(deps.db, incident.id, command.status, context.user);

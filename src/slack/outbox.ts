@@ -26,6 +26,15 @@ export interface SlackPoster {
     thread_ts?: string;
   }): Promise<{ channel?: string; ts?: string }>;
   update(args: { channel: string; ts: string; text: string; blocks: unknown[] }): Promise<unknown>;
+  /** Long text (a summary, a script's output) goes to the thread as a file, not a wall of text. */
+  uploadFile(args: {
+    channel_id: string;
+    thread_ts: string;
+    content: string;
+    filename: string;
+    title: string;
+    initial_comment: string;
+  }): Promise<unknown>;
 }
 
 interface OutboxRow {
@@ -124,6 +133,28 @@ export async function drainOutbox(
           ]);
         });
       } else {
+        if (body.type === 'file') {
+          const file = body as unknown as {
+            content: string;
+            filename: string;
+            title: string;
+            comment: string;
+          };
+          await slack.uploadFile({
+            channel_id: incident.channel ?? row.channel,
+            thread_ts: incident.rootTs!,
+            content: file.content,
+            filename: file.filename,
+            title: file.title,
+            initial_comment: file.comment,
+          });
+          await db.executeSql(
+            'UPDATE thread_messages SET posted_at = now(), last_error = NULL WHERE id = $1',
+            [row.id],
+          );
+          posted++;
+          continue;
+        }
         const message =
           body.type === 'alert'
             ? alertReply({

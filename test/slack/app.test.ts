@@ -176,6 +176,22 @@ describe('the Slack app over HTTP', () => {
     );
   });
 
+  it('posts the postmortem-ready summary to the thread as a Markdown file', async () => {
+    const root = rootsIn(slack)[0]!;
+    const body = eventCallbackBody(
+      appMentionEvent({ text: `<@${FAKE_IDS.botUser}> summary`, channel: CHANNEL, thread_ts: root.ts }),
+    );
+    assert.equal((await signedRequest(events, SECRET, body)).status, 200);
+    const file = await until('the summary file', () =>
+      slack.files.find((f) => f.filename?.endsWith('-summary.md') && f.completed),
+    );
+    assert.equal(file.thread_ts, root.ts);
+    const text = Buffer.from(file.bytes!).toString('utf8');
+    assert.match(text, /^# Incident #\d+: Disk \/ filling on web-1/);
+    assert.match(text, /alert firing: disk on web-1/);
+    assert.match(text, /incident\.status by U0FAKEUSR1/);
+  });
+
   it('makes whoever reacts with :raising_hand: on a root the commander', async () => {
     const root = rootsIn(slack).find((m) => /db-7/.test(m.text ?? ''))!;
     const body = eventCallbackBody(
