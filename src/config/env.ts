@@ -80,6 +80,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
         'SLACK_APP_TOKEN is set but SLACK_BOT_TOKEN is not: Socket Mode needs both',
       );
     }
+    if (config.SLACK_BOT_TOKEN && !config.SLACK_APP_TOKEN && !config.SLACK_SIGNING_SECRET) {
+      throw new CodedError(
+        ErrorCode.ConfigInvalid,
+        'SLACK_BOT_TOKEN is set but neither SLACK_SIGNING_SECRET (HTTP mode) nor SLACK_APP_TOKEN (Socket Mode) is',
+      );
+    }
     return config;
   }
   const lines = result.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);

@@ -40,6 +40,13 @@ describe('loadConfig', () => {
     }
   });
 
+  it('says HTTP mode needs the signing secret', () => {
+    assert.throws(
+      () => loadConfig({ SLACK_BOT_TOKEN: 'xoxb-1' }),
+      /neither SLACK_SIGNING_SECRET \(HTTP mode\) nor SLACK_APP_TOKEN/,
+    );
+  });
+
   it('says Socket Mode needs the bot token too', () => {
     assert.throws(
       () => loadConfig({ SLACK_APP_TOKEN: 'xapp-1-abc' }),
