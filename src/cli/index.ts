@@ -13,6 +13,7 @@ Commands:
   analyze FILE|DIR...   analyse core dumps and print what killed them and what they share
   migrate               create or update the database tables (PGlite, or DATABASE_URL)
   serve                 run the bot: alert webhooks, health, metrics, and Slack when configured
+  doctor                check each configured part (database, Slack, Anthropic) in plain words
 
 Run \`nightshift <command> --help\` for a command's options.
 `;
@@ -30,6 +31,10 @@ export async function runCli(
       case 'serve': {
         const { serveCommand } = await import('./commands/serve.ts');
         return await serveCommand(rest, io, env);
+      }
+      case 'doctor': {
+        const { doctorCommand } = await import('./commands/doctor.ts');
+        return await doctorCommand(rest, io, env);
       }
       case 'migrate': {
         // Loaded on demand: `analyze` should not pay for zod, pg and PGlite at start-up.
