@@ -1,4 +1,5 @@
 import type { Db } from '../store/db.ts';
+import { appendAudit, queueThreadMessage, type ThreadMessageBody } from '../store/records.ts';
 import { dedupKey, groupKey, type NormalizedAlert } from './alert.ts';
 import { type AlertSource, parseDelivery } from './parse.ts';
 
@@ -125,32 +126,17 @@ async function incidentFor(tx: Db, alert: NormalizedAlert): Promise<IncidentTouc
   return { incidentId: Number(winner.rows[0]!.id), opened: false, previousIncidentId: null };
 }
 
-async function outbox(
+function outbox(
   tx: Db,
   incidentId: number,
   key: string,
   role: 'root' | 'reply',
   channel: string,
-  body: object,
-): Promise<void> {
-  await tx.executeSql(
-    `INSERT INTO thread_messages (incident_id, dedup_key, role, channel, body) VALUES ($1, $2, $3, $4, $5)
-     ON CONFLICT (dedup_key) DO NOTHING`,
-    [incidentId, key, role, channel, JSON.stringify(body)],
-  );
+  body: ThreadMessageBody,
+) {
+  return queueThreadMessage(tx, { incidentId, key, role, fallbackChannel: channel, body });
 }
 
-async function audit(
-  tx: Db,
-  actor: string,
-  action: string,
-  incidentId: number,
-  subject: object,
-): Promise<void> {
-  await tx.executeSql('INSERT INTO audit_log (actor, action, incident_id, subject) VALUES ($1, $2, $3, $4)', [
-    actor,
-    action,
-    incidentId,
-    JSON.stringify(subject),
-  ]);
+function audit(tx: Db, actor: string, action: string, incidentId: number, subject: object): Promise<void> {
+  return appendAudit(tx, { actor, action, incidentId, subject });
 }

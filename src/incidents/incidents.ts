@@ -1,4 +1,5 @@
 import type { Db } from '../store/db.ts';
+import { appendAudit, queueThreadMessage } from '../store/records.ts';
 
 /**
  * Incidents in the store: opening one by hand (/investigate), state changes, and the timeline a
@@ -118,16 +119,13 @@ export async function openIncidentByHand(
       ).rows[0]!;
     const incident = fromRow(row);
     if (created.rows[0]) {
-      await tx.executeSql(
-        `INSERT INTO thread_messages (incident_id, dedup_key, role, channel, body) VALUES ($1, $2, 'root', $3, $4)
-         ON CONFLICT (dedup_key) DO NOTHING`,
-        [
-          incident.id,
-          `incident:${incident.id}:root`,
-          input.channel,
-          JSON.stringify({ type: 'incident.root' }),
-        ],
-      );
+      await queueThreadMessage(tx, {
+        incidentId: incident.id,
+        key: `incident:${incident.id}:root`,
+        role: 'root',
+        fallbackChannel: input.channel,
+        body: { type: 'incident.root' },
+      });
       await audit(tx, input.user, 'incident.opened', incident.id, { via: 'slash_command', note: input.note });
     }
     return { incident, opened: created.rows[0] !== undefined };
@@ -185,17 +183,6 @@ export async function timeline(db: Db, id: number): Promise<TimelineEntry[]> {
   return rows.map((r) => ({ at: new Date(r.at), what: r.what }));
 }
 
-async function audit(
-  tx: Db,
-  actor: string,
-  action: string,
-  incidentId: number,
-  subject: object,
-): Promise<void> {
-  await tx.executeSql('INSERT INTO audit_log (actor, action, incident_id, subject) VALUES ($1, $2, $3, $4)', [
-    actor,
-    action,
-    incidentId,
-    JSON.stringify(subject),
-  ]);
+function audit(tx: Db, actor: string, action: string, incidentId: number, subject: object): Promise<void> {
+  return appendAudit(tx, { actor, action, incidentId, subject });
 }

@@ -7,6 +7,7 @@ import {
   timeline,
 } from '../incidents/incidents.ts';
 import type { Db } from '../store/db.ts';
+import { queueThreadMessage } from '../store/records.ts';
 import { statusReply, summaryMarkdown } from './blocks/incident.ts';
 import { INVESTIGATE_HELP, type IncidentCommand } from './commands.ts';
 import type { ListenerDeps } from './deps.ts';
@@ -44,11 +45,12 @@ async function replyInThread(
   key: string,
   message: { text: string; blocks: unknown[] },
 ) {
-  await deps.db.executeSql(
-    `INSERT INTO thread_messages (incident_id, dedup_key, role, channel, body) VALUES ($1, $2, 'reply', $3, $4)
-     ON CONFLICT (dedup_key) DO NOTHING`,
-    [incident.id, key, incident.channel ?? deps.channel, JSON.stringify({ type: 'text', ...message })],
-  );
+  await queueThreadMessage(deps.db, {
+    incidentId: incident.id,
+    key,
+    fallbackChannel: deps.channel,
+    body: { type: 'text', text: message.text, blocks: message.blocks },
+  });
   deps.kick();
 }
 
@@ -80,22 +82,18 @@ export async function runIncidentCommand(
   if (command.kind === 'summary') {
     const markdown = summaryMarkdown(incident, await timeline(deps.db, incident.id), deps.now());
     // As a file: a timeline is long, and a snippet reads (and copies into a postmortem) on a phone.
-    await deps.db.executeSql(
-      `INSERT INTO thread_messages (incident_id, dedup_key, role, channel, body) VALUES ($1, $2, 'reply', $3, $4)
-       ON CONFLICT (dedup_key) DO NOTHING`,
-      [
-        incident.id,
-        `summary:${incident.id}:${context.requestId}`,
-        incident.channel ?? deps.channel,
-        JSON.stringify({
-          type: 'file',
-          content: markdown,
-          filename: `incident-${incident.id}-summary.md`,
-          title: `Incident #${incident.id} summary`,
-          comment: `Postmortem-ready summary of #${incident.id}, from the database.`,
-        }),
-      ],
-    );
+    await queueThreadMessage(deps.db, {
+      incidentId: incident.id,
+      key: `summary:${incident.id}:${context.requestId}`,
+      fallbackChannel: deps.channel,
+      body: {
+        type: 'file',
+        content: markdown,
+        filename: `incident-${incident.id}-summary.md`,
+        title: `Incident #${incident.id} summary`,
+        comment: `Postmortem-ready summary of #${incident.id}, from the database.`,
+      },
+    });
     deps.kick();
     return `The summary of #${incident.id} is in its thread, as a file.`;
   }

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -11,6 +10,7 @@ import { type Bot, startBot } from '../../src/main.ts';
 import type { Db } from '../../src/store/db.ts';
 import { testDatabases } from '../helpers/db.ts';
 import { requireTool } from '../helpers/reference-tools.ts';
+import { freePort, until } from '../helpers/wait.ts';
 
 /**
  * A real Prometheus Alertmanager (Debian's prometheus-alertmanager) posting to the bot's webhook
@@ -18,27 +18,6 @@ import { requireTool } from '../helpers/reference-tools.ts';
  * own, not ours.
  */
 const TOKEN = 'alertmanager-token-0123456789';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 describe('a real Alertmanager posting to the webhook', () => {
   let dir: string;
@@ -86,7 +65,7 @@ receivers:
       ],
       { stdio: 'ignore' },
     );
-    await waitFor('Alertmanager to start', async () => {
+    await until('Alertmanager to start', async () => {
       const res = await fetch(`http://127.0.0.1:${amPort}/-/ready`).catch(() => undefined);
       return res?.ok ? true : undefined;
     });
@@ -121,7 +100,7 @@ receivers:
       body: JSON.stringify(alert()),
     });
     assert.equal(posted.status, 200);
-    const incident = await waitFor('the incident', async () => {
+    const incident = await until('the incident', async () => {
       const { rows } = await db.executeSql<{ id: string; title: string; severity: string }>(
         `SELECT id, title, severity FROM incidents WHERE host = 'web-9'`,
       );
@@ -135,7 +114,7 @@ receivers:
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(alert(new Date(Date.now() - 1000).toISOString())),
     });
-    const resolved = await waitFor('the resolved notification', async () => {
+    const resolved = await until('the resolved notification', async () => {
       const { rows } = await db.executeSql<{ incident_id: string }>(
         `SELECT incident_id FROM alerts WHERE host = 'web-9' AND status = 'resolved'`,
       );

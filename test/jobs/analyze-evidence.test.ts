@@ -6,18 +6,9 @@ import { registerWorkers } from '../../src/jobs/workers/index.ts';
 import { createLogger } from '../../src/log.ts';
 import { migrate } from '../../src/store/migrate.ts';
 import { testDatabases } from '../helpers/db.ts';
+import { until } from '../helpers/wait.ts';
 
 const examples = new URL('../../examples/', import.meta.url).pathname;
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 for (const database of testDatabases()) {
   describe(`the analysis job on pg-boss on ${database.name}`, () => {

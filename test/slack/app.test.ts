@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { loadConfig } from '../../src/config/env.ts';
 import { createLogger } from '../../src/log.ts';
@@ -19,6 +18,7 @@ import {
   slashCommandPayload,
   startFakeSlack,
 } from '../helpers/fake-slack.ts';
+import { freePort, until } from '../helpers/wait.ts';
 
 /**
  * The Slack app end to end against the fake Slack Web API (real WebClient, real Bolt receiver,
@@ -32,20 +32,6 @@ const alertmanager = readFileSync(
   new URL('../alerts/fixtures/alertmanager-disk.json', import.meta.url),
   'utf8',
 );
-
-async function until<T>(
-  what: string,
-  probe: () => T | undefined | Promise<T | undefined>,
-  ms = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** Top-level messages: as in Slack, a parent with replies carries thread_ts equal to its own ts. */
 const rootsIn = (slack: FakeSlack) =>
@@ -235,17 +221,6 @@ describe('the Slack app over HTTP', () => {
     assert.equal(res.status, 401);
   });
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 describe('the Slack app over Socket Mode', () => {
   it('connects with the app token, acks a slash command and opens the incident thread', async () => {

@@ -5,6 +5,7 @@ import { analyzeFiles } from '../../evidence/analyze-files.ts';
 import type { Logger } from '../../log.ts';
 import { findingReply } from '../../slack/blocks/incident.ts';
 import type { Db } from '../../store/db.ts';
+import { appendAudit, queueThreadMessage } from '../../store/records.ts';
 import { type AnalyzeEvidencePayload, QUEUES } from '../queues.ts';
 
 /**
@@ -21,13 +22,13 @@ export interface JobDeps {
 }
 
 /** A plain thread reply, queued once per key (a retried job does not repeat it). */
-async function queueReply(db: Db, incidentId: number, key: string, message: { text: string }): Promise<void> {
-  await db.executeSql(
-    `INSERT INTO thread_messages (incident_id, dedup_key, role, channel, body)
-     SELECT $1, $2, 'reply', coalesce(channel, '#incidents'), $3 FROM incidents WHERE id = $1
-     ON CONFLICT (dedup_key) DO NOTHING`,
-    [incidentId, key, JSON.stringify({ type: 'text', text: message.text, blocks: [] })],
-  );
+function queueReply(db: Db, incidentId: number, key: string, message: { text: string }): Promise<void> {
+  return queueThreadMessage(db, {
+    incidentId,
+    key,
+    fallbackChannel: '#incidents',
+    body: { type: 'text', text: message.text, blocks: [] },
+  });
 }
 
 async function recordJob(
@@ -69,29 +70,23 @@ export async function analyzeEvidence(deps: JobDeps, jobId: string, raw: unknown
           ],
         );
         const message = findingReply(finding);
-        await tx.executeSql(
-          `INSERT INTO thread_messages (incident_id, dedup_key, role, channel, body)
-           SELECT $1, $2, 'reply', coalesce(channel, $3), $4 FROM incidents WHERE id = $1
-           ON CONFLICT (dedup_key) DO NOTHING`,
-          [
-            payload.incidentId,
-            `job:${jobId}:finding:${i}`,
-            '#incidents',
-            JSON.stringify({ type: 'text', ...message }),
-          ],
-        );
+        await queueThreadMessage(tx, {
+          incidentId: payload.incidentId,
+          key: `job:${jobId}:finding:${i}`,
+          fallbackChannel: '#incidents',
+          body: { type: 'text', text: message.text, blocks: message.blocks },
+        });
       }
       await queueReply(tx, payload.incidentId, `job:${jobId}:finished`, {
         text: `:white_check_mark: Analysis done: ${report.dumps.length} dump${report.dumps.length === 1 ? '' : 's'}, ${report.findings.length} finding${report.findings.length === 1 ? '' : 's'}${report.errors.length > 0 ? `, ${report.errors.length} file${report.errors.length === 1 ? '' : 's'} unreadable` : ''}`,
       });
       await tx.executeSql(`UPDATE jobs SET state = 'succeeded', finished_at = now() WHERE id = $1`, [job]);
-      await tx.executeSql(
-        `INSERT INTO audit_log (actor, action, incident_id, subject) VALUES ('nightshift', 'job.finished', $1, $2)`,
-        [
-          payload.incidentId,
-          JSON.stringify({ job: jobId, queue: QUEUES.analyzeEvidence.name, dumps: report.dumps.length }),
-        ],
-      );
+      await appendAudit(tx, {
+        actor: 'nightshift',
+        action: 'job.finished',
+        incidentId: payload.incidentId,
+        subject: { job: jobId, queue: QUEUES.analyzeEvidence.name, dumps: report.dumps.length },
+      });
     });
     deps.kick?.();
     return report;
