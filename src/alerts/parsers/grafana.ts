@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { NormalizedAlert } from '../alert.ts';
-import { fromAlertmanager } from './alertmanager.ts';
+import { AlertmanagerAlertSchema, fromAlertmanager } from './alertmanager.ts';
 
 /**
  * Grafana alerting's webhook contact point (Grafana 9+): Alertmanager's version 4 payload plus
@@ -14,14 +14,8 @@ export const GrafanaWebhookSchema = z.object({
   orgId: z.number().int(),
   alerts: z
     .array(
-      z.object({
-        status: z.enum(['firing', 'resolved']),
-        labels: Labels,
-        annotations: Labels.default({}),
-        startsAt: z.string().optional(),
-        endsAt: z.string().optional(),
-        generatorURL: z.string().optional(),
-        fingerprint: z.string().min(1),
+      // Alertmanager's alert, plus what Grafana adds to each.
+      AlertmanagerAlertSchema.extend({
         silenceURL: z.string().optional(),
         dashboardURL: z.string().optional(),
         panelURL: z.string().optional(),

@@ -1,9 +1,8 @@
-import { parseArgs } from 'node:util';
 import { loadConfig } from '../../config/env.ts';
 import { asCodedError } from '../../errors.ts';
 import { loadMigrations } from '../../store/migrate.ts';
 import { openStore } from '../../store/open.ts';
-import type { CliIo } from '../io.ts';
+import { type CliIo, helpOnly } from '../io.ts';
 
 /**
  * `nightshift doctor`: checks each configured part and says what is wrong in plain words, so the
@@ -169,8 +168,7 @@ export async function doctorCommand(
   io: CliIo,
   env: Record<string, string | undefined>,
 ): Promise<number> {
-  const { values } = parseArgs({ args, options: { help: { type: 'boolean', short: 'h', default: false } } });
-  if (values.help) {
+  if (helpOnly(args)) {
     io.stdout.write(doctorHelp);
     return 0;
   }

@@ -1,9 +1,8 @@
-import { parseArgs } from 'node:util';
 import { loadConfig } from '../../config/env.ts';
 import { redactUrl } from '../../store/adapters/pg.ts';
 import { migrate } from '../../store/migrate.ts';
 import { openStore } from '../../store/open.ts';
-import type { CliIo } from '../io.ts';
+import { type CliIo, helpOnly } from '../io.ts';
 
 export const migrateHelp = `Usage: nightshift migrate
 
@@ -17,8 +16,7 @@ export async function migrateCommand(
   io: CliIo,
   env: Record<string, string | undefined>,
 ): Promise<number> {
-  const { values } = parseArgs({ args, options: { help: { type: 'boolean', short: 'h', default: false } } });
-  if (values.help) {
+  if (helpOnly(args)) {
     io.stdout.write(migrateHelp);
     return 0;
   }

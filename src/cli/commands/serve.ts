@@ -1,7 +1,6 @@
-import { parseArgs } from 'node:util';
 import { loadConfig } from '../../config/env.ts';
 import { startBot } from '../../main.ts';
-import type { CliIo } from '../io.ts';
+import { type CliIo, helpOnly } from '../io.ts';
 
 export const serveHelp = `Usage: nightshift serve
 
@@ -15,8 +14,7 @@ export async function serveCommand(
   io: CliIo,
   env: Record<string, string | undefined>,
 ): Promise<number> {
-  const { values } = parseArgs({ args, options: { help: { type: 'boolean', short: 'h', default: false } } });
-  if (values.help) {
+  if (helpOnly(args)) {
     io.stdout.write(serveHelp);
     return 0;
   }
