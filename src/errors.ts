@@ -17,6 +17,9 @@ export const ErrorCode = {
   StoreLocked: 'nightshift_store_locked',
   StoreUnavailable: 'nightshift_store_unavailable',
   MigrationFailed: 'nightshift_migration_failed',
+  HostUnknown: 'nightshift_host_unknown',
+  HostKeyRejected: 'nightshift_host_key_rejected',
+  SshFailed: 'nightshift_ssh_failed',
   Internal: 'nightshift_internal',
 } as const;
 

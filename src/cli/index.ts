@@ -14,6 +14,7 @@ Commands:
   migrate               create or update the database tables (PGlite, or DATABASE_URL)
   serve                 run the bot: alert webhooks, health, metrics, and Slack when configured
   doctor                check each configured part (database, Slack, Anthropic) in plain words
+  collect HOST          run the read-only collectors on a host over SSH and print the findings
 
 Run \`nightshift <command> --help\` for a command's options.
 `;
@@ -31,6 +32,10 @@ export async function runCli(
       case 'serve': {
         const { serveCommand } = await import('./commands/serve.ts');
         return await serveCommand(rest, io, env);
+      }
+      case 'collect': {
+        const { collectCommand } = await import('./commands/collect.ts');
+        return await collectCommand(rest, io, env);
       }
       case 'doctor': {
         const { doctorCommand } = await import('./commands/doctor.ts');

@@ -47,6 +47,8 @@ export const EnvSchema = z.object({
     .refine((v) => /^[a-z_][a-z0-9_]{0,62}$/.test(v), { message: 'must be a lower-case identifier' }),
   /** Data directory of the embedded store (and evidence). Default ./.nightshift/data. */
   NIGHTSHIFT_DATA_DIR: optionalString.transform((v) => v ?? '.nightshift/data'),
+  /** Hosts file (YAML or JSON) for collection over SSH; see config/hosts.ts. */
+  NIGHTSHIFT_HOSTS: optionalString,
   /** Anthropic API key: unset, the agent is off and everything else works. */
   ANTHROPIC_API_KEY: optionalString,
   /** Anthropic API base URL (a proxy, or a fake in tests). */

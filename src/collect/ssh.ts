@@ -1,0 +1,194 @@
+import { readFileSync } from 'node:fs';
+import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
+import type { Host, HostsFile } from '../config/hosts.ts';
+import { CodedError, ErrorCode } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import { type KnownHostEntry, verifyHostKey } from './known-hosts.ts';
+import { type ExecResult, gentle, type RemoteCommand, type RemoteHost } from './transport.ts';
+
+/**
+ * SSH to the hosts in the hosts file with ssh2: host keys pinned (an unknown or changed key
+ * refuses), one connection per host reused for every command of an incident, at most
+ * `maxSessions` commands at once per host, every command under nice/ionice and a timeout, its
+ * output capped.
+ */
+
+class Semaphore {
+  private available: number;
+  private readonly waiting: Array<() => void> = [];
+  constructor(count: number) {
+    this.available = count;
+  }
+  async run<T>(work: () => Promise<T>): Promise<T> {
+    if (this.available > 0) this.available--;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    try {
+      return await work();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.available++;
+    }
+  }
+}
+
+export interface SshOptions {
+  hosts: HostsFile;
+  knownHosts: KnownHostEntry[];
+  log: Logger;
+  readyTimeoutMs?: number;
+}
+
+export class SshConnections {
+  private readonly options: SshOptions;
+  private readonly clients = new Map<string, Promise<Client>>();
+  private readonly limits = new Map<string, Semaphore>();
+
+  constructor(options: SshOptions) {
+    this.options = options;
+  }
+
+  host(name: string): RemoteHost {
+    const host = this.options.hosts.hosts.find((h) => h.name === name);
+    if (!host) throw new CodedError(ErrorCode.HostUnknown, `no host named "${name}" in the hosts file`);
+    let limit = this.limits.get(name);
+    if (!limit) {
+      limit = new Semaphore(host.maxSessions);
+      this.limits.set(name, limit);
+    }
+    const semaphore = limit;
+    return {
+      name,
+      exec: (command) => semaphore.run(() => this.exec(host, command)),
+    };
+  }
+
+  async closeAll(): Promise<void> {
+    const clients = [...this.clients.values()];
+    this.clients.clear();
+    for (const pending of clients) {
+      const client = await pending.catch(() => undefined);
+      client?.end();
+    }
+  }
+
+  private connection(host: Host): Promise<Client> {
+    let pending = this.clients.get(host.name);
+    if (!pending) {
+      pending = this.connect(host);
+      this.clients.set(host.name, pending);
+      // A failed or dropped connection is forgotten, so the next command reconnects.
+      pending.then(
+        (client) =>
+          client.once(
+            'close',
+            () => this.clients.get(host.name) === pending && this.clients.delete(host.name),
+          ),
+        () => this.clients.delete(host.name),
+      );
+    }
+    return pending;
+  }
+
+  private async connect(host: Host): Promise<Client> {
+    const via = host.jump
+      ? await this.connection(this.options.hosts.hosts.find((h) => h.name === host.jump)!)
+      : undefined;
+    let refusal: string | undefined;
+    const config: ConnectConfig = {
+      host: host.address,
+      port: host.port,
+      username: host.user,
+      readyTimeout: this.options.readyTimeoutMs ?? 10_000,
+      keepaliveInterval: 15_000,
+      keepaliveCountMax: 3,
+      hostVerifier: (key: Buffer) => {
+        const verdict = verifyHostKey(this.options.knownHosts, host.address, host.port, key);
+        if (!verdict.ok) refusal = verdict.message;
+        return verdict.ok;
+      },
+    };
+    if (host.key) config.privateKey = readFileSync(host.key);
+    else if (process.env.SSH_AUTH_SOCK) config.agent = process.env.SSH_AUTH_SOCK;
+    if (via) {
+      config.sock = await new Promise((resolve, reject) =>
+        via.forwardOut('127.0.0.1', 0, host.address, host.port, (error, stream) =>
+          error ? reject(error) : resolve(stream),
+        ),
+      );
+    }
+    return new Promise((resolve, reject) => {
+      const client = new Client();
+      client.once('ready', () => resolve(client));
+      client.once('error', (error) => {
+        if (refusal)
+          reject(new CodedError(ErrorCode.HostKeyRejected, `${host.name}: ${refusal}`, { cause: error }));
+        else
+          reject(
+            new CodedError(
+              ErrorCode.SshFailed,
+              `cannot connect to ${host.name} (${host.user}@${host.address}:${host.port}): ${error.message}`,
+              { cause: error },
+            ),
+          );
+      });
+      client.connect(config);
+    });
+  }
+
+  private async exec(host: Host, command: RemoteCommand): Promise<ExecResult> {
+    const client = await this.connection(host);
+    const started = performance.now();
+    const channel = await new Promise<ClientChannel>((resolve, reject) =>
+      client.exec(gentle(command.command, command.timeoutMs), (error, stream) =>
+        error
+          ? reject(new CodedError(ErrorCode.SshFailed, `${host.name}: ${error.message}`, { cause: error }))
+          : resolve(stream),
+      ),
+    );
+    return new Promise((resolve) => {
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      let size = 0;
+      let truncated = false;
+      let timedOut = false;
+      let exitCode: number | null = null;
+      const take = (into: Buffer[]) => (chunk: Buffer) => {
+        if (truncated) return;
+        const room = command.maxOutputBytes - size;
+        if (chunk.length > room) {
+          into.push(chunk.subarray(0, Math.max(0, room)));
+          size = command.maxOutputBytes;
+          truncated = true;
+          channel.close();
+          return;
+        }
+        into.push(chunk);
+        size += chunk.length;
+      };
+      // The host enforces the limit with `timeout`; this is the backstop if it cannot.
+      const timer = setTimeout(() => {
+        timedOut = true;
+        channel.close();
+      }, command.timeoutMs + 3000);
+      channel.on('data', take(out));
+      channel.stderr.on('data', take(err));
+      channel.on('exit', (code: number | null) => {
+        exitCode = code;
+        // coreutils timeout exits 124 (or 137 after --kill-after) when it stopped the command.
+        if (code === 124 || code === 137) timedOut = true;
+      });
+      channel.on('close', () => {
+        clearTimeout(timer);
+        resolve({
+          stdout: Buffer.concat(out).toString('utf8'),
+          stderr: Buffer.concat(err).toString('utf8'),
+          exitCode,
+          timedOut,
+          truncated,
+          durationMs: Math.round(performance.now() - started),
+        });
+      });
+    });
+  }
+}

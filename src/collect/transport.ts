@@ -1,0 +1,42 @@
+/**
+ * The collection port: run a fixed command on a host and get its output back, bounded in time
+ * and size. The SSH adapter (ssh.ts) is the only implementation; tests use it against a real sshd.
+ */
+
+export interface RemoteCommand {
+  command: string;
+  /** Killed (remotely with `timeout`, and the channel closed) after this long. */
+  timeoutMs: number;
+  /** Output past this many bytes (stdout and stderr together) is dropped and the command stopped. */
+  maxOutputBytes: number;
+}
+
+export interface ExecResult {
+  stdout: string;
+  stderr: string;
+  exitCode: number | null;
+  timedOut: boolean;
+  truncated: boolean;
+  durationMs: number;
+}
+
+export interface RemoteHost {
+  readonly name: string;
+  exec(command: RemoteCommand): Promise<ExecResult>;
+}
+
+/** POSIX shell single-quoting. */
+export function shellQuote(text: string): string {
+  return `'${text.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * Wraps a command so it cannot hurt a struggling host: lowest CPU priority, idle I/O class where
+ * ionice exists, and a hard time limit enforced on the host itself (coreutils timeout), so a
+ * command outlives neither its budget nor a dropped connection.
+ */
+export function gentle(command: string, timeoutMs: number): string {
+  const seconds = Math.max(1, Math.ceil(timeoutMs / 1000));
+  const inner = `if command -v ionice >/dev/null 2>&1; then exec ionice -c 3 sh -c "$1"; else exec sh -c "$1"; fi`;
+  return `exec timeout --kill-after=2 ${seconds} nice -n 19 sh -c ${shellQuote(inner)} nightshift ${shellQuote(command)}`;
+}
