@@ -1,0 +1,136 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { collectHost } from '../../src/collect/collect-host.ts';
+import { parseKnownHosts } from '../../src/collect/known-hosts.ts';
+import { SshConnections } from '../../src/collect/ssh.ts';
+import { type HostsFile, parseHostsFile } from '../../src/config/hosts.ts';
+import { CodedError } from '../../src/errors.ts';
+import { createLogger } from '../../src/log.ts';
+import { type Sshd, startSshd } from '../helpers/sshd.ts';
+
+/** Collection against a real OpenSSH server on loopback. */
+describe('the SSH transport against a real sshd', () => {
+  let sshd: Sshd;
+  let hosts: HostsFile;
+  let ssh: SshConnections;
+  const log = createLogger({ level: 'silent' });
+  const connect = (knownHosts: string) =>
+    new SshConnections({ hosts, knownHosts: parseKnownHosts(knownHosts), log });
+
+  before(async () => {
+    sshd = await startSshd();
+    hosts = parseHostsFile(
+      JSON.stringify({
+        knownHosts: sshd.knownHostsPath,
+        hosts: [
+          {
+            name: 'box',
+            address: sshd.host,
+            port: sshd.port,
+            user: sshd.user,
+            key: sshd.privateKeyPath,
+            maxSessions: 2,
+          },
+        ],
+      }),
+      'hosts.json',
+    );
+    ssh = connect(readFileSync(sshd.knownHostsPath, 'utf8'));
+  });
+  after(async () => {
+    await ssh.closeAll();
+    await sshd.stop();
+  });
+
+  it('runs a command as the configured user, at the lowest priority', async () => {
+    const box = ssh.host('box');
+    const who = await box.exec({ command: 'id -un', timeoutMs: 10_000, maxOutputBytes: 1024 });
+    assert.deepEqual(
+      [who.stdout.trim(), who.exitCode, who.timedOut, who.truncated],
+      [sshd.user, 0, false, false],
+    );
+    const niceness = await box.exec({ command: 'nice', timeoutMs: 10_000, maxOutputBytes: 1024 });
+    assert.equal(niceness.stdout.trim(), '19');
+    const io = await box.exec({ command: 'ionice -p $$', timeoutMs: 10_000, maxOutputBytes: 1024 });
+    assert.match(io.stdout, /idle/);
+  });
+
+  it("collects the host's filesystems", async () => {
+    const collection = await collectHost(ssh.host('box'));
+    assert.deepEqual(collection.errors, []);
+    assert.ok(collection.filesystems.some((f) => f.mount === '/'));
+  });
+
+  it('stops a command at its time limit', async () => {
+    const started = Date.now();
+    const result = await ssh.host('box').exec({ command: 'sleep 30', timeoutMs: 1500, maxOutputBytes: 1024 });
+    assert.equal(result.timedOut, true);
+    assert.ok(Date.now() - started < 8000, `took ${Date.now() - started} ms`);
+  });
+
+  it('caps the output and stops the command', async () => {
+    const result = await ssh
+      .host('box')
+      .exec({ command: 'head -c 10485760 /dev/zero', timeoutMs: 10_000, maxOutputBytes: 65_536 });
+    assert.equal(result.truncated, true);
+    assert.equal(result.stdout.length, 65_536);
+  });
+
+  it('runs at most maxSessions commands at once on a host, over one reused connection', async () => {
+    const started = Date.now();
+    await Promise.all(
+      Array.from({ length: 6 }, () =>
+        ssh.host('box').exec({ command: 'sleep 1', timeoutMs: 10_000, maxOutputBytes: 1024 }),
+      ),
+    );
+    const elapsed = Date.now() - started;
+    assert.ok(elapsed >= 2900, `6 × 1 s at 2 at a time took only ${elapsed} ms`);
+    const logins = readFileSync(sshd.logPath, 'utf8').match(/Accepted publickey/g) ?? [];
+    assert.equal(logins.length, 1, 'every command used the same connection');
+  });
+
+  it('refuses a host whose key changed, and one whose key is not pinned, saying which', async () => {
+    const [, type, key] = `x ${sshd.otherHostKeyLine}`.split(' ');
+    const changed = connect(`[${sshd.host}]:${sshd.port} ${type} ${key}\n`);
+    await assert.rejects(
+      changed.host('box').exec({ command: 'true', timeoutMs: 5000, maxOutputBytes: 10 }),
+      (error: unknown) =>
+        error instanceof CodedError &&
+        error.code === 'nightshift_host_key_rejected' &&
+        /has CHANGED/.test(error.message),
+    );
+    const unknown = connect('');
+    await assert.rejects(
+      unknown.host('box').exec({ command: 'true', timeoutMs: 5000, maxOutputBytes: 10 }),
+      /is not in known_hosts: refusing to connect/,
+    );
+    await changed.closeAll();
+    await unknown.closeAll();
+  });
+
+  it('reconnects after the connection dropped', async () => {
+    await sshd.killConnections();
+    await new Promise((r) => setTimeout(r, 200));
+    const again = await ssh
+      .host('box')
+      .exec({ command: 'echo back', timeoutMs: 10_000, maxOutputBytes: 100 });
+    assert.equal(again.stdout.trim(), 'back');
+  });
+
+  it('nightshift collect prints the findings of a host from the hosts file', () => {
+    const file = `${sshd.dir}/hosts.json`;
+    writeFileSync(file, JSON.stringify(hosts));
+    const root = new URL('../../', import.meta.url).pathname;
+    const run = spawnSync(`${root}bin/nightshift`, ['collect', 'box', '--json'], {
+      env: { ...process.env, NIGHTSHIFT_HOSTS: file },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    assert.equal(run.status, 0, run.stderr);
+    const collection = JSON.parse(run.stdout);
+    assert.equal(collection.host, 'box');
+    assert.ok(collection.filesystems.length > 0);
+  });
+});
