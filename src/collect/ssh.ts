@@ -4,7 +4,13 @@ import type { Host, HostsFile } from '../config/hosts.ts';
 import { CodedError, ErrorCode } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { type KnownHostEntry, verifyHostKey } from './known-hosts.ts';
-import { type ExecResult, gentle, type RemoteCommand, type RemoteHost } from './transport.ts';
+import {
+  type ExecResult,
+  gentle,
+  type RemoteCommand,
+  type RemoteHost,
+  type RemoteStream,
+} from './transport.ts';
 
 /**
  * SSH to the hosts in the hosts file with ssh2: host keys pinned (an unknown or changed key
@@ -60,6 +66,17 @@ export class SshConnections {
     return {
       name,
       exec: (command) => semaphore.run(() => this.exec(host, command)),
+      // A transfer holds its session until its stream ends.
+      stream: (command) =>
+        new Promise((resolve, reject) => {
+          semaphore
+            .run(async () => {
+              const stream = await this.stream(host, command);
+              resolve(stream);
+              await stream.done.catch(() => {});
+            })
+            .catch(reject);
+        }),
     };
   }
 
@@ -138,6 +155,29 @@ export class SshConnections {
       });
       client.connect(config);
     });
+  }
+
+  private async stream(host: Host, command: Omit<RemoteCommand, 'maxOutputBytes'>): Promise<RemoteStream> {
+    const client = await this.connection(host);
+    const channel = await new Promise<ClientChannel>((resolve, reject) =>
+      client.exec(gentle(command.command, command.timeoutMs), (error, stream) =>
+        error
+          ? reject(new CodedError(ErrorCode.SshFailed, `${host.name}: ${error.message}`, { cause: error }))
+          : resolve(stream),
+      ),
+    );
+    const stderr: Buffer[] = [];
+    channel.stderr.on('data', (chunk: Buffer) => {
+      if (stderr.length < 64) stderr.push(chunk);
+    });
+    const done = new Promise<{ exitCode: number | null; stderr: string }>((resolve) => {
+      let exitCode: number | null = null;
+      channel.on('exit', (code: number | null) => {
+        exitCode = code;
+      });
+      channel.on('close', () => resolve({ exitCode, stderr: Buffer.concat(stderr).toString('utf8') }));
+    });
+    return { stdout: channel, done };
   }
 
   private async exec(host: Host, command: RemoteCommand): Promise<ExecResult> {

@@ -20,9 +20,18 @@ export interface ExecResult {
   durationMs: number;
 }
 
+export interface RemoteStream {
+  /** The command's stdout, as it arrives (pipe it; backpressure reaches the remote side). */
+  stdout: NodeJS.ReadableStream;
+  /** Settles when the command ends: its exit code, or null when the connection dropped. */
+  done: Promise<{ exitCode: number | null; stderr: string }>;
+}
+
 export interface RemoteHost {
   readonly name: string;
   exec(command: RemoteCommand): Promise<ExecResult>;
+  /** Streams a command's output (evidence transfers): no output cap, a time limit still applies. */
+  stream(command: Omit<RemoteCommand, 'maxOutputBytes'>): Promise<RemoteStream>;
 }
 
 /** POSIX shell single-quoting. */

@@ -1,0 +1,160 @@
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, rename, statfs, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import { CodedError, ErrorCode } from '../errors.ts';
+import { type RemoteHost, shellQuote } from './transport.ts';
+
+/**
+ * Brings a file home from a host whose disk is full, the way an SRE would by hand:
+ * `ssh host "docker cp <container>:<path> - | gzip -1" | gunzip > file`. Nothing is written on the
+ * host; the bytes are compressed there (the link is the bottleneck), decompressed here as they
+ * arrive, hashed, and written to `<dest>.part`, which becomes `<dest>` only when the remote command
+ * succeeded and the gzip stream ended whole. A dropped connection leaves no file that looks whole.
+ */
+
+export interface PullSource {
+  /** A container id or name: the file is read with `docker cp` (a tar stream, which the analyzer reads). */
+  container?: string;
+  path: string;
+}
+
+export interface PullResult {
+  localPath: string;
+  /** Bytes written (decompressed). */
+  bytes: number;
+  /** Bytes that crossed the network (compressed). */
+  transferredBytes: number;
+  sha256: string;
+  durationMs: number;
+}
+
+export interface PullOptions {
+  timeoutMs?: number;
+  /** Stop when the local filesystem would have less free than this. Default 1 GiB. */
+  reserveBytes?: number;
+  onProgress?: (bytes: number) => void;
+}
+
+/**
+ * The remote command. A POSIX shell has no pipefail, so `docker cp`'s own status is written to
+ * stderr (`nightshift-status:N`) for the bot to read: a failed copy piped into gzip would
+ * otherwise look like a successful, empty transfer.
+ */
+export function pullCommand(source: PullSource): string {
+  return source.container
+    ? `{ { docker cp ${shellQuote(`${source.container}:${source.path}`)} -; echo "nightshift-status:$?" >&3; } | gzip -1; } 3>&2`
+    : `gzip -1 < ${shellQuote(source.path)}`;
+}
+
+const STATUS = /nightshift-status:(\d+)\s*/;
+
+/** The copy's status and stderr without the marker; null when the marker is missing (host paths). */
+function copyStatus(stderr: string): { status: number | null; message: string } {
+  const m = STATUS.exec(stderr);
+  return { status: m ? Number(m[1]) : null, message: stderr.replace(STATUS, '').trim() };
+}
+
+/** The status to report: the copy's when it failed, else the remote command's. */
+function failure(exitCode: number | null, stderr: string): { code: number; message: string } | undefined {
+  const copy = copyStatus(stderr);
+  if (copy.status !== null && copy.status !== 0) return { code: copy.status, message: copy.message };
+  if (exitCode !== null && exitCode !== 0) return { code: exitCode, message: copy.message };
+  return undefined;
+}
+
+export async function pullFile(
+  host: RemoteHost,
+  source: PullSource,
+  dest: string,
+  options: PullOptions = {},
+): Promise<PullResult> {
+  const reserve = options.reserveBytes ?? 1024 ** 3;
+  await mkdir(dirname(dest), { recursive: true });
+  const free = async () => {
+    const fs = await statfs(dirname(dest));
+    return fs.bavail * fs.bsize;
+  };
+  if ((await free()) < reserve) {
+    throw new CodedError(
+      ErrorCode.SshFailed,
+      `not pulling ${source.path}: less than ${reserve} bytes free on the bot's disk`,
+    );
+  }
+  const started = performance.now();
+  const remote = await host.stream({
+    command: pullCommand(source),
+    timeoutMs: options.timeoutMs ?? 3_600_000,
+  });
+  const part = `${dest}.part`;
+  const hash = createHash('sha256');
+  let transferred = 0;
+  let bytes = 0;
+  let checked = 0;
+  let outOfSpace = false;
+  const counter = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      transferred += chunk.length;
+      done(null, chunk);
+    },
+  });
+  const tee = new Transform({
+    async transform(chunk: Buffer, _enc, done) {
+      bytes += chunk.length;
+      hash.update(chunk);
+      options.onProgress?.(bytes);
+      if (bytes - checked >= 64 * 1024 * 1024) {
+        checked = bytes;
+        if ((await free()) < reserve) {
+          outOfSpace = true;
+          return done(new Error('the bot is running out of disk space'));
+        }
+      }
+      done(null, chunk);
+    },
+  });
+  try {
+    await pipeline(
+      remote.stdout,
+      counter,
+      createGunzip({ chunkSize: 256 * 1024 }),
+      tee,
+      createWriteStream(part),
+    );
+    const { exitCode, stderr } = await remote.done;
+    if (exitCode === null) throw new Error('the connection dropped');
+    const failed = failure(exitCode, stderr);
+    if (failed)
+      throw new Error(`the remote command failed (${failed.code}): ${failed.message.slice(0, 300)}`);
+  } catch (error) {
+    await unlink(part).catch(() => {});
+    const { exitCode, stderr } = await Promise.race([
+      remote.done,
+      new Promise<{ exitCode: null; stderr: string }>((r) =>
+        setTimeout(() => r({ exitCode: null, stderr: '' }), 1000),
+      ),
+    ]);
+    const failed = failure(exitCode, stderr);
+    const reason = outOfSpace
+      ? `the bot's disk would drop below ${reserve} bytes free`
+      : failed
+        ? `the remote command failed (${failed.code}): ${failed.message.slice(0, 300)}`
+        : (error as Error).message;
+    throw new CodedError(
+      ErrorCode.SshFailed,
+      `pulling ${source.container ? `${source.container}:` : ''}${source.path} from ${host.name} failed after ${transferred} bytes: ${reason}; nothing was kept`,
+      { cause: error },
+    );
+  }
+  await rename(part, dest);
+  return {
+    localPath: dest,
+    bytes,
+    transferredBytes: transferred,
+    sha256: hash.digest('hex'),
+    durationMs: Math.round(performance.now() - started),
+  };
+}

@@ -1,0 +1,148 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { parseKnownHosts } from '../../src/collect/known-hosts.ts';
+import { pullFile } from '../../src/collect/pull.ts';
+import { SshConnections } from '../../src/collect/ssh.ts';
+import { parseHostsFile } from '../../src/config/hosts.ts';
+import { analyzeFiles } from '../../src/evidence/analyze-files.ts';
+import { createLogger } from '../../src/log.ts';
+import { type CCore, makeCCore } from '../helpers/cores.ts';
+import { type Sshd, startSshd } from '../helpers/sshd.ts';
+
+/**
+ * Bringing cores home over a real sshd, from a host path and from a container through a `docker`
+ * stand-in (the test host has no Docker engine) that answers `docker cp <id>:<path> -` with the
+ * tar stream Docker emits, over a fixture directory of containers holding real core files.
+ */
+const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
+
+describe('pulling evidence over SSH', () => {
+  let sshd: Sshd;
+  let ssh: SshConnections;
+  let core: CCore;
+  let work: string;
+  let fixtures: string;
+
+  before(async () => {
+    work = mkdtempSync(join(tmpdir(), 'nightshift-pull-'));
+    chmodSync(work, 0o755);
+    core = await makeCCore(join(work, 'made'), 'abort');
+    fixtures = join(work, 'containers');
+    mkdirSync(join(fixtures, 'web1/app'), { recursive: true });
+    copyFileSync(core.path, join(fixtures, 'web1/app', `core.${core.pid}`));
+    writeFileSync(join(work, 'big.bin'), Buffer.alloc(0));
+    const bin = join(work, 'bin');
+    mkdirSync(bin);
+    writeFileSync(
+      join(bin, 'docker'),
+      `#!/bin/sh
+# docker stand-in: cp <container>:<path> - emits a tar of that path, as docker cp does.
+case "$1" in
+  cp)
+    id="\${2%%:*}"; path="\${2#*:}"; root="${fixtures}/$id"
+    [ -e "$root$path" ] || { echo "Error response from daemon: Could not find the file $path in container $id" >&2; exit 1; }
+    exec tar -C "$root$(dirname "$path")" -cf - "$(basename "$path")" ;;
+  *) echo "docker stand-in: unsupported: $*" >&2; exit 1 ;;
+esac
+`,
+    );
+    chmodSync(join(bin, 'docker'), 0o755);
+    for (const dir of [
+      join(work, 'made'),
+      dirname(core.path),
+      fixtures,
+      join(fixtures, 'web1'),
+      join(fixtures, 'web1/app'),
+    ])
+      chmodSync(dir, 0o755);
+    chmodSync(core.path, 0o644);
+    chmodSync(join(fixtures, 'web1/app', `core.${core.pid}`), 0o644);
+    sshd = await startSshd({ binDir: bin });
+    const hosts = parseHostsFile(
+      JSON.stringify({
+        hosts: [
+          { name: 'box', address: sshd.host, port: sshd.port, user: sshd.user, key: sshd.privateKeyPath },
+        ],
+      }),
+      'hosts.json',
+    );
+    ssh = new SshConnections({
+      hosts,
+      knownHosts: parseKnownHosts(sshd.knownHostsLine),
+      log: createLogger({ level: 'silent' }),
+    });
+  });
+  after(async () => {
+    await ssh?.closeAll();
+    await sshd?.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('brings a core home from a host path, byte for byte', async () => {
+    const dest = join(work, 'evidence', 'host-core');
+    const pulled = await pullFile(ssh.host('box'), { path: core.path }, dest);
+    assert.equal(pulled.sha256, sha256(core.path));
+    assert.equal(pulled.bytes, readFileSync(core.path).length);
+    assert.ok(pulled.transferredBytes < pulled.bytes, 'compressed on the way');
+    assert.equal(existsSync(`${dest}.part`), false);
+    const report = await analyzeFiles([dest], { workers: 0 });
+    assert.equal(report.dumps[0]!.pid, core.pid);
+  });
+
+  it('brings a core home from a container as the tar stream docker cp emits, which the analyzer reads', async () => {
+    const dest = join(work, 'evidence', 'web1-core.tar');
+    await pullFile(ssh.host('box'), { container: 'web1', path: `/app/core.${core.pid}` }, dest);
+    const report = await analyzeFiles([dest], { workers: 0 });
+    assert.deepEqual(report.errors, []);
+    assert.equal(report.dumps[0]!.container, 'tar');
+    assert.equal(report.dumps[0]!.entry, `core.${core.pid}`);
+    assert.equal(report.dumps[0]!.pid, core.pid);
+  });
+
+  it('keeps nothing when the remote command fails, and says why', async () => {
+    const dest = join(work, 'evidence', 'missing');
+    await assert.rejects(
+      pullFile(ssh.host('box'), { container: 'web1', path: '/app/core.none' }, dest),
+      /Could not find the file \/app\/core\.none.*nothing was kept/,
+    );
+    assert.equal(existsSync(dest), false);
+    assert.equal(existsSync(`${dest}.part`), false);
+  });
+
+  it('leaves no file that looks whole when the connection drops mid-transfer', async () => {
+    const big = join(work, 'random.bin');
+    writeFileSync(big, Buffer.alloc(0));
+    // 256 MiB of random bytes: gzip cannot shrink them, so the transfer takes a while.
+    const { execFileSync } = await import('node:child_process');
+    execFileSync('sh', ['-c', `head -c 268435456 /dev/urandom > ${big} && chmod 644 ${big}`]);
+    const dest = join(work, 'evidence', 'dropped');
+    let killed = false;
+    await assert.rejects(
+      pullFile(ssh.host('box'), { path: big }, dest, {
+        onProgress: (bytes) => {
+          if (!killed && bytes > 8 * 1024 * 1024) {
+            killed = true;
+            void sshd.killConnections();
+          }
+        },
+      }),
+      /nothing was kept/,
+    );
+    assert.ok(killed);
+    assert.equal(existsSync(dest), false);
+    assert.equal(existsSync(`${dest}.part`), false);
+  });
+});
