@@ -1,0 +1,92 @@
+import assert from 'node:assert/strict';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { collectHost } from '../../src/collect/collect-host.ts';
+import { parseKnownHosts } from '../../src/collect/known-hosts.ts';
+import { SshConnections } from '../../src/collect/ssh.ts';
+import { parseHostsFile } from '../../src/config/hosts.ts';
+import { createLogger } from '../../src/log.ts';
+import { makeCCore } from '../helpers/cores.ts';
+import { writeDockerStandIn } from '../helpers/docker-stand-in.ts';
+import { type Sshd, startSshd } from '../helpers/sshd.ts';
+
+describe('the built-in collection on a host over SSH', () => {
+  let sshd: Sshd;
+  let ssh: SshConnections;
+  let work: string;
+  let coreBytes: number;
+
+  before(async () => {
+    work = mkdtempSync(join(tmpdir(), 'nightshift-collect-'));
+    chmodSync(work, 0o755);
+    const core = await makeCCore(join(work, 'made'), 'abort');
+    const bytes = readFileSync(core.path);
+    coreBytes = bytes.length;
+    writeDockerStandIn(join(work, 'bin'), join(work, 'containers'), [
+      {
+        id: 'a1b2c3d4e5f6',
+        name: 'web-1',
+        running: true,
+        size: '1.2GB (virtual 2GB)',
+        files: { [`/app/core.${core.pid}`]: bytes, '/app/ok.txt': 'x' },
+      },
+      {
+        id: 'f6e5d4c3b2a1',
+        name: 'worker-7',
+        running: false,
+        size: '3MB (virtual 1GB)',
+        files: { '/srv/core': bytes },
+      },
+    ]);
+    for (const dir of [
+      'containers',
+      'containers/a1b2c3d4e5f6',
+      'containers/a1b2c3d4e5f6/app',
+      'containers/f6e5d4c3b2a1',
+      'containers/f6e5d4c3b2a1/srv',
+    ]) {
+      chmodSync(join(work, dir), 0o755);
+    }
+    sshd = await startSshd({ binDir: join(work, 'bin') });
+    const hosts = parseHostsFile(
+      JSON.stringify({
+        hosts: [
+          { name: 'web', address: sshd.host, port: sshd.port, user: sshd.user, key: sshd.privateKeyPath },
+        ],
+      }),
+      'hosts.json',
+    );
+    ssh = new SshConnections({
+      hosts,
+      knownHosts: parseKnownHosts(sshd.knownHostsLine),
+      log: createLogger({ level: 'silent' }),
+    });
+  });
+  after(async () => {
+    await ssh?.closeAll();
+    await sshd?.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('finds the cores in running and stopped containers, with what is known of them', async () => {
+    const collection = await collectHost(ssh.host('web'));
+    assert.deepEqual(collection.errors, []);
+    const inContainers = collection.cores.filter((c) => c.container !== null);
+    assert.deepEqual(
+      inContainers.map((c) => [c.container, c.path.replace(/\d+$/, 'N'), c.sizeBytes]).sort(),
+      [
+        ['a1b2c3d4e5f6', '/app/core.N', coreBytes],
+        ['f6e5d4c3b2a1', '/srv/core', null],
+      ],
+    );
+    const finding = collection.findings.find((f) => f.title.startsWith('2 core dumps in containers'));
+    assert.ok(finding, JSON.stringify(collection.findings.map((f) => f.title)));
+    assert.match(finding.detail, /a1b2c3d4e5f6 \/app\/core\.\d+ \(\d+\.\d MiB, 0 min ago\)/);
+    assert.ok(collection.findings.some((f) => f.title === 'Container web-1 has written 1.2GB to its layer'));
+    const settings = collection.findings.find((f) => f.title === 'How this host writes core dumps')!;
+    assert.match(settings.detail, /kernel\.core_pattern: /);
+    assert.ok(collection.filesystems.some((f) => f.mount === '/'));
+  });
+});
