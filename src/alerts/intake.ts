@@ -15,6 +15,9 @@ export interface IncidentTouch {
   incidentId: number;
   opened: boolean;
   previousIncidentId: number | null;
+  /** As the alert named them: what collection starts from. */
+  host: string;
+  problem: string;
 }
 
 export type IntakeResult =
@@ -99,7 +102,9 @@ async function incidentFor(tx: Db, alert: NormalizedAlert): Promise<IncidentTouc
     `SELECT id FROM incidents WHERE group_key = $1 AND status <> 'resolved'`,
     [group],
   );
-  if (open.rows[0]) return { incidentId: Number(open.rows[0].id), opened: false, previousIncidentId: null };
+  const where = { host: alert.host!, problem: alert.problem };
+  if (open.rows[0])
+    return { incidentId: Number(open.rows[0].id), opened: false, previousIncidentId: null, ...where };
   // Only a firing alert opens an incident; a resolution with nothing open is kept, unattached.
   if (alert.status !== 'firing') return undefined;
   const previous = await tx.executeSql<{ id: string }>(
@@ -117,13 +122,14 @@ async function incidentFor(tx: Db, alert: NormalizedAlert): Promise<IncidentTouc
      ON CONFLICT (group_key) WHERE status <> 'resolved' DO NOTHING RETURNING id`,
     [group, alert.host, alert.problem, title, alert.severity, `alert:${alert.source}`, previousIncidentId],
   );
-  if (created.rows[0]) return { incidentId: Number(created.rows[0].id), opened: true, previousIncidentId };
+  if (created.rows[0])
+    return { incidentId: Number(created.rows[0].id), opened: true, previousIncidentId, ...where };
   // Another delivery opened it between our SELECT and INSERT: join that one.
   const winner = await tx.executeSql<{ id: string }>(
     `SELECT id FROM incidents WHERE group_key = $1 AND status <> 'resolved'`,
     [group],
   );
-  return { incidentId: Number(winner.rows[0]!.id), opened: false, previousIncidentId: null };
+  return { incidentId: Number(winner.rows[0]!.id), opened: false, previousIncidentId: null, ...where };
 }
 
 function outbox(

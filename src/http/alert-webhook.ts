@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { recordDelivery } from '../alerts/intake.ts';
+import { type IncidentTouch, recordDelivery } from '../alerts/intake.ts';
 import type { AlertSource } from '../alerts/parse.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Db } from '../store/db.ts';
@@ -22,6 +22,8 @@ export interface AlertWebhookDeps {
   metrics: Metrics;
   /** Called after a delivery queued Slack messages (the outbox pump posts them). */
   onAccepted?: () => void;
+  /** Called for each incident a delivery opened (a disk incident starts collection). */
+  onIncidentOpened?: (touch: IncidentTouch) => void;
 }
 
 function authorized(
@@ -75,6 +77,7 @@ export function alertWebhookRoute(source: AlertSource, deps: AlertWebhookDeps): 
         }
         deps.metrics.inc('nightshift_alerts_received_total', { source, result: 'accepted' }, result.alerts);
         if (result.alerts > 0) deps.onAccepted?.();
+        for (const touch of result.incidents) if (touch.opened) deps.onIncidentOpened?.(touch);
         if (result.duplicates > 0)
           deps.metrics.inc(
             'nightshift_alerts_received_total',

@@ -13,6 +13,14 @@ export const QUEUES = {
       paths: z.array(z.string().min(1)).min(1).max(1000),
     }),
   },
+  collectHost: {
+    name: 'collect-host',
+    payload: z.object({
+      incidentId: z.number().int().positive(),
+      /** The host as the alert named it: a name, address or label in the hosts file. */
+      host: z.string().min(1).max(253),
+    }),
+  },
 } as const;
 
 export type AnalyzeEvidencePayload = z.infer<typeof QUEUES.analyzeEvidence.payload>;
