@@ -1,12 +1,20 @@
+import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import type { PgBoss } from 'pg-boss';
+import type { IncidentTouch } from './alerts/intake.ts';
 import { ALERT_SOURCES } from './alerts/parse.ts';
+import { parseKnownHosts } from './collect/known-hosts.ts';
+import { SshConnections } from './collect/ssh.ts';
 import type { Config } from './config/env.ts';
+import { type HostsFile, loadHostsFile } from './config/hosts.ts';
 import { alertWebhookRoute } from './http/alert-webhook.ts';
 import { describeMetrics, healthRoutes } from './http/health.ts';
 import type { Route } from './http/routes.ts';
 import { startHttpServer } from './http/server.ts';
+import { QUEUES } from './jobs/queues.ts';
 import { createLogger, type Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
 import type { SlackApp } from './slack/app.ts';
@@ -36,6 +44,16 @@ export interface StartOptions {
   db?: Db;
 }
 
+/** The hosts file, the pinned keys and the SSH connections collection uses. */
+async function openCollection(path: string, log: Logger): Promise<{ hosts: HostsFile; ssh: SshConnections }> {
+  const hosts = loadHostsFile(path);
+  const knownHostsPath = hosts.knownHosts ?? join(homedir(), '.ssh', 'known_hosts');
+  const knownHosts = parseKnownHosts(await readFile(knownHostsPath, 'utf8').catch(() => ''));
+  if (knownHosts.length === 0)
+    log.warn({ knownHostsPath }, 'no pinned host keys: every SSH connection will be refused');
+  return { hosts, ssh: new SshConnections({ hosts, knownHosts, log }) };
+}
+
 export async function startBot(options: StartOptions): Promise<Bot> {
   const { config } = options;
   const log = options.log ?? createLogger({ level: config.LOG_LEVEL });
@@ -52,6 +70,18 @@ export async function startBot(options: StartOptions): Promise<Bot> {
     const metrics = new Metrics();
     describeMetrics(metrics);
     let slack: SlackApp | undefined;
+    // Collection over SSH, when a hosts file is configured: disk incidents start it.
+    const collection = config.NIGHTSHIFT_HOSTS
+      ? await openCollection(config.NIGHTSHIFT_HOSTS, log)
+      : undefined;
+    const onIncidentOpened = (touch: IncidentTouch) => {
+      if (!collection || touch.problem !== 'disk') return;
+      queue
+        .send(QUEUES.collectHost.name, { incidentId: touch.incidentId, host: touch.host })
+        .catch((error: unknown) =>
+          log.error({ err: error, incident: touch.incidentId }, 'could not start collection'),
+        );
+    };
     const routes: Route[] = [
       ...ALERT_SOURCES.map((source) =>
         alertWebhookRoute(source, {
@@ -61,6 +91,7 @@ export async function startBot(options: StartOptions): Promise<Bot> {
           log,
           metrics,
           onAccepted: () => void slack?.pump.kick(),
+          onIncidentOpened,
         }),
       ),
       ...healthRoutes({ db, metrics }),
@@ -70,7 +101,7 @@ export async function startBot(options: StartOptions): Promise<Bot> {
       const { startSlackApp } = await import('./slack/app.ts');
       const running = await startSlackApp({ config, db, log, routes });
       slack = running;
-      await registerWorkers(queue, { db, log, kick: () => void running.pump.kick() });
+      await registerWorkers(queue, { db, log, kick: () => void running.pump.kick(), ...collection });
       const mode = config.SLACK_APP_TOKEN ? 'Socket Mode' : 'HTTP, /slack/events';
       log.info({ port: running.port, store: db.kind }, `nightshift is serving with Slack (${mode})`);
       return {
@@ -82,11 +113,12 @@ export async function startBot(options: StartOptions): Promise<Bot> {
         async close() {
           await running.stop();
           await queue.stop({ graceful: true, timeout: 10_000 });
+          await collection?.ssh.closeAll();
           if (ownsDb) await db.close();
         },
       };
     }
-    await registerWorkers(queue, { db, log });
+    await registerWorkers(queue, { db, log, ...collection });
     const server: Server = await startHttpServer(routes, config.PORT, log);
     const port = (server.address() as AddressInfo).port;
     log.info({ port, store: db.kind }, 'nightshift is serving (Slack off: no SLACK_BOT_TOKEN)');
@@ -98,6 +130,7 @@ export async function startBot(options: StartOptions): Promise<Bot> {
       async close() {
         await new Promise<void>((resolve) => server.close(() => resolve()));
         await queue.stop({ graceful: true, timeout: 10_000 });
+        await collection?.ssh.closeAll();
         if (ownsDb) await db.close();
       },
     };
