@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runChecks } from '../../src/cli/commands/doctor.ts';
 import { type FakeSlack, startFakeSlack } from '../helpers/fake-slack.ts';
+import { startSshd } from '../helpers/sshd.ts';
 
 describe('nightshift doctor', () => {
   let slack: FakeSlack;
@@ -71,5 +72,31 @@ describe('nightshift doctor', () => {
     assert.equal(db.ok, false);
     assert.match(db.detail, /cannot reach PostgreSQL/);
     assert.ok(!db.detail.includes('secret'), 'the password is not printed');
+  });
+
+  it('logs in to each SSH host of the hosts file, and names the one whose key changed', async () => {
+    const sshd = await startSshd();
+    try {
+      const knownHosts = join(dataDir, 'known_hosts');
+      writeFileSync(
+        knownHosts,
+        `${sshd.knownHostsLine}\n[localhost]:${sshd.port} ${sshd.otherHostKeyLine}\n`,
+      );
+      const hostsFile = join(dataDir, 'hosts.yml');
+      const entry = (name: string, address: string) =>
+        `  - name: ${name}\n    address: ${address}\n    port: ${sshd.port}\n    user: ${sshd.user}\n    key: ${sshd.privateKeyPath}\n`;
+      writeFileSync(
+        hostsFile,
+        `knownHosts: ${knownHosts}\nhosts:\n${entry('good', '127.0.0.1')}${entry('changed', 'localhost')}`,
+      );
+      const results = await runChecks({ NIGHTSHIFT_DATA_DIR: dataDir, NIGHTSHIFT_HOSTS: hostsFile });
+      const byPart = Object.fromEntries(results.map((r) => [r.part, r]));
+      assert.equal(byPart['ssh good']!.ok, true);
+      assert.match(byPart['ssh good']!.detail, new RegExp(`logged in as ${sshd.user}, host key pinned`));
+      assert.equal(byPart['ssh changed']!.ok, false);
+      assert.match(byPart['ssh changed']!.detail, /has CHANGED/);
+    } finally {
+      await sshd.stop();
+    }
   });
 });

@@ -1,5 +1,12 @@
+import { readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { parseKnownHosts } from '../../collect/known-hosts.ts';
+import { SshConnections } from '../../collect/ssh.ts';
 import { loadConfig } from '../../config/env.ts';
+import { type HostsFile, loadHostsFile } from '../../config/hosts.ts';
 import { asCodedError } from '../../errors.ts';
+import { createLogger } from '../../log.ts';
 import { loadMigrations } from '../../store/migrate.ts';
 import { openStore } from '../../store/open.ts';
 import { type CliIo, helpOnly } from '../io.ts';
@@ -11,8 +18,8 @@ import { type CliIo, helpOnly } from '../io.ts';
 
 export const doctorHelp = `Usage: nightshift doctor
 
-Checks the configuration, the database, Slack (auth.test, and Socket Mode's app token) and the
-Anthropic API key, each only when configured. Exit status 0 when everything configured works.
+Checks the configuration, the database, Slack (auth.test, and Socket Mode's app token), the
+Anthropic API key and each SSH host in the hosts file, each only when configured. Exit status 0 when everything configured works.
 `;
 
 export type CheckResult = { part: string; ok: boolean | null; detail: string };
@@ -152,11 +159,47 @@ export async function runChecks(env: Record<string, string | undefined>): Promis
         return { part: 'anthropic', ok: false, detail: `cannot reach ${base}: ${(error as Error).message}` };
       }
     },
-    async () => ({
-      part: 'ssh hosts',
-      ok: null,
-      detail: 'not configured yet (collection over SSH is the next issue)',
-    }),
+    async () => {
+      if (!config.NIGHTSHIFT_HOSTS)
+        return { part: 'ssh hosts', ok: null, detail: 'off: NIGHTSHIFT_HOSTS is not set (no collection)' };
+      let hosts: HostsFile;
+      try {
+        hosts = loadHostsFile(config.NIGHTSHIFT_HOSTS);
+      } catch (error) {
+        return { part: 'ssh hosts', ok: false, detail: asCodedError(error).message };
+      }
+      const knownHostsPath = hosts.knownHosts ?? join(homedir(), '.ssh', 'known_hosts');
+      const knownHosts = parseKnownHosts(await readFile(knownHostsPath, 'utf8').catch(() => ''));
+      const ssh = new SshConnections({
+        hosts,
+        knownHosts,
+        log: createLogger({ level: 'silent' }),
+        readyTimeoutMs: 8000,
+      });
+      try {
+        return await Promise.all(
+          hosts.hosts.map(async (host): Promise<CheckResult> => {
+            try {
+              const result = await ssh.host(host.name).exec({
+                command: 'command -v docker >/dev/null && echo docker || echo no-docker',
+                timeoutMs: 10_000,
+                maxOutputBytes: 1024,
+              });
+              const docker = result.stdout.includes('no-docker') ? ', no docker client' : ', docker found';
+              return {
+                part: `ssh ${host.name}`,
+                ok: true,
+                detail: `logged in as ${host.user}, host key pinned${docker}`,
+              };
+            } catch (error) {
+              return { part: `ssh ${host.name}`, ok: false, detail: asCodedError(error).message };
+            }
+          }),
+        );
+      } finally {
+        await ssh.closeAll();
+      }
+    },
   ];
   const results: CheckResult[] = [];
   for (const check of checks) results.push(...[await check()].flat());
