@@ -36,6 +36,27 @@ export function healthRoutes(deps: { db: Db; metrics: Metrics }): Route[] {
           );
           for (const row of jobs.rows)
             gauges.push({ name: 'nightshift_jobs', labels: { state: row.state }, value: row.n });
+          // Approval latency: from a proposal being posted to its approval, over the last day.
+          const latency = await deps.db.executeSql<{
+            n: number;
+            total: number | null;
+            p50: number | null;
+            p99: number | null;
+          }>(
+            `SELECT count(*)::int AS n, sum(seconds)::float8 AS total,
+                    percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds)::float8 AS p50,
+                    percentile_cont(0.99) WITHIN GROUP (ORDER BY seconds)::float8 AS p99
+             FROM (SELECT extract(epoch FROM a.decided_at - p.created_at) AS seconds
+                   FROM approvals a JOIN proposals p ON p.id = a.proposal_id
+                   WHERE a.decision = 'approved' AND a.decided_at > now() - interval '1 day') latencies`,
+          );
+          const l = latency.rows[0]!;
+          gauges.push(
+            { name: 'nightshift_approval_latency_seconds', labels: { quantile: '0.5' }, value: l.p50 ?? 0 },
+            { name: 'nightshift_approval_latency_seconds', labels: { quantile: '0.99' }, value: l.p99 ?? 0 },
+            { name: 'nightshift_approval_latency_seconds_sum', value: l.total ?? 0 },
+            { name: 'nightshift_approval_latency_seconds_count', value: l.n },
+          );
           gauges.push({ name: 'nightshift_store_up', value: 1 });
         } catch {
           gauges.push({ name: 'nightshift_store_up', value: 0 });
@@ -64,5 +85,10 @@ export function describeMetrics(metrics: Metrics): void {
     name: 'nightshift_store_up',
     type: 'gauge',
     help: '1 when the database answered the scrape',
+  });
+  metrics.describe({
+    name: 'nightshift_approval_latency_seconds',
+    type: 'gauge',
+    help: 'Seconds from a proposal being posted to its approval, last 24 hours (quantiles; _sum and _count beside)',
   });
 }

@@ -117,6 +117,21 @@ for (const database of testDatabases()) {
       );
       assert.match(metrics, /nightshift_incidents_open\{status="open"\} [1-9]/);
       assert.match(metrics, /nightshift_store_up 1/);
+      assert.match(metrics, /nightshift_approval_latency_seconds_count 0/);
+      // A proposal approved 90 s after it was posted shows in the approval latency.
+      const incident = await db.executeSql<{ id: string }>('SELECT id FROM incidents LIMIT 1');
+      const proposal = await db.executeSql<{ id: string }>(
+        `INSERT INTO proposals (incident_id, kind, target, text, sha256, proposed_by, expires_at, created_at)
+         VALUES ($1, 'sql', 'app', 'SELECT 1', 'h', 'agent', now() + interval '1 hour', now() - interval '90 seconds') RETURNING id`,
+        [incident.rows[0]!.id],
+      );
+      await db.executeSql(
+        `INSERT INTO approvals (proposal_id, sha256, decision, decided_by, via) VALUES ($1, 'h', 'approved', 'U1', 'button')`,
+        [proposal.rows[0]!.id],
+      );
+      const after = await (await fetch(`http://127.0.0.1:${bot.port}/metrics`)).text();
+      assert.match(after, /nightshift_approval_latency_seconds_count 1/);
+      assert.match(after, /nightshift_approval_latency_seconds\{quantile="0\.5"\} 9\d/);
     });
 
     it('never writes the webhook token to the log', () => {
