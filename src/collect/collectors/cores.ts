@@ -30,7 +30,8 @@ export const containerCoresCommand = [
 
 /** Lines `-\t<size>\t<mtime>\t<path>` for cores on the host's local filesystems and in systemd-coredump's store. */
 export const hostCoresCommand = [
-  `find / -xdev -type f \\( -name core -o -name 'core.[0-9]*' \\) -size +1k -printf '-\\t%s\\t%T@\\t%p\\n' 2>/dev/null | head -n 200`,
+  // `core` or `core.<digits>` only: `core.[0-9]*` alone also matches man pages such as core.5.gz.
+  `find / -xdev -type f \\( -name core -o \\( -name 'core.[0-9]*' ! -name 'core.*[!0-9]*' \\) \\) -size +1k -printf '-\\t%s\\t%T@\\t%p\\n' 2>/dev/null | head -n 200`,
   `find /var/lib/systemd/coredump -type f -printf '-\\t%s\\t%T@\\t%p\\n' 2>/dev/null | head -n 200`,
 ].join('; ');
 
