@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -17,6 +18,8 @@ describe('the built-in collection on a host over SSH', () => {
   let ssh: SshConnections;
   let work: string;
   let coreBytes: number;
+  let corePid: number;
+  let hostsPath: string;
 
   before(async () => {
     work = mkdtempSync(join(tmpdir(), 'nightshift-collect-'));
@@ -24,6 +27,7 @@ describe('the built-in collection on a host over SSH', () => {
     const core = await makeCCore(join(work, 'made'), 'abort');
     const bytes = readFileSync(core.path);
     coreBytes = bytes.length;
+    corePid = core.pid;
     writeDockerStandIn(join(work, 'bin'), join(work, 'containers'), [
       {
         id: 'a1b2c3d4e5f6',
@@ -58,6 +62,8 @@ describe('the built-in collection on a host over SSH', () => {
       }),
       'hosts.json',
     );
+    hostsPath = join(work, 'hosts.json');
+    writeFileSync(hostsPath, JSON.stringify({ ...hosts, knownHosts: sshd.knownHostsPath }));
     ssh = new SshConnections({
       hosts,
       knownHosts: parseKnownHosts(sshd.knownHostsLine),
@@ -88,5 +94,46 @@ describe('the built-in collection on a host over SSH', () => {
     const settings = collection.findings.find((f) => f.title === 'How this host writes core dumps')!;
     assert.match(settings.detail, /kernel\.core_pattern: /);
     assert.ok(collection.filesystems.some((f) => f.mount === '/'));
+  });
+
+  it('nightshift collect --pull brings every core home and analyses them as one set', () => {
+    const into = join(work, 'pulled');
+    const root = new URL('../../', import.meta.url).pathname;
+    const run = spawnSync(`${root}bin/nightshift`, ['collect', 'web', '--pull', '--into', into, '--json'], {
+      env: { ...process.env, NIGHTSHIFT_HOSTS: hostsPath },
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    assert.equal(run.status, 0, run.stderr);
+    const out = JSON.parse(run.stdout) as {
+      pulled: Array<{ localPath: string; bytes: number; sha256: string }>;
+      pullErrors: string[];
+      report: { dumps: Array<{ pid: number; container: string; file: string }> };
+    };
+    assert.deepEqual(out.pullErrors, []);
+    // Both container cores come as docker cp's tar stream; this loopback host also holds the
+    // fixture files and the made core on its own disk, which the host collector finds too.
+    const fromContainers = out.pulled.filter((p) => p.localPath.endsWith('.tar'));
+    assert.equal(fromContainers.length, 2, JSON.stringify(out.pulled.map((p) => p.localPath)));
+    for (const p of out.pulled) {
+      assert.ok(existsSync(p.localPath), p.localPath);
+      assert.equal(existsSync(`${p.localPath}.part`), false);
+    }
+    for (const p of fromContainers)
+      assert.ok(p.bytes > coreBytes, 'a tar stream holds the core and its header');
+    assert.equal(
+      out.report.dumps.length,
+      out.pulled.length,
+      JSON.stringify({
+        pulled: out.pulled.map((p) => p.localPath),
+        dumps: out.report.dumps.map((d) => d.file),
+        errors: (out.report as { errors?: unknown }).errors,
+      }),
+    );
+    assert.deepEqual(
+      out.report.dumps.filter((d) => d.container === 'tar').map((d) => d.pid),
+      [corePid, corePid],
+    );
+    assert.ok(out.report.dumps.every((d) => d.pid === corePid));
   });
 });

@@ -2,21 +2,27 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { renderReport } from '../../analyze/render.ts';
 import { collectHost } from '../../collect/collect-host.ts';
 import { parseKnownHosts } from '../../collect/known-hosts.ts';
+import { type PullResult, pullFile } from '../../collect/pull.ts';
 import { SshConnections } from '../../collect/ssh.ts';
 import { loadConfig } from '../../config/env.ts';
 import { findHost, loadHostsFile } from '../../config/hosts.ts';
 import { CodedError, ErrorCode } from '../../errors.ts';
+import { analyzeFiles } from '../../evidence/analyze-files.ts';
 import { createLogger } from '../../log.ts';
 import type { CliIo } from '../io.ts';
 
-export const collectHelp = `Usage: nightshift collect HOST [--json]
+export const collectHelp = `Usage: nightshift collect HOST [--pull [--into DIR]] [--json]
 
 Runs the built-in, read-only collectors on HOST over SSH and prints their findings: filesystems
 and inodes (df), then the largest directories of the fullest filesystem (du, time-limited). HOST
 is a name, address or label from the hosts file in NIGHTSHIFT_HOSTS; its key must be pinned in
 the hosts file's knownHosts (default ~/.ssh/known_hosts).
+
+--pull brings the core files it found home (docker cp ... | gzip -1 over SSH, nothing written on
+the host) into DIR (default NIGHTSHIFT_DATA_DIR/evidence/<host>) and analyses them as one set.
 `;
 
 export async function collectCommand(
@@ -29,6 +35,8 @@ export async function collectCommand(
     allowPositionals: true,
     options: {
       json: { type: 'boolean', default: false },
+      pull: { type: 'boolean', default: false },
+      into: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -57,8 +65,31 @@ export async function collectCommand(
     log: createLogger({ level: 'silent' }),
   });
   try {
-    const collection = await collectHost(ssh.host(host.name));
-    if (values.json) io.stdout.write(`${JSON.stringify(collection, null, 2)}\n`);
+    const remote = ssh.host(host.name);
+    const collection = await collectHost(remote);
+    const pulled: PullResult[] = [];
+    const pullErrors: string[] = [];
+    if (values.pull) {
+      const into = values.into ?? join(config.NIGHTSHIFT_DATA_DIR, 'evidence', host.name);
+      // Several files on parallel channels; the host's session limit keeps it gentle.
+      await Promise.all(
+        collection.cores.map(async (core) => {
+          const base = core.path.replace(/^\//, '').replace(/\//g, '_');
+          const name = core.container ? `${core.container.slice(0, 12)}-${base}.tar` : base;
+          const source = core.container
+            ? { container: core.container, path: core.path }
+            : { path: core.path };
+          try {
+            pulled.push(await pullFile(remote, source, join(into, name)));
+          } catch (error) {
+            pullErrors.push((error as Error).message);
+          }
+        }),
+      );
+    }
+    const report = pulled.length > 0 ? await analyzeFiles(pulled.map((p) => p.localPath)) : undefined;
+    if (values.json)
+      io.stdout.write(`${JSON.stringify({ ...collection, pulled, pullErrors, report }, null, 2)}\n`);
     else {
       io.stdout.write(
         `${host.name}: ${collection.findings.length} finding${collection.findings.length === 1 ? '' : 's'}\n`,
@@ -66,6 +97,10 @@ export async function collectCommand(
       for (const f of collection.findings)
         io.stdout.write(`[${f.severity}] ${f.title}\n  ${f.detail.replace(/\n/g, '\n  ')}\n`);
       for (const e of collection.errors) io.stdout.write(`could not collect: ${e}\n`);
+      for (const p of pulled)
+        io.stdout.write(`pulled ${p.localPath} (${p.bytes} bytes, sha256 ${p.sha256.slice(0, 16)}…)\n`);
+      for (const e of pullErrors) io.stdout.write(`could not pull: ${e}\n`);
+      if (report) io.stdout.write(`\n${renderReport(report)}`);
     }
     return collection.errors.length > 0 && collection.findings.length === 0 ? 1 : 0;
   } finally {
