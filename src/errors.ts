@@ -20,6 +20,7 @@ export const ErrorCode = {
   HostUnknown: 'nightshift_host_unknown',
   HostKeyRejected: 'nightshift_host_key_rejected',
   SshFailed: 'nightshift_ssh_failed',
+  NotApproved: 'nightshift_not_approved',
   Internal: 'nightshift_internal',
 } as const;
 

@@ -14,6 +14,7 @@ const TABLES = [
   'incidents',
   'jobs',
   'proposals',
+  'runs',
   'schema_migrations',
   'slack_events',
   'thread_messages',

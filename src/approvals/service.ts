@@ -1,0 +1,405 @@
+import { CodedError, ErrorCode } from '../errors.ts';
+import type { Db } from '../store/db.ts';
+import { appendAudit } from '../store/records.ts';
+import { decide, type RefusalReason, type Verdict } from './machine.ts';
+import { isAutomatic, type Policy } from './policy.ts';
+import { type ProposalKind, type ProposalState, type ProposalText, proposalHash } from './proposal.ts';
+
+/**
+ * The approval gate over the store: proposals made, decided, expired, run. Every step is one
+ * transaction with the proposal row locked, and is appended to the audit log in that same
+ * transaction; the database's triggers refuse a run without the approvals of its exact hash, so
+ * even a bug here cannot run what nobody approved.
+ */
+
+export interface Proposal extends ProposalText {
+  id: number;
+  incidentId: number;
+  sha256: string;
+  why: string;
+  expects: string;
+  proposedBy: string;
+  state: ProposalState;
+  createdAt: Date;
+  expiresAt: Date;
+  approvalsRequired: number;
+  selfApprovalAllowed: boolean;
+}
+
+export interface ApprovalRecord {
+  decision: 'approved' | 'rejected';
+  decidedBy: string;
+  via: 'button' | 'reaction' | 'cli' | 'policy';
+  decidedAt: Date;
+}
+
+export interface RunRecord {
+  id: number;
+  state: 'running' | 'succeeded' | 'failed';
+  startedAt: Date;
+  finishedAt: Date | null;
+  exitCode: number | null;
+  outputBytes: number | null;
+  error: string | null;
+}
+
+interface ProposalRow {
+  id: string;
+  incident_id: string;
+  kind: ProposalKind;
+  target: string;
+  text: string;
+  sha256: string;
+  why: string;
+  expects: string;
+  proposed_by: string;
+  state: ProposalState;
+  created_at: Date | string;
+  expires_at: Date | string;
+  approvals_required: number;
+  self_approval_allowed: boolean;
+}
+
+const asDate = (v: Date | string) => (v instanceof Date ? v : new Date(v));
+
+function toProposal(row: ProposalRow): Proposal {
+  return {
+    id: Number(row.id),
+    incidentId: Number(row.incident_id),
+    kind: row.kind,
+    target: row.target,
+    text: row.text,
+    sha256: row.sha256,
+    why: row.why,
+    expects: row.expects,
+    proposedBy: row.proposed_by,
+    state: row.state,
+    createdAt: asDate(row.created_at),
+    expiresAt: asDate(row.expires_at),
+    approvalsRequired: Number(row.approvals_required),
+    selfApprovalAllowed: row.self_approval_allowed,
+  };
+}
+
+export async function getProposal(db: Db, id: number, lock = false): Promise<Proposal | undefined> {
+  const { rows } = await db.executeSql<ProposalRow>(
+    `SELECT * FROM proposals WHERE id = $1${lock ? ' FOR UPDATE' : ''}`,
+    [id],
+  );
+  return rows[0] ? toProposal(rows[0]) : undefined;
+}
+
+export async function listApprovals(db: Db, proposalId: number): Promise<ApprovalRecord[]> {
+  const { rows } = await db.executeSql<{
+    decision: ApprovalRecord['decision'];
+    decided_by: string;
+    via: ApprovalRecord['via'];
+    decided_at: Date | string;
+  }>('SELECT decision, decided_by, via, decided_at FROM approvals WHERE proposal_id = $1 ORDER BY id', [
+    proposalId,
+  ]);
+  return rows.map((r) => ({
+    decision: r.decision,
+    decidedBy: r.decided_by,
+    via: r.via,
+    decidedAt: asDate(r.decided_at),
+  }));
+}
+
+export async function getRun(db: Db, proposalId: number): Promise<RunRecord | undefined> {
+  const { rows } = await db.executeSql<{
+    id: string;
+    state: RunRecord['state'];
+    started_at: Date | string;
+    finished_at: Date | string | null;
+    exit_code: number | null;
+    output_bytes: string | null;
+    error: string | null;
+  }>('SELECT * FROM runs WHERE proposal_id = $1', [proposalId]);
+  const r = rows[0];
+  if (!r) return undefined;
+  return {
+    id: Number(r.id),
+    state: r.state,
+    startedAt: asDate(r.started_at),
+    finishedAt: r.finished_at === null ? null : asDate(r.finished_at),
+    exitCode: r.exit_code,
+    outputBytes: r.output_bytes === null ? null : Number(r.output_bytes),
+    error: r.error,
+  };
+}
+
+export interface NewProposal extends ProposalText {
+  incidentId: number;
+  why: string;
+  expects?: string;
+  /** A Slack user id, or `agent` / `nightshift` for the bot's own proposals. */
+  proposedBy: string;
+}
+
+/**
+ * Records a proposal with the hash of its canonical form. When the policy makes its kind
+ * automatic (pulls only), the approval is recorded too, by `policy`, so the run still has one.
+ */
+export async function createProposal(
+  db: Db,
+  input: NewProposal,
+  policy: Policy,
+  now: Date,
+): Promise<Proposal> {
+  const sha256 = proposalHash(input);
+  const expiresAt = new Date(now.getTime() + policy.expiresMinutes * 60_000);
+  return db.transaction(async (tx) => {
+    const { rows } = await tx.executeSql<ProposalRow>(
+      `INSERT INTO proposals (incident_id, kind, target, text, sha256, why, expects, proposed_by, created_at,
+         expires_at, approvals_required, self_approval_allowed)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING *`,
+      [
+        input.incidentId,
+        input.kind,
+        input.target,
+        input.text,
+        sha256,
+        input.why,
+        input.expects ?? '',
+        input.proposedBy,
+        now,
+        expiresAt,
+        policy.approvalsRequired,
+        policy.selfApproval,
+      ],
+    );
+    let proposal = toProposal(rows[0]!);
+    await appendAudit(tx, {
+      actor: input.proposedBy,
+      action: 'proposal.created',
+      incidentId: input.incidentId,
+      subject: { proposal: proposal.id, kind: input.kind, target: input.target, sha256 },
+    });
+    if (isAutomatic(policy, input.kind)) {
+      for (let i = 0; i < policy.approvalsRequired; i++) {
+        await tx.executeSql(
+          `INSERT INTO approvals (proposal_id, sha256, decision, decided_by, via, decided_at)
+           VALUES ($1, $2, 'approved', $3, 'policy', $4)`,
+          [proposal.id, sha256, i === 0 ? 'policy' : `policy#${i + 1}`, now],
+        );
+      }
+      await tx.executeSql(`UPDATE proposals SET state = 'approved' WHERE id = $1`, [proposal.id]);
+      proposal = { ...proposal, state: 'approved' };
+      await appendAudit(tx, {
+        actor: 'policy',
+        action: 'proposal.approved',
+        incidentId: input.incidentId,
+        subject: { proposal: proposal.id, sha256, via: 'policy' },
+      });
+    }
+    return proposal;
+  });
+}
+
+export interface DecisionInput {
+  proposalId: number;
+  decision: 'approved' | 'rejected';
+  user: string;
+  via: 'button' | 'reaction' | 'cli';
+  /** The hash of the text the user saw. */
+  sha256: string;
+  isApprover: boolean;
+  now: Date;
+}
+
+export type DecisionOutcome =
+  | { kind: 'refused'; reason: RefusalReason | 'unknown'; message: string; proposal?: Proposal }
+  | { kind: 'recorded'; proposal: Proposal; verdict: Extract<Verdict, { kind: 'recorded' }> };
+
+/** A button click or a reaction: at most one state change, however many arrive at once. */
+export async function decideProposal(db: Db, input: DecisionInput): Promise<DecisionOutcome> {
+  return db.transaction(async (tx) => {
+    const proposal = await getProposal(tx, input.proposalId, true);
+    if (!proposal) return { kind: 'refused', reason: 'unknown', message: 'There is no such proposal.' };
+    const approvals = await listApprovals(tx, proposal.id);
+    const verdict = decide(
+      {
+        state: proposal.state,
+        sha256: proposal.sha256,
+        proposedBy: proposal.proposedBy,
+        expiresAt: proposal.expiresAt,
+        approvalsRequired: proposal.approvalsRequired,
+        selfApprovalAllowed: proposal.selfApprovalAllowed,
+        approvedBy: approvals.filter((a) => a.decision === 'approved').map((a) => a.decidedBy),
+      },
+      {
+        decision: input.decision,
+        user: input.user,
+        sha256: input.sha256,
+        isApprover: input.isApprover,
+        at: input.now,
+      },
+    );
+    if (verdict.kind === 'refused') {
+      if (verdict.reason === 'expired') await markExpired(tx, proposal);
+      await appendAudit(tx, {
+        actor: input.user,
+        action: 'proposal.decision_refused',
+        incidentId: proposal.incidentId,
+        subject: {
+          proposal: proposal.id,
+          decision: input.decision,
+          via: input.via,
+          reason: verdict.reason,
+          sha256: input.sha256,
+        },
+      });
+      return {
+        kind: 'refused',
+        reason: verdict.reason,
+        message: verdict.message,
+        proposal: verdict.reason === 'expired' ? { ...proposal, state: 'expired' } : proposal,
+      };
+    }
+    await tx.executeSql(
+      `INSERT INTO approvals (proposal_id, sha256, decision, decided_by, via, decided_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+      [proposal.id, proposal.sha256, verdict.decision, input.user, input.via, input.now],
+    );
+    if (verdict.state !== proposal.state)
+      await tx.executeSql('UPDATE proposals SET state = $2 WHERE id = $1', [proposal.id, verdict.state]);
+    await appendAudit(tx, {
+      actor: input.user,
+      action: `proposal.${verdict.decision}`,
+      incidentId: proposal.incidentId,
+      subject: {
+        proposal: proposal.id,
+        sha256: proposal.sha256,
+        via: input.via,
+        approvals: verdict.approvals,
+        required: verdict.required,
+      },
+    });
+    return { kind: 'recorded', proposal: { ...proposal, state: verdict.state }, verdict };
+  });
+}
+
+async function markExpired(tx: Db, proposal: Proposal): Promise<void> {
+  await tx.executeSql(`UPDATE proposals SET state = 'expired' WHERE id = $1 AND state = 'pending'`, [
+    proposal.id,
+  ]);
+  await appendAudit(tx, {
+    actor: 'nightshift',
+    action: 'proposal.expired',
+    incidentId: proposal.incidentId,
+    subject: { proposal: proposal.id, sha256: proposal.sha256 },
+  });
+}
+
+/** Marks every pending proposal past its time expired; returns them (their messages need updating). */
+export async function expireProposals(db: Db, now: Date): Promise<Proposal[]> {
+  return db.transaction(async (tx) => {
+    const { rows } = await tx.executeSql<ProposalRow>(
+      `SELECT * FROM proposals WHERE state = 'pending' AND expires_at <= $1 ORDER BY id FOR UPDATE SKIP LOCKED`,
+      [now],
+    );
+    const expired = rows.map(toProposal);
+    for (const p of expired) await markExpired(tx, p);
+    return expired.map((p) => ({ ...p, state: 'expired' as const }));
+  });
+}
+
+/**
+ * Claims the one run of an approved proposal, for the text about to execute: the runner passes
+ * what it will run, and its hash must be the approved one. Returns undefined when the proposal
+ * already ran or is running (a retried job, a second worker): never two runs.
+ */
+export async function startRun(
+  db: Db,
+  proposalId: number,
+  about: ProposalText,
+): Promise<RunRecord | undefined> {
+  return db.transaction(async (tx) => {
+    const proposal = await getProposal(tx, proposalId, true);
+    if (!proposal) throw new CodedError(ErrorCode.NotApproved, `there is no proposal ${proposalId}`);
+    const sha256 = proposalHash(about);
+    if (sha256 !== proposal.sha256)
+      throw new CodedError(
+        ErrorCode.NotApproved,
+        `proposal ${proposalId}: the text about to run (sha256 ${sha256.slice(0, 12)}) is not the approved one (${proposal.sha256.slice(0, 12)}); nothing ran`,
+      );
+    if (proposal.state !== 'approved') {
+      if (['running', 'done', 'failed'].includes(proposal.state)) return undefined;
+      throw new CodedError(
+        ErrorCode.NotApproved,
+        `proposal ${proposalId} is ${proposal.state}, not approved; nothing ran`,
+      );
+    }
+    // The trigger on runs checks the approvals of this hash again, in the database.
+    const { rows } = await tx.executeSql<{ id: string; started_at: Date | string }>(
+      'INSERT INTO runs (proposal_id, sha256) VALUES ($1, $2) RETURNING id, started_at',
+      [proposalId, sha256],
+    );
+    await tx.executeSql(`UPDATE proposals SET state = 'running' WHERE id = $1`, [proposalId]);
+    const run = rows[0]!;
+    await appendAudit(tx, {
+      actor: 'nightshift',
+      action: 'run.started',
+      incidentId: proposal.incidentId,
+      subject: {
+        proposal: proposalId,
+        run: Number(run.id),
+        sha256,
+        kind: proposal.kind,
+        target: proposal.target,
+      },
+    });
+    return {
+      id: Number(run.id),
+      state: 'running',
+      startedAt: asDate(run.started_at),
+      finishedAt: null,
+      exitCode: null,
+      outputBytes: null,
+      error: null,
+    };
+  });
+}
+
+export interface RunEnd {
+  ok: boolean;
+  exitCode?: number | null;
+  outputBytes?: number;
+  result?: object;
+  error?: string;
+}
+
+export async function finishRun(db: Db, proposal: Proposal, runId: number, end: RunEnd): Promise<void> {
+  await db.transaction(async (tx) => {
+    const { rows } = await tx.executeSql<{ ms: number | string }>(
+      `UPDATE runs SET state = $2, finished_at = now(), exit_code = $3, output_bytes = $4, result = $5, error = $6
+       WHERE id = $1 RETURNING (extract(epoch FROM finished_at - started_at) * 1000)::bigint AS ms`,
+      [
+        runId,
+        end.ok ? 'succeeded' : 'failed',
+        end.exitCode ?? null,
+        end.outputBytes ?? null,
+        JSON.stringify(end.result ?? {}),
+        end.error ?? null,
+      ],
+    );
+    await tx.executeSql('UPDATE proposals SET state = $2 WHERE id = $1', [
+      proposal.id,
+      end.ok ? 'done' : 'failed',
+    ]);
+    await appendAudit(tx, {
+      actor: 'nightshift',
+      action: 'run.finished',
+      incidentId: proposal.incidentId,
+      subject: {
+        proposal: proposal.id,
+        run: runId,
+        ok: end.ok,
+        exitCode: end.exitCode ?? null,
+        outputBytes: end.outputBytes ?? null,
+        durationMs: Number(rows[0]?.ms ?? 0),
+        ...(end.error ? { error: end.error } : {}),
+      },
+    });
+  });
+}
