@@ -2,16 +2,17 @@ import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rename, statfs, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { Transform } from 'node:stream';
+import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
+import { createGunzip, createZstdDecompress } from 'node:zlib';
 import { CodedError, ErrorCode } from '../errors.ts';
 import { type RemoteHost, shellQuote } from './transport.ts';
 
 /**
  * Brings a file home from a host whose disk is full, the way an SRE would by hand:
- * `ssh host "docker cp <container>:<path> - | gzip -1" | gunzip > file`. Nothing is written on the
- * host; the bytes are compressed there (the link is the bottleneck), decompressed here as they
+ * `ssh host "docker cp <container>:<path> - | gzip -1" | gunzip > file` (zstd where the host has
+ * it, podman where it has no docker). Nothing is written on the host; the bytes are compressed
+ * there (the link is the bottleneck), decompressed here as they
  * arrive, hashed, and written to `<dest>.part`, which becomes `<dest>` only when the remote command
  * succeeded and the gzip stream ended whole. A dropped connection leaves no file that looks whole.
  */
@@ -28,12 +29,22 @@ export interface PullResult {
   bytes: number;
   /** Bytes that crossed the network (compressed). */
   transferredBytes: number;
+  /** How the host compressed it. */
+  compression: 'gzip' | 'zstd';
   sha256: string;
   durationMs: number;
 }
 
+/**
+ * How the host compresses: zstd -1 when the host has it (faster than gzip -1 at a similar ratio,
+ * and gzip on the host is the bottleneck of a pull), else gzip -1. `auto` lets the host decide;
+ * the bot tells which from the stream's first bytes.
+ */
+export type Compression = 'auto' | 'gzip' | 'zstd';
+
 export interface PullOptions {
   timeoutMs?: number;
+  compression?: Compression;
   /** Stop when the local filesystem would have less free than this. Default 1 GiB. */
   reserveBytes?: number;
   onProgress?: (bytes: number) => void;
@@ -44,10 +55,52 @@ export interface PullOptions {
  * stderr (`nightshift-status:N`) for the bot to read: a failed copy piped into gzip would
  * otherwise look like a successful, empty transfer.
  */
-export function pullCommand(source: PullSource): string {
-  return source.container
-    ? `{ { docker cp ${shellQuote(`${source.container}:${source.path}`)} -; echo "nightshift-status:$?" >&3; } | gzip -1; } 3>&2`
-    : `gzip -1 < ${shellQuote(source.path)}`;
+export function pullCommand(source: PullSource, compression: Compression = 'auto'): string {
+  const compress =
+    compression === 'gzip'
+      ? 'c="gzip -1"'
+      : compression === 'zstd'
+        ? 'c="zstd -1 -q -c"'
+        : 'c="gzip -1"; if command -v zstd >/dev/null 2>&1; then c="zstd -1 -q -c"; fi';
+  if (!source.container) return `${compress}; $c < ${shellQuote(source.path)}`;
+  // Docker, or Podman where there is no Docker: the same `cp <id>:<path> -` tar stream.
+  const engine = 'd=$(command -v docker || command -v podman || echo docker)';
+  return `${compress}; ${engine}; { { "$d" cp ${shellQuote(`${source.container}:${source.path}`)} -; echo "nightshift-status:$?" >&3; } | $c; } 3>&2`;
+}
+
+/** gzip (1f 8b) or zstd (28 b5 2f fd), told apart by the stream's first bytes. */
+function decompressor(first: Buffer): Transform {
+  if (first[0] === 0x1f && first[1] === 0x8b) return createGunzip({ chunkSize: 256 * 1024 });
+  if (first.length >= 4 && first.readUInt32LE(0) === 0xfd2fb528)
+    return createZstdDecompress({ chunkSize: 256 * 1024 });
+  throw new Error(
+    `the host sent neither gzip nor zstd data (starts ${first.subarray(0, 4).toString('hex')})`,
+  );
+}
+
+/** The stream's first `n` bytes (fewer if it ends sooner), put back so the pipeline reads them too. */
+function peek(stream: Readable, n: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    let head = Buffer.alloc(0);
+    const finish = (error?: Error) => {
+      stream.off('readable', onReadable);
+      stream.off('end', onEnd);
+      stream.off('error', finish);
+      if (error) return reject(error);
+      if (head.length > 0) stream.unshift(head);
+      resolve(head);
+    };
+    const onReadable = () => {
+      for (let chunk: Buffer | null = stream.read(); chunk !== null; chunk = stream.read()) {
+        head = Buffer.concat([head, chunk]);
+        if (head.length >= n) return finish();
+      }
+    };
+    const onEnd = () => finish();
+    stream.on('readable', onReadable);
+    stream.once('end', onEnd);
+    stream.once('error', finish);
+  });
 }
 
 const STATUS = /nightshift-status:(\d+)\s*/;
@@ -86,7 +139,7 @@ export async function pullFile(
   }
   const started = performance.now();
   const remote = await host.stream({
-    command: pullCommand(source),
+    command: pullCommand(source, options.compression),
     timeoutMs: options.timeoutMs ?? 3_600_000,
   });
   const part = `${dest}.part`;
@@ -95,6 +148,7 @@ export async function pullFile(
   let bytes = 0;
   let checked = 0;
   let outOfSpace = false;
+  let usedZstd = false;
   const counter = new Transform({
     transform(chunk: Buffer, _enc, done) {
       transferred += chunk.length;
@@ -117,13 +171,11 @@ export async function pullFile(
     },
   });
   try {
-    await pipeline(
-      remote.stdout,
-      counter,
-      createGunzip({ chunkSize: 256 * 1024 }),
-      tee,
-      createWriteStream(part),
-    );
+    const stdout = remote.stdout as Readable;
+    const head = await peek(stdout, 4);
+    if (head.length === 0) throw new Error('the host sent nothing');
+    usedZstd = head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528;
+    await pipeline(stdout, counter, decompressor(head), tee, createWriteStream(part));
     const { exitCode, stderr } = await remote.done;
     if (exitCode === null) throw new Error('the connection dropped');
     const failed = failure(exitCode, stderr);
@@ -154,6 +206,7 @@ export async function pullFile(
     localPath: dest,
     bytes,
     transferredBytes: transferred,
+    compression: usedZstd ? 'zstd' : 'gzip',
     sha256: hash.digest('hex'),
     durationMs: Math.round(performance.now() - started),
   };

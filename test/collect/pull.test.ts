@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   chmodSync,
@@ -8,13 +9,15 @@ import {
   mkdtempSync,
   readFileSync,
   rmSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { gunzipSync } from 'node:zlib';
 import { parseKnownHosts } from '../../src/collect/known-hosts.ts';
-import { pullFile } from '../../src/collect/pull.ts';
+import { pullCommand, pullFile } from '../../src/collect/pull.ts';
 import { SshConnections } from '../../src/collect/ssh.ts';
 import { parseHostsFile } from '../../src/config/hosts.ts';
 import { analyzeFiles } from '../../src/evidence/analyze-files.ts';
@@ -110,6 +113,46 @@ esac
     assert.equal(report.dumps[0]!.container, 'tar');
     assert.equal(report.dumps[0]!.entry, `core.${core.pid}`);
     assert.equal(report.dumps[0]!.pid, core.pid);
+  });
+
+  it('uses zstd where the host has it, and gzip when told to; both arrive byte for byte', async () => {
+    const zstd = await pullFile(ssh.host('box'), { path: core.path }, join(work, 'evidence', 'zstd-core'), {
+      compression: 'zstd',
+    });
+    assert.equal(zstd.compression, 'zstd');
+    assert.equal(zstd.sha256, sha256(core.path));
+    const gzip = await pullFile(ssh.host('box'), { path: core.path }, join(work, 'evidence', 'gzip-core'), {
+      compression: 'gzip',
+    });
+    assert.equal(gzip.compression, 'gzip');
+    assert.equal(gzip.sha256, sha256(core.path));
+    // This host has zstd (CI installs it), so the host's own choice is zstd.
+    const auto = await pullFile(ssh.host('box'), { path: core.path }, join(work, 'evidence', 'auto-core'));
+    assert.equal(auto.compression, 'zstd');
+  });
+
+  it('copies out of a container with podman where there is no docker', () => {
+    const bin = join(work, 'podman-only');
+    mkdirSync(bin, { recursive: true });
+    writeFileSync(
+      join(bin, 'podman'),
+      `#!/bin/sh\n[ "$1" = cp ] || exit 1\nid="\${2%%:*}"; path="\${2#*:}"\nexec tar -C "${fixtures}/$id$(dirname "$path")" -cf - "$(basename "$path")"\n`,
+    );
+    chmodSync(join(bin, 'podman'), 0o755);
+    // Only what the command needs: no docker on this PATH.
+    for (const tool of ['tar', 'gzip', 'dirname', 'basename'])
+      symlinkSync(
+        execFileSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim(),
+        join(bin, tool),
+      );
+    const out = execFileSync(
+      '/bin/sh',
+      ['-c', pullCommand({ container: 'web1', path: `/app/core.${core.pid}` }, 'gzip')],
+      { env: { PATH: bin }, maxBuffer: 1 << 30 },
+    );
+    const tar = gunzipSync(out);
+    assert.equal(tar.subarray(0, `core.${core.pid}`.length).toString(), `core.${core.pid}`);
+    assert.equal(tar.subarray(512, 516).toString('latin1'), '\x7fELF');
   });
 
   it('keeps nothing when the remote command fails, and says why', async () => {

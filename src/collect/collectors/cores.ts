@@ -15,14 +15,17 @@ export interface CoreFile {
   mtime: Date | null;
 }
 
+/** Docker, or Podman where there is no Docker (same ps, diff, exec, system df); neither: nothing to do. */
+const ENGINE = 'd=$(command -v docker || command -v podman) || exit 0';
+
 const CORE_NAME = String.raw`(^|/)core(\.[0-9]+)?$`;
 
 /** Lines `<container>\t<size>\t<mtime>\t<path>`; size and mtime are `?` for stopped containers. */
 export const containerCoresCommand = [
-  'command -v docker >/dev/null 2>&1 || exit 0',
-  'for id in $(docker ps -aq 2>/dev/null); do',
-  `  docker diff "$id" 2>/dev/null | sed -n 's/^[AC] //p' | grep -E '${CORE_NAME}' | while read -r path; do`,
-  `    info=$(docker exec "$id" stat -c '%s\t%Y' "$path" 2>/dev/null) || info="?\t?"`,
+  ENGINE,
+  'for id in $("$d" ps -aq 2>/dev/null); do',
+  `  "$d" diff "$id" 2>/dev/null | sed -n 's/^[AC] //p' | grep -E '${CORE_NAME}' | while read -r path; do`,
+  `    info=$("$d" exec "$id" stat -c '%s\t%Y' "$path" 2>/dev/null) || info="?\t?"`,
   `    printf '%s\t%s\t%s\n' "$id" "$info" "$path"`,
   '  done',
   'done',
@@ -130,7 +133,7 @@ export const coreSettings: Collector = {
 export const dockerUsage: Collector = {
   name: 'docker disk usage',
   command: () =>
-    `command -v docker >/dev/null 2>&1 || exit 0; docker system df 2>&1; echo ---; docker ps -a -s --format '{{.ID}}\t{{.Names}}\t{{.Size}}' 2>&1 | head -n 200`,
+    `${ENGINE}; "$d" system df 2>&1; echo ---; "$d" ps -a -s --format '{{.ID}}\t{{.Names}}\t{{.Size}}' 2>&1 | head -n 200`,
   timeoutMs: 30_000,
   maxOutputBytes: 128 * 1024,
   parse(result) {
