@@ -102,3 +102,9 @@ CREATE TRIGGER proposals_text_is_fixed BEFORE UPDATE ON proposals
   FOR EACH ROW EXECUTE FUNCTION proposals_text_is_fixed();
 
 CREATE INDEX proposals_by_incident ON proposals (incident_id, created_at);
+
+-- Evidence pulled by a run, and its retention: the file is deleted after the retention period,
+-- the row (size, sha256, where it came from) stays.
+ALTER TABLE evidence_artifacts ADD COLUMN run_id bigint REFERENCES runs (id);
+ALTER TABLE evidence_artifacts ADD COLUMN error text;
+ALTER TABLE evidence_artifacts ADD COLUMN deleted_at timestamptz;

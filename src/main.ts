@@ -10,11 +10,13 @@ import { parseKnownHosts } from './collect/known-hosts.ts';
 import { SshConnections } from './collect/ssh.ts';
 import type { Config } from './config/env.ts';
 import { type HostsFile, loadHostsFile } from './config/hosts.ts';
+import { loadPolicy } from './config/policy.ts';
 import { alertWebhookRoute } from './http/alert-webhook.ts';
 import { describeMetrics, healthRoutes } from './http/health.ts';
 import type { Route } from './http/routes.ts';
 import { startHttpServer } from './http/server.ts';
 import { QUEUES } from './jobs/queues.ts';
+import { startSweeper } from './jobs/sweeper.ts';
 import { createLogger, type Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
 import type { SlackApp } from './slack/app.ts';
@@ -64,16 +66,30 @@ export async function startBot(options: StartOptions): Promise<Bot> {
     const applied = await migrate(db);
     if (applied.length > 0) log.info({ applied }, 'database migrated');
     const { startBoss } = await import('./jobs/boss.ts');
-    const { registerWorkers } = await import('./jobs/workers/index.ts');
+    const { registerWorkers, runWhenApproved } = await import('./jobs/workers/index.ts');
     const queue = await startBoss(db, log);
     boss = queue;
-    const metrics = new Metrics();
-    describeMetrics(metrics);
-    let slack: SlackApp | undefined;
     // Collection over SSH, when a hosts file is configured: disk incidents start it.
     const collection = config.NIGHTSHIFT_HOSTS
       ? await openCollection(config.NIGHTSHIFT_HOSTS, log)
       : undefined;
+    const metrics = new Metrics();
+    describeMetrics(metrics);
+    const policy = loadPolicy(config.NIGHTSHIFT_POLICY, config.NIGHTSHIFT_APPROVERS);
+    if (policy.approvers.users.length + policy.approvers.usergroups.length === 0)
+      log.warn(
+        'no approvers (NIGHTSHIFT_APPROVERS or the policy file): proposals can only be rejected or expire',
+      );
+    const onApproved = runWhenApproved(queue);
+    const workerDeps = {
+      db,
+      log,
+      policy,
+      channel: config.INCIDENT_CHANNEL,
+      evidenceDir: config.NIGHTSHIFT_EVIDENCE_DIR ?? join(config.NIGHTSHIFT_DATA_DIR, 'evidence'),
+      ...collection,
+    };
+    let slack: SlackApp | undefined;
     const onIncidentOpened = (touch: IncidentTouch) => {
       if (!collection || touch.problem !== 'disk') return;
       queue
@@ -99,9 +115,19 @@ export async function startBot(options: StartOptions): Promise<Bot> {
     if (!config.ALERT_WEBHOOK_TOKEN) log.warn('ALERT_WEBHOOK_TOKEN is not set: alert webhooks answer 401');
     if (config.SLACK_BOT_TOKEN) {
       const { startSlackApp } = await import('./slack/app.ts');
-      const running = await startSlackApp({ config, db, log, routes });
+      const running = await startSlackApp({ config, db, log, routes, policy, onApproved });
       slack = running;
-      await registerWorkers(queue, { db, log, kick: () => void running.pump.kick(), ...collection });
+      await registerWorkers(queue, {
+        ...workerDeps,
+        kick: () => void running.pump.kick(),
+        slack: running.poster,
+      });
+      const sweeper = startSweeper({
+        db,
+        log,
+        slack: running.poster,
+        evidenceDays: config.NIGHTSHIFT_EVIDENCE_DAYS,
+      });
       const mode = config.SLACK_APP_TOKEN ? 'Socket Mode' : 'HTTP, /slack/events';
       log.info({ port: running.port, store: db.kind }, `nightshift is serving with Slack (${mode})`);
       return {
@@ -111,6 +137,7 @@ export async function startBot(options: StartOptions): Promise<Bot> {
         boss: queue,
         slack: running,
         async close() {
+          sweeper.stop();
           await running.stop();
           await queue.stop({ graceful: true, timeout: 10_000 });
           await collection?.ssh.closeAll();
@@ -118,7 +145,8 @@ export async function startBot(options: StartOptions): Promise<Bot> {
         },
       };
     }
-    await registerWorkers(queue, { db, log, ...collection });
+    await registerWorkers(queue, workerDeps);
+    const sweeper = startSweeper({ db, log, evidenceDays: config.NIGHTSHIFT_EVIDENCE_DAYS });
     const server: Server = await startHttpServer(routes, config.PORT, log);
     const port = (server.address() as AddressInfo).port;
     log.info({ port, store: db.kind }, 'nightshift is serving (Slack off: no SLACK_BOT_TOKEN)');
@@ -128,6 +156,7 @@ export async function startBot(options: StartOptions): Promise<Bot> {
       metrics,
       boss: queue,
       async close() {
+        sweeper.stop();
         await new Promise<void>((resolve) => server.close(() => resolve()));
         await queue.stop({ graceful: true, timeout: 10_000 });
         await collection?.ssh.closeAll();

@@ -49,6 +49,18 @@ export const EnvSchema = z.object({
   NIGHTSHIFT_DATA_DIR: optionalString.transform((v) => v ?? '.nightshift/data'),
   /** Hosts file (YAML or JSON) for collection over SSH; see config/hosts.ts. */
   NIGHTSHIFT_HOSTS: optionalString,
+  /** Policy file (YAML or JSON): approvers, two approvers, self-approval, expiry, automatic pulls. */
+  NIGHTSHIFT_POLICY: optionalString,
+  /** Slack user ids (U…) and user group ids (S…) who may approve, comma-separated. Unset: nobody. */
+  NIGHTSHIFT_APPROVERS: optionalString,
+  /** Where pulled evidence is kept on the bot host. Default NIGHTSHIFT_DATA_DIR/evidence. */
+  NIGHTSHIFT_EVIDENCE_DIR: optionalString,
+  /** Days pulled evidence is kept after it arrived. Default 14. */
+  NIGHTSHIFT_EVIDENCE_DAYS: optionalString
+    .transform((v) => (v === undefined ? 14 : Number(v)))
+    .refine((v) => Number.isInteger(v) && v >= 1 && v <= 3650, {
+      message: 'must be a whole number of days, 1-3650',
+    }),
   /** Anthropic API key: unset, the agent is off and everything else works. */
   ANTHROPIC_API_KEY: optionalString,
   /** Anthropic API base URL (a proxy, or a fake in tests). */

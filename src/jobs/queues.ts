@@ -21,6 +21,13 @@ export const QUEUES = {
       host: z.string().min(1).max(253),
     }),
   },
+  runProposal: {
+    name: 'run-proposal',
+    payload: z.object({
+      /** An approved proposal; the runner re-checks its approvals and hash before anything runs. */
+      proposalId: z.number().int().positive(),
+    }),
+  },
 } as const;
 
 export type AnalyzeEvidencePayload = z.infer<typeof QUEUES.analyzeEvidence.payload>;

@@ -11,6 +11,8 @@ import {
 
 type WebClient = webApi.WebClient;
 
+import type { Policy } from '../approvals/policy.ts';
+import type { Proposal } from '../approvals/service.ts';
 import type { Config } from '../config/env.ts';
 import type { Route } from '../http/routes.ts';
 import type { Logger } from '../log.ts';
@@ -19,6 +21,7 @@ import type { ListenerDeps } from './deps.ts';
 import { registerListeners } from './listeners/index.ts';
 import { refreshRoot, type SlackPoster } from './outbox.ts';
 import { OutboxPump } from './outbox-pump.ts';
+import { approverCheck, refreshProposalMessage } from './proposal-messages.ts';
 
 /**
  * The Slack app: Bolt over HTTP (events, interactivity and commands at /slack/events, with the
@@ -60,6 +63,8 @@ export function slackPoster(client: WebClient): SlackPoster {
 export interface SlackApp {
   port: number;
   pump: OutboxPump;
+  /** The Web API as the outbox and the jobs use it. */
+  poster: SlackPoster;
   stop(): Promise<void>;
 }
 
@@ -69,6 +74,9 @@ export async function startSlackApp(options: {
   log: Logger;
   routes: Route[];
   now?: () => Date;
+  /** The approval policy (who may approve) and what to do once a proposal is approved. */
+  policy: Policy;
+  onApproved: (proposal: Proposal) => Promise<void>;
 }): Promise<SlackApp> {
   const { config, db, log, routes } = options;
   const now = options.now ?? (() => new Date());
@@ -105,6 +113,15 @@ export async function startSlackApp(options: {
     kick: () => void pump.kick(),
     refresh: (incidentId) => refreshRoot(db, poster, incidentId, now()),
     now,
+    approvals: {
+      isApprover: approverCheck(
+        options.policy,
+        async (usergroup) => (await app.client.usergroups.users.list({ usergroup })).users ?? [],
+        log,
+      ),
+      refresh: (id) => refreshProposalMessage(db, poster, id, now()),
+      onApproved: options.onApproved,
+    },
   };
   registerListeners(app, deps);
   app.error(async (error) => {
@@ -124,6 +141,7 @@ export async function startSlackApp(options: {
   return {
     port,
     pump,
+    poster,
     async stop() {
       await pump.stop();
       await app.stop();

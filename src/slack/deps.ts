@@ -1,6 +1,7 @@
 import type { Logger } from '../log.ts';
 import type { Db } from '../store/db.ts';
 import type { SlackPoster } from './outbox.ts';
+import type { ApprovalListenerDeps } from './proposal-decisions.ts';
 
 /** What every listener gets: injected, never imported. */
 export interface ListenerDeps {
@@ -12,6 +13,8 @@ export interface ListenerDeps {
   /** Re-renders an incident's root message in place. */
   refresh: (incidentId: number) => Promise<void>;
   now: () => Date;
+  /** The approval gate: who may approve, the message to refresh, the run to start. */
+  approvals: ApprovalListenerDeps;
 }
 
 export type { SlackPoster };

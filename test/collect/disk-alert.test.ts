@@ -10,7 +10,13 @@ import type { Db } from '../../src/store/db.ts';
 import { makeCCore } from '../helpers/cores.ts';
 import { testDatabases } from '../helpers/db.ts';
 import { writeDockerStandIn } from '../helpers/docker-stand-in.ts';
-import { FAKE_IDS, type FakeSlack, startFakeSlack } from '../helpers/fake-slack.ts';
+import {
+  blockActionsBody,
+  FAKE_IDS,
+  type FakeSlack,
+  signedRequest,
+  startFakeSlack,
+} from '../helpers/fake-slack.ts';
 import { type Sshd, startSshd } from '../helpers/sshd.ts';
 import { until } from '../helpers/wait.ts';
 
@@ -20,6 +26,8 @@ import { until } from '../helpers/wait.ts';
  * findings land in the incident's thread in Slack (the fake).
  */
 const TOKEN = 'alert-token-0123456789abcdef';
+const SECRET = '0123456789abcdef0123456789abcdef';
+const APPROVER = 'U0APPROVER';
 const alertmanager = readFileSync(
   new URL('../alerts/fixtures/alertmanager-disk.json', import.meta.url),
   'utf8',
@@ -31,11 +39,14 @@ describe('a disk alert starts collection on the host', () => {
   let slack: FakeSlack;
   let db: Db;
   let bot: Bot;
+  let rootTs: string;
+  let corePid: number;
 
   before(async () => {
     work = mkdtempSync(join(tmpdir(), 'nightshift-disk-alert-'));
     chmodSync(work, 0o755);
     const core = await makeCCore(join(work, 'made'), 'abort');
+    corePid = core.pid;
     writeDockerStandIn(join(work, 'bin'), join(work, 'containers'), [
       {
         id: '0a1b2c3d4e5f',
@@ -59,11 +70,13 @@ describe('a disk alert starts collection on the host', () => {
       config: {
         ...loadConfig({
           SLACK_BOT_TOKEN: slack.botToken,
-          SLACK_SIGNING_SECRET: '0123456789abcdef0123456789abcdef',
+          SLACK_SIGNING_SECRET: SECRET,
           SLACK_API_URL: slack.apiUrl,
           INCIDENT_CHANNEL: FAKE_IDS.channel,
           ALERT_WEBHOOK_TOKEN: TOKEN,
           NIGHTSHIFT_HOSTS: hostsPath,
+          NIGHTSHIFT_APPROVERS: APPROVER,
+          NIGHTSHIFT_DATA_DIR: join(work, 'data'),
         }),
         PORT: 0,
       },
@@ -89,6 +102,7 @@ describe('a disk alert starts collection on the host', () => {
     const root = await until('the root', () =>
       (slack.messages.get(FAKE_IDS.channel) ?? []).find((m) => /Disk \/ filling on web-1/.test(m.text ?? '')),
     );
+    rootTs = root.ts;
     const thread = await until(
       'the collection findings',
       () => {
@@ -108,5 +122,122 @@ describe('a disk alert starts collection on the host', () => {
       `SELECT count(*)::int AS n FROM findings WHERE kind = 'collect-host'`,
     );
     assert.ok(rows[0]!.n >= 3);
+  });
+
+  const proposalMessage = () =>
+    until(
+      'the pull proposal',
+      () =>
+        slack
+          .thread(FAKE_IDS.channel, rootTs)
+          .find((m) => /^Proposal #\d+ \(pull from host web-1\)/.test(m.text ?? '')),
+      60_000,
+    );
+  const approveButton = (message: { blocks?: unknown[] }) => {
+    const actions = (
+      message.blocks as Array<{ type: string; elements?: Array<{ action_id: string; value: string }> }>
+    ).find((b) => b.type === 'actions');
+    return actions?.elements?.find((e) => e.action_id === 'proposal_approve');
+  };
+  const click = (user: string, message: { ts: string }, value: string, responseUrl: string) =>
+    signedRequest(
+      `http://127.0.0.1:${bot.port}/slack/events`,
+      SECRET,
+      blockActionsBody({
+        user,
+        actions: [{ action_id: 'proposal_approve', value }],
+        message: { ts: message.ts },
+        channel: FAKE_IDS.channel,
+        response_url: responseUrl,
+      }),
+    );
+
+  it('proposes to pull the cores it found, showing the exact list, and waits for an approver', async () => {
+    const message = await proposalMessage();
+    const shown = JSON.stringify(message.blocks);
+    assert.match(shown, new RegExp(`0a1b2c3d4e5f:/app/core\\.${corePid}`));
+    assert.match(shown, /Waiting for approval: 0 of 1/);
+    assert.match(shown, /core file\(s\), [\d.]+ [KMG]iB/);
+    assert.ok(approveButton(message), 'an Approve button');
+    const { rows } = await db.executeSql<{ state: string }>(
+      `SELECT state FROM proposals WHERE kind = 'pull'`,
+    );
+    assert.deepEqual(rows, [{ state: 'pending' }]);
+  });
+
+  it('tells someone who is not an approver so, and changes nothing', async () => {
+    const message = await proposalMessage();
+    const responseUrl = slack.responseUrl();
+    const res = await click('U0STRANGER', message, approveButton(message)!.value, responseUrl);
+    assert.equal(res.status, 200);
+    const answer = await until('the ephemeral refusal', () =>
+      slack.responses.find((r) => r.url === responseUrl),
+    );
+    assert.match(JSON.stringify(answer.body), /not an approver/);
+    const { rows } = await db.executeSql<{ n: number }>('SELECT count(*)::int AS n FROM runs');
+    assert.equal(rows[0]!.n, 0);
+    const refused = await db.executeSql<{ actor: string }>(
+      `SELECT actor FROM audit_log WHERE action = 'proposal.decision_refused'`,
+    );
+    assert.deepEqual(refused.rows, [{ actor: 'U0STRANGER' }]);
+  });
+
+  it('pulls once on a double click by an approver, edits its progress in place, then posts the analysis', async () => {
+    const message = await proposalMessage();
+    const value = approveButton(message)!.value;
+    const [a, b] = await Promise.all([
+      click(APPROVER, message, value, slack.responseUrl()),
+      click(APPROVER, message, value, slack.responseUrl()),
+    ]);
+    assert.deepEqual([a.status, b.status], [200, 200]);
+    const thread = await until(
+      'the analysis of what was pulled',
+      () => {
+        const replies = slack.thread(FAKE_IDS.channel, rootTs);
+        return replies.some((m) => /Analysis done: \d+ dumps?/.test(m.text ?? '')) ? replies : undefined;
+      },
+      90_000,
+    );
+    const texts = thread.map((m) => m.text ?? '');
+    assert.ok(
+      texts.some((t) => /^:white_check_mark: Pulled (\d+) of \1 file\(s\) from web-1/.test(t)),
+      texts.join('\n---\n'),
+    );
+    assert.ok(
+      texts.some((t) => /SIGABRT/.test(t)),
+      'the analysis names the signal',
+    );
+    const runs = await db.executeSql<{ n: number }>('SELECT count(*)::int AS n FROM runs');
+    assert.equal(runs.rows[0]!.n, 1, 'one run for two clicks');
+    const artifacts = await db.executeSql<{ state: string; sha256: string | null }>(
+      `SELECT state, sha256 FROM evidence_artifacts WHERE container = '0a1b2c3d4e5f'`,
+    );
+    assert.equal(artifacts.rows[0]!.state, 'complete');
+    assert.match(artifacts.rows[0]!.sha256 ?? '', /^[0-9a-f]{64}$/);
+    // The proposal's own message now says it is done, with who approved it; no buttons left.
+    const updated = await until('the proposal message to say done', () => {
+      const m = slack.message(FAKE_IDS.channel, message.ts);
+      return m && /Done/.test(m.text ?? '') ? m : undefined;
+    });
+    assert.match(JSON.stringify(updated.blocks), new RegExp(`Approved by <@${APPROVER}>`));
+    assert.equal(approveButton(updated), undefined);
+    const progress = thread.find((m) => /Pulling from web-1/.test(m.text ?? ''));
+    assert.ok(progress, 'a progress message');
+    assert.ok(progress.history.length >= 1, 'edited in place');
+    const audit = await db.executeSql<{ action: string }>(
+      `SELECT action FROM audit_log WHERE action LIKE 'proposal.%' OR action LIKE 'run.%' ORDER BY id`,
+    );
+    assert.deepEqual(
+      audit.rows.map((r) => r.action),
+      [
+        'proposal.created',
+        'proposal.decision_refused',
+        'proposal.approved',
+        'proposal.decision_refused',
+        'run.started',
+        'run.finished',
+        'run.result_posted',
+      ],
+    );
   });
 });

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { DEFAULT_POLICY } from '../../src/approvals/policy.ts';
 import { startBoss } from '../../src/jobs/boss.ts';
 import { QUEUES } from '../../src/jobs/queues.ts';
 import { registerWorkers } from '../../src/jobs/workers/index.ts';
@@ -23,7 +24,14 @@ for (const database of testDatabases()) {
         );
         const incidentId = Number(rows[0]!.id);
         let kicked = 0;
-        await registerWorkers(boss, { db, log, kick: () => kicked++ });
+        await registerWorkers(boss, {
+          db,
+          log,
+          kick: () => kicked++,
+          policy: DEFAULT_POLICY,
+          channel: '#incidents',
+          evidenceDir: '/nonexistent',
+        });
         const jobId = await boss.send(QUEUES.analyzeEvidence.name, { incidentId, paths: [examples] });
         assert.ok(jobId);
         const state = await until('the job to finish', async () => {

@@ -1,6 +1,10 @@
+import type { Policy } from '../../approvals/policy.ts';
+import { createProposal, type Proposal } from '../../approvals/service.ts';
 import { collectHost, type HostCollection } from '../../collect/collect-host.ts';
+import { formatBytes, planPull, pullText } from '../../collect/pull-plan.ts';
 import type { SshConnections } from '../../collect/ssh.ts';
 import { findHost, type HostsFile } from '../../config/hosts.ts';
+import { queueProposalMessage } from '../../slack/proposal-messages.ts';
 import { QUEUES } from '../queues.ts';
 import { type JobDeps, startJobRun } from './job-run.ts';
 
@@ -13,6 +17,11 @@ import { type JobDeps, startJobRun } from './job-run.ts';
 export interface CollectDeps extends JobDeps {
   hosts: HostsFile;
   ssh: SshConnections;
+  policy: Policy;
+  channel: string;
+  now?: () => Date;
+  /** Queues the run of a proposal the policy approved by itself (automatic pulls). */
+  onApproved(proposal: Proposal): Promise<void>;
 }
 
 export async function collectHostJob(
@@ -45,9 +54,47 @@ export async function collectHostJob(
       `:white_check_mark: Collection on ${host.name} done: ${collection.findings.length} finding(s), ${collection.cores.length} core file(s)${problems}`,
       { host: host.name, cores: collection.cores.length },
     );
+    if (collection.cores.length > 0) await proposePull(deps, payload.incidentId, host.name, collection);
     return collection;
   } catch (error) {
     await run.fail(error);
     throw error;
   }
+}
+
+/**
+ * Bringing gigabytes off production is itself a proposal: the cores found are recorded as
+ * pending evidence (with their sizes, for the progress bar), and the newest are proposed for a
+ * pull, which waits for an approver unless the policy makes pulls automatic.
+ */
+async function proposePull(deps: CollectDeps, incidentId: number, host: string, collection: HostCollection) {
+  const now = deps.now?.() ?? new Date();
+  for (const core of collection.cores) {
+    await deps.db.executeSql(
+      `INSERT INTO evidence_artifacts (incident_id, host, container, remote_path, size_bytes, state)
+       SELECT $1, $2, $3, $4, $5, 'pending'
+       WHERE NOT EXISTS (SELECT 1 FROM evidence_artifacts WHERE incident_id = $1 AND host = $2
+                           AND container IS NOT DISTINCT FROM $3 AND remote_path = $4)`,
+      [incidentId, host, core.container, core.path, core.sizeBytes],
+    );
+  }
+  const plan = planPull(collection.cores);
+  const size = `${formatBytes(plan.knownBytes)}${plan.unknownSizes > 0 ? ` (+${plan.unknownSizes} of unknown size, in stopped containers)` : ''}`;
+  const proposal = await createProposal(
+    deps.db,
+    {
+      incidentId,
+      kind: 'pull',
+      target: host,
+      text: pullText(plan.sources),
+      why: `${plan.sources.length} core file(s), ${size}, found on ${host}${plan.leftOut > 0 ? ` (the newest; ${plan.leftOut} older left out)` : ''}. Each is streamed home with \`docker cp … - | gzip -1\` (or zstd) over SSH, nothing written on the host, then analysed.`,
+      expects: 'the signal, process and command line of each dump, and the strings they share',
+      proposedBy: 'nightshift',
+    },
+    deps.policy,
+    now,
+  );
+  await queueProposalMessage(deps.db, proposal, deps.channel, now);
+  deps.kick?.();
+  if (proposal.state === 'approved') await deps.onApproved(proposal);
 }

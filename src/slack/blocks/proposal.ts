@@ -1,0 +1,150 @@
+import type { ProposalKind, ProposalState } from '../../approvals/proposal.ts';
+import type { Block, SlackMessage } from './incident.ts';
+
+/**
+ * Block Kit for a proposal, pure: the exact text that would run (all of it, in code blocks; it is
+ * what the approver approves), where it runs, why, what to look out for, and its state, which the
+ * message shows as it changes: pending → approved by @x (time) → running → done/failed.
+ * The buttons carry the proposal's hash, so a click approves the text shown and nothing else.
+ */
+
+export const APPROVE_ACTION = 'proposal_approve';
+export const REJECT_ACTION = 'proposal_reject';
+/** Reactions on a proposal's message that approve or reject it, as the buttons do. */
+export const APPROVE_REACTIONS = new Set(['white_check_mark', 'heavy_check_mark', 'ballot_box_with_check']);
+export const REJECT_REACTIONS = new Set(['x', 'negative_squared_cross_mark', 'no_entry_sign']);
+
+export interface ProposalView {
+  id: number;
+  kind: ProposalKind;
+  target: string;
+  text: string;
+  sha256: string;
+  why: string;
+  expects: string;
+  state: ProposalState;
+  proposedBy: string;
+  expiresAt: Date;
+  approvalsRequired: number;
+  decisions: ReadonlyArray<{
+    decision: 'approved' | 'rejected';
+    decidedBy: string;
+    via: string;
+    decidedAt: Date;
+  }>;
+  risks: readonly string[];
+  run?: { state: 'running' | 'succeeded' | 'failed'; summary?: string } | undefined;
+}
+
+const STATE_LINE: Record<ProposalState, string> = {
+  pending: ':hourglass_flowing_sand: Waiting for approval',
+  approved: ':white_check_mark: Approved',
+  rejected: ':no_entry: Rejected',
+  expired: ':alarm_clock: Expired unapproved',
+  running: ':gear: Running',
+  done: ':white_check_mark: Done',
+  failed: ':x: Failed',
+};
+
+const WHERE: Record<ProposalKind, (target: string) => string> = {
+  script: (t) => (t === 'evidence' ? 'in the local evidence sandbox' : `on host ${t} over SSH`),
+  sql: (t) => `read-only SQL on database ${t}`,
+  pull: (t) => `pull from host ${t}`,
+};
+
+const clock = (d: Date) => `${d.toISOString().slice(11, 16)} UTC`;
+const who = (user: string) => (/^[UW][A-Z0-9]+$/.test(user) ? `<@${user}>` : user);
+/** Slack sections hold 3,000 characters; code fences and an ellipsis need a little room. */
+const CHUNK = 2900;
+
+/** The exact text in as many code blocks as it takes: never cut, since this is what gets approved. */
+export function codeBlocks(text: string): Block[] {
+  const safe = text.replace(/```/g, '`\u200b``');
+  const blocks: Block[] = [];
+  for (let i = 0; i < safe.length || i === 0; i += CHUNK) {
+    blocks.push({
+      type: 'section',
+      text: { type: 'mrkdwn', text: `\`\`\`${safe.slice(i, i + CHUNK)}\`\`\`` },
+    });
+  }
+  return blocks;
+}
+
+export function proposalMessage(view: ProposalView, now: Date): SlackMessage {
+  const approvals = view.decisions.filter((d) => d.decision === 'approved');
+  const rejection = view.decisions.find((d) => d.decision === 'rejected');
+  const stateLine = (() => {
+    const base = STATE_LINE[view.state];
+    if (view.state === 'pending') {
+      const left = Math.max(0, Math.round((view.expiresAt.getTime() - now.getTime()) / 60_000));
+      return `${base}: ${approvals.length} of ${view.approvalsRequired}, expires ${clock(view.expiresAt)} (${left} min)`;
+    }
+    if (view.state === 'rejected' && rejection)
+      return `${base} by ${who(rejection.decidedBy)} (${clock(rejection.decidedAt)}, ${rejection.via})`;
+    return base;
+  })();
+  const approvedBy =
+    approvals.length > 0
+      ? `Approved by ${approvals.map((a) => `${who(a.decidedBy)} (${clock(a.decidedAt)}, ${a.via})`).join(', ')}`
+      : undefined;
+  const header = `*Proposal #${view.id}* · ${WHERE[view.kind](view.target)}`;
+  const blocks: Block[] = [
+    {
+      type: 'section',
+      text: {
+        type: 'mrkdwn',
+        text: [header, stateLine, ...(approvedBy && view.state !== 'pending' ? [approvedBy] : [])].join('\n'),
+      },
+    },
+  ];
+  if (view.why)
+    blocks.push({ type: 'section', text: { type: 'mrkdwn', text: `*Why:* ${view.why.slice(0, 2800)}` } });
+  blocks.push(...codeBlocks(view.text));
+  const notes = [
+    ...(view.expects ? [`*Expects:* ${view.expects.slice(0, 500)}`] : []),
+    view.risks.length > 0
+      ? `:warning: ${view.risks.join(' · ')}`
+      : ':white_circle: nothing in the text stood out',
+    `sha256 \`${view.sha256.slice(0, 16)}\` · asked by ${who(view.proposedBy)}`,
+  ];
+  blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: notes.join('\n') }] });
+  if (view.run?.summary)
+    blocks.push({ type: 'section', text: { type: 'mrkdwn', text: view.run.summary.slice(0, 2900) } });
+  if (view.state === 'pending') {
+    const value = `${view.id}:${view.sha256}`;
+    blocks.push({
+      type: 'actions',
+      block_id: `proposal:${view.id}`,
+      elements: [
+        {
+          type: 'button',
+          action_id: APPROVE_ACTION,
+          style: 'primary',
+          text: { type: 'plain_text', text: 'Approve' },
+          value,
+        },
+        {
+          type: 'button',
+          action_id: REJECT_ACTION,
+          style: 'danger',
+          text: { type: 'plain_text', text: 'Reject' },
+          value,
+        },
+      ],
+    });
+    blocks.push({
+      type: 'context',
+      elements: [{ type: 'mrkdwn', text: 'Or react :white_check_mark: to approve, :x: to reject.' }],
+    });
+  }
+  return {
+    text: `Proposal #${view.id} (${WHERE[view.kind](view.target)}): ${STATE_LINE[view.state].replace(/^:[a-z_]+: /, '')}`,
+    blocks,
+  };
+}
+
+/** `<id>:<sha256>` from a button's value; undefined when it is not one of ours. */
+export function parseProposalValue(value: string | undefined): { id: number; sha256: string } | undefined {
+  const m = /^(\d{1,15}):([0-9a-f]{64})$/.exec(value ?? '');
+  return m ? { id: Number(m[1]), sha256: m[2]! } : undefined;
+}

@@ -1,0 +1,101 @@
+import { isApprover, type Policy } from '../approvals/policy.ts';
+import { riskNotes } from '../approvals/risk.ts';
+import { getProposal, getRun, listApprovals, type Proposal } from '../approvals/service.ts';
+import type { Logger } from '../log.ts';
+import type { Db } from '../store/db.ts';
+import { queueThreadMessage } from '../store/records.ts';
+import { type ProposalView, proposalMessage } from './blocks/proposal.ts';
+import type { SlackPoster } from './outbox.ts';
+import { editThreadMessage } from './thread-edits.ts';
+
+/**
+ * A proposal's message in the incident thread: queued through the outbox once (key
+ * `proposal:<id>`), then edited in place at every change of state. Before Slack has it, the
+ * queued body itself is rewritten, so the first post already shows the latest state.
+ */
+
+export const proposalMessageKey = (id: number) => `proposal:${id}`;
+
+export async function proposalView(db: Db, id: number): Promise<ProposalView | undefined> {
+  const proposal = await getProposal(db, id);
+  if (!proposal) return undefined;
+  const [decisions, run] = await Promise.all([listApprovals(db, id), getRun(db, id)]);
+  return {
+    ...proposal,
+    decisions,
+    risks: riskNotes(proposal),
+    run: run ? { state: run.state } : undefined,
+  };
+}
+
+export async function queueProposalMessage(
+  db: Db,
+  proposal: Proposal,
+  channel: string,
+  now: Date,
+): Promise<void> {
+  const view = await proposalView(db, proposal.id);
+  if (!view) return;
+  const message = proposalMessage(view, now);
+  await queueThreadMessage(db, {
+    incidentId: proposal.incidentId,
+    key: proposalMessageKey(proposal.id),
+    fallbackChannel: channel,
+    body: { type: 'text', text: message.text, blocks: message.blocks },
+  });
+}
+
+/** Re-renders a proposal's message: in Slack when it is posted (and Slack is on), else in the outbox. */
+export async function refreshProposalMessage(
+  db: Db,
+  slack: SlackPoster | undefined,
+  id: number,
+  now: Date,
+  runSummary?: string,
+): Promise<void> {
+  const view = await proposalView(db, id);
+  if (!view) return;
+  if (runSummary && view.run) view.run.summary = runSummary;
+  await editThreadMessage(db, slack, proposalMessageKey(id), proposalMessage(view, now));
+}
+
+/** The proposal whose message this is (for reactions), if any. */
+export async function proposalByMessage(db: Db, channel: string, ts: string): Promise<number | undefined> {
+  const { rows } = await db.executeSql<{ dedup_key: string }>(
+    `SELECT m.dedup_key FROM thread_messages m JOIN incidents i ON i.id = m.incident_id
+     WHERE m.ts = $1 AND m.dedup_key LIKE 'proposal:%' AND (m.channel = $2 OR i.channel = $2)`,
+    [ts, channel],
+  );
+  const key = rows[0]?.dedup_key;
+  return key ? Number(key.slice('proposal:'.length)) : undefined;
+}
+
+/** The members of a user group, as Slack's usergroups.users.list answers. */
+export type GroupMembers = (group: string) => Promise<string[]>;
+
+/**
+ * Whether a user may approve: listed by id, or a member of a listed user group. Group members
+ * are cached for a minute, so a burst of reactions is not a burst of API calls; a failed lookup
+ * counts as "not a member" (refusing is the safe side) and is logged.
+ */
+export function approverCheck(policy: Policy, members: GroupMembers, log: Logger, ttlMs = 60_000) {
+  const cache = new Map<string, { at: number; users: string[] }>();
+  return async (user: string): Promise<boolean> => {
+    if (isApprover(policy, user, [])) return true;
+    const groups: string[] = [];
+    for (const group of policy.approvers.usergroups) {
+      let entry = cache.get(group);
+      if (!entry || Date.now() - entry.at > ttlMs) {
+        try {
+          entry = { at: Date.now(), users: await members(group) };
+          cache.set(group, entry);
+        } catch (error) {
+          log.warn({ err: error, group }, 'could not list the members of an approver group');
+          continue;
+        }
+      }
+      if (entry.users.includes(user)) groups.push(group);
+    }
+    return isApprover(policy, user, groups);
+  };
+}
