@@ -67,7 +67,7 @@ export function createLogger(options: { level?: string; destination?: pino.Desti
  * redact()'s SECRET_NAME on purpose: `dedupKey` or `input_tokens` are not secrets.
  */
 const SECRET_FIELD =
-  /(?:token|secret|pass(?:word|wd|phrase)?|api[-_]?key|private[-_]?key|access[-_]?key|credentials?|authorization|cookie|-signature)$/i;
+  /(?:token|secret|pass(?:word|wd|phrase)|^pass|api[-_]?key|private[-_]?key|access[-_]?key|credentials?|authorization|cookie|-signature)$/i;
 
 function scrub(value: unknown, depth = 0): unknown {
   if (typeof value === 'string') return redact(value).text;
