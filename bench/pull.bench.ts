@@ -9,7 +9,7 @@
  * Goal: the bot within 1.1× of the pipeline. The file is half random, half zeros, so gzip has
  * work to do but the link is not idle. Remote gzip is the expected bottleneck.
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

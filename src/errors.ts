@@ -35,6 +35,16 @@ export class CodedError extends Error {
   }
 }
 
+/** The embedded store's data directory is held by another live process, named by its pid. */
+export class StoreLockedError extends CodedError {
+  readonly holderPid: number;
+  constructor(holderPid: number, message: string) {
+    super(ErrorCode.StoreLocked, message);
+    this.holderPid = holderPid;
+    this.name = 'StoreLockedError';
+  }
+}
+
 /** Wraps anything thrown into a CodedError so one error sink can report it. */
 export function asCodedError(error: unknown): CodedError {
   if (error instanceof CodedError) return error;

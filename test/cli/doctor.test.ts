@@ -1,12 +1,23 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { parse } from 'yaml';
 import { runChecks } from '../../src/cli/commands/doctor.ts';
-import { type FakeSlack, startFakeSlack } from '../helpers/fake-slack.ts';
+import { lockDataDir } from '../../src/store/adapters/pglite.ts';
+import { FAKE_IDS, type FakeSlack, startFakeSlack } from '../helpers/fake-slack.ts';
 import { startSshd } from '../helpers/sshd.ts';
+
+const root = new URL('../../', import.meta.url).pathname;
+/** The bot scopes manifest.yml asks for: what a workspace grants an app installed from it. */
+const MANIFEST_SCOPES = (
+  parse(readFileSync(join(root, 'manifest.yml'), 'utf8')) as { oauth_config: { scopes: { bot: string[] } } }
+).oauth_config.scopes.bot;
+/** A PostgreSQL nobody answers at: the database check fails at once, for tests about other parts. */
+const NO_DATABASE = 'postgres://nobody:secret@127.0.0.1:1/none';
 
 describe('nightshift doctor', () => {
   let slack: FakeSlack;
@@ -15,7 +26,15 @@ describe('nightshift doctor', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'nightshift-doctor-'));
 
   before(async () => {
-    slack = await startFakeSlack();
+    slack = await startFakeSlack({
+      scopes: MANIFEST_SCOPES,
+      channels: {
+        C0INCIDENT1: { name: 'incidents' },
+        C0OUTSIDE1: { name: 'ops', is_member: false },
+        C0ARCHIVE1: { name: 'old-incidents', is_archived: true },
+        G0PRIVATE1: { name: 'secret-ops', is_private: true, is_member: false },
+      },
+    });
     // The Anthropic side: /v1/models answers 200 for the good key, 401 otherwise, as the API does.
     anthropic = createServer((req, res) => {
       const ok = req.url === '/v1/models' && req.headers['x-api-key'] === 'sk-ant-good';
@@ -36,6 +55,7 @@ describe('nightshift doctor', () => {
       SLACK_BOT_TOKEN: slack.botToken,
       SLACK_APP_TOKEN: slack.appToken,
       SLACK_API_URL: slack.apiUrl,
+      INCIDENT_CHANNEL: '#incidents',
       ANTHROPIC_API_KEY: 'sk-ant-good',
       ANTHROPIC_BASE_URL: anthropicUrl,
     });
@@ -43,6 +63,13 @@ describe('nightshift doctor', () => {
     assert.equal(byPart.database!.ok, true);
     assert.equal(byPart.slack!.ok, true);
     assert.match(byPart.slack!.detail, /bot token works/);
+    assert.equal(byPart['slack scopes']!.ok, true, byPart['slack scopes']!.detail);
+    assert.match(byPart['slack scopes']!.detail, /every scope manifest\.yml asks for/);
+    assert.deepEqual(byPart['slack channel'], {
+      part: 'slack channel',
+      ok: true,
+      detail: '#incidents (C0INCIDENT1) exists and the bot is a member',
+    });
     assert.equal(byPart['slack socket mode']!.ok, true);
     assert.equal(byPart.anthropic!.ok, true);
     assert.equal(byPart['alert webhooks']!.ok, null);
@@ -72,6 +99,85 @@ describe('nightshift doctor', () => {
     assert.equal(db.ok, false);
     assert.match(db.detail, /cannot reach PostgreSQL/);
     assert.ok(!db.detail.includes('secret'), 'the password is not printed');
+  });
+
+  it('finds INCIDENT_CHANNEL by id too, and says how to fix a channel the bot cannot post to', async () => {
+    const channelCheck = async (channel: string) => {
+      const results = await runChecks({
+        DATABASE_URL: NO_DATABASE,
+        SLACK_BOT_TOKEN: slack.botToken,
+        SLACK_APP_TOKEN: slack.appToken,
+        SLACK_API_URL: slack.apiUrl,
+        INCIDENT_CHANNEL: channel,
+      });
+      return results.find((r) => r.part === 'slack channel')!;
+    };
+    assert.equal((await channelCheck('C0INCIDENT1')).ok, true);
+    const outside = await channelCheck('C0OUTSIDE1');
+    assert.equal(outside.ok, false);
+    assert.equal(
+      outside.detail,
+      `the bot is not a member of #ops (C0OUTSIDE1), so every post there fails with not_in_channel: type /invite @${FAKE_IDS.botName} in #ops (or add the app under the channel's Integrations tab)`,
+    );
+    assert.match((await channelCheck('ops')).detail, /not a member of #ops .*not_in_channel/);
+    const hidden = await channelCheck('G0PRIVATE1');
+    assert.equal(hidden.ok, false);
+    assert.match(
+      hidden.detail,
+      /G0PRIVATE1: Slack knows no such channel, or it is private and the bot is not in it/,
+    );
+    const unknown = await channelCheck('#nowhere');
+    assert.equal(unknown.ok, false);
+    assert.match(unknown.detail, /the bot sees no channel named #nowhere: create it/);
+    assert.match((await channelCheck('C0ARCHIVE1')).detail, /#old-incidents \(C0ARCHIVE1\) is archived/);
+  });
+
+  it('names the scopes manifest.yml asks for that the bot token was not granted', async () => {
+    const narrow = await startFakeSlack({
+      scopes: MANIFEST_SCOPES.filter((s) => s !== 'files:write' && s !== 'channels:read'),
+    });
+    try {
+      const results = await runChecks({
+        DATABASE_URL: NO_DATABASE,
+        SLACK_BOT_TOKEN: narrow.botToken,
+        SLACK_APP_TOKEN: narrow.appToken,
+        SLACK_API_URL: narrow.apiUrl,
+        INCIDENT_CHANNEL: 'C0INCIDENT1',
+      });
+      const byPart = Object.fromEntries(results.map((r) => [r.part, r]));
+      assert.equal(byPart.slack!.ok, true);
+      assert.equal(byPart['slack scopes']!.ok, false);
+      assert.match(
+        byPart['slack scopes']!.detail,
+        /^the bot token lacks channels:read, files:write, which manifest\.yml asks for: .*reinstall the app/,
+      );
+      assert.equal(byPart['slack channel']!.ok, false);
+      assert.match(byPart['slack channel']!.detail, /lacks the channels:read scope/);
+    } finally {
+      await narrow.close();
+    }
+  });
+
+  it('says the embedded store is in use by the running bot instead of failing', () => {
+    const held = mkdtempSync(join(tmpdir(), 'nightshift-doctor-held-'));
+    // This test process plays the running bot: it holds the data directory's lock.
+    const release = lockDataDir(join(held, 'pglite'));
+    try {
+      const doctor = spawnSync(join(root, 'bin/nightshift'), ['doctor'], {
+        env: { PATH: process.env.PATH, HOME: process.env.HOME, NIGHTSHIFT_DATA_DIR: held, DATABASE_URL: '' },
+        encoding: 'utf8',
+      });
+      assert.equal(doctor.status, 0, doctor.stdout + doctor.stderr);
+      assert.match(
+        doctor.stdout,
+        new RegExp(
+          `^ok  database: embedded store in ${held} is in use by the running bot \\(pid ${process.pid}\\)`,
+          'm',
+        ),
+      );
+    } finally {
+      release();
+    }
   });
 
   it('logs in to each SSH host of the hosts file, and names the one whose key changed', async () => {

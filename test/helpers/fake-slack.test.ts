@@ -22,6 +22,7 @@ import {
   appMentionEvent,
   blockActionsBody,
   blockActionsPayload,
+  DEFAULT_BOT_SCOPES,
   eventCallbackBody,
   eventCallbackPayload,
   FAKE_IDS,
@@ -221,6 +222,32 @@ describe('fake Slack Web API, driven by the real WebClient', () => {
       assert.equal(error.statusCode, 500);
       return true;
     });
+  });
+
+  it('names the granted scopes as Slack does, lists channels page by page, and answers missing_scope', async () => {
+    const auth = await client.auth.test();
+    assert.deepEqual(auth.response_metadata?.scopes, [...DEFAULT_BOT_SCOPES]);
+    const names: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await client.conversations.list({ limit: 1, ...(cursor ? { cursor } : {}) });
+      names.push(...(page.channels ?? []).map((c) => c.name!));
+      cursor = page.response_metadata?.next_cursor || undefined;
+    } while (cursor);
+    assert.ok(names.includes('ops'), names.join(','));
+
+    const narrow = await startFakeSlack({ scopes: ['chat:write'] });
+    try {
+      const narrowClient = new WebClient(narrow.botToken, { slackApiUrl: narrow.apiUrl, logger: silent });
+      assert.deepEqual((await narrowClient.auth.test()).response_metadata?.scopes, ['chat:write']);
+      await assert.rejects(narrowClient.conversations.info({ channel: CHANNEL }), (error: unknown) => {
+        slackError('missing_scope')(error);
+        assert.equal(((error as WebAPIPlatformError).data as { needed?: string }).needed, 'channels:read');
+        return true;
+      });
+    } finally {
+      await narrow.close();
+    }
   });
 
   it('answers the other methods the bot uses, and unknown_method for the rest', async () => {

@@ -35,6 +35,20 @@ export const FAKE_IDS = {
 
 export const DEFAULT_BOT_TOKEN = 'xoxb-test-bot-token';
 export const DEFAULT_APP_TOKEN = 'xapp-1-test';
+/** The scopes the bot token is granted unless `scopes` says otherwise: those manifest.yml asks for. */
+export const DEFAULT_BOT_SCOPES: readonly string[] = [
+  'app_mentions:read',
+  'channels:history',
+  'channels:read',
+  'chat:write',
+  'commands',
+  'files:write',
+  'groups:history',
+  'groups:read',
+  'reactions:read',
+  'usergroups:read',
+  'users:read',
+];
 /** Slack's content type for slash commands and interactivity; Bolt matches it exactly, without charset. */
 export const FORM_TYPE = 'application/x-www-form-urlencoded';
 
@@ -200,6 +214,13 @@ export interface FakeSlackOptions {
   usergroups?: Record<string, string[]>;
   /** Default wait for a Socket Mode ack; Slack gives an app 3 s. */
   ackTimeoutMs?: number;
+  /**
+   * The scopes granted to the bot token (default DEFAULT_BOT_SCOPES). Slack names them in the
+   * `x-oauth-scopes` header of every answer to that token (the WebClient exposes them as
+   * `response_metadata.scopes`), and conversations.info/list answer `missing_scope` without
+   * channels:read (groups:read for private channels), as Slack does.
+   */
+  scopes?: readonly string[];
 }
 
 export interface FakeSlack {
@@ -589,6 +610,10 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
   addUser(FAKE_IDS.botUser, { name: FAKE_IDS.botName, real_name: 'Nightshift', is_bot: true });
   for (const [id, seed] of Object.entries(options.users ?? {})) addUser(id, seed);
   const usergroups = new Map<string, string[]>(Object.entries(options.usergroups ?? {}));
+  const scopes = [...(options.scopes ?? DEFAULT_BOT_SCOPES)];
+  const requireScope = (needed: string) => {
+    if (!scopes.includes(needed)) fail('missing_scope', { needed, provided: scopes.join(',') });
+  };
 
   const channel = (id: string): FakeChannel => {
     let found = channels.get(id);
@@ -776,8 +801,31 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
     },
 
     'conversations.info': (args) => {
+      const id = str(args, 'channel');
+      const seeded = id === undefined ? undefined : channels.get(id);
+      requireScope(seeded?.is_private ? 'groups:read' : 'channels:read');
+      // Slack hides a private channel from a bot outside it.
+      if (seeded?.is_private && !seeded.is_member) fail('channel_not_found');
       const target = requireChannel(args);
       return { channel: apiChannel(target) };
+    },
+
+    // Seeded and synthesised channels, in insertion order; the cursor is an offset.
+    'conversations.list': (args) => {
+      const types = (str(args, 'types') ?? 'public_channel').split(',').map((t) => t.trim());
+      for (const type of types) requireScope(type === 'private_channel' ? 'groups:read' : 'channels:read');
+      const excludeArchived = truthy(args, 'exclude_archived');
+      const visible = [...channels.values()].filter(
+        (c) =>
+          types.includes(c.is_private ? 'private_channel' : 'public_channel') &&
+          (!c.is_private || c.is_member) &&
+          !(excludeArchived && c.is_archived),
+      );
+      const offset = Number(str(args, 'cursor') || 0);
+      const limit = Math.min(Number(str(args, 'limit') ?? 100), 1000);
+      const page = visible.slice(offset, offset + limit);
+      const next = offset + limit < visible.length ? String(offset + limit) : '';
+      return { channels: page.map(apiChannel), response_metadata: { next_cursor: next } };
     },
 
     'conversations.join': (args) => {
@@ -966,7 +1014,19 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
     const answer = (status: number, body: Record<string, unknown>, headers: Record<string, string> = {}) => {
       call.status = status;
       call.response = body;
-      sendJson(res, status, body, headers);
+      // Slack names the token's scopes on every answer to a token it knows.
+      const granted =
+        call.token === botToken
+          ? scopes.join(',')
+          : call.token === appToken
+            ? 'connections:write'
+            : undefined;
+      sendJson(
+        res,
+        status,
+        body,
+        granted === undefined ? headers : { 'x-oauth-scopes': granted, ...headers },
+      );
     };
     try {
       const query = Object.fromEntries(new URL(req.url ?? '/', 'http://x').searchParams);

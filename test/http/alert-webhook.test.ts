@@ -141,26 +141,28 @@ for (const database of testDatabases()) {
   });
 }
 
-describe('alert webhooks when the store is down', () => {
-  it('answer 503 so Alertmanager retries', async () => {
-    const db = await testDatabases()[0]!.open();
-    const bot = await startBot({
-      config: { ...loadConfig({ ALERT_WEBHOOK_TOKEN: TOKEN }), PORT: 0 },
-      db,
-      log: createLogger({ level: 'silent' }),
-    });
-    try {
-      await db.executeSql('DROP TABLE alerts CASCADE');
-      const res = await fetch(`http://127.0.0.1:${bot.port}/alerts/alertmanager`, {
-        method: 'POST',
-        body: alertmanager,
-        headers: { authorization: `Bearer ${TOKEN}` },
+for (const database of testDatabases()) {
+  describe(`alert webhooks when the store is down on ${database.name}`, () => {
+    it('answer 503 so Alertmanager retries', async () => {
+      const db = await database.open();
+      const bot = await startBot({
+        config: { ...loadConfig({ ALERT_WEBHOOK_TOKEN: TOKEN }), PORT: 0 },
+        db,
+        log: createLogger({ level: 'silent' }),
       });
-      assert.equal(res.status, 503);
-      assert.equal((await fetch(`http://127.0.0.1:${bot.port}/readyz`)).status, 200);
-    } finally {
-      await bot.close();
-      await db.close();
-    }
+      try {
+        await db.executeSql('DROP TABLE alerts CASCADE');
+        const res = await fetch(`http://127.0.0.1:${bot.port}/alerts/alertmanager`, {
+          method: 'POST',
+          body: alertmanager,
+          headers: { authorization: `Bearer ${TOKEN}` },
+        });
+        assert.equal(res.status, 503);
+        assert.equal((await fetch(`http://127.0.0.1:${bot.port}/readyz`)).status, 200);
+      } finally {
+        await bot.close();
+        await db.close();
+      }
+    });
   });
-});
+}

@@ -19,26 +19,27 @@ import { freePort, until } from '../helpers/wait.ts';
  */
 const TOKEN = 'alertmanager-token-0123456789';
 
-describe('a real Alertmanager posting to the webhook', () => {
-  let dir: string;
-  let db: Db;
-  let bot: Bot;
-  let alertmanager: ChildProcess;
-  let amPort: number;
+for (const database of testDatabases()) {
+  describe(`a real Alertmanager posting to the webhook on ${database.name}`, () => {
+    let dir: string;
+    let db: Db;
+    let bot: Bot;
+    let alertmanager: ChildProcess;
+    let amPort: number;
 
-  before(async () => {
-    requireTool('prometheus-alertmanager');
-    dir = mkdtempSync(join(tmpdir(), 'nightshift-am-'));
-    db = await testDatabases()[0]!.open();
-    bot = await startBot({
-      config: { ...loadConfig({ ALERT_WEBHOOK_TOKEN: TOKEN }), PORT: 0 },
-      db,
-      log: createLogger({ level: 'silent' }),
-    });
-    amPort = await freePort();
-    writeFileSync(
-      join(dir, 'alertmanager.yml'),
-      `route:
+    before(async () => {
+      requireTool('prometheus-alertmanager');
+      dir = mkdtempSync(join(tmpdir(), 'nightshift-am-'));
+      db = await database.open();
+      bot = await startBot({
+        config: { ...loadConfig({ ALERT_WEBHOOK_TOKEN: TOKEN }), PORT: 0 },
+        db,
+        log: createLogger({ level: 'silent' }),
+      });
+      amPort = await freePort();
+      writeFileSync(
+        join(dir, 'alertmanager.yml'),
+        `route:
   receiver: nightshift
   group_by: [alertname, instance]
   group_wait: 1s
@@ -54,76 +55,77 @@ receivers:
             type: Bearer
             credentials: ${TOKEN}
 `,
-    );
-    alertmanager = spawn(
-      'prometheus-alertmanager',
-      [
-        `--config.file=${join(dir, 'alertmanager.yml')}`,
-        `--storage.path=${join(dir, 'data')}`,
-        `--web.listen-address=127.0.0.1:${amPort}`,
-        '--cluster.listen-address=',
-      ],
-      { stdio: 'ignore' },
-    );
-    await until('Alertmanager to start', async () => {
-      const res = await fetch(`http://127.0.0.1:${amPort}/-/ready`).catch(() => undefined);
-      return res?.ok ? true : undefined;
-    });
-  });
-
-  after(async () => {
-    alertmanager?.kill('SIGTERM');
-    await bot?.close();
-    await db?.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-
-  const alert = (endsAt?: string) => [
-    {
-      labels: {
-        alertname: 'NodeFilesystemAlmostOutOfSpace',
-        instance: 'web-9:9100',
-        mountpoint: '/',
-        severity: 'critical',
-      },
-      annotations: {
-        description: 'Filesystem on /dev/vda1 at web-9:9100 has only 2.5% available space left.',
-      },
-      ...(endsAt ? { endsAt } : {}),
-    },
-  ];
-
-  it('opens an incident from a firing alert, then records its resolution in the same incident', async () => {
-    const posted = await fetch(`http://127.0.0.1:${amPort}/api/v2/alerts`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(alert()),
-    });
-    assert.equal(posted.status, 200);
-    const incident = await until('the incident', async () => {
-      const { rows } = await db.executeSql<{ id: string; title: string; severity: string }>(
-        `SELECT id, title, severity FROM incidents WHERE host = 'web-9'`,
       );
-      return rows[0];
-    });
-    assert.equal(incident.title, 'Disk / filling on web-9');
-    assert.equal(incident.severity, 'critical');
-
-    await fetch(`http://127.0.0.1:${amPort}/api/v2/alerts`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(alert(new Date(Date.now() - 1000).toISOString())),
-    });
-    const resolved = await until('the resolved notification', async () => {
-      const { rows } = await db.executeSql<{ incident_id: string }>(
-        `SELECT incident_id FROM alerts WHERE host = 'web-9' AND status = 'resolved'`,
+      alertmanager = spawn(
+        'prometheus-alertmanager',
+        [
+          `--config.file=${join(dir, 'alertmanager.yml')}`,
+          `--storage.path=${join(dir, 'data')}`,
+          `--web.listen-address=127.0.0.1:${amPort}`,
+          '--cluster.listen-address=',
+        ],
+        { stdio: 'ignore' },
       );
-      return rows[0];
+      await until('Alertmanager to start', async () => {
+        const res = await fetch(`http://127.0.0.1:${amPort}/-/ready`).catch(() => undefined);
+        return res?.ok ? true : undefined;
+      });
     });
-    assert.equal(resolved.incident_id, incident.id);
-    const { rows } = await db.executeSql<{ n: number }>(
-      `SELECT count(*)::int AS n FROM incidents WHERE host = 'web-9'`,
-    );
-    assert.equal(rows[0]!.n, 1);
+
+    after(async () => {
+      alertmanager?.kill('SIGTERM');
+      await bot?.close();
+      await db?.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    const alert = (endsAt?: string) => [
+      {
+        labels: {
+          alertname: 'NodeFilesystemAlmostOutOfSpace',
+          instance: 'web-9:9100',
+          mountpoint: '/',
+          severity: 'critical',
+        },
+        annotations: {
+          description: 'Filesystem on /dev/vda1 at web-9:9100 has only 2.5% available space left.',
+        },
+        ...(endsAt ? { endsAt } : {}),
+      },
+    ];
+
+    it('opens an incident from a firing alert, then records its resolution in the same incident', async () => {
+      const posted = await fetch(`http://127.0.0.1:${amPort}/api/v2/alerts`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(alert()),
+      });
+      assert.equal(posted.status, 200);
+      const incident = await until('the incident', async () => {
+        const { rows } = await db.executeSql<{ id: string; title: string; severity: string }>(
+          `SELECT id, title, severity FROM incidents WHERE host = 'web-9'`,
+        );
+        return rows[0];
+      });
+      assert.equal(incident.title, 'Disk / filling on web-9');
+      assert.equal(incident.severity, 'critical');
+
+      await fetch(`http://127.0.0.1:${amPort}/api/v2/alerts`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(alert(new Date(Date.now() - 1000).toISOString())),
+      });
+      const resolved = await until('the resolved notification', async () => {
+        const { rows } = await db.executeSql<{ incident_id: string }>(
+          `SELECT incident_id FROM alerts WHERE host = 'web-9' AND status = 'resolved'`,
+        );
+        return rows[0];
+      });
+      assert.equal(resolved.incident_id, incident.id);
+      const { rows } = await db.executeSql<{ n: number }>(
+        `SELECT count(*)::int AS n FROM incidents WHERE host = 'web-9'`,
+      );
+      assert.equal(rows[0]!.n, 1);
+    });
   });
-});
+}

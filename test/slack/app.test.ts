@@ -229,7 +229,7 @@ for (const database of testDatabases()) {
 }
 
 describe('the Slack app over Socket Mode', () => {
-  it('connects with the app token, acks a slash command and opens the incident thread', async () => {
+  it('connects with the app token, acks a slash command and a mention, and acts on both', async () => {
     const slack = await startFakeSlack();
     const db = await testDatabases()[0]!.open();
     const bot = await startBot({
@@ -253,14 +253,36 @@ describe('the Slack app over Socket Mode', () => {
         'slash_commands',
         slashCommandPayload({ text: 'web-42', response_url: responseUrl }),
       );
-      assert.ok(ack);
-      await until('the root message', () => rootsIn(slack).find((m) => /web-42/.test(m.text ?? '')));
+      const command = slack.envelopes.find((e) => e.type === 'slash_commands')!;
+      assert.equal(ack.envelope_id, command.envelope_id, 'the ack answers the envelope sent');
+      assert.equal(ack.type, 'slash_commands');
+      const response = await until('the ephemeral answer', () =>
+        slack.responses.find((r) => r.url === responseUrl),
+      );
+      assert.match(JSON.stringify(response.body), /Opened incident #\d+ for web-42/);
+      const root = await until('the root message', () =>
+        rootsIn(slack).find((m) => /web-42/.test(m.text ?? '')),
+      );
       const health = await fetch(`http://127.0.0.1:${bot.port}/healthz`);
       assert.equal(health.status, 200, 'the bot routes are served beside Socket Mode');
+
       const mention = eventCallbackPayload(
-        appMentionEvent({ text: `<@${FAKE_IDS.botUser}> status`, channel: CHANNEL }),
+        appMentionEvent({ text: `<@${FAKE_IDS.botUser}> status`, channel: CHANNEL, thread_ts: root.ts }),
       );
-      await slack.sendEnvelope('events_api', mention);
+      const mentionAck = await slack.sendEnvelope('events_api', mention);
+      const event = slack.envelopes.find((e) => e.type === 'events_api')!;
+      assert.equal(mentionAck.envelope_id, event.envelope_id);
+      assert.equal(mentionAck.type, 'events_api');
+      const answer = await until('the status answer in the incident thread', () =>
+        slack.thread(CHANNEL, root.ts).find((m) => /^#\d+ .*web-42.*: open, severity/.test(m.text ?? '')),
+      );
+      assert.equal(answer.user, FAKE_IDS.botUser);
+      assert.equal(
+        slack.acks.filter((a) => a.envelope_id === command.envelope_id || a.envelope_id === event.envelope_id)
+          .length,
+        2,
+        'each envelope acked once',
+      );
     } finally {
       await bot.close();
       await db.close();

@@ -1,11 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { parseKnownHosts } from '../../collect/known-hosts.ts';
 import { SshConnections } from '../../collect/ssh.ts';
 import { loadConfig } from '../../config/env.ts';
 import { type HostsFile, loadHostsFile } from '../../config/hosts.ts';
-import { asCodedError } from '../../errors.ts';
+import { asCodedError, StoreLockedError } from '../../errors.ts';
 import { createLogger } from '../../log.ts';
 import { loadMigrations } from '../../store/migrate.ts';
 import { openStore } from '../../store/open.ts';
@@ -18,26 +19,148 @@ import { type CliIo, helpOnly } from '../io.ts';
 
 export const doctorHelp = `Usage: nightshift doctor
 
-Checks the configuration, the database, Slack (auth.test, and Socket Mode's app token), the
-Anthropic API key and each SSH host in the hosts file, each only when configured. Exit status 0 when everything configured works.
+Checks the configuration, the database, Slack (the bot token, its scopes against manifest.yml,
+INCIDENT_CHANNEL and the bot's membership there, Socket Mode's app token), the Anthropic API key
+and each SSH host in the hosts file, each only when configured. Exit status 0 when everything
+configured works.
 `;
 
 export type CheckResult = { part: string; ok: boolean | null; detail: string };
 
 type Check = () => Promise<CheckResult | CheckResult[]>;
 
+type SlackAnswer = {
+  ok: boolean;
+  error?: string;
+  /** missing_scope answers name the scope the method needs. */
+  needed?: string;
+  /** The token's scopes, from the x-oauth-scopes header (the WebClient's response_metadata.scopes). */
+  grantedScopes?: string[];
+  [k: string]: unknown;
+};
+
 async function slackCall(
   apiUrl: string,
   method: string,
   token: string,
-): Promise<{ ok: boolean; error?: string; [k: string]: unknown }> {
+  args: Record<string, string> = {},
+): Promise<SlackAnswer> {
   const res = await fetch(`${apiUrl}${method}`, {
     method: 'POST',
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams(args),
     signal: AbortSignal.timeout(10_000),
   });
   if (!res.ok) return { ok: false, error: `HTTP ${res.status}` };
-  return (await res.json()) as { ok: boolean; error?: string };
+  const answer = (await res.json()) as SlackAnswer;
+  const scopes = res.headers.get('x-oauth-scopes');
+  if (scopes !== null)
+    answer.grantedScopes = scopes
+      .trim()
+      .split(/\s*,\s*/)
+      .filter(Boolean);
+  return answer;
+}
+
+/** The bot scopes manifest.yml asks for: what an app installed from it is granted. */
+async function manifestBotScopes(): Promise<string[]> {
+  const manifest = parseYaml(await readFile(new URL('../../../manifest.yml', import.meta.url), 'utf8')) as {
+    oauth_config?: { scopes?: { bot?: unknown } };
+  };
+  const bot = manifest?.oauth_config?.scopes?.bot;
+  return Array.isArray(bot) ? bot.map(String) : [];
+}
+
+async function scopesCheck(granted: string[] | undefined): Promise<CheckResult> {
+  const part = 'slack scopes';
+  if (granted === undefined)
+    return { part, ok: null, detail: 'Slack did not say which scopes the bot token has (no x-oauth-scopes)' };
+  let wanted: string[];
+  try {
+    wanted = await manifestBotScopes();
+  } catch (error) {
+    return { part, ok: null, detail: `cannot read manifest.yml to compare: ${(error as Error).message}` };
+  }
+  const missing = wanted.filter((scope) => !granted.includes(scope));
+  return missing.length === 0
+    ? { part, ok: true, detail: `the bot token has every scope manifest.yml asks for (${wanted.length})` }
+    : {
+        part,
+        ok: false,
+        detail: `the bot token lacks ${missing.join(', ')}, which manifest.yml asks for: add them under OAuth & Permissions (or update the app from manifest.yml), then reinstall the app to the workspace and copy the new bot token`,
+      };
+}
+
+type SlackChannel = { id: string; name: string; is_member?: boolean; is_archived?: boolean };
+
+/** INCIDENT_CHANNEL (an id, or a name with or without #) exists, is not archived and has the bot in it. */
+async function channelCheck(
+  apiUrl: string,
+  token: string,
+  channel: string,
+  bot: string,
+): Promise<CheckResult> {
+  const part = 'slack channel';
+  const invite = (name: string) => `type /invite @${bot} in ${name}`;
+  const refused = (answer: SlackAnswer, method: string): CheckResult =>
+    answer.error === 'missing_scope'
+      ? {
+          part,
+          ok: false,
+          detail: `cannot look up INCIDENT_CHANNEL ${channel}: the bot token lacks the ${answer.needed ?? 'channels:read'} scope; add it and reinstall the app`,
+        }
+      : {
+          part,
+          ok: false,
+          detail: `cannot look up INCIDENT_CHANNEL ${channel}: ${method} failed (${answer.error})`,
+        };
+  let found: SlackChannel | undefined;
+  if (/^[CG][A-Z0-9]{6,}$/.test(channel)) {
+    const info = await slackCall(apiUrl, 'conversations.info', token, { channel });
+    if (!info.ok && info.error === 'channel_not_found')
+      return {
+        part,
+        ok: false,
+        detail: `INCIDENT_CHANNEL ${channel}: Slack knows no such channel, or it is private and the bot is not in it: check the id, or ${invite('that channel')}`,
+      };
+    if (!info.ok) return refused(info, 'conversations.info');
+    found = info.channel as SlackChannel;
+  } else {
+    const name = channel.replace(/^#/, '');
+    let cursor = '';
+    for (let page = 0; page < 50 && !found; page++) {
+      const list = await slackCall(apiUrl, 'conversations.list', token, {
+        types: 'public_channel,private_channel',
+        exclude_archived: 'true',
+        limit: '1000',
+        ...(cursor ? { cursor } : {}),
+      });
+      if (!list.ok) return refused(list, 'conversations.list');
+      found = (list.channels as SlackChannel[] | undefined)?.find((c) => c.name === name);
+      cursor = (list.response_metadata as { next_cursor?: string } | undefined)?.next_cursor ?? '';
+      if (!cursor) break;
+    }
+    if (!found)
+      return {
+        part,
+        ok: false,
+        detail: `INCIDENT_CHANNEL: the bot sees no channel named #${name}: create it, or if it is private ${invite(`#${name}`)}; or set INCIDENT_CHANNEL to the channel's id (C…, at the bottom of the channel's About tab)`,
+      };
+  }
+  const label = `#${found.name} (${found.id})`;
+  if (found.is_archived)
+    return {
+      part,
+      ok: false,
+      detail: `${label} is archived: unarchive it or set INCIDENT_CHANNEL to another channel`,
+    };
+  if (!found.is_member)
+    return {
+      part,
+      ok: false,
+      detail: `the bot is not a member of ${label}, so every post there fails with not_in_channel: ${invite(`#${found.name}`)} (or add the app under the channel's Integrations tab)`,
+    };
+  return { part, ok: true, detail: `${label} exists and the bot is a member` };
 }
 
 export async function runChecks(env: Record<string, string | undefined>): Promise<CheckResult[]> {
@@ -76,6 +199,13 @@ export async function runChecks(env: Record<string, string | undefined>): Promis
           await db.close();
         }
       } catch (error) {
+        // The bot holds the embedded store while it runs; opening it a second time would corrupt it.
+        if (error instanceof StoreLockedError)
+          return {
+            part: 'database',
+            ok: true,
+            detail: `embedded store in ${config.NIGHTSHIFT_DATA_DIR} is in use by the running bot (pid ${error.holderPid}); not opened, as a second process would corrupt it`,
+          };
         return { part: 'database', ok: false, detail: asCodedError(error).message };
       }
     },
@@ -99,6 +229,12 @@ export async function runChecks(env: Record<string, string | undefined>): Promis
                 detail: `Slack refused the bot token (${auth.error}): copy it again from the app's OAuth page`,
               },
         );
+        if (auth.ok) {
+          results.push(await scopesCheck(auth.grantedScopes));
+          results.push(
+            await channelCheck(apiUrl, config.SLACK_BOT_TOKEN, config.INCIDENT_CHANNEL, String(auth.user)),
+          );
+        }
         if (config.SLACK_APP_TOKEN) {
           const socket = await slackCall(apiUrl, 'apps.connections.open', config.SLACK_APP_TOKEN);
           results.push(

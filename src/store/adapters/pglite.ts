@@ -1,7 +1,7 @@
 import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
-import { CodedError, ErrorCode } from '../../errors.ts';
+import { CodedError, ErrorCode, StoreLockedError } from '../../errors.ts';
 import { assertSchemaName, type Db, type QueryResult } from '../db.ts';
 
 /**
@@ -102,7 +102,7 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Takes the data directory's lock or throws StoreLocked naming the holder. Returns the release. */
+/** Takes the data directory's lock or throws StoreLockedError naming the holder. Returns the release. */
 export function lockDataDir(dataDir: string): () => void {
   mkdirSync(dataDir, { recursive: true });
   const path = join(dataDir, LOCK_FILE);
@@ -125,8 +125,8 @@ export function lockDataDir(dataDir: string): () => void {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       const holder = Number.parseInt(readFileSync(path, 'utf8'), 10);
       if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && alive(holder)) {
-        throw new CodedError(
-          ErrorCode.StoreLocked,
+        throw new StoreLockedError(
+          holder,
           `another Nightshift (pid ${holder}) is using the embedded database in ${dataDir}; stop it, or point this one at another directory with NIGHTSHIFT_DATA_DIR (two processes on one PGlite directory corrupt it)`,
         );
       }

@@ -4,8 +4,6 @@ import type { ListenerDeps } from '../../deps.ts';
 import { decideProposalCallback } from './decide-proposal.ts';
 
 /** Interactive actions (buttons); manifest.yml must enable interactivity for them. */
-export const ACTIONS = [APPROVE_ACTION, REJECT_ACTION] as const;
-
 export function register(app: App, deps: ListenerDeps): void {
   app.action<BlockButtonAction>(APPROVE_ACTION, decideProposalCallback(deps, 'approved'));
   app.action<BlockButtonAction>(REJECT_ACTION, decideProposalCallback(deps, 'rejected'));

@@ -4,8 +4,6 @@ import { appMentionCallback } from './app-mention.ts';
 import { reactionAddedCallback } from './reaction-added.ts';
 
 /** Bot events; each must be listed under settings.event_subscriptions.bot_events in manifest.yml. */
-export const EVENTS = ['app_mention', 'reaction_added'] as const;
-
 export function register(app: App, deps: ListenerDeps): void {
   app.event('app_mention', appMentionCallback(deps));
   app.event('reaction_added', reactionAddedCallback(deps));
