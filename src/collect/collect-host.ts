@@ -1,5 +1,5 @@
 import type { Finding } from '../analyze/report-schema.ts';
-import { type CollectorOutput, runCollector } from './collectors/collector.ts';
+import { type Collector, type CollectorOutput, runCollector } from './collectors/collector.ts';
 import { type CoreFile, containerCores, coreSettings, dockerUsage, hostCores } from './collectors/cores.ts';
 import { diskUsage, type Filesystem, largestDirectories } from './collectors/disk.ts';
 import type { RemoteHost } from './transport.ts';
@@ -14,33 +14,60 @@ export interface HostCollection {
   filesystems: Filesystem[];
   cores: CoreFile[];
   errors: string[];
+  /** Collectors the policy holds for an approval: not run; their exact command, to propose. */
+  held: Array<{ name: string; command: string }>;
 }
 
-export async function collectHost(host: RemoteHost, now: Date = new Date()): Promise<HostCollection> {
+/** The built-in collectors by name, as a policy file names them. */
+export const COLLECTOR_NAMES = [
+  diskUsage.name,
+  largestDirectories.name,
+  containerCores.name,
+  hostCores.name,
+  coreSettings.name,
+  dockerUsage.name,
+] as const;
+
+export interface CollectOptions {
+  now?: Date;
+  /** Collectors that need an approval before they run (the policy's collectorsNeedApproval). */
+  needApproval?: readonly string[];
+}
+
+export async function collectHost(host: RemoteHost, options: CollectOptions = {}): Promise<HostCollection> {
+  const now = options.now ?? new Date();
   const collection: HostCollection = {
     host: host.name,
     findings: [],
     filesystems: [],
     cores: [],
     errors: [],
+    held: [],
   };
   const keep = (output: CollectorOutput) => collection.findings.push(...output.findings);
+  /** Runs a collector, or holds it (empty output) when the policy wants an approval first. */
+  const run = async <Input>(collector: Collector<Input>, input: Input): Promise<CollectorOutput> => {
+    if (options.needApproval?.includes(collector.name)) {
+      collection.held.push({ name: collector.name, command: collector.command(input) });
+      return { findings: [] };
+    }
+    return runCollector(host, collector, input);
+  };
   try {
-    const disk = await runCollector(host, diskUsage, undefined);
+    const disk = await run(diskUsage, undefined);
     keep(disk);
     collection.filesystems = (disk.facts?.filesystems as Filesystem[] | undefined) ?? [];
     const fullest = [...collection.filesystems].sort((a, b) => b.usedPercent - a.usedPercent)[0];
-    if (fullest && fullest.usedPercent >= 80)
-      keep(await runCollector(host, largestDirectories, { mount: fullest.mount }));
+    if (fullest && fullest.usedPercent >= 80) keep(await run(largestDirectories, { mount: fullest.mount }));
   } catch (error) {
     collection.errors.push((error as Error).message);
   }
   // Then what fills disks at 2 a.m.: cores, in containers and on the host, and Docker's layers.
   for (const step of [
-    () => runCollector(host, containerCores, { now }),
-    () => runCollector(host, hostCores, { now }),
-    () => runCollector(host, coreSettings, undefined),
-    () => runCollector(host, dockerUsage, undefined),
+    () => run(containerCores, { now }),
+    () => run(hostCores, { now }),
+    () => run(coreSettings, undefined),
+    () => run(dockerUsage, undefined),
   ]) {
     try {
       const output = await step();

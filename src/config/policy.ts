@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { DEFAULT_POLICY, type Policy, parseApproverList, parsePolicy } from '../approvals/policy.ts';
+import { COLLECTOR_NAMES } from '../collect/collect-host.ts';
 import { CodedError, ErrorCode } from '../errors.ts';
 
 /** The policy file (if any) with the approvers from the environment added to its own. */
@@ -16,6 +17,12 @@ export function loadPolicy(path: string | undefined, approvers: string | undefin
       );
     }
     policy = parsePolicy(text, path);
+    const unknown = policy.collectorsNeedApproval.filter((name) => !(COLLECTOR_NAMES as readonly string[]).includes(name));
+    if (unknown.length > 0)
+      throw new CodedError(
+        ErrorCode.ConfigInvalid,
+        `policy file ${path}: collectorsNeedApproval names no built-in collector: ${unknown.map((n) => `"${n}"`).join(', ')} (they are: ${COLLECTOR_NAMES.join(', ')})`,
+      );
   }
   const extra = parseApproverList(approvers);
   return {

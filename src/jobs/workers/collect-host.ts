@@ -46,7 +46,11 @@ export async function collectHostJob(
     return undefined;
   }
   try {
-    const collection = await collectHost(deps.ssh.host(host.name));
+    const now = deps.now?.() ?? new Date();
+    const collection = await collectHost(deps.ssh.host(host.name), {
+      now,
+      needApproval: deps.policy.collectorsNeedApproval,
+    });
     const problems =
       collection.errors.length > 0 ? `; could not collect: ${collection.errors.join('; ')}` : '';
     await run.finish(
@@ -54,6 +58,24 @@ export async function collectHostJob(
       `:white_check_mark: Collection on ${host.name} done: ${collection.findings.length} finding(s), ${collection.cores.length} core file(s)${problems}`,
       { host: host.name, cores: collection.cores.length },
     );
+    for (const held of collection.held) {
+      // Fixed, read-only text, but the policy wants a human to say yes first: a host script proposal.
+      const proposal = await createProposal(
+        deps.db,
+        {
+          incidentId: payload.incidentId,
+          kind: 'script',
+          target: host.name,
+          text: held.command,
+          why: `The built-in collector "${held.name}" on ${host.name}: the policy asks for an approval before it runs.`,
+          expects: 'its output, posted to this thread',
+          proposedBy: 'nightshift',
+        },
+        deps.policy,
+        now,
+      );
+      await queueProposalMessage(deps.db, proposal, deps.channel, now);
+    }
     if (collection.cores.length > 0) await proposePull(deps, payload.incidentId, host.name, collection);
     return collection;
   } catch (error) {
