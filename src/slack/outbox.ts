@@ -14,9 +14,45 @@ import {
  * Posts what the intake and the commands queued in thread_messages: the root of each incident,
  * then its replies in the thread, in order. Each message is claimed first (SKIP LOCKED), so any
  * number of bot processes can drain the outbox without posting a message twice; a claim older
- * than a minute is a crashed poster's and is taken over. Slack's 429s are waited out by the Web
- * API client (it honours Retry-After); other failures are kept on the row and retried later.
+ * than `claimTimeoutMs` is a crashed poster's and is taken over. Slack's 429s are waited out by the
+ * Web API client (it honours Retry-After).
+ *
+ * A message that fails anyway (an `ok:false`, a 5xx after the client's retries, the network) does
+ * not stop the drain: it is released with a `not_before` that grows with its attempts
+ * (`retryDelayMs`) and the drain goes on with other incidents' messages. An incident's replies
+ * keep their order: a reply is not posted while an earlier reply of its incident is unposted, and
+ * no reply before its root. After `maxAttempts` the message is marked dead (`dead_at`), logged as
+ * an error and counted in /metrics; the replies behind it then go on, so one bad message does not
+ * silence a thread.
  */
+
+export interface OutboxOptions {
+  /** Attempts before a message is marked dead. Default 10 (about half an hour of failures). */
+  maxAttempts: number;
+  /** Delay before the first retry, in milliseconds; it doubles with each attempt. Default 5000. */
+  retryBaseMs: number;
+  /** Longest delay between two attempts, in milliseconds. Default 600000 (10 minutes). */
+  retryMaxMs: number;
+  /** How long a claim holds before another poster may take the message, in milliseconds. Default 120000. */
+  claimTimeoutMs: number;
+}
+
+/** The defaults; not read from the environment (tests pass their own). */
+export const OUTBOX_DEFAULTS: OutboxOptions = {
+  maxAttempts: 10,
+  retryBaseMs: 5000,
+  retryMaxMs: 600_000,
+  claimTimeoutMs: 120_000,
+};
+
+/** How long a message waits after its `attempts`-th failed attempt (1, 2, ...): doubling, capped. */
+export function retryDelayMs(
+  attempts: number,
+  options: Pick<OutboxOptions, 'retryBaseMs' | 'retryMaxMs'>,
+): number {
+  const exponent = Math.min(Math.max(attempts - 1, 0), 30);
+  return Math.min(options.retryBaseMs * 2 ** exponent, options.retryMaxMs);
+}
 
 export interface SlackPoster {
   postMessage(args: {
@@ -77,17 +113,25 @@ export async function renderRoot(db: Db, incident: Incident, now: Date): Promise
   return incidentRoot(incident, await diskUsage(db, incident.id), now);
 }
 
-/** Claims the next message that can be posted now (a reply waits for its root). */
-async function claim(db: Db): Promise<OutboxRow | undefined> {
+/**
+ * Claims the next message that can be posted now: not posted, not dead, not waiting out a retry
+ * delay, not held by a live claim; a reply only once its root is posted and no earlier reply of
+ * its incident is still to be posted (a claimed one in flight, or one waiting for its retry).
+ */
+async function claim(db: Db, options: OutboxOptions): Promise<OutboxRow | undefined> {
   return db.transaction(async (tx) => {
     const { rows } = await tx.executeSql<OutboxRow>(
       `SELECT m.id, m.incident_id, m.role, m.channel, m.body, m.attempts FROM thread_messages m
        JOIN incidents i ON i.id = m.incident_id
-       WHERE m.posted_at IS NULL
-         AND (m.claimed_at IS NULL OR m.claimed_at < now() - interval '1 minute')
-         AND (m.role = 'root' OR i.root_ts IS NOT NULL)
-         AND m.attempts < 10
+       WHERE m.posted_at IS NULL AND m.dead_at IS NULL
+         AND (m.not_before IS NULL OR m.not_before <= now())
+         AND (m.claimed_at IS NULL OR m.claimed_at < now() - $1::float8 * interval '1 millisecond')
+         AND (m.role = 'root' OR (i.root_ts IS NOT NULL AND NOT EXISTS (
+           SELECT 1 FROM thread_messages e
+           WHERE e.incident_id = m.incident_id AND e.role = 'reply' AND e.id < m.id
+             AND e.posted_at IS NULL AND e.dead_at IS NULL)))
        ORDER BY m.id LIMIT 1 FOR UPDATE OF m SKIP LOCKED`,
+      [options.claimTimeoutMs],
     );
     const row = rows[0];
     if (!row) return undefined;
@@ -99,97 +143,127 @@ async function claim(db: Db): Promise<OutboxRow | undefined> {
   });
 }
 
+/** Posts one claimed message and records it as posted; throws when Slack refused it. */
+async function post(
+  db: Db,
+  slack: SlackPoster,
+  row: OutboxRow,
+  incident: Incident,
+  now: Date,
+): Promise<void> {
+  const body = typeof row.body === 'string' ? (JSON.parse(row.body) as OutboxRow['body']) : row.body;
+  if (row.role === 'root') {
+    const message = await renderRoot(db, incident, now);
+    const result = await slack.postMessage({
+      channel: row.channel,
+      text: message.text,
+      blocks: message.blocks,
+    });
+    await db.transaction(async (tx) => {
+      await tx.executeSql(
+        'UPDATE thread_messages SET ts = $2, posted_at = now(), last_error = NULL WHERE id = $1',
+        [row.id, result.ts],
+      );
+      await tx.executeSql('UPDATE incidents SET channel = $2, root_ts = $3 WHERE id = $1', [
+        incident.id,
+        result.channel ?? row.channel,
+        result.ts,
+      ]);
+    });
+    return;
+  }
+  if (body.type === 'file') {
+    const file = body as unknown as { content: string; filename: string; title: string; comment: string };
+    await slack.uploadFile({
+      channel_id: incident.channel ?? row.channel,
+      thread_ts: incident.rootTs!,
+      content: file.content,
+      filename: file.filename,
+      title: file.title,
+      initial_comment: file.comment,
+    });
+    await db.executeSql('UPDATE thread_messages SET posted_at = now(), last_error = NULL WHERE id = $1', [
+      row.id,
+    ]);
+    return;
+  }
+  const message =
+    body.type === 'alert'
+      ? alertReply({
+          status: body.status ?? 'firing',
+          name: body.name ?? 'alert',
+          summary: body.summary ?? '',
+        })
+      : {
+          text: String((body as { text?: string }).text ?? ''),
+          blocks: (body as { blocks?: unknown[] }).blocks ?? [],
+        };
+  const result = await slack.postMessage({
+    channel: incident.channel ?? row.channel,
+    thread_ts: incident.rootTs!,
+    text: message.text,
+    blocks: message.blocks,
+  });
+  await db.executeSql(
+    'UPDATE thread_messages SET ts = $2, posted_at = now(), last_error = NULL WHERE id = $1',
+    [row.id, result.ts],
+  );
+}
+
+/**
+ * Releases a message whose post failed: it waits `retryDelayMs` before its next attempt, or,
+ * after its last attempt, is marked dead.
+ */
+async function release(db: Db, log: Logger, row: OutboxRow, error: unknown, options: OutboxOptions) {
+  const attempts = row.attempts + 1;
+  const reason = error instanceof Error ? error.message : String(error);
+  const context = { err: error, message: Number(row.id), incident: Number(row.incident_id), attempts };
+  if (attempts >= options.maxAttempts) {
+    log.error(context, 'could not post to Slack; gave up on the message (dead)');
+    await db.executeSql(
+      'UPDATE thread_messages SET claimed_at = NULL, last_error = $2, dead_at = now() WHERE id = $1',
+      [row.id, reason],
+    );
+    return;
+  }
+  const delay = retryDelayMs(attempts, options);
+  log.warn({ ...context, retryInMs: delay }, 'could not post to Slack; will retry');
+  await db.executeSql(
+    `UPDATE thread_messages SET claimed_at = NULL, last_error = $2,
+       not_before = now() + $3::float8 * interval '1 millisecond' WHERE id = $1`,
+    [row.id, reason, delay],
+  );
+}
+
 /** Posts everything postable; returns how many messages were posted. */
 export async function drainOutbox(
   db: Db,
   slack: SlackPoster,
   log: Logger,
   now: () => Date = () => new Date(),
+  options: Partial<OutboxOptions> = {},
 ): Promise<number> {
+  const settings = { ...OUTBOX_DEFAULTS, ...options };
   let posted = 0;
   for (;;) {
-    const row = await claim(db);
+    const row = await claim(db, settings);
     if (!row) return posted;
-    const body = typeof row.body === 'string' ? (JSON.parse(row.body) as OutboxRow['body']) : row.body;
     const incident = await getIncident(db, Number(row.incident_id));
     if (!incident) continue;
     try {
-      if (row.role === 'root') {
-        const message = await renderRoot(db, incident, now());
-        const result = await slack.postMessage({
-          channel: row.channel,
-          text: message.text,
-          blocks: message.blocks,
-        });
-        await db.transaction(async (tx) => {
-          await tx.executeSql(
-            'UPDATE thread_messages SET ts = $2, posted_at = now(), last_error = NULL WHERE id = $1',
-            [row.id, result.ts],
-          );
-          await tx.executeSql('UPDATE incidents SET channel = $2, root_ts = $3 WHERE id = $1', [
-            incident.id,
-            result.channel ?? row.channel,
-            result.ts,
-          ]);
-        });
-      } else {
-        if (body.type === 'file') {
-          const file = body as unknown as {
-            content: string;
-            filename: string;
-            title: string;
-            comment: string;
-          };
-          await slack.uploadFile({
-            channel_id: incident.channel ?? row.channel,
-            thread_ts: incident.rootTs!,
-            content: file.content,
-            filename: file.filename,
-            title: file.title,
-            initial_comment: file.comment,
-          });
-          await db.executeSql(
-            'UPDATE thread_messages SET posted_at = now(), last_error = NULL WHERE id = $1',
-            [row.id],
-          );
-          posted++;
-          continue;
-        }
-        const message =
-          body.type === 'alert'
-            ? alertReply({
-                status: body.status ?? 'firing',
-                name: body.name ?? 'alert',
-                summary: body.summary ?? '',
-              })
-            : {
-                text: String((body as { text?: string }).text ?? ''),
-                blocks: (body as { blocks?: unknown[] }).blocks ?? [],
-              };
-        const result = await slack.postMessage({
-          channel: incident.channel ?? row.channel,
-          thread_ts: incident.rootTs!,
-          text: message.text,
-          blocks: message.blocks,
-        });
-        await db.executeSql(
-          'UPDATE thread_messages SET ts = $2, posted_at = now(), last_error = NULL WHERE id = $1',
-          [row.id, result.ts],
-        );
-        // The root shows the latest state (disk usage, alerts resolved): refresh it in place.
-        if (body.type === 'alert') await refreshRoot(db, slack, incident.id, now());
-      }
-      posted++;
+      await post(db, slack, row, incident, now());
     } catch (error) {
-      log.warn(
-        { err: error, message: Number(row.id), incident: incident.id },
-        'could not post to Slack; will retry',
-      );
-      await db.executeSql('UPDATE thread_messages SET claimed_at = NULL, last_error = $2 WHERE id = $1', [
-        row.id,
-        (error as Error).message,
-      ]);
-      return posted;
+      await release(db, log, row, error, settings);
+      continue;
+    }
+    posted++;
+    const body = typeof row.body === 'string' ? (JSON.parse(row.body) as OutboxRow['body']) : row.body;
+    // The root shows the latest state (disk usage, alerts resolved): refresh it in place. The reply
+    // is posted whatever happens here; a root left stale is refreshed by the next change.
+    if (row.role === 'reply' && body.type === 'alert') {
+      await refreshRoot(db, slack, incident.id, now()).catch((error: unknown) => {
+        log.warn({ err: error, incident: incident.id }, 'could not refresh the root message');
+      });
     }
   }
 }
