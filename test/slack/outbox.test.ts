@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { WebClient } from '@slack/web-api';
 import { recordDelivery } from '../../src/alerts/intake.ts';
+import { describeMetrics, healthRoutes } from '../../src/http/health.ts';
 import { createLogger } from '../../src/log.ts';
+import { Metrics } from '../../src/metrics.ts';
 import { slackPoster } from '../../src/slack/app.ts';
 import { drainOutbox, type OutboxOptions, retryDelayMs, type SlackPoster } from '../../src/slack/outbox.ts';
 import type { Db } from '../../src/store/db.ts';
@@ -37,6 +40,22 @@ function capturingLogger() {
     destination: { write: (line: string) => void records.push(JSON.parse(line)) },
   });
   return { log, records };
+}
+
+/** What GET /metrics answers, from the route itself. */
+async function scrape(db: Db): Promise<string> {
+  const metrics = new Metrics();
+  describeMetrics(metrics);
+  const route = healthRoutes({ db, metrics }).find((r) => r.path === '/metrics')!;
+  let body = '';
+  const res = {
+    writeHead: () => res,
+    end: (text: string) => {
+      body = text;
+    },
+  };
+  await route.handler({} as IncomingMessage, res as unknown as ServerResponse);
+  return body;
 }
 
 const generic = (host: string, extra: object = {}) =>
@@ -122,6 +141,10 @@ for (const database of testDatabases()) {
         assert.ok(logged.records.some((r) => r.msg === 'could not post to Slack; will retry' && r.retryInMs));
 
         assert.equal(await drain(), 0, 'nothing is retried before its time');
+        const waiting = await scrape(db);
+        assert.match(waiting, /nightshift_outbox_messages\{state="pending"\} 2\n/);
+        assert.match(waiting, /nightshift_outbox_messages\{state="dead"\} 0\n/);
+        assert.match(waiting, /# TYPE nightshift_outbox_oldest_pending_seconds gauge/);
         stop();
         await db.executeSql('UPDATE thread_messages SET not_before = now() WHERE not_before IS NOT NULL');
         assert.equal(await drain(), 2);
@@ -189,6 +212,10 @@ for (const database of testDatabases()) {
         assert.equal(dead[0]!.level, 50, 'logged as an error');
         assert.equal(dead[0]!.attempts, 3);
         assert.equal(await drain({ maxAttempts: 3, retryBaseMs: 0 }), 0, 'a dead message is not tried again');
+        const metrics = await scrape(db);
+        assert.match(metrics, /nightshift_outbox_messages\{state="pending"\} 0\n/);
+        assert.match(metrics, /nightshift_outbox_messages\{state="dead"\} 1\n/);
+        assert.match(metrics, /nightshift_outbox_oldest_pending_seconds 0\n/);
         assert.equal(
           slack.callsTo('chat.postMessage').filter((c) => about('Doomed on web-3')(c.args)).length,
           3,
