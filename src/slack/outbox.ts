@@ -1,3 +1,5 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { parseUsedPercent } from '../alerts/alert.ts';
 import { getIncident, type Incident } from '../incidents/incidents.ts';
 import type { Logger } from '../log.ts';
@@ -12,10 +14,18 @@ import {
 
 /**
  * Posts what the intake and the commands queued in thread_messages: the root of each incident,
- * then its replies in the thread, in order. Each message is claimed first (SKIP LOCKED), so any
- * number of bot processes can drain the outbox without posting a message twice; a claim older
- * than `claimTimeoutMs` is a crashed poster's and is taken over. Slack's 429s are waited out by the
- * Web API client (it honours Retry-After).
+ * then its replies in the thread, in order. Each message is claimed first (SKIP LOCKED, the claim
+ * naming its holder), so any number of bot processes can drain the outbox without posting a
+ * message twice. Slack's 429s are waited out by the Web API client (it honours Retry-After).
+ *
+ * A claim is renewed while its post is in flight. A fixed claim timeout could not be made safely
+ * longer than the post: the Web API client (app.ts) makes up to 4 attempts, each may wait out a
+ * Retry-After of whatever length Slack sends, its queue is paused by the 429s of other calls too,
+ * and its requests have no timeout of their own, so the call has no worst case to outlast. Had a
+ * claim expired under a post still waiting out a 429, another process would have taken the message
+ * and posted it a second time. So the poster renews the claim every `claimRenewMs`, and a claim
+ * expires `claimTimeoutMs` after its last renewal: only when its poster died (or could not reach
+ * the database for that long); the message is then posted by whoever takes it over.
  *
  * A message that fails anyway (an `ok:false`, a 5xx after the client's retries, the network) does
  * not stop the drain: it is released with a `not_before` that grows with its attempts
@@ -33,8 +43,13 @@ export interface OutboxOptions {
   retryBaseMs: number;
   /** Longest delay between two attempts, in milliseconds. Default 600000 (10 minutes). */
   retryMaxMs: number;
-  /** How long a claim holds before another poster may take the message, in milliseconds. Default 120000. */
+  /**
+   * How long a claim holds after its last renewal before another poster may take the message, in
+   * milliseconds. Default 120000 (2 minutes): six renewals missed.
+   */
   claimTimeoutMs: number;
+  /** How often a poster renews its claim while the post is in flight, in milliseconds. Default 20000. */
+  claimRenewMs: number;
 }
 
 /** The defaults; not read from the environment (tests pass their own). */
@@ -43,6 +58,7 @@ export const OUTBOX_DEFAULTS: OutboxOptions = {
   retryBaseMs: 5000,
   retryMaxMs: 600_000,
   claimTimeoutMs: 120_000,
+  claimRenewMs: 20_000,
 };
 
 /** How long a message waits after its `attempts`-th failed attempt (1, 2, ...): doubling, capped. */
@@ -80,6 +96,8 @@ interface OutboxRow {
   channel: string;
   body: { type: string } & Partial<AlertNotice>;
   attempts: number;
+  /** Names this claim: only its holder renews it. */
+  claimed_by: string;
 }
 
 export async function diskUsage(db: Db, incidentId: number): Promise<DiskUsage[]> {
@@ -120,7 +138,7 @@ export async function renderRoot(db: Db, incident: Incident, now: Date): Promise
  */
 async function claim(db: Db, options: OutboxOptions): Promise<OutboxRow | undefined> {
   return db.transaction(async (tx) => {
-    const { rows } = await tx.executeSql<OutboxRow>(
+    const { rows } = await tx.executeSql<Omit<OutboxRow, 'claimed_by'>>(
       `SELECT m.id, m.incident_id, m.role, m.channel, m.body, m.attempts FROM thread_messages m
        JOIN incidents i ON i.id = m.incident_id
        WHERE m.posted_at IS NULL AND m.dead_at IS NULL
@@ -135,11 +153,12 @@ async function claim(db: Db, options: OutboxOptions): Promise<OutboxRow | undefi
     );
     const row = rows[0];
     if (!row) return undefined;
+    const token = randomUUID();
     await tx.executeSql(
-      'UPDATE thread_messages SET claimed_at = now(), attempts = attempts + 1 WHERE id = $1',
-      [row.id],
+      'UPDATE thread_messages SET claimed_at = now(), claimed_by = $2, attempts = attempts + 1 WHERE id = $1',
+      [row.id, token],
     );
-    return row;
+    return { ...row, claimed_by: token };
   });
 }
 
@@ -211,6 +230,36 @@ async function post(
 }
 
 /**
+ * Renews a claim every `everyMs` until the returned function is called. A renewal that finds the
+ * claim gone (taken over after the database was out of reach for claimTimeoutMs) says so: the
+ * message may then be posted twice.
+ */
+function holdClaim(db: Db, log: Logger, row: OutboxRow, everyMs: number): () => void {
+  let held = true;
+  const timer = setInterval(() => {
+    db.executeSql<{ id: string }>(
+      `UPDATE thread_messages SET claimed_at = now()
+       WHERE id = $1 AND claimed_by = $2 AND posted_at IS NULL RETURNING id`,
+      [row.id, row.claimed_by],
+    ).then(
+      ({ rows }) => {
+        if (held && rows.length === 0)
+          log.error({ message: Number(row.id) }, 'lost the claim on a Slack message while posting it');
+      },
+      (error: unknown) => {
+        if (held)
+          log.warn({ err: error, message: Number(row.id) }, 'could not renew the claim on a Slack message');
+      },
+    );
+  }, everyMs);
+  timer.unref();
+  return () => {
+    held = false;
+    clearInterval(timer);
+  };
+}
+
+/**
  * Releases a message whose post failed: it waits `retryDelayMs` before its next attempt, or,
  * after its last attempt, is marked dead.
  */
@@ -221,7 +270,8 @@ async function release(db: Db, log: Logger, row: OutboxRow, error: unknown, opti
   if (attempts >= options.maxAttempts) {
     log.error(context, 'could not post to Slack; gave up on the message (dead)');
     await db.executeSql(
-      'UPDATE thread_messages SET claimed_at = NULL, last_error = $2, dead_at = now() WHERE id = $1',
+      `UPDATE thread_messages SET claimed_at = NULL, claimed_by = NULL, last_error = $2, dead_at = now()
+       WHERE id = $1`,
       [row.id, reason],
     );
     return;
@@ -229,7 +279,7 @@ async function release(db: Db, log: Logger, row: OutboxRow, error: unknown, opti
   const delay = retryDelayMs(attempts, options);
   log.warn({ ...context, retryInMs: delay }, 'could not post to Slack; will retry');
   await db.executeSql(
-    `UPDATE thread_messages SET claimed_at = NULL, last_error = $2,
+    `UPDATE thread_messages SET claimed_at = NULL, claimed_by = NULL, last_error = $2,
        not_before = now() + $3::float8 * interval '1 millisecond' WHERE id = $1`,
     [row.id, reason, delay],
   );
@@ -244,16 +294,24 @@ export async function drainOutbox(
   options: Partial<OutboxOptions> = {},
 ): Promise<number> {
   const settings = { ...OUTBOX_DEFAULTS, ...options };
+  assert(
+    settings.claimRenewMs > 0 && settings.claimRenewMs * 2 <= settings.claimTimeoutMs,
+    'an outbox claim must be renewed at least twice within its timeout (claimRenewMs <= claimTimeoutMs / 2)',
+  );
   let posted = 0;
   for (;;) {
     const row = await claim(db, settings);
     if (!row) return posted;
     const incident = await getIncident(db, Number(row.incident_id));
     if (!incident) continue;
-    try {
-      await post(db, slack, row, incident, now());
-    } catch (error) {
-      await release(db, log, row, error, settings);
+    const stopRenewing = holdClaim(db, log, row, settings.claimRenewMs);
+    const failure = await post(db, slack, row, incident, now()).then(
+      () => undefined,
+      (error: unknown) => ({ error }),
+    );
+    stopRenewing();
+    if (failure) {
+      await release(db, log, row, failure.error, settings);
       continue;
     }
     posted++;

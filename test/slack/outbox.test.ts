@@ -224,5 +224,46 @@ for (const database of testDatabases()) {
         await done();
       }
     });
+
+    it('keeps its claim while the post waits out a 429: another poster does not post it again', async () => {
+      try {
+        const claims = { claimTimeoutMs: 300, claimRenewMs: 100 };
+        slack.failNext('chat.postMessage', { status: 429, retryAfter: 1 });
+        await alert(generic('slow-4'));
+        const before = slack.callsTo('chat.postMessage').length;
+        // The first poster's root waits a second for Retry-After, three claim timeouts long.
+        const first = drain({ ...claims, maxAttempts: 1 });
+        // Meanwhile another process (its own Web API client) drains the same outbox, again and again.
+        const other = slackPoster(new WebClient(slack.botToken, { slackApiUrl: slack.apiUrl }));
+        let otherPosted = 0;
+        let finished = false;
+        void first.finally(() => {
+          finished = true;
+        });
+        while (!finished) {
+          otherPosted += await drainOutbox(db, other, logged.log, undefined, { ...options, ...claims });
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        assert.equal(await first, 2, 'the root after its 429, then the reply');
+        assert.equal(otherPosted, 0);
+        const calls = slack.callsTo('chat.postMessage').slice(before);
+        assert.deepEqual(
+          calls.map((c) => c.status),
+          [429, 200, 200],
+          'the root once after the 429, and the reply once',
+        );
+        const root = (await rootOf('slow-4'))!;
+        const roots = (slack.messages.get(CHANNEL) ?? []).filter(
+          (m) => /slow-4/.test(m.text ?? '') && (m.thread_ts === undefined || m.thread_ts === m.ts),
+        );
+        assert.equal(roots.length, 1, 'one root in the channel');
+        assert.equal(slack.thread(CHANNEL, root).length, 1);
+        assert.ok(
+          !logged.records.some((r) => r.msg === 'lost the claim on a Slack message while posting it'),
+        );
+      } finally {
+        await done();
+      }
+    });
   });
 }
