@@ -5,6 +5,7 @@ import { getIncident, type Incident } from '../incidents/incidents.ts';
 import type { Logger } from '../log.ts';
 import type { Db } from '../store/db.ts';
 import {
+  type AlertCounts,
   type AlertNotice,
   alertReply,
   type DiskUsage,
@@ -100,14 +101,28 @@ interface OutboxRow {
   claimed_by: string;
 }
 
-export async function diskUsage(db: Db, incidentId: number): Promise<DiskUsage[]> {
-  const { rows } = await db.executeSql<{ payload: unknown; fingerprint: string }>(
-    `SELECT DISTINCT ON (fingerprint) payload, fingerprint FROM alerts
-     WHERE incident_id = $1 AND valid AND status = 'firing' ORDER BY fingerprint, received_at DESC`,
+/**
+ * What the root shows of an incident's alerts: the latest delivery of each alert (fingerprint),
+ * firing or resolved, so a resolution shows on the root; the disks they name, a mount firing in
+ * one alert and resolved in another counting as firing; and how many alerts are in each state.
+ */
+export async function alertState(
+  db: Db,
+  incidentId: number,
+): Promise<{ disks: DiskUsage[]; alerts: AlertCounts }> {
+  const { rows } = await db.executeSql<{
+    payload: unknown;
+    fingerprint: string;
+    status: 'firing' | 'resolved';
+  }>(
+    `SELECT DISTINCT ON (fingerprint) payload, fingerprint, status FROM alerts
+     WHERE incident_id = $1 AND valid ORDER BY fingerprint, received_at DESC, id DESC`,
     [incidentId],
   );
+  const alerts: AlertCounts = { firing: 0, resolved: 0 };
   const usages = new Map<string, DiskUsage>();
   for (const row of rows) {
+    alerts[row.status]++;
     const payload = (typeof row.payload === 'string' ? JSON.parse(row.payload) : row.payload) as {
       alerts?: Array<{
         fingerprint?: string;
@@ -122,13 +137,18 @@ export async function diskUsage(db: Db, incidentId: number): Promise<DiskUsage[]
     const used =
       payload.disk?.usedPercent ??
       parseUsedPercent(alert?.annotations?.description ?? alert?.annotations?.summary ?? '');
-    usages.set(mount, { mount, usedPercent: used });
+    const usage: DiskUsage = { mount, usedPercent: used, status: row.status };
+    const known = usages.get(mount);
+    if (!known || (known.status === 'resolved' && row.status === 'firing')) usages.set(mount, usage);
+    else if (known.status === row.status && (known.usedPercent ?? -1) < (used ?? -1))
+      usages.set(mount, usage);
   }
-  return [...usages.values()].sort((a, b) => a.mount.localeCompare(b.mount));
+  return { disks: [...usages.values()].sort((a, b) => a.mount.localeCompare(b.mount)), alerts };
 }
 
 export async function renderRoot(db: Db, incident: Incident, now: Date): Promise<SlackMessage> {
-  return incidentRoot(incident, await diskUsage(db, incident.id), now);
+  const { disks, alerts } = await alertState(db, incident.id);
+  return incidentRoot(incident, disks, now, alerts);
 }
 
 /**

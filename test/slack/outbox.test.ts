@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { WebClient } from '@slack/web-api';
@@ -7,7 +8,13 @@ import { describeMetrics, healthRoutes } from '../../src/http/health.ts';
 import { createLogger } from '../../src/log.ts';
 import { Metrics } from '../../src/metrics.ts';
 import { slackPoster } from '../../src/slack/app.ts';
-import { drainOutbox, type OutboxOptions, retryDelayMs, type SlackPoster } from '../../src/slack/outbox.ts';
+import {
+  alertState,
+  drainOutbox,
+  type OutboxOptions,
+  retryDelayMs,
+  type SlackPoster,
+} from '../../src/slack/outbox.ts';
 import type { Db } from '../../src/store/db.ts';
 import { migrate } from '../../src/store/migrate.ts';
 import { testDatabases } from '../helpers/db.ts';
@@ -20,6 +27,20 @@ import { FAKE_IDS, type FakeSlack, startFakeSlack } from '../helpers/fake-slack.
  * alerts and is not re-sent when it did not change.
  */
 const CHANNEL = FAKE_IDS.channel;
+const alertmanager = readFileSync(
+  new URL('../alerts/fixtures/alertmanager-disk.json', import.meta.url),
+  'utf8',
+);
+/** The fixture's second alert (/var/lib/docker on web-1) resolved, as Alertmanager sends it. */
+const dockerResolved = (() => {
+  const delivery = JSON.parse(alertmanager);
+  const docker = delivery.alerts[1];
+  return JSON.stringify({
+    ...delivery,
+    status: 'resolved',
+    alerts: [{ ...docker, status: 'resolved', endsAt: '2026-11-25T23:20:00.000Z' }],
+  });
+})();
 
 describe('retryDelayMs', () => {
   it('doubles from the base with each attempt and stops at the cap', () => {
@@ -261,6 +282,46 @@ for (const database of testDatabases()) {
         assert.ok(
           !logged.records.some((r) => r.msg === 'lost the claim on a Slack message while posting it'),
         );
+      } finally {
+        await done();
+      }
+    });
+
+    it('shows on the root the latest state of each alert: a resolved mount, alerts by state', async () => {
+      try {
+        await recordDelivery(db, 'alertmanager', alertmanager, { channel: CHANNEL });
+        const { rows } = await db.executeSql<{ id: string }>('SELECT id FROM incidents');
+        const id = Number(rows[0]!.id);
+        assert.deepEqual(await alertState(db, id), {
+          disks: [
+            { mount: '/', usedPercent: 96.88, status: 'firing' },
+            { mount: '/var/lib/docker', usedPercent: 98.98, status: 'firing' },
+          ],
+          alerts: { firing: 2, resolved: 0 },
+        });
+        assert.equal(await drain(), 3);
+        const root = (await rootOf('web-1'))!;
+        const shown = () => JSON.stringify(slack.message(CHANNEL, root)!.blocks);
+        assert.match(shown(), /\/var\/lib\/docker 98\.98% used/);
+        assert.match(shown(), /\*Alerts:\* 2 firing/);
+
+        await recordDelivery(db, 'alertmanager', dockerResolved, { channel: CHANNEL });
+        assert.deepEqual(await alertState(db, id), {
+          disks: [
+            { mount: '/', usedPercent: 96.88, status: 'firing' },
+            { mount: '/var/lib/docker', usedPercent: 98.98, status: 'resolved' },
+          ],
+          alerts: { firing: 1, resolved: 1 },
+        });
+        assert.equal(await drain(), 1);
+        const thread = slack.thread(CHANNEL, root);
+        assert.match(
+          thread.at(-1)!.text ?? '',
+          /^:large_green_circle: Resolved: NodeFilesystemAlmostOutOfSpace/,
+        );
+        assert.match(shown(), /\*Disk:\* \/ 96\.88% used, \/var\/lib\/docker resolved/);
+        assert.match(shown(), /\*Alerts:\* 1 firing, 1 resolved/);
+        assert.doesNotMatch(shown(), /98\.98/);
       } finally {
         await done();
       }
