@@ -11,3 +11,5 @@ UPDATE thread_messages SET dead_at = now() WHERE posted_at IS NULL AND attempts 
 -- A reply waits for the earlier unposted replies of its incident (they keep their order).
 CREATE INDEX thread_messages_pending_by_incident ON thread_messages (incident_id, id)
   WHERE posted_at IS NULL AND dead_at IS NULL;
+-- The hash of the root as last posted or updated: the root is not updated when it would not change.
+ALTER TABLE incidents ADD COLUMN root_hash text;

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { parseUsedPercent } from '../alerts/alert.ts';
 import { getIncident, type Incident } from '../incidents/incidents.ts';
 import type { Logger } from '../log.ts';
@@ -203,10 +203,11 @@ async function post(
         'UPDATE thread_messages SET ts = $2, posted_at = now(), last_error = NULL WHERE id = $1',
         [row.id, result.ts],
       );
-      await tx.executeSql('UPDATE incidents SET channel = $2, root_ts = $3 WHERE id = $1', [
+      await tx.executeSql('UPDATE incidents SET channel = $2, root_ts = $3, root_hash = $4 WHERE id = $1', [
         incident.id,
         result.channel ?? row.channel,
         result.ts,
+        rootHash(message),
       ]);
     });
     return;
@@ -346,15 +347,34 @@ export async function drainOutbox(
   }
 }
 
-/** Re-renders an incident's root message in place (status, commander, disk usage changed). */
+/** Identifies a rendering of the root: equal hashes, nothing for chat.update to change. */
+export function rootHash(message: SlackMessage): string {
+  return createHash('sha256')
+    .update(JSON.stringify({ text: message.text, blocks: message.blocks }))
+    .digest('hex');
+}
+
+/**
+ * Re-renders an incident's root message in place (status, commander, alerts changed), unless it
+ * renders as it was last posted or updated (incidents.root_hash): a burst of alerts that change
+ * nothing on the root costs one reply each and no chat.update. The hash is stored only once Slack
+ * took the update, so a failed one is made by the next refresh.
+ */
 export async function refreshRoot(db: Db, slack: SlackPoster, incidentId: number, now: Date): Promise<void> {
   const incident = await getIncident(db, incidentId);
   if (!incident?.rootTs || !incident.channel) return;
   const message = await renderRoot(db, incident, now);
+  const hash = rootHash(message);
+  const { rows } = await db.executeSql<{ root_hash: string | null }>(
+    'SELECT root_hash FROM incidents WHERE id = $1',
+    [incident.id],
+  );
+  if (rows[0]?.root_hash === hash) return;
   await slack.update({
     channel: incident.channel,
     ts: incident.rootTs,
     text: message.text,
     blocks: message.blocks,
   });
+  await db.executeSql('UPDATE incidents SET root_hash = $2 WHERE id = $1', [incident.id, hash]);
 }

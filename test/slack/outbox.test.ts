@@ -12,7 +12,9 @@ import {
   alertState,
   drainOutbox,
   type OutboxOptions,
+  refreshRoot,
   retryDelayMs,
+  rootHash,
   type SlackPoster,
 } from '../../src/slack/outbox.ts';
 import type { Db } from '../../src/store/db.ts';
@@ -50,6 +52,18 @@ describe('retryDelayMs', () => {
       [5000, 10_000, 20_000, 40_000, 80_000, 160_000, 320_000, 600_000, 600_000, 600_000],
     );
     assert.equal(retryDelayMs(0, options), 5000, 'no attempt yet counts as the first');
+  });
+});
+
+describe('rootHash', () => {
+  it('is equal for equal renderings and differs when any text or block differs', () => {
+    const message = { text: 'a', blocks: [{ type: 'section', text: { type: 'mrkdwn', text: 'x' } }] };
+    assert.equal(rootHash(message), rootHash(structuredClone(message)));
+    assert.notEqual(rootHash(message), rootHash({ ...message, text: 'b' }));
+    assert.notEqual(
+      rootHash(message),
+      rootHash({ ...message, blocks: [{ type: 'section', text: { type: 'mrkdwn', text: 'y' } }] }),
+    );
   });
 });
 
@@ -322,6 +336,55 @@ for (const database of testDatabases()) {
         assert.match(shown(), /\*Disk:\* \/ 96\.88% used, \/var\/lib\/docker resolved/);
         assert.match(shown(), /\*Alerts:\* 1 firing, 1 resolved/);
         assert.doesNotMatch(shown(), /98\.98/);
+      } finally {
+        await done();
+      }
+    });
+
+    it('does not update the root after an alert reply that changed nothing on it', async () => {
+      try {
+        await alert(generic('web-5', { id: 'disk', startsAt: '2026-11-25T23:00:00Z' }));
+        assert.equal(await drain(), 2);
+        const root = (await rootOf('web-5'))!;
+        const updates = () => slack.callsTo('chat.update').filter((c) => c.args.ts === root).length;
+        assert.equal(updates(), 0, 'the root was posted with this alert on it');
+        // A burst: the same alert firing again and again, at the same usage.
+        for (let i = 1; i <= 5; i++)
+          await alert(generic('web-5', { id: 'disk', startsAt: `2026-11-25T23:0${i}:00Z` }));
+        assert.equal(await drain(), 5);
+        assert.equal(slack.thread(CHANNEL, root).length, 6);
+        assert.equal(updates(), 0, 'five replies, no chat.update');
+        // The usage changes: one update, and a refresh after it changes nothing.
+        await alert(
+          generic('web-5', {
+            id: 'disk',
+            startsAt: '2026-11-25T23:10:00Z',
+            disk: { mount: '/', usedPercent: 99 },
+          }),
+        );
+        assert.equal(await drain(), 1);
+        assert.equal(updates(), 1);
+        assert.match(JSON.stringify(slack.message(CHANNEL, root)!.blocks), /\/ 99% used/);
+        const { rows } = await db.executeSql<{ id: string }>(`SELECT id FROM incidents WHERE host = 'web-5'`);
+        await refreshRoot(db, poster, Number(rows[0]!.id), new Date());
+        assert.equal(updates(), 1);
+      } finally {
+        await done();
+      }
+    });
+
+    it('updates the root at the next refresh when an update failed', async () => {
+      try {
+        await alert(generic('web-6', { id: 'disk' }));
+        assert.equal(await drain(), 2);
+        const root = (await rootOf('web-6'))!;
+        const { rows } = await db.executeSql<{ id: string }>(`SELECT id FROM incidents WHERE host = 'web-6'`);
+        const id = Number(rows[0]!.id);
+        await db.executeSql(`UPDATE incidents SET commander = 'U0NEWCMDR' WHERE id = $1`, [id]);
+        slack.failNext('chat.update', { error: 'fatal_error' });
+        await assert.rejects(refreshRoot(db, poster, id, new Date()), /fatal_error/);
+        await refreshRoot(db, poster, id, new Date());
+        assert.match(JSON.stringify(slack.message(CHANNEL, root)!.blocks), /<@U0NEWCMDR>/);
       } finally {
         await done();
       }
