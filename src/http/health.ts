@@ -57,6 +57,20 @@ export function healthRoutes(deps: { db: Db; metrics: Metrics }): Route[] {
             { name: 'nightshift_approval_latency_seconds_sum', value: l.total ?? 0 },
             { name: 'nightshift_approval_latency_seconds_count', value: l.n },
           );
+          // The Slack outbox: messages still to post (waiting for a retry included), messages given
+          // up on after their last attempt, and how long the oldest one still to post has waited.
+          const outbox = await deps.db.executeSql<{ pending: number; dead: number; oldest: number | null }>(
+            `SELECT count(*) FILTER (WHERE dead_at IS NULL)::int AS pending,
+                    count(*) FILTER (WHERE dead_at IS NOT NULL)::int AS dead,
+                    extract(epoch FROM now() - min(created_at) FILTER (WHERE dead_at IS NULL))::float8 AS oldest
+             FROM thread_messages WHERE posted_at IS NULL`,
+          );
+          const o = outbox.rows[0]!;
+          gauges.push(
+            { name: 'nightshift_outbox_messages', labels: { state: 'pending' }, value: o.pending },
+            { name: 'nightshift_outbox_messages', labels: { state: 'dead' }, value: o.dead },
+            { name: 'nightshift_outbox_oldest_pending_seconds', value: o.oldest ?? 0 },
+          );
           gauges.push({ name: 'nightshift_store_up', value: 1 });
         } catch {
           gauges.push({ name: 'nightshift_store_up', value: 0 });
@@ -81,6 +95,16 @@ export function describeMetrics(metrics: Metrics): void {
     help: 'Incidents not yet resolved, by status',
   });
   metrics.describe({ name: 'nightshift_jobs', type: 'gauge', help: 'Jobs by state' });
+  metrics.describe({
+    name: 'nightshift_outbox_messages',
+    type: 'gauge',
+    help: 'Slack outbox messages not posted: pending (to post or retry) and dead (gave up after the last attempt)',
+  });
+  metrics.describe({
+    name: 'nightshift_outbox_oldest_pending_seconds',
+    type: 'gauge',
+    help: 'Seconds the oldest pending Slack outbox message has waited (0 when none)',
+  });
   metrics.describe({
     name: 'nightshift_store_up',
     type: 'gauge',

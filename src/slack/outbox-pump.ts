@@ -1,10 +1,11 @@
 import type { Logger } from '../log.ts';
 import type { Db } from '../store/db.ts';
-import { drainOutbox, type SlackPoster } from './outbox.ts';
+import { drainOutbox, type OutboxOptions, type SlackPoster } from './outbox.ts';
 
 /**
  * Drains the outbox when told something was queued (kick), and every few seconds to retry what
- * failed. Never two drains at once in one process; other processes are kept apart by the claims.
+ * failed (a failed message waits out its retry delay, see drainOutbox). Never two drains at once
+ * in one process; other processes are kept apart by the claims.
  */
 export class OutboxPump {
   private running: Promise<void> | undefined;
@@ -13,11 +14,14 @@ export class OutboxPump {
   private readonly db: Db;
   private readonly slack: SlackPoster;
   private readonly log: Logger;
+  private readonly options: Partial<OutboxOptions>;
 
-  constructor(db: Db, slack: SlackPoster, log: Logger) {
+  /** `options` default to OUTBOX_DEFAULTS (see outbox.ts). */
+  constructor(db: Db, slack: SlackPoster, log: Logger, options: Partial<OutboxOptions> = {}) {
     this.db = db;
     this.slack = slack;
     this.log = log;
+    this.options = options;
   }
 
   start(intervalMs = 5000): void {
@@ -35,7 +39,7 @@ export class OutboxPump {
       do {
         this.again = false;
         try {
-          await drainOutbox(this.db, this.slack, this.log);
+          await drainOutbox(this.db, this.slack, this.log, undefined, this.options);
         } catch (error) {
           this.log.error({ err: error }, 'outbox drain failed');
         }

@@ -1,8 +1,11 @@
+import assert from 'node:assert/strict';
+import { createHash, randomUUID } from 'node:crypto';
 import { parseUsedPercent } from '../alerts/alert.ts';
 import { getIncident, type Incident } from '../incidents/incidents.ts';
 import type { Logger } from '../log.ts';
 import type { Db } from '../store/db.ts';
 import {
+  type AlertCounts,
   type AlertNotice,
   alertReply,
   type DiskUsage,
@@ -12,11 +15,61 @@ import {
 
 /**
  * Posts what the intake and the commands queued in thread_messages: the root of each incident,
- * then its replies in the thread, in order. Each message is claimed first (SKIP LOCKED), so any
- * number of bot processes can drain the outbox without posting a message twice; a claim older
- * than a minute is a crashed poster's and is taken over. Slack's 429s are waited out by the Web
- * API client (it honours Retry-After); other failures are kept on the row and retried later.
+ * then its replies in the thread, in order. Each message is claimed first (SKIP LOCKED, the claim
+ * naming its holder), so any number of bot processes can drain the outbox without posting a
+ * message twice. Slack's 429s are waited out by the Web API client (it honours Retry-After).
+ *
+ * A claim is renewed while its post is in flight. A fixed claim timeout could not be made safely
+ * longer than the post: the Web API client (app.ts) makes up to 4 attempts, each may wait out a
+ * Retry-After of whatever length Slack sends, its queue is paused by the 429s of other calls too,
+ * and its requests have no timeout of their own, so the call has no worst case to outlast. Had a
+ * claim expired under a post still waiting out a 429, another process would have taken the message
+ * and posted it a second time. So the poster renews the claim every `claimRenewMs`, and a claim
+ * expires `claimTimeoutMs` after its last renewal: only when its poster died (or could not reach
+ * the database for that long); the message is then posted by whoever takes it over.
+ *
+ * A message that fails anyway (an `ok:false`, a 5xx after the client's retries, the network) does
+ * not stop the drain: it is released with a `not_before` that grows with its attempts
+ * (`retryDelayMs`) and the drain goes on with other incidents' messages. An incident's replies
+ * keep their order: a reply is not posted while an earlier reply of its incident is unposted, and
+ * no reply before its root. After `maxAttempts` the message is marked dead (`dead_at`), logged as
+ * an error and counted in /metrics; the replies behind it then go on, so one bad message does not
+ * silence a thread.
  */
+
+export interface OutboxOptions {
+  /** Attempts before a message is marked dead. Default 10 (about half an hour of failures). */
+  maxAttempts: number;
+  /** Delay before the first retry, in milliseconds; it doubles with each attempt. Default 5000. */
+  retryBaseMs: number;
+  /** Longest delay between two attempts, in milliseconds. Default 600000 (10 minutes). */
+  retryMaxMs: number;
+  /**
+   * How long a claim holds after its last renewal before another poster may take the message, in
+   * milliseconds. Default 120000 (2 minutes): six renewals missed.
+   */
+  claimTimeoutMs: number;
+  /** How often a poster renews its claim while the post is in flight, in milliseconds. Default 20000. */
+  claimRenewMs: number;
+}
+
+/** The defaults; not read from the environment (tests pass their own). */
+export const OUTBOX_DEFAULTS: OutboxOptions = {
+  maxAttempts: 10,
+  retryBaseMs: 5000,
+  retryMaxMs: 600_000,
+  claimTimeoutMs: 120_000,
+  claimRenewMs: 20_000,
+};
+
+/** How long a message waits after its `attempts`-th failed attempt (1, 2, ...): doubling, capped. */
+export function retryDelayMs(
+  attempts: number,
+  options: Pick<OutboxOptions, 'retryBaseMs' | 'retryMaxMs'>,
+): number {
+  const exponent = Math.min(Math.max(attempts - 1, 0), 30);
+  return Math.min(options.retryBaseMs * 2 ** exponent, options.retryMaxMs);
+}
 
 export interface SlackPoster {
   postMessage(args: {
@@ -44,16 +97,32 @@ interface OutboxRow {
   channel: string;
   body: { type: string } & Partial<AlertNotice>;
   attempts: number;
+  /** Names this claim: only its holder renews it. */
+  claimed_by: string;
 }
 
-export async function diskUsage(db: Db, incidentId: number): Promise<DiskUsage[]> {
-  const { rows } = await db.executeSql<{ payload: unknown; fingerprint: string }>(
-    `SELECT DISTINCT ON (fingerprint) payload, fingerprint FROM alerts
-     WHERE incident_id = $1 AND valid AND status = 'firing' ORDER BY fingerprint, received_at DESC`,
+/**
+ * What the root shows of an incident's alerts: the latest delivery of each alert (fingerprint),
+ * firing or resolved, so a resolution shows on the root; the disks they name, a mount firing in
+ * one alert and resolved in another counting as firing; and how many alerts are in each state.
+ */
+export async function alertState(
+  db: Db,
+  incidentId: number,
+): Promise<{ disks: DiskUsage[]; alerts: AlertCounts }> {
+  const { rows } = await db.executeSql<{
+    payload: unknown;
+    fingerprint: string;
+    status: 'firing' | 'resolved';
+  }>(
+    `SELECT DISTINCT ON (fingerprint) payload, fingerprint, status FROM alerts
+     WHERE incident_id = $1 AND valid ORDER BY fingerprint, received_at DESC, id DESC`,
     [incidentId],
   );
+  const alerts: AlertCounts = { firing: 0, resolved: 0 };
   const usages = new Map<string, DiskUsage>();
   for (const row of rows) {
+    alerts[row.status]++;
     const payload = (typeof row.payload === 'string' ? JSON.parse(row.payload) : row.payload) as {
       alerts?: Array<{
         fingerprint?: string;
@@ -68,35 +137,173 @@ export async function diskUsage(db: Db, incidentId: number): Promise<DiskUsage[]
     const used =
       payload.disk?.usedPercent ??
       parseUsedPercent(alert?.annotations?.description ?? alert?.annotations?.summary ?? '');
-    usages.set(mount, { mount, usedPercent: used });
+    const usage: DiskUsage = { mount, usedPercent: used, status: row.status };
+    const known = usages.get(mount);
+    if (!known || (known.status === 'resolved' && row.status === 'firing')) usages.set(mount, usage);
+    else if (known.status === row.status && (known.usedPercent ?? -1) < (used ?? -1))
+      usages.set(mount, usage);
   }
-  return [...usages.values()].sort((a, b) => a.mount.localeCompare(b.mount));
+  return { disks: [...usages.values()].sort((a, b) => a.mount.localeCompare(b.mount)), alerts };
 }
 
 export async function renderRoot(db: Db, incident: Incident, now: Date): Promise<SlackMessage> {
-  return incidentRoot(incident, await diskUsage(db, incident.id), now);
+  const { disks, alerts } = await alertState(db, incident.id);
+  return incidentRoot(incident, disks, now, alerts);
 }
 
-/** Claims the next message that can be posted now (a reply waits for its root). */
-async function claim(db: Db): Promise<OutboxRow | undefined> {
+/**
+ * Claims the next message that can be posted now: not posted, not dead, not waiting out a retry
+ * delay, not held by a live claim; a reply only once its root is posted and no earlier reply of
+ * its incident is still to be posted (a claimed one in flight, or one waiting for its retry).
+ */
+async function claim(db: Db, options: OutboxOptions): Promise<OutboxRow | undefined> {
   return db.transaction(async (tx) => {
-    const { rows } = await tx.executeSql<OutboxRow>(
+    const { rows } = await tx.executeSql<Omit<OutboxRow, 'claimed_by'>>(
       `SELECT m.id, m.incident_id, m.role, m.channel, m.body, m.attempts FROM thread_messages m
        JOIN incidents i ON i.id = m.incident_id
-       WHERE m.posted_at IS NULL
-         AND (m.claimed_at IS NULL OR m.claimed_at < now() - interval '1 minute')
-         AND (m.role = 'root' OR i.root_ts IS NOT NULL)
-         AND m.attempts < 10
+       WHERE m.posted_at IS NULL AND m.dead_at IS NULL
+         AND (m.not_before IS NULL OR m.not_before <= now())
+         AND (m.claimed_at IS NULL OR m.claimed_at < now() - $1::float8 * interval '1 millisecond')
+         AND (m.role = 'root' OR (i.root_ts IS NOT NULL AND NOT EXISTS (
+           SELECT 1 FROM thread_messages e
+           WHERE e.incident_id = m.incident_id AND e.role = 'reply' AND e.id < m.id
+             AND e.posted_at IS NULL AND e.dead_at IS NULL)))
        ORDER BY m.id LIMIT 1 FOR UPDATE OF m SKIP LOCKED`,
+      [options.claimTimeoutMs],
     );
     const row = rows[0];
     if (!row) return undefined;
+    const token = randomUUID();
     await tx.executeSql(
-      'UPDATE thread_messages SET claimed_at = now(), attempts = attempts + 1 WHERE id = $1',
-      [row.id],
+      'UPDATE thread_messages SET claimed_at = now(), claimed_by = $2, attempts = attempts + 1 WHERE id = $1',
+      [row.id, token],
     );
-    return row;
+    return { ...row, claimed_by: token };
   });
+}
+
+/** Posts one claimed message and records it as posted; throws when Slack refused it. */
+async function post(
+  db: Db,
+  slack: SlackPoster,
+  row: OutboxRow,
+  incident: Incident,
+  now: Date,
+): Promise<void> {
+  const body = typeof row.body === 'string' ? (JSON.parse(row.body) as OutboxRow['body']) : row.body;
+  if (row.role === 'root') {
+    const message = await renderRoot(db, incident, now);
+    const result = await slack.postMessage({
+      channel: row.channel,
+      text: message.text,
+      blocks: message.blocks,
+    });
+    await db.transaction(async (tx) => {
+      await tx.executeSql(
+        'UPDATE thread_messages SET ts = $2, posted_at = now(), last_error = NULL WHERE id = $1',
+        [row.id, result.ts],
+      );
+      await tx.executeSql('UPDATE incidents SET channel = $2, root_ts = $3, root_hash = $4 WHERE id = $1', [
+        incident.id,
+        result.channel ?? row.channel,
+        result.ts,
+        rootHash(message),
+      ]);
+    });
+    return;
+  }
+  if (body.type === 'file') {
+    const file = body as unknown as { content: string; filename: string; title: string; comment: string };
+    await slack.uploadFile({
+      channel_id: incident.channel ?? row.channel,
+      thread_ts: incident.rootTs!,
+      content: file.content,
+      filename: file.filename,
+      title: file.title,
+      initial_comment: file.comment,
+    });
+    await db.executeSql('UPDATE thread_messages SET posted_at = now(), last_error = NULL WHERE id = $1', [
+      row.id,
+    ]);
+    return;
+  }
+  const message =
+    body.type === 'alert'
+      ? alertReply({
+          status: body.status ?? 'firing',
+          name: body.name ?? 'alert',
+          summary: body.summary ?? '',
+        })
+      : {
+          text: String((body as { text?: string }).text ?? ''),
+          blocks: (body as { blocks?: unknown[] }).blocks ?? [],
+        };
+  const result = await slack.postMessage({
+    channel: incident.channel ?? row.channel,
+    thread_ts: incident.rootTs!,
+    text: message.text,
+    blocks: message.blocks,
+  });
+  await db.executeSql(
+    'UPDATE thread_messages SET ts = $2, posted_at = now(), last_error = NULL WHERE id = $1',
+    [row.id, result.ts],
+  );
+}
+
+/**
+ * Renews a claim every `everyMs` until the returned function is called. A renewal that finds the
+ * claim gone (taken over after the database was out of reach for claimTimeoutMs) says so: the
+ * message may then be posted twice.
+ */
+function holdClaim(db: Db, log: Logger, row: OutboxRow, everyMs: number): () => void {
+  let held = true;
+  const timer = setInterval(() => {
+    db.executeSql<{ id: string }>(
+      `UPDATE thread_messages SET claimed_at = now()
+       WHERE id = $1 AND claimed_by = $2 AND posted_at IS NULL RETURNING id`,
+      [row.id, row.claimed_by],
+    ).then(
+      ({ rows }) => {
+        if (held && rows.length === 0)
+          log.error({ message: Number(row.id) }, 'lost the claim on a Slack message while posting it');
+      },
+      (error: unknown) => {
+        if (held)
+          log.warn({ err: error, message: Number(row.id) }, 'could not renew the claim on a Slack message');
+      },
+    );
+  }, everyMs);
+  timer.unref();
+  return () => {
+    held = false;
+    clearInterval(timer);
+  };
+}
+
+/**
+ * Releases a message whose post failed: it waits `retryDelayMs` before its next attempt, or,
+ * after its last attempt, is marked dead.
+ */
+async function release(db: Db, log: Logger, row: OutboxRow, error: unknown, options: OutboxOptions) {
+  const attempts = row.attempts + 1;
+  const reason = error instanceof Error ? error.message : String(error);
+  const context = { err: error, message: Number(row.id), incident: Number(row.incident_id), attempts };
+  if (attempts >= options.maxAttempts) {
+    log.error(context, 'could not post to Slack; gave up on the message (dead)');
+    await db.executeSql(
+      `UPDATE thread_messages SET claimed_at = NULL, claimed_by = NULL, last_error = $2, dead_at = now()
+       WHERE id = $1`,
+      [row.id, reason],
+    );
+    return;
+  }
+  const delay = retryDelayMs(attempts, options);
+  log.warn({ ...context, retryInMs: delay }, 'could not post to Slack; will retry');
+  await db.executeSql(
+    `UPDATE thread_messages SET claimed_at = NULL, claimed_by = NULL, last_error = $2,
+       not_before = now() + $3::float8 * interval '1 millisecond' WHERE id = $1`,
+    [row.id, reason, delay],
+  );
 }
 
 /** Posts everything postable; returns how many messages were posted. */
@@ -105,104 +312,69 @@ export async function drainOutbox(
   slack: SlackPoster,
   log: Logger,
   now: () => Date = () => new Date(),
+  options: Partial<OutboxOptions> = {},
 ): Promise<number> {
+  const settings = { ...OUTBOX_DEFAULTS, ...options };
+  assert(
+    settings.claimRenewMs > 0 && settings.claimRenewMs * 2 <= settings.claimTimeoutMs,
+    'an outbox claim must be renewed at least twice within its timeout (claimRenewMs <= claimTimeoutMs / 2)',
+  );
   let posted = 0;
   for (;;) {
-    const row = await claim(db);
+    const row = await claim(db, settings);
     if (!row) return posted;
-    const body = typeof row.body === 'string' ? (JSON.parse(row.body) as OutboxRow['body']) : row.body;
     const incident = await getIncident(db, Number(row.incident_id));
     if (!incident) continue;
-    try {
-      if (row.role === 'root') {
-        const message = await renderRoot(db, incident, now());
-        const result = await slack.postMessage({
-          channel: row.channel,
-          text: message.text,
-          blocks: message.blocks,
-        });
-        await db.transaction(async (tx) => {
-          await tx.executeSql(
-            'UPDATE thread_messages SET ts = $2, posted_at = now(), last_error = NULL WHERE id = $1',
-            [row.id, result.ts],
-          );
-          await tx.executeSql('UPDATE incidents SET channel = $2, root_ts = $3 WHERE id = $1', [
-            incident.id,
-            result.channel ?? row.channel,
-            result.ts,
-          ]);
-        });
-      } else {
-        if (body.type === 'file') {
-          const file = body as unknown as {
-            content: string;
-            filename: string;
-            title: string;
-            comment: string;
-          };
-          await slack.uploadFile({
-            channel_id: incident.channel ?? row.channel,
-            thread_ts: incident.rootTs!,
-            content: file.content,
-            filename: file.filename,
-            title: file.title,
-            initial_comment: file.comment,
-          });
-          await db.executeSql(
-            'UPDATE thread_messages SET posted_at = now(), last_error = NULL WHERE id = $1',
-            [row.id],
-          );
-          posted++;
-          continue;
-        }
-        const message =
-          body.type === 'alert'
-            ? alertReply({
-                status: body.status ?? 'firing',
-                name: body.name ?? 'alert',
-                summary: body.summary ?? '',
-              })
-            : {
-                text: String((body as { text?: string }).text ?? ''),
-                blocks: (body as { blocks?: unknown[] }).blocks ?? [],
-              };
-        const result = await slack.postMessage({
-          channel: incident.channel ?? row.channel,
-          thread_ts: incident.rootTs!,
-          text: message.text,
-          blocks: message.blocks,
-        });
-        await db.executeSql(
-          'UPDATE thread_messages SET ts = $2, posted_at = now(), last_error = NULL WHERE id = $1',
-          [row.id, result.ts],
-        );
-        // The root shows the latest state (disk usage, alerts resolved): refresh it in place.
-        if (body.type === 'alert') await refreshRoot(db, slack, incident.id, now());
-      }
-      posted++;
-    } catch (error) {
-      log.warn(
-        { err: error, message: Number(row.id), incident: incident.id },
-        'could not post to Slack; will retry',
-      );
-      await db.executeSql('UPDATE thread_messages SET claimed_at = NULL, last_error = $2 WHERE id = $1', [
-        row.id,
-        (error as Error).message,
-      ]);
-      return posted;
+    const stopRenewing = holdClaim(db, log, row, settings.claimRenewMs);
+    const failure = await post(db, slack, row, incident, now()).then(
+      () => undefined,
+      (error: unknown) => ({ error }),
+    );
+    stopRenewing();
+    if (failure) {
+      await release(db, log, row, failure.error, settings);
+      continue;
+    }
+    posted++;
+    const body = typeof row.body === 'string' ? (JSON.parse(row.body) as OutboxRow['body']) : row.body;
+    // The root shows the latest state (disk usage, alerts resolved): refresh it in place. The reply
+    // is posted whatever happens here; a root left stale is refreshed by the next change.
+    if (row.role === 'reply' && body.type === 'alert') {
+      await refreshRoot(db, slack, incident.id, now()).catch((error: unknown) => {
+        log.warn({ err: error, incident: incident.id }, 'could not refresh the root message');
+      });
     }
   }
 }
 
-/** Re-renders an incident's root message in place (status, commander, disk usage changed). */
+/** Identifies a rendering of the root: equal hashes, nothing for chat.update to change. */
+export function rootHash(message: SlackMessage): string {
+  return createHash('sha256')
+    .update(JSON.stringify({ text: message.text, blocks: message.blocks }))
+    .digest('hex');
+}
+
+/**
+ * Re-renders an incident's root message in place (status, commander, alerts changed), unless it
+ * renders as it was last posted or updated (incidents.root_hash): a burst of alerts that change
+ * nothing on the root costs one reply each and no chat.update. The hash is stored only once Slack
+ * took the update, so a failed one is made by the next refresh.
+ */
 export async function refreshRoot(db: Db, slack: SlackPoster, incidentId: number, now: Date): Promise<void> {
   const incident = await getIncident(db, incidentId);
   if (!incident?.rootTs || !incident.channel) return;
   const message = await renderRoot(db, incident, now);
+  const hash = rootHash(message);
+  const { rows } = await db.executeSql<{ root_hash: string | null }>(
+    'SELECT root_hash FROM incidents WHERE id = $1',
+    [incident.id],
+  );
+  if (rows[0]?.root_hash === hash) return;
   await slack.update({
     channel: incident.channel,
     ts: incident.rootTs,
     text: message.text,
     blocks: message.blocks,
   });
+  await db.executeSql('UPDATE incidents SET root_hash = $2 WHERE id = $1', [incident.id, hash]);
 }

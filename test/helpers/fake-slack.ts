@@ -253,6 +253,16 @@ export interface FakeSlack {
   callsTo(method: string): RecordedCall[];
   /** Make the next `times` calls to `method` fail with `fault` (queued after earlier faults). */
   failNext(method: string, fault: FakeFault, times?: number): void;
+  /**
+   * Make the calls to `method` whose arguments `match` fail with `fault` (before any queued
+   * `failNext` fault), `times` times (default: until the returned function is called).
+   */
+  failWhen(
+    method: string,
+    match: (args: Record<string, unknown>) => boolean,
+    fault: FakeFault,
+    times?: number,
+  ): () => void;
   /** One message, looked up by channel and ts. */
   message(channel: string, ts: string): FakeMessage | undefined;
   /** The replies in a thread, oldest first (the parent excluded). */
@@ -577,6 +587,12 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
   const envelopes: FakeEnvelope[] = [];
   const acks: FakeAck[] = [];
   const faults = new Map<string, FakeFault[]>();
+  const matchedFaults: Array<{
+    method: string;
+    match: (args: Record<string, unknown>) => boolean;
+    fault: FakeFault;
+    left: number;
+  }> = [];
   const tickets = new Set<string>();
   const sockets: SocketConnection[] = [];
   const pendingAcks = new Map<string, PendingAck>();
@@ -1038,7 +1054,9 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
     const bearer = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1];
     call.token = bearer ?? str(call.args, 'token');
 
-    const fault = faults.get(method)?.shift();
+    const matched = matchedFaults.find((f) => f.method === method && f.left > 0 && f.match(call.args));
+    if (matched) matched.left -= 1;
+    const fault = matched?.fault ?? faults.get(method)?.shift();
     if (fault) {
       call.fault = fault;
       if ('error' in fault) {
@@ -1273,6 +1291,13 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
       const queue = faults.get(method) ?? [];
       for (let i = 0; i < times; i += 1) queue.push(fault);
       faults.set(method, queue);
+    },
+    failWhen(method, match, fault, times = Number.POSITIVE_INFINITY) {
+      const entry = { method, match, fault, left: times };
+      matchedFaults.push(entry);
+      return () => {
+        entry.left = 0;
+      };
     },
     message: findMessage,
     thread: threadOf,

@@ -75,7 +75,7 @@ for (const database of testDatabases()) {
       await slack.close();
     });
 
-    it('turns a disk alert into one incident thread: a root, a reply per alert, the root updated', async () => {
+    it('turns a disk alert into one incident thread: a root showing the disks, a reply per alert', async () => {
       assert.equal((await alert(alertmanager)).status, 202);
       const root = await until('the root message', () => rootsIn(slack)[0]);
       assert.match(root.text ?? '', /#\d+ Disk \/ filling on web-1/);
@@ -87,9 +87,11 @@ for (const database of testDatabases()) {
         replies.map((r) => (r.text ?? '').split('\n')[0]),
         [':fire: Firing: NodeFilesystemAlmostOutOfSpace', ':fire: Firing: NodeFilesystemAlmostOutOfSpace'],
       );
-      await until('the root to show the disks', () => slack.message(CHANNEL, root.ts)!.history.length > 0);
       const latest = JSON.stringify(slack.message(CHANNEL, root.ts)!.blocks);
       assert.match(latest, /\/var\/lib\/docker 98\.98% used/);
+      // Both alerts were on the root when it was posted: the replies changed nothing to update.
+      await bot.slack!.pump.kick();
+      assert.equal(slack.callsTo('chat.update').length, 0);
     });
 
     it('posts nothing new for a duplicate delivery', async () => {

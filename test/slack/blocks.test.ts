@@ -48,6 +48,36 @@ describe('incident messages', () => {
     for (const line of body.split('\n')) assert.ok(line.length <= 60, `too wide for a phone: ${line}`);
   });
 
+  it('mark a resolved mount and count the alerts by state on the root', () => {
+    const lines = (alerts: { firing: number; resolved: number }, status: 'firing' | 'resolved') =>
+      (
+        incidentRoot(
+          incident,
+          [
+            { mount: '/', usedPercent: 96.88, status },
+            { mount: '/var/lib/docker', usedPercent: 98.98, status: 'resolved' },
+          ],
+          new Date('2026-11-25T23:43:00Z'),
+          alerts,
+        ).blocks[1] as unknown as { text: { text: string } }
+      ).text.text.split('\n');
+    const some = lines({ firing: 1, resolved: 1 }, 'firing');
+    assert.deepEqual(some.slice(2, 4), [
+      '*Disk:* / 96.88% used, /var/lib/docker resolved',
+      '*Alerts:* 1 firing, 1 resolved',
+    ]);
+    for (const line of some) assert.ok(line.length <= 60, `too wide for a phone: ${line}`);
+    assert.deepEqual(lines({ firing: 0, resolved: 2 }, 'resolved').slice(2, 4), [
+      '*Disk:* / resolved, /var/lib/docker resolved',
+      '*Alerts:* 2 resolved',
+    ]);
+    assert.equal(
+      lines({ firing: 0, resolved: 0 }, 'firing')[3],
+      '*Commander:* <@U123>',
+      'no alerts, no line',
+    );
+  });
+
   it('say firing or resolved in alert replies', () => {
     assert.match(
       alertReply({ status: 'firing', name: 'DiskFull', summary: '97% used' }).text,

@@ -25,6 +25,22 @@ const STATUS_EMOJI: Record<Incident['status'], string> = {
 export interface DiskUsage {
   mount: string;
   usedPercent: number | null;
+  /**
+   * The latest state of the mount's alert (default firing). A resolved mount shows no percentage:
+   * the one its alert carried is from when it fired.
+   */
+  status?: 'firing' | 'resolved';
+}
+
+/** An incident's alerts by their latest state, one per alert (fingerprint). */
+export interface AlertCounts {
+  firing: number;
+  resolved: number;
+}
+
+function diskText(d: DiskUsage): string {
+  if (d.status === 'resolved') return `${d.mount} resolved`;
+  return d.usedPercent === null ? d.mount : `${d.mount} ${d.usedPercent}% used`;
 }
 
 export function formatDuration(ms: number): string {
@@ -42,16 +58,23 @@ function clock(date: Date): string {
   return `${date.toISOString().slice(11, 16)} UTC`;
 }
 
-export function incidentRoot(incident: Incident, disks: readonly DiskUsage[], now: Date): SlackMessage {
+/** The root of an incident's thread; `alerts` adds a line counting them by state. */
+export function incidentRoot(
+  incident: Incident,
+  disks: readonly DiskUsage[],
+  now: Date,
+  alerts?: AlertCounts,
+): SlackMessage {
   const open = incident.resolvedAt ?? now;
+  const counted = [
+    ...(alerts?.firing ? [`${alerts.firing} firing`] : []),
+    ...(alerts?.resolved ? [`${alerts.resolved} resolved`] : []),
+  ];
   const lines = [
     `*Status:* ${incident.status}  ·  *Severity:* ${incident.severity}`,
     `*Host:* ${incident.host}`,
-    ...(disks.length > 0
-      ? [
-          `*Disk:* ${disks.map((d) => `${d.mount} ${d.usedPercent === null ? '' : `${d.usedPercent}% used`}`.trim()).join(', ')}`,
-        ]
-      : []),
+    ...(disks.length > 0 ? [`*Disk:* ${disks.map(diskText).join(', ')}`] : []),
+    ...(counted.length > 0 ? [`*Alerts:* ${counted.join(', ')}`] : []),
     `*Commander:* ${mention(incident.commander)}`,
     incident.resolvedAt
       ? `*Resolved* after ${formatDuration(open.getTime() - incident.openedAt.getTime())}`
