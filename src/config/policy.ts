@@ -17,7 +17,9 @@ export function loadPolicy(path: string | undefined, approvers: string | undefin
       );
     }
     policy = parsePolicy(text, path);
-    const unknown = policy.collectorsNeedApproval.filter((name) => !(COLLECTOR_NAMES as readonly string[]).includes(name));
+    const unknown = policy.collectorsNeedApproval.filter(
+      (name) => !(COLLECTOR_NAMES as readonly string[]).includes(name),
+    );
     if (unknown.length > 0)
       throw new CodedError(
         ErrorCode.ConfigInvalid,
