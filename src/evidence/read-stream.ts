@@ -98,7 +98,8 @@ export async function readDumpStream(
 
   const tarSink = (): Sink => {
     const reader = new TarReader((header) => {
-      const sink = coreSink(header.name, header.mtime);
+      // A member whose mtime no Date can hold gets the tar file's own.
+      const sink = coreSink(header.name, header.mtime ?? info.mtime);
       return { push: (c) => sink.push(c), end: (complete) => sink.end(complete) };
     });
     let failed = false;

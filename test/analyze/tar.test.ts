@@ -7,10 +7,12 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { TarReader } from '../../src/analyze/tar.ts';
 import { CodedError } from '../../src/errors.ts';
+import { paxMember, tarEnd, tarMember } from '../helpers/tar-bytes.ts';
 
 interface Member {
   name: string;
   size: number;
+  mtime: Date | undefined;
   data: Buffer;
   complete: boolean;
 }
@@ -22,7 +24,13 @@ function readTar(bytes: Uint8Array, chunk: number): Member[] {
     return {
       push: (c) => parts.push(new Uint8Array(c)),
       end: (complete) =>
-        members.push({ name: header.name, size: header.size, data: Buffer.concat(parts), complete }),
+        members.push({
+          name: header.name,
+          size: header.size,
+          mtime: header.mtime,
+          data: Buffer.concat(parts),
+          complete,
+        }),
     };
   });
   for (let at = 0; at < bytes.length; at += chunk) reader.push(bytes.subarray(at, at + chunk));
@@ -111,6 +119,46 @@ describe('TarReader', () => {
         },
       ),
       { numRuns: 400 },
+    );
+  });
+  it('leaves out an mtime no Date can hold, base-256 or PAX, and keeps the member', () => {
+    const data = Buffer.from('core bytes');
+    const archive = Buffer.concat([
+      tarMember('base256', data, { mtime: 2n ** 50n }),
+      tarMember('base256-unsafe', data, { mtime: 2n ** 80n }),
+      paxMember({ mtime: '99999999999999999999' }),
+      tarMember('pax-huge', data),
+      paxMember({ mtime: '1e400' }),
+      tarMember('pax-not-decimal', data, { mtime: 1_700_000_000 }),
+      paxMember({ mtime: '1732502400.5' }),
+      tarMember('pax-fraction', data),
+      tarEnd(),
+    ]);
+    for (const chunk of [1, 512, 4096]) {
+      const members = readTar(archive, chunk);
+      assert.deepEqual(
+        members.map((m) => [m.name, m.mtime?.toISOString(), m.data.toString()]),
+        [
+          ['base256', undefined, 'core bytes'],
+          ['base256-unsafe', undefined, 'core bytes'],
+          ['pax-huge', undefined, 'core bytes'],
+          // Not a PAX time: the header's own field stands.
+          ['pax-not-decimal', new Date(1_700_000_000_000).toISOString(), 'core bytes'],
+          ['pax-fraction', '2024-11-25T02:40:00.500Z', 'core bytes'],
+        ],
+      );
+    }
+  });
+
+  it('refuses a PAX size past any safe integer with a coded error', () => {
+    const archive = Buffer.concat([
+      paxMember({ size: '9'.repeat(30) }),
+      tarMember('core', Buffer.alloc(1)),
+      tarEnd(),
+    ]);
+    assert.throws(
+      () => readTar(archive, 512),
+      (e) => e instanceof CodedError && e.code === 'nightshift_malformed_tar' && /PAX size/.test(e.message),
     );
   });
 });
