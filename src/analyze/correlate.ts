@@ -1,3 +1,4 @@
+import { ErrorCode } from '../errors.ts';
 import type { Container } from './container.ts';
 import type { CoreFacts } from './core.ts';
 import type { EvidenceItem, EvidenceSnapshot } from './evidence.ts';
@@ -457,12 +458,35 @@ export function scrubKnownSecrets(records: readonly DumpRecord[]): DumpRecord[] 
   });
 }
 
+/**
+ * Why a record cannot be reported, if it cannot: one bad dump must not take the report of the
+ * others down with it (an Invalid Date would throw in toISOString and lose the whole run).
+ */
+function unreportable(r: DumpRecord): string | undefined {
+  if (!(r.mtime instanceof Date) || Number.isNaN(r.mtime.getTime()))
+    return 'its modification time is not a valid date';
+  return undefined;
+}
+
 export function buildReport(
   input: readonly DumpRecord[],
-  errors: readonly AnalysisError[],
+  inputErrors: readonly AnalysisError[],
   now: Date,
 ): Report {
-  const records = scrubKnownSecrets(input);
+  const errors = [...inputErrors];
+  const sound = input.filter((r) => {
+    const why = unreportable(r);
+    if (why !== undefined) {
+      errors.push({
+        file: r.file,
+        entry: r.entry,
+        code: ErrorCode.Internal,
+        message: `cannot report this dump: ${why}`,
+      });
+    }
+    return why === undefined;
+  });
+  const records = scrubKnownSecrets(sound);
   const correlations = correlate(records);
   const sigs = signatures(records, correlations);
   const { findings, next } = findingsFor(records, correlations);
@@ -472,7 +496,7 @@ export function buildReport(
     version: 1,
     generatedAt: now.toISOString(),
     dumps,
-    errors: [...errors],
+    errors,
     correlations,
     signatures: unique,
     findings,

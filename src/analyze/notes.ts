@@ -86,9 +86,15 @@ function cString(bytes: Uint8Array, start: number, max: number): string {
 
 const align4 = (n: number) => (n + 3) & ~3;
 
-/** Signals whose si_code <= 0 or SI_USER carry the sender's pid and uid. */
+/**
+ * The si_codes whose siginfo holds the sender's pid and uid (include/uapi/asm-generic/siginfo.h):
+ * SI_USER (kill), SI_QUEUE (sigqueue), SI_MESGQ (mq_notify) and SI_TKILL (tkill/tgkill, as raise()
+ * and abort() send). SI_TIMER, SI_ASYNCIO, SI_SIGIO and SI_DETHREAD keep other fields (a timer id,
+ * a band) in those bytes.
+ */
+const SENT_BY_PROCESS = new Set([0, -1, -3, -6]);
 function sentByProcess(code: number): boolean {
-  return code <= 0;
+  return SENT_BY_PROCESS.has(code);
 }
 
 const FAULT_SIGNALS = new Set([4, 7, 8, 11]);

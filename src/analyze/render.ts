@@ -46,13 +46,14 @@ export function renderReport(report: Report, options: { maxCorrelations?: number
     );
     if (first.signal) {
       const code = first.signal.codeName ? `, ${first.signal.codeName}` : '';
-      const senders = [
-        ...new Set(members.map((d) => d.signal?.senderPid).filter((p) => p !== null && p !== undefined)),
-      ];
-      const from =
-        senders.length > 0 && senders.some((p, i) => p !== members[i]?.pid)
-          ? `; sender pid ${senders.join(', ')}`
-          : '';
+      // Each dump against its own pid: abort() signals itself, and that is no sender worth naming.
+      const killed = members.filter((d) => {
+        const sender = d.signal?.senderPid;
+        return sender !== null && sender !== undefined && sender > 0 && sender !== d.pid;
+      });
+      const senders = [...new Set(killed.map((d) => d.signal!.senderPid!))];
+      const some = killed.length < members.length ? ` (${killed.length} of ${members.length} dumps)` : '';
+      const from = senders.length > 0 ? `; sender pid ${senders.join(', ')}${some}` : '';
       line(`  signal    ${first.signal.name} (${first.signal.number}${code})${from}`);
       if (first.signal.faultAddress) line(`  address   ${first.signal.faultAddress}`);
       line(`  meaning   ${first.signal.meaning}`);

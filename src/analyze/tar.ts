@@ -12,7 +12,8 @@ export const BLOCK = 512;
 export interface TarEntryHeader {
   name: string;
   size: number;
-  mtime: Date;
+  /** Undefined when the header's mtime is not a time a Date can hold (base-256 or PAX garbage). */
+  mtime: Date | undefined;
   type: 'file' | 'directory' | 'link' | 'other';
 }
 
@@ -84,6 +85,16 @@ function parsePax(text: string): Map<string, string> {
 }
 
 const MAX_META = 1 << 20;
+
+/** The largest time a Date holds, in seconds either side of 1970 (ECMA-262: 8.64e15 ms). */
+const MAX_DATE_SECONDS = 8.64e12;
+
+/** A member's mtime as a Date, or undefined when no Date can hold it. */
+function memberTime(seconds: number): Date | undefined {
+  return Number.isFinite(seconds) && Math.abs(seconds) <= MAX_DATE_SECONDS
+    ? new Date(seconds * 1000)
+    : undefined;
+}
 
 export class TarReader {
   private readonly onEntry: OnTarEntry;
@@ -175,7 +186,13 @@ export class TarReader {
     const magic = field(block, 257, 6);
     const prefix = magic.startsWith('ustar') ? field(block, 345, 155) : '';
     let name = prefix ? `${prefix}/${field(block, 0, 100)}` : field(block, 0, 100);
-    let mtime = numeric(block, 136, 12, 'mtime');
+    // A time nothing can read is no reason to lose the member: it is left out (see memberTime).
+    let mtime: number;
+    try {
+      mtime = numeric(block, 136, 12, 'mtime');
+    } catch {
+      mtime = Number.NaN;
+    }
     this.padding = (BLOCK - (size % BLOCK)) % BLOCK;
     if (typeflag === 'x' || typeflag === 'g' || typeflag === 'L') {
       if (size > MAX_META)
@@ -192,10 +209,15 @@ export class TarReader {
     const paxSize = this.pax.get('size');
     if (paxSize !== undefined && /^\d+$/.test(paxSize)) {
       size = Number(paxSize);
+      if (!Number.isSafeInteger(size)) {
+        throw new CodedError(ErrorCode.MalformedTar, `tar PAX size is impossibly large: ${paxSize}`);
+      }
       this.padding = (BLOCK - (size % BLOCK)) % BLOCK;
     }
+    // PAX times are decimal seconds with an optional fraction ("1732502400.25"); anything else
+    // ("0x10", "", "1e400") is ignored in favour of the header's own field.
     const paxMtime = this.pax.get('mtime');
-    if (paxMtime !== undefined && Number.isFinite(Number(paxMtime))) mtime = Number(paxMtime);
+    if (paxMtime !== undefined && /^-?\d{1,20}(\.\d*)?$/.test(paxMtime)) mtime = Number(paxMtime);
     this.pax = new Map();
     this.longName = undefined;
     const type =
@@ -208,8 +230,7 @@ export class TarReader {
             : 'other';
     this.entries++;
     // Links, directories and devices carry no data (size is 0 for them in practice).
-    this.sink =
-      type === 'file' ? this.onEntry({ name, size, mtime: new Date(mtime * 1000), type }) : undefined;
+    this.sink = type === 'file' ? this.onEntry({ name, size, mtime: memberTime(mtime), type }) : undefined;
     this.remaining = size;
     if (size === 0) {
       this.sink?.end(true);

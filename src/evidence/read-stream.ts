@@ -64,13 +64,23 @@ export async function readDumpStream(
   const errors: AnalysisError[] = [];
   let gzipped = false;
   let container: Container = 'raw';
-  const fail = (entry: string | null, error: unknown) => {
+  // Results are listed in member order, although a gzipped member finishes after those behind it.
+  const order = new Map<object, number>();
+  let nextSeq = 0;
+  const fail = (entry: string | null, error: unknown, seq = nextSeq++) => {
     const coded = asCodedError(error);
-    errors.push({ file, entry, code: coded.code, message: coded.message });
+    const record = { file, entry, code: coded.code, message: coded.message };
+    order.set(record, seq);
+    errors.push(record);
   };
 
   /** A sink that analyses one core; errors from a bad header stop it and are recorded once. */
-  const coreSink = (entry: string | null, mtime: Date, onDone?: (complete: boolean) => void) => {
+  const coreSink = (
+    entry: string | null,
+    mtime: Date,
+    seq = nextSeq++,
+    onDone?: (complete: boolean) => void,
+  ) => {
     const analyzer = new DumpStreamAnalyzer();
     let failed = false;
     return {
@@ -80,7 +90,7 @@ export async function readDumpStream(
           analyzer.push(chunk);
         } catch (error) {
           failed = true;
-          fail(entry, error);
+          fail(entry, error, seq);
         }
       },
       end(complete = true) {
@@ -88,18 +98,86 @@ export async function readDumpStream(
         if (failed) return;
         try {
           const { facts, evidence, sizeBytes } = analyzer.finish();
-          dumps.push({ file, entry, container, fileBytes: info.size, sizeBytes, mtime, facts, evidence });
+          const record = { file, entry, container, fileBytes: info.size, sizeBytes, mtime, facts, evidence };
+          order.set(record, seq);
+          dumps.push(record);
         } catch (error) {
-          fail(entry, error);
+          fail(entry, error, seq);
         }
       },
     };
   };
 
+  /**
+   * Work the input must wait for before it is read further: a gzipped tar member's inflater
+   * catching up. The TarReader pushes synchronously, so without this a gzipped member would
+   * queue the whole rest of the archive in memory.
+   */
+  const pending: Array<Promise<void>> = [];
+  const settle = async () => {
+    while (pending.length > 0) await pending.shift();
+  };
+
+  /** A member that is itself gzipped (core.1234.gz copied out of a container): inflate, then sniff. */
+  const gunzipSink = (entry: string, mtime: Date, seq: number): Sink => {
+    const inflater = createGunzip({ chunkSize: GUNZIP_CHUNK });
+    const inside = new Sniffer((head) => {
+      if (sniff(head) === 'elf') return coreSink(entry, mtime, seq);
+      fail(
+        entry,
+        new CodedError(ErrorCode.NotCore, `not a core dump: a gzip of ${describeUnknown(head)}`),
+        seq,
+      );
+      return { push() {}, end() {} };
+    });
+    let error: unknown;
+    inflater.on('data', (chunk: Buffer) => inside.push(chunk));
+    const done = new Promise<void>((resolve) => {
+      inflater.on('end', resolve);
+      inflater.on('error', (e) => {
+        error = e;
+        resolve();
+      });
+    });
+    return {
+      push(chunk) {
+        if (error !== undefined) return;
+        if (!inflater.write(chunk)) {
+          pending.push(Promise.race([new Promise<void>((resolve) => inflater.once('drain', resolve)), done]));
+        }
+      },
+      end() {
+        inflater.end();
+        pending.push(
+          done.then(() => {
+            const coded = error === undefined ? undefined : asCodedError(error);
+            // Cut short (the tar or the disk ended inside it): analyse what came out, as for a file.
+            if (coded === undefined || /unexpected end/i.test(coded.message)) inside.end();
+            else fail(entry, coded, seq);
+          }),
+        );
+      },
+    };
+  };
+
+  /** Each member is told apart by content too: a core, a gzipped core, or named for what it is. */
+  const memberSink = (entry: string, mtime: Date): Sink => {
+    const seq = nextSeq++;
+    return new Sniffer((head) => {
+      const kind = sniff(head);
+      if (kind === 'elf') return coreSink(entry, mtime, seq);
+      if (kind === 'gzip') return gunzipSink(entry, mtime, seq);
+      const what = kind === 'tar' ? 'a tar archive inside the tar (extract it first)' : describeUnknown(head);
+      fail(entry, new CodedError(ErrorCode.NotCore, `not a core dump: ${what}`), seq);
+      return { push() {}, end() {} };
+    });
+  };
+
   const tarSink = (): Sink => {
     const reader = new TarReader((header) => {
-      const sink = coreSink(header.name, header.mtime);
-      return { push: (c) => sink.push(c), end: (complete) => sink.end(complete) };
+      // A member whose mtime no Date can hold gets the tar file's own.
+      const sink = memberSink(header.name, header.mtime ?? info.mtime);
+      return { push: (c) => sink.push(c), end: () => sink.end() };
     });
     let failed = false;
     return {
@@ -156,18 +234,22 @@ export async function readDumpStream(
     for await (const chunk of stream) {
       if (!gzipped) count(chunk as Buffer);
       inner.push(chunk as Buffer);
+      if (pending.length > 0) await settle();
     }
     inner.end();
+    await settle();
   } catch (error) {
     const coded = asCodedError(error);
     if (gzipped && (coded.code === ErrorCode.MalformedGzip || /unexpected end/i.test(coded.message))) {
       // A gzip stream cut short (the disk filled while it was written): analyse what came out.
       inner.end();
+      await settle();
       if (!/unexpected end/i.test(coded.message)) fail(null, coded);
     } else {
       source.destroy();
       throw coded;
     }
   }
-  return { dumps, errors };
+  const inOrder = (a: object, b: object) => order.get(a)! - order.get(b)!;
+  return { dumps: dumps.sort(inOrder), errors: errors.sort(inOrder) };
 }

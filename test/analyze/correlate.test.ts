@@ -159,6 +159,25 @@ describe('buildReport', () => {
     assert.ok(!JSON.stringify(scrubbed).includes('hunter2'));
   });
 
+  it('lists a dump it cannot report among the errors and reports the others', () => {
+    const bad = dump(1, [['url', STREAM]]);
+    bad.mtime = new Date(Number.NaN);
+    const r = buildReport([dump(0, []), bad, dump(2, [])], [], new Date('2026-11-25T04:00:00Z'));
+    ReportSchema.parse(r);
+    assert.deepEqual(
+      r.dumps.map((d) => d.file),
+      ['core.0', 'core.2'],
+    );
+    assert.deepEqual(r.errors, [
+      {
+        file: 'core.1',
+        entry: null,
+        code: 'nightshift_internal',
+        message: 'cannot report this dump: its modification time is not a valid date',
+      },
+    ]);
+  });
+
   it('flags truncated cores', () => {
     const r = buildReport([dump(1, [], { truncated: true }), dump(2, [])], [], new Date());
     assert.ok(r.findings.some((f) => f.title === '1 of 2 cores are truncated'));

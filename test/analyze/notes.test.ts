@@ -86,6 +86,45 @@ describe('parseNotes on aarch64 notes', () => {
   });
 });
 
+describe('parseNotes on NT_SIGINFO', () => {
+  /** siginfo_t: si_signo, si_errno, si_code, then the union at offset 16 (pid, uid for kill()). */
+  function siginfo(signo: number, code: number): Buffer {
+    const info = Buffer.alloc(128);
+    info.writeInt32LE(signo, 0);
+    info.writeInt32LE(code, 8);
+    info.writeInt32LE(4242, 16); // si_pid, or si_tid for SI_TIMER, si_band for SI_SIGIO
+    info.writeUInt32LE(1000, 20); // si_uid, or si_overrun for SI_TIMER
+    return note('CORE', 0x53494749, info);
+  }
+
+  it('reads a sender for SI_USER, SI_QUEUE, SI_MESGQ and SI_TKILL only', () => {
+    const senders = [0, -1, -2, -3, -4, -5, -6, -7, 128].map((code) => {
+      const s = parseNotes(siginfo(6, code), 'x86_64').signal!;
+      return [code, s.senderPid ?? null, s.senderUid ?? null];
+    });
+    assert.deepEqual(senders, [
+      [0, 4242, 1000], // SI_USER: kill()
+      [-1, 4242, 1000], // SI_QUEUE: sigqueue()
+      [-2, null, null], // SI_TIMER: a timer id and overrun count, not a process
+      [-3, 4242, 1000], // SI_MESGQ: mq_notify()
+      [-4, null, null], // SI_ASYNCIO
+      [-5, null, null], // SI_SIGIO: a band and fd
+      [-6, 4242, 1000], // SI_TKILL: tgkill(), raise(), abort()
+      [-7, null, null], // SI_DETHREAD
+      [128, null, null], // SI_KERNEL
+    ]);
+  });
+
+  it('reads a fault address, not a sender, for a fault the kernel raised', () => {
+    assert.deepEqual(parseNotes(siginfo(11, 1), 'x86_64').signal, {
+      signo: 11,
+      errno: 0,
+      code: 1,
+      faultAddress: 0x3e800001092n,
+    });
+  });
+});
+
 describe('EvidenceCollector', () => {
   it('bounds what it keeps and counts what it drops', () => {
     const collector = new EvidenceCollector();

@@ -5,24 +5,33 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { TarReader } from '../../src/analyze/tar.ts';
+import { type TarEntryHeader, TarReader } from '../../src/analyze/tar.ts';
 import { CodedError } from '../../src/errors.ts';
+import { BLOCK, FIELD, paxMember, tarEnd, tarMember, withChecksum } from '../helpers/tar-bytes.ts';
 
 interface Member {
   name: string;
   size: number;
+  mtime: Date | undefined;
   data: Buffer;
   complete: boolean;
 }
 
-function readTar(bytes: Uint8Array, chunk: number): Member[] {
+function readTar(bytes: Uint8Array, chunk: number, seen?: (header: TarEntryHeader) => void): Member[] {
   const members: Member[] = [];
   const reader = new TarReader((header) => {
+    seen?.(header);
     const parts: Uint8Array[] = [];
     return {
       push: (c) => parts.push(new Uint8Array(c)),
       end: (complete) =>
-        members.push({ name: header.name, size: header.size, data: Buffer.concat(parts), complete }),
+        members.push({
+          name: header.name,
+          size: header.size,
+          mtime: header.mtime,
+          data: Buffer.concat(parts),
+          complete,
+        }),
     };
   });
   for (let at = 0; at < bytes.length; at += chunk) reader.push(bytes.subarray(at, at + chunk));
@@ -112,5 +121,137 @@ describe('TarReader', () => {
       ),
       { numRuns: 400 },
     );
+  });
+  it('leaves out an mtime no Date can hold, base-256 or PAX, and keeps the member', () => {
+    const data = Buffer.from('core bytes');
+    const archive = Buffer.concat([
+      tarMember('base256', data, { mtime: 2n ** 50n }),
+      tarMember('base256-unsafe', data, { mtime: 2n ** 80n }),
+      paxMember({ mtime: '99999999999999999999' }),
+      tarMember('pax-huge', data),
+      paxMember({ mtime: '1e400' }),
+      tarMember('pax-not-decimal', data, { mtime: 1_700_000_000 }),
+      paxMember({ mtime: '1732502400.5' }),
+      tarMember('pax-fraction', data),
+      tarEnd(),
+    ]);
+    for (const chunk of [1, 512, 4096]) {
+      const members = readTar(archive, chunk);
+      assert.deepEqual(
+        members.map((m) => [m.name, m.mtime?.toISOString(), m.data.toString()]),
+        [
+          ['base256', undefined, 'core bytes'],
+          ['base256-unsafe', undefined, 'core bytes'],
+          ['pax-huge', undefined, 'core bytes'],
+          // Not a PAX time: the header's own field stands.
+          ['pax-not-decimal', new Date(1_700_000_000_000).toISOString(), 'core bytes'],
+          ['pax-fraction', '2024-11-25T02:40:00.500Z', 'core bytes'],
+        ],
+      );
+    }
+  });
+
+  it('refuses a PAX size past any safe integer with a coded error', () => {
+    const archive = Buffer.concat([
+      paxMember({ size: '9'.repeat(30) }),
+      tarMember('core', Buffer.alloc(1)),
+      tarEnd(),
+    ]);
+    assert.throws(
+      () => readTar(archive, 512),
+      (e) => e instanceof CodedError && e.code === 'nightshift_malformed_tar' && /PAX size/.test(e.message),
+    );
+  });
+
+  /** Offsets of the header blocks of a well-formed archive (PAX headers included). */
+  function headerOffsets(archive: Uint8Array): number[] {
+    const offsets: number[] = [];
+    for (let at = 0; at + BLOCK <= archive.length; ) {
+      const block = archive.subarray(at, at + BLOCK);
+      if (block.every((b) => b === 0)) break;
+      offsets.push(at);
+      const size = Number.parseInt(Buffer.from(block.subarray(124, 136)).toString('latin1'), 8);
+      at += BLOCK + Math.ceil(size / BLOCK) * BLOCK;
+    }
+    return offsets;
+  }
+
+  it('never throws anything but a coded error on header fields mutated behind a valid checksum', () => {
+    const archive = gnuTar('pax');
+    const offsets = headerOffsets(archive);
+    assert.ok(offsets.length >= 5, `found ${offsets.length} headers`);
+    const fields = Object.entries(FIELD).filter(([name]) => name !== 'checksum');
+    let parsed = 0;
+    let noDate = 0;
+    const runs = 400;
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            header: fc.nat({ max: offsets.length - 1 }),
+            field: fc.nat({ max: fields.length - 1 }),
+            bytes: fc.uint8Array({ minLength: 12, maxLength: 12 }),
+            base256: fc.boolean(),
+          }),
+          { minLength: 1, maxLength: 3 },
+        ),
+        (mutations) => {
+          const bytes = Buffer.from(archive);
+          for (const m of mutations) {
+            const at = offsets[m.header]!;
+            const [, [start, length]] = fields[m.field]!;
+            bytes.set(m.bytes.subarray(0, length), at + start);
+            if (m.base256) bytes[at + start] = bytes[at + start]! | 0x80;
+            withChecksum(bytes.subarray(at, at + BLOCK));
+          }
+          const started = performance.now();
+          try {
+            // Every member header that got through counts, even when a later one throws.
+            readTar(bytes, 997, (header) => {
+              if (header.mtime === undefined) noDate++;
+              else assert.ok(!Number.isNaN(header.mtime.getTime()), `${header.name}: Invalid Date`);
+            });
+            parsed++;
+          } catch (error) {
+            assert.ok(error instanceof CodedError, String(error));
+          }
+          assert.ok(performance.now() - started < 500, 'took too long');
+        },
+      ),
+      { numRuns: runs },
+    );
+    // The mutations must get past the checksum, or they test nothing but the checksum.
+    assert.ok(parsed > runs / 4, `only ${parsed} of ${runs} mutated archives were read`);
+    assert.ok(noDate > 0, 'no base-256 mtime past any date was reached');
+  });
+
+  it('never throws anything but a coded error on PAX records of any value', () => {
+    const core = Buffer.from('x'.repeat(3000));
+    const value = fc.oneof(
+      fc.string({ maxLength: 40 }),
+      fc.bigInt({ min: -(2n ** 90n), max: 2n ** 90n }).map(String),
+      fc.double().map(String),
+      fc.constantFrom('', '0x10', '1e400', '-0', '1.', '.5', 'NaN', '3000', '1024', '0'),
+    );
+    const records = fc.dictionary(fc.constantFrom('size', 'mtime', 'path', 'linkpath', 'uid'), value);
+    let read = 0;
+    fc.assert(
+      fc.property(records, (pax) => {
+        const archive = Buffer.concat([paxMember(pax), tarMember('core', core), tarEnd()]);
+        const started = performance.now();
+        try {
+          for (const member of readTar(archive, 509)) {
+            read++;
+            assert.ok(member.mtime === undefined || !Number.isNaN(member.mtime.getTime()), 'Invalid Date');
+            assert.ok(Number.isSafeInteger(member.size) && member.size >= 0, `size ${member.size}`);
+          }
+        } catch (error) {
+          assert.ok(error instanceof CodedError, String(error));
+        }
+        assert.ok(performance.now() - started < 500, 'took too long');
+      }),
+      { numRuns: 400 },
+    );
+    assert.ok(read > 100, `only ${read} members read`);
   });
 });

@@ -77,6 +77,8 @@ export const WORKER_USER_AGENT = 'nightshift-webapp/2026.11.3 (+feeds)';
 /** The endless stream and the finite feed served by stream_server.py. */
 export const STREAM_PATH = '/live/radio.mp3';
 export const FEED_PATH = '/feeds/ok.xml';
+/** The link of the one item in that feed (stream_server.py): only the workers that read it hold it. */
+export const FEED_ITEM_URL = 'http://example.test/status/1';
 export const STREAM_HEADERS = {
   'Content-Type': 'audio/mpeg',
   'icy-name': 'Nightshift Test Radio',
@@ -122,6 +124,11 @@ export type CoreVia = 'kernel' | 'gcore';
 export interface CCoreOptions {
   /** Extra arguments (ignored by the program; there to appear in the core). */
   args?: string[];
+  /**
+   * Another C program to run instead of crash.c (default CRASH_SOURCE). It must die the `kind` way
+   * and honour NIGHTSHIFT_WAIT_FOR_GCORE as crash.c does.
+   */
+  source?: string;
   /** Default 'kernel' (falls back to 'gcore' where the kernel cannot deliver). */
   via?: CoreVia;
 }
@@ -245,15 +252,16 @@ export function resolvePython(): Promise<string> {
 const compiled = new Map<string, Promise<string>>();
 
 /** Compile crash.c for `kind` into `<dir>/bin/crash-<kind>` (once per dir and kind). */
-export function compileCrasher(dir: string, kind: CrashKind): Promise<string> {
-  const executable = join(resolve(dir), 'bin', `crash-${kind}`);
+export function compileCrasher(dir: string, kind: CrashKind, source = CRASH_SOURCE): Promise<string> {
+  const program = source === CRASH_SOURCE ? 'crash' : basename(source, '.c');
+  const executable = join(resolve(dir), 'bin', `${program}-${kind}`);
   let done = compiled.get(executable);
   if (done === undefined) {
     done = (async () => {
       requireTool('gcc');
       await mkdir(dirname(executable), { recursive: true });
       const partial = `${executable}.${process.pid}.partial`;
-      await runTool('gcc', ['-O0', '-g', '-pthread', `-DCRASH_KIND="${kind}"`, '-o', partial, CRASH_SOURCE]);
+      await runTool('gcc', ['-O0', '-g', '-pthread', `-DCRASH_KIND="${kind}"`, '-o', partial, source]);
       await rename(partial, executable);
       return executable;
     })();
@@ -274,7 +282,7 @@ const EXPECTED_SIGNAL: Record<CrashKind, NodeJS.Signals> = {
  * under `dir`, and return its core.
  */
 export async function makeCCore(dir: string, kind: CrashKind, opts: CCoreOptions = {}): Promise<CCore> {
-  const executable = await compileCrasher(dir, kind);
+  const executable = await compileCrasher(dir, kind, opts.source);
   const support = await kernelCoreSupport();
   const via: CoreVia = (opts.via ?? 'kernel') === 'kernel' && support.kernel ? 'kernel' : 'gcore';
   const cwd = await mkdtemp(join(resolve(dir), `${kind}-`));

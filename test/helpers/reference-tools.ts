@@ -338,3 +338,74 @@ export async function grepUrls(file: string, ere: string): Promise<Map<string, n
 export function escapeEre(text: string): string {
   return text.replace(/[.[\]()*+?{}|^$\\]/g, '\\$&');
 }
+
+/**
+ * grepUrls over what a decompressor writes: `producer producerArgs | LC_ALL=C grep -aoE ere`
+ * (e.g. `gzip -dc FILE`, `tar -xOf FILE`), with the two processes piped directly, no shell. Throws
+ * when the producer fails, as `set -o pipefail` would.
+ */
+export async function grepUrlsOf(
+  producer: string,
+  producerArgs: readonly string[],
+  ere: string,
+): Promise<Map<string, number>> {
+  requireTool(producer);
+  requireTool('grep');
+  const env = { ...process.env, LC_ALL: 'C' };
+  const source = spawn(producer, producerArgs, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const grep = spawn('grep', ['-aoE', '-e', ere], { env, stdio: [source.stdout, 'pipe', 'pipe'] });
+  // grep holds its own copy of the pipe now; ours, never read, would keep 'close' from firing.
+  source.stdout.destroy();
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  grep.stdout.on('data', (chunk: Buffer) => out.push(chunk));
+  source.stderr.on('data', (chunk: Buffer) => err.push(chunk));
+  const exit = (child: typeof source) =>
+    new Promise<number | null>((resolve, reject) => {
+      child.on('error', reject);
+      child.on('close', (code) => resolve(code));
+    });
+  const [producerCode, grepCode] = await Promise.all([exit(source), exit(grep)]);
+  if (producerCode !== 0) {
+    throw new Error(
+      `${producer} ${producerArgs.join(' ')} exited with ${producerCode}: ${Buffer.concat(err).toString()}`,
+    );
+  }
+  if (grepCode !== 0 && grepCode !== 1) throw new Error(`grep exited with ${grepCode}`);
+  const counts = new Map<string, number>();
+  for (const match of Buffer.concat(out).toString('latin1').split('\n')) {
+    if (match === '') continue;
+    counts.set(match, (counts.get(match) ?? 0) + 1);
+  }
+  return counts;
+}
+
+/** Byte offsets of every match of `ere` in `file` (LC_ALL=C grep -aboE), in file order. */
+export async function grepMatchOffsets(
+  file: string,
+  ere: string,
+): Promise<Array<{ offset: number; match: string }>> {
+  requireTool('grep');
+  const { stdout } = await runTool('grep', ['-aboE', '-e', ere, '--', file], { okCodes: [0, 1] });
+  return stdout
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => {
+      const colon = line.indexOf(':');
+      return { offset: Number(line.slice(0, colon)), match: line.slice(colon + 1) };
+    });
+}
+
+/** How many times `text` occurs in `file`, byte-wise (LC_ALL=C grep -aoF). */
+export async function grepCount(file: string, text: string): Promise<number> {
+  requireTool('grep');
+  const { stdout } = await runTool('grep', ['-aoF', '-e', text, '--', file], { okCodes: [0, 1] });
+  return stdout.split('\n').filter((line) => line !== '').length;
+}
+
+/** The UTF-16LE strings of at least `min` characters binutils' strings finds in `file` (-a -el). */
+export async function utf16Strings(file: string, min = 6): Promise<string[]> {
+  requireTool('strings');
+  const { stdout } = await runTool('strings', ['-a', '-el', '-n', String(min), '--', file]);
+  return stdout.split('\n').filter((line) => line !== '');
+}
