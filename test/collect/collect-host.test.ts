@@ -96,6 +96,20 @@ describe('the built-in collection on a host over SSH', () => {
     assert.ok(collection.filesystems.some((f) => f.mount === '/'));
   });
 
+  it('holds the collectors a policy names for an approval, with their exact command, and runs the rest', async () => {
+    const collection = await collectHost(ssh.host('web'), {
+      needApproval: ['docker disk usage', 'core dump settings'],
+    });
+    assert.deepEqual(
+      collection.held.map((h) => h.name),
+      ['core dump settings', 'docker disk usage'],
+    );
+    assert.match(collection.held[1]!.command, /"\$d" system df/);
+    assert.ok(!collection.findings.some((f) => f.title === 'How this host writes core dumps'));
+    assert.ok(!collection.findings.some((f) => /has written .* to its layer/.test(f.title)));
+    assert.equal(collection.cores.filter((c) => c.container).length, 2, 'the other collectors still ran');
+  });
+
   it('nightshift collect --pull brings every core home and analyses them as one set', () => {
     const into = join(work, 'pulled');
     const root = new URL('../../', import.meta.url).pathname;

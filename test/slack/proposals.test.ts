@@ -1,0 +1,212 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { PolicySchema } from '../../src/approvals/policy.ts';
+import { createProposal, getProposal } from '../../src/approvals/service.ts';
+import { loadConfig } from '../../src/config/env.ts';
+import { openIncidentByHand } from '../../src/incidents/incidents.ts';
+import { sweep } from '../../src/jobs/sweeper.ts';
+import { createLogger } from '../../src/log.ts';
+import { type Bot, startBot } from '../../src/main.ts';
+import { queueProposalMessage } from '../../src/slack/proposal-messages.ts';
+import type { Db } from '../../src/store/db.ts';
+import { testDatabases } from '../helpers/db.ts';
+import {
+  eventCallbackBody,
+  FAKE_IDS,
+  type FakeSlack,
+  reactionAddedEvent,
+  signedRequest,
+  startFakeSlack,
+} from '../helpers/fake-slack.ts';
+import { until } from '../helpers/wait.ts';
+
+/**
+ * Proposals in the incident thread, decided from a phone with reactions: ✅ approves and starts
+ * the one run, ❌ rejects, someone who may not decide is told so privately; expiry and evidence
+ * retention are swept. Against the fake Slack with signed events, on both databases.
+ */
+const SECRET = '0123456789abcdef0123456789abcdef';
+const APPROVER = 'U0APPROVER';
+const CHANNEL = FAKE_IDS.channel;
+
+for (const database of testDatabases()) {
+  describe(`proposals decided with reactions on ${database.name}`, () => {
+    let slack: FakeSlack;
+    let db: Db;
+    let bot: Bot;
+    let work: string;
+    let incidentId: number;
+    let reactions = 0;
+
+    before(async () => {
+      work = mkdtempSync(join(tmpdir(), 'nightshift-proposals-'));
+      slack = await startFakeSlack();
+      db = await database.open();
+      bot = await startBot({
+        config: {
+          ...loadConfig({
+            SLACK_BOT_TOKEN: slack.botToken,
+            SLACK_SIGNING_SECRET: SECRET,
+            SLACK_API_URL: slack.apiUrl,
+            INCIDENT_CHANNEL: CHANNEL,
+            NIGHTSHIFT_APPROVERS: APPROVER,
+            NIGHTSHIFT_DATA_DIR: work,
+          }),
+          PORT: 0,
+        },
+        db,
+        log: createLogger({ level: process.env.TEST_LOG ?? 'silent' }),
+      });
+      const { incident } = await openIncidentByHand(db, {
+        host: 'web-9',
+        note: 'disk',
+        user: APPROVER,
+        channel: CHANNEL,
+      });
+      incidentId = incident.id;
+      await bot.slack!.pump.kick();
+    });
+    after(async () => {
+      await bot.close();
+      await db.close();
+      await slack.close();
+      rmSync(work, { recursive: true, force: true });
+    });
+
+    /** A pull proposal from a host that is not in any hosts file: approved, its run fails cleanly. */
+    const propose = async (text: string, now = new Date()) => {
+      const proposal = await createProposal(
+        db,
+        { incidentId, kind: 'pull', target: 'web-9', text, why: 'test', proposedBy: 'nightshift' },
+        PolicySchema.parse({ approvers: { users: [APPROVER] } }),
+        now,
+      );
+      await queueProposalMessage(db, proposal, CHANNEL, now);
+      await bot.slack!.pump.kick();
+      const message = await until('the proposal message', () =>
+        (slack.messages.get(CHANNEL) ?? []).find((m) =>
+          (m.text ?? '').startsWith(`Proposal #${proposal.id} `),
+        ),
+      );
+      return { proposal, message };
+    };
+    const react = (user: string, reaction: string, ts: string) =>
+      signedRequest(
+        `http://127.0.0.1:${bot.port}/slack/events`,
+        SECRET,
+        eventCallbackBody(
+          reactionAddedEvent({ user, reaction, item: { type: 'message', channel: CHANNEL, ts } }),
+          {
+            eventId: `Ev0REACT${String(++reactions).padStart(4, '0')}`,
+          },
+        ),
+      );
+
+    it('approves with ✅ from an approver and runs it once, even when Slack retries the event', async () => {
+      const { proposal, message } = await propose('/var/crash/core.1');
+      const body = eventCallbackBody(
+        reactionAddedEvent({
+          user: APPROVER,
+          reaction: 'white_check_mark',
+          item: { type: 'message', channel: CHANNEL, ts: message.ts },
+        }),
+        { eventId: 'Ev0RETRIED1' },
+      );
+      const events = `http://127.0.0.1:${bot.port}/slack/events`;
+      assert.equal((await signedRequest(events, SECRET, body)).status, 200);
+      assert.equal(
+        (await signedRequest(events, SECRET, body, undefined, { retryNum: 1, retryReason: 'http_timeout' }))
+          .status,
+        200,
+      );
+      // The host is in no hosts file, so the run ends failed, saying why: but it ran, once.
+      await until('the run to end', async () => {
+        const p = await getProposal(db, proposal.id);
+        return p && (p.state === 'failed' || p.state === 'done') ? p : undefined;
+      });
+      const runs = await db.executeSql<{ n: number }>(
+        'SELECT count(*)::int AS n FROM runs WHERE proposal_id = $1',
+        [proposal.id],
+      );
+      assert.equal(runs.rows[0]!.n, 1);
+      const approvals = await db.executeSql<{ decided_by: string; via: string }>(
+        'SELECT decided_by, via FROM approvals WHERE proposal_id = $1',
+        [proposal.id],
+      );
+      assert.deepEqual(approvals.rows, [{ decided_by: APPROVER, via: 'reaction' }]);
+      const updated = await until('the message edited to failed', () => {
+        const m = slack.message(CHANNEL, message.ts);
+        return m && /Failed/.test(m.text ?? '') ? m : undefined;
+      });
+      assert.match(JSON.stringify(updated.blocks), /not in the hosts file/);
+      assert.match(JSON.stringify(updated.blocks), new RegExp(`Approved by <@${APPROVER}>`));
+    });
+
+    it('rejects with ❌, and a later ✅ changes nothing', async () => {
+      const { proposal, message } = await propose('/var/crash/core.2');
+      await react(APPROVER, 'x', message.ts);
+      await until('rejected', async () => (await getProposal(db, proposal.id))?.state === 'rejected');
+      await react(APPROVER, 'white_check_mark', message.ts);
+      await until('the ephemeral answer', () =>
+        slack.ephemerals.find((e) => e.user === APPROVER && /already rejected/.test(e.text ?? '')),
+      );
+      const runs = await db.executeSql<{ n: number }>(
+        'SELECT count(*)::int AS n FROM runs WHERE proposal_id = $1',
+        [proposal.id],
+      );
+      assert.equal(runs.rows[0]!.n, 0);
+      const m = await until('the message edited to rejected', () => {
+        const m = slack.message(CHANNEL, message.ts);
+        return m && /Rejected/.test(m.text ?? '') ? m : undefined;
+      });
+      assert.ok(!JSON.stringify(m.blocks).includes('proposal_approve'), 'no buttons once decided');
+    });
+
+    it('tells someone who is not an approver so, privately, and changes nothing', async () => {
+      const { proposal, message } = await propose('/var/crash/core.3');
+      await react('U0STRANGER', 'white_check_mark', message.ts);
+      const answer = await until('the ephemeral answer', () =>
+        slack.ephemerals.find((e) => e.user === 'U0STRANGER'),
+      );
+      assert.match(answer.text ?? '', /not an approver/);
+      assert.equal(answer.channel, CHANNEL);
+      assert.equal((await getProposal(db, proposal.id))!.state, 'pending');
+    });
+
+    it('expires what nobody approved in time, and deletes evidence past its retention period', async () => {
+      const { proposal, message } = await propose('/var/crash/core.4');
+      const evidence = join(work, 'evidence', 'old-core');
+      mkdirSync(join(work, 'evidence'), { recursive: true });
+      writeFileSync(evidence, 'core');
+      await db.executeSql(
+        `INSERT INTO evidence_artifacts (incident_id, host, remote_path, local_path, state, completed_at)
+         VALUES ($1, 'web-9', '/core', $2, 'complete', now() - interval '20 days')`,
+        [incidentId, evidence],
+      );
+      const swept = await sweep(
+        { db, log: createLogger({ level: 'silent' }), slack: bot.slack!.poster, evidenceDays: 14 },
+        new Date(Date.now() + 31 * 60_000),
+      );
+      assert.ok(swept.expired >= 1);
+      assert.equal(swept.deleted, 1);
+      assert.equal(existsSync(evidence), false);
+      assert.equal((await getProposal(db, proposal.id))!.state, 'expired');
+      const m = slack.message(CHANNEL, message.ts)!;
+      assert.match(m.text ?? '', /Expired/);
+      await react(APPROVER, 'white_check_mark', message.ts);
+      await until('the ephemeral answer', () =>
+        slack.ephemerals.find((e) => e.user === APPROVER && /already expired/.test(e.text ?? '')),
+      );
+      const audit = await db.executeSql<{ action: string }>(
+        `SELECT action FROM audit_log WHERE action IN ('proposal.expired', 'evidence.deleted') ORDER BY id`,
+      );
+      assert.deepEqual(
+        audit.rows.map((r) => r.action).filter((a, i, all) => all.indexOf(a) === i),
+        ['proposal.expired', 'evidence.deleted'],
+      );
+    });
+  });
+}
