@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { CodedError, type ErrorCode } from '../errors.ts';
+import { discardPrestarted, SCAN_WORKER_URL, takePrestarted } from './prestart.ts';
 import { runTask, type ScanTask, type TaskResult, type WorkerMessage } from './tasks.ts';
 
 /**
@@ -64,7 +65,7 @@ export class ScanPool {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.all.map((w) => w.terminate()));
+    await Promise.all([...this.all.map((w) => w.terminate()), discardPrestarted()]);
     this.all.length = 0;
     this.idle.length = 0;
   }
@@ -106,8 +107,9 @@ export class ScanPool {
     this.pump();
   }
 
+  /** Adopts a worker the CLI started early (see prestart.ts), else starts one. */
   private spawn(): void {
-    const worker = new Worker(new URL('./scan-worker.ts', import.meta.url));
+    const worker = takePrestarted() ?? new Worker(SCAN_WORKER_URL);
     this.all.push(worker);
     this.idle.push(worker);
     worker.on('message', (message: WorkerMessage) => {
