@@ -10,6 +10,8 @@ import { StringScanner } from '../analyze/strings.ts';
  */
 
 const CHUNK = 1024 * 1024;
+/** Read size past a range's end, only while a run that began inside it is still open. */
+const TAIL_CHUNK = 64 * 1024;
 /** Enough to see that a run (ASCII or UTF-16 pair) started before the range. */
 const LOOK_BEHIND = 8;
 
@@ -76,7 +78,10 @@ function scanInto(
   scanner.seek(position);
   let counted = start;
   for (;;) {
-    const bytesRead = readSync(fd, buffer, 0, Math.min(CHUNK, buffer.length), position);
+    // Up to the range's end and no further (a whole chunk past it would be scanned for nothing),
+    // then in small steps while a run that began inside the range is still open.
+    const want = position < end ? Math.min(CHUNK, end - position) : TAIL_CHUNK;
+    const bytesRead = readSync(fd, buffer, 0, Math.min(want, buffer.length), position);
     if (bytesRead === 0) break;
     scanner.push(buffer.subarray(0, bytesRead));
     position += bytesRead;
