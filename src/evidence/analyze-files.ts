@@ -9,6 +9,7 @@ import { ScanPool } from './pool.ts';
 import { readHead } from './read-head.ts';
 import type { StreamResult } from './read-stream.ts';
 import { readRawStructure } from './read-structure.ts';
+import type { ScanTask } from './tasks.ts';
 
 /**
  * `nightshift analyze` without the printing: every dump given at once is analysed as one set, on
@@ -21,7 +22,10 @@ export interface AnalyzeOptions {
    * is under INLINE_BYTES, where starting threads costs more than it saves. 0 runs everything inline.
    */
   workers?: number;
-  /** Raw cores are scanned in ranges of this many bytes, spread over the workers. Default 64 MiB. */
+  /**
+   * Raw cores are scanned in ranges of at most this many bytes, which the threads claim one at a
+   * time (see rangeBounds). Default 64 MiB.
+   */
   rangeBytes?: number;
   /**
    * Let the main thread scan ranges too (see ScanPool); then one worker fewer than cores is started.
@@ -35,6 +39,24 @@ export interface AnalyzeOptions {
 
 export const DEFAULT_RANGE_BYTES = 64 * 1024 * 1024;
 export const INLINE_BYTES = 32 * 1024 * 1024;
+/** The smallest range rangeBounds cuts (unless rangeBytes is smaller). */
+export const MIN_RANGE_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Boundaries of the ranges [bounds[i], bounds[i + 1]) that cover [0, end): rangeBytes long, then
+ * an eighth of what is left once that is shorter, down to MIN_RANGE_BYTES. Threads claim them in
+ * order, so the last ones to be claimed are the short ones and all threads finish at about the
+ * same time; a fixed size leaves one thread alone with a last range of up to rangeBytes.
+ */
+export function rangeBounds(end: number, rangeBytes: number): number[] {
+  const floor = Math.min(rangeBytes, MIN_RANGE_BYTES);
+  const bounds = [0];
+  for (let at = 0; at < end; ) {
+    at = Math.min(end, at + Math.max(floor, Math.min(rangeBytes, Math.ceil((end - at) / 8))));
+    bounds.push(at);
+  }
+  return bounds;
+}
 
 export async function analyzeFiles(paths: readonly string[], options: AnalyzeOptions = {}): Promise<Report> {
   if (paths.length === 0) throw new CodedError(ErrorCode.NoInput, 'no files or directories given');
@@ -89,16 +111,14 @@ export async function analyzeFiles(paths: readonly string[], options: AnalyzeOpt
     }
     const structure = await readRawStructure(file.path);
     const evidence = new EvidenceCollector();
-    const ranges: Array<Promise<unknown>> = [];
-    for (let start = 0; start < structure.scanEnd; start += rangeBytes) {
-      const end = Math.min(structure.scanEnd, start + rangeBytes);
-      ranges.push(
-        pool
-          .run({ id: nextId++, kind: 'range', file: file.path, start, end }, progress)
-          .then((snapshot) => evidence.merge(snapshot as EvidenceSnapshot)),
-      );
-    }
-    await Promise.all(ranges);
+    const task: ScanTask = {
+      id: nextId++,
+      kind: 'ranges',
+      file: file.path,
+      bounds: rangeBounds(structure.scanEnd, rangeBytes),
+      claim: new SharedArrayBuffer(4),
+    };
+    for (const share of await pool.runShared(task, progress)) evidence.merge(share as EvidenceSnapshot);
     return [
       {
         file: file.path,

@@ -1,15 +1,19 @@
 import { Worker } from 'node:worker_threads';
 import { CodedError, type ErrorCode } from '../errors.ts';
+import { discardPrestarted, SCAN_WORKER_URL, takePrestarted } from './prestart.ts';
 import { runTask, type ScanTask, type TaskResult, type WorkerMessage } from './tasks.ts';
 
 /**
  * A small pool of worker threads for scan tasks, so several dumps (and several ranges of one big
- * dump) are analysed on all cores. With size 0 tasks run inline, one at a time.
+ * dump) are analysed on all cores. With size 0 tasks run inline.
  *
- * `mainThreadScans`: the main thread, idle otherwise, takes range tasks too, one at a time (a
- * 64 MiB range blocks it for ~35 ms), so the CLI needs one worker fewer than it has cores and
- * starts scanning before any worker has loaded its modules (~0.15 s). The bot keeps it off: its
- * event loop must answer Slack within 3 seconds.
+ * A task goes to a worker as soon as the worker is free, even while it still boots: the message
+ * waits in its port, so the worker starts on it the moment its modules are loaded, without a
+ * round trip through the main thread, which may be busy scanning.
+ *
+ * `mainThreadScans`: the main thread, idle otherwise, takes part in shared range tasks too, so the
+ * CLI needs one worker fewer than it has cores and starts scanning before any worker has loaded
+ * its modules (~0.15 s). The bot keeps it off: its event loop must answer Slack within 3 seconds.
  */
 
 interface Job {
@@ -17,6 +21,8 @@ interface Job {
   resolve: (result: TaskResult) => void;
   reject: (error: Error) => void;
   onProgress: (bytes: number) => void;
+  /** The main thread's share of a shared task: never given to a worker. */
+  mainOnly: boolean;
 }
 
 export interface ScanPoolOptions {
@@ -26,7 +32,7 @@ export interface ScanPoolOptions {
 export class ScanPool {
   private readonly size: number;
   private readonly mainThreadScans: boolean;
-  private readonly ready: Worker[] = [];
+  private readonly idle: Worker[] = [];
   private readonly all: Worker[] = [];
   private readonly queue: Job[] = [];
   private readonly running = new Map<Worker, Job>();
@@ -37,53 +43,76 @@ export class ScanPool {
     this.mainThreadScans = options.mainThreadScans ?? false;
   }
 
+  /** Runs a task on one thread. */
   run(task: ScanTask, onProgress: (bytes: number) => void = () => {}): Promise<TaskResult> {
     if (this.size === 0) return runTask(task, onProgress);
-    return new Promise((resolve, reject) => {
-      this.queue.push({ task, resolve, reject, onProgress });
-      while (this.all.length < Math.min(this.size, this.queue.length + this.running.size)) this.spawn();
-      this.pump();
-    });
+    const result = this.enqueue(task, onProgress, false);
+    this.pump();
+    return result;
+  }
+
+  /**
+   * Runs a 'ranges' task on every thread at once (each worker, and the main thread when it
+   * scans): they claim its ranges from one shared counter. Resolves with each thread's result.
+   */
+  runShared(task: ScanTask, onProgress: (bytes: number) => void = () => {}): Promise<TaskResult[]> {
+    if (this.size === 0) return runTask(task, onProgress).then((result) => [result]);
+    const shares: Array<Promise<TaskResult>> = [];
+    if (this.mainThreadScans) shares.push(this.enqueue(task, onProgress, true));
+    for (let i = 0; i < this.size; i++) shares.push(this.enqueue(task, onProgress, false));
+    this.pump();
+    return Promise.all(shares);
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.all.map((w) => w.terminate()));
+    await Promise.all([...this.all.map((w) => w.terminate()), discardPrestarted()]);
     this.all.length = 0;
-    this.ready.length = 0;
+    this.idle.length = 0;
+  }
+
+  private enqueue(
+    task: ScanTask,
+    onProgress: (bytes: number) => void,
+    mainOnly: boolean,
+  ): Promise<TaskResult> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ task, resolve, reject, onProgress, mainOnly });
+      const forWorkers = this.queue.filter((j) => !j.mainOnly).length;
+      while (this.all.length < Math.min(this.size, forWorkers + this.running.size)) this.spawn();
+    });
   }
 
   private pump(): void {
-    while (this.queue.length > 0 && this.ready.length > 0) {
-      const worker = this.ready.pop()!;
-      const job = this.queue.shift()!;
-      this.running.set(worker, job);
-      worker.postMessage(job.task);
+    while (this.idle.length > 0) {
+      const index = this.queue.findIndex((j) => !j.mainOnly);
+      if (index < 0) break;
+      const worker = this.idle.pop()!;
+      const [job] = this.queue.splice(index, 1);
+      this.running.set(worker, job!);
+      worker.postMessage(job!.task);
     }
-    if (this.mainThreadScans && !this.helping && this.queue.some((j) => j.task.kind === 'range')) {
+    if (!this.helping && this.queue.some((j) => j.mainOnly)) {
       this.helping = true;
       setImmediate(() => this.helpOnce());
     }
   }
 
-  /** Runs one range task on the main thread (synchronously: scanRange does not yield). */
+  /** Starts the main thread's share of a shared task (it yields between ranges). */
   private helpOnce(): void {
     this.helping = false;
-    const index = this.queue.findIndex((j) => j.task.kind === 'range');
+    const index = this.queue.findIndex((j) => j.mainOnly);
     if (index < 0) return;
     const [job] = this.queue.splice(index, 1);
     runTask(job!.task, job!.onProgress).then(job!.resolve, job!.reject);
     this.pump();
   }
 
+  /** Adopts a worker the CLI started early (see prestart.ts), else starts one. */
   private spawn(): void {
-    const worker = new Worker(new URL('./scan-worker.ts', import.meta.url));
+    const worker = takePrestarted() ?? new Worker(SCAN_WORKER_URL);
     this.all.push(worker);
+    this.idle.push(worker);
     worker.on('message', (message: WorkerMessage) => {
-      if (message.type === 'ready') {
-        this.ready.push(worker);
-        this.pump();
-        return;
-      }
       const job = this.running.get(worker);
       if (!job || job.task.id !== message.id) return;
       if (message.type === 'progress') {
@@ -91,7 +120,7 @@ export class ScanPool {
         return;
       }
       this.running.delete(worker);
-      this.ready.push(worker);
+      this.idle.push(worker);
       if (message.type === 'done') job.resolve(message.result);
       else job.reject(new CodedError(message.error.code as ErrorCode, message.error.message));
       this.pump();
@@ -100,10 +129,11 @@ export class ScanPool {
       const job = this.running.get(worker);
       this.running.delete(worker);
       this.all.splice(this.all.indexOf(worker), 1);
-      const at = this.ready.indexOf(worker);
-      if (at >= 0) this.ready.splice(at, 1);
+      const at = this.idle.indexOf(worker);
+      if (at >= 0) this.idle.splice(at, 1);
       job?.reject(error);
-      if (this.all.length === 0) for (const waiting of this.queue.splice(0)) waiting.reject(error);
+      if (this.all.length === 0)
+        for (const waiting of this.queue.splice(0).filter((j) => !j.mainOnly)) waiting.reject(error);
       this.pump();
     });
   }

@@ -3,13 +3,15 @@ import { EvidenceCollector, type EvidenceSnapshot } from '../analyze/evidence.ts
 import { StringScanner } from '../analyze/strings.ts';
 
 /**
- * Scans one byte range of a file for strings and evidence. Ranges of one file run on different
- * worker threads; each string is counted by exactly one range: the one its first byte lies in. A
- * range starts reading a few bytes early (a run that began before it is then seen to, and is left
- * to the range before) and reads past its end until its last run is closed.
+ * Scans byte ranges of a file for strings and evidence. Ranges of one file run on different
+ * threads; each string is counted by exactly one range: the one its first byte lies in. A range
+ * starts reading a few bytes early (a run that began before it is then seen to, and is left to the
+ * range before) and reads past its end until its last run is closed.
  */
 
 const CHUNK = 1024 * 1024;
+/** Read size past a range's end, only while a run that began inside it is still open. */
+const TAIL_CHUNK = 64 * 1024;
 /** Enough to see that a run (ASCII or UTF-16 pair) started before the range. */
 const LOOK_BEHIND = 8;
 
@@ -20,39 +22,79 @@ export function scanRange(
   onProgress: (bytes: number) => void = () => {},
 ): EvidenceSnapshot {
   const collector = new EvidenceCollector();
+  const fd = openSync(file, 'r');
+  try {
+    scanInto(collector, fd, start, end, onProgress);
+  } finally {
+    closeSync(fd);
+  }
+  return collector.snapshot();
+}
+
+/**
+ * Scans ranges [bounds[i], bounds[i + 1]) of a file, each claimed from a counter shared by every
+ * thread working on the file (an Int32 in `claim`), until none is left; returns the evidence of
+ * the ranges this thread took. A thread that finishes a range takes the next one itself, without a
+ * round trip through the main thread, so no thread waits for work while any is left. Between
+ * ranges it yields, so the main thread, when it takes part, still hears from the workers.
+ */
+export async function scanClaimedRanges(
+  file: string,
+  bounds: readonly number[],
+  claim: SharedArrayBuffer,
+  onProgress: (bytes: number) => void = () => {},
+): Promise<EvidenceSnapshot> {
+  const next = new Int32Array(claim);
+  const collector = new EvidenceCollector();
+  const fd = openSync(file, 'r');
+  try {
+    for (let i = Atomics.add(next, 0, 1); i + 1 < bounds.length; i = Atomics.add(next, 0, 1)) {
+      scanInto(collector, fd, bounds[i]!, bounds[i + 1]!, onProgress);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return collector.snapshot();
+}
+
+function scanInto(
+  collector: EvidenceCollector,
+  fd: number,
+  start: number,
+  end: number,
+  onProgress: (bytes: number) => void,
+): void {
   const scanner = new StringScanner(
     (text, offset, encoding) => {
       if (offset >= start && offset < end) collector.onString(text, offset, encoding);
     },
     { skipPlain: true },
   );
-  const fd = openSync(file, 'r');
-  try {
-    // Read straight into the WebAssembly scanner's input when there is one (no copy); else into a
-    // buffer outside Buffer's pool, so its offset is 0 and the scanner's 32-bit view is aligned.
-    const buffer = scanner.inputArea ?? Buffer.allocUnsafeSlow(CHUNK);
-    let position = Math.max(0, start - LOOK_BEHIND);
-    scanner.seek(position);
-    let counted = start;
-    for (;;) {
-      const bytesRead = readSync(fd, buffer, 0, Math.min(CHUNK, buffer.length), position);
-      if (bytesRead === 0) break;
-      scanner.push(buffer.subarray(0, bytesRead));
-      position += bytesRead;
-      const done = Math.min(position, end);
-      if (done - counted >= 16 * CHUNK) {
-        onProgress(done - counted);
-        counted = done;
-      }
-      if (position >= end) {
-        const open = scanner.openRunStart;
-        if (open === undefined || open >= end) break;
-      }
+  // Read straight into the WebAssembly scanner's input when there is one (no copy); else into a
+  // buffer outside Buffer's pool, so its offset is 0 and the scanner's 32-bit view is aligned.
+  const buffer = scanner.inputArea ?? Buffer.allocUnsafeSlow(CHUNK);
+  let position = Math.max(0, start - LOOK_BEHIND);
+  scanner.seek(position);
+  let counted = start;
+  for (;;) {
+    // Up to the range's end and no further (a whole chunk past it would be scanned for nothing),
+    // then in small steps while a run that began inside the range is still open.
+    const want = position < end ? Math.min(CHUNK, end - position) : TAIL_CHUNK;
+    const bytesRead = readSync(fd, buffer, 0, Math.min(want, buffer.length), position);
+    if (bytesRead === 0) break;
+    scanner.push(buffer.subarray(0, bytesRead));
+    position += bytesRead;
+    const done = Math.min(position, end);
+    if (done - counted >= 16 * CHUNK) {
+      onProgress(done - counted);
+      counted = done;
     }
-    if (end > counted) onProgress(end - counted);
-    scanner.flush();
-    return collector.snapshot();
-  } finally {
-    closeSync(fd);
+    if (position >= end) {
+      const open = scanner.openRunStart;
+      if (open === undefined || open >= end) break;
+    }
   }
+  if (end > counted) onProgress(end - counted);
+  scanner.flush();
 }

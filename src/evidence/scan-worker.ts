@@ -2,7 +2,10 @@ import { parentPort } from 'node:worker_threads';
 import { asCodedError } from '../errors.ts';
 import { runTask, type ScanTask, type WorkerMessage } from './tasks.ts';
 
-/** A worker thread: runs scan tasks one at a time and reports progress and results. */
+/**
+ * A worker thread: runs scan tasks one at a time and reports progress and results. Tasks posted
+ * while it still boots wait in its port until the listener below is attached.
+ */
 const port = parentPort;
 if (!port) throw new Error('scan-worker.ts must run as a worker thread');
 
@@ -17,6 +20,3 @@ port.on('message', async (task: ScanTask) => {
     post({ type: 'failed', id: task.id, error: { code: coded.code, message: coded.message } });
   }
 });
-
-// Modules are loaded once this line runs: the pool may send work now.
-post({ type: 'ready' });

@@ -1,23 +1,26 @@
 import type { EvidenceSnapshot } from '../analyze/evidence.ts';
 import type { StreamResult } from './read-stream.ts';
-import { scanRange } from './scan-range.ts';
+import { scanClaimedRanges } from './scan-range.ts';
 
-/** Work that runs on a worker thread (or inline): a range of a raw core, or a whole compressed/tar file. */
+/**
+ * Work that runs on a worker thread (or inline): the ranges of a raw core, claimed one by one
+ * from a counter shared by every thread the task was given to (see scanClaimedRanges), or a whole
+ * compressed/tar file.
+ */
 export type ScanTask =
-  | { id: number; kind: 'range'; file: string; start: number; end: number }
+  | { id: number; kind: 'ranges'; file: string; bounds: number[]; claim: SharedArrayBuffer }
   | { id: number; kind: 'stream'; file: string };
 
 export type TaskResult = EvidenceSnapshot | StreamResult;
 
 export type WorkerMessage =
-  | { type: 'ready' }
   | { type: 'progress'; id: number; bytes: number }
   | { type: 'done'; id: number; result: TaskResult }
   | { type: 'failed'; id: number; error: { code: string; message: string } };
 
 /** Runs a task; `onProgress` receives bytes of input consumed since the last call. */
 export async function runTask(task: ScanTask, onProgress: (bytes: number) => void): Promise<TaskResult> {
-  if (task.kind === 'range') return scanRange(task.file, task.start, task.end, onProgress);
+  if (task.kind === 'ranges') return scanClaimedRanges(task.file, task.bounds, task.claim, onProgress);
   // Loaded on first use: a worker that only scans ranges starts faster without zlib and tar.
   const { readDumpStream } = await import('./read-stream.ts');
   let last = 0;

@@ -1,0 +1,50 @@
+import { Worker } from 'node:worker_threads';
+
+/**
+ * Scan workers started before the CLI has loaded its own modules. A worker takes 0.15-0.3 s to
+ * boot Node and load scan-worker.ts; started here, that overlaps the main thread's start-up
+ * instead of following it. A ScanPool adopts them before starting new ones (see pool.ts). They
+ * are unref'd until adopted, so one no pool wants never holds the process open, and
+ * discardPrestarted ends them.
+ *
+ * This module imports nothing of the project, so the CLI entry can load it before everything else.
+ */
+
+export const SCAN_WORKER_URL = new URL('./scan-worker.ts', import.meta.url);
+
+interface Prestarted {
+  worker: Worker;
+  onError: () => void;
+}
+
+const waiting: Prestarted[] = [];
+
+export function prestartScanWorkers(count: number): void {
+  for (let i = 0; i < count; i++) {
+    const worker = new Worker(SCAN_WORKER_URL);
+    worker.unref();
+    // One that fails to boot is dropped: the pool then starts a fresh one and sees the error.
+    const onError = () => {
+      const at = waiting.indexOf(entry);
+      if (at >= 0) waiting.splice(at, 1);
+    };
+    const entry: Prestarted = { worker, onError };
+    worker.on('error', onError);
+    waiting.push(entry);
+  }
+}
+
+/** A prestarted worker, referenced again and without listeners; undefined when none is left. */
+export function takePrestarted(): Worker | undefined {
+  const entry = waiting.shift();
+  if (!entry) return undefined;
+  entry.worker.off('error', entry.onError);
+  entry.worker.ref();
+  return entry.worker;
+}
+
+/** Ends the prestarted workers nobody adopted. */
+export async function discardPrestarted(): Promise<void> {
+  const left = waiting.splice(0);
+  await Promise.all(left.map((entry) => entry.worker.terminate()));
+}
