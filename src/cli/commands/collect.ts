@@ -6,6 +6,7 @@ import { renderReport } from '../../analyze/render.ts';
 import { collectHost } from '../../collect/collect-host.ts';
 import { parseKnownHosts } from '../../collect/known-hosts.ts';
 import { type PullResult, pullFile } from '../../collect/pull.ts';
+import { localName } from '../../collect/pull-plan.ts';
 import { SshConnections } from '../../collect/ssh.ts';
 import { loadConfig } from '../../config/env.ts';
 import { findHost, loadHostsFile } from '../../config/hosts.ts';
@@ -74,11 +75,10 @@ export async function collectCommand(
       // Several files on parallel channels; the host's session limit keeps it gentle.
       await Promise.all(
         collection.cores.map(async (core) => {
-          const base = core.path.replace(/^\//, '').replace(/\//g, '_');
-          const name = core.container ? `${core.container.slice(0, 12)}-${base}.tar` : base;
           const source = core.container
             ? { container: core.container, path: core.path }
             : { path: core.path };
+          const name = localName(source);
           try {
             pulled.push(await pullFile(remote, source, join(into, name)));
           } catch (error) {
