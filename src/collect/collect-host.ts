@@ -1,4 +1,5 @@
 import type { Finding } from '../analyze/report-schema.ts';
+import { CodedError, ErrorCode } from '../errors.ts';
 import { type Collector, type CollectorOutput, runCollector } from './collectors/collector.ts';
 import { type CoreFile, containerCores, coreSettings, dockerUsage, hostCores } from './collectors/cores.ts';
 import { diskUsage, type Filesystem, largestDirectories } from './collectors/disk.ts';
@@ -53,6 +54,9 @@ export async function collectHost(host: RemoteHost, options: CollectOptions = {}
     }
     return runCollector(host, collector, input);
   };
+  const refused = (error: unknown) =>
+    error instanceof CodedError &&
+    (error.code === ErrorCode.HostKeyRejected || error.code === ErrorCode.SshFailed);
   try {
     const disk = await run(diskUsage, undefined);
     keep(disk);
@@ -61,6 +65,8 @@ export async function collectHost(host: RemoteHost, options: CollectOptions = {}
     if (fullest && fullest.usedPercent >= 80) keep(await run(largestDirectories, { mount: fullest.mount }));
   } catch (error) {
     collection.errors.push((error as Error).message);
+    // A refused or failed connection: every other collector would only say the same again.
+    if (refused(error)) return collection;
   }
   // Then what fills disks at 2 a.m.: cores, in containers and on the host, and Docker's layers.
   for (const step of [
@@ -75,6 +81,7 @@ export async function collectHost(host: RemoteHost, options: CollectOptions = {}
       collection.cores.push(...((output.facts?.cores as CoreFile[] | undefined) ?? []));
     } catch (error) {
       collection.errors.push((error as Error).message);
+      if (refused(error)) break;
     }
   }
   return collection;

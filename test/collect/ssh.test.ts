@@ -106,6 +106,11 @@ describe('the SSH transport against a real sshd', () => {
       unknown.host('box').exec({ command: 'true', timeoutMs: 5000, maxOutputBytes: 10 }),
       /is not in known_hosts: refusing to connect/,
     );
+    // The collection stops at the refusal and says it once, instead of once per collector.
+    const collection = await collectHost(changed.host('box'));
+    assert.equal(collection.errors.length, 1, collection.errors.join('\n'));
+    assert.match(collection.errors[0]!, /CHANGED since it was pinned/);
+    assert.deepEqual(collection.findings, []);
     await changed.closeAll();
     await unknown.closeAll();
   });

@@ -53,6 +53,13 @@ export async function collectHostJob(
     });
     const problems =
       collection.errors.length > 0 ? `; could not collect: ${collection.errors.join('; ')}` : '';
+    if (collection.findings.length === 0 && collection.errors.length > 0) {
+      // Nothing collected at all (a refused host key, an unreachable host): say so plainly.
+      await run.finish([], `:lock: Could not collect on ${host.name}: ${collection.errors[0]}`, {
+        host: host.name,
+      });
+      return collection;
+    }
     await run.finish(
       collection.findings,
       `:white_check_mark: Collection on ${host.name} done: ${collection.findings.length} finding(s), ${collection.cores.length} core file(s)${problems}`,
