@@ -121,6 +121,9 @@ function checkSelect(select: Json): SqlVerdict {
   return problem ? { ok: false, reason: problem } : { ok: true };
 }
 
+const withKind = (verdict: SqlVerdict, kind: ReadKind) =>
+  verdict.ok ? { ok: true as const, kind } : verdict;
+
 /** Whether an EXPLAIN option list turns ANALYZE on (`ANALYZE`, `(ANALYZE)`, `(ANALYZE true)`). */
 function analyzes(options: Json): boolean {
   if (!Array.isArray(options)) return false;
@@ -135,7 +138,18 @@ function analyzes(options: Json): boolean {
   });
 }
 
+/** Which kind of read a text is: the runner declares a cursor for a SELECT, runs EXPLAIN and SHOW as they are. */
+export type ReadKind = 'select' | 'explain' | 'show';
+
 export async function checkReadOnlySql(text: string): Promise<SqlVerdict> {
+  const verdict = await classifyReadOnlySql(text);
+  return verdict.ok ? { ok: true } : verdict;
+}
+
+/** checkReadOnlySql, saying which kind of read an accepted text is. */
+export async function classifyReadOnlySql(
+  text: string,
+): Promise<{ ok: true; kind: ReadKind } | { ok: false; reason: string }> {
   if (text.trim() === '') return { ok: false, reason: 'an empty text, not a statement' };
   let tree: { stmts?: Array<{ stmt?: Record<string, Json> }> };
   try {
@@ -155,15 +169,15 @@ export async function checkReadOnlySql(text: string): Promise<SqlVerdict> {
   if (statements.length !== 1) return { ok: false, reason: `${statements.length} statements, not one` };
   const stmt = statements[0]!.stmt!;
   const [node, body] = Object.entries(stmt)[0]!;
-  if (node === 'SelectStmt') return checkSelect(body);
-  if (node === 'VariableShowStmt') return { ok: true };
+  if (node === 'SelectStmt') return withKind(checkSelect(body), 'select');
+  if (node === 'VariableShowStmt') return { ok: true, kind: 'show' };
   if (node === 'ExplainStmt') {
     const explain = body as { query?: Record<string, Json>; options?: Json };
     if (analyzes(explain.options ?? null))
       return { ok: false, reason: 'EXPLAIN ANALYZE runs the statement; use EXPLAIN without ANALYZE' };
     const [inner, innerBody] = Object.entries(explain.query ?? {})[0] ?? ['', null];
     if (inner !== 'SelectStmt') return { ok: false, reason: `EXPLAIN of ${describeStatement(inner)}` };
-    return checkSelect(innerBody);
+    return withKind(checkSelect(innerBody), 'explain');
   }
   return { ok: false, reason: describeStatement(node) };
 }
