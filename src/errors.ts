@@ -23,6 +23,7 @@ export const ErrorCode = {
   NotApproved: 'nightshift_not_approved',
   SqlRefused: 'nightshift_sql_refused',
   SqlFailed: 'nightshift_sql_failed',
+  SandboxUnavailable: 'nightshift_sandbox_unavailable',
   Internal: 'nightshift_internal',
 } as const;
 
