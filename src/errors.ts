@@ -21,6 +21,9 @@ export const ErrorCode = {
   HostKeyRejected: 'nightshift_host_key_rejected',
   SshFailed: 'nightshift_ssh_failed',
   NotApproved: 'nightshift_not_approved',
+  SqlRefused: 'nightshift_sql_refused',
+  SqlFailed: 'nightshift_sql_failed',
+  SandboxUnavailable: 'nightshift_sandbox_unavailable',
   Internal: 'nightshift_internal',
 } as const;
 

@@ -87,6 +87,9 @@ export async function startBot(options: StartOptions): Promise<Bot> {
       policy,
       channel: config.INCIDENT_CHANNEL,
       evidenceDir: config.NIGHTSHIFT_EVIDENCE_DIR ?? join(config.NIGHTSHIFT_DATA_DIR, 'evidence'),
+      sqlDatabases: config.sqlDatabases,
+      // Evidence scripts never see the bot's own data (its store, other incidents' evidence).
+      sandboxHide: [config.NIGHTSHIFT_DATA_DIR],
       ...collection,
     };
     let slack: SlackApp | undefined;

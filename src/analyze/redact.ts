@@ -18,6 +18,11 @@ export interface Redacted {
 const SECRET_NAME =
   '[A-Za-z0-9_.-]*(?:PASSWORD|PASSWD|SECRET|TOKEN|KEY|CREDENTIAL|PRIVATE|AUTH)[A-Za-z0-9_.-]*';
 
+/** Whether a column, field or variable name says its value is a secret (`api_key`, `password`). */
+export function isSecretName(name: string): boolean {
+  return new RegExp(`^${SECRET_NAME}$`, 'i').test(name);
+}
+
 interface Rule {
   pattern: RegExp;
   replace: (match: string, ...groups: string[]) => string;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { CodedError, ErrorCode } from '../errors.ts';
+import { parseSqlDatabases, type SqlDatabase } from './sql-databases.ts';
 
 /**
  * The whole configuration, one zod schema over the environment, checked at start. Errors name the
@@ -61,6 +62,11 @@ export const EnvSchema = z.object({
     .refine((v) => Number.isInteger(v) && v >= 1 && v <= 3650, {
       message: 'must be a whole number of days, 1-3650',
     }),
+  /**
+   * Databases SQL proposals may run against, comma-separated names; each one's URL is in
+   * NIGHTSHIFT_SQL_<NAME>_URL (see config/sql-databases.ts). Unset: no SQL runs.
+   */
+  NIGHTSHIFT_SQL_DATABASES: optionalString,
   /** Anthropic API key: unset, the agent is off and everything else works. */
   ANTHROPIC_API_KEY: optionalString,
   /** Anthropic API base URL (a proxy, or a fake in tests). */
@@ -81,13 +87,17 @@ export const EnvSchema = z.object({
     }),
 });
 
-export type Config = z.output<typeof EnvSchema>;
+export type Config = z.output<typeof EnvSchema> & {
+  /** The databases of NIGHTSHIFT_SQL_DATABASES with their URLs (never printed). */
+  sqlDatabases: SqlDatabase[];
+};
 
 /** Parses the environment; throws ConfigInvalid listing every variable that is wrong. */
 export function loadConfig(env: Record<string, string | undefined>): Config {
   const result = EnvSchema.safeParse(env);
-  if (result.success) {
-    const config = result.data;
+  const sql = parseSqlDatabases(env);
+  if (result.success && sql.problems.length === 0) {
+    const config = { ...result.data, sqlDatabases: sql.databases };
     if (config.SLACK_APP_TOKEN && !config.SLACK_BOT_TOKEN) {
       throw new CodedError(
         ErrorCode.ConfigInvalid,
@@ -102,6 +112,11 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     }
     return config;
   }
-  const lines = result.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+  const lines = [
+    ...(result.success ? [] : result.error.issues).map(
+      (issue) => `${issue.path.join('.')}: ${issue.message}`,
+    ),
+    ...sql.problems,
+  ];
   throw new CodedError(ErrorCode.ConfigInvalid, `configuration is not valid:\n  ${lines.join('\n  ')}`);
 }

@@ -3,6 +3,7 @@ import type { Policy } from '../../approvals/policy.ts';
 import type { Proposal } from '../../approvals/service.ts';
 import type { SshConnections } from '../../collect/ssh.ts';
 import type { HostsFile } from '../../config/hosts.ts';
+import type { SqlDatabase } from '../../config/sql-databases.ts';
 import type { SlackPoster } from '../../slack/outbox.ts';
 import { QUEUES } from '../queues.ts';
 import { analyzeEvidence, type JobDeps } from './analyze-evidence.ts';
@@ -17,6 +18,10 @@ export interface WorkerDeps extends JobDeps {
   hosts?: HostsFile | undefined;
   ssh?: SshConnections | undefined;
   now?: () => Date;
+  /** The databases SQL proposals may name. */
+  sqlDatabases?: readonly SqlDatabase[] | undefined;
+  /** Host paths evidence scripts must not see. */
+  sandboxHide?: readonly string[] | undefined;
 }
 
 /** Queues the one run of an approved proposal (the runner makes sure it is one). */

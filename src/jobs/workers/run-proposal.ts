@@ -1,11 +1,17 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { KnownSecrets, redact } from '../../analyze/redact.ts';
+import type { ProposalText } from '../../approvals/proposal.ts';
 import { finishRun, getProposal, type Proposal, startRun } from '../../approvals/service.ts';
 import { type PullResult, type PullSource, pullFile } from '../../collect/pull.ts';
 import { formatBytes, localName, parsePullText, progressLine, pullText } from '../../collect/pull-plan.ts';
 import type { SshConnections } from '../../collect/ssh.ts';
 import { findHost, type HostsFile } from '../../config/hosts.ts';
+import type { SqlDatabase } from '../../config/sql-databases.ts';
 import { CodedError, ErrorCode } from '../../errors.ts';
+import { runInSandbox, SANDBOX_DEFAULTS, type SandboxOptions } from '../../runners/evidence-sandbox.ts';
+import { renderSqlResult, runReadOnlySql, type SqlRunOptions } from '../../runners/sql.ts';
+import { checkReadOnlySql } from '../../runners/sql-check.ts';
 import type { SlackPoster } from '../../slack/outbox.ts';
 import { refreshProposalMessage } from '../../slack/proposal-messages.ts';
 import { editThreadMessage } from '../../slack/thread-edits.ts';
@@ -30,17 +36,32 @@ export interface RunnerDeps extends JobDeps {
   /** Queues a job (the analysis of what was pulled). */
   send(queue: string, payload: object): Promise<unknown>;
   now?: () => Date;
+  /** The databases SQL proposals may name (NIGHTSHIFT_SQL_DATABASES). */
+  sqlDatabases?: readonly SqlDatabase[] | undefined;
+  /** Host paths evidence scripts must not see (the bot's data directory); the evidence root and SSH keys are added. */
+  sandboxHide?: readonly string[] | undefined;
+  /** Limits other than the defaults (tests). */
+  limits?: RunnerLimits | undefined;
 }
+
+export interface RunnerLimits {
+  sandbox?: Pick<SandboxOptions, 'timeoutMs' | 'memoryBytes' | 'fileBytes' | 'maxOutputBytes'>;
+  sql?: Pick<SqlRunOptions, 'timeoutMs' | 'maxRows'>;
+  /** Host scripts: wall time in milliseconds (default 60,000) and output in bytes (default 1 MiB). */
+  host?: { timeoutMs?: number; maxOutputBytes?: number };
+}
+
+export const HOST_SCRIPT_DEFAULTS = { timeoutMs: 60_000, maxOutputBytes: 1024 * 1024 };
 
 export async function runProposalJob(deps: RunnerDeps, raw: unknown): Promise<void> {
   const { proposalId } = QUEUES.runProposal.payload.parse(raw);
   const proposal = await getProposal(deps.db, proposalId);
   if (!proposal) throw new CodedError(ErrorCode.NotApproved, `there is no proposal ${proposalId}`);
   if (proposal.kind === 'pull') return runPull(deps, proposal);
-  // Scripts and SQL come with the agent; until their runners exist they never run.
+  if (proposal.kind === 'script' || proposal.kind === 'sql') return runApproved(deps, proposal);
   throw new CodedError(
     ErrorCode.NotApproved,
-    `proposal ${proposalId}: no runner for ${proposal.kind} here; nothing ran`,
+    `proposal ${proposalId}: no runner for ${proposal.kind as string} here; nothing ran`,
   );
 }
 
@@ -208,4 +229,239 @@ async function runPull(deps: RunnerDeps, proposal: Proposal): Promise<void> {
       paths: pulled.map((r) => r.result!.localPath),
     });
   }
+}
+
+/** What a script or a query did, ready for the thread: everything here is already redacted. */
+interface Outcome {
+  ok: boolean;
+  exitCode: number | null;
+  durationMs: number;
+  outputBytes: number;
+  /** The status line: exit code, time, what stopped it. */
+  status: string;
+  /** The first lines of the output (or the query's summary), shown in the reply. */
+  preview: string;
+  /** The whole output as a file, when it is long or a query's result. */
+  file?: { content: string; filename: string; title: string };
+  error?: string;
+  result: object;
+}
+
+const PREVIEW_LINES = 10;
+const PREVIEW_CHARS = 1500;
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+const clean = (text: string) => redact(text).text;
+
+/** Where it ran, in words. */
+const where = (p: ProposalText) =>
+  p.kind === 'sql'
+    ? `SQL on ${p.target}`
+    : p.target === 'evidence'
+      ? 'Script on the evidence'
+      : `Script on ${p.target}`;
+
+/**
+ * Scripts (on the evidence in the sandbox, or on a host over SSH) and read-only SQL: the exact
+ * approved text is claimed with startRun (which re-hashes it), executed, finished with its exit
+ * code, time and bytes, and its redacted result posted to the thread as a short reply, with the
+ * whole output as a file when it is long (always for a query's CSV).
+ */
+async function runApproved(deps: RunnerDeps, proposal: Proposal): Promise<void> {
+  const about: ProposalText = { kind: proposal.kind, target: proposal.target, text: proposal.text };
+  const run = await startRun(deps.db, proposal.id, about);
+  if (!run) {
+    deps.log.info({ proposal: proposal.id }, 'proposal already ran; not running it again');
+    return;
+  }
+  await refreshProposalMessage(deps.db, deps.slack, proposal.id, now(deps));
+  deps.kick?.();
+  let outcome: Outcome;
+  const started = performance.now();
+  try {
+    outcome =
+      about.kind === 'sql'
+        ? await executeSql(deps, about, run.id)
+        : await executeScript(deps, proposal, about, run.id);
+  } catch (error) {
+    const message = clean((error as Error).message).slice(0, 1000);
+    outcome = {
+      ok: false,
+      exitCode: null,
+      durationMs: Math.round(performance.now() - started),
+      outputBytes: 0,
+      status: `did not run to the end: ${message}`,
+      preview: '',
+      error: message,
+      result: { code: (error as CodedError).code ?? ErrorCode.Internal },
+    };
+  }
+  await finishRun(deps.db, proposal, run.id, {
+    ok: outcome.ok,
+    exitCode: outcome.exitCode,
+    outputBytes: outcome.outputBytes,
+    result: { ...outcome.result, durationMs: outcome.durationMs },
+    ...(outcome.error ? { error: outcome.error } : {}),
+  });
+  const icon = outcome.ok ? ':white_check_mark:' : ':x:';
+  const preview = outcome.preview ? `\n\`\`\`\n${outcome.preview}\n\`\`\`` : '';
+  const fileNote = outcome.file
+    ? `\nThe whole ${about.kind === 'sql' ? 'result' : 'output'} is in ${outcome.file.filename}.`
+    : '';
+  const reply = clean(
+    `${icon} ${where(about)} (proposal #${proposal.id}): ${outcome.status}${preview}${fileNote}`,
+  );
+  await queueThreadMessage(deps.db, {
+    incidentId: proposal.incidentId,
+    key: `run:${run.id}:result`,
+    fallbackChannel: deps.channel,
+    body: { type: 'text', text: reply, blocks: [] },
+  });
+  if (outcome.file) {
+    await queueThreadMessage(deps.db, {
+      incidentId: proposal.incidentId,
+      key: `run:${run.id}:file`,
+      fallbackChannel: deps.channel,
+      body: {
+        type: 'file',
+        content: outcome.file.content,
+        filename: outcome.file.filename,
+        title: outcome.file.title,
+        comment: clean(`${where(about)} (proposal #${proposal.id}): ${outcome.status}`),
+      },
+    });
+  }
+  await appendAudit(deps.db, {
+    actor: 'nightshift',
+    action: 'run.result_posted',
+    incidentId: proposal.incidentId,
+    subject: {
+      proposal: proposal.id,
+      run: run.id,
+      bytes: reply.length,
+      ...(outcome.file
+        ? { file: outcome.file.filename, fileBytes: Buffer.byteLength(outcome.file.content) }
+        : {}),
+    },
+  });
+  await refreshProposalMessage(
+    deps.db,
+    deps.slack,
+    proposal.id,
+    now(deps),
+    `${icon} ${outcome.status.split('\n')[0]}`,
+  );
+  deps.kick?.();
+}
+
+async function executeSql(deps: RunnerDeps, about: ProposalText, runId: number): Promise<Outcome> {
+  const database = deps.sqlDatabases?.find((d) => d.name === about.target);
+  if (!database)
+    throw new CodedError(
+      ErrorCode.SqlRefused,
+      `no database named "${about.target}" is configured (NIGHTSHIFT_SQL_DATABASES); nothing ran`,
+    );
+  // The gate again, on the text about to run: what was checked when proposed is checked now.
+  const verdict = await checkReadOnlySql(about.text);
+  if (!verdict.ok)
+    throw new CodedError(ErrorCode.SqlRefused, `refused before running: ${verdict.reason}; nothing ran`);
+  const result = await runReadOnlySql({ database, text: about.text, ...deps.limits?.sql });
+  const { csv, summary, redactions } = renderSqlResult(result);
+  return {
+    ok: true,
+    exitCode: 0,
+    durationMs: result.durationMs,
+    outputBytes: Buffer.byteLength(csv),
+    status: `${summary.split('\n')[0]}`,
+    preview: summary.split('\n').slice(1).join('\n'),
+    file: {
+      content: csv,
+      filename: `run-${runId}-${about.target}.csv`,
+      title: `Result of run ${runId} on ${about.target}`,
+    },
+    result: {
+      rows: result.rows.length,
+      columns: result.columns.length,
+      truncated: result.truncated,
+      redactions,
+    },
+  };
+}
+
+async function executeScript(
+  deps: RunnerDeps,
+  proposal: Proposal,
+  about: ProposalText,
+  runId: number,
+): Promise<Outcome> {
+  let r: {
+    exitCode: number | null;
+    signal?: string | null;
+    stdout: string;
+    stderr: string;
+    timedOut: boolean;
+    truncated: boolean;
+    durationMs: number;
+    outputBytes?: number;
+  };
+  let timeoutMs: number;
+  let maxOutputBytes: number;
+  if (about.target === 'evidence') {
+    const evidence = join(deps.evidenceDir, `incident-${proposal.incidentId}`);
+    await mkdir(evidence, { recursive: true });
+    const limits = deps.limits?.sandbox ?? {};
+    timeoutMs = limits.timeoutMs ?? SANDBOX_DEFAULTS.timeoutMs;
+    maxOutputBytes = limits.maxOutputBytes ?? SANDBOX_DEFAULTS.maxOutputBytes;
+    r = await runInSandbox({
+      script: about.text,
+      evidenceDir: evidence,
+      ...limits,
+      // The other incidents' evidence, the bot's data and its SSH keys stay out of sight.
+      hide: [
+        deps.evidenceDir,
+        ...(deps.sandboxHide ?? []),
+        ...(deps.hosts?.hosts.flatMap((h) => (h.key ? [h.key] : [])) ?? []),
+      ],
+    });
+  } else {
+    const host = deps.hosts && findHost(deps.hosts, about.target);
+    if (!host || !deps.ssh)
+      throw new CodedError(ErrorCode.HostUnknown, `${about.target} is not in the hosts file; nothing ran`);
+    timeoutMs = deps.limits?.host?.timeoutMs ?? HOST_SCRIPT_DEFAULTS.timeoutMs;
+    maxOutputBytes = deps.limits?.host?.maxOutputBytes ?? HOST_SCRIPT_DEFAULTS.maxOutputBytes;
+    // exec runs it under nice, ionice and the host's own timeout, its output capped.
+    r = await deps.ssh.host(host.name).exec({ command: about.text, timeoutMs, maxOutputBytes });
+  }
+  const known = new KnownSecrets();
+  const out = redact(r.stdout);
+  const err = redact(r.stderr);
+  known.add([...out.secrets, ...err.secrets]);
+  const stdout = known.scrub(out.text).text;
+  const stderr = known.scrub(err.text).text;
+  const output = stderr
+    ? `${stdout}${stdout && !stdout.endsWith('\n') ? '\n' : ''}--- stderr ---\n${stderr}`
+    : stdout;
+  const lines = output.replace(/\n$/, '').split('\n');
+  let preview = lines.slice(0, PREVIEW_LINES).join('\n');
+  if (preview.length > PREVIEW_CHARS) preview = `${preview.slice(0, PREVIEW_CHARS - 1)}…`;
+  const long = lines.length > PREVIEW_LINES || output.length > PREVIEW_CHARS;
+  const stops = [
+    r.timedOut ? `stopped at its time limit (${seconds(timeoutMs)})` : '',
+    r.truncated ? `stopped at the output cap (${formatBytes(maxOutputBytes)})` : '',
+  ].filter(Boolean);
+  const exit = r.exitCode === null ? `killed${r.signal ? ` (${r.signal})` : ''}` : `exit ${r.exitCode}`;
+  const outputBytes = r.outputBytes ?? Buffer.byteLength(r.stdout) + Buffer.byteLength(r.stderr);
+  return {
+    ok: r.exitCode === 0 && !r.timedOut && !r.truncated,
+    exitCode: r.exitCode,
+    durationMs: r.durationMs,
+    outputBytes,
+    status: `${[exit, ...stops].join(', ')} in ${seconds(r.durationMs)}, ${formatBytes(outputBytes)} of output`,
+    preview: output === '' ? '' : preview,
+    ...(long
+      ? { file: { content: output, filename: `run-${runId}-output.txt`, title: `Output of run ${runId}` } }
+      : {}),
+    result: { timedOut: r.timedOut, truncated: r.truncated, signal: r.signal ?? null },
+  };
 }

@@ -1,0 +1,259 @@
+import { spawn } from 'node:child_process';
+import { accessSync, constants, existsSync, mkdtempSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { delimiter, join, resolve } from 'node:path';
+import { CodedError, ErrorCode } from '../errors.ts';
+
+/**
+ * Runs an approved script over an incident's evidence in a bubblewrap (`bwrap`) sandbox:
+ *
+ * - a fresh temporary directory, writable, at /work (also HOME and the working directory),
+ *   deleted afterwards;
+ * - the incident's evidence directory read-only at /evidence;
+ * - the rest of / read-only, with /tmp, /run, /home, /root and the bot's own data (the `hide`
+ *   paths) replaced by empty directories, a fresh /proc and a minimal /dev;
+ * - no network (`--unshare-net`: only a loopback of its own), its own pid, ipc and uts
+ *   namespaces, a new session, every capability dropped, killed with the bot (`--die-with-parent`);
+ * - the environment cleared to PATH, HOME=/work and LANG=C.UTF-8;
+ * - an address-space limit and a file-size limit (prlimit), a wall-time limit (the process group
+ *   is killed), and an output cap on stdout and stderr together (stopped when it is reached).
+ *
+ * The script is run by /bin/sh -c. Without bwrap (or prlimit) nothing runs: a missing sandbox is
+ * an error, never a reason to run unsandboxed.
+ */
+
+export interface SandboxOptions {
+  /** The exact approved script, run by `/bin/sh -c`. */
+  script: string;
+  /** Host directory bound read-only at /evidence. */
+  evidenceDir: string;
+  /** Wall time, in milliseconds. Default 60,000. */
+  timeoutMs?: number;
+  /** Address-space limit (RLIMIT_AS), in bytes. Default 1 GiB. */
+  memoryBytes?: number;
+  /** Largest file the script may write (RLIMIT_FSIZE), in bytes. Default 256 MiB. */
+  fileBytes?: number;
+  /** stdout and stderr together, in bytes; the script is stopped past it. Default 1 MiB. */
+  maxOutputBytes?: number;
+  /** Host paths the script must not see (the bot's data, its keys): an empty directory or file in their place. */
+  hide?: readonly string[];
+  /** Where the fresh working directory is made. Default the system's temporary directory. */
+  tmpRoot?: string;
+  /** The PATH searched for bwrap and prlimit. Default the bot's own PATH. */
+  searchPath?: string;
+}
+
+export interface SandboxResult {
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+  /** The output cap was reached and the script stopped. */
+  truncated: boolean;
+  /** Bytes of stdout and stderr produced (up to the cap and the chunk that crossed it). */
+  outputBytes: number;
+  durationMs: number;
+}
+
+export const SANDBOX_DEFAULTS = {
+  timeoutMs: 60_000,
+  memoryBytes: 1024 * 1024 * 1024,
+  fileBytes: 256 * 1024 * 1024,
+  maxOutputBytes: 1024 * 1024,
+};
+
+const SANDBOX_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+/** Top-level directories the sandbox makes itself, or never shows. */
+const NOT_BOUND = new Set([
+  'proc',
+  'dev',
+  'sys',
+  'tmp',
+  'run',
+  'home',
+  'root',
+  'work',
+  'evidence',
+  'lost+found',
+]);
+const EMPTIED = ['/tmp', '/var/tmp', '/run', '/var/run', '/home', '/root', '/mnt', '/media'];
+
+/** The executable's full path on `searchPath`, if there is one. */
+export function findExecutable(name: string, searchPath = process.env.PATH ?? ''): string | undefined {
+  for (const dir of searchPath.split(delimiter)) {
+    if (!dir) continue;
+    const candidate = join(dir, name);
+    try {
+      accessSync(candidate, constants.X_OK);
+      if (statSync(candidate).isFile()) return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+/** bwrap's arguments for a root made of the host's top-level entries, read-only. */
+export function sandboxArgs(options: {
+  evidenceDir: string;
+  workDir: string;
+  hide: readonly string[];
+  /** Size of the sandbox's /tmp, in bytes. */
+  tmpBytes: number;
+}): string[] {
+  const args: string[] = [];
+  for (const entry of readdirSync('/', { withFileTypes: true })) {
+    if (NOT_BOUND.has(entry.name)) continue;
+    const path = `/${entry.name}`;
+    if (entry.isSymbolicLink()) args.push('--symlink', readlinkSync(path), path);
+    else if (entry.isDirectory()) args.push('--ro-bind', path, path);
+  }
+  // /tmp is the one writable place besides /work, and small.
+  args.push('--proc', '/proc', '--dev', '/dev', '--size', String(options.tmpBytes), '--tmpfs', '/tmp');
+  args.push('--dir', '/run', '--dir', '/home', '--dir', '/root');
+  const emptied: string[] = [];
+  for (const path of [...EMPTIED, ...options.hide.map((p) => resolve(p))]) {
+    if (['/tmp', '/run', '/home', '/root'].includes(path)) continue;
+    let stat: ReturnType<typeof statSync>;
+    try {
+      stat = statSync(path);
+    } catch {
+      continue;
+    }
+    // A symlink (/var/run → /run) resolves to something already handled.
+    if (path !== '/var/run' && stat.isDirectory()) {
+      args.push('--tmpfs', path);
+      emptied.push(path);
+    } else if (stat.isFile()) args.push('--ro-bind', '/dev/null', path);
+  }
+  args.push('--ro-bind', resolve(options.evidenceDir), '/evidence');
+  args.push('--bind', resolve(options.workDir), '/work');
+  for (const path of ['/', ...emptied]) args.push('--remount-ro', path);
+  args.push(
+    '--unshare-net',
+    '--unshare-pid',
+    '--unshare-ipc',
+    '--unshare-uts',
+    '--hostname',
+    'sandbox',
+    '--die-with-parent',
+    '--new-session',
+    '--cap-drop',
+    'ALL',
+    '--clearenv',
+    '--setenv',
+    'PATH',
+    SANDBOX_PATH,
+    '--setenv',
+    'HOME',
+    '/work',
+    '--setenv',
+    'LANG',
+    'C.UTF-8',
+    '--chdir',
+    '/work',
+  );
+  return args;
+}
+
+export async function runInSandbox(options: SandboxOptions): Promise<SandboxResult> {
+  const timeoutMs = options.timeoutMs ?? SANDBOX_DEFAULTS.timeoutMs;
+  const memoryBytes = options.memoryBytes ?? SANDBOX_DEFAULTS.memoryBytes;
+  const fileBytes = options.fileBytes ?? SANDBOX_DEFAULTS.fileBytes;
+  const maxOutputBytes = options.maxOutputBytes ?? SANDBOX_DEFAULTS.maxOutputBytes;
+  const bwrap = findExecutable('bwrap', options.searchPath);
+  const prlimit = findExecutable('prlimit', options.searchPath);
+  if (!bwrap)
+    throw new CodedError(
+      ErrorCode.SandboxUnavailable,
+      'bubblewrap (bwrap) is not installed, so the script was not run (apt-get install bubblewrap)',
+    );
+  if (!prlimit)
+    throw new CodedError(
+      ErrorCode.SandboxUnavailable,
+      'prlimit (util-linux) is not installed, so the script was not run: it sets the memory limit',
+    );
+  if (!existsSync(options.evidenceDir) || !statSync(options.evidenceDir).isDirectory())
+    throw new CodedError(
+      ErrorCode.SandboxUnavailable,
+      `the evidence directory ${options.evidenceDir} does not exist, so the script was not run`,
+    );
+
+  const workDir = mkdtempSync(join(options.tmpRoot ?? tmpdir(), 'nightshift-sandbox-'));
+  try {
+    const args = [
+      `--as=${memoryBytes}`,
+      `--fsize=${fileBytes}`,
+      '--core=0',
+      '--',
+      bwrap,
+      ...sandboxArgs({
+        evidenceDir: options.evidenceDir,
+        workDir,
+        hide: options.hide ?? [],
+        tmpBytes: Math.min(fileBytes, 64 * 1024 * 1024),
+      }),
+      '--',
+      '/bin/sh',
+      '-c',
+      options.script,
+    ];
+    return await new Promise<SandboxResult>((done, fail) => {
+      const started = performance.now();
+      // prlimit sets the limits on itself and execs bwrap: one process, the leader of its group.
+      const child = spawn(prlimit, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: {} });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      let size = 0;
+      let truncated = false;
+      let timedOut = false;
+      const kill = () => {
+        try {
+          if (child.pid) process.kill(-child.pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      };
+      const take = (into: Buffer[]) => (chunk: Buffer) => {
+        if (truncated) return;
+        const room = maxOutputBytes - size;
+        if (chunk.length > room) {
+          into.push(chunk.subarray(0, room));
+          size = maxOutputBytes;
+          truncated = true;
+          kill();
+          return;
+        }
+        into.push(chunk);
+        size += chunk.length;
+      };
+      const timer = setTimeout(() => {
+        timedOut = true;
+        kill();
+      }, timeoutMs);
+      child.stdout.on('data', take(out));
+      child.stderr.on('data', take(err));
+      child.once('error', (error) => {
+        clearTimeout(timer);
+        fail(new CodedError(ErrorCode.SandboxUnavailable, `cannot start the sandbox: ${error.message}`));
+      });
+      child.once('close', (code, signal) => {
+        clearTimeout(timer);
+        done({
+          exitCode: code,
+          signal,
+          stdout: Buffer.concat(out).toString('utf8'),
+          stderr: Buffer.concat(err).toString('utf8'),
+          timedOut,
+          truncated,
+          outputBytes: size,
+          durationMs: Math.round(performance.now() - started),
+        });
+      });
+    });
+  } finally {
+    await rm(workDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,206 @@
+import pg from 'pg';
+import { isSecretName, KnownSecrets, REDACTED, redact } from '../analyze/redact.ts';
+import type { SqlDatabase } from '../config/sql-databases.ts';
+import { CodedError, ErrorCode } from '../errors.ts';
+import { classifyReadOnlySql } from './sql-check.ts';
+
+/**
+ * Runs an approved SQL text against a database named in the configuration, so that it can only
+ * read and only for so long: the text passes the SQL gate again, then runs inside
+ * `BEGIN READ ONLY` with `SET LOCAL statement_timeout`, a SELECT through a cursor that fetches
+ * one row more than the cap (so "more than N rows" is known without reading them all), and the
+ * transaction is rolled back at the end whatever happened. The database's URL never appears in
+ * an error; results are redacted before they are rendered.
+ */
+
+export interface SqlRunOptions {
+  database: SqlDatabase;
+  /** The exact approved text. */
+  text: string;
+  /** statement_timeout, in milliseconds. Default 10,000. */
+  timeoutMs?: number;
+  /** Rows kept; more than this sets `truncated`. Default 1000. */
+  maxRows?: number;
+  /** Connecting gives up after this long, in milliseconds. Default 10,000. */
+  connectTimeoutMs?: number;
+}
+
+export interface SqlResult {
+  columns: string[];
+  /** Values in PostgreSQL's text form; null is NULL. */
+  rows: Array<Array<string | null>>;
+  /** The query had more than `maxRows` rows; only the first `maxRows` are here. */
+  truncated: boolean;
+  maxRows: number;
+  durationMs: number;
+}
+
+export const SQL_DEFAULTS = { timeoutMs: 10_000, maxRows: 1000, connectTimeoutMs: 10_000 };
+
+/** Every value in its text form: a CSV shows what psql would, not JavaScript's reading of it. */
+const TEXT_TYPES = { getTypeParser: () => (value: string) => value };
+
+/** Hides the URL and its parts (password, user@host, host:port) in a driver's message, then redacts. */
+export function scrubDatabaseMessage(message: string, url: string): string {
+  let out = message.split(url).join('[database URL]');
+  try {
+    const parsed = new URL(url);
+    const parts = [
+      parsed.password,
+      decodeURIComponent(parsed.password),
+      parsed.host,
+      parsed.hostname,
+      parsed.hostname.replace(/^\[|\]$/g, ''),
+    ].filter((p) => p.length >= 3);
+    for (const part of parts.sort((a, b) => b.length - a.length)) out = out.split(part).join('[database]');
+  } catch {
+    // Not a URL we can take apart: the whole of it is already hidden.
+  }
+  return redact(out).text;
+}
+
+export async function runReadOnlySql(options: SqlRunOptions): Promise<SqlResult> {
+  const { database, text } = options;
+  const timeoutMs = options.timeoutMs ?? SQL_DEFAULTS.timeoutMs;
+  const maxRows = options.maxRows ?? SQL_DEFAULTS.maxRows;
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 1)
+    throw new RangeError('timeoutMs must be a positive integer');
+  if (!Number.isInteger(maxRows) || maxRows < 1) throw new RangeError('maxRows must be a positive integer');
+  const verdict = await classifyReadOnlySql(text);
+  if (!verdict.ok)
+    throw new CodedError(ErrorCode.SqlRefused, `refused before running: ${verdict.reason}; nothing ran`);
+
+  const client = new pg.Client({
+    connectionString: database.url,
+    connectionTimeoutMillis: options.connectTimeoutMs ?? SQL_DEFAULTS.connectTimeoutMs,
+    // The server's statement_timeout stops the query; this stops waiting on a server that hangs.
+    query_timeout: timeoutMs + 5000,
+    application_name: 'nightshift',
+    types: TEXT_TYPES,
+  });
+  // A connection dropped mid-query is reported by the query itself; this keeps it from crashing the bot.
+  client.on('error', () => {});
+  const fail = (what: string, error: unknown): CodedError => {
+    const message = scrubDatabaseMessage((error as Error).message ?? String(error), database.url);
+    const code = (error as { code?: string }).code;
+    return new CodedError(
+      ErrorCode.SqlFailed,
+      `database "${database.name}": ${what}: ${message}${code ? ` (${code})` : ''}`,
+    );
+  };
+  try {
+    await client.connect();
+  } catch (error) {
+    await client.end().catch(() => {});
+    throw fail('cannot connect', error);
+  }
+  const started = performance.now();
+  try {
+    await client.query('BEGIN READ ONLY');
+    await client.query(`SET LOCAL statement_timeout = ${timeoutMs}`);
+    let result: pg.QueryResult<unknown[]>;
+    if (verdict.kind === 'select') {
+      await client.query(`DECLARE nightshift_result NO SCROLL CURSOR FOR ${text}`);
+      result = await client.query<unknown[]>({
+        text: `FETCH FORWARD ${maxRows + 1} FROM nightshift_result`,
+        rowMode: 'array',
+      });
+    } else {
+      // EXPLAIN and SHOW cannot be a cursor's query; their output is a plan or a list of settings.
+      result = await client.query<unknown[]>({ text, rowMode: 'array' });
+    }
+    const rows = (result.rows as unknown[][]).map((row) =>
+      row.map((v) => (v === null || v === undefined ? null : String(v))),
+    );
+    return {
+      columns: result.fields.map((f) => f.name),
+      rows: rows.slice(0, maxRows),
+      truncated: rows.length > maxRows,
+      maxRows,
+      durationMs: Math.round(performance.now() - started),
+    };
+  } catch (error) {
+    throw fail('the query failed', error);
+  } finally {
+    await client.query('ROLLBACK').catch(() => {});
+    await client.end().catch(() => {});
+  }
+}
+
+/**
+ * The result with secrets hidden: a value in a column named like a secret (`password`,
+ * `api_key`), anything the redaction patterns catch, and every later copy of a value found so.
+ */
+export function redactSqlResult(result: SqlResult): { result: SqlResult; redactions: number } {
+  let redactions = 0;
+  const known = new KnownSecrets();
+  const secretColumns = result.columns.map((c) => isSecretName(c));
+  const columns = result.columns.map((c) => {
+    const r = redact(c);
+    redactions += r.count;
+    return r.text;
+  });
+  let rows = result.rows.map((row) =>
+    row.map((value, i) => {
+      if (value === null) return null;
+      if (secretColumns[i] && value !== '') {
+        redactions++;
+        known.add([value]);
+        return REDACTED;
+      }
+      const r = redact(value);
+      redactions += r.count;
+      known.add(r.secrets);
+      return r.text;
+    }),
+  );
+  if (known.size > 0)
+    rows = rows.map((row) =>
+      row.map((value) => {
+        if (value === null) return null;
+        const r = known.scrub(value);
+        redactions += r.count;
+        return r.text;
+      }),
+    );
+  return { result: { ...result, columns, rows }, redactions };
+}
+
+/** RFC 4180: a field with a comma, a quote or a line break is quoted, its quotes doubled; NULL is empty. */
+export function csvField(value: string | null): string {
+  if (value === null) return '';
+  return /[",\r\n]/.test(value) || /^\s|\s$/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
+}
+
+export function toCsv(result: Pick<SqlResult, 'columns' | 'rows'>): string {
+  const lines = [result.columns, ...result.rows].map((row) => row.map(csvField).join(','));
+  return `${lines.join('\r\n')}\r\n`;
+}
+
+const clip = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
+
+/** A few lines for the thread: how many rows, how long, and the first rows as `column: value`. */
+export function summarizeSqlResult(result: SqlResult, previewRows = 3): string {
+  const count = result.truncated
+    ? `more than ${result.maxRows} rows (the first ${result.maxRows} are in the file)`
+    : `${result.rows.length} row${result.rows.length === 1 ? '' : 's'}`;
+  const lines = [`${count}, ${result.columns.length} column(s), in ${result.durationMs} ms`];
+  for (const row of result.rows.slice(0, previewRows)) {
+    lines.push(
+      clip(
+        result.columns.map((c, i) => `${c}: ${row[i] === null ? 'NULL' : clip(row[i]!, 80)}`).join(' · '),
+        400,
+      ),
+    );
+  }
+  if (result.rows.length > previewRows) lines.push(`… ${result.rows.length - previewRows} more in the file`);
+  return lines.join('\n');
+}
+
+/** What leaves the bot: the CSV and the summary, built from the redacted result and redacted again. */
+export function renderSqlResult(result: SqlResult): { csv: string; summary: string; redactions: number } {
+  const safe = redactSqlResult(result);
+  const csv = redact(toCsv(safe.result));
+  const summary = redact(summarizeSqlResult(safe.result));
+  return { csv: csv.text, summary: summary.text, redactions: safe.redactions + csv.count + summary.count };
+}

@@ -1,0 +1,176 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import type { CodedError } from '../../src/errors.ts';
+import { findExecutable, runInSandbox } from '../../src/runners/evidence-sandbox.ts';
+
+/**
+ * The evidence sandbox with the real bubblewrap: each test shows one wall holding, and where it
+ * matters the same script outside the sandbox (or under a looser limit) showing the wall is what
+ * stopped it. bwrap and python3 must be installed (.ci/run installs them): the tests fail without
+ * them, they never skip.
+ */
+
+describe('the evidence sandbox (bubblewrap)', () => {
+  let root: string;
+  let evidence: string;
+  let server: Server;
+  let port: number;
+  let requests = 0;
+
+  before(async () => {
+    assert.ok(findExecutable('bwrap'), 'bubblewrap (bwrap) must be installed: apt-get install bubblewrap');
+    assert.ok(findExecutable('python3'), 'python3 must be installed');
+    root = mkdtempSync(join(tmpdir(), 'nightshift-sandbox-test-'));
+    evidence = join(root, 'incident-7');
+    mkdirSync(join(evidence, 'run-1'), { recursive: true });
+    writeFileSync(join(evidence, 'run-1', 'strings.txt'), 'icy-name: Radio Nightly\nGET /stream HTTP/1.1\n');
+    server = createServer((_req, res) => {
+      requests++;
+      res.end('reached');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    port = (server.address() as AddressInfo).port;
+  });
+  after(async () => {
+    await new Promise((resolve) => server.close(resolve));
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  const run = (script: string, over: Partial<Parameters<typeof runInSandbox>[0]> = {}) =>
+    runInSandbox({ script, evidenceDir: evidence, timeoutMs: 20_000, ...over });
+
+  it('reads the evidence at /evidence, and works in a fresh /work that is deleted afterwards', async () => {
+    const tmpRoot = mkdtempSync(join(root, 'tmp-'));
+    const result = await run(
+      'grep -c icy- /evidence/run-1/strings.txt; pwd; echo kept > out.txt; cat out.txt',
+      {
+        tmpRoot,
+      },
+    );
+    assert.equal(result.exitCode, 0, result.stderr);
+    assert.equal(result.stdout, '1\n/work\nkept\n');
+    assert.equal(result.timedOut, false);
+    assert.equal(result.truncated, false);
+    assert.equal(result.outputBytes, Buffer.byteLength(result.stdout) + Buffer.byteLength(result.stderr));
+    assert.deepEqual(readdirSync(tmpRoot), [], 'the working directory is gone');
+  });
+
+  it('cannot write the evidence, nor the rest of /', async () => {
+    const result = await run(
+      'echo x > /evidence/run-1/strings.txt; echo $? ; touch /evidence/new; echo $?; touch /usr/nightshift-was-here; echo $?',
+    );
+    assert.equal(result.stdout, '2\n1\n1\n');
+    assert.match(result.stderr, /Read-only file system/);
+    assert.equal(
+      readFileSync(join(evidence, 'run-1', 'strings.txt'), 'utf8'),
+      'icy-name: Radio Nightly\nGET /stream HTTP/1.1\n',
+    );
+    assert.deepEqual(readdirSync(evidence), ['run-1']);
+  });
+
+  it('cannot reach a server on the host’s 127.0.0.1', async () => {
+    const fetcher = `python3 -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:${port}/', timeout=3).read().decode())"`;
+    // Outside the sandbox the same command reaches it, so the test can fail.
+    assert.equal((await promisify(execFile)('/bin/sh', ['-c', fetcher])).stdout, 'reached\n');
+    const before = requests;
+    const result = await run(fetcher);
+    assert.notEqual(result.exitCode, 0);
+    assert.match(result.stderr, /Connection refused|Network is unreachable|URLError/);
+    assert.equal(requests, before, 'the server saw no request from the sandbox');
+  });
+
+  it('does not see the bot’s environment', async () => {
+    process.env.NIGHTSHIFT_TEST_SECRET = 'parent-secret-value-123';
+    try {
+      const result = await run('env');
+      assert.equal(result.exitCode, 0);
+      assert.ok(!result.stdout.includes('parent-secret-value-123'));
+      assert.ok(!result.stdout.includes('NIGHTSHIFT_TEST_SECRET'));
+      const names = result.stdout
+        .trim()
+        .split('\n')
+        .map((line) => line.split('=')[0])
+        .sort();
+      assert.deepEqual(names, ['HOME', 'LANG', 'PATH', 'PWD']);
+      assert.match(result.stdout, /^HOME=\/work$/m);
+      assert.match(result.stdout, /^LANG=C\.UTF-8$/m);
+    } finally {
+      delete process.env.NIGHTSHIFT_TEST_SECRET;
+    }
+  });
+
+  it('hides the paths it is told to hide (the bot’s data and keys)', async () => {
+    // Outside /tmp, /home and /root (emptied anyway), where the sandbox would otherwise show it.
+    const data = mkdtempSync('/var/lib/nightshift-sandbox-test-');
+    try {
+      writeFileSync(join(data, 'id_ed25519'), 'PRIVATE KEY');
+      writeFileSync(join(root, 'hosts-key'), 'ANOTHER KEY');
+      const script = `cat ${join(data, 'id_ed25519')}; echo; ls -A ${data} | wc -l`;
+      const seen = await run(script);
+      assert.equal(seen.stdout, 'PRIVATE KEY\n1\n', 'without hide the sandbox can read it');
+      const hidden = await run(script, { hide: [data, join(root, 'hosts-key')] });
+      assert.equal(hidden.stdout, '\n0\n');
+      assert.match(hidden.stderr, /No such file/);
+    } finally {
+      rmSync(data, { recursive: true, force: true });
+    }
+  });
+
+  it('kills a script at its time limit, and everything it started', async () => {
+    const marker = `100.${process.pid}`;
+    const started = Date.now();
+    const result = await run(`sleep ${marker} & sleep ${marker}`, { timeoutMs: 1000 });
+    assert.equal(result.timedOut, true);
+    assert.equal(result.signal, 'SIGKILL');
+    assert.ok(Date.now() - started < 5000, `took ${Date.now() - started} ms`);
+    await new Promise((r) => setTimeout(r, 300));
+    const left = readdirSync('/proc')
+      .filter((pid) => /^\d+$/.test(pid))
+      .filter((pid) => {
+        try {
+          return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(marker);
+        } catch {
+          return false;
+        }
+      });
+    assert.deepEqual(left, [], 'no sleep is left behind');
+  });
+
+  it('stops a script that writes more than the output cap', async () => {
+    const started = Date.now();
+    const result = await run('yes', { maxOutputBytes: 64 * 1024 });
+    assert.equal(result.truncated, true);
+    assert.equal(result.timedOut, false);
+    assert.equal(result.outputBytes, 64 * 1024);
+    assert.equal(Buffer.byteLength(result.stdout), 64 * 1024);
+    assert.ok(result.stdout.startsWith('y\ny\n'));
+    assert.ok(Date.now() - started < 5000);
+  });
+
+  it('stops an allocation past the memory cap', async () => {
+    const allocate = (mib: number) =>
+      `python3 -c "b = bytearray(${mib} * 1024 * 1024); b[-1] = 1; print('allocated')"`;
+    const small = await run(allocate(16), { memoryBytes: 256 * 1024 * 1024 });
+    assert.equal(small.stdout, 'allocated\n', small.stderr);
+    const big = await run(allocate(512), { memoryBytes: 256 * 1024 * 1024 });
+    assert.notEqual(big.exitCode, 0);
+    assert.equal(big.stdout, '');
+    assert.match(big.stderr, /MemoryError/);
+  });
+
+  it('refuses to run without bubblewrap, never unsandboxed', async () => {
+    const path = mkdtempSync(join(root, 'path-'));
+    await assert.rejects(run('touch /tmp/ran-unsandboxed', { searchPath: path }), (error: CodedError) => {
+      assert.equal(error.code, 'nightshift_sandbox_unavailable');
+      assert.match(error.message, /bubblewrap \(bwrap\) is not installed, so the script was not run/);
+      return true;
+    });
+  });
+});
