@@ -15,6 +15,7 @@ import { alertWebhookRoute } from './http/alert-webhook.ts';
 import { describeMetrics, healthRoutes } from './http/health.ts';
 import type { Route } from './http/routes.ts';
 import { startHttpServer } from './http/server.ts';
+import { stableJobId } from './jobs/job-ids.ts';
 import { QUEUES } from './jobs/queues.ts';
 import { startSweeper } from './jobs/sweeper.ts';
 import { createLogger, type Logger } from './log.ts';
@@ -93,13 +94,25 @@ export async function startBot(options: StartOptions): Promise<Bot> {
       ...collection,
     };
     let slack: SlackApp | undefined;
+    // One collection per disk incident: the job id comes from the incident, so a second send
+    // (the sweeper catching up after a crash between the alert's commit and this send) is a no-op.
+    const startCollection = collection
+      ? async (incidentId: number, host: string) => {
+          await queue.send(
+            QUEUES.collectHost.name,
+            { incidentId, host },
+            { id: stableJobId(`collect-host:${incidentId}`) },
+          );
+        }
+      : undefined;
     const onIncidentOpened = (touch: IncidentTouch) => {
-      if (!collection || touch.problem !== 'disk') return;
-      queue
-        .send(QUEUES.collectHost.name, { incidentId: touch.incidentId, host: touch.host })
-        .catch((error: unknown) =>
-          log.error({ err: error, incident: touch.incidentId }, 'could not start collection'),
-        );
+      if (!startCollection || touch.problem !== 'disk') return;
+      startCollection(touch.incidentId, touch.host).catch((error: unknown) =>
+        log.error(
+          { err: error, incident: touch.incidentId },
+          'could not start collection; the sweeper will retry',
+        ),
+      );
     };
     const routes: Route[] = [
       ...ALERT_SOURCES.map((source) =>
@@ -130,6 +143,7 @@ export async function startBot(options: StartOptions): Promise<Bot> {
         log,
         slack: running.poster,
         evidenceDays: config.NIGHTSHIFT_EVIDENCE_DAYS,
+        startCollection,
       });
       const mode = config.SLACK_APP_TOKEN ? 'Socket Mode' : 'HTTP, /slack/events';
       log.info({ port: running.port, store: db.kind }, `nightshift is serving with Slack (${mode})`);
@@ -149,7 +163,7 @@ export async function startBot(options: StartOptions): Promise<Bot> {
       };
     }
     await registerWorkers(queue, workerDeps);
-    const sweeper = startSweeper({ db, log, evidenceDays: config.NIGHTSHIFT_EVIDENCE_DAYS });
+    const sweeper = startSweeper({ db, log, evidenceDays: config.NIGHTSHIFT_EVIDENCE_DAYS, startCollection });
     const server: Server = await startHttpServer(routes, config.PORT, log);
     const port = (server.address() as AddressInfo).port;
     log.info({ port, store: db.kind }, 'nightshift is serving (Slack off: no SLACK_BOT_TOKEN)');

@@ -10,12 +10,21 @@ import { appendAudit } from '../store/records.ts';
  * Housekeeping on a timer, safe to run in every bot process at once (rows are claimed with SKIP
  * LOCKED or guarded by their state): proposals past their time are marked expired and their
  * messages say so; evidence past its retention period is deleted from the bot host, its record
- * (size, sha256, origin) kept.
+ * (size, sha256, origin) kept; a disk incident whose collection was lost is collected.
  */
+export interface SweeperDeps {
+  db: Db;
+  log: Logger;
+  slack?: SlackPoster | undefined;
+  evidenceDays: number;
+  /** Queues the collection of a disk incident (idempotent: one job id per incident). */
+  startCollection?: ((incidentId: number, host: string) => Promise<void>) | undefined;
+}
+
 export async function sweep(
-  deps: { db: Db; log: Logger; slack?: SlackPoster | undefined; evidenceDays: number },
+  deps: SweeperDeps,
   now: Date,
-): Promise<{ expired: number; deleted: number }> {
+): Promise<{ expired: number; deleted: number; collections: number }> {
   const expired = await expireProposals(deps.db, now);
   for (const p of expired) await refreshProposalMessage(deps.db, deps.slack, p.id, now);
   const cutoff = new Date(now.getTime() - deps.evidenceDays * 86_400_000);
@@ -34,13 +43,26 @@ export async function sweep(
       subject: { artifact: Number(row.id), path: row.local_path, retentionDays: deps.evidenceDays },
     });
   }
-  return { expired: expired.length, deleted: rows.length };
+  // A disk incident whose collection was never queued (the bot died between the alert's commit
+  // and the send): queue it now. The job id is the incident's, so this never makes a second one.
+  let collections = 0;
+  if (deps.startCollection) {
+    const missed = await deps.db.executeSql<{ id: string; host: string }>(
+      `SELECT i.id, i.host FROM incidents i
+       WHERE i.problem = 'disk' AND i.status <> 'resolved' AND i.opened_at < $1
+         AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.incident_id = i.id AND j.kind = 'collect-host')
+       ORDER BY i.id LIMIT 50`,
+      [new Date(now.getTime() - 60_000)],
+    );
+    for (const row of missed.rows) {
+      await deps.startCollection(Number(row.id), row.host);
+      collections++;
+    }
+  }
+  return { expired: expired.length, deleted: rows.length, collections };
 }
 
-export function startSweeper(
-  deps: { db: Db; log: Logger; slack?: SlackPoster | undefined; evidenceDays: number },
-  everyMs = 30_000,
-): { stop(): void } {
+export function startSweeper(deps: SweeperDeps, everyMs = 30_000): { stop(): void } {
   const timer = setInterval(() => {
     sweep(deps, new Date()).catch((error: unknown) => deps.log.warn({ err: error }, 'sweep failed'));
   }, everyMs);

@@ -4,6 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { loadConfig } from '../../src/config/env.ts';
+import { stableJobId } from '../../src/jobs/job-ids.ts';
+import { QUEUES } from '../../src/jobs/queues.ts';
+import { sweep } from '../../src/jobs/sweeper.ts';
 import { createLogger } from '../../src/log.ts';
 import { type Bot, startBot } from '../../src/main.ts';
 import type { Db } from '../../src/store/db.ts';
@@ -239,5 +242,42 @@ describe('a disk alert starts collection on the host', () => {
         'run.result_posted',
       ],
     );
+  });
+
+  it('catches up on a collection lost between an alert and its send, and queues it once', async () => {
+    const { rows } = await db.executeSql<{ id: string }>(
+      `INSERT INTO incidents (group_key, host, problem, title, opened_by, opened_at)
+       VALUES ('web-1:disk:lost', 'web-1', 'disk', 'Disk / filling on web-1 (lost)', 'test', now() - interval '5 minutes')
+       RETURNING id`,
+    );
+    const incidentId = Number(rows[0]!.id);
+    const sent: Array<string | null> = [];
+    const startCollection = async (id: number, host: string) => {
+      sent.push(
+        await bot.boss.send(
+          QUEUES.collectHost.name,
+          { incidentId: id, host },
+          { id: stableJobId(`collect-host:${id}`) },
+        ),
+      );
+    };
+    const log = createLogger({ level: 'silent' });
+    const first = await sweep({ db, log, evidenceDays: 14, startCollection }, new Date());
+    const second = await sweep({ db, log, evidenceDays: 14, startCollection }, new Date());
+    assert.ok(first.collections >= 1 && second.collections >= 1, 'both sweeps saw no collection yet');
+    assert.equal(sent.filter((id) => id !== null).length, 1, 'one job for two sends');
+    await until(
+      'the caught-up collection',
+      async () => {
+        const jobs = await db.executeSql<{ state: string }>(
+          `SELECT state FROM jobs WHERE incident_id = $1 AND kind = 'collect-host'`,
+          [incidentId],
+        );
+        return jobs.rows.length === 1 && jobs.rows[0]!.state === 'succeeded';
+      },
+      60_000,
+    );
+    const third = await sweep({ db, log, evidenceDays: 14, startCollection }, new Date());
+    assert.equal(third.collections, 0);
   });
 });
