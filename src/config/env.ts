@@ -65,8 +65,31 @@ export const EnvSchema = z.object({
   ANTHROPIC_API_KEY: optionalString,
   /** Anthropic API base URL (a proxy, or a fake in tests). */
   ANTHROPIC_BASE_URL: url('e.g. https://api.anthropic.com'),
-  /** Model the agent uses. */
+  /** Model the agent uses. Default claude-sonnet-4-5. */
   ANTHROPIC_MODEL: optionalString.transform((v) => v ?? 'claude-sonnet-4-5'),
+  /** Model calls (turns) the agent may make per incident. Default 20. */
+  AGENT_MAX_TURNS: optionalString
+    .transform((v) => (v === undefined ? 20 : Number(v)))
+    .refine((v) => Number.isInteger(v) && v >= 1 && v <= 1000, {
+      message: 'must be a whole number of turns, 1-1000',
+    }),
+  /** Tokens (input, output and cache, summed) the agent may use per incident. Default 200000. */
+  AGENT_MAX_TOKENS: optionalString
+    .transform((v) => (v === undefined ? 200_000 : Number(v)))
+    .refine((v) => Number.isInteger(v) && v >= 1000 && v <= 100_000_000, {
+      message: 'must be a whole number of tokens, 1000-100000000',
+    }),
+  /** Databases the agent may propose read-only SQL for, by name, comma-separated. Default none. */
+  NIGHTSHIFT_SQL_DATABASES: optionalString
+    .transform((v) =>
+      (v ?? '')
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    )
+    .refine((names) => names.every((n) => /^[a-z][a-z0-9_-]{0,62}$/.test(n)), {
+      message: 'must be names of lower-case letters, digits, _ and -, comma-separated',
+    }),
   /** HTTP port for Slack events, alert webhooks, health and metrics. Default 3000. */
   PORT: optionalString
     .transform((v) => (v === undefined ? 3000 : Number(v)))
