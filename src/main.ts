@@ -82,7 +82,23 @@ export async function startBot(options: StartOptions): Promise<Bot> {
         'no approvers (NIGHTSHIFT_APPROVERS or the policy file): proposals can only be rejected or expire',
       );
     const onApproved = runWhenApproved(queue);
+    // The agent, only with a key: without one everything else works and threads say it is off.
+    const agent = config.ANTHROPIC_API_KEY
+      ? {
+          model: (await import('./agent/client.ts')).createModelClient({
+            apiKey: config.ANTHROPIC_API_KEY,
+            baseURL: config.ANTHROPIC_BASE_URL,
+            model: config.ANTHROPIC_MODEL,
+            log,
+          }),
+          maxTurns: config.AGENT_MAX_TURNS,
+          maxTokens: config.AGENT_MAX_TOKENS,
+          sqlDatabases: config.sqlDatabases.map((d) => d.name),
+        }
+      : undefined;
+    if (!agent) log.info('the agent is off (no ANTHROPIC_API_KEY)');
     const workerDeps = {
+      agent,
       db,
       log,
       policy,

@@ -71,8 +71,20 @@ export const EnvSchema = z.object({
   ANTHROPIC_API_KEY: optionalString,
   /** Anthropic API base URL (a proxy, or a fake in tests). */
   ANTHROPIC_BASE_URL: url('e.g. https://api.anthropic.com'),
-  /** Model the agent uses. */
+  /** Model the agent uses. Default claude-sonnet-4-5. */
   ANTHROPIC_MODEL: optionalString.transform((v) => v ?? 'claude-sonnet-4-5'),
+  /** Model calls (turns) the agent may make per incident. Default 20. */
+  AGENT_MAX_TURNS: optionalString
+    .transform((v) => (v === undefined ? 20 : Number(v)))
+    .refine((v) => Number.isInteger(v) && v >= 1 && v <= 1000, {
+      message: 'must be a whole number of turns, 1-1000',
+    }),
+  /** Tokens (input, output and cache, summed) the agent may use per incident. Default 200000. */
+  AGENT_MAX_TOKENS: optionalString
+    .transform((v) => (v === undefined ? 200_000 : Number(v)))
+    .refine((v) => Number.isInteger(v) && v >= 1000 && v <= 100_000_000, {
+      message: 'must be a whole number of tokens, 1000-100000000',
+    }),
   /** HTTP port for Slack events, alert webhooks, health and metrics. Default 3000. */
   PORT: optionalString
     .transform((v) => (v === undefined ? 3000 : Number(v)))

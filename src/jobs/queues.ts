@@ -28,6 +28,13 @@ export const QUEUES = {
       proposalId: z.number().int().positive(),
     }),
   },
+  agentTurn: {
+    name: 'agent-turn',
+    payload: z.object({
+      /** The incident whose agent takes its next step (new findings, or a run's result). */
+      incidentId: z.number().int().positive(),
+    }),
+  },
 } as const;
 
 export type AnalyzeEvidencePayload = z.infer<typeof QUEUES.analyzeEvidence.payload>;

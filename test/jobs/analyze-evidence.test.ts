@@ -51,11 +51,22 @@ for (const database of testDatabases()) {
           findings.rows[0]!.title,
           /^Likely endless stream in 3 of 5 dumps: http:\/\/127\.0\.0\.1:\d+\/live\/radio\.mp3$/,
         );
+        // Without ANTHROPIC_API_KEY the thread is told once that the agent is off.
+        await until('the agent-off notice', async () => {
+          const r = await db.executeSql('SELECT 1 FROM thread_messages WHERE dedup_key = $1', [
+            `agent:${incidentId}:off`,
+          ]);
+          return r.rows.length > 0;
+        });
         const replies = await db.executeSql<{ n: number }>(
           `SELECT count(*)::int AS n FROM thread_messages WHERE incident_id = $1 AND role = 'reply'`,
           [incidentId],
         );
-        assert.equal(replies.rows[0]!.n, findings.rows.length + 2, 'findings, plus job started and finished');
+        assert.equal(
+          replies.rows[0]!.n,
+          findings.rows.length + 3,
+          'findings, plus job started and finished, plus the agent is off',
+        );
         const done = await db.executeSql<{ body: unknown }>(
           'SELECT body FROM thread_messages WHERE dedup_key = $1',
           [`job:${jobId}:finished`],
@@ -63,7 +74,7 @@ for (const database of testDatabases()) {
         const raw = done.rows[0]!.body;
         const body = (typeof raw === 'string' ? JSON.parse(raw) : raw) as { text: string };
         assert.match(body.text, /Analysis done: 5 dumps, \d+ findings/);
-        assert.equal(kicked, 2);
+        assert.equal(kicked, 3);
       } finally {
         await boss.stop({ graceful: false });
         await db.close();

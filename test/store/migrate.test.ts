@@ -6,6 +6,8 @@ import { loadMigrations, migrate } from '../../src/store/migrate.ts';
 import { POSTGRES_URL, testDatabases } from '../helpers/db.ts';
 
 const TABLES = [
+  'agent_messages',
+  'agent_state',
   'alerts',
   'approvals',
   'audit_log',

@@ -32,6 +32,15 @@ export async function analyzeEvidence(deps: JobDeps, jobId: string, raw: unknown
       `:white_check_mark: Analysis done: ${plural(report.dumps.length, 'dump')}, ${plural(report.findings.length, 'finding')}${unreadable}`,
       { dumps: report.dumps.length },
     );
+    // The ranked correlations (already redacted by the analyzer), for the agent's list_findings.
+    await deps.db.executeSql('UPDATE jobs SET result = $2 WHERE id = $1', [
+      run.id,
+      JSON.stringify({
+        correlations: report.correlations
+          .slice(0, 50)
+          .map(({ value, kind, dumps, total, stream, why }) => ({ value, kind, dumps, total, stream, why })),
+      }),
+    ]);
     return report;
   } catch (error) {
     await run.fail(error);

@@ -1,11 +1,13 @@
 import type { PgBoss } from 'pg-boss';
+import type { ModelClient } from '../../agent/client.ts';
 import type { Policy } from '../../approvals/policy.ts';
-import type { Proposal } from '../../approvals/service.ts';
+import { getProposal, type Proposal } from '../../approvals/service.ts';
 import type { SshConnections } from '../../collect/ssh.ts';
 import type { HostsFile } from '../../config/hosts.ts';
 import type { SqlDatabase } from '../../config/sql-databases.ts';
 import type { SlackPoster } from '../../slack/outbox.ts';
 import { QUEUES } from '../queues.ts';
+import { agentAfterRun, agentTurnJob } from './agent-turn.ts';
 import { analyzeEvidence, type JobDeps } from './analyze-evidence.ts';
 import { collectHostJob } from './collect-host.ts';
 import { runProposalJob } from './run-proposal.ts';
@@ -22,6 +24,15 @@ export interface WorkerDeps extends JobDeps {
   sqlDatabases?: readonly SqlDatabase[] | undefined;
   /** Host paths evidence scripts must not see. */
   sandboxHide?: readonly string[] | undefined;
+  /** The agent, when ANTHROPIC_API_KEY is set; absent, the agent is off. */
+  agent?: AgentConfig | undefined;
+}
+
+export interface AgentConfig {
+  model: ModelClient;
+  maxTurns: number;
+  maxTokens: number;
+  sqlDatabases: readonly string[];
 }
 
 /** Queues the one run of an approved proposal (the runner makes sure it is one). */
@@ -38,17 +49,47 @@ export function runWhenApproved(boss: PgBoss) {
 /** Registers every worker with pg-boss; one job at a time per queue per process. */
 export async function registerWorkers(boss: PgBoss, deps: WorkerDeps): Promise<void> {
   const onApproved = runWhenApproved(boss);
+  const send = (queue: string, payload: object, options?: { startAfter?: number }) =>
+    boss.send(queue, payload, options ?? {});
+  const hook = { db: deps.db, channel: deps.channel, agent: deps.agent, send, kick: deps.kick };
   await boss.work(QUEUES.analyzeEvidence.name, { pollingIntervalSeconds: 1 }, async (jobs) => {
-    for (const job of jobs) await analyzeEvidence(deps, job.id, job.data);
+    for (const job of jobs) {
+      await analyzeEvidence(deps, job.id, job.data);
+      await agentAfterRun(hook, QUEUES.analyzeEvidence.payload.parse(job.data).incidentId);
+    }
   });
+  const { agent } = deps;
+  if (agent) {
+    await boss.work(QUEUES.agentTurn.name, { pollingIntervalSeconds: 1 }, async (jobs) => {
+      for (const job of jobs)
+        await agentTurnJob(
+          {
+            ...deps,
+            ...agent,
+            hosts: deps.hosts?.hosts.map((h) => h.name) ?? [],
+            send,
+          },
+          job.id,
+          job.data,
+        );
+    });
+  }
   await boss.work(QUEUES.runProposal.name, { pollingIntervalSeconds: 1 }, async (jobs) => {
-    for (const job of jobs)
+    for (const job of jobs) {
       await runProposalJob({ ...deps, send: (queue, payload) => boss.send(queue, payload) }, job.data);
+      // The agent waits for the result of what it proposed; a pull wakes it through its analysis.
+      const proposal = await getProposal(deps.db, QUEUES.runProposal.payload.parse(job.data).proposalId);
+      if (proposal && proposal.kind !== 'pull' && (proposal.state === 'done' || proposal.state === 'failed'))
+        await agentAfterRun(hook, proposal.incidentId);
+    }
   });
   const { hosts, ssh } = deps;
   if (hosts && ssh) {
     await boss.work(QUEUES.collectHost.name, { pollingIntervalSeconds: 1 }, async (jobs) => {
-      for (const job of jobs) await collectHostJob({ ...deps, hosts, ssh, onApproved }, job.id, job.data);
+      for (const job of jobs) {
+        const collection = await collectHostJob({ ...deps, hosts, ssh, onApproved }, job.id, job.data);
+        if (collection) await agentAfterRun(hook, QUEUES.collectHost.payload.parse(job.data).incidentId);
+      }
     });
   }
 }

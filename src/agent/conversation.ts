@@ -1,0 +1,138 @@
+import type { Db } from '../store/db.ts';
+import type { ContentBlock, ConversationMessage, ToolUseBlock, Usage } from './client.ts';
+
+/**
+ * The agent's conversation and budget per incident, in the database (agent_messages,
+ * agent_state), so a restarted bot, or another bot process, continues where it was. Messages are
+ * appended, never edited; consecutive messages of one role are sent to the model as one.
+ */
+
+export interface AgentState {
+  turns: number;
+  tokens: number;
+  seenFindingId: number;
+  seenRunId: number;
+  budgetSpentAt: Date | null;
+}
+
+interface StateRow {
+  turns: number;
+  tokens: string | number;
+  seen_finding_id: string | number;
+  seen_run_id: string | number;
+  budget_spent_at: Date | string | null;
+}
+
+const toState = (r: StateRow): AgentState => ({
+  turns: Number(r.turns),
+  tokens: Number(r.tokens),
+  seenFindingId: Number(r.seen_finding_id),
+  seenRunId: Number(r.seen_run_id),
+  budgetSpentAt: r.budget_spent_at === null ? null : new Date(r.budget_spent_at),
+});
+
+/**
+ * Takes the incident's lease for one turn (one turn at a time per incident, across processes);
+ * undefined when another turn holds it. A lease a crashed process left runs out by itself.
+ */
+export async function claimTurn(
+  db: Db,
+  incidentId: number,
+  leaseSeconds = 900,
+): Promise<AgentState | undefined> {
+  await db.executeSql(
+    'INSERT INTO agent_state (incident_id) VALUES ($1) ON CONFLICT (incident_id) DO NOTHING',
+    [incidentId],
+  );
+  const { rows } = await db.executeSql<StateRow>(
+    `UPDATE agent_state SET lease_until = now() + make_interval(secs => $2), updated_at = now()
+     WHERE incident_id = $1 AND (lease_until IS NULL OR lease_until < now()) RETURNING *`,
+    [incidentId, leaseSeconds],
+  );
+  return rows[0] ? toState(rows[0]) : undefined;
+}
+
+export async function releaseTurn(db: Db, incidentId: number): Promise<void> {
+  await db.executeSql(
+    'UPDATE agent_state SET lease_until = NULL, updated_at = now() WHERE incident_id = $1',
+    [incidentId],
+  );
+}
+
+export interface StoredMessage extends ConversationMessage {
+  id: number;
+}
+
+export async function loadConversation(db: Db, incidentId: number): Promise<StoredMessage[]> {
+  const { rows } = await db.executeSql<{ id: string; role: 'user' | 'assistant'; content: unknown }>(
+    'SELECT id, role, content FROM agent_messages WHERE incident_id = $1 ORDER BY id',
+    [incidentId],
+  );
+  return rows.map((r) => ({
+    id: Number(r.id),
+    role: r.role,
+    content: (typeof r.content === 'string' ? JSON.parse(r.content) : r.content) as ContentBlock[],
+  }));
+}
+
+export async function appendMessage(
+  db: Db,
+  incidentId: number,
+  message: ConversationMessage,
+  usage?: Usage,
+): Promise<StoredMessage> {
+  const { rows } = await db.executeSql<{ id: string }>(
+    'INSERT INTO agent_messages (incident_id, role, content, usage) VALUES ($1, $2, $3, $4) RETURNING id',
+    [incidentId, message.role, JSON.stringify(message.content), usage ? JSON.stringify(usage) : null],
+  );
+  return { ...message, id: Number(rows[0]!.id) };
+}
+
+/** Counts one model call and its tokens (input, output and cache, summed). */
+export async function spend(db: Db, incidentId: number, usage: Usage): Promise<AgentState> {
+  const tokens =
+    usage.input_tokens +
+    usage.output_tokens +
+    usage.cache_creation_input_tokens +
+    usage.cache_read_input_tokens;
+  const { rows } = await db.executeSql<StateRow>(
+    `UPDATE agent_state SET turns = turns + 1, tokens = tokens + $2, updated_at = now() WHERE incident_id = $1 RETURNING *`,
+    [incidentId, tokens],
+  );
+  return toState(rows[0]!);
+}
+
+export async function markSeen(db: Db, incidentId: number, findingId: number, runId: number): Promise<void> {
+  await db.executeSql(
+    `UPDATE agent_state SET seen_finding_id = greatest(seen_finding_id, $2), seen_run_id = greatest(seen_run_id, $3),
+       updated_at = now() WHERE incident_id = $1`,
+    [incidentId, findingId, runId],
+  );
+}
+
+/** Marks the budget spent; true only the first time (so the thread is told once). */
+export async function markBudgetSpent(db: Db, incidentId: number): Promise<boolean> {
+  const { rows } = await db.executeSql(
+    `UPDATE agent_state SET budget_spent_at = now() WHERE incident_id = $1 AND budget_spent_at IS NULL RETURNING 1`,
+    [incidentId],
+  );
+  return rows.length > 0;
+}
+
+/** The messages as the API takes them: consecutive messages of one role merged into one. */
+export function forModel(messages: readonly ConversationMessage[]): ConversationMessage[] {
+  const out: ConversationMessage[] = [];
+  for (const m of messages) {
+    const last = out.at(-1);
+    if (last && last.role === m.role) last.content = [...last.content, ...m.content];
+    else out.push({ role: m.role, content: [...m.content] });
+  }
+  return out;
+}
+
+/** tool_use blocks of the last assistant message that no tool_result answers (a crash mid-turn). */
+export function unansweredToolUses(messages: readonly ConversationMessage[]): ToolUseBlock[] {
+  const last = messages.at(-1);
+  if (last?.role !== 'assistant') return [];
+  return last.content.filter((b): b is ToolUseBlock => b.type === 'tool_use');
+}

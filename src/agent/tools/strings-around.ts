@@ -1,0 +1,58 @@
+import { z } from 'zod';
+import {
+  incidentEvidenceDir,
+  readRange,
+  resolveEvidenceFile,
+  scanFile,
+  stringsIn,
+} from './evidence-files.ts';
+import { MAX_SCAN_BYTES } from './search-evidence.ts';
+import { defineTool, ToolRefusal } from './tool.ts';
+
+/** The printable strings near a value in a dump: what surrounded a URL in memory (headers, a request). */
+
+const MAX_STRINGS = 200;
+
+export const stringsAround = defineTool({
+  name: 'strings_around',
+  description:
+    'Shows the printable ASCII strings (at least minLength characters) within radius bytes around an occurrence of value in one evidence file (a name search_evidence gave), each with its byte offset. Bounded; read-only; runs at once.',
+  acts: false,
+  input: z
+    .object({
+      file: z.string().min(1).max(1024).describe('An evidence file name as search_evidence gave it'),
+      value: z.string().min(3).max(256).describe('The literal to look around'),
+      occurrence: z.number().int().min(1).max(1000).default(1).describe('Which occurrence, 1 = the first'),
+      radius: z.number().int().min(64).max(16_384).default(2048).describe('Bytes each side; default 2048'),
+      minLength: z.number().int().min(4).max(64).default(6).describe('Shortest string kept; default 6'),
+    })
+    .strict(),
+  async run(input, ctx) {
+    const root = incidentEvidenceDir(ctx.evidenceDir, ctx.incidentId);
+    const file = await resolveEvidenceFile(root, input.file);
+    const needle = Buffer.from(input.value, 'utf8');
+    let seen = 0;
+    let found: number | undefined;
+    await scanFile(file.path, needle, MAX_SCAN_BYTES, (offset) => {
+      seen++;
+      if (seen < input.occurrence) return true;
+      found = offset;
+      return false;
+    });
+    if (found === undefined)
+      throw new ToolRefusal(
+        `${JSON.stringify(input.value)} occurs ${seen} time(s) in ${file.name}${seen > 0 ? `, not ${input.occurrence}` : ''}`,
+      );
+    const start = Math.max(0, found - input.radius);
+    const bytes = await readRange(file.path, start, found - start + needle.length + input.radius);
+    const strings = stringsIn(bytes, start, input.minLength).slice(0, MAX_STRINGS);
+    const text = [
+      `${strings.length} string(s) within ${input.radius} bytes of ${JSON.stringify(input.value)} at ${file.name} @ ${found}:`,
+      ...strings.map(
+        (s) =>
+          `${s.offset}${s.offset <= found! && found! < s.offset + s.text.length ? ' *' : ''}: ${s.text.slice(0, 512)}`,
+      ),
+    ].join('\n');
+    return { source: `${file.name} around ${found}`, text };
+  },
+});

@@ -1,0 +1,128 @@
+import { z } from 'zod';
+import { redact } from '../../analyze/redact.ts';
+import type { Policy } from '../../approvals/policy.ts';
+import type { Proposal } from '../../approvals/service.ts';
+import type { Db } from '../../store/db.ts';
+import type { ToolResultBlock, ToolSpec, ToolUseBlock } from '../client.ts';
+import { evidenceBlock } from '../prompt.ts';
+
+/**
+ * A tool the agent may call, as the Anthropic SDK's tool helpers shape one: a zod schema of its
+ * input, validated before `run`, and the JSON Schema the API is given (z.toJSONSchema). Read-only
+ * tools (`acts: false`) run at once; acting tools only create a proposal, which a human approves
+ * or not. Whatever happens, the model gets a tool_result: an invalid input, an unknown tool or a
+ * thrown error come back as `is_error` content, and the loop goes on.
+ */
+
+export interface ToolContext {
+  db: Db;
+  incidentId: number;
+  /** Pulled evidence is kept under <evidenceDir>/incident-<id>/. */
+  evidenceDir: string;
+  /** Host names from the hosts file (where a script may run). */
+  hosts: readonly string[];
+  /** Database names from the configuration (where SQL may run). */
+  sqlDatabases: readonly string[];
+  policy: Policy;
+  channel: string;
+  now: () => Date;
+  /** Asks the Slack outbox to post what was queued. */
+  kick?: (() => void) | undefined;
+}
+
+export interface ToolOutcome {
+  /** Where the text came from, for the evidence delimiters. */
+  source: string;
+  text: string;
+  isError?: boolean;
+  /** Set by acting tools: the proposal they recorded. */
+  proposal?: Proposal;
+}
+
+export interface AgentTool {
+  name: string;
+  description: string;
+  /** Whether the tool creates a proposal (the turn ends after it) rather than reading. */
+  acts: boolean;
+  input: z.ZodType;
+  run(input: unknown, ctx: ToolContext): Promise<ToolOutcome>;
+}
+
+export function defineTool<S extends z.ZodType>(tool: {
+  name: string;
+  description: string;
+  acts: boolean;
+  input: S;
+  run(input: z.output<S>, ctx: ToolContext): Promise<ToolOutcome>;
+}): AgentTool {
+  return { ...tool, run: (input, ctx) => tool.run(input as z.output<S>, ctx) };
+}
+
+/** The tool as the Messages API takes it. */
+export function toolSpec(tool: AgentTool): ToolSpec {
+  const { $schema: _drop, ...schema } = z.toJSONSchema(tool.input, { io: 'input' }) as Record<
+    string,
+    unknown
+  >;
+  return {
+    name: tool.name,
+    description: tool.description,
+    input_schema: { ...schema, type: 'object' },
+  };
+}
+
+/** A refusal the model should read and act on (not a crash): becomes an is_error result. */
+export class ToolRefusal extends Error {
+  override name = 'ToolRefusal';
+}
+
+const MAX_RESULT_CHARS = 30_000;
+
+export interface ToolCall {
+  result: ToolResultBlock;
+  proposal?: Proposal;
+}
+
+/** Runs one tool_use block: validates, runs, redacts and delimits; never throws. */
+export async function callTool(
+  tools: readonly AgentTool[],
+  use: ToolUseBlock,
+  ctx: ToolContext,
+): Promise<ToolCall> {
+  const failed = (text: string): ToolCall => ({
+    result: {
+      type: 'tool_result',
+      tool_use_id: use.id,
+      content: evidenceBlock(`${use.name} error`, redact(text).text),
+      is_error: true,
+    },
+  });
+  const tool = tools.find((t) => t.name === use.name);
+  if (!tool)
+    return failed(`There is no tool named ${use.name}. Tools: ${tools.map((t) => t.name).join(', ')}.`);
+  const parsed = tool.input.safeParse(use.input);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(input)'}: ${i.message}`);
+    return failed(`The input does not fit ${tool.name}'s schema, so it did not run:\n${issues.join('\n')}`);
+  }
+  let outcome: ToolOutcome;
+  try {
+    outcome = await tool.run(parsed.data, ctx);
+  } catch (error) {
+    const message =
+      error instanceof ToolRefusal ? error.message : `${tool.name} failed: ${(error as Error).message}`;
+    return failed(message);
+  }
+  let text = redact(outcome.text).text;
+  if (text.length > MAX_RESULT_CHARS)
+    text = `${text.slice(0, MAX_RESULT_CHARS)}\n… (cut at ${MAX_RESULT_CHARS} characters)`;
+  return {
+    result: {
+      type: 'tool_result',
+      tool_use_id: use.id,
+      content: evidenceBlock(outcome.source, text),
+      ...(outcome.isError ? { is_error: true } : {}),
+    },
+    ...(outcome.proposal ? { proposal: outcome.proposal } : {}),
+  };
+}

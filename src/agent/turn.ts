@@ -1,0 +1,334 @@
+import { redact } from '../analyze/redact.ts';
+import type { Policy } from '../approvals/policy.ts';
+import { getIncident } from '../incidents/incidents.ts';
+import type { Logger } from '../log.ts';
+import type { Db } from '../store/db.ts';
+import { queueThreadMessage } from '../store/records.ts';
+import type { ContentBlock, ModelClient, TextBlock, ToolResultBlock, ToolUseBlock } from './client.ts';
+import {
+  appendMessage,
+  claimTurn,
+  forModel,
+  loadConversation,
+  markBudgetSpent,
+  markSeen,
+  releaseTurn,
+  spend,
+  unansweredToolUses,
+} from './conversation.ts';
+import { evidenceBlock, systemPrompt } from './prompt.ts';
+import { AGENT_TOOLS } from './tools/index.ts';
+import { type AgentTool, callTool, type ToolContext, toolSpec } from './tools/tool.ts';
+
+/**
+ * One step of the agent on an incident: tell the model what is new (findings since its last
+ * turn, or the result of a run it proposed), let it read with the read-only tools as long as it
+ * wants, and stop when it ends its turn or proposes something (it waits for that result). The
+ * conversation and the budget live in the database; the turn ends with a short message to the
+ * thread.
+ */
+
+export interface AgentDeps {
+  db: Db;
+  log: Logger;
+  model: ModelClient;
+  policy: Policy;
+  channel: string;
+  evidenceDir: string;
+  /** Host names from the hosts file. */
+  hosts: readonly string[];
+  /** Database names SQL may be proposed for. */
+  sqlDatabases: readonly string[];
+  /** AGENT_MAX_TURNS: model calls per incident. */
+  maxTurns: number;
+  /** AGENT_MAX_TOKENS: tokens per incident (input, output and cache, summed). */
+  maxTokens: number;
+  /** max_tokens of one answer. Default 4096. */
+  maxOutputTokens?: number;
+  tools?: readonly AgentTool[];
+  now?: () => Date;
+  kick?: (() => void) | undefined;
+}
+
+export type TurnOutcome =
+  /** Another turn of this incident holds the lease: try again shortly. */
+  | { kind: 'busy' }
+  /** Nothing new to tell the model: no call was made. */
+  | { kind: 'nothing_new' }
+  | { kind: 'budget_spent' }
+  | { kind: 'ended'; calls: number }
+  | { kind: 'proposed'; calls: number; proposals: number[] };
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+/** The thread's notice, once per incident: the agent has no key. */
+export async function agentOffNotice(db: Db, incidentId: number, channel: string): Promise<void> {
+  await queueThreadMessage(db, {
+    incidentId,
+    key: `agent:${incidentId}:off`,
+    fallbackChannel: channel,
+    body: {
+      type: 'text',
+      text: ':zzz: The agent is off (no ANTHROPIC_API_KEY): findings are posted as usual, and nothing is proposed by a model.',
+      blocks: [],
+    },
+  });
+}
+
+interface News {
+  blocks: TextBlock[];
+  findingId: number;
+  runId: number;
+}
+
+/** What the model has not been told yet, as user-turn text (evidence inside delimiters). */
+async function whatIsNew(
+  deps: AgentDeps,
+  incidentId: number,
+  seenFinding: number,
+  seenRun: number,
+  first: boolean,
+): Promise<News> {
+  const blocks: TextBlock[] = [];
+  if (first) {
+    const incident = await getIncident(deps.db, incidentId);
+    if (incident)
+      blocks.push({
+        type: 'text',
+        text: `Incident #${incident.id} on host ${incident.host} (${incident.problem}), ${incident.status}, severity ${incident.severity}, opened ${incident.openedAt.toISOString()}.\n${evidenceBlock('incident title', redact(incident.title).text)}\nHosts you may propose scripts on: ${deps.hosts.join(', ') || 'none'}. Databases you may propose SQL on: ${deps.sqlDatabases.join(', ') || 'none'}.`,
+      });
+  }
+  const findings = await deps.db.executeSql<{
+    id: string;
+    kind: string;
+    severity: string;
+    title: string;
+    body: unknown;
+  }>(
+    'SELECT id, kind, severity, title, body FROM findings WHERE incident_id = $1 AND id > $2 ORDER BY id LIMIT 200',
+    [incidentId, seenFinding],
+  );
+  let findingId = seenFinding;
+  if (findings.rows.length > 0) {
+    findingId = Number(findings.rows.at(-1)!.id);
+    const lines = findings.rows.map((r) => {
+      const body = (typeof r.body === 'string' ? JSON.parse(r.body) : r.body) as { detail?: string };
+      return `#${r.id} [${r.severity}] (${r.kind}) ${r.title}${body.detail ? `\n  ${body.detail.slice(0, 1500).replaceAll('\n', '\n  ')}` : ''}`;
+    });
+    blocks.push({
+      type: 'text',
+      text: `${plural(findings.rows.length, 'new finding')} since your last turn (list_findings shows all, with the correlations):\n${evidenceBlock('findings', redact(lines.join('\n')).text)}`,
+    });
+  }
+  const runs = await deps.db.executeSql<{
+    id: string;
+    proposal_id: string;
+    kind: string;
+    target: string;
+    state: string;
+    exit_code: number | null;
+    output_bytes: string | null;
+    error: string | null;
+    result: unknown;
+    posted: unknown;
+  }>(
+    `SELECT r.id, r.proposal_id, p.kind, p.target, r.state, r.exit_code, r.output_bytes, r.error, r.result,
+            (SELECT m.body FROM thread_messages m WHERE m.dedup_key = 'run:' || r.id || ':result') AS posted
+     FROM runs r JOIN proposals p ON p.id = r.proposal_id
+     WHERE p.incident_id = $1 AND r.id > $2 AND r.finished_at IS NOT NULL ORDER BY r.id LIMIT 20`,
+    [incidentId, seenRun],
+  );
+  let runId = seenRun;
+  for (const r of runs.rows) {
+    runId = Number(r.id);
+    const posted = (typeof r.posted === 'string' ? JSON.parse(r.posted) : r.posted) as {
+      text?: string;
+    } | null;
+    const result = typeof r.result === 'string' ? r.result : JSON.stringify(r.result ?? {});
+    const output = [posted?.text ?? '', `result: ${result}`, r.error ? `error: ${r.error}` : '']
+      .filter(Boolean)
+      .join('\n')
+      .slice(0, 20_000);
+    blocks.push({
+      type: 'text',
+      text: `Proposal #${r.proposal_id} (${r.kind} on ${r.target}) ran: ${r.state}, exit code ${r.exit_code ?? 'none'}, ${r.output_bytes ?? 0} bytes of output.\n${evidenceBlock(`run ${r.id} of proposal ${r.proposal_id}`, redact(output).text)}`,
+    });
+  }
+  return { blocks, findingId, runId };
+}
+
+/** A short line of what the agent looked at this turn, for the thread. */
+function looked(uses: readonly ToolUseBlock[]): string {
+  if (uses.length === 0) return '';
+  const parts = uses.map((u) => {
+    const input = (u.input ?? {}) as Record<string, unknown>;
+    const arg = input.pattern ?? input.value ?? input.host ?? input.where ?? input.database;
+    return typeof arg === 'string' ? `${u.name} "${arg.slice(0, 60)}"` : u.name;
+  });
+  return `\n_Looked at: ${parts.join(', ')}_`;
+}
+
+async function postTurn(
+  deps: AgentDeps,
+  incidentId: number,
+  key: string,
+  text: string,
+  uses: readonly ToolUseBlock[],
+  proposals: readonly number[],
+) {
+  const said = text.trim() || (proposals.length > 0 ? 'I proposed the next step.' : 'I have nothing to add.');
+  const proposed =
+    proposals.length > 0
+      ? `\nProposed: ${proposals.map((id) => `#${id}`).join(', ')} (waiting for an approver; nothing ran)`
+      : '';
+  const body = redact(`:robot_face: *Agent:* ${said}${proposed}${looked(uses)}`).text;
+  await queueThreadMessage(deps.db, {
+    incidentId,
+    key,
+    fallbackChannel: deps.channel,
+    body: { type: 'text', text: body.length > 3500 ? `${body.slice(0, 3500)}…` : body, blocks: [] },
+  });
+  deps.kick?.();
+}
+
+async function budgetSpent(
+  deps: AgentDeps,
+  incidentId: number,
+  turns: number,
+  tokens: number,
+): Promise<boolean> {
+  if (turns < deps.maxTurns && tokens < deps.maxTokens) return false;
+  if (await markBudgetSpent(deps.db, incidentId)) {
+    await queueThreadMessage(deps.db, {
+      incidentId,
+      key: `agent:${incidentId}:budget`,
+      fallbackChannel: deps.channel,
+      body: {
+        type: 'text',
+        text: `:hourglass: The agent's budget for this incident is spent: ${turns} of ${deps.maxTurns} turns, ${tokens.toLocaleString('en')} of ${deps.maxTokens.toLocaleString('en')} tokens. It stops here (AGENT_MAX_TURNS, AGENT_MAX_TOKENS).`,
+        blocks: [],
+      },
+    });
+    deps.kick?.();
+  }
+  return true;
+}
+
+export async function runAgentTurn(deps: AgentDeps, incidentId: number): Promise<TurnOutcome> {
+  const state = await claimTurn(deps.db, incidentId);
+  if (!state) return { kind: 'busy' };
+  try {
+    return await turn(deps, incidentId, state.turns, state.tokens, state.seenFindingId, state.seenRunId);
+  } finally {
+    await releaseTurn(deps.db, incidentId);
+  }
+}
+
+async function turn(
+  deps: AgentDeps,
+  incidentId: number,
+  turns0: number,
+  tokens0: number,
+  seenFinding: number,
+  seenRun: number,
+): Promise<TurnOutcome> {
+  if (await budgetSpent(deps, incidentId, turns0, tokens0)) return { kind: 'budget_spent' };
+  const tools = deps.tools ?? AGENT_TOOLS;
+  const now = deps.now ?? (() => new Date());
+  const ctx: ToolContext = {
+    db: deps.db,
+    incidentId,
+    evidenceDir: deps.evidenceDir,
+    hosts: deps.hosts,
+    sqlDatabases: deps.sqlDatabases,
+    policy: deps.policy,
+    channel: deps.channel,
+    now,
+    kick: deps.kick,
+  };
+  const messages: Array<{ role: 'user' | 'assistant'; content: ContentBlock[] }> = await loadConversation(
+    deps.db,
+    incidentId,
+  );
+  // A turn cut short after the model asked for tools (a crash, a restart): answer them as such.
+  const cut = unansweredToolUses(messages);
+  if (cut.length > 0) {
+    const content: ToolResultBlock[] = cut.map((u) => ({
+      type: 'tool_result',
+      tool_use_id: u.id,
+      content: 'Interrupted: the bot restarted before this tool ran. Call it again if you still need it.',
+      is_error: true,
+    }));
+    messages.push(await appendMessage(deps.db, incidentId, { role: 'user', content }));
+  }
+  // The model still owes an answer when the last turn stopped before it (a failed call, a restart).
+  const last = messages.at(-1);
+  const owed = cut.length > 0 || (last?.role === 'user' && last.content.some((b) => b.type === 'text'));
+  const news = await whatIsNew(deps, incidentId, seenFinding, seenRun, messages.length === 0);
+  if (news.blocks.length === 0 && !owed) return { kind: 'nothing_new' };
+  if (news.blocks.length > 0)
+    await deps.db.transaction(async (tx) => {
+      messages.push(await appendMessage(tx, incidentId, { role: 'user', content: news.blocks }));
+      await markSeen(tx, incidentId, news.findingId, news.runId);
+    });
+
+  const system = systemPrompt();
+  const specs = tools.map(toolSpec);
+  const used: ToolUseBlock[] = [];
+  /** What the model said along the way, for the thread when its last message says nothing. */
+  const said: string[] = [];
+  let turns = turns0;
+  let tokens = tokens0;
+  for (let calls = 0; ; calls++) {
+    if (await budgetSpent(deps, incidentId, turns, tokens)) return { kind: 'budget_spent' };
+    const reply = await deps.model.createMessage({
+      system,
+      messages: forModel(messages),
+      tools: specs,
+      maxTokens: deps.maxOutputTokens ?? 4096,
+    });
+    const content =
+      reply.content.length > 0 ? reply.content : [{ type: 'text' as const, text: '(no answer)' }];
+    const stored = await deps.db.transaction(async (tx) => {
+      const m = await appendMessage(tx, incidentId, { role: 'assistant', content }, reply.usage);
+      const spent = await spend(tx, incidentId, reply.usage);
+      turns = spent.turns;
+      tokens = spent.tokens;
+      return m;
+    });
+    messages.push(stored);
+    const text = content
+      .filter((b): b is TextBlock => b.type === 'text')
+      .map((b) => b.text)
+      .join('\n');
+    const uses = content.filter((b): b is ToolUseBlock => b.type === 'tool_use');
+    if (text.trim()) said.push(text.trim());
+    const summary = text.trim() || said.join('\n');
+    if (uses.length === 0) {
+      await postTurn(deps, incidentId, `agent:${incidentId}:turn:${stored.id}`, summary, used, []);
+      return { kind: 'ended', calls: calls + 1 };
+    }
+    used.push(...uses);
+    const results: ToolResultBlock[] = [];
+    const proposals: number[] = [];
+    for (const use of uses) {
+      const call = await callTool(tools, use, ctx);
+      results.push(call.result);
+      if (call.proposal) proposals.push(call.proposal.id);
+      deps.log.info(
+        {
+          incident: incidentId,
+          tool: use.name,
+          error: call.result.is_error ?? false,
+          proposal: call.proposal?.id,
+        },
+        'agent tool call',
+      );
+    }
+    messages.push(await appendMessage(deps.db, incidentId, { role: 'user', content: results }));
+    if (proposals.length > 0) {
+      await postTurn(deps, incidentId, `agent:${incidentId}:turn:${stored.id}`, summary, used, proposals);
+      return { kind: 'proposed', calls: calls + 1, proposals };
+    }
+  }
+}
