@@ -33,6 +33,8 @@ export interface CollectOptions {
   now?: Date;
   /** Collectors that need an approval before they run (the policy's collectorsNeedApproval). */
   needApproval?: readonly string[];
+  /** Where on the host to look for core files (the hosts file's coreSearchPaths). Default /. */
+  coreSearchPaths?: readonly string[];
 }
 
 export async function collectHost(host: RemoteHost, options: CollectOptions = {}): Promise<HostCollection> {
@@ -71,7 +73,7 @@ export async function collectHost(host: RemoteHost, options: CollectOptions = {}
   // Then what fills disks at 2 a.m.: cores, in containers and on the host, and Docker's layers.
   for (const step of [
     () => run(containerCores, { now }),
-    () => run(hostCores, { now }),
+    () => run(hostCores, { now, ...(options.coreSearchPaths ? { roots: options.coreSearchPaths } : {}) }),
     () => run(coreSettings, undefined),
     () => run(dockerUsage, undefined),
   ]) {

@@ -25,6 +25,8 @@ export const HostSchema = z
     labels: z.array(z.string().min(1)).default([]),
     /** At most this many SSH sessions at once on this host. */
     maxSessions: z.number().int().min(1).max(16).default(4),
+    /** Where to look for core files on the host (each searched with find -xdev). Default /. */
+    coreSearchPaths: z.array(z.string().regex(/^\//, 'an absolute path')).min(1).default(['/']),
   })
   .strict();
 

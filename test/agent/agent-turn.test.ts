@@ -276,7 +276,7 @@ for (const database of testDatabases()) {
         const outcome = await runAgentTurn(deps, incidentId);
         assert.equal(outcome.kind, 'proposed');
         assert.equal(refusal?.is_error, true);
-        assert.match(resultText(refusal!), /not a single read-only statement: it is a Delete statement/);
+        assert.match(resultText(refusal!), /not a single read-only statement: DELETE writes/);
         const { rows } = await db.executeSql<{ kind: string; target: string; text: string }>(
           'SELECT kind, target, text FROM proposals WHERE incident_id = $1',
           [incidentId],

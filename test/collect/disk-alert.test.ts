@@ -65,7 +65,7 @@ describe('a disk alert starts collection on the host', () => {
     const hostsPath = join(work, 'hosts.yml');
     writeFileSync(
       hostsPath,
-      `knownHosts: ${sshd.knownHostsPath}\nhosts:\n  - name: web-1\n    address: ${sshd.host}\n    port: ${sshd.port}\n    user: ${sshd.user}\n    key: ${sshd.privateKeyPath}\n    labels: [web-1:9100]\n`,
+      `knownHosts: ${sshd.knownHostsPath}\nhosts:\n  - name: web-1\n    address: ${sshd.host}\n    port: ${sshd.port}\n    user: ${sshd.user}\n    key: ${sshd.privateKeyPath}\n    labels: [web-1:9100]\n    coreSearchPaths: [${work}]\n`,
     );
     slack = await startFakeSlack();
     db = await testDatabases()[0]!.open();

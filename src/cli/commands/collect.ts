@@ -67,7 +67,7 @@ export async function collectCommand(
   });
   try {
     const remote = ssh.host(host.name);
-    const collection = await collectHost(remote);
+    const collection = await collectHost(remote, { coreSearchPaths: host.coreSearchPaths });
     const pulled: PullResult[] = [];
     const pullErrors: string[] = [];
     if (values.pull) {

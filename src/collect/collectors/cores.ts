@@ -1,4 +1,5 @@
 import type { Finding } from '../../analyze/report-schema.ts';
+import { shellQuote } from '../transport.ts';
 import type { Collector } from './collector.ts';
 
 /**
@@ -32,11 +33,12 @@ export const containerCoresCommand = [
 ].join('\n');
 
 /** Lines `-\t<size>\t<mtime>\t<path>` for cores on the host's local filesystems and in systemd-coredump's store. */
-export const hostCoresCommand = [
-  // `core` or `core.<digits>` only: `core.[0-9]*` alone also matches man pages such as core.5.gz.
-  `find / -xdev -type f \\( -name core -o \\( -name 'core.[0-9]*' ! -name 'core.*[!0-9]*' \\) \\) -size +1k -printf '-\\t%s\\t%T@\\t%p\\n' 2>/dev/null | head -n 200`,
-  `find /var/lib/systemd/coredump -type f -printf '-\\t%s\\t%T@\\t%p\\n' 2>/dev/null | head -n 200`,
-].join('; ');
+export const hostCoresCommand = (roots: readonly string[] = ['/']) =>
+  [
+    // `core` or `core.<digits>` only: `core.[0-9]*` alone also matches man pages such as core.5.gz.
+    `find ${roots.map(shellQuote).join(' ')} -xdev -type f \\( -name core -o \\( -name 'core.[0-9]*' ! -name 'core.*[!0-9]*' \\) \\) -size +1k -printf '-\\t%s\\t%T@\\t%p\\n' 2>/dev/null | head -n 200`,
+    `find /var/lib/systemd/coredump -type f -printf '-\\t%s\\t%T@\\t%p\\n' 2>/dev/null | head -n 200`,
+  ].join('; ');
 
 export function parseCoreLines(output: string): CoreFile[] {
   const cores: CoreFile[] = [];
@@ -91,9 +93,9 @@ export const containerCores: Collector<{ now: Date }> = {
   },
 };
 
-export const hostCores: Collector<{ now: Date }> = {
+export const hostCores: Collector<{ now: Date; roots?: readonly string[] }> = {
   name: 'core dumps on the host',
-  command: () => hostCoresCommand,
+  command: ({ roots }) => hostCoresCommand(roots),
   timeoutMs: 60_000,
   maxOutputBytes: 256 * 1024,
   parse(result, { now }) {

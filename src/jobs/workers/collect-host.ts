@@ -50,6 +50,7 @@ export async function collectHostJob(
     const collection = await collectHost(deps.ssh.host(host.name), {
       now,
       needApproval: deps.policy.collectorsNeedApproval,
+      coreSearchPaths: host.coreSearchPaths,
     });
     const problems =
       collection.errors.length > 0 ? `; could not collect: ${collection.errors.join('; ')}` : '';
