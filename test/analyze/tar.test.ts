@@ -182,7 +182,6 @@ describe('TarReader', () => {
     assert.ok(offsets.length >= 5, `found ${offsets.length} headers`);
     const fields = Object.entries(FIELD).filter(([name]) => name !== 'checksum');
     let parsed = 0;
-    let noDate = 0;
     const runs = 400;
     fc.assert(
       fc.property(
@@ -208,8 +207,8 @@ describe('TarReader', () => {
           try {
             // Every member header that got through counts, even when a later one throws.
             readTar(bytes, 997, (header) => {
-              if (header.mtime === undefined) noDate++;
-              else assert.ok(!Number.isNaN(header.mtime.getTime()), `${header.name}: Invalid Date`);
+              if (header.mtime !== undefined)
+                assert.ok(!Number.isNaN(header.mtime.getTime()), `${header.name}: Invalid Date`);
             });
             parsed++;
           } catch (error) {
@@ -222,7 +221,8 @@ describe('TarReader', () => {
     );
     // The mutations must get past the checksum, or they test nothing but the checksum.
     assert.ok(parsed > runs / 4, `only ${parsed} of ${runs} mutated archives were read`);
-    assert.ok(noDate > 0, 'no base-256 mtime past any date was reached');
+    // Whether a run reaches a base-256 mtime past any date is left to chance, so it is not
+    // asserted here; 'leaves out an mtime no Date can hold' above covers it every time.
   });
 
   it('never throws anything but a coded error on PAX records of any value', () => {
