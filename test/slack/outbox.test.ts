@@ -279,8 +279,11 @@ for (const database of testDatabases()) {
           otherPosted += await drainOutbox(db, other, logged.log, undefined, { ...options, ...claims });
           await new Promise((r) => setTimeout(r, 50));
         }
-        assert.equal(await first, 2, 'the root after its 429, then the reply');
-        assert.equal(otherPosted, 0);
+        // The root is the first poster's (claimed, kept through the 429); the reply may be posted
+        // by either once the root is in. Each message exactly once.
+        const firstPosted = await first;
+        assert.ok(firstPosted >= 1, 'the first poster posted the root it held');
+        assert.equal(firstPosted + otherPosted, 2, 'the root and the reply, once each');
         const calls = slack.callsTo('chat.postMessage').slice(before);
         assert.deepEqual(
           calls.map((c) => c.status),
