@@ -54,21 +54,49 @@ const WHERE: Record<ProposalKind, (target: string) => string> = {
 
 const clock = (d: Date) => `${d.toISOString().slice(11, 16)} UTC`;
 const who = (user: string) => (/^[UW][A-Z0-9]+$/.test(user) ? `<@${user}>` : user);
-/** Slack sections hold 3,000 characters; code fences and an ellipsis need a little room. */
+/** Characters a reader cannot see or that reorder what they see: shown as ⟦U+XXXX⟧ markers. */
+const HIDDEN =
+  /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]/g;
+
+/** The code points in a text that a reviewer would not see, with where they are. */
+export function hiddenCharacters(text: string): Array<{ at: number; codePoint: string }> {
+  return [...text.matchAll(HIDDEN)].map((m) => ({
+    at: m.index,
+    codePoint: `U+${m[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`,
+  }));
+}
+
+/** What a reviewer sees: the text itself, with anything invisible made visible. */
+export function visibleText(text: string): string {
+  return text.replace(HIDDEN, (c) => `⟦U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}⟧`);
+}
+
+/** Rich text blocks hold plain text: no mrkdwn, links, mentions or code fences can change what shows. */
 const CHUNK = 2900;
 
-/** The exact text in as many code blocks as it takes: never cut, since this is what gets approved. */
+/** The exact text in as many preformatted blocks as it takes: never cut, since this is what gets approved. */
 export function codeBlocks(text: string): Block[] {
-  const safe = text.replace(/```/g, '`\u200b``');
+  const shown = visibleText(text);
   const blocks: Block[] = [];
-  for (let i = 0; i < safe.length || i === 0; i += CHUNK) {
+  for (let i = 0; i < shown.length || i === 0; i += CHUNK) {
     blocks.push({
-      type: 'section',
-      text: { type: 'mrkdwn', text: `\`\`\`${safe.slice(i, i + CHUNK)}\`\`\`` },
+      type: 'rich_text',
+      elements: [
+        {
+          type: 'rich_text_preformatted',
+          elements: [{ type: 'text', text: shown.slice(i, i + CHUNK) || ' ' }],
+        },
+      ],
     });
   }
   return blocks;
 }
+
+/** Plain text (no formatting, links or mentions) for what the proposer wrote about it. */
+const plain = (text: string): Block => ({
+  type: 'section',
+  text: { type: 'plain_text', text: visibleText(text).slice(0, 2900) || ' ', emoji: false },
+});
 
 export function proposalMessage(view: ProposalView, now: Date): SlackMessage {
   const approvals = view.decisions.filter((d) => d.decision === 'approved');
@@ -97,14 +125,18 @@ export function proposalMessage(view: ProposalView, now: Date): SlackMessage {
       },
     },
   ];
-  if (view.why)
-    blocks.push({ type: 'section', text: { type: 'mrkdwn', text: `*Why:* ${view.why.slice(0, 2800)}` } });
+  if (view.why) blocks.push(plain(`Why: ${view.why}`));
   blocks.push(...codeBlocks(view.text));
+  if (view.expects) blocks.push(plain(`Expects: ${view.expects.slice(0, 500)}`));
+  const hidden = hiddenCharacters(view.text);
+  const risks = [
+    ...(hidden.length > 0
+      ? [`${hidden.length} invisible or direction-changing character(s), shown as ⟦U+…⟧: read it twice`]
+      : []),
+    ...view.risks,
+  ];
   const notes = [
-    ...(view.expects ? [`*Expects:* ${view.expects.slice(0, 500)}`] : []),
-    view.risks.length > 0
-      ? `:warning: ${view.risks.join(' · ')}`
-      : ':white_circle: nothing in the text stood out',
+    risks.length > 0 ? `:warning: ${risks.join(' · ')}` : ':white_circle: nothing in the text stood out',
     `sha256 \`${view.sha256.slice(0, 16)}\` · asked by ${who(view.proposedBy)}`,
   ];
   blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: notes.join('\n') }] });
