@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { CoreFile } from './collectors/cores.ts';
 import type { PullSource } from './pull.ts';
 
@@ -44,10 +45,20 @@ export function parsePullText(text: string): PullSource[] {
   });
 }
 
-/** A local file name for a source: readable, unique per source, no directories. */
+/**
+ * A local file name for a source: readable, without directories, and unique per source (a short
+ * hash of the whole source, since `/a/b_core` and `/a_b/core` read alike once flattened).
+ */
 export function localName(source: PullSource): string {
-  const base = source.path.replace(/^\//, '').replace(/[^A-Za-z0-9_.-]+/g, '_');
-  return source.container ? `${source.container.slice(0, 12)}-${base}.tar` : base;
+  const base = source.path
+    .replace(/^\//, '')
+    .replace(/[^A-Za-z0-9_.-]+/g, '_')
+    .slice(-80);
+  const tag = createHash('sha256')
+    .update(`${source.container ?? ''}:${source.path}`)
+    .digest('hex')
+    .slice(0, 8);
+  return source.container ? `${source.container.slice(0, 12)}-${base}-${tag}.tar` : `${base}-${tag}`;
 }
 
 export function formatBytes(bytes: number): string {

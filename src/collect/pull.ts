@@ -62,7 +62,12 @@ export function pullCommand(source: PullSource, compression: Compression = 'auto
       : compression === 'zstd'
         ? 'c="zstd -1 -q -c"'
         : 'c="gzip -1"; if command -v zstd >/dev/null 2>&1; then c="zstd -1 -q -c"; fi';
-  if (!source.container) return `${compress}; $c < ${shellQuote(source.path)}`;
+  if (!source.container) {
+    // A regular file, opened without following a symlink (O_NOFOLLOW): a core swapped for a link
+    // to /etc/shadow between the collection and the pull is refused, not copied.
+    const path = shellQuote(source.path);
+    return `${compress}; { { if [ -f ${path} ] && [ ! -L ${path} ]; then dd if=${path} iflag=nofollow bs=1M status=none; else echo "not a regular file (a link, a directory, or gone)" >&2; false; fi; echo "nightshift-status:$?" >&3; } | $c; } 3>&2`;
+  }
   // Docker, or Podman where there is no Docker: the same `cp <id>:<path> -` tar stream.
   const engine = 'd=$(command -v docker || command -v podman || echo docker)';
   return `${compress}; ${engine}; { { "$d" cp ${shellQuote(`${source.container}:${source.path}`)} -; echo "nightshift-status:$?" >&3; } | $c; } 3>&2`;

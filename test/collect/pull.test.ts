@@ -155,6 +155,18 @@ esac
     assert.equal(tar.subarray(512, 516).toString('latin1'), '\x7fELF');
   });
 
+  it('refuses a core swapped for a symlink (to /etc/shadow, say) instead of copying what it points to', async () => {
+    const link = join(work, 'core.666');
+    symlinkSync(core.path, link);
+    const dest = join(work, 'evidence', 'linked');
+    await assert.rejects(
+      pullFile(ssh.host('box'), { path: link }, dest),
+      /not a regular file.*nothing was kept/,
+    );
+    assert.equal(existsSync(dest), false);
+    assert.equal(existsSync(`${dest}.part`), false);
+  });
+
   it('keeps nothing when the remote command fails, and says why', async () => {
     const dest = join(work, 'evidence', 'missing');
     await assert.rejects(
