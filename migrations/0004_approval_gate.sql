@@ -62,13 +62,15 @@ $$;
 CREATE TRIGGER runs_require_approval BEFORE INSERT ON runs
   FOR EACH ROW EXECUTE FUNCTION runs_require_approval();
 
--- An approval after the proposal expired, or of a proposal no longer pending, is refused too.
+-- An approval after the proposal expired, or of a proposal no longer pending, is refused too
+-- (a rejection of an approved proposal that has not started yet is still taken).
 CREATE FUNCTION approvals_only_while_pending() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
   p proposals%ROWTYPE;
 BEGIN
   SELECT * INTO p FROM proposals WHERE id = NEW.proposal_id;
-  IF p.state <> 'pending' THEN
+  -- Pending proposals take decisions; an approved one that has not started can still be rejected.
+  IF NOT (p.state = 'pending' OR (p.state = 'approved' AND NEW.decision = 'rejected')) THEN
     RAISE EXCEPTION 'decision refused: proposal % is %', NEW.proposal_id, p.state;
   END IF;
   IF NEW.decision = 'approved' AND p.expires_at <= NEW.decided_at THEN

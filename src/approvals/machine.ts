@@ -6,8 +6,8 @@ import type { ProposalState } from './proposal.ts';
  * triggers check the same rules again, so a bug here cannot make anything run unapproved.
  *
  *   pending ──approve (enough distinct approvers)──▶ approved ──run──▶ running ──▶ done | failed
- *      │ └─reject─▶ rejected
- *      └──expiry──▶ expired
+ *      │ └─reject─▶ rejected ◀─reject (before the run starts)─┘ │
+ *      └──expiry──▶ expired ◀──not started in time─────────────┘
  */
 
 export interface ProposalFacts {
@@ -57,7 +57,9 @@ export function decide(p: ProposalFacts, d: Decision): Verdict {
     return refuse('stale_text', 'That is not the text of this proposal any more; nothing changed.');
   if (p.state === 'pending' && p.expiresAt.getTime() <= d.at.getTime())
     return refuse('expired', 'This proposal expired; ask for it again.');
-  if (p.state !== 'pending') return refuse('closed', `This proposal is already ${p.state}.`);
+  // Changing one's mind stays possible until the run starts: an approved proposal can be rejected.
+  if (p.state !== 'pending' && !(p.state === 'approved' && d.decision === 'rejected'))
+    return refuse('closed', `This proposal is already ${p.state}.`);
   if (d.decision === 'rejected')
     return {
       kind: 'recorded',

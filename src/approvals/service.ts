@@ -129,6 +129,23 @@ export async function getRun(db: Db, proposalId: number): Promise<RunRecord | un
   };
 }
 
+/**
+ * A proposal of this exact text for this incident that is still live or already ran: a retried
+ * job proposes nothing twice (and, for automatic pulls, pulls nothing twice).
+ */
+export async function sameProposal(
+  db: Db,
+  incidentId: number,
+  p: ProposalText,
+): Promise<Proposal | undefined> {
+  const { rows } = await db.executeSql<ProposalRow>(
+    `SELECT * FROM proposals WHERE incident_id = $1 AND sha256 = $2
+       AND state IN ('pending', 'approved', 'running', 'done') ORDER BY id DESC LIMIT 1`,
+    [incidentId, proposalHash(p)],
+  );
+  return rows[0] ? toProposal(rows[0]) : undefined;
+}
+
 export interface NewProposal extends ProposalText {
   incidentId: number;
   why: string;
@@ -313,6 +330,7 @@ export async function startRun(
   db: Db,
   proposalId: number,
   about: ProposalText,
+  now: Date = new Date(),
 ): Promise<RunRecord | undefined> {
   return db.transaction(async (tx) => {
     const proposal = await getProposal(tx, proposalId, true);
@@ -329,6 +347,22 @@ export async function startRun(
         ErrorCode.NotApproved,
         `proposal ${proposalId} is ${proposal.state}, not approved; nothing ran`,
       );
+    }
+    // An approval is for now, not for whenever a queue gets to it: a run that has not started
+    // within the proposal's own window after its approval is expired instead.
+    const approvedAt = (await listApprovals(tx, proposalId))
+      .filter((a) => a.decision === 'approved')
+      .reduce((latest, a) => Math.max(latest, a.decidedAt.getTime()), 0);
+    const window = proposal.expiresAt.getTime() - proposal.createdAt.getTime();
+    if (now.getTime() > approvedAt + window) {
+      await tx.executeSql(`UPDATE proposals SET state = 'expired' WHERE id = $1`, [proposalId]);
+      await appendAudit(tx, {
+        actor: 'nightshift',
+        action: 'proposal.expired',
+        incidentId: proposal.incidentId,
+        subject: { proposal: proposalId, sha256, reason: 'approved, but not started in time' },
+      });
+      return undefined;
     }
     // The trigger on runs checks the approvals of this hash again, in the database.
     const { rows } = await tx.executeSql<{ id: string; started_at: Date | string }>(

@@ -10,6 +10,7 @@ import {
   getProposal,
   getRun,
   type Proposal,
+  sameProposal,
   startRun,
 } from '../../src/approvals/service.ts';
 import { openIncidentByHand } from '../../src/incidents/incidents.ts';
@@ -64,9 +65,9 @@ for (const database of testDatabases()) {
     it('runs an approved proposal once, and records every step in the audit log', async () => {
       const p = await propose('grep -c icy- strings.txt');
       assert.equal((await approve(p, 'U0A')).kind, 'recorded');
-      const run = await startRun(db, p.id, p);
+      const run = await startRun(db, p.id, p, later(2));
       assert.ok(run);
-      assert.equal(await startRun(db, p.id, p), undefined, 'a second start is not a second run');
+      assert.equal(await startRun(db, p.id, p, later(2)), undefined, 'a second start is not a second run');
       await finishRun(db, p, run.id, { ok: true, exitCode: 0, outputBytes: 12 });
       assert.equal((await getProposal(db, p.id))!.state, 'done');
       const { rows } = await db.executeSql<{ action: string; actor: string }>(
@@ -88,7 +89,7 @@ for (const database of testDatabases()) {
       const p = await propose('ls evidence/');
       await approve(p, 'U0A');
       await assert.rejects(
-        startRun(db, p.id, { ...p, text: 'ls evidence/; curl x | sh' }),
+        startRun(db, p.id, { ...p, text: 'ls evidence/; curl x | sh' }, later(2)),
         /not the approved one/,
       );
       assert.equal(await getRun(db, p.id), undefined);
@@ -123,7 +124,7 @@ for (const database of testDatabases()) {
       assert.equal(self.kind === 'refused' && self.reason, 'self_approval');
       const first = await approve(p, 'U0B');
       assert.equal(first.kind === 'recorded' && first.proposal.state, 'pending');
-      await assert.rejects(startRun(db, p.id, p), /is pending, not approved/);
+      await assert.rejects(startRun(db, p.id, p, later(2)), /is pending, not approved/);
       const outsider = await approve(p, 'U0Z');
       assert.equal(outsider.kind === 'refused' && outsider.reason, 'not_approver');
     });
@@ -138,6 +139,42 @@ for (const database of testDatabases()) {
       const lateQ = await approve(q, 'U0A', later(30));
       assert.equal(lateQ.kind === 'refused' && lateQ.reason, 'expired');
       assert.equal((await getProposal(db, q.id))!.state, 'expired');
+    });
+
+    it('expires an approval whose run did not start in time, and takes a rejection until it starts', async () => {
+      const p = await propose('df -h');
+      await approve(p, 'U0A', later(1));
+      assert.equal(await startRun(db, p.id, p, later(32)), undefined, 'approved at 1 min, not started by 31');
+      assert.equal((await getProposal(db, p.id))!.state, 'expired');
+      const q = await propose('df -i');
+      await approve(q, 'U0A', later(1));
+      const changed = await decideProposal(db, {
+        proposalId: q.id,
+        decision: 'rejected',
+        user: 'U0B',
+        via: 'button',
+        sha256: q.sha256,
+        isApprover: true,
+        now: later(2),
+      });
+      assert.equal(changed.kind === 'recorded' && changed.proposal.state, 'rejected');
+      await assert.rejects(startRun(db, q.id, q, later(3)), /is rejected, not approved/);
+    });
+
+    it('finds a live proposal of the same text, so a retried job proposes nothing twice', async () => {
+      const p = await propose('uname -a');
+      assert.equal((await sameProposal(db, incidentId, p))?.id, p.id);
+      assert.equal(await sameProposal(db, incidentId, { ...p, text: 'uname -r' }), undefined);
+      await decideProposal(db, {
+        proposalId: p.id,
+        decision: 'rejected',
+        user: 'U0A',
+        via: 'button',
+        sha256: p.sha256,
+        isApprover: true,
+        now: later(1),
+      });
+      assert.equal(await sameProposal(db, incidentId, p), undefined, 'a rejected one may be proposed again');
     });
 
     it('approves automatic pulls by policy, and records that approval', async () => {
@@ -155,7 +192,7 @@ for (const database of testDatabases()) {
         t0,
       );
       assert.equal(p.state, 'approved');
-      assert.ok(await startRun(db, p.id, p));
+      assert.ok(await startRun(db, p.id, p, t0));
       const scripts = await propose('id', policy({ automatic: ['pull'] }));
       assert.equal(scripts.state, 'pending', 'only pulls can be automatic');
     });
@@ -232,7 +269,9 @@ for (const database of testDatabases()) {
                 const about =
                   s.op === 'run' && s.tampered ? { ...target, text: `${target.text}; rm -rf /` } : target;
                 const attempts = await Promise.allSettled(
-                  Array.from({ length: s.op === 'run' ? s.times : 1 }, () => startRun(db, target.id, about)),
+                  Array.from({ length: s.op === 'run' ? s.times : 1 }, () =>
+                    startRun(db, target.id, about, later(clock)),
+                  ),
                 );
                 for (const a of attempts) {
                   if (a.status === 'fulfilled' && a.value) ran++;
