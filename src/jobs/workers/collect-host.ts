@@ -1,5 +1,5 @@
 import type { Policy } from '../../approvals/policy.ts';
-import { createProposal, type Proposal } from '../../approvals/service.ts';
+import { createProposal, type Proposal, sameProposal } from '../../approvals/service.ts';
 import { collectHost, type HostCollection } from '../../collect/collect-host.ts';
 import { formatBytes, planPull, pullText } from '../../collect/pull-plan.ts';
 import type { SshConnections } from '../../collect/ssh.ts';
@@ -68,6 +68,8 @@ export async function collectHostJob(
     );
     for (const held of collection.held) {
       // Fixed, read-only text, but the policy wants a human to say yes first: a host script proposal.
+      const text = { kind: 'script' as const, target: host.name, text: held.command };
+      if (await sameProposal(deps.db, payload.incidentId, text)) continue;
       const proposal = await createProposal(
         deps.db,
         {
@@ -109,6 +111,8 @@ async function proposePull(deps: CollectDeps, incidentId: number, host: string, 
     );
   }
   const plan = planPull(collection.cores);
+  if (await sameProposal(deps.db, incidentId, { kind: 'pull', target: host, text: pullText(plan.sources) }))
+    return;
   const size = `${formatBytes(plan.knownBytes)}${plan.unknownSizes > 0 ? ` (+${plan.unknownSizes} of unknown size, in stopped containers)` : ''}`;
   const proposal = await createProposal(
     deps.db,
