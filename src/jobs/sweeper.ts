@@ -26,7 +26,7 @@ export async function sweep(
   now: Date,
 ): Promise<{ expired: number; deleted: number; collections: number }> {
   const expired = await expireProposals(deps.db, now);
-  for (const p of expired) await refreshProposalMessage(deps.db, deps.slack, p.id, now);
+  for (const p of expired) await refreshProposalMessage(deps.db, deps.slack, p.id, now, undefined, deps.log);
   const cutoff = new Date(now.getTime() - deps.evidenceDays * 86_400_000);
   const { rows } = await deps.db.executeSql<{ id: string; incident_id: string; local_path: string }>(
     `UPDATE evidence_artifacts SET deleted_at = $2

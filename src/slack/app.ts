@@ -119,7 +119,7 @@ export async function startSlackApp(options: {
         async (usergroup) => (await app.client.usergroups.users.list({ usergroup })).users ?? [],
         log,
       ),
-      refresh: (id) => refreshProposalMessage(db, poster, id, now()),
+      refresh: (id) => refreshProposalMessage(db, poster, id, now(), undefined, log),
       onApproved: options.onApproved,
     },
   };

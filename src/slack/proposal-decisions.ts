@@ -31,8 +31,9 @@ export async function applyDecision(
     );
     return outcome.message;
   }
-  await approvals.refresh(input.proposalId);
+  // The run is queued before the message is edited: what the message shows never holds up a run.
   if (outcome.proposal.state === 'approved') await approvals.onApproved(outcome.proposal);
+  await approvals.refresh(input.proposalId);
   deps.kick();
   return undefined;
 }

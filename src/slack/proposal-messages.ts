@@ -52,11 +52,12 @@ export async function refreshProposalMessage(
   id: number,
   now: Date,
   runSummary?: string,
+  log?: Pick<Logger, 'warn'>,
 ): Promise<void> {
   const view = await proposalView(db, id);
   if (!view) return;
   if (runSummary && view.run) view.run.summary = runSummary;
-  await editThreadMessage(db, slack, proposalMessageKey(id), proposalMessage(view, now));
+  await editThreadMessage(db, slack, proposalMessageKey(id), proposalMessage(view, now), log);
 }
 
 /** The proposal whose message this is (for reactions), if any. */

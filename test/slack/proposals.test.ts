@@ -145,6 +145,35 @@ for (const database of testDatabases()) {
       assert.match(JSON.stringify(updated.blocks), new RegExp(`Approved by <@${APPROVER}>`));
     });
 
+    it('runs what was approved even when Slack refuses to edit its message', async () => {
+      const { proposal, message } = await propose('/var/crash/core.5');
+      // Every edit of it fails until the run has ended; nothing else is affected.
+      const stop = slack.failWhen('chat.update', (args) => args.ts === message.ts, {
+        error: 'message_not_found',
+      });
+      await react(APPROVER, 'white_check_mark', message.ts);
+      await until('the run to end', async () => {
+        const p = await getProposal(db, proposal.id);
+        return p && (p.state === 'failed' || p.state === 'done') ? p : undefined;
+      });
+      const runs = await db.executeSql<{ n: number }>(
+        'SELECT count(*)::int AS n FROM runs WHERE proposal_id = $1',
+        [proposal.id],
+      );
+      assert.equal(runs.rows[0]!.n, 1);
+      stop();
+      // The queued body is current even though Slack refused the edits.
+      const body = await db.executeSql<{ body: { text: string } }>(
+        'SELECT body FROM thread_messages WHERE dedup_key = $1',
+        [`proposal:${proposal.id}`],
+      );
+      const text =
+        typeof body.rows[0]!.body === 'string'
+          ? JSON.parse(body.rows[0]!.body).text
+          : body.rows[0]!.body.text;
+      assert.match(text, /Failed/);
+    });
+
     it('rejects with ❌, and a later ✅ changes nothing', async () => {
       const { proposal, message } = await propose('/var/crash/core.2');
       await react(APPROVER, 'x', message.ts);

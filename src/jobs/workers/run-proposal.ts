@@ -78,12 +78,12 @@ async function runPull(deps: RunnerDeps, proposal: Proposal): Promise<void> {
     deps.log.info({ proposal: proposal.id }, 'proposal already ran; not running it again');
     return;
   }
-  await refreshProposalMessage(deps.db, deps.slack, proposal.id, now(deps));
+  await refreshProposalMessage(deps.db, deps.slack, proposal.id, now(deps), undefined, deps.log);
   const host = deps.hosts && findHost(deps.hosts, proposal.target);
   if (!host || !deps.ssh) {
     const error = `${proposal.target} is not in the hosts file, so nothing was pulled`;
     await finishRun(deps.db, proposal, run.id, { ok: false, error });
-    await refreshProposalMessage(deps.db, deps.slack, proposal.id, now(deps), `:x: ${error}`);
+    await refreshProposalMessage(deps.db, deps.slack, proposal.id, now(deps), `:x: ${error}`, deps.log);
     return;
   }
   const remote = deps.ssh.host(host.name);
@@ -220,7 +220,7 @@ async function runPull(deps: RunnerDeps, proposal: Proposal): Promise<void> {
     incidentId: proposal.incidentId,
     subject: { proposal: proposal.id, run: run.id, bytes: summary.length },
   });
-  await refreshProposalMessage(deps.db, deps.slack, proposal.id, now(deps));
+  await refreshProposalMessage(deps.db, deps.slack, proposal.id, now(deps), undefined, deps.log);
   deps.kick?.();
   // When a batch is in, analyse it as one set: findings, then the cross-dump correlations.
   if (pulled.length > 0) {
@@ -275,7 +275,7 @@ async function runApproved(deps: RunnerDeps, proposal: Proposal): Promise<void> 
     deps.log.info({ proposal: proposal.id }, 'proposal already ran; not running it again');
     return;
   }
-  await refreshProposalMessage(deps.db, deps.slack, proposal.id, now(deps));
+  await refreshProposalMessage(deps.db, deps.slack, proposal.id, now(deps), undefined, deps.log);
   deps.kick?.();
   let outcome: Outcome;
   const started = performance.now();
@@ -351,6 +351,7 @@ async function runApproved(deps: RunnerDeps, proposal: Proposal): Promise<void> 
     proposal.id,
     now(deps),
     `${icon} ${outcome.status.split('\n')[0]}`,
+    deps.log,
   );
   deps.kick?.();
 }
