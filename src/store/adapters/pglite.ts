@@ -1,4 +1,13 @@
-import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { CodedError, ErrorCode, StoreLockedError } from '../../errors.ts';
@@ -102,6 +111,26 @@ function alive(pid: number): boolean {
   }
 }
 
+/** Moves a dead holder's lock aside; a live lock moved by mistake is put back (link fails if taken). */
+export function takeOverStale(path: string, deadHolder: number): void {
+  const aside = `${path}.${process.pid}.${Date.now()}`;
+  try {
+    renameSync(path, aside);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return; // someone else took it over first
+    throw error;
+  }
+  const moved = Number.parseInt(readFileSync(aside, 'utf8'), 10);
+  if (moved !== deadHolder && Number.isInteger(moved) && alive(moved)) {
+    try {
+      linkSync(aside, path);
+    } catch {
+      // A third starter took the path meanwhile; the live holder keeps its open database either way.
+    }
+  }
+  unlinkSync(aside);
+}
+
 /** Takes the data directory's lock or throws StoreLockedError naming the holder. Returns the release. */
 export function lockDataDir(dataDir: string): () => void {
   mkdirSync(dataDir, { recursive: true });
@@ -130,8 +159,10 @@ export function lockDataDir(dataDir: string): () => void {
           `another Nightshift (pid ${holder}) is using the embedded database in ${dataDir}; stop it, or point this one at another directory with NIGHTSHIFT_DATA_DIR (two processes on one PGlite directory corrupt it)`,
         );
       }
-      // Left by a process that is gone (killed, crashed): take it over.
-      unlinkSync(path);
+      // Left by a process that is gone (killed, crashed): take it over, but only that lock. Two
+      // starters may both see the dead holder; the lock is moved aside atomically and checked, so
+      // the second one cannot remove the lock the first one has just taken in its place.
+      takeOverStale(path, holder);
     }
   }
   throw new CodedError(ErrorCode.StoreLocked, `could not take the lock ${path}`);
