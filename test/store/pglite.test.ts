@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { lockDataDir, openPglite } from '../../src/store/adapters/pglite.ts';
+import { lockDataDir, openPglite, takeOverStale } from '../../src/store/adapters/pglite.ts';
 import { migrate } from '../../src/store/migrate.ts';
+import { freePort, until } from '../helpers/wait.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
 const node = join(root, 'node_modules/.bin/node');
@@ -45,6 +46,90 @@ describe('the embedded store (PGlite) in a data directory', () => {
     const again = lockDataDir(data);
     assert.equal(readFileSync(join(data, 'nightshift.lock'), 'utf8').trim(), String(process.pid));
     again();
+  });
+
+  it("takes over only the dead holder's lock, never the one another starter has just taken", () => {
+    // The interleaving: two starters read the stale lock of a dead pid; the first takes it over
+    // and writes its own; the second, acting on what it read, must not remove that new lock.
+    const data = join(dir, 'race');
+    lockDataDir(data)();
+    const path = join(data, 'nightshift.lock');
+    writeFileSync(path, `${process.pid}\n`); // the first starter's fresh lock (a live pid)
+    takeOverStale(path, 999_999_999); // the second starter, still believing it is stale
+    assert.equal(readFileSync(path, 'utf8').trim(), String(process.pid));
+    // A lock that really is the dead holder's is taken away.
+    writeFileSync(path, '999999999\n');
+    takeOverStale(path, 999_999_999);
+    assert.equal(existsSync(path), false);
+  });
+
+  it('loses no acknowledged alert when nightshift serve is killed with SIGKILL, and starts again on the same directory', async () => {
+    const data = join(dir, 'serve-crash');
+    const token = 'alert-token-0123456789abcdef';
+    const serve = (port: number) =>
+      spawn(join(root, 'bin/nightshift'), ['serve'], {
+        env: {
+          ...process.env,
+          DATABASE_URL: '',
+          SLACK_BOT_TOKEN: '',
+          NIGHTSHIFT_HOSTS: '',
+          NIGHTSHIFT_DATA_DIR: data,
+          ALERT_WEBHOOK_TOKEN: token,
+          PORT: String(port),
+          LOG_LEVEL: 'silent',
+        },
+        stdio: 'ignore',
+      });
+    const port = await freePort();
+    const bot = serve(port);
+    const url = `http://127.0.0.1:${port}`;
+    await until(
+      'the bot to answer',
+      async () => (await fetch(`${url}/readyz`).catch(() => undefined))?.ok,
+      60_000,
+    );
+    const acked: string[] = [];
+    // Alerts for many hosts, several in flight at once; kill it while they are.
+    const send = async (i: number) => {
+      const id = `crash-${i}`;
+      const res = await fetch(`${url}/alerts/generic`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ host: `web-${i % 20}`, id, name: 'DiskFull', problem: 'disk' }),
+      }).catch(() => undefined);
+      if (res?.status === 202) acked.push(id);
+    };
+    let i = 0;
+    const senders = Array.from({ length: 4 }, async () => {
+      while (bot.exitCode === null && bot.signalCode === null) await send(i++);
+    });
+    await until('60 acknowledged alerts', () => acked.length >= 60, 60_000);
+    bot.kill('SIGKILL');
+    await Promise.all(senders);
+    // It starts again on the same directory (the dead bot's lock is taken over)...
+    const again = serve(port);
+    try {
+      await until(
+        'the restarted bot to answer',
+        async () => (await fetch(`${url}/readyz`).catch(() => undefined))?.ok,
+        60_000,
+      );
+    } finally {
+      again.kill('SIGTERM');
+      await new Promise((r) => again.once('exit', r));
+    }
+    // ...and every alert it had acknowledged is there.
+    const db = await openPglite(join(data, 'pglite'), 'nightshift');
+    try {
+      const { rows } = await db.executeSql<{ id: string }>(
+        `SELECT payload->>'id' AS id FROM alerts WHERE valid`,
+      );
+      const stored = new Set(rows.map((r) => r.id));
+      const lost = acked.filter((id) => !stored.has(id));
+      assert.deepEqual(lost, [], `${lost.length} of ${acked.length} acknowledged alerts lost`);
+    } finally {
+      await db.close();
+    }
   });
 
   it('loses nothing acknowledged when the bot is killed with SIGKILL mid-write', async () => {
