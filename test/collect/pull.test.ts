@@ -167,6 +167,15 @@ esac
     assert.equal(existsSync(`${dest}.part`), false);
   });
 
+  it("refuses to start a pull when the bot's own disk is already low", async () => {
+    const before = join(work, 'evidence', 'no-room');
+    await assert.rejects(
+      pullFile(ssh.host('box'), { path: core.path }, before, { reserveBytes: Number.MAX_SAFE_INTEGER }),
+      /not pulling .*: less than \d+ bytes free on the bot's disk/,
+    );
+    assert.equal(existsSync(`${before}.part`), false);
+  });
+
   it('keeps nothing when the remote command fails, and says why', async () => {
     const dest = join(work, 'evidence', 'missing');
     await assert.rejects(
