@@ -148,8 +148,14 @@ describe('startSshd', () => {
     assert.equal(home.stdout, `700 ${sshd.user}\n`);
   });
 
-  test('puts binDir first on PATH for commands run over ssh', async () => {
-    const path = await exec(connected.client, 'echo $PATH');
+  test('puts binDir first on PATH for commands run over ssh', async (t) => {
+    let path = await exec(connected.client, 'echo $PATH');
+    // Seen in about one CI run in three, only here: the channel closed without its exit status
+    // (code null, no output). Not understood yet; one retry keeps CI honest about the PATH.
+    if (path.code === null) {
+      t.diagnostic(`exit status lost (stdout ${JSON.stringify(path.stdout)}); retrying once`);
+      path = await exec(connected.client, 'echo $PATH');
+    }
     assert.equal(path.code, 0, path.stderr);
     assert.equal(path.stdout, `${binDir}:/usr/local/bin:/usr/bin:/bin\n`);
     const docker = await exec(connected.client, 'command -v docker && docker ps -a');
