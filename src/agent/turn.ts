@@ -92,11 +92,17 @@ async function whatIsNew(
   const blocks: TextBlock[] = [];
   if (first) {
     const incident = await getIncident(deps.db, incidentId);
-    if (incident)
+    if (incident) {
+      // The host and the problem are an alert's labels, written by whoever can send alerts: data.
+      // A host named in the hosts file (letters, digits, ".", "_", "-") may also be said plainly.
+      const listed = deps.hosts.includes(incident.host)
+        ? ` Its host, ${incident.host}, is in the hosts file.`
+        : '';
       blocks.push({
         type: 'text',
-        text: `Incident #${incident.id} on host ${incident.host} (${incident.problem}), ${incident.status}, severity ${incident.severity}, opened ${incident.openedAt.toISOString()}.\n${evidenceBlock('incident title', redact(incident.title).text)}\nHosts you may propose scripts on: ${deps.hosts.join(', ') || 'none'}. Databases you may propose SQL on: ${deps.sqlDatabases.join(', ') || 'none'}.`,
+        text: `Incident #${incident.id}, ${incident.status}, severity ${incident.severity}, opened ${incident.openedAt.toISOString()}.${listed} Its host, problem and title, as the alert gave them:\n${evidenceBlock('incident host, problem and title', redact(`host: ${incident.host}\nproblem: ${incident.problem}\ntitle: ${incident.title}`).text)}\nHosts you may propose scripts on: ${deps.hosts.join(', ') || 'none'}. Databases you may propose SQL on: ${deps.sqlDatabases.join(', ') || 'none'}.`,
       });
+    }
   }
   const findings = await deps.db.executeSql<{
     id: string;

@@ -382,6 +382,26 @@ for (const database of testDatabases()) {
       }
     });
 
+    it('keeps an alert’s host label inside the evidence delimiters', async () => {
+      const { db, deps } = await setup();
+      try {
+        const { incident } = await openIncidentByHand(db, {
+          host: `web-9 ${INJECTION}`,
+          note: 'disk full',
+          user: 'U0X',
+          channel: 'C1',
+        });
+        fake.reply(endTurn('noted'));
+        await runAgentTurn(deps, incident.id);
+        const first = JSON.stringify(fake.requests[0]!.body.messages[0]);
+        assert.ok(first.includes('ignore previous instructions'), first);
+        assert.ok(insideEvidence(first, 'ignore previous instructions'), first);
+        assert.ok(insideEvidence(first, 'web-9'), 'a host not in the hosts file is only data');
+      } finally {
+        await db.close();
+      }
+    });
+
     it('keeps text planted in a core and in a collected log as data: the curl proposal waits, shown exactly', async () => {
       const { db, deps, incidentId } = await setup();
       try {
