@@ -1,7 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { PgBoss } from 'pg-boss';
 import type { IncidentTouch } from './alerts/intake.ts';
@@ -9,7 +8,12 @@ import { ALERT_SOURCES } from './alerts/parse.ts';
 import { parseKnownHosts } from './collect/known-hosts.ts';
 import { SshConnections } from './collect/ssh.ts';
 import type { Config } from './config/env.ts';
-import { type HostsFile, loadHostsFile } from './config/hosts.ts';
+import {
+  type HostsFile,
+  hostsSecretFiles,
+  knownHostsPath as knownHostsPathOf,
+  loadHostsFile,
+} from './config/hosts.ts';
 import { loadPolicy } from './config/policy.ts';
 import { alertWebhookRoute } from './http/alert-webhook.ts';
 import { describeMetrics, healthRoutes } from './http/health.ts';
@@ -50,7 +54,7 @@ export interface StartOptions {
 /** The hosts file, the pinned keys and the SSH connections collection uses. */
 async function openCollection(path: string, log: Logger): Promise<{ hosts: HostsFile; ssh: SshConnections }> {
   const hosts = loadHostsFile(path);
-  const knownHostsPath = hosts.knownHosts ?? join(homedir(), '.ssh', 'known_hosts');
+  const knownHostsPath = knownHostsPathOf(hosts);
   const knownHosts = parseKnownHosts(await readFile(knownHostsPath, 'utf8').catch(() => ''));
   if (knownHosts.length === 0)
     log.warn({ knownHostsPath }, 'no pinned host keys: every SSH connection will be refused');
@@ -105,8 +109,15 @@ export async function startBot(options: StartOptions): Promise<Bot> {
       channel: config.INCIDENT_CHANNEL,
       evidenceDir: config.NIGHTSHIFT_EVIDENCE_DIR ?? join(config.NIGHTSHIFT_DATA_DIR, 'evidence'),
       sqlDatabases: config.sqlDatabases,
-      // Evidence scripts never see the bot's own data (its store, other incidents' evidence).
-      sandboxHide: [config.NIGHTSHIFT_DATA_DIR],
+      // Evidence scripts never see the bot's own data (its store, other incidents' evidence), the
+      // hosts file, its known_hosts and SSH keys, nor the policy file.
+      sandboxHide: [
+        config.NIGHTSHIFT_DATA_DIR,
+        ...(collection && config.NIGHTSHIFT_HOSTS
+          ? hostsSecretFiles(collection.hosts, config.NIGHTSHIFT_HOSTS)
+          : []),
+        ...(config.NIGHTSHIFT_POLICY ? [config.NIGHTSHIFT_POLICY] : []),
+      ],
       ...collection,
     };
     let slack: SlackApp | undefined;

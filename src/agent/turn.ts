@@ -1,4 +1,4 @@
-import { redact } from '../analyze/redact.ts';
+import { KnownSecrets, redact } from '../analyze/redact.ts';
 import type { Policy } from '../approvals/policy.ts';
 import { getIncident } from '../incidents/incidents.ts';
 import type { Logger } from '../log.ts';
@@ -88,15 +88,22 @@ async function whatIsNew(
   seenFinding: number,
   seenRun: number,
   first: boolean,
+  clean: (text: string) => string,
 ): Promise<News> {
   const blocks: TextBlock[] = [];
   if (first) {
     const incident = await getIncident(deps.db, incidentId);
-    if (incident)
+    if (incident) {
+      // The host and the problem are an alert's labels, written by whoever can send alerts: data.
+      // A host named in the hosts file (letters, digits, ".", "_", "-") may also be said plainly.
+      const listed = deps.hosts.includes(incident.host)
+        ? ` Its host, ${incident.host}, is in the hosts file.`
+        : '';
       blocks.push({
         type: 'text',
-        text: `Incident #${incident.id} on host ${incident.host} (${incident.problem}), ${incident.status}, severity ${incident.severity}, opened ${incident.openedAt.toISOString()}.\n${evidenceBlock('incident title', redact(incident.title).text)}\nHosts you may propose scripts on: ${deps.hosts.join(', ') || 'none'}. Databases you may propose SQL on: ${deps.sqlDatabases.join(', ') || 'none'}.`,
+        text: `Incident #${incident.id}, ${incident.status}, severity ${incident.severity}, opened ${incident.openedAt.toISOString()}.${listed} Its host, problem and title, as the alert gave them:\n${evidenceBlock('incident host, problem and title', clean(`host: ${incident.host}\nproblem: ${incident.problem}\ntitle: ${incident.title}`))}\nHosts you may propose scripts on: ${deps.hosts.join(', ') || 'none'}. Databases you may propose SQL on: ${deps.sqlDatabases.join(', ') || 'none'}.`,
       });
+    }
   }
   const findings = await deps.db.executeSql<{
     id: string;
@@ -117,7 +124,7 @@ async function whatIsNew(
     });
     blocks.push({
       type: 'text',
-      text: `${plural(findings.rows.length, 'new finding')} since your last turn (list_findings shows all, with the correlations):\n${evidenceBlock('findings', redact(lines.join('\n')).text)}`,
+      text: `${plural(findings.rows.length, 'new finding')} since your last turn (list_findings shows all, with the correlations):\n${evidenceBlock('findings', clean(lines.join('\n')))}`,
     });
   }
   const runs = await deps.db.executeSql<{
@@ -151,10 +158,24 @@ async function whatIsNew(
       .slice(0, 20_000);
     blocks.push({
       type: 'text',
-      text: `Proposal #${r.proposal_id} (${r.kind} on ${r.target}) ran: ${r.state}, exit code ${r.exit_code ?? 'none'}, ${r.output_bytes ?? 0} bytes of output.\n${evidenceBlock(`run ${r.id} of proposal ${r.proposal_id}`, redact(output).text)}`,
+      text: `Proposal #${r.proposal_id} (${r.kind} on ${r.target}) ran: ${r.state}, exit code ${r.exit_code ?? 'none'}, ${r.output_bytes ?? 0} bytes of output.\n${evidenceBlock(`run ${r.id} of proposal ${r.proposal_id}`, clean(output))}`,
     });
   }
   return { blocks, findingId, runId };
+}
+
+/** The secrets redact() finds in the incident's findings, so their bare copies can be hidden too. */
+export async function incidentSecrets(db: Db, incidentId: number): Promise<KnownSecrets> {
+  const known = new KnownSecrets();
+  const { rows } = await db.executeSql<{ title: string; body: unknown }>(
+    'SELECT title, body FROM findings WHERE incident_id = $1 ORDER BY id LIMIT 5000',
+    [incidentId],
+  );
+  for (const row of rows)
+    known.add(
+      redact(`${row.title}\n${typeof row.body === 'string' ? row.body : JSON.stringify(row.body)}`).secrets,
+    );
+  return known;
 }
 
 /** A short line of what the agent looked at this turn, for the thread. */
@@ -235,7 +256,16 @@ async function turn(
   if (await budgetSpent(deps, incidentId, turns0, tokens0)) return { kind: 'budget_spent' };
   const tools = deps.tools ?? AGENT_TOOLS;
   const now = deps.now ?? (() => new Date());
+  // Secrets found anywhere in the incident's findings or this turn's tool results are hidden
+  // wherever the same value turns up again, named or not.
+  const knownSecrets = await incidentSecrets(deps.db, incidentId);
+  const clean = (text: string) => {
+    const r = redact(text);
+    knownSecrets.add(r.secrets);
+    return knownSecrets.scrub(r.text).text;
+  };
   const ctx: ToolContext = {
+    knownSecrets,
     db: deps.db,
     incidentId,
     evidenceDir: deps.evidenceDir,
@@ -264,7 +294,7 @@ async function turn(
   // The model still owes an answer when the last turn stopped before it (a failed call, a restart).
   const last = messages.at(-1);
   const owed = cut.length > 0 || (last?.role === 'user' && last.content.some((b) => b.type === 'text'));
-  const news = await whatIsNew(deps, incidentId, seenFinding, seenRun, messages.length === 0);
+  const news = await whatIsNew(deps, incidentId, seenFinding, seenRun, messages.length === 0, clean);
   if (news.blocks.length === 0 && !owed) return { kind: 'nothing_new' };
   if (news.blocks.length > 0)
     await deps.db.transaction(async (tx) => {

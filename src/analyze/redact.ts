@@ -136,8 +136,23 @@ export class KnownSecrets {
     return this.values.size;
   }
 
+  /** The text with every known secret replaced by `fill` over its length, so offsets stay where they were. */
+  mask(text: string, fill: string): string {
+    if (this.values.size === 0) return text;
+    return text.replace(this.compiled(), (m) => fill.repeat(m.length));
+  }
+
   scrub(text: string): Redacted {
     if (this.values.size === 0) return { text, count: 0, secrets: [] };
+    let count = 0;
+    const out = text.replace(this.compiled(), () => {
+      count++;
+      return REDACTED;
+    });
+    return { text: out, count, secrets: [] };
+  }
+
+  private compiled(): RegExp {
     this.pattern ??= new RegExp(
       [...this.values]
         .sort((a, b) => b.length - a.length)
@@ -145,11 +160,6 @@ export class KnownSecrets {
         .join('|'),
       'g',
     );
-    let count = 0;
-    const out = text.replace(this.pattern, () => {
-      count++;
-      return REDACTED;
-    });
-    return { text: out, count, secrets: [] };
+    return this.pattern;
   }
 }

@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { CodedError, ErrorCode } from '../errors.ts';
@@ -104,4 +106,15 @@ export function findHost(file: HostsFile, name: string): Host | undefined {
     file.hosts.find((h) => h.name === name) ??
     file.hosts.find((h) => h.address === name || h.labels.includes(name))
   );
+}
+
+/** The known_hosts file with the pinned keys: the file's `knownHosts`, or ~/.ssh/known_hosts. */
+export function knownHostsPath(file: HostsFile): string {
+  return file.knownHosts ?? join(homedir(), '.ssh', 'known_hosts');
+}
+
+/** Files an evidence script must not see: the hosts file itself, its known_hosts and every SSH key it names. */
+export function hostsSecretFiles(file: HostsFile, path: string): string[] {
+  const keys = file.hosts.flatMap((host) => (host.key ? [host.key] : []));
+  return [...new Set([path, knownHostsPath(file), ...keys])];
 }

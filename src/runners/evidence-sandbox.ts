@@ -1,23 +1,36 @@
 import { spawn } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdtempSync, readdirSync, readlinkSync, statSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import {
+  accessSync,
+  constants,
+  existsSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  statSync,
+} from 'node:fs';
 import { delimiter, join, resolve } from 'node:path';
 import { CodedError, ErrorCode } from '../errors.ts';
 
 /**
  * Runs an approved script over an incident's evidence in a bubblewrap (`bwrap`) sandbox:
  *
- * - a fresh temporary directory, writable, at /work (also HOME and the working directory),
- *   deleted afterwards;
+ * - a fresh tmpfs of a fixed size at /work (also HOME and the working directory), gone when the
+ *   sandbox ends, so a script cannot fill the host's disk;
  * - the incident's evidence directory read-only at /evidence;
  * - the rest of / read-only, with /tmp, /run, /home, /root and the bot's own data (the `hide`
- *   paths) replaced by empty directories, a fresh /proc and a minimal /dev;
+ *   paths) replaced by empty directories, a fresh /proc and a minimal /dev (read-only, with a
+ *   small tmpfs at /dev/shm);
  * - no network (`--unshare-net`: only a loopback of its own), its own pid, ipc and uts
  *   namespaces, a new session, every capability dropped, killed with the bot (`--die-with-parent`);
  * - the environment cleared to PATH, HOME=/work and LANG=C.UTF-8;
- * - an address-space limit and a file-size limit (prlimit), a wall-time limit (the process group
- *   is killed), and an output cap on stdout and stderr together (stopped when it is reached).
+ * - an address-space limit, a file-size limit and a process-count limit (prlimit), a wall-time
+ *   limit (the process group is killed), and an output cap on stdout and stderr together
+ *   (stopped when it is reached).
+ *
+ * The process-count limit is RLIMIT_NPROC, which the kernel counts per real user across the
+ * system and does not enforce for root at all. It is set to the tasks that user already has plus
+ * `maxProcesses`; a bot running as root should give the sandbox a user of its own (`runAs`), or a
+ * fork bomb is held only by the pid namespace, the memory limit and the wall time.
  *
  * The script is run by /bin/sh -c. Without bwrap (or prlimit) nothing runs: a missing sandbox is
  * an error, never a reason to run unsandboxed.
@@ -34,12 +47,16 @@ export interface SandboxOptions {
   memoryBytes?: number;
   /** Largest file the script may write (RLIMIT_FSIZE), in bytes. Default 256 MiB. */
   fileBytes?: number;
+  /** Size of the tmpfs at /work, in bytes: all the script may write there. Default 64 MiB. */
+  workBytes?: number;
+  /** Processes (and threads) the script may add to its user's (RLIMIT_NPROC over what it has). Default 128. */
+  maxProcesses?: number;
+  /** Run the sandbox as this user and group instead of the bot's own (the bot must be root to). */
+  runAs?: { uid: number; gid: number };
   /** stdout and stderr together, in bytes; the script is stopped past it. Default 1 MiB. */
   maxOutputBytes?: number;
   /** Host paths the script must not see (the bot's data, its keys): an empty directory or file in their place. */
   hide?: readonly string[];
-  /** Where the fresh working directory is made. Default the system's temporary directory. */
-  tmpRoot?: string;
   /** The PATH searched for bwrap and prlimit. Default the bot's own PATH. */
   searchPath?: string;
 }
@@ -61,8 +78,29 @@ export const SANDBOX_DEFAULTS = {
   timeoutMs: 60_000,
   memoryBytes: 1024 * 1024 * 1024,
   fileBytes: 256 * 1024 * 1024,
+  workBytes: 64 * 1024 * 1024,
+  maxProcesses: 128,
   maxOutputBytes: 1024 * 1024,
 };
+
+/** Size of the sandbox's /dev/shm, in bytes. */
+const SHM_BYTES = 16 * 1024 * 1024;
+
+/** Tasks (processes and threads) whose real user is `uid`: what RLIMIT_NPROC counts. */
+export function tasksOfUser(uid: number): number {
+  let count = 0;
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+      if (Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]) !== uid) continue;
+      count += Number(/^Threads:\s+(\d+)/m.exec(status)?.[1] ?? 1);
+    } catch {
+      // gone already
+    }
+  }
+  return count;
+}
 
 const SANDBOX_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 /** Top-level directories the sandbox makes itself, or never shows. */
@@ -98,7 +136,8 @@ export function findExecutable(name: string, searchPath = process.env.PATH ?? ''
 /** bwrap's arguments for a root made of the host's top-level entries, read-only. */
 export function sandboxArgs(options: {
   evidenceDir: string;
-  workDir: string;
+  /** Size of the tmpfs at /work, in bytes. */
+  workBytes: number;
   hide: readonly string[];
   /** Size of the sandbox's /tmp, in bytes. */
   tmpBytes: number;
@@ -112,6 +151,8 @@ export function sandboxArgs(options: {
   }
   // /tmp is the one writable place besides /work, and small.
   args.push('--proc', '/proc', '--dev', '/dev', '--size', String(options.tmpBytes), '--tmpfs', '/tmp');
+  // /dev is itself a tmpfs of half the memory: read-only, with a small /dev/shm.
+  args.push('--size', String(SHM_BYTES), '--tmpfs', '/dev/shm');
   args.push('--dir', '/run', '--dir', '/home', '--dir', '/root');
   const emptied: string[] = [];
   for (const path of [...EMPTIED, ...options.hide.map((p) => resolve(p))]) {
@@ -129,8 +170,8 @@ export function sandboxArgs(options: {
     } else if (stat.isFile()) args.push('--ro-bind', '/dev/null', path);
   }
   args.push('--ro-bind', resolve(options.evidenceDir), '/evidence');
-  args.push('--bind', resolve(options.workDir), '/work');
-  for (const path of ['/', ...emptied]) args.push('--remount-ro', path);
+  args.push('--size', String(options.workBytes), '--tmpfs', '/work');
+  for (const path of ['/', '/dev', ...emptied]) args.push('--remount-ro', path);
   args.push(
     '--unshare-net',
     '--unshare-pid',
@@ -162,6 +203,8 @@ export async function runInSandbox(options: SandboxOptions): Promise<SandboxResu
   const timeoutMs = options.timeoutMs ?? SANDBOX_DEFAULTS.timeoutMs;
   const memoryBytes = options.memoryBytes ?? SANDBOX_DEFAULTS.memoryBytes;
   const fileBytes = options.fileBytes ?? SANDBOX_DEFAULTS.fileBytes;
+  const workBytes = options.workBytes ?? SANDBOX_DEFAULTS.workBytes;
+  const maxProcesses = options.maxProcesses ?? SANDBOX_DEFAULTS.maxProcesses;
   const maxOutputBytes = options.maxOutputBytes ?? SANDBOX_DEFAULTS.maxOutputBytes;
   const bwrap = findExecutable('bwrap', options.searchPath);
   const prlimit = findExecutable('prlimit', options.searchPath);
@@ -181,79 +224,81 @@ export async function runInSandbox(options: SandboxOptions): Promise<SandboxResu
       `the evidence directory ${options.evidenceDir} does not exist, so the script was not run`,
     );
 
-  const workDir = mkdtempSync(join(options.tmpRoot ?? tmpdir(), 'nightshift-sandbox-'));
-  try {
-    const args = [
-      `--as=${memoryBytes}`,
-      `--fsize=${fileBytes}`,
-      '--core=0',
-      '--',
-      bwrap,
-      ...sandboxArgs({
-        evidenceDir: options.evidenceDir,
-        workDir,
-        hide: options.hide ?? [],
-        tmpBytes: Math.min(fileBytes, 64 * 1024 * 1024),
-      }),
-      '--',
-      '/bin/sh',
-      '-c',
-      options.script,
-    ];
-    return await new Promise<SandboxResult>((done, fail) => {
-      const started = performance.now();
-      // prlimit sets the limits on itself and execs bwrap: one process, the leader of its group.
-      const child = spawn(prlimit, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: {} });
-      const out: Buffer[] = [];
-      const err: Buffer[] = [];
-      let size = 0;
-      let truncated = false;
-      let timedOut = false;
-      const kill = () => {
-        try {
-          if (child.pid) process.kill(-child.pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      };
-      const take = (into: Buffer[]) => (chunk: Buffer) => {
-        if (truncated) return;
-        const room = maxOutputBytes - size;
-        if (chunk.length > room) {
-          into.push(chunk.subarray(0, room));
-          size = maxOutputBytes;
-          truncated = true;
-          kill();
-          return;
-        }
-        into.push(chunk);
-        size += chunk.length;
-      };
-      const timer = setTimeout(() => {
-        timedOut = true;
+  const uid = options.runAs?.uid ?? process.getuid?.() ?? 0;
+  const args = [
+    `--as=${memoryBytes}`,
+    `--fsize=${fileBytes}`,
+    `--nproc=${tasksOfUser(uid) + maxProcesses}`,
+    '--core=0',
+    '--',
+    bwrap,
+    ...sandboxArgs({
+      evidenceDir: options.evidenceDir,
+      workBytes,
+      hide: options.hide ?? [],
+      tmpBytes: Math.min(fileBytes, 64 * 1024 * 1024),
+    }),
+    '--',
+    '/bin/sh',
+    '-c',
+    options.script,
+  ];
+  return await new Promise<SandboxResult>((done, fail) => {
+    const started = performance.now();
+    // prlimit sets the limits on itself and execs bwrap: one process, the leader of its group.
+    const child = spawn(prlimit, args, {
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {},
+      ...(options.runAs ? { uid: options.runAs.uid, gid: options.runAs.gid } : {}),
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let size = 0;
+    let truncated = false;
+    let timedOut = false;
+    const kill = () => {
+      try {
+        if (child.pid) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    };
+    const take = (into: Buffer[]) => (chunk: Buffer) => {
+      if (truncated) return;
+      const room = maxOutputBytes - size;
+      if (chunk.length > room) {
+        into.push(chunk.subarray(0, room));
+        size = maxOutputBytes;
+        truncated = true;
         kill();
-      }, timeoutMs);
-      child.stdout.on('data', take(out));
-      child.stderr.on('data', take(err));
-      child.once('error', (error) => {
-        clearTimeout(timer);
-        fail(new CodedError(ErrorCode.SandboxUnavailable, `cannot start the sandbox: ${error.message}`));
-      });
-      child.once('close', (code, signal) => {
-        clearTimeout(timer);
-        done({
-          exitCode: code,
-          signal,
-          stdout: Buffer.concat(out).toString('utf8'),
-          stderr: Buffer.concat(err).toString('utf8'),
-          timedOut,
-          truncated,
-          outputBytes: size,
-          durationMs: Math.round(performance.now() - started),
-        });
+        return;
+      }
+      into.push(chunk);
+      size += chunk.length;
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      kill();
+    }, timeoutMs);
+    child.stdout.on('data', take(out));
+    child.stderr.on('data', take(err));
+    child.once('error', (error) => {
+      clearTimeout(timer);
+      fail(new CodedError(ErrorCode.SandboxUnavailable, `cannot start the sandbox: ${error.message}`));
+    });
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      done({
+        exitCode: code,
+        signal,
+        stdout: Buffer.concat(out).toString('utf8'),
+        stderr: Buffer.concat(err).toString('utf8'),
+        timedOut,
+        truncated,
+        outputBytes: size,
+        durationMs: Math.round(performance.now() - started),
       });
     });
-  } finally {
-    await rm(workDir, { recursive: true, force: true });
-  }
+  });
 }

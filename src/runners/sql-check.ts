@@ -8,40 +8,102 @@ import { parse } from 'libpg-query';
  * reason a reviewer can read. Pure apart from the parser.
  *
  * This is a check of the text, not the only defence: the runner executes inside
- * `BEGIN READ ONLY`, so a function that writes (`nextval`, `lo_create`) is refused by the server.
- * A few functions that act on the server without writing a table are refused here by name.
+ * `BEGIN READ ONLY`, so a function that writes is refused by the server. Functions that act on
+ * the server without writing a table (read its files, consume replication slots, cancel
+ * backends) are refused here by name, and so are a few the server would refuse anyway. Nothing
+ * here sees into a user-defined function: the role must not be able to do harm either.
  */
 
 export type SqlVerdict = { ok: true } | { ok: false; reason: string };
 
-/** Functions that change the server's state although a read-only transaction allows them. */
-const ACTING_FUNCTIONS = new Set([
-  'pg_terminate_backend',
-  'pg_cancel_backend',
-  'pg_reload_conf',
-  'pg_rotate_logfile',
-  'pg_promote',
-  'pg_switch_wal',
-  'pg_create_restore_point',
-  'pg_advisory_lock',
-  'pg_advisory_lock_shared',
-  'pg_advisory_xact_lock',
-  'pg_advisory_xact_lock_shared',
-  'pg_try_advisory_lock',
-  'pg_try_advisory_lock_shared',
-  'pg_try_advisory_xact_lock',
-  'pg_try_advisory_xact_lock_shared',
-  'lo_import',
-  'lo_export',
-  'pg_file_write',
-  'pg_file_rename',
-  'pg_file_unlink',
-  'set_config',
-  'dblink',
-  'dblink_exec',
-  'dblink_connect',
-  'dblink_send_query',
-]);
+/**
+ * Functions refused by name, with what each does. Matched on the last part of the name, so
+ * `pg_catalog.pg_read_file` is refused as `pg_read_file` is. Some of them (nextval, lo_put) the
+ * read-only transaction refuses anyway; the gate says so before anyone approves them.
+ */
+const FUNCTION_GROUPS: Array<[reason: string, names: string[]]> = [
+  [
+    'acts on the server',
+    [
+      'pg_terminate_backend',
+      'pg_cancel_backend',
+      'pg_reload_conf',
+      'pg_rotate_logfile',
+      'pg_promote',
+      'pg_switch_wal',
+      'pg_create_restore_point',
+      'pg_stat_statements_reset',
+      'pg_stat_reset',
+      'pg_stat_reset_shared',
+      'pg_stat_reset_single_table_counters',
+      'pg_stat_reset_single_function_counters',
+      'pg_stat_reset_slru',
+      'pg_advisory_lock',
+      'pg_advisory_lock_shared',
+      'pg_advisory_xact_lock',
+      'pg_advisory_xact_lock_shared',
+      'pg_try_advisory_lock',
+      'pg_try_advisory_lock_shared',
+      'pg_try_advisory_xact_lock',
+      'pg_try_advisory_xact_lock_shared',
+      'set_config',
+    ],
+  ],
+  [
+    'reads or writes the server’s files',
+    [
+      'pg_read_file',
+      'pg_read_binary_file',
+      'pg_ls_dir',
+      'pg_stat_file',
+      'pg_file_write',
+      'pg_file_rename',
+      'pg_file_unlink',
+      'lo_import',
+      'lo_export',
+    ],
+  ],
+  [
+    'connects to another database',
+    [
+      'dblink',
+      'dblink_exec',
+      'dblink_connect',
+      'dblink_connect_u',
+      'dblink_open',
+      'dblink_fetch',
+      'dblink_send_query',
+    ],
+  ],
+  [
+    'consumes or changes replication slots',
+    [
+      'pg_logical_slot_get_changes',
+      'pg_logical_slot_get_binary_changes',
+      'pg_replication_slot_advance',
+      'pg_drop_replication_slot',
+      'pg_copy_logical_replication_slot',
+      'pg_copy_physical_replication_slot',
+    ],
+  ],
+  ['writes a large object', ['lo_create', 'lo_creat', 'lo_unlink', 'lo_put', 'lo_from_bytea']],
+  ['writes a sequence (the read-only transaction would refuse it)', ['nextval', 'setval']],
+  [
+    'assigns a transaction id',
+    ['txid_current', 'txid_current_if_assigned', 'pg_current_xact_id', 'pg_current_xact_id_if_assigned'],
+  ],
+];
+
+const FUNCTIONS = new Map(
+  FUNCTION_GROUPS.flatMap(([reason, names]) => names.map((n) => [n, reason] as const)),
+);
+
+/** Why a function is refused, or undefined; `pg_create_*_replication_slot` by pattern. */
+export function refusedFunction(name: string): string | undefined {
+  const bare = name.toLowerCase();
+  if (/^pg_create_\w*_replication_slot$/.test(bare)) return 'creates a replication slot';
+  return FUNCTIONS.get(bare);
+}
 
 /** What a statement that is not a read does, in words: `INSERT writes`. */
 const WRITES: Record<string, string> = {
@@ -108,7 +170,8 @@ function problemIn(tree: Json): string | undefined {
       const names = (value.funcname as Json[] | undefined) ?? [];
       const last = names.at(-1) as { String?: { sval?: string } } | undefined;
       const name = last?.String?.sval?.toLowerCase();
-      if (name && ACTING_FUNCTIONS.has(name)) return `${name}() acts on the server`;
+      const why = name ? refusedFunction(name) : undefined;
+      if (why) return `${name}() ${why}`;
     }
     const found = problemIn(value);
     if (found) return found;

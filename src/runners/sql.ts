@@ -1,3 +1,4 @@
+import { Socket } from 'node:net';
 import pg from 'pg';
 import { isSecretName, KnownSecrets, REDACTED, redact } from '../analyze/redact.ts';
 import type { SqlDatabase } from '../config/sql-databases.ts';
@@ -11,6 +12,13 @@ import { classifyReadOnlySql } from './sql-check.ts';
  * one row more than the cap (so "more than N rows" is known without reading them all), and the
  * transaction is rolled back at the end whatever happened. The database's URL never appears in
  * an error; results are redacted before they are rendered.
+ *
+ * Every statement goes over the extended protocol (one statement per message, so a text the
+ * server splits differently from the gate cannot smuggle a second statement), and
+ * `SET LOCAL standard_conforming_strings = on` comes first, so the server reads backslashes in
+ * string literals as the gate's parser does even where a legacy default turns it off. Rows are
+ * fetched in batches until `maxRows` or `maxBytes` of result text; a row too large to fit stops
+ * the fetch at the socket, and the result says where it was cut.
  */
 
 export interface SqlRunOptions {
@@ -23,6 +31,8 @@ export interface SqlRunOptions {
   maxRows?: number;
   /** Connecting gives up after this long, in milliseconds. Default 10,000. */
   connectTimeoutMs?: number;
+  /** Bytes of result text (UTF-8, values and column names) kept; the fetch stops there. Default 4 MiB. */
+  maxBytes?: number;
 }
 
 export interface SqlResult {
@@ -32,10 +42,25 @@ export interface SqlResult {
   /** The query had more than `maxRows` rows; only the first `maxRows` are here. */
   truncated: boolean;
   maxRows: number;
+  /** Set when the result text reached `maxBytes`: the fetch stopped and only the rows before it are here. */
+  cutAtBytes?: number;
   durationMs: number;
 }
 
-export const SQL_DEFAULTS = { timeoutMs: 10_000, maxRows: 1000, connectTimeoutMs: 10_000 };
+export const SQL_DEFAULTS = {
+  timeoutMs: 10_000,
+  maxRows: 1000,
+  connectTimeoutMs: 10_000,
+  maxBytes: 4 * 1024 * 1024,
+};
+
+/** Rows asked for per FETCH. */
+const FETCH_BATCH = 200;
+/** Wire bytes allowed beyond twice the text cap (protocol framing, field lengths) before the socket is cut. */
+const WIRE_SLACK = 1024 * 1024;
+
+/** Over the extended protocol: the server takes exactly one statement per message. */
+const extended = <T extends object>(query: T) => ({ ...query, queryMode: 'extended' as const });
 
 /** Every value in its text form: a CSV shows what psql would, not JavaScript's reading of it. */
 const TEXT_TYPES = { getTypeParser: () => (value: string) => value };
@@ -63,13 +88,20 @@ export async function runReadOnlySql(options: SqlRunOptions): Promise<SqlResult>
   const { database, text } = options;
   const timeoutMs = options.timeoutMs ?? SQL_DEFAULTS.timeoutMs;
   const maxRows = options.maxRows ?? SQL_DEFAULTS.maxRows;
+  const maxBytes = options.maxBytes ?? SQL_DEFAULTS.maxBytes;
   if (!Number.isInteger(timeoutMs) || timeoutMs < 1)
     throw new RangeError('timeoutMs must be a positive integer');
   if (!Number.isInteger(maxRows) || maxRows < 1) throw new RangeError('maxRows must be a positive integer');
+  if (!Number.isInteger(maxBytes) || maxBytes < 1)
+    throw new RangeError('maxBytes must be a positive integer');
   const verdict = await classifyReadOnlySql(text);
   if (!verdict.ok)
     throw new CodedError(ErrorCode.SqlRefused, `refused before running: ${verdict.reason}; nothing ran`);
 
+  // The wire guard: a single row larger than the cap is never read whole into memory.
+  let received = 0;
+  let wireLimit = Number.POSITIVE_INFINITY;
+  let cutOnWire = false;
   const client = new pg.Client({
     connectionString: database.url,
     connectionTimeoutMillis: options.connectTimeoutMs ?? SQL_DEFAULTS.connectTimeoutMs,
@@ -77,6 +109,17 @@ export async function runReadOnlySql(options: SqlRunOptions): Promise<SqlResult>
     query_timeout: timeoutMs + 5000,
     application_name: 'nightshift',
     types: TEXT_TYPES,
+    stream: () => {
+      const socket = new Socket();
+      socket.on('data', (chunk: Buffer) => {
+        received += chunk.length;
+        if (received > wireLimit && !cutOnWire) {
+          cutOnWire = true;
+          socket.destroy(new Error(`result cut at ${maxBytes} bytes`));
+        }
+      });
+      return socket;
+    },
   });
   // A connection dropped mid-query is reported by the query itself; this keeps it from crashing the bot.
   client.on('error', () => {});
@@ -95,36 +138,63 @@ export async function runReadOnlySql(options: SqlRunOptions): Promise<SqlResult>
     throw fail('cannot connect', error);
   }
   const started = performance.now();
+  let columns: string[] = [];
+  const rows: Array<Array<string | null>> = [];
+  let bytes = 0;
+  let cut = false;
+  /** Keeps rows while they fit; false once the cap is reached. */
+  const keep = (batch: unknown[][]): boolean => {
+    for (const raw of batch) {
+      const row = raw.map((v) => (v === null || v === undefined ? null : String(v)));
+      const size = row.reduce((n, v) => n + (v === null ? 0 : Buffer.byteLength(v)), 0);
+      if (bytes + size > maxBytes) {
+        cut = true;
+        return false;
+      }
+      bytes += size;
+      rows.push(row);
+    }
+    return true;
+  };
   try {
-    await client.query('BEGIN READ ONLY');
-    await client.query(`SET LOCAL statement_timeout = ${timeoutMs}`);
-    let result: pg.QueryResult<unknown[]>;
+    await client.query(extended({ text: 'BEGIN READ ONLY' }));
+    await client.query(extended({ text: `SET LOCAL statement_timeout = ${timeoutMs}` }));
+    await client.query(extended({ text: 'SET LOCAL standard_conforming_strings = on' }));
+    wireLimit = received + 2 * maxBytes + WIRE_SLACK;
     if (verdict.kind === 'select') {
-      await client.query(`DECLARE nightshift_result NO SCROLL CURSOR FOR ${text}`);
-      result = await client.query<unknown[]>({
-        text: `FETCH FORWARD ${maxRows + 1} FROM nightshift_result`,
-        rowMode: 'array',
-      });
+      await client.query(extended({ text: `DECLARE nightshift_result NO SCROLL CURSOR FOR ${text}` }));
+      for (;;) {
+        const want = Math.min(FETCH_BATCH, maxRows + 1 - rows.length);
+        const result = await client.query<unknown[]>(
+          extended({ text: `FETCH FORWARD ${want} FROM nightshift_result`, rowMode: 'array' as const }),
+        );
+        if (columns.length === 0) {
+          columns = result.fields.map((f) => f.name);
+          bytes += columns.reduce((n, c) => n + Buffer.byteLength(c), 0);
+        }
+        if (!keep(result.rows as unknown[][]) || result.rows.length < want || rows.length > maxRows) break;
+      }
     } else {
       // EXPLAIN and SHOW cannot be a cursor's query; their output is a plan or a list of settings.
-      result = await client.query<unknown[]>({ text, rowMode: 'array' });
+      const result = await client.query<unknown[]>(extended({ text, rowMode: 'array' as const }));
+      columns = result.fields.map((f) => f.name);
+      keep((result.rows as unknown[][]).slice(0, maxRows + 1));
     }
-    const rows = (result.rows as unknown[][]).map((row) =>
-      row.map((v) => (v === null || v === undefined ? null : String(v))),
-    );
-    return {
-      columns: result.fields.map((f) => f.name),
-      rows: rows.slice(0, maxRows),
-      truncated: rows.length > maxRows,
-      maxRows,
-      durationMs: Math.round(performance.now() - started),
-    };
   } catch (error) {
-    throw fail('the query failed', error);
+    if (!cutOnWire) throw fail('the query failed', error);
+    cut = true;
   } finally {
-    await client.query('ROLLBACK').catch(() => {});
+    if (!cutOnWire) await client.query('ROLLBACK').catch(() => {});
     await client.end().catch(() => {});
   }
+  return {
+    columns,
+    rows: rows.slice(0, maxRows),
+    truncated: rows.length > maxRows,
+    maxRows,
+    ...(cut ? { cutAtBytes: maxBytes } : {}),
+    durationMs: Math.round(performance.now() - started),
+  };
 }
 
 /**
@@ -185,6 +255,8 @@ export function summarizeSqlResult(result: SqlResult, previewRows = 3): string {
     ? `more than ${result.maxRows} rows (the first ${result.maxRows} are in the file)`
     : `${result.rows.length} row${result.rows.length === 1 ? '' : 's'}`;
   const lines = [`${count}, ${result.columns.length} column(s), in ${result.durationMs} ms`];
+  if (result.cutAtBytes !== undefined)
+    lines.push(`cut at ${result.cutAtBytes} bytes: only the rows before it were fetched`);
   for (const row of result.rows.slice(0, previewRows)) {
     lines.push(
       clip(

@@ -1,3 +1,4 @@
+import { redact } from '../analyze/redact.ts';
 import { isApprover, type Policy } from '../approvals/policy.ts';
 import { riskNotes } from '../approvals/risk.ts';
 import { getProposal, getRun, listApprovals, type Proposal } from '../approvals/service.ts';
@@ -22,6 +23,9 @@ export async function proposalView(db: Db, id: number): Promise<ProposalView | u
   const [decisions, run] = await Promise.all([listApprovals(db, id), getRun(db, id)]);
   return {
     ...proposal,
+    // The model's words, shown in Slack: redacted like everything else that leaves the bot.
+    why: redact(proposal.why).text,
+    expects: redact(proposal.expects).text,
     decisions,
     risks: riskNotes(proposal),
     run: run ? { state: run.state } : undefined,

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -377,6 +377,47 @@ for (const database of testDatabases()) {
         assert.deepEqual(sent, []);
         await agentAfterRun({ db, channel: 'C1', send, agent: {} }, incidentId);
         assert.deepEqual(sent, [['agent-turn', { incidentId }]]);
+      } finally {
+        await db.close();
+      }
+    });
+
+    it('keeps an alert’s host label inside the evidence delimiters', async () => {
+      const { db, deps } = await setup();
+      try {
+        const { incident } = await openIncidentByHand(db, {
+          host: `web-9 ${INJECTION}`,
+          note: 'disk full',
+          user: 'U0X',
+          channel: 'C1',
+        });
+        fake.reply(endTurn('noted'));
+        await runAgentTurn(deps, incident.id);
+        const first = JSON.stringify(fake.requests[0]!.body.messages[0]);
+        assert.ok(first.includes('ignore previous instructions'), first);
+        assert.ok(insideEvidence(first, 'ignore previous instructions'), first);
+        assert.ok(insideEvidence(first, 'web-9'), 'a host not in the hosts file is only data');
+      } finally {
+        await db.close();
+      }
+    });
+
+    it('hides a bare copy of a secret named in a finding from what a tool returns', async () => {
+      const { db, deps, incidentId } = await setup();
+      try {
+        await addFinding(db, incidentId, 'Environment of the crashed process', 'DB_PASSWORD=hunter2secret');
+        const dir = join(deps.evidenceDir, `incident-${incidentId}`, 'run-1');
+        mkdirSync(dir, { recursive: true });
+        writeFileSync(join(dir, 'heap.txt'), 'conn hunter2secret icy-name: Radio Nightly');
+        const seen: string[] = [];
+        fake.reply(toolUse('search_evidence', { pattern: 'icy-name' }), (request) => {
+          seen.push(resultText(toolResults(request).at(-1)!));
+          return endTurn('done');
+        });
+        await runAgentTurn(deps, incidentId);
+        assert.match(seen[0]!, /conn \[REDACTED\] icy-name/);
+        for (const request of fake.requests)
+          assert.ok(!JSON.stringify(request.body).includes('hunter2secret'), 'the model never sees it');
       } finally {
         await db.close();
       }

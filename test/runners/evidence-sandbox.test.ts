@@ -1,14 +1,15 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { hostsSecretFiles, loadHostsFile } from '../../src/config/hosts.ts';
 import type { CodedError } from '../../src/errors.ts';
-import { findExecutable, runInSandbox } from '../../src/runners/evidence-sandbox.ts';
+import { findExecutable, runInSandbox, tasksOfUser } from '../../src/runners/evidence-sandbox.ts';
 
 /**
  * The evidence sandbox with the real bubblewrap: each test shows one wall holding, and where it
@@ -46,20 +47,15 @@ describe('the evidence sandbox (bubblewrap)', () => {
   const run = (script: string, over: Partial<Parameters<typeof runInSandbox>[0]> = {}) =>
     runInSandbox({ script, evidenceDir: evidence, timeoutMs: 20_000, ...over });
 
-  it('reads the evidence at /evidence, and works in a fresh /work that is deleted afterwards', async () => {
-    const tmpRoot = mkdtempSync(join(root, 'tmp-'));
+  it('reads the evidence at /evidence, and works in a fresh /work, a tmpfs of its own', async () => {
     const result = await run(
-      'grep -c icy- /evidence/run-1/strings.txt; pwd; echo kept > out.txt; cat out.txt',
-      {
-        tmpRoot,
-      },
+      'grep -c icy- /evidence/run-1/strings.txt; pwd; echo kept > out.txt; cat out.txt; stat -f -c %T /work',
     );
     assert.equal(result.exitCode, 0, result.stderr);
-    assert.equal(result.stdout, '1\n/work\nkept\n');
+    assert.equal(result.stdout, '1\n/work\nkept\ntmpfs\n');
     assert.equal(result.timedOut, false);
     assert.equal(result.truncated, false);
     assert.equal(result.outputBytes, Buffer.byteLength(result.stdout) + Buffer.byteLength(result.stderr));
-    assert.deepEqual(readdirSync(tmpRoot), [], 'the working directory is gone');
   });
 
   it('cannot write the evidence, nor the rest of /', async () => {
@@ -120,6 +116,64 @@ describe('the evidence sandbox (bubblewrap)', () => {
       assert.match(hidden.stderr, /No such file/);
     } finally {
       rmSync(data, { recursive: true, force: true });
+    }
+  });
+
+  it('cannot fill the disk: /work stops at its size, and /dev is read-only with a small /dev/shm', async () => {
+    const fill = (path: string) =>
+      `dd if=/dev/zero of=${path} bs=1M count=100 2>/dev/null; echo $?; wc -c < ${path}`;
+    const result = await run(
+      `${fill('/work/fill')}; touch /dev/x 2>/dev/null; echo $?; ${fill('/dev/shm/fill')}`,
+    );
+    const [work, workSize, touched, shm, shmSize] = result.stdout.trim().split('\n');
+    assert.equal(work, '1', 'writing 100 MiB into /work fails');
+    assert.equal(Number(workSize), 64 * 1024 * 1024, 'at the default cap of 64 MiB');
+    assert.equal(touched, '1', 'nothing new in /dev');
+    assert.equal(shm, '1', '/dev/shm is small');
+    assert.ok(Number(shmSize) <= 16 * 1024 * 1024, `${shmSize} bytes in /dev/shm`);
+    const roomy = await run(fill('/work/fill'), { workBytes: 128 * 1024 * 1024 });
+    assert.equal(roomy.stdout, `0\n${100 * 1024 * 1024}\n`, 'under a larger cap the same write fits');
+  });
+
+  it('contains a fork bomb, and ends it at its time limit', async () => {
+    // RLIMIT_NPROC is not enforced for root: as root, the sandbox runs as nobody.
+    const runAs = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : undefined;
+    const uid = runAs?.uid ?? process.getuid!();
+    if (runAs) chmodSync(root, 0o755);
+    const before = tasksOfUser(uid);
+    const started = Date.now();
+    const result = await run('f() { f | f & }; f; sleep 30', {
+      timeoutMs: 3000,
+      maxProcesses: 32,
+      ...(runAs ? { runAs } : {}),
+    });
+    assert.ok(Date.now() - started < 8000, `took ${Date.now() - started} ms`);
+    assert.match(result.stderr, /Cannot fork|Resource temporarily unavailable/, 'forks were refused');
+    await new Promise((r) => setTimeout(r, 500));
+    assert.ok(tasksOfUser(uid) <= before + 1, 'nothing of the bomb is left behind');
+  });
+
+  it('does not show the hosts file, its known_hosts and keys, nor the policy file', async () => {
+    const config = mkdtempSync('/var/lib/nightshift-sandbox-config-');
+    try {
+      const hostsPath = join(config, 'hosts.yml');
+      writeFileSync(join(config, 'id_web1'), 'SSH PRIVATE KEY');
+      writeFileSync(join(config, 'known_hosts'), 'web1 ssh-ed25519 AAAA');
+      writeFileSync(join(config, 'policy.yml'), 'approvers: [U1]');
+      writeFileSync(
+        hostsPath,
+        `knownHosts: ${join(config, 'known_hosts')}\nhosts:\n  - name: web1\n    address: 10.0.0.5\n    user: ops\n    key: ${join(config, 'id_web1')}\n`,
+      );
+      const hide = [...hostsSecretFiles(loadHostsFile(hostsPath), hostsPath), join(config, 'policy.yml')];
+      const script = `cat ${hide.join(' ')}`;
+      const seen = await run(script);
+      assert.match(seen.stdout, /10\.0\.0\.5/, 'without hide the sandbox can read them');
+      const hidden = await run(script, { hide });
+      assert.equal(hidden.stdout, '');
+      for (const text of ['10.0.0.5', 'SSH PRIVATE KEY', 'AAAA', 'approvers'])
+        assert.ok(!hidden.stdout.includes(text) && !hidden.stderr.includes(text), text);
+    } finally {
+      rmSync(config, { recursive: true, force: true });
     }
   });
 

@@ -18,7 +18,8 @@ const accepted = [
   'EXPLAIN (ANALYZE false, COSTS off) SELECT 1',
   'SHOW statement_timeout',
   'SELECT 1 UNION ALL SELECT 2',
-  "SELECT nextval('s')", // parses as a read; the READ ONLY transaction refuses it (sql.test.ts)
+  'SELECT nextvalue FROM t', // a column, not the function
+  'SELECT txid_current_snapshot()', // reads
 ];
 
 const refused: Array<[string, RegExp]> = [
@@ -58,12 +59,64 @@ const refused: Array<[string, RegExp]> = [
   ['SELECT pg_terminate_backend(123)', /pg_terminate_backend\(\) acts on the server/],
   ["SELECT set_config('transaction_read_only', 'off', true)", /set_config\(\) acts/],
   ['SELECT pg_advisory_lock(1)', /pg_advisory_lock\(\) acts/],
+  ["SELECT nextval('s')", /nextval\(\) writes a sequence \(the read-only transaction would refuse it\)/],
+  ["SELECT pg_catalog.setval('s', 1)", /setval\(\) writes a sequence/],
+  ["SELECT pg_catalog.pg_read_file('/etc/passwd')", /pg_read_file\(\) reads or writes the server’s files/],
+  ["SELECT * FROM pg_ls_dir('.') d", /pg_ls_dir\(\)/],
+  ["SELECT public.dblink_connect_u('x', 'dbname=postgres')", /dblink_connect_u\(\) connects/],
+  ["SELECT pg_create_logical_replication_slot('s', 'test_decoding')", /creates a replication slot/],
+  ["SELECT PG_CREATE_PHYSICAL_REPLICATION_SLOT('s')", /creates a replication slot/],
+  ['SELECT (SELECT pg_current_xact_id())', /pg_current_xact_id\(\) assigns a transaction id/],
+  ['SELECT x FROM t WHERE pg_cancel_backend(x) IS NOT NULL', /pg_cancel_backend\(\) acts on the server/],
   ['selec 1', /^a parse error at line 1, column 1: syntax error at or near "selec"$/],
   ['SELECT 1\nFROM WHERE', /^a parse error at line 2, column 6: syntax error at or near "WHERE"$/],
   ["SELECT 'unterminated", /a parse error/],
   ['', /empty/],
   ['  ;; -- nothing', /no statement/],
 ];
+
+/** Every function the security review named: refused by its bare and its schema-qualified name. */
+const named = [
+  'pg_read_file',
+  'pg_read_binary_file',
+  'pg_ls_dir',
+  'pg_stat_file',
+  'dblink_connect_u',
+  'dblink_open',
+  'dblink_fetch',
+  'dblink_exec',
+  'pg_stat_statements_reset',
+  'pg_logical_slot_get_changes',
+  'pg_logical_slot_get_binary_changes',
+  'pg_replication_slot_advance',
+  'pg_drop_replication_slot',
+  'pg_create_logical_replication_slot',
+  'pg_create_physical_replication_slot',
+  'lo_unlink',
+  'lo_put',
+  'lo_from_bytea',
+  'pg_cancel_backend',
+  'pg_reload_conf',
+  'pg_rotate_logfile',
+  'pg_switch_wal',
+  'pg_promote',
+  'nextval',
+  'setval',
+  'txid_current',
+  'pg_current_xact_id',
+];
+
+describe('checkReadOnlySql refuses functions by name', () => {
+  for (const name of named) {
+    it(`refuses ${name} and pg_catalog.${name}`, async () => {
+      for (const text of [`SELECT ${name}(1)`, `SELECT pg_catalog.${name}(1)`]) {
+        const verdict = await checkReadOnlySql(text);
+        assert.equal(verdict.ok, false, `${text} must be refused`);
+        if (!verdict.ok) assert.match(verdict.reason, new RegExp(`^${name}\\(\\) `));
+      }
+    });
+  }
+});
 
 describe('checkReadOnlySql', () => {
   for (const text of accepted) {

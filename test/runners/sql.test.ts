@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { CodedError } from '../../src/errors.ts';
 import { renderSqlResult, runReadOnlySql, type SqlResult, toCsv } from '../../src/runners/sql.ts';
+import { checkReadOnlySql } from '../../src/runners/sql-check.ts';
 import { POSTGRES_URL } from '../helpers/db.ts';
 import { freePort } from '../helpers/wait.ts';
 
@@ -23,6 +24,11 @@ describe('running approved SQL on PostgreSQL', { skip: POSTGRES_URL ? false : 's
     await admin.connect();
     await admin.query(`CREATE SCHEMA ${schema}`);
     await admin.query(`CREATE SEQUENCE ${schema}.s`);
+    await admin.query(`CREATE TABLE ${schema}.keep (id int)`);
+    await admin.query(`INSERT INTO ${schema}.keep VALUES (1)`);
+    await admin.query(
+      `CREATE FUNCTION ${schema}.bump() RETURNS bigint LANGUAGE sql AS 'SELECT nextval(''${schema}.s'')'`,
+    );
     await admin.query(
       `CREATE TABLE ${schema}.sites (id int PRIMARY KEY, name text, feed text, api_token text)`,
     );
@@ -67,9 +73,9 @@ describe('running approved SQL on PostgreSQL', { skip: POSTGRES_URL ? false : 's
     );
   });
 
-  it('is read-only: nextval, which the SQL gate lets through, is refused by the server', async () => {
+  it('is read-only: a function that writes, which the SQL gate cannot see into, is refused by the server', async () => {
     await assert.rejects(
-      runReadOnlySql({ database, text: `SELECT nextval('${schema}.s')` }),
+      runReadOnlySql({ database, text: `SELECT ${schema}.bump()` }),
       (error: CodedError) => {
         assert.equal(error.code, 'nightshift_sql_failed');
         assert.match(error.message, /read-only transaction/);
@@ -78,6 +84,40 @@ describe('running approved SQL on PostgreSQL', { skip: POSTGRES_URL ? false : 's
     );
     const { rows } = await admin.query(`SELECT is_called FROM ${schema}.s`);
     assert.equal(rows[0].is_called, false, 'the sequence never moved');
+  });
+
+  it('reads backslashes as the gate does where the server defaults to standard_conforming_strings off', async () => {
+    // A legacy server (or a role default) ends 'a\' at the backslash-quote, so the rest of the
+    // text would be a COMMIT and a DELETE outside the read-only transaction.
+    const legacy = new URL(url);
+    legacy.searchParams.set('options', '-c standard_conforming_strings=off');
+    const text = `SELECT 'a\\', ' ; COMMIT; DELETE FROM ${schema}.keep; --'`;
+    assert.deepEqual(await checkReadOnlySql(text), { ok: true }, 'the gate reads two string literals');
+    const result = await runReadOnlySql({ database: { name: 'legacy', url: legacy.toString() }, text }).catch(
+      (error: Error) => error,
+    );
+    const { rows } = await admin.query(`SELECT count(*)::int AS n FROM ${schema}.keep`);
+    assert.equal(rows[0].n, 1, 'the row is still there');
+    assert.ok(!(result instanceof Error), String(result));
+    assert.deepEqual(result.rows, [['a\\', ` ; COMMIT; DELETE FROM ${schema}.keep; --`]]);
+  });
+
+  it('stops fetching at maxBytes of result text and says where it cut', async () => {
+    const huge = await runReadOnlySql({ database, text: "SELECT repeat('x', 50000000)" });
+    assert.equal(huge.cutAtBytes, 4 * 1024 * 1024);
+    assert.deepEqual(huge.rows, [], 'a single row larger than the cap is not kept');
+    assert.match(renderSqlResult(huge).summary, /cut at 4194304 bytes/);
+    const many = await runReadOnlySql({
+      database,
+      text: "SELECT repeat('y', 1000) AS y FROM generate_series(1, 100)",
+      maxBytes: 10_000,
+    });
+    assert.equal(many.rows.length, 9, '1 byte of column name and 9 rows of 1000 bytes fit in 10,000');
+    assert.equal(many.cutAtBytes, 10_000);
+    assert.equal(many.truncated, false);
+    const fits = await runReadOnlySql({ database, text: "SELECT repeat('z', 1000)" });
+    assert.equal(fits.cutAtBytes, undefined);
+    assert.doesNotMatch(renderSqlResult(fits).summary, /cut at/);
   });
 
   it('refuses a text that is not one read before connecting', async () => {

@@ -1,6 +1,7 @@
 import { z } from 'zod';
+import { KnownSecrets, REDACTED, redact } from '../../analyze/redact.ts';
 import { incidentEvidenceDir, listEvidenceFiles, printable, readRange, scanFile } from './evidence-files.ts';
-import { defineTool } from './tool.ts';
+import { defineTool, ToolRefusal } from './tool.ts';
 
 /**
  * A bounded search for a literal in the incident's local evidence (the pulled cores and files):
@@ -10,6 +11,41 @@ import { defineTool } from './tool.ts';
 
 export const MAX_SCAN_BYTES = 512 * 1024 * 1024;
 const CONTEXT = 80;
+/** Read around the shown context, so a secret's name just outside it still marks its value. */
+const REDACTION_MARGIN = 256;
+
+const SECRET_NAME =
+  '[A-Za-z0-9_.-]*(?:PASSWORD|PASSWD|SECRET|TOKEN|KEY|CREDENTIAL|PRIVATE|AUTH)[A-Za-z0-9_.-]*';
+
+/** Patterns that would let a search guess a secret a character at a time, with what each is. */
+const GUESSES: Array<[RegExp, string]> = [
+  [new RegExp(String.raw`${SECRET_NAME}["']?\s*[:=]`, 'i'), 'a secret’s name followed by = or :'],
+  [/\b(?:Bearer|Basic|Token|Digest)\s/i, 'an Authorization scheme followed by its credential'],
+  [/[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/\s@]*:/, 'a URL’s user and password'],
+  [
+    /\b(?:xox[abposre]-|xapp-|sk-|(?:sk|rk)_live_|AKIA|ASIA|AGPA|AIDA|AROA|gh[pousr]_|github_pat_|AIza|eyJ)/,
+    'a token’s prefix',
+  ],
+];
+
+/** Why a search pattern is refused as a way to guess a secret, or undefined. */
+export function guessesASecret(pattern: string, known?: KnownSecrets): string | undefined {
+  for (const [test, what] of GUESSES) if (test.test(pattern)) return what;
+  if (redact(pattern).count > 0) return 'text the redaction hides';
+  if (known && known.scrub(pattern).count > 0) return 'a value already redacted in this incident';
+  return undefined;
+}
+
+/**
+ * The printable text of `wide` from `from` to `to`, redacted as the wider text reads: a value
+ * whose name lies outside the shown part, or that the shown part cuts in two, is hidden too.
+ */
+export function redactedWindow(wide: string, from: number, to: number, known: KnownSecrets): string {
+  known.add(redact(wide).secrets);
+  // \0 never comes out of printable(): it marks the hidden bytes while offsets stay as they were.
+  const shown = known.mask(wide, '\0').slice(from, to).replace(/\0+/g, REDACTED);
+  return known.scrub(redact(shown).text).text;
+}
 
 export const searchEvidence = defineTool({
   name: 'search_evidence',
@@ -22,6 +58,12 @@ export const searchEvidence = defineTool({
     })
     .strict(),
   async run(input, ctx) {
+    const known = ctx.knownSecrets ?? new KnownSecrets();
+    const guess = guessesASecret(input.pattern, known);
+    if (guess)
+      throw new ToolRefusal(
+        `The pattern holds ${guess}: a search for it would tell a secret apart by its matches, so it did not run. Search for the name alone, or for text around it.`,
+      );
     const root = incidentEvidenceDir(ctx.evidenceDir, ctx.incidentId);
     const files = await listEvidenceFiles(root);
     const needle = Buffer.from(input.pattern, 'utf8');
@@ -39,8 +81,11 @@ export const searchEvidence = defineTool({
     const lines: string[] = [];
     for (const m of matches) {
       const start = Math.max(0, m.offset - CONTEXT);
-      const around = await readRange(m.path, start, m.offset - start + needle.length + CONTEXT);
-      lines.push(`${m.file} @ ${m.offset}: ${printable(around)}`);
+      const wideStart = Math.max(0, start - REDACTION_MARGIN);
+      const end = m.offset + needle.length + CONTEXT;
+      const wide = printable(await readRange(m.path, wideStart, end + REDACTION_MARGIN - wideStart));
+      const shown = redactedWindow(wide, start - wideStart, Math.min(wide.length, end - wideStart), known);
+      lines.push(`${m.file} @ ${m.offset}: ${shown}`);
     }
     const limits = [
       matches.length >= input.maxMatches ? `stopped at ${input.maxMatches} matches` : '',

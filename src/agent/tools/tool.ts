@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { redact } from '../../analyze/redact.ts';
+import { type KnownSecrets, redact } from '../../analyze/redact.ts';
 import type { Policy } from '../../approvals/policy.ts';
 import type { Proposal } from '../../approvals/service.ts';
 import type { Db } from '../../store/db.ts';
@@ -28,6 +28,19 @@ export interface ToolContext {
   now: () => Date;
   /** Asks the Slack outbox to post what was queued. */
   kick?: (() => void) | undefined;
+  /**
+   * Secrets already found in this incident (its findings, earlier tool results): a bare copy of
+   * one is hidden too, and what redact() finds in each result is added.
+   */
+  knownSecrets?: KnownSecrets;
+}
+
+/** Redacts a tool's text, remembering what it hides and hiding what was hidden before. */
+export function redactForModel(text: string, known: KnownSecrets | undefined): string {
+  const r = redact(text);
+  if (!known) return r.text;
+  known.add(r.secrets);
+  return known.scrub(r.text).text;
 }
 
 export interface ToolOutcome {
@@ -93,7 +106,7 @@ export async function callTool(
     result: {
       type: 'tool_result',
       tool_use_id: use.id,
-      content: evidenceBlock(`${use.name} error`, redact(text).text),
+      content: evidenceBlock(`${use.name} error`, redactForModel(text, ctx.knownSecrets)),
       is_error: true,
     },
   });
@@ -113,7 +126,7 @@ export async function callTool(
       error instanceof ToolRefusal ? error.message : `${tool.name} failed: ${(error as Error).message}`;
     return failed(message);
   }
-  let text = redact(outcome.text).text;
+  let text = redactForModel(outcome.text, ctx.knownSecrets);
   if (text.length > MAX_RESULT_CHARS)
     text = `${text.slice(0, MAX_RESULT_CHARS)}\n… (cut at ${MAX_RESULT_CHARS} characters)`;
   return {

@@ -1,4 +1,4 @@
-import { redact } from '../../analyze/redact.ts';
+import { KnownSecrets, redact } from '../../analyze/redact.ts';
 import type { Finding } from '../../analyze/report-schema.ts';
 import type { Logger } from '../../log.ts';
 import { findingReply } from '../../slack/blocks/incident.ts';
@@ -57,6 +57,10 @@ export async function startJobRun(
     id,
     reply,
     async finish(findings, doneText, subject = {}) {
+      // What goes to Slack is redacted, and a secret found in one finding is hidden in all of them.
+      const known = new KnownSecrets();
+      for (const f of findings) known.add(redact(`${f.title}\n${f.detail}`).secrets);
+      const clean = (text: string) => known.scrub(redact(text).text).text;
       await deps.db.transaction(async (tx) => {
         for (const [i, finding] of findings.entries()) {
           await tx.executeSql(
@@ -70,7 +74,11 @@ export async function startJobRun(
               JSON.stringify({ detail: finding.detail }),
             ],
           );
-          const message = findingReply(finding);
+          const message = findingReply({
+            ...finding,
+            title: clean(finding.title),
+            detail: clean(finding.detail),
+          });
           await queueThreadMessage(tx, {
             incidentId,
             key: `job:${queueJobId}:finding:${i}`,
@@ -78,7 +86,7 @@ export async function startJobRun(
             body: { type: 'text', text: message.text, blocks: message.blocks },
           });
         }
-        await reply('finished', doneText, tx);
+        await reply('finished', clean(doneText), tx);
         await tx.executeSql(`UPDATE jobs SET state = 'succeeded', finished_at = now() WHERE id = $1`, [id]);
         await appendAudit(tx, {
           actor: 'nightshift',

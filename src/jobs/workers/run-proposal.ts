@@ -198,7 +198,7 @@ async function runPull(deps: RunnerDeps, proposal: Proposal): Promise<void> {
     ),
     ...failed.map(
       (r) =>
-        `• ${r.source.container ? `${r.source.container}:` : ''}${r.source.path} failed: ${r.error!.slice(0, 200)}`,
+        `• ${r.source.container ? `${r.source.container}:` : ''}${r.source.path} failed: ${redact(r.error!).text.slice(0, 200)}`,
     ),
   ].join('\n');
   await finishRun(deps.db, proposal, run.id, {

@@ -1,0 +1,94 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { PolicySchema } from '../../src/approvals/policy.ts';
+import { createProposal } from '../../src/approvals/service.ts';
+import { openIncidentByHand } from '../../src/incidents/incidents.ts';
+import { startJobRun } from '../../src/jobs/workers/job-run.ts';
+import { createLogger } from '../../src/log.ts';
+import { proposalView } from '../../src/slack/proposal-messages.ts';
+import { migrate } from '../../src/store/migrate.ts';
+import { testDatabases } from '../helpers/db.ts';
+
+/**
+ * What a job and a proposal put in front of Slack is redacted: a collection's findings and its
+ * done text (a secret named in one finding is hidden in every other), and a proposal's why and
+ * expects as its message shows them.
+ */
+
+const log = createLogger({ level: 'silent' });
+const SECRET = 'hunter2secret';
+
+for (const database of testDatabases()) {
+  describe(`redaction before Slack on ${database.name}`, () => {
+    it('redacts findings and the done text a job queues for the thread', async () => {
+      const db = await database.open();
+      try {
+        await migrate(db);
+        const { incident } = await openIncidentByHand(db, {
+          host: 'web-1',
+          note: 'disk',
+          user: 'U0X',
+          channel: 'C1',
+        });
+        const run = await startJobRun({ db, log }, 'collect-host', 'q-1', incident.id, {}, 'started');
+        await run.finish(
+          [
+            { severity: 'warning', title: 'Environment of app', detail: `DB_PASSWORD=${SECRET}` },
+            {
+              severity: 'info',
+              title: `Log mentions ${SECRET}`,
+              detail: 'token: ghp_abcdefghijklmnopqrstuvwxyz0123',
+            },
+          ],
+          `done; last line: api_key=${SECRET}`,
+        );
+        const { rows } = await db.executeSql<{ dedup_key: string; body: unknown }>(
+          `SELECT dedup_key, body FROM thread_messages WHERE dedup_key LIKE 'job:q-1:%' ORDER BY id`,
+        );
+        const bodies = rows.map((r) => (typeof r.body === 'string' ? r.body : JSON.stringify(r.body)));
+        assert.equal(bodies.length, 4, 'started, two findings, finished');
+        for (const body of bodies) {
+          assert.ok(!body.includes(SECRET), body);
+          assert.ok(!body.includes('ghp_abcdef'), body);
+        }
+        assert.match(bodies[2]!, /Log mentions \[REDACTED\]/, 'the bare copy in another finding is hidden');
+        assert.match(bodies[3]!, /api_key=\[REDACTED\]/);
+      } finally {
+        await db.close();
+      }
+    });
+
+    it('redacts a proposal’s why and expects in the view its Slack message is built from', async () => {
+      const db = await database.open();
+      try {
+        await migrate(db);
+        const { incident } = await openIncidentByHand(db, {
+          host: 'web-1',
+          note: 'disk',
+          user: 'U0X',
+          channel: 'C1',
+        });
+        const proposal = await createProposal(
+          db,
+          {
+            incidentId: incident.id,
+            kind: 'script',
+            target: 'evidence',
+            text: 'grep -c icy- strings.txt',
+            why: `the core holds PASSWORD=${SECRET}`,
+            expects: 'an Authorization: Bearer abcdefghijklmnop header',
+            proposedBy: 'agent',
+          },
+          PolicySchema.parse({ approvers: { users: ['U0A'] } }),
+          new Date(),
+        );
+        const view = (await proposalView(db, proposal.id))!;
+        assert.equal(view.why, 'the core holds PASSWORD=[REDACTED]');
+        assert.equal(view.expects, 'an Authorization: Bearer [REDACTED] header');
+        assert.equal(view.text, 'grep -c icy- strings.txt', 'the text is shown exactly as approved');
+      } finally {
+        await db.close();
+      }
+    });
+  });
+}
