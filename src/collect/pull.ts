@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rename, statfs, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { type Readable, Transform } from 'node:stream';
+import { finished, PassThrough, type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createZstdDecompress } from 'node:zlib';
 import { CodedError, ErrorCode } from '../errors.ts';
@@ -180,7 +180,21 @@ export async function pullFile(
     const head = await peek(stdout, 4);
     if (head.length === 0) throw new Error('the host sent nothing');
     usedZstd = head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528;
-    await pipeline(stdout, counter, decompressor(head), tee, createWriteStream(part));
+    // The SSH channel feeds the pipeline through a pipe rather than being part of it: a local
+    // failure (the bot's disk filling, corrupt data) must end the transfer at once, and the
+    // pipeline would otherwise wait for the channel to close, which an unread remote never does.
+    const feed = new PassThrough({ highWaterMark: 1024 * 1024 });
+    stdout.pipe(feed);
+    finished(stdout, { writable: false }, (error) => {
+      if (error) feed.destroy(new Error('the connection dropped', { cause: error }));
+    });
+    try {
+      await pipeline(feed, counter, decompressor(head), tee, createWriteStream(part));
+    } catch (error) {
+      stdout.unpipe(feed);
+      remote.abort();
+      throw error;
+    }
     const { exitCode, stderr } = await remote.done;
     if (exitCode === null) throw new Error('the connection dropped');
     const failed = failure(exitCode, stderr);

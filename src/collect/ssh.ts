@@ -177,7 +177,7 @@ export class SshConnections {
       });
       channel.on('close', () => resolve({ exitCode, stderr: Buffer.concat(stderr).toString('utf8') }));
     });
-    return { stdout: channel, done };
+    return { stdout: channel, done, abort: () => channel.close() };
   }
 
   private async exec(host: Host, command: RemoteCommand): Promise<ExecResult> {

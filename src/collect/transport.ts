@@ -25,6 +25,8 @@ export interface RemoteStream {
   stdout: NodeJS.ReadableStream;
   /** Settles when the command ends: its exit code, or null when the connection dropped. */
   done: Promise<{ exitCode: number | null; stderr: string }>;
+  /** Closes the channel: the bot gives up on the rest (its disk is filling, the data is corrupt). */
+  abort(): void;
 }
 
 export interface RemoteHost {

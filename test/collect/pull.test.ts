@@ -9,6 +9,7 @@ import {
   mkdtempSync,
   readFileSync,
   rmSync,
+  statfsSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
@@ -167,13 +168,31 @@ esac
     assert.equal(existsSync(`${dest}.part`), false);
   });
 
-  it("refuses to start a pull when the bot's own disk is already low", async () => {
+  it("stops cleanly when the bot's own disk would run low, before and during a transfer", async () => {
     const before = join(work, 'evidence', 'no-room');
     await assert.rejects(
       pullFile(ssh.host('box'), { path: core.path }, before, { reserveBytes: Number.MAX_SAFE_INTEGER }),
       /not pulling .*: less than \d+ bytes free on the bot's disk/,
     );
     assert.equal(existsSync(`${before}.part`), false);
+    // Room for the start, not for the whole: 96 MiB of random data against 32 MiB of headroom.
+    // The remote side must be stopped too: unread, it would hold the transfer open until its timeout.
+    const big = join(work, 'room.bin');
+    execFileSync('sh', ['-c', `head -c 100663296 /dev/urandom > ${big} && chmod 644 ${big}`]);
+    const fs = statfsSync(join(work, 'evidence'));
+    const free = fs.bavail * fs.bsize;
+    const during = join(work, 'evidence', 'filled');
+    const started = Date.now();
+    await assert.rejects(
+      pullFile(ssh.host('box'), { path: big }, during, { reserveBytes: free - 32 * 1024 * 1024 }),
+      /the bot's disk would drop below \d+ bytes free; nothing was kept/,
+    );
+    assert.ok(Date.now() - started < 20_000, 'it stopped, and did not wait for the remote timeout');
+    assert.equal(existsSync(during), false);
+    assert.equal(existsSync(`${during}.part`), false);
+    // And the host's session is free again for the next pull.
+    const next = await pullFile(ssh.host('box'), { path: core.path }, join(work, 'evidence', 'after-full'));
+    assert.equal(next.sha256, sha256(core.path));
   });
 
   it('keeps nothing when the remote command fails, and says why', async () => {
