@@ -71,7 +71,7 @@ export async function startBot(options: StartOptions): Promise<Bot> {
     const applied = await migrate(db);
     if (applied.length > 0) log.info({ applied }, 'database migrated');
     const { startBoss } = await import('./jobs/boss.ts');
-    const { registerWorkers, runWhenApproved } = await import('./jobs/workers/index.ts');
+    const { agentWhenClosed, registerWorkers, runWhenApproved } = await import('./jobs/workers/index.ts');
     const queue = await startBoss(db, log);
     boss = queue;
     // Collection over SSH, when a hosts file is configured: disk incidents start it.
@@ -121,6 +121,14 @@ export async function startBot(options: StartOptions): Promise<Bot> {
       ...collection,
     };
     let slack: SlackApp | undefined;
+    // A proposal of the agent's rejected or expired wakes it (once per proposal), or, when it is
+    // off, says so in the thread once.
+    const onClosed = agentWhenClosed(queue, {
+      db,
+      channel: config.INCIDENT_CHANNEL,
+      agent,
+      kick: () => void slack?.pump.kick(),
+    });
     // One collection per disk incident: the job id comes from the incident, so a second send
     // (the sweeper catching up after a crash between the alert's commit and this send) is a no-op.
     const startCollection = collection
@@ -158,7 +166,7 @@ export async function startBot(options: StartOptions): Promise<Bot> {
     if (!config.ALERT_WEBHOOK_TOKEN) log.warn('ALERT_WEBHOOK_TOKEN is not set: alert webhooks answer 401');
     if (config.SLACK_BOT_TOKEN) {
       const { startSlackApp } = await import('./slack/app.ts');
-      const running = await startSlackApp({ config, db, log, routes, policy, onApproved });
+      const running = await startSlackApp({ config, db, log, routes, policy, onApproved, onClosed });
       slack = running;
       await registerWorkers(queue, {
         ...workerDeps,
@@ -171,6 +179,8 @@ export async function startBot(options: StartOptions): Promise<Bot> {
         slack: running.poster,
         evidenceDays: config.NIGHTSHIFT_EVIDENCE_DAYS,
         startCollection,
+        onClosed,
+        agentOn: agent !== undefined,
       });
       const mode = config.SLACK_APP_TOKEN ? 'Socket Mode' : 'HTTP, /slack/events';
       log.info({ port: running.port, store: db.kind }, `nightshift is serving with Slack (${mode})`);
@@ -190,7 +200,14 @@ export async function startBot(options: StartOptions): Promise<Bot> {
       };
     }
     await registerWorkers(queue, workerDeps);
-    const sweeper = startSweeper({ db, log, evidenceDays: config.NIGHTSHIFT_EVIDENCE_DAYS, startCollection });
+    const sweeper = startSweeper({
+      db,
+      log,
+      evidenceDays: config.NIGHTSHIFT_EVIDENCE_DAYS,
+      startCollection,
+      onClosed,
+      agentOn: agent !== undefined,
+    });
     const server: Server = await startHttpServer(routes, config.PORT, log);
     const port = (server.address() as AddressInfo).port;
     log.info({ port, store: db.kind }, 'nightshift is serving (Slack off: no SLACK_BOT_TOKEN)');

@@ -110,6 +110,44 @@ export async function markSeen(db: Db, incidentId: number, findingId: number, ru
   );
 }
 
+/**
+ * Proposals of the agent's own that closed without running (rejected, or expired before an
+ * approval or before their run started) and that the model has not been told of: of one
+ * incident for its turn, or of every incident whose agent can still take a turn (the sweeper
+ * wakes those again when their wake was lost).
+ */
+export async function closedUntold(
+  db: Db,
+  of: { incidentId: number } | { limit: number },
+): Promise<Array<{ id: number; incidentId: number }>> {
+  const { rows } =
+    'incidentId' in of
+      ? await db.executeSql<{ id: string; incident_id: string }>(
+          `SELECT id, incident_id FROM proposals
+           WHERE incident_id = $1 AND proposed_by = 'agent' AND state IN ('rejected', 'expired')
+             AND agent_told_at IS NULL ORDER BY id`,
+          [of.incidentId],
+        )
+      : await db.executeSql<{ id: string; incident_id: string }>(
+          `SELECT p.id, p.incident_id FROM proposals p
+           WHERE p.proposed_by = 'agent' AND p.state IN ('rejected', 'expired') AND p.agent_told_at IS NULL
+             AND NOT EXISTS (SELECT 1 FROM agent_state s
+                             WHERE s.incident_id = p.incident_id AND s.budget_spent_at IS NOT NULL)
+           ORDER BY p.id LIMIT $1`,
+          [of.limit],
+        );
+  return rows.map((r) => ({ id: Number(r.id), incidentId: Number(r.incident_id) }));
+}
+
+/** Records that the model was told these proposals closed (with the message that told it). */
+export async function markTold(db: Db, proposalIds: readonly number[]): Promise<void> {
+  for (const id of proposalIds)
+    await db.executeSql(
+      'UPDATE proposals SET agent_told_at = now() WHERE id = $1 AND agent_told_at IS NULL',
+      [id],
+    );
+}
+
 /** Marks the budget spent; true only the first time (so the thread is told once). */
 export async function markBudgetSpent(db: Db, incidentId: number): Promise<boolean> {
   const { rows } = await db.executeSql(

@@ -1,5 +1,6 @@
 import { KnownSecrets, redact } from '../analyze/redact.ts';
 import type { Policy } from '../approvals/policy.ts';
+import { type ApprovalRecord, getProposal, listApprovals, type Proposal } from '../approvals/service.ts';
 import { getIncident } from '../incidents/incidents.ts';
 import type { Logger } from '../log.ts';
 import type { Db } from '../store/db.ts';
@@ -8,10 +9,12 @@ import type { ContentBlock, ModelClient, TextBlock, ToolResultBlock, ToolUseBloc
 import {
   appendMessage,
   claimTurn,
+  closedUntold,
   forModel,
   loadConversation,
   markBudgetSpent,
   markSeen,
+  markTold,
   releaseTurn,
   spend,
   unansweredToolUses,
@@ -22,10 +25,10 @@ import { type AgentTool, callTool, type ToolContext, toolSpec } from './tools/to
 
 /**
  * One step of the agent on an incident: tell the model what is new (findings since its last
- * turn, or the result of a run it proposed), let it read with the read-only tools as long as it
- * wants, and stop when it ends its turn or proposes something (it waits for that result). The
- * conversation and the budget live in the database; the turn ends with a short message to the
- * thread.
+ * turn, the result of a run it proposed, or that a proposal of its own was rejected or expired),
+ * let it read with the read-only tools as long as it wants, and stop when it ends its turn or
+ * proposes something (it waits for that result). The conversation and the budget live in the
+ * database; the turn ends with a short message to the thread.
  */
 
 export interface AgentDeps {
@@ -79,6 +82,33 @@ interface News {
   blocks: TextBlock[];
   findingId: number;
   runId: number;
+  /** Proposals of the agent's whose closure (rejected, expired) these blocks tell. */
+  told: number[];
+}
+
+/**
+ * What the model is told when a proposal of its own closed without running, so that it stops
+ * waiting for a result: which proposal (kind, target, short hash), how it closed, and who
+ * decided, inside evidence delimiters as everything a person or a system outside wrote is.
+ */
+export function closedText(
+  p: Pick<Proposal, 'id' | 'kind' | 'target' | 'sha256' | 'state' | 'expiresAt' | 'approvalsRequired'>,
+  approvals: readonly ApprovalRecord[],
+  clean: (text: string) => string,
+): string {
+  const what = `Proposal #${p.id} (${p.kind} on ${p.target}, sha256 ${p.sha256.slice(0, 12)})`;
+  const next =
+    'If you still need what it would have shown, propose another way to find it out; otherwise conclude from the evidence you have.';
+  const said = (a: ApprovalRecord) =>
+    `${a.decision} by ${a.decidedBy} (${a.via}) at ${a.decidedAt.toISOString()}`;
+  if (p.state === 'rejected') {
+    const rejection = approvals.filter((a) => a.decision === 'rejected').at(-1);
+    return `${what} was rejected: it did not run and will not. ${next}\n${evidenceBlock(`decision on proposal ${p.id}`, clean(rejection ? said(rejection) : 'rejected'))}`;
+  }
+  const approved = approvals.filter((a) => a.decision === 'approved');
+  if (approved.length >= p.approvalsRequired)
+    return `${what} expired: it was approved, but its run did not start in time, so it did not run. ${next}\n${evidenceBlock(`decisions on proposal ${p.id}`, clean(approved.map(said).join('\n')))}`;
+  return `${what} expired unapproved at ${p.expiresAt.toISOString()}: no approver approved it in time, so it did not run. ${next}`;
 }
 
 /** What the model has not been told yet, as user-turn text (evidence inside delimiters). */
@@ -161,7 +191,14 @@ async function whatIsNew(
       text: `Proposal #${r.proposal_id} (${r.kind} on ${r.target}) ran: ${r.state}, exit code ${r.exit_code ?? 'none'}, ${r.output_bytes ?? 0} bytes of output.\n${evidenceBlock(`run ${r.id} of proposal ${r.proposal_id}`, clean(output))}`,
     });
   }
-  return { blocks, findingId, runId };
+  const told: number[] = [];
+  for (const { id } of await closedUntold(deps.db, { incidentId })) {
+    const proposal = await getProposal(deps.db, id);
+    if (!proposal) continue;
+    told.push(id);
+    blocks.push({ type: 'text', text: closedText(proposal, await listApprovals(deps.db, id), clean) });
+  }
+  return { blocks, findingId, runId, told };
 }
 
 /** The secrets redact() finds in the incident's findings, so their bare copies can be hidden too. */
@@ -300,6 +337,7 @@ async function turn(
     await deps.db.transaction(async (tx) => {
       messages.push(await appendMessage(tx, incidentId, { role: 'user', content: news.blocks }));
       await markSeen(tx, incidentId, news.findingId, news.runId);
+      await markTold(tx, news.told);
     });
 
   const system = systemPrompt();

@@ -1,5 +1,6 @@
 import { rm } from 'node:fs/promises';
-import { expireProposals } from '../approvals/service.ts';
+import { closedUntold } from '../agent/conversation.ts';
+import { expireProposals, type Proposal } from '../approvals/service.ts';
 import type { Logger } from '../log.ts';
 import type { SlackPoster } from '../slack/outbox.ts';
 import { refreshProposalMessage } from '../slack/proposal-messages.ts';
@@ -8,8 +9,8 @@ import { appendAudit } from '../store/records.ts';
 
 /**
  * Housekeeping on a timer, safe to run in every bot process at once (rows are claimed with SKIP
- * LOCKED or guarded by their state): proposals past their time are marked expired and their
- * messages say so; evidence past its retention period is deleted from the bot host, its record
+ * LOCKED or guarded by their state): proposals past their time are marked expired, their
+ * messages say so and the agent that made one is woken; evidence past its retention period is deleted from the bot host, its record
  * (size, sha256, origin) kept; a disk incident whose collection was lost is collected.
  */
 export interface SweeperDeps {
@@ -19,14 +20,37 @@ export interface SweeperDeps {
   evidenceDays: number;
   /** Queues the collection of a disk incident (idempotent: one job id per incident). */
   startCollection?: ((incidentId: number, host: string) => Promise<void>) | undefined;
+  /**
+   * Tells whoever waits on a proposal that it closed without running (the agent, when it made
+   * it: agentAfterClose). Idempotent: one job id per proposal.
+   */
+  onClosed?: ((proposal: Pick<Proposal, 'id' | 'incidentId' | 'proposedBy'>) => Promise<void>) | undefined;
+  /** Whether the agent is on (ANTHROPIC_API_KEY): then wakes it never got are sent again. */
+  agentOn?: boolean | undefined;
 }
 
 export async function sweep(
   deps: SweeperDeps,
   now: Date,
-): Promise<{ expired: number; deleted: number; collections: number }> {
+): Promise<{ expired: number; deleted: number; collections: number; wakes: number }> {
   const expired = await expireProposals(deps.db, now);
-  for (const p of expired) await refreshProposalMessage(deps.db, deps.slack, p.id, now, undefined, deps.log);
+  for (const p of expired) {
+    await deps.onClosed?.(p);
+    await refreshProposalMessage(deps.db, deps.slack, p.id, now, undefined, deps.log);
+  }
+  // A closure of the agent's proposal it was never told of, though it can still take a turn: the
+  // wake was lost (the bot died between a rejection's commit and the send, or while the runner
+  // expired an approval). Sent again; the job id is the proposal's, so this never makes a second
+  // turn, and the turn that tells the model marks the proposal.
+  let wakes = 0;
+  if (deps.onClosed && deps.agentOn) {
+    const justExpired = new Set(expired.map((p) => p.id));
+    for (const p of await closedUntold(deps.db, { limit: 50 })) {
+      if (justExpired.has(p.id)) continue;
+      await deps.onClosed({ ...p, proposedBy: 'agent' });
+      wakes++;
+    }
+  }
   const cutoff = new Date(now.getTime() - deps.evidenceDays * 86_400_000);
   const { rows } = await deps.db.executeSql<{ id: string; incident_id: string; local_path: string }>(
     `UPDATE evidence_artifacts SET deleted_at = $2
@@ -59,7 +83,7 @@ export async function sweep(
       collections++;
     }
   }
-  return { expired: expired.length, deleted: rows.length, collections };
+  return { expired: expired.length, deleted: rows.length, collections, wakes };
 }
 
 export function startSweeper(deps: SweeperDeps, everyMs = 30_000): { stop(): void } {

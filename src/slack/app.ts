@@ -77,6 +77,8 @@ export async function startSlackApp(options: {
   /** The approval policy (who may approve) and what to do once a proposal is approved. */
   policy: Policy;
   onApproved: (proposal: Proposal) => Promise<void>;
+  /** What to do once a proposal is rejected or found expired (wake the agent that made it). */
+  onClosed: (proposal: Proposal) => Promise<void>;
 }): Promise<SlackApp> {
   const { config, db, log, routes } = options;
   const now = options.now ?? (() => new Date());
@@ -121,6 +123,7 @@ export async function startSlackApp(options: {
       ),
       refresh: (id) => refreshProposalMessage(db, poster, id, now(), undefined, log),
       onApproved: options.onApproved,
+      onClosed: options.onClosed,
     },
   };
   registerListeners(app, deps);

@@ -3,8 +3,8 @@ import type { ListenerDeps } from './deps.ts';
 
 /**
  * What a button click and a reaction share: check the approver, record the decision (one
- * transaction, the proposal locked), edit the message in place, and start the run once the
- * proposal is approved. Returns the words for the person when nothing changed (they get them
+ * transaction, the proposal locked), edit the message in place, start the run once the proposal
+ * is approved, and tell whoever waits for it (the agent) once it is rejected or found expired. Returns the words for the person when nothing changed (they get them
  * ephemerally), undefined when something did.
  */
 export async function applyDecision(
@@ -24,7 +24,10 @@ export async function applyDecision(
     now: deps.now(),
   });
   if (outcome.kind === 'refused') {
-    if (outcome.reason === 'expired') await approvals.refresh(input.proposalId);
+    if (outcome.reason === 'expired') {
+      if (outcome.proposal) await approvals.onClosed(outcome.proposal);
+      await approvals.refresh(input.proposalId);
+    }
     deps.log.info(
       { proposal: input.proposalId, user: input.user, via: input.via, reason: outcome.reason },
       'proposal decision refused',
@@ -33,6 +36,7 @@ export async function applyDecision(
   }
   // The run is queued before the message is edited: what the message shows never holds up a run.
   if (outcome.proposal.state === 'approved') await approvals.onApproved(outcome.proposal);
+  if (outcome.proposal.state === 'rejected') await approvals.onClosed(outcome.proposal);
   await approvals.refresh(input.proposalId);
   deps.kick();
   return undefined;
@@ -44,4 +48,9 @@ export interface ApprovalListenerDeps {
   refresh(proposalId: number): Promise<void>;
   /** Queues the one run of an approved proposal. */
   onApproved(proposal: Proposal): Promise<void>;
+  /**
+   * A proposal closed without running (rejected, or found expired): wakes the agent when it
+   * made it. Called once per state change; a retried event changes nothing and calls nothing.
+   */
+  onClosed(proposal: Proposal): Promise<void>;
 }

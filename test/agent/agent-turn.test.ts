@@ -5,14 +5,20 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createModelClient } from '../../src/agent/client.ts';
 import { EVIDENCE_CLOSE, EVIDENCE_OPEN } from '../../src/agent/prompt.ts';
-import { type AgentDeps, runAgentTurn } from '../../src/agent/turn.ts';
+import { type AgentDeps, closedText, runAgentTurn } from '../../src/agent/turn.ts';
 import { type Policy, PolicySchema } from '../../src/approvals/policy.ts';
 import { proposalHash } from '../../src/approvals/proposal.ts';
 import { riskNotes } from '../../src/approvals/risk.ts';
 import { getProposal } from '../../src/approvals/service.ts';
 import { openIncidentByHand } from '../../src/incidents/incidents.ts';
-import { agentAfterRun, agentTurnJob } from '../../src/jobs/workers/agent-turn.ts';
+import { startBoss } from '../../src/jobs/boss.ts';
+import { stableJobId } from '../../src/jobs/job-ids.ts';
+import { sweep } from '../../src/jobs/sweeper.ts';
+import { agentAfterClose, agentAfterRun, agentTurnJob } from '../../src/jobs/workers/agent-turn.ts';
+import { agentWhenClosed } from '../../src/jobs/workers/index.ts';
 import { createLogger } from '../../src/log.ts';
+import type { ListenerDeps } from '../../src/slack/deps.ts';
+import { applyDecision } from '../../src/slack/proposal-decisions.ts';
 import type { Db } from '../../src/store/db.ts';
 import { migrate } from '../../src/store/migrate.ts';
 import { makeCCore } from '../helpers/cores.ts';
@@ -29,14 +35,16 @@ import {
   startFakeAnthropic,
   toolUse,
   type WireBlock,
+  type WireTextBlock,
   type WireToolResultBlock,
 } from '../helpers/fake-anthropic.ts';
 
 /**
  * The agent's loop against the fake Anthropic API through the real SDK, on PGlite and on
  * PostgreSQL: what it reads runs at once, what it proposes waits for a human, errors become
- * is_error tool results, the budget stops it, a restart continues the stored conversation, and
- * text planted in evidence stays data.
+ * is_error tool results, the budget stops it, a restart continues the stored conversation, a
+ * proposal of its own that is rejected or expires wakes it once and is told to the model once,
+ * and text planted in evidence stays data.
  */
 
 const policy: Policy = PolicySchema.parse({ approvers: { users: ['U0APPROVER'] } });
@@ -50,6 +58,16 @@ const toolResults = (request: MessagesRequest): WireToolResultBlock[] =>
     .filter((b: WireBlock): b is WireToolResultBlock => b.type === 'tool_result');
 const resultText = (b: WireToolResultBlock) =>
   typeof b.content === 'string' ? b.content : b.content.map((c) => c.text).join('');
+/** The text blocks of a request's last message (what is new in this turn). */
+const lastUserText = (request: MessagesRequest): string => {
+  const last = request.messages.at(-1)!;
+  return typeof last.content === 'string'
+    ? last.content
+    : last.content
+        .filter((b: WireBlock): b is WireTextBlock => b.type === 'text')
+        .map((b) => b.text)
+        .join('\n');
+};
 
 /** Every occurrence of `needle` in `text` lies inside an evidence block. */
 function insideEvidence(text: string, needle: string): boolean {
@@ -380,6 +398,188 @@ for (const database of testDatabases()) {
       } finally {
         await db.close();
       }
+    });
+
+    /** The model proposes a script on web-1; returns the pending proposal. */
+    async function agentProposes(deps: AgentDeps, incidentId: number) {
+      fake.reply(
+        toolUse('propose_script', {
+          where: 'web-1',
+          text: 'du -xsh /var/log/* | sort -h | tail',
+          why: 'what fills /var/log',
+          expects: 'one directory far larger than the rest',
+        }),
+      );
+      const outcome = await runAgentTurn(deps, incidentId);
+      assert.equal(outcome.kind, 'proposed');
+      return (await getProposal(deps.db, (outcome as { proposals: number[] }).proposals[0]!))!;
+    }
+    /** The jobs queued for the agent's next turn. */
+    const agentJobs = async (boss: Awaited<ReturnType<typeof startBoss>>) =>
+      (await boss.findJobs<{ incidentId: number }>('agent-turn')).map((j) => ({ id: j.id, data: j.data }));
+
+    it('wakes once when a proposal of its own is rejected, and the next request tells the model who rejected it', async () => {
+      const { db, deps, incidentId } = await setup();
+      const boss = await startBoss(db, log);
+      try {
+        const proposal = await agentProposes(deps, incidentId);
+        const onClosed = agentWhenClosed(boss, { db, channel: 'C1', agent: {} });
+        const listener: ListenerDeps = {
+          db,
+          log,
+          channel: 'C1',
+          kick: () => {},
+          refresh: async () => {},
+          now: () => new Date(),
+          approvals: {
+            isApprover: async (user) => user === 'U0APPROVER',
+            refresh: async () => {},
+            onApproved: async () => assert.fail('nothing is approved here'),
+            onClosed,
+          },
+        };
+        const reject = {
+          proposalId: proposal.id,
+          sha256: proposal.sha256,
+          decision: 'rejected' as const,
+          user: 'U0APPROVER',
+          via: 'button' as const,
+        };
+        const wake = [{ id: stableJobId(`agent-turn:closed:${proposal.id}`), data: { incidentId } }];
+        assert.equal(await applyDecision(listener, reject), undefined);
+        assert.deepEqual(await agentJobs(boss), wake, 'the rejection itself wakes the agent');
+        // Slack retries the event, and the sweeper re-sends a wake it thinks was lost.
+        assert.match((await applyDecision(listener, reject)) ?? '', /already rejected/);
+        assert.equal(
+          (await sweep({ db, log, evidenceDays: 14, onClosed, agentOn: true }, new Date())).wakes,
+          1,
+        );
+        assert.deepEqual(await agentJobs(boss), wake, 'still one wake');
+
+        let told = '';
+        fake.reply((request) => {
+          told = lastUserText(request);
+          return endTurn('The script was rejected; the logs point at the radio stream anyway.');
+        });
+        assert.equal((await runAgentTurn(deps, incidentId)).kind, 'ended');
+        assert.match(
+          told,
+          new RegExp(
+            `Proposal #${proposal.id} \\(script on web-1, sha256 ${proposal.sha256.slice(0, 12)}\\) was rejected: it did not run`,
+          ),
+        );
+        assert.ok(insideEvidence(told, 'rejected by U0APPROVER (button)'), told);
+        assert.match(told, /propose another way|conclude/);
+        // Told once: no second wake, nothing new for another turn.
+        assert.equal(
+          (await sweep({ db, log, evidenceDays: 14, onClosed, agentOn: true }, new Date())).wakes,
+          0,
+        );
+        assert.deepEqual(await runAgentTurn(deps, incidentId), { kind: 'nothing_new' });
+        assert.equal(
+          fake.requests.filter((r) =>
+            JSON.stringify(r.body.messages).includes('was rejected: it did not run'),
+          ).length,
+          1,
+        );
+        const again = fake.requests.at(-1)!.body;
+        assert.equal(
+          JSON.stringify(again.messages).split(`Proposal #${proposal.id} (script on web-1`).length - 1,
+          1,
+          'the rejection is in the conversation once',
+        );
+      } finally {
+        await boss.stop({ graceful: false });
+        await db.close();
+      }
+    });
+
+    it('wakes once when a proposal of its own expires, however often the sweeper runs, and tells the model', async () => {
+      const { db, deps, incidentId } = await setup();
+      const boss = await startBoss(db, log);
+      try {
+        const proposal = await agentProposes(deps, incidentId);
+        const onClosed = agentWhenClosed(boss, { db, channel: 'C1', agent: {} });
+        const later = new Date(proposal.expiresAt.getTime() + 60_000);
+        const first = await sweep({ db, log, evidenceDays: 14, onClosed, agentOn: true }, later);
+        const second = await sweep({ db, log, evidenceDays: 14, onClosed, agentOn: true }, later);
+        assert.deepEqual([first.expired, second.expired], [1, 0]);
+        assert.equal((await getProposal(db, proposal.id))!.state, 'expired');
+        assert.deepEqual(await agentJobs(boss), [
+          { id: stableJobId(`agent-turn:closed:${proposal.id}`), data: { incidentId } },
+        ]);
+
+        let told = '';
+        fake.reply((request) => {
+          told = lastUserText(request);
+          return endTurn('Nobody approved the script in time; I conclude from the findings.');
+        });
+        assert.equal((await runAgentTurn(deps, incidentId)).kind, 'ended');
+        assert.match(
+          told,
+          new RegExp(
+            `Proposal #${proposal.id} \\(script on web-1, sha256 ${proposal.sha256.slice(0, 12)}\\) expired unapproved at ${proposal.expiresAt.toISOString()}`,
+          ),
+        );
+        assert.deepEqual(await runAgentTurn(deps, incidentId), { kind: 'nothing_new' });
+        assert.equal((await sweep({ db, log, evidenceDays: 14, onClosed, agentOn: true }, later)).wakes, 0);
+        assert.equal((await agentJobs(boss)).length, 1);
+      } finally {
+        await boss.stop({ graceful: false });
+        await db.close();
+      }
+    });
+
+    it('queues nothing for a closed proposal when the agent is off, and nothing for proposals not its own', async () => {
+      const { db, deps, incidentId } = await setup();
+      try {
+        const proposal = await agentProposes(deps, incidentId);
+        const sent: unknown[] = [];
+        const send = async (queue: string, payload: object, options?: object) =>
+          sent.push([queue, payload, options]);
+        const off = { db, channel: 'C1', send };
+        const later = new Date(proposal.expiresAt.getTime() + 60_000);
+        await sweep({ db, log, evidenceDays: 14, onClosed: (p) => agentAfterClose(off, p) }, later);
+        await sweep({ db, log, evidenceDays: 14, onClosed: (p) => agentAfterClose(off, p) }, later);
+        assert.deepEqual(sent, []);
+        const replies = await agentReplies(db, incidentId);
+        assert.equal(replies.filter((r) => /the agent is off/i.test(r.text)).length, 1);
+        await agentAfterClose(
+          { db, channel: 'C1', send, agent: {} },
+          { id: 99, incidentId, proposedBy: 'U0SOMEONE' },
+        );
+        assert.deepEqual(sent, [], 'a person’s proposal wakes no agent');
+      } finally {
+        await db.close();
+      }
+    });
+
+    it('says an approval whose run did not start in time expired, naming who approved it', () => {
+      const p = {
+        id: 7,
+        kind: 'sql' as const,
+        target: 'customers',
+        sha256: 'abcdef0123456789'.repeat(4),
+        state: 'expired' as const,
+        expiresAt: new Date('2025-01-01T00:30:00Z'),
+        approvalsRequired: 1,
+      };
+      const approval = {
+        decision: 'approved' as const,
+        decidedBy: 'U0APPROVER',
+        via: 'reaction' as const,
+        decidedAt: new Date('2025-01-01T00:10:00Z'),
+      };
+      const text = closedText(p, [approval], (t) => t);
+      assert.match(
+        text,
+        /^Proposal #7 \(sql on customers, sha256 abcdef012345\) expired: it was approved, but its run did not start in time/,
+      );
+      assert.ok(insideEvidence(text, 'approved by U0APPROVER (reaction)'), text);
+      assert.match(
+        closedText(p, [], (t) => t),
+        /expired unapproved at 2025-01-01T00:30:00.000Z/,
+      );
     });
 
     it('keeps an alert’s host label inside the evidence delimiters', async () => {

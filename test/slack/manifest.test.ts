@@ -44,6 +44,7 @@ const deps: ListenerDeps = {
     isApprover: async () => false,
     refresh: async () => {},
     onApproved: async () => {},
+    onClosed: async () => {},
   },
 };
 const { app, registered } = recordingApp();

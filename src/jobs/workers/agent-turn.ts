@@ -1,8 +1,10 @@
 import { apiErrorStatus } from '../../agent/client.ts';
 import { type AgentDeps, agentOffNotice, runAgentTurn, type TurnOutcome } from '../../agent/turn.ts';
 import { redact } from '../../analyze/redact.ts';
+import type { Proposal } from '../../approvals/service.ts';
 import type { Db } from '../../store/db.ts';
 import { appendAudit, queueThreadMessage } from '../../store/records.ts';
+import { stableJobId } from '../job-ids.ts';
 import { QUEUES } from '../queues.ts';
 
 /**
@@ -12,7 +14,11 @@ import { QUEUES } from '../queues.ts';
  * stored conversation continues where it was).
  */
 
-export type Send = (queue: string, payload: object, options?: { startAfter?: number }) => Promise<unknown>;
+export type Send = (
+  queue: string,
+  payload: object,
+  options?: { startAfter?: number; id?: string },
+) => Promise<unknown>;
 
 export interface AgentTurnDeps extends AgentDeps {
   send: Send;
@@ -74,4 +80,28 @@ export async function agentAfterRun(hook: AgentHook, incidentId: number): Promis
     return;
   }
   await hook.send(QUEUES.agentTurn.name, { incidentId });
+}
+
+/**
+ * A proposal closed without running (rejected, expired): when the agent made it, its next turn
+ * is queued, which tells the model (see agent/turn.ts), so it does not wait for a result that
+ * will never come. The job id is the proposal's: a retried decision, a second sweep or the
+ * sweeper re-sending a wake it thinks was lost queue one turn. Proposals of people and of
+ * Nightshift itself wake nothing; when the agent is off, the thread says so once, as after a run.
+ */
+export async function agentAfterClose(
+  hook: AgentHook,
+  proposal: Pick<Proposal, 'id' | 'incidentId' | 'proposedBy'>,
+): Promise<void> {
+  if (proposal.proposedBy !== 'agent') return;
+  if (!hook.agent) {
+    await agentOffNotice(hook.db, proposal.incidentId, hook.channel);
+    hook.kick?.();
+    return;
+  }
+  await hook.send(
+    QUEUES.agentTurn.name,
+    { incidentId: proposal.incidentId },
+    { id: stableJobId(`agent-turn:closed:${proposal.id}`) },
+  );
 }

@@ -7,7 +7,7 @@ import type { HostsFile } from '../../config/hosts.ts';
 import type { SqlDatabase } from '../../config/sql-databases.ts';
 import type { SlackPoster } from '../../slack/outbox.ts';
 import { QUEUES } from '../queues.ts';
-import { agentAfterRun, agentTurnJob } from './agent-turn.ts';
+import { type AgentHook, agentAfterClose, agentAfterRun, agentTurnJob, type Send } from './agent-turn.ts';
 import { analyzeEvidence, type JobDeps } from './analyze-evidence.ts';
 import { collectHostJob } from './collect-host.ts';
 import { runProposalJob } from './run-proposal.ts';
@@ -46,11 +46,20 @@ export function runWhenApproved(boss: PgBoss) {
   };
 }
 
+/**
+ * Wakes the agent when a proposal of its own closed without running (rejected, expired): for the
+ * Slack listeners and the sweeper, which run outside the workers.
+ */
+export function agentWhenClosed(boss: PgBoss, hook: Omit<AgentHook, 'send'>) {
+  const send: Send = (queue, payload, options) => boss.send(queue, payload, options ?? {});
+  return (proposal: Pick<Proposal, 'id' | 'incidentId' | 'proposedBy'>): Promise<void> =>
+    agentAfterClose({ ...hook, send }, proposal);
+}
+
 /** Registers every worker with pg-boss; one job at a time per queue per process. */
 export async function registerWorkers(boss: PgBoss, deps: WorkerDeps): Promise<void> {
   const onApproved = runWhenApproved(boss);
-  const send = (queue: string, payload: object, options?: { startAfter?: number }) =>
-    boss.send(queue, payload, options ?? {});
+  const send: Send = (queue, payload, options) => boss.send(queue, payload, options ?? {});
   const hook = { db: deps.db, channel: deps.channel, agent: deps.agent, send, kick: deps.kick };
   await boss.work(QUEUES.analyzeEvidence.name, { pollingIntervalSeconds: 1 }, async (jobs) => {
     for (const job of jobs) {
@@ -78,9 +87,11 @@ export async function registerWorkers(boss: PgBoss, deps: WorkerDeps): Promise<v
     for (const job of jobs) {
       await runProposalJob({ ...deps, send: (queue, payload) => boss.send(queue, payload) }, job.data);
       // The agent waits for the result of what it proposed; a pull wakes it through its analysis.
+      // An approval whose run did not start in time expired here instead: the agent hears that.
       const proposal = await getProposal(deps.db, QUEUES.runProposal.payload.parse(job.data).proposalId);
       if (proposal && proposal.kind !== 'pull' && (proposal.state === 'done' || proposal.state === 'failed'))
         await agentAfterRun(hook, proposal.incidentId);
+      if (proposal?.state === 'expired') await agentAfterClose(hook, proposal);
     }
   });
   const { hosts, ssh } = deps;
