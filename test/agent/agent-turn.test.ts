@@ -3,8 +3,11 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { z } from 'zod';
 import { createModelClient } from '../../src/agent/client.ts';
 import { EVIDENCE_CLOSE, EVIDENCE_OPEN } from '../../src/agent/prompt.ts';
+import { AGENT_TOOLS } from '../../src/agent/tools/index.ts';
+import { defineTool } from '../../src/agent/tools/tool.ts';
 import { type AgentDeps, closedText, runAgentTurn } from '../../src/agent/turn.ts';
 import { type Policy, PolicySchema } from '../../src/approvals/policy.ts';
 import { proposalHash } from '../../src/approvals/proposal.ts';
@@ -375,6 +378,50 @@ for (const database of testDatabases()) {
         );
         assert.equal(turns.rows[0]!.turns, 3);
         assert.equal(sent.length, 0);
+      } finally {
+        await db.close();
+      }
+    });
+
+    it('answers a tool call the bot died in as interrupted, and asks the model again', async () => {
+      let dead = false;
+      // The process dies while this tool runs: nothing after it reaches the database.
+      const readSlowly = defineTool({
+        name: 'read_slowly',
+        description: 'A read-only tool the bot dies in.',
+        acts: false,
+        input: z.object({}).strict(),
+        async run() {
+          dead = true;
+          return { source: 'read_slowly', text: 'never stored' };
+        },
+      });
+      const { db, deps, incidentId } = await setup({ tools: [...AGENT_TOOLS, readSlowly] });
+      try {
+        const dying = new Proxy(db, {
+          get(target, prop) {
+            if (prop === 'executeSql')
+              return (text: string, values?: readonly unknown[]) =>
+                dead ? Promise.reject(new Error('the bot process died')) : target.executeSql(text, values);
+            const value = Reflect.get(target, prop, target);
+            return typeof value === 'function' ? value.bind(target) : value;
+          },
+        });
+        fake.reply(toolUse('read_slowly', {}));
+        await assert.rejects(runAgentTurn({ ...deps, db: dying }, incidentId), /the bot process died/);
+        await db.executeSql(`UPDATE agent_state SET lease_until = now() - interval '1 second'`);
+        fake.reply(endTurn('Nothing found yet.'));
+        const restarted = {
+          ...deps,
+          model: createModelClient({ apiKey: fake.apiKey, baseURL: fake.baseURL }),
+        };
+        assert.deepEqual(await runAgentTurn(restarted, incidentId), { kind: 'ended', calls: 1 });
+        const request = fake.requests.at(-1)!;
+        assert.equal(request.status, 200);
+        const results = toolResults(request.body);
+        assert.equal(results.length, 1);
+        assert.equal(results[0]!.is_error, true);
+        assert.match(resultText(results[0]!), /Interrupted/);
       } finally {
         await db.close();
       }

@@ -10,7 +10,8 @@
  * `cache_control` is "written" on its first request and "read" after); errors as
  * `{type:'error', error:{type, message}}` with the statuses the API uses and a `request-id`.
  * Like the real API it refuses a conversation whose tool_use blocks are not answered by
- * tool_result blocks at the start of the next user message, so a broken loop fails loudly.
+ * tool_result blocks at the start of the next user message, or whose tool_result blocks answer
+ * nothing in the message before or answer one tool_use twice, so a broken loop fails loudly.
  *
  * In domain terms a test scripts what the model does next (`reply(toolUse(...))`,
  * `reply(endTurn('...'))`, or a function of the request) and injects faults (`rateLimited`,
@@ -173,6 +174,23 @@ function invalidRequest(body: MessagesRequest): string | undefined {
       (!Array.isArray(message.content) || message.content.length === 0)
     )
       return `messages.${i}: all messages must have non-empty content`;
+    if (message.role === 'user' && typeof message.content !== 'string') {
+      // Like the API: a tool_result answers a tool_use of the message just before, and only once.
+      const previous = body.messages[i - 1];
+      const asked =
+        previous?.role === 'assistant' && typeof previous.content !== 'string'
+          ? previous.content.filter((b): b is WireToolUseBlock => b.type === 'tool_use').map((b) => b.id)
+          : [];
+      const answered = new Set<string>();
+      for (const block of message.content) {
+        if (block.type !== 'tool_result') continue;
+        if (!asked.includes(block.tool_use_id))
+          return `messages.${i}.content: unexpected \`tool_use_id\` found in \`tool_result\` blocks: ${block.tool_use_id}. Each \`tool_result\` block must have a corresponding \`tool_use\` block in the previous message.`;
+        if (answered.has(block.tool_use_id))
+          return `messages.${i}.content: \`tool_result\` block(s) provided when previous message does not have a matching \`tool_use\` block: ${block.tool_use_id} is answered twice`;
+        answered.add(block.tool_use_id);
+      }
+    }
     if (message.role !== 'assistant' || typeof message.content === 'string') continue;
     const uses = message.content.filter((b): b is WireToolUseBlock => b.type === 'tool_use');
     if (uses.length === 0) continue;
