@@ -1,11 +1,17 @@
 import { KnownSecrets, redact } from '../analyze/redact.ts';
 import type { Policy } from '../approvals/policy.ts';
-import { type ApprovalRecord, getProposal, listApprovals, type Proposal } from '../approvals/service.ts';
+import {
+  type ApprovalRecord,
+  getProposal,
+  listApprovals,
+  type Proposal,
+  proposalOfToolUse,
+} from '../approvals/service.ts';
 import { getIncident } from '../incidents/incidents.ts';
 import type { Logger } from '../log.ts';
 import type { Db } from '../store/db.ts';
 import { queueThreadMessage } from '../store/records.ts';
-import type { ContentBlock, ModelClient, TextBlock, ToolResultBlock, ToolUseBlock } from './client.ts';
+import type { ModelClient, TextBlock, ToolResultBlock, ToolUseBlock } from './client.ts';
 import {
   appendMessage,
   claimTurn,
@@ -16,12 +22,14 @@ import {
   markSeen,
   markTold,
   releaseTurn,
+  type StoredMessage,
   spend,
   unansweredToolUses,
 } from './conversation.ts';
 import { evidenceBlock, systemPrompt } from './prompt.ts';
 import { AGENT_TOOLS } from './tools/index.ts';
-import { type AgentTool, callTool, type ToolContext, toolSpec } from './tools/tool.ts';
+import { recordedOutcome } from './tools/propose.ts';
+import { type AgentTool, callTool, type ToolContext, toolResult, toolSpec } from './tools/tool.ts';
 
 /**
  * One step of the agent on an incident: tell the model what is new (findings since its last
@@ -313,26 +321,53 @@ async function turn(
     now,
     kick: deps.kick,
   };
-  const messages: Array<{ role: 'user' | 'assistant'; content: ContentBlock[] }> = await loadConversation(
-    deps.db,
-    incidentId,
-  );
-  // A turn cut short after the model asked for tools (a crash, a restart): answer them as such.
+  const messages: StoredMessage[] = await loadConversation(deps.db, incidentId);
+  // A turn cut short after the model asked for tools (a crash, a restart) and before their
+  // results were stored: each is answered once with what happened. A proposal made before the
+  // crash is told as made, as the tool would have told it (its creation is audited with the
+  // tool_use id), and the turn ends there as it would have; told "interrupted", the model would
+  // propose it again. Anything else did not finish: the model may call it again.
   const cut = unansweredToolUses(messages);
+  const cutProposals: number[] = [];
   if (cut.length > 0) {
-    const content: ToolResultBlock[] = cut.map((u) => ({
-      type: 'tool_result',
-      tool_use_id: u.id,
-      content: 'Interrupted: the bot restarted before this tool ran. Call it again if you still need it.',
-      is_error: true,
-    }));
+    const asked = messages.at(-1)!;
+    const content: ToolResultBlock[] = [];
+    for (const use of cut) {
+      const made = tools.find((t) => t.name === use.name)?.acts
+        ? await proposalOfToolUse(deps.db, incidentId, use.id)
+        : undefined;
+      if (made) {
+        cutProposals.push(made.id);
+        content.push(toolResult(use, recordedOutcome(made), knownSecrets));
+      } else
+        content.push({
+          type: 'tool_result',
+          tool_use_id: use.id,
+          content:
+            'Interrupted: the bot restarted before this tool finished. Call it again if you still need it.',
+          is_error: true,
+        });
+    }
     messages.push(await appendMessage(deps.db, incidentId, { role: 'user', content }));
+    if (cutProposals.length > 0) {
+      const text = asked.content
+        .filter((b): b is TextBlock => b.type === 'text')
+        .map((b) => b.text)
+        .join('\n');
+      await postTurn(deps, incidentId, `agent:${incidentId}:turn:${asked.id}`, text, cut, cutProposals);
+    }
   }
-  // The model still owes an answer when the last turn stopped before it (a failed call, a restart).
+  // The model still owes an answer when the last turn stopped before it (a failed call, a
+  // restart), unless that turn had ended at a proposal.
   const last = messages.at(-1);
-  const owed = cut.length > 0 || (last?.role === 'user' && last.content.some((b) => b.type === 'text'));
+  const owed =
+    (cut.length > 0 && cutProposals.length === 0) ||
+    (last?.role === 'user' && last.content.some((b) => b.type === 'text'));
   const news = await whatIsNew(deps, incidentId, seenFinding, seenRun, messages.length === 0, clean);
-  if (news.blocks.length === 0 && !owed) return { kind: 'nothing_new' };
+  if (news.blocks.length === 0 && !owed)
+    return cutProposals.length > 0
+      ? { kind: 'proposed', calls: 0, proposals: cutProposals }
+      : { kind: 'nothing_new' };
   if (news.blocks.length > 0)
     await deps.db.transaction(async (tx) => {
       messages.push(await appendMessage(tx, incidentId, { role: 'user', content: news.blocks }));

@@ -152,6 +152,11 @@ export interface NewProposal extends ProposalText {
   expects?: string;
   /** A Slack user id, or `agent` / `nightshift` for the bot's own proposals. */
   proposedBy: string;
+  /**
+   * The agent's tool_use block that asked for it, kept in the audit entry: a turn cut short
+   * after the proposal was made finds it there (proposalOfToolUse).
+   */
+  toolUseId?: string;
 }
 
 /**
@@ -191,7 +196,13 @@ export async function createProposal(
       actor: input.proposedBy,
       action: 'proposal.created',
       incidentId: input.incidentId,
-      subject: { proposal: proposal.id, kind: input.kind, target: input.target, sha256 },
+      subject: {
+        proposal: proposal.id,
+        kind: input.kind,
+        target: input.target,
+        sha256,
+        ...(input.toolUseId ? { toolUse: input.toolUseId } : {}),
+      },
     });
     if (isAutomatic(policy, input.kind)) {
       for (let i = 0; i < policy.approvalsRequired; i++) {
@@ -212,6 +223,20 @@ export async function createProposal(
     }
     return proposal;
   });
+}
+
+/** The proposal the agent's tool_use block made, if it made one (its creation is audited with it). */
+export async function proposalOfToolUse(
+  db: Db,
+  incidentId: number,
+  toolUseId: string,
+): Promise<Proposal | undefined> {
+  const { rows } = await db.executeSql<{ id: string }>(
+    `SELECT subject->>'proposal' AS id FROM audit_log
+     WHERE incident_id = $1 AND action = 'proposal.created' AND subject->>'toolUse' = $2 ORDER BY id LIMIT 1`,
+    [incidentId, toolUseId],
+  );
+  return rows[0] ? getProposal(db, Number(rows[0].id)) : undefined;
 }
 
 export interface DecisionInput {

@@ -383,6 +383,101 @@ for (const database of testDatabases()) {
       }
     });
 
+    it('continues after the bot died between running its tools and storing their results: one proposal, every tool_use answered once', async () => {
+      const { db, deps, incidentId } = await setup();
+      try {
+        await addFinding(db, incidentId, 'Logs grow 2 GB an hour', '/var/log/app/debug.log');
+        // The process dies right after the tools ran (the proposal is committed, its message
+        // queued) and before the message with their tool_results is stored: from then on
+        // nothing of it reaches the database, not even the release of its lease.
+        let dead = false;
+        const dying = new Proxy(db, {
+          get(target, prop) {
+            if (prop === 'executeSql')
+              return (text: string, values?: readonly unknown[]) => {
+                if (dead) return Promise.reject(new Error('the bot process is dead'));
+                if (
+                  text.startsWith('INSERT INTO agent_messages') &&
+                  values?.[1] === 'user' &&
+                  String(values[2]).includes('"tool_result"')
+                ) {
+                  dead = true;
+                  return Promise.reject(new Error('the bot process died'));
+                }
+                return target.executeSql(text, values);
+              };
+            const value = Reflect.get(target, prop, target);
+            return typeof value === 'function' ? value.bind(target) : value;
+          },
+        });
+        const script = 'du -xsh /var/log/* | sort -h | tail';
+        fake.reply({
+          content: [
+            { type: 'text', text: 'Let me check the findings and what fills /var/log.' },
+            { type: 'tool_use', name: 'list_findings', input: {} },
+            {
+              type: 'tool_use',
+              name: 'propose_script',
+              input: {
+                where: 'web-1',
+                text: script,
+                why: 'what fills /var/log',
+                expects: 'one big directory',
+              },
+            },
+          ],
+          stop_reason: 'tool_use',
+        });
+        await assert.rejects(runAgentTurn({ ...deps, db: dying }, incidentId), /the bot process/);
+        const proposals = () =>
+          db.executeSql<{ id: string }>('SELECT id FROM proposals WHERE incident_id = $1', [incidentId]);
+        assert.equal((await proposals()).rows.length, 1, 'the proposal was made before the crash');
+        const proposalId = Number((await proposals()).rows[0]!.id);
+        // The dead process's lease runs out.
+        await db.executeSql(`UPDATE agent_state SET lease_until = now() - interval '1 second'`);
+
+        // A new process: a new client, the conversation from the database.
+        const restarted = {
+          ...deps,
+          model: createModelClient({ apiKey: fake.apiKey, baseURL: fake.baseURL }),
+        };
+        const outcome = await runAgentTurn(restarted, incidentId);
+        assert.deepEqual(outcome, { kind: 'proposed', calls: 0, proposals: [proposalId] });
+        assert.equal(fake.requests.length, 1, 'a turn that ended at a proposal calls no model after it');
+        const replies = await agentReplies(db, incidentId);
+        assert.match(replies.at(-1)!.text, new RegExp(`Proposed: #${proposalId} \\(waiting for an approver`));
+
+        // Something new: the model gets a valid conversation, told the truth about both tools.
+        await addFinding(db, incidentId, 'debug logging was switched on at 01:02', 'config reload');
+        fake.reply(endTurn('Debug logging fills /var/log; proposal #1 waits for an approver.'));
+        assert.equal((await runAgentTurn(restarted, incidentId)).kind, 'ended');
+        const request = fake.requests.at(-1)!;
+        assert.equal(request.status, 200, 'the API took the conversation');
+        const uses = request.body.messages
+          .flatMap((m) => (typeof m.content === 'string' ? [] : m.content))
+          .filter((b) => b.type === 'tool_use');
+        const results = toolResults(request.body);
+        assert.deepEqual(
+          results.map((r) => r.tool_use_id).sort(),
+          uses.map((u) => (u as { id: string }).id).sort(),
+          'every tool_use answered by exactly one tool_result',
+        );
+        const [listed, proposed] = results;
+        assert.equal(listed!.is_error, true);
+        assert.match(resultText(listed!), /Interrupted/);
+        assert.ok(!proposed!.is_error, resultText(proposed!));
+        assert.match(resultText(proposed!), new RegExp(`Proposal #${proposalId} is recorded`));
+        assert.doesNotMatch(resultText(proposed!), /Interrupted|did not run|before this tool ran/);
+        assert.equal((await proposals()).rows.length, 1, 'no second proposal');
+        assert.equal(
+          await count(db, `SELECT count(*)::int AS n FROM thread_messages WHERE dedup_key LIKE 'proposal:%'`),
+          1,
+        );
+      } finally {
+        await db.close();
+      }
+    });
+
     it('answers a tool call the bot died in as interrupted, and asks the model again', async () => {
       let dead = false;
       // The process dies while this tool runs: nothing after it reaches the database.

@@ -1,5 +1,5 @@
 import { riskNotes } from '../../approvals/risk.ts';
-import { createProposal, type NewProposal } from '../../approvals/service.ts';
+import { createProposal, type NewProposal, type Proposal } from '../../approvals/service.ts';
 import { queueProposalMessage } from '../../slack/proposal-messages.ts';
 import type { ToolContext, ToolOutcome } from './tool.ts';
 
@@ -15,12 +15,25 @@ export async function recordProposal(
   const now = ctx.now();
   const proposal = await createProposal(
     ctx.db,
-    { ...input, incidentId: ctx.incidentId, proposedBy: 'agent' },
+    {
+      ...input,
+      incidentId: ctx.incidentId,
+      proposedBy: 'agent',
+      ...(ctx.toolUseId ? { toolUseId: ctx.toolUseId } : {}),
+    },
     ctx.policy,
     now,
   );
   await queueProposalMessage(ctx.db, proposal, ctx.channel, now);
   ctx.kick?.();
+  return recordedOutcome(proposal);
+}
+
+/**
+ * What the model is told of a proposal it made: when the tool ran, and again when the bot died
+ * before that answer was stored (the proposal exists; asking again would make a second one).
+ */
+export function recordedOutcome(proposal: Proposal): ToolOutcome {
   const risks = riskNotes(proposal);
   return {
     source: `proposal ${proposal.id}`,

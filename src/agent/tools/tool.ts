@@ -33,6 +33,12 @@ export interface ToolContext {
    * one is hidden too, and what redact() finds in each result is added.
    */
   knownSecrets?: KnownSecrets;
+  /**
+   * The tool_use block being answered (set by callTool): an acting tool records it with the
+   * proposal it makes, so a turn cut short before the tool_result was stored can tell the model
+   * the proposal exists instead of asking it to propose again.
+   */
+  toolUseId?: string;
 }
 
 /** Redacts a tool's text, remembering what it hides and hiding what was hidden before. */
@@ -120,22 +126,31 @@ export async function callTool(
   }
   let outcome: ToolOutcome;
   try {
-    outcome = await tool.run(parsed.data, ctx);
+    outcome = await tool.run(parsed.data, { ...ctx, toolUseId: use.id });
   } catch (error) {
     const message =
       error instanceof ToolRefusal ? error.message : `${tool.name} failed: ${(error as Error).message}`;
     return failed(message);
   }
-  let text = redactForModel(outcome.text, ctx.knownSecrets);
+  return {
+    result: toolResult(use, outcome, ctx.knownSecrets),
+    ...(outcome.proposal ? { proposal: outcome.proposal } : {}),
+  };
+}
+
+/** A tool's outcome as the model gets it: redacted, cut to size, inside evidence delimiters. */
+export function toolResult(
+  use: ToolUseBlock,
+  outcome: ToolOutcome,
+  known: KnownSecrets | undefined,
+): ToolResultBlock {
+  let text = redactForModel(outcome.text, known);
   if (text.length > MAX_RESULT_CHARS)
     text = `${text.slice(0, MAX_RESULT_CHARS)}\n… (cut at ${MAX_RESULT_CHARS} characters)`;
   return {
-    result: {
-      type: 'tool_result',
-      tool_use_id: use.id,
-      content: evidenceBlock(outcome.source, text),
-      ...(outcome.isError ? { is_error: true } : {}),
-    },
-    ...(outcome.proposal ? { proposal: outcome.proposal } : {}),
+    type: 'tool_result',
+    tool_use_id: use.id,
+    content: evidenceBlock(outcome.source, text),
+    ...(outcome.isError ? { is_error: true } : {}),
   };
 }
