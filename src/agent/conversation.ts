@@ -10,24 +10,18 @@ import type { ContentBlock, ConversationMessage, ToolUseBlock, Usage } from './c
 export interface AgentState {
   turns: number;
   tokens: number;
-  seenFindingId: number;
-  seenRunId: number;
   budgetSpentAt: Date | null;
 }
 
 interface StateRow {
   turns: number;
   tokens: string | number;
-  seen_finding_id: string | number;
-  seen_run_id: string | number;
   budget_spent_at: Date | string | null;
 }
 
 const toState = (r: StateRow): AgentState => ({
   turns: Number(r.turns),
   tokens: Number(r.tokens),
-  seenFindingId: Number(r.seen_finding_id),
-  seenRunId: Number(r.seen_run_id),
   budgetSpentAt: r.budget_spent_at === null ? null : new Date(r.budget_spent_at),
 });
 
@@ -102,14 +96,6 @@ export async function spend(db: Db, incidentId: number, usage: Usage): Promise<A
   return toState(rows[0]!);
 }
 
-export async function markSeen(db: Db, incidentId: number, findingId: number, runId: number): Promise<void> {
-  await db.executeSql(
-    `UPDATE agent_state SET seen_finding_id = greatest(seen_finding_id, $2), seen_run_id = greatest(seen_run_id, $3),
-       updated_at = now() WHERE incident_id = $1`,
-    [incidentId, findingId, runId],
-  );
-}
-
 /**
  * Proposals of the agent's own that closed without running (rejected, or expired before an
  * approval or before their run started) and that the model has not been told of: of one
@@ -139,13 +125,28 @@ export async function closedUntold(
   return rows.map((r) => ({ id: Number(r.id), incidentId: Number(r.incident_id) }));
 }
 
-/** Records that the model was told these proposals closed (with the message that told it). */
-export async function markTold(db: Db, proposalIds: readonly number[]): Promise<void> {
-  for (const id of proposalIds)
-    await db.executeSql(
-      'UPDATE proposals SET agent_told_at = now() WHERE id = $1 AND agent_told_at IS NULL',
-      [id],
-    );
+/** What one message told the model: findings, finished runs, proposals that closed. */
+export interface Told {
+  findings: readonly number[];
+  runs: readonly number[];
+  closedProposals: readonly number[];
+}
+
+/**
+ * Records what the model was told, in the transaction that stores the message that told it, so
+ * each thing is told once however often the agent is woken.
+ */
+export async function markTold(db: Db, told: Told): Promise<void> {
+  const mark = async (table: 'findings' | 'runs' | 'proposals', ids: readonly number[]) => {
+    if (ids.length > 0)
+      await db.executeSql(
+        `UPDATE ${table} SET agent_told_at = now() WHERE id = ANY($1::bigint[]) AND agent_told_at IS NULL`,
+        [ids],
+      );
+  };
+  await mark('findings', told.findings);
+  await mark('runs', told.runs);
+  await mark('proposals', told.closedProposals);
 }
 
 /** Marks the budget spent; true only the first time (so the thread is told once). */

@@ -19,11 +19,11 @@ import {
   forModel,
   loadConversation,
   markBudgetSpent,
-  markSeen,
   markTold,
   releaseTurn,
   type StoredMessage,
   spend,
+  type Told,
   unansweredToolUses,
 } from './conversation.ts';
 import { evidenceBlock, systemPrompt } from './prompt.ts';
@@ -88,10 +88,8 @@ export async function agentOffNotice(db: Db, incidentId: number, channel: string
 
 interface News {
   blocks: TextBlock[];
-  findingId: number;
-  runId: number;
-  /** Proposals of the agent's whose closure (rejected, expired) these blocks tell. */
-  told: number[];
+  /** What these blocks tell, marked told with them. */
+  told: Told;
 }
 
 /**
@@ -123,8 +121,6 @@ export function closedText(
 async function whatIsNew(
   deps: AgentDeps,
   incidentId: number,
-  seenFinding: number,
-  seenRun: number,
   first: boolean,
   clean: (text: string) => string,
 ): Promise<News> {
@@ -150,12 +146,11 @@ async function whatIsNew(
     title: string;
     body: unknown;
   }>(
-    'SELECT id, kind, severity, title, body FROM findings WHERE incident_id = $1 AND id > $2 ORDER BY id LIMIT 200',
-    [incidentId, seenFinding],
+    `SELECT id, kind, severity, title, body FROM findings
+     WHERE incident_id = $1 AND agent_told_at IS NULL ORDER BY id LIMIT 200`,
+    [incidentId],
   );
-  let findingId = seenFinding;
   if (findings.rows.length > 0) {
-    findingId = Number(findings.rows.at(-1)!.id);
     const lines = findings.rows.map((r) => {
       const body = (typeof r.body === 'string' ? JSON.parse(r.body) : r.body) as { detail?: string };
       return `#${r.id} [${r.severity}] (${r.kind}) ${r.title}${body.detail ? `\n  ${body.detail.slice(0, 1500).replaceAll('\n', '\n  ')}` : ''}`;
@@ -180,12 +175,11 @@ async function whatIsNew(
     `SELECT r.id, r.proposal_id, p.kind, p.target, r.state, r.exit_code, r.output_bytes, r.error, r.result,
             (SELECT m.body FROM thread_messages m WHERE m.dedup_key = 'run:' || r.id || ':result') AS posted
      FROM runs r JOIN proposals p ON p.id = r.proposal_id
-     WHERE p.incident_id = $1 AND r.id > $2 AND r.finished_at IS NOT NULL ORDER BY r.id LIMIT 20`,
-    [incidentId, seenRun],
+     WHERE p.incident_id = $1 AND r.agent_told_at IS NULL AND r.finished_at IS NOT NULL
+     ORDER BY r.id LIMIT 20`,
+    [incidentId],
   );
-  let runId = seenRun;
   for (const r of runs.rows) {
-    runId = Number(r.id);
     const posted = (typeof r.posted === 'string' ? JSON.parse(r.posted) : r.posted) as {
       text?: string;
     } | null;
@@ -199,14 +193,21 @@ async function whatIsNew(
       text: `Proposal #${r.proposal_id} (${r.kind} on ${r.target}) ran: ${r.state}, exit code ${r.exit_code ?? 'none'}, ${r.output_bytes ?? 0} bytes of output.\n${evidenceBlock(`run ${r.id} of proposal ${r.proposal_id}`, clean(output))}`,
     });
   }
-  const told: number[] = [];
+  const closed: number[] = [];
   for (const { id } of await closedUntold(deps.db, { incidentId })) {
     const proposal = await getProposal(deps.db, id);
     if (!proposal) continue;
-    told.push(id);
+    closed.push(id);
     blocks.push({ type: 'text', text: closedText(proposal, await listApprovals(deps.db, id), clean) });
   }
-  return { blocks, findingId, runId, told };
+  return {
+    blocks,
+    told: {
+      findings: findings.rows.map((r) => Number(r.id)),
+      runs: runs.rows.map((r) => Number(r.id)),
+      closedProposals: closed,
+    },
+  };
 }
 
 /** The secrets redact() finds in the incident's findings, so their bare copies can be hidden too. */
@@ -284,7 +285,7 @@ export async function runAgentTurn(deps: AgentDeps, incidentId: number): Promise
   const state = await claimTurn(deps.db, incidentId);
   if (!state) return { kind: 'busy' };
   try {
-    return await turn(deps, incidentId, state.turns, state.tokens, state.seenFindingId, state.seenRunId);
+    return await turn(deps, incidentId, state.turns, state.tokens);
   } finally {
     await releaseTurn(deps.db, incidentId);
   }
@@ -295,8 +296,6 @@ async function turn(
   incidentId: number,
   turns0: number,
   tokens0: number,
-  seenFinding: number,
-  seenRun: number,
 ): Promise<TurnOutcome> {
   if (await budgetSpent(deps, incidentId, turns0, tokens0)) return { kind: 'budget_spent' };
   const tools = deps.tools ?? AGENT_TOOLS;
@@ -363,7 +362,7 @@ async function turn(
   const owed =
     (cut.length > 0 && cutProposals.length === 0) ||
     (last?.role === 'user' && last.content.some((b) => b.type === 'text'));
-  const news = await whatIsNew(deps, incidentId, seenFinding, seenRun, messages.length === 0, clean);
+  const news = await whatIsNew(deps, incidentId, messages.length === 0, clean);
   if (news.blocks.length === 0 && !owed)
     return cutProposals.length > 0
       ? { kind: 'proposed', calls: 0, proposals: cutProposals }
@@ -371,7 +370,6 @@ async function turn(
   if (news.blocks.length > 0)
     await deps.db.transaction(async (tx) => {
       messages.push(await appendMessage(tx, incidentId, { role: 'user', content: news.blocks }));
-      await markSeen(tx, incidentId, news.findingId, news.runId);
       await markTold(tx, news.told);
     });
 

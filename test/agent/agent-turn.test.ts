@@ -12,7 +12,13 @@ import { type AgentDeps, closedText, runAgentTurn } from '../../src/agent/turn.t
 import { type Policy, PolicySchema } from '../../src/approvals/policy.ts';
 import { proposalHash } from '../../src/approvals/proposal.ts';
 import { riskNotes } from '../../src/approvals/risk.ts';
-import { getProposal } from '../../src/approvals/service.ts';
+import {
+  createProposal,
+  decideProposal,
+  finishRun,
+  getProposal,
+  startRun,
+} from '../../src/approvals/service.ts';
 import { openIncidentByHand } from '../../src/incidents/incidents.ts';
 import { startBoss } from '../../src/jobs/boss.ts';
 import { stableJobId } from '../../src/jobs/job-ids.ts';
@@ -827,6 +833,67 @@ for (const database of testDatabases()) {
         assert.match(shown, /pipes a download into a shell/);
         assert.equal(await count(db, 'SELECT count(*)::int AS n FROM runs'), 0, 'nothing ran');
         assert.equal(await count(db, 'SELECT count(*)::int AS n FROM approvals'), 0);
+      } finally {
+        await db.close();
+      }
+    });
+
+    it('tells a finding that commits below one already told, and a run that finishes after a later one', async () => {
+      const { db, deps, incidentId } = await setup();
+      try {
+        // A job whose transaction took its finding id first and commits last.
+        const late = Number(
+          (await db.executeSql<{ id: string }>(`SELECT nextval('findings_id_seq') AS id`)).rows[0]!.id,
+        );
+        await addFinding(db, incidentId, 'Disk of web-1 is 98% full', '/var/lib/docker');
+        const t0 = new Date();
+        const later = (s: number) => new Date(t0.getTime() + s * 1000);
+        const approvedRun = async (text: string) => {
+          const p = await createProposal(
+            db,
+            { incidentId, kind: 'script', target: 'evidence', text, why: 'test', proposedBy: 'agent' },
+            policy,
+            t0,
+          );
+          const decided = await decideProposal(db, {
+            proposalId: p.id,
+            decision: 'approved',
+            user: 'U0APPROVER',
+            via: 'button',
+            sha256: p.sha256,
+            isApprover: true,
+            now: later(1),
+          });
+          assert.equal(decided.kind, 'recorded');
+          const run = await startRun(db, p.id, p, later(2));
+          assert.ok(run);
+          return { p, run };
+        };
+        const first = await approvedRun('echo first');
+        const second = await approvedRun('echo second');
+        assert.ok(first.run.id < second.run.id);
+        await finishRun(db, second.p, second.run.id, { ok: true, exitCode: 0, outputBytes: 7 });
+        fake.reply(endTurn('noted'), endTurn('noted again'));
+        assert.equal((await runAgentTurn(deps, incidentId)).kind, 'ended');
+        const told = lastUserText(fake.requests[0]!.body);
+        assert.match(told, /Disk of web-1 is 98% full/);
+        assert.match(told, new RegExp(`Proposal #${second.p.id} \\(script on evidence\\) ran: succeeded`));
+        assert.doesNotMatch(told, new RegExp(`Proposal #${first.p.id} `));
+
+        // Now the earlier run finishes and the earlier transaction commits its finding.
+        await finishRun(db, first.p, first.run.id, { ok: false, exitCode: 1, outputBytes: 0 });
+        await db.executeSql(
+          `INSERT INTO findings (id, incident_id, kind, severity, title, body) VALUES ($1, $2, 'collect-host', 'warning', $3, '{}')`,
+          [late, incidentId, 'Core files under /var/lib/docker: 8'],
+        );
+        assert.equal((await runAgentTurn(deps, incidentId)).kind, 'ended');
+        const next = lastUserText(fake.requests[1]!.body);
+        assert.match(next, /Core files under \/var\/lib\/docker: 8/);
+        assert.match(next, new RegExp(`Proposal #${first.p.id} \\(script on evidence\\) ran: failed`));
+        assert.doesNotMatch(next, /Disk of web-1 is 98% full/, 'told once');
+        assert.doesNotMatch(next, new RegExp(`Proposal #${second.p.id} `), 'told once');
+        assert.equal((await runAgentTurn(deps, incidentId)).kind, 'nothing_new');
+        assert.equal(fake.requests.length, 2);
       } finally {
         await db.close();
       }
