@@ -165,19 +165,30 @@ export interface TimelineEntry {
   what: string;
 }
 
-/** Everything recorded about an incident, in order: alerts, audit entries, findings, jobs. */
+/**
+ * Everything recorded about an incident, in order: alerts, audit entries, findings, jobs. A job
+ * shows twice, when it started and how it ended, each at its own time. Rows written in one
+ * transaction share its timestamp (`now()`), so ties are broken by what they are (an alert
+ * before what it opened; a job's findings before its end and the audit entry of it) and then by
+ * id, which keeps the order in which they were written.
+ */
 export async function timeline(db: Db, id: number): Promise<TimelineEntry[]> {
   const { rows } = await db.executeSql<{ at: Date | string; what: string }>(
-    `SELECT received_at AS at, 'alert ' || coalesce(status, 'invalid') || ': ' || coalesce(problem, '') || ' on ' || coalesce(host, '?') AS what
-       FROM alerts WHERE incident_id = $1
-     UNION ALL
-     SELECT at, action || ' by ' || actor || CASE WHEN subject = '{}'::jsonb THEN '' ELSE ' ' || subject::text END
-       FROM audit_log WHERE incident_id = $1
-     UNION ALL
-     SELECT created_at, 'finding (' || severity || '): ' || title FROM findings WHERE incident_id = $1
-     UNION ALL
-     SELECT created_at, 'job ' || kind || ' ' || state FROM jobs WHERE incident_id = $1
-     ORDER BY 1`,
+    `SELECT at, what FROM (
+       SELECT received_at AS at, 0 AS source, id, 'alert ' || coalesce(status, 'invalid') || ': ' || coalesce(problem, '') || ' on ' || coalesce(host, '?') AS what
+         FROM alerts WHERE incident_id = $1
+       UNION ALL
+       SELECT coalesce(started_at, created_at), 1, id, 'job ' || kind || CASE WHEN started_at IS NULL THEN ' queued' ELSE ' started' END
+         FROM jobs WHERE incident_id = $1
+       UNION ALL
+       SELECT created_at, 2, id, 'finding (' || severity || '): ' || title FROM findings WHERE incident_id = $1
+       UNION ALL
+       SELECT finished_at, 3, id, 'job ' || kind || ' ' || state FROM jobs WHERE incident_id = $1 AND finished_at IS NOT NULL
+       UNION ALL
+       SELECT at, 4, id, action || ' by ' || actor || CASE WHEN subject = '{}'::jsonb THEN '' ELSE ' ' || subject::text END
+         FROM audit_log WHERE incident_id = $1
+     ) entries
+     ORDER BY at, source, id`,
     [id],
   );
   return rows.map((r) => ({ at: new Date(r.at), what: r.what }));
