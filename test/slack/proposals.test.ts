@@ -207,6 +207,13 @@ for (const database of testDatabases()) {
       );
       assert.match(answer.text ?? '', /not an approver/);
       assert.equal(answer.channel, CHANNEL);
+      // In the proposal's thread, named by its parent (the incident's root) as Slack asks, not by
+      // the proposal message, which is itself a reply.
+      const root = await db.executeSql<{ root_ts: string }>('SELECT root_ts FROM incidents WHERE id = $1', [
+        incidentId,
+      ]);
+      assert.ok(root.rows[0]!.root_ts);
+      assert.equal(answer.thread_ts, root.rows[0]!.root_ts);
       assert.equal((await getProposal(db, proposal.id))!.state, 'pending');
     });
 
