@@ -1,5 +1,6 @@
 import type { Db } from '../store/db.ts';
 import { appendAudit, queueThreadMessage } from '../store/records.ts';
+import { describeAudit } from './audit-text.ts';
 
 /**
  * Incidents in the store: opening one by hand (/investigate), state changes, and the timeline a
@@ -165,22 +166,55 @@ export interface TimelineEntry {
   what: string;
 }
 
-/** Everything recorded about an incident, in order: alerts, audit entries, findings, jobs. */
+/**
+ * Everything recorded about an incident, in order: alerts, audit entries, findings, jobs. A job
+ * shows twice, when it started and how it ended, each at its own time. Rows written in one
+ * transaction share its timestamp (`now()`), so ties are broken by what they are (an alert
+ * before what it opened; a job's findings before its end and the audit entry of it) and then by
+ * id, which keeps the order in which they were written. Audit entries read as words
+ * (audit-text.ts).
+ */
 export async function timeline(db: Db, id: number): Promise<TimelineEntry[]> {
-  const { rows } = await db.executeSql<{ at: Date | string; what: string }>(
-    `SELECT received_at AS at, 'alert ' || coalesce(status, 'invalid') || ': ' || coalesce(problem, '') || ' on ' || coalesce(host, '?') AS what
-       FROM alerts WHERE incident_id = $1
-     UNION ALL
-     SELECT at, action || ' by ' || actor || CASE WHEN subject = '{}'::jsonb THEN '' ELSE ' ' || subject::text END
-       FROM audit_log WHERE incident_id = $1
-     UNION ALL
-     SELECT created_at, 'finding (' || severity || '): ' || title FROM findings WHERE incident_id = $1
-     UNION ALL
-     SELECT created_at, 'job ' || kind || ' ' || state FROM jobs WHERE incident_id = $1
-     ORDER BY 1`,
+  const { rows } = await db.executeSql<{
+    at: Date | string;
+    what: string | null;
+    action: string | null;
+    actor: string | null;
+    subject: unknown;
+  }>(
+    `SELECT at, what, action, actor, subject FROM (
+       SELECT received_at AS at, 0 AS source, id, 'alert ' || coalesce(status, 'invalid') || ': ' || coalesce(problem, '') || ' on ' || coalesce(host, '?') AS what,
+              NULL::text AS action, NULL::text AS actor, NULL::jsonb AS subject
+         FROM alerts WHERE incident_id = $1
+       UNION ALL
+       SELECT coalesce(started_at, created_at), 1, id, 'job ' || kind || CASE WHEN started_at IS NULL THEN ' queued' ELSE ' started' END,
+              NULL, NULL, NULL
+         FROM jobs WHERE incident_id = $1
+       UNION ALL
+       SELECT created_at, 2, id, 'finding (' || severity || '): ' || title, NULL, NULL, NULL
+         FROM findings WHERE incident_id = $1
+       UNION ALL
+       SELECT finished_at, 3, id, 'job ' || kind || ' ' || state, NULL, NULL, NULL
+         FROM jobs WHERE incident_id = $1 AND finished_at IS NOT NULL
+       UNION ALL
+       SELECT at, 4, id, NULL, action, actor, subject FROM audit_log WHERE incident_id = $1
+     ) entries
+     ORDER BY at, source, id`,
     [id],
   );
-  return rows.map((r) => ({ at: new Date(r.at), what: r.what }));
+  return rows.map((r) => ({
+    at: new Date(r.at),
+    what:
+      r.what ??
+      describeAudit({
+        action: r.action ?? '?',
+        actor: r.actor ?? '?',
+        subject: (typeof r.subject === 'string' ? JSON.parse(r.subject) : (r.subject ?? {})) as Record<
+          string,
+          unknown
+        >,
+      }),
+  }));
 }
 
 function audit(tx: Db, actor: string, action: string, incidentId: number, subject: object): Promise<void> {

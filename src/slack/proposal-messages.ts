@@ -64,15 +64,25 @@ export async function refreshProposalMessage(
   await editThreadMessage(db, slack, proposalMessageKey(id), proposalMessage(view, now), log);
 }
 
-/** The proposal whose message this is (for reactions), if any. */
-export async function proposalByMessage(db: Db, channel: string, ts: string): Promise<number | undefined> {
-  const { rows } = await db.executeSql<{ dedup_key: string }>(
-    `SELECT m.dedup_key FROM thread_messages m JOIN incidents i ON i.id = m.incident_id
+/**
+ * The proposal whose message this is (for reactions), if any, and the thread it is in: the
+ * incident's root, which is what a reply to it (an ephemeral answer) names as its thread_ts.
+ * Slack asks for the parent's ts there, never a reply's.
+ */
+export async function proposalByMessage(
+  db: Db,
+  channel: string,
+  ts: string,
+): Promise<{ proposalId: number; threadTs: string } | undefined> {
+  const { rows } = await db.executeSql<{ dedup_key: string; root_ts: string | null }>(
+    `SELECT m.dedup_key, i.root_ts FROM thread_messages m JOIN incidents i ON i.id = m.incident_id
      WHERE m.ts = $1 AND m.dedup_key LIKE 'proposal:%' AND (m.channel = $2 OR i.channel = $2)`,
     [ts, channel],
   );
-  const key = rows[0]?.dedup_key;
-  return key ? Number(key.slice('proposal:'.length)) : undefined;
+  const row = rows[0];
+  return row
+    ? { proposalId: Number(row.dedup_key.slice('proposal:'.length)), threadTs: row.root_ts ?? ts }
+    : undefined;
 }
 
 /** The members of a user group, as Slack's usergroups.users.list answers. */

@@ -161,17 +161,22 @@ for (const database of testDatabases()) {
         [proposal.id],
       );
       assert.equal(runs.rows[0]!.n, 1);
-      stop();
-      // The queued body is current even though Slack refused the edits.
-      const body = await db.executeSql<{ body: { text: string } }>(
-        'SELECT body FROM thread_messages WHERE dedup_key = $1',
-        [`proposal:${proposal.id}`],
+      // The queued body is current even though Slack refused the edits. (The run's end is
+      // recorded before its message is edited, so the body is waited for, not read once.)
+      await until('the queued body to say failed', async () => {
+        const body = await db.executeSql<{ body: { text: string } | string }>(
+          'SELECT body FROM thread_messages WHERE dedup_key = $1',
+          [`proposal:${proposal.id}`],
+        );
+        const raw = body.rows[0]!.body;
+        return /Failed/.test(typeof raw === 'string' ? JSON.parse(raw).text : raw.text);
+      });
+      assert.doesNotMatch(
+        slack.message(CHANNEL, message.ts)!.text ?? '',
+        /Failed/,
+        'Slack refused every edit',
       );
-      const text =
-        typeof body.rows[0]!.body === 'string'
-          ? JSON.parse(body.rows[0]!.body).text
-          : body.rows[0]!.body.text;
-      assert.match(text, /Failed/);
+      stop();
     });
 
     it('rejects with ❌, and a later ✅ changes nothing', async () => {
@@ -202,6 +207,13 @@ for (const database of testDatabases()) {
       );
       assert.match(answer.text ?? '', /not an approver/);
       assert.equal(answer.channel, CHANNEL);
+      // In the proposal's thread, named by its parent (the incident's root) as Slack asks, not by
+      // the proposal message, which is itself a reply.
+      const root = await db.executeSql<{ root_ts: string }>('SELECT root_ts FROM incidents WHERE id = $1', [
+        incidentId,
+      ]);
+      assert.ok(root.rows[0]!.root_ts);
+      assert.equal(answer.thread_ts, root.rows[0]!.root_ts);
       assert.equal((await getProposal(db, proposal.id))!.state, 'pending');
     });
 

@@ -53,8 +53,9 @@ async function decideByReaction(
   user: string,
   decision: 'approved' | 'rejected',
 ): Promise<void> {
-  const proposalId = await proposalByMessage(deps.db, channel, ts);
-  if (proposalId === undefined) return;
+  const message = await proposalByMessage(deps.db, channel, ts);
+  if (message === undefined) return;
+  const { proposalId, threadTs } = message;
   const proposal = await getProposal(deps.db, proposalId);
   if (!proposal) return;
   const refusal = await applyDecision(deps, {
@@ -64,5 +65,5 @@ async function decideByReaction(
     user,
     via: 'reaction',
   });
-  if (refusal) await client.chat.postEphemeral({ channel, user, text: refusal, thread_ts: ts });
+  if (refusal) await client.chat.postEphemeral({ channel, user, text: refusal, thread_ts: threadTs });
 }
