@@ -15,6 +15,7 @@ import {
   loadHostsFile,
 } from './config/hosts.ts';
 import { loadPolicy } from './config/policy.ts';
+import { CodedError, ErrorCode } from './errors.ts';
 import { alertWebhookRoute } from './http/alert-webhook.ts';
 import { describeMetrics, healthRoutes } from './http/health.ts';
 import type { Route } from './http/routes.ts';
@@ -24,6 +25,7 @@ import { QUEUES } from './jobs/queues.ts';
 import { startSweeper } from './jobs/sweeper.ts';
 import { createLogger, type Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
+import { sandboxUserStatus } from './runners/sandbox-user.ts';
 import type { SlackApp } from './slack/app.ts';
 import type { Db } from './store/db.ts';
 import { migrate } from './store/migrate.ts';
@@ -68,6 +70,16 @@ export async function startBot(options: StartOptions): Promise<Bot> {
   const ownsDb = options.db === undefined;
   let boss: PgBoss | undefined;
   try {
+    const evidenceDir = config.NIGHTSHIFT_EVIDENCE_DIR ?? join(config.NIGHTSHIFT_DATA_DIR, 'evidence');
+    // The user evidence scripts run as: a name that does not exist stops the start, not the first run.
+    const sandbox = await sandboxUserStatus({
+      spec: config.NIGHTSHIFT_SANDBOX_USER,
+      botUid: process.getuid?.(),
+      evidenceDir,
+    });
+    if (sandbox.level === 'fail') throw new CodedError(ErrorCode.ConfigInvalid, sandbox.message);
+    if (sandbox.level === 'warn') log.warn(sandbox.message);
+    else log.info(sandbox.message);
     const applied = await migrate(db);
     if (applied.length > 0) log.info({ applied }, 'database migrated');
     const { startBoss } = await import('./jobs/boss.ts');
@@ -107,7 +119,8 @@ export async function startBot(options: StartOptions): Promise<Bot> {
       log,
       policy,
       channel: config.INCIDENT_CHANNEL,
-      evidenceDir: config.NIGHTSHIFT_EVIDENCE_DIR ?? join(config.NIGHTSHIFT_DATA_DIR, 'evidence'),
+      evidenceDir,
+      sandboxUser: sandbox.user,
       sqlDatabases: config.sqlDatabases,
       // Evidence scripts never see the bot's own data (its store, other incidents' evidence), the
       // hosts file, its known_hosts and SSH keys, nor the policy file.
