@@ -183,6 +183,7 @@ export async function startBot(options: StartOptions): Promise<Bot> {
         log,
         slack: running.poster,
         evidenceDays: config.NIGHTSHIFT_EVIDENCE_DAYS,
+        evidenceDir,
         startCollection,
       });
       const mode = config.SLACK_APP_TOKEN ? 'Socket Mode' : 'HTTP, /slack/events';
@@ -203,7 +204,13 @@ export async function startBot(options: StartOptions): Promise<Bot> {
       };
     }
     await registerWorkers(queue, workerDeps);
-    const sweeper = startSweeper({ db, log, evidenceDays: config.NIGHTSHIFT_EVIDENCE_DAYS, startCollection });
+    const sweeper = startSweeper({
+      db,
+      log,
+      evidenceDays: config.NIGHTSHIFT_EVIDENCE_DAYS,
+      evidenceDir,
+      startCollection,
+    });
     const server: Server = await startHttpServer(routes, config.PORT, log);
     const port = (server.address() as AddressInfo).port;
     log.info({ port, store: db.kind }, 'nightshift is serving (Slack off: no SLACK_BOT_TOKEN)');

@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { incidentSecrets } from '../../src/agent/turn.ts';
 import { PolicySchema } from '../../src/approvals/policy.ts';
 import { createProposal } from '../../src/approvals/service.ts';
+import { knownSecretsPath, recallSecrets } from '../../src/evidence/known-secrets.ts';
 import { openIncidentByHand } from '../../src/incidents/incidents.ts';
 import { startJobRun } from '../../src/jobs/workers/job-run.ts';
 import { createLogger } from '../../src/log.ts';
@@ -17,6 +22,9 @@ import { testDatabases } from '../helpers/db.ts';
 
 const log = createLogger({ level: 'silent' });
 const SECRET = 'hunter2secret';
+const PASSWORD = 'hunter2';
+const DSN = `postgres://u:${PASSWORD}@db/x`;
+const BOT_TOKEN = 'xoxb-1234567890-abcdefghijklmnop';
 
 for (const database of testDatabases()) {
   describe(`redaction before Slack on ${database.name}`, () => {
@@ -55,6 +63,87 @@ for (const database of testDatabases()) {
         assert.match(bodies[3]!, /api_key=\[REDACTED\]/);
       } finally {
         await db.close();
+      }
+    });
+
+    it('stores findings redacted, with their count, and keeps the secrets beside the evidence instead', async () => {
+      const db = await database.open();
+      const evidenceDir = mkdtempSync(join(tmpdir(), 'nightshift-job-run-'));
+      try {
+        await migrate(db);
+        const { incident } = await openIncidentByHand(db, {
+          host: 'web-1',
+          note: 'disk',
+          user: 'U0X',
+          channel: 'C1',
+        });
+        // What a collection hands over: lines from the host, as they were.
+        const run = await startJobRun(
+          { db, log, evidenceDir },
+          'collect-host',
+          'q-2',
+          incident.id,
+          {},
+          'started',
+        );
+        await run.finish(
+          [
+            {
+              severity: 'warning',
+              title: 'Kernel log mentions core dumps',
+              detail: `app[42]: connecting to ${DSN}; slack ${BOT_TOKEN}`,
+            },
+            {
+              severity: 'info',
+              title: 'Largest directory',
+              detail: `/var/lib/app/${PASSWORD}/cache 4.2 GiB`,
+            },
+          ],
+          'done',
+        );
+        const { rows } = await db.executeSql<{ title: string; body: unknown }>(
+          'SELECT title, body FROM findings WHERE incident_id = $1 ORDER BY id',
+          [incident.id],
+        );
+        assert.equal(rows.length, 2);
+        const stored = rows.map((r) => ({
+          title: r.title,
+          body: (typeof r.body === 'string' ? JSON.parse(r.body) : r.body) as object,
+        }));
+        for (const row of stored)
+          for (const secret of [PASSWORD, BOT_TOKEN, 'xoxb-'])
+            assert.ok(!JSON.stringify(row).includes(secret), `${secret} in ${JSON.stringify(row)}`);
+        assert.deepEqual(stored, [
+          {
+            title: 'Kernel log mentions core dumps',
+            body: {
+              detail: 'app[42]: connecting to postgres://u:[REDACTED]@db/x; slack xox-[REDACTED]',
+              redactions: 2,
+            },
+          },
+          // The password, bare here, was named in the other finding's URL.
+          {
+            title: 'Largest directory',
+            body: { detail: '/var/lib/app/[REDACTED]/cache 4.2 GiB', redactions: 1 },
+          },
+        ]);
+        // The values themselves stay on the bot host, beside the evidence, for the agent.
+        const file = knownSecretsPath(evidenceDir, incident.id);
+        assert.equal(statSync(file).mode & 0o777, 0o600);
+        assert.deepEqual(
+          (await recallSecrets(evidenceDir, incident.id)).sort(),
+          [BOT_TOKEN, PASSWORD].sort(),
+        );
+        const known = await incidentSecrets(db, incident.id, evidenceDir);
+        assert.equal(known.scrub(`conn ${PASSWORD} ok`).text, 'conn [REDACTED] ok');
+        assert.equal(
+          (await incidentSecrets(db, incident.id)).size,
+          0,
+          'the database alone no longer has them',
+        );
+      } finally {
+        await db.close();
+        rmSync(evidenceDir, { recursive: true, force: true });
       }
     });
 
