@@ -22,6 +22,7 @@ import type { Route } from './http/routes.ts';
 import { startHttpServer } from './http/server.ts';
 import { stableJobId } from './jobs/job-ids.ts';
 import { QUEUES } from './jobs/queues.ts';
+import { redactStoredFindings } from './jobs/redact-stored-findings.ts';
 import { startSweeper } from './jobs/sweeper.ts';
 import { createLogger, type Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
@@ -82,6 +83,10 @@ export async function startBot(options: StartOptions): Promise<Bot> {
     else log.info(sandbox.message);
     const applied = await migrate(db);
     if (applied.length > 0) log.info({ applied }, 'database migrated');
+    // Findings stored in plain text by an older version are redacted in place, once.
+    const redacted = await redactStoredFindings(db, evidenceDir);
+    if (redacted > 0)
+      log.info({ findings: redacted }, 'findings stored before redaction at rest were redacted');
     const { startBoss } = await import('./jobs/boss.ts');
     const { registerWorkers, runWhenApproved } = await import('./jobs/workers/index.ts');
     const queue = await startBoss(db, log);

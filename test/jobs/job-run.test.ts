@@ -8,6 +8,7 @@ import { PolicySchema } from '../../src/approvals/policy.ts';
 import { createProposal } from '../../src/approvals/service.ts';
 import { knownSecretsPath, recallSecrets } from '../../src/evidence/known-secrets.ts';
 import { openIncidentByHand } from '../../src/incidents/incidents.ts';
+import { redactStoredFindings } from '../../src/jobs/redact-stored-findings.ts';
 import { startJobRun } from '../../src/jobs/workers/job-run.ts';
 import { createLogger } from '../../src/log.ts';
 import { proposalView } from '../../src/slack/proposal-messages.ts';
@@ -141,6 +142,50 @@ for (const database of testDatabases()) {
           0,
           'the database alone no longer has them',
         );
+      } finally {
+        await db.close();
+        rmSync(evidenceDir, { recursive: true, force: true });
+      }
+    });
+
+    it('redacts in place, once, the findings an older version stored in plain text', async () => {
+      const db = await database.open();
+      const evidenceDir = mkdtempSync(join(tmpdir(), 'nightshift-job-run-'));
+      try {
+        await migrate(db);
+        const { incident } = await openIncidentByHand(db, {
+          host: 'web-1',
+          note: 'disk',
+          user: 'U0X',
+          channel: 'C1',
+        });
+        for (const [title, detail] of [
+          ['Kernel log mentions core dumps', `app[42]: connecting to ${DSN}`],
+          [`Largest directory: /var/lib/${PASSWORD}`, '4.2 GiB'],
+          ['Disk 97% full', 'on /'],
+        ])
+          await db.executeSql(
+            `INSERT INTO findings (incident_id, kind, severity, title, body) VALUES ($1, 'collect-host', 'info', $2, $3)`,
+            [incident.id, title, JSON.stringify({ detail })],
+          );
+        assert.equal(await redactStoredFindings(db, evidenceDir), 3);
+        const { rows } = await db.executeSql<{ title: string; body: unknown }>(
+          'SELECT title, body FROM findings WHERE incident_id = $1 ORDER BY id',
+          [incident.id],
+        );
+        assert.deepEqual(
+          rows.map((r) => [r.title, typeof r.body === 'string' ? JSON.parse(r.body) : r.body]),
+          [
+            [
+              'Kernel log mentions core dumps',
+              { detail: 'app[42]: connecting to postgres://u:[REDACTED]@db/x', redactions: 1 },
+            ],
+            ['Largest directory: /var/lib/[REDACTED]', { detail: '4.2 GiB', redactions: 1 }],
+            ['Disk 97% full', { detail: 'on /', redactions: 0 }],
+          ],
+        );
+        assert.deepEqual(await recallSecrets(evidenceDir, incident.id), [PASSWORD]);
+        assert.equal(await redactStoredFindings(db, evidenceDir), 0, 'once');
       } finally {
         await db.close();
         rmSync(evidenceDir, { recursive: true, force: true });
