@@ -15,15 +15,18 @@ import {
   loadHostsFile,
 } from './config/hosts.ts';
 import { loadPolicy } from './config/policy.ts';
+import { CodedError, ErrorCode } from './errors.ts';
 import { alertWebhookRoute } from './http/alert-webhook.ts';
 import { describeMetrics, healthRoutes } from './http/health.ts';
 import type { Route } from './http/routes.ts';
 import { startHttpServer } from './http/server.ts';
 import { stableJobId } from './jobs/job-ids.ts';
 import { QUEUES } from './jobs/queues.ts';
+import { redactStoredFindings } from './jobs/redact-stored-findings.ts';
 import { startSweeper } from './jobs/sweeper.ts';
 import { createLogger, type Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
+import { sandboxUserStatus } from './runners/sandbox-user.ts';
 import type { SlackApp } from './slack/app.ts';
 import type { Db } from './store/db.ts';
 import { migrate } from './store/migrate.ts';
@@ -68,8 +71,22 @@ export async function startBot(options: StartOptions): Promise<Bot> {
   const ownsDb = options.db === undefined;
   let boss: PgBoss | undefined;
   try {
+    const evidenceDir = config.NIGHTSHIFT_EVIDENCE_DIR ?? join(config.NIGHTSHIFT_DATA_DIR, 'evidence');
+    // The user evidence scripts run as: a name that does not exist stops the start, not the first run.
+    const sandbox = await sandboxUserStatus({
+      spec: config.NIGHTSHIFT_SANDBOX_USER,
+      botUid: process.getuid?.(),
+      evidenceDir,
+    });
+    if (sandbox.level === 'fail') throw new CodedError(ErrorCode.ConfigInvalid, sandbox.message);
+    if (sandbox.level === 'warn') log.warn(sandbox.message);
+    else log.info(sandbox.message);
     const applied = await migrate(db);
     if (applied.length > 0) log.info({ applied }, 'database migrated');
+    // Findings stored in plain text by an older version are redacted in place, once.
+    const redacted = await redactStoredFindings(db, evidenceDir);
+    if (redacted > 0)
+      log.info({ findings: redacted }, 'findings stored before redaction at rest were redacted');
     const { startBoss } = await import('./jobs/boss.ts');
     const { agentWhenClosed, registerWorkers, runWhenApproved } = await import('./jobs/workers/index.ts');
     const queue = await startBoss(db, log);
@@ -107,7 +124,8 @@ export async function startBot(options: StartOptions): Promise<Bot> {
       log,
       policy,
       channel: config.INCIDENT_CHANNEL,
-      evidenceDir: config.NIGHTSHIFT_EVIDENCE_DIR ?? join(config.NIGHTSHIFT_DATA_DIR, 'evidence'),
+      evidenceDir,
+      sandboxUser: sandbox.user,
       sqlDatabases: config.sqlDatabases,
       // Evidence scripts never see the bot's own data (its store, other incidents' evidence), the
       // hosts file, its known_hosts and SSH keys, nor the policy file.
@@ -178,6 +196,7 @@ export async function startBot(options: StartOptions): Promise<Bot> {
         log,
         slack: running.poster,
         evidenceDays: config.NIGHTSHIFT_EVIDENCE_DAYS,
+        evidenceDir,
         startCollection,
         onClosed,
         agentOn: agent !== undefined,
@@ -204,6 +223,7 @@ export async function startBot(options: StartOptions): Promise<Bot> {
       db,
       log,
       evidenceDays: config.NIGHTSHIFT_EVIDENCE_DAYS,
+      evidenceDir,
       startCollection,
       onClosed,
       agentOn: agent !== undefined,

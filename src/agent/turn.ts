@@ -7,6 +7,7 @@ import {
   type Proposal,
   proposalOfToolUse,
 } from '../approvals/service.ts';
+import { recallSecrets } from '../evidence/known-secrets.ts';
 import { getIncident } from '../incidents/incidents.ts';
 import type { Logger } from '../log.ts';
 import type { Db } from '../store/db.ts';
@@ -210,9 +211,18 @@ async function whatIsNew(
   };
 }
 
-/** The secrets redact() finds in the incident's findings, so their bare copies can be hidden too. */
-export async function incidentSecrets(db: Db, incidentId: number): Promise<KnownSecrets> {
+/**
+ * The secrets found in the incident's findings, so their bare copies can be hidden too. Findings
+ * are stored redacted: the values are kept beside the evidence (evidence/known-secrets.ts). Rows
+ * stored before that, in plain text, still give theirs through redact().
+ */
+export async function incidentSecrets(
+  db: Db,
+  incidentId: number,
+  evidenceDir?: string,
+): Promise<KnownSecrets> {
   const known = new KnownSecrets();
+  if (evidenceDir) known.add(await recallSecrets(evidenceDir, incidentId));
   const { rows } = await db.executeSql<{ title: string; body: unknown }>(
     'SELECT title, body FROM findings WHERE incident_id = $1 ORDER BY id LIMIT 5000',
     [incidentId],
@@ -302,7 +312,7 @@ async function turn(
   const now = deps.now ?? (() => new Date());
   // Secrets found anywhere in the incident's findings or this turn's tool results are hidden
   // wherever the same value turns up again, named or not.
-  const knownSecrets = await incidentSecrets(deps.db, incidentId);
+  const knownSecrets = await incidentSecrets(deps.db, incidentId, deps.evidenceDir);
   const clean = (text: string) => {
     const r = redact(text);
     knownSecrets.add(r.secrets);

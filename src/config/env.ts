@@ -17,6 +17,9 @@ const optionalString = z
 const url = (what: string) =>
   optionalString.refine((v) => v === undefined || URL.canParse(v), { message: `must be a URL (${what})` });
 
+/** NIGHTSHIFT_SANDBOX_USER: a user name, or a uid with an optional gid (`1500`, `1500:1500`). */
+export const SANDBOX_USER_SPEC = /^(?:(?<name>[a-z_][a-z0-9_.-]*\$?)|(?<uid>\d+)(?::(?<gid>\d+))?)$/i;
+
 export const EnvSchema = z.object({
   /** Bot token (xoxb-...), from the app's OAuth page. */
   SLACK_BOT_TOKEN: optionalString.refine((v) => v === undefined || v.startsWith('xoxb-'), {
@@ -62,6 +65,13 @@ export const EnvSchema = z.object({
     .refine((v) => Number.isInteger(v) && v >= 1 && v <= 3650, {
       message: 'must be a whole number of days, 1-3650',
     }),
+  /**
+   * User that approved evidence scripts run as: a name or uid[:gid], resolved at start (it must
+   * exist, and not be root). Unset: the bot's own user (a bot running as root is warned).
+   */
+  NIGHTSHIFT_SANDBOX_USER: optionalString.refine((v) => v === undefined || SANDBOX_USER_SPEC.test(v), {
+    message: 'must be a user name or uid[:gid]',
+  }),
   /**
    * Databases SQL proposals may run against, comma-separated names; each one's URL is in
    * NIGHTSHIFT_SQL_<NAME>_URL (see config/sql-databases.ts). Unset: no SQL runs.

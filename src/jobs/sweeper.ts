@@ -1,6 +1,7 @@
 import { rm } from 'node:fs/promises';
 import { closedUntold } from '../agent/conversation.ts';
 import { expireProposals, type Proposal } from '../approvals/service.ts';
+import { forgetSecretsBefore } from '../evidence/known-secrets.ts';
 import type { Logger } from '../log.ts';
 import type { SlackPoster } from '../slack/outbox.ts';
 import { refreshProposalMessage } from '../slack/proposal-messages.ts';
@@ -10,14 +11,17 @@ import { appendAudit } from '../store/records.ts';
 /**
  * Housekeeping on a timer, safe to run in every bot process at once (rows are claimed with SKIP
  * LOCKED or guarded by their state): proposals past their time are marked expired, their
- * messages say so and the agent that made one is woken; evidence past its retention period is deleted from the bot host, its record
- * (size, sha256, origin) kept; a disk incident whose collection was lost is collected.
+ * messages say so and the agent that made one is woken; evidence past its retention period is
+ * deleted from the bot host, its record (size, sha256, origin) kept, and so are the secrets
+ * remembered beside it; a disk incident whose collection was lost is collected.
  */
 export interface SweeperDeps {
   db: Db;
   log: Logger;
   slack?: SlackPoster | undefined;
   evidenceDays: number;
+  /** Where evidence is kept: the secrets remembered beside it go with it (evidence/known-secrets.ts). */
+  evidenceDir?: string | undefined;
   /** Queues the collection of a disk incident (idempotent: one job id per incident). */
   startCollection?: ((incidentId: number, host: string) => Promise<void>) | undefined;
   /**
@@ -67,6 +71,8 @@ export async function sweep(
       subject: { artifact: Number(row.id), path: row.local_path, retentionDays: deps.evidenceDays },
     });
   }
+  // The secrets found in an incident's findings are kept as long as evidence of the same age.
+  if (deps.evidenceDir) await forgetSecretsBefore(deps.evidenceDir, cutoff);
   // A disk incident whose collection was never queued (the bot died between the alert's commit
   // and the send): queue it now. The job id is the incident's, so this never makes a second one.
   let collections = 0;

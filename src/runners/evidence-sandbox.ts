@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import {
   accessSync,
   constants,
@@ -29,8 +29,11 @@ import { CodedError, ErrorCode } from '../errors.ts';
  *
  * The process-count limit is RLIMIT_NPROC, which the kernel counts per real user across the
  * system and does not enforce for root at all. It is set to the tasks that user already has plus
- * `maxProcesses`; a bot running as root should give the sandbox a user of its own (`runAs`), or a
- * fork bomb is held only by the pid namespace, the memory limit and the wall time.
+ * `maxProcesses`; a bot running as root should give the sandbox a user of its own (`runAs`, from
+ * NIGHTSHIFT_SANDBOX_USER), or a fork bomb is held only by the pid namespace, the memory limit and
+ * the wall time, and a script that escapes bwrap is root. That user must be able to pass through
+ * the directories above `evidenceDir` and read what is in it (runners/sandbox-user.ts shares it);
+ * `hide` paths it cannot reach are left as they are, since it cannot read them anyway.
  *
  * The script is run by /bin/sh -c. Without bwrap (or prlimit) nothing runs: a missing sandbox is
  * an error, never a reason to run unsandboxed.
@@ -51,7 +54,10 @@ export interface SandboxOptions {
   workBytes?: number;
   /** Processes (and threads) the script may add to its user's (RLIMIT_NPROC over what it has). Default 128. */
   maxProcesses?: number;
-  /** Run the sandbox as this user and group instead of the bot's own (the bot must be root to). */
+  /**
+   * Run the sandbox as this user and primary group (no supplementary groups) instead of the bot's
+   * own; the bot must be root to. Default: the bot's own user (NIGHTSHIFT_SANDBOX_USER sets it).
+   */
   runAs?: { uid: number; gid: number };
   /** stdout and stderr together, in bytes; the script is stopped past it. Default 1 MiB. */
   maxOutputBytes?: number;
@@ -199,6 +205,30 @@ export function sandboxArgs(options: {
   return args;
 }
 
+/**
+ * The paths `runAs` can reach. bwrap resolves the paths it mounts over as the user it runs as, so
+ * it fails on a key file in a 0700 directory; that user cannot read such a file anyway.
+ */
+async function reachableBy(paths: readonly string[], runAs: { uid: number; gid: number }): Promise<string[]> {
+  if (paths.length === 0) return [];
+  const absolute = paths.map((p) => resolve(p));
+  const seen = await new Promise<string>((done, fail) => {
+    execFile(
+      '/bin/sh',
+      ['-c', 'for p do if [ -e "$p" ] || [ -L "$p" ]; then printf "%s\\0" "$p"; fi; done', 'sh', ...absolute],
+      { uid: runAs.uid, gid: runAs.gid, env: { PATH: SANDBOX_PATH }, encoding: 'utf8' },
+      (error, stdout) => (error ? fail(error) : done(stdout)),
+    );
+  }).catch((error: Error) => {
+    throw new CodedError(
+      ErrorCode.SandboxUnavailable,
+      `cannot start a process as uid ${runAs.uid}, so the script was not run: ${error.message}`,
+    );
+  });
+  const reachable = new Set(seen.split('\0'));
+  return absolute.filter((p) => reachable.has(p));
+}
+
 export async function runInSandbox(options: SandboxOptions): Promise<SandboxResult> {
   const timeoutMs = options.timeoutMs ?? SANDBOX_DEFAULTS.timeoutMs;
   const memoryBytes = options.memoryBytes ?? SANDBOX_DEFAULTS.memoryBytes;
@@ -225,6 +255,7 @@ export async function runInSandbox(options: SandboxOptions): Promise<SandboxResu
     );
 
   const uid = options.runAs?.uid ?? process.getuid?.() ?? 0;
+  const hide = options.runAs ? await reachableBy(options.hide ?? [], options.runAs) : (options.hide ?? []);
   const args = [
     `--as=${memoryBytes}`,
     `--fsize=${fileBytes}`,
@@ -235,7 +266,7 @@ export async function runInSandbox(options: SandboxOptions): Promise<SandboxResu
     ...sandboxArgs({
       evidenceDir: options.evidenceDir,
       workBytes,
-      hide: options.hide ?? [],
+      hide,
       tmpBytes: Math.min(fileBytes, 64 * 1024 * 1024),
     }),
     '--',

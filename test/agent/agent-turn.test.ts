@@ -25,6 +25,7 @@ import { stableJobId } from '../../src/jobs/job-ids.ts';
 import { sweep } from '../../src/jobs/sweeper.ts';
 import { agentAfterClose, agentAfterRun, agentTurnJob } from '../../src/jobs/workers/agent-turn.ts';
 import { agentWhenClosed } from '../../src/jobs/workers/index.ts';
+import { startJobRun } from '../../src/jobs/workers/job-run.ts';
 import { createLogger } from '../../src/log.ts';
 import type { ListenerDeps } from '../../src/slack/deps.ts';
 import { applyDecision } from '../../src/slack/proposal-decisions.ts';
@@ -766,6 +767,47 @@ for (const database of testDatabases()) {
         assert.match(seen[0]!, /conn \[REDACTED\] icy-name/);
         for (const request of fake.requests)
           assert.ok(!JSON.stringify(request.body).includes('hunter2secret'), 'the model never sees it');
+      } finally {
+        await db.close();
+      }
+    });
+
+    it('still hides a bare copy of a secret whose finding was stored redacted, and refuses a search for it', async () => {
+      const { db, deps, incidentId } = await setup();
+      try {
+        // Stored as a job stores it: redacted in the database, the value kept beside the evidence.
+        const run = await startJobRun(deps, 'collect-host', 'q-at-rest', incidentId, {}, 'started');
+        await run.finish(
+          [{ severity: 'warning', title: 'Environment of app', detail: 'DB_PASSWORD=hunter2secret' }],
+          'done',
+        );
+        const stored = await db.executeSql<{ body: unknown }>(
+          'SELECT body FROM findings WHERE incident_id = $1',
+          [incidentId],
+        );
+        assert.ok(!JSON.stringify(stored.rows).includes('hunter2secret'), 'not in the database');
+        const dir = join(deps.evidenceDir, `incident-${incidentId}`, 'run-1');
+        mkdirSync(dir, { recursive: true });
+        writeFileSync(join(dir, 'heap.txt'), 'conn hunter2secret icy-name: Radio Nightly');
+        const seen: string[] = [];
+        fake.reply(toolUse('search_evidence', { pattern: 'icy-name' }), (request) => {
+          seen.push(resultText(toolResults(request).at(-1)!));
+          return toolUse('search_evidence', { pattern: 'hunter2secret' });
+        });
+        fake.reply((request) => {
+          seen.push(resultText(toolResults(request).at(-1)!));
+          return endTurn('done');
+        });
+        await runAgentTurn(deps, incidentId);
+        assert.match(seen[0]!, /conn \[REDACTED\] icy-name/);
+        assert.match(seen[1]!, /a value already redacted in this incident/);
+        // What the bot sends (the model's own search pattern aside) never holds it.
+        for (const request of fake.requests)
+          for (const message of request.body.messages.filter((m) => m.role === 'user'))
+            assert.ok(
+              !JSON.stringify(message.content).includes('hunter2secret'),
+              JSON.stringify(message.content),
+            );
       } finally {
         await db.close();
       }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,7 @@ import { runChecks } from '../../src/cli/commands/doctor.ts';
 import { lockDataDir } from '../../src/store/adapters/pglite.ts';
 import { FAKE_IDS, type FakeSlack, startFakeSlack } from '../helpers/fake-slack.ts';
 import { startSshd } from '../helpers/sshd.ts';
+import { ensureTestUser } from '../helpers/users.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
 /** The bot scopes manifest.yml asks for: what a workspace grants an app installed from it. */
@@ -158,6 +159,52 @@ describe('nightshift doctor', () => {
     }
   });
 
+  it('reports the user evidence scripts run as, and warns a root bot that has none', async () => {
+    const sandboxCheck = async (env: Record<string, string>, botUid = 0) =>
+      (await runChecks({ DATABASE_URL: NO_DATABASE, NIGHTSHIFT_DATA_DIR: dataDir, ...env }, { botUid })).find(
+        (r) => r.part === 'sandbox user',
+      )!;
+    const unset = await sandboxCheck({});
+    assert.equal(unset.ok, null);
+    assert.equal(unset.warning, true);
+    assert.match(
+      unset.detail,
+      /^the bot runs as root and NIGHTSHIFT_SANDBOX_USER is not set: approved evidence scripts run as root/,
+    );
+    assert.deepEqual(await sandboxCheck({}, 1000), {
+      part: 'sandbox user',
+      ok: true,
+      detail: "evidence scripts run as the bot's own user (uid 1000)",
+    });
+    const missing = await sandboxCheck({ NIGHTSHIFT_SANDBOX_USER: 'nightshift-no-such-user' });
+    assert.equal(missing.ok, false);
+    assert.match(missing.detail, /there is no user named nightshift-no-such-user on this host; create one/);
+    const user = await ensureTestUser();
+    // The data directory (mkdtemp: 0700) is above the evidence directory: the user must pass through it.
+    chmodSync(dataDir, 0o700);
+    const blocked = await sandboxCheck({ NIGHTSHIFT_SANDBOX_USER: user.name });
+    assert.equal(blocked.warning, true);
+    assert.match(
+      blocked.detail,
+      new RegExp(
+        `${user.name} \\(uid ${user.uid}, gid ${user.gid}\\), but that user cannot pass through ${dataDir}`,
+      ),
+    );
+    chmodSync(dataDir, 0o711);
+    try {
+      assert.deepEqual(await sandboxCheck({ NIGHTSHIFT_SANDBOX_USER: user.name }), {
+        part: 'sandbox user',
+        ok: true,
+        detail: `evidence scripts run as ${user.name} (uid ${user.uid}, gid ${user.gid})`,
+      });
+      const notRoot = await sandboxCheck({ NIGHTSHIFT_SANDBOX_USER: user.name }, 1000);
+      assert.equal(notRoot.ok, false);
+      assert.match(notRoot.detail, /runs as uid 1000, not root/);
+    } finally {
+      chmodSync(dataDir, 0o700);
+    }
+  });
+
   it('says the embedded store is in use by the running bot instead of failing', () => {
     const held = mkdtempSync(join(tmpdir(), 'nightshift-doctor-held-'));
     // This test process plays the running bot: it holds the data directory's lock.
@@ -168,6 +215,12 @@ describe('nightshift doctor', () => {
         encoding: 'utf8',
       });
       assert.equal(doctor.status, 0, doctor.stdout + doctor.stderr);
+      // A warning is printed as one and does not fail the exit status.
+      if (process.getuid?.() === 0)
+        assert.match(
+          doctor.stdout,
+          /^WARN {2}sandbox user: the bot runs as root and NIGHTSHIFT_SANDBOX_USER is not set/m,
+        );
       assert.match(
         doctor.stdout,
         new RegExp(

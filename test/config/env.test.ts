@@ -53,4 +53,16 @@ describe('loadConfig', () => {
       /SLACK_APP_TOKEN is set but SLACK_BOT_TOKEN is not/,
     );
   });
+
+  it('takes NIGHTSHIFT_SANDBOX_USER as a user name or uid[:gid]; it is resolved at start', () => {
+    assert.equal(loadConfig({}).NIGHTSHIFT_SANDBOX_USER, undefined);
+    for (const spec of ['nightshift-sandbox', '1500', '1500:1500', '_sandbox'])
+      assert.equal(loadConfig({ NIGHTSHIFT_SANDBOX_USER: ` ${spec} ` }).NIGHTSHIFT_SANDBOX_USER, spec);
+    for (const spec of ['1500:', ':1500', 'a b', '-u', '../x'])
+      assert.throws(
+        () => loadConfig({ NIGHTSHIFT_SANDBOX_USER: spec }),
+        /NIGHTSHIFT_SANDBOX_USER: must be a user name or uid\[:gid\]/,
+        spec,
+      );
+  });
 });

@@ -1,15 +1,24 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { DEFAULT_POLICY } from '../../src/approvals/policy.ts';
+import { openIncidentByHand } from '../../src/incidents/incidents.ts';
 import { startBoss } from '../../src/jobs/boss.ts';
 import { QUEUES } from '../../src/jobs/queues.ts';
+import { analyzeEvidence } from '../../src/jobs/workers/analyze-evidence.ts';
 import { registerWorkers } from '../../src/jobs/workers/index.ts';
 import { createLogger } from '../../src/log.ts';
 import { migrate } from '../../src/store/migrate.ts';
+import { makeCCore } from '../helpers/cores.ts';
 import { testDatabases } from '../helpers/db.ts';
 import { until } from '../helpers/wait.ts';
 
 const examples = new URL('../../examples/', import.meta.url).pathname;
+const PASSWORD = 'hunter2';
+const DSN = `postgres://u:${PASSWORD}@db/x`;
+const BOT_TOKEN = 'xoxb-1234567890-abcdefghijklmnop';
 
 for (const database of testDatabases()) {
   describe(`the analysis job on pg-boss on ${database.name}`, () => {
@@ -81,11 +90,49 @@ for (const database of testDatabases()) {
       }
     });
 
+    it('stores no secret planted in the evidence in its finding rows', async () => {
+      const db = await database.open();
+      const log = createLogger({ level: 'silent' });
+      const work = mkdtempSync(join(tmpdir(), 'nightshift-analyze-secrets-'));
+      try {
+        await migrate(db);
+        const { incident } = await openIncidentByHand(db, {
+          host: 'web-1',
+          note: 'crash',
+          user: 'U0X',
+          channel: 'C1',
+        });
+        // A real core whose memory holds a database URL with its password and a Slack bot token.
+        const core = await makeCCore(join(work, 'cores'), 'abort', { args: [DSN, BOT_TOKEN] });
+        const report = await analyzeEvidence(
+          { db, log, evidenceDir: join(work, 'evidence') },
+          'job-secrets',
+          {
+            incidentId: incident.id,
+            paths: [core.path],
+          },
+        );
+        assert.ok(report.totals.redactions > 0, 'the analysis found and hid them');
+        const { rows } = await db.executeSql<{ row: unknown }>(
+          'SELECT to_jsonb(f) AS row FROM findings f WHERE incident_id = $1 ORDER BY id',
+          [incident.id],
+        );
+        assert.ok(rows.length > 0);
+        for (const { row } of rows) {
+          const text = typeof row === 'string' ? row : JSON.stringify(row);
+          for (const secret of [PASSWORD, BOT_TOKEN, 'xoxb-'])
+            assert.ok(!text.includes(secret), `${secret} in ${text}`);
+        }
+      } finally {
+        await db.close();
+        rmSync(work, { recursive: true, force: true });
+      }
+    });
+
     it('refuses a payload that does not fit the queue schema', async () => {
       const db = await database.open();
       const log = createLogger({ level: 'silent' });
       try {
-        const { analyzeEvidence } = await import('../../src/jobs/workers/analyze-evidence.ts');
         await assert.rejects(
           analyzeEvidence({ db, log }, 'x', { incidentId: -1, paths: [] }),
           /incidentId|paths/,

@@ -1,8 +1,14 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { incidentSecrets } from '../../src/agent/turn.ts';
 import { PolicySchema } from '../../src/approvals/policy.ts';
 import { createProposal } from '../../src/approvals/service.ts';
+import { knownSecretsPath, recallSecrets } from '../../src/evidence/known-secrets.ts';
 import { openIncidentByHand } from '../../src/incidents/incidents.ts';
+import { redactStoredFindings } from '../../src/jobs/redact-stored-findings.ts';
 import { startJobRun } from '../../src/jobs/workers/job-run.ts';
 import { createLogger } from '../../src/log.ts';
 import { proposalView } from '../../src/slack/proposal-messages.ts';
@@ -17,6 +23,9 @@ import { testDatabases } from '../helpers/db.ts';
 
 const log = createLogger({ level: 'silent' });
 const SECRET = 'hunter2secret';
+const PASSWORD = 'hunter2';
+const DSN = `postgres://u:${PASSWORD}@db/x`;
+const BOT_TOKEN = 'xoxb-1234567890-abcdefghijklmnop';
 
 for (const database of testDatabases()) {
   describe(`redaction before Slack on ${database.name}`, () => {
@@ -55,6 +64,131 @@ for (const database of testDatabases()) {
         assert.match(bodies[3]!, /api_key=\[REDACTED\]/);
       } finally {
         await db.close();
+      }
+    });
+
+    it('stores findings redacted, with their count, and keeps the secrets beside the evidence instead', async () => {
+      const db = await database.open();
+      const evidenceDir = mkdtempSync(join(tmpdir(), 'nightshift-job-run-'));
+      try {
+        await migrate(db);
+        const { incident } = await openIncidentByHand(db, {
+          host: 'web-1',
+          note: 'disk',
+          user: 'U0X',
+          channel: 'C1',
+        });
+        // What a collection hands over: lines from the host, as they were.
+        const run = await startJobRun(
+          { db, log, evidenceDir },
+          'collect-host',
+          'q-2',
+          incident.id,
+          {},
+          'started',
+        );
+        await run.finish(
+          [
+            {
+              severity: 'warning',
+              title: 'Kernel log mentions core dumps',
+              detail: `app[42]: connecting to ${DSN}; slack ${BOT_TOKEN}`,
+            },
+            {
+              severity: 'info',
+              title: 'Largest directory',
+              detail: `/var/lib/app/${PASSWORD}/cache 4.2 GiB`,
+            },
+          ],
+          'done',
+        );
+        const { rows } = await db.executeSql<{ title: string; body: unknown }>(
+          'SELECT title, body FROM findings WHERE incident_id = $1 ORDER BY id',
+          [incident.id],
+        );
+        assert.equal(rows.length, 2);
+        const stored = rows.map((r) => ({
+          title: r.title,
+          body: (typeof r.body === 'string' ? JSON.parse(r.body) : r.body) as object,
+        }));
+        for (const row of stored)
+          for (const secret of [PASSWORD, BOT_TOKEN, 'xoxb-'])
+            assert.ok(!JSON.stringify(row).includes(secret), `${secret} in ${JSON.stringify(row)}`);
+        assert.deepEqual(stored, [
+          {
+            title: 'Kernel log mentions core dumps',
+            body: {
+              detail: 'app[42]: connecting to postgres://u:[REDACTED]@db/x; slack xox-[REDACTED]',
+              redactions: 2,
+            },
+          },
+          // The password, bare here, was named in the other finding's URL.
+          {
+            title: 'Largest directory',
+            body: { detail: '/var/lib/app/[REDACTED]/cache 4.2 GiB', redactions: 1 },
+          },
+        ]);
+        // The values themselves stay on the bot host, beside the evidence, for the agent.
+        const file = knownSecretsPath(evidenceDir, incident.id);
+        assert.equal(statSync(file).mode & 0o777, 0o600);
+        assert.deepEqual(
+          (await recallSecrets(evidenceDir, incident.id)).sort(),
+          [BOT_TOKEN, PASSWORD].sort(),
+        );
+        const known = await incidentSecrets(db, incident.id, evidenceDir);
+        assert.equal(known.scrub(`conn ${PASSWORD} ok`).text, 'conn [REDACTED] ok');
+        assert.equal(
+          (await incidentSecrets(db, incident.id)).size,
+          0,
+          'the database alone no longer has them',
+        );
+      } finally {
+        await db.close();
+        rmSync(evidenceDir, { recursive: true, force: true });
+      }
+    });
+
+    it('redacts in place, once, the findings an older version stored in plain text', async () => {
+      const db = await database.open();
+      const evidenceDir = mkdtempSync(join(tmpdir(), 'nightshift-job-run-'));
+      try {
+        await migrate(db);
+        const { incident } = await openIncidentByHand(db, {
+          host: 'web-1',
+          note: 'disk',
+          user: 'U0X',
+          channel: 'C1',
+        });
+        for (const [title, detail] of [
+          ['Kernel log mentions core dumps', `app[42]: connecting to ${DSN}`],
+          [`Largest directory: /var/lib/${PASSWORD}`, '4.2 GiB'],
+          ['Disk 97% full', 'on /'],
+        ])
+          await db.executeSql(
+            `INSERT INTO findings (incident_id, kind, severity, title, body) VALUES ($1, 'collect-host', 'info', $2, $3)`,
+            [incident.id, title, JSON.stringify({ detail })],
+          );
+        assert.equal(await redactStoredFindings(db, evidenceDir), 3);
+        const { rows } = await db.executeSql<{ title: string; body: unknown }>(
+          'SELECT title, body FROM findings WHERE incident_id = $1 ORDER BY id',
+          [incident.id],
+        );
+        assert.deepEqual(
+          rows.map((r) => [r.title, typeof r.body === 'string' ? JSON.parse(r.body) : r.body]),
+          [
+            [
+              'Kernel log mentions core dumps',
+              { detail: 'app[42]: connecting to postgres://u:[REDACTED]@db/x', redactions: 1 },
+            ],
+            ['Largest directory: /var/lib/[REDACTED]', { detail: '4.2 GiB', redactions: 1 }],
+            ['Disk 97% full', { detail: 'on /', redactions: 0 }],
+          ],
+        );
+        assert.deepEqual(await recallSecrets(evidenceDir, incident.id), [PASSWORD]);
+        assert.equal(await redactStoredFindings(db, evidenceDir), 0, 'once');
+      } finally {
+        await db.close();
+        rmSync(evidenceDir, { recursive: true, force: true });
       }
     });
 

@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import { hostsSecretFiles, loadHostsFile } from '../../src/config/hosts.ts';
 import type { CodedError } from '../../src/errors.ts';
 import { findExecutable, runInSandbox, tasksOfUser } from '../../src/runners/evidence-sandbox.ts';
+import { ensureTestUser } from '../helpers/users.ts';
 
 /**
  * The evidence sandbox with the real bubblewrap: each test shows one wall holding, and where it
@@ -151,6 +152,36 @@ describe('the evidence sandbox (bubblewrap)', () => {
     assert.match(result.stderr, /Cannot fork|Resource temporarily unavailable/, 'forks were refused');
     await new Promise((r) => setTimeout(r, 500));
     assert.ok(tasksOfUser(uid) <= before + 1, 'nothing of the bomb is left behind');
+  });
+
+  it('runs as another user, and leaves alone hidden paths that user cannot reach', async () => {
+    assert.equal(process.getuid?.(), 0, 'this test runs as root, as the bot does when it needs runAs');
+    const user = await ensureTestUser();
+    const runAs = { uid: user.uid, gid: user.gid };
+    const keys = mkdtempSync('/var/lib/nightshift-sandbox-keys-');
+    const shared = mkdtempSync('/var/lib/nightshift-sandbox-shared-');
+    try {
+      // A key in a 0700 directory: bwrap, running as the user, could not even mount over it.
+      writeFileSync(join(keys, 'id_web1'), 'SSH PRIVATE KEY');
+      writeFileSync(join(shared, 'policy.yml'), 'approvers: [U1]');
+      chmodSync(shared, 0o755);
+      chmodSync(root, 0o755);
+      const script = `id -u; cat ${join(keys, 'id_web1')} ${join(shared, 'policy.yml')}`;
+      const result = await run(script, { runAs, hide: [join(keys, 'id_web1'), join(shared, 'policy.yml')] });
+      assert.equal(result.stdout, `${user.uid}\n`, result.stderr);
+      assert.match(result.stderr, new RegExp(`${join(keys, 'id_web1')}: Permission denied`));
+      assert.ok(!result.stderr.includes('approvers'));
+      const unhidden = await run(script, { runAs });
+      assert.equal(
+        unhidden.stdout,
+        `${user.uid}\napprovers: [U1]`,
+        'what the user can reach is hidden by hide',
+      );
+    } finally {
+      rmSync(keys, { recursive: true, force: true });
+      rmSync(shared, { recursive: true, force: true });
+      chmodSync(root, 0o700);
+    }
   });
 
   it('does not show the hosts file, its known_hosts and keys, nor the policy file', async () => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -19,11 +20,13 @@ import { HostsFileSchema } from '../../src/config/hosts.ts';
 import { openIncidentByHand } from '../../src/incidents/incidents.ts';
 import { type RunnerDeps, runProposalJob } from '../../src/jobs/workers/run-proposal.ts';
 import { createLogger } from '../../src/log.ts';
+import { resolveSandboxUser, sandboxUserStatus } from '../../src/runners/sandbox-user.ts';
 import { queueProposalMessage } from '../../src/slack/proposal-messages.ts';
 import type { Db } from '../../src/store/db.ts';
 import { migrate } from '../../src/store/migrate.ts';
 import { POSTGRES_URL, testDatabases } from '../helpers/db.ts';
 import { type Sshd, startSshd } from '../helpers/sshd.ts';
+import { ensureTestUser } from '../helpers/users.ts';
 
 /**
  * An approved script or query through the runner, end to end on the store: proposed, approved by
@@ -180,6 +183,54 @@ for (const database of testDatabases()) {
       assert.equal(replies.length, 1, 'short output: no file');
       assert.match(replies[0]!.body.text!, /^:x: .*exit 3/);
       assert.match(replies[0]!.body.text!, /Read-only file system/);
+    });
+
+    it('runs an approved evidence script as NIGHTSHIFT_SANDBOX_USER, which reads the evidence and cannot write it', async () => {
+      const user = await ensureTestUser();
+      const sandboxUser = resolveSandboxUser(user.name);
+      assert.deepEqual(sandboxUser, { uid: user.uid, gid: user.gid, label: user.name });
+      // Evidence as a bot with UMask=0027 leaves it: 0640 root:root in 0700 directories.
+      const evidenceRoot = deps.evidenceDir;
+      const dir = join(evidenceRoot, `incident-${incidentId}`, 'run-2');
+      mkdirSync(dir, { recursive: true });
+      const secret = join(dir, 'core.strings');
+      writeFileSync(secret, 'icy-name: Radio Nightly\n');
+      for (const path of [evidenceRoot, join(evidenceRoot, `incident-${incidentId}`), dir])
+        chmodSync(path, 0o700);
+      chmodSync(secret, 0o640);
+      const status = () => sandboxUserStatus({ spec: user.name, botUid: 0, evidenceDir: evidenceRoot });
+      // The test's mkdtemp directory plays the data directory: the user must pass through it.
+      chmodSync(work, 0o700);
+      assert.equal((await status()).level, 'warn');
+      assert.match((await status()).message, /cannot pass through .*chmod o\+x/);
+      chmodSync(work, 0o711);
+      assert.equal((await status()).level, 'ok');
+
+      const p = await approved(
+        'script',
+        'evidence',
+        'id -u; id -g; cat /evidence/run-2/core.strings; echo x >> /evidence/run-2/core.strings; echo "write $?"',
+      );
+      await runProposalJob({ ...deps, sandboxUser }, { proposalId: p.id });
+      const run = (await getRun(db, p.id))!;
+      const [reply] = await messages(`run:${run.id}:`);
+      assert.match(
+        reply!.body.text!,
+        new RegExp(`\n${user.uid}\n${user.gid}\nicy-name: Radio Nightly\nwrite 2\n`),
+        reply!.body.text,
+      );
+      assert.match(reply!.body.text!, /cannot create \/evidence\/run-2\/core\.strings: Permission denied/);
+      assert.equal(readFileSync(secret, 'utf8'), 'icy-name: Radio Nightly\n');
+      // Shared through the group, read-only: outside the sandbox too, the user cannot write it.
+      assert.equal(statSync(secret).mode & 0o777, 0o640);
+      assert.equal(statSync(secret).gid, user.gid);
+      assert.equal(statSync(secret).uid, 0);
+      assert.equal(statSync(evidenceRoot).mode & 0o777, 0o710);
+      const write = spawnSync('/bin/sh', ['-c', `echo x >> ${secret}`], { uid: user.uid, gid: user.gid });
+      assert.notEqual(write.status, 0);
+      assert.match(String(write.stderr), /Permission denied/);
+      assert.equal(readFileSync(secret, 'utf8'), 'icy-name: Radio Nightly\n');
+      chmodSync(work, 0o700);
     });
 
     it('fails the run, running nothing, for a host that is not in the hosts file', async () => {

@@ -8,6 +8,7 @@ import { loadConfig } from '../../config/env.ts';
 import { type HostsFile, loadHostsFile } from '../../config/hosts.ts';
 import { asCodedError, StoreLockedError } from '../../errors.ts';
 import { createLogger } from '../../log.ts';
+import { sandboxUserStatus, type UserLookup } from '../../runners/sandbox-user.ts';
 import { loadMigrations } from '../../store/migrate.ts';
 import { openStore } from '../../store/open.ts';
 import { type CliIo, helpOnly } from '../io.ts';
@@ -20,12 +21,14 @@ import { type CliIo, helpOnly } from '../io.ts';
 export const doctorHelp = `Usage: nightshift doctor
 
 Checks the configuration, the database, Slack (the bot token, its scopes against manifest.yml,
-INCIDENT_CHANNEL and the bot's membership there, Socket Mode's app token), the Anthropic API key
-and each SSH host in the hosts file, each only when configured. Exit status 0 when everything
-configured works.
+INCIDENT_CHANNEL and the bot's membership there, Socket Mode's app token), the user evidence
+scripts run as (NIGHTSHIFT_SANDBOX_USER; WARN when the bot is root and it is not set), the
+Anthropic API key and each SSH host in the hosts file, each only when configured. Exit status 0
+when everything configured works.
 `;
 
-export type CheckResult = { part: string; ok: boolean | null; detail: string };
+/** ok: null is off or not checked; warning marks an ok: null that needs attention (exit status stays 0). */
+export type CheckResult = { part: string; ok: boolean | null; detail: string; warning?: true };
 
 type Check = () => Promise<CheckResult | CheckResult[]>;
 
@@ -163,7 +166,17 @@ async function channelCheck(
   return { part, ok: true, detail: `${label} exists and the bot is a member` };
 }
 
-export async function runChecks(env: Record<string, string | undefined>): Promise<CheckResult[]> {
+export interface CheckOptions {
+  /** The bot's uid, for the sandbox user check. Default this process's. */
+  botUid?: number;
+  /** How users are looked up. Default `id`. */
+  lookup?: UserLookup;
+}
+
+export async function runChecks(
+  env: Record<string, string | undefined>,
+  options: CheckOptions = {},
+): Promise<CheckResult[]> {
   let config: ReturnType<typeof loadConfig>;
   try {
     config = loadConfig(env);
@@ -262,6 +275,17 @@ export async function runChecks(env: Record<string, string | undefined>): Promis
       }
       return results;
     },
+    async () => {
+      const status = await sandboxUserStatus({
+        spec: config.NIGHTSHIFT_SANDBOX_USER,
+        botUid: options.botUid ?? process.getuid?.(),
+        evidenceDir: config.NIGHTSHIFT_EVIDENCE_DIR ?? join(config.NIGHTSHIFT_DATA_DIR, 'evidence'),
+        ...(options.lookup ? { lookup: options.lookup } : {}),
+      });
+      const part = 'sandbox user';
+      if (status.level === 'warn') return { part, ok: null, warning: true, detail: status.message };
+      return { part, ok: status.level === 'ok', detail: status.message };
+    },
     async () => ({
       part: 'alert webhooks',
       ok: config.ALERT_WEBHOOK_TOKEN ? true : null,
@@ -353,6 +377,8 @@ export async function doctorCommand(
   }
   const results = await runChecks(env);
   for (const r of results)
-    io.stdout.write(`${r.ok === null ? '-' : r.ok ? 'ok' : 'FAIL'}  ${r.part}: ${r.detail}\n`);
+    io.stdout.write(
+      `${r.warning ? 'WARN' : r.ok === null ? '-' : r.ok ? 'ok' : 'FAIL'}  ${r.part}: ${r.detail}\n`,
+    );
   return results.some((r) => r.ok === false) ? 1 : 0;
 }

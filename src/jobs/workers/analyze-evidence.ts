@@ -6,8 +6,8 @@ import { type JobDeps, startJobRun } from './job-run.ts';
 
 /**
  * The analysis job: runs `nightshift analyze` on evidence already on the bot host (on worker
- * threads, so the bot's event loop keeps answering Slack), stores the findings (already redacted
- * by the analyzer) and queues each as a reply in the incident's thread.
+ * threads, so the bot's event loop keeps answering Slack), stores the findings (redacted again by
+ * job-run.ts before they are stored) and queues each as a reply in the incident's thread.
  */
 export type { JobDeps };
 

@@ -5,6 +5,7 @@ import { getProposal, type Proposal } from '../../approvals/service.ts';
 import type { SshConnections } from '../../collect/ssh.ts';
 import type { HostsFile } from '../../config/hosts.ts';
 import type { SqlDatabase } from '../../config/sql-databases.ts';
+import type { SandboxUser } from '../../runners/sandbox-user.ts';
 import type { SlackPoster } from '../../slack/outbox.ts';
 import { QUEUES } from '../queues.ts';
 import { type AgentHook, agentAfterClose, agentAfterRun, agentTurnJob, type Send } from './agent-turn.ts';
@@ -24,6 +25,8 @@ export interface WorkerDeps extends JobDeps {
   sqlDatabases?: readonly SqlDatabase[] | undefined;
   /** Host paths evidence scripts must not see. */
   sandboxHide?: readonly string[] | undefined;
+  /** The user evidence scripts run as (NIGHTSHIFT_SANDBOX_USER). */
+  sandboxUser?: SandboxUser | undefined;
   /** The agent, when ANTHROPIC_API_KEY is set; absent, the agent is off. */
   agent?: AgentConfig | undefined;
 }

@@ -1,5 +1,6 @@
 import { KnownSecrets, redact } from '../../analyze/redact.ts';
 import type { Finding } from '../../analyze/report-schema.ts';
+import { rememberSecrets } from '../../evidence/known-secrets.ts';
 import type { Logger } from '../../log.ts';
 import { findingReply } from '../../slack/blocks/incident.ts';
 import type { Db } from '../../store/db.ts';
@@ -17,6 +18,11 @@ export interface JobDeps {
   log: Logger;
   /** Asks the Slack outbox to post what was queued (absent when Slack is off). */
   kick?: () => void;
+  /**
+   * Where pulled evidence is kept: the secrets found in findings are remembered beside it for the
+   * agent (evidence/known-secrets.ts). Unset (tests, the CLI): they are not.
+   */
+  evidenceDir?: string;
 }
 
 export interface JobRun {
@@ -57,12 +63,27 @@ export async function startJobRun(
     id,
     reply,
     async finish(findings, doneText, subject = {}) {
-      // What goes to Slack is redacted, and a secret found in one finding is hidden in all of them.
+      // Findings are stored redacted, as they go to Slack, and a secret found in one finding is
+      // hidden in all of them. The secrets themselves are remembered beside the evidence, not in
+      // the database, so the agent can still hide their bare copies (evidence/known-secrets.ts).
       const known = new KnownSecrets();
-      for (const f of findings) known.add(redact(`${f.title}\n${f.detail}`).secrets);
-      const clean = (text: string) => known.scrub(redact(text).text).text;
+      const secrets: string[] = [];
+      for (const f of findings) {
+        const found = redact(`${f.title}\n${f.detail}`).secrets;
+        known.add(found);
+        secrets.push(...found);
+      }
+      const scrub = (text: string) => {
+        const named = redact(text);
+        const bare = known.scrub(named.text);
+        return { text: bare.text, count: named.count + bare.count };
+      };
+      const clean = (text: string) => scrub(text).text;
+      if (deps.evidenceDir) await rememberSecrets(deps.evidenceDir, incidentId, secrets);
       await deps.db.transaction(async (tx) => {
         for (const [i, finding] of findings.entries()) {
+          const title = scrub(finding.title);
+          const detail = scrub(finding.detail);
           await tx.executeSql(
             'INSERT INTO findings (incident_id, job_id, kind, severity, title, body) VALUES ($1, $2, $3, $4, $5, $6)',
             [
@@ -70,15 +91,11 @@ export async function startJobRun(
               id,
               queue,
               finding.severity,
-              finding.title,
-              JSON.stringify({ detail: finding.detail }),
+              title.text,
+              JSON.stringify({ detail: detail.text, redactions: title.count + detail.count }),
             ],
           );
-          const message = findingReply({
-            ...finding,
-            title: clean(finding.title),
-            detail: clean(finding.detail),
-          });
+          const message = findingReply({ ...finding, title: title.text, detail: detail.text });
           await queueThreadMessage(tx, {
             incidentId,
             key: `job:${queueJobId}:finding:${i}`,

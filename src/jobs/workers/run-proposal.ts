@@ -10,6 +10,7 @@ import { findHost, type HostsFile } from '../../config/hosts.ts';
 import type { SqlDatabase } from '../../config/sql-databases.ts';
 import { CodedError, ErrorCode } from '../../errors.ts';
 import { runInSandbox, SANDBOX_DEFAULTS, type SandboxOptions } from '../../runners/evidence-sandbox.ts';
+import { type SandboxUser, shareEvidence } from '../../runners/sandbox-user.ts';
 import { renderSqlResult, runReadOnlySql, type SqlRunOptions } from '../../runners/sql.ts';
 import { checkReadOnlySql } from '../../runners/sql-check.ts';
 import type { SlackPoster } from '../../slack/outbox.ts';
@@ -40,6 +41,8 @@ export interface RunnerDeps extends JobDeps {
   sqlDatabases?: readonly SqlDatabase[] | undefined;
   /** Host paths evidence scripts must not see (the bot's data directory); the evidence root and SSH keys are added. */
   sandboxHide?: readonly string[] | undefined;
+  /** The user evidence scripts run as (NIGHTSHIFT_SANDBOX_USER); unset, the bot's own. */
+  sandboxUser?: SandboxUser | undefined;
   /** Limits other than the defaults (tests). */
   limits?: RunnerLimits | undefined;
 }
@@ -411,6 +414,8 @@ async function executeScript(
   if (about.target === 'evidence') {
     const evidence = join(deps.evidenceDir, `incident-${proposal.incidentId}`);
     await mkdir(evidence, { recursive: true });
+    // The sandbox user reads the incident's evidence through its group, and cannot write it.
+    if (deps.sandboxUser) await shareEvidence(deps.evidenceDir, evidence, deps.sandboxUser);
     const limits = deps.limits?.sandbox ?? {};
     timeoutMs = limits.timeoutMs ?? SANDBOX_DEFAULTS.timeoutMs;
     maxOutputBytes = limits.maxOutputBytes ?? SANDBOX_DEFAULTS.maxOutputBytes;
@@ -418,6 +423,7 @@ async function executeScript(
       script: about.text,
       evidenceDir: evidence,
       ...limits,
+      ...(deps.sandboxUser ? { runAs: { uid: deps.sandboxUser.uid, gid: deps.sandboxUser.gid } } : {}),
       // The other incidents' evidence, the bot's data and its SSH keys stay out of sight.
       hide: [
         deps.evidenceDir,
