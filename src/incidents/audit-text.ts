@@ -40,6 +40,9 @@ const KNOWN: ReadonlyArray<[string, (s: Record<string, unknown>) => string | und
   ['error', (s) => `error: ${text(s.error)}`],
   ['file', (s) => `file ${text(s.file)}${s.fileBytes === undefined ? '' : ` (${text(s.fileBytes)} bytes)`}`],
   ['fileBytes', () => undefined],
+  ['bytes', (s) => `a reply of ${text(s.bytes)} characters`],
+  // The model's tool_use id: how a restarted turn finds what it proposed, not for a reader.
+  ['toolUse', () => undefined],
   ['sha256', (s) => `sha256 ${text(s.sha256).slice(0, 12)}`],
   ['job', (s) => `job ${text(s.job).slice(0, 8)}`],
 ];

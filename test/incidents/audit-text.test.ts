@@ -32,7 +32,7 @@ describe('audit entries in the timeline', () => {
       describeAudit({
         action: 'proposal.created',
         actor: 'agent',
-        subject: { kind: 'sql', sha256: SHA, target: 'crm', proposal: 1 },
+        subject: { kind: 'sql', sha256: SHA, target: 'crm', proposal: 1, toolUse: 'toolu_01' },
       }),
       'proposal.created by agent: proposal #1, sql on crm, sha256 23a0b8cfaa34',
     );
@@ -50,7 +50,7 @@ describe('audit entries in the timeline', () => {
         actor: 'nightshift',
         subject: { run: 1, file: 'run-1-crm.csv', bytes: 212, proposal: 1, fileBytes: 88 },
       }),
-      'run.result_posted by nightshift: proposal #1, run 1, file run-1-crm.csv (88 bytes), bytes 212',
+      'run.result_posted by nightshift: proposal #1, run 1, file run-1-crm.csv (88 bytes), a reply of 212 characters',
     );
   });
 
