@@ -64,19 +64,35 @@ export async function resolveEvidenceFile(root: string, name: string): Promise<E
 
 const CHUNK = 1 << 20;
 
+/** How a text is laid out in memory: a pattern is looked for in both. */
+export type TextEncoding = 'ascii' | 'utf16le';
+
 /**
- * Calls `onMatch` with the offset of each occurrence of `needle` in the file, reading at most
- * `maxBytes`; stops early when `onMatch` returns false. Returns the bytes read.
+ * The text as bytes in each encoding a process keeps strings in: UTF-8 (ASCII for ASCII text)
+ * and UTF-16LE (Python's and Java's wide strings, Windows APIs); a core holds both.
+ */
+export function needlesFor(text: string): Array<{ bytes: Buffer; encoding: TextEncoding }> {
+  return [
+    { bytes: Buffer.from(text, 'utf8'), encoding: 'ascii' },
+    { bytes: Buffer.from(text, 'utf16le'), encoding: 'utf16le' },
+  ];
+}
+
+/**
+ * Calls `onMatch` with the offset of each occurrence of any of `needles` in the file (and which
+ * needle), in file order, reading at most `maxBytes`; stops early when `onMatch` returns false.
+ * Returns the bytes read.
  */
 export async function scanFile(
   path: string,
-  needle: Buffer,
+  needles: readonly Buffer[],
   maxBytes: number,
-  onMatch: (offset: number) => boolean,
+  onMatch: (offset: number, needle: number) => boolean,
 ): Promise<number> {
+  const longest = Math.max(...needles.map((n) => n.length));
   const handle = await open(path, 'r');
   try {
-    const buffer = Buffer.alloc(CHUNK + needle.length);
+    const buffer = Buffer.alloc(CHUNK + longest);
     let carry = 0;
     let position = 0;
     let read = 0;
@@ -88,15 +104,18 @@ export async function scanFile(
       position += bytesRead;
       const end = carry + bytesRead;
       const base = position - end;
-      let from = 0;
-      for (;;) {
-        const at = buffer.subarray(0, end).indexOf(needle, from);
-        if (at < 0) break;
-        if (!onMatch(base + at)) return read;
-        from = at + 1;
+      const view = buffer.subarray(0, end);
+      const found: Array<[number, number]> = [];
+      for (const [which, needle] of needles.entries()) {
+        for (let at = view.indexOf(needle); at >= 0; at = view.indexOf(needle, at + 1)) {
+          // One that lies wholly in the carried tail was found with the chunk before.
+          if (at + needle.length > carry) found.push([at, which]);
+        }
       }
-      // Keep the tail, so a match across the chunk boundary is found once (it starts in the tail).
-      carry = Math.min(needle.length - 1, end);
+      found.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+      for (const [at, which] of found) if (!onMatch(base + at, which)) return read;
+      // Keep the tail, so a match across the chunk boundary is found once (it ends past the tail).
+      carry = Math.min(longest - 1, end);
       buffer.copy(buffer, 0, end - carry, end);
     }
     return read;
@@ -121,6 +140,48 @@ export function printable(bytes: Buffer): string {
   let out = '';
   for (const b of bytes) out += b >= 0x20 && b <= 0x7e ? String.fromCharCode(b) : '.';
   return out;
+}
+
+/**
+ * UTF-16LE bytes as a line of text, from `from` on (the parity of a match): a printable ASCII
+ * character followed by a NUL is kept, any other pair is a dot.
+ */
+export function printable16(bytes: Buffer, from: number): string {
+  let out = '';
+  for (let i = from; i + 1 < bytes.length; i += 2) {
+    const b = bytes[i]!;
+    out += bytes[i + 1] === 0 && b >= 0x20 && b <= 0x7e ? String.fromCharCode(b) : '.';
+  }
+  return out;
+}
+
+/**
+ * UTF-16LE runs of printable ASCII of at least `min` characters, at either byte parity, with
+ * their offsets from `base`.
+ */
+export function strings16In(
+  bytes: Buffer,
+  base: number,
+  min: number,
+): Array<{ offset: number; text: string }> {
+  const found: Array<{ offset: number; text: string }> = [];
+  for (const parity of [0, 1]) {
+    let start = -1;
+    let text = '';
+    for (let i = parity; i <= bytes.length; i += 2) {
+      const b = i + 1 < bytes.length ? bytes[i]! : 0;
+      const ok = b >= 0x20 && b <= 0x7e && bytes[i + 1] === 0;
+      if (ok) {
+        if (start < 0) start = i;
+        text += String.fromCharCode(b);
+      } else if (start >= 0) {
+        if (text.length >= min) found.push({ offset: base + start, text });
+        start = -1;
+        text = '';
+      }
+    }
+  }
+  return found.sort((a, b) => a.offset - b.offset);
 }
 
 /** Printable ASCII runs of at least `min` bytes, with their offsets from `base`. */

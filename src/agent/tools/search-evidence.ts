@@ -1,12 +1,22 @@
 import { z } from 'zod';
 import { KnownSecrets, REDACTED, redact } from '../../analyze/redact.ts';
-import { incidentEvidenceDir, listEvidenceFiles, printable, readRange, scanFile } from './evidence-files.ts';
+import {
+  incidentEvidenceDir,
+  listEvidenceFiles,
+  needlesFor,
+  printable,
+  printable16,
+  readRange,
+  scanFile,
+  type TextEncoding,
+} from './evidence-files.ts';
 import { defineTool, ToolRefusal } from './tool.ts';
 
 /**
  * A bounded search for a literal in the incident's local evidence (the pulled cores and files):
  * at most MAX_SCAN_BYTES read over all files, at most `maxMatches` matches, each with its file,
- * byte offset and the printable bytes around it.
+ * byte offset and the printable text around it. The pattern is looked for as UTF-8 and as UTF-16LE:
+ * a core keeps an interpreter's wide strings that way, and a byte search for one finds nothing.
  */
 
 export const MAX_SCAN_BYTES = 512 * 1024 * 1024;
@@ -49,7 +59,7 @@ export function redactedWindow(wide: string, from: number, to: number, known: Kn
 
 export const searchEvidence = defineTool({
   name: 'search_evidence',
-  description: `Searches this incident's local evidence files (pulled cores, logs) for a literal byte pattern (not a regex), case-sensitive. Returns up to maxMatches matches with file, byte offset and the printable text around each. Reads at most ${MAX_SCAN_BYTES / 1024 / 1024} MiB. Read-only; runs at once.`,
+  description: `Searches this incident's local evidence files (pulled cores, logs) for a literal text (not a regex), case-sensitive, as UTF-8 and as UTF-16LE. Returns up to maxMatches matches with file, byte offset and the printable text around each. Reads at most ${MAX_SCAN_BYTES / 1024 / 1024} MiB. Read-only; runs at once.`,
   acts: false,
   input: z
     .object({
@@ -66,26 +76,36 @@ export const searchEvidence = defineTool({
       );
     const root = incidentEvidenceDir(ctx.evidenceDir, ctx.incidentId);
     const files = await listEvidenceFiles(root);
-    const needle = Buffer.from(input.pattern, 'utf8');
-    const matches: Array<{ file: string; path: string; offset: number }> = [];
+    const needles = needlesFor(input.pattern);
+    const matches: Array<{ file: string; path: string; offset: number; encoding: TextEncoding }> = [];
     let scanned = 0;
     let filesRead = 0;
     for (const file of files) {
       if (matches.length >= input.maxMatches || scanned >= MAX_SCAN_BYTES) break;
       filesRead++;
-      scanned += await scanFile(file.path, needle, MAX_SCAN_BYTES - scanned, (offset) => {
-        matches.push({ file: file.name, path: file.path, offset });
+      const bytes = needles.map((n) => n.bytes);
+      scanned += await scanFile(file.path, bytes, MAX_SCAN_BYTES - scanned, (offset, which) => {
+        matches.push({ file: file.name, path: file.path, offset, encoding: needles[which]!.encoding });
         return matches.length < input.maxMatches;
       });
     }
     const lines: string[] = [];
     for (const m of matches) {
-      const start = Math.max(0, m.offset - CONTEXT);
-      const wideStart = Math.max(0, start - REDACTION_MARGIN);
-      const end = m.offset + needle.length + CONTEXT;
-      const wide = printable(await readRange(m.path, wideStart, end + REDACTION_MARGIN - wideStart));
-      const shown = redactedWindow(wide, start - wideStart, Math.min(wide.length, end - wideStart), known);
-      lines.push(`${m.file} @ ${m.offset}: ${shown}`);
+      // Context and margin in characters: two bytes each in UTF-16LE, read at the match's parity.
+      const width = m.encoding === 'utf16le' ? 2 : 1;
+      const length = input.pattern.length * width;
+      const before = Math.min(Math.floor(m.offset / width), CONTEXT + REDACTION_MARGIN);
+      const wideStart = m.offset - before * width;
+      const bytes = await readRange(
+        m.path,
+        wideStart,
+        before * width + length + (CONTEXT + REDACTION_MARGIN) * width,
+      );
+      const wide = width === 2 ? printable16(bytes, 0) : printable(bytes);
+      const from = Math.max(0, before - CONTEXT);
+      const to = Math.min(wide.length, before + input.pattern.length + CONTEXT);
+      const shown = redactedWindow(wide, from, to, known);
+      lines.push(`${m.file} @ ${m.offset}${width === 2 ? ' (UTF-16LE)' : ''}: ${shown}`);
     }
     const limits = [
       matches.length >= input.maxMatches ? `stopped at ${input.maxMatches} matches` : '',

@@ -1,9 +1,11 @@
 import { z } from 'zod';
 import {
   incidentEvidenceDir,
+  needlesFor,
   readRange,
   resolveEvidenceFile,
   scanFile,
+  strings16In,
   stringsIn,
 } from './evidence-files.ts';
 import { MAX_SCAN_BYTES } from './search-evidence.ts';
@@ -16,7 +18,7 @@ const MAX_STRINGS = 200;
 export const stringsAround = defineTool({
   name: 'strings_around',
   description:
-    'Shows the printable ASCII strings (at least minLength characters) within radius bytes around an occurrence of value in one evidence file (a name search_evidence gave), each with its byte offset. Bounded; read-only; runs at once.',
+    'Shows the printable strings, ASCII and UTF-16LE (at least minLength characters), within radius bytes around an occurrence of value (UTF-8 or UTF-16LE) in one evidence file (a name search_evidence gave), each with its byte offset. Bounded; read-only; runs at once.',
   acts: false,
   input: z
     .object({
@@ -30,13 +32,15 @@ export const stringsAround = defineTool({
   async run(input, ctx) {
     const root = incidentEvidenceDir(ctx.evidenceDir, ctx.incidentId);
     const file = await resolveEvidenceFile(root, input.file);
-    const needle = Buffer.from(input.value, 'utf8');
+    const needles = needlesFor(input.value).map((n) => n.bytes);
     let seen = 0;
     let found: number | undefined;
-    await scanFile(file.path, needle, MAX_SCAN_BYTES, (offset) => {
+    let needle = needles[0]!;
+    await scanFile(file.path, needles, MAX_SCAN_BYTES, (offset, which) => {
       seen++;
       if (seen < input.occurrence) return true;
       found = offset;
+      needle = needles[which]!;
       return false;
     });
     if (found === undefined)
@@ -45,12 +49,17 @@ export const stringsAround = defineTool({
       );
     const start = Math.max(0, found - input.radius);
     const bytes = await readRange(file.path, start, found - start + needle.length + input.radius);
-    const strings = stringsIn(bytes, start, input.minLength).slice(0, MAX_STRINGS);
+    const strings = [
+      ...stringsIn(bytes, start, input.minLength),
+      ...strings16In(bytes, start, input.minLength).map((s) => ({ ...s, wide: true })),
+    ]
+      .sort((a, b) => a.offset - b.offset)
+      .slice(0, MAX_STRINGS);
     const text = [
       `${strings.length} string(s) within ${input.radius} bytes of ${JSON.stringify(input.value)} at ${file.name} @ ${found}:`,
       ...strings.map(
         (s) =>
-          `${s.offset}${s.offset <= found! && found! < s.offset + s.text.length ? ' *' : ''}: ${s.text.slice(0, 512)}`,
+          `${s.offset}${s.offset <= found! && found! < s.offset + s.text.length * ('wide' in s ? 2 : 1) ? ' *' : ''}${'wide' in s ? ' (UTF-16LE)' : ''}: ${s.text.slice(0, 512)}`,
       ),
     ].join('\n');
     return { source: `${file.name} around ${found}`, text };

@@ -58,6 +58,15 @@ describe('search_evidence', () => {
     mkdirSync(dir, { recursive: true });
     // The match's 80 bytes of context start inside "PASSWORD", after its first four letters.
     writeFileSync(join(dir, 'env.txt'), `PASSWORD=${SECRET}${' '.repeat(62)}NEEDLE and more`);
+    // A wide string, as Python keeps some text: one byte of padding first, so it sits at an odd offset.
+    writeFileSync(
+      join(dir, 'wide.bin'),
+      Buffer.concat([
+        Buffer.from([0xff]),
+        Buffer.from(`PASSWORD=${SECRET}${' '.repeat(62)}WIDEONE and more`, 'utf16le'),
+        Buffer.from([0, 0, 0xfe]),
+      ]),
+    );
   });
   after(() => rmSync(evidenceDir, { recursive: true, force: true }));
   const ctx = () => ({ evidenceDir, incidentId, knownSecrets: new KnownSecrets() }) as unknown as ToolContext;
@@ -99,6 +108,15 @@ describe('search_evidence', () => {
     assert.match(shown, /1 match\(es\)/);
     assert.match(shown, /env\.txt @ 84: WORD=\[REDACTED\] +NEEDLE and more/);
     assert.ok(!shown.includes(SECRET), shown);
+    assert.ok(!shown.includes('hunter'), shown);
+  });
+
+  it('finds a UTF-16LE copy of the pattern and shows its context as text, redacted the same way', async () => {
+    const found = await callTool([searchEvidence], use('search_evidence', { pattern: 'WIDEONE' }), ctx());
+    const shown = text(found.result.content);
+    assert.match(shown, /1 match\(es\)/);
+    // 1 byte of padding + 84 characters of two bytes each.
+    assert.match(shown, /wide\.bin @ 169 \(UTF-16LE\): WORD=\[REDACTED\] +WIDEONE and more\.\n/);
     assert.ok(!shown.includes('hunter'), shown);
   });
 });

@@ -1,0 +1,132 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import {
+  needlesFor,
+  printable16,
+  scanFile,
+  strings16In,
+  stringsIn,
+} from '../../../src/agent/tools/evidence-files.ts';
+import { stringsAround } from '../../../src/agent/tools/strings-around.ts';
+import { callTool, type ToolContext } from '../../../src/agent/tools/tool.ts';
+import { KnownSecrets } from '../../../src/analyze/redact.ts';
+
+/**
+ * The byte search under search_evidence and strings_around: several needles at once (the
+ * pattern as UTF-8 and as UTF-16LE), in file order, each match once even where it straddles a
+ * read of 1 MiB or lies wholly in the tail carried from one read to the next.
+ */
+
+const MIB = 1 << 20;
+
+describe('scanFile', () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'nightshift-scan-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** Every offset of each needle, by indexOf over the whole buffer: the reference. */
+  function reference(bytes: Buffer, needles: Buffer[]): Array<[number, number]> {
+    const all: Array<[number, number]> = [];
+    for (const [which, needle] of needles.entries())
+      for (let at = bytes.indexOf(needle); at >= 0; at = bytes.indexOf(needle, at + 1)) all.push([at, which]);
+    return all.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  }
+
+  it('finds both encodings across read boundaries, each once, in file order', async () => {
+    const [ascii, wide] = needlesFor('radio.mp3').map((n) => n.bytes) as [Buffer, Buffer];
+    const bytes = Buffer.alloc(3 * MIB + 100, 0x2e);
+    // Straddling the first boundary (UTF-16, 18 bytes), wholly inside the tail carried past the
+    // second (ASCII, 9 bytes, shorter than the UTF-16 needle that sets the tail's length), and
+    // one right at the start and end.
+    wide.copy(bytes, MIB - 7);
+    ascii.copy(bytes, 2 * MIB - 12);
+    ascii.copy(bytes, 0);
+    wide.copy(bytes, bytes.length - wide.length);
+    ascii.copy(bytes, 1234);
+    const file = join(dir, 'core');
+    writeFileSync(file, bytes);
+    const seen: Array<[number, number]> = [];
+    const read = await scanFile(file, [ascii, wide], 10 * MIB, (offset, which) => {
+      seen.push([offset, which]);
+      return true;
+    });
+    assert.equal(read, bytes.length);
+    assert.deepEqual(seen, reference(bytes, [ascii, wide]));
+    assert.equal(seen.length, 5);
+  });
+
+  it('stops when told to, and at maxBytes', async () => {
+    const needle = Buffer.from('NEEDLE');
+    const file = join(dir, 'many');
+    writeFileSync(file, Buffer.from('..NEEDLE..'.repeat(1000)));
+    let n = 0;
+    await scanFile(file, [needle], 1 << 30, () => ++n < 3);
+    assert.equal(n, 3);
+    const offsets: number[] = [];
+    const read = await scanFile(file, [needle], 25, (offset) => offsets.push(offset) > 0);
+    assert.equal(read, 25);
+    assert.deepEqual(offsets, [2, 12]);
+  });
+});
+
+describe('wide strings', () => {
+  it('reads UTF-16LE runs at either parity, with their offsets', () => {
+    const bytes = Buffer.concat([
+      Buffer.from([7]),
+      Buffer.from('icy-name', 'utf16le'),
+      Buffer.from([0xff, 0xff]),
+      Buffer.from('short', 'utf16le'),
+      Buffer.from('ascii text here'),
+    ]);
+    assert.deepEqual(strings16In(bytes, 100, 6), [{ offset: 101, text: 'icy-name' }]);
+    assert.deepEqual(
+      stringsIn(bytes, 100, 6).map((s) => s.text),
+      ['ascii text here'],
+    );
+    assert.equal(printable16(bytes, 1).slice(0, 9), 'icy-name.');
+  });
+});
+
+describe('strings_around', () => {
+  it('finds a value kept as UTF-16LE and lists the wide and narrow strings near it', async () => {
+    const evidenceDir = mkdtempSync(join(tmpdir(), 'nightshift-around-'));
+    try {
+      const dir = join(evidenceDir, 'incident-3');
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(
+        join(dir, 'core.1'),
+        Buffer.concat([
+          Buffer.alloc(100),
+          Buffer.from('GET /live/radio.mp3 HTTP/1.1'),
+          Buffer.alloc(9),
+          Buffer.from('http://radio.example/live/radio.mp3', 'utf16le'),
+          Buffer.alloc(50),
+        ]),
+      );
+      const ctx = { evidenceDir, incidentId: 3, knownSecrets: new KnownSecrets() } as unknown as ToolContext;
+      const call = await callTool(
+        [stringsAround],
+        {
+          type: 'tool_use',
+          id: 'toolu_1',
+          name: 'strings_around',
+          input: { file: 'core.1', value: 'radio.example', radius: 64 },
+        },
+        ctx,
+      );
+      const shown = JSON.stringify(call.result.content);
+      assert.equal(call.result.is_error, undefined, shown);
+      // The wide URL starts at 137 (100 + 28 + 9); "radio.example" is 7 characters in, at 151.
+      assert.match(shown, /at core\.1 @ 151:/);
+      assert.match(shown, /137 \* \(UTF-16LE\): http:\/\/radio\.example\/live\/radio\.mp3/);
+      assert.match(shown, /100: GET \/live\/radio\.mp3 HTTP\/1\.1/);
+    } finally {
+      rmSync(evidenceDir, { recursive: true, force: true });
+    }
+  });
+});
