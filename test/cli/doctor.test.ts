@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -202,6 +202,26 @@ describe('nightshift doctor', () => {
       assert.match(notRoot.detail, /runs as uid 1000, not root/);
     } finally {
       chmodSync(dataDir, 0o700);
+    }
+  });
+
+  it('says whether the sandbox that runs evidence scripts is installed', async () => {
+    const sandboxCheck = async (searchPath: string) =>
+      (await runChecks({ DATABASE_URL: NO_DATABASE, NIGHTSHIFT_DATA_DIR: dataDir }, { searchPath })).find(
+        (r) => r.part === 'sandbox',
+      )!;
+    const here = await sandboxCheck(process.env.PATH ?? '');
+    assert.equal(here.ok, true, here.detail);
+    const empty = mkdtempSync(join(tmpdir(), 'nightshift-no-tools-'));
+    try {
+      assert.deepEqual(await sandboxCheck(empty), {
+        part: 'sandbox',
+        ok: false,
+        detail:
+          'bwrap and prlimit not found on PATH: approved evidence scripts would be refused (apt-get install bubblewrap util-linux)',
+      });
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
     }
   });
 

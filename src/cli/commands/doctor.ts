@@ -8,6 +8,7 @@ import { loadConfig } from '../../config/env.ts';
 import { type HostsFile, loadHostsFile } from '../../config/hosts.ts';
 import { asCodedError, StoreLockedError } from '../../errors.ts';
 import { createLogger } from '../../log.ts';
+import { findExecutable } from '../../runners/evidence-sandbox.ts';
 import { sandboxUserStatus, type UserLookup } from '../../runners/sandbox-user.ts';
 import { loadMigrations } from '../../store/migrate.ts';
 import { openStore } from '../../store/open.ts';
@@ -171,6 +172,8 @@ export interface CheckOptions {
   botUid?: number;
   /** How users are looked up. Default `id`. */
   lookup?: UserLookup;
+  /** Where bwrap and prlimit are looked for. Default PATH. */
+  searchPath?: string;
 }
 
 export async function runChecks(
@@ -285,6 +288,24 @@ export async function runChecks(
       const part = 'sandbox user';
       if (status.level === 'warn') return { part, ok: null, warning: true, detail: status.message };
       return { part, ok: status.level === 'ok', detail: status.message };
+    },
+    // The runner refuses an approved evidence script without these; better heard before an incident.
+    async () => {
+      const missing = [
+        ['bwrap', 'bubblewrap'],
+        ['prlimit', 'util-linux'],
+      ].filter(([tool]) => !findExecutable(tool!, options.searchPath));
+      return missing.length === 0
+        ? {
+            part: 'sandbox',
+            ok: true,
+            detail: 'bwrap and prlimit are installed: approved evidence scripts can run',
+          }
+        : {
+            part: 'sandbox',
+            ok: false,
+            detail: `${missing.map(([tool]) => tool).join(' and ')} not found on PATH: approved evidence scripts would be refused (apt-get install ${missing.map(([, pkg]) => pkg).join(' ')})`,
+          };
     },
     async () => ({
       part: 'alert webhooks',
