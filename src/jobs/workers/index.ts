@@ -6,6 +6,7 @@ import type { SshConnections } from '../../collect/ssh.ts';
 import type { HostsFile } from '../../config/hosts.ts';
 import type { SqlDatabase } from '../../config/sql-databases.ts';
 import type { SlackPoster } from '../../slack/outbox.ts';
+import { WORKER_POLLING } from '../boss.ts';
 import { QUEUES } from '../queues.ts';
 import { agentAfterRun, agentTurnJob } from './agent-turn.ts';
 import { analyzeEvidence, type JobDeps } from './analyze-evidence.ts';
@@ -52,7 +53,7 @@ export async function registerWorkers(boss: PgBoss, deps: WorkerDeps): Promise<v
   const send = (queue: string, payload: object, options?: { startAfter?: number }) =>
     boss.send(queue, payload, options ?? {});
   const hook = { db: deps.db, channel: deps.channel, agent: deps.agent, send, kick: deps.kick };
-  await boss.work(QUEUES.analyzeEvidence.name, { pollingIntervalSeconds: 1 }, async (jobs) => {
+  await boss.work(QUEUES.analyzeEvidence.name, WORKER_POLLING, async (jobs) => {
     for (const job of jobs) {
       await analyzeEvidence(deps, job.id, job.data);
       await agentAfterRun(hook, QUEUES.analyzeEvidence.payload.parse(job.data).incidentId);
@@ -60,7 +61,7 @@ export async function registerWorkers(boss: PgBoss, deps: WorkerDeps): Promise<v
   });
   const { agent } = deps;
   if (agent) {
-    await boss.work(QUEUES.agentTurn.name, { pollingIntervalSeconds: 1 }, async (jobs) => {
+    await boss.work(QUEUES.agentTurn.name, WORKER_POLLING, async (jobs) => {
       for (const job of jobs)
         await agentTurnJob(
           {
@@ -74,7 +75,7 @@ export async function registerWorkers(boss: PgBoss, deps: WorkerDeps): Promise<v
         );
     });
   }
-  await boss.work(QUEUES.runProposal.name, { pollingIntervalSeconds: 1 }, async (jobs) => {
+  await boss.work(QUEUES.runProposal.name, WORKER_POLLING, async (jobs) => {
     for (const job of jobs) {
       await runProposalJob({ ...deps, send: (queue, payload) => boss.send(queue, payload) }, job.data);
       // The agent waits for the result of what it proposed; a pull wakes it through its analysis.
@@ -85,7 +86,7 @@ export async function registerWorkers(boss: PgBoss, deps: WorkerDeps): Promise<v
   });
   const { hosts, ssh } = deps;
   if (hosts && ssh) {
-    await boss.work(QUEUES.collectHost.name, { pollingIntervalSeconds: 1 }, async (jobs) => {
+    await boss.work(QUEUES.collectHost.name, WORKER_POLLING, async (jobs) => {
       for (const job of jobs) {
         const collection = await collectHostJob({ ...deps, hosts, ssh, onApproved }, job.id, job.data);
         if (collection) await agentAfterRun(hook, QUEUES.collectHost.payload.parse(job.data).incidentId);
