@@ -132,6 +132,7 @@ const approvedToRun: number[] = [];
 const clickToProcess: number[] = [];
 const findingToProposal: number[] = [];
 const findingToModel: number[] = [];
+const ahead: number[] = [];
 const modelToProposal: number[] = [];
 let modelMs = 0;
 const runFailures = new Map<string, number>();
@@ -179,6 +180,13 @@ try {
     }
     modelMs += inWindow;
     findingToProposal.push(proposalAt - findingAt - inWindow);
+    // The outbox posts a thread's replies in order: what the proposal waited behind.
+    const [rootTs] = await postedTs(incidentId, 'incident:%:root');
+    ahead.push(
+      slack
+        .callsTo('chat.postMessage')
+        .filter((c) => c.args.thread_ts === rootTs && c.at >= findingAt && c.at < proposalAt).length,
+    );
     const asked = model.requests.find((r) => userText(r.body).includes(`Incident #${incidentId},`));
     if (asked) {
       findingToModel.push(asked.at - findingAt);
@@ -273,6 +281,9 @@ try {
     console.log(`    finding posted → the model asked: ${summary(findingToModel)}`);
     console.log(`    the model answered → proposal posted: ${summary(modelToProposal)}`);
   }
+  console.log(
+    `    replies posted to the thread from the first finding to the proposal: ${percentile(ahead, 50)} at the median, ${Math.max(...ahead)} at most`,
+  );
   console.log(
     `${proposalP99 < 200 ? 'PASS' : 'FAIL'}  p99 under 200 ms (p99 is ${(proposalP99 / 200).toFixed(2)}× the goal)`,
   );
