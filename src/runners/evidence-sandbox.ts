@@ -161,7 +161,11 @@ export function sandboxArgs(options: {
   args.push('--size', String(SHM_BYTES), '--tmpfs', '/dev/shm');
   args.push('--dir', '/run', '--dir', '/home', '--dir', '/root');
   const emptied: string[] = [];
-  for (const path of [...EMPTIED, ...options.hide.map((p) => resolve(p))]) {
+  const hidden = [...EMPTIED, ...options.hide.map((p) => resolve(p))];
+  // A path inside another hidden one (the evidence directory inside the data directory, as by
+  // default) is hidden with it: a tmpfs over its parent would leave no mount point to remount.
+  const outermost = hidden.filter((path) => !hidden.some((other) => path.startsWith(`${other}/`)));
+  for (const path of new Set(outermost)) {
     if (['/tmp', '/run', '/home', '/root'].includes(path)) continue;
     let stat: ReturnType<typeof statSync>;
     try {

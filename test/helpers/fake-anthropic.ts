@@ -65,6 +65,13 @@ export interface RecordedRequest {
   at: number;
   /** The status the fake answered with. */
   status: number;
+  /**
+   * The fake's own time on this request, in milliseconds: from its arrival to the answer written
+   * (the "model's time", which a benchmark subtracts from what the bot took).
+   */
+  handledMs: number;
+  /** Date.now() when the answer was written. */
+  answeredAt: number;
 }
 
 /** What the model says next: content blocks and why it stopped (ids and usage are filled in). */
@@ -319,6 +326,7 @@ export async function startFakeAnthropic(options: { apiKey?: string } = {}): Pro
   };
 
   const server = createServer((req, res) => {
+    const arrived = performance.now();
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -336,9 +344,13 @@ export async function startFakeAnthropic(options: { apiKey?: string } = {}): Pro
         })(),
         at: Date.now(),
         status: 0,
+        handledMs: 0,
+        answeredAt: 0,
       };
       requests.push(recorded);
       recorded.status = answer(req, res, raw);
+      recorded.handledMs = performance.now() - arrived;
+      recorded.answeredAt = Date.now();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

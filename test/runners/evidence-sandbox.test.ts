@@ -120,6 +120,25 @@ describe('the evidence sandbox (bubblewrap)', () => {
     }
   });
 
+  it('hides a path inside another hidden one with it (the evidence directory inside the data directory)', async () => {
+    const data = mkdtempSync('/var/lib/nightshift-sandbox-test-');
+    try {
+      mkdirSync(join(data, 'evidence'));
+      writeFileSync(join(data, 'evidence', 'core.1'), 'CORE');
+      writeFileSync(join(data, 'id_ed25519'), 'PRIVATE KEY');
+      const hidden = await run(
+        `ls -A ${data} | wc -l; test -e ${join(data, 'evidence', 'core.1')}; echo $?`,
+        {
+          hide: [join(data, 'evidence'), data],
+        },
+      );
+      assert.equal(hidden.exitCode, 0, hidden.stderr);
+      assert.equal(hidden.stdout, '0\n1\n', 'the data directory is empty, the evidence in it gone');
+    } finally {
+      rmSync(data, { recursive: true, force: true });
+    }
+  });
+
   it('cannot fill the disk: /work stops at its size, and /dev is read-only with a small /dev/shm', async () => {
     const fill = (path: string) =>
       `dd if=/dev/zero of=${path} bs=1M count=100 2>/dev/null; echo $?; wc -c < ${path}`;

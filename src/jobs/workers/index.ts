@@ -7,6 +7,7 @@ import type { HostsFile } from '../../config/hosts.ts';
 import type { SqlDatabase } from '../../config/sql-databases.ts';
 import type { SandboxUser } from '../../runners/sandbox-user.ts';
 import type { SlackPoster } from '../../slack/outbox.ts';
+import { WORKER_POLLING } from '../boss.ts';
 import { QUEUES } from '../queues.ts';
 import { type AgentHook, agentAfterClose, agentAfterRun, agentTurnJob, type Send } from './agent-turn.ts';
 import { analyzeEvidence, type JobDeps } from './analyze-evidence.ts';
@@ -64,7 +65,7 @@ export async function registerWorkers(boss: PgBoss, deps: WorkerDeps): Promise<v
   const onApproved = runWhenApproved(boss);
   const send: Send = (queue, payload, options) => boss.send(queue, payload, options ?? {});
   const hook = { db: deps.db, channel: deps.channel, agent: deps.agent, send, kick: deps.kick };
-  await boss.work(QUEUES.analyzeEvidence.name, { pollingIntervalSeconds: 1 }, async (jobs) => {
+  await boss.work(QUEUES.analyzeEvidence.name, WORKER_POLLING, async (jobs) => {
     for (const job of jobs) {
       await analyzeEvidence(deps, job.id, job.data);
       await agentAfterRun(hook, QUEUES.analyzeEvidence.payload.parse(job.data).incidentId);
@@ -72,7 +73,7 @@ export async function registerWorkers(boss: PgBoss, deps: WorkerDeps): Promise<v
   });
   const { agent } = deps;
   if (agent) {
-    await boss.work(QUEUES.agentTurn.name, { pollingIntervalSeconds: 1 }, async (jobs) => {
+    await boss.work(QUEUES.agentTurn.name, WORKER_POLLING, async (jobs) => {
       for (const job of jobs)
         await agentTurnJob(
           {
@@ -86,7 +87,7 @@ export async function registerWorkers(boss: PgBoss, deps: WorkerDeps): Promise<v
         );
     });
   }
-  await boss.work(QUEUES.runProposal.name, { pollingIntervalSeconds: 1 }, async (jobs) => {
+  await boss.work(QUEUES.runProposal.name, WORKER_POLLING, async (jobs) => {
     for (const job of jobs) {
       await runProposalJob({ ...deps, send: (queue, payload) => boss.send(queue, payload) }, job.data);
       // The agent waits for the result of what it proposed; a pull wakes it through its analysis.
@@ -99,7 +100,7 @@ export async function registerWorkers(boss: PgBoss, deps: WorkerDeps): Promise<v
   });
   const { hosts, ssh } = deps;
   if (hosts && ssh) {
-    await boss.work(QUEUES.collectHost.name, { pollingIntervalSeconds: 1 }, async (jobs) => {
+    await boss.work(QUEUES.collectHost.name, WORKER_POLLING, async (jobs) => {
       for (const job of jobs) {
         const collection = await collectHostJob({ ...deps, hosts, ssh, onApproved }, job.id, job.data);
         if (collection) await agentAfterRun(hook, QUEUES.collectHost.payload.parse(job.data).incidentId);
