@@ -10,6 +10,7 @@ import {
 import { recallSecrets } from '../evidence/known-secrets.ts';
 import { getIncident } from '../incidents/incidents.ts';
 import type { Logger } from '../log.ts';
+import { queueProposalMessage } from '../slack/proposal-messages.ts';
 import type { Db } from '../store/db.ts';
 import { queueThreadMessage } from '../store/records.ts';
 import type { ModelClient, TextBlock, ToolResultBlock, ToolUseBlock } from './client.ts';
@@ -347,6 +348,9 @@ async function turn(
         : undefined;
       if (made) {
         cutProposals.push(made.id);
+        // Its message with the buttons may not have been queued before the crash: without it no
+        // approver would ever see the proposal. Queued once (its key), as the tool does.
+        await queueProposalMessage(deps.db, made, deps.channel, now());
         content.push(toolResult(use, recordedOutcome(made), knownSecrets));
       } else
         content.push({

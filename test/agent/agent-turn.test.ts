@@ -485,6 +485,56 @@ for (const database of testDatabases()) {
       }
     });
 
+    it('queues the buttons of a proposal the bot died before posting, when it continues', async () => {
+      const { db, deps, incidentId } = await setup();
+      try {
+        // The process dies after the proposal is committed and before its message is queued.
+        let dead = false;
+        const dying = new Proxy(db, {
+          get(target, prop) {
+            if (prop === 'executeSql')
+              return (text: string, values?: readonly unknown[]) => {
+                if (dead) return Promise.reject(new Error('the bot process is dead'));
+                if (
+                  text.includes('INSERT INTO thread_messages') &&
+                  String(values?.[1]).startsWith('proposal:')
+                ) {
+                  dead = true;
+                  return Promise.reject(new Error('the bot process died'));
+                }
+                return target.executeSql(text, values);
+              };
+            const value = Reflect.get(target, prop, target);
+            return typeof value === 'function' ? value.bind(target) : value;
+          },
+        });
+        fake.reply(
+          toolUse('propose_script', {
+            where: 'web-1',
+            text: 'df -h /',
+            why: 'how full the disk is',
+            expects: 'one line',
+          }),
+        );
+        await assert.rejects(runAgentTurn({ ...deps, db: dying }, incidentId), /the bot process/);
+        const { rows } = await db.executeSql<{ id: string }>(
+          'SELECT id FROM proposals WHERE incident_id = $1',
+          [incidentId],
+        );
+        assert.equal(rows.length, 1);
+        const key = `proposal:${rows[0]!.id}`;
+        const queued = () =>
+          count(db, 'SELECT count(*)::int AS n FROM thread_messages WHERE dedup_key = $1', [key]);
+        assert.equal(await queued(), 0, 'no message with buttons before the restart');
+        await db.executeSql(`UPDATE agent_state SET lease_until = now() - interval '1 second'`);
+        const outcome = await runAgentTurn(deps, incidentId);
+        assert.equal(outcome.kind, 'proposed');
+        assert.equal(await queued(), 1, 'the proposal message is queued once on the restart');
+      } finally {
+        await db.close();
+      }
+    });
+
     it('answers a tool call the bot died in as interrupted, and asks the model again', async () => {
       let dead = false;
       // The process dies while this tool runs: nothing after it reaches the database.
