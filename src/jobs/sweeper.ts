@@ -39,8 +39,16 @@ export async function sweep(
 ): Promise<{ expired: number; deleted: number; collections: number; wakes: number }> {
   const expired = await expireProposals(deps.db, now);
   for (const p of expired) {
-    await deps.onClosed?.(p);
+    // The message first: the expiry is committed, and a failed wake must not leave live buttons.
     await refreshProposalMessage(deps.db, deps.slack, p.id, now, undefined, deps.log);
+    await deps
+      .onClosed?.(p)
+      .catch((error: unknown) =>
+        deps.log.warn(
+          { err: error, proposal: p.id },
+          'could not wake the agent; the next sweep sends it again',
+        ),
+      );
   }
   // A closure of the agent's proposal it was never told of, though it can still take a turn: the
   // wake was lost (the bot died between a rejection's commit and the send, or while the runner

@@ -693,6 +693,36 @@ for (const database of testDatabases()) {
       }
     });
 
+    it('sends a wake again when its job ended before the model was told, under the same id', async () => {
+      const { db, deps, incidentId } = await setup();
+      const boss = await startBoss(db, log);
+      try {
+        const proposal = await agentProposes(deps, incidentId);
+        const onClosed = agentWhenClosed(boss, { db, channel: 'C1', agent: {} });
+        await db.executeSql(`UPDATE proposals SET state = 'rejected' WHERE id = $1`, [proposal.id]);
+        await onClosed(proposal);
+        const id = stableJobId(`agent-turn:closed:${proposal.id}`);
+        const state = async () => (await boss.getJobById('agent-turn', id))?.state;
+        assert.equal(await state(), 'created');
+        // Waiting, it is not sent twice.
+        await sweep({ db, log, evidenceDays: 14, onClosed, agentOn: true }, new Date());
+        assert.equal((await agentJobs(boss)).length, 1);
+        // It ended without telling the model (failed through its retries, or cancelled, as here:
+        // pg-boss keeps a failing job in 'retry' for a while): the id is freed and sent again.
+        await boss.cancel('agent-turn', id);
+        assert.equal(await state(), 'cancelled');
+        assert.equal(
+          (await sweep({ db, log, evidenceDays: 14, onClosed, agentOn: true }, new Date())).wakes,
+          1,
+        );
+        assert.equal(await state(), 'created');
+        assert.equal((await agentJobs(boss)).length, 1);
+      } finally {
+        await boss.stop({ graceful: false });
+        await db.close();
+      }
+    });
+
     it('wakes once when a proposal of its own expires, however often the sweeper runs, and tells the model', async () => {
       const { db, deps, incidentId } = await setup();
       const boss = await startBoss(db, log);

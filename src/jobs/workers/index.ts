@@ -55,7 +55,17 @@ export function runWhenApproved(boss: PgBoss) {
  * Slack listeners and the sweeper, which run outside the workers.
  */
 export function agentWhenClosed(boss: PgBoss, hook: Omit<AgentHook, 'send'>) {
-  const send: Send = (queue, payload, options) => boss.send(queue, payload, options ?? {});
+  const send: Send = async (queue, payload, options) => {
+    const sent = await boss.send(queue, payload, options ?? {});
+    if (sent !== null || !options?.id) return sent;
+    // The wake's job exists. Waiting or running, it will tell the model. Ended (it failed through
+    // its retries while the model could not be reached, or it was cancelled) and still asked
+    // for, because the model was not told: that id would refuse every new send, so it is freed.
+    const job = await boss.getJobById(queue, options.id);
+    if (!job || job.state === 'created' || job.state === 'retry' || job.state === 'active') return null;
+    await boss.deleteJob(queue, options.id);
+    return boss.send(queue, payload, options);
+  };
   return (proposal: Pick<Proposal, 'id' | 'incidentId' | 'proposedBy'>): Promise<void> =>
     agentAfterClose({ ...hook, send }, proposal);
 }
