@@ -53,8 +53,16 @@ export async function recallSecrets(evidenceDir: string, incidentId: number): Pr
   return secrets;
 }
 
-/** Removes the lists not written to since `cutoff` (evidence retention); how many. */
-export async function forgetSecretsBefore(evidenceDir: string, cutoff: Date): Promise<number> {
+/**
+ * Removes the lists not written to since `cutoff` (evidence retention), except those of incidents
+ * in `keep`, which still have evidence on the host (a later pull without new secrets does not
+ * touch the list, yet its cores hold the old ones); how many.
+ */
+export async function forgetSecretsBefore(
+  evidenceDir: string,
+  cutoff: Date,
+  keep: ReadonlySet<number> = new Set(),
+): Promise<number> {
   let names: string[];
   try {
     names = await readdir(join(evidenceDir, DIR));
@@ -63,6 +71,8 @@ export async function forgetSecretsBefore(evidenceDir: string, cutoff: Date): Pr
   }
   let removed = 0;
   for (const name of names) {
+    const incident = /^incident-(\d+)\.jsonl$/.exec(name);
+    if (incident && keep.has(Number(incident[1]))) continue;
     const path = join(evidenceDir, DIR, name);
     const info = await stat(path).catch(() => undefined);
     if (info && info.mtime < cutoff) {

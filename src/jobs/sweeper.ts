@@ -79,8 +79,13 @@ export async function sweep(
       subject: { artifact: Number(row.id), path: row.local_path, retentionDays: deps.evidenceDays },
     });
   }
-  // The secrets found in an incident's findings are kept as long as evidence of the same age.
-  if (deps.evidenceDir) await forgetSecretsBefore(deps.evidenceDir, cutoff);
+  // The secrets found in an incident's findings are kept as long as any of its evidence is.
+  if (deps.evidenceDir) {
+    const live = await deps.db.executeSql<{ incident_id: string }>(
+      'SELECT DISTINCT incident_id FROM evidence_artifacts WHERE deleted_at IS NULL',
+    );
+    await forgetSecretsBefore(deps.evidenceDir, cutoff, new Set(live.rows.map((r) => Number(r.incident_id))));
+  }
   // A disk incident whose collection was never queued (the bot died between the alert's commit
   // and the send): queue it now. The job id is the incident's, so this never makes a second one.
   let collections = 0;

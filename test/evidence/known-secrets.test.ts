@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { knownSecretsPath, recallSecrets, rememberSecrets } from '../../src/evidence/known-secrets.ts';
+import { openIncidentByHand } from '../../src/incidents/incidents.ts';
 import { sweep } from '../../src/jobs/sweeper.ts';
 import { createLogger } from '../../src/log.ts';
 import { migrate } from '../../src/store/migrate.ts';
@@ -34,16 +35,31 @@ describe('known secrets beside the evidence', () => {
     const db = await database!.open();
     try {
       await migrate(db);
-      await rememberSecrets(dir, 1, ['old-secret']);
-      await rememberSecrets(dir, 2, ['new-secret']);
+      await rememberSecrets(dir, 1001, ['old-secret']);
+      await rememberSecrets(dir, 1002, ['new-secret']);
       const old = new Date(Date.now() - 15 * 86_400_000);
-      utimesSync(knownSecretsPath(dir, 1), old, old);
+      utimesSync(knownSecretsPath(dir, 1001), old, old);
+      // An incident whose old list stays: cores pulled 5 days ago, with no new secret, are still here.
+      const { incident } = await openIncidentByHand(db, {
+        host: 'web-1',
+        note: '',
+        user: 'U0X',
+        channel: 'C1',
+      });
+      await db.executeSql(
+        `INSERT INTO evidence_artifacts (incident_id, host, remote_path, local_path, state, completed_at)
+         VALUES ($1, 'web-1', '/core', $2, 'complete', now() - interval '5 days')`,
+        [incident.id, join(dir, 'core')],
+      );
+      await rememberSecrets(dir, incident.id, ['still-in-a-core']);
+      utimesSync(knownSecretsPath(dir, incident.id), old, old);
       await sweep(
         { db, log: createLogger({ level: 'silent' }), evidenceDays: 14, evidenceDir: dir },
         new Date(),
       );
-      assert.equal(existsSync(knownSecretsPath(dir, 1)), false);
-      assert.deepEqual(await recallSecrets(dir, 2), ['new-secret']);
+      assert.equal(existsSync(knownSecretsPath(dir, 1001)), false);
+      assert.deepEqual(await recallSecrets(dir, 1002), ['new-secret']);
+      assert.deepEqual(await recallSecrets(dir, incident.id), ['still-in-a-core']);
     } finally {
       await db.close();
       rmSync(dir, { recursive: true, force: true });
