@@ -135,6 +135,30 @@ for (const database of testDatabases()) {
           (await recallSecrets(evidenceDir, incident.id)).sort(),
           [BOT_TOKEN, PASSWORD].sort(),
         );
+        // A later job whose finding holds only a bare copy of a secret an earlier job found.
+        const later = await startJobRun(
+          { db, log, evidenceDir },
+          'collect-host',
+          'q-3',
+          incident.id,
+          {},
+          'started',
+        );
+        await later.finish(
+          [{ severity: 'info', title: 'Largest file', detail: `/tmp/${PASSWORD}.log 1 GiB` }],
+          'done',
+        );
+        const last = await db.executeSql<{ body: unknown }>(
+          'SELECT body FROM findings WHERE incident_id = $1 ORDER BY id DESC LIMIT 1',
+          [incident.id],
+        );
+        assert.deepEqual(
+          typeof last.rows[0]!.body === 'string' ? JSON.parse(last.rows[0]!.body) : last.rows[0]!.body,
+          {
+            detail: '/tmp/[REDACTED].log 1 GiB',
+            redactions: 1,
+          },
+        );
         const known = await incidentSecrets(db, incident.id, evidenceDir);
         assert.equal(known.scrub(`conn ${PASSWORD} ok`).text, 'conn [REDACTED] ok');
         assert.equal(

@@ -1,6 +1,6 @@
 import { KnownSecrets, redact } from '../../analyze/redact.ts';
 import type { Finding } from '../../analyze/report-schema.ts';
-import { rememberSecrets } from '../../evidence/known-secrets.ts';
+import { recallSecrets, rememberSecrets } from '../../evidence/known-secrets.ts';
 import type { Logger } from '../../log.ts';
 import { findingReply } from '../../slack/blocks/incident.ts';
 import type { Db } from '../../store/db.ts';
@@ -67,6 +67,8 @@ export async function startJobRun(
       // hidden in all of them. The secrets themselves are remembered beside the evidence, not in
       // the database, so the agent can still hide their bare copies (evidence/known-secrets.ts).
       const known = new KnownSecrets();
+      // And a secret an earlier job of the incident found, whose bare copy turns up in this one.
+      if (deps.evidenceDir) known.add(await recallSecrets(deps.evidenceDir, incidentId));
       const secrets: string[] = [];
       for (const f of findings) {
         const found = redact(`${f.title}\n${f.detail}`).secrets;
