@@ -57,6 +57,18 @@ export function redactedWindow(wide: string, from: number, to: number, known: Kn
   return known.scrub(redact(shown).text).text;
 }
 
+/**
+ * The secrets in a window's wide (UTF-16LE) text, each also as printable() shows it byte by byte,
+ * a dot for each NUL ("h.u.n.t.e.r.2"): an ASCII match's context can hold a wide string, which
+ * redact() would not recognise in that form. Read with the NULs dropped, so wide text reads as
+ * text; any other unprintable byte ends a line.
+ */
+export function wideSecrets(bytes: Buffer): string[] {
+  let text = '';
+  for (const b of bytes) if (b !== 0) text += b >= 0x20 && b <= 0x7e ? String.fromCharCode(b) : '\n';
+  return redact(text).secrets.flatMap((secret) => [secret, [...secret].join('.')]);
+}
+
 export const searchEvidence = defineTool({
   name: 'search_evidence',
   description: `Searches this incident's local evidence files (pulled cores, logs) for a literal text (not a regex), case-sensitive, as UTF-8 and as UTF-16LE. Returns up to maxMatches matches with file, byte offset and the printable text around each. Reads at most ${MAX_SCAN_BYTES / 1024 / 1024} MiB. Read-only; runs at once.`,
@@ -102,6 +114,7 @@ export const searchEvidence = defineTool({
         before * width + length + (CONTEXT + REDACTION_MARGIN) * width,
       );
       const wide = width === 2 ? printable16(bytes, 0) : printable(bytes);
+      if (width === 1) known.add(wideSecrets(bytes));
       const from = Math.max(0, before - CONTEXT);
       const to = Math.min(wide.length, before + input.pattern.length + CONTEXT);
       const shown = redactedWindow(wide, from, to, known);

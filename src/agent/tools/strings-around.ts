@@ -8,7 +8,7 @@ import {
   strings16In,
   stringsIn,
 } from './evidence-files.ts';
-import { MAX_SCAN_BYTES } from './search-evidence.ts';
+import { guessesASecret, MAX_SCAN_BYTES } from './search-evidence.ts';
 import { defineTool, ToolRefusal } from './tool.ts';
 
 /** The printable strings near a value in a dump: what surrounded a URL in memory (headers, a request). */
@@ -30,6 +30,12 @@ export const stringsAround = defineTool({
     })
     .strict(),
   async run(input, ctx) {
+    // Whether a value is found at all would tell a guessed secret apart, as a search would.
+    const guess = guessesASecret(input.value, ctx.knownSecrets);
+    if (guess)
+      throw new ToolRefusal(
+        `The value holds ${guess}: looking for it would tell a secret apart by whether it is found, so it did not run. Look around the name alone, or text near it.`,
+      );
     const root = incidentEvidenceDir(ctx.evidenceDir, ctx.incidentId);
     const file = await resolveEvidenceFile(root, input.file);
     const needles = needlesFor(input.value).map((n) => n.bytes);

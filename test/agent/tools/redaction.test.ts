@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { z } from 'zod';
 import { guessesASecret, searchEvidence } from '../../../src/agent/tools/search-evidence.ts';
+import { stringsAround } from '../../../src/agent/tools/strings-around.ts';
 import { callTool, defineTool, type ToolContext } from '../../../src/agent/tools/tool.ts';
 import { KnownSecrets } from '../../../src/analyze/redact.ts';
 
@@ -67,6 +68,11 @@ describe('search_evidence', () => {
         Buffer.from([0, 0, 0xfe]),
       ]),
     );
+    // An ASCII match beside a wide string that names a secret.
+    writeFileSync(
+      join(dir, 'mixed.bin'),
+      Buffer.concat([Buffer.from(`PASSWORD=${SECRET}`, 'utf16le'), Buffer.from(' MIXEDONE here')]),
+    );
   });
   after(() => rmSync(evidenceDir, { recursive: true, force: true }));
   const ctx = () => ({ evidenceDir, incidentId, knownSecrets: new KnownSecrets() }) as unknown as ToolContext;
@@ -109,6 +115,23 @@ describe('search_evidence', () => {
     assert.match(shown, /env\.txt @ 84: WORD=\[REDACTED\] +NEEDLE and more/);
     assert.ok(!shown.includes(SECRET), shown);
     assert.ok(!shown.includes('hunter'), shown);
+  });
+
+  it('hides a wide secret in an ASCII match’s context, where it shows a dot for each NUL', async () => {
+    const found = await callTool([searchEvidence], use('search_evidence', { pattern: 'MIXEDONE' }), ctx());
+    const shown = text(found.result.content);
+    assert.match(shown, /mixed\.bin @ 45: P\.A\.S\.S\.W\.O\.R\.D\.=\.\[REDACTED\]\. MIXEDONE here/);
+    assert.ok(!shown.includes('h.u.n'), shown);
+  });
+
+  it('strings_around refuses a value that would guess a secret by whether it is found', async () => {
+    const refused = await callTool(
+      [stringsAround],
+      use('strings_around', { file: 'run-1/env.txt', value: 'PASSWORD=hun' }),
+      ctx(),
+    );
+    assert.equal(refused.result.is_error, true);
+    assert.match(text(refused.result.content), /did not run/);
   });
 
   it('finds a UTF-16LE copy of the pattern and shows its context as text, redacted the same way', async () => {
