@@ -89,6 +89,37 @@ export function checkCanSwitch(user: SandboxUser, botUid: number | undefined): v
     );
 }
 
+/** Other accounts in a group: those whose primary group it is, and its listed members. */
+export type GroupSharers = (gid: number, except: number) => string[];
+
+/** The system's answer, through `getent` (so NSS groups are seen too). */
+export const groupSharersWithGetent: GroupSharers = (gid, except) => {
+  const lines = (db: string, ...keys: string[]) => {
+    try {
+      return execFileSync('getent', [db, ...keys], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+        .split('\n')
+        .filter(Boolean);
+    } catch {
+      return [];
+    }
+  };
+  const others = new Set<string>();
+  for (const line of lines('passwd')) {
+    const [name, , uid, pgid] = line.split(':');
+    if (Number(pgid) === gid && Number(uid) !== except && name) others.add(name);
+  }
+  const [group] = lines('group', String(gid));
+  for (const member of group?.split(':')[3]?.split(',') ?? []) if (member) others.add(member);
+  for (const line of lines('passwd')) {
+    const [name, , uid] = line.split(':');
+    if (Number(uid) === except && name) others.delete(name);
+  }
+  return [...others];
+};
+
+/** uid and gid 65534: nobody and nogroup, which other daemons run as too. */
+const NOBODY = 65_534;
+
 const run = promisify(execFile);
 
 /** Whether `user` can pass through `dir` (search permission on it and everything above it). */
@@ -145,6 +176,7 @@ export async function sandboxUserStatus(options: {
   botUid: number | undefined;
   evidenceDir: string;
   lookup?: UserLookup;
+  sharers?: GroupSharers;
 }): Promise<SandboxUserStatus> {
   const { spec, botUid } = options;
   if (!spec)
@@ -169,6 +201,21 @@ export async function sandboxUserStatus(options: {
       level: 'warn',
       user,
       message: `${about}, but that user cannot pass through ${parent}, above the evidence directory, so evidence scripts will fail: give it search permission (chmod o+x, or chgrp ${user.gid} and chmod g+x, on ${parent} and each directory above it)`,
+    };
+  // The group reads every incident's cores (and their secrets) and the user's processes share
+  // limits and signals: both should be the sandbox's alone.
+  if (user.uid === NOBODY || user.gid === NOBODY)
+    return {
+      level: 'warn',
+      user,
+      message: `${about}, but that is nobody or nogroup, which other services run as too: they could read the evidence its group is given, and signal its scripts; create a user of its own (useradd --system --user-group --no-create-home --shell /usr/sbin/nologin nightshift-sandbox)`,
+    };
+  const sharers = (options.sharers ?? groupSharersWithGetent)(user.gid, user.uid);
+  if (sharers.length > 0)
+    return {
+      level: 'warn',
+      user,
+      message: `${about}, but group ${user.gid} also has ${sharers.slice(0, 5).join(', ')}${sharers.length > 5 ? ` and ${sharers.length - 5} more` : ''}, who could read the evidence (cores, and the secrets in them) that group is given; give the user a group of its own (useradd --user-group)`,
     };
   return { level: 'ok', user, message: about };
 }

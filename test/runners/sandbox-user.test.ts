@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { CodedError } from '../../src/errors.ts';
 import {
+  groupSharersWithGetent,
   lookupWithId,
   resolveSandboxUser,
   sandboxUserStatus,
@@ -77,6 +78,29 @@ describe('the sandbox user', () => {
     const missing = await sandboxUserStatus({ spec: 'ghost', botUid: 0, evidenceDir, lookup });
     assert.deepEqual(missing.level, 'fail');
     assert.match(missing.message, /no user named ghost/);
+  });
+
+  it('warns when the user is nobody, or its group is shared with other accounts', async () => {
+    // Under a directory that does not exist yet, so the pass-through check has nothing to say.
+    const evidenceDir = join(work, 'not-yet', 'evidence');
+    const alone = () => [];
+    const nobody = await sandboxUserStatus({ spec: '65534:65534', botUid: 0, evidenceDir, sharers: alone });
+    assert.equal(nobody.level, 'warn');
+    assert.match(nobody.message, /nobody or nogroup, which other services run as too/);
+    const shared = await sandboxUserStatus({
+      spec: '1500:100',
+      botUid: 0,
+      evidenceDir,
+      sharers: (gid, except) => (gid === 100 && except === 1500 ? ['alice', 'backup'] : []),
+    });
+    assert.equal(shared.level, 'warn');
+    assert.match(shared.message, /group 100 also has alice, backup, who could read the evidence/);
+    assert.equal(
+      (await sandboxUserStatus({ spec: '1500:1500', botUid: 0, evidenceDir, sharers: alone })).level,
+      'ok',
+    );
+    // The real lookup: the test user has a group of its own (useradd --user-group).
+    assert.deepEqual(groupSharersWithGetent(real.gid, real.uid), []);
   });
 
   it('shares one incident’s evidence with the user’s group, read-only, and lets it through the root', async () => {
