@@ -32,6 +32,12 @@ export interface AnalyzeOptions {
    * Default false.
    */
   mainThreadScans?: boolean;
+  /**
+   * Called once with the secret values redaction hid, for a caller that keeps them apart from the
+   * report (the bot keeps them beside the evidence, so the agent can hide their bare copies); the
+   * report itself never holds them.
+   */
+  onSecrets?: (secrets: readonly string[]) => void;
   /** Called as input bytes are consumed: (bytes done, bytes in all). */
   onProgress?: (done: number, total: number) => void;
   now?: () => Date;
@@ -89,6 +95,12 @@ export async function analyzeFiles(paths: readonly string[], options: AnalyzeOpt
         }
       }),
     );
+    if (options.onSecrets) {
+      const secrets = new Set<string>();
+      for (const r of perFile.flat())
+        for (const s of [...r.facts.secrets, ...r.evidence.secrets]) secrets.add(s);
+      options.onSecrets([...secrets]);
+    }
     return buildReport(perFile.flat(), errors, options.now?.() ?? new Date());
   } finally {
     await pool.close();

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { DEFAULT_POLICY } from '../../src/approvals/policy.ts';
+import { recallSecrets } from '../../src/evidence/known-secrets.ts';
 import { openIncidentByHand } from '../../src/incidents/incidents.ts';
 import { startBoss } from '../../src/jobs/boss.ts';
 import { QUEUES } from '../../src/jobs/queues.ts';
@@ -113,6 +114,10 @@ for (const database of testDatabases()) {
           },
         );
         assert.ok(report.totals.redactions > 0, 'the analysis found and hid them');
+        // The values are kept beside the evidence, for the agent to hide their bare copies.
+        const kept = await recallSecrets(join(work, 'evidence'), incident.id);
+        assert.ok(kept.includes(PASSWORD), JSON.stringify(kept));
+        assert.ok(!JSON.stringify(report).includes(PASSWORD), 'the report holds none');
         const { rows } = await db.executeSql<{ row: unknown }>(
           'SELECT to_jsonb(f) AS row FROM findings f WHERE incident_id = $1 ORDER BY id',
           [incident.id],

@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import type { Report } from '../../analyze/report-schema.ts';
 import { analyzeFiles } from '../../evidence/analyze-files.ts';
+import { rememberSecrets } from '../../evidence/known-secrets.ts';
 import { QUEUES } from '../queues.ts';
 import { type JobDeps, startJobRun } from './job-run.ts';
 
@@ -25,7 +26,15 @@ export async function analyzeEvidence(deps: JobDeps, jobId: string, raw: unknown
   );
   try {
     // Always on worker threads, however small the input: the bot's event loop answers Slack.
-    const report = await analyzeFiles(payload.paths, { workers: Math.max(1, availableParallelism()) });
+    let secrets: readonly string[] = [];
+    const report = await analyzeFiles(payload.paths, {
+      workers: Math.max(1, availableParallelism()),
+      onSecrets: (found) => {
+        secrets = found;
+      },
+    });
+    // Kept beside the evidence they came from, for the agent and for the findings' own redaction.
+    if (deps.evidenceDir) await rememberSecrets(deps.evidenceDir, payload.incidentId, secrets);
     const unreadable = report.errors.length > 0 ? `, ${plural(report.errors.length, 'file')} unreadable` : '';
     await run.finish(
       report.findings,
