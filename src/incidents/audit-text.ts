@@ -45,6 +45,14 @@ const KNOWN: ReadonlyArray<[string, (s: Record<string, unknown>) => string | und
   ['toolUse', () => undefined],
   ['sha256', (s) => `sha256 ${text(s.sha256).slice(0, 12)}`],
   ['job', (s) => `job ${text(s.job).slice(0, 8)}`],
+  // A proposal's text (the timeline adds it), on one line and cut: the thread has it whole.
+  [
+    'text',
+    (s) => {
+      const line = text(s.text).replace(/\s+/g, ' ').trim();
+      return `text: ${line.length > 200 ? `${line.slice(0, 199)}…` : line}`;
+    },
+  ],
 ];
 
 export function describeAudit(entry: AuditEntry): string {

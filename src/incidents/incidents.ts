@@ -1,3 +1,4 @@
+import { redact } from '../analyze/redact.ts';
 import type { Db } from '../store/db.ts';
 import { appendAudit, queueThreadMessage } from '../store/records.ts';
 import { describeAudit } from './audit-text.ts';
@@ -181,8 +182,12 @@ export async function timeline(db: Db, id: number): Promise<TimelineEntry[]> {
     action: string | null;
     actor: string | null;
     subject: unknown;
+    proposed: string | null;
   }>(
-    `SELECT at, what, action, actor, subject FROM (
+    `SELECT at, what, action, actor, subject,
+            CASE WHEN action = 'proposal.created'
+                 THEN (SELECT p.text FROM proposals p WHERE p.id = (subject->>'proposal')::bigint) END AS proposed
+     FROM (
        SELECT received_at AS at, 0 AS source, id, 'alert ' || coalesce(status, 'invalid') || ': ' || coalesce(problem, '') || ' on ' || coalesce(host, '?') AS what,
               NULL::text AS action, NULL::text AS actor, NULL::jsonb AS subject
          FROM alerts WHERE incident_id = $1
@@ -209,10 +214,14 @@ export async function timeline(db: Db, id: number): Promise<TimelineEntry[]> {
       describeAudit({
         action: r.action ?? '?',
         actor: r.actor ?? '?',
-        subject: (typeof r.subject === 'string' ? JSON.parse(r.subject) : (r.subject ?? {})) as Record<
-          string,
-          unknown
-        >,
+        subject: {
+          ...((typeof r.subject === 'string' ? JSON.parse(r.subject) : (r.subject ?? {})) as Record<
+            string,
+            unknown
+          >),
+          // What was proposed, as the postmortem needs it; redacted, as everything for Slack is.
+          ...(r.proposed === null ? {} : { text: redact(r.proposed).text }),
+        },
       }),
   }));
 }

@@ -429,7 +429,10 @@ describe('the seed incident end to end', { skip: POSTGRES_URL ? false : 'set DAT
             `finding \\(critical\\): Likely endless stream in 6 of 8 dumps: ${escapeRegExp(incident.streamUrl)}`,
           ),
           /job analyze-evidence succeeded/,
-          new RegExp(`proposal\\.created by agent: ${p}, sql on crm, sha256 [0-9a-f]{12}$`, 'm'),
+          new RegExp(
+            `proposal\\.created by agent: ${p}, sql on crm, sha256 [0-9a-f]{12}, text: SELECT .+ FROM .+$`,
+            'm',
+          ),
           new RegExp(
             `proposal\\.decision_refused by ${STRANGER}: ${p}, to approve, via reaction, reason: not_approver`,
           ),

@@ -32,9 +32,16 @@ describe('audit entries in the timeline', () => {
       describeAudit({
         action: 'proposal.created',
         actor: 'agent',
-        subject: { kind: 'sql', sha256: SHA, target: 'crm', proposal: 1, toolUse: 'toolu_01' },
+        subject: {
+          kind: 'sql',
+          sha256: SHA,
+          target: 'crm',
+          proposal: 1,
+          toolUse: 'toolu_01',
+          text: 'SELECT 1\n  FROM t',
+        },
       }),
-      'proposal.created by agent: proposal #1, sql on crm, sha256 23a0b8cfaa34',
+      'proposal.created by agent: proposal #1, sql on crm, sha256 23a0b8cfaa34, text: SELECT 1 FROM t',
     );
     assert.equal(
       describeAudit({
