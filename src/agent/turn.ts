@@ -440,10 +440,24 @@ async function turn(
         'agent tool call',
       );
     }
-    messages.push(await appendMessage(deps.db, incidentId, { role: 'user', content: results }));
     if (proposals.length > 0) {
-      await postTurn(deps, incidentId, `agent:${incidentId}:turn:${stored.id}`, summary, used, proposals);
+      // The results and the turn's line in the thread in one transaction: a bot that dies here
+      // stored both or neither, and then the next turn answers the tool uses and posts the line
+      // (see the top of this function). Posted once it is committed.
+      await deps.db.transaction(async (tx) => {
+        messages.push(await appendMessage(tx, incidentId, { role: 'user', content: results }));
+        await postTurn(
+          { ...deps, db: tx, kick: undefined },
+          incidentId,
+          `agent:${incidentId}:turn:${stored.id}`,
+          summary,
+          used,
+          proposals,
+        );
+      });
+      deps.kick?.();
       return { kind: 'proposed', calls: calls + 1, proposals };
     }
+    messages.push(await appendMessage(deps.db, incidentId, { role: 'user', content: results }));
   }
 }

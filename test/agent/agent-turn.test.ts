@@ -93,6 +93,34 @@ function insideEvidence(text: string, needle: string): boolean {
   return true;
 }
 
+/**
+ * A store whose process dies: the statement `dies` picks fails, and every statement after it, in a
+ * transaction or not (a rolled-back transaction keeps nothing), so nothing more reaches the
+ * database, not even the release of the turn's lease.
+ */
+function dyingStore(db: Db, dies: (text: string, values?: readonly unknown[]) => boolean): Db {
+  let dead = false;
+  const wrap = (inner: Db): Db =>
+    new Proxy(inner, {
+      get(target, prop) {
+        if (prop === 'executeSql')
+          return (text: string, values?: readonly unknown[]) => {
+            if (dead) return Promise.reject(new Error('the bot process is dead'));
+            if (dies(text, values)) {
+              dead = true;
+              return Promise.reject(new Error('the bot process died'));
+            }
+            return target.executeSql(text, values);
+          };
+        if (prop === 'transaction')
+          return <T>(work: (tx: Db) => Promise<T>) => target.transaction((tx) => work(wrap(tx)));
+        const value = Reflect.get(target, prop, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+  return wrap(db);
+}
+
 for (const database of testDatabases()) {
   describe(`the agent on ${database.name}`, () => {
     let fake: FakeAnthropic;
@@ -397,26 +425,13 @@ for (const database of testDatabases()) {
         // The process dies right after the tools ran (the proposal is committed, its message
         // queued) and before the message with their tool_results is stored: from then on
         // nothing of it reaches the database, not even the release of its lease.
-        let dead = false;
-        const dying = new Proxy(db, {
-          get(target, prop) {
-            if (prop === 'executeSql')
-              return (text: string, values?: readonly unknown[]) => {
-                if (dead) return Promise.reject(new Error('the bot process is dead'));
-                if (
-                  text.startsWith('INSERT INTO agent_messages') &&
-                  values?.[1] === 'user' &&
-                  String(values[2]).includes('"tool_result"')
-                ) {
-                  dead = true;
-                  return Promise.reject(new Error('the bot process died'));
-                }
-                return target.executeSql(text, values);
-              };
-            const value = Reflect.get(target, prop, target);
-            return typeof value === 'function' ? value.bind(target) : value;
-          },
-        });
+        const dying = dyingStore(
+          db,
+          (text, values) =>
+            text.startsWith('INSERT INTO agent_messages') &&
+            values?.[1] === 'user' &&
+            String(values[2]).includes('"tool_result"'),
+        );
         const script = 'du -xsh /var/log/* | sort -h | tail';
         fake.reply({
           content: [
@@ -485,29 +500,41 @@ for (const database of testDatabases()) {
       }
     });
 
+    it('posts the turn’s “Proposed” line once even when the bot died while queueing it', async () => {
+      const { db, deps, incidentId } = await setup();
+      try {
+        const dying = dyingStore(
+          db,
+          (text, values) =>
+            text.includes('INSERT INTO thread_messages') && /^agent:\d+:turn:/.test(String(values?.[1])),
+        );
+        fake.reply(
+          toolUse('propose_script', { where: 'web-1', text: 'df -h /', why: 'how full', expects: 'a line' }),
+        );
+        await assert.rejects(runAgentTurn({ ...deps, db: dying }, incidentId), /the bot process/);
+        assert.equal((await agentReplies(db, incidentId)).length, 0);
+        await db.executeSql(`UPDATE agent_state SET lease_until = now() - interval '1 second'`);
+        const outcome = await runAgentTurn(deps, incidentId);
+        assert.equal(outcome.kind, 'proposed');
+        const replies = await agentReplies(db, incidentId);
+        assert.equal(replies.length, 1, JSON.stringify(replies));
+        assert.match(replies[0]!.text, /Proposed: #\d+ \(waiting for an approver; nothing ran\)/);
+        assert.equal(fake.requests.length, 1, 'the model is not asked again');
+        assert.equal(await count(db, 'SELECT count(*)::int AS n FROM proposals'), 1);
+      } finally {
+        await db.close();
+      }
+    });
+
     it('queues the buttons of a proposal the bot died before posting, when it continues', async () => {
       const { db, deps, incidentId } = await setup();
       try {
         // The process dies after the proposal is committed and before its message is queued.
-        let dead = false;
-        const dying = new Proxy(db, {
-          get(target, prop) {
-            if (prop === 'executeSql')
-              return (text: string, values?: readonly unknown[]) => {
-                if (dead) return Promise.reject(new Error('the bot process is dead'));
-                if (
-                  text.includes('INSERT INTO thread_messages') &&
-                  String(values?.[1]).startsWith('proposal:')
-                ) {
-                  dead = true;
-                  return Promise.reject(new Error('the bot process died'));
-                }
-                return target.executeSql(text, values);
-              };
-            const value = Reflect.get(target, prop, target);
-            return typeof value === 'function' ? value.bind(target) : value;
-          },
-        });
+        const dying = dyingStore(
+          db,
+          (text, values) =>
+            text.includes('INSERT INTO thread_messages') && String(values?.[1]).startsWith('proposal:'),
+        );
         fake.reply(
           toolUse('propose_script', {
             where: 'web-1',
