@@ -1,5 +1,5 @@
 import { KnownSecrets, redact } from '../analyze/redact.ts';
-import { rememberSecrets } from '../evidence/known-secrets.ts';
+import { recallSecrets, rememberSecrets } from '../evidence/known-secrets.ts';
 import type { Db } from '../store/db.ts';
 
 /**
@@ -22,6 +22,8 @@ export async function redactStoredFindings(db: Db, evidenceDir: string): Promise
     }
     for (const [incidentId, found] of byIncident) {
       const known = new KnownSecrets();
+      // And what an earlier page of this incident's rows (or a job) found.
+      known.add(await recallSecrets(evidenceDir, incidentId));
       const secrets: string[] = [];
       const parsed = found.map((row) => {
         const body = (typeof row.body === 'string' ? JSON.parse(row.body) : row.body) as Record<

@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import { incidentSecrets } from '../../src/agent/turn.ts';
 import { PolicySchema } from '../../src/approvals/policy.ts';
 import { createProposal } from '../../src/approvals/service.ts';
-import { knownSecretsPath, recallSecrets } from '../../src/evidence/known-secrets.ts';
+import { knownSecretsPath, recallSecrets, rememberSecrets } from '../../src/evidence/known-secrets.ts';
 import { openIncidentByHand } from '../../src/incidents/incidents.ts';
 import { redactStoredFindings } from '../../src/jobs/redact-stored-findings.ts';
 import { startJobRun } from '../../src/jobs/workers/job-run.ts';
@@ -187,12 +187,15 @@ for (const database of testDatabases()) {
           ['Kernel log mentions core dumps', `app[42]: connecting to ${DSN}`],
           [`Largest directory: /var/lib/${PASSWORD}`, '4.2 GiB'],
           ['Disk 97% full', 'on /'],
+          ['Largest file', '/tmp/s3cr3t-from-a-job.log'],
         ])
           await db.executeSql(
             `INSERT INTO findings (incident_id, kind, severity, title, body) VALUES ($1, 'collect-host', 'info', $2, $3)`,
             [incident.id, title, JSON.stringify({ detail })],
           );
-        assert.equal(await redactStoredFindings(db, evidenceDir), 3);
+        // A secret a job (or an earlier page of rows) found, whose bare copy is in an old row.
+        await rememberSecrets(evidenceDir, incident.id, ['s3cr3t-from-a-job']);
+        assert.equal(await redactStoredFindings(db, evidenceDir), 4);
         const { rows } = await db.executeSql<{ title: string; body: unknown }>(
           'SELECT title, body FROM findings WHERE incident_id = $1 ORDER BY id',
           [incident.id],
@@ -206,9 +209,10 @@ for (const database of testDatabases()) {
             ],
             ['Largest directory: /var/lib/[REDACTED]', { detail: '4.2 GiB', redactions: 1 }],
             ['Disk 97% full', { detail: 'on /', redactions: 0 }],
+            ['Largest file', { detail: '/tmp/[REDACTED].log', redactions: 1 }],
           ],
         );
-        assert.deepEqual(await recallSecrets(evidenceDir, incident.id), [PASSWORD]);
+        assert.deepEqual(await recallSecrets(evidenceDir, incident.id), ['s3cr3t-from-a-job', PASSWORD]);
         assert.equal(await redactStoredFindings(db, evidenceDir), 0, 'once');
       } finally {
         await db.close();
