@@ -1,5 +1,6 @@
 import { appendFile, mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { KnownSecrets, redact } from '../analyze/redact.ts';
 
 /**
  * The secret values redact() found in an incident's findings, kept on the bot host beside the
@@ -81,4 +82,27 @@ export async function forgetSecretsBefore(
     }
   }
   return removed;
+}
+
+/**
+ * How an incident's findings are stored and posted: secrets named in any of `texts` are redacted,
+ * and their bare copies, or those of a secret the incident's list already holds (an earlier job,
+ * the analyzer), are hidden too. The new secrets are added to the list (when there is an evidence
+ * directory); `scrub` says how many values it hid in a text.
+ */
+export async function findingRedactor(
+  evidenceDir: string | undefined,
+  incidentId: number,
+  texts: readonly string[],
+): Promise<(text: string) => { text: string; count: number }> {
+  const known = new KnownSecrets();
+  if (evidenceDir) known.add(await recallSecrets(evidenceDir, incidentId));
+  const found = texts.flatMap((text) => redact(text).secrets);
+  known.add(found);
+  if (evidenceDir) await rememberSecrets(evidenceDir, incidentId, found);
+  return (text) => {
+    const named = redact(text);
+    const bare = known.scrub(named.text);
+    return { text: bare.text, count: named.count + bare.count };
+  };
 }

@@ -1,5 +1,4 @@
-import { KnownSecrets, redact } from '../analyze/redact.ts';
-import { recallSecrets, rememberSecrets } from '../evidence/known-secrets.ts';
+import { findingRedactor } from '../evidence/known-secrets.ts';
 import type { Db } from '../store/db.ts';
 
 /**
@@ -21,27 +20,20 @@ export async function redactStoredFindings(db: Db, evidenceDir: string): Promise
       byIncident.set(id, [...(byIncident.get(id) ?? []), row]);
     }
     for (const [incidentId, found] of byIncident) {
-      const known = new KnownSecrets();
-      // And what an earlier page of this incident's rows (or a job) found.
-      known.add(await recallSecrets(evidenceDir, incidentId));
-      const secrets: string[] = [];
       const parsed = found.map((row) => {
         const body = (typeof row.body === 'string' ? JSON.parse(row.body) : row.body) as Record<
           string,
           unknown
         >;
         const detail = typeof body.detail === 'string' ? body.detail : '';
-        const r = redact(`${row.title}\n${detail}`);
-        known.add(r.secrets);
-        secrets.push(...r.secrets);
         return { row, body, detail };
       });
-      const scrub = (text: string) => {
-        const named = redact(text);
-        const bare = known.scrub(named.text);
-        return { text: bare.text, count: named.count + bare.count };
-      };
-      await rememberSecrets(evidenceDir, incidentId, secrets);
+      // With what an earlier page of this incident's rows (or a job) found.
+      const scrub = await findingRedactor(
+        evidenceDir,
+        incidentId,
+        parsed.map(({ row, detail }) => `${row.title}\n${detail}`),
+      );
       await db.transaction(async (tx) => {
         for (const { row, body, detail } of parsed) {
           const title = scrub(row.title);

@@ -1,6 +1,6 @@
-import { KnownSecrets, redact } from '../../analyze/redact.ts';
+import { redact } from '../../analyze/redact.ts';
 import type { Finding } from '../../analyze/report-schema.ts';
-import { recallSecrets, rememberSecrets } from '../../evidence/known-secrets.ts';
+import { findingRedactor } from '../../evidence/known-secrets.ts';
 import type { Logger } from '../../log.ts';
 import { findingReply } from '../../slack/blocks/incident.ts';
 import type { Db } from '../../store/db.ts';
@@ -66,22 +66,12 @@ export async function startJobRun(
       // Findings are stored redacted, as they go to Slack, and a secret found in one finding is
       // hidden in all of them. The secrets themselves are remembered beside the evidence, not in
       // the database, so the agent can still hide their bare copies (evidence/known-secrets.ts).
-      const known = new KnownSecrets();
-      // And a secret an earlier job of the incident found, whose bare copy turns up in this one.
-      if (deps.evidenceDir) known.add(await recallSecrets(deps.evidenceDir, incidentId));
-      const secrets: string[] = [];
-      for (const f of findings) {
-        const found = redact(`${f.title}\n${f.detail}`).secrets;
-        known.add(found);
-        secrets.push(...found);
-      }
-      const scrub = (text: string) => {
-        const named = redact(text);
-        const bare = known.scrub(named.text);
-        return { text: bare.text, count: named.count + bare.count };
-      };
+      const scrub = await findingRedactor(
+        deps.evidenceDir,
+        incidentId,
+        findings.map((f) => `${f.title}\n${f.detail}`),
+      );
       const clean = (text: string) => scrub(text).text;
-      if (deps.evidenceDir) await rememberSecrets(deps.evidenceDir, incidentId, secrets);
       await deps.db.transaction(async (tx) => {
         for (const [i, finding] of findings.entries()) {
           const title = scrub(finding.title);
