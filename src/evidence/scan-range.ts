@@ -14,6 +14,13 @@ const CHUNK = 1024 * 1024;
 const TAIL_CHUNK = 64 * 1024;
 /** Enough to see that a run (ASCII or UTF-16 pair) started before the range. */
 const LOOK_BEHIND = 8;
+/**
+ * Reads end on a page boundary whenever they can. A range's first read starts LOOK_BEHIND bytes
+ * before its start; if every read after it stayed that far off the page grid, reading the page
+ * cache would cost four times as much (measured on Linux 6.18: 0.4 s instead of 0.1 s of system
+ * time per GiB), more than the whole scan.
+ */
+const PAGE = 4096;
 
 export function scanRange(
   file: string,
@@ -58,6 +65,17 @@ export async function scanClaimedRanges(
   return collector.snapshot();
 }
 
+/**
+ * How many bytes to read at `position` for a range ending at `end`: up to the range's end and no
+ * further (a whole chunk past it would be scanned for nothing), then in small steps while a run
+ * that began inside the range is still open; cut back to end on a page boundary.
+ */
+export function readLength(position: number, end: number, capacity: number): number {
+  const want = Math.min(position < end ? Math.min(CHUNK, end - position) : TAIL_CHUNK, capacity);
+  const pastPage = (position + want) % PAGE;
+  return pastPage !== 0 && want > pastPage ? want - pastPage : want;
+}
+
 function scanInto(
   collector: EvidenceCollector,
   fd: number,
@@ -78,10 +96,7 @@ function scanInto(
   scanner.seek(position);
   let counted = start;
   for (;;) {
-    // Up to the range's end and no further (a whole chunk past it would be scanned for nothing),
-    // then in small steps while a run that began inside the range is still open.
-    const want = position < end ? Math.min(CHUNK, end - position) : TAIL_CHUNK;
-    const bytesRead = readSync(fd, buffer, 0, Math.min(want, buffer.length), position);
+    const bytesRead = readSync(fd, buffer, 0, readLength(position, end, buffer.length), position);
     if (bytesRead === 0) break;
     scanner.push(buffer.subarray(0, bytesRead));
     position += bytesRead;
