@@ -62,7 +62,12 @@ export const DumpSchema = z.object({
   evidence: z.array(EvidenceSchema).describe('Up to 200 values per kind, most frequent first'),
   environment: z.array(z.string()).describe('Environment from the initial stack (redacted)'),
   redactions: z.number().int().describe('Secret values replaced by [REDACTED] in this dump'),
-  stringsScanned: z.number().int(),
+  stringsScanned: z
+    .number()
+    .int()
+    .describe(
+      'Printable strings the evidence extractors read: those holding a trigger of some extractor (most strings in binary data hold none and are skipped unread)',
+    ),
   evidenceDropped: z
     .number()
     .int()

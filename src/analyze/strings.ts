@@ -10,7 +10,7 @@
  * depend on how the input was chunked.
  */
 
-import { EVIDENCE_MARKS } from './extract.ts';
+import { EVIDENCE_TRIGGERS } from './extract.ts';
 import {
   REC_ASCII,
   REC_ASCII_OPEN,
@@ -35,11 +35,30 @@ export type StringSink = (text: string, offset: number, encoding: StringEncoding
 const PRINTABLE = new Uint8Array(256);
 for (let c = 0x20; c < 0x7f; c++) PRINTABLE[c] = 1;
 
-const MARK = new Uint8Array(256);
-for (const c of EVIDENCE_MARKS) MARK[c.charCodeAt(0)] = 1;
+/** For each byte value, the triggers that start with it: the JavaScript twin of strings.c's table. */
+const TRIGGERS_BY_FIRST: number[][][] = Array.from({ length: 256 }, () => []);
+for (const trigger of EVIDENCE_TRIGGERS) {
+  const bytes = [...Buffer.from(trigger, 'latin1')];
+  TRIGGERS_BY_FIRST[bytes[0]!]!.push(bytes);
+}
 
-function hasMark(bytes: Uint8Array, start: number, end: number, step: number): boolean {
-  for (let i = start; i < end; i += step) if (MARK[bytes[i]!] === 1) return true;
+/**
+ * mayHoldEvidence (extract.ts) on bytes, every `step`-th byte of [start, end) (2 for UTF-16LE), so
+ * a string that can yield no evidence is skipped before it is made.
+ */
+function triggered(bytes: Uint8Array, start: number, end: number, step: number): boolean {
+  const first = bytes[start]!;
+  const upper = first >= 0x41 && first <= 0x5a;
+  for (let i = start; i < end; i += step) {
+    const c = bytes[i]!;
+    if (c === 0x3d && upper) return true;
+    for (const trigger of TRIGGERS_BY_FIRST[c]!) {
+      if (i + (trigger.length - 1) * step >= end) continue;
+      let k = 1;
+      while (k < trigger.length && bytes[i + k * step] === trigger[k]) k++;
+      if (k === trigger.length) return true;
+    }
+  }
   return false;
 }
 
@@ -106,8 +125,8 @@ export class StringScanner {
   private readonly skipPlain: boolean;
 
   /**
-   * `skipPlain` leaves out closed strings that hold none of EVIDENCE_MARKS, which can hold no
-   * evidence: on binary data most strings are such noise, and skipping them spares creating them.
+   * `skipPlain` leaves out strings that can yield no evidence (none of EVIDENCE_TRIGGERS in them):
+   * on binary data nearly all strings are such noise, and skipping them spares creating them.
    */
   constructor(sink: StringSink, options: { engine?: 'wasm' | 'js'; skipPlain?: boolean } = {}) {
     this.sink = sink;
@@ -236,13 +255,13 @@ export class StringScanner {
 
   /** A run that spanned chunks: filtered like any other, so results do not depend on chunking. */
   private emitCarried(bytes: Uint8Array, offset: number): void {
-    if (!this.skipPlain || hasMark(bytes, 0, bytes.length, 1))
+    if (!this.skipPlain || triggered(bytes, 0, bytes.length, 1))
       this.sink(latin1(bytes, 0, bytes.length), offset, 'ascii');
   }
 
   private emit16(bytes: Uint8Array, start: number, end: number, offset: number): void {
     if ((end - start) / 2 < MIN_UTF16) return;
-    if (this.skipPlain && !hasMark(bytes, start, end, 2)) return;
+    if (this.skipPlain && !triggered(bytes, start, end, 2)) return;
     this.sink(utf16Ascii(bytes, start, end), offset, 'utf16le');
   }
 
@@ -275,7 +294,7 @@ export class StringScanner {
           break;
         }
         if (e - s >= MIN_ASCII) {
-          if (!this.skipPlain || hasMark(chunk, s, e, 1)) this.sink(latin1(chunk, s, e), base + s, 'ascii');
+          if (!this.skipPlain || triggered(chunk, s, e, 1)) this.sink(latin1(chunk, s, e), base + s, 'ascii');
         }
         resume = e + 1;
         i = ((e + 1 - firstWord) >> 2) - 1;

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { EVIDENCE_TRIGGERS } from '../extract.ts';
 
 /**
  * Loads strings.wasm (built from strings.c: the scanner's hot loop in WebAssembly SIMD, two to
@@ -15,7 +16,7 @@ export const REC_ASCII = 1;
 export const REC_UTF16 = 2;
 export const REC_ASCII_OPEN = 3;
 export const REC_UTF16_OPEN = 4;
-/** Or'ed into REC_ASCII/REC_UTF16: the string holds none of EVIDENCE_MARKS (see extract.ts). */
+/** Or'ed into REC_ASCII/REC_UTF16: the string can yield no evidence (see EVIDENCE_TRIGGERS). */
 export const REC_PLAIN = 0x10;
 
 export interface WasmScanner {
@@ -31,6 +32,13 @@ interface WebAssemblyApi {
   Instance: new (module: object, imports: object) => { exports: unknown };
 }
 const { WebAssembly: wasmApi } = globalThis as unknown as { WebAssembly: WebAssemblyApi };
+
+interface ScannerExports {
+  memory: { buffer: ArrayBuffer };
+  scan: ScanExport;
+  trigger_area: () => number;
+  set_triggers: (count: number) => number;
+}
 
 type ScanExport = (
   input: number,
@@ -48,11 +56,16 @@ export function wasmScanner(): WasmScanner | null {
   try {
     const bytes = readFileSync(new URL('./strings.wasm', import.meta.url));
     const module = new wasmApi.Module(bytes);
-    const exports = new wasmApi.Instance(module, {}).exports as {
-      memory: { buffer: ArrayBuffer };
-      scan: ScanExport;
-    };
+    const exports = new wasmApi.Instance(module, {}).exports as ScannerExports;
     const memory = Buffer.from(exports.memory.buffer);
+    let at = exports.trigger_area();
+    for (const trigger of EVIDENCE_TRIGGERS) {
+      memory[at++] = trigger.length;
+      at += memory.write(trigger, at, 'latin1');
+    }
+    if (exports.set_triggers(EVIDENCE_TRIGGERS.length) !== EVIDENCE_TRIGGERS.length) {
+      throw new Error('strings.wasm takes at most 32 evidence triggers of at most 32 bytes');
+    }
     const input = memory.subarray(INPUT_OFFSET, INPUT_OFFSET + WASM_INPUT_CAPACITY);
     const records = new Uint32Array(exports.memory.buffer, RECORDS_OFFSET);
     instance = {

@@ -21,18 +21,67 @@
 #define REC_ASCII_OPEN 3 /* an ASCII run that reaches the end of the chunk (any length) */
 #define REC_UTF16_OPEN 4 /* a UTF-16 run that reaches the end (may end in half a pair) */
 
-/* Set on a record whose string holds none of the characters every evidence extractor needs. */
+/* Set on a record whose string can yield no evidence (see triggered below). */
 #define REC_PLAIN 0x10
 
 static inline int printable(uint8_t c) { return c >= 0x20 && c < 0x7f; }
 
-/* EVIDENCE_MARKS in src/analyze/extract.ts: a string without one of these yields no evidence. */
-static inline int mark(uint8_t c) { return c == ':' || c == '=' || c == ' ' || c == '"' || c == '\'' || c == ','; }
+/*
+ * EVIDENCE_TRIGGERS in src/analyze/extract.ts, handed over by set_triggers: a string that holds
+ * none of them, and does not start upper-case with an '=' in it (an environment variable), yields
+ * no evidence. For each byte value, a bitmask of the triggers that start with it.
+ */
+#define MAX_TRIGGERS 32
+#define MAX_TRIGGER_LEN 32
+static uint8_t trigger_area_bytes[MAX_TRIGGERS * (MAX_TRIGGER_LEN + 1)];
+static uint8_t trigger[MAX_TRIGGERS][MAX_TRIGGER_LEN];
+static uint32_t trigger_len[MAX_TRIGGERS];
+static uint32_t starts_trigger[256];
+static int triggers_set;
+
+/* Where the caller writes the triggers for set_triggers: each one a length byte, then its bytes. */
+__attribute__((export_name("trigger_area")))
+uint8_t *trigger_area(void) { return trigger_area_bytes; }
+
+/* Takes `count` triggers from the trigger area; returns 0 (and marks nothing plain) when they do not fit. */
+__attribute__((export_name("set_triggers")))
+uint32_t set_triggers(uint32_t count) {
+  triggers_set = 0;
+  for (int c = 0; c < 256; c++) starts_trigger[c] = 0;
+  if (count > MAX_TRIGGERS) return 0;
+  const uint8_t *p = trigger_area_bytes;
+  for (uint32_t t = 0; t < count; t++) {
+    uint32_t n = *p++;
+    if (n == 0 || n > MAX_TRIGGER_LEN) return 0;
+    for (uint32_t k = 0; k < n; k++) trigger[t][k] = p[k];
+    trigger_len[t] = n;
+    starts_trigger[p[0]] |= 1u << t;
+    p += n;
+  }
+  triggers_set = 1;
+  return count;
+}
+
+/* Whether in[s..e), every `step`-th byte (2 for UTF-16LE), holds a trigger. */
+__attribute__((noinline)) static uint32_t triggered(const uint8_t *in, uint32_t s, uint32_t e, uint32_t step) {
+  if (!triggers_set) return 1;
+  int upper = in[s] >= 'A' && in[s] <= 'Z';
+  for (uint32_t i = s; i < e; i += step) {
+    uint8_t c = in[i];
+    if (c == '=' && upper) return 1;
+    for (uint32_t candidates = starts_trigger[c]; candidates; candidates &= candidates - 1) {
+      uint32_t t = __builtin_ctz(candidates), n = trigger_len[t];
+      if ((e - i + step - 1) / step < n) continue;
+      uint32_t k = 1;
+      while (k < n && in[i + k * step] == trigger[t][k]) k++;
+      if (k == n) return 1;
+    }
+  }
+  return 0;
+}
 
 static inline uint32_t plain(const uint8_t *in, uint32_t s, uint32_t e, uint32_t step) {
-  for (uint32_t i = s; i < e; i += step)
-    if (mark(in[i])) return 0;
-  return REC_PLAIN;
+  return triggered(in, s, e, step) ? 0 : REC_PLAIN;
 }
 
 static uint32_t *out;
