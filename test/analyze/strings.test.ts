@@ -168,6 +168,30 @@ describe('StringScanner', () => {
     );
   });
 
+  it('finds the shortest runs at every position across 64-byte blocks, after blocks with none', () => {
+    // The SIMD loop skips whole blocks that end no run and carries the last bytes of each into the
+    // next; runs of exactly the minimum length, ending at each byte of a block, test those carries.
+    const filler = (n: number) => Uint8Array.from({ length: n }, (_, i) => 0x80 + ((i * 37) % 128));
+    const runs: Array<[string, Uint8Array]> = [
+      ['ascii 8', new Uint8Array(Buffer.from('abcdefgh', 'latin1'))],
+      ['ascii 9', new Uint8Array(Buffer.from('abcdefghi', 'latin1'))],
+      ['utf16 6', new Uint8Array(Buffer.from('abcdef', 'utf16le'))],
+      ['utf16 7', new Uint8Array(Buffer.from('abcdefg', 'utf16le'))],
+      ['ascii 7, too short', new Uint8Array(Buffer.from('abcdefg', 'latin1'))],
+      ['utf16 5, too short', new Uint8Array(Buffer.from('abcde', 'utf16le'))],
+    ];
+    for (const [name, run] of runs) {
+      for (let at = 190; at < 330; at++) {
+        const bytes = filler(512);
+        bytes.set(run, at);
+        const expected = reference(bytes);
+        assert.equal(expected.length, name.includes('too short') ? 0 : 1, `${name} at ${at}`);
+        assert.deepEqual(scan(bytes, []), expected, `${name} at ${at} (wasm)`);
+        assert.deepEqual(scan(bytes, [], 'js'), expected, `${name} at ${at} (js)`);
+      }
+    }
+  });
+
   it('keeps a URL whole when a chunk boundary falls inside it, for every boundary position', () => {
     const url = 'https://auth.example.com/oauth2/token?grant_type=client_credentials&scope=read';
     const bytes = new Uint8Array(200).fill(0x01);
