@@ -12,6 +12,10 @@ export const MAX_DISTINCT_PER_KIND = 50_000;
 /** And at most this many characters of distinct values in all, so unique strings cannot fill memory. */
 export const MAX_STORED_CHARS = 16 * 1024 * 1024;
 
+/** How many strings (of at most MAX_RECENT_LENGTH characters) onString remembers the yield of. */
+const MAX_RECENT = 4096;
+const MAX_RECENT_LENGTH = 4096;
+
 export interface EvidenceItem {
   kind: EvidenceKind;
   value: string;
@@ -37,15 +41,35 @@ export class EvidenceCollector {
   private readonly secrets = new Set<string>();
   private storedChars = 0;
 
+  /**
+   * What recent strings yielded, for strings that held no secret: a dump holds the same URL or
+   * request line in hundreds of buffers, and each copy would run the extractors and the redaction
+   * rules again. Cleared when full; a string with a secret in it is never kept here.
+   */
+  private readonly recent = new Map<string, Array<[EvidenceKind, string]>>();
+
   /** The StringSink: feed every printable string found in the dump. */
   readonly onString = (text: string, _offset: number, encoding: StringEncoding): void => {
     this.strings++;
+    const known = this.recent.get(text);
+    if (known) {
+      for (const [kind, value] of known) this.add({ kind, value, count: 1, encoding });
+      return;
+    }
+    const found: Array<[EvidenceKind, string]> = [];
+    let secretFree = true;
     extractEvidence(text, encoding, (kind, raw) => {
       const { text: value, count, secrets } = redact(raw);
+      if (count > 0) secretFree = false;
       this.redactions += count;
       for (const secret of secrets) if (this.secrets.size < 1000) this.secrets.add(secret);
       this.add({ kind, value, count: 1, encoding });
+      found.push([kind, value]);
     });
+    if (secretFree && text.length <= MAX_RECENT_LENGTH) {
+      if (this.recent.size >= MAX_RECENT) this.recent.clear();
+      this.recent.set(text, found);
+    }
   };
 
   add(item: EvidenceItem): void {
