@@ -26,7 +26,7 @@ export type EvidenceKind = (typeof EVIDENCE_KINDS)[number];
 
 /**
  * Every extractor below starts by looking for one of these substrings (or, for an environment
- * variable, an upper-case first letter and an '='), so a string holding none of them yields no
+ * variable, an upper-case NAME and an '=': ENV_START), so a string holding none of them yields no
  * evidence and the scanner skips it without making a string of it. On binary data nine strings in
  * ten are skipped so. Shorter is fine (a prefix of what an extractor looks for lets more through);
  * the scanner takes at most 32 of at most 32 bytes each. A property test holds extractEvidence to
@@ -56,15 +56,17 @@ export const EVIDENCE_TRIGGERS: readonly string[] = [
   'DELETE',
 ];
 
-/** The environment-variable rule, which is not a substring: `NAME=value` starts upper-case. */
 const startsUpper = (text: string) => {
   const first = text.charCodeAt(0);
   return first >= 0x41 && first <= 0x5a;
 };
 
+/** The environment-variable rule, which is not a substring: `NAME=value`, NAME upper-case. */
+const ENV_START = /^[A-Z][A-Z0-9_]*=/;
+
 /** False only for a string in which extractEvidence cannot find anything. */
 export function mayHoldEvidence(text: string): boolean {
-  if (startsUpper(text) && text.includes('=')) return true;
+  if (ENV_START.test(text)) return true;
   for (const trigger of EVIDENCE_TRIGGERS) if (text.includes(trigger)) return true;
   return false;
 }

@@ -35,6 +35,10 @@ export type StringSink = (text: string, offset: number, encoding: StringEncoding
 const PRINTABLE = new Uint8Array(256);
 for (let c = 0x20; c < 0x7f; c++) PRINTABLE[c] = 1;
 
+/** Bytes of an environment variable's NAME after its first letter: A-Z, 0-9, _. */
+const NAME_BYTE = new Uint8Array(256);
+for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_') NAME_BYTE[c.charCodeAt(0)] = 1;
+
 /** For each byte value, the triggers that start with it: the JavaScript twin of strings.c's table. */
 const TRIGGERS_BY_FIRST: number[][][] = Array.from({ length: 256 }, () => []);
 for (const trigger of EVIDENCE_TRIGGERS) {
@@ -48,10 +52,13 @@ for (const trigger of EVIDENCE_TRIGGERS) {
  */
 function triggered(bytes: Uint8Array, start: number, end: number, step: number): boolean {
   const first = bytes[start]!;
-  const upper = first >= 0x41 && first <= 0x5a;
+  if (first >= 0x41 && first <= 0x5a) {
+    let i = start + step;
+    while (i < end && NAME_BYTE[bytes[i]!] === 1) i += step;
+    if (i < end && bytes[i] === 0x3d) return true;
+  }
   for (let i = start; i < end; i += step) {
     const c = bytes[i]!;
-    if (c === 0x3d && upper) return true;
     for (const trigger of TRIGGERS_BY_FIRST[c]!) {
       if (i + (trigger.length - 1) * step >= end) continue;
       let k = 1;

@@ -96,6 +96,8 @@ describe('extractEvidence', () => {
       'SystemExit: 1',
       'LANG=C.UTF-8',
       'lang=C.UTF-8',
+      'AWS_2FA=on',
+      'AWS-2FA=on',
       '"transaction": "/feeds/"',
       '"release": "web@1.2"',
       '"environment": "prod"',

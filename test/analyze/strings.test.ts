@@ -84,6 +84,8 @@ const memory = fc
           'short',
           'a\tb\tc\td\te\tf',
           'LANG=C.UTF-8',
+          'SSL_CERT_2=/etc/ssl',
+          'SSL-CERT=/etc/ssl',
           'lang=C.UTF-8 Exit',
           'ValueError: bad',
           'SELECT 1 FROM t',
@@ -92,7 +94,7 @@ const memory = fc
         )
         .map((s) => new Uint8Array(Buffer.from(s, 'latin1'))),
       fc
-        .constantFrom('http://radio.example.net/live', 'Error in feed', 'PATH=/usr/bin', 'plain words')
+        .constantFrom('http://radio.example.net/live', 'Error in feed', 'PATH_2=/usr/bin', 'plain words')
         .map((s) => new Uint8Array(Buffer.from(s, 'utf16le'))),
       fc
         .string({ minLength: 1, maxLength: 20 })

@@ -28,7 +28,7 @@ static inline int printable(uint8_t c) { return c >= 0x20 && c < 0x7f; }
 
 /*
  * EVIDENCE_TRIGGERS in src/analyze/extract.ts, handed over by set_triggers: a string that holds
- * none of them, and does not start upper-case with an '=' in it (an environment variable), yields
+ * none of them, and does not start like an environment variable (NAME=, NAME upper-case), yields
  * no evidence. For each byte value, a bitmask of the triggers that start with it.
  */
 #define MAX_TRIGGERS 32
@@ -65,10 +65,13 @@ uint32_t set_triggers(uint32_t count) {
 /* Whether in[s..e), every `step`-th byte (2 for UTF-16LE), holds a trigger. */
 __attribute__((noinline)) static uint32_t triggered(const uint8_t *in, uint32_t s, uint32_t e, uint32_t step) {
   if (!triggers_set) return 1;
-  int upper = in[s] >= 'A' && in[s] <= 'Z';
+  if (in[s] >= 'A' && in[s] <= 'Z') {
+    uint32_t i = s + step;
+    while (i < e && ((in[i] >= 'A' && in[i] <= 'Z') || (in[i] >= '0' && in[i] <= '9') || in[i] == '_')) i += step;
+    if (i < e && in[i] == '=') return 1;
+  }
   for (uint32_t i = s; i < e; i += step) {
     uint8_t c = in[i];
-    if (c == '=' && upper) return 1;
     for (uint32_t candidates = starts_trigger[c]; candidates; candidates &= candidates - 1) {
       uint32_t t = __builtin_ctz(candidates), n = trigger_len[t];
       if ((e - i + step - 1) / step < n) continue;
