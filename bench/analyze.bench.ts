@@ -7,8 +7,8 @@
  *   1. `cat` to /dev/null: the I/O floor, nothing can beat it;
  *   2. the grep pipeline: the reference the analyzer has to beat;
  *   3. the analyzer itself, whose `--stats` line gives its peak RSS (workers included);
- * and checks that the analyzer's URL counts agree with grep's, so speed is never bought with
- * wrong answers.
+ * each once untimed and then RUNS times in turn (see timeInterleaved), and checks that the
+ * analyzer's URL counts agree with grep's, so speed is never bought with wrong answers.
  *
  * It is a measurement, not a test: missed goals print FAIL but exit 0. It exits non-zero only when
  * something could not run (no compiler, no core, analyzer missing or crashing, unreadable output).
@@ -32,7 +32,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const RUNS = 3;
+const RUNS = 5;
 /** Generous: a slow analyzer should show up as a slow number, but a hung one must not hang CI. */
 const RUN_TIMEOUT_MS = 15 * 60 * 1000;
 const RSS_GOAL_BYTES = 256 * 1024 * 1024;
@@ -249,21 +249,35 @@ function median(values: readonly number[]): number {
   return sorted[Math.floor(sorted.length / 2)]!;
 }
 
-/** Runs a command RUNS times; stops at the first failure, since its timings would mean nothing. */
-async function timeRuns(
-  name: string,
-  command: string,
-  args: readonly string[],
-  options: RunOptions,
-): Promise<{ timed: Timed; results: RunResult[] }> {
-  const results: RunResult[] = [];
-  for (let i = 0; i < RUNS; i++) {
-    const result = await run(command, args, options);
-    if (result.error || result.code !== 0) throw new BenchError(describeFailure(name, result));
-    results.push(result);
+interface Contender {
+  name: string;
+  command: string;
+  args: readonly string[];
+  options: RunOptions;
+  results: RunResult[];
+  /** Why it stopped: after a failure its timings would mean nothing. */
+  failure?: string;
+}
+
+/**
+ * Runs every contender once untimed (the page cache and Node's compile cache are then warm for all
+ * of them alike), then RUNS rounds of each in turn, so a slow spell of this shared machine falls on
+ * all of them rather than on whichever happened to run then.
+ */
+async function timeInterleaved(contenders: readonly Contender[]): Promise<void> {
+  for (let round = -1; round < RUNS; round++) {
+    for (const c of contenders) {
+      if (c.failure !== undefined) continue;
+      const result = await run(c.command, c.args, c.options);
+      if (result.error || result.code !== 0) c.failure = describeFailure(c.name, result);
+      else if (round >= 0) c.results.push(result);
+    }
   }
-  const runs = results.map((r) => r.seconds);
-  return { timed: { name, runs, median: median(runs) }, results };
+}
+
+function timed(c: Contender): Timed {
+  const runs = c.results.map((r) => r.seconds);
+  return { name: c.name, runs, median: median(runs) };
 }
 
 /**
@@ -411,19 +425,48 @@ async function main(): Promise<number> {
         `${core.seconds.toFixed(2)} s`,
     );
 
-    const cat = ['-c', 'cat "$1" > /dev/null', 'bench', core.path];
-    const warm = await run('bash', cat, { cwd: dir });
-    if (warm.error || warm.code !== 0) throw new BenchError(describeFailure('cat (warm-up)', warm));
-
-    const rows: Timed[] = [];
-    rows.push((await timeRuns('cat > /dev/null', 'bash', cat, { cwd: dir })).timed);
-
     const grepScript = 'LC_ALL=C grep -aoE \'https?://[^[:space:]"]+\' "$1" | sort | uniq -c';
-    const grep = await timeRuns('grep | sort | uniq -c', 'bash', ['-c', grepScript, 'bench', core.path], {
-      cwd: dir,
-      captureStdout: true,
-    });
-    rows.push(grep.timed);
+    const cat: Contender = {
+      name: 'cat > /dev/null',
+      command: 'bash',
+      args: ['-c', 'cat "$1" > /dev/null', 'bench', core.path],
+      options: { cwd: dir },
+      results: [],
+    };
+    const grep: Contender = {
+      name: 'grep | sort | uniq -c',
+      command: 'bash',
+      args: ['-c', grepScript, 'bench', core.path],
+      options: { cwd: dir, captureStdout: true },
+      results: [],
+    };
+    const oursName = 'nightshift analyze';
+    const ours: Contender = {
+      name: oursName,
+      command: nightshiftBin,
+      args: ['analyze', core.path, '--json', '--stats'],
+      options: { cwd: repoRoot, captureStdout: true },
+      results: [],
+    };
+    let oursStatus = 'NOT RUN';
+    if (!existsSync(nightshiftBin)) {
+      ours.failure = `${nightshiftBin} does not exist (analyzer not written yet?)`;
+    } else {
+      try {
+        accessSync(nightshiftBin, constants.X_OK);
+      } catch (error) {
+        ours.failure = `${nightshiftBin}: ${(error as Error).message}`;
+      }
+    }
+    const oursRan = ours.failure === undefined;
+    await timeInterleaved([cat, grep, ours]);
+    for (const reference of [cat, grep])
+      if (reference.failure !== undefined) throw new BenchError(reference.failure);
+    if (oursRan && ours.failure !== undefined) oursStatus = 'FAILED';
+    const oursProblem = ours.failure;
+
+    const rows: Timed[] = [timed(cat), timed(grep)];
+    const grepTimed = timed(grep);
     const grepCounts = parseUniqCounts(grep.results.at(-1)!.stdout);
 
     // The reference itself is checked against what was planted, so a grep/ours disagreement
@@ -436,28 +479,12 @@ async function main(): Promise<number> {
     );
 
     const rss = new Map<string, string>();
-    const oursName = 'nightshift analyze';
     const goals: string[] = [];
-    const oursArgs = ['analyze', core.path, '--json', '--stats'];
-    let ours: { timed: Timed; results: RunResult[] } | undefined;
-    let oursProblem: string | undefined;
-    let oursStatus = 'NOT RUN';
-    if (!existsSync(nightshiftBin)) {
-      oursProblem = `${nightshiftBin} does not exist (analyzer not written yet?)`;
-    } else {
-      try {
-        accessSync(nightshiftBin, constants.X_OK);
-        ours = await timeRuns(oursName, nightshiftBin, oursArgs, { cwd: repoRoot, captureStdout: true });
-      } catch (error) {
-        if (error instanceof BenchError) oursStatus = 'FAILED';
-        oursProblem =
-          error instanceof BenchError ? error.message : `${nightshiftBin}: ${(error as Error).message}`;
-      }
-    }
+    const oursTimed = ours.failure === undefined ? timed(ours) : undefined;
 
     let peakRss: number | undefined;
-    if (ours) {
-      rows.push(ours.timed);
+    if (oursTimed) {
+      rows.push(oursTimed);
       const stats = ours.results.map((r) => parseStats(r.stderr));
       const rssValues = stats.map((s) => s?.maxRssBytes).filter((v) => v !== undefined);
       // Worst of the runs: the goal is a ceiling, not a typical value.
@@ -466,10 +493,10 @@ async function main(): Promise<number> {
     }
 
     console.log('');
-    printTable(rows, core.bytes, grep.timed.median, rss);
+    printTable(rows, core.bytes, grepTimed.median, rss);
     console.log('');
 
-    if (ours) {
+    if (oursTimed) {
       const last = ours.results.at(-1)!;
       const stats = parseStats(last.stderr);
       if (!stats) {
@@ -516,10 +543,10 @@ async function main(): Promise<number> {
         exitCode = 1;
       }
 
-      const faster = ours.timed.median < grep.timed.median;
+      const faster = oursTimed.median < grepTimed.median;
       goals.push(
         `${faster ? 'PASS' : 'FAIL'}  ours faster than the grep pipeline ` +
-          `(${ours.timed.median.toFixed(3)} s vs ${grep.timed.median.toFixed(3)} s)`,
+          `(${oursTimed.median.toFixed(3)} s vs ${grepTimed.median.toFixed(3)} s)`,
       );
       goals.push(
         peakRss === undefined
