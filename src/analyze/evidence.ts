@@ -12,9 +12,9 @@ export const MAX_DISTINCT_PER_KIND = 50_000;
 /** And at most this many characters of distinct values in all, so unique strings cannot fill memory. */
 export const MAX_STORED_CHARS = 16 * 1024 * 1024;
 
-/** How many strings (of at most MAX_RECENT_LENGTH characters) onString remembers the yield of. */
+/** How many strings (of at most MAX_RECENT_LENGTH characters: 4 MiB at most) onString remembers the yield of. */
 const MAX_RECENT = 4096;
-const MAX_RECENT_LENGTH = 4096;
+const MAX_RECENT_LENGTH = 1024;
 
 export interface EvidenceItem {
   kind: EvidenceKind;
