@@ -6,7 +6,7 @@ import { finished, PassThrough, type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createZstdDecompress } from 'node:zlib';
 import { CodedError, ErrorCode } from '../errors.ts';
-import { type RemoteHost, shellQuote } from './transport.ts';
+import { type RemoteHost, type RemoteStream, shellQuote } from './transport.ts';
 
 /**
  * Brings a file home from a host whose disk is full, the way an SRE would by hand:
@@ -116,11 +116,22 @@ function copyStatus(stderr: string): { status: number | null; message: string } 
   return { status: m ? Number(m[1]) : null, message: stderr.replace(STATUS, '').trim() };
 }
 
-/** The status to report: the copy's when it failed, else the remote command's. */
-function failure(exitCode: number | null, stderr: string): { code: number; message: string } | undefined {
+/** How the remote command ended. */
+type Ending = Awaited<RemoteStream['done']>;
+
+/**
+ * What failed on the host, if anything: the copy when its status says so, else the remote
+ * command, by its exit status or by the signal that killed it (the OOM killer, an operator),
+ * which is not a dropped connection and is not reported as one.
+ */
+function failure({ exitCode, signal, stderr }: Ending): string | undefined {
   const copy = copyStatus(stderr);
-  if (copy.status !== null && copy.status !== 0) return { code: copy.status, message: copy.message };
-  if (exitCode !== null && exitCode !== 0) return { code: exitCode, message: copy.message };
+  const message = copy.message.slice(0, 300);
+  if (copy.status !== null && copy.status !== 0)
+    return `the remote command failed (${copy.status}): ${message}`;
+  if (signal !== undefined)
+    return `the remote command was killed by ${signal}${message ? `: ${message}` : ''}`;
+  if (exitCode !== null && exitCode !== 0) return `the remote command failed (${exitCode}): ${message}`;
   return undefined;
 }
 
@@ -195,25 +206,20 @@ export async function pullFile(
       remote.abort();
       throw error;
     }
-    const { exitCode, stderr } = await remote.done;
-    if (exitCode === null) throw new Error('the connection dropped');
-    const failed = failure(exitCode, stderr);
-    if (failed)
-      throw new Error(`the remote command failed (${failed.code}): ${failed.message.slice(0, 300)}`);
+    const ending = await remote.done;
+    const failed = failure(ending);
+    if (failed) throw new Error(failed);
+    if (ending.exitCode === null) throw new Error('the connection dropped');
   } catch (error) {
     await unlink(part).catch(() => {});
-    const { exitCode, stderr } = await Promise.race([
+    const ending = await Promise.race([
       remote.done,
-      new Promise<{ exitCode: null; stderr: string }>((r) =>
-        setTimeout(() => r({ exitCode: null, stderr: '' }), 1000),
-      ),
+      new Promise<Ending>((r) => setTimeout(() => r({ exitCode: null, stderr: '' }), 1000)),
     ]);
-    const failed = failure(exitCode, stderr);
+    const failed = failure(ending);
     const reason = outOfSpace
       ? `the bot's disk would drop below ${reserve} bytes free`
-      : failed
-        ? `the remote command failed (${failed.code}): ${failed.message.slice(0, 300)}`
-        : (error as Error).message;
+      : (failed ?? (error as Error).message);
     throw new CodedError(
       ErrorCode.SshFailed,
       `pulling ${source.container ? `${source.container}:` : ''}${source.path} from ${host.name} failed after ${transferred} bytes: ${reason}; nothing was kept`,

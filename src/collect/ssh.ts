@@ -38,6 +38,46 @@ class Semaphore {
   }
 }
 
+/** How a remote command ended, as the channel told before it closed. */
+interface Ending {
+  /** The exit status; null when the host sent none (killed by a signal, or no word at all). */
+  exitCode: number | null;
+  /** The signal that killed it ('SIGKILL'), when the host sent exit-signal instead of exit-status. */
+  signal?: string;
+}
+
+/**
+ * Opens an exec channel and starts listening for how the command ends in ssh2's callback itself,
+ * before anything else can run. ssh2 handles every packet of one socket read in a row, emitting
+ * 'exit' as it parses the exit-status; a listener added after an `await` (a microtask later) is
+ * too late when the exec reply, the output, the exit status and the close came in the same read.
+ * That is the case for a quick command whenever the bot is slow to read (a loaded machine, other
+ * transfers decompressing): the output waits in the channel's buffers, an event does not, and the
+ * command looked as if its connection had dropped.
+ */
+function openExec(
+  client: Client,
+  host: Host,
+  command: string,
+): Promise<{ channel: ClientChannel; ended: Promise<Ending> }> {
+  return new Promise((resolve, reject) =>
+    client.exec(command, (error, channel) => {
+      if (error) {
+        reject(new CodedError(ErrorCode.SshFailed, `${host.name}: ${error.message}`, { cause: error }));
+        return;
+      }
+      const ended = new Promise<Ending>((settle) => {
+        let ending: Ending = { exitCode: null };
+        channel.on('exit', (code: number | null, signal?: string) => {
+          ending = signal === undefined ? { exitCode: code } : { exitCode: code, signal };
+        });
+        channel.on('close', () => settle(ending));
+      });
+      resolve({ channel, ended });
+    }),
+  );
+}
+
 export interface SshOptions {
   hosts: HostsFile;
   knownHosts: KnownHostEntry[];
@@ -159,44 +199,25 @@ export class SshConnections {
 
   private async stream(host: Host, command: Omit<RemoteCommand, 'maxOutputBytes'>): Promise<RemoteStream> {
     const client = await this.connection(host);
-    const channel = await new Promise<ClientChannel>((resolve, reject) =>
-      client.exec(gentle(command.command, command.timeoutMs), (error, stream) =>
-        error
-          ? reject(new CodedError(ErrorCode.SshFailed, `${host.name}: ${error.message}`, { cause: error }))
-          : resolve(stream),
-      ),
-    );
+    const { channel, ended } = await openExec(client, host, gentle(command.command, command.timeoutMs));
     const stderr: Buffer[] = [];
     channel.stderr.on('data', (chunk: Buffer) => {
       if (stderr.length < 64) stderr.push(chunk);
     });
-    const done = new Promise<{ exitCode: number | null; stderr: string }>((resolve) => {
-      let exitCode: number | null = null;
-      channel.on('exit', (code: number | null) => {
-        exitCode = code;
-      });
-      channel.on('close', () => resolve({ exitCode, stderr: Buffer.concat(stderr).toString('utf8') }));
-    });
+    const done = ended.then((ending) => ({ ...ending, stderr: Buffer.concat(stderr).toString('utf8') }));
     return { stdout: channel, done, abort: () => channel.close() };
   }
 
   private async exec(host: Host, command: RemoteCommand): Promise<ExecResult> {
     const client = await this.connection(host);
     const started = performance.now();
-    const channel = await new Promise<ClientChannel>((resolve, reject) =>
-      client.exec(gentle(command.command, command.timeoutMs), (error, stream) =>
-        error
-          ? reject(new CodedError(ErrorCode.SshFailed, `${host.name}: ${error.message}`, { cause: error }))
-          : resolve(stream),
-      ),
-    );
+    const { channel, ended } = await openExec(client, host, gentle(command.command, command.timeoutMs));
     return new Promise((resolve) => {
       const out: Buffer[] = [];
       const err: Buffer[] = [];
       let size = 0;
       let truncated = false;
       let timedOut = false;
-      let exitCode: number | null = null;
       const take = (into: Buffer[]) => (chunk: Buffer) => {
         if (truncated) return;
         const room = command.maxOutputBytes - size;
@@ -217,18 +238,15 @@ export class SshConnections {
       }, command.timeoutMs + 3000);
       channel.on('data', take(out));
       channel.stderr.on('data', take(err));
-      channel.on('exit', (code: number | null) => {
-        exitCode = code;
-        // coreutils timeout exits 124 (or 137 after --kill-after) when it stopped the command.
-        if (code === 124 || code === 137) timedOut = true;
-      });
-      channel.on('close', () => {
+      void ended.then(({ exitCode, signal }) => {
         clearTimeout(timer);
         resolve({
           stdout: Buffer.concat(out).toString('utf8'),
           stderr: Buffer.concat(err).toString('utf8'),
           exitCode,
-          timedOut,
+          ...(signal === undefined ? {} : { signal }),
+          // coreutils timeout exits 124 (or 137 after --kill-after) when it stopped the command.
+          timedOut: timedOut || exitCode === 124 || exitCode === 137,
           truncated,
           durationMs: Math.round(performance.now() - started),
         });

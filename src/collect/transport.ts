@@ -14,7 +14,10 @@ export interface RemoteCommand {
 export interface ExecResult {
   stdout: string;
   stderr: string;
+  /** Null when the host sent no exit status: see `signal`, else the connection dropped. */
   exitCode: number | null;
+  /** The signal that ended the command ('SIGKILL'), when the host reported one (exit-signal). */
+  signal?: string;
   timedOut: boolean;
   truncated: boolean;
   durationMs: number;
@@ -23,8 +26,11 @@ export interface ExecResult {
 export interface RemoteStream {
   /** The command's stdout, as it arrives (pipe it; backpressure reaches the remote side). */
   stdout: NodeJS.ReadableStream;
-  /** Settles when the command ends: its exit code, or null when the connection dropped. */
-  done: Promise<{ exitCode: number | null; stderr: string }>;
+  /**
+   * Settles when the command ends: its exit code; or null and the signal that killed it (the host
+   * sent exit-signal); or null alone when the channel closed without either (the connection dropped).
+   */
+  done: Promise<{ exitCode: number | null; signal?: string; stderr: string }>;
   /** Closes the channel: the bot gives up on the rest (its disk is filling, the data is corrupt). */
   abort(): void;
 }

@@ -57,6 +57,8 @@ describe('pulling evidence over SSH', () => {
 case "$1" in
   cp)
     id="\${2%%:*}"; path="\${2#*:}"; root="${fixtures}/$id"
+    # Killed on the host (the OOM killer, say), with the whole command: its process group.
+    [ "$id" = doomed ] && kill -KILL 0
     [ -e "$root$path" ] || { echo "Error response from daemon: Could not find the file $path in container $id" >&2; exit 1; }
     exec tar -C "$root$(dirname "$path")" -cf - "$(basename "$path")" ;;
   *) echo "docker stand-in: unsupported: $*" >&2; exit 1 ;;
@@ -200,6 +202,16 @@ esac
     await assert.rejects(
       pullFile(ssh.host('box'), { container: 'web1', path: '/app/core.none' }, dest),
       /Could not find the file \/app\/core\.none.*nothing was kept/,
+    );
+    assert.equal(existsSync(dest), false);
+    assert.equal(existsSync(`${dest}.part`), false);
+  });
+
+  it('says so when the host killed the remote command, instead of blaming the connection', async () => {
+    const dest = join(work, 'evidence', 'killed');
+    await assert.rejects(
+      pullFile(ssh.host('box'), { container: 'doomed', path: '/app/core' }, dest),
+      /from box failed after \d+ bytes: the remote command was killed by SIGKILL; nothing was kept/,
     );
     assert.equal(existsSync(dest), false);
     assert.equal(existsSync(`${dest}.part`), false);

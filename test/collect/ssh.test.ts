@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer, connect as tcpConnect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { collectHost } from '../../src/collect/collect-host.ts';
 import { parseKnownHosts } from '../../src/collect/known-hosts.ts';
@@ -9,6 +10,50 @@ import { type HostsFile, parseHostsFile } from '../../src/config/hosts.ts';
 import { CodedError } from '../../src/errors.ts';
 import { createLogger } from '../../src/log.ts';
 import { type Sshd, startSshd } from '../helpers/sshd.ts';
+
+/**
+ * A TCP relay to `port` on loopback that, once `coalesce` is on, holds what the server sends until
+ * it has been quiet for `quietMs`, then passes it on in one write: the client gets a whole burst in
+ * one read, as a bot does when it is busy elsewhere while a quick command runs (the machine loaded,
+ * other pulls decompressing). What the client sends goes through at once.
+ */
+async function burstLink(port: number, quietMs: number) {
+  let coalesce = false;
+  const server = createServer((client) => {
+    const upstream = tcpConnect({ host: '127.0.0.1', port });
+    client.setNoDelay(true);
+    upstream.setNoDelay(true);
+    let held: Buffer[] = [];
+    let timer: NodeJS.Timeout | undefined;
+    const flush = () => {
+      timer = undefined;
+      if (held.length > 0 && !client.destroyed) client.write(Buffer.concat(held));
+      held = [];
+    };
+    upstream.on('data', (chunk: Buffer) => {
+      if (!coalesce) return void client.write(chunk);
+      held.push(chunk);
+      clearTimeout(timer);
+      timer = setTimeout(flush, quietMs);
+    });
+    client.on('data', (chunk: Buffer) => upstream.write(chunk));
+    const end = () => {
+      clearTimeout(timer);
+      flush();
+      client.destroy();
+      upstream.destroy();
+    };
+    for (const socket of [client, upstream]) socket.on('close', end).on('error', end);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    set coalesce(on: boolean) {
+      coalesce = on;
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
 
 /** Collection against a real OpenSSH server on loopback. */
 describe('the SSH transport against a real sshd', () => {
@@ -137,5 +182,44 @@ describe('the SSH transport against a real sshd', () => {
     const collection = JSON.parse(run.stdout);
     assert.equal(collection.host, 'box');
     assert.ok(collection.filesystems.length > 0);
+  });
+
+  it('tells how a quick command ended when its whole reply arrives in one read', async () => {
+    // The exec reply, the output, the exit status and the close in one read: the exit status was
+    // lost that way, and a pull that had brought every byte home failed as "the connection dropped".
+    const link = await burstLink(sshd.port, 300);
+    const box = hosts.hosts[0]!;
+    const slow = new SshConnections({
+      hosts: { ...hosts, hosts: [{ ...box, port: link.port }] },
+      knownHosts: parseKnownHosts(`[${sshd.host}]:${link.port} ${sshd.hostKeyPublicLine}`),
+      log,
+    });
+    try {
+      const remote = slow.host('box');
+      const command = { timeoutMs: 10_000, maxOutputBytes: 1024 };
+      assert.equal((await remote.exec({ ...command, command: 'true' })).exitCode, 0, 'connected');
+      link.coalesce = true;
+      const ran = await remote.exec({ ...command, command: 'echo out; echo err >&2; exit 3' });
+      assert.deepEqual([ran.exitCode, ran.stdout, ran.stderr], [3, 'out\n', 'err\n']);
+      const streamed = await remote.stream({ ...command, command: 'echo out; echo err >&2; exit 4' });
+      const out: Buffer[] = [];
+      streamed.stdout.on('data', (chunk: Buffer) => out.push(chunk));
+      const done = await streamed.done;
+      assert.deepEqual([done.exitCode, Buffer.concat(out).toString(), done.stderr], [4, 'out\n', 'err\n']);
+    } finally {
+      await slow.closeAll();
+      await link.close();
+    }
+  });
+
+  it('reports a command killed by a signal as such, not as a dropped connection', async () => {
+    const killed = await ssh
+      .host('box')
+      .exec({ command: 'kill -TERM $$', timeoutMs: 10_000, maxOutputBytes: 100 });
+    assert.deepEqual([killed.exitCode, killed.signal], [null, 'SIGTERM']);
+    const streamed = await ssh.host('box').stream({ command: 'kill -KILL $$', timeoutMs: 10_000 });
+    streamed.stdout.resume();
+    const done = await streamed.done;
+    assert.deepEqual([done.exitCode, done.signal], [null, 'SIGKILL']);
   });
 });
