@@ -181,7 +181,10 @@ export class SshConnections {
         client.setNoDelay(true);
         resolve(client);
       });
-      client.once('error', (error) => {
+      // `on`, not `once`: ssh2 can emit a second error for one connection (the socket reset by the
+      // server after a refused host key, seen under load), and an 'error' nobody listens to would
+      // crash the bot. An error after 'ready' closes the connection, which its channels report.
+      client.on('error', (error) => {
         if (refusal)
           reject(new CodedError(ErrorCode.HostKeyRejected, `${host.name}: ${refusal}`, { cause: error }));
         else
