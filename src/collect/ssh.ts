@@ -243,15 +243,22 @@ export class SshConnections {
       channel.stderr.on('data', take(err));
       void ended.then(({ exitCode, signal }) => {
         clearTimeout(timer);
+        const durationMs = Math.round(performance.now() - started);
         resolve({
           stdout: Buffer.concat(out).toString('utf8'),
           stderr: Buffer.concat(err).toString('utf8'),
           exitCode,
           ...(signal === undefined ? {} : { signal }),
-          // coreutils timeout exits 124 (or 137 after --kill-after) when it stopped the command.
-          timedOut: timedOut || exitCode === 124 || exitCode === 137,
+          // coreutils timeout exits 124 when it stopped the command. When the command ignored
+          // SIGTERM, --kill-after kills the whole process group, timeout itself included, so the
+          // host reports SIGKILL (137 where a shell stood between) at or after the limit.
+          timedOut:
+            timedOut ||
+            exitCode === 124 ||
+            exitCode === 137 ||
+            (signal === 'SIGKILL' && durationMs >= command.timeoutMs),
           truncated,
-          durationMs: Math.round(performance.now() - started),
+          durationMs,
         });
       });
     });

@@ -115,6 +115,17 @@ describe('the SSH transport against a real sshd', () => {
     assert.ok(Date.now() - started < 8000, `took ${Date.now() - started} ms`);
   });
 
+  it('stops a command that ignores SIGTERM with SIGKILL, and says it timed out', async () => {
+    // timeout(1) then kills its whole process group, itself included: the host reports
+    // exit-signal KILL rather than an exit status.
+    const result = await ssh
+      .host('box')
+      .exec({ command: "trap '' TERM; sleep 30", timeoutMs: 1000, maxOutputBytes: 1024 });
+    assert.equal(result.signal, 'SIGKILL');
+    assert.equal(result.timedOut, true);
+    assert.ok(result.durationMs < 10_000, `${result.durationMs} ms`);
+  });
+
   it('caps the output and stops the command', async () => {
     const result = await ssh
       .host('box')
