@@ -1,4 +1,5 @@
 import { parse } from 'libpg-query';
+import catalog from './sql-catalog.json' with { type: 'json' };
 
 /**
  * The gate every SQL text passes before it is proposed and again before it runs: PostgreSQL's own
@@ -7,102 +8,67 @@ import { parse } from 'libpg-query';
  * SELECT), EXPLAIN without ANALYZE of such a SELECT, and SHOW. Anything else is refused with a
  * reason a reviewer can read. Pure apart from the parser.
  *
- * This is a check of the text, not the only defence: the runner executes inside
- * `BEGIN READ ONLY`, so a function that writes is refused by the server. Functions that act on
- * the server without writing a table (read its files, consume replication slots, cancel
- * backends) are refused here by name, and so are a few the server would refuse anyway. Nothing
- * here sees into a user-defined function: the role must not be able to do harm either.
+ * What a SELECT may call is decided by an allowlist read from the server's catalog
+ * (sql-catalog.json, see sql-catalog-rules.ts): every function, in every syntax that calls one
+ * (a call, the attribute syntax `(x).f` and `t.f`, in FROM), every operator and every type must
+ * be a built-in known to be free of side effects; anything else is refused by name, with why.
+ * This text check cannot know what a name resolves to in one database (a function of the same
+ * name in `public`, a view's body, a row-level policy): it returns the names it saw, and
+ * sql-resolve.ts asks the target server, inside the run's transaction, before anything runs.
  */
 
 export type SqlVerdict = { ok: true } | { ok: false; reason: string };
 
+/** A possibly schema-qualified name as the parser gives it (unquoted identifiers already lower case). */
+export interface QualifiedName {
+  schema?: string;
+  name: string;
+}
+
+/** Every name in a statement that the server resolves through its catalog. */
+export interface SqlReferences {
+  /** Called functions (calls, FROM, aggregates, window functions). */
+  functions: QualifiedName[];
+  /** Names used after a dot or as `(x).name`: a column, or a function called with attribute syntax. */
+  attributes: string[];
+  operators: QualifiedName[];
+  types: QualifiedName[];
+  relations: QualifiedName[];
+}
+
+const FUNCTIONS: Record<string, string> = catalog.functions;
+const OPERATORS: Record<string, string> = catalog.operators;
+const TYPES: Record<string, string> = catalog.types;
+/** The schemas whose built-in functions a statement may name. */
+const BUILTIN_SCHEMAS = ['pg_catalog', 'information_schema'];
+/** TABLESAMPLE methods built into the server; extensions' ones are not known. */
+const SAMPLE_METHODS = new Set(['bernoulli', 'system']);
+/** The server version the allowlist was read from. */
+export const SQL_CATALOG_SERVER_MAJOR = catalog.serverMajor;
+
 /**
- * Functions refused by name, with what each does. Matched on the last part of the name, so
- * `pg_catalog.pg_read_file` is refused as `pg_read_file` is. Some of them (nextval, lo_put) the
- * read-only transaction refuses anyway; the gate says so before anyone approves them.
+ * Why a built-in function may not be called, '' when it may, or undefined when no built-in of
+ * that name exists (a user or extension function, which is refused too).
  */
-const FUNCTION_GROUPS: Array<[reason: string, names: string[]]> = [
-  [
-    'acts on the server',
-    [
-      'pg_terminate_backend',
-      'pg_cancel_backend',
-      'pg_reload_conf',
-      'pg_rotate_logfile',
-      'pg_promote',
-      'pg_switch_wal',
-      'pg_create_restore_point',
-      'pg_stat_statements_reset',
-      'pg_stat_reset',
-      'pg_stat_reset_shared',
-      'pg_stat_reset_single_table_counters',
-      'pg_stat_reset_single_function_counters',
-      'pg_stat_reset_slru',
-      'pg_advisory_lock',
-      'pg_advisory_lock_shared',
-      'pg_advisory_xact_lock',
-      'pg_advisory_xact_lock_shared',
-      'pg_try_advisory_lock',
-      'pg_try_advisory_lock_shared',
-      'pg_try_advisory_xact_lock',
-      'pg_try_advisory_xact_lock_shared',
-      'set_config',
-    ],
-  ],
-  [
-    'reads or writes the server’s files',
-    [
-      'pg_read_file',
-      'pg_read_binary_file',
-      'pg_ls_dir',
-      'pg_stat_file',
-      'pg_file_write',
-      'pg_file_rename',
-      'pg_file_unlink',
-      'lo_import',
-      'lo_export',
-    ],
-  ],
-  [
-    'connects to another database',
-    [
-      'dblink',
-      'dblink_exec',
-      'dblink_connect',
-      'dblink_connect_u',
-      'dblink_open',
-      'dblink_fetch',
-      'dblink_send_query',
-    ],
-  ],
-  [
-    'consumes or changes replication slots',
-    [
-      'pg_logical_slot_get_changes',
-      'pg_logical_slot_get_binary_changes',
-      'pg_replication_slot_advance',
-      'pg_drop_replication_slot',
-      'pg_copy_logical_replication_slot',
-      'pg_copy_physical_replication_slot',
-    ],
-  ],
-  ['writes a large object', ['lo_create', 'lo_creat', 'lo_unlink', 'lo_put', 'lo_from_bytea']],
-  ['writes a sequence (the read-only transaction would refuse it)', ['nextval', 'setval']],
-  [
-    'assigns a transaction id',
-    ['txid_current', 'txid_current_if_assigned', 'pg_current_xact_id', 'pg_current_xact_id_if_assigned'],
-  ],
-];
+export function builtinFunctionVerdict(name: string, schema?: string): string | undefined {
+  for (const s of schema ? [schema] : BUILTIN_SCHEMAS) {
+    const verdict = FUNCTIONS[`${s}.${name}`];
+    if (verdict !== undefined) return verdict;
+  }
+  return undefined;
+}
 
-const FUNCTIONS = new Map(
-  FUNCTION_GROUPS.flatMap(([reason, names]) => names.map((n) => [n, reason] as const)),
-);
+export const builtinOperatorVerdict = (name: string): string | undefined => OPERATORS[name];
+export const builtinTypeVerdict = (schema: string, name: string): string | undefined =>
+  TYPES[`${schema}.${name}`];
 
-/** Why a function is refused, or undefined; `pg_create_*_replication_slot` by pattern. */
-export function refusedFunction(name: string): string | undefined {
-  const bare = name.toLowerCase();
-  if (/^pg_create_\w*_replication_slot$/.test(bare)) return 'creates a replication slot';
-  return FUNCTIONS.get(bare);
+/** Why calling this function is refused, or undefined when it may be called. */
+export function refusedFunction(name: string, schema?: string): string | undefined {
+  if (schema && !BUILTIN_SCHEMAS.includes(schema))
+    return `is in schema ${schema}, not a built-in function known to be read-only`;
+  const verdict = builtinFunctionVerdict(name, schema);
+  if (verdict === undefined) return 'is not a built-in function known to be read-only';
+  return verdict === '' ? undefined : verdict;
 }
 
 /** What a statement that is not a read does, in words: `INSERT writes`. */
@@ -142,50 +108,138 @@ const describeStatement = (node: string) =>
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
-/** The first reason found anywhere in a SELECT's tree: writes in CTEs, locks, INTO, acting functions. */
-function problemIn(tree: Json): string | undefined {
+type JsonObject = { [key: string]: Json };
+const isObject = (v: Json | undefined): v is JsonObject =>
+  v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** The strings of a parser name list (`[{String: {sval}}]`). */
+const names = (list: Json | undefined): string[] =>
+  Array.isArray(list)
+    ? list.flatMap((item) =>
+        isObject(item) && isObject(item.String) ? [String(item.String.sval ?? '')] : [],
+      )
+    : [];
+
+const qualified = (parts: string[]): QualifiedName =>
+  parts.length > 1 ? { schema: parts.at(-2)!, name: parts.at(-1)! } : { name: parts[0] ?? '' };
+
+const display = (n: QualifiedName) => (n.schema ? `${n.schema}.${n.name}` : n.name);
+
+/** A_Expr kinds whose name is not the operator the server calls. */
+const BETWEEN = /BETWEEN/;
+
+function lockStrength(value: Json): string {
+  const text = JSON.stringify(value);
+  if (text.includes('LCS_FORUPDATE')) return 'FOR UPDATE';
+  if (text.includes('LCS_FORNOKEYUPDATE')) return 'FOR NO KEY UPDATE';
+  if (text.includes('LCS_FORKEYSHARE')) return 'FOR KEY SHARE';
+  return 'FOR SHARE';
+}
+
+/**
+ * Walks a SELECT's tree: refuses writes in CTEs, locks, INTO, and every function, operator or
+ * type outside the allowlist, and collects the names the server will resolve.
+ */
+function walk(tree: Json, refs: SqlReferences): string | undefined {
   if (Array.isArray(tree)) {
     for (const item of tree) {
-      const found = problemIn(item);
+      const found = walk(item, refs);
       if (found) return found;
     }
     return undefined;
   }
-  if (tree === null || typeof tree !== 'object') return undefined;
+  if (!isObject(tree)) return undefined;
   for (const [key, value] of Object.entries(tree)) {
-    if (key === 'InsertStmt' || key === 'UpdateStmt' || key === 'DeleteStmt' || key === 'MergeStmt')
-      return `a WITH clause containing ${describeStatement(key)}`;
-    if (key === 'lockingClause' && Array.isArray(value) && value.length > 0) {
-      const strength = JSON.stringify(value).includes('LCS_FORUPDATE')
-        ? 'FOR UPDATE'
-        : JSON.stringify(value).includes('LCS_FORNOKEYUPDATE')
-          ? 'FOR NO KEY UPDATE'
-          : JSON.stringify(value).includes('LCS_FORKEYSHARE')
-            ? 'FOR KEY SHARE'
-            : 'FOR SHARE';
-      return `SELECT ... ${strength} takes locks`;
-    }
-    if (key === 'intoClause' && value) return 'SELECT INTO creates a table';
-    if (key === 'FuncCall' && value && typeof value === 'object' && !Array.isArray(value)) {
-      const names = (value.funcname as Json[] | undefined) ?? [];
-      const last = names.at(-1) as { String?: { sval?: string } } | undefined;
-      const name = last?.String?.sval?.toLowerCase();
-      const why = name ? refusedFunction(name) : undefined;
-      if (why) return `${name}() ${why}`;
-    }
-    const found = problemIn(value);
+    const found = visit(key, value, refs) ?? walk(value, refs);
     if (found) return found;
   }
   return undefined;
 }
 
-function checkSelect(select: Json): SqlVerdict {
-  const problem = problemIn(select);
-  return problem ? { ok: false, reason: problem } : { ok: true };
+/** The reason a node is refused, collecting what it names; undefined to go on into its children. */
+function visit(key: string, value: Json, refs: SqlReferences): string | undefined {
+  if (key === 'InsertStmt' || key === 'UpdateStmt' || key === 'DeleteStmt' || key === 'MergeStmt')
+    return `a WITH clause containing ${describeStatement(key)}`;
+  if (key === 'lockingClause' && Array.isArray(value) && value.length > 0)
+    return `SELECT ... ${lockStrength(value)} takes locks`;
+  if (key === 'intoClause' && value) return 'SELECT INTO creates a table';
+  if (!isObject(value)) return undefined;
+  switch (key) {
+    case 'FuncCall': {
+      const fn = qualified(names(value.funcname));
+      const why = refusedFunction(fn.name, fn.schema);
+      if (why) return `${fn.name}() ${why}`;
+      refs.functions.push(fn);
+      return undefined;
+    }
+    case 'ColumnRef':
+    case 'A_Indirection': {
+      // `t.f` and `(x).f` call f(t) / f(x) when no column f exists: the attribute syntax for a call.
+      const attributes = key === 'ColumnRef' ? names(value.fields).slice(1) : names(value.indirection);
+      for (const attribute of attributes) {
+        const verdict = builtinFunctionVerdict(attribute);
+        if (verdict) return `${attribute}() called with attribute syntax (x.${attribute}) ${verdict}`;
+        refs.attributes.push(attribute);
+      }
+      return undefined;
+    }
+    case 'A_Expr':
+    case 'SubLink':
+    case 'SortBy': {
+      const list = key === 'A_Expr' ? value.name : key === 'SubLink' ? value.operName : value.useOp;
+      const parts = names(list);
+      if (parts.length === 0) return undefined;
+      if (key === 'A_Expr' && BETWEEN.test(parts.join(' '))) {
+        refs.operators.push({ name: '>=' }, { name: '<=' });
+        return undefined;
+      }
+      const op = qualified(parts);
+      if (op.schema && op.schema !== 'pg_catalog')
+        return `operator ${display(op)} is in schema ${op.schema}, not a built-in operator known to be read-only`;
+      const verdict = builtinOperatorVerdict(op.name);
+      if (verdict === undefined)
+        return `operator ${op.name} is not a built-in operator known to be read-only`;
+      if (verdict) return `operator ${op.name} ${verdict}`;
+      refs.operators.push(op);
+      return undefined;
+    }
+    case 'TypeName':
+    case 'typeName': {
+      const type = qualified(names(value.names));
+      if (type.schema === 'pg_catalog') {
+        const verdict = builtinTypeVerdict('pg_catalog', type.name);
+        if (verdict === undefined) return `type ${display(type)} is not a built-in type`;
+        if (verdict) return `type ${display(type)}: ${verdict}`;
+      }
+      refs.types.push(type);
+      return undefined;
+    }
+    case 'RangeVar':
+      refs.relations.push({
+        ...(value.schemaname ? { schema: String(value.schemaname) } : {}),
+        name: String(value.relname ?? ''),
+      });
+      return undefined;
+    case 'RangeTableSample': {
+      const method = names(value.method).join('.');
+      if (!SAMPLE_METHODS.has(method)) return `TABLESAMPLE ${method} is not a built-in sampling method`;
+      return undefined;
+    }
+    default:
+      return undefined;
+  }
 }
 
-const withKind = (verdict: SqlVerdict, kind: ReadKind) =>
-  verdict.ok ? { ok: true as const, kind } : verdict;
+export type CheckedSelect = { ok: true; refs: SqlReferences } | { ok: false; reason: string };
+
+function checkSelect(select: Json): CheckedSelect {
+  const refs: SqlReferences = { functions: [], attributes: [], operators: [], types: [], relations: [] };
+  const problem = walk(select, refs);
+  return problem ? { ok: false, reason: problem } : { ok: true, refs };
+}
+
+const withKind = (verdict: CheckedSelect, kind: ReadKind): SqlClassification =>
+  verdict.ok ? { ok: true, kind, refs: verdict.refs } : verdict;
 
 /** Whether an EXPLAIN option list turns ANALYZE on (`ANALYZE`, `(ANALYZE)`, `(ANALYZE true)`). */
 function analyzes(options: Json): boolean {
@@ -210,9 +264,12 @@ export async function checkReadOnlySql(text: string): Promise<SqlVerdict> {
 }
 
 /** checkReadOnlySql, saying which kind of read an accepted text is. */
-export async function classifyReadOnlySql(
-  text: string,
-): Promise<{ ok: true; kind: ReadKind } | { ok: false; reason: string }> {
+/** What the gate says of a text: which kind of read and the names the server must resolve, or why not. */
+export type SqlClassification =
+  | { ok: true; kind: ReadKind; refs: SqlReferences }
+  | { ok: false; reason: string };
+
+export async function classifyReadOnlySql(text: string): Promise<SqlClassification> {
   if (text.trim() === '') return { ok: false, reason: 'an empty text, not a statement' };
   let tree: { stmts?: Array<{ stmt?: Record<string, Json> }> };
   try {
@@ -233,7 +290,12 @@ export async function classifyReadOnlySql(
   const stmt = statements[0]!.stmt!;
   const [node, body] = Object.entries(stmt)[0]!;
   if (node === 'SelectStmt') return withKind(checkSelect(body), 'select');
-  if (node === 'VariableShowStmt') return { ok: true, kind: 'show' };
+  if (node === 'VariableShowStmt')
+    return {
+      ok: true,
+      kind: 'show',
+      refs: { functions: [], attributes: [], operators: [], types: [], relations: [] },
+    };
   if (node === 'ExplainStmt') {
     const explain = body as { query?: Record<string, Json>; options?: Json };
     if (analyzes(explain.options ?? null))

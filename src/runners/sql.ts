@@ -4,11 +4,15 @@ import { isSecretName, KnownSecrets, REDACTED, redact } from '../analyze/redact.
 import type { SqlDatabase } from '../config/sql-databases.ts';
 import { CodedError, ErrorCode } from '../errors.ts';
 import { classifyReadOnlySql } from './sql-check.ts';
+import { checkReferencesOnServer } from './sql-resolve.ts';
+import { BackendWatchdog } from './sql-watchdog.ts';
 
 /**
  * Runs an approved SQL text against a database named in the configuration, so that it can only
  * read and only for so long: the text passes the SQL gate again, then runs inside
- * `BEGIN READ ONLY` with `SET LOCAL statement_timeout`, a SELECT through a cursor that fetches
+ * `BEGIN READ ONLY` with `SET LOCAL statement_timeout`, `lock_timeout` and
+ * `idle_in_transaction_session_timeout`, the names it uses are resolved on the server
+ * (sql-resolve.ts), a SELECT through a cursor that fetches
  * one row more than the cap (so "more than N rows" is known without reading them all), and the
  * transaction is rolled back at the end whatever happened. The database's URL never appears in
  * an error; results are redacted before they are rendered.
@@ -19,6 +23,12 @@ import { classifyReadOnlySql } from './sql-check.ts';
  * string literals as the gate's parser does even where a legacy default turns it off. Rows are
  * fetched in batches until `maxRows` or `maxBytes` of result text; a row too large to fit stops
  * the fetch at the socket, and the result says where it was cut.
+ *
+ * The time limit also holds from outside the statement, whatever it does to its own settings: a
+ * second connection (opened before anything runs; without it nothing runs) watches the run's
+ * backend, cancels it when the whole run passes `timeoutMs`, terminates it if it is still there
+ * `WATCHDOG.terminateAfterMs` later, and at the end makes sure the backend is gone, so no backend
+ * of the SQL role runs or holds a lock a few seconds past the limit.
  */
 
 export interface SqlRunOptions {
@@ -53,6 +63,9 @@ export const SQL_DEFAULTS = {
   connectTimeoutMs: 10_000,
   maxBytes: 4 * 1024 * 1024,
 };
+
+/** How the watchdog connection enforces the limit: cancel after the limit and this grace, then terminate. */
+export const WATCHDOG = { graceMs: 500, terminateAfterMs: 2000, goneWithinMs: 3000 };
 
 /** Rows asked for per FETCH. */
 const FETCH_BATCH = 200;
@@ -105,8 +118,8 @@ export async function runReadOnlySql(options: SqlRunOptions): Promise<SqlResult>
   const client = new pg.Client({
     connectionString: database.url,
     connectionTimeoutMillis: options.connectTimeoutMs ?? SQL_DEFAULTS.connectTimeoutMs,
-    // The server's statement_timeout stops the query; this stops waiting on a server that hangs.
-    query_timeout: timeoutMs + 5000,
+    // The server's statement_timeout and the watchdog stop the query; this stops waiting on a server that hangs.
+    query_timeout: timeoutMs + WATCHDOG.graceMs + WATCHDOG.terminateAfterMs + 5000,
     application_name: 'nightshift',
     types: TEXT_TYPES,
     stream: () => {
@@ -131,11 +144,24 @@ export async function runReadOnlySql(options: SqlRunOptions): Promise<SqlResult>
       `database "${database.name}": ${what}: ${message}${code ? ` (${code})` : ''}`,
     );
   };
+  const connectTimeoutMs = options.connectTimeoutMs ?? SQL_DEFAULTS.connectTimeoutMs;
+  let watchdog: BackendWatchdog;
   try {
     await client.connect();
   } catch (error) {
     await client.end().catch(() => {});
     throw fail('cannot connect', error);
+  }
+  try {
+    watchdog = await BackendWatchdog.connect({
+      url: database.url,
+      limitMs: timeoutMs + WATCHDOG.graceMs,
+      terminateAfterMs: WATCHDOG.terminateAfterMs,
+      connectTimeoutMs,
+    });
+  } catch (error) {
+    await client.end().catch(() => {});
+    throw fail('cannot open the second connection that enforces the time limit, so nothing ran', error);
   }
   const started = performance.now();
   let columns: string[] = [];
@@ -157,9 +183,26 @@ export async function runReadOnlySql(options: SqlRunOptions): Promise<SqlResult>
     return true;
   };
   try {
+    const pid = await client.query<{ pid: number }>(
+      extended({ text: 'SELECT pg_catalog.pg_backend_pid() AS pid' }),
+    );
+    watchdog.start(Number(pid.rows[0]!.pid));
     await client.query(extended({ text: 'BEGIN READ ONLY' }));
     await client.query(extended({ text: `SET LOCAL statement_timeout = ${timeoutMs}` }));
+    await client.query(extended({ text: `SET LOCAL lock_timeout = ${timeoutMs}` }));
+    await client.query(
+      extended({ text: `SET LOCAL idle_in_transaction_session_timeout = ${timeoutMs + 5000}` }),
+    );
     await client.query(extended({ text: 'SET LOCAL standard_conforming_strings = on' }));
+    const resolved = await checkReferencesOnServer(
+      async (sql, values) => (await client.query(extended({ text: sql, values }))).rows,
+      verdict.refs,
+    );
+    if (!resolved.ok)
+      throw new CodedError(
+        ErrorCode.SqlRefused,
+        `refused before running, by what the names resolve to in "${database.name}": ${resolved.reason}; nothing ran`,
+      );
     wireLimit = received + 2 * maxBytes + WIRE_SLACK;
     if (verdict.kind === 'select') {
       await client.query(extended({ text: `DECLARE nightshift_result NO SCROLL CURSOR FOR ${text}` }));
@@ -181,11 +224,18 @@ export async function runReadOnlySql(options: SqlRunOptions): Promise<SqlResult>
       keep((result.rows as unknown[][]).slice(0, maxRows + 1));
     }
   } catch (error) {
+    if (error instanceof CodedError) throw error;
+    if (watchdog.fired)
+      throw fail(
+        `stopped at the time limit (${timeoutMs} ms): the watchdog connection ${watchdog.fired} it`,
+        error,
+      );
     if (!cutOnWire) throw fail('the query failed', error);
     cut = true;
   } finally {
     if (!cutOnWire) await client.query('ROLLBACK').catch(() => {});
     await client.end().catch(() => {});
+    await watchdog.stop(WATCHDOG.goneWithinMs);
   }
   return {
     columns,

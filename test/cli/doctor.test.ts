@@ -5,9 +5,11 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
 import { parse } from 'yaml';
 import { runChecks } from '../../src/cli/commands/doctor.ts';
 import { lockDataDir } from '../../src/store/adapters/pglite.ts';
+import { POSTGRES_ADMIN_URL } from '../helpers/db.ts';
 import { FAKE_IDS, type FakeSlack, startFakeSlack } from '../helpers/fake-slack.ts';
 import { startSshd } from '../helpers/sshd.ts';
 import { ensureTestUser } from '../helpers/users.ts';
@@ -276,6 +278,57 @@ describe('nightshift doctor', () => {
       assert.match(byPart['ssh changed']!.detail, /has CHANGED/);
     } finally {
       await sshd.stop();
+    }
+  });
+
+  it('checks the role each SQL database runs as and prints what to revoke', {
+    skip: POSTGRES_ADMIN_URL ? false : 'set POSTGRES_ADMIN_URL',
+  }, async () => {
+    const superuser = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
+    await superuser.connect();
+    const suffix = Math.random().toString(36).slice(2, 8);
+    const reader = `ns_reader_${suffix}`;
+    const risky = `ns_risky_${suffix}`;
+    const urlFor = (role: string) => {
+      const url = new URL(POSTGRES_ADMIN_URL!);
+      url.username = role;
+      url.password = 'pw-doctor-0123';
+      return url.toString();
+    };
+    try {
+      await superuser.query(`CREATE ROLE ${reader} LOGIN PASSWORD 'pw-doctor-0123'`);
+      await superuser.query(`CREATE ROLE ${risky} LOGIN REPLICATION PASSWORD 'pw-doctor-0123'`);
+      await superuser.query(`GRANT pg_read_server_files, pg_execute_server_program TO ${risky}`);
+      await superuser.query(`GRANT CREATE ON SCHEMA public TO ${risky}`);
+      const results = await runChecks({
+        DATABASE_URL: NO_DATABASE,
+        NIGHTSHIFT_SQL_DATABASES: 'good,risky,root',
+        NIGHTSHIFT_SQL_GOOD_URL: urlFor(reader),
+        NIGHTSHIFT_SQL_RISKY_URL: urlFor(risky),
+        NIGHTSHIFT_SQL_ROOT_URL: POSTGRES_ADMIN_URL,
+      });
+      const sql = results.filter((r) => r.part.startsWith('sql '));
+      const good = sql.find((r) => r.part === 'sql good' && r.ok !== null)!;
+      assert.equal(good.ok, true, good.detail);
+      assert.ok(
+        sql.some((r) => r.part === 'sql good' && r.warning && /statement_timeout/.test(r.detail)),
+        'a role without time limits of its own is warned',
+      );
+      const bad = sql.find((r) => r.part === 'sql risky')!;
+      assert.equal(bad.ok, false);
+      assert.match(bad.detail, new RegExp(`ALTER ROLE "${risky}" NOREPLICATION`));
+      assert.match(bad.detail, new RegExp(`REVOKE pg_read_server_files FROM "${risky}"`));
+      assert.match(bad.detail, new RegExp(`REVOKE pg_execute_server_program FROM "${risky}"`));
+      assert.match(bad.detail, new RegExp(`REVOKE CREATE ON SCHEMA "public" FROM "${risky}", PUBLIC`));
+      const root = sql.find((r) => r.part === 'sql root')!;
+      assert.equal(root.ok, false);
+      assert.match(root.detail, /is a superuser.*NOSUPERUSER/);
+      for (const r of sql) assert.ok(!r.detail.includes('pw-doctor-0123'), 'no password is printed');
+    } finally {
+      await superuser.query(`REVOKE CREATE ON SCHEMA public FROM ${risky}`).catch(() => {});
+      await superuser.query(`DROP ROLE IF EXISTS ${reader}`);
+      await superuser.query(`DROP ROLE IF EXISTS ${risky}`);
+      await superuser.end();
     }
   });
 });

@@ -18,9 +18,16 @@ export interface TestDatabase {
 }
 
 export const POSTGRES_URL = process.env.DATABASE_URL;
+/** A superuser on the same server, for tests that look at every backend and lock (.ci/run sets it). */
+export const POSTGRES_ADMIN_URL = process.env.POSTGRES_ADMIN_URL;
 
 if (process.env.CI === 'true' && !POSTGRES_URL) {
   throw new Error('CI must run the store tests on a real PostgreSQL: set DATABASE_URL (.ci/run does)');
+}
+if (process.env.CI === 'true' && !POSTGRES_ADMIN_URL) {
+  throw new Error(
+    'CI must check the SQL limits as a superuser sees them: set POSTGRES_ADMIN_URL (.ci/run does)',
+  );
 }
 
 const freshSchema = () => `t_${randomBytes(6).toString('hex')}`;

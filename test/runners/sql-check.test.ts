@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import catalog from '../../src/runners/sql-catalog.json' with { type: 'json' };
 import { checkReadOnlySql } from '../../src/runners/sql-check.ts';
 
 /** The SQL gate, on PostgreSQL's own parser: what reads passes, anything else is refused with a reason. */
@@ -63,7 +64,10 @@ const refused: Array<[string, RegExp]> = [
   ["SELECT pg_catalog.setval('s', 1)", /setval\(\) writes a sequence/],
   ["SELECT pg_catalog.pg_read_file('/etc/passwd')", /pg_read_file\(\) reads or writes the server’s files/],
   ["SELECT * FROM pg_ls_dir('.') d", /pg_ls_dir\(\)/],
-  ["SELECT public.dblink_connect_u('x', 'dbname=postgres')", /dblink_connect_u\(\) connects/],
+  [
+    "SELECT public.dblink_connect_u('x', 'dbname=postgres')",
+    /dblink_connect_u\(\) is in schema public, not a built-in/,
+  ],
   ["SELECT pg_create_logical_replication_slot('s', 'test_decoding')", /creates a replication slot/],
   ["SELECT PG_CREATE_PHYSICAL_REPLICATION_SLOT('s')", /creates a replication slot/],
   ['SELECT (SELECT pg_current_xact_id())', /pg_current_xact_id\(\) assigns a transaction id/],
@@ -131,4 +135,104 @@ describe('checkReadOnlySql', () => {
       if (!verdict.ok) assert.match(verdict.reason, reason);
     });
   }
+});
+
+/**
+ * The security review's attacks and others of their kinds: functions reached through the
+ * attribute syntax, functions that run SQL given as text, functions that act, take locks, notify
+ * or write WAL, operators and sampling methods outside the built-ins.
+ */
+const attacks: Array<[string, RegExp]> = [
+  [
+    'SELECT pid, (pid).pg_terminate_backend FROM pg_stat_activity',
+    /pg_terminate_backend\(\) called with attribute syntax/,
+  ],
+  ['SELECT (pg_backend_pid()).pg_cancel_backend', /pg_cancel_backend\(\) called with attribute syntax/],
+  [
+    'SELECT (42::bigint).pg_advisory_lock',
+    /pg_advisory_lock\(\) called with attribute syntax .*advisory lock/,
+  ],
+  [
+    'SELECT a.pg_terminate_backend FROM (SELECT pid FROM pg_stat_activity) a',
+    /pg_terminate_backend\(\) called with attribute syntax/,
+  ],
+  ['SELECT ((1)::int).pg_sleep', /pg_sleep\(\) called with attribute syntax/],
+  [
+    "SELECT query_to_xml('select pg_terminate_backend(pid) from pg_stat_activity', true, true, '')",
+    /query_to_xml\(\) runs SQL/,
+  ],
+  ["SELECT query_to_xmlschema('select 1', true, true, '')", /runs SQL/],
+  ["SELECT query_to_xml_and_xmlschema('select 1', true, true, '')", /runs SQL/],
+  ["SELECT cursor_to_xml('c', 1, true, true, '')", /runs SQL/],
+  ["SELECT table_to_xml('t', true, true, '')", /reads tables it is given/],
+  ["SELECT schema_to_xml('public', true, true, '')", /runs SQL/],
+  ["SELECT database_to_xml(true, true, '')", /runs SQL/],
+  ["SELECT * FROM ts_stat('select to_tsvector(pg_terminate_backend(1)::text)')", /ts_stat\(\) runs SQL/],
+  ["SELECT ts_rewrite('a'::tsquery, 'select 1')", /ts_rewrite\(\) runs SQL/],
+  ["SELECT set_config('statement_timeout', '0', true), pg_sleep(60)", /set_config\(\) acts on the server/],
+  ["SELECT pg_sleep_for('1 hour')", /sleeps/],
+  ["SELECT pg_notify('ch', 'x')", /pg_notify\(\) sends a notification/],
+  ["SELECT pg_logical_emit_message(true, 'p', 'x')", /pg_logical_emit_message\(\) acts on the server/],
+  ['SELECT txid_current()', /assigns a transaction id/],
+  ['SELECT pg_try_advisory_xact_lock(1)', /advisory lock/],
+  ['SELECT pg_advisory_unlock_all()', /advisory lock/],
+  ['SELECT lo_get(1234)', /large object/],
+  ['SELECT pg_stat_reset()', /acts on the server/],
+  ['SELECT pg_switch_wal()', /acts on the server/],
+  ['SELECT pg_log_backend_memory_contexts(1)', /acts on the server/],
+  ["SELECT currval('s')", /writes a sequence/],
+  ['SELECT 1 OPERATOR(public.+) 2', /operator public\.\+ is in schema public/],
+  ['SELECT 1 ~~~ 2', /operator ~~~ is not a built-in operator/],
+  ['SELECT * FROM t TABLESAMPLE system_rows(10)', /TABLESAMPLE system_rows is not a built-in/],
+  ['SELECT myfunc(1)', /myfunc\(\) is not a built-in function known to be read-only/],
+  ['SELECT "Lower"(\'A\')', /Lower\(\) is not a built-in/],
+  ['EXPLAIN SELECT pg_terminate_backend(1)', /pg_terminate_backend\(\)/],
+  ['SELECT x FROM t ORDER BY x USING OPERATOR(public.<)', /operator public\.< is in schema public/],
+  ['SELECT 1 WHERE 1 = ANY (SELECT pg_cancel_backend(1)::int)', /pg_cancel_backend\(\)/],
+  ["SELECT * FROM ROWS FROM (pg_ls_dir('.')) d", /pg_ls_dir\(\) reads or writes the server’s files/],
+  ['SELECT 1::pg_catalog.trigger', /type pg_catalog\.trigger/],
+];
+
+describe('checkReadOnlySql refuses the review’s attacks and others of their kinds', () => {
+  for (const [text, reason] of attacks) {
+    it(`refuses ${JSON.stringify(text)}`, async () => {
+      const verdict = await checkReadOnlySql(text);
+      assert.equal(verdict.ok, false, `${text} must be refused`);
+      if (!verdict.ok) assert.match(verdict.reason, reason);
+    });
+  }
+});
+
+describe('the allowlist read from the catalog', () => {
+  const entries = Object.entries(catalog.functions).map(
+    ([key, reason]) => [key.split('.')[1]!, reason] as const,
+  );
+
+  it('refuses every built-in function it does not allow, called and through the attribute syntax', async () => {
+    const refusedNames = entries.filter(([name, reason]) => reason !== '' && /^[a-z_][a-z0-9_]*$/.test(name));
+    assert.ok(refusedNames.length > 150, `${refusedNames.length} refused names`);
+    for (const [name] of refusedNames) {
+      for (const text of [`SELECT ${name}(1)`, `SELECT (1).${name}`, `SELECT t.${name} FROM t`]) {
+        const verdict = await checkReadOnlySql(text);
+        assert.equal(verdict.ok, false, `${text} must be refused`);
+      }
+    }
+  });
+
+  it('allows what on-call engineers read: statistics, locks, sizes, clocks, text and JSON functions', async () => {
+    for (const text of [
+      "SELECT pid, state, now() - query_start AS running, left(query, 200) FROM pg_stat_activity WHERE state <> 'idle'",
+      'SELECT l.locktype, l.mode, l.granted, a.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid',
+      'SELECT relname, pg_size_pretty(pg_total_relation_size(relid)) FROM pg_stat_user_tables ORDER BY 2 DESC',
+      'SELECT pg_database_size(current_database()), pg_blocking_pids(1), clock_timestamp(), random() < 2',
+      "SELECT c.id, c.name, f->>'url' FROM customers c, jsonb_array_elements(c.feeds) f WHERE f->>'url' ILIKE '%radio%'",
+      "SELECT date_trunc('hour', created_at) h, count(*) FROM requests WHERE path ~ '^/feed' GROUP BY 1 ORDER BY 1",
+      "SELECT string_agg(DISTINCT host, ', ') FILTER (WHERE ok), array_agg(id ORDER BY id) FROM t",
+      'SELECT row_number() OVER (PARTITION BY a ORDER BY b), lag(b) OVER w FROM t WINDOW w AS (ORDER BY b)',
+      "SELECT x::text, CAST(y AS numeric(10,2)), 'x'::regclass, current_setting('TimeZone') FROM t",
+      'SELECT * FROM t TABLESAMPLE bernoulli (10)',
+    ]) {
+      assert.deepEqual(await checkReadOnlySql(text), { ok: true }, text);
+    }
+  });
 });

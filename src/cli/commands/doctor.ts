@@ -10,6 +10,7 @@ import { asCodedError, StoreLockedError } from '../../errors.ts';
 import { createLogger } from '../../log.ts';
 import { findExecutable } from '../../runners/evidence-sandbox.ts';
 import { sandboxUserStatus, type UserLookup } from '../../runners/sandbox-user.ts';
+import { inspectSqlRole } from '../../runners/sql-role.ts';
 import { loadMigrations } from '../../store/migrate.ts';
 import { openStore } from '../../store/open.ts';
 import { type CliIo, helpOnly } from '../io.ts';
@@ -24,7 +25,10 @@ export const doctorHelp = `Usage: nightshift doctor
 Checks the configuration, the database, Slack (the bot token, its scopes against manifest.yml,
 INCIDENT_CHANNEL and the bot's membership there, Socket Mode's app token), the user evidence
 scripts run as (NIGHTSHIFT_SANDBOX_USER; WARN when the bot is root and it is not set), the
-Anthropic API key and each SSH host in the hosts file, each only when configured. Exit status 0
+Anthropic API key, each SSH host in the hosts file, and the role of each SQL database
+(NIGHTSHIFT_SQL_DATABASES: not superuser, no replication, no server files or programs, no
+CREATE on its search path; it prints the statement that fixes each), each only when
+configured. Exit status 0
 when everything configured works.
 `;
 
@@ -340,6 +344,35 @@ export async function runChecks(
         return { part: 'anthropic', ok: false, detail: `cannot reach ${base}: ${(error as Error).message}` };
       }
     },
+    // The role approved SQL runs as is what the server enforces whatever the gate lets through.
+    async () =>
+      Promise.all(
+        config.sqlDatabases.map(async (database): Promise<CheckResult[]> => {
+          const part = `sql ${database.name}`;
+          try {
+            const { role, problems } = await inspectSqlRole(database);
+            const said = (level: 'fail' | 'warn') =>
+              problems
+                .filter((p) => p.level === level)
+                .map((p) => `role ${role} ${p.what}: ${p.fix}`)
+                .join('; ');
+            const results: CheckResult[] = [];
+            if (problems.some((p) => p.level === 'fail'))
+              results.push({ part, ok: false, detail: said('fail') });
+            else
+              results.push({
+                part,
+                ok: true,
+                detail: `role ${role} is no superuser, has no replication, server-file or program rights and cannot create on its search path`,
+              });
+            if (problems.some((p) => p.level === 'warn'))
+              results.push({ part, ok: null, warning: true, detail: said('warn') });
+            return results;
+          } catch (error) {
+            return [{ part, ok: false, detail: `cannot connect: ${(error as Error).message}` }];
+          }
+        }),
+      ).then((all) => all.flat()),
     async () => {
       if (!config.NIGHTSHIFT_HOSTS)
         return { part: 'ssh hosts', ok: null, detail: 'off: NIGHTSHIFT_HOSTS is not set (no collection)' };
