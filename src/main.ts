@@ -27,6 +27,7 @@ import { startSweeper } from './jobs/sweeper.ts';
 import { createLogger, type Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
 import { sandboxUserStatus } from './runners/sandbox-user.ts';
+import { checkSqlOnDatabases } from './runners/sql.ts';
 import type { SlackApp } from './slack/app.ts';
 import type { Db } from './store/db.ts';
 import { migrate } from './store/migrate.ts';
@@ -115,6 +116,7 @@ export async function startBot(options: StartOptions): Promise<Bot> {
           maxTurns: config.AGENT_MAX_TURNS,
           maxTokens: config.AGENT_MAX_TOKENS,
           sqlDatabases: config.sqlDatabases.map((d) => d.name),
+          checkSql: checkSqlOnDatabases(config.sqlDatabases, log),
         }
       : undefined;
     if (!agent) log.info('the agent is off (no ANTHROPIC_API_KEY)');

@@ -31,7 +31,14 @@ import {
 import { evidenceBlock, systemPrompt } from './prompt.ts';
 import { AGENT_TOOLS } from './tools/index.ts';
 import { recordedOutcome } from './tools/propose.ts';
-import { type AgentTool, callTool, type ToolContext, toolResult, toolSpec } from './tools/tool.ts';
+import {
+  type AgentTool,
+  type CheckSqlOnDatabase,
+  callTool,
+  type ToolContext,
+  toolResult,
+  toolSpec,
+} from './tools/tool.ts';
 
 /**
  * One step of the agent on an incident: tell the model what is new (findings since its last
@@ -52,6 +59,8 @@ export interface AgentDeps {
   hosts: readonly string[];
   /** Database names SQL may be proposed for. */
   sqlDatabases: readonly string[];
+  /** Asks the target database what a proposed statement's names resolve to there, before it is proposed. */
+  checkSql?: CheckSqlOnDatabase | undefined;
   /** AGENT_MAX_TURNS: model calls per incident. */
   maxTurns: number;
   /** AGENT_MAX_TOKENS: tokens per incident (input, output and cache, summed). */
@@ -326,6 +335,7 @@ async function turn(
     evidenceDir: deps.evidenceDir,
     hosts: deps.hosts,
     sqlDatabases: deps.sqlDatabases,
+    checkSql: deps.checkSql,
     policy: deps.policy,
     channel: deps.channel,
     now,

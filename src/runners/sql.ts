@@ -3,7 +3,8 @@ import pg from 'pg';
 import { isSecretName, KnownSecrets, REDACTED, redact } from '../analyze/redact.ts';
 import type { SqlDatabase } from '../config/sql-databases.ts';
 import { CodedError, ErrorCode } from '../errors.ts';
-import { classifyReadOnlySql } from './sql-check.ts';
+import type { Logger } from '../log.ts';
+import { classifyReadOnlySql, type SqlVerdict } from './sql-check.ts';
 import { checkReferencesOnServer } from './sql-resolve.ts';
 import { BackendWatchdog } from './sql-watchdog.ts';
 
@@ -244,6 +245,62 @@ export async function runReadOnlySql(options: SqlRunOptions): Promise<SqlResult>
     maxRows,
     ...(cut ? { cutAtBytes: maxBytes } : {}),
     durationMs: Math.round(performance.now() - started),
+  };
+}
+
+/**
+ * The whole gate for a text about to be proposed on a database: the text check, then what its
+ * names resolve to on that server (in a read-only transaction, rolled back; nothing of the text
+ * runs). A database that cannot be reached does not block the proposal: the runner asks again
+ * before anything runs, and refuses then.
+ */
+export async function checkSqlOnDatabase(
+  database: SqlDatabase,
+  text: string,
+  connectTimeoutMs = 5000,
+): Promise<SqlVerdict & { unreachable?: string }> {
+  const verdict = await classifyReadOnlySql(text);
+  if (!verdict.ok) return verdict;
+  const client = new pg.Client({
+    connectionString: database.url,
+    connectionTimeoutMillis: connectTimeoutMs,
+    application_name: 'nightshift-gate',
+    types: TEXT_TYPES,
+  });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+  } catch (error) {
+    await client.end().catch(() => {});
+    return { ok: true, unreachable: scrubDatabaseMessage((error as Error).message, database.url) };
+  }
+  try {
+    await client.query(extended({ text: 'BEGIN READ ONLY' }));
+    await client.query(extended({ text: 'SET LOCAL statement_timeout = 5000' }));
+    return await checkReferencesOnServer(
+      async (sql, values) => (await client.query(extended({ text: sql, values }))).rows,
+      verdict.refs,
+    );
+  } catch (error) {
+    return { ok: true, unreachable: scrubDatabaseMessage((error as Error).message, database.url) };
+  } finally {
+    await client.query('ROLLBACK').catch(() => {});
+    await client.end().catch(() => {});
+  }
+}
+
+/** checkSqlOnDatabase by a database's name, for the agent's propose_sql; logs a database it cannot reach. */
+export function checkSqlOnDatabases(databases: readonly SqlDatabase[], log: Pick<Logger, 'warn'>) {
+  return async (name: string, text: string): Promise<SqlVerdict> => {
+    const database = databases.find((d) => d.name === name);
+    if (!database) return { ok: false, reason: `no database named "${name}" is configured` };
+    const verdict = await checkSqlOnDatabase(database, text);
+    if (verdict.ok && verdict.unreachable)
+      log.warn(
+        { database: name, error: verdict.unreachable },
+        'cannot ask the database what a proposed statement names; it is asked again before it runs',
+      );
+    return verdict.ok ? { ok: true } : verdict;
   };
 }
 

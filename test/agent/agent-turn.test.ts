@@ -346,6 +346,34 @@ for (const database of testDatabases()) {
       }
     });
 
+    it('refuses SQL whose names resolve on the target database to something not known to be read-only', async () => {
+      const asked: Array<[string, string]> = [];
+      const { db, deps, incidentId } = await setup({
+        checkSql: async (database, text) => {
+          asked.push([database, text]);
+          return { ok: false, reason: 'lower(integer) is defined in this database, not a built-in' };
+        },
+      });
+      try {
+        let refusal: WireToolResultBlock | undefined;
+        fake.reply(
+          toolUse('propose_sql', { database: 'customers', text: 'SELECT lower(1)', why: 'test' }),
+          (request) => {
+            refusal = toolResults(request).at(-1);
+            return endTurn('Could not propose it.');
+          },
+        );
+        await runAgentTurn(deps, incidentId);
+        assert.deepEqual(asked, [['customers', 'SELECT lower(1)']]);
+        assert.equal(refusal?.is_error, true);
+        assert.match(resultText(refusal!), /nothing was proposed: on customers, lower\(integer\) is defined/);
+        const { rows } = await db.executeSql('SELECT 1 FROM proposals WHERE incident_id = $1', [incidentId]);
+        assert.equal(rows.length, 0, 'no proposal exists');
+      } finally {
+        await db.close();
+      }
+    });
+
     it('stops when the budget is spent and says so in the thread once', async () => {
       const { db, deps, incidentId } = await setup({ maxTurns: 2 });
       try {

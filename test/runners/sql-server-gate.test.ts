@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import type { CodedError } from '../../src/errors.ts';
-import { runReadOnlySql, WATCHDOG } from '../../src/runners/sql.ts';
+import { checkSqlOnDatabase, runReadOnlySql, WATCHDOG } from '../../src/runners/sql.ts';
 import { BackendWatchdog } from '../../src/runners/sql-watchdog.ts';
 import { POSTGRES_ADMIN_URL, POSTGRES_URL } from '../helpers/db.ts';
 import { until } from '../helpers/wait.ts';
@@ -107,6 +107,20 @@ describe('the SQL gate on the server', { skip }, () => {
       assert.equal(rows[0].is_called, false, 'the sequence never moved');
     });
   }
+
+  it('asks the database before a proposal exists, and does not block one on a database it cannot reach', async () => {
+    const refused = await checkSqlOnDatabase(shadowed, 'SELECT lower(1)');
+    assert.equal(refused.ok, false);
+    if (!refused.ok) assert.match(refused.reason, /lower\(integer\) is defined in this database/);
+    assert.deepEqual(await checkSqlOnDatabase(database, 'SELECT lower(1)'), { ok: true });
+    const unreachable = await checkSqlOnDatabase(
+      { name: 'gone', url: 'postgres://x:y@127.0.0.1:1/z' },
+      'SELECT 1',
+    );
+    assert.equal(unreachable.ok, true);
+    assert.match(String(unreachable.unreachable), /ECONNREFUSED/);
+    assert.ok(await victimAlive());
+  });
 
   it('runs the reads the same names allow where nothing shadows them', async () => {
     const result = await runReadOnlySql({

@@ -25,6 +25,9 @@ export const proposeSql = defineTool({
       throw new ToolRefusal(
         `Refused, nothing was proposed: not a single read-only statement: ${check.reason}`,
       );
+    const onServer = await ctx.checkSql?.(input.database, input.text);
+    if (onServer && !onServer.ok)
+      throw new ToolRefusal(`Refused, nothing was proposed: on ${input.database}, ${onServer.reason}`);
     return recordProposal(ctx, {
       kind: 'sql',
       target: input.database,

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { type KnownSecrets, redact } from '../../analyze/redact.ts';
 import type { Policy } from '../../approvals/policy.ts';
 import type { Proposal } from '../../approvals/service.ts';
+import type { SqlVerdict } from '../../runners/sql-check.ts';
 import type { Db } from '../../store/db.ts';
 import type { ToolResultBlock, ToolSpec, ToolUseBlock } from '../client.ts';
 import { evidenceBlock } from '../prompt.ts';
@@ -14,6 +15,9 @@ import { evidenceBlock } from '../prompt.ts';
  * thrown error come back as `is_error` content, and the loop goes on.
  */
 
+/** Checks a SQL text against the named database's catalog; `ok` when it cannot reach the database. */
+export type CheckSqlOnDatabase = (database: string, text: string) => Promise<SqlVerdict>;
+
 export interface ToolContext {
   db: Db;
   incidentId: number;
@@ -23,6 +27,12 @@ export interface ToolContext {
   hosts: readonly string[];
   /** Database names from the configuration (where SQL may run). */
   sqlDatabases: readonly string[];
+  /**
+   * The second half of the SQL gate, asked of the target database before a proposal exists:
+   * what the statement's names resolve to there. Unset (tests, no database), the text check
+   * alone decides here; the runner asks the server again before anything runs.
+   */
+  checkSql?: CheckSqlOnDatabase | undefined;
   policy: Policy;
   channel: string;
   now: () => Date;

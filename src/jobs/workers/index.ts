@@ -1,5 +1,6 @@
 import type { PgBoss } from 'pg-boss';
 import type { ModelClient } from '../../agent/client.ts';
+import type { CheckSqlOnDatabase } from '../../agent/tools/tool.ts';
 import type { Policy } from '../../approvals/policy.ts';
 import { getProposal, type Proposal } from '../../approvals/service.ts';
 import type { SshConnections } from '../../collect/ssh.ts';
@@ -37,6 +38,8 @@ export interface AgentConfig {
   maxTurns: number;
   maxTokens: number;
   sqlDatabases: readonly string[];
+  /** Asks the target database what a proposed statement's names resolve to there (sql-resolve.ts). */
+  checkSql?: CheckSqlOnDatabase | undefined;
 }
 
 /** Queues the one run of an approved proposal (the runner makes sure it is one). */
