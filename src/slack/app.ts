@@ -6,10 +6,11 @@ import {
   HTTPReceiver,
   LogLevel,
   SocketModeReceiver,
-  type webApi,
+  webApi,
 } from '@slack/bolt';
 
 type WebClient = webApi.WebClient;
+const WebClientClass = webApi.WebClient;
 
 import type { Policy } from '../approvals/policy.ts';
 import type { Proposal } from '../approvals/service.ts';
@@ -19,7 +20,7 @@ import type { Logger } from '../log.ts';
 import type { Db } from '../store/db.ts';
 import type { ListenerDeps } from './deps.ts';
 import { registerListeners } from './listeners/index.ts';
-import { refreshRoot, type SlackPoster } from './outbox.ts';
+import { refreshRoot, type SlackPoster, type TaggedMessage } from './outbox.ts';
 import { OutboxPump } from './outbox-pump.ts';
 import { approverCheck, refreshProposalMessage } from './proposal-messages.ts';
 
@@ -45,11 +46,40 @@ function boltLogger(log: Logger): BoltLogger {
   };
 }
 
+/**
+ * Every Slack request gives up after this long, in milliseconds: the Web API client's default
+ * (0) never does, and one request that never answered stopped all posting.
+ */
+export const SLACK_REQUEST_TIMEOUT_MS = 10_000;
+
+/**
+ * Retries inside the client only for what Slack did not carry out: a 429, which the client waits
+ * out per Retry-After and signals with a plain Error (no code). A timeout, a 5xx or a cut
+ * connection may have been carried out: the outbox retries those itself, after looking for the
+ * tagged message (outbox.ts), so a post whose answer was lost is not posted twice.
+ */
+export const RATE_LIMITS_ONLY = {
+  retries: 5,
+  factor: 2,
+  minTimeout: 500,
+  maxTimeout: 5000,
+  onFailedAttempt(error: Error & { code?: string }) {
+    if (error.code !== undefined) throw error;
+  },
+};
+
+/** How long a stopping bot waits for its Slack posts in flight before giving their claims back. */
+export const OUTBOX_STOP_DEADLINE_MS = 5000;
+
 /** The outbox's view of the Web API client. */
 export function slackPoster(client: WebClient): SlackPoster {
   return {
     async postMessage(args) {
-      const result = await client.chat.postMessage({ ...args, blocks: args.blocks as never });
+      const result = await client.chat.postMessage({
+        ...args,
+        blocks: args.blocks as never,
+        ...(args.metadata ? { metadata: args.metadata as never } : {}),
+      });
       return {
         ...(result.channel ? { channel: result.channel } : {}),
         ...(result.ts ? { ts: result.ts } : {}),
@@ -57,6 +87,26 @@ export function slackPoster(client: WebClient): SlackPoster {
     },
     update: (args) => client.chat.update({ ...args, blocks: args.blocks as never }),
     uploadFile: (args) => client.files.uploadV2(args),
+    async history({ channel, threadTs }) {
+      const found: TaggedMessage[] = [];
+      let cursor: string | undefined;
+      // A few pages at most: the message looked for is recent (a thread, or the last minutes).
+      for (let page = 0; page < 5; page++) {
+        const common = { channel, include_all_metadata: true, limit: 200, ...(cursor ? { cursor } : {}) };
+        const result = threadTs
+          ? await client.conversations.replies({ ...common, ts: threadTs })
+          : await client.conversations.history(common);
+        for (const m of result.messages ?? [])
+          if (m.ts)
+            found.push({
+              ts: m.ts,
+              ...(m.metadata ? { metadata: m.metadata as TaggedMessage['metadata'] } : {}),
+            });
+        cursor = result.response_metadata?.next_cursor || undefined;
+        if (!cursor) break;
+      }
+      return found;
+    },
   };
 }
 
@@ -90,6 +140,7 @@ export async function startSlackApp(options: {
     // A few retries for 5xx and network errors (Slack's 429s are waited out per Retry-After
     // anyway); the default, ten over half an hour, would stall the outbox behind one message.
     retryConfig: { retries: 3, factor: 2, minTimeout: 500, maxTimeout: 5000 },
+    timeout: SLACK_REQUEST_TIMEOUT_MS,
   });
   const socketMode = config.SLACK_APP_TOKEN !== undefined;
   const receiver = socketMode
@@ -106,7 +157,14 @@ export async function startSlackApp(options: {
         logger,
       });
   const app = new App({ token: config.SLACK_BOT_TOKEN, receiver, logger, clientOptions: clientOptions() });
-  const poster = slackPoster(app.client);
+  // The outbox's own client: the same deadline, and retries for 429s only (RATE_LIMITS_ONLY).
+  const poster = slackPoster(
+    new WebClientClass(config.SLACK_BOT_TOKEN, {
+      ...clientOptions(),
+      retryConfig: RATE_LIMITS_ONLY,
+      logger,
+    }),
+  );
   const pump = new OutboxPump(db, poster, log);
   const deps: ListenerDeps = {
     db,
@@ -146,7 +204,7 @@ export async function startSlackApp(options: {
     pump,
     poster,
     async stop() {
-      await pump.stop();
+      await pump.stop(OUTBOX_STOP_DEADLINE_MS);
       await app.stop();
     },
   };
