@@ -94,6 +94,9 @@ export interface SandboxOptions {
   searchPath?: string;
 }
 
+/** The limits the configuration sets (NIGHTSHIFT_SANDBOX_MEMORY_MIB, _PROCESSES, _CGROUP). */
+export type SandboxLimits = Pick<SandboxOptions, 'totalMemoryBytes' | 'maxProcesses' | 'cgroup'>;
+
 export interface SandboxResult {
   exitCode: number | null;
   signal: NodeJS.Signals | null;

@@ -196,7 +196,8 @@ for i in range(0, len(b), 4096): b[i] = 1
 print('held')" & done; wait; echo done`,
       );
       await runProposalJob(
-        { ...deps, limits: { sandbox: { timeoutMs: 20_000, totalMemoryBytes: 256 * 1024 * 1024 } } },
+        // As the bot sets it from NIGHTSHIFT_SANDBOX_MEMORY_MIB.
+        { ...deps, sandboxLimits: { totalMemoryBytes: 256 * 1024 * 1024 } },
         { proposalId: p.id },
       );
       const run = (await getRun(db, p.id))!;

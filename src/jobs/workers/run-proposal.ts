@@ -10,7 +10,12 @@ import { findHost, type HostsFile } from '../../config/hosts.ts';
 import type { SqlDatabase } from '../../config/sql-databases.ts';
 import { CodedError, ErrorCode } from '../../errors.ts';
 import type { CgroupReport } from '../../runners/cgroup.ts';
-import { runInSandbox, SANDBOX_DEFAULTS, type SandboxOptions } from '../../runners/evidence-sandbox.ts';
+import {
+  runInSandbox,
+  SANDBOX_DEFAULTS,
+  type SandboxLimits,
+  type SandboxOptions,
+} from '../../runners/evidence-sandbox.ts';
 import { type SandboxUser, shareEvidence } from '../../runners/sandbox-user.ts';
 import { renderSqlResult, runReadOnlySql, type SqlRunOptions } from '../../runners/sql.ts';
 import { checkReadOnlySql } from '../../runners/sql-check.ts';
@@ -44,6 +49,11 @@ export interface RunnerDeps extends JobDeps {
   sandboxHide?: readonly string[] | undefined;
   /** The user evidence scripts run as (NIGHTSHIFT_SANDBOX_USER); unset, the bot's own. */
   sandboxUser?: SandboxUser | undefined;
+  /**
+   * Bounds on all of an evidence script's processes together and where its cgroup is made
+   * (NIGHTSHIFT_SANDBOX_MEMORY_MIB, _PROCESSES, _CGROUP); `limits.sandbox` overrides them.
+   */
+  sandboxLimits?: SandboxLimits | undefined;
   /** Limits other than the defaults (tests). */
   limits?: RunnerLimits | undefined;
 }
@@ -432,7 +442,7 @@ async function executeScript(
     await mkdir(evidence, { recursive: true });
     // The sandbox user reads the incident's evidence through its group, and cannot write it.
     if (deps.sandboxUser) await shareEvidence(deps.evidenceDir, evidence, deps.sandboxUser);
-    const limits = deps.limits?.sandbox ?? {};
+    const limits = { ...deps.sandboxLimits, ...deps.limits?.sandbox };
     timeoutMs = limits.timeoutMs ?? SANDBOX_DEFAULTS.timeoutMs;
     maxOutputBytes = limits.maxOutputBytes ?? SANDBOX_DEFAULTS.maxOutputBytes;
     r = await runInSandbox({
