@@ -358,6 +358,45 @@ export function createScriptCgroup(home: CgroupHome, limits: CgroupLimits): Scri
   };
 }
 
+const RUN_NAME = /^nightshift-run-(\d+)-\d+-[0-9a-f]+$/;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the run cgroups under `home` that a bot no longer running left behind (killed before it
+ * could remove them; its scripts died with it). One that still holds a process is left alone.
+ * Returns how many were removed.
+ */
+export function removeStaleCgroups(home: CgroupHome): number {
+  let removed = 0;
+  for (const parent of home.version === 2 ? [home.dir] : [home.memoryDir, home.pidsDir]) {
+    let names: string[];
+    try {
+      names = readdirSync(parent);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      const owner = RUN_NAME.exec(name)?.[1];
+      if (owner === undefined || alive(Number(owner))) continue;
+      try {
+        rmdirSync(join(parent, name));
+        removed++;
+      } catch {
+        // something still runs in it
+      }
+    }
+  }
+  return removed;
+}
+
 /** Makes and removes a cgroup with small limits: whether scripts can be bounded here, and where. */
 export async function probeCgroup(setup: CgroupSetup = {}): Promise<CgroupHomeStatus> {
   const found = findCgroupHome(setup);

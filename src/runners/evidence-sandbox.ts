@@ -421,6 +421,7 @@ export async function runInSandbox(options: SandboxOptions): Promise<SandboxResu
       });
     });
   } finally {
-    await cgroup.remove();
+    // A process stuck in the kernel past the deadline keeps the cgroup, and its limits with it.
+    await cgroup.remove().catch(() => undefined);
   }
 }

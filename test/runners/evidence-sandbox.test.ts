@@ -289,12 +289,14 @@ describe('the evidence sandbox (bubblewrap)', () => {
   });
 
   it('bounds the memory of all the script’s processes together: eight of 300 MiB under 512 MiB', async () => {
-    // Eight processes at once, each committing every page of 300 MiB: under RLIMIT_AS (1 GiB a
-    // process) each one fits, 2.4 GiB between them.
+    // Eight processes at once, each committing every page of 300 MiB and keeping it a while: under
+    // RLIMIT_AS (1 GiB a process) each one fits, 2.4 GiB between them.
     const script = `for i in 1 2 3 4 5 6 7 8; do python3 -c "
+import time
 b = bytearray(300 * 2**20)
 for i in range(0, len(b), 4096): b[i] = 1
-print('held')" & done; wait`;
+print('held', flush=True)
+time.sleep(2)" & done; wait`;
     const bounded = await run(script, { totalMemoryBytes: 512 * MiB });
     assert.equal(bounded.cgroup.memoryLimitBytes, 512 * MiB, 'the run reports its memory limit');
     assert.ok(bounded.cgroup.peakMemoryBytes !== null, 'the kernel reports the peak');
@@ -303,8 +305,9 @@ print('held')" & done; wait`;
       `all the processes together held ${bounded.cgroup.peakMemoryBytes} bytes at most`,
     );
     assert.ok(bounded.cgroup.oomKills >= 1, 'processes were killed at the limit, and the run says so');
+    // One that held its 300 MiB can be killed for the next one's: the peak is what counts.
     const held = bounded.stdout.split('\n').filter((line) => line === 'held').length;
-    assert.ok(held <= 1, `${held} of 8 processes held their 300 MiB`);
+    assert.ok(held < 8, `${held} of 8 processes held their 300 MiB`);
     assert.equal(existsSync(bounded.cgroup.path), false, 'the run’s cgroup is gone');
     // Under a looser bound the same script holds all of it: the bound is what stopped it.
     const loose = await run(script, { totalMemoryBytes: 4096 * MiB });

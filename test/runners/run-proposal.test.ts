@@ -205,7 +205,7 @@ print('held')" & done; wait; echo done`,
       const replies = await messages(`run:${run.id}:`);
       assert.match(
         replies[0]!.body.text!,
-        /^:x: Script on the evidence \(proposal #\d+\): exit 0, [1-4] process(es)? killed at the memory limit \(256\.0 MiB for all its processes\)/,
+        /^:x: Script on the evidence \(proposal #\d+\): [^\n]*, \d+ process(es)? killed at the memory limit \(256\.0 MiB for all its processes\)/,
       );
       assert.ok(!replies[0]!.body.text!.includes('held\nheld\nheld\nheld'), 'not all four held their memory');
     });
