@@ -121,17 +121,22 @@ function notCgroup(dir: string, version: 1 | 2): string | undefined {
   }
 }
 
+const trimmed = (path: string) => path.replace(/(.)\/+$/, '$1');
+
 function writable(dir: string): string | undefined {
   try {
     accessSync(dir, constants.W_OK);
     return undefined;
   } catch (error) {
-    return `${dir} is not writable (${why(error)})`;
+    const uid = process.getuid?.();
+    return uid !== 0 && why(error) === 'EACCES'
+      ? `${dir} is not writable by the bot (uid ${uid}, EACCES): run it as root, or give it that cgroup`
+      : `${dir} is not writable (${why(error)})`;
   }
 }
 
 function v2Home(mount: string, parent: string): CgroupHomeStatus {
-  const dir = join(mount, parent);
+  const dir = trimmed(join(mount, parent));
   const wrong =
     notCgroup(dir, 2) ?? (existsSync(join(dir, 'cgroup.controllers')) ? undefined : `${dir} is not a cgroup`);
   if (wrong) return { ok: false, reason: `cgroup v2: ${wrong}` };
@@ -176,7 +181,7 @@ function v1Home(root: string, parent: string | undefined, own: Map<string, strin
   for (const controller of ['memory', 'pids']) {
     const mount = v1Hierarchy(root, controller);
     if (!mount) return { ok: false, reason: `no cgroup v1 ${controller} hierarchy under ${root}` };
-    const dir = join(mount, parent ?? own.get(controller) ?? '/');
+    const dir = trimmed(join(mount, parent ?? own.get(controller) ?? '/'));
     const wrong =
       notCgroup(dir, 1) ?? (existsSync(join(dir, 'cgroup.procs')) ? undefined : `${dir} is not a cgroup`);
     if (wrong) return { ok: false, reason: `cgroup v1: ${wrong}` };
