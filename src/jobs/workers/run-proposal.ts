@@ -9,7 +9,13 @@ import type { SshConnections } from '../../collect/ssh.ts';
 import { findHost, type HostsFile } from '../../config/hosts.ts';
 import type { SqlDatabase } from '../../config/sql-databases.ts';
 import { CodedError, ErrorCode } from '../../errors.ts';
-import { runInSandbox, SANDBOX_DEFAULTS, type SandboxOptions } from '../../runners/evidence-sandbox.ts';
+import type { CgroupReport } from '../../runners/cgroup.ts';
+import {
+  runInSandbox,
+  SANDBOX_DEFAULTS,
+  type SandboxLimits,
+  type SandboxOptions,
+} from '../../runners/evidence-sandbox.ts';
 import { type SandboxUser, shareEvidence } from '../../runners/sandbox-user.ts';
 import { renderSqlResult, runReadOnlySql, type SqlRunOptions } from '../../runners/sql.ts';
 import { checkReadOnlySql } from '../../runners/sql-check.ts';
@@ -43,12 +49,26 @@ export interface RunnerDeps extends JobDeps {
   sandboxHide?: readonly string[] | undefined;
   /** The user evidence scripts run as (NIGHTSHIFT_SANDBOX_USER); unset, the bot's own. */
   sandboxUser?: SandboxUser | undefined;
+  /**
+   * Bounds on all of an evidence script's processes together and where its cgroup is made
+   * (NIGHTSHIFT_SANDBOX_MEMORY_MIB, _PROCESSES, _CGROUP); `limits.sandbox` overrides them.
+   */
+  sandboxLimits?: SandboxLimits | undefined;
   /** Limits other than the defaults (tests). */
   limits?: RunnerLimits | undefined;
 }
 
 export interface RunnerLimits {
-  sandbox?: Pick<SandboxOptions, 'timeoutMs' | 'memoryBytes' | 'fileBytes' | 'maxOutputBytes'>;
+  sandbox?: Pick<
+    SandboxOptions,
+    | 'timeoutMs'
+    | 'memoryBytes'
+    | 'fileBytes'
+    | 'maxOutputBytes'
+    | 'totalMemoryBytes'
+    | 'maxProcesses'
+    | 'cgroup'
+  >;
   sql?: Pick<SqlRunOptions, 'timeoutMs' | 'maxRows'>;
   /** Host scripts: wall time in milliseconds (default 60,000) and output in bytes (default 1 MiB). */
   host?: { timeoutMs?: number; maxOutputBytes?: number };
@@ -294,7 +314,11 @@ async function runApproved(deps: RunnerDeps, proposal: Proposal): Promise<void> 
       exitCode: null,
       durationMs: Math.round(performance.now() - started),
       outputBytes: 0,
-      status: `did not run to the end: ${message}`,
+      // A refused sandbox (no bwrap, no cgroup to bound it) says itself that nothing ran.
+      status:
+        (error as CodedError).code === ErrorCode.SandboxUnavailable
+          ? message
+          : `did not run to the end: ${message}`,
       preview: '',
       error: message,
       result: { code: (error as CodedError).code ?? ErrorCode.Internal },
@@ -408,6 +432,8 @@ async function executeScript(
     truncated: boolean;
     durationMs: number;
     outputBytes?: number;
+    /** The evidence sandbox's cgroup: its limits and what hit them. */
+    cgroup?: CgroupReport;
   };
   let timeoutMs: number;
   let maxOutputBytes: number;
@@ -416,7 +442,7 @@ async function executeScript(
     await mkdir(evidence, { recursive: true });
     // The sandbox user reads the incident's evidence through its group, and cannot write it.
     if (deps.sandboxUser) await shareEvidence(deps.evidenceDir, evidence, deps.sandboxUser);
-    const limits = deps.limits?.sandbox ?? {};
+    const limits = { ...deps.sandboxLimits, ...deps.limits?.sandbox };
     timeoutMs = limits.timeoutMs ?? SANDBOX_DEFAULTS.timeoutMs;
     maxOutputBytes = limits.maxOutputBytes ?? SANDBOX_DEFAULTS.maxOutputBytes;
     r = await runInSandbox({
@@ -456,11 +482,12 @@ async function executeScript(
   const stops = [
     r.timedOut ? `stopped at its time limit (${seconds(timeoutMs)})` : '',
     r.truncated ? `stopped at the output cap (${formatBytes(maxOutputBytes)})` : '',
+    ...limitsHit(r.cgroup),
   ].filter(Boolean);
   const exit = r.exitCode === null ? `killed${r.signal ? ` (${r.signal})` : ''}` : `exit ${r.exitCode}`;
   const outputBytes = r.outputBytes ?? Buffer.byteLength(r.stdout) + Buffer.byteLength(r.stderr);
   return {
-    ok: r.exitCode === 0 && !r.timedOut && !r.truncated,
+    ok: r.exitCode === 0 && !r.timedOut && !r.truncated && limitsHit(r.cgroup).length === 0,
     exitCode: r.exitCode,
     durationMs: r.durationMs,
     outputBytes,
@@ -469,6 +496,38 @@ async function executeScript(
     ...(long
       ? { file: { content: output, filename: `run-${runId}-output.txt`, title: `Output of run ${runId}` } }
       : {}),
-    result: { timedOut: r.timedOut, truncated: r.truncated, signal: r.signal ?? null },
+    result: {
+      timedOut: r.timedOut,
+      truncated: r.truncated,
+      signal: r.signal ?? null,
+      ...(r.cgroup
+        ? {
+            memoryLimitBytes: r.cgroup.memoryLimitBytes,
+            peakMemoryBytes: r.cgroup.peakMemoryBytes,
+            oomKills: r.cgroup.oomKills,
+            maxProcesses: r.cgroup.maxProcesses,
+            forkFailures: r.cgroup.forkFailures,
+          }
+        : {}),
+    },
   };
+}
+
+/**
+ * What an evidence script ran into in its cgroup, in words: processes the kernel killed at the
+ * memory limit of all its processes, forks refused at the process limit. A script whose shell
+ * waited for a killed child can still exit 0; the run is not ok then.
+ */
+function limitsHit(cgroup: CgroupReport | undefined): string[] {
+  if (!cgroup) return [];
+  const hits: string[] = [];
+  if (cgroup.oomKills > 0)
+    hits.push(
+      `${cgroup.oomKills} process${cgroup.oomKills === 1 ? '' : 'es'} killed at the memory limit (${formatBytes(cgroup.memoryLimitBytes)} for all its processes)`,
+    );
+  if (cgroup.forkFailures > 0)
+    hits.push(
+      `${cgroup.forkFailures} fork${cgroup.forkFailures === 1 ? '' : 's'} refused at the process limit (${cgroup.maxProcesses} at once)`,
+    );
+  return hits;
 }
