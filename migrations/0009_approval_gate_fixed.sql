@@ -13,7 +13,9 @@
 --    other; expires_at - created_at is the proposal's window on both clocks;
 --  * approvals by the policy are taken only for pulls, in the transaction that proposed them;
 --  * a run keeps its proposal, hash and start, and proposals, approvals and runs are never deleted
---    or truncated.
+--    or truncated;
+--  * these triggers fire even in a session that turns triggers off (session_replication_role =
+--    replica, which the superuser that PGlite runs as may set).
 
 ALTER TABLE proposals ADD COLUMN recorded_at timestamptz DEFAULT clock_timestamp();
 -- The transaction that made the proposal (txid_current()): the only one where the policy approves.
@@ -214,3 +216,18 @@ CREATE TRIGGER runs_kept BEFORE DELETE ON runs
   FOR EACH ROW EXECUTE FUNCTION runs_are_kept();
 CREATE TRIGGER runs_no_truncate BEFORE TRUNCATE ON runs
   FOR EACH STATEMENT EXECUTE FUNCTION runs_are_kept();
+
+-- Triggers fire ALWAYS: a session with session_replication_role = replica (no DDL, and allowed to
+-- the superuser PGlite runs as) skips ordinary triggers, foreign keys included: the triggers above
+-- look the proposal up themselves, and count only approvals and runs of its hash.
+ALTER TABLE proposals ENABLE ALWAYS TRIGGER proposals_start_pending;
+ALTER TABLE proposals ENABLE ALWAYS TRIGGER proposals_are_fixed;
+ALTER TABLE proposals ENABLE ALWAYS TRIGGER proposals_kept;
+ALTER TABLE proposals ENABLE ALWAYS TRIGGER proposals_no_truncate;
+ALTER TABLE approvals ENABLE ALWAYS TRIGGER approvals_only_while_pending;
+ALTER TABLE approvals ENABLE ALWAYS TRIGGER approvals_append_only;
+ALTER TABLE approvals ENABLE ALWAYS TRIGGER approvals_no_truncate;
+ALTER TABLE runs ENABLE ALWAYS TRIGGER runs_require_approval;
+ALTER TABLE runs ENABLE ALWAYS TRIGGER runs_are_fixed;
+ALTER TABLE runs ENABLE ALWAYS TRIGGER runs_kept;
+ALTER TABLE runs ENABLE ALWAYS TRIGGER runs_no_truncate;

@@ -438,6 +438,41 @@ for (const database of testDatabases()) {
       }
     });
 
+    it('keeps its triggers on in a session that turns triggers off (session_replication_role = replica)', async () => {
+      const { db, propose, decide, assertNoRun } = await setup();
+      try {
+        const p = await propose('ps aux', policy({ approvalsRequired: 2 }));
+        assert.equal((await decide(p, 'U0A')).kind, 'recorded');
+        const q = await propose('ps -ef');
+        // PGlite runs as a superuser, who may set it; the PostgreSQL role of the tests may not.
+        const attack = async (steps: string[], values: unknown[]) =>
+          db
+            .transaction(async (tx) => {
+              await tx.executeSql('SET LOCAL session_replication_role = replica');
+              for (const step of steps) await tx.executeSql(step, values);
+              return 'taken';
+            })
+            .catch((error: Error) => error.message);
+        const weakened = await attack(
+          [
+            `UPDATE proposals SET approvals_required = 1, state = 'approved' WHERE id = $1`,
+            `INSERT INTO runs (proposal_id, sha256) SELECT id, sha256 FROM proposals WHERE id = $1`,
+          ],
+          [p.id],
+        );
+        const bare = await attack(
+          [`INSERT INTO runs (proposal_id, sha256) SELECT id, sha256 FROM proposals WHERE id = $1`],
+          [q.id],
+        );
+        await assertNoRun(p);
+        await assertNoRun(q);
+        assert.match(weakened, /approvals_required cannot change|permission denied/);
+        assert.match(bare, /run refused: proposal \d+ has 0 of 1 approvals|permission denied/);
+      } finally {
+        await db.close();
+      }
+    });
+
     it('starts every proposal pending, and fixes every column of it but its state and the agent’s mark', async () => {
       const { db, incidentId, propose, tamper, assertNoRun } = await setup();
       try {
