@@ -231,3 +231,17 @@ ALTER TABLE runs ENABLE ALWAYS TRIGGER runs_require_approval;
 ALTER TABLE runs ENABLE ALWAYS TRIGGER runs_are_fixed;
 ALTER TABLE runs ENABLE ALWAYS TRIGGER runs_kept;
 ALTER TABLE runs ENABLE ALWAYS TRIGGER runs_no_truncate;
+
+-- The functions find their tables in the schema they were made in, never first in pg_temp, where
+-- a session's temporary table named proposals would otherwise stand in for the real one.
+DO $$
+DECLARE
+  f text;
+BEGIN
+  FOREACH f IN ARRAY ARRAY['proposal_tally(proposals)', 'proposals_start_pending()', 'proposals_are_fixed()',
+      'proposals_are_kept()', 'approvals_only_while_pending()', 'approvals_are_append_only()',
+      'runs_require_approval()', 'runs_are_fixed()', 'runs_are_kept()'] LOOP
+    EXECUTE format('ALTER FUNCTION %s SET search_path = %I, pg_temp', f, current_schema());
+  END LOOP;
+END;
+$$;

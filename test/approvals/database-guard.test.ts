@@ -473,6 +473,33 @@ for (const database of testDatabases()) {
       }
     });
 
+    it('reads the real proposals, not a temporary table of the same name', async () => {
+      const { db, propose, decide, assertNoRun } = await setup();
+      try {
+        const p = await propose('lsof -nP', policy({ approvalsRequired: 2 }));
+        assert.equal((await decide(p, 'U0A')).kind, 'recorded');
+        // pg_temp comes first for tables: an unqualified name in a trigger would find this one.
+        const shadowed = await db
+          .transaction(async (tx) => {
+            await tx.executeSql(
+              `CREATE TEMP TABLE proposals ON COMMIT DROP AS SELECT * FROM ${db.schema}.proposals WHERE id = $1`,
+              [p.id],
+            );
+            await tx.executeSql(`UPDATE pg_temp.proposals SET approvals_required = 1, state = 'approved'`);
+            await tx.executeSql(`INSERT INTO ${db.schema}.runs (proposal_id, sha256) VALUES ($1, $2)`, [
+              p.id,
+              p.sha256,
+            ]);
+            return 'taken';
+          })
+          .catch((error: Error) => error.message);
+        await assertNoRun(p);
+        assert.match(shadowed, /run refused: proposal \d+ has 1 of 2 approvals/);
+      } finally {
+        await db.close();
+      }
+    });
+
     it('starts every proposal pending, and fixes every column of it but its state and the agent’s mark', async () => {
       const { db, incidentId, propose, tamper, assertNoRun } = await setup();
       try {
