@@ -233,7 +233,8 @@ ALTER TABLE runs ENABLE ALWAYS TRIGGER runs_kept;
 ALTER TABLE runs ENABLE ALWAYS TRIGGER runs_no_truncate;
 
 -- The functions find their tables in the schema they were made in, never first in pg_temp, where
--- a session's temporary table named proposals would otherwise stand in for the real one.
+-- a session's temporary table named proposals would otherwise stand in for the real one. A later
+-- CREATE OR REPLACE of one of them drops this setting: it must set search_path again.
 DO $$
 DECLARE
   f text;
