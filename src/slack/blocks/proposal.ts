@@ -1,11 +1,21 @@
 import type { ProposalKind, ProposalState } from '../../approvals/proposal.ts';
 import type { Block, SlackMessage } from './incident.ts';
+import {
+  joinMrkdwn,
+  type Mrkdwn,
+  md,
+  mentionUser,
+  mrkdwnSection,
+  mrkdwnText,
+  truncateMrkdwn,
+} from './mrkdwn.ts';
 
 /**
  * Block Kit for a proposal, pure: the exact text that would run (all of it, in code blocks; it is
  * what the approver approves), where it runs, why, what to look out for, and its state, which the
  * message shows as it changes: pending → approved by @x (time) → running → done/failed.
  * The buttons carry the proposal's hash, so a click approves the text shown and nothing else.
+ * Targets, names and run summaries reach mrkdwn escaped (mrkdwn.ts).
  */
 
 export const APPROVE_ACTION = 'proposal_approve';
@@ -53,7 +63,7 @@ const WHERE: Record<ProposalKind, (target: string) => string> = {
 };
 
 const clock = (d: Date) => `${d.toISOString().slice(11, 16)} UTC`;
-const who = (user: string) => (/^[UW][A-Z0-9]+$/.test(user) ? `<@${user}>` : user);
+const who = mentionUser;
 /** Characters a reader cannot see or that reorder what they see: shown as ⟦U+XXXX⟧ markers. */
 const HIDDEN =
   /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]/g;
@@ -66,9 +76,11 @@ export function hiddenCharacters(text: string): Array<{ at: number; codePoint: s
   }));
 }
 
+const marker = (c: string) => `⟦U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}⟧`;
+
 /** What a reviewer sees: the text itself, with anything invisible made visible. */
 export function visibleText(text: string): string {
-  return text.replace(HIDDEN, (c) => `⟦U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}⟧`);
+  return text.replace(HIDDEN, marker);
 }
 
 /** Rich text blocks hold plain text: no mrkdwn, links, mentions or code fences can change what shows. */
@@ -101,29 +113,29 @@ const plain = (text: string): Block => ({
 export function proposalMessage(view: ProposalView, now: Date): SlackMessage {
   const approvals = view.decisions.filter((d) => d.decision === 'approved');
   const rejection = view.decisions.find((d) => d.decision === 'rejected');
-  const stateLine = (() => {
+  const stateLine = ((): Mrkdwn => {
     const base = STATE_LINE[view.state];
     if (view.state === 'pending') {
       const left = Math.max(0, Math.round((view.expiresAt.getTime() - now.getTime()) / 60_000));
-      return `${base}: ${approvals.length} of ${view.approvalsRequired}, expires ${clock(view.expiresAt)} (${left} min)`;
+      return md`${base}: ${approvals.length} of ${view.approvalsRequired}, expires ${clock(view.expiresAt)} (${left} min)`;
     }
     if (view.state === 'rejected' && rejection)
-      return `${base} by ${who(rejection.decidedBy)} (${clock(rejection.decidedAt)}, ${rejection.via})`;
-    return base;
+      return md`${base} by ${who(rejection.decidedBy)} (${clock(rejection.decidedAt)}, ${rejection.via})`;
+    return md`${base}`;
   })();
   const approvedBy =
     approvals.length > 0
-      ? `Approved by ${approvals.map((a) => `${who(a.decidedBy)} (${clock(a.decidedAt)}, ${a.via})`).join(', ')}`
+      ? md`Approved by ${joinMrkdwn(
+          approvals.map((a) => md`${who(a.decidedBy)} (${clock(a.decidedAt)}, ${a.via})`),
+          ', ',
+        )}`
       : undefined;
-  const header = `*Proposal #${view.id}* · ${WHERE[view.kind](view.target)}`;
+  const where = truncateMrkdwn(md`${WHERE[view.kind](view.target)}`, 300);
+  const header = md`*Proposal #${view.id}* · ${where}`;
   const blocks: Block[] = [
-    {
-      type: 'section',
-      text: {
-        type: 'mrkdwn',
-        text: [header, stateLine, ...(approvedBy && view.state !== 'pending' ? [approvedBy] : [])].join('\n'),
-      },
-    },
+    mrkdwnSection(
+      joinMrkdwn([header, stateLine, ...(approvedBy && view.state !== 'pending' ? [approvedBy] : [])], '\n'),
+    ),
   ];
   if (view.why) blocks.push(plain(`Why: ${view.why}`));
   blocks.push(...codeBlocks(view.text));
@@ -136,12 +148,13 @@ export function proposalMessage(view: ProposalView, now: Date): SlackMessage {
     ...view.risks,
   ];
   const notes = [
-    risks.length > 0 ? `:warning: ${risks.join(' · ')}` : ':white_circle: nothing in the text stood out',
-    `sha256 \`${view.sha256.slice(0, 16)}\` · asked by ${who(view.proposedBy)}`,
+    risks.length > 0
+      ? truncateMrkdwn(md`:warning: ${risks.join(' · ')}`, 2000)
+      : md`:white_circle: nothing in the text stood out`,
+    md`sha256 \`${view.sha256.slice(0, 16)}\` · asked by ${who(view.proposedBy)}`,
   ];
-  blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: notes.join('\n') }] });
-  if (view.run?.summary)
-    blocks.push({ type: 'section', text: { type: 'mrkdwn', text: view.run.summary.slice(0, 2900) } });
+  blocks.push({ type: 'context', elements: [mrkdwnText(joinMrkdwn(notes, '\n'))] });
+  if (view.run?.summary) blocks.push(mrkdwnSection(truncateMrkdwn(md`${view.run.summary}`, 2900)));
   if (view.state === 'pending') {
     const value = `${view.id}:${view.sha256}`;
     blocks.push({
@@ -166,11 +179,11 @@ export function proposalMessage(view: ProposalView, now: Date): SlackMessage {
     });
     blocks.push({
       type: 'context',
-      elements: [{ type: 'mrkdwn', text: 'Or react :white_check_mark: to approve, :x: to reject.' }],
+      elements: [mrkdwnText(md`Or react :white_check_mark: to approve, :x: to reject.`)],
     });
   }
   return {
-    text: `Proposal #${view.id} (${WHERE[view.kind](view.target)}): ${STATE_LINE[view.state].replace(/^:[a-z_]+: /, '')}`,
+    text: md`Proposal #${view.id} (${where}): ${STATE_LINE[view.state].replace(/^:[a-z_]+: /, '')}`.text,
     blocks,
   };
 }
