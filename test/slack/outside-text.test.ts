@@ -75,6 +75,7 @@ function assertInert(calls: readonly RecordedCall[], { modelCode = false } = {})
     const live = [...text.matchAll(/<[^>]*>?/g)].map((m) => m[0]).filter((m) => m !== `<@${APPROVER}>`);
     assert.deepEqual(live, [], `live markup in mrkdwn: ${text}`);
     assert.ok(!text.includes('&lt;!everyone'), `an escape from outside decodes to markup: ${text}`);
+    assert.ok(!text.includes('&amp;lt;!channel'), `escaped twice, shows as &lt;: ${text}`);
     if (modelCode) assert.equal(text.split('```').length % 2, 1, `a code block left open: ${text}`);
     else assert.ok(!text.includes('```end'), `outside backticks open or close a code span: ${text}`);
   }

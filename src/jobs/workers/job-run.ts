@@ -3,7 +3,7 @@ import type { Finding } from '../../analyze/report-schema.ts';
 import { findingRedactor } from '../../evidence/known-secrets.ts';
 import type { Logger } from '../../log.ts';
 import { findingReply } from '../../slack/blocks/incident.ts';
-import { asMrkdwn, type Mrkdwn, md } from '../../slack/blocks/mrkdwn.ts';
+import { asMrkdwn, Mrkdwn, md } from '../../slack/blocks/mrkdwn.ts';
 import type { Db } from '../../store/db.ts';
 import { appendAudit, queueThreadMessage } from '../../store/records.ts';
 
@@ -97,7 +97,8 @@ export async function startJobRun(
             body: { type: 'text', text: message.text, blocks: message.blocks },
           });
         }
-        await reply('finished', md`${clean(asMrkdwn(doneText).text)}`, tx);
+        // Redacted as it will show: [REDACTED] adds no markup, so it stays mrkdwn, escaped once.
+        await reply('finished', new Mrkdwn(clean(asMrkdwn(doneText).text)), tx);
         await tx.executeSql(`UPDATE jobs SET state = 'succeeded', finished_at = now() WHERE id = $1`, [id]);
         await appendAudit(tx, {
           actor: 'nightshift',
