@@ -36,14 +36,14 @@ export function systemPrompt(): SystemBlock[] {
  */
 const LOOK_ALIKES: Record<string, string> = Object.fromEntries(
   Object.entries({
-    e: 'еЕҽҼєЄεΕɛꭼᎬ℮',
+    e: 'еЕҽҼєЄεΕɛԑᴇꭼᎬ℮',
     v: 'νѵѴᴠ∨ʋᏙ',
-    i: 'іІιΙıӏӀɩꙇǀ',
-    d: 'ԁᏧᎠᗪᗞɗ',
+    i: 'іІιΙıӏӀɩɪꙇǀ',
+    d: 'ԁᴅᏧᎠᗪᗞɗ',
     n: 'ոռɴΝηпᑎ',
     c: 'сСϲϹᴄꮯᏟ',
     '<': '‹〈⟨˂ᐸ❮❬⧼≺〈',
-    '/': '∕⁄⧸╱〳⟋ノ㇓',
+    '/': '∕⁄⧸╱〳⟋ノ㇓᜵',
   }).flatMap(([latin, alikes]) => [...alikes].map((alike) => [alike, latin])),
 );
 
