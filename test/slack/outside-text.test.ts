@@ -170,6 +170,12 @@ for (const database of testDatabases()) {
         calls.some((c) => c.method === 'chat.postMessage' && c.args.thread_ts),
         'the alert reply',
       );
+      for (const call of calls.filter((c) => c.method === 'chat.postMessage')) {
+        // A URL from outside unfurls no preview of the attacker's page under the bot's message.
+        assert.equal(String(call.args.unfurl_links), 'false');
+        assert.equal(String(call.args.unfurl_media), 'false');
+        assert.equal(String(call.args.link_names), 'false');
+      }
       assertInert(calls);
     });
 
