@@ -12,6 +12,7 @@ import { createProposal, decideProposal, type Proposal } from '../../src/approva
 import type { SshConnections } from '../../src/collect/ssh.ts';
 import { HostsFileSchema } from '../../src/config/hosts.ts';
 import { openIncidentByHand } from '../../src/incidents/incidents.ts';
+import { agentTurnJob } from '../../src/jobs/workers/agent-turn.ts';
 import { startJobRun } from '../../src/jobs/workers/job-run.ts';
 import { type RunnerDeps, runProposalJob } from '../../src/jobs/workers/run-proposal.ts';
 import { createLogger } from '../../src/log.ts';
@@ -277,6 +278,44 @@ for (const database of testDatabases()) {
       assert.ok(
         calls.some((c) => c.method === 'files.completeUploadExternal'),
         'the long output as a file',
+      );
+      assertInert(calls);
+    });
+
+    it('a pull from a host nobody listed: its target and paths, in the message and the failure', async () => {
+      const id = await incident();
+      const proposal = await approved(id, { kind: 'pull', target: ATTACK, text: `/var/crash/${ATTACK}` });
+      await runProposalJob(runner(), { proposalId: proposal.id });
+      assertInert(await drained());
+    });
+
+    it("the model's error, when the agent could not finish its turn", async () => {
+      const id = await incident();
+      anthropic.reset();
+      anthropic.reply({ status: 400, type: 'invalid_request_error', message: ATTACK });
+      await assert.rejects(
+        agentTurnJob(
+          {
+            db,
+            log,
+            model: createModelClient({ apiKey: anthropic.apiKey, baseURL: anthropic.baseURL, maxRetries: 0 }),
+            policy,
+            channel: CHANNEL,
+            evidenceDir: join(work, 'agent-evidence'),
+            hosts: ['web-1'],
+            sqlDatabases: [],
+            maxTurns: 5,
+            maxTokens: 100_000,
+            send: async () => {},
+          },
+          `job-${id}`,
+          { incidentId: id },
+        ),
+      );
+      const calls = await drained();
+      assert.ok(
+        calls.some((c) => String(c.args.text).includes('could not finish its turn')),
+        'the error reached the thread',
       );
       assertInert(calls);
     });
