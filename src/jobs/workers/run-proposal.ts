@@ -19,6 +19,7 @@ import {
 import { type SandboxUser, shareEvidence } from '../../runners/sandbox-user.ts';
 import { renderSqlResult, runReadOnlySql, type SqlRunOptions } from '../../runners/sql.ts';
 import { checkReadOnlySql } from '../../runners/sql-check.ts';
+import { asMrkdwn, joinMrkdwn, md } from '../../slack/blocks/mrkdwn.ts';
 import type { SlackPoster } from '../../slack/outbox.ts';
 import { refreshProposalMessage } from '../../slack/proposal-messages.ts';
 import { editThreadMessage } from '../../slack/thread-edits.ts';
@@ -119,7 +120,7 @@ async function runPull(deps: RunnerDeps, proposal: Proposal): Promise<void> {
     fallbackChannel: deps.channel,
     body: {
       type: 'text',
-      text: `:arrow_down: Pulling ${sources.length} file(s) from ${host.name}…`,
+      text: md`:arrow_down: Pulling ${sources.length} file(s) from ${host.name}…`.text,
       blocks: [],
     },
   });
@@ -157,7 +158,7 @@ async function runPull(deps: RunnerDeps, proposal: Proposal): Promise<void> {
     if (!force && Date.now() - lastDraw < 2000) return;
     lastDraw = Date.now();
     const bytes = [...done.values()].reduce((a, b) => a + b, 0);
-    const text = progressLine({
+    const line = progressLine({
       host: host.name,
       files: sources.length,
       filesDone,
@@ -165,6 +166,7 @@ async function runPull(deps: RunnerDeps, proposal: Proposal): Promise<void> {
       expectedBytes: expected,
       elapsedMs: Date.now() - started,
     });
+    const text = asMrkdwn(line).text;
     await editThreadMessage(deps.db, deps.slack, progressKey, { text, blocks: [] }).catch((error: unknown) =>
       deps.log.warn({ err: error }, 'could not update the progress message'),
     );
@@ -213,17 +215,20 @@ async function runPull(deps: RunnerDeps, proposal: Proposal): Promise<void> {
   const failed = results.filter((r) => r.error);
   const bytes = pulled.reduce((sum, r) => sum + r.result!.bytes, 0);
   const seconds = (Date.now() - started) / 1000;
-  const summary = [
-    `${pulled.length === sources.length ? ':white_check_mark:' : ':warning:'} Pulled ${pulled.length} of ${sources.length} file(s) from ${host.name}: ${formatBytes(bytes)} in ${seconds.toFixed(1)} s`,
-    ...pulled.map(
-      (r) =>
-        `• ${localName(r.source)} ${formatBytes(r.result!.bytes)} sha256 ${r.result!.sha256.slice(0, 12)}`,
-    ),
-    ...failed.map(
-      (r) =>
-        `• ${r.source.container ? `${r.source.container}:` : ''}${r.source.path} failed: ${redact(r.error!).text.slice(0, 200)}`,
-    ),
-  ].join('\n');
+  const summary = joinMrkdwn(
+    [
+      md`${pulled.length === sources.length ? ':white_check_mark:' : ':warning:'} Pulled ${pulled.length} of ${sources.length} file(s) from ${host.name}: ${formatBytes(bytes)} in ${seconds.toFixed(1)} s`,
+      ...pulled.map(
+        (r) =>
+          md`• ${localName(r.source)} ${formatBytes(r.result!.bytes)} sha256 ${r.result!.sha256.slice(0, 12)}`,
+      ),
+      ...failed.map(
+        (r) =>
+          md`• ${r.source.container ? `${r.source.container}:` : ''}${r.source.path} failed: ${redact(r.error!).text.slice(0, 200)}`,
+      ),
+    ],
+    '\n',
+  ).text;
   await finishRun(deps.db, proposal, run.id, {
     ok: failed.length === 0,
     exitCode: failed.length === 0 ? 0 : 1,
@@ -332,12 +337,14 @@ async function runApproved(deps: RunnerDeps, proposal: Proposal): Promise<void> 
     ...(outcome.error ? { error: outcome.error } : {}),
   });
   const icon = outcome.ok ? ':white_check_mark:' : ':x:';
-  const preview = outcome.preview ? `\n\`\`\`\n${outcome.preview}\n\`\`\`` : '';
+  // The output and the status (an error's text) are outside text: escaped, and the output's own
+  // backticks cannot close the code block it is shown in.
+  const preview = outcome.preview ? md`\n\`\`\`\n${outcome.preview}\n\`\`\`` : '';
   const fileNote = outcome.file
-    ? `\nThe whole ${about.kind === 'sql' ? 'result' : 'output'} is in ${outcome.file.filename}.`
+    ? md`\nThe whole ${about.kind === 'sql' ? 'result' : 'output'} is in ${outcome.file.filename}.`
     : '';
   const reply = clean(
-    `${icon} ${where(about)} (proposal #${proposal.id}): ${outcome.status}${preview}${fileNote}`,
+    md`${icon} ${where(about)} (proposal #${proposal.id}): ${outcome.status}${preview}${fileNote}`.text,
   );
   await queueThreadMessage(deps.db, {
     incidentId: proposal.incidentId,
@@ -355,7 +362,7 @@ async function runApproved(deps: RunnerDeps, proposal: Proposal): Promise<void> 
         content: outcome.file.content,
         filename: outcome.file.filename,
         title: outcome.file.title,
-        comment: clean(`${where(about)} (proposal #${proposal.id}): ${outcome.status}`),
+        comment: clean(md`${where(about)} (proposal #${proposal.id}): ${outcome.status}`.text),
       },
     });
   }
