@@ -71,7 +71,11 @@ export const RATE_LIMITS_ONLY = {
 /** How long a stopping bot waits for its Slack posts in flight before giving their claims back. */
 export const OUTBOX_STOP_DEADLINE_MS = 5000;
 
-/** The outbox's view of the Web API client. */
+/**
+ * The outbox's view of the Web API client. Messages quote outside text (a URL in an alert or in a
+ * run's output): no preview of it is unfurled under the bot's message, and no `@channel` in it is
+ * turned into a ping.
+ */
 export function slackPoster(client: WebClient): SlackPoster {
   return {
     async postMessage(args) {
@@ -79,13 +83,16 @@ export function slackPoster(client: WebClient): SlackPoster {
         ...args,
         blocks: args.blocks as never,
         ...(args.metadata ? { metadata: args.metadata as never } : {}),
+        unfurl_links: false,
+        unfurl_media: false,
+        link_names: false,
       });
       return {
         ...(result.channel ? { channel: result.channel } : {}),
         ...(result.ts ? { ts: result.ts } : {}),
       };
     },
-    update: (args) => client.chat.update({ ...args, blocks: args.blocks as never }),
+    update: (args) => client.chat.update({ ...args, blocks: args.blocks as never, link_names: false }),
     uploadFile: (args) => client.files.uploadV2(args),
     async history({ channel, threadTs }) {
       const found: TaggedMessage[] = [];
