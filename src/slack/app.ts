@@ -53,20 +53,25 @@ function boltLogger(log: Logger): BoltLogger {
 export const SLACK_REQUEST_TIMEOUT_MS = 10_000;
 
 /**
- * Retries inside the client only for what Slack did not carry out: a 429, which the client waits
- * out per Retry-After and signals with a plain Error (no code). A timeout, a 5xx or a cut
- * connection may have been carried out: the outbox retries those itself, after looking for the
- * tagged message (outbox.ts), so a post whose answer was lost is not posted twice.
+ * The outbox's client makes each request once: a timeout, a 5xx or a cut connection may have been
+ * carried out by Slack, so the outbox retries those itself, after looking for the tagged message
+ * (outbox.ts), and a post whose answer was lost is not posted twice. A 429 was not carried out:
+ * it comes back as a rate-limited error, and the poster waits it out and sends again.
  */
-export const RATE_LIMITS_ONLY = {
-  retries: 5,
-  factor: 2,
-  minTimeout: 500,
-  maxTimeout: 5000,
-  onFailedAttempt(error: Error & { code?: string }) {
-    if (error.code !== undefined) throw error;
-  },
-};
+export const POSTER_CLIENT_OPTIONS = { rejectRateLimitedCalls: true, retryConfig: { retries: 0 } };
+
+/** Sends again after each 429 (Slack did not carry the call out), waiting its Retry-After; at most `times`. */
+async function waitingOutRateLimits<T>(call: () => Promise<T>, times = 5): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await call();
+    } catch (error) {
+      const { code, retryAfter } = error as { code?: string; retryAfter?: number };
+      if (code !== webApi.ErrorCode.RateLimitedError || attempt >= times) throw error;
+      await new Promise((resolve) => setTimeout(resolve, Math.max(1, retryAfter ?? 1) * 1000));
+    }
+  }
+}
 
 /** How long a stopping bot waits for its Slack posts in flight before giving their claims back. */
 export const OUTBOX_STOP_DEADLINE_MS = 5000;
@@ -79,21 +84,26 @@ export const OUTBOX_STOP_DEADLINE_MS = 5000;
 export function slackPoster(client: WebClient): SlackPoster {
   return {
     async postMessage(args) {
-      const result = await client.chat.postMessage({
-        ...args,
-        blocks: args.blocks as never,
-        ...(args.metadata ? { metadata: args.metadata as never } : {}),
-        unfurl_links: false,
-        unfurl_media: false,
-        link_names: false,
-      });
+      const result = await waitingOutRateLimits(() =>
+        client.chat.postMessage({
+          ...args,
+          blocks: args.blocks as never,
+          ...(args.metadata ? { metadata: args.metadata as never } : {}),
+          unfurl_links: false,
+          unfurl_media: false,
+          link_names: false,
+        }),
+      );
       return {
         ...(result.channel ? { channel: result.channel } : {}),
         ...(result.ts ? { ts: result.ts } : {}),
       };
     },
-    update: (args) => client.chat.update({ ...args, blocks: args.blocks as never, link_names: false }),
-    uploadFile: (args) => client.files.uploadV2(args),
+    update: (args) =>
+      waitingOutRateLimits(() =>
+        client.chat.update({ ...args, blocks: args.blocks as never, link_names: false }),
+      ),
+    uploadFile: (args) => waitingOutRateLimits(() => client.files.uploadV2(args)),
     async history({ channel, threadTs }) {
       const found: TaggedMessage[] = [];
       let cursor: string | undefined;
@@ -101,8 +111,8 @@ export function slackPoster(client: WebClient): SlackPoster {
       for (let page = 0; page < 5; page++) {
         const common = { channel, include_all_metadata: true, limit: 200, ...(cursor ? { cursor } : {}) };
         const result = threadTs
-          ? await client.conversations.replies({ ...common, ts: threadTs })
-          : await client.conversations.history(common);
+          ? await waitingOutRateLimits(() => client.conversations.replies({ ...common, ts: threadTs }))
+          : await waitingOutRateLimits(() => client.conversations.history(common));
         for (const m of result.messages ?? [])
           if (m.ts)
             found.push({
@@ -164,13 +174,9 @@ export async function startSlackApp(options: {
         logger,
       });
   const app = new App({ token: config.SLACK_BOT_TOKEN, receiver, logger, clientOptions: clientOptions() });
-  // The outbox's own client: the same deadline, and retries for 429s only (RATE_LIMITS_ONLY).
+  // The outbox's own client: the same deadline, each request sent once (POSTER_CLIENT_OPTIONS).
   const poster = slackPoster(
-    new WebClientClass(config.SLACK_BOT_TOKEN, {
-      ...clientOptions(),
-      retryConfig: RATE_LIMITS_ONLY,
-      logger,
-    }),
+    new WebClientClass(config.SLACK_BOT_TOKEN, { ...clientOptions(), ...POSTER_CLIENT_OPTIONS, logger }),
   );
   const pump = new OutboxPump(db, poster, log);
   const deps: ListenerDeps = {

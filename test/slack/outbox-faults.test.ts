@@ -4,7 +4,7 @@ import { WebClient } from '@slack/web-api';
 import { recordDelivery } from '../../src/alerts/intake.ts';
 import { runChecks } from '../../src/cli/commands/doctor.ts';
 import { createLogger } from '../../src/log.ts';
-import { RATE_LIMITS_ONLY, slackPoster } from '../../src/slack/app.ts';
+import { POSTER_CLIENT_OPTIONS, slackPoster } from '../../src/slack/app.ts';
 import { drainOutbox, OUTBOX_EVENT_TYPE, type SlackPoster } from '../../src/slack/outbox.ts';
 import { OutboxPump } from '../../src/slack/outbox-pump.ts';
 import type { Db } from '../../src/store/db.ts';
@@ -60,7 +60,7 @@ for (const database of testDatabases()) {
         new WebClient(slack.botToken, {
           slackApiUrl: slack.apiUrl,
           timeout: 800,
-          retryConfig: { ...RATE_LIMITS_ONLY, minTimeout: 10, maxTimeout: 10 },
+          ...POSTER_CLIENT_OPTIONS,
         }),
       );
     });
@@ -81,7 +81,7 @@ for (const database of testDatabases()) {
           new WebClient(slack.botToken, {
             slackApiUrl: slack.apiUrl,
             timeout: 5000,
-            retryConfig: { ...RATE_LIMITS_ONLY, minTimeout: 10, maxTimeout: 10 },
+            ...POSTER_CLIENT_OPTIONS,
           }),
         );
         const started = Date.now();
@@ -176,6 +176,20 @@ for (const database of testDatabases()) {
       }
     });
 
+    it('waits out a 429 (Slack did not carry the post out) and posts once', async () => {
+      try {
+        slack.failWhen('chat.postMessage', about('limited-1'), { status: 429, retryAfter: 1 }, 1);
+        await alert(generic('limited-1'));
+        assert.equal(await drainOutbox(db, poster, logged.log), 2, 'the root after its 429, and the reply');
+        assert.deepEqual(
+          postsAbout('limited-1').map((c) => c.status),
+          [429, 200, 200],
+        );
+      } finally {
+        await db.close();
+      }
+    });
+
     it('stops within its deadline while a call hangs, and gives the claim back', async () => {
       try {
         slack.failWhen('chat.postMessage', about('stuck-1'), { hang: true }, 1);
@@ -184,7 +198,7 @@ for (const database of testDatabases()) {
           new WebClient(slack.botToken, {
             slackApiUrl: slack.apiUrl,
             timeout: 60_000,
-            retryConfig: RATE_LIMITS_ONLY,
+            ...POSTER_CLIENT_OPTIONS,
           }),
         );
         const pump = new OutboxPump(db, slow, logged.log);
@@ -263,7 +277,7 @@ describe('doctor and the outbox', () => {
       assert.equal(outbox.ok, false);
       assert.match(
         outbox.detail,
-        /stuck: 1 message\(s\) to post, the oldest waiting 1\d\d s \(last error: timeout\)/,
+        /stuck: 2 message\(s\) to post, the oldest waiting 1\d\d s \(last error: timeout\)/,
       );
     } finally {
       await db.close();
