@@ -8,8 +8,11 @@ import { BodyTooLarge, type Route, readBody, sendJson } from './routes.ts';
 
 /**
  * POST /alerts/<source>. The answer follows what senders do with it: Alertmanager retries 5xx and
- * never 4xx, so a payload we cannot read gets 400 (after it is recorded), and only a failure to
- * store it durably gets 503, so the sender tries again later.
+ * never 4xx, so a payload we cannot use gets 400 with the reason (after it is recorded), and only
+ * a failure of the store itself gets 503, so the sender tries again later: a retry of a payload
+ * the bot cannot use would fail the same way forever. A delivery some of whose alerts are usable
+ * gets 202 with the others listed under `rejected`: a 4xx would tell the sender that nothing
+ * arrived, and re-sending would not make the rejected alerts any better.
  */
 
 export const MAX_ALERT_BODY = 1024 * 1024;
@@ -29,7 +32,7 @@ export interface AlertWebhookDeps {
 function authorized(
   source: AlertSource,
   headers: Record<string, string | string[] | undefined>,
-  body: string,
+  body: Buffer,
   token: string,
 ): boolean {
   const header = (name: string) => {
@@ -52,7 +55,7 @@ export function alertWebhookRoute(source: AlertSource, deps: AlertWebhookDeps): 
     path: `/alerts/${source}`,
     method: ['POST'],
     async handler(req, res) {
-      let body: string;
+      let body: Buffer;
       try {
         body = await readBody(req, MAX_ALERT_BODY);
       } catch (error) {
@@ -72,8 +75,32 @@ export function alertWebhookRoute(source: AlertSource, deps: AlertWebhookDeps): 
         const result = await recordDelivery(deps.db, source, body, { channel: deps.channel });
         if (result.status === 'invalid') {
           deps.metrics.inc('nightshift_alerts_received_total', { source, result: 'invalid' });
-          deps.log.info({ source, alertId: result.alertId }, 'invalid alert payload recorded');
-          return sendJson(res, 400, { error: result.error, recorded: result.alertId });
+          deps.log.info(
+            { source, delivery: result.delivery, alertId: result.alertId, reason: result.error },
+            'invalid alert payload recorded',
+          );
+          return sendJson(res, 400, {
+            error: result.error,
+            recorded: result.alertId,
+            delivery: result.delivery,
+            rejected: result.rejected,
+          });
+        }
+        if (result.rejected.length > 0) {
+          deps.metrics.inc(
+            'nightshift_alerts_received_total',
+            { source, result: 'rejected' },
+            result.rejected.length,
+          );
+          deps.log.warn(
+            {
+              source,
+              delivery: result.delivery,
+              rejected: result.rejected.length,
+              first: result.rejected[0],
+            },
+            'alerts of a delivery rejected; the others were stored',
+          );
         }
         deps.metrics.inc('nightshift_alerts_received_total', { source, result: 'accepted' }, result.alerts);
         if (result.alerts > 0) deps.onAccepted?.();
