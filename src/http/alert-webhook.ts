@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { type IncidentTouch, recordDelivery } from '../alerts/intake.ts';
-import type { AlertSource } from '../alerts/parse.ts';
+import type { AlertSource, RejectedAlert } from '../alerts/parse.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Db } from '../store/db.ts';
 import { verifyBearer, verifyHmac } from './auth.ts';
@@ -50,6 +50,13 @@ function authorized(
   return false;
 }
 
+/** Rejected alerts listed in an answer; a delivery of thousands of bad alerts gets a short answer. */
+const REJECTED_ANSWERED = 100;
+
+function rejectedAnswer(rejected: readonly RejectedAlert[]) {
+  return { rejected: rejected.slice(0, REJECTED_ANSWERED), rejectedCount: rejected.length };
+}
+
 export function alertWebhookRoute(source: AlertSource, deps: AlertWebhookDeps): Route {
   return {
     path: `/alerts/${source}`,
@@ -59,6 +66,8 @@ export function alertWebhookRoute(source: AlertSource, deps: AlertWebhookDeps): 
       try {
         body = await readBody(req, MAX_ALERT_BODY);
       } catch (error) {
+        // The rest of the body is not read: the connection must not carry another request.
+        res.setHeader('connection', 'close');
         if (error instanceof BodyTooLarge)
           return sendJson(res, 413, { error: `payload over ${MAX_ALERT_BODY} bytes` });
         return sendJson(res, 400, { error: 'could not read the request body' });
@@ -83,7 +92,7 @@ export function alertWebhookRoute(source: AlertSource, deps: AlertWebhookDeps): 
             error: result.error,
             recorded: result.alertId,
             delivery: result.delivery,
-            rejected: result.rejected,
+            ...rejectedAnswer(result.rejected),
           });
         }
         if (result.rejected.length > 0) {
@@ -111,7 +120,7 @@ export function alertWebhookRoute(source: AlertSource, deps: AlertWebhookDeps): 
             { source, result: 'duplicate' },
             result.duplicates,
           );
-        return sendJson(res, 202, result);
+        return sendJson(res, 202, { ...result, ...rejectedAnswer(result.rejected) });
       } catch (error) {
         deps.metrics.inc('nightshift_alerts_received_total', { source, result: 'error' });
         deps.log.error({ err: error, source }, 'could not store an alert delivery');

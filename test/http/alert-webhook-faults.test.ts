@@ -59,6 +59,7 @@ for (const database of testDatabases()) {
       recorded?: number;
       alerts?: number;
       rejected?: Array<{ index: number; error: string }>;
+      rejectedCount?: number;
     }
     const storedBody = async (delivery: number | undefined) => {
       const { rows } = await db.executeSql<{ body: Uint8Array }>(
@@ -110,6 +111,7 @@ for (const database of testDatabases()) {
       assert.equal(res.status, 202, JSON.stringify(res.body));
       assert.equal(res.body.alerts, 1, 'the other alert is stored');
       assert.equal(res.body.rejected?.length, 1);
+      assert.equal(res.body.rejectedCount, 1);
       assert.equal(res.body.rejected![0]!.index, 0);
       assert.match(res.body.rejected![0]!.error, /^alerts\.0\.labels\.job: contains a NUL character/);
       const { rows } = await db.executeSql<{ fingerprint: string }>(
