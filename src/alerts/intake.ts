@@ -1,7 +1,7 @@
 import type { Db } from '../store/db.ts';
 import { appendAudit, queueThreadMessage, type ThreadMessageBody } from '../store/records.ts';
 import { dedupKey, groupKey, type NormalizedAlert } from './alert.ts';
-import { type AlertSource, parseDelivery, printable, type RejectedAlert } from './parse.ts';
+import { type AlertSource, parseDelivery, printable, type RejectedAlert, summarize } from './parse.ts';
 
 /**
  * Alert intake: every delivery is stored as received before the webhook answers, valid or not:
@@ -99,7 +99,7 @@ export async function recordDelivery(
       }
       rejected.sort((a, b) => a.index - b.index);
       if (stored === 0 && duplicates === 0)
-        return recordInvalid(tx, source, delivery, summary(rejected), rejected);
+        return recordInvalid(tx, source, delivery, summarize(rejected), rejected);
       await tx.executeSql(
         `UPDATE alert_deliveries SET outcome = 'accepted', accepted = $2, duplicates = $3, rejected = $4,
            rejected_count = $5 WHERE id = $1`,
@@ -123,14 +123,6 @@ export async function recordDelivery(
 
 function refusal(error: unknown): string {
   return `the store refused it: ${printable(String((error as Error).message), 300)}`;
-}
-
-function summary(rejected: readonly RejectedAlert[]): string {
-  const first = rejected
-    .slice(0, 5)
-    .map((r) => r.error)
-    .join('; ');
-  return rejected.length > 5 ? `${first}; and ${rejected.length - 5} more` : first;
 }
 
 /** A delivery with nothing usable: an invalid alerts row with the reason, and the delivery marked. */

@@ -131,14 +131,17 @@ export function parseDelivery(source: AlertSource, body: string | Uint8Array): P
     if (error === undefined && r.ok) items.push({ index, alert: r.alert, payload: r.stored });
     else rejected.push({ index, error: printable(error ?? '', 500) });
   });
-  if (items.length === 0) {
-    const error = rejected
-      .slice(0, 5)
-      .map((r) => r.error)
-      .join('; ');
-    return invalid(rejected.length > 5 ? `${error}; and ${rejected.length - 5} more` : error, rejected);
-  }
+  if (items.length === 0) return invalid(summarize(rejected), rejected);
   return { ok: true, alerts: items.map((i) => i.alert), items, rejected };
+}
+
+/** Why a delivery's alerts were rejected, in one line: the first five reasons and how many more. */
+export function summarize(rejected: readonly RejectedAlert[]): string {
+  const first = rejected
+    .slice(0, 5)
+    .map((r) => r.error)
+    .join('; ');
+  return rejected.length > 5 ? `${first}; and ${rejected.length - 5} more` : first;
 }
 
 function read<T>(
