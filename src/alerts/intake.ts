@@ -34,6 +34,8 @@ export type IntakeResult =
       incidents: IncidentTouch[];
       /** Alerts of the delivery that could not be used, with why (the others were stored). */
       rejected: RejectedAlert[];
+      /** When some were rejected: the alerts row (valid = false) that records why. */
+      recorded?: number;
     }
   | {
       status: 'invalid';
@@ -105,6 +107,8 @@ export async function recordDelivery(
            rejected_count = $5 WHERE id = $1`,
         [delivery, stored, duplicates, JSON.stringify(rejected.slice(0, REJECTED_KEPT)), rejected.length],
       );
+      const recorded =
+        rejected.length > 0 ? await invalidRow(tx, source, delivery, summarize(rejected)) : undefined;
       return {
         status: 'accepted' as const,
         delivery,
@@ -112,6 +116,7 @@ export async function recordDelivery(
         duplicates,
         incidents: [...touched.values()],
         rejected,
+        ...(recorded === undefined ? {} : { recorded }),
       };
     });
   } catch (error) {
@@ -134,17 +139,26 @@ async function recordInvalid(
   rejected: RejectedAlert[],
 ): Promise<IntakeResult> {
   return db.transaction(async (tx) => {
-    const { rows } = await tx.executeSql<{ id: string }>(
-      'INSERT INTO alerts (source, delivery_id, valid, error) VALUES ($1, $2, false, $3) RETURNING id',
-      [source, delivery, error],
-    );
+    const alertId = await invalidRow(tx, source, delivery, error);
     await tx.executeSql(
       `UPDATE alert_deliveries SET outcome = 'invalid', error = $2, rejected = $3, rejected_count = $4
        WHERE id = $1`,
       [delivery, error, JSON.stringify(rejected.slice(0, REJECTED_KEPT)), rejected.length],
     );
-    return { status: 'invalid' as const, delivery, alertId: Number(rows[0]!.id), error, rejected };
+    return { status: 'invalid' as const, delivery, alertId, error, rejected };
   });
+}
+
+/**
+ * The alerts row that records what of a delivery could not be used, and why: as before alert
+ * deliveries had a table of their own, so a look at the alerts shows what was refused.
+ */
+async function invalidRow(db: Db, source: AlertSource, delivery: number, error: string): Promise<number> {
+  const { rows } = await db.executeSql<{ id: string }>(
+    'INSERT INTO alerts (source, delivery_id, valid, error) VALUES ($1, $2, false, $3) RETURNING id',
+    [source, delivery, error],
+  );
+  return Number(rows[0]!.id);
 }
 
 /** One alert, its incident and its messages; 'duplicate' when this alert state is already stored. */

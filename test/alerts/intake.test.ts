@@ -167,6 +167,10 @@ for (const database of testDatabases()) {
         assert.match(rejected[0]!.error, /^1\.summary: contains a NUL/);
         assert.match(rejected[1]!.error, /^2\.host: /);
         assert.equal(rows[0]!.rejected_count, 2);
+        const why = await db.executeSql<{ error: string }>('SELECT error FROM alerts WHERE id = $1', [
+          result.recorded,
+        ]);
+        assert.match(why.rows[0]!.error, /^1\.summary: contains a NUL .*; 2\.host: /);
       }));
 
     it('rejects only the alert PostgreSQL refuses, past the checks, and keeps the others', () =>
@@ -215,7 +219,8 @@ for (const database of testDatabases()) {
           options,
         );
         assert.equal(alone.status, 'invalid');
-        assert.equal(await count(db, 'alerts WHERE NOT valid'), 1);
+        // One row with why for each delivery: the alert refused beside two stored ones, and this one.
+        assert.equal(await count(db, 'alerts WHERE NOT valid'), 2);
       }));
   });
 }

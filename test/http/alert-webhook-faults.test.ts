@@ -118,6 +118,12 @@ for (const database of testDatabases()) {
         `SELECT fingerprint FROM alerts WHERE valid AND fingerprint LIKE 'nul-%'`,
       );
       assert.deepEqual(rows, [{ fingerprint: 'nul-1' }]);
+      const why = await db.executeSql<{ valid: boolean; error: string }>(
+        'SELECT valid, error FROM alerts WHERE id = $1',
+        [res.body.recorded],
+      );
+      assert.equal(why.rows[0]!.valid, false, 'the rejection is recorded with its reason');
+      assert.match(why.rows[0]!.error, /^alerts\.0\.labels\.job: contains a NUL character/);
       assert.deepEqual(await storedBody(res.body.delivery), Buffer.from(body));
 
       // A NUL in a label's name, or in the only alert: nothing usable, so 400 with the reason.
