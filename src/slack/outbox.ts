@@ -135,6 +135,14 @@ interface OutboxRow {
   claimed_by: string;
 }
 
+/** What alertState reads of an alert as stored (alerts.payload). */
+interface StoredAlert {
+  fingerprint?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  disk?: { mount?: string; usedPercent?: number };
+}
+
 /**
  * What the root shows of an incident's alerts: the latest delivery of each alert (fingerprint),
  * firing or resolved, so a resolution shows on the root; the disks they name, a mount firing in
@@ -157,15 +165,13 @@ export async function alertState(
   const usages = new Map<string, DiskUsage>();
   for (const row of rows) {
     alerts[row.status]++;
-    const payload = (typeof row.payload === 'string' ? JSON.parse(row.payload) : row.payload) as {
-      alerts?: Array<{
-        fingerprint?: string;
-        labels?: Record<string, string>;
-        annotations?: Record<string, string>;
-      }>;
-      disk?: { mount?: string; usedPercent?: number };
+    const payload = (
+      typeof row.payload === 'string' ? JSON.parse(row.payload) : row.payload
+    ) as StoredAlert & {
+      alerts?: StoredAlert[];
     };
-    const alert = payload.alerts?.find((a) => a.fingerprint === row.fingerprint);
+    // Rows stored before migration 9 hold their whole delivery; later rows the alert alone.
+    const alert = payload.alerts ? payload.alerts.find((a) => a.fingerprint === row.fingerprint) : payload;
     const mount = alert?.labels?.mountpoint ?? payload.disk?.mount;
     if (!mount) continue;
     const used =
