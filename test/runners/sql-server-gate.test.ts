@@ -178,12 +178,31 @@ describe('the watchdog connection', { skip }, () => {
   before(() => superuser.connect());
   after(() => superuser.end());
 
-  it('cancels a statement that turned its own time limit off, and the lock it held is free again', async () => {
+  /** A backend of the SQL role, its pid, and a fresh advisory lock key for it to hold. */
+  const runawayBackend = async () => {
     const runaway = new pg.Client({ connectionString: url, application_name: 'nightshift-test-runaway' });
     runaway.on('error', () => {});
     await runaway.connect();
     const pid = (await runaway.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
-    const key = Math.floor(Math.random() * 1e9);
+    return { runaway, pid, key: Math.floor(Math.random() * 1e9) };
+  };
+
+  /** As a superuser sees it: the backend is gone from pg_stat_activity and its advisory lock from pg_locks. */
+  const assertGoneWithItsLock = async (pid: number, key: number) => {
+    await until(
+      'the backend is gone',
+      async () =>
+        (await superuser.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pid])).rowCount === 0,
+      5000,
+    );
+    const locks = await superuser.query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = $1", [
+      key,
+    ]);
+    assert.equal(locks.rowCount, 0, 'no advisory lock is held');
+  };
+
+  it('cancels a statement that turned its own time limit off, and the lock it held is free again', async () => {
+    const { runaway, pid, key } = await runawayBackend();
     await runaway.query('BEGIN');
     await runaway.query("SELECT set_config('statement_timeout', '0', true), pg_advisory_xact_lock($1)", [
       key,
@@ -203,25 +222,12 @@ describe('the watchdog connection', { skip }, () => {
     assert.ok(Date.now() - started < 3000, `stopped after ${Date.now() - started} ms`);
     await runaway.end().catch(() => {});
     await watchdog.stop(3000);
-    await until(
-      'the backend is gone',
-      async () =>
-        (await superuser.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pid])).rowCount === 0,
-      5000,
-    );
-    const locks = await superuser.query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = $1", [
-      key,
-    ]);
-    assert.equal(locks.rowCount, 0, 'no advisory lock is held');
+    await assertGoneWithItsLock(pid, key);
     assert.equal(watchdog.fired, 'cancelled');
   });
 
   it('terminates a backend whose client went away while it kept a lock', async () => {
-    const runaway = new pg.Client({ connectionString: url, application_name: 'nightshift-test-runaway' });
-    runaway.on('error', () => {});
-    await runaway.connect();
-    const pid = (await runaway.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
-    const key = Math.floor(Math.random() * 1e9);
+    const { runaway, pid, key } = await runawayBackend();
     // Idle in a transaction, holding a lock: a cancel does nothing to an idle backend.
     await runaway.query('BEGIN');
     await runaway.query('SELECT pg_advisory_xact_lock($1)', [key]);
@@ -233,16 +239,7 @@ describe('the watchdog connection', { skip }, () => {
     });
     watchdog.start(pid);
     await watchdog.stop(500);
-    await until(
-      'the backend is gone',
-      async () =>
-        (await superuser.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pid])).rowCount === 0,
-      5000,
-    );
-    const locks = await superuser.query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = $1", [
-      key,
-    ]);
-    assert.equal(locks.rowCount, 0);
+    await assertGoneWithItsLock(pid, key);
     assert.equal(watchdog.fired, 'terminated');
     await runaway.end().catch(() => {});
   });
