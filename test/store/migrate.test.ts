@@ -153,7 +153,7 @@ describe('migrations on one PostgreSQL from several connections at once', {
     try {
       const applied = await Promise.all([first, ...others].map((db) => migrate(db)));
       assert.deepEqual(
-        applied.flat().sort(),
+        applied.flat().sort((a, b) => a - b),
         loadMigrations().map((m) => m.version),
       );
     } finally {
