@@ -8,7 +8,8 @@ CREATE INDEX runs_running ON runs (heartbeat_at) WHERE state = 'running';
 -- Edits of one thread message never step back. Each write of a message's body has a rank (a
 -- proposal's: its state, then its number of decisions; a transfer's progress: its count of
 -- draws) and is refused when the message already holds a higher one; an accepted write bumps
--- version. Slack is sent one edit of a message at a time, always the latest body: the sender
+-- version. A post records the version it sends (edited_version, set when the outbox claims the
+-- message). Slack is sent one edit of a message at a time, always the latest body: the sender
 -- claims the message (edit_claimed_by, renewed while the call is in flight, as the outbox's
 -- claims are), sends, records edited_version, and sends again while a newer version came in
 -- meanwhile. A failed edit waits (edit_not_before, growing with edit_attempts) and the outbox

@@ -102,8 +102,6 @@ interface OutboxRow {
   channel: string;
   body: { type: string } & Partial<AlertNotice>;
   attempts: number;
-  /** The version of `body` (thread-edits.ts): Slack has it once the post is through. */
-  version: string;
   /** Names this claim: only its holder renews it. */
   claimed_by: string;
 }
@@ -166,7 +164,7 @@ export async function renderRoot(db: Db, incident: Incident, now: Date): Promise
 async function claim(db: Db, options: OutboxOptions): Promise<OutboxRow | undefined> {
   return db.transaction(async (tx) => {
     const { rows } = await tx.executeSql<Omit<OutboxRow, 'claimed_by'>>(
-      `SELECT m.id, m.incident_id, m.role, m.channel, m.body, m.attempts, m.version FROM thread_messages m
+      `SELECT m.id, m.incident_id, m.role, m.channel, m.body, m.attempts FROM thread_messages m
        JOIN incidents i ON i.id = m.incident_id
        WHERE m.posted_at IS NULL AND m.dead_at IS NULL
          AND (m.not_before IS NULL OR m.not_before <= now())
@@ -181,8 +179,11 @@ async function claim(db: Db, options: OutboxOptions): Promise<OutboxRow | undefi
     const row = rows[0];
     if (!row) return undefined;
     const token = randomUUID();
+    // The body read here is what Slack gets (edited_version): an edit made while it is being
+    // posted is sent after the post, by the drain's pass over edits (sendPendingEdits).
     await tx.executeSql(
-      'UPDATE thread_messages SET claimed_at = now(), claimed_by = $2, attempts = attempts + 1 WHERE id = $1',
+      `UPDATE thread_messages SET claimed_at = now(), claimed_by = $2, attempts = attempts + 1,
+         edited_version = version WHERE id = $1`,
       [row.id, token],
     );
     return { ...row, claimed_by: token };
@@ -251,11 +252,9 @@ async function post(
     text: message.text,
     blocks: message.blocks,
   });
-  // Slack has the body as it was claimed: an edit made since is sent after this (drainOutbox).
   await db.executeSql(
-    `UPDATE thread_messages SET ts = $2, posted_at = now(), last_error = NULL,
-       edited_version = greatest(edited_version, $3) WHERE id = $1`,
-    [row.id, result.ts, row.version],
+    'UPDATE thread_messages SET ts = $2, posted_at = now(), last_error = NULL WHERE id = $1',
+    [row.id, result.ts],
   );
 }
 
@@ -348,8 +347,6 @@ export async function drainOutbox(
       continue;
     }
     posted++;
-    // Edited while it was being posted: the latest body follows at once.
-    await sendEdit(db, slack, Number(row.id), log, settings);
     const body = typeof row.body === 'string' ? (JSON.parse(row.body) as OutboxRow['body']) : row.body;
     // The root shows the latest state (disk usage, alerts resolved): refresh it in place. The reply
     // is posted whatever happens here; a root left stale is refreshed by the next change.
