@@ -26,6 +26,7 @@ import { redactStoredFindings } from './jobs/redact-stored-findings.ts';
 import { startSweeper } from './jobs/sweeper.ts';
 import { createLogger, type Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
+import { describeHome, findCgroupHome, removeStaleCgroups } from './runners/cgroup.ts';
 import { sandboxUserStatus } from './runners/sandbox-user.ts';
 import { checkSqlOnDatabases } from './runners/sql.ts';
 import type { SlackApp } from './slack/app.ts';
@@ -82,6 +83,13 @@ export async function startBot(options: StartOptions): Promise<Bot> {
     if (sandbox.level === 'fail') throw new CodedError(ErrorCode.ConfigInvalid, sandbox.message);
     if (sandbox.level === 'warn') log.warn(sandbox.message);
     else log.info(sandbox.message);
+    // Without a cgroup to bound them, evidence scripts are refused: said at start, not first in a thread.
+    const cgroups = findCgroupHome({ parent: config.NIGHTSHIFT_SANDBOX_CGROUP });
+    if (cgroups.ok) {
+      log.info(`evidence scripts are bounded in ${describeHome(cgroups.home)}`);
+      const stale = removeStaleCgroups(cgroups.home);
+      if (stale > 0) log.info({ cgroups: stale }, 'removed the cgroups of scripts a stopped bot left behind');
+    } else log.warn(`evidence scripts will be refused: no cgroup can bound them (${cgroups.reason})`);
     const applied = await migrate(db);
     if (applied.length > 0) log.info({ applied }, 'database migrated');
     // Findings stored in plain text by an older version are redacted in place, once.
@@ -130,6 +138,11 @@ export async function startBot(options: StartOptions): Promise<Bot> {
       channel: config.INCIDENT_CHANNEL,
       evidenceDir,
       sandboxUser: sandbox.user,
+      sandboxLimits: {
+        totalMemoryBytes: config.NIGHTSHIFT_SANDBOX_MEMORY_MIB * 1024 * 1024,
+        maxProcesses: config.NIGHTSHIFT_SANDBOX_PROCESSES,
+        cgroup: { parent: config.NIGHTSHIFT_SANDBOX_CGROUP },
+      },
       sqlDatabases: config.sqlDatabases,
       // Evidence scripts never see the bot's own data (its store, other incidents' evidence), the
       // hosts file, its known_hosts and SSH keys, nor the policy file.

@@ -10,6 +10,7 @@ import {
 import { recallSecrets } from '../evidence/known-secrets.ts';
 import { getIncident } from '../incidents/incidents.ts';
 import type { Logger } from '../log.ts';
+import { joinMrkdwn, md, modelMrkdwn, unescapeMrkdwn } from '../slack/blocks/mrkdwn.ts';
 import { queueProposalMessage } from '../slack/proposal-messages.ts';
 import type { Db } from '../store/db.ts';
 import { queueThreadMessage } from '../store/records.ts';
@@ -195,7 +196,12 @@ async function whatIsNew(
       text?: string;
     } | null;
     const result = typeof r.result === 'string' ? r.result : JSON.stringify(r.result ?? {});
-    const output = [posted?.text ?? '', `result: ${result}`, r.error ? `error: ${r.error}` : '']
+    // What the thread showed, as text again (it was escaped for Slack's mrkdwn).
+    const output = [
+      unescapeMrkdwn(posted?.text ?? ''),
+      `result: ${result}`,
+      r.error ? `error: ${r.error}` : '',
+    ]
       .filter(Boolean)
       .join('\n')
       .slice(0, 20_000);
@@ -244,15 +250,15 @@ export async function incidentSecrets(
   return known;
 }
 
-/** A short line of what the agent looked at this turn, for the thread. */
-function looked(uses: readonly ToolUseBlock[]): string {
+/** A short line of what the agent looked at this turn, for the thread (the model's arguments escaped). */
+function looked(uses: readonly ToolUseBlock[]) {
   if (uses.length === 0) return '';
   const parts = uses.map((u) => {
     const input = (u.input ?? {}) as Record<string, unknown>;
     const arg = input.pattern ?? input.value ?? input.host ?? input.where ?? input.database;
     return typeof arg === 'string' ? `${u.name} "${arg.slice(0, 60)}"` : u.name;
   });
-  return `\n_Looked at: ${parts.join(', ')}_`;
+  return md`\n_Looked at: ${joinMrkdwn(parts, ', ')}_`;
 }
 
 async function postTurn(
@@ -268,12 +274,15 @@ async function postTurn(
     proposals.length > 0
       ? `\nProposed: ${proposals.map((id) => `#${id}`).join(', ')} (waiting for an approver; nothing ran)`
       : '';
-  const body = redact(`:robot_face: *Agent:* ${said}${proposed}${looked(uses)}`).text;
+  // The model's words keep its bold, italics and code, and lose any link, mention or ping.
+  const cut = said.length > 3300 ? `${said.slice(0, 3300)}…` : said;
+  const words = modelMrkdwn(redact(cut).text);
+  const body = redact(md`:robot_face: *Agent:* ${words}${proposed}${looked(uses)}`.text).text;
   await queueThreadMessage(deps.db, {
     incidentId,
     key,
     fallbackChannel: deps.channel,
-    body: { type: 'text', text: body.length > 3500 ? `${body.slice(0, 3500)}…` : body, blocks: [] },
+    body: { type: 'text', text: body, blocks: [] },
   });
   deps.kick?.();
 }

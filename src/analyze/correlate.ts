@@ -216,9 +216,15 @@ export function correlate(records: readonly DumpRecord[]): Correlation[] {
       why: why.join('; '),
     });
   }
+  // On a tie, a page says more than its site's root (`…/status/1` before `http://example.test/`).
+  const siteRoot = (c: Correlation) => (c.kind === 'url' && hostAndPath(c.value)?.path === '/' ? 1 : 0);
   scored.sort(
     (a, b) =>
-      b.score - a.score || b.dumps - a.dumps || b.occurrences - a.occurrences || byText(a.value, b.value),
+      b.score - a.score ||
+      b.dumps - a.dumps ||
+      b.occurrences - a.occurrences ||
+      siteRoot(a) - siteRoot(b) ||
+      byText(a.value, b.value),
   );
   return scored.slice(0, MAX_CORRELATIONS);
 }

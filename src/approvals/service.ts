@@ -9,7 +9,9 @@ import { type ProposalKind, type ProposalState, type ProposalText, proposalHash 
  * The approval gate over the store: proposals made, decided, expired, run. Every step is one
  * transaction with the proposal row locked, and is appended to the audit log in that same
  * transaction; the database's triggers refuse a run without the approvals of its exact hash, so
- * even a bug here cannot run what nobody approved.
+ * even a bug here cannot run what nobody approved. They also keep a proposal fixed once made (all
+ * but its state, which only moves forward) and its time limits on the database's own clock
+ * (migrations/0009): the service closes a proposal when either clock says its time is up.
  */
 
 export interface Proposal extends ProposalText {
@@ -127,6 +129,27 @@ export async function getRun(db: Db, proposalId: number): Promise<RunRecord | un
     outputBytes: r.output_bytes === null ? null : Number(r.output_bytes),
     error: r.error,
   };
+}
+
+/**
+ * Time left by the database's clock, in milliseconds: for decisions (the proposal's window from
+ * when the database recorded it) and for the run (the same window from the last approval that
+ * counts; null before one). The database's triggers refuse a decision or a run past these, so the
+ * service closes a proposal when either its own clock or the database's says the time is up:
+ * the two can disagree (a fake clock in tests, a skewed host).
+ */
+async function timeLeftByDatabase(
+  tx: Db,
+  proposalId: number,
+): Promise<{ toDecide: number; toRun: number | null }> {
+  const { rows } = await tx.executeSql<{ to_decide: string | number; to_run: string | number | null }>(
+    `SELECT extract(epoch FROM p.recorded_at + (p.expires_at - p.created_at) - clock_timestamp()) * 1000 AS to_decide,
+            extract(epoch FROM t.last_approval + (p.expires_at - p.created_at) - clock_timestamp()) * 1000 AS to_run
+     FROM proposals p, proposal_tally(p) t WHERE p.id = $1`,
+    [proposalId],
+  );
+  const r = rows[0]!;
+  return { toDecide: Number(r.to_decide), toRun: r.to_run === null ? null : Number(r.to_run) };
 }
 
 /**
@@ -260,12 +283,15 @@ export async function decideProposal(db: Db, input: DecisionInput): Promise<Deci
     const proposal = await getProposal(tx, input.proposalId, true);
     if (!proposal) return { kind: 'refused', reason: 'unknown', message: 'There is no such proposal.' };
     const approvals = await listApprovals(tx, proposal.id);
+    // It expires when the first of the two clocks says so, told on the bot's clock.
+    const { toDecide } = await timeLeftByDatabase(tx, proposal.id);
+    const expiresAt = new Date(Math.min(proposal.expiresAt.getTime(), input.now.getTime() + toDecide));
     const verdict = decide(
       {
         state: proposal.state,
         sha256: proposal.sha256,
         proposedBy: proposal.proposedBy,
-        expiresAt: proposal.expiresAt,
+        expiresAt,
         approvalsRequired: proposal.approvalsRequired,
         selfApprovalAllowed: proposal.selfApprovalAllowed,
         approvedBy: approvals.filter((a) => a.decision === 'approved').map((a) => a.decidedBy),
@@ -333,11 +359,17 @@ async function markExpired(tx: Db, proposal: Proposal): Promise<void> {
   });
 }
 
-/** Marks every pending proposal past its time expired; returns them (their messages need updating). */
+/**
+ * Marks every pending proposal past its time expired, by the bot's clock or by the database's;
+ * returns them (their messages need updating).
+ */
 export async function expireProposals(db: Db, now: Date): Promise<Proposal[]> {
   return db.transaction(async (tx) => {
     const { rows } = await tx.executeSql<ProposalRow>(
-      `SELECT * FROM proposals WHERE state = 'pending' AND expires_at <= $1 ORDER BY id FOR UPDATE SKIP LOCKED`,
+      `SELECT * FROM proposals
+       WHERE state = 'pending'
+         AND (expires_at <= $1 OR recorded_at + (expires_at - created_at) <= clock_timestamp())
+       ORDER BY id FOR UPDATE SKIP LOCKED`,
       [now],
     );
     const expired = rows.map(toProposal);
@@ -379,7 +411,8 @@ export async function startRun(
       .filter((a) => a.decision === 'approved')
       .reduce((latest, a) => Math.max(latest, a.decidedAt.getTime()), 0);
     const window = proposal.expiresAt.getTime() - proposal.createdAt.getTime();
-    if (now.getTime() > approvedAt + window) {
+    const { toRun } = await timeLeftByDatabase(tx, proposalId);
+    if (now.getTime() > approvedAt + window || (toRun !== null && toRun < 0)) {
       await tx.executeSql(`UPDATE proposals SET state = 'expired' WHERE id = $1`, [proposalId]);
       await appendAudit(tx, {
         actor: 'nightshift',

@@ -73,6 +73,29 @@ export const EnvSchema = z.object({
     message: 'must be a user name or uid[:gid]',
   }),
   /**
+   * Memory all of an evidence script's processes may hold together, in MiB (the run's cgroup; each
+   * process is also held to 1 GiB of address space). Default 1024.
+   */
+  NIGHTSHIFT_SANDBOX_MEMORY_MIB: optionalString
+    .transform((v) => (v === undefined ? 1024 : Number(v)))
+    .refine((v) => Number.isInteger(v) && v >= 16 && v <= 1_048_576, {
+      message: 'must be a whole number of MiB, 16-1048576',
+    }),
+  /** Processes and threads an evidence script may have at once (the run's cgroup). Default 128. */
+  NIGHTSHIFT_SANDBOX_PROCESSES: optionalString
+    .transform((v) => (v === undefined ? 128 : Number(v)))
+    .refine((v) => Number.isInteger(v) && v >= 8 && v <= 100_000, {
+      message: 'must be a whole number of processes, 8-100000',
+    }),
+  /**
+   * The cgroup (a path such as /nightshift, in each cgroup hierarchy) under which each evidence
+   * script gets a cgroup of its own. Unset: the bot's own cgroup.
+   */
+  NIGHTSHIFT_SANDBOX_CGROUP: optionalString.refine(
+    (v) => v === undefined || (v.startsWith('/') && !v.split('/').includes('..')),
+    { message: 'must be an absolute cgroup path, such as /nightshift, without ..' },
+  ),
+  /**
    * Databases SQL proposals may run against, comma-separated names; each one's URL is in
    * NIGHTSHIFT_SQL_<NAME>_URL (see config/sql-databases.ts). Unset: no SQL runs.
    */

@@ -10,6 +10,13 @@ import {
 } from 'node:fs';
 import { delimiter, join, resolve } from 'node:path';
 import { CodedError, ErrorCode } from '../errors.ts';
+import {
+  type CgroupReport,
+  type CgroupSetup,
+  createScriptCgroup,
+  findCgroupHome,
+  type ScriptCgroup,
+} from './cgroup.ts';
 
 /**
  * Runs an approved script over an incident's evidence in a bubblewrap (`bwrap`) sandbox:
@@ -27,13 +34,20 @@ import { CodedError, ErrorCode } from '../errors.ts';
  *   limit (the process group is killed), and an output cap on stdout and stderr together
  *   (stopped when it is reached).
  *
- * The process-count limit is RLIMIT_NPROC, which the kernel counts per real user across the
- * system and does not enforce for root at all. It is set to the tasks that user already has plus
- * `maxProcesses`; a bot running as root should give the sandbox a user of its own (`runAs`, from
- * NIGHTSHIFT_SANDBOX_USER), or a fork bomb is held only by the pid namespace, the memory limit and
- * the wall time, and a script that escapes bwrap is root. That user must be able to pass through
- * the directories above `evidenceDir` and read what is in it (runners/sandbox-user.ts shares it);
- * `hide` paths it cannot reach are left as they are, since it cannot read them anyway.
+ * All the script's processes together are held by a cgroup of the run's own (runners/cgroup.ts):
+ * `totalMemoryBytes` of memory (anonymous, page cache, its tmpfs files) and `maxProcesses`
+ * processes and threads at once. The sandbox's first process is moved into it before it starts
+ * bwrap, so nothing of the script ever runs outside it; at the end everything left in it is
+ * killed and it is removed. Where no such cgroup can be made, the script is not run and the error
+ * says why.
+ *
+ * The user's limit on processes is RLIMIT_NPROC, which the kernel counts per real user across
+ * the system and does not enforce for root at all. It is set to the tasks that user already has
+ * plus `maxProcesses`; a bot running as root should still give the sandbox a user of its own
+ * (`runAs`, from NIGHTSHIFT_SANDBOX_USER): a script that escapes bwrap would be root. That user
+ * must be able to pass through the directories above `evidenceDir` and read what is in it
+ * (runners/sandbox-user.ts shares it); `hide` paths it cannot reach are left as they are, since
+ * it cannot read them anyway.
  *
  * The script is run by /bin/sh -c. Without bwrap (or prlimit) nothing runs: a missing sandbox is
  * an error, never a reason to run unsandboxed.
@@ -52,8 +66,21 @@ export interface SandboxOptions {
   fileBytes?: number;
   /** Size of the tmpfs at /work, in bytes: all the script may write there. Default 64 MiB. */
   workBytes?: number;
-  /** Processes (and threads) the script may add to its user's (RLIMIT_NPROC over what it has). Default 128. */
+  /**
+   * Processes (and threads) the script may have at once (its cgroup's pids.max), and add to its
+   * user's (RLIMIT_NPROC over what it has). Default 128 (NIGHTSHIFT_SANDBOX_PROCESSES).
+   */
   maxProcesses?: number;
+  /**
+   * Memory of all the script's processes together (its cgroup's memory limit), in bytes. Default
+   * 1 GiB (NIGHTSHIFT_SANDBOX_MEMORY_MIB).
+   */
+  totalMemoryBytes?: number;
+  /**
+   * Where the run's cgroup is made (NIGHTSHIFT_SANDBOX_CGROUP; see runners/cgroup.ts). Default
+   * under the bot's own cgroup.
+   */
+  cgroup?: CgroupSetup;
   /**
    * Run the sandbox as this user and primary group (no supplementary groups) instead of the bot's
    * own; the bot must be root to. Default: the bot's own user (NIGHTSHIFT_SANDBOX_USER sets it).
@@ -67,6 +94,9 @@ export interface SandboxOptions {
   searchPath?: string;
 }
 
+/** The limits the configuration sets (NIGHTSHIFT_SANDBOX_MEMORY_MIB, _PROCESSES, _CGROUP). */
+export type SandboxLimits = Pick<SandboxOptions, 'totalMemoryBytes' | 'maxProcesses' | 'cgroup'>;
+
 export interface SandboxResult {
   exitCode: number | null;
   signal: NodeJS.Signals | null;
@@ -78,6 +108,8 @@ export interface SandboxResult {
   /** Bytes of stdout and stderr produced (up to the cap and the chunk that crossed it). */
   outputBytes: number;
   durationMs: number;
+  /** What the run's cgroup saw: its limits, its peak memory, OOM kills and refused forks. */
+  cgroup: CgroupReport;
 }
 
 export const SANDBOX_DEFAULTS = {
@@ -86,6 +118,7 @@ export const SANDBOX_DEFAULTS = {
   fileBytes: 256 * 1024 * 1024,
   workBytes: 64 * 1024 * 1024,
   maxProcesses: 128,
+  totalMemoryBytes: 1024 * 1024 * 1024,
   maxOutputBytes: 1024 * 1024,
 };
 
@@ -258,9 +291,22 @@ export async function runInSandbox(options: SandboxOptions): Promise<SandboxResu
       `the evidence directory ${options.evidenceDir} does not exist, so the script was not run`,
     );
 
+  const totalMemoryBytes = options.totalMemoryBytes ?? SANDBOX_DEFAULTS.totalMemoryBytes;
+  const home = findCgroupHome(options.cgroup);
+  if (!home.ok)
+    throw new CodedError(
+      ErrorCode.SandboxUnavailable,
+      `no cgroup can bound the script's memory and processes, so the script was not run: ${home.reason}`,
+    );
+
   const uid = options.runAs?.uid ?? process.getuid?.() ?? 0;
   const hide = options.runAs ? await reachableBy(options.hide ?? [], options.runAs) : (options.hide ?? []);
   const args = [
+    // The first process waits for a line on stdin: the bot moves it into the run's cgroup first.
+    '-c',
+    'read -r go && [ "$go" = go ] && exec "$@" </dev/null; exit 125',
+    'nightshift-sandbox',
+    prlimit,
     `--as=${memoryBytes}`,
     `--fsize=${fileBytes}`,
     `--nproc=${tasksOfUser(uid) + maxProcesses}`,
@@ -278,62 +324,104 @@ export async function runInSandbox(options: SandboxOptions): Promise<SandboxResu
     '-c',
     options.script,
   ];
-  return await new Promise<SandboxResult>((done, fail) => {
-    const started = performance.now();
-    // prlimit sets the limits on itself and execs bwrap: one process, the leader of its group.
-    const child = spawn(prlimit, args, {
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: {},
-      ...(options.runAs ? { uid: options.runAs.uid, gid: options.runAs.gid } : {}),
-    });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    let size = 0;
-    let truncated = false;
-    let timedOut = false;
-    const kill = () => {
-      try {
-        if (child.pid) process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    };
-    const take = (into: Buffer[]) => (chunk: Buffer) => {
-      if (truncated) return;
-      const room = maxOutputBytes - size;
-      if (chunk.length > room) {
-        into.push(chunk.subarray(0, room));
-        size = maxOutputBytes;
-        truncated = true;
+  let cgroup: ScriptCgroup;
+  try {
+    cgroup = createScriptCgroup(home.home, { memoryBytes: totalMemoryBytes, maxProcesses });
+  } catch (error) {
+    throw new CodedError(
+      ErrorCode.SandboxUnavailable,
+      `no cgroup can bound the script's memory and processes, so the script was not run: ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
+  try {
+    return await new Promise<SandboxResult>((done, fail) => {
+      const started = performance.now();
+      // /bin/sh waits, is moved into the cgroup, then execs prlimit, which sets the limits on
+      // itself and execs bwrap: one process, the leader of its group.
+      const child = spawn('/bin/sh', args, {
+        detached: true,
+        stdio: ['pipe', 'pipe', 'pipe'],
+        env: {},
+        ...(options.runAs ? { uid: options.runAs.uid, gid: options.runAs.gid } : {}),
+      });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      let size = 0;
+      let truncated = false;
+      let timedOut = false;
+      const kill = () => {
+        try {
+          if (child.pid) process.kill(-child.pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+        // What left the process group (setsid, a daemon) is still in the cgroup.
+        void cgroup.killAll();
+      };
+      const take = (into: Buffer[]) => (chunk: Buffer) => {
+        if (truncated) return;
+        const room = maxOutputBytes - size;
+        if (chunk.length > room) {
+          into.push(chunk.subarray(0, room));
+          size = maxOutputBytes;
+          truncated = true;
+          kill();
+          return;
+        }
+        into.push(chunk);
+        size += chunk.length;
+      };
+      const timer = setTimeout(() => {
+        timedOut = true;
         kill();
-        return;
+      }, timeoutMs);
+      child.stdout.on('data', take(out));
+      child.stderr.on('data', take(err));
+      child.stdin.on('error', () => {
+        // the wrapper died before reading its line; its exit is reported below
+      });
+      child.once('error', (error) => {
+        clearTimeout(timer);
+        fail(new CodedError(ErrorCode.SandboxUnavailable, `cannot start the sandbox: ${error.message}`));
+      });
+      if (child.pid !== undefined) {
+        try {
+          cgroup.join(child.pid);
+        } catch (error) {
+          clearTimeout(timer);
+          kill();
+          fail(
+            new CodedError(
+              ErrorCode.SandboxUnavailable,
+              `cannot move the sandbox into its cgroup, so the script was not run: ${(error as Error).message}`,
+              { cause: error },
+            ),
+          );
+          return;
+        }
+        child.stdin.end('go\n');
       }
-      into.push(chunk);
-      size += chunk.length;
-    };
-    const timer = setTimeout(() => {
-      timedOut = true;
-      kill();
-    }, timeoutMs);
-    child.stdout.on('data', take(out));
-    child.stderr.on('data', take(err));
-    child.once('error', (error) => {
-      clearTimeout(timer);
-      fail(new CodedError(ErrorCode.SandboxUnavailable, `cannot start the sandbox: ${error.message}`));
-    });
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      done({
-        exitCode: code,
-        signal,
-        stdout: Buffer.concat(out).toString('utf8'),
-        stderr: Buffer.concat(err).toString('utf8'),
-        timedOut,
-        truncated,
-        outputBytes: size,
-        durationMs: Math.round(performance.now() - started),
+      child.once('close', (code, signal) => {
+        clearTimeout(timer);
+        // Nothing of the script outlives the run: what is still in the cgroup is killed first.
+        void cgroup.killAll().then(() =>
+          done({
+            exitCode: code,
+            signal,
+            stdout: Buffer.concat(out).toString('utf8'),
+            stderr: Buffer.concat(err).toString('utf8'),
+            timedOut,
+            truncated,
+            outputBytes: size,
+            durationMs: Math.round(performance.now() - started),
+            cgroup: cgroup.report(),
+          }),
+        );
       });
     });
-  });
+  } finally {
+    // A process stuck in the kernel past the deadline keeps the cgroup, and its limits with it.
+    await cgroup.remove().catch(() => undefined);
+  }
 }

@@ -184,7 +184,7 @@ export async function sandboxUserStatus(options: {
       ? {
           level: 'warn',
           message:
-            'the bot runs as root and NIGHTSHIFT_SANDBOX_USER is not set: approved evidence scripts run as root inside the sandbox, where the process limit does not hold; set it to a user of their own',
+            'the bot runs as root and NIGHTSHIFT_SANDBOX_USER is not set: approved evidence scripts run as root inside the sandbox, where the per-user process limit does not hold and a script that escaped bubblewrap would be root; set it to a user of their own',
         }
       : { level: 'ok', message: `evidence scripts run as the bot's own user (uid ${botUid})` };
   let user: SandboxUser;

@@ -45,17 +45,27 @@ function boltLogger(log: Logger): BoltLogger {
   };
 }
 
-/** The outbox's view of the Web API client. */
+/**
+ * The outbox's view of the Web API client. Messages quote outside text (a URL in an alert or in a
+ * run's output): no preview of it is unfurled under the bot's message, and no `@channel` in it is
+ * turned into a ping.
+ */
 export function slackPoster(client: WebClient): SlackPoster {
   return {
     async postMessage(args) {
-      const result = await client.chat.postMessage({ ...args, blocks: args.blocks as never });
+      const result = await client.chat.postMessage({
+        ...args,
+        blocks: args.blocks as never,
+        unfurl_links: false,
+        unfurl_media: false,
+        link_names: false,
+      });
       return {
         ...(result.channel ? { channel: result.channel } : {}),
         ...(result.ts ? { ts: result.ts } : {}),
       };
     },
-    update: (args) => client.chat.update({ ...args, blocks: args.blocks as never }),
+    update: (args) => client.chat.update({ ...args, blocks: args.blocks as never, link_names: false }),
     uploadFile: (args) => client.files.uploadV2(args),
   };
 }

@@ -12,7 +12,8 @@ export type IncidentCommand =
 
 export const INVESTIGATE_HELP = [
   '*Usage*',
-  '`/investigate <host> [note]`  open an incident for a host (or join its open one)',
+  // `<` and `>` as Slack's escapes: in mrkdwn `<host>` would be read as a link.
+  '`/investigate &lt;host&gt; [note]`  open an incident for a host (or join its open one)',
   '`/investigate status|summary [#id]`  show an incident',
   '`/investigate investigating|mitigated|resolve [#id]`  change its state',
   'In an incident thread, mention me instead: `@nightshift status`.',

@@ -9,12 +9,14 @@ import {
 import type { Db } from '../store/db.ts';
 import { queueThreadMessage } from '../store/records.ts';
 import { statusReply, summaryMarkdown } from './blocks/incident.ts';
+import { md, mentionUser } from './blocks/mrkdwn.ts';
 import { INVESTIGATE_HELP, type IncidentCommand } from './commands.ts';
 import type { ListenerDeps } from './deps.ts';
 
 /**
  * What a parsed command does, shared by `/investigate` and an @-mention in a thread. Returns the
- * text to answer the asker with; thread replies go through the outbox so they are posted once.
+ * text to answer the asker with, as mrkdwn (hosts, titles and the asker's own words escaped); thread
+ * replies go through the outbox so they are posted once.
  */
 
 async function onlyOpenIncident(db: Db): Promise<Incident | string> {
@@ -22,7 +24,7 @@ async function onlyOpenIncident(db: Db): Promise<Incident | string> {
     `SELECT id FROM incidents WHERE status <> 'resolved' ORDER BY id`,
   );
   if (rows.length === 1) return (await getIncident(db, Number(rows[0]!.id)))!;
-  if (rows.length === 0) return 'There is no open incident.';
+  if (rows.length === 0) return md`There is no open incident.`.text;
   return `There are ${rows.length} open incidents (${rows.map((r) => `#${r.id}`).join(', ')}): say which, e.g. \`status #${rows[0]!.id}\`.`;
 }
 
@@ -31,7 +33,7 @@ export async function resolveIncident(
   id: number | undefined,
   thread?: { channel: string; ts: string },
 ): Promise<Incident | string> {
-  if (id !== undefined) return (await getIncident(deps.db, id)) ?? `There is no incident #${id}.`;
+  if (id !== undefined) return (await getIncident(deps.db, id)) ?? md`There is no incident #${id}.`.text;
   if (thread) {
     const here = await incidentByThread(deps.db, thread.channel, thread.ts);
     if (here) return here;
@@ -60,7 +62,7 @@ export async function runIncidentCommand(
   context: { user: string; channel: string; thread?: { channel: string; ts: string }; requestId: string },
 ): Promise<string> {
   if (command.kind === 'help')
-    return command.problem ? `${command.problem}.\n${INVESTIGATE_HELP}` : INVESTIGATE_HELP;
+    return command.problem ? `${md`${command.problem}`.text}.\n${INVESTIGATE_HELP}` : INVESTIGATE_HELP;
   if (command.kind === 'open') {
     const { incident, opened } = await openIncidentByHand(deps.db, {
       host: command.host,
@@ -69,15 +71,18 @@ export async function runIncidentCommand(
       channel: deps.channel,
     });
     deps.kick();
-    return opened
-      ? `Opened incident #${incident.id} for ${incident.host} in ${deps.channel}.`
-      : `${incident.host} already has incident #${incident.id} (${incident.status}); joined it.`;
+    return (
+      opened
+        ? md`Opened incident #${incident.id} for ${incident.host} in ${deps.channel}.`
+        : md`${incident.host} already has incident #${incident.id} (${incident.status}); joined it.`
+    ).text;
   }
   const found = await resolveIncident(deps, command.incident, context.thread);
   if (typeof found === 'string') return found;
   const incident = found;
   if (command.kind === 'status') {
-    return `#${incident.id} ${incident.title}: ${incident.status}, severity ${incident.severity}, commander ${incident.commander ? `<@${incident.commander}>` : 'nobody yet'}.`;
+    return md`#${incident.id} ${incident.title}: ${incident.status}, severity ${incident.severity}, commander ${incident.commander ? mentionUser(incident.commander) : 'nobody yet'}.`
+      .text;
   }
   if (command.kind === 'summary') {
     const markdown = summaryMarkdown(incident, await timeline(deps.db, incident.id), deps.now());
@@ -95,7 +100,7 @@ export async function runIncidentCommand(
       },
     });
     deps.kick();
-    return `The summary of #${incident.id} is in its thread, as a file.`;
+    return md`The summary of #${incident.id} is in its thread, as a file.`.text;
   }
   try {
     const updated = await setStatus(deps.db, incident.id, command.status, context.user);
@@ -106,8 +111,8 @@ export async function runIncidentCommand(
       statusReply(updated, context.user),
     );
     await deps.refresh(updated.id).catch(() => {});
-    return `#${updated.id} is now ${updated.status}.`;
+    return md`#${updated.id} is now ${updated.status}.`.text;
   } catch (error) {
-    return (error as Error).message;
+    return md`${(error as Error).message}`.text;
   }
 }

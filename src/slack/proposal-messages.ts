@@ -6,17 +6,18 @@ import { getProposal, getRun, listApprovals, type Proposal } from '../approvals/
 import type { Logger } from '../log.ts';
 import type { Db } from '../store/db.ts';
 import { queueThreadMessage } from '../store/records.ts';
-import { type ProposalView, proposalMessage } from './blocks/proposal.ts';
+import { type ProposalView, proposalFile, proposalMessage, proposalTextFits } from './blocks/proposal.ts';
 import type { SlackPoster } from './outbox.ts';
 import { editThreadMessage } from './thread-edits.ts';
 
 /**
  * A proposal's message in the incident thread: queued through the outbox once (key
  * `proposal:<id>`), then edited in place at every change of state. Before Slack has it, the
- * queued body itself is rewritten, so the first post already shows the latest state. Several
- * processes edit it (the approval's listener, the runner, the sweeper), each from what it read:
- * an edit ranks by what it shows (proposalMessageRank), and one below what the message holds is
- * refused, so the message never steps back (running → approved).
+ * queued body itself is rewritten, so the first post already shows the latest state. A text too
+ * long to show in the message is queued once more, right after it, as a file (`proposal:<id>:file`).
+ * Several processes edit it (the approval's listener, the runner, the sweeper), each from what it
+ * read: an edit ranks by what it shows (proposalMessageRank), and one below what the message holds
+ * is refused, so the message never steps back (running → approved).
  */
 
 export const proposalMessageKey = (id: number) => `proposal:${id}`;
@@ -74,6 +75,20 @@ export async function queueProposalMessage(
     fallbackChannel: channel,
     body: { type: 'text', text: message.text, blocks: message.blocks },
     rank: proposalMessageRank(view),
+  });
+  if (proposalTextFits(view.text)) return;
+  const file = proposalFile(view);
+  await queueThreadMessage(db, {
+    incidentId: proposal.incidentId,
+    key: `${proposalMessageKey(proposal.id)}:file`,
+    fallbackChannel: channel,
+    body: {
+      type: 'file',
+      content: file.content,
+      filename: file.filename,
+      title: file.title,
+      comment: file.comment,
+    },
   });
 }
 

@@ -101,8 +101,11 @@ for (const database of testDatabases()) {
         db.executeSql('INSERT INTO runs (proposal_id, sha256) VALUES ($1, $2)', [p.id, p.sha256]),
         /run refused: proposal \d+ has 0 of 1 approvals/,
       );
-      // Even with the state forced to approved behind the service's back.
-      await db.executeSql(`UPDATE proposals SET state = 'approved' WHERE id = $1`, [p.id]);
+      // Nor can its state be forced to approved behind the service's back.
+      await assert.rejects(
+        db.executeSql(`UPDATE proposals SET state = 'approved' WHERE id = $1`, [p.id]),
+        /cannot be approved: 0 of 1 approvals/,
+      );
       await assert.rejects(
         db.executeSql('INSERT INTO runs (proposal_id, sha256) VALUES ($1, $2)', [p.id, p.sha256]),
         /0 of 1 approvals/,

@@ -227,6 +227,30 @@ describe('nightshift doctor', () => {
     }
   });
 
+  it('says whether a cgroup can bound all of an evidence script’s processes, and where', async () => {
+    const limitsCheck = async (env: Record<string, string>, cgroupRoot?: string) =>
+      (
+        await runChecks(
+          { DATABASE_URL: NO_DATABASE, NIGHTSHIFT_DATA_DIR: dataDir, ...env },
+          cgroupRoot ? { cgroupRoot } : {},
+        )
+      ).find((r) => r.part === 'sandbox limits')!;
+    const here = await limitsCheck({ NIGHTSHIFT_SANDBOX_MEMORY_MIB: '512' });
+    assert.equal(here.ok, true, here.detail);
+    assert.match(
+      here.detail,
+      /^each evidence script gets a cgroup of its own, cgroup v[12] under \/sys\/fs\/cgroup\/\S+.*: 512 MiB and 128 processes for all its processes together$/,
+    );
+    assert.deepEqual(await limitsCheck({}, join(dataDir, 'no-cgroups')), {
+      part: 'sandbox limits',
+      ok: false,
+      detail: `no cgroup can bound all of an evidence script's processes, so approved scripts would be refused: there is no cgroup file system at ${join(dataDir, 'no-cgroups')}`,
+    });
+    const elsewhere = await limitsCheck({ NIGHTSHIFT_SANDBOX_CGROUP: '/nightshift-no-such-cgroup' });
+    assert.equal(elsewhere.ok, false);
+    assert.match(elsewhere.detail, /nightshift-no-such-cgroup/);
+  });
+
   it('says the embedded store is in use by the running bot instead of failing', () => {
     const held = mkdtempSync(join(tmpdir(), 'nightshift-doctor-held-'));
     // This test process plays the running bot: it holds the data directory's lock.

@@ -65,4 +65,32 @@ describe('loadConfig', () => {
         spec,
       );
   });
+
+  it('takes the bounds on all of an evidence script’s processes, 1 GiB and 128 by default', () => {
+    const defaults = loadConfig({});
+    assert.equal(defaults.NIGHTSHIFT_SANDBOX_MEMORY_MIB, 1024);
+    assert.equal(defaults.NIGHTSHIFT_SANDBOX_PROCESSES, 128);
+    assert.equal(defaults.NIGHTSHIFT_SANDBOX_CGROUP, undefined);
+    const set = loadConfig({
+      NIGHTSHIFT_SANDBOX_MEMORY_MIB: '512',
+      NIGHTSHIFT_SANDBOX_PROCESSES: '64',
+      NIGHTSHIFT_SANDBOX_CGROUP: '/nightshift',
+    });
+    assert.equal(set.NIGHTSHIFT_SANDBOX_MEMORY_MIB, 512);
+    assert.equal(set.NIGHTSHIFT_SANDBOX_PROCESSES, 64);
+    assert.equal(set.NIGHTSHIFT_SANDBOX_CGROUP, '/nightshift');
+    assert.throws(
+      () => loadConfig({ NIGHTSHIFT_SANDBOX_MEMORY_MIB: '1g' }),
+      /NIGHTSHIFT_SANDBOX_MEMORY_MIB: must be/,
+    );
+    assert.throws(
+      () => loadConfig({ NIGHTSHIFT_SANDBOX_PROCESSES: '2' }),
+      /NIGHTSHIFT_SANDBOX_PROCESSES: must be/,
+    );
+    for (const path of ['nightshift', '/a/../b'])
+      assert.throws(
+        () => loadConfig({ NIGHTSHIFT_SANDBOX_CGROUP: path }),
+        /NIGHTSHIFT_SANDBOX_CGROUP: must be/,
+      );
+  });
 });

@@ -1,6 +1,15 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -9,14 +18,31 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { hostsSecretFiles, loadHostsFile } from '../../src/config/hosts.ts';
 import type { CodedError } from '../../src/errors.ts';
+import { findCgroupHome } from '../../src/runners/cgroup.ts';
 import { findExecutable, runInSandbox, tasksOfUser } from '../../src/runners/evidence-sandbox.ts';
 import { ensureTestUser } from '../helpers/users.ts';
+
+const MiB = 1024 * 1024;
+
+/** Live processes whose command line holds `marker`. */
+function processesWith(marker: string): string[] {
+  return readdirSync('/proc')
+    .filter((pid) => /^\d+$/.test(pid))
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(marker);
+      } catch {
+        return false;
+      }
+    });
+}
 
 /**
  * The evidence sandbox with the real bubblewrap: each test shows one wall holding, and where it
  * matters the same script outside the sandbox (or under a looser limit) showing the wall is what
- * stopped it. bwrap and python3 must be installed (.ci/run installs them): the tests fail without
- * them, they never skip.
+ * stopped it. bwrap and python3 must be installed (.ci/run installs them), and the host must let
+ * the bot make cgroups with the memory and pids controllers (root, on v2 or v1): the tests fail
+ * without them, they never skip.
  */
 
 describe('the evidence sandbox (bubblewrap)', () => {
@@ -29,6 +55,8 @@ describe('the evidence sandbox (bubblewrap)', () => {
   before(async () => {
     assert.ok(findExecutable('bwrap'), 'bubblewrap (bwrap) must be installed: apt-get install bubblewrap');
     assert.ok(findExecutable('python3'), 'python3 must be installed');
+    const cgroups = findCgroupHome();
+    assert.ok(cgroups.ok, `scripts cannot be bounded here: ${cgroups.ok ? '' : cgroups.reason}`);
     root = mkdtempSync(join(tmpdir(), 'nightshift-sandbox-test-'));
     evidence = join(root, 'incident-7');
     mkdirSync(join(evidence, 'run-1'), { recursive: true });
@@ -235,16 +263,7 @@ describe('the evidence sandbox (bubblewrap)', () => {
     assert.equal(result.signal, 'SIGKILL');
     assert.ok(Date.now() - started < 5000, `took ${Date.now() - started} ms`);
     await new Promise((r) => setTimeout(r, 300));
-    const left = readdirSync('/proc')
-      .filter((pid) => /^\d+$/.test(pid))
-      .filter((pid) => {
-        try {
-          return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(marker);
-        } catch {
-          return false;
-        }
-      });
-    assert.deepEqual(left, [], 'no sleep is left behind');
+    assert.deepEqual(processesWith(marker), [], 'no sleep is left behind');
   });
 
   it('stops a script that writes more than the output cap', async () => {
@@ -267,6 +286,100 @@ describe('the evidence sandbox (bubblewrap)', () => {
     assert.notEqual(big.exitCode, 0);
     assert.equal(big.stdout, '');
     assert.match(big.stderr, /MemoryError/);
+  });
+
+  it('bounds the memory of all the script’s processes together: eight of 300 MiB under 512 MiB', async () => {
+    // Eight processes at once, each committing every page of 300 MiB and keeping it a while: under
+    // RLIMIT_AS (1 GiB a process) each one fits, 2.4 GiB between them.
+    const script = `for i in 1 2 3 4 5 6 7 8; do python3 -c "
+import time
+b = bytearray(300 * 2**20)
+for i in range(0, len(b), 4096): b[i] = 1
+print('held', flush=True)
+time.sleep(2)" & done; wait`;
+    const bounded = await run(script, { totalMemoryBytes: 512 * MiB });
+    assert.equal(bounded.cgroup.memoryLimitBytes, 512 * MiB, 'the run reports its memory limit');
+    assert.ok(bounded.cgroup.peakMemoryBytes !== null, 'the kernel reports the peak');
+    assert.ok(
+      bounded.cgroup.peakMemoryBytes <= 512 * MiB,
+      `all the processes together held ${bounded.cgroup.peakMemoryBytes} bytes at most`,
+    );
+    assert.ok(bounded.cgroup.oomKills >= 1, 'processes were killed at the limit, and the run says so');
+    // One that held its 300 MiB can be killed for the next one's: the peak is what counts.
+    const held = bounded.stdout.split('\n').filter((line) => line === 'held').length;
+    assert.ok(held < 8, `${held} of 8 processes held their 300 MiB`);
+    assert.equal(existsSync(bounded.cgroup.path), false, 'the run’s cgroup is gone');
+    // Under a looser bound the same script holds all of it: the bound is what stopped it.
+    const loose = await run(script, { totalMemoryBytes: 4096 * MiB });
+    assert.equal(loose.stdout, 'held\n'.repeat(8), loose.stderr);
+    assert.equal(loose.cgroup.oomKills, 0);
+    assert.ok(
+      (loose.cgroup.peakMemoryBytes ?? 0) > 2000 * MiB,
+      `${loose.cgroup.peakMemoryBytes} bytes at the peak without the bound`,
+    );
+  });
+
+  it('bounds the processes a script has at once (as root too), and leaves none of them behind', async () => {
+    // As root RLIMIT_NPROC does not hold; the cgroup's pids.max does.
+    const marker = `200.${process.pid}`;
+    // dash gives up at the first fork refused, in the subshell; the count after it forks nothing.
+    const result = await run(
+      `(i=0; while [ $i -lt 200 ]; do sleep ${marker} & i=$((i+1)); done); set -- /proc/[0-9]*; echo $#`,
+      { maxProcesses: 64 },
+    );
+    assert.equal(result.cgroup.maxProcesses, 64, 'the run reports its process limit');
+    assert.ok(result.cgroup.forkFailures >= 1, 'forks were refused at the limit, and the run says so');
+    const seen = Number(result.stdout.trim());
+    assert.ok(seen > 10 && seen <= 64, `${seen} processes in the sandbox at once`);
+    assert.match(result.stderr, /Cannot fork/);
+    assert.deepEqual(processesWith(marker), [], 'no sleep is left behind');
+    assert.equal(existsSync(result.cgroup.path), false, 'the run’s cgroup is gone');
+  });
+
+  it('kills what left the process group and its session at the time limit, and removes the cgroup', async () => {
+    // setsid: a new session and process group, out of the reach of the group kill.
+    const marker = `300.${process.pid}`;
+    const result = await run(`setsid sleep ${marker} & setsid sleep ${marker} & sleep ${marker}`, {
+      timeoutMs: 1000,
+    });
+    assert.equal(result.timedOut, true);
+    assert.deepEqual(processesWith(marker), [], 'no sleep is left behind');
+    assert.equal(existsSync(result.cgroup.path), false, 'the run’s cgroup is gone');
+    assert.equal(result.cgroup.oomKills, 0);
+    assert.equal(result.cgroup.forkFailures, 0);
+  });
+
+  it('refuses to run where no cgroup can bound the script, and says why', async () => {
+    const marker = join(root, 'ran-unbounded');
+    const script = `touch ${marker}`;
+    const refused = (pattern: RegExp) => (error: CodedError) => {
+      assert.equal(error.code, 'nightshift_sandbox_unavailable');
+      assert.match(
+        error.message,
+        /^no cgroup can bound the script's memory and processes, so the script was not run: /,
+      );
+      assert.match(error.message, pattern);
+      return true;
+    };
+    await assert.rejects(
+      run(script, { cgroup: { root: join(root, 'no-cgroup-here') } }),
+      refused(/there is no cgroup file system at .*no-cgroup-here/),
+    );
+    // A directory laid out like one, but no cgroup file system: it would bound nothing.
+    const fake = join(root, 'fake-cgroup');
+    for (const controller of ['memory', 'pids']) {
+      mkdirSync(join(fake, controller), { recursive: true });
+      writeFileSync(join(fake, controller, 'cgroup.procs'), '');
+    }
+    await assert.rejects(
+      run(script, { cgroup: { root: fake, parent: '/' } }),
+      refused(/is not on a cgroup file system/),
+    );
+    await assert.rejects(
+      run(script, { cgroup: { parent: '/nightshift-no-such-cgroup' } }),
+      refused(/nightshift-no-such-cgroup/),
+    );
+    assert.equal(existsSync(marker), false, 'the script did not run');
   });
 
   it('refuses to run without bubblewrap, never unsandboxed', async () => {

@@ -185,6 +185,51 @@ for (const database of testDatabases()) {
       assert.match(replies[0]!.body.text!, /Read-only file system/);
     });
 
+    it('posts that an evidence script’s processes were killed at the memory limit of all of them', async () => {
+      // Four processes of 200 MiB each: each fits its own address-space limit, not all of them 256 MiB.
+      const p = await approved(
+        'script',
+        'evidence',
+        `for i in 1 2 3 4; do python3 -c "
+b = bytearray(200 * 2**20)
+for i in range(0, len(b), 4096): b[i] = 1
+print('held')" & done; wait; echo done`,
+      );
+      await runProposalJob(
+        // As the bot sets it from NIGHTSHIFT_SANDBOX_MEMORY_MIB.
+        { ...deps, sandboxLimits: { totalMemoryBytes: 256 * 1024 * 1024 } },
+        { proposalId: p.id },
+      );
+      const run = (await getRun(db, p.id))!;
+      assert.equal(run.state, 'failed', 'a script that lost processes at the limit did not run as written');
+      const replies = await messages(`run:${run.id}:`);
+      assert.match(
+        replies[0]!.body.text!,
+        /^:x: Script on the evidence \(proposal #\d+\): [^\n]*, \d+ process(es)? killed at the memory limit \(256\.0 MiB for all its processes\)/,
+      );
+      assert.ok(!replies[0]!.body.text!.includes('held\nheld\nheld\nheld'), 'not all four held their memory');
+    });
+
+    it('posts why an evidence script was not run where no cgroup can bound it', async () => {
+      const p = await approved('script', 'evidence', 'echo ran');
+      await runProposalJob(
+        {
+          ...deps,
+          limits: { sandbox: { timeoutMs: 20_000, cgroup: { root: join(work, 'no-cgroup-fs') } } },
+        },
+        { proposalId: p.id },
+      );
+      const run = (await getRun(db, p.id))!;
+      assert.equal(run.state, 'failed');
+      const replies = await messages(`run:${run.id}:`);
+      assert.equal(replies.length, 1);
+      assert.match(
+        replies[0]!.body.text!,
+        /^:x: Script on the evidence \(proposal #\d+\): no cgroup can bound the script's memory and processes, so the script was not run: there is no cgroup file system at \S+no-cgroup-fs/,
+      );
+      assert.ok(!replies[0]!.body.text!.includes('ran'.concat('\n')), 'the script did not run');
+    });
+
     it('runs an approved evidence script as NIGHTSHIFT_SANDBOX_USER, which reads the evidence and cannot write it', async () => {
       const user = await ensureTestUser();
       const sandboxUser = resolveSandboxUser(user.name);

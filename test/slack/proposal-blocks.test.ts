@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { proposalHash } from '../../src/approvals/proposal.ts';
 import { riskNotes } from '../../src/approvals/risk.ts';
@@ -6,9 +7,27 @@ import {
   hiddenCharacters,
   type ProposalView,
   parseProposalValue,
+  proposalFile,
   proposalMessage,
+  proposalTextFits,
   visibleText,
 } from '../../src/slack/blocks/proposal.ts';
+
+const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex');
+
+/** Every text in a message's blocks, with where it is, to hold them to Slack's limits. */
+const textsOf = (blocks: unknown[]): string[] => {
+  const out: string[] = [];
+  const walk = (node: unknown) => {
+    if (Array.isArray(node)) return node.forEach(walk);
+    if (!node || typeof node !== 'object') return;
+    const o = node as Record<string, unknown>;
+    if (typeof o.text === 'string') out.push(o.text);
+    for (const value of Object.values(o)) walk(value);
+  };
+  walk(blocks);
+  return out;
+};
 
 /** What an approver sees on a phone must be the text that runs, whatever the text holds. */
 const now = new Date('2026-12-02T01:00:00Z');
@@ -88,5 +107,49 @@ describe('a proposal message', () => {
       const m = proposalMessage(view('id', { state }), now);
       assert.ok(!m.blocks.some((b) => b.type === 'actions'), state);
     }
+  });
+
+  // Slack refuses a message of more than 50 blocks, or a section over 3000 characters: a text
+  // that renders long (invisible characters shown as markers, stacked marks) would leave a
+  // proposal nobody can approve. It goes to a file, and the message names the file and its hash.
+  for (const [name, text] of [
+    ['20,000 zero-width spaces', '\u200b'.repeat(20_000)],
+    ['zero-width joiners around a command', `${'\u200d'.repeat(10_000)}rm -rf /${'\u200d'.repeat(10_000)}`],
+    ['20,000 tag characters', '\u{e0041}'.repeat(20_000)],
+    ['20,000 combining marks on one letter', `a${'\u0301'.repeat(20_000)}`],
+    ['soft hyphens and variation selectors', '\u00ad\ufe0f'.repeat(10_000)],
+    ['200,000 plain characters', 'x'.repeat(200_000)],
+  ] as const) {
+    it(`stays within Slack's limits and sends the text to a file when it renders long: ${name}`, () => {
+      for (const state of ['pending', 'running', 'done'] as const) {
+        const v = view(text, { state, run: { state: 'succeeded', summary: ':white_check_mark: exit 0' } });
+        const message = proposalMessage(v, now);
+        assert.ok(message.blocks.length <= 50, `${message.blocks.length} blocks`);
+        for (const t of textsOf(message.blocks)) assert.ok(t.length <= 3000, `${t.length} characters`);
+        const all = JSON.stringify(message.blocks);
+        assert.ok(all.includes(sha256(text)), "the file's whole hash, to check it against");
+        assert.match(all, /proposal-7\.txt/);
+        if (state === 'pending')
+          assert.ok(
+            message.blocks.some((b) => b.type === 'actions'),
+            'it can be approved',
+          );
+      }
+      const file = proposalFile(view(text));
+      assert.equal(file.content, text, 'the file holds the exact text');
+      assert.equal(file.filename, 'proposal-7.txt');
+      assert.ok(file.comment.includes(sha256(text)));
+      assert.equal(proposalTextFits(text), false);
+    });
+  }
+
+  it('makes stacked combining marks and other invisible characters visible', () => {
+    assert.equal(visibleText('é\u0301\u0301\u0302'), 'é\u0301\u0301⟦U+0302⟧');
+    assert.equal(visibleText('a\u{e0041}\ufe0f\u3164'), 'a⟦U+E0041⟧⟦U+FE0F⟧⟦U+3164⟧');
+    assert.match(
+      JSON.stringify(proposalMessage(view(`a${'\u0301'.repeat(5)}`), now).blocks),
+      /3 combining mark/,
+    );
+    assert.equal(proposalTextFits('ls -l /var/log\n'.repeat(500)), true);
   });
 });

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -249,6 +250,31 @@ for (const database of testDatabases()) {
       assert.ok(root.rows[0]!.root_ts);
       assert.equal(answer.thread_ts, root.rows[0]!.root_ts);
       assert.equal((await getProposal(db, proposal.id))!.state, 'pending');
+    });
+
+    it('sends a text that renders long to a file with its hash, in a message Slack takes, which ✅ approves', async () => {
+      // 20,000 zero-width spaces rendered as 62 blocks: Slack refuses over 50, nobody could approve.
+      const text = `/var/crash/core.6${'\u200b'.repeat(20_000)}`;
+      const { proposal, message } = await propose(text);
+      assert.ok((message.blocks ?? []).length <= 50, `${message.blocks?.length} blocks`);
+      const file = await until('the text as a file', () =>
+        slack.files.find((f) => f.filename === `proposal-${proposal.id}.txt` && f.completed),
+      );
+      assert.equal(file.bytes!.toString('utf8'), text, 'the file holds the exact text');
+      const hash = createHash('sha256').update(file.bytes!).digest('hex');
+      assert.ok(JSON.stringify(message.blocks).includes(hash), "the message shows the file's sha256");
+      assert.ok(file.initial_comment?.includes(hash), "and so does the file's comment");
+      await react(APPROVER, 'white_check_mark', message.ts);
+      await until('approved', async () => (await getProposal(db, proposal.id))?.state !== 'pending');
+      assert.equal(
+        (
+          await db.executeSql<{ decided_by: string }>(
+            'SELECT decided_by FROM approvals WHERE proposal_id = $1',
+            [proposal.id],
+          )
+        ).rows[0]?.decided_by,
+        APPROVER,
+      );
     });
 
     it('expires what nobody approved in time, and deletes evidence past its retention period', async () => {

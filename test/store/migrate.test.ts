@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { proposalHash } from '../../src/approvals/proposal.ts';
+import { decideProposal, getProposal, type Proposal, startRun } from '../../src/approvals/service.ts';
+import { openIncidentByHand } from '../../src/incidents/incidents.ts';
 import { openPostgres } from '../../src/store/adapters/pg.ts';
 import type { Db } from '../../src/store/db.ts';
 import { loadMigrations, migrate } from '../../src/store/migrate.ts';
@@ -107,6 +110,78 @@ for (const database of testDatabases()) {
           ),
           /foreign key/,
         );
+      } finally {
+        await db.close();
+      }
+    });
+
+    it('fix the approval gate of a database that already has proposals, approvals and runs (0009)', async () => {
+      const db = await database.open();
+      try {
+        const all = loadMigrations();
+        await migrate(db, all.slice(0, 8));
+        const { incident } = await openIncidentByHand(db, {
+          host: 'web-1',
+          note: '',
+          user: 'U1',
+          channel: 'C1',
+        });
+        // What the bot of 0008 wrote: a proposal pending, one approved, one that ran.
+        const now = new Date();
+        const expires = new Date(now.getTime() + 30 * 60_000);
+        const propose = async (text: string, state: 'pending' | 'approved' | 'done') => {
+          const sha256 = proposalHash({ kind: 'script', target: 'evidence', text });
+          const { rows } = await db.executeSql<{ id: string }>(
+            `INSERT INTO proposals (incident_id, kind, target, text, sha256, proposed_by, created_at, expires_at)
+             VALUES ($1, 'script', 'evidence', $2, $3, 'agent', $4, $5) RETURNING id`,
+            [incident.id, text, sha256, now, expires],
+          );
+          const id = Number(rows[0]!.id);
+          if (state !== 'pending') {
+            await db.executeSql(
+              `INSERT INTO approvals (proposal_id, sha256, decision, decided_by, via, decided_at)
+               VALUES ($1, $2, 'approved', 'U0A', 'button', $3)`,
+              [id, sha256, now],
+            );
+            await db.executeSql(`UPDATE proposals SET state = 'approved' WHERE id = $1`, [id]);
+          }
+          if (state === 'done') {
+            await db.executeSql('INSERT INTO runs (proposal_id, sha256) VALUES ($1, $2)', [id, sha256]);
+            await db.executeSql(`UPDATE proposals SET state = 'done' WHERE id = $1`, [id]);
+          }
+          return (await getProposal(db, id))!;
+        };
+        const pending = await propose('uptime', 'pending');
+        const approved = await propose('df -h', 'approved');
+        const ran = await propose('free -m', 'done');
+        const approve = (p: Proposal) =>
+          decideProposal(db, {
+            proposalId: p.id,
+            decision: 'approved',
+            user: 'U0A',
+            via: 'button',
+            sha256: p.sha256,
+            isApprover: true,
+            now,
+          });
+
+        assert.deepEqual(
+          await migrate(db, all),
+          all.slice(8).map((m) => m.version),
+        );
+        const { rows } = await db.executeSql<{ n: number }>(
+          `SELECT (SELECT count(*) FROM proposals WHERE recorded_at = created_at)::int
+                + (SELECT count(*) FROM approvals WHERE recorded_at = decided_at)::int AS n`,
+        );
+        assert.equal(rows[0]!.n, 3 + 2, 'the old rows keep the times they had');
+        assert.ok(await startRun(db, approved.id, approved, now), 'approved before, runs after');
+        assert.equal((await approve(pending)).kind, 'recorded');
+        assert.ok(await startRun(db, pending.id, pending, now), 'pending before, approved and run after');
+        await assert.rejects(
+          db.executeSql(`UPDATE proposals SET state = 'approved' WHERE id = $1`, [ran.id]),
+          /is done: it cannot become approved/,
+        );
+        await assert.rejects(db.executeSql('TRUNCATE approvals'), /append-only: TRUNCATE/);
       } finally {
         await db.close();
       }

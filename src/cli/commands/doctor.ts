@@ -8,6 +8,7 @@ import { loadConfig } from '../../config/env.ts';
 import { type HostsFile, loadHostsFile } from '../../config/hosts.ts';
 import { asCodedError, StoreLockedError } from '../../errors.ts';
 import { createLogger } from '../../log.ts';
+import { describeHome, probeCgroup } from '../../runners/cgroup.ts';
 import { findExecutable } from '../../runners/evidence-sandbox.ts';
 import { sandboxUserStatus, type UserLookup } from '../../runners/sandbox-user.ts';
 import { inspectSqlRole } from '../../runners/sql-role.ts';
@@ -24,7 +25,8 @@ export const doctorHelp = `Usage: nightshift doctor
 
 Checks the configuration, the database, Slack (the bot token, its scopes against manifest.yml,
 INCIDENT_CHANNEL and the bot's membership there, Socket Mode's app token), the user evidence
-scripts run as (NIGHTSHIFT_SANDBOX_USER; WARN when the bot is root and it is not set), the
+scripts run as (NIGHTSHIFT_SANDBOX_USER; WARN when the bot is root and it is not set), whether
+a cgroup can bound all of a script's processes and where (NIGHTSHIFT_SANDBOX_CGROUP), the
 Anthropic API key, each SSH host in the hosts file, and the role of each SQL database
 (NIGHTSHIFT_SQL_DATABASES: not superuser, no replication, no server files or programs, no
 CREATE on its search path; it prints the statement that fixes each), each only when
@@ -178,6 +180,8 @@ export interface CheckOptions {
   lookup?: UserLookup;
   /** Where bwrap and prlimit are looked for. Default PATH. */
   searchPath?: string;
+  /** Where the cgroup file systems are mounted. Default /sys/fs/cgroup. */
+  cgroupRoot?: string;
 }
 
 export async function runChecks(
@@ -309,6 +313,21 @@ export async function runChecks(
             part: 'sandbox',
             ok: false,
             detail: `${missing.map(([tool]) => tool).join(' and ')} not found on PATH: approved evidence scripts would be refused (apt-get install ${missing.map(([, pkg]) => pkg).join(' ')})`,
+          };
+    },
+    // A script is refused too where no cgroup can hold all its processes: one is made and removed.
+    async () => {
+      const found = await probeCgroup({ root: options.cgroupRoot, parent: config.NIGHTSHIFT_SANDBOX_CGROUP });
+      return found.ok
+        ? {
+            part: 'sandbox limits',
+            ok: true,
+            detail: `each evidence script gets a cgroup of its own, ${describeHome(found.home)}: ${config.NIGHTSHIFT_SANDBOX_MEMORY_MIB} MiB and ${config.NIGHTSHIFT_SANDBOX_PROCESSES} processes for all its processes together`,
+          }
+        : {
+            part: 'sandbox limits',
+            ok: false,
+            detail: `no cgroup can bound all of an evidence script's processes, so approved scripts would be refused: ${found.reason}`,
           };
     },
     async () => ({

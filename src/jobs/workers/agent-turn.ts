@@ -2,6 +2,7 @@ import { apiErrorStatus } from '../../agent/client.ts';
 import { type AgentDeps, agentOffNotice, runAgentTurn, type TurnOutcome } from '../../agent/turn.ts';
 import { redact } from '../../analyze/redact.ts';
 import type { Proposal } from '../../approvals/service.ts';
+import { md } from '../../slack/blocks/mrkdwn.ts';
 import type { Db } from '../../store/db.ts';
 import { appendAudit, queueThreadMessage } from '../../store/records.ts';
 import { stableJobId } from '../job-ids.ts';
@@ -38,7 +39,8 @@ export async function agentTurnJob(deps: AgentTurnDeps, jobId: string, raw: unkn
       fallbackChannel: deps.channel,
       body: {
         type: 'text',
-        text: `:warning: The agent could not finish its turn${status ? ` (the model answered ${status})` : ''}: ${message}. It will try again.`,
+        text: md`:warning: The agent could not finish its turn${status ? ` (the model answered ${status})` : ''}: ${message}. It will try again.`
+          .text,
         blocks: [],
       },
     });

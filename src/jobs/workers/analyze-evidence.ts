@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import type { Report } from '../../analyze/report-schema.ts';
 import { analyzeFiles } from '../../evidence/analyze-files.ts';
 import { rememberSecrets } from '../../evidence/known-secrets.ts';
+import { md } from '../../slack/blocks/mrkdwn.ts';
 import { QUEUES } from '../queues.ts';
 import { type JobDeps, startJobRun } from './job-run.ts';
 
@@ -22,7 +23,7 @@ export async function analyzeEvidence(deps: JobDeps, jobId: string, raw: unknown
     jobId,
     payload.incidentId,
     payload,
-    `:hourglass_flowing_sand: Analysing ${plural(payload.paths.length, 'evidence path')} (job ${jobId.slice(0, 8)})`,
+    md`:hourglass_flowing_sand: Analysing ${plural(payload.paths.length, 'evidence path')} (job ${jobId.slice(0, 8)})`,
   );
   try {
     // Always on worker threads, however small the input: the bot's event loop answers Slack.
@@ -38,7 +39,7 @@ export async function analyzeEvidence(deps: JobDeps, jobId: string, raw: unknown
     const unreadable = report.errors.length > 0 ? `, ${plural(report.errors.length, 'file')} unreadable` : '';
     await run.finish(
       report.findings,
-      `:white_check_mark: Analysis done: ${plural(report.dumps.length, 'dump')}, ${plural(report.findings.length, 'finding')}${unreadable}`,
+      md`:white_check_mark: Analysis done: ${plural(report.dumps.length, 'dump')}, ${plural(report.findings.length, 'finding')}${unreadable}`,
       { dumps: report.dumps.length },
     );
     // The ranked correlations (already redacted by the analyzer), for the agent's list_findings.

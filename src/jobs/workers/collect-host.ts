@@ -4,6 +4,7 @@ import { collectHost, type HostCollection } from '../../collect/collect-host.ts'
 import { formatBytes, planPull, pullText } from '../../collect/pull-plan.ts';
 import type { SshConnections } from '../../collect/ssh.ts';
 import { findHost, type HostsFile } from '../../config/hosts.ts';
+import { md } from '../../slack/blocks/mrkdwn.ts';
 import { queueProposalMessage } from '../../slack/proposal-messages.ts';
 import { QUEUES } from '../queues.ts';
 import { type JobDeps, startJobRun } from './job-run.ts';
@@ -38,8 +39,8 @@ export async function collectHostJob(
     payload.incidentId,
     payload,
     host
-      ? `:mag: Collecting on ${host.name} over SSH: disk usage, core dumps, Docker (job ${jobId.slice(0, 8)})`
-      : `:grey_question: ${payload.host} is not in the hosts file, so nothing is collected there. Add it (name, address, user, key) to collect on its next alert.`,
+      ? md`:mag: Collecting on ${host.name} over SSH: disk usage, core dumps, Docker (job ${jobId.slice(0, 8)})`
+      : md`:grey_question: ${payload.host} is not in the hosts file, so nothing is collected there. Add it (name, address, user, key) to collect on its next alert.`,
   );
   if (!host) {
     await run.finish([], 'Collection skipped: unknown host.');
@@ -56,14 +57,14 @@ export async function collectHostJob(
       collection.errors.length > 0 ? `; could not collect: ${collection.errors.join('; ')}` : '';
     if (collection.findings.length === 0 && collection.errors.length > 0) {
       // Nothing collected at all (a refused host key, an unreachable host): say so plainly.
-      await run.finish([], `:lock: Could not collect on ${host.name}: ${collection.errors[0]}`, {
+      await run.finish([], md`:lock: Could not collect on ${host.name}: ${collection.errors[0]}`, {
         host: host.name,
       });
       return collection;
     }
     await run.finish(
       collection.findings,
-      `:white_check_mark: Collection on ${host.name} done: ${collection.findings.length} finding(s), ${collection.cores.length} core file(s)${problems}`,
+      md`:white_check_mark: Collection on ${host.name} done: ${collection.findings.length} finding(s), ${collection.cores.length} core file(s)${problems}`,
       { host: host.name, cores: collection.cores.length },
     );
     for (const held of collection.held) {

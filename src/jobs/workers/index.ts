@@ -6,6 +6,7 @@ import { getProposal, type Proposal } from '../../approvals/service.ts';
 import type { SshConnections } from '../../collect/ssh.ts';
 import type { HostsFile } from '../../config/hosts.ts';
 import type { SqlDatabase } from '../../config/sql-databases.ts';
+import type { SandboxLimits } from '../../runners/evidence-sandbox.ts';
 import type { SandboxUser } from '../../runners/sandbox-user.ts';
 import type { SlackPoster } from '../../slack/outbox.ts';
 import { WORKER_POLLING } from '../boss.ts';
@@ -29,6 +30,8 @@ export interface WorkerDeps extends JobDeps {
   sandboxHide?: readonly string[] | undefined;
   /** The user evidence scripts run as (NIGHTSHIFT_SANDBOX_USER). */
   sandboxUser?: SandboxUser | undefined;
+  /** Bounds on all of an evidence script's processes together, and where its cgroup is made. */
+  sandboxLimits?: SandboxLimits | undefined;
   /** The agent, when ANTHROPIC_API_KEY is set; absent, the agent is off. */
   agent?: AgentConfig | undefined;
 }

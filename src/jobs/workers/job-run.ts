@@ -3,6 +3,7 @@ import type { Finding } from '../../analyze/report-schema.ts';
 import { findingRedactor } from '../../evidence/known-secrets.ts';
 import type { Logger } from '../../log.ts';
 import { findingReply } from '../../slack/blocks/incident.ts';
+import { asMrkdwn, Mrkdwn, md } from '../../slack/blocks/mrkdwn.ts';
 import type { Db } from '../../store/db.ts';
 import { appendAudit, queueThreadMessage } from '../../store/records.ts';
 
@@ -10,7 +11,8 @@ import { appendAudit, queueThreadMessage } from '../../store/records.ts';
  * What every job does around its own work, the same way: a row in `jobs` (the timeline's view of
  * it), a "started" and a "done"/"failed" reply in the thread, its findings stored and queued as
  * replies, an audit entry. Keys are derived from the queue's job id, so a retried job repeats no
- * message.
+ * message. A reply's text is mrkdwn built with `md`; a plain string is taken as outside text and
+ * escaped whole (slack/blocks/mrkdwn.ts).
  */
 
 export interface JobDeps {
@@ -28,9 +30,9 @@ export interface JobDeps {
 export interface JobRun {
   /** The `jobs` row. */
   id: number;
-  reply(key: string, text: string, db?: Db): Promise<void>;
+  reply(key: string, text: Mrkdwn | string, db?: Db): Promise<void>;
   /** Stores findings and queues each for the thread, then marks the job done, in one transaction. */
-  finish(findings: readonly Finding[], doneText: string, subject?: object): Promise<void>;
+  finish(findings: readonly Finding[], doneText: Mrkdwn | string, subject?: object): Promise<void>;
   fail(error: unknown): Promise<void>;
 }
 
@@ -40,7 +42,7 @@ export async function startJobRun(
   queueJobId: string,
   incidentId: number,
   input: object,
-  startedText: string,
+  startedText: Mrkdwn | string,
 ): Promise<JobRun> {
   const { rows } = await deps.db.executeSql<{ id: string }>(
     `INSERT INTO jobs (incident_id, kind, queue_job_id, state, input, started_at)
@@ -50,12 +52,12 @@ export async function startJobRun(
     [incidentId, queue, queueJobId, JSON.stringify(input)],
   );
   const id = Number(rows[0]!.id);
-  const reply = (key: string, text: string, db: Db = deps.db) =>
+  const reply = (key: string, text: Mrkdwn | string, db: Db = deps.db) =>
     queueThreadMessage(db, {
       incidentId,
       key: `job:${queueJobId}:${key}`,
       fallbackChannel: '#incidents',
-      body: { type: 'text', text, blocks: [] },
+      body: { type: 'text', text: asMrkdwn(text).text, blocks: [] },
     });
   await reply('started', startedText);
   deps.kick?.();
@@ -95,7 +97,8 @@ export async function startJobRun(
             body: { type: 'text', text: message.text, blocks: message.blocks },
           });
         }
-        await reply('finished', clean(doneText), tx);
+        // Redacted as it will show: [REDACTED] adds no markup, so it stays mrkdwn, escaped once.
+        await reply('finished', new Mrkdwn(clean(asMrkdwn(doneText).text)), tx);
         await tx.executeSql(`UPDATE jobs SET state = 'succeeded', finished_at = now() WHERE id = $1`, [id]);
         await appendAudit(tx, {
           actor: 'nightshift',
@@ -112,7 +115,7 @@ export async function startJobRun(
         `UPDATE jobs SET state = 'failed', finished_at = now(), error = $2 WHERE id = $1`,
         [id, message],
       );
-      await reply('failed', `:x: ${queue} failed: ${message}`);
+      await reply('failed', md`:x: ${queue} failed: ${message}`);
       deps.kick?.();
     },
   };

@@ -18,10 +18,17 @@ import type { SshConnections } from '../../collect/ssh.ts';
 import { findHost, type HostsFile } from '../../config/hosts.ts';
 import type { SqlDatabase } from '../../config/sql-databases.ts';
 import { CodedError, ErrorCode } from '../../errors.ts';
-import { runInSandbox, SANDBOX_DEFAULTS, type SandboxOptions } from '../../runners/evidence-sandbox.ts';
+import type { CgroupReport } from '../../runners/cgroup.ts';
+import {
+  runInSandbox,
+  SANDBOX_DEFAULTS,
+  type SandboxLimits,
+  type SandboxOptions,
+} from '../../runners/evidence-sandbox.ts';
 import { type SandboxUser, shareEvidence } from '../../runners/sandbox-user.ts';
 import { renderSqlResult, runReadOnlySql, type SqlRunOptions } from '../../runners/sql.ts';
 import { checkReadOnlySql } from '../../runners/sql-check.ts';
+import { asMrkdwn, joinMrkdwn, md } from '../../slack/blocks/mrkdwn.ts';
 import type { SlackPoster } from '../../slack/outbox.ts';
 import { refreshProposalMessage } from '../../slack/proposal-messages.ts';
 import { editThreadMessage } from '../../slack/thread-edits.ts';
@@ -58,6 +65,11 @@ export interface RunnerDeps extends JobDeps {
   sandboxHide?: readonly string[] | undefined;
   /** The user evidence scripts run as (NIGHTSHIFT_SANDBOX_USER); unset, the bot's own. */
   sandboxUser?: SandboxUser | undefined;
+  /**
+   * Bounds on all of an evidence script's processes together and where its cgroup is made
+   * (NIGHTSHIFT_SANDBOX_MEMORY_MIB, _PROCESSES, _CGROUP); `limits.sandbox` overrides them.
+   */
+  sandboxLimits?: SandboxLimits | undefined;
   /** Limits other than the defaults (tests). */
   limits?: RunnerLimits | undefined;
   /** How often a run's heartbeat is written, in milliseconds; default RUN_HEARTBEAT.everyMs (15,000). */
@@ -65,7 +77,16 @@ export interface RunnerDeps extends JobDeps {
 }
 
 export interface RunnerLimits {
-  sandbox?: Pick<SandboxOptions, 'timeoutMs' | 'memoryBytes' | 'fileBytes' | 'maxOutputBytes'>;
+  sandbox?: Pick<
+    SandboxOptions,
+    | 'timeoutMs'
+    | 'memoryBytes'
+    | 'fileBytes'
+    | 'maxOutputBytes'
+    | 'totalMemoryBytes'
+    | 'maxProcesses'
+    | 'cgroup'
+  >;
   sql?: Pick<SqlRunOptions, 'timeoutMs' | 'maxRows'>;
   /** Host scripts: wall time in milliseconds (default 60,000) and output in bytes (default 1 MiB). */
   host?: { timeoutMs?: number; maxOutputBytes?: number };
@@ -166,10 +187,12 @@ function failedReport(
   const code = error instanceof CodedError ? error.code : ErrorCode.Internal;
   if (code === ErrorCode.Internal)
     deps.log.error({ err: error, proposal: proposal.id, run: runId }, 'a run failed on an error of its own');
-  const status = `did not run to the end: ${message}`;
+  // A refused sandbox (no bwrap, no cgroup to bound it) says itself that nothing ran.
+  const status = code === ErrorCode.SandboxUnavailable ? message : `did not run to the end: ${message}`;
   return {
     end: { ok: false, exitCode: null, outputBytes: 0, result: { code, durationMs }, error: message },
-    reply: clean(`:x: ${where(about)} (proposal #${proposal.id}): ${status}`),
+    // The error's text is outside text: escaped.
+    reply: clean(md`:x: ${where(about)} (proposal #${proposal.id}): ${status}`.text),
     summary: `:x: ${status.split('\n')[0]}`,
   };
 }
@@ -244,7 +267,7 @@ async function runPull(
     fallbackChannel: deps.channel,
     body: {
       type: 'text',
-      text: `:arrow_down: Pulling ${sources.length} file(s) from ${host.name}…`,
+      text: md`:arrow_down: Pulling ${sources.length} file(s) from ${host.name}…`.text,
       blocks: [],
     },
   });
@@ -285,7 +308,7 @@ async function runPull(
     // Draws may finish out of order: each ranks above the one before, so an older line loses.
     const rank = ++draws;
     const bytes = [...done.values()].reduce((a, b) => a + b, 0);
-    const text = progressLine({
+    const line = progressLine({
       host: host.name,
       files: sources.length,
       filesDone,
@@ -293,6 +316,7 @@ async function runPull(
       expectedBytes: expected,
       elapsedMs: Date.now() - started,
     });
+    const text = asMrkdwn(line).text;
     await editThreadMessage(
       deps.db,
       deps.slack,
@@ -345,17 +369,20 @@ async function runPull(
   const failed = results.filter((r) => r.error);
   const bytes = pulled.reduce((sum, r) => sum + r.result!.bytes, 0);
   const seconds = (Date.now() - started) / 1000;
-  const summary = [
-    `${pulled.length === sources.length ? ':white_check_mark:' : ':warning:'} Pulled ${pulled.length} of ${sources.length} file(s) from ${host.name}: ${formatBytes(bytes)} in ${seconds.toFixed(1)} s`,
-    ...pulled.map(
-      (r) =>
-        `• ${localName(r.source)} ${formatBytes(r.result!.bytes)} sha256 ${r.result!.sha256.slice(0, 12)}`,
-    ),
-    ...failed.map(
-      (r) =>
-        `• ${r.source.container ? `${r.source.container}:` : ''}${r.source.path} failed: ${redact(r.error!).text.slice(0, 200)}`,
-    ),
-  ].join('\n');
+  const summary = joinMrkdwn(
+    [
+      md`${pulled.length === sources.length ? ':white_check_mark:' : ':warning:'} Pulled ${pulled.length} of ${sources.length} file(s) from ${host.name}: ${formatBytes(bytes)} in ${seconds.toFixed(1)} s`,
+      ...pulled.map(
+        (r) =>
+          md`• ${localName(r.source)} ${formatBytes(r.result!.bytes)} sha256 ${r.result!.sha256.slice(0, 12)}`,
+      ),
+      ...failed.map(
+        (r) =>
+          md`• ${r.source.container ? `${r.source.container}:` : ''}${r.source.path} failed: ${redact(r.error!).text.slice(0, 200)}`,
+      ),
+    ],
+    '\n',
+  ).text;
   return {
     end: {
       ok: failed.length === 0,
@@ -426,9 +453,11 @@ async function runApproved(
       ? await executeSql(deps, about, run.id)
       : await executeScript(deps, proposal, about, run.id);
   const icon = outcome.ok ? ':white_check_mark:' : ':x:';
-  const preview = outcome.preview ? `\n\`\`\`\n${outcome.preview}\n\`\`\`` : '';
+  // The output and the status (an error's text) are outside text: escaped, and the output's own
+  // backticks cannot close the code block it is shown in.
+  const preview = outcome.preview ? md`\n\`\`\`\n${outcome.preview}\n\`\`\`` : '';
   const fileNote = outcome.file
-    ? `\nThe whole ${about.kind === 'sql' ? 'result' : 'output'} is in ${outcome.file.filename}.`
+    ? md`\nThe whole ${about.kind === 'sql' ? 'result' : 'output'} is in ${outcome.file.filename}.`
     : '';
   return {
     end: {
@@ -439,13 +468,13 @@ async function runApproved(
       ...(outcome.error ? { error: outcome.error } : {}),
     },
     reply: clean(
-      `${icon} ${where(about)} (proposal #${proposal.id}): ${outcome.status}${preview}${fileNote}`,
+      md`${icon} ${where(about)} (proposal #${proposal.id}): ${outcome.status}${preview}${fileNote}`.text,
     ),
     ...(outcome.file
       ? {
           file: {
             ...outcome.file,
-            comment: clean(`${where(about)} (proposal #${proposal.id}): ${outcome.status}`),
+            comment: clean(md`${where(about)} (proposal #${proposal.id}): ${outcome.status}`.text),
           },
           posted: { file: outcome.file.filename, fileBytes: Buffer.byteLength(outcome.file.content) },
         }
@@ -503,6 +532,8 @@ async function executeScript(
     truncated: boolean;
     durationMs: number;
     outputBytes?: number;
+    /** The evidence sandbox's cgroup: its limits and what hit them. */
+    cgroup?: CgroupReport;
   };
   let timeoutMs: number;
   let maxOutputBytes: number;
@@ -511,7 +542,7 @@ async function executeScript(
     await mkdir(evidence, { recursive: true });
     // The sandbox user reads the incident's evidence through its group, and cannot write it.
     if (deps.sandboxUser) await shareEvidence(deps.evidenceDir, evidence, deps.sandboxUser);
-    const limits = deps.limits?.sandbox ?? {};
+    const limits = { ...deps.sandboxLimits, ...deps.limits?.sandbox };
     timeoutMs = limits.timeoutMs ?? SANDBOX_DEFAULTS.timeoutMs;
     maxOutputBytes = limits.maxOutputBytes ?? SANDBOX_DEFAULTS.maxOutputBytes;
     r = await runInSandbox({
@@ -551,11 +582,12 @@ async function executeScript(
   const stops = [
     r.timedOut ? `stopped at its time limit (${seconds(timeoutMs)})` : '',
     r.truncated ? `stopped at the output cap (${formatBytes(maxOutputBytes)})` : '',
+    ...limitsHit(r.cgroup),
   ].filter(Boolean);
   const exit = r.exitCode === null ? `killed${r.signal ? ` (${r.signal})` : ''}` : `exit ${r.exitCode}`;
   const outputBytes = r.outputBytes ?? Buffer.byteLength(r.stdout) + Buffer.byteLength(r.stderr);
   return {
-    ok: r.exitCode === 0 && !r.timedOut && !r.truncated,
+    ok: r.exitCode === 0 && !r.timedOut && !r.truncated && limitsHit(r.cgroup).length === 0,
     exitCode: r.exitCode,
     durationMs: r.durationMs,
     outputBytes,
@@ -564,6 +596,38 @@ async function executeScript(
     ...(long
       ? { file: { content: output, filename: `run-${runId}-output.txt`, title: `Output of run ${runId}` } }
       : {}),
-    result: { timedOut: r.timedOut, truncated: r.truncated, signal: r.signal ?? null },
+    result: {
+      timedOut: r.timedOut,
+      truncated: r.truncated,
+      signal: r.signal ?? null,
+      ...(r.cgroup
+        ? {
+            memoryLimitBytes: r.cgroup.memoryLimitBytes,
+            peakMemoryBytes: r.cgroup.peakMemoryBytes,
+            oomKills: r.cgroup.oomKills,
+            maxProcesses: r.cgroup.maxProcesses,
+            forkFailures: r.cgroup.forkFailures,
+          }
+        : {}),
+    },
   };
+}
+
+/**
+ * What an evidence script ran into in its cgroup, in words: processes the kernel killed at the
+ * memory limit of all its processes, forks refused at the process limit. A script whose shell
+ * waited for a killed child can still exit 0; the run is not ok then.
+ */
+function limitsHit(cgroup: CgroupReport | undefined): string[] {
+  if (!cgroup) return [];
+  const hits: string[] = [];
+  if (cgroup.oomKills > 0)
+    hits.push(
+      `${cgroup.oomKills} process${cgroup.oomKills === 1 ? '' : 'es'} killed at the memory limit (${formatBytes(cgroup.memoryLimitBytes)} for all its processes)`,
+    );
+  if (cgroup.forkFailures > 0)
+    hits.push(
+      `${cgroup.forkFailures} fork${cgroup.forkFailures === 1 ? '' : 's'} refused at the process limit (${cgroup.maxProcesses} at once)`,
+    );
+  return hits;
 }

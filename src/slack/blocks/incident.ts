@@ -1,8 +1,19 @@
 import type { Incident, TimelineEntry } from '../../incidents/incidents.ts';
+import {
+  joinMrkdwn,
+  type Mrkdwn,
+  md,
+  mentionUser,
+  mrkdwnSection,
+  mrkdwnText,
+  truncateMrkdwn,
+} from './mrkdwn.ts';
 
 /**
  * Block Kit for incident threads, pure. Written for a phone at midnight: one fact per line, no
  * tables, the status first. Every message carries `text` too (notifications and screen readers).
+ * Titles, hosts, mounts, alert fields and findings come from outside: they reach mrkdwn through
+ * `md` (mrkdwn.ts), escaped, in the blocks and in `text` alike.
  */
 
 export interface Block {
@@ -38,9 +49,9 @@ export interface AlertCounts {
   resolved: number;
 }
 
-function diskText(d: DiskUsage): string {
-  if (d.status === 'resolved') return `${d.mount} resolved`;
-  return d.usedPercent === null ? d.mount : `${d.mount} ${d.usedPercent}% used`;
+function diskText(d: DiskUsage): Mrkdwn {
+  if (d.status === 'resolved') return md`${d.mount} resolved`;
+  return d.usedPercent === null ? md`${d.mount}` : md`${d.mount} ${d.usedPercent}% used`;
 }
 
 export function formatDuration(ms: number): string {
@@ -51,8 +62,7 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(hours / 24)} d ${hours % 24} h`;
 }
 
-const mention = (user: string | null) =>
-  user ? (user.startsWith('U') || user.startsWith('W') ? `<@${user}>` : user) : 'nobody yet';
+const mention = (user: string | null) => (user ? mentionUser(user) : md`nobody yet`);
 
 function clock(date: Date): string {
   return `${date.toISOString().slice(11, 16)} UTC`;
@@ -71,29 +81,28 @@ export function incidentRoot(
     ...(alerts?.resolved ? [`${alerts.resolved} resolved`] : []),
   ];
   const lines = [
-    `*Status:* ${incident.status}  ·  *Severity:* ${incident.severity}`,
-    `*Host:* ${incident.host}`,
-    ...(disks.length > 0 ? [`*Disk:* ${disks.map(diskText).join(', ')}`] : []),
-    ...(counted.length > 0 ? [`*Alerts:* ${counted.join(', ')}`] : []),
-    `*Commander:* ${mention(incident.commander)}`,
+    md`*Status:* ${incident.status}  ·  *Severity:* ${incident.severity}`,
+    md`*Host:* ${incident.host}`,
+    ...(disks.length > 0 ? [md`*Disk:* ${joinMrkdwn(disks.map(diskText), ', ')}`] : []),
+    ...(counted.length > 0 ? [md`*Alerts:* ${counted.join(', ')}`] : []),
+    md`*Commander:* ${mention(incident.commander)}`,
     incident.resolvedAt
-      ? `*Resolved* after ${formatDuration(open.getTime() - incident.openedAt.getTime())}`
-      : `*Open for* ${formatDuration(now.getTime() - incident.openedAt.getTime())} (since ${clock(incident.openedAt)})`,
-    ...(incident.previousIncidentId ? [`*Fired again:* follows #${incident.previousIncidentId}`] : []),
+      ? md`*Resolved* after ${formatDuration(open.getTime() - incident.openedAt.getTime())}`
+      : md`*Open for* ${formatDuration(now.getTime() - incident.openedAt.getTime())} (since ${clock(incident.openedAt)})`,
+    ...(incident.previousIncidentId ? [md`*Fired again:* follows #${incident.previousIncidentId}`] : []),
   ];
-  const title = `${STATUS_EMOJI[incident.status]} #${incident.id} ${incident.title}`;
+  const title = md`${STATUS_EMOJI[incident.status]} #${incident.id} ${truncateMrkdwn(md`${incident.title}`, 2000)}`;
   return {
-    text: `${title} (${incident.status})`,
+    text: md`${title} (${incident.status})`.text,
     blocks: [
-      { type: 'section', text: { type: 'mrkdwn', text: `*${title}*` } },
-      { type: 'section', text: { type: 'mrkdwn', text: lines.join('\n') } },
+      mrkdwnSection(md`*${title}*`),
+      mrkdwnSection(joinMrkdwn(lines, '\n')),
       {
         type: 'context',
         elements: [
-          {
-            type: 'mrkdwn',
-            text: `Updates arrive in this thread. In it, mention me: \`status\`, \`investigating\`, \`mitigated\`, \`resolve\`, \`summary\`.`,
-          },
+          mrkdwnText(
+            md`Updates arrive in this thread. In it, mention me: \`status\`, \`investigating\`, \`mitigated\`, \`resolve\`, \`summary\`.`,
+          ),
         ],
       },
     ],
@@ -108,13 +117,16 @@ export interface AlertNotice {
 
 export function alertReply(alert: AlertNotice): SlackMessage {
   const icon = alert.status === 'firing' ? ':fire:' : ':large_green_circle:';
-  const text = `${icon} ${alert.status === 'firing' ? 'Firing' : 'Resolved'}: ${alert.name}\n${alert.summary}`;
-  return { text, blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }] };
+  const text = truncateMrkdwn(
+    md`${icon} ${alert.status === 'firing' ? 'Firing' : 'Resolved'}: ${alert.name}\n${alert.summary}`,
+    2900,
+  );
+  return { text: text.text, blocks: [mrkdwnSection(text)] };
 }
 
 export function statusReply(incident: Incident, user: string): SlackMessage {
-  const text = `${STATUS_EMOJI[incident.status]} ${mention(user)} set #${incident.id} to *${incident.status}*`;
-  return { text, blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }] };
+  const text = md`${STATUS_EMOJI[incident.status]} ${mention(user)} set #${incident.id} to *${incident.status}*`;
+  return { text: text.text, blocks: [mrkdwnSection(text)] };
 }
 
 /** The postmortem's starting point, in Markdown: facts, then the timeline from the database. */
@@ -165,6 +177,6 @@ export interface FindingNotice {
 
 /** A finding as a thread reply: the title on its own line, the detail under it. */
 export function findingReply(finding: FindingNotice): SlackMessage {
-  const text = `${SEVERITY_EMOJI[finding.severity]} *${finding.title}*\n${finding.detail}`;
-  return { text, blocks: [{ type: 'section', text: { type: 'mrkdwn', text: text.slice(0, 2900) } }] };
+  const text = md`${SEVERITY_EMOJI[finding.severity]} *${finding.title}*\n${finding.detail}`;
+  return { text: text.text, blocks: [mrkdwnSection(truncateMrkdwn(text, 2900))] };
 }

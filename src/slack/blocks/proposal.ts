@@ -1,11 +1,24 @@
+import { createHash } from 'node:crypto';
 import type { ProposalKind, ProposalState } from '../../approvals/proposal.ts';
 import type { Block, SlackMessage } from './incident.ts';
+import {
+  joinMrkdwn,
+  type Mrkdwn,
+  md,
+  mentionUser,
+  mrkdwnSection,
+  mrkdwnText,
+  truncateMrkdwn,
+} from './mrkdwn.ts';
 
 /**
  * Block Kit for a proposal, pure: the exact text that would run (all of it, in code blocks; it is
  * what the approver approves), where it runs, why, what to look out for, and its state, which the
  * message shows as it changes: pending → approved by @x (time) → running → done/failed.
  * The buttons carry the proposal's hash, so a click approves the text shown and nothing else.
+ * A text too long to show (PROPOSAL_INLINE_MAX, counted as shown) goes to the thread as a file
+ * instead, the message naming the file and the whole hash, so the message always stays within
+ * Slack's 50 blocks and can be approved. Targets, names and run summaries reach mrkdwn escaped.
  */
 
 export const APPROVE_ACTION = 'proposal_approve';
@@ -53,10 +66,14 @@ const WHERE: Record<ProposalKind, (target: string) => string> = {
 };
 
 const clock = (d: Date) => `${d.toISOString().slice(11, 16)} UTC`;
-const who = (user: string) => (/^[UW][A-Z0-9]+$/.test(user) ? `<@${user}>` : user);
-/** Characters a reader cannot see or that reorder what they see: shown as ⟦U+XXXX⟧ markers. */
+const who = mentionUser;
+/**
+ * Characters a reader cannot see or that reorder what they see, shown as ⟦U+XXXX⟧ markers:
+ * controls but tab and newline, every format character (zero-width, soft hyphen, direction
+ * marks and overrides, tags), variation selectors, fillers that draw nothing, line separators.
+ */
 const HIDDEN =
-  /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]/g;
+  /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\p{Cf}\u115f\u1160\u3164\uffa0\u2028\u2029\p{Variation_Selector}]/gu;
 
 /** The code points in a text that a reviewer would not see, with where they are. */
 export function hiddenCharacters(text: string): Array<{ at: number; codePoint: string }> {
@@ -66,9 +83,57 @@ export function hiddenCharacters(text: string): Array<{ at: number; codePoint: s
   }));
 }
 
-/** What a reviewer sees: the text itself, with anything invisible made visible. */
+const marker = (c: string) => `⟦U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}⟧`;
+
+/**
+ * Combining marks past the second on one letter: real scripts stack two at most, more pile up
+ * into a smear that can hide the line above or below it.
+ */
+const STACKED = /(?<=\p{M}\p{M})\p{M}/gu;
+
+/** How many combining marks stack past the second on their letter. */
+export function stackedMarks(text: string): number {
+  return [...text.matchAll(STACKED)].length;
+}
+
+/** What a reviewer sees: the text itself, with anything invisible or stacked made visible. */
 export function visibleText(text: string): string {
-  return text.replace(HIDDEN, (c) => `⟦U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}⟧`);
+  return text.replace(HIDDEN, marker).replace(STACKED, marker);
+}
+
+/**
+ * The longest text shown in the message itself, counted as shown (each invisible character is
+ * a ⟦U+…⟧ marker): four code blocks, a few screens on a phone. A longer one goes to a file.
+ */
+export const PROPOSAL_INLINE_MAX = 11_600;
+
+/** Whether the text is shown in the message, or only in a file beside it (proposalFile). */
+export function proposalTextFits(text: string): boolean {
+  return visibleText(text).length <= PROPOSAL_INLINE_MAX;
+}
+
+/**
+ * The file a text too long to show goes to: the exact text to approve, as UTF-8, and the sha256
+ * of those bytes (what `sha256sum` says of the downloaded file; the proposal's own hash covers
+ * its kind and target too).
+ */
+export function proposalFile(view: Pick<ProposalView, 'id' | 'text' | 'sha256'>): {
+  content: string;
+  filename: string;
+  title: string;
+  comment: string;
+  sha256: string;
+} {
+  const sha256 = createHash('sha256').update(view.text, 'utf8').digest('hex');
+  return {
+    content: view.text,
+    filename: `proposal-${view.id}.txt`,
+    title: `Proposal #${view.id}: the exact text to approve`,
+    comment:
+      md`The exact text of proposal #${view.id}. sha256 of this file: \`${sha256}\` (the proposal's hash: \`${view.sha256}\`).`
+        .text,
+    sha256,
+  };
 }
 
 /** Rich text blocks hold plain text: no mrkdwn, links, mentions or code fences can change what shows. */
@@ -98,50 +163,67 @@ const plain = (text: string): Block => ({
   text: { type: 'plain_text', text: visibleText(text).slice(0, 2900) || ' ', emoji: false },
 });
 
+/** What stands for a text too long to show: where the file is, its hash, and how it starts. */
+function fileNotice(view: ProposalView): Block[] {
+  const shown = visibleText(view.text);
+  const file = proposalFile(view);
+  return [
+    mrkdwnSection(
+      md`:page_facing_up: The text is too long to show here (${shown.length.toLocaleString('en')} characters as shown, ${view.text.length.toLocaleString('en')} in the text). The whole text is the file *${file.filename}* in this thread, sha256 \`${file.sha256}\`: read it there before approving. It starts:`,
+    ),
+    ...codeBlocks(`${[...view.text].slice(0, 300).join('')}…`),
+  ];
+}
+
 export function proposalMessage(view: ProposalView, now: Date): SlackMessage {
   const approvals = view.decisions.filter((d) => d.decision === 'approved');
   const rejection = view.decisions.find((d) => d.decision === 'rejected');
-  const stateLine = (() => {
+  const stateLine = ((): Mrkdwn => {
     const base = STATE_LINE[view.state];
     if (view.state === 'pending') {
       const left = Math.max(0, Math.round((view.expiresAt.getTime() - now.getTime()) / 60_000));
-      return `${base}: ${approvals.length} of ${view.approvalsRequired}, expires ${clock(view.expiresAt)} (${left} min)`;
+      return md`${base}: ${approvals.length} of ${view.approvalsRequired}, expires ${clock(view.expiresAt)} (${left} min)`;
     }
     if (view.state === 'rejected' && rejection)
-      return `${base} by ${who(rejection.decidedBy)} (${clock(rejection.decidedAt)}, ${rejection.via})`;
-    return base;
+      return md`${base} by ${who(rejection.decidedBy)} (${clock(rejection.decidedAt)}, ${rejection.via})`;
+    return md`${base}`;
   })();
   const approvedBy =
     approvals.length > 0
-      ? `Approved by ${approvals.map((a) => `${who(a.decidedBy)} (${clock(a.decidedAt)}, ${a.via})`).join(', ')}`
+      ? md`Approved by ${joinMrkdwn(
+          approvals.map((a) => md`${who(a.decidedBy)} (${clock(a.decidedAt)}, ${a.via})`),
+          ', ',
+        )}`
       : undefined;
-  const header = `*Proposal #${view.id}* · ${WHERE[view.kind](view.target)}`;
+  const where = truncateMrkdwn(md`${WHERE[view.kind](view.target)}`, 300);
+  const header = md`*Proposal #${view.id}* · ${where}`;
   const blocks: Block[] = [
-    {
-      type: 'section',
-      text: {
-        type: 'mrkdwn',
-        text: [header, stateLine, ...(approvedBy && view.state !== 'pending' ? [approvedBy] : [])].join('\n'),
-      },
-    },
+    mrkdwnSection(
+      joinMrkdwn([header, stateLine, ...(approvedBy && view.state !== 'pending' ? [approvedBy] : [])], '\n'),
+    ),
   ];
   if (view.why) blocks.push(plain(`Why: ${view.why}`));
-  blocks.push(...codeBlocks(view.text));
+  const fits = proposalTextFits(view.text);
+  blocks.push(...(fits ? codeBlocks(view.text) : fileNotice(view)));
   if (view.expects) blocks.push(plain(`Expects: ${view.expects.slice(0, 500)}`));
   const hidden = hiddenCharacters(view.text);
+  const stacked = stackedMarks(view.text);
   const risks = [
     ...(hidden.length > 0
       ? [`${hidden.length} invisible or direction-changing character(s), shown as ⟦U+…⟧: read it twice`]
       : []),
+    ...(stacked > 0 ? [`${stacked} combining mark(s) stacked on one letter, shown as ⟦U+…⟧`] : []),
+    ...(fits ? [] : ['too long to show here: read the file']),
     ...view.risks,
   ];
   const notes = [
-    risks.length > 0 ? `:warning: ${risks.join(' · ')}` : ':white_circle: nothing in the text stood out',
-    `sha256 \`${view.sha256.slice(0, 16)}\` · asked by ${who(view.proposedBy)}`,
+    risks.length > 0
+      ? truncateMrkdwn(md`:warning: ${risks.join(' · ')}`, 2000)
+      : md`:white_circle: nothing in the text stood out`,
+    md`sha256 \`${view.sha256.slice(0, 16)}\` · asked by ${who(view.proposedBy)}`,
   ];
-  blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: notes.join('\n') }] });
-  if (view.run?.summary)
-    blocks.push({ type: 'section', text: { type: 'mrkdwn', text: view.run.summary.slice(0, 2900) } });
+  blocks.push({ type: 'context', elements: [mrkdwnText(joinMrkdwn(notes, '\n'))] });
+  if (view.run?.summary) blocks.push(mrkdwnSection(truncateMrkdwn(md`${view.run.summary}`, 2900)));
   if (view.state === 'pending') {
     const value = `${view.id}:${view.sha256}`;
     blocks.push({
@@ -166,11 +248,11 @@ export function proposalMessage(view: ProposalView, now: Date): SlackMessage {
     });
     blocks.push({
       type: 'context',
-      elements: [{ type: 'mrkdwn', text: 'Or react :white_check_mark: to approve, :x: to reject.' }],
+      elements: [mrkdwnText(md`Or react :white_check_mark: to approve, :x: to reject.`)],
     });
   }
   return {
-    text: `Proposal #${view.id} (${WHERE[view.kind](view.target)}): ${STATE_LINE[view.state].replace(/^:[a-z_]+: /, '')}`,
+    text: md`Proposal #${view.id} (${where}): ${STATE_LINE[view.state].replace(/^:[a-z_]+: /, '')}`.text,
     blocks,
   };
 }

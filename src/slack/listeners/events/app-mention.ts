@@ -22,7 +22,15 @@ export function appMentionCallback(deps: ListenerDeps) {
         thread: { channel: event.channel, ts: threadTs },
         requestId: event.ts,
       });
-      await client.chat.postMessage({ channel: event.channel, thread_ts: threadTs, text: answer });
+      // The answer quotes titles and hosts (escaped mrkdwn): no unfurled preview, no @channel ping.
+      await client.chat.postMessage({
+        channel: event.channel,
+        thread_ts: threadTs,
+        text: answer,
+        unfurl_links: false,
+        unfurl_media: false,
+        link_names: false,
+      });
     } catch (error) {
       logger.error(error);
     }
