@@ -74,7 +74,6 @@ export async function queueProposalMessage(
     key: proposalMessageKey(proposal.id),
     fallbackChannel: channel,
     body: { type: 'text', text: message.text, blocks: message.blocks },
-    rank: proposalMessageRank(view),
   });
   if (proposalTextFits(view.text)) return;
   const file = proposalFile(view);

@@ -37,13 +37,11 @@ export async function queueThreadMessage(
     role?: 'root' | 'reply';
     fallbackChannel: string;
     body: ThreadMessageBody;
-    /** The rank of this body among the message's later edits (slack/thread-edits.ts); default 0. */
-    rank?: number;
   },
 ): Promise<void> {
   await db.executeSql(
-    `INSERT INTO thread_messages (incident_id, dedup_key, role, channel, body, rank)
-     SELECT id, $2, $3, coalesce(channel, $4), $5, $6 FROM incidents WHERE id = $1
+    `INSERT INTO thread_messages (incident_id, dedup_key, role, channel, body)
+     SELECT id, $2, $3, coalesce(channel, $4), $5 FROM incidents WHERE id = $1
      ON CONFLICT (dedup_key) DO NOTHING`,
     [
       message.incidentId,
@@ -51,7 +49,6 @@ export async function queueThreadMessage(
       message.role ?? 'reply',
       message.fallbackChannel,
       JSON.stringify(message.body),
-      message.rank ?? 0,
     ],
   );
 }
