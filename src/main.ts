@@ -39,6 +39,12 @@ import { openStore } from './store/open.ts';
  * else builds collaborators; everything below takes what it needs as arguments.
  */
 
+/**
+ * How long `nightshift serve` takes at most to stop: the outbox's posts in flight get 5 s
+ * (OUTBOX_STOP_DEADLINE_MS), jobs 10 s (pg-boss's graceful stop), and the rest what is left.
+ */
+export const SHUTDOWN_DEADLINE_MS = 20_000;
+
 export interface Bot {
   port: number;
   db: Db;

@@ -1,10 +1,14 @@
 import type { Db } from '../store/db.ts';
 import { appendAudit, queueThreadMessage, type ThreadMessageBody } from '../store/records.ts';
 import { dedupKey, groupKey, type NormalizedAlert } from './alert.ts';
-import { type AlertSource, parseDelivery } from './parse.ts';
+import { type AlertSource, parseDelivery, printable, type RejectedAlert, summarize } from './parse.ts';
 
 /**
- * Alert intake: every delivery is stored as received before the webhook answers, valid or not.
+ * Alert intake: every delivery is stored as received before the webhook answers, valid or not:
+ * its body, as bytes, in alert_deliveries, on its own and before it is parsed, so no content can
+ * keep it off the record. Then each usable alert is stored in the same transaction as its incident
+ * and Slack messages, under a savepoint of its own: a value PostgreSQL refuses (the parser checks
+ * what it knows of, this is the backstop) rejects that alert, not the others of the delivery.
  * A firing disk alert for a host opens an incident, or joins the open one for that host and
  * problem; the partial unique index on incidents makes that hold under concurrent deliveries.
  * Slack messages are not posted here: an outbox row per message (thread_messages, unique by a
@@ -21,77 +25,189 @@ export interface IncidentTouch {
 }
 
 export type IntakeResult =
-  | { status: 'accepted'; alerts: number; duplicates: number; incidents: IncidentTouch[] }
-  | { status: 'invalid'; alertId: number; error: string };
+  | {
+      status: 'accepted';
+      /** The alert_deliveries row. */
+      delivery: number;
+      alerts: number;
+      duplicates: number;
+      incidents: IncidentTouch[];
+      /** Alerts of the delivery that could not be used, with why (the others were stored). */
+      rejected: RejectedAlert[];
+      /** When some were rejected: the alerts row (valid = false) that records why. */
+      recorded?: number;
+    }
+  | {
+      status: 'invalid';
+      delivery: number;
+      /** The alerts row (valid = false) that records the reason. */
+      alertId: number;
+      error: string;
+      rejected: RejectedAlert[];
+    };
 
 export interface IntakeOptions {
   channel: string;
 }
 
+/** Rejected alerts kept in the delivery's row and given in the answer; the count says how many in all. */
+const REJECTED_KEPT = 100;
+
+/**
+ * True for an error of PostgreSQL about the data (class 22, data exception: a NUL, an encoding,
+ * a value too long; class 54, program limit exceeded: an index row too big, a nesting too deep),
+ * as opposed to a failure of the store itself (connection, disk, shutdown).
+ */
+export function refusedByStore(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^(22|54)[0-9A-Z]{3}$/.test(code);
+}
+
 export async function recordDelivery(
   db: Db,
   source: AlertSource,
-  body: string,
+  body: string | Uint8Array,
   options: IntakeOptions,
 ): Promise<IntakeResult> {
-  const parsed = parseDelivery(source, body);
-  if (!parsed.ok) {
-    const { rows } = await db.executeSql<{ id: string }>(
-      'INSERT INTO alerts (source, body, payload, valid, error) VALUES ($1, $2, $3, false, $4) RETURNING id',
-      [source, body, parsed.payload === null ? null : JSON.stringify(parsed.payload), parsed.error],
-    );
-    return { status: 'invalid', alertId: Number(rows[0]!.id), error: parsed.error };
-  }
-  return db.transaction(async (tx) => {
-    let stored = 0;
-    let duplicates = 0;
-    const touched = new Map<number, IncidentTouch>();
-    for (const alert of parsed.alerts) {
-      const key = dedupKey(alert);
-      const inserted = await tx.executeSql<{ id: string }>(
-        `INSERT INTO alerts (source, body, payload, valid, dedup_key, fingerprint, status, host, problem)
-         VALUES ($1, $2, $3, true, $4, $5, $6, $7, $8)
-         ON CONFLICT (dedup_key) DO NOTHING RETURNING id`,
-        [
-          source,
-          body,
-          JSON.stringify(parsed.payload),
-          key,
-          alert.fingerprint,
-          alert.status,
-          alert.host,
-          alert.problem,
-        ],
+  const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+  const { rows } = await db.executeSql<{ id: string }>(
+    'INSERT INTO alert_deliveries (source, body) VALUES ($1, $2) RETURNING id',
+    [source, bytes],
+  );
+  const delivery = Number(rows[0]!.id);
+  const parsed = parseDelivery(source, bytes);
+  if (!parsed.ok) return recordInvalid(db, source, delivery, parsed.error, parsed.rejected);
+  try {
+    return await db.transaction(async (tx) => {
+      let stored = 0;
+      let duplicates = 0;
+      const rejected = [...parsed.rejected];
+      const touched = new Map<number, IncidentTouch>();
+      for (const item of parsed.items) {
+        await tx.executeSql('SAVEPOINT alert');
+        try {
+          const outcome = await storeAlert(tx, source, delivery, item.alert, item.payload, options);
+          await tx.executeSql('RELEASE SAVEPOINT alert');
+          if (outcome === 'duplicate') duplicates++;
+          else {
+            stored++;
+            if (outcome && !touched.has(outcome.incidentId)) touched.set(outcome.incidentId, outcome);
+          }
+        } catch (error) {
+          if (!refusedByStore(error)) throw error;
+          await tx.executeSql('ROLLBACK TO SAVEPOINT alert');
+          rejected.push({ index: item.index, error: refusal(error) });
+        }
+      }
+      rejected.sort((a, b) => a.index - b.index);
+      if (stored === 0 && duplicates === 0)
+        return recordInvalid(tx, source, delivery, summarize(rejected), rejected);
+      await tx.executeSql(
+        `UPDATE alert_deliveries SET outcome = 'accepted', accepted = $2, duplicates = $3, rejected = $4,
+           rejected_count = $5 WHERE id = $1`,
+        [delivery, stored, duplicates, JSON.stringify(rejected.slice(0, REJECTED_KEPT)), rejected.length],
       );
-      const alertId = inserted.rows[0]?.id;
-      if (alertId === undefined) {
-        duplicates++;
-        continue;
-      }
-      stored++;
-      const touch = await incidentFor(tx, alert);
-      if (!touch) continue;
-      await tx.executeSql('UPDATE alerts SET incident_id = $1 WHERE id = $2', [touch.incidentId, alertId]);
-      if (touch.opened) {
-        await outbox(tx, touch.incidentId, `incident:${touch.incidentId}:root`, 'root', options.channel, {
-          type: 'incident.root',
-        });
-        await audit(tx, 'nightshift', 'incident.opened', touch.incidentId, {
-          alertId: Number(alertId),
-          previousIncidentId: touch.previousIncidentId,
-        });
-      }
-      await outbox(tx, touch.incidentId, `alert:${key}`, 'reply', options.channel, {
-        type: 'alert',
-        alertId: Number(alertId),
-        status: alert.status,
-        name: alert.name,
-        summary: alert.summary,
-      });
-      if (!touched.has(touch.incidentId)) touched.set(touch.incidentId, touch);
-    }
-    return { status: 'accepted' as const, alerts: stored, duplicates, incidents: [...touched.values()] };
+      const recorded =
+        rejected.length > 0 ? await invalidRow(tx, source, delivery, summarize(rejected)) : undefined;
+      return {
+        status: 'accepted' as const,
+        delivery,
+        alerts: stored,
+        duplicates,
+        incidents: [...touched.values()],
+        rejected,
+        ...(recorded === undefined ? {} : { recorded }),
+      };
+    });
+  } catch (error) {
+    if (!refusedByStore(error)) throw error;
+    // Refused outside an alert's savepoint: the delivery is on record, with why.
+    return recordInvalid(db, source, delivery, refusal(error), parsed.rejected);
+  }
+}
+
+function refusal(error: unknown): string {
+  return `the store refused it: ${printable(String((error as Error).message), 300)}`;
+}
+
+/** A delivery with nothing usable: an invalid alerts row with the reason, and the delivery marked. */
+async function recordInvalid(
+  db: Db,
+  source: AlertSource,
+  delivery: number,
+  error: string,
+  rejected: RejectedAlert[],
+): Promise<IntakeResult> {
+  return db.transaction(async (tx) => {
+    const alertId = await invalidRow(tx, source, delivery, error);
+    await tx.executeSql(
+      `UPDATE alert_deliveries SET outcome = 'invalid', error = $2, rejected = $3, rejected_count = $4
+       WHERE id = $1`,
+      [delivery, error, JSON.stringify(rejected.slice(0, REJECTED_KEPT)), rejected.length],
+    );
+    return { status: 'invalid' as const, delivery, alertId, error, rejected };
   });
+}
+
+/**
+ * The alerts row that records what of a delivery could not be used, and why: as before alert
+ * deliveries had a table of their own, so a look at the alerts shows what was refused.
+ */
+async function invalidRow(db: Db, source: AlertSource, delivery: number, error: string): Promise<number> {
+  const { rows } = await db.executeSql<{ id: string }>(
+    'INSERT INTO alerts (source, delivery_id, valid, error) VALUES ($1, $2, false, $3) RETURNING id',
+    [source, delivery, error],
+  );
+  return Number(rows[0]!.id);
+}
+
+/** One alert, its incident and its messages; 'duplicate' when this alert state is already stored. */
+async function storeAlert(
+  tx: Db,
+  source: AlertSource,
+  delivery: number,
+  alert: NormalizedAlert,
+  payload: unknown,
+  options: IntakeOptions,
+): Promise<IncidentTouch | undefined | 'duplicate'> {
+  const key = dedupKey(alert);
+  const inserted = await tx.executeSql<{ id: string }>(
+    `INSERT INTO alerts (source, delivery_id, payload, valid, dedup_key, fingerprint, status, host, problem)
+     VALUES ($1, $2, $3, true, $4, $5, $6, $7, $8)
+     ON CONFLICT (dedup_key) DO NOTHING RETURNING id`,
+    [
+      source,
+      delivery,
+      JSON.stringify(payload),
+      key,
+      alert.fingerprint,
+      alert.status,
+      alert.host,
+      alert.problem,
+    ],
+  );
+  const alertId = inserted.rows[0]?.id;
+  if (alertId === undefined) return 'duplicate';
+  const touch = await incidentFor(tx, alert);
+  if (!touch) return undefined;
+  await tx.executeSql('UPDATE alerts SET incident_id = $1 WHERE id = $2', [touch.incidentId, alertId]);
+  if (touch.opened) {
+    await outbox(tx, touch.incidentId, `incident:${touch.incidentId}:root`, 'root', options.channel, {
+      type: 'incident.root',
+    });
+    await audit(tx, 'nightshift', 'incident.opened', touch.incidentId, {
+      alertId: Number(alertId),
+      previousIncidentId: touch.previousIncidentId,
+    });
+  }
+  await outbox(tx, touch.incidentId, `alert:${key}`, 'reply', options.channel, {
+    type: 'alert',
+    alertId: Number(alertId),
+    status: alert.status,
+    name: alert.name,
+    summary: alert.summary,
+  });
+  return touch;
 }
 
 /** The incident an alert belongs to: the open one for its host and problem, or a new one if firing. */

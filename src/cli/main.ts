@@ -9,3 +9,6 @@ if (argv[0] === 'analyze' && !argv.some((a) => /^(--workers(=|$)|-h$|--help$)/.t
 }
 const { runCli } = await import('./index.ts');
 process.exitCode = await runCli(argv, { stdout: process.stdout, stderr: process.stderr });
+// serve has stopped (or given up at its shutdown deadline): a connection that still hangs must
+// not keep the process alive.
+if (argv[0] === 'serve') process.exit();

@@ -17,9 +17,12 @@ export function verifyBearer(authorization: string | undefined, token: string): 
   return m !== null && sameSecret(m[1]!, token);
 }
 
-/** `signature` is hex, optionally prefixed `sha256=` (GitHub style). `timestamp` is signed as `ts:body`. */
+/**
+ * `signature` is hex, optionally prefixed `sha256=` (GitHub style). `timestamp` is signed as
+ * `ts:body`. The body is the bytes as received (a string is taken as its UTF-8).
+ */
 export function verifyHmac(
-  body: string,
+  body: string | Uint8Array,
   signature: string | undefined,
   key: string,
   timestamp?: string,
@@ -30,9 +33,9 @@ export function verifyHmac(
     .trim()
     .toLowerCase();
   if (!/^[0-9a-f]{64}$/.test(given)) return false;
-  const expected = createHmac('sha256', key)
-    .update(timestamp ? `${timestamp}:${body}` : body)
-    .digest('hex');
+  const hmac = createHmac('sha256', key);
+  if (timestamp) hmac.update(`${timestamp}:`);
+  const expected = hmac.update(body).digest('hex');
   return timingSafeEqual(Buffer.from(given, 'hex'), Buffer.from(expected, 'hex'));
 }
 

@@ -1,4 +1,5 @@
 import type { Metrics } from '../metrics.ts';
+import { OUTBOX_STUCK_AFTER_S } from '../slack/outbox.ts';
 import type { Db } from '../store/db.ts';
 import { type Route, sendJson } from './routes.ts';
 
@@ -70,6 +71,10 @@ export function healthRoutes(deps: { db: Db; metrics: Metrics }): Route[] {
             { name: 'nightshift_outbox_messages', labels: { state: 'pending' }, value: o.pending },
             { name: 'nightshift_outbox_messages', labels: { state: 'dead' }, value: o.dead },
             { name: 'nightshift_outbox_oldest_pending_seconds', value: o.oldest ?? 0 },
+            {
+              name: 'nightshift_outbox_stuck',
+              value: (o.oldest ?? 0) > OUTBOX_STUCK_AFTER_S ? 1 : 0,
+            },
           );
           gauges.push({ name: 'nightshift_store_up', value: 1 });
         } catch {
@@ -104,6 +109,11 @@ export function describeMetrics(metrics: Metrics): void {
     name: 'nightshift_outbox_oldest_pending_seconds',
     type: 'gauge',
     help: 'Seconds the oldest pending Slack outbox message has waited (0 when none)',
+  });
+  metrics.describe({
+    name: 'nightshift_outbox_stuck',
+    type: 'gauge',
+    help: `1 while a Slack outbox message has waited more than ${OUTBOX_STUCK_AFTER_S} s to be posted`,
   });
   metrics.describe({
     name: 'nightshift_store_up',

@@ -18,8 +18,11 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
 
 export class BodyTooLarge extends Error {}
 
-/** Reads the raw body (signatures are over the bytes as sent), refusing more than `limit` bytes. */
-export async function readBody(req: IncomingMessage, limit: number): Promise<string> {
+/**
+ * Reads the raw body as bytes (signatures are over the bytes as sent, and a body that is not UTF-8
+ * is stored as it came), refusing more than `limit` bytes.
+ */
+export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
@@ -27,5 +30,5 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<str
     if (size > limit) throw new BodyTooLarge(`body over ${limit} bytes`);
     chunks.push(chunk as Buffer);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
 }

@@ -6,10 +6,11 @@ import {
   HTTPReceiver,
   LogLevel,
   SocketModeReceiver,
-  type webApi,
+  webApi,
 } from '@slack/bolt';
 
 type WebClient = webApi.WebClient;
+const WebClientClass = webApi.WebClient;
 
 import type { Policy } from '../approvals/policy.ts';
 import type { Proposal } from '../approvals/service.ts';
@@ -19,7 +20,7 @@ import type { Logger } from '../log.ts';
 import type { Db } from '../store/db.ts';
 import type { ListenerDeps } from './deps.ts';
 import { registerListeners } from './listeners/index.ts';
-import { refreshRoot, type SlackPoster } from './outbox.ts';
+import { refreshRoot, type SlackPoster, type TaggedMessage } from './outbox.ts';
 import { OutboxPump } from './outbox-pump.ts';
 import { approverCheck, refreshProposalMessage } from './proposal-messages.ts';
 
@@ -46,6 +47,36 @@ function boltLogger(log: Logger): BoltLogger {
 }
 
 /**
+ * Every Slack request gives up after this long, in milliseconds: the Web API client's default
+ * (0) never does, and one request that never answered stopped all posting.
+ */
+export const SLACK_REQUEST_TIMEOUT_MS = 10_000;
+
+/**
+ * The outbox's client makes each request once: a timeout, a 5xx or a cut connection may have been
+ * carried out by Slack, so the outbox retries those itself, after looking for the tagged message
+ * (outbox.ts), and a post whose answer was lost is not posted twice. A 429 was not carried out:
+ * it comes back as a rate-limited error, and the poster waits it out and sends again.
+ */
+export const POSTER_CLIENT_OPTIONS = { rejectRateLimitedCalls: true, retryConfig: { retries: 0 } };
+
+/** Sends again after each 429 (Slack did not carry the call out), waiting its Retry-After; at most `times`. */
+async function waitingOutRateLimits<T>(call: () => Promise<T>, times = 5): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await call();
+    } catch (error) {
+      const { code, retryAfter } = error as { code?: string; retryAfter?: number };
+      if (code !== webApi.ErrorCode.RateLimitedError || attempt >= times) throw error;
+      await new Promise((resolve) => setTimeout(resolve, Math.max(1, retryAfter ?? 1) * 1000));
+    }
+  }
+}
+
+/** How long a stopping bot waits for its Slack posts in flight before giving their claims back. */
+export const OUTBOX_STOP_DEADLINE_MS = 5000;
+
+/**
  * The outbox's view of the Web API client. Messages quote outside text (a URL in an alert or in a
  * run's output): no preview of it is unfurled under the bot's message, and no `@channel` in it is
  * turned into a ping.
@@ -53,20 +84,46 @@ function boltLogger(log: Logger): BoltLogger {
 export function slackPoster(client: WebClient): SlackPoster {
   return {
     async postMessage(args) {
-      const result = await client.chat.postMessage({
-        ...args,
-        blocks: args.blocks as never,
-        unfurl_links: false,
-        unfurl_media: false,
-        link_names: false,
-      });
+      const result = await waitingOutRateLimits(() =>
+        client.chat.postMessage({
+          ...args,
+          blocks: args.blocks as never,
+          ...(args.metadata ? { metadata: args.metadata as never } : {}),
+          unfurl_links: false,
+          unfurl_media: false,
+          link_names: false,
+        }),
+      );
       return {
         ...(result.channel ? { channel: result.channel } : {}),
         ...(result.ts ? { ts: result.ts } : {}),
       };
     },
-    update: (args) => client.chat.update({ ...args, blocks: args.blocks as never, link_names: false }),
-    uploadFile: (args) => client.files.uploadV2(args),
+    update: (args) =>
+      waitingOutRateLimits(() =>
+        client.chat.update({ ...args, blocks: args.blocks as never, link_names: false }),
+      ),
+    uploadFile: (args) => waitingOutRateLimits(() => client.files.uploadV2(args)),
+    async history({ channel, threadTs }) {
+      const found: TaggedMessage[] = [];
+      let cursor: string | undefined;
+      // A few pages at most: the message looked for is recent (a thread, or the last minutes).
+      for (let page = 0; page < 5; page++) {
+        const common = { channel, include_all_metadata: true, limit: 200, ...(cursor ? { cursor } : {}) };
+        const result = threadTs
+          ? await waitingOutRateLimits(() => client.conversations.replies({ ...common, ts: threadTs }))
+          : await waitingOutRateLimits(() => client.conversations.history(common));
+        for (const m of result.messages ?? [])
+          if (m.ts)
+            found.push({
+              ts: m.ts,
+              ...(m.metadata ? { metadata: m.metadata as TaggedMessage['metadata'] } : {}),
+            });
+        cursor = result.response_metadata?.next_cursor || undefined;
+        if (!cursor) break;
+      }
+      return found;
+    },
   };
 }
 
@@ -100,6 +157,7 @@ export async function startSlackApp(options: {
     // A few retries for 5xx and network errors (Slack's 429s are waited out per Retry-After
     // anyway); the default, ten over half an hour, would stall the outbox behind one message.
     retryConfig: { retries: 3, factor: 2, minTimeout: 500, maxTimeout: 5000 },
+    timeout: SLACK_REQUEST_TIMEOUT_MS,
   });
   const socketMode = config.SLACK_APP_TOKEN !== undefined;
   const receiver = socketMode
@@ -116,7 +174,10 @@ export async function startSlackApp(options: {
         logger,
       });
   const app = new App({ token: config.SLACK_BOT_TOKEN, receiver, logger, clientOptions: clientOptions() });
-  const poster = slackPoster(app.client);
+  // The outbox's own client: the same deadline, each request sent once (POSTER_CLIENT_OPTIONS).
+  const poster = slackPoster(
+    new WebClientClass(config.SLACK_BOT_TOKEN, { ...clientOptions(), ...POSTER_CLIENT_OPTIONS, logger }),
+  );
   const pump = new OutboxPump(db, poster, log);
   const deps: ListenerDeps = {
     db,
@@ -156,7 +217,7 @@ export async function startSlackApp(options: {
     pump,
     poster,
     async stop() {
-      await pump.stop();
+      await pump.stop(OUTBOX_STOP_DEADLINE_MS);
       await app.stop();
     },
   };

@@ -56,6 +56,11 @@ export interface OutboxOptions {
   claimTimeoutMs: number;
   /** How often a poster renews its claim while the post is in flight, in milliseconds. Default 20000. */
   claimRenewMs: number;
+  /**
+   * Messages posted at once, each of a different thread (a thread's own stay in order), so a slow
+   * or failing thread does not hold up the others. Default 4; Slack's 429s pause them all.
+   */
+  concurrency: number;
 }
 
 /** The defaults; not read from the environment (tests pass their own). */
@@ -65,7 +70,15 @@ export const OUTBOX_DEFAULTS: OutboxOptions = {
   retryMaxMs: 600_000,
   claimTimeoutMs: 120_000,
   claimRenewMs: 20_000,
+  concurrency: 4,
 };
+
+/** How a process stops draining: no new claims once `stopping()`, and the claims it holds in `held`. */
+export interface DrainControl {
+  stopping?: () => boolean;
+  /** Message id → claim token of the posts in flight, so a shutdown can release them. */
+  held?: Map<string, string>;
+}
 
 /** How long a message waits after its `attempts`-th failed attempt (1, 2, ...): doubling, capped. */
 export function retryDelayMs(
@@ -76,13 +89,33 @@ export function retryDelayMs(
   return Math.min(options.retryBaseMs * 2 ** exponent, options.retryMaxMs);
 }
 
+/** What a posted message carries so it can be found again: Slack's message metadata. */
+export interface OutboxTag {
+  event_type: typeof OUTBOX_EVENT_TYPE;
+  event_payload: { key: string };
+}
+
+export const OUTBOX_EVENT_TYPE = 'nightshift_outbox';
+
+/** A message as conversations.history/replies return it, with its metadata. */
+export interface TaggedMessage {
+  ts: string;
+  metadata?: { event_type?: string; event_payload?: Record<string, unknown> };
+}
+
 export interface SlackPoster {
   postMessage(args: {
     channel: string;
     text: string;
     blocks: unknown[];
     thread_ts?: string;
+    metadata?: OutboxTag;
   }): Promise<{ channel?: string; ts?: string }>;
+  /**
+   * Recent messages with their metadata: a thread's (threadTs) or the channel's latest (up to 1,000).
+   * Without it, a post whose answer was lost may be posted again.
+   */
+  history?(args: { channel: string; threadTs?: string }): Promise<TaggedMessage[]>;
   update(args: { channel: string; ts: string; text: string; blocks: unknown[] }): Promise<unknown>;
   /** Long text (a summary, a script's output) goes to the thread as a file, not a wall of text. */
   uploadFile(args: {
@@ -98,12 +131,21 @@ export interface SlackPoster {
 interface OutboxRow {
   id: string;
   incident_id: string;
+  dedup_key: string;
   role: 'root' | 'reply';
   channel: string;
   body: { type: string } & Partial<AlertNotice>;
   attempts: number;
   /** Names this claim: only its holder renews it. */
   claimed_by: string;
+}
+
+/** What alertState reads of an alert as stored (alerts.payload). */
+interface StoredAlert {
+  fingerprint?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  disk?: { mount?: string; usedPercent?: number };
 }
 
 /**
@@ -128,15 +170,13 @@ export async function alertState(
   const usages = new Map<string, DiskUsage>();
   for (const row of rows) {
     alerts[row.status]++;
-    const payload = (typeof row.payload === 'string' ? JSON.parse(row.payload) : row.payload) as {
-      alerts?: Array<{
-        fingerprint?: string;
-        labels?: Record<string, string>;
-        annotations?: Record<string, string>;
-      }>;
-      disk?: { mount?: string; usedPercent?: number };
+    const payload = (
+      typeof row.payload === 'string' ? JSON.parse(row.payload) : row.payload
+    ) as StoredAlert & {
+      alerts?: StoredAlert[];
     };
-    const alert = payload.alerts?.find((a) => a.fingerprint === row.fingerprint);
+    // Rows stored before migration 9 hold their whole delivery; later rows the alert alone.
+    const alert = payload.alerts ? payload.alerts.find((a) => a.fingerprint === row.fingerprint) : payload;
     const mount = alert?.labels?.mountpoint ?? payload.disk?.mount;
     if (!mount) continue;
     const used =
@@ -164,7 +204,8 @@ export async function renderRoot(db: Db, incident: Incident, now: Date): Promise
 async function claim(db: Db, options: OutboxOptions): Promise<OutboxRow | undefined> {
   return db.transaction(async (tx) => {
     const { rows } = await tx.executeSql<Omit<OutboxRow, 'claimed_by'>>(
-      `SELECT m.id, m.incident_id, m.role, m.channel, m.body, m.attempts FROM thread_messages m
+      `SELECT m.id, m.incident_id, m.dedup_key,
+              m.role, m.channel, m.body, m.attempts FROM thread_messages m
        JOIN incidents i ON i.id = m.incident_id
        WHERE m.posted_at IS NULL AND m.dead_at IS NULL
          AND (m.not_before IS NULL OR m.not_before <= now())
@@ -199,13 +240,20 @@ async function post(
   now: Date,
 ): Promise<void> {
   const body = typeof row.body === 'string' ? (JSON.parse(row.body) as OutboxRow['body']) : row.body;
+  const tag: OutboxTag = { event_type: OUTBOX_EVENT_TYPE, event_payload: { key: row.dedup_key } };
   if (row.role === 'root') {
     const message = await renderRoot(db, incident, now);
-    const result = await slack.postMessage({
-      channel: row.channel,
-      text: message.text,
-      blocks: message.blocks,
-    });
+    // A root posted before whose answer was lost (looked for only on a retry): taken as it is,
+    // its hash left unset so the next refresh brings it up to date.
+    const found = row.attempts > 0 ? await findTagged(slack, { channel: row.channel }, tag) : undefined;
+    const result = found
+      ? { channel: row.channel, ts: found }
+      : await slack.postMessage({
+          channel: row.channel,
+          text: message.text,
+          blocks: message.blocks,
+          metadata: tag,
+        });
     await db.transaction(async (tx) => {
       await tx.executeSql(
         'UPDATE thread_messages SET ts = $2, posted_at = now(), last_error = NULL WHERE id = $1',
@@ -215,7 +263,7 @@ async function post(
         incident.id,
         result.channel ?? row.channel,
         result.ts,
-        rootHash(message),
+        found ? null : rootHash(message),
       ]);
     });
     return;
@@ -246,16 +294,47 @@ async function post(
           text: String((body as { text?: string }).text ?? ''),
           blocks: (body as { blocks?: unknown[] }).blocks ?? [],
         };
-  const result = await slack.postMessage({
-    channel: incident.channel ?? row.channel,
-    thread_ts: incident.rootTs!,
-    text: message.text,
-    blocks: message.blocks,
-  });
+  const channel = incident.channel ?? row.channel;
+  const found =
+    row.attempts > 0 ? await findTagged(slack, { channel, threadTs: incident.rootTs! }, tag) : undefined;
+  const result = found
+    ? { ts: found }
+    : await slack.postMessage({
+        channel,
+        thread_ts: incident.rootTs!,
+        text: message.text,
+        blocks: message.blocks,
+        metadata: tag,
+      });
   await db.executeSql(
     'UPDATE thread_messages SET ts = $2, posted_at = now(), last_error = NULL WHERE id = $1',
     [row.id, result.ts],
   );
+}
+
+/**
+ * The ts of a message already posted with this tag, for a retry: the attempt before may have been
+ * carried out by Slack with its answer lost (a timeout, a cut connection, a 5xx after the fact).
+ * A lookup Slack itself refuses (`ok: false`, say a channel given by name) cannot tell, and the
+ * message is posted; a lookup that cannot reach Slack fails the attempt, to be tried again.
+ */
+async function findTagged(
+  slack: SlackPoster,
+  where: { channel: string; threadTs?: string },
+  tag: OutboxTag,
+): Promise<string | undefined> {
+  if (!slack.history) return undefined;
+  let messages: TaggedMessage[];
+  try {
+    messages = await slack.history(where);
+  } catch (error) {
+    if ((error as { code?: string }).code === 'slack_webapi_platform_error') return undefined;
+    throw error;
+  }
+  return messages.find(
+    (m) =>
+      m.metadata?.event_type === tag.event_type && m.metadata.event_payload?.key === tag.event_payload.key,
+  )?.ts;
 }
 
 /**
@@ -314,49 +393,100 @@ async function release(db: Db, log: Logger, row: OutboxRow, error: unknown, opti
   );
 }
 
-/** Posts everything postable; returns how many messages were posted. */
+/**
+ * Posts everything postable, `concurrency` messages at a time (each from a different thread, as
+ * claim() only offers a thread's next message once the one before it is posted); returns how
+ * many messages were posted.
+ */
 export async function drainOutbox(
   db: Db,
   slack: SlackPoster,
   log: Logger,
   now: () => Date = () => new Date(),
   options: Partial<OutboxOptions> = {},
+  control: DrainControl = {},
 ): Promise<number> {
   const settings = { ...OUTBOX_DEFAULTS, ...options };
   assert(
     settings.claimRenewMs > 0 && settings.claimRenewMs * 2 <= settings.claimTimeoutMs,
     'an outbox claim must be renewed at least twice within its timeout (claimRenewMs <= claimTimeoutMs / 2)',
   );
+  assert(
+    Number.isInteger(settings.concurrency) && settings.concurrency >= 1,
+    'concurrency must be 1 or more',
+  );
   let posted = 0;
-  for (;;) {
-    const row = await claim(db, settings);
-    if (!row) {
-      await sendPendingEdits(db, slack, log, settings);
-      return posted;
+  const poster = async () => {
+    for (;;) {
+      if (control.stopping?.()) return;
+      const row = await claim(db, settings);
+      if (!row) return;
+      control.held?.set(row.id, row.claimed_by);
+      try {
+        if (await postClaimed(db, slack, log, row, now, settings)) posted++;
+      } finally {
+        control.held?.delete(row.id);
+      }
     }
-    const incident = await getIncident(db, Number(row.incident_id));
-    if (!incident) continue;
-    const stopRenewing = holdClaim(db, log, row, settings.claimRenewMs);
-    const failure = await post(db, slack, row, incident, now()).then(
-      () => undefined,
-      (error: unknown) => ({ error }),
-    );
-    stopRenewing();
-    if (failure) {
-      await release(db, log, row, failure.error, settings);
-      continue;
-    }
-    posted++;
-    const body = typeof row.body === 'string' ? (JSON.parse(row.body) as OutboxRow['body']) : row.body;
-    // The root shows the latest state (disk usage, alerts resolved): refresh it in place. The reply
-    // is posted whatever happens here; a root left stale is refreshed by the next change.
-    if (row.role === 'reply' && body.type === 'alert') {
-      await refreshRoot(db, slack, incident.id, now()).catch((error: unknown) => {
-        log.warn({ err: error, incident: incident.id }, 'could not refresh the root message');
-      });
-    }
-  }
+  };
+  await Promise.all(Array.from({ length: settings.concurrency }, poster));
+  // Edits made while their message was being posted, edits Slack refused, edits whose sender died.
+  if (!control.stopping?.()) await sendPendingEdits(db, slack, log, settings);
+  return posted;
 }
+
+/** Posts one claimed message, renewing its claim meanwhile; releases it for a retry when it fails. */
+async function postClaimed(
+  db: Db,
+  slack: SlackPoster,
+  log: Logger,
+  row: OutboxRow,
+  now: () => Date,
+  settings: OutboxOptions,
+): Promise<boolean> {
+  const incident = await getIncident(db, Number(row.incident_id));
+  if (!incident) return false;
+  const stopRenewing = holdClaim(db, log, row, settings.claimRenewMs);
+  const failure = await post(db, slack, row, incident, now()).then(
+    () => undefined,
+    (error: unknown) => ({ error }),
+  );
+  stopRenewing();
+  if (failure) {
+    await release(db, log, row, failure.error, settings);
+    return false;
+  }
+  const body = typeof row.body === 'string' ? (JSON.parse(row.body) as OutboxRow['body']) : row.body;
+  // The root shows the latest state (disk usage, alerts resolved): refresh it in place. The reply
+  // is posted whatever happens here; a root left stale is refreshed by the next change.
+  if (row.role === 'reply' && body.type === 'alert') {
+    await refreshRoot(db, slack, incident.id, now()).catch((error: unknown) => {
+      log.warn({ err: error, incident: incident.id }, 'could not refresh the root message');
+    });
+  }
+  return true;
+}
+
+/** Gives claims back at shutdown, so another process posts them now rather than after the claim timeout. */
+export async function releaseClaims(db: Db, held: Map<string, string>): Promise<void> {
+  for (const [id, token] of held)
+    await db.executeSql(
+      'UPDATE thread_messages SET claimed_at = NULL, claimed_by = NULL WHERE id = $1 AND claimed_by = $2 AND posted_at IS NULL',
+      [id, token],
+    );
+}
+
+/** Seconds the oldest message still to post has waited, or 0 (dead ones are counted apart). */
+export async function oldestPendingSeconds(db: Db): Promise<number> {
+  const { rows } = await db.executeSql<{ age: number | null }>(
+    `SELECT extract(epoch FROM now() - min(created_at))::float8 AS age FROM thread_messages
+     WHERE posted_at IS NULL AND dead_at IS NULL`,
+  );
+  return Number(rows[0]?.age ?? 0);
+}
+
+/** A pending message older than this makes the outbox "stuck" in the log, /metrics and doctor. */
+export const OUTBOX_STUCK_AFTER_S = 60;
 
 /** Identifies a rendering of the root: equal hashes, nothing for chat.update to change. */
 export function rootHash(message: SlackMessage): string {

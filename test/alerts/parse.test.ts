@@ -3,7 +3,13 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { dedupKey, groupKey, hostFromLabels, parseUsedPercent } from '../../src/alerts/alert.ts';
-import { ALERT_SOURCES, parseDelivery } from '../../src/alerts/parse.ts';
+import {
+  ALERT_SOURCES,
+  MAX_DEPTH,
+  MAX_HOST,
+  nestedDeeperThan,
+  parseDelivery,
+} from '../../src/alerts/parse.ts';
 
 const fixture = (name: string) => readFileSync(new URL(`./fixtures/${name}`, import.meta.url), 'utf8');
 
@@ -78,6 +84,46 @@ describe('parseDelivery', () => {
     );
     const noHost = parseDelivery('generic', JSON.stringify({ name: 'x' }));
     assert.match(!noHost.ok ? noHost.error : '', /^host: /);
+  });
+
+  it('refuses a body nested deeper than MAX_DEPTH before parsing it; brackets in strings do not count', () => {
+    const deep = `${'['.repeat(MAX_DEPTH + 1)}${']'.repeat(MAX_DEPTH + 1)}`;
+    assert.ok(nestedDeeperThan(deep, MAX_DEPTH));
+    assert.ok(!nestedDeeperThan(`${'['.repeat(MAX_DEPTH)}${']'.repeat(MAX_DEPTH)}`, MAX_DEPTH));
+    assert.ok(!nestedDeeperThan(JSON.stringify({ host: 'a', summary: `"\\[{${'['.repeat(100)}` }), 4));
+    const parsed = parseDelivery('generic', `{"host": "a", "labels": ${deep}}`);
+    assert.deepEqual(parsed, {
+      ok: false,
+      error: `body is nested deeper than ${MAX_DEPTH} levels`,
+      rejected: [],
+    });
+  });
+
+  it('rejects an alert it cannot store and keeps the others: NUL, unpaired surrogate, over-long host', () => {
+    const parsed = parseDelivery(
+      'generic',
+      JSON.stringify([
+        { host: 'a', labels: { job: 'x\u0000' } },
+        { host: 'b', summary: '\ud800' },
+        { host: 'c', labels: { ['k\u0000']: 'v' } },
+        { host: 'd'.repeat(MAX_HOST + 1) },
+        { host: 'e' },
+      ]),
+    );
+    assert.ok(parsed.ok);
+    assert.deepEqual(
+      parsed.alerts.map((a) => a.host),
+      ['e'],
+    );
+    assert.deepEqual(
+      parsed.rejected.map((r) => r.error.replace(/(NUL|unpaired|characters long).*/, '$1')),
+      [
+        '0.labels.job: contains a NUL',
+        '1.summary: contains an unpaired',
+        '2.labels.k\\u0000 (the name): contains a NUL',
+        '3.host: Too big: expected string to have <=253 characters',
+      ],
+    );
   });
 
   it('never throws on any body, for any source', () => {

@@ -62,11 +62,17 @@ export const FORM_TYPE = 'application/x-www-form-urlencoded';
  *   as Slack rate-limits; the WebClient pauses its queue that long, then retries.
  * - `{ error }`: HTTP 200 `{ok:false, error, ...extra}`, Slack's way of failing a call (never retried).
  * - `{ status }`: any other HTTP status (e.g. 500) with a plain-text body.
+ * - `{ hang: true }`: the request is read and never answered (the connection stays open until the
+ *   client gives up or the fake closes), as a Slack call that hangs.
+ * - `{ lostAnswer: true }`: the call is carried out (a message is posted) and then the connection
+ *   is cut before the answer: Slack has it, the client never hears.
  */
 export type FakeFault =
   | { status: 429; retryAfter: number }
   | { error: string; extra?: Record<string, unknown> }
-  | { status: number; body?: string };
+  | { status: number; body?: string }
+  | { hang: true }
+  | { lostAnswer: true };
 
 export interface RecordedCall {
   method: string;
@@ -597,6 +603,8 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
   const envelopes: FakeEnvelope[] = [];
   const acks: FakeAck[] = [];
   const faults = new Map<string, FakeFault[]>();
+  /** Requests a `hang` fault holds open; close() ends them. */
+  const hung = new Set<ServerResponse>();
   const matchedFaults: Array<{
     method: string;
     match: (args: Record<string, unknown>) => boolean;
@@ -679,7 +687,7 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
   };
 
   /** The shape Slack returns for a message (chat.postMessage's `message`, conversations.history). */
-  const apiMessage = (m: FakeMessage): Record<string, unknown> => {
+  const apiMessage = (m: FakeMessage, withMetadata = false): Record<string, unknown> => {
     const replies = m.thread_ts === undefined ? [] : threadOf(m.channel, m.ts);
     return {
       type: 'message',
@@ -698,6 +706,7 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
         ? { reply_count: replies.length, latest_reply: replies.at(-1)?.ts ?? m.ts }
         : {}),
       ...(m.edited ? { edited: m.edited } : {}),
+      ...(m.metadata !== undefined && withMetadata ? { metadata: m.metadata } : {}),
       ...(m.reactions.length > 0
         ? { reactions: m.reactions.map((r) => ({ name: r.name, users: r.users, count: r.users.length })) }
         : {}),
@@ -890,7 +899,7 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
         .filter((m) => inRange(m.ts))
         .sort((a, b) => Number(b.ts) - Number(a.ts));
       return {
-        messages: top.slice(0, limit).map(apiMessage),
+        messages: top.slice(0, limit).map((m) => apiMessage(m, truthy(args, 'include_all_metadata'))),
         has_more: top.length > limit,
         pin_count: 0,
         response_metadata: { next_cursor: '' },
@@ -904,7 +913,9 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
       const root = parent.thread_ts ?? parent.ts;
       const head = findMessage(target.id, root);
       return {
-        messages: [...(head ? [head] : []), ...threadOf(target.id, root)].map(apiMessage),
+        messages: [...(head ? [head] : []), ...threadOf(target.id, root)].map((m) =>
+          apiMessage(m, truthy(args, 'include_all_metadata')),
+        ),
         has_more: false,
         response_metadata: { next_cursor: '' },
       };
@@ -1080,6 +1091,23 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
     const matched = matchedFaults.find((f) => f.method === method && f.left > 0 && f.match(call.args));
     if (matched) matched.left -= 1;
     const fault = matched?.fault ?? faults.get(method)?.shift();
+    if (fault && 'hang' in fault) {
+      call.fault = fault;
+      call.status = 0;
+      hung.add(res);
+      res.on('close', () => hung.delete(res));
+      return;
+    }
+    if (fault && 'lostAnswer' in fault) {
+      call.fault = fault;
+      call.status = 0;
+      try {
+        checkToken(method, call.token);
+        methods[method]?.(call.args);
+      } catch {}
+      res.socket?.destroy();
+      return;
+    }
     if (fault) {
       call.fault = fault;
       if ('error' in fault) {
@@ -1365,6 +1393,8 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
       for (const socket of sockets) if (socket.open) socket.sendText(message);
     },
     async close() {
+      for (const res of hung) res.socket?.destroy();
+      hung.clear();
       for (const pending of pendingAcks.values()) {
         clearTimeout(pending.timer);
         pending.reject(new Error('fake Slack closed before the ack arrived'));

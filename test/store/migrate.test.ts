@@ -11,6 +11,7 @@ import { POSTGRES_URL, testDatabases } from '../helpers/db.ts';
 const TABLES = [
   'agent_messages',
   'agent_state',
+  'alert_deliveries',
   'alerts',
   'approvals',
   'audit_log',

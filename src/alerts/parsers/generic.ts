@@ -40,34 +40,37 @@ export const GenericWebhookSchema = z.union([GenericAlertSchema, GenericAlertsSc
 
 export type GenericWebhook = z.infer<typeof GenericWebhookSchema>;
 
+export type GenericAlert = z.infer<typeof GenericAlertSchema>;
+
+export function fromGenericAlert(a: GenericAlert): NormalizedAlert {
+  const disk =
+    a.problem === 'disk' ||
+    a.disk !== undefined ||
+    (a.problem === undefined && isDiskAlert(a.name, a.labels, ''));
+  const mount = a.disk?.mount ?? a.labels.mountpoint ?? null;
+  const fingerprint =
+    a.id ??
+    createHash('sha256')
+      .update(JSON.stringify([a.host, a.name, mount]))
+      .digest('hex')
+      .slice(0, 16);
+  return {
+    source: 'generic' as const,
+    fingerprint,
+    status: a.status,
+    name: a.name,
+    host: a.host,
+    problem: disk ? 'disk' : (a.problem ?? a.name),
+    summary: a.summary ?? (disk && mount ? `${a.name} on ${a.host} ${mount}` : a.name),
+    severity: severityOf(a.severity),
+    labels: a.labels,
+    startsAt: a.startsAt ?? null,
+    endsAt: null,
+    mount,
+    usedPercent: a.disk?.usedPercent ?? null,
+  };
+}
+
 export function fromGeneric(payload: GenericWebhook): NormalizedAlert[] {
-  const list = Array.isArray(payload) ? payload : [payload];
-  return list.map((a) => {
-    const disk =
-      a.problem === 'disk' ||
-      a.disk !== undefined ||
-      (a.problem === undefined && isDiskAlert(a.name, a.labels, ''));
-    const mount = a.disk?.mount ?? a.labels.mountpoint ?? null;
-    const fingerprint =
-      a.id ??
-      createHash('sha256')
-        .update(JSON.stringify([a.host, a.name, mount]))
-        .digest('hex')
-        .slice(0, 16);
-    return {
-      source: 'generic' as const,
-      fingerprint,
-      status: a.status,
-      name: a.name,
-      host: a.host,
-      problem: disk ? 'disk' : (a.problem ?? a.name),
-      summary: a.summary ?? (disk && mount ? `${a.name} on ${a.host} ${mount}` : a.name),
-      severity: severityOf(a.severity),
-      labels: a.labels,
-      startsAt: a.startsAt ?? null,
-      endsAt: null,
-      mount,
-      usedPercent: a.disk?.usedPercent ?? null,
-    };
-  });
+  return (Array.isArray(payload) ? payload : [payload]).map(fromGenericAlert);
 }

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { redact } from '../../analyze/redact.ts';
 import { parseKnownHosts } from '../../collect/known-hosts.ts';
 import { SshConnections } from '../../collect/ssh.ts';
 import { loadConfig } from '../../config/env.ts';
@@ -12,6 +13,8 @@ import { describeHome, probeCgroup } from '../../runners/cgroup.ts';
 import { findExecutable } from '../../runners/evidence-sandbox.ts';
 import { sandboxUserStatus, type UserLookup } from '../../runners/sandbox-user.ts';
 import { inspectSqlRole } from '../../runners/sql-role.ts';
+import { OUTBOX_STUCK_AFTER_S, oldestPendingSeconds } from '../../slack/outbox.ts';
+import type { Db } from '../../store/db.ts';
 import { loadMigrations } from '../../store/migrate.ts';
 import { openStore } from '../../store/open.ts';
 import { type CliIo, helpOnly } from '../io.ts';
@@ -33,6 +36,30 @@ CREATE on its search path; it prints the statement that fixes each), each only w
 configured. Exit status 0
 when everything configured works.
 `;
+
+/** The Slack outbox: FAIL while a message has waited longer than OUTBOX_STUCK_AFTER_S, with the last error. */
+async function outboxCheck(db: Db): Promise<CheckResult> {
+  const part = 'slack outbox';
+  const age = await oldestPendingSeconds(db);
+  const { rows } = await db.executeSql<{ pending: number; dead: number; error: string | null }>(
+    `SELECT count(*) FILTER (WHERE dead_at IS NULL)::int AS pending, count(*) FILTER (WHERE dead_at IS NOT NULL)::int AS dead,
+            (array_agg(last_error ORDER BY id) FILTER (WHERE dead_at IS NULL AND last_error IS NOT NULL))[1] AS error
+       FROM thread_messages WHERE posted_at IS NULL`,
+  );
+  const { pending = 0, dead = 0, error = null } = rows[0] ?? {};
+  const deadNote = dead > 0 ? `; ${dead} message(s) given up on (dead)` : '';
+  if (age > OUTBOX_STUCK_AFTER_S)
+    return {
+      part,
+      ok: false,
+      detail: `stuck: ${pending} message(s) to post, the oldest waiting ${Math.round(age)} s${error ? ` (last error: ${redact(error).text.slice(0, 200)})` : ''}${deadNote}; is the bot running, and can it reach Slack?`,
+    };
+  return {
+    part,
+    ok: true,
+    detail: `${pending} message(s) to post, none older than ${OUTBOX_STUCK_AFTER_S} s${deadNote}`,
+  };
+}
 
 /** ok: null is off or not checked; warning marks an ok: null that needs attention (exit status stays 0). */
 export type CheckResult = { part: string; ok: boolean | null; detail: string; warning?: true };
@@ -208,6 +235,18 @@ export async function runChecks(
           const want = loadMigrations().length;
           const where =
             db.kind === 'pglite' ? `embedded store in ${config.NIGHTSHIFT_DATA_DIR}` : 'PostgreSQL';
+          if (have === want) {
+            const stuck = await outboxCheck(db);
+            if (stuck)
+              return [
+                {
+                  part: 'database',
+                  ok: true,
+                  detail: `${where} answers; schema ${config.DATABASE_SCHEMA} is up to date`,
+                },
+                stuck,
+              ];
+          }
           return have === want
             ? {
                 part: 'database',
