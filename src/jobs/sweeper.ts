@@ -3,6 +3,7 @@ import { closedUntold } from '../agent/conversation.ts';
 import { expireProposals, failStaleRuns, type Proposal, RUN_HEARTBEAT } from '../approvals/service.ts';
 import { forgetSecretsBefore } from '../evidence/known-secrets.ts';
 import type { Logger } from '../log.ts';
+import { md } from '../slack/blocks/mrkdwn.ts';
 import type { SlackPoster } from '../slack/outbox.ts';
 import { refreshProposalMessage } from '../slack/proposal-messages.ts';
 import type { Db } from '../store/db.ts';
@@ -136,7 +137,8 @@ async function failAbandonedRuns(deps: SweeperDeps, now: Date): Promise<number> 
         fallbackChannel: deps.channel ?? '#incidents',
         body: {
           type: 'text',
-          text: `:x: Run ${runId} of proposal #${proposal.id} (${proposal.kind} on ${proposal.target}) failed: ${error}. It may have run in part; propose it again to run it again.`,
+          text: md`:x: Run ${runId} of proposal #${proposal.id} (${proposal.kind} on ${proposal.target}) failed: ${error}. It may have run in part; propose it again to run it again.`
+            .text,
           blocks: [],
         },
       });
