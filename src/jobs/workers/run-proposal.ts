@@ -148,19 +148,22 @@ async function claimAndRun(
     deps.log.info({ proposal: proposal.id }, 'proposal already ran; not running it again');
     return;
   }
+  // It beats until its end is recorded: a slow store at the end does not pass for a dead worker.
   const stopBeating = heartbeat(deps, run.id);
   const started = performance.now();
-  let report: RunReport;
   try {
-    await refreshProposalMessage(deps.db, deps.slack, proposal.id, now(deps), undefined, deps.log);
-    deps.kick?.();
-    report = await body(run);
-  } catch (error) {
-    report = failedReport(deps, proposal, about, run.id, error, Math.round(performance.now() - started));
+    let report: RunReport;
+    try {
+      await refreshProposalMessage(deps.db, deps.slack, proposal.id, now(deps), undefined, deps.log);
+      deps.kick?.();
+      report = await body(run);
+    } catch (error) {
+      report = failedReport(deps, proposal, about, run.id, error, Math.round(performance.now() - started));
+    }
+    await recordEnd(deps, proposal, run.id, report);
   } finally {
     stopBeating();
   }
-  await recordEnd(deps, proposal, run.id, report);
 }
 
 /** Writes the run's heartbeat every `deps.heartbeatMs` until the returned function is called. */
