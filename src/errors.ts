@@ -24,6 +24,8 @@ export const ErrorCode = {
   SqlRefused: 'nightshift_sql_refused',
   SqlFailed: 'nightshift_sql_failed',
   SandboxUnavailable: 'nightshift_sandbox_unavailable',
+  /** A run whose worker stopped answering (no heartbeat): the sweeper failed it. */
+  RunAbandoned: 'nightshift_run_abandoned',
   Internal: 'nightshift_internal',
 } as const;
 

@@ -103,7 +103,9 @@ export async function startBot(options: StartOptions): Promise<Bot> {
     if (redacted > 0)
       log.info({ findings: redacted }, 'findings stored before redaction at rest were redacted');
     const { startBoss } = await import('./jobs/boss.ts');
-    const { agentWhenClosed, registerWorkers, runWhenApproved } = await import('./jobs/workers/index.ts');
+    const { agentWhenClosed, agentWhenRunFailed, registerWorkers, runWhenApproved } = await import(
+      './jobs/workers/index.ts'
+    );
     const queue = await startBoss(db, log);
     boss = queue;
     // Collection over SSH, when a hosts file is configured: disk incidents start it.
@@ -168,6 +170,13 @@ export async function startBot(options: StartOptions): Promise<Bot> {
       agent,
       kick: () => void slack?.pump.kick(),
     });
+    // A run failed by the sweeper (its worker died) wakes the agent as a run's end does.
+    const onRunFailed = agentWhenRunFailed(queue, {
+      db,
+      channel: config.INCIDENT_CHANNEL,
+      agent,
+      kick: () => void slack?.pump.kick(),
+    });
     // One collection per disk incident: the job id comes from the incident, so a second send
     // (the sweeper catching up after a crash between the alert's commit and this send) is a no-op.
     const startCollection = collection
@@ -220,7 +229,10 @@ export async function startBot(options: StartOptions): Promise<Bot> {
         evidenceDir,
         startCollection,
         onClosed,
+        onRunFailed,
         agentOn: agent !== undefined,
+        channel: config.INCIDENT_CHANNEL,
+        kick: () => void running.pump.kick(),
       });
       const mode = config.SLACK_APP_TOKEN ? 'Socket Mode' : 'HTTP, /slack/events';
       log.info({ port: running.port, store: db.kind }, `nightshift is serving with Slack (${mode})`);
@@ -247,7 +259,9 @@ export async function startBot(options: StartOptions): Promise<Bot> {
       evidenceDir,
       startCollection,
       onClosed,
+      onRunFailed,
       agentOn: agent !== undefined,
+      channel: config.INCIDENT_CHANNEL,
     });
     const server: Server = await startHttpServer(routes, config.PORT, log);
     const port = (server.address() as AddressInfo).port;

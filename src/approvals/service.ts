@@ -424,8 +424,8 @@ export async function startRun(
     }
     // The trigger on runs checks the approvals of this hash again, in the database.
     const { rows } = await tx.executeSql<{ id: string; started_at: Date | string }>(
-      'INSERT INTO runs (proposal_id, sha256) VALUES ($1, $2) RETURNING id, started_at',
-      [proposalId, sha256],
+      'INSERT INTO runs (proposal_id, sha256, heartbeat_at) VALUES ($1, $2, $3) RETURNING id, started_at',
+      [proposalId, sha256, now],
     );
     await tx.executeSql(`UPDATE proposals SET state = 'running' WHERE id = $1`, [proposalId]);
     const run = rows[0]!;
@@ -461,11 +461,17 @@ export interface RunEnd {
   error?: string;
 }
 
-export async function finishRun(db: Db, proposal: Proposal, runId: number, end: RunEnd): Promise<void> {
-  await db.transaction(async (tx) => {
+/**
+ * Records the end of a running run, and its proposal's (done or failed), with evidence it was
+ * still transferring marked failed. Returns false, changing nothing, when the run had already
+ * ended: the sweeper failed it because its heartbeat stopped (failStaleRuns).
+ */
+export async function finishRun(db: Db, proposal: Proposal, runId: number, end: RunEnd): Promise<boolean> {
+  return db.transaction(async (tx) => {
     const { rows } = await tx.executeSql<{ ms: number | string }>(
       `UPDATE runs SET state = $2, finished_at = now(), exit_code = $3, output_bytes = $4, result = $5, error = $6
-       WHERE id = $1 RETURNING (extract(epoch FROM finished_at - started_at) * 1000)::bigint AS ms`,
+       WHERE id = $1 AND state = 'running'
+       RETURNING (extract(epoch FROM finished_at - started_at) * 1000)::bigint AS ms`,
       [
         runId,
         end.ok ? 'succeeded' : 'failed',
@@ -475,6 +481,8 @@ export async function finishRun(db: Db, proposal: Proposal, runId: number, end: 
         end.error ?? null,
       ],
     );
+    if (rows.length === 0) return false;
+    await failTransfers(tx, runId, end.error ?? 'the run ended before this file was in');
     await tx.executeSql('UPDATE proposals SET state = $2 WHERE id = $1', [
       proposal.id,
       end.ok ? 'done' : 'failed',
@@ -493,5 +501,75 @@ export async function finishRun(db: Db, proposal: Proposal, runId: number, end: 
         ...(end.error ? { error: end.error } : {}),
       },
     });
+    return true;
+  });
+}
+
+/** Evidence a run was still transferring when it ended never completes: it is failed, with why. */
+async function failTransfers(tx: Db, runId: number, error: string): Promise<void> {
+  await tx.executeSql(
+    `UPDATE evidence_artifacts SET state = 'failed', error = $2 WHERE run_id = $1 AND state = 'transferring'`,
+    [runId, error.slice(0, 1000)],
+  );
+}
+
+/**
+ * How often a worker writes its run's heartbeat, and how old the heartbeat may get before the
+ * sweeper takes the worker for dead and fails the run, in milliseconds. Not read from the
+ * environment (tests pass their own).
+ */
+export const RUN_HEARTBEAT = { everyMs: 15_000, staleAfterMs: 120_000 };
+
+/** The worker of a running run is alive at `at` (its own clock, as the sweeper's is). */
+export async function beatRun(db: Db, runId: number, at: Date): Promise<void> {
+  await db.executeSql(
+    `UPDATE runs SET heartbeat_at = greatest(heartbeat_at, $2) WHERE id = $1 AND state = 'running'`,
+    [runId, at],
+  );
+}
+
+/** A run the sweeper failed, for the thread and whoever waits for the result. */
+export interface AbandonedRun {
+  runId: number;
+  proposal: Proposal;
+  /** Why, in words: what the run's record and its reply say. */
+  error: string;
+}
+
+/**
+ * Fails every run whose heartbeat is older than `staleAfterMs` at `now`: its worker died (the
+ * process, its host) or lost the database for that long, and nothing else would ever finish it.
+ * Each run, its proposal and its transfers are failed in one transaction with the audit entry;
+ * rows are taken with SKIP LOCKED, so sweepers in several processes fail a run once.
+ */
+export async function failStaleRuns(db: Db, now: Date, staleAfterMs: number): Promise<AbandonedRun[]> {
+  return db.transaction(async (tx) => {
+    const { rows } = await tx.executeSql<{ id: string; proposal_id: string; heartbeat_at: Date | string }>(
+      `SELECT id, proposal_id, heartbeat_at FROM runs WHERE state = 'running' AND heartbeat_at < $1
+       ORDER BY id FOR UPDATE SKIP LOCKED`,
+      [new Date(now.getTime() - staleAfterMs)],
+    );
+    const failed: AbandonedRun[] = [];
+    for (const row of rows) {
+      const proposal = await getProposal(tx, Number(row.proposal_id), true);
+      if (!proposal) continue;
+      const runId = Number(row.id);
+      const seen = asDate(row.heartbeat_at);
+      const error = `its worker stopped answering: no heartbeat since ${seen.toISOString()} (over ${Math.round(staleAfterMs / 1000)} s); what it did before that is not known`;
+      await tx.executeSql(
+        `UPDATE runs SET state = 'failed', finished_at = now(), result = $2, error = $3 WHERE id = $1`,
+        [runId, JSON.stringify({ code: ErrorCode.RunAbandoned, heartbeatAt: seen.toISOString() }), error],
+      );
+      await failTransfers(tx, runId, `the run was failed: ${error}`);
+      await tx.executeSql(`UPDATE proposals SET state = 'failed' WHERE id = $1`, [proposal.id]);
+      await appendAudit(tx, {
+        actor: 'nightshift',
+        action: 'run.finished',
+        incidentId: proposal.incidentId,
+        subject: { proposal: proposal.id, run: runId, ok: false, error },
+      });
+      failed.push({ runId, proposal: { ...proposal, state: 'failed' }, error });
+    }
+    return failed;
   });
 }

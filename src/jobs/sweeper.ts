@@ -1,19 +1,22 @@
 import { rm } from 'node:fs/promises';
 import { closedUntold } from '../agent/conversation.ts';
-import { expireProposals, type Proposal } from '../approvals/service.ts';
+import { expireProposals, failStaleRuns, type Proposal, RUN_HEARTBEAT } from '../approvals/service.ts';
 import { forgetSecretsBefore } from '../evidence/known-secrets.ts';
 import type { Logger } from '../log.ts';
+import { md } from '../slack/blocks/mrkdwn.ts';
 import type { SlackPoster } from '../slack/outbox.ts';
 import { refreshProposalMessage } from '../slack/proposal-messages.ts';
 import type { Db } from '../store/db.ts';
-import { appendAudit } from '../store/records.ts';
+import { appendAudit, queueThreadMessage } from '../store/records.ts';
 
 /**
  * Housekeeping on a timer, safe to run in every bot process at once (rows are claimed with SKIP
  * LOCKED or guarded by their state): proposals past their time are marked expired, their
- * messages say so and the agent that made one is woken; evidence past its retention period is
- * deleted from the bot host, its record (size, sha256, origin) kept, and so are the secrets
- * remembered beside it; a disk incident whose collection was lost is collected.
+ * messages say so and the agent that made one is woken; a run whose worker stopped writing its
+ * heartbeat (the process or its host died) is failed, the thread told why and whoever waits for
+ * its result woken; evidence past its retention period is deleted from the bot host, its record
+ * (size, sha256, origin) kept, and so are the secrets remembered beside it; a disk incident whose
+ * collection was lost is collected.
  */
 export interface SweeperDeps {
   db: Db;
@@ -31,12 +34,24 @@ export interface SweeperDeps {
   onClosed?: ((proposal: Pick<Proposal, 'id' | 'incidentId' | 'proposedBy'>) => Promise<void>) | undefined;
   /** Whether the agent is on (ANTHROPIC_API_KEY): then wakes it never got are sent again. */
   agentOn?: boolean | undefined;
+  /**
+   * How old a running run's heartbeat may get before the run is failed, in milliseconds; default
+   * RUN_HEARTBEAT.staleAfterMs (120,000), eight heartbeats missed.
+   */
+  runStaleAfterMs?: number | undefined;
+  /** Tells whoever waits for a run's result that the sweeper failed it (the agent: agentAfterRun). */
+  onRunFailed?: ((proposal: Proposal) => Promise<void>) | undefined;
+  /** The channel of a thread whose incident has none yet (INCIDENT_CHANNEL). */
+  channel?: string | undefined;
+  /** Asks the Slack outbox to post what was queued. */
+  kick?: (() => void) | undefined;
 }
 
 export async function sweep(
   deps: SweeperDeps,
   now: Date,
-): Promise<{ expired: number; deleted: number; collections: number; wakes: number }> {
+): Promise<{ expired: number; deleted: number; collections: number; wakes: number; abandoned: number }> {
+  const abandoned = await failAbandonedRuns(deps, now);
   const expired = await expireProposals(deps.db, now);
   for (const p of expired) {
     // The message first: the expiry is committed, and a failed wake must not leave live buttons.
@@ -102,7 +117,46 @@ export async function sweep(
       collections++;
     }
   }
-  return { expired: expired.length, deleted: rows.length, collections, wakes };
+  return { expired: expired.length, deleted: rows.length, collections, wakes, abandoned };
+}
+
+/**
+ * Fails the runs whose worker stopped writing their heartbeat, then says so in each thread (a
+ * reply keyed as the run's result, which the agent reads) and on the proposal's message, and wakes
+ * whoever waits for the result. The failure is committed first: a message or a wake that fails
+ * is logged, and the run stays failed.
+ */
+async function failAbandonedRuns(deps: SweeperDeps, now: Date): Promise<number> {
+  const runs = await failStaleRuns(deps.db, now, deps.runStaleAfterMs ?? RUN_HEARTBEAT.staleAfterMs);
+  for (const { runId, proposal, error } of runs) {
+    deps.log.error({ proposal: proposal.id, run: runId }, `run failed: ${error}`);
+    try {
+      await queueThreadMessage(deps.db, {
+        incidentId: proposal.incidentId,
+        key: `run:${runId}:result`,
+        fallbackChannel: deps.channel ?? '#incidents',
+        body: {
+          type: 'text',
+          text: md`:x: Run ${runId} of proposal #${proposal.id} (${proposal.kind} on ${proposal.target}) failed: ${error}. It may have run in part; propose it again to run it again.`
+            .text,
+          blocks: [],
+        },
+      });
+      await refreshProposalMessage(
+        deps.db,
+        deps.slack,
+        proposal.id,
+        now,
+        ':x: Failed: its worker stopped answering',
+        deps.log,
+      );
+      deps.kick?.();
+      await deps.onRunFailed?.(proposal);
+    } catch (err) {
+      deps.log.warn({ err, proposal: proposal.id, run: runId }, 'could not tell the thread of a failed run');
+    }
+  }
+  return runs.length;
 }
 
 export function startSweeper(deps: SweeperDeps, everyMs = 30_000): { stop(): void } {

@@ -35,6 +35,11 @@ import {
  * no reply before its root. After `maxAttempts` the message is marked dead (`dead_at`), logged as
  * an error and counted in /metrics; the replies behind it then go on, so one bad message does not
  * silence a thread.
+ *
+ * Edits of a posted message (thread-edits.ts) go through here too, one at a time per message and
+ * always its latest body (sendEdit): two chat.updates of one message are never in flight at once,
+ * so Slack never ends on an older rendering. The drain sends the edits that failed or whose
+ * sender died.
  */
 
 export interface OutboxOptions {
@@ -215,8 +220,11 @@ async function claim(db: Db, options: OutboxOptions): Promise<OutboxRow | undefi
     const row = rows[0];
     if (!row) return undefined;
     const token = randomUUID();
+    // The body read here is what Slack gets (edited_version): an edit made while it is being
+    // posted is sent after the post, by the drain's pass over edits (sendPendingEdits).
     await tx.executeSql(
-      'UPDATE thread_messages SET claimed_at = now(), claimed_by = $2, attempts = attempts + 1 WHERE id = $1',
+      `UPDATE thread_messages SET claimed_at = now(), claimed_by = $2, attempts = attempts + 1,
+         edited_version = version WHERE id = $1`,
       [row.id, token],
     );
     return { ...row, claimed_by: token };
@@ -422,6 +430,8 @@ export async function drainOutbox(
     }
   };
   await Promise.all(Array.from({ length: settings.concurrency }, poster));
+  // Edits made while their message was being posted, edits Slack refused, edits whose sender died.
+  if (!control.stopping?.()) await sendPendingEdits(db, slack, log, settings);
   return posted;
 }
 
@@ -508,4 +518,120 @@ export async function refreshRoot(db: Db, slack: SlackPoster, incidentId: number
     blocks: message.blocks,
   });
   await db.executeSql('UPDATE incidents SET root_hash = $2 WHERE id = $1', [incident.id, hash]);
+}
+
+/**
+ * Sends the latest body of a posted message to Slack with chat.update, unless Slack has it
+ * already, and again while a newer body is written meanwhile. The message is claimed for the edit
+ * (edit_claimed_by) and the claim renewed while the call is in flight, as a post's is: only one
+ * sender edits a message at a time, and it always sends the newest version there is, so edits
+ * reach Slack in the order of their versions and never step back. A sender that finds the claim
+ * held returns: the holder sends the newer body when its own call is done. A failed edit waits
+ * out `retryDelayMs` (edit_not_before) and the drain sends it again; after `maxAttempts` it waits
+ * for the next write of the message. Never throws for Slack's failures (they are logged).
+ */
+export async function sendEdit(
+  db: Db,
+  slack: SlackPoster,
+  messageId: number,
+  log: Pick<Logger, 'warn' | 'error'>,
+  options: Partial<OutboxOptions> = {},
+): Promise<void> {
+  const settings = { ...OUTBOX_DEFAULTS, ...options };
+  for (;;) {
+    const token = randomUUID();
+    const { rows } = await db.executeSql<{
+      channel: string;
+      ts: string;
+      body: unknown;
+      version: string;
+      edit_attempts: number;
+    }>(
+      `UPDATE thread_messages SET edit_claimed_by = $2, edit_claimed_at = now()
+       WHERE id = $1 AND ts IS NOT NULL AND version > edited_version
+         AND (edit_not_before IS NULL OR edit_not_before <= now())
+         AND (edit_claimed_by IS NULL OR edit_claimed_at < now() - $3::float8 * interval '1 millisecond')
+       RETURNING channel, ts, body, version, edit_attempts`,
+      [messageId, token, settings.claimTimeoutMs],
+    );
+    const row = rows[0];
+    if (!row) return;
+    const body = (typeof row.body === 'string' ? JSON.parse(row.body) : row.body) as {
+      text?: string;
+      blocks?: unknown[];
+    };
+    const stopRenewing = holdEditClaim(db, log, messageId, token, settings.claimRenewMs);
+    const failure = await slack
+      .update({ channel: row.channel, ts: row.ts, text: String(body.text ?? ''), blocks: body.blocks ?? [] })
+      .then(
+        () => undefined,
+        (error: unknown) => ({ error }),
+      );
+    stopRenewing();
+    if (failure) {
+      const attempts = row.edit_attempts + 1;
+      const last = attempts >= settings.maxAttempts;
+      const context = { err: failure.error, message: messageId, attempts };
+      if (last) log.error(context, 'could not edit a Slack message; the next change of it tries again');
+      else log.warn(context, 'could not edit a Slack message; will retry');
+      await db.executeSql(
+        `UPDATE thread_messages SET edit_claimed_by = NULL, edit_claimed_at = NULL, edit_attempts = $3,
+           edit_error = $4, edit_not_before = CASE WHEN $5 THEN 'infinity'::timestamptz
+             ELSE now() + $6::float8 * interval '1 millisecond' END
+         WHERE id = $1 AND edit_claimed_by = $2`,
+        [
+          messageId,
+          token,
+          attempts,
+          failure.error instanceof Error ? failure.error.message : String(failure.error),
+          last,
+          retryDelayMs(attempts, settings),
+        ],
+      );
+      return;
+    }
+    await db.executeSql(
+      `UPDATE thread_messages SET edited_version = greatest(edited_version, $3), edit_claimed_by = NULL,
+         edit_claimed_at = NULL, edit_attempts = 0, edit_error = NULL
+       WHERE id = $1 AND edit_claimed_by = $2`,
+      [messageId, token, row.version],
+    );
+  }
+}
+
+/** Renews an edit's claim every `everyMs` until the returned function is called. */
+function holdEditClaim(
+  db: Db,
+  log: Pick<Logger, 'warn'>,
+  messageId: number,
+  token: string,
+  everyMs: number,
+): () => void {
+  let held = true;
+  const timer = setInterval(() => {
+    db.executeSql(
+      'UPDATE thread_messages SET edit_claimed_at = now() WHERE id = $1 AND edit_claimed_by = $2',
+      [messageId, token],
+    ).catch((error: unknown) => {
+      if (held) log.warn({ err: error, message: messageId }, 'could not renew the claim on a Slack edit');
+    });
+  }, everyMs);
+  timer.unref();
+  return () => {
+    held = false;
+    clearInterval(timer);
+  };
+}
+
+/** Sends the edits Slack does not have yet: failed ones past their wait, those whose sender died. */
+async function sendPendingEdits(db: Db, slack: SlackPoster, log: Logger, options: OutboxOptions) {
+  const { rows } = await db.executeSql<{ id: string }>(
+    `SELECT id FROM thread_messages
+     WHERE ts IS NOT NULL AND version > edited_version
+       AND (edit_not_before IS NULL OR edit_not_before <= now())
+       AND (edit_claimed_by IS NULL OR edit_claimed_at < now() - $1::float8 * interval '1 millisecond')
+     ORDER BY id LIMIT 100`,
+    [options.claimTimeoutMs],
+  );
+  for (const row of rows) await sendEdit(db, slack, Number(row.id), log, options);
 }

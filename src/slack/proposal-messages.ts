@@ -1,5 +1,6 @@
 import { redact } from '../analyze/redact.ts';
 import { isApprover, type Policy } from '../approvals/policy.ts';
+import type { ProposalState } from '../approvals/proposal.ts';
 import { riskNotes } from '../approvals/risk.ts';
 import { getProposal, getRun, listApprovals, type Proposal } from '../approvals/service.ts';
 import type { Logger } from '../log.ts';
@@ -14,9 +15,35 @@ import { editThreadMessage } from './thread-edits.ts';
  * `proposal:<id>`), then edited in place at every change of state. Before Slack has it, the
  * queued body itself is rewritten, so the first post already shows the latest state. A text too
  * long to show in the message is queued once more, right after it, as a file (`proposal:<id>:file`).
+ * Several processes edit it (the approval's listener, the runner, the sweeper), each from what it
+ * read: an edit ranks by what it shows (proposalMessageRank), and one below what the message holds
+ * is refused, so the message never steps back (running → approved).
  */
 
 export const proposalMessageKey = (id: number) => `proposal:${id}`;
+
+/** How far along a state is: pending, approved, running, then the ends (done, failed, rejected, expired). */
+const STATE_RANK: Record<ProposalState, number> = {
+  pending: 0,
+  approved: 1,
+  running: 2,
+  done: 3,
+  failed: 3,
+  rejected: 3,
+  expired: 3,
+};
+
+/**
+ * Where a rendering of a proposal stands among its message's edits: its state, then how many
+ * decisions it shows (approvals are never removed), then whether it has the run's summary.
+ */
+export function proposalMessageRank(view: Pick<ProposalView, 'state' | 'decisions' | 'run'>): number {
+  return (
+    STATE_RANK[view.state] * 100_000 +
+    Math.min(view.decisions.length, 9999) * 10 +
+    (view.run?.summary ? 1 : 0)
+  );
+}
 
 export async function proposalView(db: Db, id: number): Promise<ProposalView | undefined> {
   const proposal = await getProposal(db, id);
@@ -71,12 +98,15 @@ export async function refreshProposalMessage(
   id: number,
   now: Date,
   runSummary?: string,
-  log?: Pick<Logger, 'warn'>,
+  log?: Pick<Logger, 'warn' | 'error'>,
 ): Promise<void> {
   const view = await proposalView(db, id);
   if (!view) return;
   if (runSummary && view.run) view.run.summary = runSummary;
-  await editThreadMessage(db, slack, proposalMessageKey(id), proposalMessage(view, now), log);
+  await editThreadMessage(db, slack, proposalMessageKey(id), proposalMessage(view, now), {
+    log,
+    rank: proposalMessageRank(view),
+  });
 }
 
 /**

@@ -269,6 +269,16 @@ export interface FakeSlack {
     fault: FakeFault,
     times?: number,
   ): () => void;
+  /**
+   * Hold the next `times` calls to `method` whose arguments `match` (default 1) before Slack
+   * carries them out, as a slow network does, until `release()`: calls made meanwhile are carried
+   * out first. `reached` resolves with the first held call once it arrives.
+   */
+  holdWhen(
+    method: string,
+    match: (args: Record<string, unknown>) => boolean,
+    times?: number,
+  ): { reached: Promise<RecordedCall>; release(): void };
   /** One message, looked up by channel and ts. */
   message(channel: string, ts: string): FakeMessage | undefined;
   /** The replies in a thread, oldest first (the parent excluded). */
@@ -606,6 +616,13 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
   const pendingAcks = new Map<string, PendingAck>();
   const socketWaiters: Array<() => void> = [];
   let socketsOpened = 0;
+  const holds: Array<{
+    method: string;
+    match: (args: Record<string, unknown>) => boolean;
+    left: number;
+    reached: (call: RecordedCall) => void;
+    released: Promise<void>;
+  }> = [];
 
   const channels = new Map<string, FakeChannel>();
   for (const [id, seed] of Object.entries(options.channels ?? {})) {
@@ -1065,6 +1082,12 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
     const bearer = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1];
     call.token = bearer ?? str(call.args, 'token');
 
+    const hold = holds.find((h) => h.method === method && h.left > 0 && h.match(call.args));
+    if (hold) {
+      hold.left -= 1;
+      hold.reached(call);
+      await hold.released;
+    }
     const matched = matchedFaults.find((f) => f.method === method && f.left > 0 && f.match(call.args));
     if (matched) matched.left -= 1;
     const fault = matched?.fault ?? faults.get(method)?.shift();
@@ -1326,6 +1349,18 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
       return () => {
         entry.left = 0;
       };
+    },
+    holdWhen(method, match, times = 1) {
+      let reached!: (call: RecordedCall) => void;
+      let release!: () => void;
+      const first = new Promise<RecordedCall>((resolve) => {
+        reached = resolve;
+      });
+      const released = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      holds.push({ method, match, left: times, reached, released });
+      return { reached: first, release };
     },
     message: findMessage,
     thread: threadOf,

@@ -180,6 +180,40 @@ for (const database of testDatabases()) {
       stop();
     });
 
+    it("never leaves the message behind its run when the approval's edit is slow to reach Slack", async () => {
+      const { proposal, message } = await propose('/var/crash/core.6');
+      // The first edit of the message (the approval's, or the run's when it was quicker) is held
+      // on its way to Slack; whatever comes after it is carried out first.
+      const slow = slack.holdWhen('chat.update', (args) => args.ts === message.ts);
+      await react(APPROVER, 'white_check_mark', message.ts);
+      const held = await slow.reached;
+      await until('the run to end', async () => {
+        const p = await getProposal(db, proposal.id);
+        return p && (p.state === 'failed' || p.state === 'done') ? p : undefined;
+      });
+      // Time for the run's own edits to reach Slack, had they been sent.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      slow.release();
+      await until('the held edit to be answered', () => held.response !== undefined);
+      const ORDER = ['Waiting for approval', 'Approved', 'Running', 'Failed'];
+      const stateOf = (text: string | undefined) => (text ?? '').slice((text ?? '').lastIndexOf('): ') + 3);
+      const m = await until(
+        'the message to show the end',
+        () => {
+          const m = slack.message(CHANNEL, message.ts);
+          return m && stateOf(m.text) === 'Failed' ? m : undefined;
+        },
+        5000,
+      ).catch((error: Error) => {
+        throw new Error(`${error.message}; Slack shows: ${slack.message(CHANNEL, message.ts)?.text}`);
+      });
+      const shown = [...m.history.map((h) => h.text), m.text].map((t) => ORDER.indexOf(stateOf(t)));
+      assert.ok(
+        shown.every((rank, i) => rank >= 0 && (i === 0 || rank >= shown[i - 1]!)),
+        `the message stepped back: ${[...m.history.map((h) => h.text), m.text].map(stateOf).join(' → ')}`,
+      );
+    });
+
     it('rejects with ❌, and a later ✅ changes nothing', async () => {
       const { proposal, message } = await propose('/var/crash/core.2');
       await react(APPROVER, 'x', message.ts);

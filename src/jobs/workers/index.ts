@@ -76,6 +76,17 @@ export function agentWhenClosed(boss: PgBoss, hook: Omit<AgentHook, 'send'>) {
     agentAfterClose({ ...hook, send }, proposal);
 }
 
+/**
+ * Wakes the agent when the sweeper failed a run of a script or a query (its worker died), as the
+ * runner's worker does when such a run ends; a pull wakes it through its analysis.
+ */
+export function agentWhenRunFailed(boss: PgBoss, hook: Omit<AgentHook, 'send'>) {
+  const send: Send = (queue, payload, options) => boss.send(queue, payload, options ?? {});
+  return async (proposal: Pick<Proposal, 'kind' | 'incidentId'>): Promise<void> => {
+    if (proposal.kind !== 'pull') await agentAfterRun({ ...hook, send }, proposal.incidentId);
+  };
+}
+
 /** Registers every worker with pg-boss; one job at a time per queue per process. */
 export async function registerWorkers(boss: PgBoss, deps: WorkerDeps): Promise<void> {
   const onApproved = runWhenApproved(boss);

@@ -2,7 +2,16 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KnownSecrets, redact } from '../../analyze/redact.ts';
 import type { ProposalText } from '../../approvals/proposal.ts';
-import { finishRun, getProposal, type Proposal, startRun } from '../../approvals/service.ts';
+import {
+  beatRun,
+  finishRun,
+  getProposal,
+  type Proposal,
+  RUN_HEARTBEAT,
+  type RunEnd,
+  type RunRecord,
+  startRun,
+} from '../../approvals/service.ts';
 import { type PullResult, type PullSource, pullFile } from '../../collect/pull.ts';
 import { formatBytes, localName, parsePullText, progressLine, pullText } from '../../collect/pull-plan.ts';
 import type { SshConnections } from '../../collect/ssh.ts';
@@ -32,6 +41,12 @@ import type { JobDeps } from './job-run.ts';
  * about to execute from what it parsed, and claims the one run with that text's hash (the
  * database refuses the claim without the approvals of that hash). A retried job, a second
  * worker or a crash after the claim never runs it again.
+ *
+ * Every kind of run (a pull, a script, a query) goes through one path, claimAndRun: claim, run
+ * the kind's body, and always record the end; a body that throws (the store, the disk, a bug)
+ * ends the run failed with the error's code and message, never leaves it running. While the
+ * body runs its worker writes the run's heartbeat; a worker that dies stops it, and the sweeper
+ * fails the run (failStaleRuns).
  */
 
 export interface RunnerDeps extends JobDeps {
@@ -57,6 +72,8 @@ export interface RunnerDeps extends JobDeps {
   sandboxLimits?: SandboxLimits | undefined;
   /** Limits other than the defaults (tests). */
   limits?: RunnerLimits | undefined;
+  /** How often a run's heartbeat is written, in milliseconds; default RUN_HEARTBEAT.everyMs (15,000). */
+  heartbeatMs?: number | undefined;
 }
 
 export interface RunnerLimits {
@@ -81,8 +98,15 @@ export async function runProposalJob(deps: RunnerDeps, raw: unknown): Promise<vo
   const { proposalId } = QUEUES.runProposal.payload.parse(raw);
   const proposal = await getProposal(deps.db, proposalId);
   if (!proposal) throw new CodedError(ErrorCode.NotApproved, `there is no proposal ${proposalId}`);
-  if (proposal.kind === 'pull') return runPull(deps, proposal);
-  if (proposal.kind === 'script' || proposal.kind === 'sql') return runApproved(deps, proposal);
+  if (proposal.kind === 'pull') {
+    const sources = parsePullText(proposal.text);
+    const about: ProposalText = { kind: 'pull', target: proposal.target, text: pullText(sources) };
+    return claimAndRun(deps, proposal, about, (run) => runPull(deps, proposal, sources, run));
+  }
+  if (proposal.kind === 'script' || proposal.kind === 'sql') {
+    const about: ProposalText = { kind: proposal.kind, target: proposal.target, text: proposal.text };
+    return claimAndRun(deps, proposal, about, (run) => runApproved(deps, proposal, about, run));
+  }
   throw new CodedError(
     ErrorCode.NotApproved,
     `proposal ${proposalId}: no runner for ${proposal.kind as string} here; nothing ran`,
@@ -91,25 +115,151 @@ export async function runProposalJob(deps: RunnerDeps, raw: unknown): Promise<vo
 
 const now = (deps: RunnerDeps) => deps.now?.() ?? new Date();
 
-async function runPull(deps: RunnerDeps, proposal: Proposal): Promise<void> {
-  const sources = parsePullText(proposal.text);
-  const run = await startRun(deps.db, proposal.id, {
-    kind: 'pull',
-    target: proposal.target,
-    text: pullText(sources),
-  });
+/** What a run's body hands back when it ends by itself; everything in it is already redacted. */
+interface RunReport {
+  end: RunEnd;
+  /** The reply in the thread (`run:<id>:result`). */
+  reply: string;
+  /** The whole output as a file, when it is long or a query's result (`run:<id>:file`). */
+  file?: { content: string; filename: string; title: string; comment: string };
+  /** The line under the proposal's message; none: its state says it. */
+  summary?: string;
+  /** Added to the run.result_posted audit entry. */
+  posted?: object;
+  /** After the end is recorded and posted (a pull's analysis of the files that came in). */
+  afterwards?: () => Promise<void>;
+}
+
+/**
+ * The one path of every run: claims it (startRun; nothing when it already ran or is running),
+ * writes its heartbeat while `body` runs, and records its end whatever happened: the body's
+ * report, or failed with the code and (redacted) message of what it threw. Then its reply is
+ * queued, and its proposal's message shows the end. Only a store that fails the end itself
+ * leaves the run running; its heartbeat has stopped, so the sweeper fails it.
+ */
+async function claimAndRun(
+  deps: RunnerDeps,
+  proposal: Proposal,
+  about: ProposalText,
+  body: (run: RunRecord) => Promise<RunReport>,
+): Promise<void> {
+  const run = await startRun(deps.db, proposal.id, about, now(deps));
   if (!run) {
     deps.log.info({ proposal: proposal.id }, 'proposal already ran; not running it again');
     return;
   }
-  await refreshProposalMessage(deps.db, deps.slack, proposal.id, now(deps), undefined, deps.log);
-  const host = deps.hosts && findHost(deps.hosts, proposal.target);
-  if (!host || !deps.ssh) {
-    const error = `${proposal.target} is not in the hosts file, so nothing was pulled`;
-    await finishRun(deps.db, proposal, run.id, { ok: false, error });
-    await refreshProposalMessage(deps.db, deps.slack, proposal.id, now(deps), `:x: ${error}`, deps.log);
-    return;
+  // It beats until its end is recorded: a slow store at the end does not pass for a dead worker.
+  const stopBeating = heartbeat(deps, run.id);
+  const started = performance.now();
+  try {
+    let report: RunReport;
+    try {
+      await refreshProposalMessage(deps.db, deps.slack, proposal.id, now(deps), undefined, deps.log);
+      deps.kick?.();
+      report = await body(run);
+    } catch (error) {
+      report = failedReport(deps, proposal, about, run.id, error, Math.round(performance.now() - started));
+    }
+    await recordEnd(deps, proposal, run.id, report);
+  } finally {
+    stopBeating();
   }
+}
+
+/** Writes the run's heartbeat every `deps.heartbeatMs` until the returned function is called. */
+function heartbeat(deps: RunnerDeps, runId: number): () => void {
+  const timer = setInterval(() => {
+    beatRun(deps.db, runId, now(deps)).catch((error: unknown) =>
+      deps.log.warn({ err: error, run: runId }, 'could not write the heartbeat of a run'),
+    );
+  }, deps.heartbeatMs ?? RUN_HEARTBEAT.everyMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+/** A body that threw: the run failed, with the error's code and its redacted message. */
+function failedReport(
+  deps: RunnerDeps,
+  proposal: Proposal,
+  about: ProposalText,
+  runId: number,
+  error: unknown,
+  durationMs: number,
+): RunReport {
+  const message = clean(error instanceof Error ? error.message : String(error)).slice(0, 1000);
+  const code = error instanceof CodedError ? error.code : ErrorCode.Internal;
+  if (code === ErrorCode.Internal)
+    deps.log.error({ err: error, proposal: proposal.id, run: runId }, 'a run failed on an error of its own');
+  // A refused sandbox (no bwrap, no cgroup to bound it) says itself that nothing ran.
+  const status = code === ErrorCode.SandboxUnavailable ? message : `did not run to the end: ${message}`;
+  return {
+    end: { ok: false, exitCode: null, outputBytes: 0, result: { code, durationMs }, error: message },
+    // The error's text is outside text: escaped.
+    reply: clean(md`:x: ${where(about)} (proposal #${proposal.id}): ${status}`.text),
+    summary: `:x: ${status.split('\n')[0]}`,
+  };
+}
+
+/**
+ * Records the run's end, then posts its reply (and file) and edits its proposal's message, which
+ * is edited even when queueing the reply failed. A run the sweeper failed meanwhile (its heartbeat
+ * stopped while it still ran) keeps that end; what it did is posted anyway, as a late result.
+ */
+async function recordEnd(deps: RunnerDeps, proposal: Proposal, runId: number, report: RunReport) {
+  const recorded = await finishRun(deps.db, proposal, runId, report.end);
+  if (!recorded)
+    deps.log.warn(
+      { proposal: proposal.id, run: runId },
+      'the run had been failed for its stopped heartbeat; its result is posted as a late one',
+    );
+  try {
+    await queueThreadMessage(deps.db, {
+      incidentId: proposal.incidentId,
+      key: `run:${runId}:${recorded ? 'result' : 'late'}`,
+      fallbackChannel: deps.channel,
+      body: {
+        type: 'text',
+        text: recorded
+          ? report.reply
+          : `${report.reply}\n(This came after the run was recorded as failed: its heartbeat had stopped.)`,
+        blocks: [],
+      },
+    });
+    if (report.file) {
+      await queueThreadMessage(deps.db, {
+        incidentId: proposal.incidentId,
+        key: `run:${runId}:file`,
+        fallbackChannel: deps.channel,
+        body: { type: 'file', ...report.file },
+      });
+    }
+    await appendAudit(deps.db, {
+      actor: 'nightshift',
+      action: 'run.result_posted',
+      incidentId: proposal.incidentId,
+      subject: { proposal: proposal.id, run: runId, bytes: report.reply.length, ...report.posted },
+    });
+  } finally {
+    // A late result leaves the message as the sweeper left it.
+    const summary = recorded ? report.summary : undefined;
+    await refreshProposalMessage(deps.db, deps.slack, proposal.id, now(deps), summary, deps.log);
+    deps.kick?.();
+  }
+  await report.afterwards?.();
+}
+
+async function runPull(
+  deps: RunnerDeps,
+  proposal: Proposal,
+  sources: PullSource[],
+  run: RunRecord,
+): Promise<RunReport> {
+  const host = deps.hosts && findHost(deps.hosts, proposal.target);
+  if (!host || !deps.ssh)
+    throw new CodedError(
+      ErrorCode.HostUnknown,
+      `${proposal.target} is not in the hosts file, so nothing was pulled`,
+    );
   const remote = deps.ssh.host(host.name);
   const dir = join(deps.evidenceDir, `incident-${proposal.incidentId}`, `run-${run.id}`);
   await mkdir(dir, { recursive: true });
@@ -130,6 +280,7 @@ async function runPull(deps: RunnerDeps, proposal: Proposal): Promise<void> {
   const done = new Map<PullSource, number>();
   let filesDone = 0;
   let lastDraw = 0;
+  let draws = 0;
   // The collection recorded each core it found (size included) as a pending artifact.
   const artifacts = new Map<PullSource, number>();
   let expected = 0;
@@ -157,6 +308,8 @@ async function runPull(deps: RunnerDeps, proposal: Proposal): Promise<void> {
   const draw = async (force = false) => {
     if (!force && Date.now() - lastDraw < 2000) return;
     lastDraw = Date.now();
+    // Draws may finish out of order: each ranks above the one before, so an older line loses.
+    const rank = ++draws;
     const bytes = [...done.values()].reduce((a, b) => a + b, 0);
     const line = progressLine({
       host: host.name,
@@ -167,9 +320,13 @@ async function runPull(deps: RunnerDeps, proposal: Proposal): Promise<void> {
       elapsedMs: Date.now() - started,
     });
     const text = asMrkdwn(line).text;
-    await editThreadMessage(deps.db, deps.slack, progressKey, { text, blocks: [] }).catch((error: unknown) =>
-      deps.log.warn({ err: error }, 'could not update the progress message'),
-    );
+    await editThreadMessage(
+      deps.db,
+      deps.slack,
+      progressKey,
+      { text, blocks: [] },
+      { log: deps.log, rank },
+    ).catch((error: unknown) => deps.log.warn({ err: error }, 'could not update the progress message'));
   };
 
   const results: Array<{ source: PullSource; result?: PullResult; error?: string }> = [];
@@ -229,34 +386,24 @@ async function runPull(deps: RunnerDeps, proposal: Proposal): Promise<void> {
     ],
     '\n',
   ).text;
-  await finishRun(deps.db, proposal, run.id, {
-    ok: failed.length === 0,
-    exitCode: failed.length === 0 ? 0 : 1,
-    outputBytes: bytes,
-    result: { pulled: pulled.length, failed: failed.length, bytes },
-    ...(failed.length > 0 ? { error: `${failed.length} file(s) failed` } : {}),
-  });
-  await queueThreadMessage(deps.db, {
-    incidentId: proposal.incidentId,
-    key: `run:${run.id}:result`,
-    fallbackChannel: deps.channel,
-    body: { type: 'text', text: summary, blocks: [] },
-  });
-  await appendAudit(deps.db, {
-    actor: 'nightshift',
-    action: 'run.result_posted',
-    incidentId: proposal.incidentId,
-    subject: { proposal: proposal.id, run: run.id, bytes: summary.length },
-  });
-  await refreshProposalMessage(deps.db, deps.slack, proposal.id, now(deps), undefined, deps.log);
-  deps.kick?.();
-  // When a batch is in, analyse it as one set: findings, then the cross-dump correlations.
-  if (pulled.length > 0) {
-    await deps.send(QUEUES.analyzeEvidence.name, {
-      incidentId: proposal.incidentId,
-      paths: pulled.map((r) => r.result!.localPath),
-    });
-  }
+  return {
+    end: {
+      ok: failed.length === 0,
+      exitCode: failed.length === 0 ? 0 : 1,
+      outputBytes: bytes,
+      result: { pulled: pulled.length, failed: failed.length, bytes },
+      ...(failed.length > 0 ? { error: `${failed.length} file(s) failed` } : {}),
+    },
+    reply: summary,
+    // When a batch is in, analyse it as one set: findings, then the cross-dump correlations.
+    afterwards: async () => {
+      if (pulled.length === 0) return;
+      await deps.send(QUEUES.analyzeEvidence.name, {
+        incidentId: proposal.incidentId,
+        paths: pulled.map((r) => r.result!.localPath),
+      });
+    },
+  };
 }
 
 /** What a script or a query did, ready for the thread: everything here is already redacted. */
@@ -284,58 +431,30 @@ const clean = (text: string) => redact(text).text;
 
 /** Where it ran, in words. */
 const where = (p: ProposalText) =>
-  p.kind === 'sql'
-    ? `SQL on ${p.target}`
-    : p.target === 'evidence'
-      ? 'Script on the evidence'
-      : `Script on ${p.target}`;
+  p.kind === 'pull'
+    ? `Pull from ${p.target}`
+    : p.kind === 'sql'
+      ? `SQL on ${p.target}`
+      : p.target === 'evidence'
+        ? 'Script on the evidence'
+        : `Script on ${p.target}`;
 
 /**
  * Scripts (on the evidence in the sandbox, or on a host over SSH) and read-only SQL: the exact
- * approved text is claimed with startRun (which re-hashes it), executed, finished with its exit
- * code, time and bytes, and its redacted result posted to the thread as a short reply, with the
- * whole output as a file when it is long (always for a query's CSV).
+ * approved text, claimed by claimAndRun (startRun re-hashes it), is executed, and its end is its
+ * exit code, time and bytes, with its redacted result as a short reply and the whole output as a
+ * file when it is long (always for a query's CSV).
  */
-async function runApproved(deps: RunnerDeps, proposal: Proposal): Promise<void> {
-  const about: ProposalText = { kind: proposal.kind, target: proposal.target, text: proposal.text };
-  const run = await startRun(deps.db, proposal.id, about);
-  if (!run) {
-    deps.log.info({ proposal: proposal.id }, 'proposal already ran; not running it again');
-    return;
-  }
-  await refreshProposalMessage(deps.db, deps.slack, proposal.id, now(deps), undefined, deps.log);
-  deps.kick?.();
-  let outcome: Outcome;
-  const started = performance.now();
-  try {
-    outcome =
-      about.kind === 'sql'
-        ? await executeSql(deps, about, run.id)
-        : await executeScript(deps, proposal, about, run.id);
-  } catch (error) {
-    const message = clean((error as Error).message).slice(0, 1000);
-    outcome = {
-      ok: false,
-      exitCode: null,
-      durationMs: Math.round(performance.now() - started),
-      outputBytes: 0,
-      // A refused sandbox (no bwrap, no cgroup to bound it) says itself that nothing ran.
-      status:
-        (error as CodedError).code === ErrorCode.SandboxUnavailable
-          ? message
-          : `did not run to the end: ${message}`,
-      preview: '',
-      error: message,
-      result: { code: (error as CodedError).code ?? ErrorCode.Internal },
-    };
-  }
-  await finishRun(deps.db, proposal, run.id, {
-    ok: outcome.ok,
-    exitCode: outcome.exitCode,
-    outputBytes: outcome.outputBytes,
-    result: { ...outcome.result, durationMs: outcome.durationMs },
-    ...(outcome.error ? { error: outcome.error } : {}),
-  });
+async function runApproved(
+  deps: RunnerDeps,
+  proposal: Proposal,
+  about: ProposalText,
+  run: RunRecord,
+): Promise<RunReport> {
+  const outcome =
+    about.kind === 'sql'
+      ? await executeSql(deps, about, run.id)
+      : await executeScript(deps, proposal, about, run.id);
   const icon = outcome.ok ? ':white_check_mark:' : ':x:';
   // The output and the status (an error's text) are outside text: escaped, and the output's own
   // backticks cannot close the code block it is shown in.
@@ -343,51 +462,28 @@ async function runApproved(deps: RunnerDeps, proposal: Proposal): Promise<void> 
   const fileNote = outcome.file
     ? md`\nThe whole ${about.kind === 'sql' ? 'result' : 'output'} is in ${outcome.file.filename}.`
     : '';
-  const reply = clean(
-    md`${icon} ${where(about)} (proposal #${proposal.id}): ${outcome.status}${preview}${fileNote}`.text,
-  );
-  await queueThreadMessage(deps.db, {
-    incidentId: proposal.incidentId,
-    key: `run:${run.id}:result`,
-    fallbackChannel: deps.channel,
-    body: { type: 'text', text: reply, blocks: [] },
-  });
-  if (outcome.file) {
-    await queueThreadMessage(deps.db, {
-      incidentId: proposal.incidentId,
-      key: `run:${run.id}:file`,
-      fallbackChannel: deps.channel,
-      body: {
-        type: 'file',
-        content: outcome.file.content,
-        filename: outcome.file.filename,
-        title: outcome.file.title,
-        comment: clean(md`${where(about)} (proposal #${proposal.id}): ${outcome.status}`.text),
-      },
-    });
-  }
-  await appendAudit(deps.db, {
-    actor: 'nightshift',
-    action: 'run.result_posted',
-    incidentId: proposal.incidentId,
-    subject: {
-      proposal: proposal.id,
-      run: run.id,
-      bytes: reply.length,
-      ...(outcome.file
-        ? { file: outcome.file.filename, fileBytes: Buffer.byteLength(outcome.file.content) }
-        : {}),
+  return {
+    end: {
+      ok: outcome.ok,
+      exitCode: outcome.exitCode,
+      outputBytes: outcome.outputBytes,
+      result: { ...outcome.result, durationMs: outcome.durationMs },
+      ...(outcome.error ? { error: outcome.error } : {}),
     },
-  });
-  await refreshProposalMessage(
-    deps.db,
-    deps.slack,
-    proposal.id,
-    now(deps),
-    `${icon} ${outcome.status.split('\n')[0]}`,
-    deps.log,
-  );
-  deps.kick?.();
+    reply: clean(
+      md`${icon} ${where(about)} (proposal #${proposal.id}): ${outcome.status}${preview}${fileNote}`.text,
+    ),
+    ...(outcome.file
+      ? {
+          file: {
+            ...outcome.file,
+            comment: clean(md`${where(about)} (proposal #${proposal.id}): ${outcome.status}`.text),
+          },
+          posted: { file: outcome.file.filename, fileBytes: Buffer.byteLength(outcome.file.content) },
+        }
+      : {}),
+    summary: `${icon} ${outcome.status.split('\n')[0]}`,
+  };
 }
 
 async function executeSql(deps: RunnerDeps, about: ProposalText, runId: number): Promise<Outcome> {
