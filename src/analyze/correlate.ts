@@ -259,12 +259,23 @@ function signatures(
   const telling = usable.filter((c) => c.kind === 'url' || c.kind === 'request' || c.kind === 'exception');
   const ranked = [...telling, ...usable.filter((c) => !telling.includes(c))];
   const byKey = new Map<string, { sig: Signature; members: number[] }>();
-  records.forEach((r, index) => {
+  const tops = records.map((r) => ranked.find((c) => c.files.includes(label(r))) ?? ownTopEvidence(r));
+  // Dumps that hold evidence first: a dump holding none (a core cut short before its memory) then
+  // joins the largest signature of its executable and signal rather than one of its own.
+  const order = records.map((_, i) => i).sort((a, b) => Number(!tops[a]) - Number(!tops[b]) || a - b);
+  for (const index of order) {
+    const r = records[index]!;
     const name = label(r);
-    const top = ranked.find((c) => c.files.includes(name)) ?? ownTopEvidence(r);
+    const top = tops[index];
     const executable = r.facts.executable ?? r.facts.processName;
     const signal = r.facts.signal?.name ?? null;
-    const key = JSON.stringify([executable, signal, top?.value ?? null]);
+    let key = JSON.stringify([executable, signal, top?.value ?? null]);
+    if (!top) {
+      const same = [...byKey.entries()]
+        .filter(([, e]) => e.sig.executable === executable && e.sig.signal === signal)
+        .sort((a, b) => b[1].sig.count - a[1].sig.count)[0];
+      if (same) key = same[0];
+    }
     let entry = byKey.get(key);
     const when = r.mtime.toISOString();
     if (!entry) {
@@ -288,8 +299,14 @@ function signatures(
     entry.members.push(index);
     if (when < entry.sig.firstSeen) entry.sig.firstSeen = when;
     if (when > entry.sig.lastSeen) entry.sig.lastSeen = when;
-  });
-  const ordered = [...byKey.values()].sort((a, b) => b.sig.count - a.sig.count);
+  }
+  for (const entry of byKey.values()) {
+    entry.members.sort((a, b) => a - b);
+    entry.sig.files = entry.members.map((m) => label(records[m]!));
+  }
+  const ordered = [...byKey.values()].sort(
+    (a, b) => b.sig.count - a.sig.count || a.members[0]! - b.members[0]!,
+  );
   const out = new Map<number, Signature>();
   ordered.forEach((entry, i) => {
     entry.sig.id = `S${i + 1}`;
@@ -297,6 +314,9 @@ function signatures(
   });
   return out;
 }
+
+/** How a core taken from a live process (gdb's gcore: no signal) is described. */
+export const SNAPSHOT = 'taken by gcore while running (no signal)';
 
 function findingsFor(
   records: readonly DumpRecord[],
@@ -326,14 +346,17 @@ function findingsFor(
     if (!s) continue;
     const fromOther = s.senderPid !== null && s.senderPid > 0 && s.senderPid !== r.facts.pid;
     const bySelf = !fromOther && (s.code === -6 || (s.senderPid !== null && s.senderPid === r.facts.pid));
-    const key = `${s.name}${fromOther ? ', sent by another process' : bySelf ? ', raised by the process itself' : ''}`;
+    const key =
+      s.number === 0
+        ? SNAPSHOT
+        : `died of ${s.name}${fromOther ? ', sent by another process' : bySelf ? ', raised by the process itself' : ''}`;
     const entry = signals.get(key) ?? { count: 0, meaning: s.meaning };
     entry.count++;
     signals.set(key, entry);
     if (fromOther) senders.set(s.senderPid!, (senders.get(s.senderPid!) ?? 0) + 1);
   }
   for (const [key, { count, meaning }] of signals) {
-    findings.push({ severity: 'info', title: `${count} of ${total} dumps died of ${key}`, detail: meaning });
+    findings.push({ severity: 'info', title: `${count} of ${total} dumps ${key}`, detail: meaning });
   }
   for (const [pid, count] of senders) {
     findings.push({
@@ -343,7 +366,9 @@ function findingsFor(
     });
     next.push(`Check pid ${pid}'s logs (the supervisor) for worker timeouts around the time of the dumps.`);
   }
-  if ([...signals.keys()].some((k) => k.startsWith('SIGSEGV') || k.startsWith('SIGBUS'))) {
+  if (
+    [...signals.keys()].some((k) => /^died of (SIGSEGV|SIGBUS)(, raised by the process itself)?$/.test(k))
+  ) {
     next.push('Open a crashing core in gdb for a backtrace: gdb <executable> <core> -ex bt');
   }
   const truncated = records.filter((r) => r.facts.truncated);
@@ -410,8 +435,10 @@ function toDump(r: DumpRecord, signature: Signature): Dump {
     commandLineSource: f.commandLineSource,
     psargs: f.psargs,
     executable: f.executable,
+    executableSource: f.executableSource,
     execfn: f.execfn,
     libraries: f.libraries,
+    mappedFiles: f.mappedFiles,
     signal: f.signal,
     threads: f.threads,
     threadList: f.threadList,
@@ -470,6 +497,42 @@ export function scrubKnownSecrets(records: readonly DumpRecord[]): DumpRecord[] 
 }
 
 /**
+ * A dump whose core was cut before its NT_FILE note knows its program only by AT_EXECFN or argv[0]
+ * (a symlink such as python3 for python3.11) or by its 15-byte name: where another dump of the set
+ * mapped an executable under that path or name, it is the same program, and it gets that path, so
+ * it joins the other dumps' signature instead of starting one of its own.
+ */
+export function resolveExecutables(records: readonly DumpRecord[]): DumpRecord[] {
+  const byPath = new Map<string, Set<string>>();
+  const byName = new Map<string, Set<string>>();
+  const add = (map: Map<string, Set<string>>, key: string | null | undefined, executable: string) => {
+    if (!key) return;
+    const set = map.get(key) ?? new Set<string>();
+    set.add(executable);
+    map.set(key, set);
+  };
+  for (const r of records) {
+    const f = r.facts;
+    if (f.executableSource !== 'nt_file' || f.executable === null) continue;
+    add(byPath, f.executable, f.executable);
+    add(byPath, f.execfn, f.executable);
+    add(byPath, f.argv?.[0] ?? f.psargs?.split(' ')[0], f.executable);
+    add(byName, f.processName, f.executable);
+  }
+  const only = (set: Set<string> | undefined) => (set?.size === 1 ? [...set][0] : undefined);
+  return records.map((r) => {
+    const f = r.facts;
+    if (f.executableSource === 'nt_file') return r;
+    const found =
+      only(byPath.get(f.executable ?? '')) ??
+      only(byPath.get(f.argv?.[0] ?? f.psargs?.split(' ')[0] ?? '')) ??
+      (f.executable === null ? only(byName.get(f.processName ?? '')) : undefined);
+    if (found === undefined || found === f.executable) return r;
+    return { ...r, facts: { ...f, executable: found, executableSource: 'other_dump' } };
+  });
+}
+
+/**
  * Why a record cannot be reported, if it cannot: one bad dump must not take the report of the
  * others down with it (an Invalid Date would throw in toISOString and lose the whole run).
  */
@@ -497,7 +560,7 @@ export function buildReport(
     }
     return why === undefined;
   });
-  const records = scrubKnownSecrets(sound);
+  const records = resolveExecutables(scrubKnownSecrets(sound));
   const correlations = correlate(records);
   const sigs = signatures(records, correlations);
   const { findings, next } = findingsFor(records, correlations);

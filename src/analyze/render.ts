@@ -1,3 +1,4 @@
+import { SNAPSHOT } from './correlate.ts';
 import type { Dump, Report } from './report-schema.ts';
 
 /**
@@ -24,6 +25,12 @@ function name(d: Pick<Dump, 'file' | 'entry'>): string {
   return d.entry ? `${d.file}:${d.entry}` : d.file;
 }
 
+/** A signature's signal in words: gcore's snapshots of live processes have none. */
+function howTaken(signal: string | null): string {
+  if (signal === null) return 'signal unknown';
+  return signal === 'none' ? SNAPSHOT : signal;
+}
+
 const SEVERITY = { critical: '!!', warning: ' !', info: ' -' } as const;
 
 export function renderReport(report: Report, options: { maxCorrelations?: number } = {}): string {
@@ -42,7 +49,7 @@ export function renderReport(report: Report, options: { maxCorrelations?: number
     const first = members[0]!;
     line();
     line(
-      `${sig.id}: ${sig.count} dump${sig.count === 1 ? '' : 's'} of ${sig.executable ?? 'an unknown executable'}, ${sig.signal ?? 'no signal'}`,
+      `${sig.id}: ${sig.count} dump${sig.count === 1 ? '' : 's'} of ${sig.executable ?? 'an unknown executable'}, ${howTaken(sig.signal)}`,
     );
     if (first.signal) {
       const code = first.signal.codeName ? `, ${first.signal.codeName}` : '';
@@ -54,7 +61,8 @@ export function renderReport(report: Report, options: { maxCorrelations?: number
       const senders = [...new Set(killed.map((d) => d.signal!.senderPid!))];
       const some = killed.length < members.length ? ` (${killed.length} of ${members.length} dumps)` : '';
       const from = senders.length > 0 ? `; sender pid ${senders.join(', ')}${some}` : '';
-      line(`  signal    ${first.signal.name} (${first.signal.number}${code})${from}`);
+      if (first.signal.number === 0) line(`  signal    none: ${SNAPSHOT}`);
+      else line(`  signal    ${first.signal.name} (${first.signal.number}${code})${from}`);
       if (first.signal.faultAddress) line(`  address   ${first.signal.faultAddress}`);
       line(`  meaning   ${first.signal.meaning}`);
     }

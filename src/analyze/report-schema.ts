@@ -49,8 +49,19 @@ export const DumpSchema = z.object({
     .describe('stack: full argv; prpsinfo: first 80 bytes'),
   psargs: z.string().nullable(),
   executable: z.string().nullable().describe('Path of the mapped executable (NT_FILE)'),
+  executableSource: z
+    .enum(['nt_file', 'execfn', 'argv0', 'other_dump'])
+    .nullable()
+    .describe(
+      'Where executable came from: NT_FILE; or, in a core cut before NT_FILE, AT_EXECFN, the first word of the command line, or another dump of the set that mapped the program under that path or name',
+    ),
   execfn: z.string().nullable().describe('AT_EXECFN: the path given to execve()'),
-  libraries: z.array(z.string()),
+  libraries: z.array(z.string()).describe('Mapped shared objects (NT_FILE), the executable left out'),
+  mappedFiles: z
+    .array(z.string())
+    .describe(
+      'Every other mapped file (NT_FILE): data files, locale archives, /tmp/hsperfdata_*, anon_inode:[io_uring]',
+    ),
   signal: SignalSchema.nullable(),
   threads: z.number().int(),
   threadList: z.array(

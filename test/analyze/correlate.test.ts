@@ -22,8 +22,10 @@ function facts(pid: number, overrides: Partial<CoreFacts> = {}): CoreFacts {
     commandLine: 'python3 worker.py',
     commandLineSource: 'stack',
     executable: '/usr/bin/python3.11',
+    executableSource: 'nt_file',
     execfn: '/usr/bin/python3',
     libraries: [],
+    mappedFiles: [],
     signal: {
       number: 6,
       name: 'SIGABRT',

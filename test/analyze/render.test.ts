@@ -21,8 +21,10 @@ function dump(pid: number, senderPid: number | null, code: number): Dump {
     commandLineSource: 'stack',
     psargs: 'worker',
     executable: '/usr/bin/worker',
+    executableSource: 'nt_file',
     execfn: '/usr/bin/worker',
     libraries: [],
+    mappedFiles: [],
     signal: {
       number: 6,
       name: 'SIGABRT',

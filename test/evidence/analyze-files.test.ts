@@ -1,5 +1,14 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -7,6 +16,7 @@ import { gzipSync } from 'node:zlib';
 import { DumpStreamAnalyzer } from '../../src/analyze/dump.ts';
 import { URL_PATTERN } from '../../src/analyze/extract.ts';
 import { redact } from '../../src/analyze/redact.ts';
+import { renderReport } from '../../src/analyze/render.ts';
 import { type Dump, ReportSchema } from '../../src/analyze/report-schema.ts';
 import { analyzeFiles } from '../../src/evidence/analyze-files.ts';
 import {
@@ -15,6 +25,8 @@ import {
   FEED_ITEM_URL,
   makeCCore,
   makePythonIncident,
+  NT_FILE,
+  noteOffset,
   PROFILE_PAYLOAD,
   type PythonIncident,
   REQUEST_LINE,
@@ -77,6 +89,7 @@ async function expectedRedactions(core: string): Promise<number> {
 }
 
 const WIDE_SOURCE = join(import.meta.dirname, '../helpers/wide-string.c');
+const MAPPED_SOURCE = join(import.meta.dirname, '../helpers/mapped-files.c');
 /** The URL wide-string.c holds in UTF-16LE. */
 const WIDE_URL = 'https://utf16.example.test/wide/path?q=1';
 
@@ -132,7 +145,7 @@ describe('C programs that crash (kernel cores, checked against gdb and readelf)'
   it('lists the executable and the mapped libraries that readelf lists', async () => {
     const d = await analyzeOne(abort.path);
     const files = [...new Set((await readelfNoteFiles(abort.path)).map((f) => f.path))];
-    assert.deepEqual([d.executable, ...d.libraries].sort(), files.sort());
+    assert.deepEqual([d.executable, ...d.libraries, ...d.mappedFiles].sort(), files.sort());
   });
 
   it('redacts the secrets in the environment and counts them', async () => {
@@ -196,6 +209,95 @@ describe('C programs that crash (kernel cores, checked against gdb and readelf)'
     assert.equal(d.threads, gdb.threadCount);
     assert.equal(d.threadList[0]!.pc, hex(gdb.pc));
     assert.ok(d.urls.some((u) => u.value === live.heapUrl));
+  });
+
+  it('says a SIGSEGV or SIGBUS sent with kill() was sent, not a memory fault', async () => {
+    for (const signal of ['SIGSEGV', 'SIGBUS'] as const) {
+      const killed = await makeCCore(join(dir, `kill-${signal}`), 'abort', { killWith: signal });
+      const report = await analyzeFiles([killed.path], { workers: 0 });
+      const d = report.dumps[0]!;
+      assert.equal(d.signal?.name, signal);
+      assert.match(d.signal?.codeName ?? '', /^SI_USER/);
+      assert.equal(d.signal?.senderPid, process.pid);
+      assert.equal(d.signal?.faultAddress, null);
+      assert.match(
+        d.signal?.meaning ?? '',
+        new RegExp(`^${signal} sent by another process \\(pid ${process.pid}\\)`),
+      );
+      assert.doesNotMatch(d.signal?.meaning ?? '', /invalid memory access|bad memory access/);
+      assert.match(d.signal?.meaning ?? '', /not a memory fault/);
+      assert.ok(
+        report.findings.some((f) => f.title === `1 of 1 dumps died of ${signal}, sent by another process`),
+      );
+      assert.ok(!report.nextSteps.some((s) => s.includes('-ex bt')), 'no backtrace hunt for a kill');
+    }
+  });
+
+  it('says a gcore core was taken by gcore while running, never "died of none"', async () => {
+    const live = await makeCCore(join(dir, 'gcore-report'), 'abort', { via: 'gcore' });
+    const report = await analyzeFiles([live.path], { workers: 0 });
+    const text = renderReport(report);
+    assert.ok(
+      report.findings.some((f) => f.title === '1 of 1 dumps taken by gcore while running (no signal)'),
+      JSON.stringify(report.findings),
+    );
+    assert.ok(!JSON.stringify(report.findings).includes('none'));
+    assert.doesNotMatch(text, /died of none|, none\n/);
+    assert.match(text, /^S1: 1 dump of .*crash-abort, taken by gcore while running \(no signal\)$/m);
+  });
+
+  it('keeps shared objects in libraries and names the other mapped files mappedFiles', async () => {
+    const data = join(dir, 'hsperfdata_nightshift');
+    mkdirSync(data);
+    writeFileSync(join(data, '4711'), Buffer.alloc(4096, 1));
+    const mapped = await makeCCore(join(dir, 'mapped'), 'abort', {
+      source: MAPPED_SOURCE,
+      args: [join(data, '4711')],
+    });
+    const d = await analyzeOne(mapped.path);
+    const files = new Set((await readelfNoteFiles(mapped.path)).map((f) => f.path));
+    assert.deepEqual(new Set([d.executable, ...d.libraries, ...d.mappedFiles]), files);
+    assert.ok(
+      d.libraries.some((l) => /\/libc\.so\.6$/.test(l)),
+      d.libraries.join(' '),
+    );
+    for (const l of d.libraries) assert.match(l, /\.so(\.[\w.-]+)?$/);
+    assert.ok(d.mappedFiles.includes(join(data, '4711')), d.mappedFiles.join(' '));
+    assert.ok(!d.libraries.includes(join(data, '4711')));
+    if ([...files].some((f) => f.includes('io_uring'))) {
+      assert.ok(d.mappedFiles.some((f) => f.includes('anon_inode:[io_uring]')));
+    }
+  });
+
+  it('gives a core cut before its NT_FILE note its program path, in the signature of the others', async () => {
+    // Started through a symlink, as python3 is to python3.11: argv[0] names the link, NT_FILE the file.
+    const executable = (await makeCCore(join(dir, 'cut-a'), 'abort')).executable;
+    const link = join(dir, 'cut-link');
+    symlinkSync(executable, link);
+    const a = await makeCCore(join(dir, 'cut-b'), 'abort', { launchAs: link, args: ['--job', 'feeds'] });
+    const b = await makeCCore(join(dir, 'cut-c'), 'abort', { launchAs: link, args: ['--job', 'feeds'] });
+    const cut = await truncateCopy(
+      b.path,
+      join(dir, 'cut-before-nt-file.core'),
+      await noteOffset(b.path, NT_FILE),
+    );
+    const report = await analyzeFiles([a.path, cut], { workers: 0 });
+    assert.deepEqual(report.errors, []);
+    const [whole, short] = report.dumps;
+    assert.equal(whole!.executable, executable);
+    assert.equal(short!.truncated, true);
+    assert.deepEqual(short!.libraries, []);
+    assert.equal(short!.pid, b.pid);
+    assert.equal(short!.executable, executable, 'the path the other dump mapped, not crash-abort');
+    assert.equal(short!.executableSource, 'other_dump');
+    assert.deepEqual(
+      report.signatures.map((s) => [s.count, s.executable, s.signal]),
+      [[2, executable, 'SIGABRT']],
+    );
+    // Alone, it still names a path: argv[0], not the 15-byte process name.
+    const alone = await analyzeOne(cut);
+    assert.equal(alone.executable, link);
+    assert.equal(alone.executableSource, 'argv0');
   });
 
   it('reads the same core raw, gzipped, as docker cp tar, and as docker cp tar | gzip', async () => {
