@@ -44,6 +44,19 @@ const KIND_WEIGHT: Record<EvidenceKind, number> = {
   env: 0.1,
 };
 
+/**
+ * What the application was doing, named by its own code: a value of these kinds found in every dump
+ * is what every worker was running, not the interpreter's or a library's strings.
+ */
+const APPLICATION_KINDS: ReadonlySet<EvidenceKind> = new Set<EvidenceKind>([
+  'request',
+  'transaction',
+  'exception',
+  'function',
+  'frame',
+  'traceback',
+]);
+
 /** Hosts whose URLs sit in every interpreter's or library's memory: docs, licences, XML namespaces. */
 const FURNITURE_HOST =
   /(^|\.)(python\.org|w3\.org|gnu\.org|openssl\.org|apache\.org|mozilla\.org|json-schema\.org|xmlsoap\.org|purl\.org|ietf\.org|opensource\.org|xml\.org|microsoft\.com|unicode\.org|sourceware\.org|kernel\.org|github\.com|readthedocs\.io|pypi\.org|wikipedia\.org|iana\.org|json\.org|rfc-editor\.org|sourceforge\.net|gitlab\.com|nodejs\.org|mozilla\.net|oracle\.com|sqlite\.org|zlib\.net)$/i;
@@ -192,17 +205,22 @@ export function correlate(records: readonly DumpRecord[]): Correlation[] {
       g.kind !== 'transaction' &&
       g.kind !== 'exception' &&
       inEveryDumpOfItsExecutables(g.dumps);
+    const inEvery = total >= 3 && n === total;
     if (isFurniture(g.kind, g.value)) {
       score *= 0.3;
       why.push(
         g.kind === 'url' ? 'documentation/library host: likely runtime furniture' : 'context, not a cause',
       );
-    } else if (total >= 3 && n === total) {
-      score *= 0.75;
-      why.push('present in every dump, so it may be runtime furniture');
+    } else if (APPLICATION_KINDS.has(g.kind) && (inEvery || everyOfItsKind)) {
+      // The application's own code (fetch_feed in a profiling payload) in every worker is what they
+      // all were running, not furniture: said as it is, and not lowered.
+      why.push(inEvery ? 'in every dump' : 'in every dump of the same executable');
+    } else if (inEvery) {
+      score *= 0.4;
+      why.push('in every dump, so it may come from the interpreter, a library or the configuration');
     } else if (everyOfItsKind) {
-      score *= 0.6;
-      why.push('in every dump of the same executable, so it may be runtime furniture');
+      score *= 0.45;
+      why.push('in every dump of the same executable, so it may be interpreter or library furniture');
     }
     scored.push({
       value: g.value,
@@ -335,6 +353,18 @@ function findingsFor(
     next.push(
       `Find who configured ${stream.value}: search the application database (feeds, webhooks, integrations) for it.`,
       'Give the fetcher a read timeout and a maximum response size, and check Content-Type before reading the body.',
+    );
+  }
+  // The request line the workers held, query string and all: what to look up in the access logs.
+  const request = correlations.find((c) => c.kind === 'request' && !c.stream && c.value !== stream?.value);
+  if (request) {
+    findings.push({
+      severity: 'warning',
+      title: `Request in memory in ${request.dumps} of ${request.total} dumps: ${request.value}`,
+      detail: `${request.why}. An HTTP request line held by the processes when they died: most likely what they were serving, with the parameters that say for whom.`,
+    });
+    next.push(
+      `Find ${request.value} in the access logs and traces around the time of the dumps: who sent it, how long it ran, and what its parameters point at.`,
     );
   }
   // Grouped by signal and by who sent it: a worker killed by its master and a process that

@@ -1,9 +1,10 @@
 import { SNAPSHOT } from './correlate.ts';
-import type { Dump, Report } from './report-schema.ts';
+import type { Dump, Finding, Report } from './report-schema.ts';
 
 /**
- * The human report: what an on-call engineer reads at midnight. Short lines, the facts that matter
- * first (what killed the process and what it was doing), then the evidence ranked, then what to do.
+ * The human report: what an on-call engineer reads at midnight. Short lines, the headline finding
+ * first (the stream URL in k of N dumps), then the crash signatures (what killed the processes and
+ * what they were doing), then the evidence ranked, the other findings, and what to do.
  */
 
 export function formatBytes(bytes: number): string {
@@ -31,6 +32,14 @@ function howTaken(signal: string | null): string {
   return signal === 'none' ? SNAPSHOT : signal;
 }
 
+/** The findings printed at the top: the critical ones, else the first warning. */
+export function headlineFindings(findings: readonly Finding[]): Finding[] {
+  const critical = findings.filter((f) => f.severity === 'critical');
+  if (critical.length > 0) return critical;
+  const warning = findings.find((f) => f.severity === 'warning');
+  return warning ? [warning] : [];
+}
+
 const SEVERITY = { critical: '!!', warning: ' !', info: ' -' } as const;
 
 export function renderReport(report: Report, options: { maxCorrelations?: number } = {}): string {
@@ -43,6 +52,14 @@ export function renderReport(report: Report, options: { maxCorrelations?: number
   if (errors.length > 0)
     line(`${errors.length} file${errors.length === 1 ? '' : 's'} could not be analysed (listed at the end)`);
   if (report.totals.redactions > 0) line(`${report.totals.redactions} secret values redacted`);
+
+  // The headline first: what most likely explains the crashes, before the signatures and details.
+  const headline = headlineFindings(report.findings);
+  if (headline.length > 0) line();
+  for (const f of headline) {
+    line(`${SEVERITY[f.severity]} ${f.title}`);
+    line(`   ${f.detail}`);
+  }
 
   for (const sig of report.signatures) {
     const members = dumps.filter((d) => d.signature === sig.id);
@@ -96,10 +113,11 @@ export function renderReport(report: Report, options: { maxCorrelations?: number
     });
   }
 
-  if (report.findings.length > 0) {
+  const rest = report.findings.filter((f) => !headline.includes(f));
+  if (rest.length > 0) {
     line();
-    line('Findings');
-    for (const f of report.findings) {
+    line(headline.length > 0 ? 'Other findings' : 'Findings');
+    for (const f of rest) {
       line(`${SEVERITY[f.severity]} ${f.title}`);
       line(`   ${f.detail}`);
     }

@@ -6,7 +6,6 @@ import {
   readFileSync,
   rmSync,
   symlinkSync,
-  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -463,6 +462,51 @@ describe('the incident in miniature: 8 Python workers, 6 stuck on an endless rad
     const feedPids = incident.cores.filter((c) => !c.streamWorker).map((c) => c.pid);
     const members = report.dumps.filter((d) => d.signature === report.signatures[1]!.id).map((d) => d.pid);
     assert.deepEqual(members.sort(), feedPids.sort());
+  });
+
+  it('prints the headline finding first, then the signatures, then the details', () => {
+    const lines = renderReport(report).split('\n');
+    const headline = lines.findIndex((l) => l.startsWith('!! Likely endless stream in 6 of 8 dumps: '));
+    assert.ok(headline > 0 && headline < 6, `headline at line ${headline + 1}`);
+    assert.ok(lines[headline]!.endsWith(incident.streamUrl));
+    const signatures = lines.findIndex((l) => l.startsWith('S1: '));
+    const shared = lines.findIndex((l) => l.startsWith('Shared across the dumps'));
+    assert.ok(headline < signatures && signatures < shared, `${headline} ${signatures} ${shared}`);
+    assert.equal(lines.filter((l) => l.startsWith('!! Likely endless stream')).length, 1, 'printed once');
+  });
+
+  it('names the most telling request in the findings and in what to look at next', () => {
+    const request = REQUEST_LINE.replace(/ HTTP\/1\.1$/, '');
+    const finding = report.findings.find((f) => f.title.endsWith(`: ${request}`));
+    assert.ok(finding, JSON.stringify(report.findings.map((f) => f.title)));
+    assert.match(finding.title, /in 8 of 8 dumps/);
+    assert.ok(
+      report.nextSteps.some((s) => s.includes(request)),
+      JSON.stringify(report.nextSteps),
+    );
+    const text = renderReport(report);
+    assert.ok(text.slice(text.indexOf('What to look at next')).includes(request));
+  });
+
+  it('says the application functions in every dump are in every dump, and ranks library strings below them', () => {
+    const functions = PROFILE_PAYLOAD.profile.frames.map((f) => f.function);
+    const ranks = functions.map((name) =>
+      report.correlations.findIndex((c) => c.kind === 'function' && c.value === name),
+    );
+    for (const [i, rank] of ranks.entries()) {
+      assert.ok(rank >= 0, `${functions[i]} is correlated`);
+      const c = report.correlations[rank]!;
+      assert.match(c.why, /in every dump/);
+      assert.doesNotMatch(c.why, /furniture/);
+    }
+    // Strings every dump holds that are not the application's: the interpreter's, a library's.
+    const library = report.correlations
+      .map((c, i) => ({ c, i }))
+      .filter(({ c }) => c.kind === 'url' && c.dumps === 8 && !c.stream);
+    assert.ok(library.length > 0, 'the workers share library URLs (the Sentry DSN at least)');
+    for (const { c, i } of library) {
+      assert.ok(i > Math.max(...ranks), `${c.value} (${c.why}) ranks above the application's functions`);
+    }
   });
 
   it('says the workers were killed by another process, and which', () => {
