@@ -1,6 +1,7 @@
 import { ErrorCode } from '../errors.ts';
 import type { Container } from './container.ts';
 import type { CoreFacts } from './core.ts';
+import type { DumpTime } from './dump-time.ts';
 import type { EvidenceItem, EvidenceSnapshot } from './evidence.ts';
 import { EVIDENCE_KINDS, type EvidenceKind } from './extract.ts';
 import { KnownSecrets } from './redact.ts';
@@ -20,7 +21,10 @@ export interface DumpRecord {
   container: Container;
   fileBytes: number;
   sizeBytes: number;
+  /** The file's modification time, or the tar member's. */
   mtime: Date;
+  /** When the dump was written, from the most truthful source (dump-time.ts); default: mtime, a file time. */
+  time?: DumpTime;
   facts: CoreFacts;
   evidence: EvidenceSnapshot;
 }
@@ -247,6 +251,11 @@ export function correlate(records: readonly DumpRecord[]): Correlation[] {
   return scored.slice(0, MAX_CORRELATIONS);
 }
 
+/** When a dump was written: its record's time, else its file's mtime (said to be a file time). */
+function timeOf(r: DumpRecord): DumpTime {
+  return r.time ?? { at: r.mtime, source: 'file' };
+}
+
 /**
  * A dump's own most frequent request, exception or URL, when no shared value describes it; values
  * that only come from its environment (a DSN in SENTRY_DSN) say nothing about what it was doing.
@@ -295,7 +304,8 @@ function signatures(
       if (same) key = same[0];
     }
     let entry = byKey.get(key);
-    const when = r.mtime.toISOString();
+    const time = timeOf(r);
+    const when = time.at.toISOString();
     if (!entry) {
       entry = {
         sig: {
@@ -307,6 +317,7 @@ function signatures(
           files: [],
           firstSeen: when,
           lastSeen: when,
+          timeSources: [],
         },
         members: [],
       };
@@ -315,6 +326,7 @@ function signatures(
     entry.sig.count++;
     entry.sig.files.push(name);
     entry.members.push(index);
+    if (!entry.sig.timeSources.includes(time.source)) entry.sig.timeSources.push(time.source);
     if (when < entry.sig.firstSeen) entry.sig.firstSeen = when;
     if (when > entry.sig.lastSeen) entry.sig.lastSeen = when;
   }
@@ -455,6 +467,8 @@ function toDump(r: DumpRecord, signature: Signature): Dump {
     fileBytes: r.fileBytes,
     sizeBytes: r.sizeBytes,
     mtime: r.mtime.toISOString(),
+    time: timeOf(r).at.toISOString(),
+    timeSource: timeOf(r).source,
     arch: f.arch,
     pid: f.pid,
     ppid: f.ppid,
@@ -569,6 +583,8 @@ export function resolveExecutables(records: readonly DumpRecord[]): DumpRecord[]
 function unreportable(r: DumpRecord): string | undefined {
   if (!(r.mtime instanceof Date) || Number.isNaN(r.mtime.getTime()))
     return 'its modification time is not a valid date';
+  const { at } = timeOf(r);
+  if (!(at instanceof Date) || Number.isNaN(at.getTime())) return 'its time is not a valid date';
   return undefined;
 }
 

@@ -1,4 +1,5 @@
 import { SNAPSHOT } from './correlate.ts';
+import type { TimeSource } from './dump-time.ts';
 import type { Dump, Finding, Report } from './report-schema.ts';
 
 /**
@@ -20,6 +21,19 @@ export function formatBytes(bytes: number): string {
 
 function when(iso: string): string {
   return iso.replace('T', ' ').replace(/:\d\d\.\d+Z$/, 'Z');
+}
+
+const SOURCE_WORDS: Record<TimeSource, string> = {
+  tar: 'tar member times',
+  gzip: 'gzip header times',
+  file_name: 'times in the file names',
+  file: "the files' modification times, which a copy or git clone resets: not necessarily when they crashed",
+};
+
+/** Where a signature's times came from, in words; a file time is never passed off as the crash's. */
+function timeNote(sources: readonly TimeSource[]): string {
+  if (sources.length === 0) return '';
+  return ` (from ${sources.map((s) => SOURCE_WORDS[s]).join('; ')})`;
 }
 
 function name(d: Pick<Dump, 'file' | 'entry'>): string {
@@ -91,7 +105,7 @@ export function renderReport(report: Report, options: { maxCorrelations?: number
     if (commands.length > 3) line(`            (+${commands.length - 3} other command lines)`);
     if (sig.topEvidence) line(`  evidence  ${sig.topEvidence}`);
     line(
-      `  seen      ${when(sig.firstSeen)}${sig.lastSeen !== sig.firstSeen ? ` to ${when(sig.lastSeen)}` : ''}`,
+      `  seen      ${when(sig.firstSeen)}${sig.lastSeen !== sig.firstSeen ? ` to ${when(sig.lastSeen)}` : ''}${timeNote(sig.timeSources)}`,
     );
     for (const d of members) {
       const flags = [d.container, formatBytes(d.sizeBytes), d.truncated ? 'TRUNCATED' : '']

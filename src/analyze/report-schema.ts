@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { TIME_SOURCES } from './dump-time.ts';
 import { EVIDENCE_KINDS } from './extract.ts';
 
 /**
@@ -36,6 +37,16 @@ export const DumpSchema = z.object({
   fileBytes: z.number().int().describe('Size of the file on disk'),
   sizeBytes: z.number().int().describe('Size of the core itself, after decompression'),
   mtime: z.string().describe('Modification time of the file or tar member (ISO 8601)'),
+  time: z
+    .string()
+    .describe(
+      'When the dump was written, as far as known (ISO 8601): the tar member time, else the gzip header time, else the time in the file name, else the file modification time (see timeSource)',
+    ),
+  timeSource: z
+    .enum(TIME_SOURCES)
+    .describe(
+      'Where time came from: tar (member mtime), gzip (header MTIME), file_name, or file (the file modification time, which a copy or git clone resets)',
+    ),
   arch: z.enum(['x86_64', 'aarch64']),
   pid: z.number().int().nullable(),
   ppid: z.number().int().nullable(),
@@ -105,8 +116,9 @@ export const SignatureSchema = z.object({
   topEvidence: z.string().nullable(),
   count: z.number().int(),
   files: z.array(z.string()),
-  firstSeen: z.string(),
+  firstSeen: z.string().describe('Earliest time of its dumps (see Dump.time)'),
   lastSeen: z.string(),
+  timeSources: z.array(z.enum(TIME_SOURCES)).describe('Where the times of its dumps came from'),
 });
 
 export const FindingSchema = z.object({

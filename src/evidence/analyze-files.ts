@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { describeUnknown, sniff } from '../analyze/container.ts';
 import { buildReport, type DumpRecord } from '../analyze/correlate.ts';
+import { chooseDumpTime, fileNameTime } from '../analyze/dump-time.ts';
 import { EvidenceCollector, type EvidenceSnapshot } from '../analyze/evidence.ts';
 import type { Report } from '../analyze/report-schema.ts';
 import { asCodedError, CodedError, ErrorCode } from '../errors.ts';
@@ -139,6 +140,7 @@ export async function analyzeFiles(paths: readonly string[], options: AnalyzeOpt
         fileBytes: file.size,
         sizeBytes: structure.size,
         mtime: file.mtime,
+        time: chooseDumpTime({ fileName: fileNameTime(file.path), file: file.mtime }),
         facts: structure.facts,
         evidence: evidence.snapshot(),
       },

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import {
   copyFileSync,
   mkdirSync,
@@ -6,6 +7,7 @@ import {
   readFileSync,
   rmSync,
   symlinkSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -299,6 +301,50 @@ describe('C programs that crash (kernel cores, checked against gdb and readelf)'
     assert.equal(alone.executableSource, 'argv0');
   });
 
+  it('dates a dump by its tar member or gzip header, and says so when only a file time is known', async () => {
+    const core = await makeCCore(join(dir, 'dated'), 'abort');
+    const crashed = new Date('2026-01-02T03:04:05Z');
+    utimesSync(core.path, crashed, crashed);
+    const gz = join(dir, 'dated.core.gz');
+    writeFileSync(gz, execFileSync('gzip', ['-c', core.path])); // gzip keeps the core's mtime in its header
+    const tar = await wrapAsDockerCp(core.path, join(dir, 'dated.tar'), { name: 'core.1' });
+    const raw = join(dir, 'dated.core');
+    copyFileSync(core.path, raw);
+    // As a git clone or a copy leaves them: every file's mtime is the time of the copy.
+    const copied = new Date('2026-03-04T05:06:07Z');
+    for (const file of [gz, tar, raw]) utimesSync(file, copied, copied);
+    const report = await analyzeFiles([gz, tar, raw], { workers: 0 });
+    assert.deepEqual(report.errors, []);
+    const byFile = new Map(report.dumps.map((d) => [d.file, d]));
+    assert.deepEqual(
+      [gz, tar, raw].map((f) => [byFile.get(f)!.time, byFile.get(f)!.timeSource]),
+      [
+        [crashed.toISOString(), 'gzip'],
+        [crashed.toISOString(), 'tar'],
+        [copied.toISOString(), 'file'],
+      ],
+    );
+    assert.equal(byFile.get(gz)!.mtime, copied.toISOString(), 'mtime stays the file time');
+    const [sig] = report.signatures;
+    assert.equal(report.signatures.length, 1);
+    assert.equal(sig!.firstSeen, crashed.toISOString());
+    assert.deepEqual([...sig!.timeSources].sort(), ['file', 'gzip', 'tar']);
+    const seen = renderReport(report)
+      .split('\n')
+      .find((l) => l.startsWith('  seen'));
+    assert.match(
+      seen ?? '',
+      /^ {2}seen {6}2026-01-02 03:04Z to 2026-03-04 05:06Z \(from .*modification times.*\)$/,
+    );
+    // Without the raw copy, every time is the crash's own.
+    const inside = await analyzeFiles([gz, tar], { workers: 0 });
+    assert.deepEqual(
+      [inside.signatures[0]!.firstSeen, inside.signatures[0]!.lastSeen],
+      [crashed.toISOString(), crashed.toISOString()],
+    );
+    assert.doesNotMatch(renderReport(inside), /modification times/);
+  });
+
   it('reads the same core raw, gzipped, as docker cp tar, and as docker cp tar | gzip', async () => {
     const raw = await analyzeOne(abort.path);
     const forms: Array<[string, string]> = [
@@ -315,8 +361,26 @@ describe('C programs that crash (kernel cores, checked against gdb and readelf)'
       assert.equal(d.entry, container.startsWith('tar') ? 'core.4711' : null);
       assert.equal(d.sizeBytes, raw.sizeBytes);
       assert.deepEqual(
-        { ...d, file: '', entry: null, container: 'raw', fileBytes: 0, mtime: '' },
-        { ...raw, file: '', entry: null, container: 'raw', fileBytes: 0, mtime: '' },
+        {
+          ...d,
+          file: '',
+          entry: null,
+          container: 'raw',
+          fileBytes: 0,
+          mtime: '',
+          time: '',
+          timeSource: 'file',
+        },
+        {
+          ...raw,
+          file: '',
+          entry: null,
+          container: 'raw',
+          fileBytes: 0,
+          mtime: '',
+          time: '',
+          timeSource: 'file',
+        },
         `${container} differs from raw`,
       );
     }
