@@ -588,10 +588,15 @@ function unreportable(r: DumpRecord): string | undefined {
   return undefined;
 }
 
+/**
+ * `fileBytes`: the bytes of the input files read, compressed where they are (what the progress bar
+ * counts); by default those of the distinct files the dumps came from.
+ */
 export function buildReport(
   input: readonly DumpRecord[],
   inputErrors: readonly AnalysisError[],
   now: Date,
+  fileBytes?: number,
 ): Report {
   const errors = [...inputErrors];
   const sound = input.filter((r) => {
@@ -624,6 +629,8 @@ export function buildReport(
     totals: {
       dumps: records.length,
       bytes: records.reduce((s, r) => s + r.sizeBytes, 0),
+      fileBytes:
+        fileBytes ?? [...new Map(input.map((r) => [r.file, r.fileBytes])).values()].reduce((s, b) => s + b, 0),
       redactions: dumps.reduce((s, d) => s + d.redactions, 0),
     },
   };

@@ -60,8 +60,11 @@ export function renderReport(report: Report, options: { maxCorrelations?: number
   const out: string[] = [];
   const line = (text = '') => out.push(text);
   const { dumps, errors } = report;
+  // Both sizes when they differ: the cores' own, and the files' as read (the progress bar's count).
+  const { bytes, fileBytes } = report.totals;
+  const read = fileBytes !== bytes ? ` of cores, from ${formatBytes(fileBytes)} of files read` : '';
   line(
-    `Nightshift: ${dumps.length} dump${dumps.length === 1 ? '' : 's'} analysed, ${formatBytes(report.totals.bytes)}`,
+    `Nightshift: ${dumps.length} dump${dumps.length === 1 ? '' : 's'} analysed, ${formatBytes(bytes)}${read}`,
   );
   if (errors.length > 0)
     line(`${errors.length} file${errors.length === 1 ? '' : 's'} could not be analysed (listed at the end)`);

@@ -143,7 +143,15 @@ export const ReportSchema = z.object({
   signatures: z.array(SignatureSchema),
   findings: z.array(FindingSchema),
   nextSteps: z.array(z.string()),
-  totals: z.object({ dumps: z.number().int(), bytes: z.number().int(), redactions: z.number().int() }),
+  totals: z.object({
+    dumps: z.number().int(),
+    bytes: z.number().int().describe('Bytes of the cores themselves, decompressed (sum of sizeBytes)'),
+    fileBytes: z
+      .number()
+      .int()
+      .describe('Bytes of the input files read, compressed where they are: what the progress bar counts'),
+    redactions: z.number().int(),
+  }),
 });
 
 export type Report = z.infer<typeof ReportSchema>;

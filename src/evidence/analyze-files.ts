@@ -39,7 +39,10 @@ export interface AnalyzeOptions {
    * report itself never holds them.
    */
   onSecrets?: (secrets: readonly string[]) => void;
-  /** Called as input bytes are consumed: (bytes done, bytes in all). */
+  /**
+   * Called as input bytes are consumed: (bytes done, bytes in all), bytes of the files as they are
+   * on disk, compressed or not; the report's totals.fileBytes is the same total.
+   */
   onProgress?: (done: number, total: number) => void;
   now?: () => Date;
 }
@@ -102,7 +105,7 @@ export async function analyzeFiles(paths: readonly string[], options: AnalyzeOpt
         for (const s of [...r.facts.secrets, ...r.evidence.secrets]) secrets.add(s);
       options.onSecrets([...secrets]);
     }
-    return buildReport(perFile.flat(), errors, options.now?.() ?? new Date());
+    return buildReport(perFile.flat(), errors, options.now?.() ?? new Date(), total);
   } finally {
     await pool.close();
   }

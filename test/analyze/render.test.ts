@@ -73,7 +73,7 @@ function report(dumps: Dump[]): Report {
     ],
     findings: [],
     nextSteps: [],
-    totals: { dumps: dumps.length, bytes: 100 * dumps.length, redactions: 0 },
+    totals: { dumps: dumps.length, bytes: 100 * dumps.length, fileBytes: 100 * dumps.length, redactions: 0 },
   };
 }
 

@@ -6,6 +6,7 @@ import {
   mkdtempSync,
   readFileSync,
   rmSync,
+  statSync,
   symlinkSync,
   utimesSync,
   writeFileSync,
@@ -17,8 +18,9 @@ import { gzipSync } from 'node:zlib';
 import { DumpStreamAnalyzer } from '../../src/analyze/dump.ts';
 import { URL_PATTERN } from '../../src/analyze/extract.ts';
 import { redact } from '../../src/analyze/redact.ts';
-import { renderReport } from '../../src/analyze/render.ts';
+import { formatBytes, renderReport } from '../../src/analyze/render.ts';
 import { type Dump, ReportSchema } from '../../src/analyze/report-schema.ts';
+import { formatProgress } from '../../src/cli/progress.ts';
 import { analyzeFiles } from '../../src/evidence/analyze-files.ts';
 import {
   type CCore,
@@ -343,6 +345,32 @@ describe('C programs that crash (kernel cores, checked against gdb and readelf)'
       [crashed.toISOString(), crashed.toISOString()],
     );
     assert.doesNotMatch(renderReport(inside), /modification times/);
+  });
+
+  it('counts the same bytes in the progress bar and in the report: the files read, besides the cores', async () => {
+    const gz = join(dir, 'progress.core.gz');
+    writeFileSync(gz, gzipSync(readFileSync(abort.path), { level: 1 }));
+    const tgz = await wrapAsDockerCp(segv.path, join(dir, 'progress.tar.gz'), { gzip: true });
+    let last: [number, number] = [0, 0];
+    const files = [gz, tgz, threads.path];
+    const report = await analyzeFiles(files, {
+      workers: 0,
+      onProgress: (done, total) => (last = [done, total]),
+    });
+    const onDisk = files.reduce((sum, f) => sum + statSync(f).size, 0);
+    assert.deepEqual(last, [onDisk, onDisk], 'the bar ends at the files read');
+    assert.equal(report.totals.fileBytes, onDisk);
+    assert.ok(report.totals.bytes > onDisk, 'the cores are larger than the compressed files');
+    const first = renderReport(report).split('\n')[0]!;
+    assert.equal(
+      first,
+      `Nightshift: 3 dumps analysed, ${formatBytes(report.totals.bytes)} of cores, from ${formatBytes(onDisk)} of files read`,
+    );
+    assert.ok(
+      formatProgress(last[0], last[1], 1000).includes(
+        `${formatBytes(onDisk)}/${formatBytes(onDisk)} of files read`,
+      ),
+    );
   });
 
   it('reads the same core raw, gzipped, as docker cp tar, and as docker cp tar | gzip', async () => {
