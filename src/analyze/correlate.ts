@@ -58,8 +58,15 @@ const APPLICATION_KINDS: ReadonlySet<EvidenceKind> = new Set<EvidenceKind>([
   'exception',
   'function',
   'frame',
-  'traceback',
 ]);
+
+/** A frame in the interpreter's standard library or an installed package, not the application's code. */
+const LIBRARY_PATH =
+  /(\/lib\/python\d|[/\\](site|dist)-packages[/\\]|<frozen |\/usr\/(local\/)?lib\/|node_modules\/)/;
+
+function isApplicationCode(kind: EvidenceKind, value: string): boolean {
+  return APPLICATION_KINDS.has(kind) && !(kind === 'frame' && LIBRARY_PATH.test(value));
+}
 
 /** Hosts whose URLs sit in every interpreter's or library's memory: docs, licences, XML namespaces. */
 const FURNITURE_HOST =
@@ -204,6 +211,7 @@ export function correlate(records: readonly DumpRecord[]): Correlation[] {
       why.push(`likely an endless stream: ${reasons.join('; ')}`);
     }
     // Requests, transactions and exceptions are what a worker was doing, not what its interpreter holds.
+    // (Other application code in every dump of its executable is said to be so, below, not lowered.)
     const everyOfItsKind =
       g.kind !== 'request' &&
       g.kind !== 'transaction' &&
@@ -215,7 +223,7 @@ export function correlate(records: readonly DumpRecord[]): Correlation[] {
       why.push(
         g.kind === 'url' ? 'documentation/library host: likely runtime furniture' : 'context, not a cause',
       );
-    } else if (APPLICATION_KINDS.has(g.kind) && (inEvery || everyOfItsKind)) {
+    } else if (isApplicationCode(g.kind, g.value) && (inEvery || everyOfItsKind)) {
       // The application's own code (fetch_feed in a profiling payload) in every worker is what they
       // all were running, not furniture: said as it is, and not lowered.
       why.push(inEvery ? 'in every dump' : 'in every dump of the same executable');
@@ -286,14 +294,19 @@ function signatures(
   const telling = usable.filter((c) => c.kind === 'url' || c.kind === 'request' || c.kind === 'exception');
   const ranked = [...telling, ...usable.filter((c) => !telling.includes(c))];
   const byKey = new Map<string, { sig: Signature; members: number[] }>();
-  const tops = records.map((r) => ranked.find((c) => c.files.includes(label(r))) ?? ownTopEvidence(r));
+  // A core cut short holds little of its memory: what it shares with no other dump says less than
+  // the program and signal it shares with them.
+  const tops = records.map(
+    (r) =>
+      ranked.find((c) => c.files.includes(label(r))) ?? (r.facts.truncated ? undefined : ownTopEvidence(r)),
+  );
   // Dumps that hold evidence first: a dump holding none (a core cut short before its memory) then
   // joins the largest signature of its executable and signal rather than one of its own.
   const order = records.map((_, i) => i).sort((a, b) => Number(!tops[a]) - Number(!tops[b]) || a - b);
   for (const index of order) {
     const r = records[index]!;
     const name = label(r);
-    const top = tops[index];
+    let top = tops[index];
     const executable = r.facts.executable ?? r.facts.processName;
     const signal = r.facts.signal?.name ?? null;
     let key = JSON.stringify([executable, signal, top?.value ?? null]);
@@ -302,6 +315,11 @@ function signatures(
         .filter(([, e]) => e.sig.executable === executable && e.sig.signal === signal)
         .sort((a, b) => b[1].sig.count - a[1].sig.count)[0];
       if (same) key = same[0];
+      else if (r.facts.truncated) {
+        const own = ownTopEvidence(r);
+        key = JSON.stringify([executable, signal, own?.value ?? null]);
+        top = own;
+      }
     }
     let entry = byKey.get(key);
     const time = timeOf(r);
@@ -630,7 +648,8 @@ export function buildReport(
       dumps: records.length,
       bytes: records.reduce((s, r) => s + r.sizeBytes, 0),
       fileBytes:
-        fileBytes ?? [...new Map(input.map((r) => [r.file, r.fileBytes])).values()].reduce((s, b) => s + b, 0),
+        fileBytes ??
+        [...new Map(input.map((r) => [r.file, r.fileBytes])).values()].reduce((s, b) => s + b, 0),
       redactions: dumps.reduce((s, d) => s + d.redactions, 0),
     },
   };

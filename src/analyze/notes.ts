@@ -207,7 +207,8 @@ export function isSharedObject(path: string): boolean {
       .replace(/ \(deleted\)$/, '')
       .split('/')
       .pop() ?? '';
-  return /\.so(\.[0-9A-Za-z_-]+)*$/.test(name);
+  // Version suffixes start with a digit (libc.so.6, libz.so.1.2.13): ld.so.cache is data.
+  return /\.so(\.\d[0-9A-Za-z_-]*)*$/.test(name);
 }
 
 /** Distinct mapped files other than the executable, in mapping order. */

@@ -46,12 +46,17 @@ function howTaken(signal: string | null): string {
   return signal === 'none' ? SNAPSHOT : signal;
 }
 
-/** The findings printed at the top: the critical ones, else the first warning. */
+/**
+ * The findings printed at the top: the critical ones, else the first warning, else the first that
+ * says how the processes died (never the count of redactions).
+ */
 export function headlineFindings(findings: readonly Finding[]): Finding[] {
   const critical = findings.filter((f) => f.severity === 'critical');
   if (critical.length > 0) return critical;
-  const warning = findings.find((f) => f.severity === 'warning');
-  return warning ? [warning] : [];
+  const first =
+    findings.find((f) => f.severity === 'warning') ??
+    findings.find((f) => / dumps? (died of|taken by) /.test(f.title));
+  return first ? [first] : [];
 }
 
 const SEVERITY = { critical: '!!', warning: ' !', info: ' -' } as const;
