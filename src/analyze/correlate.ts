@@ -140,6 +140,19 @@ interface Group {
   occurrences: number;
 }
 
+/**
+ * The dumps whose memory could be read: all but cores cut short before it (within their notes, or
+ * with no evidence at all), which share nothing and would make every value look rarer than it is.
+ */
+function readableDumps(records: readonly DumpRecord[]): Set<number> {
+  const readable = new Set<number>();
+  records.forEach((r, i) => {
+    const cut = r.facts.truncated && (r.facts.notesIncomplete || r.evidence.items.length === 0);
+    if (!cut) readable.add(i);
+  });
+  return readable;
+}
+
 export function correlate(records: readonly DumpRecord[]): Correlation[] {
   const total = records.length;
   const groups = new Map<string, Group>();
@@ -156,8 +169,11 @@ export function correlate(records: readonly DumpRecord[]): Correlation[] {
     }
   });
   // Dumps per executable: a URL in every dump of an interpreter is likely part of the interpreter.
+  // A core cut short before its memory holds nothing to share and is left out of "every dump".
+  const readable = readableDumps(records);
   const byExecutable = new Map<string, Set<number>>();
   records.forEach((r, i) => {
+    if (!readable.has(i)) return;
     const key = r.facts.executable ?? r.facts.processName ?? '?';
     const set = byExecutable.get(key) ?? new Set<number>();
     set.add(i);
@@ -165,11 +181,14 @@ export function correlate(records: readonly DumpRecord[]): Correlation[] {
   });
   const executableOf = (d: number) => records[d]!.facts.executable ?? records[d]!.facts.processName ?? '?';
   const inEveryDumpOfItsExecutables = (dumps: Set<number>): boolean => {
-    const executables = new Set([...dumps].map(executableOf));
-    return [...executables].every((e) => {
-      const members = byExecutable.get(e)!;
-      return members.size >= 3 && [...members].every((d) => dumps.has(d));
-    });
+    const executables = new Set([...dumps].filter((d) => readable.has(d)).map(executableOf));
+    return (
+      executables.size > 0 &&
+      [...executables].every((e) => {
+        const members = byExecutable.get(e)!;
+        return members.size >= 3 && [...members].every((d) => dumps.has(d));
+      })
+    );
   };
   // Stream headers seen per dump, to tie a URL to the media type its response had.
   const streamHeaderDumps = new Set<number>();
@@ -217,7 +236,8 @@ export function correlate(records: readonly DumpRecord[]): Correlation[] {
       g.kind !== 'transaction' &&
       g.kind !== 'exception' &&
       inEveryDumpOfItsExecutables(g.dumps);
-    const inEvery = total >= 3 && n === total;
+    const inEvery = readable.size >= 3 && [...readable].every((d) => g.dumps.has(d));
+    const cut = total - readable.size;
     if (isFurniture(g.kind, g.value)) {
       score *= 0.3;
       why.push(
@@ -226,13 +246,19 @@ export function correlate(records: readonly DumpRecord[]): Correlation[] {
     } else if (isApplicationCode(g.kind, g.value) && (inEvery || everyOfItsKind)) {
       // The application's own code (fetch_feed in a profiling payload) in every worker is what they
       // all were running, not furniture: said as it is, and not lowered.
-      why.push(inEvery ? 'in every dump' : 'in every dump of the same executable');
+      why.push(
+        `${inEvery ? 'in every dump' : 'in every dump of the same executable'}${cut > 0 ? ' not cut short' : ''}`,
+      );
     } else if (inEvery) {
       score *= 0.4;
-      why.push('in every dump, so it may come from the interpreter, a library or the configuration');
+      why.push(
+        `in every dump${cut > 0 ? ' not cut short' : ''}, so it may come from the interpreter, a library or the configuration`,
+      );
     } else if (everyOfItsKind) {
       score *= 0.45;
-      why.push('in every dump of the same executable, so it may be interpreter or library furniture');
+      why.push(
+        `in every dump of the same executable${cut > 0 ? ' not cut short' : ''}, so it may be interpreter or library furniture`,
+      );
     }
     scored.push({
       value: g.value,
@@ -287,9 +313,13 @@ function signatures(
   // A signature names what its dumps were doing: a request target or an exception when there is one,
   // and one that sets them apart (a value in every dump of the set distinguishes nothing).
   const total = records.length;
+  const readable = readableDumps(records).size;
   const usable = correlations.filter(
     (c) =>
-      c.kind !== 'env' && c.kind !== 'release' && c.kind !== 'environment' && (total < 2 || c.dumps < total),
+      c.kind !== 'env' &&
+      c.kind !== 'release' &&
+      c.kind !== 'environment' &&
+      (total < 2 || c.dumps < readable),
   );
   const telling = usable.filter((c) => c.kind === 'url' || c.kind === 'request' || c.kind === 'exception');
   const ranked = [...telling, ...usable.filter((c) => !telling.includes(c))];

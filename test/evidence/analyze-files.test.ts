@@ -601,6 +601,25 @@ describe('the incident in miniature: 8 Python workers, 6 stuck on an endless rad
     }
   });
 
+  it('keeps a worker core cut before its NT_FILE note with its interpreter, and out of "every dump"', async () => {
+    const core = incident.cores[0]!;
+    const cut = await truncateCopy(core.path, join(dir, 'cut.core'), await noteOffset(core.path, NT_FILE));
+    const withCut = await analyzeFiles([join(dir, 'evidence'), cut], { workers: 0 });
+    const short = withCut.dumps.find((d) => d.file === cut)!;
+    const executable = report.dumps[0]!.executable;
+    assert.equal(short.truncated, true);
+    assert.equal(short.executable, executable, `${short.executable} (${short.executableSource})`);
+    assert.deepEqual(
+      withCut.signatures.map((s) => [s.count, s.executable, s.topEvidence]),
+      [
+        [7, executable, incident.streamUrl],
+        [2, executable, FEED_ITEM_URL],
+      ],
+    );
+    const fetchFeed = withCut.correlations.find((c) => c.kind === 'function' && c.value === 'fetch_feed')!;
+    assert.match(fetchFeed.why, /^in 8 of 9 dumps; in every dump not cut short$/);
+  });
+
   it('says the workers were killed by another process, and which', () => {
     const senders = new Set(report.dumps.map((d) => d.signal?.senderPid));
     assert.deepEqual([...senders], [process.pid], 'the test process sent SIGABRT');
