@@ -421,7 +421,7 @@ function findingsFor(
     findings.push({
       severity: 'warning',
       title: `Request in memory in ${request.dumps} of ${request.total} dumps: ${request.value}`,
-      detail: `${request.why}. An HTTP request line held by the processes when they died: most likely what they were serving, with the parameters that say for whom.`,
+      detail: `${request.why}. An HTTP request line the processes held when their cores were written: most likely what they were serving, with the parameters that say for whom.`,
     });
     next.push(
       `Find ${request.value} in the access logs and traces around the time of the dumps: who sent it, how long it ran, and what its parameters point at.`,

@@ -100,7 +100,7 @@ export function renderReport(report: Report, options: { maxCorrelations?: number
       const senders = [...new Set(killed.map((d) => d.signal!.senderPid!))];
       const some = killed.length < members.length ? ` (${killed.length} of ${members.length} dumps)` : '';
       const from = senders.length > 0 ? `; sender pid ${senders.join(', ')}${some}` : '';
-      if (first.signal.number === 0) line(`  signal    none: ${SNAPSHOT}`);
+      if (first.signal.number === 0) line('  signal    none');
       else line(`  signal    ${first.signal.name} (${first.signal.number}${code})${from}`);
       if (first.signal.faultAddress) line(`  address   ${first.signal.faultAddress}`);
       line(`  meaning   ${first.signal.meaning}`);
@@ -113,7 +113,7 @@ export function renderReport(report: Report, options: { maxCorrelations?: number
     if (commands.length > 3) line(`            (+${commands.length - 3} other command lines)`);
     if (sig.topEvidence) line(`  evidence  ${sig.topEvidence}`);
     line(
-      `  seen      ${when(sig.firstSeen)}${sig.lastSeen !== sig.firstSeen ? ` to ${when(sig.lastSeen)}` : ''}${timeNote(sig.timeSources)}`,
+      `  seen      ${when(sig.firstSeen)}${when(sig.lastSeen) !== when(sig.firstSeen) ? ` to ${when(sig.lastSeen)}` : ''}${timeNote(sig.timeSources)}`,
     );
     for (const d of members) {
       const flags = [d.container, formatBytes(d.sizeBytes), d.truncated ? 'TRUNCATED' : '']
