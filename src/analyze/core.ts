@@ -11,7 +11,7 @@ import {
   parseElfHeader,
   parseProgramHeaders,
 } from './elf.ts';
-import { AT_EXECFN, executableOf, librariesOf, parseNotes } from './notes.ts';
+import { AT_EXECFN, executableOf, librariesOf, mappedFilesOf, parseNotes } from './notes.ts';
 import { redact } from './redact.ts';
 import { explainSignal, signalCodeName, signalName } from './signals.ts';
 import { formatCommandLine, recoverStackStrings, type StackSegment } from './stack.ts';
@@ -55,8 +55,17 @@ export interface CoreFacts {
   /** Where the command line came from: the full argv on the stack, or PRPSINFO's first 80 bytes. */
   commandLineSource: 'stack' | 'prpsinfo' | null;
   executable: string | null;
+  /**
+   * Where the executable's path came from: NT_FILE's mapping of the entry point; else, in a core
+   * cut before its NT_FILE note, AT_EXECFN on the stack or the command line's first word (a path);
+   * 'other_dump' is set when the set is correlated (see resolveExecutables).
+   */
+  executableSource: 'nt_file' | 'execfn' | 'argv0' | 'other_dump' | null;
   execfn: string | null;
+  /** Mapped shared objects (NT_FILE), the executable left out. */
   libraries: string[];
+  /** Every other mapped file: data files, locale archives, anon_inode:[io_uring], ... */
+  mappedFiles: string[];
   signal: SignalFacts | null;
   threads: number;
   threadList: ThreadFacts[];
@@ -162,7 +171,18 @@ export function interpretCore(parts: CoreParts): CoreFacts {
   }
   if (argv === null && psargs !== null) commandLineSource = 'prpsinfo';
   const commandLine = argv ? formatCommandLine(argv) : psargs === null ? null : clean(psargs);
-  const executable = executableOf(notes) ?? null;
+  const mapped = executableOf(notes);
+  const execfn = readCString(parts.stack, notes.auxv.get(AT_EXECFN));
+  const argv0 = argv?.[0] ?? psargs?.split(' ')[0];
+  const executable = mapped ?? (execfn || (argv0?.startsWith('/') ? argv0 : null));
+  const executableSource: CoreFacts['executableSource'] =
+    mapped !== undefined
+      ? 'nt_file'
+      : executable === null
+        ? null
+        : executable === execfn
+          ? 'execfn'
+          : 'argv0';
   const si = notes.signal;
   const mainThread = notes.threads[0];
   // A core of a live process (gdb's gcore) has no current signal; its NT_SIGINFO is the SIGSTOP of
@@ -203,8 +223,10 @@ export function interpretCore(parts: CoreParts): CoreFacts {
     commandLine,
     commandLineSource,
     executable,
-    execfn: readCString(parts.stack, notes.auxv.get(AT_EXECFN)),
+    executableSource,
+    execfn,
     libraries: librariesOf(notes, executableOf(notes)),
+    mappedFiles: mappedFilesOf(notes, executableOf(notes)),
     signal,
     threads: notes.threads.length,
     threadList: notes.threads.map((t) => ({ pid: t.pid, signal: t.signal, pc: hex(t.pc), sp: hex(t.sp) })),

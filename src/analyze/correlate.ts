@@ -1,6 +1,7 @@
 import { ErrorCode } from '../errors.ts';
 import type { Container } from './container.ts';
 import type { CoreFacts } from './core.ts';
+import type { DumpTime } from './dump-time.ts';
 import type { EvidenceItem, EvidenceSnapshot } from './evidence.ts';
 import { EVIDENCE_KINDS, type EvidenceKind } from './extract.ts';
 import { KnownSecrets } from './redact.ts';
@@ -20,7 +21,10 @@ export interface DumpRecord {
   container: Container;
   fileBytes: number;
   sizeBytes: number;
+  /** The file's modification time, or the tar member's. */
   mtime: Date;
+  /** When the dump was written, from the most truthful source (dump-time.ts); default: mtime, a file time. */
+  time?: DumpTime;
   facts: CoreFacts;
   evidence: EvidenceSnapshot;
 }
@@ -43,6 +47,26 @@ const KIND_WEIGHT: Record<EvidenceKind, number> = {
   environment: 0.2,
   env: 0.1,
 };
+
+/**
+ * What the application was doing, named by its own code: a value of these kinds found in every dump
+ * is what every worker was running, not the interpreter's or a library's strings.
+ */
+const APPLICATION_KINDS: ReadonlySet<EvidenceKind> = new Set<EvidenceKind>([
+  'request',
+  'transaction',
+  'exception',
+  'function',
+  'frame',
+]);
+
+/** A frame in the interpreter's standard library or an installed package, not the application's code. */
+const LIBRARY_PATH =
+  /(\/lib\/python\d|[/\\](site|dist)-packages[/\\]|<frozen |\/usr\/(local\/)?lib\/|node_modules\/)/;
+
+function isApplicationCode(kind: EvidenceKind, value: string): boolean {
+  return APPLICATION_KINDS.has(kind) && !(kind === 'frame' && LIBRARY_PATH.test(value));
+}
 
 /** Hosts whose URLs sit in every interpreter's or library's memory: docs, licences, XML namespaces. */
 const FURNITURE_HOST =
@@ -116,6 +140,19 @@ interface Group {
   occurrences: number;
 }
 
+/**
+ * The dumps whose memory could be read: all but cores cut short before it (within their notes, or
+ * with no evidence at all), which share nothing and would make every value look rarer than it is.
+ */
+function readableDumps(records: readonly DumpRecord[]): Set<number> {
+  const readable = new Set<number>();
+  records.forEach((r, i) => {
+    const cut = r.facts.truncated && (r.facts.notesIncomplete || r.evidence.items.length === 0);
+    if (!cut) readable.add(i);
+  });
+  return readable;
+}
+
 export function correlate(records: readonly DumpRecord[]): Correlation[] {
   const total = records.length;
   const groups = new Map<string, Group>();
@@ -132,8 +169,11 @@ export function correlate(records: readonly DumpRecord[]): Correlation[] {
     }
   });
   // Dumps per executable: a URL in every dump of an interpreter is likely part of the interpreter.
+  // A core cut short before its memory holds nothing to share and is left out of "every dump".
+  const readable = readableDumps(records);
   const byExecutable = new Map<string, Set<number>>();
   records.forEach((r, i) => {
+    if (!readable.has(i)) return;
     const key = r.facts.executable ?? r.facts.processName ?? '?';
     const set = byExecutable.get(key) ?? new Set<number>();
     set.add(i);
@@ -141,11 +181,14 @@ export function correlate(records: readonly DumpRecord[]): Correlation[] {
   });
   const executableOf = (d: number) => records[d]!.facts.executable ?? records[d]!.facts.processName ?? '?';
   const inEveryDumpOfItsExecutables = (dumps: Set<number>): boolean => {
-    const executables = new Set([...dumps].map(executableOf));
-    return [...executables].every((e) => {
-      const members = byExecutable.get(e)!;
-      return members.size >= 3 && [...members].every((d) => dumps.has(d));
-    });
+    const executables = new Set([...dumps].filter((d) => readable.has(d)).map(executableOf));
+    return (
+      executables.size > 0 &&
+      [...executables].every((e) => {
+        const members = byExecutable.get(e)!;
+        return members.size >= 3 && [...members].every((d) => dumps.has(d));
+      })
+    );
   };
   // Stream headers seen per dump, to tie a URL to the media type its response had.
   const streamHeaderDumps = new Set<number>();
@@ -187,22 +230,35 @@ export function correlate(records: readonly DumpRecord[]): Correlation[] {
       why.push(`likely an endless stream: ${reasons.join('; ')}`);
     }
     // Requests, transactions and exceptions are what a worker was doing, not what its interpreter holds.
+    // (Other application code in every dump of its executable is said to be so, below, not lowered.)
     const everyOfItsKind =
       g.kind !== 'request' &&
       g.kind !== 'transaction' &&
       g.kind !== 'exception' &&
       inEveryDumpOfItsExecutables(g.dumps);
+    const inEvery = readable.size >= 3 && [...readable].every((d) => g.dumps.has(d));
+    const cut = total - readable.size;
     if (isFurniture(g.kind, g.value)) {
       score *= 0.3;
       why.push(
         g.kind === 'url' ? 'documentation/library host: likely runtime furniture' : 'context, not a cause',
       );
-    } else if (total >= 3 && n === total) {
-      score *= 0.75;
-      why.push('present in every dump, so it may be runtime furniture');
+    } else if (isApplicationCode(g.kind, g.value) && (inEvery || everyOfItsKind)) {
+      // The application's own code (fetch_feed in a profiling payload) in every worker is what they
+      // all were running, not furniture: said as it is, and not lowered.
+      why.push(
+        `${inEvery ? 'in every dump' : 'in every dump of the same executable'}${cut > 0 ? ' not cut short' : ''}`,
+      );
+    } else if (inEvery) {
+      score *= 0.4;
+      why.push(
+        `in every dump${cut > 0 ? ' not cut short' : ''}, so it may come from the interpreter, a library or the configuration`,
+      );
     } else if (everyOfItsKind) {
-      score *= 0.6;
-      why.push('in every dump of the same executable, so it may be runtime furniture');
+      score *= 0.45;
+      why.push(
+        `in every dump of the same executable${cut > 0 ? ' not cut short' : ''}, so it may be interpreter or library furniture`,
+      );
     }
     scored.push({
       value: g.value,
@@ -229,6 +285,11 @@ export function correlate(records: readonly DumpRecord[]): Correlation[] {
   return scored.slice(0, MAX_CORRELATIONS);
 }
 
+/** When a dump was written: its record's time, else its file's mtime (said to be a file time). */
+function timeOf(r: DumpRecord): DumpTime {
+  return r.time ?? { at: r.mtime, source: 'file' };
+}
+
 /**
  * A dump's own most frequent request, exception or URL, when no shared value describes it; values
  * that only come from its environment (a DSN in SENTRY_DSN) say nothing about what it was doing.
@@ -252,21 +313,47 @@ function signatures(
   // A signature names what its dumps were doing: a request target or an exception when there is one,
   // and one that sets them apart (a value in every dump of the set distinguishes nothing).
   const total = records.length;
+  const readable = readableDumps(records).size;
   const usable = correlations.filter(
     (c) =>
-      c.kind !== 'env' && c.kind !== 'release' && c.kind !== 'environment' && (total < 2 || c.dumps < total),
+      c.kind !== 'env' &&
+      c.kind !== 'release' &&
+      c.kind !== 'environment' &&
+      (total < 2 || c.dumps < readable),
   );
   const telling = usable.filter((c) => c.kind === 'url' || c.kind === 'request' || c.kind === 'exception');
   const ranked = [...telling, ...usable.filter((c) => !telling.includes(c))];
   const byKey = new Map<string, { sig: Signature; members: number[] }>();
-  records.forEach((r, index) => {
+  // A core cut short holds little of its memory: what it shares with no other dump says less than
+  // the program and signal it shares with them.
+  const tops = records.map(
+    (r) =>
+      ranked.find((c) => c.files.includes(label(r))) ?? (r.facts.truncated ? undefined : ownTopEvidence(r)),
+  );
+  // Dumps that hold evidence first: a dump holding none (a core cut short before its memory) then
+  // joins the largest signature of its executable and signal rather than one of its own.
+  const order = records.map((_, i) => i).sort((a, b) => Number(!tops[a]) - Number(!tops[b]) || a - b);
+  for (const index of order) {
+    const r = records[index]!;
     const name = label(r);
-    const top = ranked.find((c) => c.files.includes(name)) ?? ownTopEvidence(r);
+    let top = tops[index];
     const executable = r.facts.executable ?? r.facts.processName;
     const signal = r.facts.signal?.name ?? null;
-    const key = JSON.stringify([executable, signal, top?.value ?? null]);
+    let key = JSON.stringify([executable, signal, top?.value ?? null]);
+    if (!top) {
+      const same = [...byKey.entries()]
+        .filter(([, e]) => e.sig.executable === executable && e.sig.signal === signal)
+        .sort((a, b) => b[1].sig.count - a[1].sig.count)[0];
+      if (same) key = same[0];
+      else if (r.facts.truncated) {
+        const own = ownTopEvidence(r);
+        key = JSON.stringify([executable, signal, own?.value ?? null]);
+        top = own;
+      }
+    }
     let entry = byKey.get(key);
-    const when = r.mtime.toISOString();
+    const time = timeOf(r);
+    const when = time.at.toISOString();
     if (!entry) {
       entry = {
         sig: {
@@ -278,6 +365,7 @@ function signatures(
           files: [],
           firstSeen: when,
           lastSeen: when,
+          timeSources: [],
         },
         members: [],
       };
@@ -286,10 +374,17 @@ function signatures(
     entry.sig.count++;
     entry.sig.files.push(name);
     entry.members.push(index);
+    if (!entry.sig.timeSources.includes(time.source)) entry.sig.timeSources.push(time.source);
     if (when < entry.sig.firstSeen) entry.sig.firstSeen = when;
     if (when > entry.sig.lastSeen) entry.sig.lastSeen = when;
-  });
-  const ordered = [...byKey.values()].sort((a, b) => b.sig.count - a.sig.count);
+  }
+  for (const entry of byKey.values()) {
+    entry.members.sort((a, b) => a - b);
+    entry.sig.files = entry.members.map((m) => label(records[m]!));
+  }
+  const ordered = [...byKey.values()].sort(
+    (a, b) => b.sig.count - a.sig.count || a.members[0]! - b.members[0]!,
+  );
   const out = new Map<number, Signature>();
   ordered.forEach((entry, i) => {
     entry.sig.id = `S${i + 1}`;
@@ -297,6 +392,9 @@ function signatures(
   });
   return out;
 }
+
+/** How a core taken from a live process (gdb's gcore: no signal) is described. */
+export const SNAPSHOT = 'taken by gcore while running (no signal)';
 
 function findingsFor(
   records: readonly DumpRecord[],
@@ -317,6 +415,18 @@ function findingsFor(
       'Give the fetcher a read timeout and a maximum response size, and check Content-Type before reading the body.',
     );
   }
+  // The request line the workers held, query string and all: what to look up in the access logs.
+  const request = correlations.find((c) => c.kind === 'request' && !c.stream && c.value !== stream?.value);
+  if (request) {
+    findings.push({
+      severity: 'warning',
+      title: `Request in memory in ${request.dumps} of ${request.total} dumps: ${request.value}`,
+      detail: `${request.why}. An HTTP request line the processes held when their cores were written: most likely what they were serving, with the parameters that say for whom.`,
+    });
+    next.push(
+      `Find ${request.value} in the access logs and traces around the time of the dumps: who sent it, how long it ran, and what its parameters point at.`,
+    );
+  }
   // Grouped by signal and by who sent it: a worker killed by its master and a process that
   // aborted itself mean different things even with the same signal.
   const signals = new Map<string, { count: number; meaning: string }>();
@@ -326,14 +436,17 @@ function findingsFor(
     if (!s) continue;
     const fromOther = s.senderPid !== null && s.senderPid > 0 && s.senderPid !== r.facts.pid;
     const bySelf = !fromOther && (s.code === -6 || (s.senderPid !== null && s.senderPid === r.facts.pid));
-    const key = `${s.name}${fromOther ? ', sent by another process' : bySelf ? ', raised by the process itself' : ''}`;
+    const key =
+      s.number === 0
+        ? SNAPSHOT
+        : `died of ${s.name}${fromOther ? ', sent by another process' : bySelf ? ', raised by the process itself' : ''}`;
     const entry = signals.get(key) ?? { count: 0, meaning: s.meaning };
     entry.count++;
     signals.set(key, entry);
     if (fromOther) senders.set(s.senderPid!, (senders.get(s.senderPid!) ?? 0) + 1);
   }
   for (const [key, { count, meaning }] of signals) {
-    findings.push({ severity: 'info', title: `${count} of ${total} dumps died of ${key}`, detail: meaning });
+    findings.push({ severity: 'info', title: `${count} of ${total} dumps ${key}`, detail: meaning });
   }
   for (const [pid, count] of senders) {
     findings.push({
@@ -343,7 +456,9 @@ function findingsFor(
     });
     next.push(`Check pid ${pid}'s logs (the supervisor) for worker timeouts around the time of the dumps.`);
   }
-  if ([...signals.keys()].some((k) => k.startsWith('SIGSEGV') || k.startsWith('SIGBUS'))) {
+  if (
+    [...signals.keys()].some((k) => /^died of (SIGSEGV|SIGBUS)(, raised by the process itself)?$/.test(k))
+  ) {
     next.push('Open a crashing core in gdb for a backtrace: gdb <executable> <core> -ex bt');
   }
   const truncated = records.filter((r) => r.facts.truncated);
@@ -400,6 +515,8 @@ function toDump(r: DumpRecord, signature: Signature): Dump {
     fileBytes: r.fileBytes,
     sizeBytes: r.sizeBytes,
     mtime: r.mtime.toISOString(),
+    time: timeOf(r).at.toISOString(),
+    timeSource: timeOf(r).source,
     arch: f.arch,
     pid: f.pid,
     ppid: f.ppid,
@@ -410,8 +527,10 @@ function toDump(r: DumpRecord, signature: Signature): Dump {
     commandLineSource: f.commandLineSource,
     psargs: f.psargs,
     executable: f.executable,
+    executableSource: f.executableSource,
     execfn: f.execfn,
     libraries: f.libraries,
+    mappedFiles: f.mappedFiles,
     signal: f.signal,
     threads: f.threads,
     threadList: f.threadList,
@@ -470,19 +589,62 @@ export function scrubKnownSecrets(records: readonly DumpRecord[]): DumpRecord[] 
 }
 
 /**
+ * A dump whose core was cut before its NT_FILE note knows its program only by AT_EXECFN or argv[0]
+ * (a symlink such as python3 for python3.11) or by its 15-byte name: where another dump of the set
+ * mapped an executable under that path or name, it is the same program, and it gets that path, so
+ * it joins the other dumps' signature instead of starting one of its own.
+ */
+export function resolveExecutables(records: readonly DumpRecord[]): DumpRecord[] {
+  const byPath = new Map<string, Set<string>>();
+  const byName = new Map<string, Set<string>>();
+  const add = (map: Map<string, Set<string>>, key: string | null | undefined, executable: string) => {
+    if (!key) return;
+    const set = map.get(key) ?? new Set<string>();
+    set.add(executable);
+    map.set(key, set);
+  };
+  for (const r of records) {
+    const f = r.facts;
+    if (f.executableSource !== 'nt_file' || f.executable === null) continue;
+    add(byPath, f.executable, f.executable);
+    add(byPath, f.execfn, f.executable);
+    add(byPath, f.argv?.[0] ?? f.psargs?.split(' ')[0], f.executable);
+    add(byName, f.processName, f.executable);
+  }
+  const only = (set: Set<string> | undefined) => (set?.size === 1 ? [...set][0] : undefined);
+  return records.map((r) => {
+    const f = r.facts;
+    if (f.executableSource === 'nt_file') return r;
+    const found =
+      only(byPath.get(f.executable ?? '')) ??
+      only(byPath.get(f.argv?.[0] ?? f.psargs?.split(' ')[0] ?? '')) ??
+      (f.executable === null ? only(byName.get(f.processName ?? '')) : undefined);
+    if (found === undefined || found === f.executable) return r;
+    return { ...r, facts: { ...f, executable: found, executableSource: 'other_dump' } };
+  });
+}
+
+/**
  * Why a record cannot be reported, if it cannot: one bad dump must not take the report of the
  * others down with it (an Invalid Date would throw in toISOString and lose the whole run).
  */
 function unreportable(r: DumpRecord): string | undefined {
   if (!(r.mtime instanceof Date) || Number.isNaN(r.mtime.getTime()))
     return 'its modification time is not a valid date';
+  const { at } = timeOf(r);
+  if (!(at instanceof Date) || Number.isNaN(at.getTime())) return 'its time is not a valid date';
   return undefined;
 }
 
+/**
+ * `fileBytes`: the bytes of the input files read, compressed where they are (what the progress bar
+ * counts); by default those of the distinct files the dumps came from.
+ */
 export function buildReport(
   input: readonly DumpRecord[],
   inputErrors: readonly AnalysisError[],
   now: Date,
+  fileBytes?: number,
 ): Report {
   const errors = [...inputErrors];
   const sound = input.filter((r) => {
@@ -497,7 +659,7 @@ export function buildReport(
     }
     return why === undefined;
   });
-  const records = scrubKnownSecrets(sound);
+  const records = resolveExecutables(scrubKnownSecrets(sound));
   const correlations = correlate(records);
   const sigs = signatures(records, correlations);
   const { findings, next } = findingsFor(records, correlations);
@@ -515,6 +677,9 @@ export function buildReport(
     totals: {
       dumps: records.length,
       bytes: records.reduce((s, r) => s + r.sizeBytes, 0),
+      fileBytes:
+        fileBytes ??
+        [...new Map(input.map((r) => [r.file, r.fileBytes])).values()].reduce((s, b) => s + b, 0),
       redactions: dumps.reduce((s, d) => s + d.redactions, 0),
     },
   };

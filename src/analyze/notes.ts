@@ -197,9 +197,36 @@ export function executableOf(notes: CoreNotes): string | undefined {
   return notes.files[0]?.path;
 }
 
-/** Distinct mapped files other than the executable, in mapping order: the shared libraries. */
-export function librariesOf(notes: CoreNotes, executable: string | undefined): string[] {
+/**
+ * Whether a mapped path names a shared object: `libc.so.6`, `ld-linux-x86-64.so.2`,
+ * `_socket.cpython-311-x86_64-linux-gnu.so`, also one replaced on disk since (` (deleted)`).
+ */
+export function isSharedObject(path: string): boolean {
+  const name =
+    path
+      .replace(/ \(deleted\)$/, '')
+      .split('/')
+      .pop() ?? '';
+  // Version suffixes start with a digit (libc.so.6, libz.so.1.2.13): ld.so.cache is data.
+  return /\.so(\.\d[0-9A-Za-z_-]*)*$/.test(name);
+}
+
+/** Distinct mapped files other than the executable, in mapping order. */
+function mappedOtherThan(notes: CoreNotes, executable: string | undefined): string[] {
   const seen = new Set<string>();
   for (const m of notes.files) if (m.path !== executable) seen.add(m.path);
   return [...seen];
+}
+
+/** The shared objects among the mapped files other than the executable, in mapping order. */
+export function librariesOf(notes: CoreNotes, executable: string | undefined): string[] {
+  return mappedOtherThan(notes, executable).filter(isSharedObject);
+}
+
+/**
+ * Every other mapped file, in mapping order: locale archives, `/tmp/hsperfdata_*`, data files,
+ * `anon_inode:[io_uring]`, memfd and deleted files.
+ */
+export function mappedFilesOf(notes: CoreNotes, executable: string | undefined): string[] {
+  return mappedOtherThan(notes, executable).filter((path) => !isSharedObject(path));
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { TIME_SOURCES } from './dump-time.ts';
 import { EVIDENCE_KINDS } from './extract.ts';
 
 /**
@@ -36,6 +37,16 @@ export const DumpSchema = z.object({
   fileBytes: z.number().int().describe('Size of the file on disk'),
   sizeBytes: z.number().int().describe('Size of the core itself, after decompression'),
   mtime: z.string().describe('Modification time of the file or tar member (ISO 8601)'),
+  time: z
+    .string()
+    .describe(
+      'When the dump was written, as far as known (ISO 8601): the tar member time, else the gzip header time, else the time in the file name, else the file modification time (see timeSource)',
+    ),
+  timeSource: z
+    .enum(TIME_SOURCES)
+    .describe(
+      'Where time came from: tar (member mtime), gzip (header MTIME), file_name, or file (the file modification time, which a copy or git clone resets)',
+    ),
   arch: z.enum(['x86_64', 'aarch64']),
   pid: z.number().int().nullable(),
   ppid: z.number().int().nullable(),
@@ -49,8 +60,19 @@ export const DumpSchema = z.object({
     .describe('stack: full argv; prpsinfo: first 80 bytes'),
   psargs: z.string().nullable(),
   executable: z.string().nullable().describe('Path of the mapped executable (NT_FILE)'),
+  executableSource: z
+    .enum(['nt_file', 'execfn', 'argv0', 'other_dump'])
+    .nullable()
+    .describe(
+      'Where executable came from: NT_FILE; or, in a core cut before NT_FILE, AT_EXECFN, the first word of the command line, or another dump of the set that mapped the program under that path or name',
+    ),
   execfn: z.string().nullable().describe('AT_EXECFN: the path given to execve()'),
-  libraries: z.array(z.string()),
+  libraries: z.array(z.string()).describe('Mapped shared objects (NT_FILE), the executable left out'),
+  mappedFiles: z
+    .array(z.string())
+    .describe(
+      'Every other mapped file (NT_FILE): data files, locale archives, /tmp/hsperfdata_*, anon_inode:[io_uring]',
+    ),
   signal: SignalSchema.nullable(),
   threads: z.number().int(),
   threadList: z.array(
@@ -94,8 +116,9 @@ export const SignatureSchema = z.object({
   topEvidence: z.string().nullable(),
   count: z.number().int(),
   files: z.array(z.string()),
-  firstSeen: z.string(),
+  firstSeen: z.string().describe('Earliest time of its dumps (see Dump.time)'),
   lastSeen: z.string(),
+  timeSources: z.array(z.enum(TIME_SOURCES)).describe('Where the times of its dumps came from'),
 });
 
 export const FindingSchema = z.object({
@@ -120,7 +143,15 @@ export const ReportSchema = z.object({
   signatures: z.array(SignatureSchema),
   findings: z.array(FindingSchema),
   nextSteps: z.array(z.string()),
-  totals: z.object({ dumps: z.number().int(), bytes: z.number().int(), redactions: z.number().int() }),
+  totals: z.object({
+    dumps: z.number().int(),
+    bytes: z.number().int().describe('Bytes of the cores themselves, decompressed (sum of sizeBytes)'),
+    fileBytes: z
+      .number()
+      .int()
+      .describe('Bytes of the input files read, compressed where they are: what the progress bar counts'),
+    redactions: z.number().int(),
+  }),
 });
 
 export type Report = z.infer<typeof ReportSchema>;

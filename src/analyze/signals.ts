@@ -103,6 +103,9 @@ export function signalCodeName(signo: number, code: number): string {
   return GENERIC_CODES[code] ?? `code ${code}`;
 }
 
+/** Signals the kernel raises for a fault at an instruction: SIGILL, SIGBUS, SIGFPE, SIGSEGV. */
+const FAULTS = new Set([4, 7, 8, 11]);
+
 export interface SignalContext {
   signo: number;
   code?: number;
@@ -115,6 +118,20 @@ export interface SignalContext {
 export function explainSignal(ctx: SignalContext): string {
   const fromOther = ctx.senderPid !== undefined && ctx.senderPid > 0 && ctx.senderPid !== ctx.pid;
   const bySelf = ctx.senderPid !== undefined && ctx.senderPid === ctx.pid;
+  // A fault signal the kernel raised has a positive si_code (SEGV_MAPERR, BUS_ADRERR, ...); one sent
+  // with kill(), tgkill() or sigqueue() has SI_USER, SI_TKILL or SI_QUEUE and a sender instead.
+  const sent = ctx.code !== undefined && ctx.code <= 0;
+  if (sent && FAULTS.has(ctx.signo)) {
+    const name = signalName(ctx.signo);
+    const how = ctx.code === -6 ? 'tgkill()/raise()' : ctx.code === -1 ? 'sigqueue()' : 'kill()';
+    if (fromOther) {
+      return `${name} sent by another process (pid ${ctx.senderPid}) with ${how}, not a memory fault: the process did not crash on its own. Find out what sent it (a supervisor, a watchdog, someone running kill -${name.slice(3)}).`;
+    }
+    if (bySelf) {
+      return `${name} raised by the process itself with ${how}, not a memory fault: usually a crash handler (a runtime's or a library's) re-raising a signal, or a deliberate raise().`;
+    }
+    return `${name} sent with ${how} (si_code ${ctx.code}), not a memory fault raised by the kernel.`;
+  }
   switch (ctx.signo) {
     case 6:
       if (fromOther) {
@@ -146,7 +163,7 @@ export function explainSignal(ctx: SignalContext): string {
     case 31:
       return 'SIGSYS: a bad system call, usually blocked by a seccomp filter.';
     case 0:
-      return 'No signal recorded: the core was taken from a live process (gcore) rather than by a crash.';
+      return 'Taken by gcore while running (no signal): a snapshot of a live process, not a crash. It shows what the process held at that moment.';
     default:
       return `${signalName(ctx.signo)}: the process was terminated by this signal and dumped core.`;
   }

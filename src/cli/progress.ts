@@ -2,7 +2,8 @@ import { formatBytes } from '../analyze/render.ts';
 
 /**
  * A one-line progress bar for stderr (bytes, rate, ETA), drawn only when stderr is a terminal so
- * logs and pipes stay clean. At most ten redraws a second.
+ * logs and pipes stay clean. At most ten redraws a second. It counts the bytes of the files read,
+ * compressed where they are, as the report's first line and totals.fileBytes do.
  */
 
 export function formatProgress(done: number, total: number, elapsedMs: number, width = 24): string {
@@ -11,7 +12,7 @@ export function formatProgress(done: number, total: number, elapsedMs: number, w
   const rate = elapsedMs > 0 ? (done / elapsedMs) * 1000 : 0;
   const eta = rate > 0 ? Math.max(0, (total - done) / rate) : Number.NaN;
   const etaText = Number.isFinite(eta) ? `${Math.ceil(eta)}s` : '--';
-  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(fraction * 100).toFixed(0).padStart(3)}% ${formatBytes(done)}/${formatBytes(total)} ${formatBytes(rate)}/s ETA ${etaText}`;
+  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(fraction * 100).toFixed(0).padStart(3)}% ${formatBytes(done)}/${formatBytes(total)} of files read ${formatBytes(rate)}/s ETA ${etaText}`;
 }
 
 export interface ProgressBar {

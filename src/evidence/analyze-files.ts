@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { describeUnknown, sniff } from '../analyze/container.ts';
 import { buildReport, type DumpRecord } from '../analyze/correlate.ts';
+import { chooseDumpTime, fileNameTime } from '../analyze/dump-time.ts';
 import { EvidenceCollector, type EvidenceSnapshot } from '../analyze/evidence.ts';
 import type { Report } from '../analyze/report-schema.ts';
 import { asCodedError, CodedError, ErrorCode } from '../errors.ts';
@@ -38,7 +39,10 @@ export interface AnalyzeOptions {
    * report itself never holds them.
    */
   onSecrets?: (secrets: readonly string[]) => void;
-  /** Called as input bytes are consumed: (bytes done, bytes in all). */
+  /**
+   * Called as input bytes are consumed: (bytes done, bytes in all), bytes of the files as they are
+   * on disk, compressed or not; the report's totals.fileBytes is the same total.
+   */
   onProgress?: (done: number, total: number) => void;
   now?: () => Date;
 }
@@ -101,7 +105,7 @@ export async function analyzeFiles(paths: readonly string[], options: AnalyzeOpt
         for (const s of [...r.facts.secrets, ...r.evidence.secrets]) secrets.add(s);
       options.onSecrets([...secrets]);
     }
-    return buildReport(perFile.flat(), errors, options.now?.() ?? new Date());
+    return buildReport(perFile.flat(), errors, options.now?.() ?? new Date(), total);
   } finally {
     await pool.close();
   }
@@ -139,6 +143,7 @@ export async function analyzeFiles(paths: readonly string[], options: AnalyzeOpt
         fileBytes: file.size,
         sizeBytes: structure.size,
         mtime: file.mtime,
+        time: chooseDumpTime({ fileName: fileNameTime(file.path), file: file.mtime }),
         facts: structure.facts,
         evidence: evidence.snapshot(),
       },

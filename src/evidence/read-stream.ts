@@ -4,6 +4,7 @@ import { createGunzip } from 'node:zlib';
 import { type Container, describeUnknown, SNIFF_BYTES, sniff } from '../analyze/container.ts';
 import type { DumpRecord } from '../analyze/correlate.ts';
 import { DumpStreamAnalyzer } from '../analyze/dump.ts';
+import { chooseDumpTime, type DumpTime, fileNameTime, gzipTime } from '../analyze/dump-time.ts';
 import type { AnalysisError } from '../analyze/report-schema.ts';
 import { TarReader } from '../analyze/tar.ts';
 import { asCodedError, CodedError, ErrorCode } from '../errors.ts';
@@ -64,6 +65,8 @@ export async function readDumpStream(
   const errors: AnalysisError[] = [];
   let gzipped = false;
   let container: Container = 'raw';
+  /** The time of a dump that is the whole file (not a tar member), known once its head is read. */
+  let fileTime: DumpTime = { at: info.mtime, source: 'file' };
   // Results are listed in member order, although a gzipped member finishes after those behind it.
   const order = new Map<object, number>();
   let nextSeq = 0;
@@ -77,7 +80,7 @@ export async function readDumpStream(
   /** A sink that analyses one core; errors from a bad header stop it and are recorded once. */
   const coreSink = (
     entry: string | null,
-    mtime: Date,
+    time: DumpTime,
     seq = nextSeq++,
     onDone?: (complete: boolean) => void,
   ) => {
@@ -98,7 +101,19 @@ export async function readDumpStream(
         if (failed) return;
         try {
           const { facts, evidence, sizeBytes } = analyzer.finish();
-          const record = { file, entry, container, fileBytes: info.size, sizeBytes, mtime, facts, evidence };
+          // mtime: the tar member's, else the file's; time: the most truthful time known (dump-time.ts).
+          const mtime = time.source === 'tar' ? time.at : info.mtime;
+          const record = {
+            file,
+            entry,
+            container,
+            fileBytes: info.size,
+            sizeBytes,
+            mtime,
+            time,
+            facts,
+            evidence,
+          };
           order.set(record, seq);
           dumps.push(record);
         } catch (error) {
@@ -119,10 +134,10 @@ export async function readDumpStream(
   };
 
   /** A member that is itself gzipped (core.1234.gz copied out of a container): inflate, then sniff. */
-  const gunzipSink = (entry: string, mtime: Date, seq: number): Sink => {
+  const gunzipSink = (entry: string, time: DumpTime, seq: number): Sink => {
     const inflater = createGunzip({ chunkSize: GUNZIP_CHUNK });
     const inside = new Sniffer((head) => {
-      if (sniff(head) === 'elf') return coreSink(entry, mtime, seq);
+      if (sniff(head) === 'elf') return coreSink(entry, time, seq);
       fail(
         entry,
         new CodedError(ErrorCode.NotCore, `not a core dump: a gzip of ${describeUnknown(head)}`),
@@ -161,12 +176,12 @@ export async function readDumpStream(
   };
 
   /** Each member is told apart by content too: a core, a gzipped core, or named for what it is. */
-  const memberSink = (entry: string, mtime: Date): Sink => {
+  const memberSink = (entry: string, time: DumpTime): Sink => {
     const seq = nextSeq++;
     return new Sniffer((head) => {
       const kind = sniff(head);
-      if (kind === 'elf') return coreSink(entry, mtime, seq);
-      if (kind === 'gzip') return gunzipSink(entry, mtime, seq);
+      if (kind === 'elf') return coreSink(entry, time, seq);
+      if (kind === 'gzip') return gunzipSink(entry, time, seq);
       const what = kind === 'tar' ? 'a tar archive inside the tar (extract it first)' : describeUnknown(head);
       fail(entry, new CodedError(ErrorCode.NotCore, `not a core dump: ${what}`), seq);
       return { push() {}, end() {} };
@@ -176,7 +191,8 @@ export async function readDumpStream(
   const tarSink = (): Sink => {
     const reader = new TarReader((header) => {
       // A member whose mtime no Date can hold gets the tar file's own.
-      const sink = memberSink(header.name, header.mtime ?? info.mtime);
+      const time = header.mtime ? chooseDumpTime({ tar: header.mtime, file: info.mtime }) : fileTime;
+      const sink = memberSink(header.name, time);
       return { push: (c) => sink.push(c), end: () => sink.end() };
     });
     let failed = false;
@@ -209,7 +225,7 @@ export async function readDumpStream(
     }
     if (kind === 'elf') {
       container = gzipped ? 'gzip' : 'raw';
-      return coreSink(null, info.mtime);
+      return coreSink(null, fileTime);
     }
     const what = kind === 'gzip' ? 'gzip inside gzip' : describeUnknown(head);
     fail(null, new CodedError(ErrorCode.NotCore, `not a core dump: ${what}`));
@@ -218,6 +234,11 @@ export async function readDumpStream(
 
   const first = await readHead(file);
   gzipped = sniff(first) === 'gzip';
+  fileTime = chooseDumpTime({
+    gzip: gzipped ? gzipTime(first) : undefined,
+    fileName: fileNameTime(file),
+    file: info.mtime,
+  });
   const source = createReadStream(file, { highWaterMark: READ_CHUNK });
   let read = 0;
   const count = (chunk: Buffer) => {

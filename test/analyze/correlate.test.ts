@@ -22,8 +22,10 @@ function facts(pid: number, overrides: Partial<CoreFacts> = {}): CoreFacts {
     commandLine: 'python3 worker.py',
     commandLineSource: 'stack',
     executable: '/usr/bin/python3.11',
+    executableSource: 'nt_file',
     execfn: '/usr/bin/python3',
     libraries: [],
+    mappedFiles: [],
     signal: {
       number: 6,
       name: 'SIGABRT',
@@ -176,6 +178,38 @@ describe('buildReport', () => {
         message: 'cannot report this dump: its modification time is not a valid date',
       },
     ]);
+  });
+
+  it('says application code in every dump is "in every dump" and ranks library strings below it', () => {
+    const records = Array.from({ length: 3 }, (_, i) =>
+      dump(i, [
+        ['function', 'fetch_feed'],
+        ['frame', 'feeds/fetch.py:42 in fetch_feed'],
+        ['frame', '/usr/lib/python3.11/socket.py:706 in readinto'],
+        ['url', 'http://ahad-haam:3128'],
+      ]),
+    );
+    const r = buildReport(records, [], new Date());
+    const rank = (value: string) => r.correlations.findIndex((c) => c.value === value);
+    const why = (value: string) => r.correlations[rank(value)]!.why;
+    assert.equal(why('fetch_feed'), 'in 3 of 3 dumps; in every dump');
+    assert.equal(why('feeds/fetch.py:42 in fetch_feed'), 'in 3 of 3 dumps; in every dump');
+    for (const library of ['/usr/lib/python3.11/socket.py:706 in readinto', 'http://ahad-haam:3128']) {
+      assert.match(why(library), /in every dump, so it may come from the interpreter/);
+      assert.ok(rank(library) > rank('fetch_feed'), library);
+      assert.ok(rank(library) > rank('feeds/fetch.py:42 in fetch_feed'), library);
+    }
+  });
+
+  it('puts a core cut short, holding nothing shared, in the signature of its program and signal', () => {
+    const records = [0, 1, 2].map((i) => dump(i, [['url', STREAM]]));
+    records.push(dump(3, [['url', 'http://127.0.0.1:80']], { truncated: true }));
+    const r = buildReport(records, [], new Date());
+    assert.deepEqual(
+      r.signatures.map((s) => [s.count, s.topEvidence]),
+      [[4, STREAM]],
+    );
+    assert.deepEqual(r.signatures[0]!.files, ['core.0', 'core.1', 'core.2', 'core.3']);
   });
 
   it('flags truncated cores', () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { EvidenceCollector, MAX_DISTINCT_PER_KIND } from '../../src/analyze/evidence.ts';
-import { executableOf, librariesOf, parseNotes } from '../../src/analyze/notes.ts';
+import { executableOf, isSharedObject, librariesOf, parseNotes } from '../../src/analyze/notes.ts';
 
 /** One ELF note: namesz, descsz, type, name and desc, each padded to 4 bytes. */
 function note(name: string, type: number, desc: Buffer): Buffer {
@@ -136,5 +136,31 @@ describe('EvidenceCollector', () => {
     assert.equal(snapshot.items.length, MAX_DISTINCT_PER_KIND);
     assert.equal(snapshot.dropped, 10);
     assert.equal(snapshot.items[0]!.count, 6);
+  });
+});
+
+describe('isSharedObject', () => {
+  it('tells shared objects from the other files a process maps', () => {
+    const shared = [
+      '/usr/lib/x86_64-linux-gnu/libc.so.6',
+      '/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2',
+      '/usr/lib/x86_64-linux-gnu/libz.so.1.2.13',
+      '/opt/py/lib/libpython3.11.so.1.0',
+      '/opt/py/lib/python3.11/lib-dynload/_socket.cpython-311-x86_64-linux-gnu.so',
+      '/usr/lib/jvm/java-17/lib/server/libjvm.so',
+      '/usr/lib/x86_64-linux-gnu/libssl.so.3 (deleted)',
+    ];
+    const other = [
+      '/usr/lib/locale/locale-archive',
+      '/usr/lib/locale/C.utf8/LC_CTYPE',
+      '/usr/lib/x86_64-linux-gnu/gconv/gconv-modules.cache',
+      '/tmp/hsperfdata_app/4711',
+      'anon_inode:[io_uring]',
+      '/memfd:jit (deleted)',
+      '/etc/ld.so.cache',
+      '/var/lib/app/data.sqlite',
+    ];
+    assert.deepEqual(shared.filter(isSharedObject), shared);
+    assert.deepEqual(other.filter(isSharedObject), []);
   });
 });

@@ -11,6 +11,8 @@ function dump(pid: number, senderPid: number | null, code: number): Dump {
     fileBytes: 100,
     sizeBytes: 100,
     mtime: '2026-11-25T03:00:00.000Z',
+    time: '2026-11-25T03:00:00.000Z',
+    timeSource: 'tar',
     arch: 'x86_64',
     pid,
     ppid: 1,
@@ -21,8 +23,10 @@ function dump(pid: number, senderPid: number | null, code: number): Dump {
     commandLineSource: 'stack',
     psargs: 'worker',
     executable: '/usr/bin/worker',
+    executableSource: 'nt_file',
     execfn: '/usr/bin/worker',
     libraries: [],
+    mappedFiles: [],
     signal: {
       number: 6,
       name: 'SIGABRT',
@@ -64,11 +68,12 @@ function report(dumps: Dump[]): Report {
         files: dumps.map((d) => d.file),
         firstSeen: '2026-11-25T03:00:00.000Z',
         lastSeen: '2026-11-25T03:00:00.000Z',
+        timeSources: ['tar'],
       },
     ],
     findings: [],
     nextSteps: [],
-    totals: { dumps: dumps.length, bytes: 100 * dumps.length, redactions: 0 },
+    totals: { dumps: dumps.length, bytes: 100 * dumps.length, fileBytes: 100 * dumps.length, redactions: 0 },
   };
 }
 

@@ -27,6 +27,18 @@ describe('bin/nightshift analyze', () => {
     assert.match(run.stdout, /What to look at next/);
   });
 
+  it('starts the examples with the headline, and dates them from inside the gzip and tar, not the checkout', () => {
+    const lines = nightshift('analyze', 'examples/').stdout.split('\n');
+    const headline = lines.findIndex((l) => l.startsWith('!! Likely endless stream in 3 of 5 dumps: '));
+    const s1 = lines.findIndex((l) => l.startsWith('S1: 3 dumps of '));
+    assert.ok(headline > 0 && headline < s1, `headline at line ${headline + 1}, S1 at ${s1 + 1}`);
+    const seen = lines.filter((l) => l.startsWith('  seen'));
+    assert.equal(seen.length, 3);
+    for (const line of seen)
+      assert.match(line, /^ {2}seen {6}2026-11-25 17:14Z \(from (gzip header|tar member)/);
+    assert.ok(lines.some((l) => l.includes('GET /api/feeds/refresh?customer=4711') && /^\d\. Find /.test(l)));
+  });
+
   it('prints a JSON document that satisfies the published schema', () => {
     const run = nightshift('analyze', '--json', 'examples/');
     assert.equal(run.status, 0, run.stderr);

@@ -6,9 +6,9 @@ describe('progress bar', () => {
   it('shows bytes, rate and ETA', () => {
     assert.equal(
       formatProgress(512 * 1024 * 1024, 1024 * 1024 * 1024, 1000, 10),
-      '[#####.....]  50% 512 MiB/1.0 GiB 512 MiB/s ETA 1s',
+      '[#####.....]  50% 512 MiB/1.0 GiB of files read 512 MiB/s ETA 1s',
     );
-    assert.equal(formatProgress(0, 100, 0, 4), '[....]   0% 0 B/100 B 0 B/s ETA --');
+    assert.equal(formatProgress(0, 100, 0, 4), '[....]   0% 0 B/100 B of files read 0 B/s ETA --');
   });
 
   it('draws on a terminal, at most ten times a second, and nothing elsewhere', () => {

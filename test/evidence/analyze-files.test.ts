@@ -1,5 +1,16 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -7,7 +18,9 @@ import { gzipSync } from 'node:zlib';
 import { DumpStreamAnalyzer } from '../../src/analyze/dump.ts';
 import { URL_PATTERN } from '../../src/analyze/extract.ts';
 import { redact } from '../../src/analyze/redact.ts';
+import { formatBytes, renderReport } from '../../src/analyze/render.ts';
 import { type Dump, ReportSchema } from '../../src/analyze/report-schema.ts';
+import { formatProgress } from '../../src/cli/progress.ts';
 import { analyzeFiles } from '../../src/evidence/analyze-files.ts';
 import {
   type CCore,
@@ -15,6 +28,8 @@ import {
   FEED_ITEM_URL,
   makeCCore,
   makePythonIncident,
+  NT_FILE,
+  noteOffset,
   PROFILE_PAYLOAD,
   type PythonIncident,
   REQUEST_LINE,
@@ -77,6 +92,7 @@ async function expectedRedactions(core: string): Promise<number> {
 }
 
 const WIDE_SOURCE = join(import.meta.dirname, '../helpers/wide-string.c');
+const MAPPED_SOURCE = join(import.meta.dirname, '../helpers/mapped-files.c');
 /** The URL wide-string.c holds in UTF-16LE. */
 const WIDE_URL = 'https://utf16.example.test/wide/path?q=1';
 
@@ -132,7 +148,7 @@ describe('C programs that crash (kernel cores, checked against gdb and readelf)'
   it('lists the executable and the mapped libraries that readelf lists', async () => {
     const d = await analyzeOne(abort.path);
     const files = [...new Set((await readelfNoteFiles(abort.path)).map((f) => f.path))];
-    assert.deepEqual([d.executable, ...d.libraries].sort(), files.sort());
+    assert.deepEqual([d.executable, ...d.libraries, ...d.mappedFiles].sort(), files.sort());
   });
 
   it('redacts the secrets in the environment and counts them', async () => {
@@ -198,6 +214,165 @@ describe('C programs that crash (kernel cores, checked against gdb and readelf)'
     assert.ok(d.urls.some((u) => u.value === live.heapUrl));
   });
 
+  it('says a SIGSEGV or SIGBUS sent with kill() was sent, not a memory fault', async () => {
+    for (const signal of ['SIGSEGV', 'SIGBUS'] as const) {
+      const killed = await makeCCore(join(dir, `kill-${signal}`), 'abort', { killWith: signal });
+      const report = await analyzeFiles([killed.path], { workers: 0 });
+      const d = report.dumps[0]!;
+      assert.equal(d.signal?.name, signal);
+      assert.match(d.signal?.codeName ?? '', /^SI_USER/);
+      assert.equal(d.signal?.senderPid, process.pid);
+      assert.equal(d.signal?.faultAddress, null);
+      assert.match(
+        d.signal?.meaning ?? '',
+        new RegExp(`^${signal} sent by another process \\(pid ${process.pid}\\)`),
+      );
+      assert.doesNotMatch(d.signal?.meaning ?? '', /invalid memory access|bad memory access/);
+      assert.match(d.signal?.meaning ?? '', /not a memory fault/);
+      assert.ok(
+        report.findings.some((f) => f.title === `1 of 1 dumps died of ${signal}, sent by another process`),
+      );
+      assert.ok(!report.nextSteps.some((s) => s.includes('-ex bt')), 'no backtrace hunt for a kill');
+    }
+  });
+
+  it('says a gcore core was taken by gcore while running, never "died of none"', async () => {
+    const live = await makeCCore(join(dir, 'gcore-report'), 'abort', { via: 'gcore' });
+    const report = await analyzeFiles([live.path], { workers: 0 });
+    const text = renderReport(report);
+    assert.ok(
+      report.findings.some((f) => f.title === '1 of 1 dumps taken by gcore while running (no signal)'),
+      JSON.stringify(report.findings),
+    );
+    assert.ok(!JSON.stringify(report.findings).includes('none'));
+    assert.doesNotMatch(text, /died of none|, none\n/);
+    assert.match(text, /^S1: 1 dump of .*crash-abort, taken by gcore while running \(no signal\)$/m);
+  });
+
+  it('keeps shared objects in libraries and names the other mapped files mappedFiles', async () => {
+    const data = join(dir, 'hsperfdata_nightshift');
+    mkdirSync(data);
+    writeFileSync(join(data, '4711'), Buffer.alloc(4096, 1));
+    const mapped = await makeCCore(join(dir, 'mapped'), 'abort', {
+      source: MAPPED_SOURCE,
+      args: [join(data, '4711')],
+    });
+    const d = await analyzeOne(mapped.path);
+    const files = new Set((await readelfNoteFiles(mapped.path)).map((f) => f.path));
+    assert.deepEqual(new Set([d.executable, ...d.libraries, ...d.mappedFiles]), files);
+    assert.ok(
+      d.libraries.some((l) => /\/libc\.so\.6$/.test(l)),
+      d.libraries.join(' '),
+    );
+    for (const l of d.libraries) assert.match(l, /\.so(\.[\w.-]+)?$/);
+    assert.ok(d.mappedFiles.includes(join(data, '4711')), d.mappedFiles.join(' '));
+    assert.ok(!d.libraries.includes(join(data, '4711')));
+    if ([...files].some((f) => f.includes('io_uring'))) {
+      assert.ok(d.mappedFiles.some((f) => f.includes('anon_inode:[io_uring]')));
+    }
+  });
+
+  it('gives a core cut before its NT_FILE note its program path, in the signature of the others', async () => {
+    // Started through a symlink, as python3 is to python3.11: argv[0] names the link, NT_FILE the file.
+    const executable = (await makeCCore(join(dir, 'cut-a'), 'abort')).executable;
+    const link = join(dir, 'cut-link');
+    symlinkSync(executable, link);
+    const a = await makeCCore(join(dir, 'cut-b'), 'abort', { launchAs: link, args: ['--job', 'feeds'] });
+    const b = await makeCCore(join(dir, 'cut-c'), 'abort', { launchAs: link, args: ['--job', 'feeds'] });
+    const cut = await truncateCopy(
+      b.path,
+      join(dir, 'cut-before-nt-file.core'),
+      await noteOffset(b.path, NT_FILE),
+    );
+    const report = await analyzeFiles([a.path, cut], { workers: 0 });
+    assert.deepEqual(report.errors, []);
+    const [whole, short] = report.dumps;
+    assert.equal(whole!.executable, executable);
+    assert.equal(short!.truncated, true);
+    assert.deepEqual(short!.libraries, []);
+    assert.equal(short!.pid, b.pid);
+    assert.equal(short!.executable, executable, 'the path the other dump mapped, not crash-abort');
+    assert.equal(short!.executableSource, 'other_dump');
+    assert.deepEqual(
+      report.signatures.map((s) => [s.count, s.executable, s.signal]),
+      [[2, executable, 'SIGABRT']],
+    );
+    // Alone, it still names a path: argv[0], not the 15-byte process name.
+    const alone = await analyzeOne(cut);
+    assert.equal(alone.executable, link);
+    assert.equal(alone.executableSource, 'argv0');
+  });
+
+  it('dates a dump by its tar member or gzip header, and says so when only a file time is known', async () => {
+    const core = await makeCCore(join(dir, 'dated'), 'abort');
+    const crashed = new Date('2026-01-02T03:04:05Z');
+    utimesSync(core.path, crashed, crashed);
+    const gz = join(dir, 'dated.core.gz');
+    writeFileSync(gz, execFileSync('gzip', ['-c', core.path])); // gzip keeps the core's mtime in its header
+    const tar = await wrapAsDockerCp(core.path, join(dir, 'dated.tar'), { name: 'core.1' });
+    const raw = join(dir, 'dated.core');
+    copyFileSync(core.path, raw);
+    // As a git clone or a copy leaves them: every file's mtime is the time of the copy.
+    const copied = new Date('2026-03-04T05:06:07Z');
+    for (const file of [gz, tar, raw]) utimesSync(file, copied, copied);
+    const report = await analyzeFiles([gz, tar, raw], { workers: 0 });
+    assert.deepEqual(report.errors, []);
+    const byFile = new Map(report.dumps.map((d) => [d.file, d]));
+    assert.deepEqual(
+      [gz, tar, raw].map((f) => [byFile.get(f)!.time, byFile.get(f)!.timeSource]),
+      [
+        [crashed.toISOString(), 'gzip'],
+        [crashed.toISOString(), 'tar'],
+        [copied.toISOString(), 'file'],
+      ],
+    );
+    assert.equal(byFile.get(gz)!.mtime, copied.toISOString(), 'mtime stays the file time');
+    const [sig] = report.signatures;
+    assert.equal(report.signatures.length, 1);
+    assert.equal(sig!.firstSeen, crashed.toISOString());
+    assert.deepEqual([...sig!.timeSources].sort(), ['file', 'gzip', 'tar']);
+    const seen = renderReport(report)
+      .split('\n')
+      .find((l) => l.startsWith('  seen'));
+    assert.match(
+      seen ?? '',
+      /^ {2}seen {6}2026-01-02 03:04Z to 2026-03-04 05:06Z \(from .*modification times.*\)$/,
+    );
+    // Without the raw copy, every time is the crash's own.
+    const inside = await analyzeFiles([gz, tar], { workers: 0 });
+    assert.deepEqual(
+      [inside.signatures[0]!.firstSeen, inside.signatures[0]!.lastSeen],
+      [crashed.toISOString(), crashed.toISOString()],
+    );
+    assert.doesNotMatch(renderReport(inside), /modification times/);
+  });
+
+  it('counts the same bytes in the progress bar and in the report: the files read, besides the cores', async () => {
+    const gz = join(dir, 'progress.core.gz');
+    writeFileSync(gz, gzipSync(readFileSync(abort.path), { level: 1 }));
+    const tgz = await wrapAsDockerCp(segv.path, join(dir, 'progress.tar.gz'), { gzip: true });
+    let last: [number, number] = [0, 0];
+    const files = [gz, tgz, threads.path];
+    const report = await analyzeFiles(files, {
+      workers: 0,
+      onProgress: (done, total) => (last = [done, total]),
+    });
+    const onDisk = files.reduce((sum, f) => sum + statSync(f).size, 0);
+    assert.deepEqual(last, [onDisk, onDisk], 'the bar ends at the files read');
+    assert.equal(report.totals.fileBytes, onDisk);
+    assert.ok(report.totals.bytes > onDisk, 'the cores are larger than the compressed files');
+    const first = renderReport(report).split('\n')[0]!;
+    assert.equal(
+      first,
+      `Nightshift: 3 dumps analysed, ${formatBytes(report.totals.bytes)} of cores, from ${formatBytes(onDisk)} of files read`,
+    );
+    assert.ok(
+      formatProgress(last[0], last[1], 1000).includes(
+        `${formatBytes(onDisk)}/${formatBytes(onDisk)} of files read`,
+      ),
+    );
+  });
+
   it('reads the same core raw, gzipped, as docker cp tar, and as docker cp tar | gzip', async () => {
     const raw = await analyzeOne(abort.path);
     const forms: Array<[string, string]> = [
@@ -214,8 +389,26 @@ describe('C programs that crash (kernel cores, checked against gdb and readelf)'
       assert.equal(d.entry, container.startsWith('tar') ? 'core.4711' : null);
       assert.equal(d.sizeBytes, raw.sizeBytes);
       assert.deepEqual(
-        { ...d, file: '', entry: null, container: 'raw', fileBytes: 0, mtime: '' },
-        { ...raw, file: '', entry: null, container: 'raw', fileBytes: 0, mtime: '' },
+        {
+          ...d,
+          file: '',
+          entry: null,
+          container: 'raw',
+          fileBytes: 0,
+          mtime: '',
+          time: '',
+          timeSource: 'file',
+        },
+        {
+          ...raw,
+          file: '',
+          entry: null,
+          container: 'raw',
+          fileBytes: 0,
+          mtime: '',
+          time: '',
+          timeSource: 'file',
+        },
         `${container} differs from raw`,
       );
     }
@@ -361,6 +554,70 @@ describe('the incident in miniature: 8 Python workers, 6 stuck on an endless rad
     const feedPids = incident.cores.filter((c) => !c.streamWorker).map((c) => c.pid);
     const members = report.dumps.filter((d) => d.signature === report.signatures[1]!.id).map((d) => d.pid);
     assert.deepEqual(members.sort(), feedPids.sort());
+  });
+
+  it('prints the headline finding first, then the signatures, then the details', () => {
+    const lines = renderReport(report).split('\n');
+    const headline = lines.findIndex((l) => l.startsWith('!! Likely endless stream in 6 of 8 dumps: '));
+    assert.ok(headline > 0 && headline < 6, `headline at line ${headline + 1}`);
+    assert.ok(lines[headline]!.endsWith(incident.streamUrl));
+    const signatures = lines.findIndex((l) => l.startsWith('S1: '));
+    const shared = lines.findIndex((l) => l.startsWith('Shared across the dumps'));
+    assert.ok(headline < signatures && signatures < shared, `${headline} ${signatures} ${shared}`);
+    assert.equal(lines.filter((l) => l.startsWith('!! Likely endless stream')).length, 1, 'printed once');
+  });
+
+  it('names the most telling request in the findings and in what to look at next', () => {
+    const request = REQUEST_LINE.replace(/ HTTP\/1\.1$/, '');
+    const finding = report.findings.find((f) => f.title.endsWith(`: ${request}`));
+    assert.ok(finding, JSON.stringify(report.findings.map((f) => f.title)));
+    assert.match(finding.title, /in 8 of 8 dumps/);
+    assert.ok(
+      report.nextSteps.some((s) => s.includes(request)),
+      JSON.stringify(report.nextSteps),
+    );
+    const text = renderReport(report);
+    assert.ok(text.slice(text.indexOf('What to look at next')).includes(request));
+  });
+
+  it('says the application functions in every dump are in every dump, and ranks library strings below them', () => {
+    const functions = PROFILE_PAYLOAD.profile.frames.map((f) => f.function);
+    const ranks = functions.map((name) =>
+      report.correlations.findIndex((c) => c.kind === 'function' && c.value === name),
+    );
+    for (const [i, rank] of ranks.entries()) {
+      assert.ok(rank >= 0, `${functions[i]} is correlated`);
+      const c = report.correlations[rank]!;
+      assert.match(c.why, /in every dump/);
+      assert.doesNotMatch(c.why, /furniture/);
+    }
+    // Strings every dump holds that are not the application's: the interpreter's, a library's.
+    const library = report.correlations
+      .map((c, i) => ({ c, i }))
+      .filter(({ c }) => c.kind === 'url' && c.dumps === 8 && !c.stream);
+    assert.ok(library.length > 0, 'the workers share library URLs (the Sentry DSN at least)');
+    for (const { c, i } of library) {
+      assert.ok(i > Math.max(...ranks), `${c.value} (${c.why}) ranks above the application's functions`);
+    }
+  });
+
+  it('keeps a worker core cut before its NT_FILE note with its interpreter, and out of "every dump"', async () => {
+    const core = incident.cores[0]!;
+    const cut = await truncateCopy(core.path, join(dir, 'cut.core'), await noteOffset(core.path, NT_FILE));
+    const withCut = await analyzeFiles([join(dir, 'evidence'), cut], { workers: 0 });
+    const short = withCut.dumps.find((d) => d.file === cut)!;
+    const executable = report.dumps[0]!.executable;
+    assert.equal(short.truncated, true);
+    assert.equal(short.executable, executable, `${short.executable} (${short.executableSource})`);
+    assert.deepEqual(
+      withCut.signatures.map((s) => [s.count, s.executable, s.topEvidence]),
+      [
+        [7, executable, incident.streamUrl],
+        [2, executable, FEED_ITEM_URL],
+      ],
+    );
+    const fetchFeed = withCut.correlations.find((c) => c.kind === 'function' && c.value === 'fetch_feed')!;
+    assert.match(fetchFeed.why, /^in 8 of 9 dumps; in every dump not cut short$/);
   });
 
   it('says the workers were killed by another process, and which', () => {

@@ -131,6 +131,17 @@ export interface CCoreOptions {
   source?: string;
   /** Default 'kernel' (falls back to 'gcore' where the kernel cannot deliver). */
   via?: CoreVia;
+  /**
+   * Instead of letting it crash, wait until it is ready and send it this signal from the test
+   * process with kill() (si_code SI_USER, the sender's pid in the core), as `kill -SEGV <pid>`
+   * would. Kernel cores only: a gcore core holds no signal.
+   */
+  killWith?: NodeJS.Signals;
+  /**
+   * Start it through this path (e.g. a symlink to the compiled program), so argv[0] and AT_EXECFN
+   * name it while NT_FILE maps the real file. Default: the compiled program.
+   */
+  launchAs?: string;
 }
 
 export interface CCore {
@@ -286,16 +297,25 @@ export async function makeCCore(dir: string, kind: CrashKind, opts: CCoreOptions
   const support = await kernelCoreSupport();
   const via: CoreVia = (opts.via ?? 'kernel') === 'kernel' && support.kernel ? 'kernel' : 'gcore';
   const cwd = await mkdtemp(join(resolve(dir), `${kind}-`));
-  const argv = [executable, ...(opts.args ?? [])];
+  if (opts.killWith !== undefined && via !== 'kernel') {
+    throw new Error(
+      `killWith needs kernel cores, and the kernel cannot deliver them here (${support.reason})`,
+    );
+  }
+  const argv = [opts.launchAs ?? executable, ...(opts.args ?? [])];
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C', ...FAKE_SECRETS };
-  if (via === 'gcore') env.NIGHTSHIFT_WAIT_FOR_GCORE = '1';
+  if (via === 'gcore' || opts.killWith !== undefined) env.NIGHTSHIFT_WAIT_FOR_GCORE = '1';
   const what = `crash-${kind} (in ${cwd})`;
   const proc = startProcess('bash', ['--norc', '-c', CORE_SHELL, 'bash', ...argv], { cwd, env }, what);
   try {
     const base = { kind, pid: proc.pid, executable, argv, via, heapUrl: `${C_HEAP_URL_PREFIX}${kind}` };
     if (via === 'kernel') {
+      if (opts.killWith !== undefined) {
+        await proc.waitFor(/^READY \d+$/m, Date.now() + READY_TIMEOUT_MS);
+        proc.kill(opts.killWith);
+      }
       const exit = await withDeadline(proc.exited, Date.now() + COLLECT_TIMEOUT_MS, `${what} did not crash`);
-      const expected = EXPECTED_SIGNAL[kind];
+      const expected = opts.killWith ?? EXPECTED_SIGNAL[kind];
       if (exit.signal !== expected) {
         throw new Error(`${what} ended with ${describeExit(exit)}, not ${expected}: ${proc.stderr()}`);
       }
@@ -762,4 +782,32 @@ async function assertCore(path: string): Promise<void> {
   } finally {
     await file.close();
   }
+}
+
+/** NT_FILE, the note listing the mapped files (and the one a core cut early loses first). */
+export const NT_FILE = 0x46494c45;
+
+/**
+ * The file offset of the first note of `type` in a core's PT_NOTE segments, read by the ELF64
+ * layout itself (not by the code under test): where to cut a core to lose that note and all after it.
+ */
+export async function noteOffset(corePath: string, type: number): Promise<number> {
+  const bytes = await readFile(corePath);
+  const phoff = Number(bytes.readBigUInt64LE(32));
+  const phentsize = bytes.readUInt16LE(54);
+  const phnum = bytes.readUInt16LE(56);
+  for (let i = 0; i < phnum; i++) {
+    const ph = phoff + i * phentsize;
+    if (bytes.readUInt32LE(ph) !== 4) continue; // PT_NOTE
+    const start = Number(bytes.readBigUInt64LE(ph + 8));
+    const end = start + Number(bytes.readBigUInt64LE(ph + 32));
+    const align4 = (n: number) => (n + 3) & ~3;
+    for (let at = start; at + 12 <= end; ) {
+      const namesz = bytes.readUInt32LE(at);
+      const descsz = bytes.readUInt32LE(at + 4);
+      if (bytes.readUInt32LE(at + 8) === type) return at;
+      at += 12 + align4(namesz) + align4(descsz);
+    }
+  }
+  throw new Error(`${corePath} has no note of type 0x${type.toString(16)}`);
 }
