@@ -40,6 +40,12 @@ mkdir "$tmp/node24"
 ln -s "$(readlink -f "$node24")" "$tmp/node24/node"
 export PATH="$tmp/node24:$PATH"
 unset NODE_PATH NODE_OPTIONS
+# The embedded store in a temp directory and no real Slack, Anthropic or hosts, whatever the caller
+# has set (CI sets DATABASE_URL for the tests).
+for variable in $(compgen -e | grep -E '^(DATABASE_|NIGHTSHIFT_|SLACK_|ANTHROPIC_|AGENT_)' || true); do
+  unset "$variable"
+done
+unset PORT ALERT_WEBHOOK_TOKEN INCIDENT_CHANNEL
 export npm_config_audit=false npm_config_fund=false npm_config_update_notifier=false
 
 # A free loopback port (closed again; the race with other processes is harmless here).
