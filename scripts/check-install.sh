@@ -22,6 +22,7 @@ step() { echo "check-install: [$SECONDS s] $*"; }
 node24=${NIGHTSHIFT_NODE:-$root/node_modules/.bin/node}
 [ -x "$node24" ] || fail "no Node.js at $node24: run npm ci first, or set NIGHTSHIFT_NODE"
 [ "$("$node24" -p 'process.versions.node.split(".")[0]')" -ge 24 ] || fail "$node24 is not Node.js 24 or newer"
+git rev-parse --git-dir >/dev/null 2>&1 || fail "$root is not a git work tree: the fresh copy is what git ls-files lists"
 # The Node.js on PATH before ours goes first: an older one shows the launcher's message for real.
 other_node=$(command -v node || true)
 
