@@ -10,7 +10,12 @@ import { Worker } from 'node:worker_threads';
  * This module imports nothing of the project, so the CLI entry can load it before everything else.
  */
 
-export const SCAN_WORKER_URL = new URL('./scan-worker.ts', import.meta.url);
+// From src/ (a checkout, run through type stripping) the worker is scan-worker.ts; from dist/ (the
+// npm package, built by tsc) it is scan-worker.js: tsc rewrites imports, not URLs.
+export const SCAN_WORKER_URL = new URL(
+  import.meta.url.endsWith('.ts') ? './scan-worker.ts' : './scan-worker.js',
+  import.meta.url,
+);
 
 interface Prestarted {
   worker: Worker;
