@@ -165,8 +165,18 @@ export class SshConnections {
         return verdict.ok;
       },
     };
-    if (host.key) config.privateKey = readFileSync(host.key);
-    else if (process.env.SSH_AUTH_SOCK) config.agent = process.env.SSH_AUTH_SOCK;
+    if (host.key) {
+      // A key that cannot be read is this host's connection failing: said once, as a refusal is.
+      try {
+        config.privateKey = readFileSync(host.key);
+      } catch (error) {
+        throw new CodedError(
+          ErrorCode.SshFailed,
+          `cannot connect to ${host.name}: cannot read its SSH key ${host.key} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+          { cause: error },
+        );
+      }
+    } else if (process.env.SSH_AUTH_SOCK) config.agent = process.env.SSH_AUTH_SOCK;
     if (via) {
       config.sock = await new Promise((resolve, reject) =>
         via.forwardOut('127.0.0.1', 0, host.address, host.port, (error, stream) =>
