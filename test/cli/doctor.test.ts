@@ -330,6 +330,7 @@ describe('nightshift doctor', () => {
       );
     } finally {
       release();
+      rmSync(held, { recursive: true, force: true });
     }
   });
 
