@@ -4,7 +4,13 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { containerCoresCommand, hostCores, hostCoresCommand } from '../../src/collect/collectors/cores.ts';
+import {
+  containerCoresCommand,
+  dockerUsage,
+  hostCores,
+  hostCoresCommand,
+} from '../../src/collect/collectors/cores.ts';
+import { largestDirectories } from '../../src/collect/collectors/disk.ts';
 import type { ExecResult } from '../../src/collect/transport.ts';
 import { writeDockerStandIn } from '../helpers/docker-stand-in.ts';
 
@@ -93,5 +99,19 @@ describe('core dump collectors', () => {
     assert.equal(lines.length, 9);
     assert.equal(lines[0], '/var/crash/core.1000 (1.0 MiB, 0 min ago)');
     assert.equal(lines[8], '+11 more');
+  });
+
+  it('says how many more directories and containers there are than it lists', () => {
+    const du = Array.from({ length: 15 }, (_, i) => `${(20 - i) * 1024 * 1024}\t/var/lib/d${i}`).join('\n');
+    const [dirs] = largestDirectories.parse(result(du), { mount: '/var' }).findings;
+    assert.equal(dirs!.detail.split('\n').length, 9);
+    assert.equal(dirs!.detail.split('\n').at(-1), '+7 more');
+    const ps = Array.from({ length: 12 }, (_, i) => `id${i}\tapp-${i}\t${20 - i}GB (virtual 30GB)`).join(
+      '\n',
+    );
+    const findings = dockerUsage.parse(result(`TYPE TOTAL\n---\n${ps}\n`), undefined).findings;
+    const layers = findings.find((f) => f.title.startsWith('Container app-0'))!;
+    assert.equal(layers.detail.split('\n').length, 6);
+    assert.equal(layers.detail.split('\n').at(-1), '+7 more');
   });
 });

@@ -170,10 +170,10 @@ export const dockerUsage: Collector = {
       findings.push({
         severity: 'warning',
         title: `Container ${sized[0].name} has written ${sized[0].size.split(' ')[0]} to its layer`,
-        detail: sized
-          .slice(0, 5)
-          .map((c) => `${c.name} (${c.id}): ${c.size}`)
-          .join('\n'),
+        detail: [
+          ...sized.slice(0, 5).map((c) => `${c.name} (${c.id}): ${c.size}`),
+          ...(sized.length > 5 ? [`+${sized.length - 5} more`] : []),
+        ].join('\n'),
       });
     }
     return { findings, facts: { containers: sized } };
