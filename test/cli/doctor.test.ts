@@ -96,6 +96,11 @@ describe('nightshift doctor', () => {
       some[1]!.detail,
       /1 user\(s\) and 1 user group\(s\) may approve; 2 approval\(s\) per proposal/,
     );
+    const tooFew = join(dataDir, 'two.json');
+    writeFileSync(tooFew, JSON.stringify({ approvalsRequired: 2 }));
+    const short = await configuration({ NIGHTSHIFT_POLICY: tooFew, NIGHTSHIFT_APPROVERS: 'U0ALICE1' });
+    assert.equal(short[1]!.warning, true);
+    assert.match(short[1]!.detail, /^nobody can approve: a proposal needs 2 approvals .* only 1 user/);
     // serve refuses exactly what doctor failed: the same loadSettings.
     const serve = spawnSync(join(root, 'bin/nightshift'), ['serve'], {
       env: { ...process.env, DATABASE_URL: NO_DATABASE, NIGHTSHIFT_APPROVERS: 'bob', NIGHTSHIFT_HOSTS: '' },

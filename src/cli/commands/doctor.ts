@@ -242,11 +242,18 @@ export async function runChecks(
             detail:
               'nobody can approve: no NIGHTSHIFT_APPROVERS and no approvers in a policy file (NIGHTSHIFT_POLICY), so every proposal can only be rejected or expire',
           }
-        : {
-            part: 'approvers',
-            ok: true,
-            detail: `${policy.approvers.users.length} user(s) and ${policy.approvers.usergroups.length} user group(s) may approve; ${policy.approvalsRequired} approval(s) per proposal`,
-          },
+        : policy.approvers.usergroups.length === 0 && policy.approvers.users.length < policy.approvalsRequired
+          ? {
+              part: 'approvers',
+              ok: null,
+              warning: true,
+              detail: `nobody can approve: a proposal needs ${policy.approvalsRequired} approvals (approvalsRequired) but only ${policy.approvers.users.length} user(s) may approve`,
+            }
+          : {
+              part: 'approvers',
+              ok: true,
+              detail: `${policy.approvers.users.length} user(s) and ${policy.approvers.usergroups.length} user group(s) may approve; ${policy.approvalsRequired} approval(s) per proposal`,
+            },
     async () => {
       try {
         const db = await openStore(config);
