@@ -156,4 +156,39 @@ describe('host certificates, as OpenSSH checks them', () => {
     const changed = await judge(good, `[127.0.0.1]:${good.port} ${good.otherHostKeyLine}\n`, false);
     assert.match(changed.message!, /CHANGED/);
   });
+
+  it('fetches the certificate through the jump host too', async () => {
+    const hosts = parseHostsFile(
+      JSON.stringify({
+        hosts: [
+          { name: 'bastion', address: good.host, port: good.port, user: good.user, key: good.privateKeyPath },
+          {
+            name: 'inner',
+            address: anyName.host,
+            port: anyName.port,
+            user: anyName.user,
+            key: anyName.privateKeyPath,
+            jump: 'bastion',
+          },
+        ],
+      }),
+      'hosts.json',
+    );
+    const ssh = new SshConnections({
+      hosts,
+      knownHosts: parseKnownHosts(
+        `${good.knownHostsLine}\n@cert-authority * ${anyName.certificateAuthorityLine}\n`,
+      ),
+      log: createLogger({ level: 'silent' }),
+      readyTimeoutMs: 8000,
+    });
+    try {
+      const result = await ssh
+        .host('inner')
+        .exec({ command: 'echo inner', timeoutMs: 5000, maxOutputBytes: 100 });
+      assert.equal(result.stdout, 'inner\n');
+    } finally {
+      await ssh.closeAll();
+    }
+  });
 });
