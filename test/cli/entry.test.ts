@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { runCli } from '../../src/cli/index.ts';
@@ -80,6 +80,22 @@ describe('the nightshift command line', () => {
     assert.equal(run.status, 1);
     assert.equal(run.stdout, '');
     assert.equal(run.stderr, `nightshift: no core files found in ${empty}\n`);
+    // Beside a directory that holds one, written as ./relative paths: only the empty one is named.
+    const full = join(dir, 'full');
+    mkdirSync(full);
+    copyFileSync(join(root, 'examples/crash-abort.core.30457.gz'), join(full, 'core.gz'));
+    const rel = (path: string) => `./${relative(process.cwd(), path)}`;
+    const mixed = await cli([
+      'analyze',
+      '--no-progress',
+      '--workers',
+      '0',
+      rel(full),
+      rel(join(empty, 'nested')),
+    ]);
+    assert.equal(mixed.status, 0, mixed.stderr);
+    assert.match(mixed.stdout, /^Nightshift: 1 dump analysed/);
+    assert.equal(mixed.stderr, `nightshift: no core files found in ${rel(join(empty, 'nested'))}\n`);
   });
 
   it('refuses collect --into without --pull, naming both', async () => {

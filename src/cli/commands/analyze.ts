@@ -1,3 +1,4 @@
+import { resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
 import { renderReport } from '../../analyze/render.ts';
 import { CodedError, ErrorCode } from '../../errors.ts';
@@ -61,8 +62,10 @@ export async function analyzeCommand(args: string[], io: CliIo): Promise<number>
   });
   bar?.done();
   // A path that yielded neither a dump nor an error held no files at all: say so by name.
-  const under = (path: string, file: string) =>
-    file === path || file.startsWith(path.endsWith('/') ? path : `${path}/`);
+  const under = (path: string, file: string) => {
+    const [dir, inside] = [resolve(path), resolve(file)];
+    return inside === dir || inside.startsWith(dir.endsWith(sep) ? dir : `${dir}${sep}`);
+  };
   const empty = positionals.filter(
     (path) => ![...report.dumps, ...report.errors].some((d) => under(path, d.file)),
   );
