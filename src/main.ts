@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { PgBoss } from 'pg-boss';
 import type { IncidentTouch } from './alerts/intake.ts';
 import { ALERT_SOURCES } from './alerts/parse.ts';
+import type { Policy } from './approvals/policy.ts';
 import { parseKnownHosts } from './collect/known-hosts.ts';
 import { SshConnections } from './collect/ssh.ts';
 import type { Config } from './config/env.ts';
@@ -60,6 +61,8 @@ export interface StartOptions {
   log?: Logger;
   /** An already open store (tests); otherwise the configured one is opened and closed with the bot. */
   db?: Db;
+  /** The approval policy, as loadSettings read it; otherwise read here from the configuration. */
+  policy?: Policy;
 }
 
 /** The hosts file, the pinned keys and the SSH connections collection uses. */
@@ -114,7 +117,7 @@ export async function startBot(options: StartOptions): Promise<Bot> {
       : undefined;
     const metrics = new Metrics();
     describeMetrics(metrics);
-    const policy = loadPolicy(config.NIGHTSHIFT_POLICY, config.NIGHTSHIFT_APPROVERS);
+    const policy = options.policy ?? loadPolicy(config.NIGHTSHIFT_POLICY, config.NIGHTSHIFT_APPROVERS);
     if (policy.approvers.users.length + policy.approvers.usergroups.length === 0)
       log.warn(
         'no approvers (NIGHTSHIFT_APPROVERS or the policy file): proposals can only be rejected or expire',

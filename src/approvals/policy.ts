@@ -9,8 +9,11 @@ import type { ProposalKind } from './proposal.ts';
  * default for a bot that can run commands on production hosts.
  */
 
-const SlackUser = z.string().regex(/^[UW][A-Z0-9]{2,}$/, 'a Slack user id (U…)');
-const SlackGroup = z.string().regex(/^S[A-Z0-9]{2,}$/, 'a Slack user group id (S…)');
+/** A Slack user id (U…, W… on Enterprise Grid) and a user group id (S…), as approvers are named. */
+export const SLACK_USER_ID = /^[UW][A-Z0-9]{2,}$/;
+export const SLACK_GROUP_ID = /^S[A-Z0-9]{2,}$/;
+const SlackUser = z.string().regex(SLACK_USER_ID, 'a Slack user id (U…)');
+const SlackGroup = z.string().regex(SLACK_GROUP_ID, 'a Slack user group id (S…)');
 
 export const PolicySchema = z
   .object({

@@ -1,4 +1,5 @@
-import { asCodedError, ErrorCode } from '../errors.ts';
+import { readFileSync } from 'node:fs';
+import { asCodedError, CodedError, ErrorCode } from '../errors.ts';
 import { analyzeCommand, analyzeHelp } from './commands/analyze.ts';
 import type { CliIo } from './io.ts';
 
@@ -15,9 +16,44 @@ Commands:
   serve                 run the bot: alert webhooks, health, metrics, and Slack when configured
   doctor                check each configured part (database, Slack, Anthropic) in plain words
   collect HOST          run the read-only collectors on a host over SSH and print the findings
+  help [COMMAND]        show this help, or a command's
 
-Run \`nightshift <command> --help\` for a command's options.
+Options:
+  -h, --help            show this help
+  -v, --version         print the version
+
+Run \`nightshift help <command>\` or \`nightshift <command> --help\` for a command's options.
 `;
+
+const COMMANDS = ['analyze', 'migrate', 'serve', 'doctor', 'collect'] as const;
+type Command = (typeof COMMANDS)[number];
+
+/** Each command's help text; all but analyze's are loaded on demand, as the commands are. */
+async function commandHelp(command: Command): Promise<string> {
+  switch (command) {
+    case 'analyze':
+      return analyzeHelp;
+    case 'migrate':
+      return (await import('./commands/migrate.ts')).migrateHelp;
+    case 'serve':
+      return (await import('./commands/serve.ts')).serveHelp;
+    case 'doctor':
+      return (await import('./commands/doctor.ts')).doctorHelp;
+    case 'collect':
+      return (await import('./commands/collect.ts')).collectHelp;
+  }
+}
+
+/** The version in package.json, the one npm installed. */
+export function version(): string {
+  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return manifest.version;
+}
+
+const isCommand = (name: string | undefined): name is Command =>
+  (COMMANDS as readonly string[]).includes(name ?? '');
 
 export async function runCli(
   argv: string[],
@@ -46,14 +82,36 @@ export async function runCli(
         const { migrateCommand } = await import('./commands/migrate.ts');
         return await migrateCommand(rest, io, env);
       }
+      case '--version':
+      case '-v':
+      case 'version':
+        io.stdout.write(`nightshift ${version()}\n`);
+        return 0;
+      case 'help': {
+        const [topic, ...extra] = rest;
+        if (topic === undefined) {
+          io.stdout.write(help);
+          return 0;
+        }
+        if (!isCommand(topic) || extra.length > 0)
+          throw new CodedError(
+            ErrorCode.Usage,
+            isCommand(topic)
+              ? `help takes one COMMAND, got ${rest.length}`
+              : `help: no command "${topic}" (they are: ${COMMANDS.join(', ')})`,
+          );
+        io.stdout.write(await commandHelp(topic));
+        return 0;
+      }
       case undefined:
-      case 'help':
       case '--help':
       case '-h':
         io.stdout.write(help);
         return command === undefined ? 2 : 0;
       default:
-        io.stderr.write(`nightshift: unknown command "${command}"\n\n${help}`);
+        io.stderr.write(
+          `nightshift: unknown command "${command}"${command.startsWith('-') ? ' (options go after the command)' : ''}\n\n${help}`,
+        );
         return 2;
     }
   } catch (error) {
@@ -62,7 +120,10 @@ export async function runCli(
       coded.code === ErrorCode.Usage ||
       (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true;
     io.stderr.write(`nightshift: ${coded.message}\n`);
-    if (usage && command === 'analyze') io.stderr.write(`\n${analyzeHelp}`);
+    if (usage) {
+      const text = isCommand(command) ? await commandHelp(command) : help;
+      io.stderr.write(`\n${text}`);
+    }
     return usage ? 2 : 1;
   }
 }

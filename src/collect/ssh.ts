@@ -1,9 +1,12 @@
 import { readFileSync } from 'node:fs';
+import { connect as netConnect } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import type { Host, HostsFile } from '../config/hosts.ts';
 import { CodedError, ErrorCode } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { type KnownHostEntry, verifyHostKey } from './known-hosts.ts';
+import { fetchHostCertificate } from './host-certificate.ts';
+import { type KnownHostEntry, verifyHostCertificate, verifyHostKey } from './known-hosts.ts';
 import {
   type ExecResult,
   gentle,
@@ -83,6 +86,8 @@ export interface SshOptions {
   knownHosts: KnownHostEntry[];
   log: Logger;
   readyTimeoutMs?: number;
+  /** The clock host certificates are checked against. Default the system's. */
+  now?: () => Date;
 }
 
 export class SshConnections {
@@ -159,14 +164,48 @@ export class SshConnections {
       readyTimeout: this.options.readyTimeoutMs ?? 10_000,
       keepaliveInterval: 15_000,
       keepaliveCountMax: 3,
-      hostVerifier: (key: Buffer) => {
+      hostVerifier: (key: Buffer, verify: (ok: boolean) => void) => {
         const verdict = verifyHostKey(this.options.knownHosts, host.address, host.port, key);
-        if (!verdict.ok) refusal = verdict.message;
-        return verdict.ok;
+        if (verdict.ok || !verdict.certificateAuthorities) {
+          if (!verdict.ok) refusal = verdict.message;
+          verify(verdict.ok);
+          return;
+        }
+        // A @cert-authority line covers this host: the key may be vouched for by its certificate.
+        void this.hostCertificate(host, via).then(
+          (certificate) => {
+            const checked = certificate
+              ? verifyHostCertificate(
+                  this.options.knownHosts,
+                  host.address,
+                  host.port,
+                  key,
+                  certificate,
+                  this.options.now?.() ?? new Date(),
+                )
+              : verdict;
+            if (!checked.ok) refusal = checked.message;
+            verify(checked.ok);
+          },
+          () => {
+            refusal = verdict.message;
+            verify(false);
+          },
+        );
       },
     };
-    if (host.key) config.privateKey = readFileSync(host.key);
-    else if (process.env.SSH_AUTH_SOCK) config.agent = process.env.SSH_AUTH_SOCK;
+    if (host.key) {
+      // A key that cannot be read is this host's connection failing: said once, as a refusal is.
+      try {
+        config.privateKey = readFileSync(host.key);
+      } catch (error) {
+        throw new CodedError(
+          ErrorCode.SshFailed,
+          `cannot connect to ${host.name}: cannot read its SSH key ${host.key} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+          { cause: error },
+        );
+      }
+    } else if (process.env.SSH_AUTH_SOCK) config.agent = process.env.SSH_AUTH_SOCK;
     if (via) {
       config.sock = await new Promise((resolve, reject) =>
         via.forwardOut('127.0.0.1', 0, host.address, host.port, (error, stream) =>
@@ -198,6 +237,18 @@ export class SshConnections {
       });
       client.connect(config);
     });
+  }
+
+  /** The host's certificate, over a connection of its own (through the same jump host). */
+  private async hostCertificate(host: Host, via: Client | undefined): Promise<Buffer | undefined> {
+    const socket: Duplex = via
+      ? await new Promise<Duplex>((resolve, reject) =>
+          via.forwardOut('127.0.0.1', 0, host.address, host.port, (error, stream) =>
+            error ? reject(error) : resolve(stream),
+          ),
+        )
+      : netConnect({ host: host.address, port: host.port });
+    return fetchHostCertificate(socket, this.options.readyTimeoutMs ?? 10_000);
   }
 
   private async stream(host: Host, command: Omit<RemoteCommand, 'maxOutputBytes'>): Promise<RemoteStream> {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { SLACK_GROUP_ID, SLACK_USER_ID } from '../approvals/policy.ts';
 import { CodedError, ErrorCode } from '../errors.ts';
 import { parseSqlDatabases, type SqlDatabase } from './sql-databases.ts';
 
@@ -56,7 +57,15 @@ export const EnvSchema = z.object({
   /** Policy file (YAML or JSON): approvers, two approvers, self-approval, expiry, automatic pulls. */
   NIGHTSHIFT_POLICY: optionalString,
   /** Slack user ids (U…) and user group ids (S…) who may approve, comma-separated. Unset: nobody. */
-  NIGHTSHIFT_APPROVERS: optionalString,
+  NIGHTSHIFT_APPROVERS: optionalString.superRefine((v, ctx) => {
+    // Ids, not secrets: the one that is neither a user nor a group is named, so it can be found.
+    for (const id of (v ?? '').split(/[\s,]+/).filter(Boolean))
+      if (!SLACK_USER_ID.test(id) && !SLACK_GROUP_ID.test(id))
+        ctx.addIssue({
+          code: 'custom',
+          message: `"${id.slice(0, 40)}" is neither a Slack user id (U…) nor a user group id (S…); names such as @bob do not work, use the member id from the profile's ⋮ menu`,
+        });
+  }),
   /** Where pulled evidence is kept on the bot host. Default NIGHTSHIFT_DATA_DIR/evidence. */
   NIGHTSHIFT_EVIDENCE_DIR: optionalString,
   /** Days pulled evidence is kept after it arrived. Default 14. */

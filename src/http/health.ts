@@ -1,4 +1,5 @@
-import type { Metrics } from '../metrics.ts';
+import type { Gauge } from 'prom-client';
+import type { ComputedMetric, ComputedSamples, Metrics } from '../metrics.ts';
 import { OUTBOX_STUCK_AFTER_S } from '../slack/outbox.ts';
 import type { Db } from '../store/db.ts';
 import { type Route, sendJson } from './routes.ts';
@@ -23,106 +24,174 @@ export function healthRoutes(deps: { db: Db; metrics: Metrics }): Route[] {
       path: '/metrics',
       method: ['GET'],
       async handler(_req, res) {
-        const gauges: Array<{ name: string; labels?: Record<string, string>; value: number }> = [];
-        try {
-          const incidents = await deps.db.executeSql<{ status: string; n: number }>(
-            `SELECT status, count(*)::int AS n FROM incidents WHERE status <> 'resolved' GROUP BY status`,
-          );
-          for (const status of ['open', 'investigating', 'mitigated']) {
-            const row = incidents.rows.find((r) => r.status === status);
-            gauges.push({ name: 'nightshift_incidents_open', labels: { status }, value: row?.n ?? 0 });
-          }
-          const jobs = await deps.db.executeSql<{ state: string; n: number }>(
-            'SELECT state, count(*)::int AS n FROM jobs GROUP BY state',
-          );
-          for (const row of jobs.rows)
-            gauges.push({ name: 'nightshift_jobs', labels: { state: row.state }, value: row.n });
-          // Approval latency: from a proposal being posted to its approval, over the last day.
-          const latency = await deps.db.executeSql<{
-            n: number;
-            total: number | null;
-            p50: number | null;
-            p99: number | null;
-          }>(
-            `SELECT count(*)::int AS n, sum(seconds)::float8 AS total,
-                    percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds)::float8 AS p50,
-                    percentile_cont(0.99) WITHIN GROUP (ORDER BY seconds)::float8 AS p99
-             FROM (SELECT extract(epoch FROM a.decided_at - p.created_at) AS seconds
-                   FROM approvals a JOIN proposals p ON p.id = a.proposal_id
-                   WHERE a.decision = 'approved' AND a.decided_at > now() - interval '1 day') latencies`,
-          );
-          const l = latency.rows[0]!;
-          gauges.push(
-            { name: 'nightshift_approval_latency_seconds', labels: { quantile: '0.5' }, value: l.p50 ?? 0 },
-            { name: 'nightshift_approval_latency_seconds', labels: { quantile: '0.99' }, value: l.p99 ?? 0 },
-            { name: 'nightshift_approval_latency_seconds_sum', value: l.total ?? 0 },
-            { name: 'nightshift_approval_latency_seconds_count', value: l.n },
-          );
-          // The Slack outbox: messages still to post (waiting for a retry included), messages given
-          // up on after their last attempt, and how long the oldest one still to post has waited.
-          const outbox = await deps.db.executeSql<{ pending: number; dead: number; oldest: number | null }>(
-            `SELECT count(*) FILTER (WHERE dead_at IS NULL)::int AS pending,
-                    count(*) FILTER (WHERE dead_at IS NOT NULL)::int AS dead,
-                    extract(epoch FROM now() - min(created_at) FILTER (WHERE dead_at IS NULL))::float8 AS oldest
-             FROM thread_messages WHERE posted_at IS NULL`,
-          );
-          const o = outbox.rows[0]!;
-          gauges.push(
-            { name: 'nightshift_outbox_messages', labels: { state: 'pending' }, value: o.pending },
-            { name: 'nightshift_outbox_messages', labels: { state: 'dead' }, value: o.dead },
-            { name: 'nightshift_outbox_oldest_pending_seconds', value: o.oldest ?? 0 },
-            {
-              name: 'nightshift_outbox_stuck',
-              value: (o.oldest ?? 0) > OUTBOX_STUCK_AFTER_S ? 1 : 0,
-            },
-          );
-          gauges.push({ name: 'nightshift_store_up', value: 1 });
-        } catch {
-          gauges.push({ name: 'nightshift_store_up', value: 0 });
-        }
-        const text = deps.metrics.render(gauges);
-        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+        await scrapeStore(deps.db, deps.metrics);
+        const text = await deps.metrics.render();
+        res.writeHead(200, { 'content-type': deps.metrics.contentType });
         res.end(text);
       },
     },
   ];
 }
 
+/** Upper bounds of the latency histograms, in seconds (the goals: 0.3 s to the root, 0.5 s to the run). */
+export const LATENCY_BUCKETS_S = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+/** Upper bounds of the analysis throughput histogram, in bytes per second. */
+export const THROUGHPUT_BUCKETS = [1e6, 1e7, 5e7, 1e8, 2.5e8, 5e8, 1e9, 2e9, 4e9];
+
+/**
+ * The observations of each histogram, one `v` per row, over everything the store holds (so the
+ * counts only grow, and a restarted bot reports the same): from an incident's first alert to its
+ * root message posted in Slack; from the approval that completed a proposal's approvals to its run
+ * starting (both on the database's clock); an analysis job's bytes over its duration.
+ */
+const HISTOGRAM_SOURCES = {
+  alertToRoot: `SELECT greatest(0, extract(epoch FROM m.posted_at - a.first))::float8 AS v
+      FROM thread_messages m
+      JOIN (SELECT incident_id, min(received_at) AS first FROM alerts
+             WHERE incident_id IS NOT NULL GROUP BY incident_id) a ON a.incident_id = m.incident_id
+     WHERE m.role = 'root' AND m.posted_at IS NOT NULL`,
+  approvalToRun: `SELECT greatest(0, extract(epoch FROM r.started_at - q.last))::float8 AS v
+      FROM runs r
+      JOIN (SELECT proposal_id, max(recorded_at) AS last FROM approvals
+             WHERE decision = 'approved' GROUP BY proposal_id) q ON q.proposal_id = r.proposal_id`,
+  analysisThroughput: `SELECT ((result->>'bytes')::float8
+             / greatest(extract(epoch FROM finished_at - started_at), 0.001))::float8 AS v
+      FROM jobs
+     WHERE kind = 'analyze-evidence' AND state = 'succeeded' AND started_at IS NOT NULL
+       AND finished_at IS NOT NULL AND result->>'bytes' IS NOT NULL`,
+};
+
+/** One statement: the cumulative count under each bound, then (le NULL) the total count and sum. */
+export function histogramSql(source: string, buckets: readonly number[]): string {
+  const bounds = buckets.map((b) => `${Number(b)}::float8`).join(', ');
+  return `WITH s AS (${source})
+    SELECT b.le, count(s.v)::int AS n, NULL::float8 AS total
+      FROM unnest(ARRAY[${bounds}]) AS b(le) LEFT JOIN s ON s.v <= b.le GROUP BY b.le
+    UNION ALL
+    SELECT NULL, count(*)::int, coalesce(sum(v), 0)::float8 FROM s
+    ORDER BY 1 NULLS LAST`;
+}
+
+async function histogram(db: Db, source: string, buckets: readonly number[]): Promise<ComputedSamples> {
+  const { rows } = await db.executeSql<{ le: number | null; n: number; total: number | null }>(
+    histogramSql(source, buckets),
+  );
+  const totals = rows.find((r) => r.le === null);
+  return {
+    count: Number(totals?.n ?? 0),
+    sum: Number(totals?.total ?? 0),
+    buckets: rows.filter((r) => r.le !== null).map((r) => ({ le: Number(r.le), count: Number(r.n) })),
+  };
+}
+
+/** Sets every metric the store knows; nightshift_store_up says whether it answered. */
+export async function scrapeStore(db: Db, metrics: Metrics): Promise<void> {
+  const gauge = (name: string) => metrics.registry.getSingleMetric(name) as Gauge | undefined;
+  const computed = (name: string) => metrics.registry.getSingleMetric(name) as ComputedMetric | undefined;
+  try {
+    const incidents = await db.executeSql<{ status: string; n: number }>(
+      `SELECT status, count(*)::int AS n FROM incidents WHERE status <> 'resolved' GROUP BY status`,
+    );
+    const open = gauge('nightshift_incidents_open');
+    for (const status of ['open', 'investigating', 'mitigated'])
+      open?.set({ status }, incidents.rows.find((r) => r.status === status)?.n ?? 0);
+    const jobs = await db.executeSql<{ state: string; n: number }>(
+      'SELECT state, count(*)::int AS n FROM jobs GROUP BY state',
+    );
+    const byState = gauge('nightshift_jobs');
+    byState?.reset();
+    for (const row of jobs.rows) byState?.set({ state: row.state }, row.n);
+    // Approval latency: from a proposal being posted to its approval, over the last day.
+    const latency = await db.executeSql<{
+      n: number;
+      total: number | null;
+      p50: number | null;
+      p99: number | null;
+    }>(
+      `SELECT count(*)::int AS n, sum(seconds)::float8 AS total,
+              percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds)::float8 AS p50,
+              percentile_cont(0.99) WITHIN GROUP (ORDER BY seconds)::float8 AS p99
+       FROM (SELECT extract(epoch FROM a.decided_at - p.created_at) AS seconds
+             FROM approvals a JOIN proposals p ON p.id = a.proposal_id
+             WHERE a.decision = 'approved' AND a.decided_at > now() - interval '1 day') latencies`,
+    );
+    const l = latency.rows[0]!;
+    computed('nightshift_approval_latency_seconds')?.set({
+      count: l.n,
+      sum: l.total ?? 0,
+      quantiles: [
+        { quantile: 0.5, value: l.p50 ?? 0 },
+        { quantile: 0.99, value: l.p99 ?? 0 },
+      ],
+    });
+    computed('nightshift_alert_to_root_seconds')?.set(
+      await histogram(db, HISTOGRAM_SOURCES.alertToRoot, LATENCY_BUCKETS_S),
+    );
+    computed('nightshift_approval_to_run_seconds')?.set(
+      await histogram(db, HISTOGRAM_SOURCES.approvalToRun, LATENCY_BUCKETS_S),
+    );
+    computed('nightshift_analysis_throughput_bytes_per_second')?.set(
+      await histogram(db, HISTOGRAM_SOURCES.analysisThroughput, THROUGHPUT_BUCKETS),
+    );
+    // The Slack outbox: messages still to post (waiting for a retry included), messages given
+    // up on after their last attempt, and how long the oldest one still to post has waited.
+    const outbox = await db.executeSql<{ pending: number; dead: number; oldest: number | null }>(
+      `SELECT count(*) FILTER (WHERE dead_at IS NULL)::int AS pending,
+              count(*) FILTER (WHERE dead_at IS NOT NULL)::int AS dead,
+              extract(epoch FROM now() - min(created_at) FILTER (WHERE dead_at IS NULL))::float8 AS oldest
+       FROM thread_messages WHERE posted_at IS NULL`,
+    );
+    const o = outbox.rows[0]!;
+    gauge('nightshift_outbox_messages')?.set({ state: 'pending' }, o.pending);
+    gauge('nightshift_outbox_messages')?.set({ state: 'dead' }, o.dead);
+    gauge('nightshift_outbox_oldest_pending_seconds')?.set(o.oldest ?? 0);
+    gauge('nightshift_outbox_stuck')?.set((o.oldest ?? 0) > OUTBOX_STUCK_AFTER_S ? 1 : 0);
+    gauge('nightshift_store_up')?.set(1);
+  } catch {
+    gauge('nightshift_store_up')?.set(0);
+  }
+}
+
+/** Every metric /metrics answers besides prom-client's defaults, with its help and type. */
 export function describeMetrics(metrics: Metrics): void {
-  metrics.describe({
-    name: 'nightshift_alerts_received_total',
-    type: 'counter',
-    help: 'Alert deliveries by source and result',
-  });
-  metrics.describe({
-    name: 'nightshift_incidents_open',
-    type: 'gauge',
-    help: 'Incidents not yet resolved, by status',
-  });
-  metrics.describe({ name: 'nightshift_jobs', type: 'gauge', help: 'Jobs by state' });
-  metrics.describe({
-    name: 'nightshift_outbox_messages',
-    type: 'gauge',
-    help: 'Slack outbox messages not posted: pending (to post or retry) and dead (gave up after the last attempt)',
-  });
-  metrics.describe({
-    name: 'nightshift_outbox_oldest_pending_seconds',
-    type: 'gauge',
-    help: 'Seconds the oldest pending Slack outbox message has waited (0 when none)',
-  });
-  metrics.describe({
-    name: 'nightshift_outbox_stuck',
-    type: 'gauge',
-    help: `1 while a Slack outbox message has waited more than ${OUTBOX_STUCK_AFTER_S} s to be posted`,
-  });
-  metrics.describe({
-    name: 'nightshift_store_up',
-    type: 'gauge',
-    help: '1 when the database answered the scrape',
-  });
-  metrics.describe({
-    name: 'nightshift_approval_latency_seconds',
-    type: 'gauge',
-    help: 'Seconds from a proposal being posted to its approval, last 24 hours (quantiles; _sum and _count beside)',
-  });
+  metrics.counter('nightshift_alerts_received_total', 'Alert deliveries by source and result', [
+    'source',
+    'result',
+  ]);
+  metrics.gauge('nightshift_incidents_open', 'Incidents not yet resolved, by status', ['status']);
+  metrics.gauge('nightshift_jobs', 'Jobs by state', ['state']);
+  metrics.gauge(
+    'nightshift_outbox_messages',
+    'Slack outbox messages not posted: pending (to post or retry) and dead (gave up after the last attempt)',
+    ['state'],
+  );
+  metrics.gauge(
+    'nightshift_outbox_oldest_pending_seconds',
+    'Seconds the oldest pending Slack outbox message has waited (0 when none)',
+  );
+  metrics.gauge(
+    'nightshift_outbox_stuck',
+    `1 while a Slack outbox message has waited more than ${OUTBOX_STUCK_AFTER_S} s to be posted`,
+  );
+  metrics.gauge('nightshift_store_up', '1 when the database answered the scrape');
+  metrics.computed(
+    'nightshift_approval_latency_seconds',
+    'Seconds from a proposal being posted to its approval, over the last 24 hours',
+    'summary',
+  );
+  metrics.computed(
+    'nightshift_alert_to_root_seconds',
+    "Seconds from an incident's first alert being received to its root message being posted in Slack",
+    'histogram',
+  );
+  metrics.computed(
+    'nightshift_approval_to_run_seconds',
+    "Seconds from the approval that completed a proposal's approvals to its run starting",
+    'histogram',
+  );
+  metrics.computed(
+    'nightshift_analysis_throughput_bytes_per_second',
+    "An analysis job's evidence bytes read per second of the job",
+    'histogram',
+  );
 }

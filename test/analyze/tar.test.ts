@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { type TarEntryHeader, TarReader } from '../../src/analyze/tar.ts';
 import { CodedError } from '../../src/errors.ts';
@@ -40,6 +40,7 @@ function readTar(bytes: Uint8Array, chunk: number, seen?: (header: TarEntryHeade
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'nightshift-tar-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
 const longName = `${'deep/'.repeat(30)}core.4711`;
 mkdirSync(join(dir, 'src', 'deep/'.repeat(30)), { recursive: true });
 const files: Record<string, Buffer> = {

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { ReportSchema } from '../../src/analyze/report-schema.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
@@ -14,6 +14,8 @@ function nightshift(...args: string[]) {
 }
 
 describe('bin/nightshift analyze', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nightshift-cli-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
   it('analyses the shipped examples: the stream comes first, exit 0, no progress bar off a terminal', () => {
     const run = nightshift('analyze', 'examples/');
     assert.equal(run.status, 0, run.stderr);
@@ -58,7 +60,6 @@ describe('bin/nightshift analyze', () => {
   });
 
   it('lists files it could not read and still exits 0 when something was analysed', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'nightshift-cli-'));
     writeFileSync(join(dir, 'notes.txt'), 'hello\n');
     const run = nightshift('analyze', 'examples/crash-abort.core.30457.gz', join(dir, 'notes.txt'));
     assert.equal(run.status, 0, run.stderr);
@@ -69,7 +70,6 @@ describe('bin/nightshift analyze', () => {
   });
 
   it('exits 1 when nothing could be analysed', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'nightshift-cli-'));
     writeFileSync(join(dir, 'notes.txt'), 'hello\n');
     const run = nightshift('analyze', join(dir, 'notes.txt'), join(dir, 'missing.core'));
     assert.equal(run.status, 1);

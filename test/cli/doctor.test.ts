@@ -50,6 +50,65 @@ describe('nightshift doctor', () => {
   after(async () => {
     await slack.close();
     await new Promise((r) => anthropic.close(r));
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('checks the policy file and the approvers as serve does, and says when nobody can approve', async () => {
+    const configuration = async (env: Record<string, string>) =>
+      (await runChecks({ DATABASE_URL: NO_DATABASE, ...env })).filter((r) =>
+        ['configuration', 'approvers'].includes(r.part),
+      );
+    const bob = await configuration({ NIGHTSHIFT_APPROVERS: 'U0ALICE1,bob' });
+    assert.equal(bob.length, 1);
+    assert.equal(bob[0]!.ok, false);
+    assert.match(
+      bob[0]!.detail,
+      /NIGHTSHIFT_APPROVERS: "bob" is neither a Slack user id \(U…\) nor a user group id/,
+    );
+    const text = join(dataDir, 'policy.txt');
+    writeFileSync(text, 'approve everything, please\n');
+    const notPolicy = await configuration({ NIGHTSHIFT_POLICY: text });
+    assert.equal(notPolicy[0]!.ok, false);
+    assert.match(notPolicy[0]!.detail, /policy file .*policy\.txt is not valid/);
+    const unknownKey = join(dataDir, 'policy.yml');
+    writeFileSync(unknownKey, 'approvers:\n  users: [U0ALICE1]\napprovalRequired: 2\n');
+    assert.match((await configuration({ NIGHTSHIFT_POLICY: unknownKey }))[0]!.detail, /approvalRequired/);
+    const nobody = await configuration({});
+    assert.deepEqual(
+      nobody.map((r) => [r.part, r.ok, r.warning]),
+      [
+        ['configuration', true, undefined],
+        ['approvers', null, true],
+      ],
+    );
+    assert.match(nobody[1]!.detail, /^nobody can approve/);
+    const good = join(dataDir, 'policy.json');
+    writeFileSync(good, JSON.stringify({ approvers: { usergroups: ['S0ONCALL1'] }, approvalsRequired: 2 }));
+    const some = await configuration({ NIGHTSHIFT_POLICY: good, NIGHTSHIFT_APPROVERS: 'U0ALICE1' });
+    assert.deepEqual(
+      some.map((r) => [r.part, r.ok]),
+      [
+        ['configuration', true],
+        ['approvers', true],
+      ],
+    );
+    assert.match(
+      some[1]!.detail,
+      /1 user\(s\) and 1 user group\(s\) may approve; 2 approval\(s\) per proposal/,
+    );
+    const tooFew = join(dataDir, 'two.json');
+    writeFileSync(tooFew, JSON.stringify({ approvalsRequired: 2 }));
+    const short = await configuration({ NIGHTSHIFT_POLICY: tooFew, NIGHTSHIFT_APPROVERS: 'U0ALICE1' });
+    assert.equal(short[1]!.warning, true);
+    assert.match(short[1]!.detail, /^nobody can approve: a proposal needs 2 approvals .* only 1 user/);
+    // serve refuses exactly what doctor failed: the same loadSettings.
+    const serve = spawnSync(join(root, 'bin/nightshift'), ['serve'], {
+      env: { ...process.env, DATABASE_URL: NO_DATABASE, NIGHTSHIFT_APPROVERS: 'bob', NIGHTSHIFT_HOSTS: '' },
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    assert.equal(serve.status, 1);
+    assert.match(serve.stderr, /NIGHTSHIFT_APPROVERS: "bob"/);
   });
 
   it('passes every configured part that works, and says what is off', async () => {
@@ -276,6 +335,7 @@ describe('nightshift doctor', () => {
       );
     } finally {
       release();
+      rmSync(held, { recursive: true, force: true });
     }
   });
 

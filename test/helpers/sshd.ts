@@ -30,6 +30,12 @@ export interface SshdOptions {
    * The user must be able to enter it: a mkdtemp directory is 0700 root, so chmod it 0755.
    */
   binDir?: string;
+  /**
+   * Present a host certificate too (sshd's HostCertificate): the host key signed by a CA made for
+   * this server with `ssh-keygen -s ca -h`, for these principals (none: any host) and validity
+   * (ssh-keygen -V, default forever).
+   */
+  hostCertificate?: { principals?: string[]; validity?: string };
 }
 
 export interface Sshd {
@@ -47,6 +53,10 @@ export interface Sshd {
   knownHostsPath: string;
   /** Another ed25519 public key ('ssh-ed25519 AAAA...'), to play a host key that has changed. */
   otherHostKeyLine: string;
+  /** With hostCertificate: the CA's public key ('ssh-ed25519 AAAA...'), for @cert-authority lines. */
+  certificateAuthorityLine?: string;
+  /** With hostCertificate: the certificate sshd presents (the -cert.pub file). */
+  hostCertificatePath?: string;
   /** PATH that commands run over ssh see. */
   path: string;
   /** Temporary directory with the config, keys and log; removed by stop(). */
@@ -111,6 +121,24 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
       keygen(join(dir, 'other_ed25519')),
     ]);
     const clientPublicLine = (await readFile(`${privateKeyPath}.pub`, 'utf8')).trim();
+    let certificate: { ca: string; path: string } | undefined;
+    if (options.hostCertificate) {
+      const caPath = join(dir, 'host_ca');
+      const ca = await keygen(caPath);
+      const { principals = [], validity } = options.hostCertificate;
+      await runTool('ssh-keygen', [
+        '-q',
+        '-s',
+        caPath,
+        '-h',
+        '-I',
+        'nightshift-test-host',
+        ...(principals.length > 0 ? ['-n', principals.join(',')] : []),
+        ...(validity ? ['-V', validity] : []),
+        `${hostKeyPath}.pub`,
+      ]);
+      certificate = { ca, path: `${hostKeyPath}-cert.pub` };
+    }
 
     const account = await ensureUser(user);
     // One authorized-keys file per server, in ~/.ssh so StrictModes stays on: a shared
@@ -139,7 +167,16 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
       port = await freePort();
       await writeFile(
         configPath,
-        sshdConfig({ port, user, hostKeyPath, pidPath, authorizedKeysPath, path, penalties }),
+        sshdConfig({
+          port,
+          user,
+          hostKeyPath,
+          pidPath,
+          authorizedKeysPath,
+          path,
+          penalties,
+          hostCertificatePath: certificate?.path,
+        }),
       );
       await writeFile(logPath, '');
       child = spawnSshd(sshdPath, configPath, logPath);
@@ -168,6 +205,9 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
       knownHostsLine,
       knownHostsPath,
       otherHostKeyLine,
+      ...(certificate
+        ? { certificateAuthorityLine: certificate.ca, hostCertificatePath: certificate.path }
+        : {}),
       path,
       dir,
       logPath,
@@ -199,6 +239,7 @@ interface ConfigValues {
   authorizedKeysPath: string;
   path: string;
   penalties: boolean;
+  hostCertificatePath: string | undefined;
 }
 
 /**
@@ -212,6 +253,7 @@ function sshdConfig(c: ConfigValues): string {
     `Port ${c.port}`,
     'AddressFamily inet',
     `HostKey ${c.hostKeyPath}`,
+    ...(c.hostCertificatePath ? [`HostCertificate ${c.hostCertificatePath}`] : []),
     `PidFile ${c.pidPath}`,
     `AuthorizedKeysFile ${c.authorizedKeysPath}`,
     `AllowUsers ${c.user}`,

@@ -1,3 +1,4 @@
+import { resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
 import { renderReport } from '../../analyze/render.ts';
 import { CodedError, ErrorCode } from '../../errors.ts';
@@ -39,18 +40,19 @@ export async function analyzeCommand(args: string[], io: CliIo): Promise<number>
     io.stdout.write(analyzeHelp);
     return 0;
   }
-  if (positionals.length === 0)
-    throw new CodedError(ErrorCode.Usage, 'analyze needs at least one FILE or DIR');
+  // The flags first: `--workers examples/` took the directory as the count, and is about --workers.
   let workers: number | undefined;
   if (values.workers !== undefined) {
-    workers = Number(values.workers);
+    workers = /^\d+$/.test(values.workers) ? Number(values.workers) : Number.NaN;
     if (!Number.isInteger(workers) || workers < 0 || workers > 64) {
       throw new CodedError(
         ErrorCode.Usage,
-        `--workers must be a whole number from 0 to 64, got "${values.workers}"`,
+        `--workers must be a whole number from 0 to 64, got "${values.workers}"${positionals.length === 0 ? ' (--workers takes a value: --workers N FILE|DIR...)' : ''}`,
       );
     }
   }
+  if (positionals.length === 0)
+    throw new CodedError(ErrorCode.Usage, 'analyze needs at least one FILE or DIR');
   const started = performance.now();
   const bar = values['no-progress'] ? undefined : progressBar(io.stderr);
   const report = await analyzeFiles(positionals, {
@@ -59,6 +61,16 @@ export async function analyzeCommand(args: string[], io: CliIo): Promise<number>
     ...(bar ? { onProgress: (done, total) => bar.update(done, total) } : {}),
   });
   bar?.done();
+  // A path that yielded neither a dump nor an error held no files at all: say so by name.
+  const under = (path: string, file: string) => {
+    const [dir, inside] = [resolve(path), resolve(file)];
+    return inside === dir || inside.startsWith(dir.endsWith(sep) ? dir : `${dir}${sep}`);
+  };
+  const empty = positionals.filter(
+    (path) => ![...report.dumps, ...report.errors].some((d) => under(path, d.file)),
+  );
+  for (const path of empty) io.stderr.write(`nightshift: no core files found in ${path}\n`);
+  if (report.dumps.length === 0 && report.errors.length === 0 && !values.json) return 1;
   // Printed as built, not parsed with ReportSchema: the report's type is the schema's, and loading
   // zod would add a tenth of a second to every run. The CLI tests check that what is printed
   // parses to itself, so the schema and the output cannot drift apart.

@@ -24,6 +24,10 @@ the hosts file's knownHosts (default ~/.ssh/known_hosts).
 
 --pull brings the core files it found home (docker cp ... | gzip -1 over SSH, nothing written on
 the host) into DIR (default NIGHTSHIFT_DATA_DIR/evidence/<host>) and analyses them as one set.
+--into is only for --pull.
+
+Errors (an unreachable host, a refused host key, a key file that cannot be read) go to stderr,
+once. Exit status: 0 when something was collected, 1 when nothing could be, 2 on a usage error.
 `;
 
 export async function collectCommand(
@@ -45,7 +49,16 @@ export async function collectCommand(
     io.stdout.write(collectHelp);
     return 0;
   }
-  if (positionals.length !== 1) throw new CodedError(ErrorCode.Usage, 'collect needs exactly one HOST');
+  if (values.into !== undefined && !values.pull)
+    throw new CodedError(
+      ErrorCode.Usage,
+      '--into DIR says where --pull puts the cores: add --pull, or drop --into',
+    );
+  if (positionals.length !== 1)
+    throw new CodedError(
+      ErrorCode.Usage,
+      `collect needs exactly one HOST, got ${positionals.length === 0 ? 'none' : positionals.map((p) => `"${p}"`).join(' ')}`,
+    );
   const config = loadConfig(env);
   if (!config.NIGHTSHIFT_HOSTS)
     throw new CodedError(ErrorCode.ConfigInvalid, 'NIGHTSHIFT_HOSTS is not set: it names the hosts file');
@@ -88,6 +101,13 @@ export async function collectCommand(
       );
     }
     const report = pulled.length > 0 ? await analyzeFiles(pulled.map((p) => p.localPath)) : undefined;
+    // Nothing collected: the host could not be reached (or every collector failed). That is an
+    // error, said once on stderr, not a report of "0 findings" with the error under it.
+    const failed = collection.errors.length > 0 && collection.findings.length === 0;
+    // Errors go to stderr, each said once (a refused connection is one error, not one per collector).
+    for (const e of new Set(collection.errors)) io.stderr.write(`nightshift: could not collect: ${e}\n`);
+    for (const e of new Set(pullErrors)) io.stderr.write(`nightshift: could not pull: ${e}\n`);
+    if (failed) return 1;
     if (values.json)
       io.stdout.write(`${JSON.stringify({ ...collection, pulled, pullErrors, report }, null, 2)}\n`);
     else {
@@ -96,13 +116,11 @@ export async function collectCommand(
       );
       for (const f of collection.findings)
         io.stdout.write(`[${f.severity}] ${f.title}\n  ${f.detail.replace(/\n/g, '\n  ')}\n`);
-      for (const e of collection.errors) io.stdout.write(`could not collect: ${e}\n`);
       for (const p of pulled)
         io.stdout.write(`pulled ${p.localPath} (${p.bytes} bytes, sha256 ${p.sha256.slice(0, 16)}…)\n`);
-      for (const e of pullErrors) io.stdout.write(`could not pull: ${e}\n`);
       if (report) io.stdout.write(`\n${renderReport(report)}`);
     }
-    return collection.errors.length > 0 && collection.findings.length === 0 ? 1 : 0;
+    return 0;
   } finally {
     await ssh.closeAll();
   }

@@ -3,10 +3,12 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { redact } from '../../analyze/redact.ts';
+import type { Policy } from '../../approvals/policy.ts';
 import { parseKnownHosts } from '../../collect/known-hosts.ts';
 import { SshConnections } from '../../collect/ssh.ts';
-import { loadConfig } from '../../config/env.ts';
+import type { Config } from '../../config/env.ts';
 import { type HostsFile, loadHostsFile } from '../../config/hosts.ts';
+import { approverCount, loadSettings } from '../../config/settings.ts';
 import { asCodedError, StoreLockedError } from '../../errors.ts';
 import { createLogger } from '../../log.ts';
 import { describeHome, probeCgroup } from '../../runners/cgroup.ts';
@@ -26,15 +28,15 @@ import { type CliIo, helpOnly } from '../io.ts';
 
 export const doctorHelp = `Usage: nightshift doctor
 
-Checks the configuration, the database, Slack (the bot token, its scopes against manifest.yml,
-INCIDENT_CHANNEL and the bot's membership there, Socket Mode's app token), the user evidence
-scripts run as (NIGHTSHIFT_SANDBOX_USER; WARN when the bot is root and it is not set), whether
-a cgroup can bound all of a script's processes and where (NIGHTSHIFT_SANDBOX_CGROUP), the
-Anthropic API key, each SSH host in the hosts file, and the role of each SQL database
-(NIGHTSHIFT_SQL_DATABASES: not superuser, no replication, no server files or programs, no
-CREATE on its search path; it prints the statement that fixes each), each only when
-configured. Exit status 0
-when everything configured works.
+Checks the configuration with the code serve reads it with (the environment, the policy file in
+NIGHTSHIFT_POLICY and NIGHTSHIFT_APPROVERS; WARN when nobody can approve), the database, Slack
+(the bot token, its scopes against manifest.yml, INCIDENT_CHANNEL and the bot's membership
+there, Socket Mode's app token), the user evidence scripts run as (NIGHTSHIFT_SANDBOX_USER; WARN
+when the bot is root and it is not set), whether a cgroup can bound all of a script's processes
+and where (NIGHTSHIFT_SANDBOX_CGROUP), the Anthropic API key, each SSH host in the hosts file,
+and the role of each SQL database (NIGHTSHIFT_SQL_DATABASES: not superuser, no replication, no
+server files or programs, no CREATE on its search path; it prints the statement that fixes each),
+each only when configured. Exit status 0 when everything configured works.
 `;
 
 /** The Slack outbox: FAIL while a message has waited longer than OUTBOX_STUCK_AFTER_S, with the last error. */
@@ -215,14 +217,43 @@ export async function runChecks(
   env: Record<string, string | undefined>,
   options: CheckOptions = {},
 ): Promise<CheckResult[]> {
-  let config: ReturnType<typeof loadConfig>;
+  // What serve checks before it starts, with the same code: the environment, the policy file, the
+  // approvers. Doctor must not say ok to what serve then refuses.
+  let config: Config;
+  let policy: Policy;
   try {
-    config = loadConfig(env);
+    ({ config, policy } = loadSettings(env));
   } catch (error) {
     return [{ part: 'configuration', ok: false, detail: asCodedError(error).message }];
   }
+  const approvers = approverCount(policy);
   const checks: Check[] = [
-    async () => ({ part: 'configuration', ok: true, detail: 'every variable that is set is valid' }),
+    async () => ({
+      part: 'configuration',
+      ok: true,
+      detail: `every variable that is set is valid${config.NIGHTSHIFT_POLICY ? `, and so is the policy file ${config.NIGHTSHIFT_POLICY}` : ''}`,
+    }),
+    async () =>
+      approvers === 0
+        ? {
+            part: 'approvers',
+            ok: null,
+            warning: true,
+            detail:
+              'nobody can approve: no NIGHTSHIFT_APPROVERS and no approvers in a policy file (NIGHTSHIFT_POLICY), so every proposal can only be rejected or expire',
+          }
+        : policy.approvers.usergroups.length === 0 && policy.approvers.users.length < policy.approvalsRequired
+          ? {
+              part: 'approvers',
+              ok: null,
+              warning: true,
+              detail: `nobody can approve: a proposal needs ${policy.approvalsRequired} approvals (approvalsRequired) but only ${policy.approvers.users.length} user(s) may approve`,
+            }
+          : {
+              part: 'approvers',
+              ok: true,
+              detail: `${policy.approvers.users.length} user(s) and ${policy.approvers.usergroups.length} user group(s) may approve; ${policy.approvalsRequired} approval(s) per proposal`,
+            },
     async () => {
       try {
         const db = await openStore(config);

@@ -1,4 +1,4 @@
-import { loadConfig } from '../../config/env.ts';
+import { loadSettings } from '../../config/settings.ts';
 import { SHUTDOWN_DEADLINE_MS, startBot } from '../../main.ts';
 import { type CliIo, helpOnly } from '../io.ts';
 
@@ -19,7 +19,7 @@ export async function serveCommand(
     io.stdout.write(serveHelp);
     return 0;
   }
-  const bot = await startBot({ config: loadConfig(env) });
+  const bot = await startBot(loadSettings(env));
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once('SIGINT', stop);

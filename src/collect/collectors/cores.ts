@@ -21,12 +21,21 @@ const ENGINE = 'd=$(command -v docker || command -v podman) || exit 0';
 
 const CORE_NAME = String.raw`(^|/)core(\.[0-9]+)?$`;
 
+/**
+ * Shell text that is true when the bytes on its stdin start with the ELF magic (\x7fELF): a file
+ * named `core` only counts as a core dump when it is one (a `core` directory of JSON, a Python
+ * package's `core` module, a text file are not).
+ */
+const IS_ELF = `[ "$(head -c 4 | od -An -tx1 | tr -d ' \\n')" = 7f454c46 ]`;
+
 /** Lines `<container>\t<size>\t<mtime>\t<path>`; size and mtime are `?` for stopped containers. */
 export const containerCoresCommand = [
   ENGINE,
   'for id in $("$d" ps -aq 2>/dev/null); do',
   `  "$d" diff "$id" 2>/dev/null | sed -n 's/^[AC] //p' | grep -E '${CORE_NAME}' | while read -r path; do`,
-  `    info=$("$d" exec "$id" stat -c '%s\t%Y' "$path" 2>/dev/null) || info="?\t?"`,
+  // The first bytes through docker cp, which reads a stopped container too and needs no tools in it.
+  `    "$d" cp "$id:$path" - 2>/dev/null </dev/null | tar -xOf - 2>/dev/null | ${IS_ELF} || continue`,
+  `    info=$("$d" exec "$id" stat -c '%s\t%Y' "$path" 2>/dev/null </dev/null) || info="?\t?"`,
   `    printf '%s\t%s\t%s\n' "$id" "$info" "$path"`,
   '  done',
   'done',
@@ -36,7 +45,7 @@ export const containerCoresCommand = [
 export const hostCoresCommand = (roots: readonly string[] = ['/']) =>
   [
     // `core` or `core.<digits>` only: `core.[0-9]*` alone also matches man pages such as core.5.gz.
-    `find ${roots.map(shellQuote).join(' ')} -xdev -type f \\( -name core -o \\( -name 'core.[0-9]*' ! -name 'core.*[!0-9]*' \\) \\) -size +1k -printf '-\\t%s\\t%T@\\t%p\\n' 2>/dev/null | head -n 200`,
+    `find ${roots.map(shellQuote).join(' ')} -xdev -type f \\( -name core -o \\( -name 'core.[0-9]*' ! -name 'core.*[!0-9]*' \\) \\) -size +1k -printf '-\\t%s\\t%T@\\t%p\\n' 2>/dev/null | while IFS="$(printf '\\t')" read -r c s t p; do { ${IS_ELF}; } < "$p" 2>/dev/null && printf '%s\\t%s\\t%s\\t%s\\n' "$c" "$s" "$t" "$p"; done | head -n 200`,
     `find /var/lib/systemd/coredump -type f -printf '-\\t%s\\t%T@\\t%p\\n' 2>/dev/null | head -n 200`,
   ].join('; ');
 
@@ -73,6 +82,7 @@ function describeCores(where: string, cores: CoreFile[], now: Date): Finding[] {
       : 'age unknown';
     return `${c.container ? `${c.container.slice(0, 12)} ` : ''}${c.path} (${c.sizeBytes === null ? 'size unknown' : gib(c.sizeBytes)}, ${age})`;
   });
+  if (cores.length > lines.length) lines.push(`+${cores.length - lines.length} more`);
   return [
     {
       severity: total >= 1024 ** 3 ? 'critical' : 'warning',
@@ -160,10 +170,10 @@ export const dockerUsage: Collector = {
       findings.push({
         severity: 'warning',
         title: `Container ${sized[0].name} has written ${sized[0].size.split(' ')[0]} to its layer`,
-        detail: sized
-          .slice(0, 5)
-          .map((c) => `${c.name} (${c.id}): ${c.size}`)
-          .join('\n'),
+        detail: [
+          ...sized.slice(0, 5).map((c) => `${c.name} (${c.id}): ${c.size}`),
+          ...(sized.length > 5 ? [`+${sized.length - 5} more`] : []),
+        ].join('\n'),
       });
     }
     return { findings, facts: { containers: sized } };

@@ -118,10 +118,10 @@ export const largestDirectories: Collector<{ mount: string }> = {
             {
               severity: 'info',
               title: `Largest directories on ${mount}`,
-              detail: entries
-                .slice(0, 8)
-                .map((e) => `${gib(e.kib)}  ${e.path}`)
-                .join('\n'),
+              detail: [
+                ...entries.slice(0, 8).map((e) => `${gib(e.kib)}  ${e.path}`),
+                ...(entries.length > 8 ? [`+${entries.length - 8} more`] : []),
+              ].join('\n'),
             },
           ];
     return { findings, facts: { directories: entries } };

@@ -46,6 +46,8 @@ export async function analyzeEvidence(deps: JobDeps, jobId: string, raw: unknown
     await deps.db.executeSql('UPDATE jobs SET result = $2 WHERE id = $1', [
       run.id,
       JSON.stringify({
+        // Read by /metrics: the analysis throughput histogram (bytes over the job's duration).
+        bytes: report.totals.bytes,
         correlations: report.correlations
           .slice(0, 50)
           .map(({ value, kind, dumps, total, stream, why }) => ({ value, kind, dumps, total, stream, why })),

@@ -1,0 +1,117 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import {
+  containerCoresCommand,
+  dockerUsage,
+  hostCores,
+  hostCoresCommand,
+} from '../../src/collect/collectors/cores.ts';
+import { largestDirectories } from '../../src/collect/collectors/disk.ts';
+import type { ExecResult } from '../../src/collect/transport.ts';
+import { writeDockerStandIn } from '../helpers/docker-stand-in.ts';
+
+/** The core collectors' commands, run by this machine's sh: a file named core counts only when it is ELF. */
+
+const ELF = Buffer.concat([Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1]), Buffer.alloc(4096)]);
+const JSON_CORE = `{"core": true, "padding": "${'x'.repeat(4096)}"}\n`;
+
+function sh(command: string, path?: string): string {
+  const run = spawnSync('sh', ['-c', command], {
+    encoding: 'utf8',
+    env: { ...process.env, ...(path ? { PATH: `${path}:${process.env.PATH}` } : {}) },
+  });
+  return run.stdout;
+}
+
+const result = (stdout: string): ExecResult => ({
+  stdout,
+  stderr: '',
+  exitCode: 0,
+  timedOut: false,
+  truncated: false,
+  durationMs: 1,
+});
+
+describe('core dump collectors', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nightshift-cores-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('counts a file named core on the host only when it starts with the ELF magic', () => {
+    const host = join(dir, 'host');
+    mkdirSync(join(host, 'app', 'core'), { recursive: true });
+    writeFileSync(join(host, 'app', 'core.1234'), ELF);
+    writeFileSync(join(host, 'app', 'core', 'core'), JSON_CORE);
+    writeFileSync(join(host, 'core'), JSON_CORE);
+    writeFileSync(join(host, 'core.99'), `#!/bin/sh\n${'#'.repeat(4096)}\n`);
+    writeFileSync(join(host, 'tab\tcore'), ELF); // not named core: never looked at
+    mkdirSync(join(host, 'odd name'));
+    writeFileSync(join(host, 'odd name', 'core'), ELF);
+    const lines = sh(hostCoresCommand([host]))
+      .split('\n')
+      .filter((l) => l.startsWith('-\t') && l.includes(host));
+    const paths = lines.map((l) => l.split('\t')[3]).sort();
+    assert.deepEqual(paths, [join(host, 'app', 'core.1234'), join(host, 'odd name', 'core')]);
+    assert.ok(lines.every((l) => l.split('\t')[1] === String(ELF.length)));
+  });
+
+  it('counts a file named core in a container only when it starts with the ELF magic, stopped or running', () => {
+    const bin = join(dir, 'bin');
+    const fixtures = join(dir, 'containers');
+    writeDockerStandIn(bin, fixtures, [
+      {
+        id: 'aaaaaaaaaaaa',
+        name: 'api',
+        running: true,
+        size: '1MB',
+        files: { '/srv/core': ELF, '/srv/data/core': JSON_CORE, '/etc/core.5': 'text' },
+      },
+      {
+        id: 'bbbbbbbbbbbb',
+        name: 'jobs',
+        running: false,
+        size: '1MB',
+        files: { '/core': ELF, '/x/core': JSON_CORE },
+      },
+    ]);
+    const lines = sh(containerCoresCommand, bin).trim().split('\n').sort();
+    assert.deepEqual(
+      lines.map((l) => [l.split('\t')[0], l.split('\t').at(-1)]),
+      [
+        ['aaaaaaaaaaaa', '/srv/core'],
+        ['bbbbbbbbbbbb', '/core'],
+      ],
+    );
+  });
+
+  it('lists the newest eight and says how many more there are', () => {
+    const now = new Date('2026-01-01T12:00:00Z');
+    const out = Array.from(
+      { length: 19 },
+      (_, i) => `-\t${1024 * 1024}\t${now.getTime() / 1000 - i * 60}\t/var/crash/core.${1000 + i}`,
+    ).join('\n');
+    const [finding] = hostCores.parse(result(out), { now }).findings;
+    assert.match(finding!.title, /^19 core dumps on the host/);
+    const lines = finding!.detail.split('\n');
+    assert.equal(lines.length, 9);
+    assert.equal(lines[0], '/var/crash/core.1000 (1.0 MiB, 0 min ago)');
+    assert.equal(lines[8], '+11 more');
+  });
+
+  it('says how many more directories and containers there are than it lists', () => {
+    const du = Array.from({ length: 15 }, (_, i) => `${(20 - i) * 1024 * 1024}\t/var/lib/d${i}`).join('\n');
+    const [dirs] = largestDirectories.parse(result(du), { mount: '/var' }).findings;
+    assert.equal(dirs!.detail.split('\n').length, 9);
+    assert.equal(dirs!.detail.split('\n').at(-1), '+7 more');
+    const ps = Array.from({ length: 12 }, (_, i) => `id${i}\tapp-${i}\t${20 - i}GB (virtual 30GB)`).join(
+      '\n',
+    );
+    const findings = dockerUsage.parse(result(`TYPE TOTAL\n---\n${ps}\n`), undefined).findings;
+    const layers = findings.find((f) => f.title.startsWith('Container app-0'))!;
+    assert.equal(layers.detail.split('\n').length, 6);
+    assert.equal(layers.detail.split('\n').at(-1), '+7 more');
+  });
+});
