@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { createReadStream, createWriteStream, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { after, before, describe, it } from 'node:test';
+import { createGzip } from 'node:zlib';
 import { buildReport, type DumpRecord } from '../../src/analyze/correlate.ts';
 import {
   EvidenceCollector,
@@ -23,7 +25,7 @@ import { grepCount } from '../helpers/reference-tools.ts';
  */
 
 const PLANTED = 'http://radio.example.net/live/stream.mp3';
-const NOISE = 1_100_000;
+const NOISE = 1_000_000;
 /** Where the planted value is in each dump (allocation order); the fourth has none. */
 const PLACES = ['start', 'middle', 'end', 'none'] as const;
 
@@ -127,11 +129,12 @@ describe('EvidenceCollector with a spill, merged by resolveOverflow', () => {
   });
 });
 
-describe(`real cores: ${NOISE.toLocaleString('en')} distinct URLs each, one planted in 3 of 4 at the start, middle and end of the heap`, () => {
+describe(`real cores: ${NOISE.toLocaleString('en')} distinct URLs each, one planted in 3 of 4 at the start, middle and end of the heap (one gzipped)`, () => {
   let dir: string;
   let spillDir: string;
   let cores: CCore[];
   let report: Report;
+  let gzipped: string;
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'nightshift-exact-'));
@@ -148,8 +151,11 @@ describe(`real cores: ${NOISE.toLocaleString('en')} distinct URLs each, one plan
       );
     }
     mkdirSync(spillDir);
+    // The third as a gzip, so the streaming reader's collector spills too.
+    gzipped = join(dir, 'core-2.gz');
+    await pipeline(createReadStream(cores[2]!.path), createGzip({ level: 1 }), createWriteStream(gzipped));
     report = await analyzeFiles(
-      cores.map((c) => c.path),
+      cores.map((c, i) => (i === 2 ? gzipped : c.path)),
       { workers: 2, rangeBytes: 8 * 1024 * 1024, spillDir },
     );
   });
@@ -167,10 +173,7 @@ describe(`real cores: ${NOISE.toLocaleString('en')} distinct URLs each, one plan
     assert.equal(planted.dumps, 3);
     assert.equal(planted.total, 4);
     assert.equal(planted.occurrences, 3);
-    assert.deepEqual(
-      planted.files,
-      cores.slice(0, 3).map((c) => c.path),
-    );
+    assert.deepEqual(planted.files, [cores[0]!.path, cores[1]!.path, gzipped]);
     assert.equal(planted.lowerBound, false);
     assert.equal(report.correlations[0]!.value, PLANTED);
     assert.match(report.findings[0]!.title, /^Likely endless stream in 3 of 4 dumps/);
