@@ -100,8 +100,15 @@ export async function analyzeFiles(paths: readonly string[], options: AnalyzeOpt
     errors.push({ file, entry: null, code: coded.code, message: coded.message });
   };
   let nextId = 1;
-  const spillDir = await mkdtemp(join(options.spillDir ?? tmpdir(), 'nightshift-spill-'));
-  const spill = newSpillConfig(spillDir, options.spillBytes ?? SPILL_BYTES);
+  // Without a directory to spill into (TMPDIR unwritable), values past the caps are lost, and
+  // the counts they could change are marked lowerBound, rather than the analysis failing.
+  const spillDir = await mkdtemp(join(options.spillDir ?? tmpdir(), 'nightshift-spill-')).catch(
+    () => undefined,
+  );
+  const spill = newSpillConfig(
+    spillDir ?? '',
+    spillDir === undefined ? 0 : (options.spillBytes ?? SPILL_BYTES),
+  );
   try {
     const perFile = await Promise.all(
       files.map(async (file): Promise<DumpRecord[]> => {
@@ -128,7 +135,7 @@ export async function analyzeFiles(paths: readonly string[], options: AnalyzeOpt
     return buildReport(perFile.flat(), errors, options.now?.() ?? new Date());
   } finally {
     await pool.close();
-    await rm(spillDir, { recursive: true, force: true });
+    if (spillDir !== undefined) await rm(spillDir, { recursive: true, force: true });
   }
 
   async function analyzeOne(file: InputFile): Promise<DumpRecord[]> {

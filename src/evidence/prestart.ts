@@ -15,12 +15,13 @@ export const SCAN_WORKER_URL = new URL('./scan-worker.ts', import.meta.url);
 /**
  * A scan thread makes a string of every candidate string it reads and drops it at once: millions
  * on a text-dense core. With V8's defaults (sized from the machine's memory) that garbage alone
- * took 150 MiB of RSS a thread before a collection. A young generation of 8 MiB and an old one of
- * 128 MiB (what a thread keeps is bounded far below that: see EvidenceCollector's caps) make V8
- * collect sooner, at no measurable cost, and keep one dump within 256 MiB of RSS.
+ * took 150 MiB of RSS a thread before a collection. A young generation of 8 MiB makes V8 collect sooner, at
+ * no measurable cost, and keeps one dump within 256 MiB of RSS (about 210 MiB for 1.1 M distinct
+ * URLs). The old generation is capped at 256 MiB too, far above what a thread keeps (see
+ * EvidenceCollector's caps; a tar of many cores keeps each one's), so V8 sizes its heap for that.
  */
 export const SCAN_WORKER_OPTIONS = {
-  resourceLimits: { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: 128 },
+  resourceLimits: { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: 256 },
 };
 
 interface Prestarted {

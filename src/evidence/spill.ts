@@ -145,6 +145,7 @@ export class SpillStore implements OverflowSpill {
   write(entries: readonly OverflowEntry[]): string | undefined {
     let estimate = 0;
     for (const [key] of entries) estimate += HEADER + key.length;
+    if (this.config.limit <= 0) return undefined;
     if (Number(Atomics.add(this.used, 0, BigInt(estimate))) + estimate > this.config.limit) return undefined;
     const path = runPath(this.config);
     let writer: RunWriter | undefined;

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Report } from '../../src/analyze/report-schema.ts';
+import { analyzeFiles } from '../../src/evidence/analyze-files.ts';
 import { type CCore, makeCCore } from '../helpers/cores.ts';
 
 /**
@@ -54,7 +55,18 @@ describe(`nightshift analyze on text-dense cores (${NOISE.toLocaleString('en')} 
     const { report, maxRssBytes } = analyze([cores[2]!.path]);
     assert.equal(report.dumps[0]!.evidenceDropped, 0);
     assert.ok(report.dumps[0]!.urls.some((u) => u.value === PLANTED));
+    console.log(`peak RSS, one dump: ${(maxRssBytes / MIB).toFixed(0)} MiB`);
     assert.ok(maxRssBytes <= 256 * MIB, `peak RSS ${(maxRssBytes / MIB).toFixed(0)} MiB`);
+  });
+
+  it('with no room to spill, loses values and says every count is a lower bound', async () => {
+    const report = await analyzeFiles([cores[0]!.path, cores[1]!.path], { workers: 0, spillBytes: 1 });
+    assert.ok(report.dumps.every((d) => d.evidenceDropped > 0));
+    assert.ok(report.correlations.length > 0);
+    for (const c of report.correlations) {
+      assert.equal(c.lowerBound, true);
+      assert.match(c.why, /^in at least \d+ of 2 dumps \(a lower bound/);
+    }
   });
 
   it('takes at most 512 MiB for eight at once, and finds the planted value in exactly 5', () => {
@@ -63,6 +75,7 @@ describe(`nightshift analyze on text-dense cores (${NOISE.toLocaleString('en')} 
     const planted = report.correlations.find((c) => c.value === PLANTED)!;
     assert.equal(planted.dumps, 5);
     assert.equal(planted.lowerBound, false);
+    console.log(`peak RSS, eight dumps: ${(maxRssBytes / MIB).toFixed(0)} MiB`);
     assert.ok(maxRssBytes <= 512 * MIB, `peak RSS ${(maxRssBytes / MIB).toFixed(0)} MiB`);
   });
 });
