@@ -89,7 +89,7 @@ function keptSource(items: readonly EvidenceItem[], dump: number): Source {
   return source;
 }
 
-/** A binary heap; `worse(a, b)` true when a belongs nearer the root. Bounded when given a capacity. */
+/** A binary heap; `before(a, b)` true when a belongs nearer the root. Bounded when given a capacity. */
 class Heap<T> {
   readonly items: T[] = [];
   private readonly before: (a: T, b: T) => boolean;

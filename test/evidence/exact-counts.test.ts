@@ -13,7 +13,7 @@ import {
 } from '../../src/analyze/evidence.ts';
 import { type Report, ReportSchema } from '../../src/analyze/report-schema.ts';
 import { analyzeFiles } from '../../src/evidence/analyze-files.ts';
-import { resolveOverflow } from '../../src/evidence/overflow.ts';
+import { MAX_PROMOTED, resolveOverflow } from '../../src/evidence/overflow.ts';
 import { newSpillConfig, SpillStore } from '../../src/evidence/spill.ts';
 import { type CCore, makeCCore } from '../helpers/cores.ts';
 import { grepCount } from '../helpers/reference-tools.ts';
@@ -106,6 +106,48 @@ describe('EvidenceCollector with a spill, merged by resolveOverflow', () => {
     assert.match(planted.why, /^in 3 of 4 dumps;/);
     for (const [d, s] of snapshots.entries())
       assert.equal(s.items.find((i) => i.value === `http://noise${d}.test/0`)?.count, 3);
+  });
+
+  it('lists at most MAX_PROMOTED of the values only spilled somewhere, and marks the others a lower bound where kept', async () => {
+    const config = newSpillConfig(dir, 2 ** 40);
+    const shared = MAX_PROMOTED + 5_000;
+    const request = (i: number) => ({
+      kind: 'request' as const,
+      value: `GET /s/${i}`,
+      count: 1,
+      encoding: 'ascii' as const,
+    });
+    // Dump 0 keeps filler first, so it spills the shared values; dump 1 keeps them.
+    const spills = new EvidenceCollector({ spill: new SpillStore(config) });
+    for (let i = 0; i < MAX_DISTINCT_PER_KIND; i++) spills.add({ ...request(i), value: `GET /filler/${i}` });
+    for (let i = 0; i < shared; i++) spills.add(request(i));
+    const keeps = new EvidenceCollector({ spill: new SpillStore(config) });
+    for (let i = 0; i < shared; i++) keeps.add(request(i));
+    const snapshots = [spills.snapshot(), keeps.snapshot()];
+    await resolveOverflow(snapshots, config);
+    const listed = snapshots[0]!.items.filter((i) => i.value.startsWith('GET /s/'));
+    assert.equal(listed.length, MAX_PROMOTED);
+    assert.equal(snapshots[1]!.unlistedElsewhere.length, shared - MAX_PROMOTED);
+    const report = buildReport(
+      snapshots.map((s, i) => record(i, s)),
+      [],
+      new Date(0),
+    );
+    // The ranked correlations are the listed ones, in both dumps, exact.
+    const top = report.correlations.filter((c) => c.value.startsWith('GET /s/'));
+    assert.ok(top.length > 0);
+    for (const c of top) assert.deepEqual([c.dumps, c.lowerBound], [2, false], c.value);
+    // One that was not listed in dump 0 is, in dump 1's correlation, a lower bound.
+    const key = snapshots[1]!.unlistedElsewhere[0]!;
+    const value = key.slice(key.indexOf('\u0000') + 1);
+    const alone = buildReport(
+      [record(0, { ...snapshots[1]!, items: snapshots[1]!.items.filter((i) => i.value === value) })],
+      [],
+      new Date(0),
+    ).correlations[0]!;
+    assert.equal(alone.value, value);
+    assert.equal(alone.lowerBound, true);
+    assert.match(alone.why, /^in at least 1 of 1 dump \(a lower bound/);
   });
 
   it('without a spill, drops what is past the cap and marks every correlation a lower bound', () => {
