@@ -32,7 +32,7 @@ export interface DumpRecord {
 export const MAX_CORRELATIONS = 50;
 const EVIDENCE_PER_KIND = 200;
 
-const KIND_WEIGHT: Record<EvidenceKind, number> = {
+export const KIND_WEIGHT: Record<EvidenceKind, number> = {
   request: 1.0,
   url: 0.9,
   transaction: 0.9,
@@ -104,7 +104,7 @@ export function streamReasons(kind: EvidenceKind, value: string): string[] {
   return reasons;
 }
 
-function isFurniture(kind: EvidenceKind, value: string): boolean {
+export function isFurniture(kind: EvidenceKind, value: string): boolean {
   if (kind === 'env' || kind === 'release' || kind === 'environment') return true;
   if (kind !== 'url') return false;
   const hp = hostAndPath(value);
@@ -155,6 +155,10 @@ function readableDumps(records: readonly DumpRecord[]): Set<number> {
 
 export function correlate(records: readonly DumpRecord[]): Correlation[] {
   const total = records.length;
+  // A count is a lower bound where a dump lost values (its spill refused them), or where a value
+  // is in dumps that could not list it (see src/evidence/overflow.ts).
+  const lossy = records.some((r) => r.evidence.dropped > 0);
+  const unlisted = new Set(records.flatMap((r) => r.evidence.unlistedElsewhere));
   const groups = new Map<string, Group>();
   records.forEach((record, index) => {
     for (const item of record.evidence.items) {
@@ -207,7 +211,10 @@ export function correlate(records: readonly DumpRecord[]): Correlation[] {
     if (total >= 2 && n < 2 && g.kind !== 'request' && g.kind !== 'exception') continue;
     // The environment is context: worth a line only where it differs between dumps.
     if (g.kind === 'env' && (total < 2 || n === total)) continue;
-    const why: string[] = [`in ${n} of ${total} dump${total === 1 ? '' : 's'}`];
+    const lowerBound = lossy || unlisted.has(`${g.kind}\u0000${g.value}`);
+    const why: string[] = [
+      `in ${lowerBound ? 'at least ' : ''}${n} of ${total} dump${total === 1 ? '' : 's'}${lowerBound ? ' (a lower bound: some values could not be counted)' : ''}`,
+    ];
     let score = KIND_WEIGHT[g.kind] * (0.5 + n / total);
     const reasons = streamReasons(g.kind, g.value);
     // A URL seen only in dumps that also hold a media response header was probably that response's.
@@ -269,6 +276,7 @@ export function correlate(records: readonly DumpRecord[]): Correlation[] {
       occurrences: g.occurrences,
       score: Math.round(score * 1000) / 1000,
       stream: reasons.length > 0,
+      lowerBound,
       why: why.join('; '),
     });
   }
@@ -407,7 +415,7 @@ function findingsFor(
   if (stream) {
     findings.push({
       severity: 'critical',
-      title: `Likely endless stream in ${stream.dumps} of ${stream.total} dumps: ${stream.value}`,
+      title: `Likely endless stream in ${stream.lowerBound ? 'at least ' : ''}${stream.dumps} of ${stream.total} dumps: ${stream.value}`,
       detail: `${stream.why}. A worker that reads a live radio or video stream never finishes its request; it is killed when it hits its timeout, and each kill can leave a core.`,
     });
     next.push(

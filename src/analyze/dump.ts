@@ -1,5 +1,5 @@
 import { type CoreFacts, CoreStreamReader } from './core.ts';
-import { EvidenceCollector, type EvidenceSnapshot } from './evidence.ts';
+import { EvidenceCollector, type EvidenceSnapshot, type OverflowSpill } from './evidence.ts';
 import { StringScanner } from './strings.ts';
 
 /**
@@ -8,8 +8,14 @@ import { StringScanner } from './strings.ts';
  */
 export class DumpStreamAnalyzer {
   private readonly reader = new CoreStreamReader();
-  private readonly evidence = new EvidenceCollector();
-  private readonly scanner = new StringScanner(this.evidence.onString, { skipPlain: true });
+  private readonly evidence: EvidenceCollector;
+  private readonly scanner: StringScanner;
+
+  /** `spill`: where values past the collector's in-memory caps go (see EvidenceCollector). */
+  constructor(options: { spill?: OverflowSpill } = {}) {
+    this.evidence = new EvidenceCollector(options);
+    this.scanner = new StringScanner(this.evidence.onString, { skipPlain: true });
+  }
 
   get bytesRead(): number {
     return this.reader.bytesRead;

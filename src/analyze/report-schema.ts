@@ -93,7 +93,9 @@ export const DumpSchema = z.object({
   evidenceDropped: z
     .number()
     .int()
-    .describe('Occurrences not kept because a kind had too many distinct values'),
+    .describe(
+      'Occurrences lost: values past the in-memory limits that could not be spilled to disk either (the spill budget spent or the disk full); 0 means every count is exact',
+    ),
   signature: z.string().describe('Id of the crash signature this dump belongs to'),
 });
 
@@ -106,6 +108,11 @@ export const CorrelationSchema = z.object({
   occurrences: z.number().int(),
   score: z.number(),
   stream: z.boolean().describe('Looks like an endless audio/video stream'),
+  lowerBound: z
+    .boolean()
+    .describe(
+      'True when dumps and occurrences may be undercounts: some dump lost values past its limits (evidenceDropped > 0), or this value is in dumps that could not list it',
+    ),
   why: z.string().describe('Why it ranks where it does, in words'),
 });
 

@@ -1,4 +1,6 @@
-import { availableParallelism } from 'node:os';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describeUnknown, sniff } from '../analyze/container.ts';
 import { buildReport, type DumpRecord } from '../analyze/correlate.ts';
 import { chooseDumpTime, fileNameTime } from '../analyze/dump-time.ts';
@@ -6,10 +8,12 @@ import { EvidenceCollector, type EvidenceSnapshot } from '../analyze/evidence.ts
 import type { Report } from '../analyze/report-schema.ts';
 import { asCodedError, CodedError, ErrorCode } from '../errors.ts';
 import { expandInputs, type InputFile } from './inputs.ts';
+import { resolveOverflow } from './overflow.ts';
 import { ScanPool } from './pool.ts';
 import { readHead } from './read-head.ts';
 import type { StreamResult } from './read-stream.ts';
 import { readRawStructure } from './read-structure.ts';
+import { newSpillConfig, SpillStore } from './spill.ts';
 import type { ScanTask } from './tasks.ts';
 
 /**
@@ -44,8 +48,21 @@ export interface AnalyzeOptions {
    * on disk, compressed or not; the report's totals.fileBytes is the same total.
    */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Directory under which distinct values past the in-memory caps are spilled, sorted, while the
+   * dumps are scanned, so every count stays exact in bounded memory (see src/analyze/evidence.ts);
+   * a fresh directory is made in it and removed at the end. Default: the OS temp dir (TMPDIR).
+   */
+  spillDir?: string;
+  /**
+   * Bytes the spilled values of one analysis may take on disk; past them values are lost and the
+   * counts they could change are marked lowerBound. Default 4 GiB (SPILL_BYTES).
+   */
+  spillBytes?: number;
   now?: () => Date;
 }
+
+export const SPILL_BYTES = 4 * 1024 * 1024 * 1024;
 
 export const DEFAULT_RANGE_BYTES = 64 * 1024 * 1024;
 export const INLINE_BYTES = 32 * 1024 * 1024;
@@ -87,6 +104,15 @@ export async function analyzeFiles(paths: readonly string[], options: AnalyzeOpt
     errors.push({ file, entry: null, code: coded.code, message: coded.message });
   };
   let nextId = 1;
+  // Without a directory to spill into (TMPDIR unwritable), values past the caps are lost, and
+  // the counts they could change are marked lowerBound, rather than the analysis failing.
+  const spillDir = await mkdtemp(join(options.spillDir ?? tmpdir(), 'nightshift-spill-')).catch(
+    () => undefined,
+  );
+  const spill = newSpillConfig(
+    spillDir ?? '',
+    spillDir === undefined ? 0 : (options.spillBytes ?? SPILL_BYTES),
+  );
   try {
     const perFile = await Promise.all(
       files.map(async (file): Promise<DumpRecord[]> => {
@@ -99,6 +125,11 @@ export async function analyzeFiles(paths: readonly string[], options: AnalyzeOpt
         }
       }),
     );
+    // Every count made exact, and the values that recur across dumps found, however many others.
+    await resolveOverflow(
+      perFile.flat().map((r) => r.evidence),
+      spill,
+    );
     if (options.onSecrets) {
       const secrets = new Set<string>();
       for (const r of perFile.flat())
@@ -108,6 +139,7 @@ export async function analyzeFiles(paths: readonly string[], options: AnalyzeOpt
     return buildReport(perFile.flat(), errors, options.now?.() ?? new Date(), total);
   } finally {
     await pool.close();
+    if (spillDir !== undefined) await rm(spillDir, { recursive: true, force: true });
   }
 
   async function analyzeOne(file: InputFile): Promise<DumpRecord[]> {
@@ -119,20 +151,21 @@ export async function analyzeFiles(paths: readonly string[], options: AnalyzeOpt
     }
     if (kind !== 'elf') {
       const result = (await pool.run(
-        { id: nextId++, kind: 'stream', file: file.path },
+        { id: nextId++, kind: 'stream', file: file.path, spill },
         progress,
       )) as StreamResult;
       errors.push(...result.errors);
       return result.dumps;
     }
     const structure = await readRawStructure(file.path);
-    const evidence = new EvidenceCollector();
+    const evidence = new EvidenceCollector({ spill: new SpillStore(spill) });
     const task: ScanTask = {
       id: nextId++,
       kind: 'ranges',
       file: file.path,
       bounds: rangeBounds(structure.scanEnd, rangeBytes),
       claim: new SharedArrayBuffer(4),
+      spill,
     };
     for (const share of await pool.runShared(task, progress)) evidence.merge(share as EvidenceSnapshot);
     return [

@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { CodedError, type ErrorCode } from '../errors.ts';
-import { discardPrestarted, SCAN_WORKER_URL, takePrestarted } from './prestart.ts';
+import { discardPrestarted, SCAN_WORKER_OPTIONS, SCAN_WORKER_URL, takePrestarted } from './prestart.ts';
 import { runTask, type ScanTask, type TaskResult, type WorkerMessage } from './tasks.ts';
 
 /**
@@ -109,7 +109,7 @@ export class ScanPool {
 
   /** Adopts a worker the CLI started early (see prestart.ts), else starts one. */
   private spawn(): void {
-    const worker = takePrestarted() ?? new Worker(SCAN_WORKER_URL);
+    const worker = takePrestarted() ?? new Worker(SCAN_WORKER_URL, SCAN_WORKER_OPTIONS);
     this.all.push(worker);
     this.idle.push(worker);
     worker.on('message', (message: WorkerMessage) => {

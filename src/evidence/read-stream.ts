@@ -9,6 +9,7 @@ import type { AnalysisError } from '../analyze/report-schema.ts';
 import { TarReader } from '../analyze/tar.ts';
 import { asCodedError, CodedError, ErrorCode } from '../errors.ts';
 import { readHead } from './read-head.ts';
+import { type SpillConfig, SpillStore } from './spill.ts';
 
 /**
  * Reads a dump file front to back: raw, gzip, tar (what `docker cp` emits) or tar inside gzip.
@@ -59,8 +60,10 @@ class Sniffer {
 export async function readDumpStream(
   file: string,
   onProgress: (bytes: number) => void = () => {},
+  options: { spill?: SpillConfig } = {},
 ): Promise<StreamResult> {
   const info = await stat(file);
+  const spill = options.spill ? new SpillStore(options.spill) : undefined;
   const dumps: DumpRecord[] = [];
   const errors: AnalysisError[] = [];
   let gzipped = false;
@@ -84,7 +87,7 @@ export async function readDumpStream(
     seq = nextSeq++,
     onDone?: (complete: boolean) => void,
   ) => {
-    const analyzer = new DumpStreamAnalyzer();
+    const analyzer = new DumpStreamAnalyzer(spill ? { spill } : {});
     let failed = false;
     return {
       push(chunk: Uint8Array) {

@@ -1,6 +1,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { EvidenceCollector, type EvidenceSnapshot } from '../analyze/evidence.ts';
 import { StringScanner } from '../analyze/strings.ts';
+import { type SpillConfig, SpillStore } from './spill.ts';
 
 /**
  * Scans byte ranges of a file for strings and evidence. Ranges of one file run on different
@@ -50,9 +51,10 @@ export async function scanClaimedRanges(
   bounds: readonly number[],
   claim: SharedArrayBuffer,
   onProgress: (bytes: number) => void = () => {},
+  spill?: SpillConfig,
 ): Promise<EvidenceSnapshot> {
   const next = new Int32Array(claim);
-  const collector = new EvidenceCollector();
+  const collector = new EvidenceCollector(spill ? { spill: new SpillStore(spill) } : {});
   const fd = openSync(file, 'r');
   try {
     for (let i = Atomics.add(next, 0, 1); i + 1 < bounds.length; i = Atomics.add(next, 0, 1)) {

@@ -1,15 +1,20 @@
 import type { EvidenceSnapshot } from '../analyze/evidence.ts';
 import type { StreamResult } from './read-stream.ts';
 import { scanClaimedRanges } from './scan-range.ts';
+import type { SpillConfig } from './spill.ts';
 
 /**
  * Work that runs on a worker thread (or inline): the ranges of a raw core, claimed one by one
  * from a counter shared by every thread the task was given to (see scanClaimedRanges), or a whole
  * compressed/tar file.
  */
-export type ScanTask =
+export type ScanTask = (
   | { id: number; kind: 'ranges'; file: string; bounds: number[]; claim: SharedArrayBuffer }
-  | { id: number; kind: 'stream'; file: string };
+  | { id: number; kind: 'stream'; file: string }
+) & {
+  /** Where values past the in-memory caps are spilled (see spill.ts); without it they are dropped. */
+  spill?: SpillConfig;
+};
 
 export type TaskResult = EvidenceSnapshot | StreamResult;
 
@@ -20,12 +25,17 @@ export type WorkerMessage =
 
 /** Runs a task; `onProgress` receives bytes of input consumed since the last call. */
 export async function runTask(task: ScanTask, onProgress: (bytes: number) => void): Promise<TaskResult> {
-  if (task.kind === 'ranges') return scanClaimedRanges(task.file, task.bounds, task.claim, onProgress);
+  if (task.kind === 'ranges')
+    return scanClaimedRanges(task.file, task.bounds, task.claim, onProgress, task.spill);
   // Loaded on first use: a worker that only scans ranges starts faster without zlib and tar.
   const { readDumpStream } = await import('./read-stream.ts');
   let last = 0;
-  return readDumpStream(task.file, (total) => {
-    onProgress(total - last);
-    last = total;
-  });
+  return readDumpStream(
+    task.file,
+    (total) => {
+      onProgress(total - last);
+      last = total;
+    },
+    task.spill ? { spill: task.spill } : {},
+  );
 }

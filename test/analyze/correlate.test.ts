@@ -68,7 +68,7 @@ function dump(
     sizeBytes: 100,
     mtime: new Date(Date.UTC(2026, 10, 25, 3, i)),
     facts: facts(1000 + i, overrides),
-    evidence: { items, redactions: 0, dropped: 0, strings: 10, secrets: [] },
+    evidence: { items, redactions: 0, dropped: 0, strings: 10, secrets: [], runs: [], unlistedElsewhere: [] },
   };
 }
 

@@ -1,0 +1,166 @@
+import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { threadId } from 'node:worker_threads';
+import type { OverflowEntry, OverflowSpill } from '../analyze/evidence.ts';
+import type { StringEncoding } from '../analyze/strings.ts';
+
+/**
+ * Run files: the overflow of EvidenceCollector (distinct values past its in-memory caps), written
+ * sorted by key so any number of them can be merged in one streaming pass (src/evidence/overflow.ts).
+ *
+ * A run is a sequence of records: u32 LE byte length of the key, u32 LE count, u8 encoding
+ * (0 ascii, 1 utf16le), then the key in UTF-8. Every thread of one analysis writes into the same
+ * temporary directory and draws on one byte budget (a counter in shared memory), so the disk an
+ * analysis may take is bounded whatever the number of threads or dumps.
+ */
+
+/** What a thread needs to spill; it crosses to worker threads with the task. */
+export interface SpillConfig {
+  dir: string;
+  /** Bytes written so far by every thread: one BigInt64 (shared). */
+  used: SharedArrayBuffer;
+  /** Bytes the runs of one analysis may take in all. */
+  limit: number;
+}
+
+const HEADER = 9;
+const WRITE_BUFFER = 1024 * 1024;
+/** Per run being read: a merge of 256 runs holds 16 MiB of buffers. */
+const READ_BUFFER = 64 * 1024;
+
+const ENCODINGS: readonly StringEncoding[] = ['ascii', 'utf16le'];
+
+export function newSpillConfig(dir: string, limit: number): SpillConfig {
+  return { dir, used: new SharedArrayBuffer(8), limit };
+}
+
+let nextRun = 0;
+
+/** A fresh run path in the config's directory, unique across the threads of this process. */
+export function runPath(config: SpillConfig): string {
+  return join(config.dir, `${process.pid}-${threadId}-${nextRun++}.run`);
+}
+
+/** Writes a run record by record; close() returns its size. */
+export class RunWriter {
+  private readonly fd: number;
+  private readonly buffer = Buffer.allocUnsafe(WRITE_BUFFER);
+  private at = 0;
+  bytes = 0;
+  readonly path: string;
+
+  constructor(path: string) {
+    this.path = path;
+    this.fd = openSync(path, 'w');
+  }
+
+  add(key: string, count: number, encoding: StringEncoding): void {
+    if (this.at + HEADER + key.length * 3 > this.buffer.length) this.flush();
+    const length = this.buffer.write(key, this.at + HEADER, 'utf8');
+    this.buffer.writeUInt32LE(length, this.at);
+    this.buffer.writeUInt32LE(Math.min(count, 0xffffffff), this.at + 4);
+    this.buffer[this.at + 8] = encoding === 'ascii' ? 0 : 1;
+    this.at += HEADER + length;
+  }
+
+  private flush(): void {
+    let done = 0;
+    while (done < this.at) done += writeSync(this.fd, this.buffer, done, this.at - done);
+    this.bytes += this.at;
+    this.at = 0;
+  }
+
+  close(): number {
+    try {
+      this.flush();
+    } finally {
+      closeSync(this.fd);
+    }
+    return this.bytes;
+  }
+}
+
+/** Reads a run front to back: next() moves to the following record (false at the end). */
+export class RunReader {
+  key = '';
+  count = 0;
+  encoding: StringEncoding = 'ascii';
+  private fd: number | undefined;
+  private readonly buffer = Buffer.allocUnsafe(READ_BUFFER);
+  private start = 0;
+  private end = 0;
+  private eof = false;
+
+  constructor(path: string) {
+    this.fd = openSync(path, 'r');
+  }
+
+  next(): boolean {
+    if (!this.fill(HEADER)) return this.finish();
+    const length = this.buffer.readUInt32LE(this.start);
+    if (!this.fill(HEADER + length)) return this.finish();
+    this.count = this.buffer.readUInt32LE(this.start + 4);
+    this.encoding = ENCODINGS[this.buffer[this.start + 8]!] ?? 'ascii';
+    this.key = this.buffer.toString('utf8', this.start + HEADER, this.start + HEADER + length);
+    this.start += HEADER + length;
+    return true;
+  }
+
+  close(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+  }
+
+  private finish(): false {
+    this.close();
+    return false;
+  }
+
+  /** Whether `n` bytes are buffered from start, reading more if needed. */
+  private fill(n: number): boolean {
+    if (this.end - this.start >= n) return true;
+    if (this.fd === undefined) return false;
+    this.buffer.copyWithin(0, this.start, this.end);
+    this.end -= this.start;
+    this.start = 0;
+    while (this.end < n && !this.eof) {
+      const read = readSync(this.fd, this.buffer, this.end, this.buffer.length - this.end, null);
+      if (read === 0) this.eof = true;
+      this.end += read;
+    }
+    return this.end >= n;
+  }
+}
+
+/** The spill port of EvidenceCollector: each call writes one run, within the shared budget. */
+export class SpillStore implements OverflowSpill {
+  private readonly used: BigInt64Array;
+  private readonly config: SpillConfig;
+
+  constructor(config: SpillConfig) {
+    this.config = config;
+    this.used = new BigInt64Array(config.used);
+  }
+
+  write(entries: readonly OverflowEntry[]): string | undefined {
+    let estimate = 0;
+    for (const [key] of entries) estimate += HEADER + key.length;
+    if (this.config.limit <= 0) return undefined;
+    if (Number(Atomics.add(this.used, 0, BigInt(estimate))) + estimate > this.config.limit) return undefined;
+    const path = runPath(this.config);
+    let writer: RunWriter | undefined;
+    try {
+      writer = new RunWriter(path);
+      for (const [key, count, encoding] of entries) writer.add(key, count, encoding);
+      writer.close();
+      return path;
+    } catch {
+      // The disk is full or the directory is gone: these values are lost, and counted so.
+      try {
+        writer?.close();
+      } catch {}
+      rmSync(path, { force: true });
+      return undefined;
+    }
+  }
+}
