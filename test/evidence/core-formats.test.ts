@@ -1,0 +1,190 @@
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Report } from '../../src/analyze/report-schema.ts';
+import { ReportSchema } from '../../src/analyze/report-schema.ts';
+import { analyzeFiles } from '../../src/evidence/analyze-files.ts';
+import { writeApportCrash } from '../helpers/apport.ts';
+import { type CCore, makeCCore, truncateCopy } from '../helpers/cores.ts';
+import { requireTool, runTool } from '../helpers/reference-tools.ts';
+
+/**
+ * The forms real hosts keep cores in, each made by the real tool from a real core taken during the
+ * run: systemd-coredump's zstd (and xz, lz4), compressed tars, apport's .crash reports. Each must
+ * give the same report as the raw core.
+ */
+
+type Dump = Report['dumps'][number];
+/** Everything about a dump that does not depend on how it was kept. */
+function facts(d: Dump): Record<string, unknown> {
+  const { file: _f, entry: _e, container: _c, fileBytes: _b, mtime: _m, signature: _s, ...rest } = d;
+  return rest;
+}
+
+async function analyze(file: string): Promise<Report> {
+  const report = await analyzeFiles([file], { workers: 0 });
+  ReportSchema.parse(report);
+  return report;
+}
+
+describe('core formats: compressed, apport', () => {
+  let dir: string;
+  let core: CCore;
+  let raw: Dump;
+
+  before(async () => {
+    for (const tool of ['zstd', 'xz', 'lz4', 'tar']) requireTool(tool);
+    dir = mkdtempSync(join(tmpdir(), 'nightshift-core-formats-'));
+    core = await makeCCore(join(dir, 'abort'), 'abort', { args: ['--queue', 'feeds'] });
+    const report = await analyze(core.path);
+    assert.deepEqual(report.errors, []);
+    raw = report.dumps[0]!;
+    assert.equal(raw.pid, core.pid);
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  const compressors: Record<'zstd' | 'xz' | 'lz4', (input: string, output: string) => Promise<unknown>> = {
+    zstd: (input, output) => runTool('zstd', ['-q', '-f', input, '-o', output]),
+    xz: (input, output) => runTool('bash', ['-c', 'xz -c -T1 "$1" > "$2"', 'bash', input, output]),
+    lz4: (input, output) => runTool('lz4', ['-q', '-f', input, output]),
+  };
+
+  for (const [kind, compress] of Object.entries(compressors) as Array<
+    [keyof typeof compressors, typeof compressors.zstd]
+  >) {
+    it(`reads a core compressed by the real ${kind}, with the raw core's facts`, async () => {
+      const file = join(dir, `core.${kind}-whole.${kind}`);
+      await compress(core.path, file);
+      const report = await analyze(file);
+      assert.deepEqual(report.errors, []);
+      assert.equal(report.dumps.length, 1);
+      assert.equal(report.dumps[0]!.container, kind);
+      assert.equal(report.dumps[0]!.fileBytes, statSync(file).size);
+      assert.deepEqual(facts(report.dumps[0]!), facts(raw));
+    });
+
+    it(`reads what is left of a ${kind} core cut short, as truncated`, async () => {
+      const whole = join(dir, `core.${kind}-cut-src.${kind}`);
+      await compress(core.path, whole);
+      const file = await truncateCopy(
+        whole,
+        join(dir, `core.${kind}-cut.${kind}`),
+        Math.floor(statSync(whole).size * 0.6),
+      );
+      const report = await analyze(file);
+      assert.deepEqual(report.errors, []);
+      const dump = report.dumps[0]!;
+      assert.equal(dump.truncated, true);
+      assert.ok(dump.sizeBytes < raw.sizeBytes);
+      assert.equal(dump.pid, core.pid);
+      assert.equal(dump.signal?.name, 'SIGABRT');
+    });
+
+    it(`reads a tar of cores compressed by ${kind}, and ${kind} members of a tar`, async () => {
+      const tar = join(dir, `cores-${kind}.tar`);
+      const member = join(dir, `member-${kind}`);
+      mkdirSync(member, { recursive: true });
+      copyFileSync(core.path, join(member, 'core.1'));
+      await compress(core.path, join(member, `core.2.${kind}`));
+      await runTool('tar', ['-C', member, '-cf', tar, 'core.1', `core.2.${kind}`]);
+      const file = `${tar}.${kind}`;
+      await compress(tar, file);
+      const report = await analyze(file);
+      assert.deepEqual(report.errors, []);
+      assert.deepEqual(
+        report.dumps.map((d) => [d.entry, d.container]),
+        [
+          ['core.1', `tar+${kind}`],
+          [`core.2.${kind}`, `tar+${kind}`],
+        ],
+      );
+      for (const d of report.dumps) assert.deepEqual(facts(d), facts(raw));
+    });
+  }
+
+  it('reads lz4 in 64 KiB linked blocks (lz4 -B4 -BD), each block reaching back into the last', async () => {
+    const file = join(dir, 'core.linked.lz4');
+    await runTool('lz4', ['-q', '-f', '-B4', '-BD', '--content-size', core.path, file]);
+    const report = await analyze(file);
+    assert.deepEqual(report.errors, []);
+    assert.deepEqual(facts(report.dumps[0]!), facts(raw));
+  });
+
+  it('names compressed data that is not a core, and corrupt compressed data', async () => {
+    const text = join(dir, 'notes.txt');
+    writeFileSync(text, 'nothing to see here\n'.repeat(100));
+    await compressors.zstd(text, `${text}.zst`);
+    const garbage = join(dir, 'garbage.xz');
+    const xz = join(dir, 'text.xz');
+    await compressors.xz(text, xz);
+    const bytes = readFileSync(xz);
+    bytes.fill(0x55, 24, 40);
+    writeFileSync(garbage, bytes);
+    const zstdReport = await analyze(`${text}.zst`);
+    assert.deepEqual(
+      zstdReport.errors.map((e) => [e.code, e.message]),
+      [['nightshift_not_core', 'not a core dump: a zstd of a text file']],
+    );
+    const xzReport = await analyze(garbage);
+    assert.deepEqual(xzReport.dumps, []);
+    assert.deepEqual(
+      xzReport.errors.map((e) => e.code),
+      ['nightshift_malformed_compression'],
+    );
+    assert.match(xzReport.errors[0]!.message, /^xz data is corrupt/);
+  });
+
+  for (const compression of ['gzip', 'zstd'] as const) {
+    it(`reads the core in an apport .crash report (CoreDump ${compression}), also inside a tar of /var/crash`, async () => {
+      const crash = join(dir, `_usr_bin_crash.${compression}.0.crash`);
+      await writeApportCrash(core.path, crash, {
+        compression,
+        fields: {
+          ExecutablePath: core.executable,
+          ProcCmdline: core.argv.join(' '),
+          ProcStatus: `Name:\tcrash-abort\nPid:\t${core.pid}\nUid:\t0\t0\t0\t0`,
+          Signal: '6',
+        },
+      });
+      const report = await analyze(crash);
+      assert.deepEqual(report.errors, []);
+      assert.equal(report.dumps.length, 1);
+      assert.equal(report.dumps[0]!.container, 'apport');
+      assert.deepEqual(facts(report.dumps[0]!), facts(raw));
+
+      const crashDir = join(dir, `var-crash-${compression}`, 'crash');
+      mkdirSync(crashDir, { recursive: true });
+      copyFileSync(crash, join(crashDir, '_usr_bin_crash.0.crash'));
+      const tar = join(dir, `var-crash-${compression}.tar.gz`);
+      await runTool('tar', ['-C', join(crashDir, '..'), '-czf', tar, 'crash']);
+      const inTar = await analyze(tar);
+      assert.deepEqual(inTar.errors, []);
+      assert.deepEqual(
+        inTar.dumps.map((d) => [d.entry, d.container]),
+        [['crash/_usr_bin_crash.0.crash', 'tar+gzip']],
+      );
+      assert.deepEqual(facts(inTar.dumps[0]!), facts(raw));
+    });
+  }
+
+  it('says so when an apport report holds no core', async () => {
+    const crash = join(dir, 'nocore.crash');
+    await writeApportCrash(core.path, crash, {
+      withoutCore: true,
+      fields: { ExecutablePath: '/usr/bin/crash', Signal: '11' },
+    });
+    const report = await analyze(crash);
+    assert.deepEqual(report.dumps, []);
+    assert.deepEqual(
+      report.errors.map((e) => [e.code, e.message]),
+      [
+        [
+          'nightshift_malformed_report',
+          'an apport Crash report for /usr/bin/crash (signal 11) with no CoreDump field: there is no core in it to read',
+        ],
+      ],
+    );
+  });
+});
