@@ -12,8 +12,8 @@ import { requireTool, runTool } from '../helpers/reference-tools.ts';
 
 /**
  * The forms real hosts keep cores in, each made by the real tool from a real core taken during the
- * run: systemd-coredump's zstd (and xz, lz4), compressed tars, apport's .crash reports. Each must
- * give the same report as the raw core.
+ * run: systemd-coredump's zstd (and xz, lz4), compressed and sparse (tar -S) tars, apport's .crash
+ * reports. Each must give the same report as the raw core.
  */
 
 type Dump = Report['dumps'][number];
@@ -29,7 +29,7 @@ async function analyze(file: string): Promise<Report> {
   return report;
 }
 
-describe('core formats: compressed, apport', () => {
+describe('core formats: compressed, sparse tar, apport', () => {
   let dir: string;
   let core: CCore;
   let raw: Dump;
@@ -111,6 +111,36 @@ describe('core formats: compressed, apport', () => {
     assert.deepEqual(report.errors, []);
     assert.deepEqual(facts(report.dumps[0]!), facts(raw));
   });
+
+  const sparseForms: Record<string, string[]> = {
+    gnu: ['--format=gnu'],
+    'pax 0.0': ['--format=pax', '--sparse-version=0.0'],
+    'pax 0.1': ['--format=pax', '--sparse-version=0.1'],
+    'pax 1.0': ['--format=pax', '--sparse-version=1.0'],
+  };
+  for (const [form, args] of Object.entries(sparseForms)) {
+    it(`reads every core of a ${form} sparse tar (tar -S), under its real name, plain and gzipped`, async () => {
+      const stage = join(dir, `sparse-${form.replace(/\W/g, '')}`);
+      mkdirSync(join(stage, 'crash'), { recursive: true });
+      // Kernel cores have holes where pages were never touched; tar -S stores only the data.
+      for (const name of ['core.1', 'core.2', 'core.3']) copyFileSync(core.path, join(stage, 'crash', name));
+      const tar = `${stage}.tar`;
+      await runTool('tar', ['-S', ...args, '--sort=name', '-C', stage, '-cf', tar, 'crash']);
+      await runTool('bash', ['-c', 'gzip -1 -c "$1" > "$1.gz"', 'bash', tar]);
+      for (const [file, container] of [
+        [tar, 'tar'],
+        [`${tar}.gz`, 'tar+gzip'],
+      ] as const) {
+        const report = await analyze(file);
+        assert.deepEqual(report.errors, [], `${form} ${container}`);
+        assert.deepEqual(
+          report.dumps.map((d) => [d.entry, d.container, d.sizeBytes]),
+          ['crash/core.1', 'crash/core.2', 'crash/core.3'].map((e) => [e, container, raw.sizeBytes]),
+        );
+        for (const d of report.dumps) assert.deepEqual(facts(d), facts(raw));
+      }
+    });
+  }
 
   it('names compressed data that is not a core, and corrupt compressed data', async () => {
     const text = join(dir, 'notes.txt');
