@@ -1,5 +1,7 @@
 import { availableParallelism } from 'node:os';
+import { basename } from 'node:path';
 import { describeUnknown, sniff } from '../analyze/container.ts';
+import { parseCoreName, withNameFacts } from '../analyze/core-name.ts';
 import { buildReport, type DumpRecord } from '../analyze/correlate.ts';
 import { EvidenceCollector, type EvidenceSnapshot } from '../analyze/evidence.ts';
 import type { Report } from '../analyze/report-schema.ts';
@@ -131,6 +133,8 @@ export async function analyzeFiles(paths: readonly string[], options: AnalyzeOpt
       claim: new SharedArrayBuffer(4),
     };
     for (const share of await pool.runShared(task, progress)) evidence.merge(share as EvidenceSnapshot);
+    // systemd-coredump's and apport's names fill what the core lacks, and date it (core-name.ts).
+    const named = parseCoreName(basename(file.path));
     return [
       {
         file: file.path,
@@ -138,8 +142,8 @@ export async function analyzeFiles(paths: readonly string[], options: AnalyzeOpt
         container: 'raw',
         fileBytes: file.size,
         sizeBytes: structure.size,
-        mtime: file.mtime,
-        facts: structure.facts,
+        mtime: named?.time ?? file.mtime,
+        facts: withNameFacts(structure.facts, named),
         evidence: evidence.snapshot(),
       },
     ];

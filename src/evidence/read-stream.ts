@@ -1,5 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { ApportReader, describeReport } from '../analyze/apport.ts';
 import {
   type Compression,
@@ -10,6 +11,7 @@ import {
   type Sniffed,
   sniff,
 } from '../analyze/container.ts';
+import { parseCoreName, withNameFacts } from '../analyze/core-name.ts';
 import type { DumpRecord } from '../analyze/correlate.ts';
 import { DumpStreamAnalyzer } from '../analyze/dump.ts';
 import type { AnalysisError } from '../analyze/report-schema.ts';
@@ -105,7 +107,18 @@ export async function readDumpStream(
         if (failed) return;
         try {
           const { facts, evidence, sizeBytes } = analyzer.finish();
-          const record = { file, entry, container, fileBytes: info.size, sizeBytes, mtime, facts, evidence };
+          // systemd-coredump's and apport's names fill what the core lacks, and date it.
+          const named = parseCoreName(basename(entry ?? file));
+          const record = {
+            file,
+            entry,
+            container,
+            fileBytes: info.size,
+            sizeBytes,
+            mtime: named?.time ?? mtime,
+            facts: withNameFacts(facts, named),
+            evidence,
+          };
           order.set(record, seq);
           dumps.push(record);
         } catch (error) {

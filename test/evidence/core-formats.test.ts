@@ -3,6 +3,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { parseElfHeader } from '../../src/analyze/elf.ts';
 import type { Report } from '../../src/analyze/report-schema.ts';
 import { ReportSchema } from '../../src/analyze/report-schema.ts';
 import { analyzeFiles } from '../../src/evidence/analyze-files.ts';
@@ -141,6 +142,56 @@ describe('core formats: compressed, sparse tar, apport', () => {
       }
     });
   }
+
+  it("takes pid, uid, name and time from a systemd-coredump file name where the core lacks them; the core's own win", async () => {
+    const bootId = '0d1e2f3a4b5c6d7e8f90a1b2c3d4e5f6';
+    const usec = 1_796_270_400_123_456; // 2026-12-03T04:00:00.123Z
+    // The whole core, named for another uid: the core says 0, and the core wins.
+    const whole = join(dir, `core.crash\x2dabort.1000.${bootId}.${core.pid}.${usec}.zst`);
+    await compressors.zstd(core.path, whole);
+    const report = await analyze(whole);
+    assert.deepEqual(report.errors, []);
+    assert.deepEqual(facts(report.dumps[0]!), facts(raw));
+    assert.equal(report.dumps[0]!.mtime, '2026-12-03T04:00:00.123Z');
+
+    // Cut short right after its program headers: no notes, so no pid, uid or name of its own.
+    const header = parseElfHeader(readFileSync(core.path));
+    const cut = await truncateCopy(
+      core.path,
+      join(dir, 'core.headers-only'),
+      header.phoff + header.phnum * 56,
+    );
+    const bare = await analyze(cut);
+    assert.deepEqual(
+      bare.dumps.map((d) => [d.pid, d.uid, d.processName]),
+      [[null, null, null]],
+    );
+    for (const [name, compress] of [
+      [`core.crash\x2eabort.1000.${bootId}.4242.${usec}.zst`, compressors.zstd],
+      [`core.crash\x2eabort.1000.${bootId}.4242.${usec}.lz4`, compressors.lz4],
+      [`core.crash\x2eabort.1000.${bootId}.4242.${usec}`, async (i: string, o: string) => copyFileSync(i, o)],
+    ] as const) {
+      const file = join(dir, name);
+      await compress(cut, file);
+      const named = await analyze(file);
+      assert.deepEqual(
+        named.dumps.map((d) => [d.pid, d.uid, d.processName, d.mtime, d.truncated]),
+        [[4242, 1000, 'crash.abort', '2026-12-03T04:00:00.123Z', true]],
+        name,
+      );
+    }
+    // apport's names (/var/lib/apport/coredump) give pid and uid; their last number is no date.
+    const apportName = join(
+      dir,
+      'core._usr_bin_crash.1000.c2c91690-dade-4dba-ad0e-c9d72f5fa11a.4343.50429709',
+    );
+    copyFileSync(cut, apportName);
+    const fromApport = await analyze(apportName);
+    assert.deepEqual(
+      fromApport.dumps.map((d) => [d.pid, d.uid, d.processName, d.mtime]),
+      [[4343, 1000, null, statSync(apportName).mtime.toISOString()]],
+    );
+  });
 
   it('names compressed data that is not a core, and corrupt compressed data', async () => {
     const text = join(dir, 'notes.txt');
