@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { basename } from 'node:path';
-import { describeUnknown, sniff } from '../analyze/container.ts';
+import { describeMinidump, describeUnknown, MINIDUMP_HEAD_BYTES, sniff } from '../analyze/container.ts';
 import { parseCoreName, withNameFacts } from '../analyze/core-name.ts';
 import { buildReport, type DumpRecord } from '../analyze/correlate.ts';
 import { EvidenceCollector, type EvidenceSnapshot } from '../analyze/evidence.ts';
@@ -113,7 +113,12 @@ export async function analyzeFiles(paths: readonly string[], options: AnalyzeOpt
     const kind = sniff(head);
     if (kind === 'unknown') {
       progress(file.size);
-      throw new CodedError(ErrorCode.NotCore, `not a core dump: ${describeUnknown(head)}`);
+      // A minidump is named from its directory and system info, which lie past the first block.
+      const minidump = head.subarray(0, 4).toString('latin1') === 'MDMP';
+      const what = minidump
+        ? describeMinidump(await readHead(file.path, MINIDUMP_HEAD_BYTES))
+        : describeUnknown(head);
+      throw new CodedError(ErrorCode.NotCore, `not a core dump: ${what}`);
     }
     if (kind !== 'elf') {
       const result = (await pool.run(
