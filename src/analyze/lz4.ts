@@ -22,9 +22,14 @@ const BLOCK_SIZES: Record<number, number> = { 4: 64 << 10, 5: 256 << 10, 6: 1 <<
 const malformed = (message: string) =>
   new CodedError(ErrorCode.MalformedCompression, `lz4 data is corrupt: ${message}`);
 
-/** Input bytes kept as a list of chunks, so a 4 MiB block arriving in 64 KiB reads is copied once. */
+/**
+ * Input bytes kept as a list of chunks, so a 4 MiB block arriving in 64 KiB reads is copied once.
+ * Chunks are consumed by moving an index (compacted now and then), never by shifting the array:
+ * a block that arrives a byte at a time must not cost time quadratic in its size.
+ */
 class ByteQueue {
   private chunks: Uint8Array[] = [];
+  private index = 0;
   private first = 0;
   length = 0;
   push(chunk: Uint8Array): void {
@@ -32,60 +37,62 @@ class ByteQueue {
     this.chunks.push(chunk);
     this.length += chunk.length;
   }
-  /** Removes and returns the next `n` bytes (the caller checked `length`). */
-  take(n: number): Uint8Array {
-    const head = this.chunks[0]!;
+  /** Copies the next `n` bytes into `out` (the caller checked `length`); consumes them if asked. */
+  private copy(n: number, consume: boolean): Uint8Array {
+    const head = this.chunks[this.index]!;
     if (head.length - this.first >= n) {
       const out = head.subarray(this.first, this.first + n);
-      this.first += n;
-      this.length -= n;
-      if (this.first === head.length) {
-        this.chunks.shift();
-        this.first = 0;
-      }
+      if (consume) this.advance(n);
       return out;
     }
     const out = new Uint8Array(n);
     let filled = 0;
+    let index = this.index;
+    let first = this.first;
     while (filled < n) {
-      const chunk = this.chunks[0]!;
-      const take = Math.min(n - filled, chunk.length - this.first);
-      out.set(chunk.subarray(this.first, this.first + take), filled);
+      const chunk = this.chunks[index]!;
+      const take = Math.min(n - filled, chunk.length - first);
+      out.set(chunk.subarray(first, first + take), filled);
       filled += take;
-      this.first += take;
-      if (this.first === chunk.length) {
-        this.chunks.shift();
-        this.first = 0;
+      first += take;
+      if (first === chunk.length) {
+        index++;
+        first = 0;
       }
     }
-    this.length -= n;
+    if (consume) this.advance(n);
     return out;
+  }
+  /** Removes and returns the next `n` bytes (the caller checked `length`). */
+  take(n: number): Uint8Array {
+    return n === 0 ? new Uint8Array(0) : this.copy(n, true);
+  }
+  /** The next `n` bytes without removing them (the caller checked `length`). */
+  peek(n: number): Uint8Array {
+    return this.copy(n, false);
   }
   skip(n: number): number {
     const skipped = Math.min(n, this.length);
-    let left = skipped;
+    this.advance(skipped);
+    return skipped;
+  }
+  private advance(n: number): void {
+    let left = n;
+    this.length -= n;
     while (left > 0) {
-      const chunk = this.chunks[0]!;
+      const chunk = this.chunks[this.index]!;
       const take = Math.min(left, chunk.length - this.first);
       this.first += take;
       left -= take;
       if (this.first === chunk.length) {
-        this.chunks.shift();
+        this.index++;
         this.first = 0;
       }
     }
-    this.length -= skipped;
-    return skipped;
-  }
-  /** The next `n` bytes without removing them (the caller checked `length`). */
-  peek(n: number): Uint8Array {
-    const head = this.chunks[0]!;
-    if (head.length - this.first >= n) return head.subarray(this.first, this.first + n);
-    const out = this.take(n);
-    this.chunks.unshift(out);
-    this.first = 0;
-    this.length += n;
-    return out;
+    if (this.index > 1024 && this.index * 2 > this.chunks.length) {
+      this.chunks = this.chunks.slice(this.index);
+      this.index = 0;
+    }
   }
 }
 
@@ -97,6 +104,7 @@ type State =
   | { at: 'skip'; left: number }
   | { at: 'descriptor' }
   | { at: 'block' }
+  | { at: 'data'; size: number; stored: boolean }
   | { at: 'trailer' };
 
 export class Lz4FrameDecoder {
@@ -163,20 +171,21 @@ export class Lz4FrameDecoder {
         this.state = { at: 'block' };
       } else if (s.at === 'block') {
         if (this.input.length < 4) return;
-        const word = u32(this.input.peek(4), 0);
+        const word = u32(this.input.take(4), 0);
         if (word === 0) {
-          this.input.take(4);
           this.state = { at: 'trailer' };
           continue;
         }
         const size = word & 0x7fffffff;
         if (size > this.blockMax) throw malformed(`block of ${size} bytes in a frame of ${this.blockMax}`);
-        const need = 4 + size + (this.blockChecksum ? 4 : 0);
-        if (this.input.length < need) return;
-        this.input.take(4);
-        const data = this.input.take(size);
+        this.state = { at: 'data', size, stored: (word & 0x80000000) !== 0 };
+      } else if (s.at === 'data') {
+        // Waits for the whole block (checked against the frame's block size above).
+        if (this.input.length < s.size + (this.blockChecksum ? 4 : 0)) return;
+        const data = this.input.take(s.size);
         if (this.blockChecksum) this.input.take(4);
-        this.block(data, (word & 0x80000000) !== 0);
+        this.block(data, s.stored);
+        this.state = { at: 'block' };
       } else {
         const need = this.contentChecksum ? 4 : 0;
         if (this.input.length < need) return;
@@ -192,10 +201,9 @@ export class Lz4FrameDecoder {
    * then reports the core as truncated. Throws when not one byte could be decoded.
    */
   end(): void {
-    if (this.state.at === 'block' && this.input.length > 4) {
-      const word = u32(this.input.take(4), 0);
-      const data = this.input.take(Math.min(word & 0x7fffffff, this.input.length));
-      this.block(data, (word & 0x80000000) !== 0, true);
+    const s = this.state;
+    if (s.at === 'data' && this.input.length > 0) {
+      this.block(this.input.take(Math.min(s.size, this.input.length)), s.stored, true);
     }
     const complete = this.state.at === 'magic' && this.input.length === 0;
     if (complete || this.emitted > 0) return;
