@@ -27,6 +27,8 @@ const malformed = (message: string) =>
  * Chunks are consumed by moving an index (compacted now and then), never by shifting the array:
  * a block that arrives a byte at a time must not cost time quadratic in its size.
  */
+const EMPTY = new Uint8Array(0);
+
 class ByteQueue {
   private chunks: Uint8Array[] = [];
   private index = 0;
@@ -85,7 +87,8 @@ class ByteQueue {
       this.first += take;
       left -= take;
       if (this.first === chunk.length) {
-        this.index++;
+        // Let go of it now: the array is compacted only now and then.
+        this.chunks[this.index++] = EMPTY;
         this.first = 0;
       }
     }
