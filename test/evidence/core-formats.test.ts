@@ -8,7 +8,14 @@ import type { Report } from '../../src/analyze/report-schema.ts';
 import { ReportSchema } from '../../src/analyze/report-schema.ts';
 import { analyzeFiles } from '../../src/evidence/analyze-files.ts';
 import { writeApportCrash } from '../helpers/apport.ts';
-import { type CCore, makeCCore, truncateCopy } from '../helpers/cores.ts';
+import {
+  type CCore,
+  makeCCore,
+  makePythonIncident,
+  type PythonIncident,
+  type PythonWorkerCore,
+  truncateCopy,
+} from '../helpers/cores.ts';
 import { requireTool, runTool } from '../helpers/reference-tools.ts';
 
 /**
@@ -24,8 +31,8 @@ function facts(d: Dump): Record<string, unknown> {
   return rest;
 }
 
-async function analyze(file: string): Promise<Report> {
-  const report = await analyzeFiles([file], { workers: 0 });
+async function analyze(files: string | string[]): Promise<Report> {
+  const report = await analyzeFiles(typeof files === 'string' ? [files] : files, { workers: 0 });
   ReportSchema.parse(report);
   return report;
 }
@@ -267,5 +274,63 @@ describe('core formats: compressed, sparse tar, apport', () => {
         ],
       ],
     );
+  });
+});
+
+describe('core formats: the incident in miniature, each worker kept a different way', () => {
+  let dir: string;
+  let incident: PythonIncident;
+
+  before(async () => {
+    for (const tool of ['zstd', 'xz', 'lz4', 'tar']) requireTool(tool);
+    dir = mkdtempSync(join(tmpdir(), 'nightshift-core-formats-incident-'));
+    incident = await makePythonIncident(join(dir, 'run'), { workers: 4, streamWorkers: 3 });
+  });
+  after(async () => {
+    await incident?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('gives the same dumps and the same shared strings as the raw cores', async () => {
+    const raw = await analyze(incident.cores.map((c) => c.path));
+    assert.deepEqual(raw.errors, []);
+    const [a, b, c, d] = incident.cores as [
+      PythonWorkerCore,
+      PythonWorkerCore,
+      PythonWorkerCore,
+      PythonWorkerCore,
+    ];
+    const kept = join(dir, 'kept');
+    mkdirSync(kept);
+    const usec = 1_796_270_400_000_000;
+    const boot = '0d1e2f3a4b5c6d7e8f90a1b2c3d4e5f6';
+    const zst = join(kept, `core.python3.0.${boot}.${a.pid}.${usec}.zst`);
+    await runTool('zstd', ['-q', '-f', a.path, '-o', zst]);
+    const lz4 = join(kept, `core.python3.0.${boot}.${b.pid}.${usec}.lz4`);
+    await runTool('lz4', ['-q', '-f', b.path, lz4]);
+    const crash = await writeApportCrash(c.path, join(kept, '_usr_bin_python3.0.crash'));
+    const stage = join(dir, 'stage');
+    mkdirSync(stage);
+    copyFileSync(d.path, join(stage, 'core.4'));
+    const tar = join(kept, 'web-4.tar.xz');
+    await runTool('bash', [
+      '-c',
+      'tar -S --format=pax -C "$1" -cf - core.4 | xz -T1 -c > "$2"',
+      'bash',
+      stage,
+      tar,
+    ]);
+    const kinds = await analyze([zst, lz4, crash, tar]);
+    assert.deepEqual(kinds.errors, []);
+    assert.deepEqual(
+      kinds.dumps.map((x) => x.container),
+      ['zstd', 'lz4', 'apport', 'tar+xz'],
+    );
+    const byPid = (r: Report) => new Map(r.dumps.map((x) => [x.pid, facts(x)]));
+    assert.deepEqual(byPid(kinds), byPid(raw));
+    // The correlations name the files, which differ; everything else about them must not.
+    const shared = (r: Report) => r.correlations.map(({ files: _f, ...rest }) => rest);
+    assert.deepEqual(shared(kinds), shared(raw));
+    assert.ok(raw.correlations.some((x) => x.value === incident.streamUrl && x.dumps === 3));
   });
 });
