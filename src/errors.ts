@@ -10,6 +10,12 @@ export const ErrorCode = {
   MalformedElf: 'nightshift_malformed_elf',
   MalformedTar: 'nightshift_malformed_tar',
   MalformedGzip: 'nightshift_malformed_gzip',
+  /** zstd, xz or lz4 data that does not decode (gzip keeps MalformedGzip). */
+  MalformedCompression: 'nightshift_malformed_compression',
+  /** A compression the analyzer cannot read here (lz4 legacy, xz without its decoder package). */
+  UnsupportedCompression: 'nightshift_unsupported_compression',
+  /** An apport .crash report that is not one, or holds no core. */
+  MalformedReport: 'nightshift_malformed_report',
   UnreadableFile: 'nightshift_unreadable_file',
   NoInput: 'nightshift_no_input',
   Usage: 'nightshift_usage',

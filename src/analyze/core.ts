@@ -11,6 +11,7 @@ import {
   parseElfHeader,
   parseProgramHeaders,
 } from './elf.ts';
+import { describeForeignCore } from './foreign-core.ts';
 import { AT_EXECFN, executableOf, librariesOf, mappedFilesOf, parseNotes } from './notes.ts';
 import { redact } from './redact.ts';
 import { explainSignal, signalCodeName, signalName } from './signals.ts';
@@ -137,6 +138,8 @@ function readCString(stack: StackSegment | undefined, address: bigint | undefine
 /** Reads the facts out of the parts of a core; pure, so both the streaming and the seeking readers share it. */
 export function interpretCore(parts: CoreParts): CoreFacts {
   const { header, segments } = parts;
+  const foreign = describeForeignCore(parts.notes);
+  if (foreign) throw new CodedError(ErrorCode.UnsupportedElf, foreign);
   const merged = parts.notes.map((n) => parseNotes(n, header.arch));
   const notes = merged[0] ?? parseNotes(new Uint8Array(0), header.arch);
   for (const extra of merged.slice(1)) {

@@ -1,3 +1,5 @@
+import { basename } from 'node:path';
+import { parseCoreName } from './core-name.ts';
 /**
  * When a dump was written, from the most truthful source at hand. A file's modification time is
  * the weakest: `git clone`, `cp` and `scp` without -p reset it to the time of the copy. A tar
@@ -23,10 +25,10 @@ export function gzipTime(head: Uint8Array): Date | undefined {
 
 /**
  * The time a dump's file name records, when it records one (systemd-coredump names its files
- * `core.<comm>.<uid>.<boot id>.<pid>.<microseconds>[.zst]`). A hook: names are not read yet.
+ * `core.<comm>.<uid>.<boot id>.<pid>.<microseconds>[.zst]`; see core-name.ts).
  */
-export function fileNameTime(_path: string): Date | undefined {
-  return undefined;
+export function fileNameTime(path: string): Date | undefined {
+  return parseCoreName(basename(path))?.time ?? undefined;
 }
 
 const valid = (d: Date | undefined): d is Date => d instanceof Date && !Number.isNaN(d.getTime());

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CONTAINERS } from './container.ts';
 import { TIME_SOURCES } from './dump-time.ts';
 import { EVIDENCE_KINDS } from './extract.ts';
 
@@ -33,7 +34,11 @@ export const EvidenceSchema = z.object({
 export const DumpSchema = z.object({
   file: z.string().describe('Path of the file given (or found in a directory given)'),
   entry: z.string().nullable().describe('Member name inside a tar stream, else null'),
-  container: z.enum(['raw', 'gzip', 'tar', 'tar+gzip']),
+  container: z
+    .enum(CONTAINERS)
+    .describe(
+      'How the core was kept: raw, compressed (gzip, zstd, xz, lz4), in a tar, or in an apport report',
+    ),
   fileBytes: z.number().int().describe('Size of the file on disk'),
   sizeBytes: z.number().int().describe('Size of the core itself, after decompression'),
   mtime: z.string().describe('Modification time of the file or tar member (ISO 8601)'),

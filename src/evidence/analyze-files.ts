@@ -1,7 +1,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { describeUnknown, sniff } from '../analyze/container.ts';
+import { basename, join } from 'node:path';
+import { describeMinidump, describeUnknown, MINIDUMP_HEAD_BYTES, sniff } from '../analyze/container.ts';
+import { parseCoreName, withNameFacts } from '../analyze/core-name.ts';
 import { buildReport, type DumpRecord } from '../analyze/correlate.ts';
 import { chooseDumpTime, fileNameTime } from '../analyze/dump-time.ts';
 import { EvidenceCollector, type EvidenceSnapshot } from '../analyze/evidence.ts';
@@ -147,7 +148,12 @@ export async function analyzeFiles(paths: readonly string[], options: AnalyzeOpt
     const kind = sniff(head);
     if (kind === 'unknown') {
       progress(file.size);
-      throw new CodedError(ErrorCode.NotCore, `not a core dump: ${describeUnknown(head)}`);
+      // A minidump is named from its directory and system info, which lie past the first block.
+      const minidump = head.subarray(0, 4).toString('latin1') === 'MDMP';
+      const what = minidump
+        ? describeMinidump(await readHead(file.path, MINIDUMP_HEAD_BYTES))
+        : describeUnknown(head);
+      throw new CodedError(ErrorCode.NotCore, `not a core dump: ${what}`);
     }
     if (kind !== 'elf') {
       const result = (await pool.run(
@@ -168,6 +174,8 @@ export async function analyzeFiles(paths: readonly string[], options: AnalyzeOpt
       spill,
     };
     for (const share of await pool.runShared(task, progress)) evidence.merge(share as EvidenceSnapshot);
+    // systemd-coredump's and apport's names fill what the core lacks, and date it (core-name.ts).
+    const named = parseCoreName(basename(file.path));
     return [
       {
         file: file.path,
@@ -175,9 +183,9 @@ export async function analyzeFiles(paths: readonly string[], options: AnalyzeOpt
         container: 'raw',
         fileBytes: file.size,
         sizeBytes: structure.size,
-        mtime: file.mtime,
+        mtime: named?.time ?? file.mtime,
         time: chooseDumpTime({ fileName: fileNameTime(file.path), file: file.mtime }),
-        facts: structure.facts,
+        facts: withNameFacts(structure.facts, named),
         evidence: evidence.snapshot(),
       },
     ];

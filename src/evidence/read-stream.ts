@@ -1,23 +1,33 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { createGunzip } from 'node:zlib';
-import { type Container, describeUnknown, SNIFF_BYTES, sniff } from '../analyze/container.ts';
+import { basename } from 'node:path';
+import { ApportReader, describeReport } from '../analyze/apport.ts';
+import {
+  type Compression,
+  type Container,
+  describeUnknown,
+  isCompression,
+  SNIFF_BYTES,
+  type Sniffed,
+  sniff,
+} from '../analyze/container.ts';
+import { parseCoreName, withNameFacts } from '../analyze/core-name.ts';
 import type { DumpRecord } from '../analyze/correlate.ts';
 import { DumpStreamAnalyzer } from '../analyze/dump.ts';
 import { chooseDumpTime, type DumpTime, fileNameTime, gzipTime } from '../analyze/dump-time.ts';
 import type { AnalysisError } from '../analyze/report-schema.ts';
 import { TarReader } from '../analyze/tar.ts';
 import { asCodedError, CodedError, ErrorCode } from '../errors.ts';
+import { compressionError, decompressor } from './decompress.ts';
 import { readHead } from './read-head.ts';
 import { type SpillConfig, SpillStore } from './spill.ts';
 
 /**
- * Reads a dump file front to back: raw, gzip, tar (what `docker cp` emits) or tar inside gzip.
+ * Reads a dump file front to back: raw, compressed (gzip, zstd, xz, lz4), tar (what `docker cp`
+ * emits) or a compressed tar, or an apport .crash report; a tar's members are each any of these.
  * One pass, decompressing as it goes; nothing is written to disk and memory stays bounded.
  */
 
-/** node:zlib inflates about twice as fast with 256 KiB output chunks as with the 16 KiB default. */
-const GUNZIP_CHUNK = 256 * 1024;
 const READ_CHUNK = 1024 * 1024;
 
 export interface StreamResult {
@@ -64,12 +74,11 @@ export async function readDumpStream(
 ): Promise<StreamResult> {
   const info = await stat(file);
   const spill = options.spill ? new SpillStore(options.spill) : undefined;
-  const dumps: DumpRecord[] = [];
-  const errors: AnalysisError[] = [];
-  let gzipped = false;
-  let container: Container = 'raw';
   /** The time of a dump that is the whole file (not a tar member), known once its head is read. */
   let fileTime: DumpTime = { at: info.mtime, source: 'file' };
+  const dumps: DumpRecord[] = [];
+  const errors: AnalysisError[] = [];
+  let container: Container = 'raw';
   // Results are listed in member order, although a gzipped member finishes after those behind it.
   const order = new Map<object, number>();
   let nextSeq = 0;
@@ -104,8 +113,15 @@ export async function readDumpStream(
         if (failed) return;
         try {
           const { facts, evidence, sizeBytes } = analyzer.finish();
-          // mtime: the tar member's, else the file's; time: the most truthful time known (dump-time.ts).
-          const mtime = time.source === 'tar' ? time.at : info.mtime;
+          // systemd-coredump's and apport's names fill what the core lacks, and date it.
+          const named = parseCoreName(basename(entry ?? file));
+          // mtime: the name's time, else the tar member's, else the file's; time: the most truthful
+          // time known (dump-time.ts).
+          const mtime = named?.time ?? (time.source === 'tar' ? time.at : info.mtime);
+          const dated =
+            named?.time && time.source !== 'tar' && time.source !== 'gzip'
+              ? { at: named.time, source: 'file_name' as const }
+              : time;
           const record = {
             file,
             entry,
@@ -113,8 +129,8 @@ export async function readDumpStream(
             fileBytes: info.size,
             sizeBytes,
             mtime,
-            time,
-            facts,
+            time: dated,
+            facts: withNameFacts(facts, named),
             evidence,
           };
           order.set(record, seq);
@@ -136,23 +152,41 @@ export async function readDumpStream(
     while (pending.length > 0) await pending.shift();
   };
 
-  /** A member that is itself gzipped (core.1234.gz copied out of a container): inflate, then sniff. */
-  const gunzipSink = (entry: string, time: DumpTime, seq: number): Sink => {
-    const inflater = createGunzip({ chunkSize: GUNZIP_CHUNK });
+  /** A dead end: the input was named in an error, the rest of it is read past. */
+  const ignore: Sink = { push() {}, end() {} };
+  const notCore = (entry: string | null, what: string, seq: number): Sink => {
+    fail(entry, new CodedError(ErrorCode.NotCore, `not a core dump: ${what}`), seq);
+    return ignore;
+  };
+
+  /**
+   * A member (or apport field) that is itself compressed (core.1234.gz copied out of a container,
+   * a systemd-coredump .zst): decompress, then sniff what came out.
+   */
+  const decompressSink = (
+    kind: Compression | 'zlib',
+    entry: string | null,
+    time: DumpTime,
+    seq: number,
+  ): Sink => {
+    const stream = decompressor(kind);
     const inside = new Sniffer((head) => {
       if (sniff(head) === 'elf') return coreSink(entry, time, seq);
-      fail(
+      return notCore(
         entry,
-        new CodedError(ErrorCode.NotCore, `not a core dump: a gzip of ${describeUnknown(head)}`),
+        `${kind === 'zlib' ? 'a' : article(kind)} ${kind} of ${describeUnknown(head)}`,
         seq,
       );
-      return { push() {}, end() {} };
     });
     let error: unknown;
-    inflater.on('data', (chunk: Buffer) => inside.push(chunk));
+    let produced = 0;
+    stream.on('data', (chunk: Buffer) => {
+      produced += chunk.length;
+      inside.push(chunk);
+    });
     const done = new Promise<void>((resolve) => {
-      inflater.on('end', resolve);
-      inflater.on('error', (e) => {
+      stream.on('end', resolve);
+      stream.on('error', (e) => {
         error = e;
         resolve();
       });
@@ -160,17 +194,17 @@ export async function readDumpStream(
     return {
       push(chunk) {
         if (error !== undefined) return;
-        if (!inflater.write(chunk)) {
-          pending.push(Promise.race([new Promise<void>((resolve) => inflater.once('drain', resolve)), done]));
+        if (!stream.write(chunk)) {
+          pending.push(Promise.race([new Promise<void>((resolve) => stream.once('drain', resolve)), done]));
         }
       },
       end() {
-        inflater.end();
+        stream.end();
         pending.push(
           done.then(() => {
-            const coded = error === undefined ? undefined : asCodedError(error);
+            const coded = error === undefined ? undefined : compressionError(kind, error);
             // Cut short (the tar or the disk ended inside it): analyse what came out, as for a file.
-            if (coded === undefined || /unexpected end/i.test(coded.message)) inside.end();
+            if (coded === undefined || (produced > 0 && /unexpected end/i.test(coded.message))) inside.end();
             else fail(entry, coded, seq);
           }),
         );
@@ -178,21 +212,67 @@ export async function readDumpStream(
     };
   };
 
-  /** Each member is told apart by content too: a core, a gzipped core, or named for what it is. */
+  /**
+   * An apport .crash report: its CoreDump field is a gzip stream (zstd where apport took the core
+   * from systemd-coredump, a bare zlib stream from apport before 2.x's gzip header), read as it is
+   * decoded.
+   */
+  const apportSink = (entry: string | null, time: DumpTime, seq: number): Sink => {
+    let core: Sink | undefined;
+    const reader = new ApportReader((bytes) => {
+      if (!core) {
+        const kind = sniff(bytes);
+        core = decompressSink(kind === 'gzip' || kind === 'zstd' ? kind : 'zlib', entry, time, seq);
+      }
+      core.push(bytes);
+    });
+    let failed = false;
+    return {
+      push(chunk) {
+        if (failed) return;
+        try {
+          reader.push(chunk);
+        } catch (error) {
+          failed = true;
+          fail(entry, error, seq);
+          core?.end();
+        }
+      },
+      end() {
+        if (failed) return;
+        try {
+          const { fields } = reader.end();
+          if (core) core.end();
+          else {
+            throw new CodedError(
+              ErrorCode.MalformedReport,
+              `${describeReport(fields)} with no CoreDump field: there is no core in it to read`,
+            );
+          }
+        } catch (error) {
+          fail(entry, error, seq);
+        }
+      },
+    };
+  };
+
+  /** Each member is told apart by content too: a core, a compressed core, a report, or named for what it is. */
   const memberSink = (entry: string, time: DumpTime): Sink => {
     const seq = nextSeq++;
     return new Sniffer((head) => {
       const kind = sniff(head);
       if (kind === 'elf') return coreSink(entry, time, seq);
-      if (kind === 'gzip') return gunzipSink(entry, time, seq);
+      if (isCompression(kind)) return decompressSink(kind, entry, time, seq);
+      if (kind === 'apport') return apportSink(entry, time, seq);
       const what = kind === 'tar' ? 'a tar archive inside the tar (extract it first)' : describeUnknown(head);
-      fail(entry, new CodedError(ErrorCode.NotCore, `not a core dump: ${what}`), seq);
-      return { push() {}, end() {} };
+      return notCore(entry, what, seq);
     });
   };
 
   const tarSink = (): Sink => {
+    let files = 0;
     const reader = new TarReader((header) => {
+      files++;
       // A member whose mtime no Date can hold gets the tar file's own.
       const time = header.mtime ? chooseDumpTime({ tar: header.mtime, file: info.mtime }) : fileTime;
       const sink = memberSink(header.name, time);
@@ -213,6 +293,14 @@ export async function readDumpStream(
         if (failed) return;
         try {
           reader.end();
+          // Said rather than left as an empty report: nothing in the tar could be a core.
+          if (files === 0) {
+            const what =
+              reader.entries === 0
+                ? 'an empty tar archive'
+                : `a tar archive of ${reader.entries} member(s), none of them a regular file`;
+            fail(null, new CodedError(ErrorCode.NotCore, `not a core dump: ${what}`));
+          }
         } catch (error) {
           fail(null, error);
         }
@@ -220,28 +308,34 @@ export async function readDumpStream(
     };
   };
 
-  const inner = new Sniffer((head) => {
-    const kind = sniff(head);
-    if (kind === 'tar') {
-      container = gzipped ? 'tar+gzip' : 'tar';
-      return tarSink();
-    }
-    if (kind === 'elf') {
-      container = gzipped ? 'gzip' : 'raw';
-      return coreSink(null, fileTime);
-    }
-    const what = kind === 'gzip' ? 'gzip inside gzip' : describeUnknown(head);
-    fail(null, new CodedError(ErrorCode.NotCore, `not a core dump: ${what}`));
-    return { push() {}, end() {} };
-  });
-
   const first = await readHead(file);
-  gzipped = sniff(first) === 'gzip';
+  const outer = sniff(first);
+  const compression = isCompression(outer) ? outer : undefined;
   fileTime = chooseDumpTime({
-    gzip: gzipped ? gzipTime(first) : undefined,
+    gzip: outer === 'gzip' ? gzipTime(first) : undefined,
     fileName: fileNameTime(file),
     file: info.mtime,
   });
+  const inner = new Sniffer((head) => {
+    const kind: Sniffed = sniff(head);
+    if (kind === 'tar') {
+      container = compression ? `tar+${compression}` : 'tar';
+      return tarSink();
+    }
+    if (kind === 'elf') {
+      container = compression ?? 'raw';
+      return coreSink(null, fileTime);
+    }
+    if (kind === 'apport' && !compression) {
+      container = 'apport';
+      return apportSink(null, fileTime, nextSeq++);
+    }
+    const what = compression
+      ? `${article(compression)} ${compression} of ${isCompression(kind) ? `${kind} data` : describeUnknown(head)}`
+      : describeUnknown(head);
+    return notCore(null, what, nextSeq++);
+  });
+
   const source = createReadStream(file, { highWaterMark: READ_CHUNK });
   let read = 0;
   const count = (chunk: Buffer) => {
@@ -249,26 +343,35 @@ export async function readDumpStream(
     onProgress(read);
   };
   let stream: NodeJS.ReadableStream = source;
-  if (gzipped) {
+  let produced = 0;
+  if (compression) {
     source.on('data', (chunk) => count(chunk as Buffer));
-    stream = source.pipe(createGunzip({ chunkSize: GUNZIP_CHUNK }));
-    source.on('error', (error) => stream.emit('error', error));
+    const decompressed = decompressor(compression);
+    stream = source.pipe(decompressed);
+    source.on('error', (error) => decompressed.destroy(error));
   }
   try {
     for await (const chunk of stream) {
-      if (!gzipped) count(chunk as Buffer);
+      if (!compression) count(chunk as Buffer);
+      produced += (chunk as Buffer).length;
       inner.push(chunk as Buffer);
       if (pending.length > 0) await settle();
     }
     inner.end();
     await settle();
   } catch (error) {
-    const coded = asCodedError(error);
-    if (gzipped && (coded.code === ErrorCode.MalformedGzip || /unexpected end/i.test(coded.message))) {
-      // A gzip stream cut short (the disk filled while it was written): analyse what came out.
-      inner.end();
-      await settle();
-      if (!/unexpected end/i.test(coded.message)) fail(null, coded);
+    const coded = compression ? compressionError(compression, error) : asCodedError(error);
+    const damaged =
+      coded.code === ErrorCode.MalformedGzip ||
+      coded.code === ErrorCode.MalformedCompression ||
+      /unexpected end/i.test(coded.message);
+    if (compression && damaged) {
+      // A compressed stream cut short (the disk filled while it was written): analyse what came out.
+      if (produced > 0) {
+        inner.end();
+        await settle();
+      }
+      if (produced === 0 || !/unexpected end/i.test(coded.message)) fail(null, coded);
     } else {
       source.destroy();
       throw coded;
@@ -276,4 +379,9 @@ export async function readDumpStream(
   }
   const inOrder = (a: object, b: object) => order.get(a)! - order.get(b)!;
   return { dumps: dumps.sort(inOrder), errors: errors.sort(inOrder) };
+}
+
+/** "a gzip", "an xz", "an lz4": for messages. */
+function article(kind: Compression): string {
+  return kind === 'xz' || kind === 'lz4' ? 'an' : 'a';
 }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { gzipSync } from 'node:zlib';
+import { gzipSync, zstdCompressSync } from 'node:zlib';
 import fc from 'fast-check';
 import { buildReport } from '../../src/analyze/correlate.ts';
 import { parseElfHeader, parseProgramHeaders } from '../../src/analyze/elf.ts';
@@ -103,10 +103,11 @@ describe('readDumpStream on a real core in hand-built tars', () => {
         [
           ['crash/README.txt', 'nightshift_not_core', 'not a core dump: a text file'],
           ['crash/notes.txt.gz', 'nightshift_not_core', 'not a core dump: a gzip of a text file'],
+          // Decompressed now, so bytes that only start like zstd are corrupt zstd.
           [
             'crash/core.4.zst',
-            'nightshift_not_core',
-            'not a core dump: zstd-compressed data (decompress it with zstd -d first)',
+            'nightshift_malformed_compression',
+            'zstd data is corrupt: Dictionary mismatch',
           ],
           ['crash/empty', 'nightshift_not_core', 'not a core dump: an empty file'],
           [
@@ -138,11 +139,11 @@ describe('readDumpStream on a real core in hand-built tars', () => {
       base256: fc.boolean(),
     });
     const input = fc.record({
-      form: fc.constantFrom('gzip', 'tar', 'tar+gzip'),
+      form: fc.constantFrom('gzip', 'zstd', 'tar', 'tar+gzip', 'tar+zstd'),
       flips: fc.array(flip, { minLength: 1, maxLength: 24 }),
       cut: fc.option(fc.nat({ max: core.length }), { freq: 3 }),
       tarFields: fc.array(tarField, { maxLength: 2 }),
-      // Flips in the compressed bytes: corrupt gzip, after the first 10 bytes of gzip header.
+      // Flips in the compressed bytes: corrupt gzip or zstd, after the first 10 bytes of header.
       gzipFlips: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 2 }),
     });
     gc();
@@ -153,7 +154,7 @@ describe('readDumpStream on a real core in hand-built tars', () => {
       fc.asyncProperty(input, async ({ form, flips, cut, tarFields, gzipFlips }) => {
         let bytes: Buffer = Buffer.from(core.subarray(0, cut ?? core.length));
         for (const [at, value] of flips) if (at < bytes.length) bytes[at] = value;
-        if (form !== 'gzip') {
+        if (form !== 'gzip' && form !== 'zstd') {
           const head = tarHeader({ name: 'core.1', size: bytes.length });
           for (const m of tarFields) {
             const [start, length] = FIELD[m.field];
@@ -165,7 +166,7 @@ describe('readDumpStream on a real core in hand-built tars', () => {
           bytes = Buffer.concat([head, bytes, pad, tarEnd()]);
         }
         if (form !== 'tar') {
-          bytes = gzipSync(bytes, { level: 1 });
+          bytes = form.endsWith('zstd') ? zstdCompressSync(bytes) : gzipSync(bytes, { level: 1 });
           for (const [at, value] of gzipFlips) bytes[10 + (at % (bytes.length - 10))] = value;
         }
         writeFileSync(fuzzFile, bytes);
