@@ -27,7 +27,17 @@ import { requireTool, runTool } from '../helpers/reference-tools.ts';
 type Dump = Report['dumps'][number];
 /** Everything about a dump that does not depend on how it was kept. */
 function facts(d: Dump): Record<string, unknown> {
-  const { file: _f, entry: _e, container: _c, fileBytes: _b, mtime: _m, signature: _s, ...rest } = d;
+  const {
+    file: _f,
+    entry: _e,
+    container: _c,
+    fileBytes: _b,
+    mtime: _m,
+    time: _t,
+    timeSource: _ts,
+    signature: _s,
+    ...rest
+  } = d;
   return rest;
 }
 
