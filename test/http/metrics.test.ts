@@ -85,17 +85,21 @@ for (const database of testDatabases()) {
         `INSERT INTO incidents (group_key, host, problem, title, opened_by) VALUES ('web-1:disk', 'web-1', 'disk', 'Disk', 'test') RETURNING id`,
       );
       const id = incident.rows[0]!.id;
-      await db.executeSql(
-        `INSERT INTO alerts (source, received_at, body, valid, incident_id) VALUES
-           ('generic', now() - interval '2 seconds', '{}', true, $1),
-           ('generic', now() - interval '1 second', '{}', true, $1)`,
-        [id],
-      );
-      await db.executeSql(
-        `INSERT INTO thread_messages (incident_id, dedup_key, role, channel, body, posted_at)
-         VALUES ($1, 'root', 'root', 'C1', '{}', now() - interval '1.8 seconds')`,
-        [id],
-      );
+      // One transaction, one now(): the 0.2 s between the first alert and the root does not depend
+      // on how long the machine took between two statements.
+      await db.transaction(async (tx) => {
+        await tx.executeSql(
+          `INSERT INTO alerts (source, received_at, body, valid, incident_id) VALUES
+             ('generic', now() - interval '2 seconds', '{}', true, $1),
+             ('generic', now() - interval '1 second', '{}', true, $1)`,
+          [id],
+        );
+        await tx.executeSql(
+          `INSERT INTO thread_messages (incident_id, dedup_key, role, channel, body, posted_at)
+           VALUES ($1, 'root', 'root', 'C1', '{}', now() - interval '1.8 seconds')`,
+          [id],
+        );
+      });
       const proposal = await db.executeSql<{ id: string }>(
         `INSERT INTO proposals (incident_id, kind, target, text, sha256, proposed_by, expires_at, created_at)
          VALUES ($1, 'sql', 'app', 'SELECT 1', 'h', 'agent', now() + interval '1 hour', now() - interval '90 seconds') RETURNING id`,
