@@ -100,9 +100,9 @@ async function initdbApart(dataDir: string): Promise<void> {
  * analyzed, and the planner, which then takes a table for empty, kept scanning every queued Slack
  * message (and sorting them) for each message the outbox claimed: 115 ms a claim with 10,000 queued
  * instead of 0.1 ms, and the outbox of a 10,000-alert burst took many minutes to drain. So the
- * adapter does autovacuum's work: once `VACUUM_AFTER_ROWS` rows were written through it, and at
- * most every `VACUUM_EVERY_MS`, it runs VACUUM (ANALYZE) over the database (its tables and
- * pg-boss's), queued like any other statement, between two of them.
+ * adapter does autovacuum's work: once `afterRows` rows were written through it, and at most every
+ * `everyMs`, it runs VACUUM (ANALYZE) over the database (its tables and pg-boss's), queued like any
+ * other statement, between two of them.
  */
 export const PGLITE_VACUUM = {
   /** Rows inserted, updated or deleted through the adapter before the next VACUUM (ANALYZE). */
