@@ -81,7 +81,11 @@ export async function openPglite(dataDir: string | undefined, schema: string): P
 
 /** Makes a new data directory in a child process (pglite-initdb.ts); throws with its stderr. */
 async function initdbApart(dataDir: string): Promise<void> {
-  const script = fileURLToPath(new URL('./pglite-initdb.ts', import.meta.url));
+  // From src/ (type stripping) the script is .ts; from dist/ (the npm package) .js: tsc rewrites
+  // imports, not URLs.
+  const script = fileURLToPath(
+    new URL(import.meta.url.endsWith('.ts') ? './pglite-initdb.ts' : './pglite-initdb.js', import.meta.url),
+  );
   const child = spawn(process.execPath, [script, dataDir], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.setEncoding('utf8');
