@@ -1,6 +1,6 @@
 import type { Gauge } from 'prom-client';
 import type { ComputedMetric, ComputedSamples, Metrics } from '../metrics.ts';
-import { OUTBOX_STUCK_AFTER_S } from '../slack/outbox.ts';
+import { OUTBOX_STUCK_AFTER_S, outboxBacklog } from '../slack/outbox.ts';
 import type { Db } from '../store/db.ts';
 import { type Route, sendJson } from './routes.ts';
 
@@ -135,17 +135,11 @@ export async function scrapeStore(db: Db, metrics: Metrics): Promise<void> {
     );
     // The Slack outbox: messages still to post (waiting for a retry included), messages given
     // up on after their last attempt, and how long the oldest one still to post has waited.
-    const outbox = await db.executeSql<{ pending: number; dead: number; oldest: number | null }>(
-      `SELECT count(*) FILTER (WHERE dead_at IS NULL)::int AS pending,
-              count(*) FILTER (WHERE dead_at IS NOT NULL)::int AS dead,
-              extract(epoch FROM now() - min(created_at) FILTER (WHERE dead_at IS NULL))::float8 AS oldest
-       FROM thread_messages WHERE posted_at IS NULL`,
-    );
-    const o = outbox.rows[0]!;
+    const o = await outboxBacklog(db);
     gauge('nightshift_outbox_messages')?.set({ state: 'pending' }, o.pending);
     gauge('nightshift_outbox_messages')?.set({ state: 'dead' }, o.dead);
-    gauge('nightshift_outbox_oldest_pending_seconds')?.set(o.oldest ?? 0);
-    gauge('nightshift_outbox_stuck')?.set((o.oldest ?? 0) > OUTBOX_STUCK_AFTER_S ? 1 : 0);
+    gauge('nightshift_outbox_oldest_pending_seconds')?.set(o.oldestSeconds);
+    gauge('nightshift_outbox_stuck')?.set(o.oldestSeconds > OUTBOX_STUCK_AFTER_S ? 1 : 0);
     gauge('nightshift_store_up')?.set(1);
   } catch {
     gauge('nightshift_store_up')?.set(0);

@@ -5,7 +5,7 @@ import {
   drainOutbox,
   OUTBOX_STUCK_AFTER_S,
   type OutboxOptions,
-  oldestPendingSeconds,
+  outboxBacklog,
   releaseClaims,
   type SlackPoster,
 } from './outbox.ts';
@@ -70,7 +70,10 @@ export class OutboxPump {
 
   /** Warns while the oldest message to post has waited too long; returns its age in seconds. */
   async checkStuck(now = Date.now()): Promise<number> {
-    const age = await oldestPendingSeconds(this.db).catch(() => 0);
+    const age = await outboxBacklog(this.db).then(
+      (b) => b.oldestSeconds,
+      () => 0,
+    );
     if (age > OUTBOX_STUCK_AFTER_S && now - this.lastStuckWarning >= 60_000) {
       this.lastStuckWarning = now;
       this.log.warn(

@@ -476,13 +476,33 @@ export async function releaseClaims(db: Db, held: Map<string, string>): Promise<
     );
 }
 
-/** Seconds the oldest message still to post has waited, or 0 (dead ones are counted apart). */
-export async function oldestPendingSeconds(db: Db): Promise<number> {
-  const { rows } = await db.executeSql<{ age: number | null }>(
-    `SELECT extract(epoch FROM now() - min(created_at))::float8 AS age FROM thread_messages
-     WHERE posted_at IS NULL AND dead_at IS NULL`,
+/**
+ * The outbox's backlog in one read, for the pump's warning, /metrics and doctor: messages still to
+ * post (waiting for a retry included), those given up on, how long the oldest still to post has
+ * waited (0 when none) and the first last_error among them.
+ */
+export async function outboxBacklog(
+  db: Db,
+): Promise<{ pending: number; dead: number; oldestSeconds: number; lastError: string | null }> {
+  const { rows } = await db.executeSql<{
+    pending: number;
+    dead: number;
+    oldest: number | null;
+    error: string | null;
+  }>(
+    `SELECT count(*) FILTER (WHERE dead_at IS NULL)::int AS pending,
+            count(*) FILTER (WHERE dead_at IS NOT NULL)::int AS dead,
+            extract(epoch FROM now() - min(created_at) FILTER (WHERE dead_at IS NULL))::float8 AS oldest,
+            (array_agg(last_error ORDER BY id) FILTER (WHERE dead_at IS NULL AND last_error IS NOT NULL))[1] AS error
+       FROM thread_messages WHERE posted_at IS NULL`,
   );
-  return Number(rows[0]?.age ?? 0);
+  const row = rows[0];
+  return {
+    pending: row?.pending ?? 0,
+    dead: row?.dead ?? 0,
+    oldestSeconds: Number(row?.oldest ?? 0),
+    lastError: row?.error ?? null,
+  };
 }
 
 /** A pending message older than this makes the outbox "stuck" in the log, /metrics and doctor. */

@@ -15,7 +15,7 @@ import { describeHome, probeCgroup } from '../../runners/cgroup.ts';
 import { findExecutable } from '../../runners/evidence-sandbox.ts';
 import { sandboxUserStatus, type UserLookup } from '../../runners/sandbox-user.ts';
 import { inspectSqlRole } from '../../runners/sql-role.ts';
-import { OUTBOX_STUCK_AFTER_S, oldestPendingSeconds } from '../../slack/outbox.ts';
+import { OUTBOX_STUCK_AFTER_S, outboxBacklog } from '../../slack/outbox.ts';
 import type { Db } from '../../store/db.ts';
 import { loadMigrations } from '../../store/migrate.ts';
 import { openStore } from '../../store/open.ts';
@@ -42,13 +42,7 @@ each only when configured. Exit status 0 when everything configured works.
 /** The Slack outbox: FAIL while a message has waited longer than OUTBOX_STUCK_AFTER_S, with the last error. */
 async function outboxCheck(db: Db): Promise<CheckResult> {
   const part = 'slack outbox';
-  const age = await oldestPendingSeconds(db);
-  const { rows } = await db.executeSql<{ pending: number; dead: number; error: string | null }>(
-    `SELECT count(*) FILTER (WHERE dead_at IS NULL)::int AS pending, count(*) FILTER (WHERE dead_at IS NOT NULL)::int AS dead,
-            (array_agg(last_error ORDER BY id) FILTER (WHERE dead_at IS NULL AND last_error IS NOT NULL))[1] AS error
-       FROM thread_messages WHERE posted_at IS NULL`,
-  );
-  const { pending = 0, dead = 0, error = null } = rows[0] ?? {};
+  const { pending, dead, oldestSeconds: age, lastError: error } = await outboxBacklog(db);
   const deadNote = dead > 0 ? `; ${dead} message(s) given up on (dead)` : '';
   if (age > OUTBOX_STUCK_AFTER_S)
     return {
