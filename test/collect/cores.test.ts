@@ -12,18 +12,15 @@ import {
 } from '../../src/collect/collectors/cores.ts';
 import { largestDirectories } from '../../src/collect/collectors/disk.ts';
 import type { ExecResult } from '../../src/collect/transport.ts';
-import { writeDockerStandIn } from '../helpers/docker-stand-in.ts';
+import { startPodman } from '../helpers/podman.ts';
 
 /** The core collectors' commands, run by this machine's sh: a file named core counts only when it is ELF. */
 
 const ELF = Buffer.concat([Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1]), Buffer.alloc(4096)]);
 const JSON_CORE = `{"core": true, "padding": "${'x'.repeat(4096)}"}\n`;
 
-function sh(command: string, path?: string): string {
-  const run = spawnSync('sh', ['-c', command], {
-    encoding: 'utf8',
-    env: { ...process.env, ...(path ? { PATH: `${path}:${process.env.PATH}` } : {}) },
-  });
+function sh(command: string, env: Record<string, string> = {}): string {
+  const run = spawnSync('sh', ['-c', command], { encoding: 'utf8', env: { ...process.env, ...env } });
   return run.stdout;
 }
 
@@ -58,33 +55,62 @@ describe('core dump collectors', () => {
     assert.ok(lines.every((l) => l.split('\t')[1] === String(ELF.length)));
   });
 
-  it('counts a file named core in a container only when it starts with the ELF magic, stopped or running', () => {
-    const bin = join(dir, 'bin');
-    const fixtures = join(dir, 'containers');
-    writeDockerStandIn(bin, fixtures, [
-      {
-        id: 'aaaaaaaaaaaa',
-        name: 'api',
-        running: true,
-        size: '1MB',
-        files: { '/srv/core': ELF, '/srv/data/core': JSON_CORE, '/etc/core.5': 'text' },
-      },
-      {
-        id: 'bbbbbbbbbbbb',
-        name: 'jobs',
-        running: false,
-        size: '1MB',
-        files: { '/core': ELF, '/x/core': JSON_CORE },
-      },
-    ]);
-    const lines = sh(containerCoresCommand, bin).trim().split('\n').sort();
-    assert.deepEqual(
-      lines.map((l) => [l.split('\t')[0], l.split('\t').at(-1)]),
-      [
-        ['aaaaaaaaaaaa', '/srv/core'],
-        ['bbbbbbbbbbbb', '/core'],
-      ],
-    );
+  it('counts a file named core in a container only when it starts with the ELF magic, stopped or running, through docker and through podman', async () => {
+    const podman = await startPodman();
+    try {
+      const json = `printf '{"core": true, "padding": "%04096d"}\\n' 0`;
+      const api = (
+        await podman.crashingContainer({
+          dir: '/srv',
+          running: true,
+          prepare: `mkdir -p /srv/data /etc && ${json} > /srv/data/core && echo text > /etc/core.5`,
+        })
+      ).slice(0, 12);
+      const jobs = (
+        await podman.crashingContainer({
+          dir: '/',
+          running: false,
+          prepare: `mkdir -p /x && ${json} > /x/core`,
+        })
+      ).slice(0, 12);
+      const expected = [
+        [api, '/srv/core'],
+        [jobs, '/core'],
+      ].sort();
+      const found = (env: Record<string, string>) =>
+        sh(containerCoresCommand, env)
+          .trim()
+          .split('\n')
+          .map((l) => [l.split('\t')[0], l.split('\t').at(-1)])
+          .sort();
+      // The Docker CLI against the engine's Docker-compatible API, as on a Docker host.
+      assert.deepEqual(found({ DOCKER_HOST: podman.clientEnv.DOCKER_HOST }), expected);
+      // A Podman-only host: no docker on PATH (it is in /usr/local/bin here), podman's own CLI.
+      assert.deepEqual(
+        found({ PATH: '/usr/bin:/bin', CONTAINER_HOST: podman.clientEnv.CONTAINER_HOST }),
+        expected,
+      );
+      // What each engine says of the layers, read by the same parser: the running one's holds its core.
+      const usage = (env: Record<string, string>) =>
+        dockerUsage.parse(result(sh(dockerUsage.command(), env)), undefined).facts?.containers as Array<{
+          id: string;
+          bytes: number;
+        }>;
+      const clients: Array<Record<string, string>> = [
+        { DOCKER_HOST: podman.clientEnv.DOCKER_HOST },
+        { PATH: '/usr/bin:/bin', CONTAINER_HOST: podman.clientEnv.CONTAINER_HOST },
+      ];
+      for (const env of clients) {
+        const layers = usage(env);
+        assert.deepEqual(layers.map((c) => c.id).sort(), [api, jobs].sort());
+        assert.ok(
+          layers.every((c) => c.bytes > 100_000),
+          JSON.stringify(layers),
+        );
+      }
+    } finally {
+      await podman.stop();
+    }
   });
 
   it('lists the newest eight and says how many more there are', () => {

@@ -10,9 +10,7 @@ import { sweep } from '../../src/jobs/sweeper.ts';
 import { createLogger } from '../../src/log.ts';
 import { type Bot, startBot } from '../../src/main.ts';
 import type { Db } from '../../src/store/db.ts';
-import { makeCCore } from '../helpers/cores.ts';
 import { testDatabases } from '../helpers/db.ts';
-import { writeDockerStandIn } from '../helpers/docker-stand-in.ts';
 import {
   blockActionsBody,
   FAKE_IDS,
@@ -20,12 +18,13 @@ import {
   signedRequest,
   startFakeSlack,
 } from '../helpers/fake-slack.ts';
+import { type Podman, startPodman } from '../helpers/podman.ts';
 import { type Sshd, startSshd } from '../helpers/sshd.ts';
 import { until } from '../helpers/wait.ts';
 
 /**
  * The whole collection on a disk alert: Alertmanager's payload for web-1 opens an incident, the
- * bot collects on web-1 over SSH (a real sshd, a docker stand-in holding a real core), and the
+ * bot collects on web-1 over SSH (a real sshd, the Docker CLI against a real Podman engine whose container crashed and wrote a core), and the
  * findings land in the incident's thread in Slack (the fake).
  */
 const TOKEN = 'alert-token-0123456789abcdef';
@@ -43,25 +42,16 @@ describe('a disk alert starts collection on the host', () => {
   let db: Db;
   let bot: Bot;
   let rootTs: string;
-  let corePid: number;
+  let podman: Podman;
+  let containerId: string;
 
   before(async () => {
     work = mkdtempSync(join(tmpdir(), 'nightshift-disk-alert-'));
     chmodSync(work, 0o755);
-    const core = await makeCCore(join(work, 'made'), 'abort');
-    corePid = core.pid;
-    writeDockerStandIn(join(work, 'bin'), join(work, 'containers'), [
-      {
-        id: '0a1b2c3d4e5f',
-        name: 'web',
-        running: true,
-        size: '2.1GB (virtual 3GB)',
-        files: { [`/app/core.${core.pid}`]: readFileSync(core.path) },
-      },
-    ]);
-    for (const dir of ['containers', 'containers/0a1b2c3d4e5f', 'containers/0a1b2c3d4e5f/app'])
-      chmodSync(join(work, dir), 0o755);
-    sshd = await startSshd({ binDir: join(work, 'bin') });
+    podman = await startPodman();
+    // As `docker ps -q` names it, which is what the collection and the pull list use.
+    containerId = (await podman.crashingContainer({ dir: '/app', running: true })).slice(0, 12);
+    sshd = await startSshd({ env: podman.clientEnv });
     const hostsPath = join(work, 'hosts.yml');
     writeFileSync(
       hostsPath,
@@ -92,6 +82,7 @@ describe('a disk alert starts collection on the host', () => {
     await db?.close();
     await slack?.close();
     await sshd?.stop();
+    await podman?.stop();
     rmSync(work, { recursive: true, force: true });
   });
 
@@ -158,7 +149,7 @@ describe('a disk alert starts collection on the host', () => {
   it('proposes to pull the cores it found, showing the exact list, and waits for an approver', async () => {
     const message = await proposalMessage();
     const shown = JSON.stringify(message.blocks);
-    assert.match(shown, new RegExp(`0a1b2c3d4e5f:/app/core\\.${corePid}`));
+    assert.match(shown, new RegExp(`${containerId}:/app/core\\b`));
     assert.match(shown, /Waiting for approval: 0 of 1/);
     assert.match(shown, /core file\(s\), [\d.]+ [KMG]iB/);
     assert.ok(approveButton(message), 'an Approve button');
@@ -213,7 +204,8 @@ describe('a disk alert starts collection on the host', () => {
     const runs = await db.executeSql<{ n: number }>('SELECT count(*)::int AS n FROM runs');
     assert.equal(runs.rows[0]!.n, 1, 'one run for two clicks');
     const artifacts = await db.executeSql<{ state: string; sha256: string | null }>(
-      `SELECT state, sha256 FROM evidence_artifacts WHERE container = '0a1b2c3d4e5f'`,
+      `SELECT state, sha256 FROM evidence_artifacts WHERE container = $1`,
+      [containerId],
     );
     assert.equal(artifacts.rows[0]!.state, 'complete');
     assert.match(artifacts.rows[0]!.sha256 ?? '', /^[0-9a-f]{64}$/);
