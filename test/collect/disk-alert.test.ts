@@ -16,6 +16,7 @@ import {
   FAKE_IDS,
   type FakeSlack,
   signedRequest,
+  slashCommandBody,
   startFakeSlack,
 } from '../helpers/fake-slack.ts';
 import { type Podman, startPodman } from '../helpers/podman.ts';
@@ -55,7 +56,7 @@ describe('a disk alert starts collection on the host', () => {
     const hostsPath = join(work, 'hosts.yml');
     writeFileSync(
       hostsPath,
-      `knownHosts: ${sshd.knownHostsPath}\nhosts:\n  - name: web-1\n    address: ${sshd.host}\n    port: ${sshd.port}\n    user: ${sshd.user}\n    key: ${sshd.privateKeyPath}\n    labels: [web-1:9100]\n    coreSearchPaths: [${work}]\n`,
+      `knownHosts: ${sshd.knownHostsPath}\nhosts:\n  - name: web-1\n    address: ${sshd.host}\n    port: ${sshd.port}\n    user: ${sshd.user}\n    key: ${sshd.privateKeyPath}\n    labels: [web-1:9100]\n    coreSearchPaths: [${work}]\n  - name: db-1\n    address: ${sshd.host}\n    port: ${sshd.port}\n    user: ${sshd.user}\n    key: ${sshd.privateKeyPath}\n    coreSearchPaths: [${work}]\n`,
     );
     slack = await startFakeSlack();
     db = await testDatabases()[0]!.open();
@@ -270,5 +271,97 @@ describe('a disk alert starts collection on the host', () => {
     );
     const third = await sweep({ db, log, evidenceDays: 14, startCollection }, new Date());
     assert.equal(third.collections, 0);
+  });
+
+  const investigate = async (text: string, user: string) => {
+    const responseUrl = slack.responseUrl();
+    const res = await signedRequest(
+      `http://127.0.0.1:${bot.port}/slack/events`,
+      SECRET,
+      slashCommandBody({ text, user_id: user, response_url: responseUrl }),
+    );
+    assert.equal(res.status, 200);
+    const answer = await until('the ephemeral answer', () =>
+      slack.responses.find((r) => r.url === responseUrl),
+    );
+    return JSON.stringify(answer.body);
+  };
+
+  it('/investigate <host> opens an incident and starts the same collection as a disk alert', async () => {
+    const answer = await investigate('db-1 slow checkouts', 'U0ONCALL');
+    assert.match(
+      answer,
+      /Opened incident #\d+ for db-1 .*; collecting on db-1 over SSH, as for a disk alert/,
+    );
+    const root = await until('the root', () =>
+      (slack.messages.get(FAKE_IDS.channel) ?? []).find((m) => /db-1: slow checkouts/.test(m.text ?? '')),
+    );
+    const thread = await until(
+      'the collection on db-1',
+      () => {
+        const replies = slack.thread(FAKE_IDS.channel, root.ts);
+        return replies.some((m) => /Collection on db-1 done/.test(m.text ?? '')) ? replies : undefined;
+      },
+      60_000,
+    );
+    const texts = thread.map((m) => m.text ?? '');
+    assert.ok(
+      texts.some((t) => /Collecting on db-1 over SSH/.test(t)),
+      texts.join('\n---\n'),
+    );
+    assert.ok(
+      texts.some((t) => /1 core dump in containers/.test(t)),
+      texts.join('\n---\n'),
+    );
+    // And what follows a disk alert's collection: the proposal to pull the core it found.
+    const proposal = await until(
+      'the pull proposal on db-1',
+      () =>
+        slack
+          .thread(FAKE_IDS.channel, root.ts)
+          .find((m) => /^Proposal #\d+ \(pull from host db-1\)/.test(m.text ?? '')),
+      60_000,
+    );
+    assert.match(JSON.stringify(proposal.blocks), new RegExp(`${containerId}:/app/core\\b`));
+    const { rows } = await db.executeSql<{ n: number }>(
+      `SELECT count(*)::int AS n FROM jobs j JOIN incidents i ON i.id = j.incident_id
+       WHERE i.host = 'db-1' AND i.problem = 'manual' AND j.kind = 'collect-host'`,
+    );
+    assert.equal(rows[0]!.n, 1);
+  });
+
+  it('/investigate <host> on its open incident joins it, keeps the note, and collects nothing again', async () => {
+    const before = await db.executeSql<{ id: string; root_ts: string }>(
+      `SELECT id, root_ts FROM incidents WHERE host = 'db-1' AND status <> 'resolved'`,
+    );
+    const answer = await investigate('db-1 the *cache* <!channel> too?', 'U0SECOND');
+    assert.match(
+      answer,
+      new RegExp(
+        `db-1 already has incident #${before.rows[0]!.id} \\(\\w+\\); joined it, your note is in its thread`,
+      ),
+    );
+    const note = await until('the note in the thread', () =>
+      slack
+        .thread(FAKE_IDS.channel, before.rows[0]!.root_ts)
+        .find((m) => /joined with \/investigate/.test(m.text ?? '')),
+    );
+    // The asker's words as text: no channel ping.
+    assert.equal(note.text, '<@U0SECOND> joined with /investigate: the *cache* &lt;!channel&gt; too?');
+    const audit = await db.executeSql<{ actor: string; subject: { note: string } }>(
+      `SELECT actor, subject FROM audit_log WHERE action = 'incident.joined'`,
+    );
+    assert.deepEqual(audit.rows, [
+      { actor: 'U0SECOND', subject: { via: 'slash_command', note: 'the *cache* <!channel> too?' } },
+    ]);
+    const jobs = await db.executeSql<{ n: number }>(
+      `SELECT count(*)::int AS n FROM jobs j JOIN incidents i ON i.id = j.incident_id
+       WHERE i.host = 'db-1' AND j.kind = 'collect-host'`,
+    );
+    assert.equal(jobs.rows[0]!.n, 1);
+    const incidents = await db.executeSql<{ n: number }>(
+      `SELECT count(*)::int AS n FROM incidents WHERE host = 'db-1'`,
+    );
+    assert.equal(incidents.rows[0]!.n, 1);
   });
 });
