@@ -14,8 +14,8 @@
  * it shares nothing with another engine on the machine (another podman's builds, another test
  * file), and stop() removes every container and file it made.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { chmod, copyFile, mkdir, mkdtemp, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -122,8 +122,11 @@ export async function startPodman(): Promise<Podman> {
   const docker = async (args: readonly string[], timeoutMs = 60_000) =>
     (await runTool(DOCKER_CLI, args, { env: { ...env, ...clientEnv }, timeoutMs })).stdout;
   let stopped = false;
+  // When the test process exits without stop(): the engine's processes and mounts go with it.
   const teardownSync = () => {
     if (service?.pid !== undefined && service.exitCode === null) service.kill('SIGKILL');
+    killEngineProcesses(dir);
+    for (const mount of mountsUnder(dir)) spawnSync('umount', ['-l', mount]);
     rmSync(dir, { recursive: true, force: true });
   };
   unstopped.add(teardownSync);
@@ -140,6 +143,9 @@ export async function startPodman(): Promise<Podman> {
       await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
       if (service.exitCode === null) service.kill('SIGKILL');
     }
+    // conmon stays 5 minutes after each `exec` (its exit delay), and a container the engine lost
+    // track of would keep running: whatever still names this engine's directory goes now.
+    killEngineProcesses(dir);
     for (const mount of mountsUnder(dir)) await runTool('umount', ['-l', mount], { okCodes: [0, 32] });
     rmSync(dir, { recursive: true, force: true });
   };
@@ -240,6 +246,44 @@ function mountsUnder(dir: string): string[] {
     .map((line) => line.split(' ')[1] ?? '')
     .filter((mount) => mount.startsWith(`${dir}/`))
     .sort((a, b) => b.length - a.length);
+}
+
+/**
+ * SIGKILL every process whose command line names `dir` (this engine's service and conmons, which
+ * carry its storage paths) and everything below them (the containers' processes). By pid, and
+ * only these: another engine on the machine names other directories.
+ */
+function killEngineProcesses(dir: string): void {
+  const children = new Map<number, number[]>();
+  const named: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), pid]);
+      if (pid !== process.pid && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(`${dir}/`))
+        named.push(pid);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  const doomed = new Set<number>();
+  const queue = [...named];
+  while (queue.length > 0) {
+    const pid = queue.pop()!;
+    if (doomed.has(pid)) continue;
+    doomed.add(pid);
+    queue.push(...(children.get(pid) ?? []));
+  }
+  for (const pid of doomed) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
 }
 
 function installExitHook(): void {
