@@ -58,7 +58,7 @@ int main(int argc, char **argv) {
 export interface Podman {
   /** The temp directory holding the engine's storage, socket, configs and image root. */
   dir: string;
-  /** The engine's storage (containers' writable layers are under `<graphroot>/vfs/dir/`). */
+  /** The engine's storage (writable layers under `<graphroot>/vfs/dir/` or `<graphroot>/overlay/`). */
   graphroot: string;
   socket: string;
   /** For clients reaching this engine: DOCKER_HOST for docker, CONTAINER_HOST for podman --remote. */
@@ -85,7 +85,15 @@ const unstopped = new Set<() => void>();
 let exitHookInstalled = false;
 
 /** Starts a Podman service of its own on a socket in a temp dir, with the test image imported. */
-export async function startPodman(): Promise<Podman> {
+export interface PodmanOptions {
+  /**
+   * The storage driver: vfs (a plain directory per layer; the default) or overlay (a container's
+   * writable layer is `<graphroot>/overlay/<id>/diff`, as on most Podman hosts).
+   */
+  driver?: 'vfs' | 'overlay';
+}
+
+export async function startPodman(options: PodmanOptions = {}): Promise<Podman> {
   for (const tool of ['podman', 'runc', 'busybox', 'gcc', DOCKER_CLI]) requireTool(tool);
   const dir = await mkdtemp(join(tmpdir(), 'nightshift-podman-'));
   // The ssh test user reaches the socket through this directory.
@@ -100,7 +108,7 @@ export async function startPodman(): Promise<Podman> {
   };
   await writeFile(
     env.CONTAINERS_STORAGE_CONF,
-    `[storage]\ndriver = "vfs"\ngraphroot = "${graphroot}"\nrunroot = "${join(dir, 'run')}"\n`,
+    `[storage]\ndriver = "${options.driver ?? 'vfs'}"\ngraphroot = "${graphroot}"\nrunroot = "${join(dir, 'run')}"\n`,
   );
   await mkdir(join(dir, 'tmp'));
   await writeFile(
