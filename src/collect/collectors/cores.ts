@@ -59,6 +59,14 @@ const LAYER_DIR = [
 ].join('\n');
 
 /**
+ * The paths of a `diff` listing that no other listed path is under. The engine lists the
+ * directories it changed as well as the files (`C /app`, `A /app/core/_speedups.so`), and a
+ * directory named `core`, a package of compiled modules, would otherwise be read through docker cp
+ * as a tar of its files and pass for a core when its first file is ELF.
+ */
+const FILES_ONLY = String.raw`awk '{ p[NR] = $0; x = $0; while (sub(/\/[^\/]*$/, "", x) && x != "") d[x] = 1 } END { for (i = 1; i <= NR; i++) if (!(p[i] in d)) print p[i] }'`;
+
+/**
  * Lines `<container>\t<size>\t<mtime>\t<file>\t<path>` (size and mtime `?` for stopped
  * containers, file `?` when the layer cannot be stat'ed on the host), and a line
  * `#layer\t<container>\t<dir>` per container whose writable layer is known.
@@ -69,7 +77,7 @@ export const containerCoresCommand = [
   'for id in $("$d" ps -aq 2>/dev/null); do',
   LAYER_DIR,
   `  [ -n "$layer" ] && printf '#layer\\t%s\\t%s\\n' "$id" "$layer"`,
-  `  "$d" diff "$id" 2>/dev/null | sed -n 's/^[AC] //p' | grep -E '${CORE_NAME}' | while read -r path; do`,
+  `  "$d" diff "$id" 2>/dev/null | sed -n 's/^[AC] //p' | ${FILES_ONLY} | grep -E '${CORE_NAME}' | while read -r path; do`,
   // The first bytes through docker cp, which reads a stopped container too and needs no tools in it.
   `    "$d" cp "$id:$path" - 2>/dev/null </dev/null | tar -xOf - 2>/dev/null | ${IS_ELF} || continue`,
   `    info=$("$d" exec "$id" stat -c '%s\t%Y' "$path" 2>/dev/null </dev/null) || info="?\t?"`,
