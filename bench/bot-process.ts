@@ -81,7 +81,8 @@ async function analyze(paths: string[]) {
       [jobId],
     );
     row = r.rows[0];
-    if (row && row.state !== 'running') break;
+    // The job's result (the analysis process's peak RSS) is written just after it is marked done.
+    if (row && (row.state === 'failed' || (row.state === 'succeeded' && row.result !== null))) break;
     await new Promise((res) => setTimeout(res, 20));
   }
   histogram.disable();
