@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -19,6 +19,26 @@ import { testDatabases } from '../helpers/db.ts';
 import { until } from '../helpers/wait.ts';
 
 const examples = new URL('../../examples/', import.meta.url).pathname;
+
+/** The pid of this process's analysis child (analyze-child-main), read from /proc. */
+function analysisChild(): number | undefined {
+  for (const task of readdirSync('/proc/self/task')) {
+    let children: string;
+    try {
+      children = readFileSync(`/proc/self/task/${task}/children`, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const pid of children.trim().split(/\s+/).filter(Boolean)) {
+      try {
+        if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('analyze-child-main')) return Number(pid);
+      } catch {
+        // Gone meanwhile.
+      }
+    }
+  }
+  return undefined;
+}
 const PASSWORD = 'hunter2';
 const DSN = `postgres://u:${PASSWORD}@db/x`;
 const BOT_TOKEN = 'xoxb-1234567890-abcdefghijklmnop';
@@ -177,6 +197,19 @@ for (const database of testDatabases()) {
         // SIGSEGV here; an hour's limit cut to 50 ms kills it. This process stays up through all.
         await failed('job-oom', { maxOldSpaceMiB: 8 }, /ran out of memory/);
         await failed('job-timeout', { timeoutMs: 50 }, /took longer than 50 ms/);
+        // Killed from outside as soon as it is there, as the kernel's OOM killer would kill it.
+        let killed = false;
+        const killer = setInterval(() => {
+          const pid = analysisChild();
+          if (pid === undefined || killed) return;
+          killed = true;
+          process.kill(pid, 'SIGKILL');
+        }, 5);
+        try {
+          await failed('job-killed', {}, /the analysis process was killed by SIGKILL/);
+        } finally {
+          clearInterval(killer);
+        }
         const report = await analyzeEvidence({ db, log }, 'job-after', {
           incidentId: incident.id,
           paths: [examples],
