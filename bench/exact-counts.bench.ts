@@ -5,7 +5,8 @@
  * analyze --json --stats` on one dump and on all of them, and beside it the shell pipeline an
  * engineer would type (`strings -n 8 | grep -oE URL | sort | uniq -c`), printing wall time, the
  * ratio, our peak RSS against its goal (256 MiB for one dump, 512 MiB for the set), and whether the
- * planted URL is reported in exactly the dumps that hold it, not as a lower bound.
+ * planted URL is reported in exactly the dumps that hold it, not as a lower bound; then the same
+ * analysis as the bot's analysis job runs it (evidence/analyze-child.ts), with that process's peak.
  *
  * A measurement, not a test: a missed goal prints FAIL and exits 0; it exits 1 only when something
  * could not run. Cores take ~65 MiB each at the default size; they are deleted at the end.
@@ -15,6 +16,7 @@ import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { analyzeInChild } from '../src/evidence/analyze-child.ts';
 
 const MIB = 1024 * 1024;
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -89,6 +91,14 @@ try {
       `  ${exact ? 'PASS' : 'FAIL'}  planted URL in exactly ${expected.length} of ${set.length}` +
         ` (reported: ${planted ? `${planted.dumps}${planted.lowerBound ? ', lower bound' : ''}` : 'not at all'})`,
     );
+    // The bot's analysis job runs the same analysis in a process of its own: its peak RSS there.
+    const started = performance.now();
+    const job = await analyzeInChild(set);
+    const jobRss = job.peakRssBytes / MIB;
+    console.log(
+      `  the bot's analysis job (its own process): ${((performance.now() - started) / 1000).toFixed(1)} s, peak RSS ${jobRss.toFixed(0)} MiB`,
+    );
+    console.log(`  ${jobRss <= goal ? 'PASS' : 'FAIL'}  the job's peak RSS <= ${goal} MiB`);
   }
 } catch (error) {
   console.error(`bench: ${(error as Error).message}`);

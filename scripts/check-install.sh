@@ -4,9 +4,10 @@
 #      dist/, tsc's build of src/: Node does not strip types under node_modules);
 #   2. production: `npm ci --omit=dev` in a fresh copy of the repo (no `node` devDependency, so the
 #      Node.js 24 on PATH runs src/ through bin/nightshift).
-# Each then runs --help, analyze (compared with the checkout's report), migrate, doctor (against a
-# local fake Slack, so manifest.yml is read), collect (a YAML hosts file, SSH refused) and serve
-# (/healthz and /readyz, then SIGTERM), and the launcher's message on a Node.js older than 24.
+# Each then runs --help, analyze (compared with the checkout's report), the analysis job's child
+# process, migrate, doctor (against a local fake Slack, so manifest.yml is read), collect (a YAML
+# hosts file, SSH refused) and serve (/healthz and /readyz, then SIGTERM), and the launcher's
+# message on a Node.js older than 24.
 # Needs the checkout's `npm ci` (its Node.js 24 and tsc) and the npm registry (or npm's cache).
 # Set NIGHTSHIFT_NODE to use another Node.js 24. Any failure stops it with "check-install: FAIL".
 set -euo pipefail
@@ -115,6 +116,12 @@ check_commands() {
   expect "$label: strings.wasm loads" 0 '^wasm$' node --input-type=module -e "
     const { wasmScanner } = await import('$code/analyze/wasm/strings-wasm.' + ('$code'.endsWith('/src') ? 'ts' : 'js'));
     console.log(wasmScanner() ? 'wasm' : 'no wasm');"
+  # The bot's analysis job runs the analyzer in a child process started from a file beside it
+  # (analyze-child-main.js in dist/, .ts in src/): it starts and analyses the demo core.
+  expect "$label: the analysis job's child process" 0 '^dumps 1$' node --input-type=module -e "
+    const { analyzeInChild } = await import('$code/evidence/analyze-child.' + ('$code'.endsWith('/src') ? 'ts' : 'js'));
+    const { report } = await analyzeInChild(['$tmp/demo.core.gz'], { workers: 1 });
+    console.log('dumps', report.dumps.length);"
 
   export NIGHTSHIFT_DATA_DIR=$data
   expect "$label: migrate" 0 '^applied migrations 1, 2' "$ns" migrate

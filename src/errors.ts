@@ -32,6 +32,8 @@ export const ErrorCode = {
   SandboxUnavailable: 'nightshift_sandbox_unavailable',
   /** A run whose worker stopped answering (no heartbeat): the sweeper failed it. */
   RunAbandoned: 'nightshift_run_abandoned',
+  /** The analysis job's child process crashed, ran out of memory or passed its time limit. */
+  AnalysisFailed: 'nightshift_analysis_failed',
   Internal: 'nightshift_internal',
 } as const;
 

@@ -103,7 +103,28 @@ export function slackPoster(client: WebClient): SlackPoster {
       waitingOutRateLimits(() =>
         client.chat.update({ ...args, blocks: args.blocks as never, link_names: false }),
       ),
-    uploadFile: (args) => waitingOutRateLimits(() => client.files.uploadV2(args)),
+    async uploadFile({ content, filename }) {
+      const bytes = Buffer.from(content, 'utf8');
+      const url = await waitingOutRateLimits(() =>
+        client.files.getUploadURLExternal({ filename, length: bytes.length }),
+      );
+      if (!url.upload_url || !url.file_id) throw new Error('files.getUploadURLExternal gave no upload URL');
+      // The bytes go to the URL Slack gave, as the Web API client's uploadV2 sends them, with the
+      // same deadline as every Slack request.
+      const res = await fetch(url.upload_url, {
+        method: 'POST',
+        body: bytes,
+        headers: { authorization: `Bearer ${client.token}`, 'content-type': 'application/octet-stream' },
+        signal: AbortSignal.timeout(SLACK_REQUEST_TIMEOUT_MS),
+      });
+      await res.arrayBuffer();
+      if (res.status !== 200) throw new Error(`uploading ${filename} to Slack answered ${res.status}`);
+      return { fileId: url.file_id };
+    },
+    shareFile: ({ fileId, title, ...where }) =>
+      waitingOutRateLimits(() =>
+        client.files.completeUploadExternal({ files: [{ id: fileId, title }], ...where }),
+      ),
     async history({ channel, threadTs }) {
       const found: TaggedMessage[] = [];
       let cursor: string | undefined;
@@ -118,6 +139,7 @@ export function slackPoster(client: WebClient): SlackPoster {
             found.push({
               ts: m.ts,
               ...(m.metadata ? { metadata: m.metadata as TaggedMessage['metadata'] } : {}),
+              ...(m.files?.length ? { files: m.files.flatMap((f) => (f.id ? [f.id] : [])) } : {}),
             });
         cursor = result.response_metadata?.next_cursor || undefined;
         if (!cursor) break;

@@ -101,6 +101,8 @@ export const OUTBOX_EVENT_TYPE = 'nightshift_outbox';
 export interface TaggedMessage {
   ts: string;
   metadata?: { event_type?: string; event_payload?: Record<string, unknown> };
+  /** The ids of the files the message shares (a file shared in a thread is such a message). */
+  files?: string[];
 }
 
 export interface SlackPoster {
@@ -117,12 +119,20 @@ export interface SlackPoster {
    */
   history?(args: { channel: string; threadTs?: string }): Promise<TaggedMessage[]>;
   update(args: { channel: string; ts: string; text: string; blocks: unknown[] }): Promise<unknown>;
-  /** Long text (a summary, a script's output) goes to the thread as a file, not a wall of text. */
-  uploadFile(args: {
+  /**
+   * Long text (a summary, a script's output) goes to the thread as a file, not a wall of text, in
+   * two steps. First the file is uploaded (files.getUploadURLExternal, then its bytes), which
+   * Slack shows nowhere; its id comes back.
+   */
+  uploadFile(args: { content: string; filename: string }): Promise<{ fileId: string }>;
+  /**
+   * Then it is shared in the thread (files.completeUploadExternal), the one step Slack shows: a
+   * share whose answer was lost is found by the file's id in the thread's history.
+   */
+  shareFile(args: {
+    fileId: string;
     channel_id: string;
     thread_ts: string;
-    content: string;
-    filename: string;
     title: string;
     initial_comment: string;
   }): Promise<unknown>;
@@ -269,18 +279,7 @@ async function post(
     return;
   }
   if (body.type === 'file') {
-    const file = body as unknown as { content: string; filename: string; title: string; comment: string };
-    await slack.uploadFile({
-      channel_id: incident.channel ?? row.channel,
-      thread_ts: incident.rootTs!,
-      content: file.content,
-      filename: file.filename,
-      title: file.title,
-      initial_comment: file.comment,
-    });
-    await db.executeSql('UPDATE thread_messages SET posted_at = now(), last_error = NULL WHERE id = $1', [
-      row.id,
-    ]);
+    await postFile(db, slack, row, body as unknown as FileBody, incident);
     return;
   }
   const message =
@@ -310,6 +309,76 @@ async function post(
     'UPDATE thread_messages SET ts = $2, posted_at = now(), last_error = NULL WHERE id = $1',
     [row.id, result.ts],
   );
+}
+
+interface FileBody {
+  content: string;
+  filename: string;
+  title: string;
+  comment: string;
+  /** The id Slack gave the upload, kept in the body from before the share is asked for. */
+  uploadedFileId?: string;
+}
+
+/**
+ * Posts a file exactly once. A file cannot carry message metadata, but it has an id before Slack
+ * shows it: it is uploaded first (Slack shows it nowhere), its id recorded in the message's body
+ * (uploadedFileId), and only then shared in the thread. A retry after a share whose answer was lost (a timeout, a cut connection) finds the
+ * share by that id in the thread and records it as posted; otherwise it shares the file it already
+ * uploaded, or uploads again when Slack no longer has it (an upload not shared expires).
+ */
+async function postFile(db: Db, slack: SlackPoster, row: OutboxRow, file: FileBody, incident: Incident) {
+  const channel = incident.channel ?? row.channel;
+  const threadTs = incident.rootTs!;
+  const posted = () =>
+    db.executeSql('UPDATE thread_messages SET posted_at = now(), last_error = NULL WHERE id = $1', [row.id]);
+  let fileId = file.uploadedFileId;
+  if (
+    fileId !== undefined &&
+    row.attempts > 0 &&
+    (await findSharedFile(slack, { channel, threadTs }, fileId))
+  )
+    return posted();
+  if (fileId === undefined) {
+    fileId = (await slack.uploadFile({ content: file.content, filename: file.filename })).fileId;
+    await db.executeSql(
+      `UPDATE thread_messages SET body = body || jsonb_build_object('uploadedFileId', $2::text) WHERE id = $1`,
+      [row.id, fileId],
+    );
+  }
+  try {
+    await slack.shareFile({
+      fileId,
+      channel_id: channel,
+      thread_ts: threadTs,
+      title: file.title,
+      initial_comment: file.comment,
+    });
+  } catch (error) {
+    // Slack no longer has the upload (never shared, it expired): the next attempt uploads again.
+    if ((error as { data?: { error?: string } }).data?.error === 'file_not_found')
+      await db.executeSql(
+        `UPDATE thread_messages SET body = body - 'uploadedFileId' WHERE id = $1 AND body->>'uploadedFileId' = $2`,
+        [row.id, fileId],
+      );
+    throw error;
+  }
+  await posted();
+}
+
+/** Whether a message of the thread shares the file: a share whose answer was lost, for a retry. */
+async function findSharedFile(
+  slack: SlackPoster,
+  where: { channel: string; threadTs: string },
+  fileId: string,
+): Promise<boolean> {
+  if (!slack.history) return false;
+  try {
+    return (await slack.history(where)).some((m) => m.files?.includes(fileId));
+  } catch (error) {
+    if ((error as { code?: string }).code === 'slack_webapi_platform_error') return false;
+    throw error;
+  }
 }
 
 /**

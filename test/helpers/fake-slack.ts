@@ -148,6 +148,12 @@ export interface FakeFile {
   thread_ts?: string;
   initial_comment?: string;
   blocks?: unknown[];
+  /**
+   * Each files.completeUploadExternal that shared it in a channel, as Slack shows it: a message of
+   * the bot's (the initial comment, the file attached) at `ts`, in the thread when `thread_ts`.
+   * conversations.history and conversations.replies list these messages; `messages` does not.
+   */
+  shares: Array<{ channel_id: string; thread_ts?: string; ts: string; initial_comment?: string }>;
 }
 
 export interface FakeChannel {
@@ -713,6 +719,27 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
     };
   };
 
+  /** The messages files shared in a channel (in a thread, or at its top when threadTs is undefined) make. */
+  const fileShares = (channelId: string, threadTs: string | undefined) =>
+    files.flatMap((f) =>
+      f.shares
+        .filter((share) => share.channel_id === channelId && share.thread_ts === threadTs)
+        .map((share) => ({
+          ts: share.ts,
+          api: (): Record<string, unknown> => ({
+            type: 'message',
+            user: FAKE_IDS.botUser,
+            bot_id: FAKE_IDS.bot,
+            text: share.initial_comment ?? '',
+            ts: share.ts,
+            team: FAKE_IDS.team,
+            ...(share.thread_ts !== undefined ? { thread_ts: share.thread_ts } : {}),
+            files: [{ id: f.id, name: f.filename, title: f.title ?? f.filename, mimetype: 'text/plain' }],
+            upload: true,
+          }),
+        })),
+    );
+
   const requireChannel = (args: Record<string, unknown>, key = 'channel'): FakeChannel => {
     const id = str(args, key);
     if (!id) return fail('channel_not_found');
@@ -894,12 +921,16 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
       const inRange = (ts: string) =>
         (latest === undefined || (inclusive ? Number(ts) <= Number(latest) : Number(ts) < Number(latest))) &&
         (oldest === undefined || (inclusive ? Number(ts) >= Number(oldest) : Number(ts) > Number(oldest)));
-      const top = (messages.get(target.id) ?? [])
-        .filter((m) => m.thread_ts === undefined || m.thread_ts === m.ts || m.reply_broadcast)
+      const top = [
+        ...(messages.get(target.id) ?? [])
+          .filter((m) => m.thread_ts === undefined || m.thread_ts === m.ts || m.reply_broadcast)
+          .map((m) => ({ ts: m.ts, api: () => apiMessage(m, truthy(args, 'include_all_metadata')) })),
+        ...fileShares(target.id, undefined),
+      ]
         .filter((m) => inRange(m.ts))
         .sort((a, b) => Number(b.ts) - Number(a.ts));
       return {
-        messages: top.slice(0, limit).map((m) => apiMessage(m, truthy(args, 'include_all_metadata'))),
+        messages: top.slice(0, limit).map((m) => m.api()),
         has_more: top.length > limit,
         pin_count: 0,
         response_metadata: { next_cursor: '' },
@@ -913,9 +944,15 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
       const root = parent.thread_ts ?? parent.ts;
       const head = findMessage(target.id, root);
       return {
-        messages: [...(head ? [head] : []), ...threadOf(target.id, root)].map((m) =>
-          apiMessage(m, truthy(args, 'include_all_metadata')),
-        ),
+        messages: [
+          ...[...(head ? [head] : []), ...threadOf(target.id, root)].map((m) => ({
+            ts: m.ts,
+            api: () => apiMessage(m, truthy(args, 'include_all_metadata')),
+          })),
+          ...fileShares(target.id, root),
+        ]
+          .sort((a, b) => Number(a.ts) - Number(b.ts))
+          .map((m) => m.api()),
         has_more: false,
         response_metadata: { next_cursor: '' },
       };
@@ -968,6 +1005,7 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
         filename,
         length,
         completed: false,
+        shares: [],
         ...(altText !== undefined ? { alt_text: altText } : {}),
         ...(snippetType !== undefined ? { snippet_type: snippetType } : {}),
       });
@@ -993,6 +1031,13 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
         if (threadTs !== undefined) file.thread_ts = threadTs;
         if (initialComment !== undefined) file.initial_comment = initialComment;
         if (blocks !== undefined) file.blocks = blocks;
+        if (channelId !== undefined)
+          file.shares.push({
+            channel_id: channelId,
+            ts: nextTs(),
+            ...(threadTs !== undefined ? { thread_ts: threadTs } : {}),
+            ...(initialComment !== undefined ? { initial_comment: initialComment } : {}),
+          });
       }
       return {
         files: done.map((f) => ({

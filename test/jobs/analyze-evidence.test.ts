@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { DEFAULT_POLICY } from '../../src/approvals/policy.ts';
+import { type CodedError, ErrorCode } from '../../src/errors.ts';
+import type { AnalysisChildOptions } from '../../src/evidence/analyze-child.ts';
 import { recallSecrets } from '../../src/evidence/known-secrets.ts';
 import { openIncidentByHand } from '../../src/incidents/incidents.ts';
 import { startBoss } from '../../src/jobs/boss.ts';
@@ -17,6 +19,26 @@ import { testDatabases } from '../helpers/db.ts';
 import { until } from '../helpers/wait.ts';
 
 const examples = new URL('../../examples/', import.meta.url).pathname;
+
+/** The pid of this process's analysis child (analyze-child-main), read from /proc. */
+function analysisChild(): number | undefined {
+  for (const task of readdirSync('/proc/self/task')) {
+    let children: string;
+    try {
+      children = readFileSync(`/proc/self/task/${task}/children`, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const pid of children.trim().split(/\s+/).filter(Boolean)) {
+      try {
+        if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('analyze-child-main')) return Number(pid);
+      } catch {
+        // Gone meanwhile.
+      }
+    }
+  }
+  return undefined;
+}
 const PASSWORD = 'hunter2';
 const DSN = `postgres://u:${PASSWORD}@db/x`;
 const BOT_TOKEN = 'xoxb-1234567890-abcdefghijklmnop';
@@ -85,6 +107,16 @@ for (const database of testDatabases()) {
         const body = (typeof raw === 'string' ? JSON.parse(raw) : raw) as { text: string };
         assert.match(body.text, /Analysis done: 5 dumps, \d+ findings/);
         assert.equal(kicked, 3);
+        // Measured in the analysis's own process, apart from the bot's (issue 14: 256 MiB a dump).
+        const result = await db.executeSql<{ result: unknown }>(
+          'SELECT result FROM jobs WHERE queue_job_id = $1',
+          [jobId],
+        );
+        const stored = result.rows[0]!.result;
+        const { peakRssBytes } = (typeof stored === 'string' ? JSON.parse(stored) : stored) as {
+          peakRssBytes: number;
+        };
+        assert.ok(peakRssBytes > 16 * 2 ** 20 && peakRssBytes < 256 * 2 ** 20, `peak RSS ${peakRssBytes}`);
       } finally {
         await boss.stop({ graceful: false });
         await db.close();
@@ -131,6 +163,60 @@ for (const database of testDatabases()) {
       } finally {
         await db.close();
         rmSync(work, { recursive: true, force: true });
+      }
+    });
+
+    it('runs in a child process: one that crashes or runs out of memory fails the job, not the bot', async () => {
+      const db = await database.open();
+      const log = createLogger({ level: 'silent' });
+      try {
+        await migrate(db);
+        const { incident } = await openIncidentByHand(db, {
+          host: 'web-2',
+          note: 'crash',
+          user: 'U0X',
+          channel: 'C1',
+        });
+        const failed = async (jobId: string, analysis: AnalysisChildOptions, reason: RegExp) => {
+          await assert.rejects(
+            analyzeEvidence({ db, log, analysis }, jobId, { incidentId: incident.id, paths: [examples] }),
+            (error: CodedError) => error.code === ErrorCode.AnalysisFailed && reason.test(error.message),
+          );
+          const { rows } = await db.executeSql<{ state: string; error: string }>(
+            'SELECT state, error FROM jobs WHERE queue_job_id = $1',
+            [jobId],
+          );
+          assert.equal(rows[0]!.state, 'failed');
+          assert.match(rows[0]!.error, reason);
+          const reply = await db.executeSql('SELECT 1 FROM thread_messages WHERE dedup_key = $1', [
+            `job:${jobId}:failed`,
+          ]);
+          assert.equal(reply.rows.length, 1, 'the thread is told');
+        };
+        // V8 gives up on an 8 MiB heap (a real out-of-memory abort); on 4 MiB it crashed with
+        // SIGSEGV here; an hour's limit cut to 50 ms kills it. This process stays up through all.
+        await failed('job-oom', { maxOldSpaceMiB: 8 }, /ran out of memory/);
+        await failed('job-timeout', { timeoutMs: 50 }, /took longer than 50 ms/);
+        // Killed from outside as soon as it is there, as the kernel's OOM killer would kill it.
+        let killed = false;
+        const killer = setInterval(() => {
+          const pid = analysisChild();
+          if (pid === undefined || killed) return;
+          killed = true;
+          process.kill(pid, 'SIGKILL');
+        }, 5);
+        try {
+          await failed('job-killed', {}, /the analysis process was killed by SIGKILL/);
+        } finally {
+          clearInterval(killer);
+        }
+        const report = await analyzeEvidence({ db, log }, 'job-after', {
+          incidentId: incident.id,
+          paths: [examples],
+        });
+        assert.equal(report.dumps.length, 5, 'the next analysis runs');
+      } finally {
+        await db.close();
       }
     });
 

@@ -9,6 +9,7 @@ import { drainOutbox, OUTBOX_EVENT_TYPE, type SlackPoster } from '../../src/slac
 import { OutboxPump } from '../../src/slack/outbox-pump.ts';
 import type { Db } from '../../src/store/db.ts';
 import { migrate } from '../../src/store/migrate.ts';
+import { queueThreadMessage } from '../../src/store/records.ts';
 import { testDatabases } from '../helpers/db.ts';
 import { FAKE_IDS, type FakeSlack, startFakeSlack } from '../helpers/fake-slack.ts';
 import { until } from '../helpers/wait.ts';
@@ -151,6 +152,100 @@ for (const database of testDatabases()) {
           postsAbout('lost-1').length,
           3,
           'the root, the first reply, the one whose answer was lost; no fourth',
+        );
+      } finally {
+        await db.close();
+      }
+    });
+
+    it('shares a file exactly once when Slack shared it and the answer was lost', async () => {
+      try {
+        await alert(generic('lostfile-1'));
+        await drainOutbox(db, poster, logged.log);
+        const root = (await rootOf('lostfile-1'))!;
+        const { rows } = await db.executeSql<{ id: string }>(
+          "SELECT id FROM incidents WHERE host = 'lostfile-1'",
+        );
+        await queueThreadMessage(db, {
+          incidentId: Number(rows[0]!.id),
+          key: 'lostfile-1:report',
+          fallbackChannel: CHANNEL,
+          body: {
+            type: 'file',
+            content: 'x'.repeat(20_000),
+            filename: 'report.txt',
+            title: 'Report',
+            comment: 'the report',
+          },
+        });
+        const filesBefore = slack.files.length;
+        const callsBefore = slack.calls.length;
+        slack.failNext('files.completeUploadExternal', { lostAnswer: true });
+        await drainOutbox(db, poster, logged.log, undefined, { retryBaseMs: 60_000 });
+        const ours = () => slack.files.slice(filesBefore);
+        assert.equal(ours().length, 1);
+        assert.deepEqual(
+          ours()[0]!.shares.map((share) => share.thread_ts),
+          [root],
+          'Slack shared it in the thread; the bot did not hear',
+        );
+        assert.equal(await unposted(), 1);
+        await db.executeSql('UPDATE thread_messages SET not_before = now() WHERE not_before IS NOT NULL');
+        await drainOutbox(db, poster, logged.log, undefined, { retryBaseMs: 10 });
+        assert.equal(await unposted(), 0, 'recorded as posted');
+        assert.equal(ours().length, 1, 'not uploaded a second time');
+        assert.equal(ours()[0]!.shares.length, 1, 'not shared a second time');
+        assert.equal(ours()[0]!.bytes?.length, 20_000);
+        const calls = slack.calls.slice(callsBefore).map((c) => c.method);
+        assert.deepEqual(
+          calls.filter((m) => m.startsWith('files.')),
+          ['files.getUploadURLExternal', 'files.completeUploadExternal'],
+          'one upload, one share: the one whose answer was lost',
+        );
+      } finally {
+        await db.close();
+      }
+    });
+
+    it('uploads a file again when the upload it kept is gone from Slack, and shares it once', async () => {
+      try {
+        await alert(generic('lostfile-2'));
+        await drainOutbox(db, poster, logged.log);
+        const root = (await rootOf('lostfile-2'))!;
+        const { rows } = await db.executeSql<{ id: string }>(
+          "SELECT id FROM incidents WHERE host = 'lostfile-2'",
+        );
+        await queueThreadMessage(db, {
+          incidentId: Number(rows[0]!.id),
+          key: 'lostfile-2:report',
+          fallbackChannel: CHANNEL,
+          body: {
+            type: 'file',
+            content: 'output',
+            filename: 'out.txt',
+            title: 'Output',
+            comment: 'the output',
+          },
+        });
+        const filesBefore = slack.files.length;
+        // A share that failed before Slack did it, then one refused as Slack refuses an expired upload.
+        slack.failNext('files.completeUploadExternal', { status: 500 });
+        slack.failNext('files.completeUploadExternal', { error: 'file_not_found' });
+        for (let i = 0; i < 3; i++) {
+          await drainOutbox(db, poster, logged.log, undefined, { retryBaseMs: 60_000 });
+          await db.executeSql('UPDATE thread_messages SET not_before = now() WHERE not_before IS NOT NULL');
+        }
+        assert.equal(await unposted(), 0);
+        const ours = slack.files.slice(filesBefore);
+        assert.equal(
+          ours.length,
+          2,
+          'the kept upload shared after the 500, uploaded again after file_not_found',
+        );
+        assert.deepEqual(
+          ours.flatMap((f) => f.shares.map((share) => share.thread_ts)),
+          [root],
+          'shared once, in its thread',
         );
       } finally {
         await db.close();

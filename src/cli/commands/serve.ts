@@ -1,5 +1,6 @@
 import { loadSettings } from '../../config/settings.ts';
 import { SHUTDOWN_DEADLINE_MS, startBot } from '../../main.ts';
+import { keepWasmOnBaselineCompiler } from '../../store/adapters/pglite-compiler.ts';
 import { type CliIo, helpOnly } from '../io.ts';
 
 export const serveHelp = `Usage: nightshift serve
@@ -19,7 +20,11 @@ export async function serveCommand(
     io.stdout.write(serveHelp);
     return 0;
   }
-  const bot = await startBot(loadSettings(env));
+  const settings = loadSettings(env);
+  // The embedded store: PGlite's WebAssembly stays off V8's optimizing compiler in this process
+  // (its peak memory); the analysis jobs, which want that compiler, run in processes of their own.
+  if (!settings.config.DATABASE_URL) keepWasmOnBaselineCompiler();
+  const bot = await startBot(settings);
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once('SIGINT', stop);

@@ -1,21 +1,27 @@
-import { availableParallelism } from 'node:os';
 import type { Report } from '../../analyze/report-schema.ts';
-import { analyzeFiles } from '../../evidence/analyze-files.ts';
+import { type AnalysisChildOptions, analyzeInChild } from '../../evidence/analyze-child.ts';
 import { rememberSecrets } from '../../evidence/known-secrets.ts';
 import { md } from '../../slack/blocks/mrkdwn.ts';
 import { QUEUES } from '../queues.ts';
 import { type JobDeps, startJobRun } from './job-run.ts';
 
 /**
- * The analysis job: runs `nightshift analyze` on evidence already on the bot host (on worker
- * threads, so the bot's event loop keeps answering Slack), stores the findings (redacted again by
+ * The analysis job: runs `nightshift analyze` on evidence already on the bot host, in a child
+ * process of its own (evidence/analyze-child.ts: the analyzer keeps V8's optimizing compiler, which
+ * the bot's process turns off for PGlite; its memory is bounded and measured apart; a crash, an
+ * out-of-memory or a hang fails the job, not the bot), stores the findings (redacted again by
  * job-run.ts before they are stored) and queues each as a reply in the incident's thread.
  */
 export type { JobDeps };
 
+export interface AnalysisDeps extends JobDeps {
+  /** The child process's limits (time, heap) and threads; the defaults of analyze-child.ts. */
+  analysis?: AnalysisChildOptions;
+}
+
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
-export async function analyzeEvidence(deps: JobDeps, jobId: string, raw: unknown): Promise<Report> {
+export async function analyzeEvidence(deps: AnalysisDeps, jobId: string, raw: unknown): Promise<Report> {
   const payload = QUEUES.analyzeEvidence.payload.parse(raw);
   const run = await startJobRun(
     deps,
@@ -26,14 +32,16 @@ export async function analyzeEvidence(deps: JobDeps, jobId: string, raw: unknown
     md`:hourglass_flowing_sand: Analysing ${plural(payload.paths.length, 'evidence path')} (job ${jobId.slice(0, 8)})`,
   );
   try {
-    // Always on worker threads, however small the input: the bot's event loop answers Slack.
-    let secrets: readonly string[] = [];
-    const report = await analyzeFiles(payload.paths, {
-      workers: Math.max(1, availableParallelism()),
-      onSecrets: (found) => {
-        secrets = found;
+    const { report, secrets, peakRssBytes } = await analyzeInChild(payload.paths, deps.analysis);
+    deps.log.info(
+      {
+        job: jobId,
+        dumps: report.dumps.length,
+        bytes: report.totals.bytes,
+        peakRssMiB: Math.round(peakRssBytes / 2 ** 20),
       },
-    });
+      'analysis done',
+    );
     // Kept beside the evidence they came from, for the agent and for the findings' own redaction.
     if (deps.evidenceDir) await rememberSecrets(deps.evidenceDir, payload.incidentId, secrets);
     const unreadable = report.errors.length > 0 ? `, ${plural(report.errors.length, 'file')} unreadable` : '';
@@ -48,6 +56,8 @@ export async function analyzeEvidence(deps: JobDeps, jobId: string, raw: unknown
       JSON.stringify({
         // Read by /metrics: the analysis throughput histogram (bytes over the job's duration).
         bytes: report.totals.bytes,
+        // The analysis process's peak RSS (issue 14's bound: 256 MiB for one dump, 512 for eight).
+        peakRssBytes,
         correlations: report.correlations
           .slice(0, 50)
           .map(({ value, kind, dumps, total, stream, why }) => ({ value, kind, dumps, total, stream, why })),

@@ -12,11 +12,11 @@ import type { SlackPoster } from '../../slack/outbox.ts';
 import { WORKER_POLLING } from '../boss.ts';
 import { QUEUES } from '../queues.ts';
 import { type AgentHook, agentAfterClose, agentAfterRun, agentTurnJob, type Send } from './agent-turn.ts';
-import { analyzeEvidence, type JobDeps } from './analyze-evidence.ts';
+import { type AnalysisDeps, analyzeEvidence } from './analyze-evidence.ts';
 import { collectHostJob } from './collect-host.ts';
 import { runProposalJob } from './run-proposal.ts';
 
-export interface WorkerDeps extends JobDeps {
+export interface WorkerDeps extends AnalysisDeps {
   policy: Policy;
   channel: string;
   evidenceDir: string;

@@ -1,0 +1,104 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { FAKE_IDS, type FakeSlack, startFakeSlack } from '../helpers/fake-slack.ts';
+import { freePort, until } from '../helpers/wait.ts';
+
+/**
+ * `nightshift serve` on the embedded store, in a new data directory, through a burst of alerts: its
+ * process's peak RSS (VmHWM) stays under 400 MiB (issue 13 §4; bench:bot measures the full 10,000).
+ * Before, V8's optimizing compiler took 450-500 MiB for a second compiling PGlite's WebAssembly,
+ * already while the bot ran its migrations (780 MiB and more at the peak).
+ */
+
+const root = new URL('../../', import.meta.url).pathname;
+const HOSTS = 20;
+const ALERTS = 1000;
+
+const peakMiB = (pid: number) =>
+  Number(/^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+
+describe("nightshift serve's memory on the embedded store", () => {
+  let slack: FakeSlack;
+  const dir = mkdtempSync(join(tmpdir(), 'nightshift-serve-memory-'));
+  before(async () => {
+    slack = await startFakeSlack();
+  });
+  after(async () => {
+    await slack.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it(`stays under 400 MiB from a new data directory through ${ALERTS} alerts`, {
+    timeout: 300_000,
+  }, async () => {
+    const port = await freePort();
+    const token = 'alert-token-0123456789abcdef';
+    const bot = spawn(join(root, 'bin/nightshift'), ['serve'], {
+      env: {
+        ...process.env,
+        DATABASE_URL: '',
+        NIGHTSHIFT_HOSTS: '',
+        NIGHTSHIFT_DATA_DIR: join(dir, 'data'),
+        ALERT_WEBHOOK_TOKEN: token,
+        SLACK_BOT_TOKEN: slack.botToken,
+        SLACK_SIGNING_SECRET: '0123456789abcdef0123456789abcdef',
+        SLACK_API_URL: slack.apiUrl,
+        INCIDENT_CHANNEL: FAKE_IDS.channel,
+        PORT: String(port),
+        LOG_LEVEL: 'silent',
+      },
+      stdio: 'ignore',
+    });
+    try {
+      const url = `http://127.0.0.1:${port}`;
+      await until(
+        'the bot to answer',
+        async () => (await fetch(`${url}/readyz`).catch(() => undefined))?.ok,
+        120_000,
+      );
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: 20 }, async () => {
+          while (next < ALERTS) {
+            const i = next++;
+            const res = await fetch(`${url}/alerts/generic`, {
+              method: 'POST',
+              headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+              body: JSON.stringify({
+                host: `mem-${i % HOSTS}`,
+                name: 'DiskFull',
+                id: `a${i}`,
+                disk: { mount: '/', usedPercent: 95 },
+              }),
+            });
+            assert.equal(res.status, 202);
+            await res.arrayBuffer();
+          }
+        }),
+      );
+      await until(
+        'the outbox to drain',
+        async () => {
+          const metrics = await (await fetch(`${url}/metrics`)).text();
+          return /^nightshift_outbox_messages\{state="pending"\} 0$/m.test(metrics);
+        },
+        240_000,
+      );
+      const roots = (slack.messages.get(FAKE_IDS.channel) ?? []).filter(
+        (m) => m.thread_ts === undefined || m.thread_ts === m.ts,
+      );
+      assert.equal(roots.length, HOSTS, 'one thread per host, all posted');
+      const peak = peakMiB(bot.pid!);
+      assert.ok(peak < 400, `the bot peaked at ${peak.toFixed(0)} MiB`);
+      bot.kill('SIGTERM');
+      const code = await new Promise<number | null>((resolve) => bot.once('exit', (c) => resolve(c)));
+      assert.equal(code, 0);
+    } finally {
+      if (bot.exitCode === null) bot.kill('SIGKILL');
+    }
+  });
+});
