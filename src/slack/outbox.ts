@@ -306,9 +306,11 @@ async function post(
         blocks: message.blocks,
         metadata: tag,
       });
+  // The channel it went to, the incident's, not the fallback it was queued with before the root
+  // was posted: edits (chat.update) are sent there.
   await db.executeSql(
-    'UPDATE thread_messages SET ts = $2, posted_at = now(), last_error = NULL WHERE id = $1',
-    [row.id, result.ts],
+    'UPDATE thread_messages SET ts = $2, channel = $3, posted_at = now(), last_error = NULL WHERE id = $1',
+    [row.id, result.ts, channel],
   );
 }
 

@@ -114,8 +114,14 @@ describe('a disk alert starts collection on the host', () => {
       },
       60_000,
     );
+    // One status message, edited in place from "collecting" to the counts.
+    const status = thread.find((m) => /Progress on #\d+/.test(JSON.stringify(m.blocks)))!;
+    assert.match(status.text ?? '', /Collection on web-1 done: 5 finding\(s\), 2 core file\(s\)/);
+    assert.match(status.history[0]?.text ?? '', /Collecting on web-1 over SSH/);
+    // The findings in one reply.
+    const found = thread.filter((m) => /What the collection found on web-1/.test(m.text ?? ''));
+    assert.equal(found.length, 1);
     const texts = thread.map((m) => m.text ?? '');
-    assert.ok(texts.some((t) => /Collecting on web-1 over SSH/.test(t)));
     assert.ok(
       texts.some((t) => /1 core dump in containers/.test(t)),
       texts.join('\n---\n'),
@@ -224,9 +230,11 @@ describe('a disk alert starts collection on the host', () => {
     });
     assert.match(JSON.stringify(updated.blocks), new RegExp(`Approved by <@${APPROVER}>`));
     assert.equal(approveButton(updated), undefined);
-    const progress = thread.find((m) => /Pulling from web-1/.test(m.text ?? ''));
+    // The pull's progress is the status message's line, edited in place, never a reply of its own.
+    const progress = thread.find((m) => m.history.some((h) => /Pulling from web-1/.test(h.text ?? '')));
     assert.ok(progress, 'a progress message');
-    assert.ok(progress.history.length >= 1, 'edited in place');
+    assert.match(progress.text ?? '', /Analysis done: 2 dumps/);
+    assert.equal(thread.filter((m) => /Pulling|Analysing/.test(m.text ?? '')).length, 0);
     const audit = await db.executeSql<{ action: string }>(
       `SELECT action FROM audit_log WHERE action LIKE 'proposal.%' OR action LIKE 'run.%' ORDER BY id`,
     );
@@ -239,6 +247,31 @@ describe('a disk alert starts collection on the host', () => {
     );
     assert.equal(actions.filter((a) => a === 'proposal.decision_refused').length, 2, actions.join(', '));
     assert.ok(actions.indexOf('proposal.decision_refused') < actions.indexOf('proposal.approved'));
+  });
+
+  it('keeps the thread short: a few replies before the pull proposal, one status message edited through every phase', async () => {
+    const thread = slack.thread(FAKE_IDS.channel, rootTs);
+    const proposal = thread.findIndex((m) => /^Proposal #\d+ \(pull from host web-1\)/.test(m.text ?? ''));
+    assert.ok(proposal >= 0);
+    // Issue 17's goal: at most 5 replies before the first decision (it was 9, and 19 in all).
+    const before = thread.slice(0, proposal);
+    assert.ok(before.length <= 5, before.map((m) => m.text).join('\n---\n'));
+    assert.ok(thread.length <= 10, thread.map((m) => m.text).join('\n---\n'));
+    const root = slack.message(FAKE_IDS.channel, rootTs)!;
+    assert.match(JSON.stringify(root.blocks), /2 firing/);
+    const status = thread.filter((m) => /Progress on #\d+/.test(JSON.stringify(m.blocks)));
+    assert.equal(status.length, 1, 'one status message');
+    const shown = [...status[0]!.history.map((h) => h.text ?? ''), status[0]!.text ?? ''];
+    for (const phase of [/Collecting on web-1/, /Collection on web-1 done/, /Pull(ing|ed)/, /Analysis done/])
+      assert.ok(
+        shown.some((t) => phase.test(t)),
+        `${phase} in ${shown.join(' | ')}`,
+      );
+    // Every phase's final line is on it at the end.
+    const last = JSON.stringify(status[0]!.blocks);
+    assert.match(last, /Collection on web-1 done/);
+    assert.match(last, /Pulled 2 of 2 file\(s\) from web-1/);
+    assert.match(last, /Analysis done: 2 dumps/);
   });
 
   it('catches up on a collection lost between an alert and its send, and queues it once', async () => {

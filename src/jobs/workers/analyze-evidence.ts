@@ -2,9 +2,10 @@ import { availableParallelism } from 'node:os';
 import type { Report } from '../../analyze/report-schema.ts';
 import { analyzeFiles } from '../../evidence/analyze-files.ts';
 import { rememberSecrets } from '../../evidence/known-secrets.ts';
+import { analysisAnswer, analysisMarkdown } from '../../slack/blocks/analysis.ts';
 import { md } from '../../slack/blocks/mrkdwn.ts';
 import { QUEUES } from '../queues.ts';
-import { type JobDeps, startJobRun } from './job-run.ts';
+import { asBody, type JobDeps, startJobRun } from './job-run.ts';
 
 /**
  * The analysis job: runs `nightshift analyze` on evidence already on the bot host (on worker
@@ -24,6 +25,7 @@ export async function analyzeEvidence(deps: JobDeps, jobId: string, raw: unknown
     payload.incidentId,
     payload,
     md`:hourglass_flowing_sand: Analysing ${plural(payload.paths.length, 'evidence path')} (job ${jobId.slice(0, 8)})`,
+    'analysis',
   );
   try {
     // Always on worker threads, however small the input: the bot's event loop answers Slack.
@@ -41,6 +43,27 @@ export async function analyzeEvidence(deps: JobDeps, jobId: string, raw: unknown
       report.findings,
       md`:white_check_mark: Analysis done: ${plural(report.dumps.length, 'dump')}, ${plural(report.findings.length, 'finding')}${unreadable}`,
       { dumps: report.dumps.length },
+      (findings) => {
+        const answer = {
+          incidentId: payload.incidentId,
+          dumps: report.dumps.length,
+          unreadable: report.errors.length,
+          findings,
+          correlations: report.correlations,
+          nextSteps: report.nextSteps,
+        };
+        // One message to read on a phone, and the rest as a file beside it.
+        return [
+          asBody(analysisAnswer(answer)),
+          {
+            type: 'file',
+            content: analysisMarkdown(answer),
+            filename: `incident-${payload.incidentId}-analysis.md`,
+            title: `Analysis of ${plural(report.dumps.length, 'dump')} (#${payload.incidentId})`,
+            comment: 'All findings, correlations and next steps of the analysis.',
+          },
+        ];
+      },
     );
     // The ranked correlations (already redacted by the analyzer), for the agent's list_findings.
     await deps.db.executeSql('UPDATE jobs SET result = $2 WHERE id = $1', [

@@ -175,8 +175,30 @@ export interface FindingNotice {
   detail: string;
 }
 
-/** A finding as a thread reply: the title on its own line, the detail under it. */
-export function findingReply(finding: FindingNotice): SlackMessage {
-  const text = md`${SEVERITY_EMOJI[finding.severity]} *${finding.title}*\n${finding.detail}`;
-  return { text: text.text, blocks: [mrkdwnSection(truncateMrkdwn(text, 2900))] };
+/** Sections of one reply: Slack allows 50 blocks; the rest are counted in a last line. */
+const FINDINGS_SHOWN = 40;
+
+/**
+ * Findings as one thread reply: each its title on a line and its detail under it, in a section
+ * of its own; `text` (the notification) lists the titles.
+ */
+export function findingsReply(findings: readonly FindingNotice[], heading?: Mrkdwn): SlackMessage {
+  const shown = findings.slice(0, FINDINGS_SHOWN);
+  const blocks: Block[] = heading ? [mrkdwnSection(heading)] : [];
+  blocks.push(
+    ...shown.map((f) =>
+      mrkdwnSection(truncateMrkdwn(md`${SEVERITY_EMOJI[f.severity]} *${f.title}*\n${f.detail}`, 1500)),
+    ),
+  );
+  const left = findings.length - shown.length;
+  if (left > 0)
+    blocks.push({
+      type: 'context',
+      elements: [mrkdwnText(md`and ${left} more: \`/investigate summary\` lists them all`)],
+    });
+  const titles = joinMrkdwn(
+    [...(heading ? [heading] : []), ...findings.map((f) => md`${SEVERITY_EMOJI[f.severity]} ${f.title}`)],
+    '\n',
+  );
+  return { text: truncateMrkdwn(titles, 3000).text, blocks };
 }
