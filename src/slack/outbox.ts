@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
 import { parseUsedPercent } from '../alerts/alert.ts';
+import { alertLinks, type StoredAlertLinks } from '../alerts/links.ts';
 import { getIncident, type Incident } from '../incidents/incidents.ts';
 import type { Logger } from '../log.ts';
 import type { Db } from '../store/db.ts';
@@ -10,6 +11,7 @@ import {
   alertReply,
   type DiskUsage,
   incidentRoot,
+  type RootExtras,
   type SlackMessage,
 } from './blocks/incident.ts';
 
@@ -191,9 +193,44 @@ export async function alertState(
   return { disks: [...usages.values()].sort((a, b) => a.mount.localeCompare(b.mount)), alerts };
 }
 
+/**
+ * What the root shows beyond the incident and its alerts: the links back to its first alert, and
+ * the analysis's top finding once there is one.
+ */
+export async function rootExtras(db: Db, incidentId: number): Promise<RootExtras> {
+  const first = await db.executeSql<{ payload: unknown }>(
+    'SELECT payload FROM alerts WHERE incident_id = $1 AND valid ORDER BY id LIMIT 1',
+    [incidentId],
+  );
+  const raw = first.rows[0]?.payload;
+  const payload = (typeof raw === 'string' ? JSON.parse(raw) : raw) as
+    | (StoredAlertLinks & { alerts?: StoredAlertLinks[] })
+    | undefined;
+  // Rows stored before migration 9 hold their whole delivery.
+  const alert = payload?.alerts ? { ...payload.alerts[0], externalURL: payload.externalURL } : payload;
+  const found = await db.executeSql<{ title: string }>(
+    `SELECT title FROM findings WHERE incident_id = $1 AND kind = 'analyze-evidence'
+     ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, id LIMIT 1`,
+    [incidentId],
+  );
+  const headline = found.rows[0]?.title;
+  return { ...(alert ? { links: alertLinks(alert) } : {}), ...(headline ? { headline } : {}) };
+}
+
 export async function renderRoot(db: Db, incident: Incident, now: Date): Promise<SlackMessage> {
   const { disks, alerts } = await alertState(db, incident.id);
-  return incidentRoot(incident, disks, now, alerts);
+  return incidentRoot(incident, disks, now, alerts, await rootExtras(db, incident.id));
+}
+
+/** Roots marked stale (root_hash cleared: an analysis found their headline) are updated in place. */
+async function refreshStaleRoots(db: Db, slack: SlackPoster, log: Logger, now: Date): Promise<void> {
+  const { rows } = await db.executeSql<{ id: string }>(
+    'SELECT id FROM incidents WHERE root_ts IS NOT NULL AND root_hash IS NULL ORDER BY id LIMIT 20',
+  );
+  for (const row of rows)
+    await refreshRoot(db, slack, Number(row.id), now).catch((error: unknown) =>
+      log.warn({ err: error, incident: Number(row.id) }, 'could not refresh the root message'),
+    );
 }
 
 /**
@@ -434,6 +471,7 @@ export async function drainOutbox(
   await Promise.all(Array.from({ length: settings.concurrency }, poster));
   // Edits made while their message was being posted, edits Slack refused, edits whose sender died.
   if (!control.stopping?.()) await sendPendingEdits(db, slack, log, settings);
+  if (!control.stopping?.()) await refreshStaleRoots(db, slack, log, now());
   return posted;
 }
 

@@ -36,6 +36,9 @@ const alertmanager = readFileSync(
   'utf8',
 );
 
+/** The incident a root message's buttons name. */
+const incidentIdOf = (root: { text?: string }) => Number(/#(\d+)/.exec(root.text ?? '')![1]);
+
 describe('a disk alert starts collection on the host', () => {
   let work: string;
   let sshd: Sshd;
@@ -272,6 +275,75 @@ describe('a disk alert starts collection on the host', () => {
     assert.match(last, /Collection on web-1 done/);
     assert.match(last, /Pulled 2 of 2 file\(s\) from web-1/);
     assert.match(last, /Analysis done: 2 dumps/);
+  });
+
+  it("links the root back to the alert, shows the analysis's headline, and its buttons change the incident as the commands do", async () => {
+    const root = () => slack.message(FAKE_IDS.channel, rootTs)!;
+    const shown = await until('the headline on the root', () => {
+      const blocks = JSON.stringify(root().blocks);
+      return /\*Found:\* 2 of 2 dumps died of SIGABRT/.test(blocks) ? blocks : undefined;
+    });
+    assert.ok(
+      shown.includes(
+        '<http://prometheus.internal:9090/graph?g0.expr=%28node_filesystem_avail_bytes%7Bfstype%21%3D%22%22%2Cjob%3D%22node%22%7D+%2F+node_filesystem_size_bytes%29|Alert source>',
+      ),
+      shown,
+    );
+    const silence = `http://alertmanager.internal:9093/#/silences/new?filter=${encodeURIComponent(
+      '{alertname="NodeFilesystemAlmostOutOfSpace", device="/dev/vda1", fstype="ext4", instance="web-1:9100", job="node", mountpoint="/", severity="critical"}',
+    )}`;
+    assert.ok(shown.includes(`<${silence}|Silence in Alertmanager>`), shown);
+    const press = async (user: string, action: string) => {
+      const responseUrl = slack.responseUrl();
+      const res = await signedRequest(
+        `http://127.0.0.1:${bot.port}/slack/events`,
+        SECRET,
+        blockActionsBody({
+          user,
+          actions: [{ action_id: action, value: String(incidentIdOf(root())) }],
+          message: { ts: rootTs },
+          channel: FAKE_IDS.channel,
+          response_url: responseUrl,
+        }),
+      );
+      assert.equal(res.status, 200);
+      const answer = await until(`the answer to ${action}`, () =>
+        slack.responses.find((r) => r.url === responseUrl),
+      );
+      return JSON.stringify(answer.body);
+    };
+    const buttons = () =>
+      (
+        (root().blocks as Array<{ type: string; elements?: Array<{ action_id: string }> }>).find(
+          (b) => b.type === 'actions',
+        )?.elements ?? []
+      ).map((e) => e.action_id);
+    assert.deepEqual(buttons(), ['incident_take_command', 'incident_mitigated', 'incident_resolve']);
+
+    assert.match(await press('U0ONCALL', 'incident_take_command'), /You are the commander of #1/);
+    await until('the commander on the root', () =>
+      /\*Commander:\* <@U0ONCALL>/.test(JSON.stringify(root().blocks)) ? true : undefined,
+    );
+    assert.match(await press('U0ONCALL', 'incident_mitigated'), /#1 is now mitigated/);
+    await until('mitigated on the root, its button gone', () =>
+      /\*Status:\* mitigated/.test(JSON.stringify(root().blocks)) && !buttons().includes('incident_mitigated')
+        ? true
+        : undefined,
+    );
+    await until('the change in the thread', () =>
+      slack
+        .thread(FAKE_IDS.channel, rootTs)
+        .find((m) => /<@U0ONCALL> set #1 to \*mitigated\*/.test(m.text ?? '')),
+    );
+    assert.match(await press('U0ONCALL', 'incident_resolve'), /#1 is now resolved/);
+    await until('no buttons once resolved', () => (buttons().length === 0 ? true : undefined));
+    // A button pressed on a stale screen: the same refusal as the command, to the presser alone.
+    assert.match(await press('U0STRANGER', 'incident_mitigated'), /is resolved; it cannot become mitigated/);
+    assert.match(await press('U0STRANGER', 'incident_take_command'), /is resolved/);
+    const { rows } = await db.executeSql<{ status: string; commander: string }>(
+      'SELECT status, commander FROM incidents WHERE id = 1',
+    );
+    assert.deepEqual(rows, [{ status: 'resolved', commander: 'U0ONCALL' }]);
   });
 
   it('catches up on a collection lost between an alert and its send, and queues it once', async () => {

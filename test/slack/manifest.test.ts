@@ -162,8 +162,14 @@ describe('manifest.yml and the registered listeners', () => {
     if (interactivityOn) assert.ok(interactive.length > 0, 'interactivity is on but no listener receives it');
   });
 
-  it('receive the approve and reject buttons of proposals', () => {
-    assert.deepEqual([...registered.actions].map(shown).sort(), ['proposal_approve', 'proposal_reject']);
+  it("receive the approve and reject buttons of proposals, and the root message's buttons", () => {
+    assert.deepEqual([...registered.actions].map(shown).sort(), [
+      'incident_mitigated',
+      'incident_resolve',
+      'incident_take_command',
+      'proposal_approve',
+      'proposal_reject',
+    ]);
   });
 
   it('ask for the scope each registered listener and each posting needs', () => {

@@ -65,6 +65,9 @@ export async function analyzeEvidence(deps: JobDeps, jobId: string, raw: unknown
         ];
       },
     );
+    // The root shows the headline now: marked stale, the outbox's next drain updates it.
+    await deps.db.executeSql('UPDATE incidents SET root_hash = NULL WHERE id = $1', [payload.incidentId]);
+    deps.kick?.();
     // The ranked correlations (already redacted by the analyzer), for the agent's list_findings.
     await deps.db.executeSql('UPDATE jobs SET result = $2 WHERE id = $1', [
       run.id,
