@@ -266,7 +266,10 @@ describe('the seed incident end to end', { skip: POSTGRES_URL ? false : 'set DAT
         );
         const shown = JSON.stringify(answers[0]!.blocks);
         assert.ok(shown.includes(`Likely endless stream in 6 of 8 dumps:*\\n${incident.streamUrl}`), shown);
-        assert.ok(shown.includes(REQUEST_LINE.replace(/ HTTP\/1\.1$/, '')) && /customer 4711/.test(shown), shown);
+        assert.ok(
+          shown.includes(REQUEST_LINE.replace(/ HTTP\/1\.1$/, '')) && /customer 4711/.test(shown),
+          shown,
+        );
         assert.match(shown, /Top correlations/);
         assert.match(shown, /Look at next/);
       });
