@@ -5,11 +5,13 @@ import { alertLinks, type StoredAlertLinks } from '../alerts/links.ts';
 import { getIncident, type Incident } from '../incidents/incidents.ts';
 import type { Logger } from '../log.ts';
 import type { Db } from '../store/db.ts';
+import { type AnswerCorrelation, analysisHeadline } from './blocks/analysis.ts';
 import {
   type AlertCounts,
   type AlertNotice,
   alertReply,
   type DiskUsage,
+  type FindingNotice,
   incidentRoot,
   type RootExtras,
   type SlackMessage,
@@ -208,12 +210,28 @@ export async function rootExtras(db: Db, incidentId: number): Promise<RootExtras
     | undefined;
   // Rows stored before migration 9 hold their whole delivery.
   const alert = payload?.alerts ? { ...payload.alerts[0], externalURL: payload.externalURL } : payload;
-  const found = await db.executeSql<{ title: string }>(
-    `SELECT title FROM findings WHERE incident_id = $1 AND kind = 'analyze-evidence'
-     ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, id LIMIT 1`,
+  // The latest analysis's: its findings (stored redacted) and ranked correlations, read as the
+  // answer in the thread reads them, so the root names the stream's URL plain.
+  const job = await db.executeSql<{ id: string; result: unknown }>(
+    `SELECT id, result FROM jobs WHERE incident_id = $1 AND kind = 'analyze-evidence' AND state = 'succeeded'
+     ORDER BY id DESC LIMIT 1`,
     [incidentId],
   );
-  const headline = found.rows[0]?.title;
+  let headline: string | undefined;
+  if (job.rows[0]) {
+    const found = await db.executeSql<{ severity: FindingNotice['severity']; title: string }>(
+      'SELECT severity, title FROM findings WHERE job_id = $1 ORDER BY id',
+      [job.rows[0].id],
+    );
+    const raw = job.rows[0].result;
+    const result = (typeof raw === 'string' ? JSON.parse(raw) : raw) as {
+      correlations?: AnswerCorrelation[];
+    } | null;
+    headline = analysisHeadline({
+      correlations: result?.correlations ?? [],
+      findings: found.rows.map((f) => ({ ...f, detail: '' })),
+    });
+  }
   return { ...(alert ? { links: alertLinks(alert) } : {}), ...(headline ? { headline } : {}) };
 }
 

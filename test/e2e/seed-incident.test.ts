@@ -272,6 +272,14 @@ describe('the seed incident end to end', { skip: POSTGRES_URL ? false : 'set DAT
         );
         assert.match(shown, /Top correlations/);
         assert.match(shown, /Look at next/);
+        // The root names it too, once the outbox has refreshed it.
+        await until('the headline on the root', () =>
+          JSON.stringify(slack.message(CHANNEL, rootTs)!.blocks).includes(
+            `*Found:* Likely endless stream in 6 of 8 dumps: ${incident.streamUrl}`,
+          )
+            ? true
+            : undefined,
+        );
       });
 
       it('lets the agent read the findings and propose the SQL, showing its exact text', async () => {

@@ -65,9 +65,6 @@ export async function analyzeEvidence(deps: JobDeps, jobId: string, raw: unknown
         ];
       },
     );
-    // The root shows the headline now: marked stale, the outbox's next drain updates it.
-    await deps.db.executeSql('UPDATE incidents SET root_hash = NULL WHERE id = $1', [payload.incidentId]);
-    deps.kick?.();
     // The ranked correlations (already redacted by the analyzer), for the agent's list_findings.
     await deps.db.executeSql('UPDATE jobs SET result = $2 WHERE id = $1', [
       run.id,
@@ -79,6 +76,9 @@ export async function analyzeEvidence(deps: JobDeps, jobId: string, raw: unknown
           .map(({ value, kind, dumps, total, stream, why }) => ({ value, kind, dumps, total, stream, why })),
       }),
     ]);
+    // The root shows the headline now (its correlations stored): marked stale, the outbox's next drain updates it.
+    await deps.db.executeSql('UPDATE incidents SET root_hash = NULL WHERE id = $1', [payload.incidentId]);
+    deps.kick?.();
     return report;
   } catch (error) {
     await run.fail(error);

@@ -94,7 +94,9 @@ function headline(input: AnalysisAnswerInput): Mrkdwn[] {
 }
 
 /** The one line the root message shows once the analysis is done: the first line of the headline. */
-export function analysisHeadline(input: AnalysisAnswerInput): string | undefined {
+export function analysisHeadline(
+  input: Pick<AnalysisAnswerInput, 'correlations' | 'findings'>,
+): string | undefined {
   const stream = input.correlations.find((c) => c.stream && (c.kind === 'url' || c.kind === 'request'));
   if (stream) return `Likely endless stream in ${inDumps(stream)}: ${cut(streamUrl(stream))}`;
   const top =
