@@ -217,7 +217,16 @@ export async function startBot(options: StartOptions): Promise<Bot> {
     if (!config.ALERT_WEBHOOK_TOKEN) log.warn('ALERT_WEBHOOK_TOKEN is not set: alert webhooks answer 401');
     if (config.SLACK_BOT_TOKEN) {
       const { startSlackApp } = await import('./slack/app.ts');
-      const running = await startSlackApp({ config, db, log, routes, policy, onApproved, onClosed });
+      const running = await startSlackApp({
+        config,
+        db,
+        log,
+        routes,
+        policy,
+        onApproved,
+        onClosed,
+        ...(startCollection ? { startCollection } : {}),
+      });
       slack = running;
       await registerWorkers(queue, {
         ...workerDeps,

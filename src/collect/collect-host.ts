@@ -1,7 +1,14 @@
 import type { Finding } from '../analyze/report-schema.ts';
 import { CodedError, ErrorCode } from '../errors.ts';
 import { type Collector, type CollectorOutput, runCollector } from './collectors/collector.ts';
-import { type CoreFile, containerCores, coreSettings, dockerUsage, hostCores } from './collectors/cores.ts';
+import {
+  type ContainerLayer,
+  type CoreFile,
+  containerCores,
+  coreSettings,
+  dockerUsage,
+  hostCores,
+} from './collectors/cores.ts';
 import { diskUsage, type Filesystem, largestDirectories } from './collectors/disk.ts';
 import type { RemoteHost } from './transport.ts';
 
@@ -71,9 +78,21 @@ export async function collectHost(host: RemoteHost, options: CollectOptions = {}
     if (refused(error)) return collection;
   }
   // Then what fills disks at 2 a.m.: cores, in containers and on the host, and Docker's layers.
+  // The host search is told what the containers hold, so a container's core seen again through
+  // the engine's storage on the host is one core, not two.
+  let layers: ContainerLayer[] = [];
   for (const step of [
-    () => run(containerCores, { now }),
-    () => run(hostCores, { now, ...(options.coreSearchPaths ? { roots: options.coreSearchPaths } : {}) }),
+    async () => {
+      const output = await run(containerCores, { now });
+      layers = (output.facts?.layers as ContainerLayer[] | undefined) ?? [];
+      return output;
+    },
+    () =>
+      run(hostCores, {
+        now,
+        ...(options.coreSearchPaths ? { roots: options.coreSearchPaths } : {}),
+        seen: { containerCores: collection.cores.filter((c) => c.container !== null), layers },
+      }),
     () => run(coreSettings, undefined),
     () => run(dockerUsage, undefined),
   ]) {

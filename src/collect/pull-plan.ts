@@ -17,9 +17,20 @@ export interface PullPlan {
   leftOut: number;
 }
 
-/** The newest `max` cores first: the ones written during this incident explain it best. */
+/**
+ * The newest `max` cores first: the ones written during this incident explain it best. One file
+ * is planned once, however many ways it was found (the same device and inode, or the same
+ * container and path).
+ */
 export function planPull(cores: readonly CoreFile[], max = 8): PullPlan {
-  const sorted = [...cores].sort((a, b) => (b.mtime?.getTime() ?? 0) - (a.mtime?.getTime() ?? 0));
+  const seen = new Set<string>();
+  const unique = cores.filter((c) => {
+    const keys = [`${c.container ?? ''}:${c.path}`, ...(c.file ? [`file:${c.file}`] : [])];
+    if (keys.some((k) => seen.has(k))) return false;
+    for (const k of keys) seen.add(k);
+    return true;
+  });
+  const sorted = [...unique].sort((a, b) => (b.mtime?.getTime() ?? 0) - (a.mtime?.getTime() ?? 0));
   const chosen = sorted.slice(0, max);
   return {
     sources: chosen.map((c) => (c.container ? { container: c.container, path: c.path } : { path: c.path })),

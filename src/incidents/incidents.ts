@@ -103,7 +103,12 @@ export async function openIncidentByHand(
       `SELECT ${COLUMNS} FROM incidents WHERE host = $1 AND status <> 'resolved' ORDER BY opened_at LIMIT 1`,
       [input.host],
     );
-    if (open.rows[0]) return { incident: fromRow(open.rows[0]), opened: false };
+    if (open.rows[0]) {
+      // Joined, not opened: the asker's note is kept on the record (the command posts it to the thread).
+      const incident = fromRow(open.rows[0]);
+      await audit(tx, input.user, 'incident.joined', incident.id, { via: 'slash_command', note: input.note });
+      return { incident, opened: false };
+    }
     const title = input.note ? `${input.host}: ${input.note}` : `Investigation on ${input.host}`;
     const created = await tx.executeSql<Row>(
       `INSERT INTO incidents (group_key, host, problem, title, opened_by, commander)

@@ -25,7 +25,7 @@ export interface SweeperDeps {
   evidenceDays: number;
   /** Where evidence is kept: the secrets remembered beside it go with it (evidence/known-secrets.ts). */
   evidenceDir?: string | undefined;
-  /** Queues the collection of a disk incident (idempotent: one job id per incident). */
+  /** Queues the collection of a disk or /investigate incident (idempotent: one job id per incident). */
   startCollection?: ((incidentId: number, host: string) => Promise<void>) | undefined;
   /**
    * Tells whoever waits on a proposal that it closed without running (the agent, when it made
@@ -101,13 +101,13 @@ export async function sweep(
     );
     await forgetSecretsBefore(deps.evidenceDir, cutoff, new Set(live.rows.map((r) => Number(r.incident_id))));
   }
-  // A disk incident whose collection was never queued (the bot died between the alert's commit
-  // and the send): queue it now. The job id is the incident's, so this never makes a second one.
+  // A disk incident, or one opened with /investigate, whose collection was never queued (the bot
+  // died between the alert's or command's commit and the send): queue it now. The job id is the incident's, so this never makes a second one.
   let collections = 0;
   if (deps.startCollection) {
     const missed = await deps.db.executeSql<{ id: string; host: string }>(
       `SELECT i.id, i.host FROM incidents i
-       WHERE i.problem = 'disk' AND i.status <> 'resolved' AND i.opened_at < $1
+       WHERE i.problem IN ('disk', 'manual') AND i.status <> 'resolved' AND i.opened_at < $1
          AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.incident_id = i.id AND j.kind = 'collect-host')
        ORDER BY i.id LIMIT 50`,
       [new Date(now.getTime() - 60_000)],

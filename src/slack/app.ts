@@ -146,6 +146,8 @@ export async function startSlackApp(options: {
   onApproved: (proposal: Proposal) => Promise<void>;
   /** What to do once a proposal is rejected or found expired (wake the agent that made it). */
   onClosed: (proposal: Proposal) => Promise<void>;
+  /** The collection a disk alert starts, for `/investigate <host>`; absent without a hosts file. */
+  startCollection?: (incidentId: number, host: string) => Promise<void>;
 }): Promise<SlackApp> {
   const { config, db, log, routes } = options;
   const now = options.now ?? (() => new Date());
@@ -186,6 +188,7 @@ export async function startSlackApp(options: {
     kick: () => void pump.kick(),
     refresh: (incidentId) => refreshRoot(db, poster, incidentId, now()),
     now,
+    ...(options.startCollection ? { startCollection: options.startCollection } : {}),
     approvals: {
       isApprover: approverCheck(
         options.policy,

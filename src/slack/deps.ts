@@ -13,6 +13,11 @@ export interface ListenerDeps {
   /** Re-renders an incident's root message in place. */
   refresh: (incidentId: number) => Promise<void>;
   now: () => Date;
+  /**
+   * Queues the built-in collection on a host for an incident, as a disk alert does (idempotent:
+   * one job per incident). Absent when the bot has no hosts file.
+   */
+  startCollection?: (incidentId: number, host: string) => Promise<void>;
   /** The approval gate: who may approve, the message to refresh, the run to start. */
   approvals: ApprovalListenerDeps;
 }

@@ -9,7 +9,7 @@ import {
 import type { Db } from '../store/db.ts';
 import { queueThreadMessage } from '../store/records.ts';
 import { statusReply, summaryMarkdown } from './blocks/incident.ts';
-import { md, mentionUser } from './blocks/mrkdwn.ts';
+import { md, mentionUser, mrkdwnSection } from './blocks/mrkdwn.ts';
 import { INVESTIGATE_HELP, type IncidentCommand } from './commands.ts';
 import type { ListenerDeps } from './deps.ts';
 
@@ -71,11 +71,33 @@ export async function runIncidentCommand(
       channel: deps.channel,
     });
     deps.kick();
-    return (
-      opened
-        ? md`Opened incident #${incident.id} for ${incident.host} in ${deps.channel}.`
-        : md`${incident.host} already has incident #${incident.id} (${incident.status}); joined it.`
-    ).text;
+    if (!opened) {
+      if (command.note) {
+        const said = md`${mentionUser(context.user)} joined with /investigate: ${command.note}`;
+        await replyInThread(deps, incident, `investigate:${incident.id}:${context.requestId}`, {
+          text: said.text,
+          blocks: [mrkdwnSection(said)],
+        });
+      }
+      return md`${incident.host} already has incident #${incident.id} (${incident.status}); joined it${command.note ? ', your note is in its thread' : ''}.`
+        .text;
+    }
+    // The same collection a disk alert starts; its job says in the thread what it collects and
+    // what it found. Not started here means the sweeper queues it within minutes.
+    const collecting = deps.startCollection
+      ? await deps.startCollection(incident.id, incident.host).then(
+          () => true,
+          (error: unknown) => {
+            deps.log.error(
+              { err: error, incident: incident.id },
+              'could not start collection; the sweeper will retry',
+            );
+            return true;
+          },
+        )
+      : false;
+    return md`Opened incident #${incident.id} for ${incident.host} in ${deps.channel}${collecting ? `; collecting on ${incident.host} over SSH, as for a disk alert (in its thread)` : ''}.`
+      .text;
   }
   const found = await resolveIncident(deps, command.incident, context.thread);
   if (typeof found === 'string') return found;

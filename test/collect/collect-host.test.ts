@@ -1,59 +1,37 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { collectHost } from '../../src/collect/collect-host.ts';
 import { parseKnownHosts } from '../../src/collect/known-hosts.ts';
 import { SshConnections } from '../../src/collect/ssh.ts';
 import { parseHostsFile } from '../../src/config/hosts.ts';
 import { createLogger } from '../../src/log.ts';
-import { makeCCore } from '../helpers/cores.ts';
-import { writeDockerStandIn } from '../helpers/docker-stand-in.ts';
+import { type Podman, startPodman } from '../helpers/podman.ts';
 import { type Sshd, startSshd } from '../helpers/sshd.ts';
 
 describe('the built-in collection on a host over SSH', () => {
   let sshd: Sshd;
   let ssh: SshConnections;
   let work: string;
+  let podman: Podman;
+  let web: string;
+  let worker: string;
   let coreBytes: number;
-  let corePid: number;
   let hostsPath: string;
 
   before(async () => {
     work = mkdtempSync(join(tmpdir(), 'nightshift-collect-'));
     chmodSync(work, 0o755);
-    const core = await makeCCore(join(work, 'made'), 'abort');
-    const bytes = readFileSync(core.path);
-    coreBytes = bytes.length;
-    corePid = core.pid;
-    writeDockerStandIn(join(work, 'bin'), join(work, 'containers'), [
-      {
-        id: 'a1b2c3d4e5f6',
-        name: 'web-1',
-        running: true,
-        size: '1.2GB (virtual 2GB)',
-        files: { [`/app/core.${core.pid}`]: bytes, '/app/ok.txt': 'x' },
-      },
-      {
-        id: 'f6e5d4c3b2a1',
-        name: 'worker-7',
-        running: false,
-        size: '3MB (virtual 1GB)',
-        files: { '/srv/core': bytes },
-      },
-    ]);
-    for (const dir of [
-      'containers',
-      'containers/a1b2c3d4e5f6',
-      'containers/a1b2c3d4e5f6/app',
-      'containers/f6e5d4c3b2a1',
-      'containers/f6e5d4c3b2a1/srv',
-    ]) {
-      chmodSync(join(work, dir), 0o755);
-    }
-    sshd = await startSshd({ binDir: join(work, 'bin') });
+    podman = await startPodman();
+    web = (await podman.crashingContainer({ dir: '/app', running: true, name: 'web-1' })).slice(0, 12);
+    worker = (await podman.crashingContainer({ dir: '/srv', running: false, name: 'worker-7' })).slice(0, 12);
+    // The core's size from the tar header docker cp sends (octal, at offset 124).
+    const tar = await podman.docker(['cp', `${web}:/app/core`, '-']);
+    coreBytes = Number.parseInt(tar.slice(124, 136).replace(/\0.*$/, '').trim(), 8);
+    sshd = await startSshd({ env: podman.clientEnv });
     const hosts = parseHostsFile(
       JSON.stringify({
         hosts: [
@@ -63,7 +41,8 @@ describe('the built-in collection on a host over SSH', () => {
             port: sshd.port,
             user: sshd.user,
             key: sshd.privateKeyPath,
-            // This "host" is the test machine: look only where this test put its cores.
+            // This "host" is the test machine: look only where this test puts files (the default
+            // search, over the engine's storage, is test/collect/same-file.test.ts's).
             coreSearchPaths: [work],
           },
         ],
@@ -81,6 +60,7 @@ describe('the built-in collection on a host over SSH', () => {
   after(async () => {
     await ssh?.closeAll();
     await sshd?.stop();
+    await podman?.stop();
     rmSync(work, { recursive: true, force: true });
   });
 
@@ -89,16 +69,18 @@ describe('the built-in collection on a host over SSH', () => {
     assert.deepEqual(collection.errors, []);
     const inContainers = collection.cores.filter((c) => c.container !== null);
     assert.deepEqual(
-      inContainers.map((c) => [c.container, c.path.replace(/\d+$/, 'N'), c.sizeBytes]).sort(),
+      inContainers.map((c) => [c.container, c.path, c.sizeBytes]).sort(),
       [
-        ['a1b2c3d4e5f6', '/app/core.N', coreBytes],
-        ['f6e5d4c3b2a1', '/srv/core', null],
-      ],
+        [web, '/app/core', coreBytes],
+        [worker, '/srv/core', null],
+      ].sort(),
     );
     const finding = collection.findings.find((f) => f.title.startsWith('2 core dumps in containers'));
     assert.ok(finding, JSON.stringify(collection.findings.map((f) => f.title)));
-    assert.match(finding.detail, /a1b2c3d4e5f6 \/app\/core\.\d+ \(\d+\.\d MiB, 0 min ago\)/);
-    assert.ok(collection.findings.some((f) => f.title === 'Container web-1 has written 1.2GB to its layer'));
+    assert.match(finding.detail, new RegExp(`${web} /app/core \\(\\d+\\.\\d MiB, 0 min ago\\)`));
+    // Podman's own accounting through the Docker API: both containers, the crashed one's layer.
+    const usage = collection.findings.find((f) => f.title === 'Docker disk usage');
+    assert.match(usage?.detail ?? '', /^Containers\s+2\s+1\s/m);
     const settings = collection.findings.find((f) => f.title === 'How this host writes core dumps')!;
     assert.match(settings.detail, /kernel\.core_pattern: /);
     assert.ok(collection.filesystems.some((f) => f.mount === '/'));
@@ -130,33 +112,38 @@ describe('the built-in collection on a host over SSH', () => {
     const out = JSON.parse(run.stdout) as {
       pulled: Array<{ localPath: string; bytes: number; sha256: string }>;
       pullErrors: string[];
-      report: { dumps: Array<{ pid: number; container: string; file: string }> };
+      report: {
+        dumps: Array<{ pid: number; container: string; file: string; executable: string | null }>;
+      };
     };
-    // This loopback "host" is the test machine: the host collector also finds the fixture files
-    // and the made core on its disk, and whatever cores other test files running alongside have
-    // left in /tmp (they may vanish mid-pull). Only this test's own files are asserted on.
-    const mine = (path: string) => path.endsWith('.tar') || path.includes(basename(work));
-    assert.deepEqual(out.pullErrors.filter(mine), []);
-    const pulled = out.pulled.filter((p) => mine(p.localPath));
+    assert.deepEqual(out.pullErrors, []);
+    const pulled = out.pulled;
     const fromContainers = pulled.filter((p) => p.localPath.endsWith('.tar'));
     assert.equal(fromContainers.length, 2, JSON.stringify(out.pulled.map((p) => p.localPath)));
-    assert.ok(pulled.length >= 4, 'two container cores, and their fixture files on the host');
+    assert.equal(pulled.length, 2, 'the two container cores, nothing on the host under the search path');
     for (const p of pulled) {
       assert.ok(existsSync(p.localPath), p.localPath);
       assert.equal(existsSync(`${p.localPath}.part`), false);
     }
     for (const p of fromContainers)
       assert.ok(p.bytes > coreBytes, 'a tar stream holds the core and its header');
-    const dumps = out.report.dumps.filter((d) => mine(d.file));
+    const dumps = out.report.dumps;
     assert.deepEqual(
       dumps.map((d) => d.file).sort(),
       pulled.map((p) => p.localPath).sort(),
       'every file pulled was analysed as one set',
     );
+    // Read out of docker cp's tar: the program that crashed in each container, by its own pid there.
     assert.deepEqual(
-      dumps.filter((d) => d.container === 'tar').map((d) => d.pid),
-      [corePid, corePid],
+      dumps.map((d) => [d.container, d.executable]),
+      [
+        ['tar', '/bin/crash'],
+        ['tar', '/bin/crash'],
+      ],
     );
-    assert.ok(dumps.every((d) => d.pid === corePid));
+    assert.ok(
+      dumps.every((d) => d.pid > 1),
+      'not the container init (sh), its child',
+    );
   });
 });

@@ -1,29 +1,30 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import {
+  type CoreFile,
   containerCoresCommand,
   dockerUsage,
   hostCores,
   hostCoresCommand,
+  parseCoreLines,
+  parseLayerLines,
 } from '../../src/collect/collectors/cores.ts';
 import { largestDirectories } from '../../src/collect/collectors/disk.ts';
+import { planPull, pullText } from '../../src/collect/pull-plan.ts';
 import type { ExecResult } from '../../src/collect/transport.ts';
-import { writeDockerStandIn } from '../helpers/docker-stand-in.ts';
+import { startPodman } from '../helpers/podman.ts';
 
 /** The core collectors' commands, run by this machine's sh: a file named core counts only when it is ELF. */
 
 const ELF = Buffer.concat([Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1]), Buffer.alloc(4096)]);
 const JSON_CORE = `{"core": true, "padding": "${'x'.repeat(4096)}"}\n`;
 
-function sh(command: string, path?: string): string {
-  const run = spawnSync('sh', ['-c', command], {
-    encoding: 'utf8',
-    env: { ...process.env, ...(path ? { PATH: `${path}:${process.env.PATH}` } : {}) },
-  });
+function sh(command: string, env: Record<string, string> = {}): string {
+  const run = spawnSync('sh', ['-c', command], { encoding: 'utf8', env: { ...process.env, ...env } });
   return run.stdout;
 }
 
@@ -53,45 +54,137 @@ describe('core dump collectors', () => {
     const lines = sh(hostCoresCommand([host]))
       .split('\n')
       .filter((l) => l.startsWith('-\t') && l.includes(host));
-    const paths = lines.map((l) => l.split('\t')[3]).sort();
+    const paths = lines.map((l) => l.split('\t')[4]).sort();
     assert.deepEqual(paths, [join(host, 'app', 'core.1234'), join(host, 'odd name', 'core')]);
     assert.ok(lines.every((l) => l.split('\t')[1] === String(ELF.length)));
+    // Each with its device and inode, as stat gives them.
+    for (const l of lines) {
+      const [, , , file, path] = l.split('\t');
+      assert.equal(file, `${statSync(path!).dev}:${statSync(path!).ino}`);
+    }
   });
 
-  it('counts a file named core in a container only when it starts with the ELF magic, stopped or running', () => {
-    const bin = join(dir, 'bin');
-    const fixtures = join(dir, 'containers');
-    writeDockerStandIn(bin, fixtures, [
-      {
-        id: 'aaaaaaaaaaaa',
-        name: 'api',
-        running: true,
-        size: '1MB',
-        files: { '/srv/core': ELF, '/srv/data/core': JSON_CORE, '/etc/core.5': 'text' },
-      },
-      {
-        id: 'bbbbbbbbbbbb',
-        name: 'jobs',
-        running: false,
-        size: '1MB',
-        files: { '/core': ELF, '/x/core': JSON_CORE },
-      },
-    ]);
-    const lines = sh(containerCoresCommand, bin).trim().split('\n').sort();
-    assert.deepEqual(
-      lines.map((l) => [l.split('\t')[0], l.split('\t').at(-1)]),
+  it('counts a file named core in a container only when it starts with the ELF magic, stopped or running, through docker and through podman', async () => {
+    const podman = await startPodman();
+    try {
+      const json = `printf '{"core": true, "padding": "%04096d"}\\n' 0`;
+      const api = (
+        await podman.crashingContainer({
+          dir: '/srv',
+          running: true,
+          // A package directory named core holding a compiled (ELF) module is not a core either:
+          // the real engine's diff lists directories too, which docker cp sends as a tar of them.
+          prepare: `mkdir -p /srv/data /etc /srv/lib/core && ${json} > /srv/data/core && echo text > /etc/core.5 && cp /bin/crash /srv/lib/core/_speedups.so`,
+        })
+      ).slice(0, 12);
+      const jobs = (
+        await podman.crashingContainer({
+          dir: '/',
+          running: false,
+          prepare: `mkdir -p /x && ${json} > /x/core`,
+        })
+      ).slice(0, 12);
+      const expected = [
+        [api, '/srv/core'],
+        [jobs, '/core'],
+      ].sort();
+      const found = (env: Record<string, string>) => {
+        const out = sh(containerCoresCommand, env);
+        const layers = parseLayerLines(out);
+        const cores = parseCoreLines(out);
+        // Each core's writable layer on the host, and the core there by device and inode (this
+        // test runs as root, who can read the engine's storage).
+        for (const core of cores) {
+          const layer = layers.find((l) => l.container === core.container);
+          assert.ok(layer?.dir.startsWith(`${podman.graphroot}/vfs/dir/`), JSON.stringify(layers));
+          const st = statSync(`${layer!.dir}${core.path}`);
+          assert.equal(core.file, `${st.dev}:${st.ino}`);
+        }
+        return cores.map((c) => [c.container, c.path]).sort();
+      };
+      // The Docker CLI against the engine's Docker-compatible API, as on a Docker host.
+      assert.deepEqual(found({ DOCKER_HOST: podman.clientEnv.DOCKER_HOST }), expected);
+      // A Podman-only host: no docker on PATH (it is in /usr/local/bin here), podman's own CLI.
+      assert.deepEqual(
+        found({ PATH: '/usr/bin:/bin', CONTAINER_HOST: podman.clientEnv.CONTAINER_HOST }),
+        expected,
+      );
+      // What each engine says of the layers, read by the same parser: the running one's holds its core.
+      const usage = (env: Record<string, string>) =>
+        dockerUsage.parse(result(sh(dockerUsage.command(), env)), undefined).facts?.containers as Array<{
+          id: string;
+          bytes: number;
+        }>;
+      const clients: Array<Record<string, string>> = [
+        { DOCKER_HOST: podman.clientEnv.DOCKER_HOST },
+        { PATH: '/usr/bin:/bin', CONTAINER_HOST: podman.clientEnv.CONTAINER_HOST },
+      ];
+      for (const env of clients) {
+        const layers = usage(env);
+        assert.deepEqual(layers.map((c) => c.id).sort(), [api, jobs].sort());
+        assert.ok(
+          layers.every((c) => c.bytes > 100_000),
+          JSON.stringify(layers),
+        );
+      }
+    } finally {
+      await podman.stop();
+    }
+  });
+
+  it("counts a container's core once when the host search finds it again in the engine's storage", () => {
+    const now = new Date('2026-01-01T12:00:00Z');
+    const t = now.getTime() / 1000;
+    const container = parseCoreLines(
       [
-        ['aaaaaaaaaaaa', '/srv/core'],
-        ['bbbbbbbbbbbb', '/core'],
+        '#layer\ta1b2c3d4e5f6\t/var/lib/docker/overlay2/0f3e/diff',
+        '#layer\tf6e5d4c3b2a1\t/var/lib/docker/overlay2/9a8b/diff',
+        `a1b2c3d4e5f6\t4096\t${t}\t2049:77\t/app/core`,
+        // A stopped container: no exec, so no size; its layer is not readable by the bot either.
+        'f6e5d4c3b2a1\t?\t?\t?\t/srv/core',
+      ].join('\n'),
+    );
+    const layers = parseLayerLines(
+      '#layer\ta1b2c3d4e5f6\t/var/lib/docker/overlay2/0f3e/diff\n#layer\tf6e5d4c3b2a1\t/var/lib/docker/overlay2/9a8b/diff/\n',
+    );
+    const host = [
+      `-\t4096\t${t}\t2049:77\t/var/lib/docker/overlay2/0f3e/diff/app/core`,
+      `-\t4096\t${t}\t2049:78\t/var/lib/docker/overlay2/9a8b/diff/srv/core`,
+      `-\t4096\t${t}\t2049:79\t/var/lib/docker/overlay2/9a8b/diff/tmp/core`,
+      `-\t4096\t${t}\t2049:80\t/var/lib/docker/overlay2/1111/diff/core`,
+      `-\t4096\t${t}\t2049:81\t/home/app/core`,
+      `-\t4096\t${t}\t2049:81\t/home/app/core.hardlink`,
+    ].join('\n');
+    const out = hostCores.parse(result(host), { now, seen: { containerCores: container, layers } });
+    assert.equal(out.facts?.sameFile, 3);
+    assert.deepEqual(
+      (out.facts!.cores as CoreFile[]).map((c) => [c.container, c.path]),
+      [
+        // In a container's layer but not in its diff's list (cut off): that container's core.
+        ['f6e5d4c3b2a1', '/tmp/core'],
+        // Not any container's layer (an image's, another engine's): a file on the host.
+        [null, '/var/lib/docker/overlay2/1111/diff/core'],
+        [null, '/home/app/core'],
       ],
     );
+    assert.match(out.findings[0]!.title, /^2 core dumps on the host/);
+    const plan = planPull([...container, ...(out.facts!.cores as CoreFile[])]);
+    assert.deepEqual(pullText(plan.sources).split('\n').sort(), [
+      '/home/app/core',
+      '/var/lib/docker/overlay2/1111/diff/core',
+      'a1b2c3d4e5f6:/app/core',
+      'f6e5d4c3b2a1:/srv/core',
+      'f6e5d4c3b2a1:/tmp/core',
+    ]);
+    // The plan holds one file once even when given it twice.
+    assert.equal(planPull([...container, ...container]).sources.length, 2);
   });
 
   it('lists the newest eight and says how many more there are', () => {
     const now = new Date('2026-01-01T12:00:00Z');
     const out = Array.from(
       { length: 19 },
-      (_, i) => `-\t${1024 * 1024}\t${now.getTime() / 1000 - i * 60}\t/var/crash/core.${1000 + i}`,
+      (_, i) => `-\t${1024 * 1024}\t${now.getTime() / 1000 - i * 60}\t2049:${i}\t/var/crash/core.${1000 + i}`,
     ).join('\n');
     const [finding] = hostCores.parse(result(out), { now }).findings;
     assert.match(finding!.title, /^19 core dumps on the host/);

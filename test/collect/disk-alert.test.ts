@@ -10,22 +10,22 @@ import { sweep } from '../../src/jobs/sweeper.ts';
 import { createLogger } from '../../src/log.ts';
 import { type Bot, startBot } from '../../src/main.ts';
 import type { Db } from '../../src/store/db.ts';
-import { makeCCore } from '../helpers/cores.ts';
 import { testDatabases } from '../helpers/db.ts';
-import { writeDockerStandIn } from '../helpers/docker-stand-in.ts';
 import {
   blockActionsBody,
   FAKE_IDS,
   type FakeSlack,
   signedRequest,
+  slashCommandBody,
   startFakeSlack,
 } from '../helpers/fake-slack.ts';
+import { type Podman, startPodman } from '../helpers/podman.ts';
 import { type Sshd, startSshd } from '../helpers/sshd.ts';
 import { until } from '../helpers/wait.ts';
 
 /**
  * The whole collection on a disk alert: Alertmanager's payload for web-1 opens an incident, the
- * bot collects on web-1 over SSH (a real sshd, a docker stand-in holding a real core), and the
+ * bot collects on web-1 over SSH (a real sshd, the Docker CLI against a real Podman engine whose container crashed and wrote a core), and the
  * findings land in the incident's thread in Slack (the fake).
  */
 const TOKEN = 'alert-token-0123456789abcdef';
@@ -46,29 +46,20 @@ describe('a disk alert starts collection on the host', () => {
   let db: Db;
   let bot: Bot;
   let rootTs: string;
-  let corePid: number;
+  let podman: Podman;
+  let containerId: string;
 
   before(async () => {
     work = mkdtempSync(join(tmpdir(), 'nightshift-disk-alert-'));
     chmodSync(work, 0o755);
-    const core = await makeCCore(join(work, 'made'), 'abort');
-    corePid = core.pid;
-    writeDockerStandIn(join(work, 'bin'), join(work, 'containers'), [
-      {
-        id: '0a1b2c3d4e5f',
-        name: 'web',
-        running: true,
-        size: '2.1GB (virtual 3GB)',
-        files: { [`/app/core.${core.pid}`]: readFileSync(core.path) },
-      },
-    ]);
-    for (const dir of ['containers', 'containers/0a1b2c3d4e5f', 'containers/0a1b2c3d4e5f/app'])
-      chmodSync(join(work, dir), 0o755);
-    sshd = await startSshd({ binDir: join(work, 'bin') });
+    podman = await startPodman();
+    // As `docker ps -q` names it, which is what the collection and the pull list use.
+    containerId = (await podman.crashingContainer({ dir: '/app', running: true })).slice(0, 12);
+    sshd = await startSshd({ env: podman.clientEnv });
     const hostsPath = join(work, 'hosts.yml');
     writeFileSync(
       hostsPath,
-      `knownHosts: ${sshd.knownHostsPath}\nhosts:\n  - name: web-1\n    address: ${sshd.host}\n    port: ${sshd.port}\n    user: ${sshd.user}\n    key: ${sshd.privateKeyPath}\n    labels: [web-1:9100]\n    coreSearchPaths: [${work}]\n`,
+      `knownHosts: ${sshd.knownHostsPath}\nhosts:\n  - name: web-1\n    address: ${sshd.host}\n    port: ${sshd.port}\n    user: ${sshd.user}\n    key: ${sshd.privateKeyPath}\n    labels: [web-1:9100]\n    coreSearchPaths: [${work}]\n  - name: db-1\n    address: ${sshd.host}\n    port: ${sshd.port}\n    user: ${sshd.user}\n    key: ${sshd.privateKeyPath}\n    coreSearchPaths: [${work}]\n`,
     );
     slack = await startFakeSlack();
     db = await testDatabases()[0]!.open();
@@ -95,6 +86,7 @@ describe('a disk alert starts collection on the host', () => {
     await db?.close();
     await slack?.close();
     await sshd?.stop();
+    await podman?.stop();
     rmSync(work, { recursive: true, force: true });
   });
 
@@ -119,7 +111,7 @@ describe('a disk alert starts collection on the host', () => {
     );
     // One status message, edited in place from "collecting" to the counts.
     const status = thread.find((m) => /Progress on #\d+/.test(JSON.stringify(m.blocks)))!;
-    assert.match(status.text ?? '', /Collection on web-1 done: 5 finding\(s\), 2 core file\(s\)/);
+    assert.match(status.text ?? '', /Collection on web-1 done: \d+ finding\(s\), 1 core file\(s\)/);
     assert.match(status.history[0]?.text ?? '', /Collecting on web-1 over SSH/);
     // The findings in one reply.
     const found = thread.filter((m) => /What the collection found on web-1/.test(m.text ?? ''));
@@ -167,7 +159,7 @@ describe('a disk alert starts collection on the host', () => {
   it('proposes to pull the cores it found, showing the exact list, and waits for an approver', async () => {
     const message = await proposalMessage();
     const shown = JSON.stringify(message.blocks);
-    assert.match(shown, new RegExp(`0a1b2c3d4e5f:/app/core\\.${corePid}`));
+    assert.match(shown, new RegExp(`${containerId}:/app/core\\b`));
     assert.match(shown, /Waiting for approval: 0 of 1/);
     assert.match(shown, /core file\(s\), [\d.]+ [KMG]iB/);
     assert.ok(approveButton(message), 'an Approve button');
@@ -222,7 +214,8 @@ describe('a disk alert starts collection on the host', () => {
     const runs = await db.executeSql<{ n: number }>('SELECT count(*)::int AS n FROM runs');
     assert.equal(runs.rows[0]!.n, 1, 'one run for two clicks');
     const artifacts = await db.executeSql<{ state: string; sha256: string | null }>(
-      `SELECT state, sha256 FROM evidence_artifacts WHERE container = '0a1b2c3d4e5f'`,
+      `SELECT state, sha256 FROM evidence_artifacts WHERE container = $1`,
+      [containerId],
     );
     assert.equal(artifacts.rows[0]!.state, 'complete');
     assert.match(artifacts.rows[0]!.sha256 ?? '', /^[0-9a-f]{64}$/);
@@ -236,7 +229,7 @@ describe('a disk alert starts collection on the host', () => {
     // The pull's progress is the status message's line, edited in place, never a reply of its own.
     const progress = thread.find((m) => m.history.some((h) => /Pulling from web-1/.test(h.text ?? '')));
     assert.ok(progress, 'a progress message');
-    assert.match(progress.text ?? '', /Analysis done: 2 dumps/);
+    assert.match(progress.text ?? '', /Analysis done: 1 dump/);
     assert.equal(thread.filter((m) => /Pulling|Analysing/.test(m.text ?? '')).length, 0);
     const audit = await db.executeSql<{ action: string }>(
       `SELECT action FROM audit_log WHERE action LIKE 'proposal.%' OR action LIKE 'run.%' ORDER BY id`,
@@ -273,15 +266,15 @@ describe('a disk alert starts collection on the host', () => {
     // Every phase's final line is on it at the end.
     const last = JSON.stringify(status[0]!.blocks);
     assert.match(last, /Collection on web-1 done/);
-    assert.match(last, /Pulled 2 of 2 file\(s\) from web-1/);
-    assert.match(last, /Analysis done: 2 dumps/);
+    assert.match(last, /Pulled 1 of 1 file\(s\) from web-1/);
+    assert.match(last, /Analysis done: 1 dump/);
   });
 
   it("links the root back to the alert, shows the analysis's headline, and its buttons change the incident as the commands do", async () => {
     const root = () => slack.message(FAKE_IDS.channel, rootTs)!;
     const shown = await until('the headline on the root', () => {
       const blocks = JSON.stringify(root().blocks);
-      return /\*Found:\* 2 of 2 dumps died of SIGABRT/.test(blocks) ? blocks : undefined;
+      return /\*Found:\* 1 of 1 dumps died of SIGABRT/.test(blocks) ? blocks : undefined;
     });
     assert.ok(
       shown.includes(
@@ -383,5 +376,98 @@ describe('a disk alert starts collection on the host', () => {
     );
     const third = await sweep({ db, log, evidenceDays: 14, startCollection }, new Date());
     assert.equal(third.collections, 0);
+  });
+
+  const investigate = async (text: string, user: string) => {
+    const responseUrl = slack.responseUrl();
+    const res = await signedRequest(
+      `http://127.0.0.1:${bot.port}/slack/events`,
+      SECRET,
+      slashCommandBody({ text, user_id: user, response_url: responseUrl }),
+    );
+    assert.equal(res.status, 200);
+    const answer = await until('the ephemeral answer', () =>
+      slack.responses.find((r) => r.url === responseUrl),
+    );
+    return JSON.stringify(answer.body);
+  };
+
+  it('/investigate <host> opens an incident and starts the same collection as a disk alert', async () => {
+    const answer = await investigate('db-1 slow checkouts', 'U0ONCALL');
+    assert.match(
+      answer,
+      /Opened incident #\d+ for db-1 .*; collecting on db-1 over SSH, as for a disk alert/,
+    );
+    const root = await until('the root', () =>
+      (slack.messages.get(FAKE_IDS.channel) ?? []).find((m) => /db-1: slow checkouts/.test(m.text ?? '')),
+    );
+    const thread = await until(
+      'the collection on db-1',
+      () => {
+        const replies = slack.thread(FAKE_IDS.channel, root.ts);
+        return replies.some((m) => /Collection on db-1 done/.test(m.text ?? '')) ? replies : undefined;
+      },
+      60_000,
+    );
+    const texts = thread.map((m) => m.text ?? '');
+    // Its status message went from collecting to done, edited in place.
+    assert.ok(
+      thread.some((m) => m.history.some((h) => /Collecting on db-1 over SSH/.test(h.text ?? ''))),
+      texts.join('\n---\n'),
+    );
+    assert.ok(
+      texts.some((t) => /1 core dump in containers/.test(t)),
+      texts.join('\n---\n'),
+    );
+    // And what follows a disk alert's collection: the proposal to pull the core it found.
+    const proposal = await until(
+      'the pull proposal on db-1',
+      () =>
+        slack
+          .thread(FAKE_IDS.channel, root.ts)
+          .find((m) => /^Proposal #\d+ \(pull from host db-1\)/.test(m.text ?? '')),
+      60_000,
+    );
+    assert.match(JSON.stringify(proposal.blocks), new RegExp(`${containerId}:/app/core\\b`));
+    const { rows } = await db.executeSql<{ n: number }>(
+      `SELECT count(*)::int AS n FROM jobs j JOIN incidents i ON i.id = j.incident_id
+       WHERE i.host = 'db-1' AND i.problem = 'manual' AND j.kind = 'collect-host'`,
+    );
+    assert.equal(rows[0]!.n, 1);
+  });
+
+  it('/investigate <host> on its open incident joins it, keeps the note, and collects nothing again', async () => {
+    const before = await db.executeSql<{ id: string; root_ts: string }>(
+      `SELECT id, root_ts FROM incidents WHERE host = 'db-1' AND status <> 'resolved'`,
+    );
+    const answer = await investigate('db-1 the *cache* <!channel> too?', 'U0SECOND');
+    assert.match(
+      answer,
+      new RegExp(
+        `db-1 already has incident #${before.rows[0]!.id} \\(\\w+\\); joined it, your note is in its thread`,
+      ),
+    );
+    const note = await until('the note in the thread', () =>
+      slack
+        .thread(FAKE_IDS.channel, before.rows[0]!.root_ts)
+        .find((m) => /joined with \/investigate/.test(m.text ?? '')),
+    );
+    // The asker's words as text: no channel ping.
+    assert.equal(note.text, '<@U0SECOND> joined with /investigate: the *cache* &lt;!channel&gt; too?');
+    const audit = await db.executeSql<{ actor: string; subject: { note: string } }>(
+      `SELECT actor, subject FROM audit_log WHERE action = 'incident.joined'`,
+    );
+    assert.deepEqual(audit.rows, [
+      { actor: 'U0SECOND', subject: { via: 'slash_command', note: 'the *cache* <!channel> too?' } },
+    ]);
+    const jobs = await db.executeSql<{ n: number }>(
+      `SELECT count(*)::int AS n FROM jobs j JOIN incidents i ON i.id = j.incident_id
+       WHERE i.host = 'db-1' AND j.kind = 'collect-host'`,
+    );
+    assert.equal(jobs.rows[0]!.n, 1);
+    const incidents = await db.executeSql<{ n: number }>(
+      `SELECT count(*)::int AS n FROM incidents WHERE host = 'db-1'`,
+    );
+    assert.equal(incidents.rows[0]!.n, 1);
   });
 });

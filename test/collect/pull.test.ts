@@ -3,7 +3,6 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   chmodSync,
-  copyFileSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -16,20 +15,19 @@ import {
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { gunzipSync } from 'node:zlib';
 import { parseKnownHosts } from '../../src/collect/known-hosts.ts';
-import { pullCommand, pullFile } from '../../src/collect/pull.ts';
+import { pullFile } from '../../src/collect/pull.ts';
 import { SshConnections } from '../../src/collect/ssh.ts';
 import { parseHostsFile } from '../../src/config/hosts.ts';
 import { analyzeFiles } from '../../src/evidence/analyze-files.ts';
 import { createLogger } from '../../src/log.ts';
 import { type CCore, makeCCore } from '../helpers/cores.ts';
+import { DOCKER_CLI, type Podman, startPodman } from '../helpers/podman.ts';
 import { type Sshd, startSshd } from '../helpers/sshd.ts';
 
 /**
- * Bringing cores home over a real sshd, from a host path and from a container through a `docker`
- * stand-in (the test host has no Docker engine) that answers `docker cp <id>:<path> -` with the
- * tar stream Docker emits, over a fixture directory of containers holding real core files.
+ * Bringing cores home over a real sshd, from a host path and from real containers (Podman's engine,
+ * through the Docker CLI and through podman's own), whose crashed processes wrote the cores.
  */
 const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 
@@ -38,45 +36,28 @@ describe('pulling evidence over SSH', () => {
   let ssh: SshConnections;
   let core: CCore;
   let work: string;
-  let fixtures: string;
+  let podman: Podman;
+  let web: string;
 
   before(async () => {
     work = mkdtempSync(join(tmpdir(), 'nightshift-pull-'));
     chmodSync(work, 0o755);
     core = await makeCCore(join(work, 'made'), 'abort');
-    fixtures = join(work, 'containers');
-    mkdirSync(join(fixtures, 'web1/app'), { recursive: true });
-    copyFileSync(core.path, join(fixtures, 'web1/app', `core.${core.pid}`));
+    podman = await startPodman();
+    web = (await podman.crashingContainer({ dir: '/app', running: true })).slice(0, 12);
     writeFileSync(join(work, 'big.bin'), Buffer.alloc(0));
     const bin = join(work, 'bin');
     mkdirSync(bin);
+    // The real CLI, except for the container `doomed`, whose copy is killed on the host with the
+    // whole command (its process group), as the OOM killer or an operator would.
     writeFileSync(
       join(bin, 'docker'),
-      `#!/bin/sh
-# docker stand-in: cp <container>:<path> - emits a tar of that path, as docker cp does.
-case "$1" in
-  cp)
-    id="\${2%%:*}"; path="\${2#*:}"; root="${fixtures}/$id"
-    # Killed on the host (the OOM killer, say), with the whole command: its process group.
-    [ "$id" = doomed ] && kill -KILL 0
-    [ -e "$root$path" ] || { echo "Error response from daemon: Could not find the file $path in container $id" >&2; exit 1; }
-    exec tar -C "$root$(dirname "$path")" -cf - "$(basename "$path")" ;;
-  *) echo "docker stand-in: unsupported: $*" >&2; exit 1 ;;
-esac
-`,
+      `#!/bin/sh\ncase "$2" in doomed:*) [ "$1" = cp ] && kill -KILL 0 ;; esac\nexec ${DOCKER_CLI} "$@"\n`,
     );
     chmodSync(join(bin, 'docker'), 0o755);
-    for (const dir of [
-      join(work, 'made'),
-      dirname(core.path),
-      fixtures,
-      join(fixtures, 'web1'),
-      join(fixtures, 'web1/app'),
-    ])
-      chmodSync(dir, 0o755);
+    for (const dir of [join(work, 'made'), dirname(core.path)]) chmodSync(dir, 0o755);
     chmodSync(core.path, 0o644);
-    chmodSync(join(fixtures, 'web1/app', `core.${core.pid}`), 0o644);
-    sshd = await startSshd({ binDir: bin });
+    sshd = await startSshd({ binDir: bin, env: podman.clientEnv });
     const hosts = parseHostsFile(
       JSON.stringify({
         hosts: [
@@ -94,6 +75,7 @@ esac
   after(async () => {
     await ssh?.closeAll();
     await sshd?.stop();
+    await podman?.stop();
     rmSync(work, { recursive: true, force: true });
   });
 
@@ -109,13 +91,95 @@ esac
   });
 
   it('brings a core home from a container as the tar stream docker cp emits, which the analyzer reads', async () => {
-    const dest = join(work, 'evidence', 'web1-core.tar');
-    await pullFile(ssh.host('box'), { container: 'web1', path: `/app/core.${core.pid}` }, dest);
+    const dest = join(work, 'evidence', 'web-core.tar');
+    const pulled = await pullFile(ssh.host('box'), { container: web, path: '/app/core' }, dest);
+    // Byte for byte what the engine's own copy gives.
+    const direct = execFileSync(DOCKER_CLI, ['cp', `${web}:/app/core`, '-'], {
+      env: { ...process.env, ...podman.clientEnv },
+      maxBuffer: 1 << 30,
+    });
+    assert.equal(pulled.sha256, createHash('sha256').update(direct).digest('hex'));
     const report = await analyzeFiles([dest], { workers: 0 });
     assert.deepEqual(report.errors, []);
     assert.equal(report.dumps[0]!.container, 'tar');
-    assert.equal(report.dumps[0]!.entry, `core.${core.pid}`);
-    assert.equal(report.dumps[0]!.pid, core.pid);
+    assert.equal(report.dumps[0]!.entry, 'core');
+    assert.equal(report.dumps[0]!.executable, '/bin/crash');
+  });
+
+  it('copies out of a container with podman where there is no docker, over ssh', async () => {
+    // A host with Podman only: docker is in /usr/local/bin here, so PATH leaves it out.
+    const podmanOnly = await startSshd({ basePath: '/usr/bin:/bin', env: podman.clientEnv });
+    const connections = new SshConnections({
+      hosts: parseHostsFile(
+        JSON.stringify({
+          hosts: [
+            {
+              name: 'pod',
+              address: podmanOnly.host,
+              port: podmanOnly.port,
+              user: podmanOnly.user,
+              key: podmanOnly.privateKeyPath,
+            },
+          ],
+        }),
+        'hosts.json',
+      ),
+      knownHosts: parseKnownHosts(podmanOnly.knownHostsLine),
+      log: createLogger({ level: 'silent' }),
+    });
+    try {
+      const which = await connections.host('pod').exec({
+        command: 'command -v docker; command -v podman',
+        timeoutMs: 10_000,
+        maxOutputBytes: 4096,
+      });
+      assert.equal(which.stdout.trim(), '/usr/bin/podman');
+      const dest = join(work, 'evidence', 'podman-core.tar');
+      await pullFile(connections.host('pod'), { container: web, path: '/app/core' }, dest);
+      const report = await analyzeFiles([dest], { workers: 0 });
+      assert.deepEqual(report.errors, []);
+      assert.equal(report.dumps[0]!.entry, 'core');
+      assert.equal(report.dumps[0]!.executable, '/bin/crash');
+    } finally {
+      await connections.closeAll();
+      await podmanOnly.stop();
+    }
+  });
+
+  it('finishes a copy already streaming when its container is removed, and says why the next one fails', async () => {
+    // 256 MiB that do not compress: the copy is still streaming when the container goes. The
+    // engine reads the core through a descriptor it opened, so what was started arrives whole.
+    const doomed = (await podman.crashingContainer({ dir: '/app', running: true, coreMiB: 256 })).slice(
+      0,
+      12,
+    );
+    const dest = join(work, 'evidence', 'removed.tar');
+    let removal: Promise<number> | undefined;
+    const pulled = await pullFile(ssh.host('box'), { container: doomed, path: '/app/core' }, dest, {
+      onProgress: (bytes) => {
+        if (!removal && bytes > 8 * 1024 * 1024)
+          removal = podman
+            .docker(['kill', doomed])
+            .then(() => podman.docker(['rm', '-f', doomed]))
+            .then(() => performance.now());
+      },
+    });
+    const pulledAt = performance.now();
+    assert.ok(removal, 'removal started during the transfer');
+    assert.ok((await removal) < pulledAt, 'the container was gone before the transfer ended');
+    assert.ok(pulled.bytes > 256 * 1024 * 1024, String(pulled.bytes));
+    const report = await analyzeFiles([dest], { workers: 0 });
+    assert.deepEqual(report.errors, []);
+    assert.equal(report.dumps[0]!.executable, '/bin/crash');
+    const again = join(work, 'evidence', 'removed-again.tar');
+    await assert.rejects(
+      pullFile(ssh.host('box'), { container: doomed, path: '/app/core' }, again),
+      new RegExp(
+        `the remote command failed \\(1\\): Error response from daemon: no container with name or ID "${doomed}" found: no such container; nothing was kept`,
+      ),
+    );
+    assert.equal(existsSync(again), false);
+    assert.equal(existsSync(`${again}.part`), false);
   });
 
   it('uses zstd where the host has it, and gzip when told to; both arrive byte for byte', async () => {
@@ -132,30 +196,6 @@ esac
     // This host has zstd (CI installs it), so the host's own choice is zstd.
     const auto = await pullFile(ssh.host('box'), { path: core.path }, join(work, 'evidence', 'auto-core'));
     assert.equal(auto.compression, 'zstd');
-  });
-
-  it('copies out of a container with podman where there is no docker', () => {
-    const bin = join(work, 'podman-only');
-    mkdirSync(bin, { recursive: true });
-    writeFileSync(
-      join(bin, 'podman'),
-      `#!/bin/sh\n[ "$1" = cp ] || exit 1\nid="\${2%%:*}"; path="\${2#*:}"\nexec tar -C "${fixtures}/$id$(dirname "$path")" -cf - "$(basename "$path")"\n`,
-    );
-    chmodSync(join(bin, 'podman'), 0o755);
-    // Only what the command needs: no docker on this PATH.
-    for (const tool of ['tar', 'gzip', 'dirname', 'basename'])
-      symlinkSync(
-        execFileSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim(),
-        join(bin, tool),
-      );
-    const out = execFileSync(
-      '/bin/sh',
-      ['-c', pullCommand({ container: 'web1', path: `/app/core.${core.pid}` }, 'gzip')],
-      { env: { PATH: bin }, maxBuffer: 1 << 30 },
-    );
-    const tar = gunzipSync(out);
-    assert.equal(tar.subarray(0, `core.${core.pid}`.length).toString(), `core.${core.pid}`);
-    assert.equal(tar.subarray(512, 516).toString('latin1'), '\x7fELF');
   });
 
   it('refuses a core swapped for a symlink (to /etc/shadow, say) instead of copying what it points to', async () => {
@@ -200,8 +240,8 @@ esac
   it('keeps nothing when the remote command fails, and says why', async () => {
     const dest = join(work, 'evidence', 'missing');
     await assert.rejects(
-      pullFile(ssh.host('box'), { container: 'web1', path: '/app/core.none' }, dest),
-      /Could not find the file \/app\/core\.none.*nothing was kept/,
+      pullFile(ssh.host('box'), { container: web, path: '/app/core.none' }, dest),
+      /the remote command failed \(1\): Error response from daemon: no such file or directory; nothing was kept/,
     );
     assert.equal(existsSync(dest), false);
     assert.equal(existsSync(`${dest}.part`), false);

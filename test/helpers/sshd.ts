@@ -36,6 +36,13 @@ export interface SshdOptions {
    * (ssh-keygen -V, default forever).
    */
   hostCertificate?: { principals?: string[]; validity?: string };
+  /**
+   * More variables for commands run over ssh (sshd's SetEnv), e.g. DOCKER_HOST naming a test's
+   * container engine. Values without spaces, quotes or backslashes.
+   */
+  env?: Record<string, string>;
+  /** What follows binDir on PATH (default /usr/local/bin:/usr/bin:/bin). */
+  basePath?: string;
 }
 
 export interface Sshd {
@@ -104,7 +111,12 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
       `binDir must be an absolute path without spaces, ':', quotes or backslashes: ${options.binDir}`,
     );
   }
-  const path = options.binDir === undefined ? BASE_PATH : `${options.binDir}:${BASE_PATH}`;
+  for (const [name, value] of Object.entries(options.env ?? {})) {
+    if (!/^[A-Z_][A-Z0-9_]*$/.test(name) || name === 'PATH' || !/^[^\s"\\]*$/.test(value))
+      throw new Error(`not a usable SetEnv variable: ${name}=${value}`);
+  }
+  const base = options.basePath ?? BASE_PATH;
+  const path = options.binDir === undefined ? base : `${options.binDir}:${base}`;
 
   const dir = await mkdtemp(join(tmpdir(), 'nightshift-sshd-'));
   const leftovers: Leftovers = { listener: undefined, paths: [dir] };
@@ -174,6 +186,7 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
           pidPath,
           authorizedKeysPath,
           path,
+          env: options.env ?? {},
           penalties,
           hostCertificatePath: certificate?.path,
         }),
@@ -238,6 +251,7 @@ interface ConfigValues {
   pidPath: string;
   authorizedKeysPath: string;
   path: string;
+  env: Record<string, string>;
   penalties: boolean;
   hostCertificatePath: string | undefined;
 }
@@ -272,7 +286,9 @@ function sshdConfig(c: ConfigValues): string {
     'MaxStartups 100',
     'MaxSessions 50',
     'LoginGraceTime 30',
-    `SetEnv PATH=${c.path}`,
+    `SetEnv ${Object.entries({ PATH: c.path, ...c.env })
+      .map(([name, value]) => `${name}=${value}`)
+      .join(' ')}`,
     'Subsystem sftp internal-sftp',
     // OpenSSH 9.8+ refuses a source after crashes and unauthenticated connections (our readiness
     // probes, killConnections); the option does not exist in older versions, which reject it.
