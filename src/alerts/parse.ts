@@ -104,10 +104,19 @@ export function parseDelivery(source: AlertSource, body: string | Uint8Array): P
     if (!envelope.success) return invalid(describe(envelope.error));
     list = envelope.data.alerts;
     at = (i) => ['alerts', i];
-    readAlert =
+    const read1 =
       source === 'alertmanager'
-        ? (item) => read(AlertmanagerAlertSchema, item, (a: AlertmanagerAlert) => fromAlertmanagerAlert(a))
-        : (item) => read(GrafanaAlertSchema, item, (a: GrafanaAlert) => fromGrafanaAlert(a));
+        ? (item: unknown) =>
+            read(AlertmanagerAlertSchema, item, (a: AlertmanagerAlert) => fromAlertmanagerAlert(a))
+        : (item: unknown) => read(GrafanaAlertSchema, item, (a: GrafanaAlert) => fromGrafanaAlert(a));
+    // Each alert is stored with its delivery's externalURL: the root links a silence through it.
+    const externalURL = envelope.data.externalURL;
+    readAlert = (item) => {
+      const r = read1(item);
+      return r.ok && externalURL !== undefined
+        ? { ...r, stored: { ...(r.stored as object), externalURL } }
+        : r;
+    };
   } else {
     if (Array.isArray(payload)) {
       const array = z.array(z.unknown()).min(1).max(MAX_GENERIC_ALERTS).safeParse(payload);

@@ -10,12 +10,27 @@ export type IncidentCommand =
   | { kind: 'summary'; incident?: number }
   | { kind: 'help'; problem?: string };
 
+/**
+ * The words `/investigate` understands besides a host name, as its help and the manifest's
+ * usage_hint name them (aliases such as `resolved` or `mitigate` are accepted too). The manifest
+ * test checks usage_hint against this list, and this list against the parser.
+ */
+export const INVESTIGATE_SUBCOMMANDS = [
+  'status',
+  'summary',
+  'investigating',
+  'mitigated',
+  'resolve',
+  'help',
+] as const;
+
 export const INVESTIGATE_HELP = [
   '*Usage*',
   // `<` and `>` as Slack's escapes: in mrkdwn `<host>` would be read as a link.
   '`/investigate &lt;host&gt; [note]`  open an incident for a host (or join its open one)',
   '`/investigate status|summary [#id]`  show an incident',
   '`/investigate investigating|mitigated|resolve [#id]`  change its state',
+  '`/investigate help`  this help',
   'In an incident thread, mention me instead: `@nightshift status`.',
   'Without `#id`, the only open incident is meant.',
 ].join('\n');

@@ -1,15 +1,19 @@
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
 import { parseUsedPercent } from '../alerts/alert.ts';
+import { alertLinks, type StoredAlertLinks } from '../alerts/links.ts';
 import { getIncident, type Incident } from '../incidents/incidents.ts';
 import type { Logger } from '../log.ts';
 import type { Db } from '../store/db.ts';
+import { type AnswerCorrelation, analysisHeadline } from './blocks/analysis.ts';
 import {
   type AlertCounts,
   type AlertNotice,
   alertReply,
   type DiskUsage,
+  type FindingNotice,
   incidentRoot,
+  type RootExtras,
   type SlackMessage,
 } from './blocks/incident.ts';
 
@@ -201,9 +205,60 @@ export async function alertState(
   return { disks: [...usages.values()].sort((a, b) => a.mount.localeCompare(b.mount)), alerts };
 }
 
+/**
+ * What the root shows beyond the incident and its alerts: the links back to its first alert, and
+ * the analysis's top finding once there is one.
+ */
+export async function rootExtras(db: Db, incidentId: number): Promise<RootExtras> {
+  const first = await db.executeSql<{ payload: unknown }>(
+    'SELECT payload FROM alerts WHERE incident_id = $1 AND valid ORDER BY id LIMIT 1',
+    [incidentId],
+  );
+  const raw = first.rows[0]?.payload;
+  const payload = (typeof raw === 'string' ? JSON.parse(raw) : raw) as
+    | (StoredAlertLinks & { alerts?: StoredAlertLinks[] })
+    | undefined;
+  // Rows stored before migration 9 hold their whole delivery.
+  const alert = payload?.alerts ? { ...payload.alerts[0], externalURL: payload.externalURL } : payload;
+  // The latest analysis's: its findings (stored redacted) and ranked correlations, read as the
+  // answer in the thread reads them, so the root names the stream's URL plain.
+  const job = await db.executeSql<{ id: string; result: unknown }>(
+    `SELECT id, result FROM jobs WHERE incident_id = $1 AND kind = 'analyze-evidence' AND state = 'succeeded'
+     ORDER BY id DESC LIMIT 1`,
+    [incidentId],
+  );
+  let headline: string | undefined;
+  if (job.rows[0]) {
+    const found = await db.executeSql<{ severity: FindingNotice['severity']; title: string }>(
+      'SELECT severity, title FROM findings WHERE job_id = $1 ORDER BY id',
+      [job.rows[0].id],
+    );
+    const raw = job.rows[0].result;
+    const result = (typeof raw === 'string' ? JSON.parse(raw) : raw) as {
+      correlations?: AnswerCorrelation[];
+    } | null;
+    headline = analysisHeadline({
+      correlations: result?.correlations ?? [],
+      findings: found.rows.map((f) => ({ ...f, detail: '' })),
+    });
+  }
+  return { ...(alert ? { links: alertLinks(alert) } : {}), ...(headline ? { headline } : {}) };
+}
+
 export async function renderRoot(db: Db, incident: Incident, now: Date): Promise<SlackMessage> {
   const { disks, alerts } = await alertState(db, incident.id);
-  return incidentRoot(incident, disks, now, alerts);
+  return incidentRoot(incident, disks, now, alerts, await rootExtras(db, incident.id));
+}
+
+/** Roots marked stale (root_hash cleared: an analysis found their headline) are updated in place. */
+async function refreshStaleRoots(db: Db, slack: SlackPoster, log: Logger, now: Date): Promise<void> {
+  const { rows } = await db.executeSql<{ id: string }>(
+    'SELECT id FROM incidents WHERE root_ts IS NOT NULL AND root_hash IS NULL ORDER BY id LIMIT 20',
+  );
+  for (const row of rows)
+    await refreshRoot(db, slack, Number(row.id), now).catch((error: unknown) =>
+      log.warn({ err: error, incident: Number(row.id) }, 'could not refresh the root message'),
+    );
 }
 
 /**
@@ -305,9 +360,11 @@ async function post(
         blocks: message.blocks,
         metadata: tag,
       });
+  // The channel it went to, the incident's, not the fallback it was queued with before the root
+  // was posted: edits (chat.update) are sent there.
   await db.executeSql(
-    'UPDATE thread_messages SET ts = $2, posted_at = now(), last_error = NULL WHERE id = $1',
-    [row.id, result.ts],
+    'UPDATE thread_messages SET ts = $2, channel = $3, posted_at = now(), last_error = NULL WHERE id = $1',
+    [row.id, result.ts, channel],
   );
 }
 
@@ -501,6 +558,7 @@ export async function drainOutbox(
   await Promise.all(Array.from({ length: settings.concurrency }, poster));
   // Edits made while their message was being posted, edits Slack refused, edits whose sender died.
   if (!control.stopping?.()) await sendPendingEdits(db, slack, log, settings);
+  if (!control.stopping?.()) await refreshStaleRoots(db, slack, log, now());
   return posted;
 }
 

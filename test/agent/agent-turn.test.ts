@@ -911,7 +911,15 @@ for (const database of testDatabases()) {
       const { db, deps, incidentId } = await setup();
       try {
         // Stored as a job stores it: redacted in the database, the value kept beside the evidence.
-        const run = await startJobRun(deps, 'collect-host', 'q-at-rest', incidentId, {}, 'started');
+        const run = await startJobRun(
+          deps,
+          'collect-host',
+          'q-at-rest',
+          incidentId,
+          {},
+          'started',
+          'collection',
+        );
         await run.finish(
           [{ severity: 'warning', title: 'Environment of app', detail: 'DB_PASSWORD=hunter2secret' }],
           'done',

@@ -36,6 +36,9 @@ const alertmanager = readFileSync(
   'utf8',
 );
 
+/** The incident a root message's buttons name. */
+const incidentIdOf = (root: { text?: string }) => Number(/#(\d+)/.exec(root.text ?? '')![1]);
+
 describe('a disk alert starts collection on the host', () => {
   let work: string;
   let sshd: Sshd;
@@ -106,8 +109,14 @@ describe('a disk alert starts collection on the host', () => {
       },
       60_000,
     );
+    // One status message, edited in place from "collecting" to the counts.
+    const status = thread.find((m) => /Progress on #\d+/.test(JSON.stringify(m.blocks)))!;
+    assert.match(status.text ?? '', /Collection on web-1 done: \d+ finding\(s\), 1 core file\(s\)/);
+    assert.match(status.history[0]?.text ?? '', /Collecting on web-1 over SSH/);
+    // The findings in one reply.
+    const found = thread.filter((m) => /What the collection found on web-1/.test(m.text ?? ''));
+    assert.equal(found.length, 1);
     const texts = thread.map((m) => m.text ?? '');
-    assert.ok(texts.some((t) => /Collecting on web-1 over SSH/.test(t)));
     assert.ok(
       texts.some((t) => /1 core dump in containers/.test(t)),
       texts.join('\n---\n'),
@@ -217,9 +226,11 @@ describe('a disk alert starts collection on the host', () => {
     });
     assert.match(JSON.stringify(updated.blocks), new RegExp(`Approved by <@${APPROVER}>`));
     assert.equal(approveButton(updated), undefined);
-    const progress = thread.find((m) => /Pulling from web-1/.test(m.text ?? ''));
+    // The pull's progress is the status message's line, edited in place, never a reply of its own.
+    const progress = thread.find((m) => m.history.some((h) => /Pulling from web-1/.test(h.text ?? '')));
     assert.ok(progress, 'a progress message');
-    assert.ok(progress.history.length >= 1, 'edited in place');
+    assert.match(progress.text ?? '', /Analysis done: 1 dump/);
+    assert.equal(thread.filter((m) => /Pulling|Analysing/.test(m.text ?? '')).length, 0);
     const audit = await db.executeSql<{ action: string }>(
       `SELECT action FROM audit_log WHERE action LIKE 'proposal.%' OR action LIKE 'run.%' ORDER BY id`,
     );
@@ -232,6 +243,100 @@ describe('a disk alert starts collection on the host', () => {
     );
     assert.equal(actions.filter((a) => a === 'proposal.decision_refused').length, 2, actions.join(', '));
     assert.ok(actions.indexOf('proposal.decision_refused') < actions.indexOf('proposal.approved'));
+  });
+
+  it('keeps the thread short: a few replies before the pull proposal, one status message edited through every phase', async () => {
+    const thread = slack.thread(FAKE_IDS.channel, rootTs);
+    const proposal = thread.findIndex((m) => /^Proposal #\d+ \(pull from host web-1\)/.test(m.text ?? ''));
+    assert.ok(proposal >= 0);
+    // Issue 17's goal: at most 5 replies before the first decision (it was 9, and 19 in all).
+    const before = thread.slice(0, proposal);
+    assert.ok(before.length <= 5, before.map((m) => m.text).join('\n---\n'));
+    assert.ok(thread.length <= 10, thread.map((m) => m.text).join('\n---\n'));
+    const root = slack.message(FAKE_IDS.channel, rootTs)!;
+    assert.match(JSON.stringify(root.blocks), /2 firing/);
+    const status = thread.filter((m) => /Progress on #\d+/.test(JSON.stringify(m.blocks)));
+    assert.equal(status.length, 1, 'one status message');
+    const shown = [...status[0]!.history.map((h) => h.text ?? ''), status[0]!.text ?? ''];
+    for (const phase of [/Collecting on web-1/, /Collection on web-1 done/, /Pull(ing|ed)/, /Analysis done/])
+      assert.ok(
+        shown.some((t) => phase.test(t)),
+        `${phase} in ${shown.join(' | ')}`,
+      );
+    // Every phase's final line is on it at the end.
+    const last = JSON.stringify(status[0]!.blocks);
+    assert.match(last, /Collection on web-1 done/);
+    assert.match(last, /Pulled 1 of 1 file\(s\) from web-1/);
+    assert.match(last, /Analysis done: 1 dump/);
+  });
+
+  it("links the root back to the alert, shows the analysis's headline, and its buttons change the incident as the commands do", async () => {
+    const root = () => slack.message(FAKE_IDS.channel, rootTs)!;
+    const shown = await until('the headline on the root', () => {
+      const blocks = JSON.stringify(root().blocks);
+      return /\*Found:\* 1 of 1 dumps died of SIGABRT/.test(blocks) ? blocks : undefined;
+    });
+    assert.ok(
+      shown.includes(
+        '<http://prometheus.internal:9090/graph?g0.expr=%28node_filesystem_avail_bytes%7Bfstype%21%3D%22%22%2Cjob%3D%22node%22%7D+%2F+node_filesystem_size_bytes%29|Alert source>',
+      ),
+      shown,
+    );
+    const silence = `http://alertmanager.internal:9093/#/silences/new?filter=${encodeURIComponent(
+      '{alertname="NodeFilesystemAlmostOutOfSpace", device="/dev/vda1", fstype="ext4", instance="web-1:9100", job="node", mountpoint="/", severity="critical"}',
+    )}`;
+    assert.ok(shown.includes(`<${silence}|Silence in Alertmanager>`), shown);
+    const press = async (user: string, action: string) => {
+      const responseUrl = slack.responseUrl();
+      const res = await signedRequest(
+        `http://127.0.0.1:${bot.port}/slack/events`,
+        SECRET,
+        blockActionsBody({
+          user,
+          actions: [{ action_id: action, value: String(incidentIdOf(root())) }],
+          message: { ts: rootTs },
+          channel: FAKE_IDS.channel,
+          response_url: responseUrl,
+        }),
+      );
+      assert.equal(res.status, 200);
+      const answer = await until(`the answer to ${action}`, () =>
+        slack.responses.find((r) => r.url === responseUrl),
+      );
+      return JSON.stringify(answer.body);
+    };
+    const buttons = () =>
+      (
+        (root().blocks as Array<{ type: string; elements?: Array<{ action_id: string }> }>).find(
+          (b) => b.type === 'actions',
+        )?.elements ?? []
+      ).map((e) => e.action_id);
+    assert.deepEqual(buttons(), ['incident_take_command', 'incident_mitigated', 'incident_resolve']);
+
+    assert.match(await press('U0ONCALL', 'incident_take_command'), /You are the commander of #1/);
+    await until('the commander on the root', () =>
+      /\*Commander:\* <@U0ONCALL>/.test(JSON.stringify(root().blocks)) ? true : undefined,
+    );
+    assert.match(await press('U0ONCALL', 'incident_mitigated'), /#1 is now mitigated/);
+    await until('mitigated on the root, its button gone', () =>
+      /\*Status:\* mitigated/.test(JSON.stringify(root().blocks)) && !buttons().includes('incident_mitigated')
+        ? true
+        : undefined,
+    );
+    await until('the change in the thread', () =>
+      slack
+        .thread(FAKE_IDS.channel, rootTs)
+        .find((m) => /<@U0ONCALL> set #1 to \*mitigated\*/.test(m.text ?? '')),
+    );
+    assert.match(await press('U0ONCALL', 'incident_resolve'), /#1 is now resolved/);
+    await until('no buttons once resolved', () => (buttons().length === 0 ? true : undefined));
+    // A button pressed on a stale screen: the same refusal as the command, to the presser alone.
+    assert.match(await press('U0STRANGER', 'incident_mitigated'), /is resolved; it cannot become mitigated/);
+    assert.match(await press('U0STRANGER', 'incident_take_command'), /is resolved/);
+    const { rows } = await db.executeSql<{ status: string; commander: string }>(
+      'SELECT status, commander FROM incidents WHERE id = 1',
+    );
+    assert.deepEqual(rows, [{ status: 'resolved', commander: 'U0ONCALL' }]);
   });
 
   it('catches up on a collection lost between an alert and its send, and queues it once', async () => {
@@ -305,8 +410,9 @@ describe('a disk alert starts collection on the host', () => {
       60_000,
     );
     const texts = thread.map((m) => m.text ?? '');
+    // Its status message went from collecting to done, edited in place.
     assert.ok(
-      texts.some((t) => /Collecting on db-1 over SSH/.test(t)),
+      thread.some((m) => m.history.some((h) => /Collecting on db-1 over SSH/.test(h.text ?? ''))),
       texts.join('\n---\n'),
     );
     assert.ok(

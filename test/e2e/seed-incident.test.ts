@@ -10,7 +10,7 @@ import { QUEUES } from '../../src/jobs/queues.ts';
 import { createLogger } from '../../src/log.ts';
 import { type Bot, startBot } from '../../src/main.ts';
 import type { Db } from '../../src/store/db.ts';
-import { makePythonIncident, type PythonIncident } from '../helpers/cores.ts';
+import { makePythonIncident, type PythonIncident, REQUEST_LINE } from '../helpers/cores.ts';
 import { POSTGRES_URL, testDatabases } from '../helpers/db.ts';
 import {
   endTurn,
@@ -254,14 +254,31 @@ describe('the seed incident end to end', { skip: POSTGRES_URL ? false : 'set DAT
           () => thread().find((m) => /Analysis done: 8 dumps/.test(m.text ?? '')),
           45_000,
         );
-        const stream = thread().find((m) =>
-          (m.text ?? '').includes(`Likely endless stream in 6 of 8 dumps: ${incident.streamUrl}`),
-        );
-        assert.ok(
-          stream,
+        // One answer: the stream's URL as a plain URL under the headline, the request with its
+        // customer, the correlations with their counts; the rest in a file beside it.
+        const answers = thread().filter((m) => /Analysis of 8 dumps/.test(m.text ?? ''));
+        assert.equal(
+          answers.length,
+          1,
           thread()
             .map((m) => m.text)
             .join('\n---\n'),
+        );
+        const shown = JSON.stringify(answers[0]!.blocks);
+        assert.ok(shown.includes(`Likely endless stream in 6 of 8 dumps:*\\n${incident.streamUrl}`), shown);
+        assert.ok(
+          shown.includes(REQUEST_LINE.replace(/ HTTP\/1\.1$/, '')) && /customer 4711/.test(shown),
+          shown,
+        );
+        assert.match(shown, /Top correlations/);
+        assert.match(shown, /Look at next/);
+        // The root names it too, once the outbox has refreshed it.
+        await until('the headline on the root', () =>
+          JSON.stringify(slack.message(CHANNEL, rootTs)!.blocks).includes(
+            `*Found:* Likely endless stream in 6 of 8 dumps: ${incident.streamUrl}`,
+          )
+            ? true
+            : undefined,
         );
       });
 

@@ -12,10 +12,12 @@
  * (handshake, masked client frames, ping/pong, close handshake) rather than the `ws` package,
  * which is not installed here.
  */
+
 import { createHash, createHmac, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { blockKitProblems } from './block-kit.ts';
 
 /** The ids the fake and the payload builders share, so an event "from Slack" names the same workspace. */
 export const FAKE_IDS = {
@@ -406,6 +408,12 @@ const fail = (code: string, extra?: Record<string, unknown>): never => {
   throw new SlackApiError(code, extra);
 };
 
+/** Blocks past Block Kit's limits are refused as Slack refuses them (helpers/block-kit.ts). */
+const checkBlocks = (blocks: unknown[] | undefined) => {
+  const problems = blocks ? blockKitProblems(blocks) : [];
+  if (problems.length > 0) fail('invalid_blocks', { errors: problems });
+};
+
 // ---------------------------------------------------------------------------------------------
 // A minimal WebSocket server side (RFC 6455), enough for Socket Mode
 // ---------------------------------------------------------------------------------------------
@@ -767,6 +775,7 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
       const blocks = decodedArray(args, 'blocks');
       const attachments = decodedArray(args, 'attachments');
       if (!text && !blocks?.length && !attachments?.length) fail('no_text');
+      checkBlocks(blocks);
       const threadTs = str(args, 'thread_ts');
       if (threadTs !== undefined) {
         const parent = findMessage(target.id, threadTs);
@@ -801,6 +810,7 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
       const blocks = decodedArray(args, 'blocks');
       const attachments = decodedArray(args, 'attachments');
       if (text === undefined && blocks === undefined && attachments === undefined) fail('no_text');
+      checkBlocks(blocks);
       message.history.push({
         ...(message.text !== undefined ? { text: message.text } : {}),
         ...(message.blocks ? { blocks: message.blocks } : {}),

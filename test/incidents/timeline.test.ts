@@ -28,7 +28,15 @@ for (const database of testDatabases()) {
         assert.ok(delivered.status === 'accepted');
         const incidentId = delivered.incidents[0]!.incidentId;
         const log = createLogger({ level: 'silent' });
-        const job = await startJobRun({ db, log }, 'analyze-evidence', 'job-1', incidentId, {}, 'Analysing');
+        const job = await startJobRun(
+          { db, log },
+          'analyze-evidence',
+          'job-1',
+          incidentId,
+          {},
+          'Analysing',
+          'analysis',
+        );
         const titles = ['Zeta comes first', 'Alpha second', 'Mu third', 'Beta fourth', 'Omega fifth'];
         await job.finish(
           titles.map((title) => ({ severity: 'info' as const, title, detail: '' })),

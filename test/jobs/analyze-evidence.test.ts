@@ -94,19 +94,14 @@ for (const database of testDatabases()) {
           `SELECT count(*)::int AS n FROM thread_messages WHERE incident_id = $1 AND role = 'reply'`,
           [incidentId],
         );
-        assert.equal(
-          replies.rows[0]!.n,
-          findings.rows.length + 3,
-          'findings, plus job started and finished, plus the agent is off',
-        );
+        assert.equal(replies.rows[0]!.n, 4, 'the status message, the answer, its file, the agent is off');
         const done = await db.executeSql<{ body: unknown }>(
           'SELECT body FROM thread_messages WHERE dedup_key = $1',
-          [`job:${jobId}:finished`],
+          [`status:${incidentId}`],
         );
         const raw = done.rows[0]!.body;
         const body = (typeof raw === 'string' ? JSON.parse(raw) : raw) as { text: string };
         assert.match(body.text, /Analysis done: 5 dumps, \d+ findings/);
-        assert.equal(kicked, 3);
         // Measured in the analysis's own process, apart from the bot's (issue 14: 256 MiB a dump).
         const result = await db.executeSql<{ result: unknown }>(
           'SELECT result FROM jobs WHERE queue_job_id = $1',
@@ -117,6 +112,32 @@ for (const database of testDatabases()) {
           peakRssBytes: number;
         };
         assert.ok(peakRssBytes > 16 * 2 ** 20 && peakRssBytes < 256 * 2 ** 20, `peak RSS ${peakRssBytes}`);
+        // The answer: one message with the stream's URL as it is, and the rest as a file.
+        const answer = await db.executeSql<{ body: unknown }>(
+          'SELECT body FROM thread_messages WHERE dedup_key = $1',
+          [`job:${jobId}:findings:0`],
+        );
+        const shown = JSON.stringify(answer.rows[0]!.body);
+        assert.match(
+          shown,
+          /Likely endless stream in 3 of 5 dumps:\*\\nhttp:\/\/127\.0\.0\.1:\d+\/live\/radio\.mp3/,
+        );
+        assert.match(shown, /Top correlations/);
+        assert.match(shown, /Look at next/);
+        const file = await db.executeSql<{ body: { type: string; content: string } }>(
+          'SELECT body FROM thread_messages WHERE dedup_key = $1',
+          [`job:${jobId}:findings:1`],
+        );
+        const fileBody = file.rows[0]!.body;
+        const content = (typeof fileBody === 'string' ? JSON.parse(fileBody) : fileBody) as {
+          type: string;
+          content: string;
+        };
+        assert.equal(content.type, 'file');
+        assert.match(content.content, /## Correlations/);
+        assert.equal((content.content.match(/^- \*\*/gm) ?? []).length, findings.rows.length);
+        // Started, done, the root marked stale for its headline, the agent is off.
+        assert.equal(kicked, 4);
       } finally {
         await boss.stop({ graceful: false });
         await db.close();

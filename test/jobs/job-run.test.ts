@@ -39,7 +39,15 @@ for (const database of testDatabases()) {
           user: 'U0X',
           channel: 'C1',
         });
-        const run = await startJobRun({ db, log }, 'collect-host', 'q-1', incident.id, {}, 'started');
+        const run = await startJobRun(
+          { db, log },
+          'collect-host',
+          'q-1',
+          incident.id,
+          {},
+          'started',
+          'collection',
+        );
         await run.finish(
           [
             { severity: 'warning', title: 'Environment of app', detail: `DB_PASSWORD=${SECRET}` },
@@ -52,16 +60,22 @@ for (const database of testDatabases()) {
           `done; last line: api_key=${SECRET}`,
         );
         const { rows } = await db.executeSql<{ dedup_key: string; body: unknown }>(
-          `SELECT dedup_key, body FROM thread_messages WHERE dedup_key LIKE 'job:q-1:%' ORDER BY id`,
+          `SELECT dedup_key, body FROM thread_messages
+           WHERE dedup_key LIKE 'job:q-1:%' OR dedup_key = $1 ORDER BY id`,
+          [`status:${incident.id}`],
         );
         const bodies = rows.map((r) => (typeof r.body === 'string' ? r.body : JSON.stringify(r.body)));
-        assert.equal(bodies.length, 4, 'started, two findings, finished');
+        assert.deepEqual(
+          rows.map((r) => r.dedup_key),
+          [`status:${incident.id}`, 'job:q-1:findings:0'],
+          'the status message (started, then done, in place) and one reply with both findings',
+        );
         for (const body of bodies) {
           assert.ok(!body.includes(SECRET), body);
           assert.ok(!body.includes('ghp_abcdef'), body);
         }
-        assert.match(bodies[2]!, /Log mentions \[REDACTED\]/, 'the bare copy in another finding is hidden');
-        assert.match(bodies[3]!, /api_key=\[REDACTED\]/);
+        assert.match(bodies[1]!, /Log mentions \[REDACTED\]/, 'the bare copy in another finding is hidden');
+        assert.match(bodies[0]!, /api_key=\[REDACTED\]/);
       } finally {
         await db.close();
       }
@@ -86,6 +100,7 @@ for (const database of testDatabases()) {
           incident.id,
           {},
           'started',
+          'collection',
         );
         await run.finish(
           [
@@ -143,6 +158,7 @@ for (const database of testDatabases()) {
           incident.id,
           {},
           'started',
+          'collection',
         );
         await later.finish(
           [{ severity: 'info', title: 'Largest file', detail: `/tmp/${PASSWORD}.log 1 GiB` }],

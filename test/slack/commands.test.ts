@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseIncidentCommand } from '../../src/slack/commands.ts';
+import { INVESTIGATE_HELP, INVESTIGATE_SUBCOMMANDS, parseIncidentCommand } from '../../src/slack/commands.ts';
 
 describe('parseIncidentCommand', () => {
   it('opens an incident for a host, with an optional note', () => {
@@ -39,5 +39,10 @@ describe('parseIncidentCommand', () => {
       kind: 'help',
       problem: '"`rm" does not look like a host name',
     });
+  });
+
+  it('names every subcommand in its help', () => {
+    for (const sub of INVESTIGATE_SUBCOMMANDS)
+      assert.match(INVESTIGATE_HELP, new RegExp(`\\b${sub}\\b`), sub);
   });
 });

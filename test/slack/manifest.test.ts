@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { createLogger } from '../../src/log.ts';
+import { INVESTIGATE_SUBCOMMANDS, parseIncidentCommand } from '../../src/slack/commands.ts';
 import type { ListenerDeps } from '../../src/slack/deps.ts';
 import { registerListeners } from '../../src/slack/listeners/index.ts';
 import type { Db } from '../../src/store/db.ts';
@@ -15,7 +16,7 @@ import { type Matcher, recordingApp } from '../helpers/recording-app.ts';
  */
 const manifest = parse(readFileSync(new URL('../../manifest.yml', import.meta.url), 'utf8')) as {
   features: {
-    slash_commands?: Array<{ command: string; url?: string }>;
+    slash_commands?: Array<{ command: string; url?: string; usage_hint?: string; description?: string }>;
     shortcuts?: Array<{ callback_id: string; type: string }>;
   };
   oauth_config: { scopes: { bot: string[] } };
@@ -116,6 +117,18 @@ describe('manifest.yml and the registered listeners', () => {
     );
   });
 
+  it("give /investigate's every subcommand in its usage_hint, within Slack's lengths", () => {
+    const investigate = (manifest.features.slash_commands ?? []).find((c) => c.command === '/investigate');
+    const hint = investigate?.usage_hint ?? '';
+    const words = new Set(hint.split(/[^a-z]+/));
+    for (const sub of INVESTIGATE_SUBCOMMANDS) assert.ok(words.has(sub), `usage_hint lacks ${sub}: ${hint}`);
+    assert.match(hint, /^<host> \[note\]/, 'opening an incident for a host comes first');
+    // Each listed word is one the parser reads as that subcommand, not as a host to open.
+    for (const sub of INVESTIGATE_SUBCOMMANDS) assert.notEqual(parseIncidentCommand(sub).kind, 'open', sub);
+    // Slack's manifest schema: usage_hint and description at most 1,000 and 2,000 characters.
+    assert.ok(hint.length <= 1000 && (investigate?.description ?? '').length <= 2000);
+  });
+
   it('declare the same bot events, both ways', () => {
     compare(
       'bot events',
@@ -149,8 +162,14 @@ describe('manifest.yml and the registered listeners', () => {
     if (interactivityOn) assert.ok(interactive.length > 0, 'interactivity is on but no listener receives it');
   });
 
-  it('receive the approve and reject buttons of proposals', () => {
-    assert.deepEqual([...registered.actions].map(shown).sort(), ['proposal_approve', 'proposal_reject']);
+  it("receive the approve and reject buttons of proposals, and the root message's buttons", () => {
+    assert.deepEqual([...registered.actions].map(shown).sort(), [
+      'incident_mitigated',
+      'incident_resolve',
+      'incident_take_command',
+      'proposal_approve',
+      'proposal_reject',
+    ]);
   });
 
   it('ask for the scope each registered listener and each posting needs', () => {

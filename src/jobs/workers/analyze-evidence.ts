@@ -1,9 +1,10 @@
 import type { Report } from '../../analyze/report-schema.ts';
 import { type AnalysisChildOptions, analyzeInChild } from '../../evidence/analyze-child.ts';
 import { rememberSecrets } from '../../evidence/known-secrets.ts';
+import { analysisAnswer, analysisMarkdown } from '../../slack/blocks/analysis.ts';
 import { md } from '../../slack/blocks/mrkdwn.ts';
 import { QUEUES } from '../queues.ts';
-import { type JobDeps, startJobRun } from './job-run.ts';
+import { asBody, type JobDeps, startJobRun } from './job-run.ts';
 
 /**
  * The analysis job: runs `nightshift analyze` on evidence already on the bot host, in a child
@@ -30,6 +31,7 @@ export async function analyzeEvidence(deps: AnalysisDeps, jobId: string, raw: un
     payload.incidentId,
     payload,
     md`:hourglass_flowing_sand: Analysing ${plural(payload.paths.length, 'evidence path')} (job ${jobId.slice(0, 8)})`,
+    'analysis',
   );
   try {
     const { report, secrets, peakRssBytes } = await analyzeInChild(payload.paths, deps.analysis);
@@ -49,6 +51,27 @@ export async function analyzeEvidence(deps: AnalysisDeps, jobId: string, raw: un
       report.findings,
       md`:white_check_mark: Analysis done: ${plural(report.dumps.length, 'dump')}, ${plural(report.findings.length, 'finding')}${unreadable}`,
       { dumps: report.dumps.length },
+      (findings) => {
+        const answer = {
+          incidentId: payload.incidentId,
+          dumps: report.dumps.length,
+          unreadable: report.errors.length,
+          findings,
+          correlations: report.correlations,
+          nextSteps: report.nextSteps,
+        };
+        // One message to read on a phone, and the rest as a file beside it.
+        return [
+          asBody(analysisAnswer(answer)),
+          {
+            type: 'file',
+            content: analysisMarkdown(answer),
+            filename: `incident-${payload.incidentId}-analysis.md`,
+            title: `Analysis of ${plural(report.dumps.length, 'dump')} (#${payload.incidentId})`,
+            comment: 'All findings, correlations and next steps of the analysis.',
+          },
+        ];
+      },
     );
     // The ranked correlations (already redacted by the analyzer), for the agent's list_findings.
     await deps.db.executeSql('UPDATE jobs SET result = $2 WHERE id = $1', [
@@ -63,6 +86,9 @@ export async function analyzeEvidence(deps: AnalysisDeps, jobId: string, raw: un
           .map(({ value, kind, dumps, total, stream, why }) => ({ value, kind, dumps, total, stream, why })),
       }),
     ]);
+    // The root shows the headline now (its correlations stored): marked stale, the outbox's next drain updates it.
+    await deps.db.executeSql('UPDATE incidents SET root_hash = NULL WHERE id = $1', [payload.incidentId]);
+    deps.kick?.();
     return report;
   } catch (error) {
     await run.fail(error);

@@ -4,10 +4,11 @@ import { collectHost, type HostCollection } from '../../collect/collect-host.ts'
 import { formatBytes, planPull, pullText } from '../../collect/pull-plan.ts';
 import type { SshConnections } from '../../collect/ssh.ts';
 import { findHost, type HostsFile } from '../../config/hosts.ts';
+import { findingsReply } from '../../slack/blocks/incident.ts';
 import { md } from '../../slack/blocks/mrkdwn.ts';
 import { queueProposalMessage } from '../../slack/proposal-messages.ts';
 import { QUEUES } from '../queues.ts';
-import { type JobDeps, startJobRun } from './job-run.ts';
+import { asBody, type JobDeps, startJobRun } from './job-run.ts';
 
 /**
  * The collection job a disk alert starts: the built-in, read-only collectors on the host over
@@ -41,9 +42,13 @@ export async function collectHostJob(
     host
       ? md`:mag: Collecting on ${host.name} over SSH: disk usage, core dumps, Docker (job ${jobId.slice(0, 8)})`
       : md`:grey_question: ${payload.host} is not in the hosts file, so nothing is collected there. Add it (name, address, user, key) to collect on its next alert.`,
+    'collection',
   );
   if (!host) {
-    await run.finish([], 'Collection skipped: unknown host.');
+    await run.finish(
+      [],
+      md`:grey_question: Nothing collected: ${payload.host} is not in the hosts file. Add it (name, address, user, key) to collect on its next alert.`,
+    );
     return undefined;
   }
   try {
@@ -66,6 +71,10 @@ export async function collectHostJob(
       collection.findings,
       md`:white_check_mark: Collection on ${host.name} done: ${collection.findings.length} finding(s), ${collection.cores.length} core file(s)${problems}`,
       { host: host.name, cores: collection.cores.length },
+      (findings) =>
+        findings.length === 0
+          ? []
+          : [asBody(findingsReply(findings, md`:mag: *What the collection found on ${host.name}*`))],
     );
     for (const held of collection.held) {
       // Fixed, read-only text, but the policy wants a human to say yes first: a host script proposal.

@@ -2,17 +2,20 @@ import { redact } from '../../analyze/redact.ts';
 import type { Finding } from '../../analyze/report-schema.ts';
 import { findingRedactor } from '../../evidence/known-secrets.ts';
 import type { Logger } from '../../log.ts';
-import { findingReply } from '../../slack/blocks/incident.ts';
+import { findingsReply, type SlackMessage } from '../../slack/blocks/incident.ts';
 import { asMrkdwn, Mrkdwn, md } from '../../slack/blocks/mrkdwn.ts';
+import type { ProgressPhase } from '../../slack/blocks/status.ts';
+import { showProgress } from '../../slack/status-message.ts';
 import type { Db } from '../../store/db.ts';
-import { appendAudit, queueThreadMessage } from '../../store/records.ts';
+import { appendAudit, queueThreadMessage, type ThreadMessageBody } from '../../store/records.ts';
 
 /**
  * What every job does around its own work, the same way: a row in `jobs` (the timeline's view of
- * it), a "started" and a "done"/"failed" reply in the thread, its findings stored and queued as
- * replies, an audit entry. Keys are derived from the queue's job id, so a retried job repeats no
- * message. A reply's text is mrkdwn built with `md`; a plain string is taken as outside text and
- * escaped whole (slack/blocks/mrkdwn.ts).
+ * it), its "started" and "done"/"failed" as its phase's line in the incident's status message
+ * (edited in place, slack/status-message.ts), its findings stored and queued as one reply (or as
+ * the job presents them), an audit entry. Keys are derived from the queue's job id, so a retried
+ * job repeats no message. A text is mrkdwn built with `md`; a plain string is taken as outside
+ * text and escaped whole (slack/blocks/mrkdwn.ts).
  */
 
 export interface JobDeps {
@@ -31,8 +34,17 @@ export interface JobRun {
   /** The `jobs` row. */
   id: number;
   reply(key: string, text: Mrkdwn | string, db?: Db): Promise<void>;
-  /** Stores findings and queues each for the thread, then marks the job done, in one transaction. */
-  finish(findings: readonly Finding[], doneText: Mrkdwn | string, subject?: object): Promise<void>;
+  /**
+   * Stores findings and queues them for the thread, then marks the job done, in one transaction;
+   * then its phase's line says `doneText`. `present` turns the (redacted) findings into the
+   * thread's messages, default one reply listing them all (none when there are none).
+   */
+  finish(
+    findings: readonly Finding[],
+    doneText: Mrkdwn | string,
+    subject?: object,
+    present?: (findings: readonly Finding[]) => ThreadMessageBody[],
+  ): Promise<void>;
   fail(error: unknown): Promise<void>;
 }
 
@@ -43,6 +55,7 @@ export async function startJobRun(
   incidentId: number,
   input: object,
   startedText: Mrkdwn | string,
+  phase: ProgressPhase,
 ): Promise<JobRun> {
   const { rows } = await deps.db.executeSql<{ id: string }>(
     `INSERT INTO jobs (incident_id, kind, queue_job_id, state, input, started_at)
@@ -59,12 +72,17 @@ export async function startJobRun(
       fallbackChannel: '#incidents',
       body: { type: 'text', text: asMrkdwn(text).text, blocks: [] },
     });
-  await reply('started', startedText);
-  deps.kick?.();
+  const progress = (text: Mrkdwn | string, rank: number) =>
+    showProgress(deps.db, incidentId, phase, asMrkdwn(text), {
+      rank,
+      channel: '#incidents',
+      kick: deps.kick,
+    });
+  await progress(startedText, 1);
   return {
     id,
     reply,
-    async finish(findings, doneText, subject = {}) {
+    async finish(findings, doneText, subject = {}, present = (f) => defaultPresent(f)) {
       // Findings are stored redacted, as they go to Slack, and a secret found in one finding is
       // hidden in all of them. The secrets themselves are remembered beside the evidence, not in
       // the database, so the agent can still hide their bare copies (evidence/known-secrets.ts).
@@ -74,8 +92,9 @@ export async function startJobRun(
         findings.map((f) => `${f.title}\n${f.detail}`),
       );
       const clean = (text: string) => scrub(text).text;
+      const shown: Finding[] = [];
       await deps.db.transaction(async (tx) => {
-        for (const [i, finding] of findings.entries()) {
+        for (const finding of findings) {
           const title = scrub(finding.title);
           const detail = scrub(finding.detail);
           await tx.executeSql(
@@ -89,16 +108,16 @@ export async function startJobRun(
               JSON.stringify({ detail: detail.text, redactions: title.count + detail.count }),
             ],
           );
-          const message = findingReply({ ...finding, title: title.text, detail: detail.text });
+          shown.push({ ...finding, title: title.text, detail: detail.text });
+        }
+        for (const [i, body] of present(shown).entries()) {
           await queueThreadMessage(tx, {
             incidentId,
-            key: `job:${queueJobId}:finding:${i}`,
+            key: `job:${queueJobId}:findings:${i}`,
             fallbackChannel: '#incidents',
-            body: { type: 'text', text: message.text, blocks: message.blocks },
+            body,
           });
         }
-        // Redacted as it will show: [REDACTED] adds no markup, so it stays mrkdwn, escaped once.
-        await reply('finished', new Mrkdwn(clean(asMrkdwn(doneText).text)), tx);
         await tx.executeSql(`UPDATE jobs SET state = 'succeeded', finished_at = now() WHERE id = $1`, [id]);
         await appendAudit(tx, {
           actor: 'nightshift',
@@ -107,7 +126,8 @@ export async function startJobRun(
           subject: { job: queueJobId, queue, ...subject },
         });
       });
-      deps.kick?.();
+      // Redacted as it will show: [REDACTED] adds no markup, so it stays mrkdwn, escaped once.
+      await progress(new Mrkdwn(clean(asMrkdwn(doneText).text)), 2);
     },
     async fail(error) {
       const message = redact((error as Error).message).text.slice(0, 500);
@@ -115,8 +135,18 @@ export async function startJobRun(
         `UPDATE jobs SET state = 'failed', finished_at = now(), error = $2 WHERE id = $1`,
         [id, message],
       );
-      await reply('failed', md`:x: ${queue} failed: ${message}`);
-      deps.kick?.();
+      await progress(md`:x: ${queue} failed: ${message}`, 2);
     },
   };
+}
+
+export const asBody = (message: SlackMessage): ThreadMessageBody => ({
+  type: 'text',
+  text: message.text,
+  blocks: message.blocks,
+});
+
+/** The findings as one reply, each its title and detail; none when there are none. */
+function defaultPresent(findings: readonly Finding[]): ThreadMessageBody[] {
+  return findings.length === 0 ? [] : [asBody(findingsReply(findings))];
 }

@@ -28,10 +28,10 @@ import {
 import { type SandboxUser, shareEvidence } from '../../runners/sandbox-user.ts';
 import { renderSqlResult, runReadOnlySql, type SqlRunOptions } from '../../runners/sql.ts';
 import { checkReadOnlySql } from '../../runners/sql-check.ts';
-import { asMrkdwn, joinMrkdwn, md } from '../../slack/blocks/mrkdwn.ts';
+import { asMrkdwn, joinMrkdwn, type Mrkdwn, md } from '../../slack/blocks/mrkdwn.ts';
 import type { SlackPoster } from '../../slack/outbox.ts';
 import { refreshProposalMessage } from '../../slack/proposal-messages.ts';
-import { editThreadMessage } from '../../slack/thread-edits.ts';
+import { showProgress } from '../../slack/status-message.ts';
 import { appendAudit, queueThreadMessage } from '../../store/records.ts';
 import { QUEUES } from '../queues.ts';
 import type { JobDeps } from './job-run.ts';
@@ -263,18 +263,16 @@ async function runPull(
   const remote = deps.ssh.host(host.name);
   const dir = join(deps.evidenceDir, `incident-${proposal.incidentId}`, `run-${run.id}`);
   await mkdir(dir, { recursive: true });
-  const progressKey = `run:${run.id}:progress`;
-  await queueThreadMessage(deps.db, {
-    incidentId: proposal.incidentId,
-    key: progressKey,
-    fallbackChannel: deps.channel,
-    body: {
-      type: 'text',
-      text: md`:arrow_down: Pulling ${sources.length} file(s) from ${host.name}…`.text,
-      blocks: [],
-    },
-  });
-  deps.kick?.();
+  // The pull's progress is a line of the incident's status message, edited in place.
+  const progress = (line: Mrkdwn, rank: number) =>
+    showProgress(deps.db, proposal.incidentId, 'pull', line, {
+      rank,
+      slack: deps.slack,
+      log: deps.log,
+      channel: deps.channel,
+      kick: deps.kick,
+    });
+  await progress(md`:arrow_down: Pulling ${sources.length} file(s) from ${host.name}…`, 0);
 
   const started = Date.now();
   const done = new Map<PullSource, number>();
@@ -319,14 +317,9 @@ async function runPull(
       expectedBytes: expected,
       elapsedMs: Date.now() - started,
     });
-    const text = asMrkdwn(line).text;
-    await editThreadMessage(
-      deps.db,
-      deps.slack,
-      progressKey,
-      { text, blocks: [] },
-      { log: deps.log, rank },
-    ).catch((error: unknown) => deps.log.warn({ err: error }, 'could not update the progress message'));
+    await progress(asMrkdwn(line), rank).catch((error: unknown) =>
+      deps.log.warn({ err: error }, 'could not update the progress message'),
+    );
   };
 
   const results: Array<{ source: PullSource; result?: PullResult; error?: string }> = [];
@@ -372,9 +365,14 @@ async function runPull(
   const failed = results.filter((r) => r.error);
   const bytes = pulled.reduce((sum, r) => sum + r.result!.bytes, 0);
   const seconds = (Date.now() - started) / 1000;
+  const headline = md`${pulled.length === sources.length ? ':white_check_mark:' : ':warning:'} Pulled ${pulled.length} of ${sources.length} file(s) from ${host.name}: ${formatBytes(bytes)} in ${seconds.toFixed(1)} s`;
+  // Ranked above every draw: a draw still in flight does not bring the running count back.
+  await progress(headline, ++draws).catch((error: unknown) =>
+    deps.log.warn({ err: error }, 'could not update the progress message'),
+  );
   const summary = joinMrkdwn(
     [
-      md`${pulled.length === sources.length ? ':white_check_mark:' : ':warning:'} Pulled ${pulled.length} of ${sources.length} file(s) from ${host.name}: ${formatBytes(bytes)} in ${seconds.toFixed(1)} s`,
+      headline,
       ...pulled.map(
         (r) =>
           md`• ${localName(r.source)} ${formatBytes(r.result!.bytes)} sha256 ${r.result!.sha256.slice(0, 12)}`,

@@ -1,9 +1,11 @@
+import type { AlertLinks } from '../../alerts/links.ts';
 import type { Incident, TimelineEntry } from '../../incidents/incidents.ts';
 import {
   joinMrkdwn,
   type Mrkdwn,
   md,
   mentionUser,
+  mrkdwnLink,
   mrkdwnSection,
   mrkdwnText,
   truncateMrkdwn,
@@ -68,12 +70,66 @@ function clock(date: Date): string {
   return `${date.toISOString().slice(11, 16)} UTC`;
 }
 
-/** The root of an incident's thread; `alerts` adds a line counting them by state. */
+/** The buttons of a root message; their value is the incident's id. */
+export const TAKE_COMMAND_ACTION = 'incident_take_command';
+export const MITIGATED_ACTION = 'incident_mitigated';
+export const RESOLVE_ACTION = 'incident_resolve';
+
+/** What the root shows beyond the incident's row: links back to the alert, the analysis's headline. */
+export interface RootExtras {
+  links?: AlertLinks;
+  /** The finding that answers the incident, once the analysis found it (outside text). */
+  headline?: string;
+}
+
+/** The incident's id from a root button's value; undefined when it is not one. */
+export function parseIncidentValue(value: string | undefined): number | undefined {
+  const m = /^(\d{1,12})$/.exec(value ?? '');
+  return m ? Number(m[1]) : undefined;
+}
+
+function rootButtons(incident: Incident): Block | undefined {
+  if (incident.status === 'resolved') return undefined;
+  const value = String(incident.id);
+  const button = (action_id: string, text: string, style?: 'primary' | 'danger') => ({
+    type: 'button',
+    action_id,
+    text: { type: 'plain_text', text },
+    value,
+    ...(style ? { style } : {}),
+  });
+  return {
+    type: 'actions',
+    block_id: `incident:${incident.id}`,
+    elements: [
+      button(TAKE_COMMAND_ACTION, 'Take command', 'primary'),
+      ...(incident.status === 'mitigated' ? [] : [button(MITIGATED_ACTION, 'Mitigated')]),
+      button(RESOLVE_ACTION, 'Resolve'),
+    ],
+  };
+}
+
+function rootLinks(links: AlertLinks | undefined): Mrkdwn | undefined {
+  if (!links) return undefined;
+  const parts = [
+    ...(links.source ? [mrkdwnLink(links.source, md`Alert source`)] : []),
+    ...(links.grafana ? [mrkdwnLink(links.grafana, md`Grafana`)] : []),
+    ...(links.silence ? [mrkdwnLink(links.silence, md`Silence in Alertmanager`)] : []),
+  ];
+  return parts.length > 0 ? joinMrkdwn(parts, '  ·  ') : undefined;
+}
+
+/**
+ * The root of an incident's thread; `alerts` adds a line counting them by state, `extras` the
+ * headline once known and the links back to the alert. Buttons (Take command, Mitigated, Resolve)
+ * while it is not resolved.
+ */
 export function incidentRoot(
   incident: Incident,
   disks: readonly DiskUsage[],
   now: Date,
   alerts?: AlertCounts,
+  extras: RootExtras = {},
 ): SlackMessage {
   const open = incident.resolvedAt ?? now;
   const counted = [
@@ -90,16 +146,21 @@ export function incidentRoot(
       ? md`*Resolved* after ${formatDuration(open.getTime() - incident.openedAt.getTime())}`
       : md`*Open for* ${formatDuration(now.getTime() - incident.openedAt.getTime())} (since ${clock(incident.openedAt)})`,
     ...(incident.previousIncidentId ? [md`*Fired again:* follows #${incident.previousIncidentId}`] : []),
+    ...(extras.headline ? [truncateMrkdwn(md`*Found:* ${extras.headline}`, 1000)] : []),
   ];
+  const links = rootLinks(extras.links);
+  const buttons = rootButtons(incident);
   const title = md`${STATUS_EMOJI[incident.status]} #${incident.id} ${truncateMrkdwn(md`${incident.title}`, 2000)}`;
   return {
     text: md`${title} (${incident.status})`.text,
     blocks: [
       mrkdwnSection(md`*${title}*`),
       mrkdwnSection(joinMrkdwn(lines, '\n')),
+      ...(buttons ? [buttons] : []),
       {
         type: 'context',
         elements: [
+          ...(links ? [mrkdwnText(links)] : []),
           mrkdwnText(
             md`Updates arrive in this thread. In it, mention me: \`status\`, \`investigating\`, \`mitigated\`, \`resolve\`, \`summary\`.`,
           ),
@@ -175,8 +236,30 @@ export interface FindingNotice {
   detail: string;
 }
 
-/** A finding as a thread reply: the title on its own line, the detail under it. */
-export function findingReply(finding: FindingNotice): SlackMessage {
-  const text = md`${SEVERITY_EMOJI[finding.severity]} *${finding.title}*\n${finding.detail}`;
-  return { text: text.text, blocks: [mrkdwnSection(truncateMrkdwn(text, 2900))] };
+/** Sections of one reply: Slack allows 50 blocks; the rest are counted in a last line. */
+const FINDINGS_SHOWN = 40;
+
+/**
+ * Findings as one thread reply: each its title on a line and its detail under it, in a section
+ * of its own; `text` (the notification) lists the titles.
+ */
+export function findingsReply(findings: readonly FindingNotice[], heading?: Mrkdwn): SlackMessage {
+  const shown = findings.slice(0, FINDINGS_SHOWN);
+  const blocks: Block[] = heading ? [mrkdwnSection(heading)] : [];
+  blocks.push(
+    ...shown.map((f) =>
+      mrkdwnSection(truncateMrkdwn(md`${SEVERITY_EMOJI[f.severity]} *${f.title}*\n${f.detail}`, 1500)),
+    ),
+  );
+  const left = findings.length - shown.length;
+  if (left > 0)
+    blocks.push({
+      type: 'context',
+      elements: [mrkdwnText(md`and ${left} more: \`/investigate summary\` lists them all`)],
+    });
+  const titles = joinMrkdwn(
+    [...(heading ? [heading] : []), ...findings.map((f) => md`${SEVERITY_EMOJI[f.severity]} ${f.title}`)],
+    '\n',
+  );
+  return { text: truncateMrkdwn(titles, 3000).text, blocks };
 }

@@ -77,6 +77,21 @@ export function modelMrkdwn(text: string): Mrkdwn {
   return new Mrkdwn(fences % 2 === 1 ? `${escaped}\n\`\`\`` : escaped);
 }
 
+/**
+ * A link with the bot's own words as its label, to a URL from outside that was checked to be
+ * http(s) (alerts/links.ts httpUrl): `&` is escaped as Slack asks, and `<`, `>` and `|`, which
+ * would end the link or start its label, are percent-encoded, as a browser would send them.
+ */
+export function mrkdwnLink(url: string, label: Mrkdwn): Mrkdwn {
+  const safe = url
+    .replaceAll('&', '&amp;')
+    .replaceAll('<', '%3C')
+    .replaceAll('>', '%3E')
+    .replaceAll('|', '%7C')
+    .replaceAll(/\s/g, (c) => encodeURIComponent(c));
+  return new Mrkdwn(`<${safe}|${label.text.replaceAll('|', '¦').replaceAll('>', '&gt;')}>`);
+}
+
 /** A user named by Slack id is mentioned; anyone else (`agent`, `nightshift`, a name) is text. */
 export function mentionUser(user: string): Mrkdwn {
   return /^[UW][A-Z0-9]{2,}$/.test(user) ? new Mrkdwn(`<@${user}>`) : asMrkdwn(user);

@@ -236,6 +236,7 @@ export function proposalMessage(view: ProposalView, now: Date): SlackMessage {
           style: 'primary',
           text: { type: 'plain_text', text: 'Approve' },
           value,
+          ...approveConfirm(view),
         },
         {
           type: 'button',
@@ -261,4 +262,31 @@ export function proposalMessage(view: ProposalView, now: Date): SlackMessage {
 export function parseProposalValue(value: string | undefined): { id: number; sha256: string } | undefined {
   const m = /^(\d{1,15}):([0-9a-f]{64})$/.exec(value ?? '');
   return m ? { id: Number(m[1]), sha256: m[2]! } : undefined;
+}
+
+/**
+ * Risk notes (approvals/risk.ts) of a proposal that changes something where it runs: one with any
+ * asks "are you sure?" before Approve counts. A pull writes only on the bot's own host.
+ */
+const CHANGES =
+  /^(deletes files|writes files|changes containers|stops or restarts processes)$|not a plain read/;
+
+/**
+ * Slack's confirmation dialog on Approve, for a proposal whose risk notes (approvals/risk.ts) say
+ * it deletes or writes: a tap in a pocket does not approve a deletion. Plain text, within Slack's
+ * lengths (title 100, text 300, buttons 30).
+ */
+export function approveConfirm(view: Pick<ProposalView, 'id' | 'risks'>): { confirm?: object } {
+  const risky = view.risks.filter((r) => CHANGES.test(r));
+  if (risky.length === 0) return {};
+  const text = `Proposal #${view.id} ${risky.join(', ')}. Approve it to run as shown?`;
+  return {
+    confirm: {
+      title: { type: 'plain_text', text: `Approve #${view.id}?`.slice(0, 100) },
+      text: { type: 'plain_text', text: text.length > 300 ? `${text.slice(0, 299)}…` : text },
+      confirm: { type: 'plain_text', text: 'Approve' },
+      deny: { type: 'plain_text', text: 'Cancel' },
+      style: 'danger',
+    },
+  };
 }
