@@ -209,10 +209,14 @@ for (const database of testDatabases()) {
           );
           assert.equal(rows[0]!.state, 'failed');
           assert.match(rows[0]!.error, reason);
-          const reply = await db.executeSql('SELECT 1 FROM thread_messages WHERE dedup_key = $1', [
-            `job:${jobId}:failed`,
-          ]);
-          assert.equal(reply.rows.length, 1, 'the thread is told');
+          // The thread is told on the incident's status message, the job's phase line.
+          const status = await db.executeSql<{ body: unknown }>(
+            'SELECT body FROM thread_messages WHERE dedup_key = $1',
+            [`status:${incident.id}`],
+          );
+          const raw = status.rows[0]?.body;
+          const shown = (typeof raw === 'string' ? JSON.parse(raw) : raw) as { text: string } | undefined;
+          assert.match(shown?.text ?? '', new RegExp(`failed: .*${reason.source}`), 'the thread is told');
         };
         // V8 gives up on an 8 MiB heap (a real out-of-memory abort); on 4 MiB it crashed with
         // SIGSEGV here; an hour's limit cut to 50 ms kills it. This process stays up through all.
