@@ -100,6 +100,20 @@ const SQL =
   /\b(?:SELECT\s[\s\S]{1,2000}?\sFROM\s|INSERT\s+INTO\s|UPDATE\s+\S{1,200}\s+SET\s|DELETE\s+FROM\s)/g;
 const ENV = /^([A-Z_][A-Z0-9_]{0,127})=([\s\S]*)$/;
 
+/**
+ * Whether some '://' in the text follows something other than http or https: only then can
+ * OTHER_URL_PATTERN match, and on a heap of web URLs scanning for its schemes cost more than the
+ * URL pattern itself.
+ */
+function hasOtherScheme(text: string): boolean {
+  for (let at = text.indexOf('://'); at >= 0; at = text.indexOf('://', at + 3)) {
+    if (text.endsWith('http', at)) continue;
+    if (text.endsWith('https', at)) continue;
+    return true;
+  }
+  return false;
+}
+
 function clip(value: string): string {
   const trimmed = value.trim();
   return trimmed.length > MAX_VALUE ? `${trimmed.slice(0, MAX_VALUE - 1)}…` : trimmed;
@@ -116,7 +130,7 @@ function each(pattern: RegExp, text: string, fn: (m: RegExpExecArray) => void): 
 export function extractEvidence(text: string, _encoding: StringEncoding, emit: EvidenceEmit): void {
   if (text.includes('://')) {
     each(URL_PATTERN, text, (m) => emit('url', clip(m[0])));
-    each(OTHER_URL_PATTERN, text, (m) => emit('url', clip(m[0])));
+    if (hasOtherScheme(text)) each(OTHER_URL_PATTERN, text, (m) => emit('url', clip(m[0])));
   }
   if (text.includes(' HTTP/')) {
     each(REQUEST_LINE, text, (m) => emit('request', clip(`${m[1]} ${m[2]}`)));

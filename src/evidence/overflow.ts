@@ -295,6 +295,14 @@ export async function resolveOverflow(
         top = new Heap<Top>(worseTop, TOP_PER_KIND);
         tops[dump]!.set(kind, top);
       }
+      // Most values do not make a full top: tested before an item is made for them.
+      const root = top.items[0];
+      if (
+        root &&
+        top.size >= TOP_PER_KIND &&
+        (count < root.item.count || (count === root.item.count && key > root.key))
+      )
+        continue;
       top.offer({ key, item: { kind, value, count, encoding } });
     }
     const dumps = kept.length + spilled.length;
