@@ -107,7 +107,7 @@ export class EvidenceCollector {
   private readonly recent = new Map<string, string[]>();
 
   /** The StringSink: feed every printable string found in the dump. */
-  readonly onString = (text: string, _offset: number, encoding: StringEncoding): void => {
+  readonly onString = (text: string, _offset: number, encoding: StringEncoding, triggers?: number): void => {
     this.strings++;
     const known = this.recent.get(text);
     if (known) {
@@ -118,16 +118,21 @@ export class EvidenceCollector {
     // Kind and value pairs, flat: one array a string rather than one per value.
     const found: string[] = [];
     let secretFree = true;
-    extractEvidence(text, encoding, (kind, raw) => {
-      const { text: value, count, secrets } = redact(raw);
-      if (count > 0) {
-        secretFree = false;
-        this.redactions += count;
-        for (const secret of secrets) if (this.secrets.size < 1000) this.secrets.add(secret);
-      }
-      this.count(kind, value, 1, encoding);
-      found.push(kind, value);
-    });
+    extractEvidence(
+      text,
+      encoding,
+      (kind, raw) => {
+        const { text: value, count, secrets } = redact(raw);
+        if (count > 0) {
+          secretFree = false;
+          this.redactions += count;
+          for (const secret of secrets) if (this.secrets.size < 1000) this.secrets.add(secret);
+        }
+        this.count(kind, value, 1, encoding);
+        found.push(kind, value);
+      },
+      triggers,
+    );
     if (secretFree && text.length <= MAX_RECENT_LENGTH) {
       if (this.recent.size >= MAX_RECENT) this.recent.clear();
       this.recent.set(text, found);
