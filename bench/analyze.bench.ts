@@ -13,8 +13,17 @@
  * It is a measurement, not a test: missed goals print FAIL but exit 0. It exits non-zero only when
  * something could not run (no compiler, no core, analyzer missing or crashing, unreadable output).
  *
- * Env: BENCH_CORE_MIB (default 1024; use e.g. 64 for a quick smoke run), BENCH_KEEP=1 keeps the
- * temp dir with the core.
+ * Then the cores the analyzer is for: BENCH_TEXT_DUMPS (default 8) real Python processes whose
+ * heaps are dense with text (bench/text-heap.py: JSON records, HTML, log lines, SQL, headers and
+ * millions of distinct values, BENCH_TEXT_MIB each, default 256), killed with SIGABRT so the kernel
+ * writes their cores, one URL planted in all but a quarter of them (six of eight) at the start, middle or end of the
+ * heap. It times, in turn, `cat`, `strings -n 8` alone (the goal: ours no slower), the pipeline an
+ * engineer would type (`strings -n 8 | grep -oE URL | sort | uniq -c`, per dump) and ours on all of
+ * them and on one, and checks that the planted URL is reported in exactly the dumps that hold it.
+ *
+ * Env: BENCH_CORE_MIB (default 1024; use e.g. 64 for a quick smoke run), BENCH_RUNS (default 5)
+ * rounds on it; BENCH_TEXT_DUMPS (0 leaves the text set out), BENCH_TEXT_MIB, BENCH_TEXT_RUNS
+ * (default 1); BENCH_KEEP=1 keeps the temp dir with the cores.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import {
@@ -23,10 +32,12 @@ import {
   constants,
   existsSync,
   fsyncSync,
+  mkdirSync,
   mkdtempSync,
   openSync,
   readdirSync,
   readFileSync,
+  renameSync,
   rmSync,
   statfsSync,
   statSync,
@@ -35,7 +46,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const RUNS = 5;
 /** Generous: a slow analyzer should show up as a slow number, but a hung one must not hang CI. */
 const RUN_TIMEOUT_MS = 15 * 60 * 1000;
 const RSS_GOAL_BYTES = 256 * 1024 * 1024;
@@ -45,6 +55,9 @@ const CORE_PATTERN = '/proc/sys/kernel/core_pattern';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const fillHeapSource = fileURLToPath(new URL('./fill-heap.c', import.meta.url));
+const textHeapSource = fileURLToPath(new URL('./text-heap.py', import.meta.url));
+const PLANTED = 'http://radio.example.net/live/stream.mp3';
+const RSS_SET_GOAL_BYTES = 512 * 1024 * 1024;
 const nightshiftBin = join(repoRoot, 'bin', 'nightshift');
 
 /**
@@ -267,8 +280,8 @@ interface Contender {
  * of them alike), then RUNS rounds of each in turn, so a slow spell of this shared machine falls on
  * all of them rather than on whichever happened to run then.
  */
-async function timeInterleaved(contenders: readonly Contender[]): Promise<void> {
-  for (let round = -1; round < RUNS; round++) {
+async function timeInterleaved(contenders: readonly Contender[], runs: number): Promise<void> {
+  for (let round = -1; round < runs; round++) {
     for (const c of contenders) {
       if (c.failure !== undefined) continue;
       const result = await run(c.command, c.args, c.options);
@@ -393,10 +406,203 @@ function printTable(
   }
 }
 
+/** Rounds on the random core, and the text-dense set's size: from the environment, in main. */
+let RUNS = 5;
+let textDumps = 8;
+let textMib = 256;
+let textRuns = 1;
+
+/** One Python core: its path, and whether the planted URL is in it. */
+interface TextCore {
+  path: string;
+  holds: boolean;
+}
+
+/** A Python process fills its heap with text (text-heap.py) and aborts; the kernel writes its core. */
+async function makeTextCore(dir: string, index: number, place: string): Promise<TextCore> {
+  const cwd = join(dir, `text-${index}`);
+  mkdirSync(cwd);
+  const reversed = [...PLANTED].reverse().join('');
+  const python = await run(
+    'bash',
+    [
+      '-c',
+      'ulimit -c unlimited; exec python3 "$@"',
+      'bench',
+      textHeapSource,
+      String(textMib),
+      String(index),
+      place,
+      reversed,
+    ],
+    { cwd },
+  );
+  if (python.error) throw new BenchError(describeFailure('running python3 text-heap.py', python));
+  if (python.signal !== 'SIGABRT')
+    throw new BenchError(describeFailure('text-heap.py did not abort; it', python));
+  const core = findCore(cwd);
+  if (!core) {
+    const pattern = existsSync(CORE_PATTERN) ? readFileSync(CORE_PATTERN, 'utf8').trim() : 'unknown';
+    throw new BenchError(
+      `python3 aborted but the kernel wrote no core in ${cwd} (core_pattern '${pattern}')`,
+    );
+  }
+  const path = join(dir, `python-${index}.core`);
+  renameSync(core, path);
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  return { path, holds: place !== 'none' };
+}
+
+interface Correlation {
+  value: string;
+  dumps: number;
+  lowerBound: boolean;
+  files: string[];
+}
+
+/** Whether the report names the planted URL in exactly the dumps that hold it, and what it says. */
+function plantedVerdict(stdout: Buffer, cores: readonly TextCore[]): { exact: boolean; said: string } {
+  const report = JSON.parse(stdout.toString('utf8')) as { correlations?: Correlation[] };
+  const found = report.correlations?.find((c) => c.value === PLANTED);
+  const expected = cores
+    .filter((c) => c.holds)
+    .map((c) => c.path)
+    .sort();
+  if (!found) return { exact: expected.length === 0, said: 'not reported' };
+  const exact =
+    found.dumps === expected.length &&
+    !found.lowerBound &&
+    JSON.stringify([...found.files].sort()) === JSON.stringify(expected);
+  return { exact, said: `in ${found.dumps} of ${cores.length}${found.lowerBound ? ' (lower bound)' : ''}` };
+}
+
+/**
+ * The text-dense set: what the analyzer meets on a real incident. Timed like the random core
+ * (each once untimed, then BENCH_TEXT_RUNS rounds in turn), side by side with `strings -n 8`.
+ */
+async function benchTextSet(dir: string): Promise<void> {
+  const needed = textDumps * (textMib + 128) * MIB;
+  const fs = statfsSync(dir);
+  if (fs.bavail * fs.bsize < needed)
+    throw new BenchError(`not enough space in ${dir} for the text-dense cores`);
+  console.log(`making ${textDumps} Python cores, each a ${textMib} MiB heap of text ...`);
+  const started = process.hrtime.bigint();
+  const places = ['start', 'middle', 'end'];
+  const cores: TextCore[] = [];
+  for (let d = 0; d < textDumps; d++) {
+    // All but the last quarter hold the planted URL (six of eight), at the start, middle or end.
+    const place = d >= textDumps - Math.floor(textDumps / 4) ? 'none' : places[d % 3]!;
+    cores.push(await makeTextCore(dir, d, place));
+  }
+  const bytes = cores.reduce((sum, c) => sum + statSync(c.path).size, 0);
+  console.log(
+    `${textDumps} cores, ${fmtMiB(bytes)} in all, made by the kernel in ` +
+      `${(Number(process.hrtime.bigint() - started) / 1e9).toFixed(1)} s; ${PLANTED} in ` +
+      `${cores.filter((c) => c.holds).length} of them`,
+  );
+  const paths = cores.map((c) => c.path);
+  const url = "'https?://[][A-Za-z0-9._~:/?#@!$&()*+,;=%-]+'";
+  const shell = (name: string, script: string, set: readonly string[]): Contender => ({
+    name,
+    command: 'bash',
+    args: ['-c', script, 'bench', ...set],
+    options: { cwd: dir },
+    results: [],
+  });
+  const ours = (name: string, set: readonly string[]): Contender => ({
+    name,
+    command: nightshiftBin,
+    args: ['analyze', '--json', '--stats', ...set],
+    options: { cwd: repoRoot, captureStdout: true },
+    results: [],
+  });
+  const contenders = [
+    shell('cat > /dev/null', 'cat "$@" > /dev/null', paths),
+    shell('strings -n 8 > /dev/null', 'strings -n 8 "$@" > /dev/null', paths),
+    shell(
+      'strings -n 8 | grep -oE URL | sort | uniq -c',
+      `for f in "$@"; do strings -n 8 "$f" | LC_ALL=C grep -oE ${url} | LC_ALL=C sort | uniq -c > /dev/null; done`,
+      paths,
+    ),
+    ours(`nightshift analyze (${textDumps} dumps)`, paths),
+    ours('nightshift analyze (one dump)', paths.slice(0, 1)),
+  ];
+  await timeInterleaved(contenders, textRuns);
+  for (const c of contenders) if (c.failure !== undefined) throw new BenchError(c.failure);
+  const [, strings, , all, one] = contenders as [Contender, Contender, Contender, Contender, Contender];
+  const stringsMedian = timed(strings).median;
+  const rss = new Map<string, string>();
+  const peak = new Map<Contender, number | undefined>();
+  for (const c of [all, one]) {
+    const values = c.results.map((r) => parseStats(r.stderr)?.maxRssBytes);
+    const worst = values.every((v) => v !== undefined) ? Math.max(...(values as number[])) : undefined;
+    peak.set(c, worst);
+    rss.set(c.name, worst === undefined ? 'unknown' : fmtMiB(worst));
+  }
+  const header = ['', 'median s', 'MB/s', 'strings/this', 'peak RSS', 'runs (s)'];
+  const body = contenders.map((c) => {
+    const t = timed(c);
+    const set = c === one ? statSync(paths[0]!).size : bytes;
+    // Against strings -n 8 over the same bytes: for one dump, its share of the set's time.
+    const reference = c === one ? (stringsMedian * set) / bytes : stringsMedian;
+    return [
+      c.name,
+      t.median.toFixed(2),
+      (set / 1e6 / t.median).toFixed(0),
+      `${(reference / t.median).toFixed(2)}x`,
+      rss.get(c.name) ?? '-',
+      t.runs.map((s) => s.toFixed(2)).join(' '),
+    ];
+  });
+  const table = [header, ...body];
+  const widths = header.map((_, col) => Math.max(...table.map((r) => r[col]!.length)));
+  console.log('');
+  for (const r of table) {
+    console.log(
+      r.map((cell, col) => (col === 0 ? cell.padEnd(widths[col]!) : cell.padStart(widths[col]!))).join('  '),
+    );
+  }
+  console.log('');
+  const allVerdict = plantedVerdict(all.results.at(-1)!.stdout, cores);
+  const oneVerdict = plantedVerdict(one.results.at(-1)!.stdout, cores.slice(0, 1));
+  const pass = (ok: boolean | undefined) => (ok === undefined ? 'UNKNOWN' : ok ? 'PASS' : 'FAIL');
+  const allPeak = peak.get(all);
+  const onePeak = peak.get(one);
+  const holders = cores.filter((c) => c.holds).length;
+  console.log(
+    `${pass(timed(all).median <= stringsMedian)}  ${textDumps} text-dense dumps no slower than strings -n 8 ` +
+      `(${timed(all).median.toFixed(2)} s vs ${stringsMedian.toFixed(2)} s)`,
+  );
+  console.log(
+    `${pass(allPeak === undefined ? undefined : allPeak <= RSS_SET_GOAL_BYTES)}  peak RSS <= 512 MiB for ` +
+      `${textDumps} dumps (${rss.get(all.name)})`,
+  );
+  console.log(
+    `${pass(onePeak === undefined ? undefined : onePeak <= RSS_GOAL_BYTES)}  peak RSS <= 256 MiB for one dump ` +
+      `(${rss.get(one.name)})`,
+  );
+  console.log(
+    `${pass(allVerdict.exact)}  planted URL in exactly ${holders} of ${textDumps}, not a lower bound ` +
+      `(reported: ${allVerdict.said})`,
+  );
+  console.log(`${pass(oneVerdict.exact)}  planted URL in the one dump alone (reported: ${oneVerdict.said})`);
+}
+
 async function main(): Promise<number> {
   let mib: number;
   try {
     mib = positiveIntegerEnv('BENCH_CORE_MIB', 1024);
+    RUNS = positiveIntegerEnv('BENCH_RUNS', 5);
+    textDumps = Number(process.env.BENCH_TEXT_DUMPS ?? 8);
+    if (!Number.isInteger(textDumps) || textDumps < 0)
+      throw new BenchError('BENCH_TEXT_DUMPS must be 0 or more');
+    textMib = positiveIntegerEnv('BENCH_TEXT_MIB', 256);
+    textRuns = positiveIntegerEnv('BENCH_TEXT_RUNS', 1);
   } catch (error) {
     console.error(`bench: ${(error as Error).message}`);
     return 1;
@@ -470,7 +676,7 @@ async function main(): Promise<number> {
       }
     }
     const oursRan = ours.failure === undefined;
-    await timeInterleaved([cat, grep, ours]);
+    await timeInterleaved([cat, grep, ours], RUNS);
     for (const reference of [cat, grep])
       if (reference.failure !== undefined) throw new BenchError(reference.failure);
     if (oursRan && ours.failure !== undefined) oursStatus = 'FAILED';
@@ -572,6 +778,10 @@ async function main(): Promise<number> {
     }
     console.log('');
     for (const goal of goals) console.log(goal);
+    if (textDumps > 0) {
+      console.log('');
+      await benchTextSet(dir);
+    }
   } catch (error) {
     if (!(error instanceof BenchError)) throw error;
     console.error(`bench: ${error.message}`);

@@ -1,6 +1,7 @@
 import { type EvidenceKind, extractEvidence } from './extract.ts';
 import { redact } from './redact.ts';
 import type { StringEncoding } from './strings.ts';
+import { newOverflowTable, type OverflowTable } from './wasm/overflow-wasm.ts';
 
 /**
  * Counts the evidence found in one dump (or one range of it). Values are redacted before they are
@@ -43,12 +44,19 @@ export interface OverflowSpill {
    * undefined when it cannot, in which case their occurrences are counted as dropped.
    */
   write(entries: readonly OverflowEntry[]): string | undefined;
+  /** The same for a run already laid out in the run format (by the WebAssembly overflow table). */
+  writeRun(run: Uint8Array): string | undefined;
 }
 
 export const byKey = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
-/** How many strings (of at most MAX_RECENT_LENGTH characters: 4 MiB at most) onString remembers the yield of. */
-const MAX_RECENT = 4096;
+/**
+ * How many strings (of at most MAX_RECENT_LENGTH characters) onString remembers the yield of. Few,
+ * so the cache dies young: at 4096, cleared in place, every string of a text-dense core (nearly all
+ * distinct) was promoted to the old generation before it was let go, 480 MB per 300 MB core, and
+ * garbage collection took a third of the analysis; at 256, replaced when full, 10 MB.
+ */
+const MAX_RECENT = 256;
 const MAX_RECENT_LENGTH = 1024;
 
 export interface EvidenceItem {
@@ -84,8 +92,12 @@ export class EvidenceCollector {
   private readonly secrets = new Set<string>();
   private storedChars = 0;
   private readonly spill: OverflowSpill | undefined;
-  private readonly overflow = new Map<string, { count: number; encoding: StringEncoding }>();
+  private readonly overflow = new Map<string, number>();
   private overflowChars = 0;
+  /** The overflow in WebAssembly memory (see overflow.c), made on the first value past the caps. */
+  private table: OverflowTable | null | undefined;
+  /** Occurrences held in the table, counted as dropped if its run cannot be written. */
+  private tableOccurrences = 0;
   private readonly runs: string[] = [];
 
   constructor(options: { spill?: OverflowSpill } = {}) {
@@ -95,49 +107,73 @@ export class EvidenceCollector {
   /**
    * What recent strings yielded, for strings that held no secret: a dump holds the same URL or
    * request line in hundreds of buffers, and each copy would run the extractors and the redaction
-   * rules again. Cleared when full; a string with a secret in it is never kept here.
+   * rules again. Replaced when full (see MAX_RECENT); a string with a secret in it is never kept here.
    */
-  private readonly recent = new Map<string, Array<[EvidenceKind, string]>>();
+  private recent = new Map<string, string[]>();
 
   /** The StringSink: feed every printable string found in the dump. */
-  readonly onString = (text: string, _offset: number, encoding: StringEncoding): void => {
+  readonly onString = (text: string, _offset: number, encoding: StringEncoding, triggers?: number): void => {
     this.strings++;
     const known = this.recent.get(text);
     if (known) {
-      for (const [kind, value] of known) this.add({ kind, value, count: 1, encoding });
+      for (let i = 0; i < known.length; i += 2)
+        this.count(known[i] as EvidenceKind, known[i + 1] as string, 1, encoding);
       return;
     }
-    const found: Array<[EvidenceKind, string]> = [];
+    // Kind and value pairs, flat: one array a string rather than one per value.
+    const found: string[] = [];
     let secretFree = true;
-    extractEvidence(text, encoding, (kind, raw) => {
-      const { text: value, count, secrets } = redact(raw);
-      if (count > 0) secretFree = false;
-      this.redactions += count;
-      for (const secret of secrets) if (this.secrets.size < 1000) this.secrets.add(secret);
-      this.add({ kind, value, count: 1, encoding });
-      found.push([kind, value]);
-    });
+    extractEvidence(
+      text,
+      encoding,
+      (kind, raw) => {
+        const { text: value, count, secrets } = redact(raw);
+        if (count > 0) {
+          secretFree = false;
+          this.redactions += count;
+          for (const secret of secrets) if (this.secrets.size < 1000) this.secrets.add(secret);
+        }
+        this.count(kind, value, 1, encoding);
+        found.push(kind, value);
+      },
+      triggers,
+    );
     if (secretFree && text.length <= MAX_RECENT_LENGTH) {
-      if (this.recent.size >= MAX_RECENT) this.recent.clear();
+      if (this.recent.size >= MAX_RECENT) this.recent = new Map();
       this.recent.set(text, found);
     }
   };
 
   add(item: EvidenceItem): void {
-    const key = evidenceKey(item.kind, item.value);
+    this.count(item.kind, item.value, item.count, item.encoding);
+  }
+
+  /**
+   * add() without an item: called for every value found, so it makes no object for a value already
+   * counted or sent to the overflow (a text-dense core has millions of them).
+   */
+  private count(kind: EvidenceKind, value: string, count: number, encoding: StringEncoding): void {
+    const key = evidenceKey(kind, value);
     const existing = this.items.get(key);
     if (existing) {
-      existing.count += item.count;
+      existing.count += count;
       return;
     }
-    const n = this.perKind.get(item.kind) ?? 0;
-    if (n >= MAX_DISTINCT_PER_KIND || this.storedChars + item.value.length > MAX_STORED_CHARS) {
-      this.addOverflow(key, item.count, item.encoding);
+    const n = this.perKind.get(kind) ?? 0;
+    if (n >= MAX_DISTINCT_PER_KIND || this.storedChars + value.length > MAX_STORED_CHARS) {
+      if (this.spill && this.table !== null) {
+        this.table ??= newOverflowTable();
+        if (this.table) {
+          this.addToTable(this.table, kind, value, count, encoding);
+          return;
+        }
+      }
+      this.addOverflow(key, count, encoding);
       return;
     }
-    this.perKind.set(item.kind, n + 1);
-    this.storedChars += item.value.length;
-    this.items.set(key, { ...item });
+    this.perKind.set(kind, n + 1);
+    this.storedChars += value.length;
+    this.items.set(key, { kind, value, count, encoding });
   }
 
   private addOverflow(key: string, count: number, encoding: StringEncoding): void {
@@ -145,24 +181,53 @@ export class EvidenceCollector {
       this.dropped += count;
       return;
     }
-    const entry = this.overflow.get(key);
-    if (entry) {
-      entry.count += count;
+    // Count and encoding in one number (count * 2 + 1 for UTF-16): no object per overflow value.
+    const packed = this.overflow.get(key);
+    if (packed !== undefined) {
+      this.overflow.set(key, packed + count * 2);
       return;
     }
-    this.overflow.set(key, { count, encoding });
+    this.overflow.set(key, count * 2 + (encoding === 'ascii' ? 0 : 1));
     this.overflowChars += key.length;
     if (this.overflowChars >= MAX_OVERFLOW_CHARS) this.flushOverflow();
   }
 
+  private addToTable(
+    table: OverflowTable,
+    kind: EvidenceKind,
+    value: string,
+    count: number,
+    encoding: StringEncoding,
+  ): void {
+    if (!table.add(kind, value, count, encoding)) {
+      this.flushTable(table);
+      table.add(kind, value, count, encoding);
+    }
+    this.tableOccurrences += count;
+  }
+
+  /** Spills the table as one sorted run. */
+  private flushTable(table: OverflowTable): void {
+    if (table.size === 0) return;
+    const run = this.spill?.writeRun(table.run());
+    if (run === undefined) this.dropped += this.tableOccurrences;
+    else this.runs.push(run);
+    table.reset();
+    this.tableOccurrences = 0;
+  }
+
   /** Spills the overflow map as one sorted run. */
   private flushOverflow(): void {
+    if (this.table) this.flushTable(this.table);
     if (this.overflow.size === 0) return;
-    const entries: OverflowEntry[] = [];
-    for (const [key, { count, encoding }] of this.overflow) entries.push([key, count, encoding]);
+    // The default sort compares strings by code units, as byKey does, without calling back into JS.
+    const keys = [...this.overflow.keys()].sort();
+    const entries: OverflowEntry[] = keys.map((key) => {
+      const packed = this.overflow.get(key)!;
+      return [key, Math.floor(packed / 2), packed % 2 === 0 ? 'ascii' : 'utf16le'];
+    });
     this.overflow.clear();
     this.overflowChars = 0;
-    entries.sort((a, b) => byKey(a[0], b[0]));
     const run = this.spill?.write(entries);
     if (run === undefined) for (const entry of entries) this.dropped += entry[1];
     else this.runs.push(run);

@@ -100,6 +100,20 @@ const SQL =
   /\b(?:SELECT\s[\s\S]{1,2000}?\sFROM\s|INSERT\s+INTO\s|UPDATE\s+\S{1,200}\s+SET\s|DELETE\s+FROM\s)/g;
 const ENV = /^([A-Z_][A-Z0-9_]{0,127})=([\s\S]*)$/;
 
+/**
+ * Whether some '://' in the text follows something other than http or https: only then can
+ * OTHER_URL_PATTERN match, and on a heap of web URLs scanning for its schemes cost more than the
+ * URL pattern itself.
+ */
+function hasOtherScheme(text: string): boolean {
+  for (let at = text.indexOf('://'); at >= 0; at = text.indexOf('://', at + 3)) {
+    if (text.endsWith('http', at)) continue;
+    if (text.endsWith('https', at)) continue;
+    return true;
+  }
+  return false;
+}
+
 function clip(value: string): string {
   const trimmed = value.trim();
   return trimmed.length > MAX_VALUE ? `${trimmed.slice(0, MAX_VALUE - 1)}…` : trimmed;
@@ -113,15 +127,34 @@ function each(pattern: RegExp, text: string, fn: (m: RegExpExecArray) => void): 
   }
 }
 
-export function extractEvidence(text: string, _encoding: StringEncoding, emit: EvidenceEmit): void {
-  if (text.includes('://')) {
+/** The bit of a string that starts like an environment variable (NAME=, NAME upper-case). */
+export const ENV_TRIGGER = 1 << 23;
+
+/** Bit of each trigger in the mask the scanner hands over (see StringSink). */
+const BIT = new Map(EVIDENCE_TRIGGERS.map((trigger, i) => [trigger, 1 << i]));
+
+/**
+ * `triggers`, when given, says which of EVIDENCE_TRIGGERS the text holds (the scanner looked for
+ * them in WebAssembly): each extractor's own first test is then a bit test instead of a search.
+ */
+export function extractEvidence(
+  text: string,
+  _encoding: StringEncoding,
+  emit: EvidenceEmit,
+  triggers?: number,
+): void {
+  const has =
+    triggers === undefined
+      ? (trigger: string) => text.includes(trigger)
+      : (trigger: string) => (triggers & BIT.get(trigger)!) !== 0;
+  if (has('://')) {
     each(URL_PATTERN, text, (m) => emit('url', clip(m[0])));
-    each(OTHER_URL_PATTERN, text, (m) => emit('url', clip(m[0])));
+    if (hasOtherScheme(text)) each(OTHER_URL_PATTERN, text, (m) => emit('url', clip(m[0])));
   }
-  if (text.includes(' HTTP/')) {
+  if (has(' HTTP/')) {
     each(REQUEST_LINE, text, (m) => emit('request', clip(`${m[1]} ${m[2]}`)));
   }
-  if (text.includes('ontent-') || text.includes('ONTENT-') || text.includes('icy-')) {
+  if (has('ontent-') || has('ONTENT-') || has('icy-')) {
     each(HEADER, text, (m) => {
       const name = m[1]!.toLowerCase();
       const value = m[3]!.trim();
@@ -130,47 +163,35 @@ export function extractEvidence(text: string, _encoding: StringEncoding, emit: E
       emit('header', clip(`${name}: ${value}`));
     });
   }
-  if (text.includes('Traceback (most recent call last)'))
+  if (has('Traceback (') && text.includes('Traceback (most recent call last)'))
     emit('traceback', 'Traceback (most recent call last)');
-  if (text.includes('File "')) {
+  if (has('File "')) {
     each(FRAME, text, (m) => emit('frame', clip(`${m[1]}:${m[2]} in ${m[3]}`)));
   }
   if (startsUpper(text)) {
-    if (
-      text.includes('Error') ||
-      text.includes('Exception') ||
-      text.includes('Exit') ||
-      text.includes('Interrupt')
-    ) {
+    if (has('Error') || has('Exception') || has('Exit') || has('Interrupt')) {
       const m = EXCEPTION.exec(text);
       if (m) emit('exception', clip(`${m[1]}: ${m[2]}`));
     }
-    if (text.includes('=')) {
+    // ENV_START is what the scanner's bit says; the text starts with a capital, so ENV is no wider.
+    if (triggers === undefined ? text.includes('=') : (triggers & ENV_TRIGGER) !== 0) {
       const m = ENV.exec(text);
       if (m) emit('env', clip(`${m[1]}=${m[2]}`));
     }
   }
-  if (text.includes('transaction') || text.includes('release') || text.includes('environment')) {
+  if (has('transaction') || has('release') || has('environment')) {
     each(SENTRY_FIELD, text, (m) => emit(m[1] as EvidenceKind, clip(m[2]!)));
   }
-  if (text.includes('function')) {
+  if (has('function')) {
     each(FUNCTION_FIELD, text, (m) => emit('function', clip(m[1]!)));
   }
-  if (
-    text.includes('event_id') &&
-    (text.includes('"sent_at"') || text.includes('"dsn"') || text.includes('"sdk"'))
-  ) {
+  if (has('event_id') && (text.includes('"sent_at"') || text.includes('"dsn"') || text.includes('"sdk"'))) {
     emit('payload', 'Sentry envelope');
   }
-  if (text.includes('"profile"') && (text.includes('"frames"') || text.includes('"samples"'))) {
+  if (has('"profile"') && (text.includes('"frames"') || text.includes('"samples"'))) {
     emit('payload', 'profiling payload');
   }
-  if (
-    text.includes('SELECT') ||
-    text.includes('INSERT') ||
-    text.includes('UPDATE') ||
-    text.includes('DELETE')
-  ) {
+  if (has('SELECT') || has('INSERT') || has('UPDATE') || has('DELETE')) {
     each(SQL, text, (m) => {
       const rest = text.slice(m.index);
       const end = rest.indexOf(';');

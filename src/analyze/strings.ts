@@ -30,7 +30,14 @@ export const MIN_UTF16 = 6;
 /** Longer runs are cut: a megabyte of text is already far past anything we extract. */
 export const MAX_RUN = 1 << 20;
 
-export type StringSink = (text: string, offset: number, encoding: StringEncoding) => void;
+/**
+ * `triggers`, when the WebAssembly scanner found the string: which of EVIDENCE_TRIGGERS it holds
+ * (bit i for trigger i, ENV_TRIGGER in extract.ts for a NAME= start), so the extractors need not look again.
+ */
+export type StringSink = (text: string, offset: number, encoding: StringEncoding, triggers?: number) => void;
+
+/** What the scanner says when it could not tell the triggers apart. */
+const ALL_TRIGGERS = 0xffffff;
 
 const PRINTABLE = new Uint8Array(256);
 for (let c = 0x20; c < 0x7f; c++) PRINTABLE[c] = 1;
@@ -198,8 +205,10 @@ export class StringScanner {
       const s = records[r + 1]!;
       const e = records[r + 2]!;
       if (this.skipPlain && (flags & REC_PLAIN) !== 0) continue;
-      if (kind === REC_ASCII) this.sink(input.toString('latin1', s, e), base + s, 'ascii');
-      else if (kind === REC_UTF16) this.emit16(input, s, e, base + s);
+      const triggers = flags >>> 8;
+      const known = triggers === ALL_TRIGGERS ? undefined : triggers;
+      if (kind === REC_ASCII) this.sink(input.toString('latin1', s, e), base + s, 'ascii', known);
+      else if (kind === REC_UTF16) this.emit16(input, s, e, base + s, known);
       else if (kind === REC_ASCII_OPEN) {
         this.pending = new Uint8Array(input.subarray(s, e));
         this.pendingAt = base + s;
@@ -266,10 +275,10 @@ export class StringScanner {
       this.sink(latin1(bytes, 0, bytes.length), offset, 'ascii');
   }
 
-  private emit16(bytes: Uint8Array, start: number, end: number, offset: number): void {
+  private emit16(bytes: Uint8Array, start: number, end: number, offset: number, triggers?: number): void {
     if ((end - start) / 2 < MIN_UTF16) return;
-    if (this.skipPlain && !triggered(bytes, start, end, 2)) return;
-    this.sink(utf16Ascii(bytes, start, end), offset, 'utf16le');
+    if (this.skipPlain && triggers === undefined && !triggered(bytes, start, end, 2)) return;
+    this.sink(utf16Ascii(bytes, start, end), offset, 'utf16le', triggers);
   }
 
   private scanWords(chunk: Uint8Array, base: number, fromAscii: number, from16: number): void {

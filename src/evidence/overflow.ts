@@ -220,6 +220,14 @@ const worseCandidate = (a: Candidate, b: Candidate) =>
       (a.dumps === b.dumps &&
         (a.occurrences < b.occurrences || (a.occurrences === b.occurrences && a.key > b.key)))));
 
+/** worseCandidate(a, b) with b's fields given apart, so no object is made to ask. */
+const worseThan = (a: Candidate, rank: number, dumps: number, occurrences: number, key: string) =>
+  a.rank < rank ||
+  (a.rank === rank &&
+    (a.dumps < dumps ||
+      (a.dumps === dumps &&
+        (a.occurrences < occurrences || (a.occurrences === occurrences && a.key > key)))));
+
 type Top = { key: string; item: EvidenceItem };
 const worseTop = (a: Top, b: Top) =>
   a.item.count < b.item.count || (a.item.count === b.item.count && a.key > b.key);
@@ -255,15 +263,25 @@ export async function resolveOverflow(
   const unlisted = snapshots.map(() => [] as string[]);
   const spilledCount = new Array<number>(total).fill(0);
   const spilledEncoding = new Array<StringEncoding>(total).fill('ascii');
+  /** Of the key at hand: occurrences per dump that spilled it, and the scratch lists. */
+  const heldCount = new Array<number>(total).fill(0);
+  const keptDumps: number[] = [];
+  const keptItems: EvidenceItem[] = [];
+  const touched: number[] = [];
+  const spilledDumps: number[] = [];
   let n = 0;
   while (heap.size > 0) {
     const key = heap.items[0]!.key;
-    const kept: Array<[number, EvidenceItem]> = [];
-    const touched: number[] = [];
+    // Scratch lists, reused for every key: only what a candidate keeps is allocated for it.
+    keptDumps.length = 0;
+    keptItems.length = 0;
+    touched.length = 0;
     while (heap.size > 0 && heap.items[0]!.key === key) {
       const s = heap.items[0]!;
-      if (s.item) kept.push([s.dump, s.item]);
-      else {
+      if (s.item) {
+        keptDumps.push(s.dump);
+        keptItems.push(s.item);
+      } else {
         if (spilledCount[s.dump] === 0) {
           touched.push(s.dump);
           spilledEncoding[s.dump] = s.encoding;
@@ -276,41 +294,67 @@ export async function resolveOverflow(
     if (++n % YIELD_EVERY === 0) await yieldToEventLoop();
     if (touched.length === 0) continue;
     // Occurrences a dump spilled of a value it also kept belong to the kept item.
-    for (const [dump, item] of kept) {
-      item.count += spilledCount[dump]!;
-      spilledCount[dump] = 0;
+    for (let i = 0; i < keptDumps.length; i++) {
+      keptItems[i]!.count += spilledCount[keptDumps[i]!]!;
+      spilledCount[keptDumps[i]!] = 0;
     }
-    const spilled: Array<[number, number, StringEncoding]> = [];
+    spilledDumps.length = 0;
     for (const dump of touched) {
-      if (spilledCount[dump]! > 0) spilled.push([dump, spilledCount[dump]!, spilledEncoding[dump]!]);
+      const count = spilledCount[dump]!;
       spilledCount[dump] = 0;
+      if (count > 0) {
+        spilledDumps.push(dump);
+        heldCount[dump] = count;
+      }
     }
-    if (spilled.length === 0) continue;
+    if (spilledDumps.length === 0) continue;
     const cut = key.indexOf('\u0000');
     const kind = key.slice(0, cut) as EvidenceKind;
     const value = key.slice(cut + 1);
-    for (const [dump, count, encoding] of spilled) {
+    for (const dump of spilledDumps) {
+      const count = heldCount[dump]!;
       let top = tops[dump]!.get(kind);
       if (!top) {
         top = new Heap<Top>(worseTop, TOP_PER_KIND);
         tops[dump]!.set(kind, top);
       }
-      top.offer({ key, item: { kind, value, count, encoding } });
+      // Most values do not make a full top: tested before an item is made for them.
+      const root = top.items[0];
+      if (
+        root &&
+        top.size >= TOP_PER_KIND &&
+        (count < root.item.count || (count === root.item.count && key > root.key))
+      )
+        continue;
+      top.offer({ key, item: { kind, value, count, encoding: spilledEncoding[dump]! } });
     }
-    const dumps = kept.length + spilled.length;
+    const dumps = keptDumps.length + spilledDumps.length;
     if (dumps < 2 && total > 1 && kind !== 'request' && kind !== 'exception') continue;
     let occurrences = 0;
-    for (const [, item] of kept) occurrences += item.count;
-    for (const [, count] of spilled) occurrences += count;
+    for (const item of keptItems) occurrences += item.count;
+    for (const dump of spilledDumps) occurrences += heldCount[dump]!;
+    const score = rank(kind, value, dumps, total);
+    // Most candidates do not make a full heap: tested before one is made. Made and let go, a
+    // million of them (and their lists) were allocated straight into the old generation once V8
+    // saw the first ten thousand survive (pretenuring), and collecting them took most of this pass.
+    const worst = promoted.items[0];
+    if (worst && promoted.size >= MAX_PROMOTED && !worseThan(worst, score, dumps, occurrences, key)) {
+      for (const dump of keptDumps) unlisted[dump]!.push(key);
+      continue;
+    }
     const candidate: Candidate = {
       key,
       kind,
       value,
       dumps,
       occurrences,
-      rank: rank(kind, value, dumps, total),
-      spilled,
-      kept: kept.map(([dump]) => dump),
+      rank: score,
+      spilled: spilledDumps.map((dump): [number, number, StringEncoding] => [
+        dump,
+        heldCount[dump]!,
+        spilledEncoding[dump]!,
+      ]),
+      kept: [...keptDumps],
     };
     const left = promoted.offer(candidate);
     if (left) for (const dump of left.kept) unlisted[dump]!.push(left.key);

@@ -86,8 +86,8 @@ function scanInto(
   onProgress: (bytes: number) => void,
 ): void {
   const scanner = new StringScanner(
-    (text, offset, encoding) => {
-      if (offset >= start && offset < end) collector.onString(text, offset, encoding);
+    (text, offset, encoding, triggers) => {
+      if (offset >= start && offset < end) collector.onString(text, offset, encoding, triggers);
     },
     { skipPlain: true },
   );

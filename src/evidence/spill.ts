@@ -142,11 +142,35 @@ export class SpillStore implements OverflowSpill {
     this.used = new BigInt64Array(config.used);
   }
 
+  /** Claims `bytes` of the shared budget; false when that would pass the limit. */
+  private claim(bytes: number): boolean {
+    if (this.config.limit <= 0) return false;
+    return Number(Atomics.add(this.used, 0, BigInt(bytes))) + bytes <= this.config.limit;
+  }
+
+  writeRun(run: Uint8Array): string | undefined {
+    if (!this.claim(run.length)) return undefined;
+    const path = runPath(this.config);
+    let fd: number | undefined;
+    try {
+      fd = openSync(path, 'w');
+      for (let done = 0; done < run.length; ) done += writeSync(fd, run, done, run.length - done);
+      closeSync(fd);
+      return path;
+    } catch {
+      // The disk is full or the directory is gone: these values are lost, and counted so.
+      try {
+        if (fd !== undefined) closeSync(fd);
+      } catch {}
+      rmSync(path, { force: true });
+      return undefined;
+    }
+  }
+
   write(entries: readonly OverflowEntry[]): string | undefined {
     let estimate = 0;
     for (const [key] of entries) estimate += HEADER + key.length;
-    if (this.config.limit <= 0) return undefined;
-    if (Number(Atomics.add(this.used, 0, BigInt(estimate))) + estimate > this.config.limit) return undefined;
+    if (!this.claim(estimate)) return undefined;
     const path = runPath(this.config);
     let writer: RunWriter | undefined;
     try {

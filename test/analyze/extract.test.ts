@@ -2,12 +2,47 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { type EvidenceKind, extractEvidence, mayHoldEvidence } from '../../src/analyze/extract.ts';
+import { StringScanner } from '../../src/analyze/strings.ts';
 
 function extract(text: string): Array<[EvidenceKind, string]> {
   const out: Array<[EvidenceKind, string]> = [];
   extractEvidence(text, 'ascii', (kind, value) => out.push([kind, value]));
   return out;
 }
+
+const printable = fc.string({
+  unit: fc.constantFrom(...Array.from({ length: 95 }, (_, i) => String.fromCharCode(0x20 + i))),
+});
+// Whole pieces of evidence, and the same cut or bent so they no longer hold a trigger.
+const pieces = fc.constantFrom(
+  'http://radio.example.net/live',
+  'http:/radio.example.net/live',
+  'GET /live HTTP/1.1',
+  'GET /live HTTP1.1',
+  'Content-Type: audio/mpeg',
+  'Content-Type audio/mpeg',
+  'icy-name: Radio',
+  'Traceback (most recent call last)',
+  'File "/app/feed.py", line 12, in read',
+  'File /app/feed.py, line 12',
+  'ValueError: bad feed',
+  'KeyboardInterrupt: stop',
+  'SystemExit: 1',
+  'LANG=C.UTF-8',
+  'lang=C.UTF-8',
+  'AWS_2FA=on',
+  'AWS-2FA=on',
+  '"transaction": "/feeds/"',
+  '"release": "web@1.2"',
+  '"environment": "prod"',
+  '"function": "read_feed"',
+  '{"event_id":"abc","sent_at":"now"}',
+  '{"profile":{"frames":[]}}',
+  'SELECT id FROM feeds WHERE 1',
+  'INSERT INTO feeds ',
+  'UPDATE feeds SET x',
+  'DELETE FROM feeds ',
+);
 
 describe('extractEvidence', () => {
   it('finds URLs and stops at quotes', () => {
@@ -76,39 +111,6 @@ describe('extractEvidence', () => {
   });
 
   it('finds nothing in a string mayHoldEvidence says no to (the scanner skips those)', () => {
-    const printable = fc.string({
-      unit: fc.constantFrom(...Array.from({ length: 95 }, (_, i) => String.fromCharCode(0x20 + i))),
-    });
-    // Whole pieces of evidence, and the same cut or bent so they no longer hold a trigger.
-    const pieces = fc.constantFrom(
-      'http://radio.example.net/live',
-      'http:/radio.example.net/live',
-      'GET /live HTTP/1.1',
-      'GET /live HTTP1.1',
-      'Content-Type: audio/mpeg',
-      'Content-Type audio/mpeg',
-      'icy-name: Radio',
-      'Traceback (most recent call last)',
-      'File "/app/feed.py", line 12, in read',
-      'File /app/feed.py, line 12',
-      'ValueError: bad feed',
-      'KeyboardInterrupt: stop',
-      'SystemExit: 1',
-      'LANG=C.UTF-8',
-      'lang=C.UTF-8',
-      'AWS_2FA=on',
-      'AWS-2FA=on',
-      '"transaction": "/feeds/"',
-      '"release": "web@1.2"',
-      '"environment": "prod"',
-      '"function": "read_feed"',
-      '{"event_id":"abc","sent_at":"now"}',
-      '{"profile":{"frames":[]}}',
-      'SELECT id FROM feeds WHERE 1',
-      'INSERT INTO feeds ',
-      'UPDATE feeds SET x',
-      'DELETE FROM feeds ',
-    );
     let skipped = 0;
     let found = 0;
     fc.assert(
@@ -125,6 +127,36 @@ describe('extractEvidence', () => {
     );
     // Neither side of the property may be empty, or it would prove nothing.
     assert.ok(skipped > 300 && found > 300, `skipped ${skipped}, found evidence in ${found}`);
+  });
+
+  it('finds the same with the triggers the WebAssembly scanner saw as when it looks for them itself', () => {
+    let told = 0;
+    fc.assert(
+      fc.property(fc.array(fc.oneof(printable, pieces), { minLength: 1, maxLength: 6 }), (parts) => {
+        const text = parts.join('');
+        // As ASCII and as UTF-16LE, between NULs, as a core holds them.
+        const bytes = Buffer.concat([
+          Buffer.from(`\0${text}\0`, 'latin1'),
+          Buffer.from(`\0${text}\0`, 'utf16le'),
+          Buffer.alloc(64),
+        ]);
+        const seen: Array<[string, number | undefined]> = [];
+        const scanner = new StringScanner((t, _offset, _encoding, triggers) => seen.push([t, triggers]), {
+          skipPlain: true,
+        });
+        scanner.push(bytes);
+        scanner.flush();
+        for (const [t, triggers] of seen) {
+          if (triggers === undefined) continue;
+          told++;
+          const withTriggers: Array<[EvidenceKind, string]> = [];
+          extractEvidence(t, 'ascii', (kind, value) => withTriggers.push([kind, value]), triggers);
+          assert.deepEqual(withTriggers, extract(t), t);
+        }
+      }),
+      { numRuns: 2000 },
+    );
+    assert.ok(told > 1000, `the scanner told the triggers of ${told} strings`);
   });
 
   it('ignores ordinary text', () => {

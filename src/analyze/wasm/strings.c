@@ -21,7 +21,7 @@
 #define REC_ASCII_OPEN 3 /* an ASCII run that reaches the end of the chunk (any length) */
 #define REC_UTF16_OPEN 4 /* a UTF-16 run that reaches the end (may end in half a pair) */
 
-/* Set on a record whose string can yield no evidence (see triggered below). */
+/* Set on a record whose string can yield no evidence (see triggered below); bits 8-31 hold its triggers. */
 #define REC_PLAIN 0x10
 
 static inline int printable(uint8_t c) { return c >= 0x20 && c < 0x7f; }
@@ -38,6 +38,7 @@ static uint8_t trigger[MAX_TRIGGERS][MAX_TRIGGER_LEN];
 static uint32_t trigger_len[MAX_TRIGGERS];
 static uint32_t starts_trigger[256];
 static int triggers_set;
+static uint32_t trigger_count;
 
 /* Where the caller writes the triggers for set_triggers: each one a length byte, then its bytes. */
 __attribute__((export_name("trigger_area")))
@@ -58,33 +59,46 @@ uint32_t set_triggers(uint32_t count) {
     starts_trigger[p[0]] |= 1u << t;
     p += n;
   }
+  trigger_count = count;
   triggers_set = 1;
   return count;
 }
 
-/* Whether in[s..e), every `step`-th byte (2 for UTF-16LE), holds a trigger. */
+/*
+ * Which triggers in[s..e), every `step`-th byte (2 for UTF-16LE), holds: bit t for trigger t, bit
+ * ENV_BIT when it starts like an environment variable; ALL_TRIGGERS when the triggers are not set
+ * (or too many to fit a mask). JavaScript then skips the extractors whose trigger is absent
+ * without looking for it again (extract.ts).
+ */
+#define ENV_BIT 23
+#define MASK_TRIGGERS 23
+#define ALL_TRIGGERS 0xffffffu
+
 __attribute__((noinline)) static uint32_t triggered(const uint8_t *in, uint32_t s, uint32_t e, uint32_t step) {
-  if (!triggers_set) return 1;
+  if (!triggers_set || trigger_count > MASK_TRIGGERS) return ALL_TRIGGERS;
+  uint32_t mask = 0;
   if (in[s] >= 'A' && in[s] <= 'Z') {
     uint32_t i = s + step;
     while (i < e && ((in[i] >= 'A' && in[i] <= 'Z') || (in[i] >= '0' && in[i] <= '9') || in[i] == '_')) i += step;
-    if (i < e && in[i] == '=') return 1;
+    if (i < e && in[i] == '=') mask |= 1u << ENV_BIT;
   }
   for (uint32_t i = s; i < e; i += step) {
     uint8_t c = in[i];
-    for (uint32_t candidates = starts_trigger[c]; candidates; candidates &= candidates - 1) {
+    for (uint32_t candidates = starts_trigger[c] & ~mask; candidates; candidates &= candidates - 1) {
       uint32_t t = __builtin_ctz(candidates), n = trigger_len[t];
       if ((e - i + step - 1) / step < n) continue;
       uint32_t k = 1;
       while (k < n && in[i + k * step] == trigger[t][k]) k++;
-      if (k == n) return 1;
+      if (k == n) mask |= 1u << t;
     }
   }
-  return 0;
+  return mask;
 }
 
-static inline uint32_t plain(const uint8_t *in, uint32_t s, uint32_t e, uint32_t step) {
-  return triggered(in, s, e, step) ? 0 : REC_PLAIN;
+/* The record's kind, with REC_PLAIN when no trigger is there, and the trigger mask above bit 8. */
+static inline uint32_t flags(uint32_t kind, const uint8_t *in, uint32_t s, uint32_t e, uint32_t step) {
+  uint32_t mask = triggered(in, s, e, step);
+  return mask == 0 ? kind | REC_PLAIN : kind | mask << 8;
 }
 
 static uint32_t *out;
@@ -182,7 +196,7 @@ uint32_t scan(const uint8_t *in, uint32_t len, uint32_t from_ascii, uint32_t fro
         carried = 1;
         break;
       }
-      emit(REC_ASCII | plain(in, s, e, 1), s, e);
+      emit(flags(REC_ASCII, in, s, e, 1), s, e);
       resume = e + 1;
       x4 &= from_bit(resume - block);
     }
@@ -197,7 +211,7 @@ uint32_t scan(const uint8_t *in, uint32_t len, uint32_t from_ascii, uint32_t fro
         carried16 = 1;
         break;
       }
-      emit(REC_UTF16 | plain(in, s, e, 2), s, e);
+      emit(flags(REC_UTF16, in, s, e, 2), s, e);
       resume16 = e;
       y6 &= from_bit(resume16 - block);
     }

@@ -1,0 +1,68 @@
+"""
+text-heap.py: a Python process whose heap is dense with text, as a web worker's is (JSON records,
+HTML, log lines with request lines, SQL, HTTP headers, distinct URLs: millions of distinct values),
+then SIGABRT (os.abort), so the kernel writes its core. One value can be planted at the start, the
+middle or the end of the allocation order, or nowhere.
+
+Usage: python3 text-heap.py MIB SEED start|middle|end|none REVERSED-PLANTED
+  The planted value is given reversed, so the command line in the core does not hold it: a core
+  made with "none" holds it nowhere. SEED keeps the noise of different cores apart.
+"""
+import json
+import os
+import random
+import sys
+
+mib, seed, where, reversed_planted = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+rnd = random.Random(seed)
+target = mib * 1024 * 1024
+keep = []
+size = 0
+planted_yet = False
+
+
+def plant():
+    global planted_yet
+    url = reversed_planted[::-1]
+    keep.append('{"stream": "%s", "state": "stuck", "since": %d}' % (url, rnd.randrange(10**9)))
+    keep.append("GET %s HTTP/1.1" % url)
+    planted_yet = True
+
+
+i = 0
+while size < target:
+    if where == "start" and not planted_yet:
+        plant()
+    if where == "middle" and not planted_yet and size >= target // 2:
+        plant()
+    k = i % 6
+    if k == 0:
+        s = json.dumps({
+            "id": i,
+            "user": "u%d" % rnd.randrange(10**6),
+            "url": "https://api%d.example.com/v1/items/%d?page=%d" % (seed, i, i % 97),
+            "tags": ["feeds", "refresh"],
+            "score": rnd.random(),
+        })
+    elif k == 1:
+        s = '<div class="item"><a href="https://www%d.example.org/article/%d">Article %d</a><p>Lorem ipsum dolor sit amet %d</p></div>' % (
+            seed, i, i, rnd.randrange(10**9))
+    elif k == 2:
+        s = "2026-12-03 10:%02d:%02d,%03d INFO worker[%d] GET /api/feeds/%d?customer=%d HTTP/1.1 200 %dms" % (
+            i % 60, (i // 60) % 60, i % 1000, seed, i, i % 5000, rnd.randrange(900))
+    elif k == 3:
+        s = "SELECT id, name, updated_at FROM feeds WHERE customer_id = %d AND id > %d ORDER BY id LIMIT 50" % (
+            i % 5000, i)
+    elif k == 4:
+        s = "Host: cdn%d.example.net\r\nUser-Agent: python-requests/2.31\r\nContent-Type: application/json\r\nX-Request-Id: %032x\r\n" % (
+            seed, rnd.getrandbits(128))
+    else:
+        s = "http://noise%d.test/path/%d/%d" % (seed, i, rnd.randrange(10**6))
+    keep.append(s)
+    size += len(s) + 49  # a compact str's header
+    i += 1
+if where == "end":
+    plant()
+sys.stdout.write("ready %d strings\n" % len(keep))
+sys.stdout.flush()
+os.abort()

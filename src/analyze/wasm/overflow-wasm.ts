@@ -1,0 +1,76 @@
+import { readFileSync } from 'node:fs';
+import type { StringEncoding } from '../strings.ts';
+
+/**
+ * A collector's overflow table in WebAssembly memory (overflow.c): keys counted without a
+ * JavaScript string or object kept for any of them, then laid out as one sorted spill run. One
+ * instance per collector, made when it first overflows: collectors of one thread interleave (a
+ * worker's tasks yield between ranges), so they cannot share one table.
+ */
+
+export interface OverflowTable {
+  /** Counts kind NUL value; false when the table has no room for a new key (take the run, then add again). */
+  add(kind: string, value: string, count: number, encoding: StringEncoding): boolean;
+  /** Distinct keys held. */
+  readonly size: number;
+  /** The keys held as one run (spill.ts's format), sorted; a view valid until the next call. */
+  run(): Uint8Array;
+  /** Empties the table. */
+  reset(): void;
+}
+
+interface OverflowExports {
+  memory: { buffer: ArrayBuffer };
+  key_area: () => number;
+  out_area: () => number;
+  max_key: () => number;
+  add: (len: number, count: number, encoding: number) => number;
+  size: () => number;
+  serialize: () => number;
+  reset: () => void;
+}
+
+/** The slice of the WebAssembly API used here (TypeScript's node types do not declare it). */
+interface WebAssemblyApi {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: unknown };
+}
+const { WebAssembly: wasmApi } = globalThis as unknown as { WebAssembly: WebAssemblyApi };
+
+let module: object | null | undefined;
+
+/** A fresh table, or null where WebAssembly is not available (the caller keeps a Map instead). */
+export function newOverflowTable(): OverflowTable | null {
+  if (module === undefined) {
+    try {
+      module = new wasmApi.Module(readFileSync(new URL('./overflow.wasm', import.meta.url)));
+    } catch {
+      module = null;
+    }
+  }
+  if (module === null) return null;
+  const exports = new wasmApi.Instance(module, {}).exports as OverflowExports;
+  const memory = Buffer.from(exports.memory.buffer);
+  const keyAt = exports.key_area();
+  const outAt = exports.out_area();
+  // A value is at most MAX_VALUE characters of at most 3 UTF-8 bytes each: far below max_key.
+  const keyEnd = keyAt + exports.max_key();
+  return {
+    add(kind, value, count, encoding) {
+      let at = keyAt + memory.write(kind, keyAt, 'latin1');
+      memory[at++] = 0;
+      at += memory.write(value, at, keyEnd - at, 'utf8');
+      return exports.add(at - keyAt, Math.min(count, 0xffffffff), encoding === 'ascii' ? 0 : 1) === 1;
+    },
+    get size() {
+      return exports.size();
+    },
+    run() {
+      const length = exports.serialize();
+      return memory.subarray(outAt, outAt + length);
+    },
+    reset() {
+      exports.reset();
+    },
+  };
+}
