@@ -378,7 +378,7 @@ describe('a disk alert starts collection on the host', () => {
     const shown = JSON.stringify(message.blocks);
     assert.match(shown, new RegExp(`${containerId}:/app/core`));
     assert.match(shown, /deletes files/);
-    assert.match(shown, /Frees [\d.]+ [KMG]iB on web-1/);
+    assert.match(shown, /Frees up to [\d.]+ [KMG]iB on web-1/);
     // The guard is proposed too: this host's core_pattern is a plain `core`.
     await until('the guard proposal', () =>
       slack
@@ -411,10 +411,10 @@ describe('a disk alert starts collection on the host', () => {
     await click(APPROVER, message, approveButton(message)!.value, slack.responseUrl());
     const result = await until(
       'the free result',
-      () => slack.thread(FAKE_IDS.channel, rootTs).find((m) => /^:broom: Freed /.test(m.text ?? '')),
+      () => slack.thread(FAKE_IDS.channel, rootTs).find((m) => /^:broom: Deleted /.test(m.text ?? '')),
       60_000,
     );
-    assert.match(result.text ?? '', /1 of 1 file\(s\) deleted/);
+    assert.match(result.text ?? '', /Deleted 1 of 1 file\(s\) on web-1/);
     assert.match(result.text ?? '', /Disk \/[^:]*: \d+% → \d+% used/);
     await assert.rejects(inContainer(), 'the core is gone from the container');
     const run = await db.executeSql<{ state: string; freed: string }>(

@@ -1,5 +1,14 @@
 import assert from 'node:assert/strict';
-import { appendFileSync, chmodSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  statfsSync,
+  statSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -27,8 +36,8 @@ import { type Sshd, startSshd } from '../helpers/sshd.ts';
  * stopped one and on the host are collected and pulled over a real sshd from a real Podman; the
  * `free` proposal then names exactly those files, and once approved its run deletes each one that
  * is still the file pulled (the running container's inside it, the stopped one's in its layer on
- * the host) and skips the host core, which grew after the pull. The blocks are gone from the host's
- * filesystem, and the audit trail has every step.
+ * the host) and skips the host core that grew after the pull. The host cores are on a small ext4 of
+ * their own, so df before and after shows the freed bytes exactly; the audit trail has every step.
  */
 const APPROVER = 'U0APPROVER';
 const policy: Policy = PolicySchema.parse({ approvers: { users: [APPROVER] } });
@@ -42,6 +51,9 @@ describe(`freeing the disk of pulled cores (${database.name})`, () => {
   let sshd: Sshd;
   let ssh: SshConnections;
   let core: CCore;
+  /** A host core left as pulled, on a filesystem of its own (a loop-mounted ext4): its df is exact. */
+  let kept: CCore;
+  let mount: string;
   let web: string;
   let worker: string;
   let incidentId: number;
@@ -52,11 +64,21 @@ describe(`freeing the disk of pulled cores (${database.name})`, () => {
     await migrate(db);
     work = mkdtempSync(join(tmpdir(), 'nightshift-free-'));
     chmodSync(work, 0o755);
-    core = await makeCCore(join(work, 'made'), 'abort');
-    // The ssh user deletes what root would on a real host: the host core's directory is its to write.
-    chmodSync(join(work, 'made'), 0o755);
-    chmodSync(dirname(core.path), 0o777);
-    chmodSync(core.path, 0o644);
+    // The host's cores on a small ext4 of their own: nothing else writes there, so df before and
+    // after shows exactly what was freed (the root filesystem is shared with other tests' writes).
+    mount = join(work, 'cores');
+    mkdirSync(mount);
+    await runTool('truncate', ['-s', '128M', join(work, 'cores.img')]);
+    await runTool('mkfs.ext4', ['-q', '-F', join(work, 'cores.img')]);
+    await runTool('mount', ['-o', 'loop', join(work, 'cores.img'), mount]);
+    chmodSync(mount, 0o755);
+    core = await makeCCore(join(mount, 'changed'), 'abort');
+    kept = await makeCCore(join(mount, 'kept'), 'abort');
+    // The ssh user deletes what root would on a real host: the host cores' directories are its to write.
+    for (const c of [core, kept]) {
+      for (let d = dirname(c.path); d !== mount; d = dirname(d)) chmodSync(d, 0o777);
+      chmodSync(c.path, 0o644);
+    }
     podman = await startPodman();
     web = (await podman.crashingContainer({ dir: '/app', running: true, coreMiB: 8 })).slice(0, 12);
     worker = (await podman.crashingContainer({ dir: '/srv', running: false, coreMiB: 8 })).slice(0, 12);
@@ -81,6 +103,7 @@ describe(`freeing the disk of pulled cores (${database.name})`, () => {
     await sshd?.stop();
     await podman?.stop();
     await db?.close();
+    if (mount) await runTool('umount', [mount]).catch(() => {});
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
@@ -116,7 +139,7 @@ describe(`freeing the disk of pulled cores (${database.name})`, () => {
             port: sshd.port,
             user: sshd.user,
             key: sshd.privateKeyPath,
-            coreSearchPaths: [join(work, 'made')],
+            coreSearchPaths: [mount],
           },
         ],
       }),
@@ -136,7 +159,7 @@ describe(`freeing the disk of pulled cores (${database.name})`, () => {
       { incidentId, host: 'web' },
     );
     assert.ok(collection);
-    assert.equal(collection.cores.length, 3, JSON.stringify(collection.cores));
+    assert.equal(collection.cores.length, 4, JSON.stringify(collection.cores));
     const [pull] = await proposals('pull');
     assert.ok(pull);
     await approve(pull);
@@ -154,12 +177,12 @@ describe(`freeing the disk of pulled cores (${database.name})`, () => {
     assert.equal((await getRun(db, pull.id))!.state, 'succeeded');
 
     // The cores are home: freeing them is proposed, exactly these three files, with their sizes.
-    const [free] = await proposals('free');
-    assert.ok(free, 'a free proposal after the pull');
-    const items = parseFreeText(free.text);
+    const [freeing] = await proposals('free');
+    assert.ok(freeing, 'a free proposal after the pull');
+    const items = parseFreeText(freeing.text);
     assert.deepEqual(
       items.map((i) => `${i.container ?? ''}:${i.path}`).sort(),
-      [`:${core.path}`, `${web}:/app/core`, `${worker}:/srv/core`].sort(),
+      [`:${core.path}`, `:${kept.path}`, `${web}:/app/core`, `${worker}:/srv/core`].sort(),
     );
     const layers = new Map(collection.layers.map((l) => [l.container, l.dir]));
     const onHost = {
@@ -186,11 +209,14 @@ describe(`freeing the disk of pulled cores (${database.name})`, () => {
     appendFileSync(core.path, Buffer.alloc(4096, 1));
     const blocks = (p: string) => statSync(p).blocks * 512;
     const expectFreed = blocks(onHost.web) + blocks(onHost.worker);
+    const keptBlocks = blocks(kept.path);
+    const free = (path: string) => statfsSync(path).bavail * statfsSync(path).bsize;
+    const freeBefore = free(mount);
     assert.ok(statSync(onHost.web).nlink === 1 && statSync(onHost.worker).nlink === 1);
 
-    await approve(free);
-    await runProposalJob(deps, { proposalId: free.id });
-    const run = await getRun(db, free.id);
+    await approve(freeing);
+    await runProposalJob(deps, { proposalId: freeing.id });
+    const run = await getRun(db, freeing.id);
     assert.ok(run);
     const stored = await db.executeSql<{ result: unknown }>('SELECT result FROM runs WHERE id = $1', [
       run.id,
@@ -199,21 +225,42 @@ describe(`freeing the disk of pulled cores (${database.name})`, () => {
       freedBytes: number;
       files: Array<{ container: string | null; path: string; status: string; detail: string }>;
       disk: string[];
+      diskBefore: Array<{ mount: string; availKiB: number }>;
+      diskAfter: Array<{ mount: string; availKiB: number }>;
     };
     assert.equal(run.state, 'succeeded', run.error ?? JSON.stringify(result));
-    const status = Object.fromEntries(result.files.map((f) => [f.container ?? 'host', f.status]));
-    assert.deepEqual(status, { [web]: 'deleted', [worker]: 'deleted', host: 'changed' });
-    assert.match(result.files.find((f) => !f.container)!.detail, /size and mtime now/);
+    const status = Object.fromEntries(result.files.map((f) => [f.container ?? f.path, f.status]));
+    assert.deepEqual(status, {
+      [web]: 'deleted',
+      [worker]: 'deleted',
+      [kept.path]: 'deleted',
+      [core.path]: 'changed',
+    });
+    assert.match(result.files.find((f) => f.path === core.path)!.detail, /size and mtime now/);
     // The files are gone from the host's filesystem (their only links: the blocks are free), the
     // running container no longer sees its core, and the changed host core is untouched.
     assert.equal(existsSync(onHost.web), false);
     assert.equal(existsSync(onHost.worker), false);
     await assert.rejects(podman.docker(['exec', web, 'stat', '/app/core']));
+    assert.equal(existsSync(kept.path), false);
     assert.equal(statSync(core.path).size, hostSize + 4096);
+    // The freed bytes are real: the cores' filesystem has the kept core's blocks back, as df says
+    // (measured here, and by the run's own df on the host before and after).
+    const freed = free(mount) - freeBefore;
+    assert.ok(keptBlocks > 64 * 1024, `${keptBlocks} bytes of blocks`);
+    assert.ok(freed >= keptBlocks && freed <= keptBlocks + 64 * 1024, `${freed} freed of ${keptBlocks}`);
+    const avail = (list: Array<{ mount: string; availKiB: number }>) =>
+      list.find((f) => f.mount === mount)!.availKiB * 1024;
+    const byDf = avail(result.diskAfter) - avail(result.diskBefore);
+    assert.ok(byDf >= keptBlocks - 1024 && byDf <= keptBlocks + 64 * 1024, `df: ${byDf} of ${keptBlocks}`);
+    assert.ok(
+      result.disk.some((l) => l.startsWith(`${mount}: `)),
+      result.disk.join('\n'),
+    );
     assert.ok(expectFreed >= 16 * 1024 * 1024, `${expectFreed} bytes of blocks`);
     assert.equal(
       result.freedBytes,
-      items.filter((i) => i.container).reduce((s, i) => s + i.sizeBytes, 0),
+      items.filter((i) => i.path !== core.path).reduce((s, i) => s + i.sizeBytes, 0),
     );
     assert.ok(result.disk.length >= 1, 'the disk before → after');
     const change = await latestDiskChange(db, incidentId);
@@ -222,7 +269,7 @@ describe(`freeing the disk of pulled cores (${database.name})`, () => {
     // Every file's end is on the record, and a second job deletes nothing more.
     const audit = await db.executeSql<{ action: string; status: string }>(
       `SELECT action, subject->>'status' AS status FROM audit_log WHERE subject->>'proposal' = $1 ORDER BY id`,
-      [String(free.id)],
+      [String(freeing.id)],
     );
     const actions = audit.rows.map((r) => r.action);
     for (const a of [
@@ -233,13 +280,13 @@ describe(`freeing the disk of pulled cores (${database.name})`, () => {
       'run.result_posted',
     ])
       assert.ok(actions.includes(a), `${a} in ${actions.join(', ')}`);
-    assert.equal(actions.filter((a) => a === 'evidence.deleted').length, 2);
+    assert.equal(actions.filter((a) => a === 'evidence.deleted').length, 3);
     assert.equal(actions.filter((a) => a === 'evidence.not_deleted').length, 1);
-    await runProposalJob(deps, { proposalId: free.id });
+    await runProposalJob(deps, { proposalId: freeing.id });
     const again = await db.executeSql<{ n: number }>(
       `SELECT count(*)::int AS n FROM audit_log WHERE subject->>'proposal' = $1 AND action LIKE 'evidence.%'`,
-      [String(free.id)],
+      [String(freeing.id)],
     );
-    assert.equal(again.rows[0]!.n, 3);
+    assert.equal(again.rows[0]!.n, 4);
   });
 });

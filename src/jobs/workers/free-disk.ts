@@ -130,7 +130,7 @@ export async function proposeFreeing(
         {
           incidentId,
           ...text,
-          why: `Frees ${formatBytes(plan.bytes)} on ${host}: the ${plan.items.length} core file(s) are home and their sha256 recorded. Each is deleted only if it is still the file pulled (size, mtime, device:inode; sha256 too when it is small), in the container (docker exec rm) or, for a stopped container, in its layer on the host; the disk is read again afterwards.${left}`,
+          why: `Frees up to ${formatBytes(plan.bytes)} on ${host} (less for sparse cores): the ${plan.items.length} core file(s) are home and their sha256 recorded. Each is deleted only if it is still the file pulled (size, mtime, device:inode; sha256 too when it is small), in the container (docker exec rm) or, for a stopped container, in its layer on the host; the disk is read again afterwards.${left}`,
           expects: 'per file: deleted, or skipped and why; the disk before → after',
           proposedBy: 'nightshift',
         },

@@ -445,7 +445,8 @@ async function runFree(
   const icon = failed > 0 ? ':warning:' : deleted === items.length ? ':broom:' : ':information_source:';
   const reply = joinMrkdwn(
     [
-      md`${icon} Freed ${formatBytes(report.freedBytes)} on ${host.name} (proposal #${proposal.id}): ${deleted} of ${items.length} file(s) deleted`,
+      // The files' sizes; a sparse core gives back fewer blocks, which the disk lines show.
+      md`${icon} Deleted ${deleted} of ${items.length} file(s) on ${host.name} (proposal #${proposal.id}), ${formatBytes(report.freedBytes)} of cores`,
       ...report.disk.lines.map((l) => md`Disk ${l}`),
       ...report.outcomes.map(({ item, outcome }) =>
         outcome.status === 'deleted'
@@ -479,7 +480,7 @@ async function runFree(
       ...(failed > 0 ? { error: `${failed} file(s) could not be checked or deleted` } : {}),
     },
     reply: clean(reply),
-    summary: `${icon} ${deleted} of ${items.length} deleted, ${formatBytes(report.freedBytes)} freed`,
+    summary: `${icon} ${deleted} of ${items.length} deleted, ${formatBytes(report.freedBytes)} of cores`,
   };
 }
 
