@@ -25,6 +25,24 @@ export interface GuardPlan {
 
 const GIB = 1024 ** 3;
 export const CORE_HANDLER = '/usr/local/sbin/nightshift-core';
+export const CORE_DIR = '/var/lib/nightshift-cores';
+
+/**
+ * The pipe handler's lines: the kernel runs it with the core on stdin and `%p %t %e` as its
+ * arguments. It keeps the core only while the directory's filesystem has more than keepFreeBytes
+ * free, and no more than maxCoreBytes of it. `dir` is fixed text of ours (tests pass a temp one).
+ */
+export function coreHandler(o: { dir: string; maxCoreBytes: number; keepFreeBytes: number }): string[] {
+  return [
+    '#!/bin/sh',
+    `# kernel.core_pattern pipes each core here (%p %t %e): kept under ${o.dir} only`,
+    `# while the disk keeps ${o.keepFreeBytes} bytes free, and cut at ${o.maxCoreBytes} bytes. Written by Nightshift.`,
+    `dir=${o.dir}`,
+    'free=$(df -Pk "$dir" | awk \'NR==2 {print $4}\')',
+    `[ "\${free:-0}" -gt ${Math.floor(o.keepFreeBytes / 1024)} ] || exit 0`,
+    `exec head -c ${o.maxCoreBytes} > "$dir/core.$3.$1.$2"`,
+  ];
+}
 
 export function planGuard(input: GuardInput): GuardPlan {
   const maxCore = input.maxCoreBytes ?? GIB;
@@ -65,22 +83,14 @@ export function planGuard(input: GuardInput): GuardPlan {
   // A plain pattern (`core`, `/var/crash/core.%e.%p`): the kernel writes whole cores wherever the
   // process runs, inside containers' layers too. A pipe to a small handler caps them all, host and
   // containers alike (the kernel runs the handler on the host).
-  const handler = [
-    '#!/bin/sh',
-    '# kernel.core_pattern pipes each core here (%p %t %e): kept under /var/lib/nightshift-cores only',
-    `# while the disk keeps ${keepFree} bytes free, and cut at ${maxCore} bytes. Written by Nightshift.`,
-    'dir=/var/lib/nightshift-cores',
-    'free=$(df -Pk "$dir" | awk \'NR==2 {print $4}\')',
-    `[ "\${free:-0}" -gt ${Math.floor(keepFree / 1024)} ] || exit 0`,
-    `exec head -c ${maxCore} > "$dir/core.$3.$1.$2"`,
-  ];
+  const handler = coreHandler({ dir: CORE_DIR, maxCoreBytes: maxCore, keepFreeBytes: keepFree });
   const setting = `|${CORE_HANDLER} %p %t %e`;
   return {
     script: {
       text: [
         'set -eu',
         `# Before: ${pattern.replace(/[^\x20-\x7e]/g, '?').slice(0, 120) || '(unknown)'}`,
-        'mkdir -p /var/lib/nightshift-cores',
+        `mkdir -p ${CORE_DIR}`,
         `cat > ${CORE_HANDLER} <<'EOF'`,
         ...handler,
         'EOF',

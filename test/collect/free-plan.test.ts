@@ -24,7 +24,7 @@ import {
   parseFreeText,
   planFree,
 } from '../../src/collect/free-plan.ts';
-import { planGuard } from '../../src/collect/guard-plan.ts';
+import { coreHandler, planGuard } from '../../src/collect/guard-plan.ts';
 
 /**
  * The free proposal's text and the command that deletes one file: the text round-trips and refuses
@@ -208,6 +208,26 @@ describe('the guard', () => {
     assert.match(guard.script!.text, /^# Before: core\?\$\(reboot\)$/m);
     assert.equal(guard.script!.text.split('\n').filter((l) => l.includes('reboot')).length, 1);
     assert.match(guard.advice[0]!, /web1.*--ulimit core=0/);
+  });
+
+  it('has a handler that, run as the kernel runs it, cuts a core at the cap and keeps none when the disk is short', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nightshift-core-handler-'));
+    try {
+      const core = Buffer.alloc(3 * 1024 * 1024, 9);
+      const run = (keepFreeBytes: number) => {
+        const script = join(dir, 'handler');
+        writeFileSync(script, coreHandler({ dir, maxCoreBytes: 1024 * 1024, keepFreeBytes }).join('\n'));
+        const r = spawnSync('sh', [script, '42', '1700000000', 'crash'], { input: core });
+        assert.equal(r.status, 0, String(r.stderr));
+        return join(dir, 'core.crash.42.1700000000');
+      };
+      assert.equal(statSync(run(1024 * 1024)).size, 1024 * 1024);
+      unlinkSync(join(dir, 'core.crash.42.1700000000'));
+      // More free space asked for than any disk has: nothing is written.
+      assert.equal(existsSync(run(2 ** 60)), false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('gives advice only for another pipe helper', () => {
