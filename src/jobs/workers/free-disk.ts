@@ -245,7 +245,8 @@ export async function freeFiles(
         host: remote.name,
         container: item.container ?? null,
         path: item.path,
-        bytes: item.sizeBytes,
+        // Not `bytes`: the timeline reads that as a reply's length (audit-text.ts).
+        sizeBytes: item.sizeBytes,
         status: outcome.status,
         ...(outcome.detail ? { detail: outcome.detail } : {}),
       },
