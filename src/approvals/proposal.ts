@@ -7,7 +7,8 @@ import { createHash } from 'node:crypto';
  * hash that needs a new approval.
  */
 
-export type ProposalKind = 'script' | 'sql' | 'pull';
+/** `free`: delete cores already pulled whole, to free the host's disk (src/collect/free-plan.ts). */
+export type ProposalKind = 'script' | 'sql' | 'pull' | 'free';
 
 export interface ProposalText {
   kind: ProposalKind;

@@ -35,6 +35,12 @@ const SQL_WRITE =
 export function riskNotes(p: ProposalText): string[] {
   if (p.kind === 'pull')
     return ['copies files off the host over SSH (read-only there, writes on the bot host)'];
+  if (p.kind === 'free')
+    // The same words as a script's rm, so whatever asks "does it delete?" reads one note.
+    return [
+      'deletes files',
+      'on the host, each only while its size, mtime and inode are those of the copy pulled home',
+    ];
   if (p.kind === 'sql') {
     const notes: string[] = [];
     const statements = p.text

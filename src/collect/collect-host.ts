@@ -21,6 +21,10 @@ export interface HostCollection {
   findings: Finding[];
   filesystems: Filesystem[];
   cores: CoreFile[];
+  /** The containers' writable layers on the host, where the container collector found them. */
+  layers: ContainerLayer[];
+  /** kernel.core_pattern as the core settings collector read it ('' when it did not run). */
+  corePattern: string;
   errors: string[];
   /** Collectors the policy holds for an approval: not run; their exact command, to propose. */
   held: Array<{ name: string; command: string }>;
@@ -51,6 +55,8 @@ export async function collectHost(host: RemoteHost, options: CollectOptions = {}
     findings: [],
     filesystems: [],
     cores: [],
+    layers: [],
+    corePattern: '',
     errors: [],
     held: [],
   };
@@ -85,6 +91,7 @@ export async function collectHost(host: RemoteHost, options: CollectOptions = {}
     async () => {
       const output = await run(containerCores, { now });
       layers = (output.facts?.layers as ContainerLayer[] | undefined) ?? [];
+      collection.layers = layers;
       return output;
     },
     () =>
@@ -93,7 +100,11 @@ export async function collectHost(host: RemoteHost, options: CollectOptions = {}
         ...(options.coreSearchPaths ? { roots: options.coreSearchPaths } : {}),
         seen: { containerCores: collection.cores.filter((c) => c.container !== null), layers },
       }),
-    () => run(coreSettings, undefined),
+    async () => {
+      const output = await run(coreSettings, undefined);
+      collection.corePattern = (output.facts?.pattern as string | undefined) ?? '';
+      return output;
+    },
     () => run(dockerUsage, undefined),
   ]) {
     try {

@@ -231,8 +231,10 @@ describe('a disk alert starts collection on the host', () => {
     assert.ok(progress, 'a progress message');
     assert.match(progress.text ?? '', /Analysis done: 1 dump/);
     assert.equal(thread.filter((m) => /Pulling|Analysing/.test(m.text ?? '')).length, 0);
+    // The pull's own trail (freeing the disk and the guard are proposed after it).
     const audit = await db.executeSql<{ action: string }>(
-      `SELECT action FROM audit_log WHERE action LIKE 'proposal.%' OR action LIKE 'run.%' ORDER BY id`,
+      `SELECT action FROM audit_log WHERE (action LIKE 'proposal.%' OR action LIKE 'run.%')
+         AND subject->>'proposal' IN (SELECT id::text FROM proposals WHERE kind = 'pull') ORDER BY id`,
     );
     // The second click's refusal may be recorded before or after the run starts (a sent job
     // wakes the runner at once); what matters is one approval, one run, in this order.
@@ -469,5 +471,78 @@ describe('a disk alert starts collection on the host', () => {
       `SELECT count(*)::int AS n FROM incidents WHERE host = 'db-1'`,
     );
     assert.equal(incidents.rows[0]!.n, 1);
+  });
+  it('last (it deletes the core the others find): proposes freeing the disk after the pull: a stranger cannot, an approval deletes the core in the container and shows the disk before → after', async () => {
+    const message = await until(
+      'the free proposal',
+      () =>
+        slack
+          .thread(FAKE_IDS.channel, rootTs)
+          .find((m) => /^Proposal #\d+ \(delete pulled cores on host web-1/.test(m.text ?? '')),
+      60_000,
+    );
+    const shown = JSON.stringify(message.blocks);
+    assert.match(shown, new RegExp(`${containerId}:/app/core`));
+    assert.match(shown, /deletes files/);
+    assert.match(shown, /Frees up to [\d.]+ [KMG]iB on web-1/);
+    // The guard is proposed too: this host's core_pattern is a plain `core`.
+    await until('the guard proposal', () =>
+      slack
+        .thread(FAKE_IDS.channel, rootTs)
+        .find(
+          (m) =>
+            /^Proposal #\d+ \(on host web-1/.test(m.text ?? '') &&
+            /core_pattern/.test(JSON.stringify(m.blocks)),
+        ),
+    );
+    const { rows: free } = await db.executeSql<{ id: string }>(
+      `SELECT id FROM proposals WHERE kind = 'free'`,
+    );
+    assert.equal(free.length, 1);
+    const inContainer = () => podman.docker(['exec', containerId, 'stat', '-c', '%s', '/app/core']);
+    const size = Number((await inContainer()).trim());
+    assert.ok(size > 0);
+
+    const refusal = slack.responseUrl();
+    await click('U0STRANGER', message, approveButton(message)!.value, refusal);
+    const answer = await until('the ephemeral refusal', () => slack.responses.find((r) => r.url === refusal));
+    assert.match(JSON.stringify(answer.body), /not an approver/);
+    const none = await db.executeSql<{ n: number }>(
+      'SELECT count(*)::int AS n FROM runs WHERE proposal_id = $1',
+      [free[0]!.id],
+    );
+    assert.equal(none.rows[0]!.n, 0, 'no run for a stranger');
+    assert.equal(Number((await inContainer()).trim()), size, 'the core is still there');
+
+    await click(APPROVER, message, approveButton(message)!.value, slack.responseUrl());
+    const result = await until(
+      'the free result',
+      () => slack.thread(FAKE_IDS.channel, rootTs).find((m) => /^:broom: Deleted /.test(m.text ?? '')),
+      60_000,
+    );
+    assert.match(result.text ?? '', /Deleted 1 of 1 file\(s\) on web-1/);
+    assert.match(result.text ?? '', /Disk \/[^:]*: \d+% → \d+% used/);
+    await assert.rejects(inContainer(), 'the core is gone from the container');
+    const run = await db.executeSql<{ state: string; freed: string }>(
+      `SELECT state, result->>'freedBytes' AS freed FROM runs WHERE proposal_id = $1`,
+      [free[0]!.id],
+    );
+    assert.deepEqual(run.rows, [{ state: 'succeeded', freed: String(size) }]);
+    const trail = await db.executeSql<{ action: string; actor: string }>(
+      `SELECT action, actor FROM audit_log WHERE subject->>'proposal' = $1 ORDER BY id`,
+      [free[0]!.id],
+    );
+    assert.deepEqual(
+      trail.rows.map((r) => `${r.action} ${r.actor}`),
+      [
+        'proposal.created nightshift',
+        'proposal.decision_refused U0STRANGER',
+        `proposal.approved ${APPROVER}`,
+        'run.started nightshift',
+        'evidence.deleted nightshift',
+        'run.finished nightshift',
+        'run.result_posted nightshift',
+      ],
+    );
   });
 });

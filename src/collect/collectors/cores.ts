@@ -67,8 +67,8 @@ const LAYER_DIR = [
 const FILES_ONLY = String.raw`awk '{ p[NR] = $0; x = $0; while (sub(/\/[^\/]*$/, "", x) && x != "") d[x] = 1 } END { for (i = 1; i <= NR; i++) if (!(p[i] in d)) print p[i] }'`;
 
 /**
- * Lines `<container>\t<size>\t<mtime>\t<file>\t<path>` (size and mtime `?` for stopped
- * containers, file `?` when the layer cannot be stat'ed on the host), and a line
+ * Lines `<container>\t<size>\t<mtime>\t<file>\t<path>` (size and mtime `?` for a stopped
+ * container whose layer is not known, file `?` when the layer cannot be stat'ed on the host), and a line
  * `#layer\t<container>\t<dir>` per container whose writable layer is known.
  */
 export const containerCoresCommand = [
@@ -80,7 +80,8 @@ export const containerCoresCommand = [
   `  "$d" diff "$id" 2>/dev/null | sed -n 's/^[AC] //p' | ${FILES_ONLY} | grep -E '${CORE_NAME}' | while read -r path; do`,
   // The first bytes through docker cp, which reads a stopped container too and needs no tools in it.
   `    "$d" cp "$id:$path" - 2>/dev/null </dev/null | tar -xOf - 2>/dev/null | ${IS_ELF} || continue`,
-  `    info=$("$d" exec "$id" stat -c '%s\t%Y' "$path" 2>/dev/null </dev/null) || info="?\t?"`,
+  // A stopped container runs nothing: its core is stat'ed in its writable layer on the host, when known.
+  `    info=$("$d" exec "$id" stat -c '%s\t%Y' "$path" 2>/dev/null </dev/null) || info=$([ -n "$layer" ] && stat -c '%s\t%Y' "$layer$path" 2>/dev/null) || info="?\t?"`,
   `    file=$([ -n "$layer" ] && stat -c '%d:%i' "$layer$path" 2>/dev/null) || file="?"`,
   `    printf '%s\\t%s\\t%s\\t%s\\n' "$id" "$info" "$file" "$path"`,
   '  done',

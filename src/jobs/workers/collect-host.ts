@@ -112,12 +112,25 @@ export async function collectHostJob(
 async function proposePull(deps: CollectDeps, incidentId: number, host: string, collection: HostCollection) {
   const now = deps.now?.() ?? new Date();
   for (const core of collection.cores) {
+    // What the host said of each core is kept: freeing the disk later deletes a file only while
+    // it is still this one (free-plan.ts).
+    const layer = core.container ? collection.layers.find((l) => l.container === core.container) : undefined;
     await deps.db.executeSql(
-      `INSERT INTO evidence_artifacts (incident_id, host, container, remote_path, size_bytes, state)
-       SELECT $1, $2, $3, $4, $5, 'pending'
+      `INSERT INTO evidence_artifacts (incident_id, host, container, remote_path, size_bytes, state,
+         remote_size_bytes, remote_mtime, file_id, layer_dir)
+       SELECT $1, $2, $3, $4, $5, 'pending', $5, $6, $7, $8
        WHERE NOT EXISTS (SELECT 1 FROM evidence_artifacts WHERE incident_id = $1 AND host = $2
                            AND container IS NOT DISTINCT FROM $3 AND remote_path = $4)`,
-      [incidentId, host, core.container, core.path, core.sizeBytes],
+      [
+        incidentId,
+        host,
+        core.container,
+        core.path,
+        core.sizeBytes,
+        core.mtime,
+        core.file,
+        layer?.dir ?? null,
+      ],
     );
   }
   const plan = planPull(collection.cores);

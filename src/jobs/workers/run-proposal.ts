@@ -1,6 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KnownSecrets, redact } from '../../analyze/redact.ts';
+import type { Policy } from '../../approvals/policy.ts';
 import type { ProposalText } from '../../approvals/proposal.ts';
 import {
   beatRun,
@@ -12,6 +13,7 @@ import {
   type RunRecord,
   startRun,
 } from '../../approvals/service.ts';
+import { type FreeItem, freeText, parseFreeText } from '../../collect/free-plan.ts';
 import { type PullResult, type PullSource, pullFile } from '../../collect/pull.ts';
 import { formatBytes, localName, parsePullText, progressLine, pullText } from '../../collect/pull-plan.ts';
 import type { SshConnections } from '../../collect/ssh.ts';
@@ -34,6 +36,7 @@ import { refreshProposalMessage } from '../../slack/proposal-messages.ts';
 import { showProgress } from '../../slack/status-message.ts';
 import { appendAudit, queueThreadMessage } from '../../store/records.ts';
 import { QUEUES } from '../queues.ts';
+import { freeFiles, proposeFreeing } from './free-disk.ts';
 import type { JobDeps } from './job-run.ts';
 
 /**
@@ -74,6 +77,8 @@ export interface RunnerDeps extends JobDeps {
   limits?: RunnerLimits | undefined;
   /** How often a run's heartbeat is written, in milliseconds; default RUN_HEARTBEAT.everyMs (15,000). */
   heartbeatMs?: number | undefined;
+  /** The approval policy: after a pull, freeing the disk and the guard are proposed under it. */
+  policy?: Policy | undefined;
 }
 
 export interface RunnerLimits {
@@ -102,6 +107,11 @@ export async function runProposalJob(deps: RunnerDeps, raw: unknown): Promise<vo
     const sources = parsePullText(proposal.text);
     const about: ProposalText = { kind: 'pull', target: proposal.target, text: pullText(sources) };
     return claimAndRun(deps, proposal, about, (run) => runPull(deps, proposal, sources, run));
+  }
+  if (proposal.kind === 'free') {
+    const items = parseFreeText(proposal.text);
+    const about: ProposalText = { kind: 'free', target: proposal.target, text: freeText(items) };
+    return claimAndRun(deps, proposal, about, (run) => runFree(deps, proposal, items, run));
   }
   if (proposal.kind === 'script' || proposal.kind === 'sql') {
     const about: ProposalText = { kind: proposal.kind, target: proposal.target, text: proposal.text };
@@ -394,13 +404,81 @@ async function runPull(
     },
     reply: summary,
     // When a batch is in, analyse it as one set: findings, then the cross-dump correlations.
+    // Then, with the cores home and hashed, freeing the disk and the guard are proposed.
     afterwards: async () => {
       if (pulled.length === 0) return;
       await deps.send(QUEUES.analyzeEvidence.name, {
         incidentId: proposal.incidentId,
         paths: pulled.map((r) => r.result!.localPath),
       });
+      await proposeFreeing(deps, remote, proposal.incidentId).catch((error: unknown) =>
+        deps.log.error({ err: error, proposal: proposal.id }, 'could not propose freeing the disk'),
+      );
     },
+  };
+}
+
+/**
+ * Deletes the approved files (free-disk.ts), each only while it is still the one pulled, and
+ * reports per file and the disk before → after. A file skipped because it changed or is gone is
+ * the check doing its work, not a failure; a file that could not be checked or deleted is.
+ */
+async function runFree(
+  deps: RunnerDeps,
+  proposal: Proposal,
+  items: FreeItem[],
+  _run: RunRecord,
+): Promise<RunReport> {
+  const host = deps.hosts && findHost(deps.hosts, proposal.target);
+  if (!host || !deps.ssh)
+    throw new CodedError(
+      ErrorCode.HostUnknown,
+      `${proposal.target} is not in the hosts file, so nothing was deleted`,
+    );
+  const report = await freeFiles(deps, deps.ssh.host(host.name), proposal, items);
+  const count = (status: string) => report.outcomes.filter((o) => o.outcome.status === status).length;
+  const deleted = count('deleted');
+  const failed = count('failed');
+  const name = (i: FreeItem) => `${i.container ? `${i.container}:` : ''}${i.path}`;
+  const icon = failed > 0 ? ':warning:' : deleted === items.length ? ':broom:' : ':information_source:';
+  const reply = joinMrkdwn(
+    [
+      // The files' sizes; a sparse core gives back fewer blocks, which the disk lines show.
+      md`${icon} Deleted ${deleted} of ${items.length} file(s) on ${host.name} (proposal #${proposal.id}), ${formatBytes(report.freedBytes)} of cores`,
+      ...report.disk.lines.map((l) => md`Disk ${l}`),
+      ...report.outcomes.map(({ item, outcome }) =>
+        outcome.status === 'deleted'
+          ? md`• ${name(item)} ${formatBytes(item.sizeBytes)}: deleted`
+          : md`• ${name(item)}: ${outcome.status === 'failed' ? 'not deleted' : `skipped (${outcome.status})`}${outcome.detail ? `: ${clean(outcome.detail)}` : ''}`,
+      ),
+    ],
+    '\n',
+  ).text;
+  return {
+    end: {
+      ok: failed === 0,
+      exitCode: failed === 0 ? 0 : 1,
+      outputBytes: 0,
+      result: {
+        freedBytes: report.freedBytes,
+        deleted,
+        skipped: items.length - deleted - failed,
+        failed,
+        files: report.outcomes.map(({ item, outcome }) => ({
+          container: item.container ?? null,
+          path: item.path,
+          bytes: item.sizeBytes,
+          status: outcome.status,
+          detail: clean(outcome.detail),
+        })),
+        disk: report.disk.lines,
+        diskBefore: report.disk.before,
+        diskAfter: report.disk.after,
+      },
+      ...(failed > 0 ? { error: `${failed} file(s) could not be checked or deleted` } : {}),
+    },
+    reply: clean(reply),
+    summary: `${icon} ${deleted} of ${items.length} deleted, ${formatBytes(report.freedBytes)} of cores`,
   };
 }
 
@@ -431,11 +509,13 @@ const clean = (text: string) => redact(text).text;
 const where = (p: ProposalText) =>
   p.kind === 'pull'
     ? `Pull from ${p.target}`
-    : p.kind === 'sql'
-      ? `SQL on ${p.target}`
-      : p.target === 'evidence'
-        ? 'Script on the evidence'
-        : `Script on ${p.target}`;
+    : p.kind === 'free'
+      ? `Freeing ${p.target}`
+      : p.kind === 'sql'
+        ? `SQL on ${p.target}`
+        : p.target === 'evidence'
+          ? 'Script on the evidence'
+          : `Script on ${p.target}`;
 
 /**
  * Scripts (on the evidence in the sandbox, or on a host over SSH) and read-only SQL: the exact

@@ -63,6 +63,7 @@ const WHERE: Record<ProposalKind, (target: string) => string> = {
   script: (t) => (t === 'evidence' ? 'in the local evidence sandbox' : `on host ${t} over SSH`),
   sql: (t) => `read-only SQL on database ${t}`,
   pull: (t) => `pull from host ${t}`,
+  free: (t) => `delete pulled cores on host ${t} over SSH`,
 };
 
 const clock = (d: Date) => `${d.toISOString().slice(11, 16)} UTC`;

@@ -1,0 +1,286 @@
+import { open, stat } from 'node:fs/promises';
+import { TarReader } from '../../analyze/tar.ts';
+import type { Policy } from '../../approvals/policy.ts';
+import { createProposal, type Proposal, sameProposal } from '../../approvals/service.ts';
+import { runCollector } from '../../collect/collectors/collector.ts';
+import { coreSettings } from '../../collect/collectors/cores.ts';
+import { diskUsage, type Filesystem } from '../../collect/collectors/disk.ts';
+import {
+  diskChange,
+  type FreeItem,
+  type FreeOutcome,
+  freeCommand,
+  freeText,
+  type PulledArtifact,
+  parseFreeOutput,
+  planFree,
+} from '../../collect/free-plan.ts';
+import { planGuard } from '../../collect/guard-plan.ts';
+import { formatBytes } from '../../collect/pull-plan.ts';
+import type { RemoteHost } from '../../collect/transport.ts';
+import { joinMrkdwn, md } from '../../slack/blocks/mrkdwn.ts';
+import { queueProposalMessage } from '../../slack/proposal-messages.ts';
+import type { Db } from '../../store/db.ts';
+import { appendAudit, queueThreadMessage } from '../../store/records.ts';
+import type { JobDeps } from './job-run.ts';
+
+/**
+ * Stopping the bleeding once the cores are home (issue 17): a proposal to delete exactly the files
+ * pulled whole, and one to keep the next crash from filling the disk again; and the run of an
+ * approved `free` proposal, which deletes a file only while it is still the one pulled, then reads
+ * the disk again.
+ */
+
+export interface FreeDeps extends JobDeps {
+  policy?: Policy | undefined;
+  channel: string;
+  now?: () => Date;
+}
+
+/** The core's own bytes in a pulled file: the file's size, or its member's size in docker cp's tar. */
+export async function pulledContentBytes(
+  localPath: string,
+  container: string | null,
+): Promise<number | null> {
+  try {
+    if (!container) return (await stat(localPath)).size;
+    const file = await open(localPath);
+    try {
+      const head = Buffer.alloc(64 * 1024);
+      const { bytesRead } = await file.read(head, 0, head.length, 0);
+      let size: number | null = null;
+      const reader = new TarReader((h) => {
+        if (size === null && h.type === 'file') size = h.size;
+        return undefined;
+      });
+      // The first member's header is in the first blocks (after PAX headers); its data need not be.
+      reader.push(head.subarray(0, bytesRead));
+      return size;
+    } finally {
+      await file.close();
+    }
+  } catch {
+    return null;
+  }
+}
+
+interface ArtifactRow {
+  container: string | null;
+  remote_path: string;
+  state: string;
+  sha256: string | null;
+  local_path: string | null;
+  remote_size_bytes: string | null;
+  remote_mtime: Date | string | null;
+  file_id: string | null;
+  layer_dir: string | null;
+  deleted_at: Date | string | null;
+  remote_deleted_at: Date | string | null;
+}
+
+/** The incident's pulled files on a host, with what came home of each. */
+export async function pulledArtifacts(db: Db, incidentId: number, host: string): Promise<PulledArtifact[]> {
+  const { rows } = await db.executeSql<ArtifactRow>(
+    `SELECT container, remote_path, state, sha256, local_path, remote_size_bytes, remote_mtime, file_id,
+            layer_dir, deleted_at, remote_deleted_at
+     FROM evidence_artifacts WHERE incident_id = $1 AND host = $2 AND state = 'complete' ORDER BY id`,
+    [incidentId, host],
+  );
+  return Promise.all(
+    rows.map(async (r) => ({
+      ...(r.container ? { container: r.container } : {}),
+      path: r.remote_path,
+      state: r.state,
+      sha256: r.sha256,
+      deleted: r.remote_deleted_at !== null,
+      kept: r.deleted_at === null,
+      remoteSizeBytes: r.remote_size_bytes === null ? null : Number(r.remote_size_bytes),
+      remoteMtime: r.remote_mtime === null ? null : new Date(r.remote_mtime),
+      file: r.file_id,
+      layer: r.layer_dir,
+      contentBytes: r.local_path ? await pulledContentBytes(r.local_path, r.container) : null,
+    })),
+  );
+}
+
+/**
+ * After a pull: proposes deleting the files that came home whole (nothing when none did), and the
+ * guard against the next crash. Neither runs without an approval: the policy approves pulls alone.
+ */
+export async function proposeFreeing(
+  deps: FreeDeps,
+  remote: RemoteHost,
+  incidentId: number,
+): Promise<Proposal | undefined> {
+  const now = deps.now?.() ?? new Date();
+  const host = remote.name;
+  if (!deps.policy) return undefined;
+  const plan = planFree(await pulledArtifacts(deps.db, incidentId, host));
+  let proposal: Proposal | undefined;
+  if (plan.items.length > 0) {
+    const text = { kind: 'free' as const, target: host, text: freeText(plan.items) };
+    proposal = await sameProposal(deps.db, incidentId, text);
+    if (!proposal) {
+      const left =
+        plan.skipped.length > 0
+          ? ` Not proposed: ${plan.skipped.map((s) => `${s.source.container ? `${s.source.container}:` : ''}${s.source.path} (${s.reason})`).join('; ')}.`
+          : '';
+      proposal = await createProposal(
+        deps.db,
+        {
+          incidentId,
+          ...text,
+          why: `Frees up to ${formatBytes(plan.bytes)} on ${host} (less for sparse cores): the ${plan.items.length} core file(s) are home and their sha256 recorded. Each is deleted only if it is still the file pulled (size, mtime, device:inode; sha256 too when it is small), in the container (docker exec rm) or, for a stopped container, in its layer on the host; the disk is read again afterwards.${left}`,
+          expects: 'per file: deleted, or skipped and why; the disk before → after',
+          proposedBy: 'nightshift',
+        },
+        deps.policy,
+        now,
+      );
+      await queueProposalMessage(deps.db, proposal, deps.channel, now);
+    }
+  }
+  await proposeGuard(deps, remote, incidentId, [
+    ...new Set(plan.items.flatMap((i) => (i.container ? [i.container] : []))),
+  ]);
+  deps.kick?.();
+  return proposal;
+}
+
+async function proposeGuard(deps: FreeDeps, remote: RemoteHost, incidentId: number, containers: string[]) {
+  if (!deps.policy) return;
+  const now = deps.now?.() ?? new Date();
+  let corePattern = '';
+  try {
+    corePattern = ((await runCollector(remote, coreSettings, undefined)).facts?.pattern as string) ?? '';
+  } catch (error) {
+    deps.log.warn({ err: error, host: remote.name }, 'could not read how the host writes cores');
+  }
+  const guard = planGuard({ host: remote.name, corePattern, containers });
+  if (guard.advice.length > 0) {
+    await queueThreadMessage(deps.db, {
+      incidentId,
+      key: `guard:${remote.name}:advice`,
+      fallbackChannel: deps.channel,
+      body: {
+        type: 'text',
+        text: joinMrkdwn(
+          [
+            md`:shield: Against the next crash filling ${remote.name}:`,
+            ...guard.advice.map((a) => md`• ${a}`),
+          ],
+          '\n',
+        ).text,
+        blocks: [],
+      },
+    });
+  }
+  if (!guard.script) return;
+  const text = { kind: 'script' as const, target: remote.name, text: guard.script.text };
+  if (await sameProposal(deps.db, incidentId, text)) return;
+  const proposal = await createProposal(
+    deps.db,
+    {
+      incidentId,
+      ...text,
+      why: guard.script.why,
+      expects: 'the new setting, printed',
+      proposedBy: 'nightshift',
+    },
+    deps.policy,
+    now,
+  );
+  await queueProposalMessage(deps.db, proposal, deps.channel, now);
+}
+
+export interface FreeReport {
+  outcomes: Array<{ item: FreeItem; outcome: FreeOutcome }>;
+  freedBytes: number;
+  disk: { before: Filesystem[]; after: Filesystem[]; lines: string[] };
+}
+
+/** How long one file's check and delete may take on the host (a hash of up to 256 MiB included). */
+const FREE_TIMEOUT_MS = 120_000;
+
+async function filesystems(remote: RemoteHost): Promise<Filesystem[]> {
+  const output = await runCollector(remote, diskUsage, undefined);
+  return (output.facts?.filesystems as Filesystem[] | undefined) ?? [];
+}
+
+/**
+ * Deletes the approved files one at a time, each only while it is still the one pulled, with the
+ * disk read before and after. Every file's end is audited; one deleted is marked so it is never
+ * named again.
+ */
+export async function freeFiles(
+  deps: Pick<FreeDeps, 'db' | 'log'>,
+  remote: RemoteHost,
+  proposal: Proposal,
+  items: readonly FreeItem[],
+): Promise<FreeReport> {
+  const before = await filesystems(remote).catch((error: unknown) => {
+    deps.log.warn({ err: error }, 'could not read the disk before freeing it');
+    return [];
+  });
+  const outcomes: FreeReport['outcomes'] = [];
+  for (const item of items) {
+    const r = await remote
+      .exec({ command: freeCommand(item), timeoutMs: FREE_TIMEOUT_MS, maxOutputBytes: 64 * 1024 })
+      .catch((error: unknown) => ({ stdout: '', stderr: (error as Error).message, exitCode: null }));
+    const outcome = parseFreeOutput(r.stdout, r.stderr, r.exitCode);
+    outcomes.push({ item, outcome });
+    if (outcome.status === 'deleted')
+      await deps.db.executeSql(
+        `UPDATE evidence_artifacts SET remote_deleted_at = now()
+         WHERE incident_id = $1 AND host = $2 AND container IS NOT DISTINCT FROM $3 AND remote_path = $4
+           AND state = 'complete' AND remote_deleted_at IS NULL`,
+        [proposal.incidentId, remote.name, item.container ?? null, item.path],
+      );
+    await appendAudit(deps.db, {
+      actor: 'nightshift',
+      action: outcome.status === 'deleted' ? 'evidence.deleted' : 'evidence.not_deleted',
+      incidentId: proposal.incidentId,
+      subject: {
+        proposal: proposal.id,
+        host: remote.name,
+        container: item.container ?? null,
+        path: item.path,
+        // Not `bytes`: the timeline reads that as a reply's length (audit-text.ts).
+        sizeBytes: item.sizeBytes,
+        status: outcome.status,
+        ...(outcome.detail ? { detail: outcome.detail } : {}),
+      },
+    });
+  }
+  const after = await filesystems(remote).catch((error: unknown) => {
+    deps.log.warn({ err: error }, 'could not read the disk after freeing it');
+    return [];
+  });
+  return {
+    outcomes,
+    freedBytes: outcomes
+      .filter((o) => o.outcome.status === 'deleted')
+      .reduce((sum, o) => sum + o.item.sizeBytes, 0),
+    disk: { before, after, lines: diskChange(before, after) },
+  };
+}
+
+/**
+ * The disk before → after of the incident's latest run that freed it, as lines such as
+ * `/: 97% → 41% used, 1.2 GiB → 30.1 GiB free`: for the root message (which another change
+ * renders), kept apart from it.
+ */
+export async function latestDiskChange(
+  db: Db,
+  incidentId: number,
+): Promise<{ host: string; lines: string[]; freedBytes: number } | undefined> {
+  const { rows } = await db.executeSql<{ target: string; result: { disk?: string[]; freedBytes?: number } }>(
+    `SELECT p.target, r.result FROM runs r JOIN proposals p ON p.id = r.proposal_id
+     WHERE p.incident_id = $1 AND p.kind = 'free' AND r.finished_at IS NOT NULL
+     ORDER BY r.id DESC LIMIT 1`,
+    [incidentId],
+  );
+  const row = rows[0];
+  if (!row) return undefined;
+  return { host: row.target, lines: row.result.disk ?? [], freedBytes: row.result.freedBytes ?? 0 };
+}
