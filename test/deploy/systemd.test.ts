@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { loadSettings } from '../../src/config/settings.ts';
 import { requireTool } from '../helpers/reference-tools.ts';
 
 /**
@@ -62,6 +63,21 @@ describe('the systemd unit', () => {
       installed().replace('RestrictNamespaces=user mnt pid', 'RestrictNamespaces=user mnt pidd'),
     );
     assert.match(wrong.output, /Failed to parse namespace type string/);
+  });
+
+  it('has an environment file example serve accepts, where the unit reads it', () => {
+    assert.deepEqual(values('EnvironmentFile'), ['/etc/nightshift/nightshift.env']);
+    const env: Record<string, string> = {};
+    for (const line of readFileSync(join(root, 'deploy/systemd/nightshift.env.example'), 'utf8').split(
+      '\n',
+    )) {
+      const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line);
+      if (m) env[m[1]!] = m[2]!;
+    }
+    const { config, policy } = loadSettings(env);
+    assert.equal(config.NIGHTSHIFT_SANDBOX_USER, 'nightshift-sandbox');
+    assert.ok(config.DATABASE_URL);
+    assert.equal(policy.approvers.users.length, 1);
   });
 
   it('keeps what bubblewrap needs: its namespaces, netlink, writable cgroups, a /proc it can mount again', () => {
