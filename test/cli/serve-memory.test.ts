@@ -51,8 +51,26 @@ describe("nightshift serve's memory on the embedded store", () => {
         PORT: String(port),
         LOG_LEVEL: 'silent',
       },
-      stdio: 'ignore',
+      stdio: ['ignore', 'ignore', 'pipe'],
     });
+    // What the bot says on stderr (a crash's stack), for the failure message.
+    let stderr = '';
+    bot.stderr!.on('data', (chunk: Buffer) => {
+      stderr = (stderr + chunk.toString()).slice(-4000);
+    });
+    // A connection reset under load is retried, as Alertmanager does (the alert's id makes a
+    // repeat harmless); a bot that died answers no retry either, and the test fails with its stderr.
+    const post = async (url: string, init: RequestInit): Promise<Response> => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await fetch(url, init);
+        } catch (error) {
+          if (attempt >= 3 || bot.exitCode !== null) {
+            throw new Error(`POST failed (bot exit ${bot.exitCode}): ${stderr}`, { cause: error });
+          }
+        }
+      }
+    };
     try {
       const url = `http://127.0.0.1:${port}`;
       await until(
@@ -65,7 +83,7 @@ describe("nightshift serve's memory on the embedded store", () => {
         Array.from({ length: 20 }, async () => {
           while (next < ALERTS) {
             const i = next++;
-            const res = await fetch(`${url}/alerts/generic`, {
+            const res = await post(`${url}/alerts/generic`, {
               method: 'POST',
               headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
               body: JSON.stringify({

@@ -219,19 +219,30 @@ describe('pulling evidence over SSH', () => {
     assert.equal(existsSync(`${before}.part`), false);
     // Room for the start, not for the whole: 96 MiB of random data against 32 MiB of headroom.
     // The remote side must be stopped too: unread, it would hold the transfer open until its timeout.
+    // The evidence goes to a small ext4 of its own: on the shared root filesystem, other tests
+    // deleting files beside this one freed more than the headroom mid-transfer, and it went through.
     const big = join(work, 'room.bin');
     execFileSync('sh', ['-c', `head -c 100663296 /dev/urandom > ${big} && chmod 644 ${big}`]);
-    const fs = statfsSync(join(work, 'evidence'));
-    const free = fs.bavail * fs.bsize;
-    const during = join(work, 'evidence', 'filled');
-    const started = Date.now();
-    await assert.rejects(
-      pullFile(ssh.host('box'), { path: big }, during, { reserveBytes: free - 32 * 1024 * 1024 }),
-      /the bot's disk would drop below \d+ bytes free; nothing was kept/,
-    );
-    assert.ok(Date.now() - started < 20_000, 'it stopped, and did not wait for the remote timeout');
-    assert.equal(existsSync(during), false);
-    assert.equal(existsSync(`${during}.part`), false);
+    const small = join(work, 'small-disk');
+    mkdirSync(small);
+    execFileSync('truncate', ['-s', '192M', join(work, 'small-disk.img')]);
+    execFileSync('mkfs.ext4', ['-q', '-F', join(work, 'small-disk.img')]);
+    execFileSync('mount', ['-o', 'loop', join(work, 'small-disk.img'), small]);
+    try {
+      const fs = statfsSync(small);
+      const free = fs.bavail * fs.bsize;
+      const during = join(small, 'evidence', 'filled');
+      const started = Date.now();
+      await assert.rejects(
+        pullFile(ssh.host('box'), { path: big }, during, { reserveBytes: free - 32 * 1024 * 1024 }),
+        /the bot's disk would drop below \d+ bytes free; nothing was kept/,
+      );
+      assert.ok(Date.now() - started < 20_000, 'it stopped, and did not wait for the remote timeout');
+      assert.equal(existsSync(during), false);
+      assert.equal(existsSync(`${during}.part`), false);
+    } finally {
+      execFileSync('umount', [small]);
+    }
     // And the host's session is free again for the next pull.
     const next = await pullFile(ssh.host('box'), { path: core.path }, join(work, 'evidence', 'after-full'));
     assert.equal(next.sha256, sha256(core.path));
