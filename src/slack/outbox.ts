@@ -5,6 +5,7 @@ import { alertLinks, type StoredAlertLinks } from '../alerts/links.ts';
 import { getIncident, type Incident } from '../incidents/incidents.ts';
 import type { Logger } from '../log.ts';
 import type { Db } from '../store/db.ts';
+import { latestDiskChange } from '../store/records.ts';
 import { type AnswerCorrelation, analysisHeadline } from './blocks/analysis.ts';
 import {
   type AlertCounts,
@@ -242,7 +243,12 @@ export async function rootExtras(db: Db, incidentId: number): Promise<RootExtras
       findings: found.rows.map((f) => ({ ...f, detail: '' })),
     });
   }
-  return { ...(alert ? { links: alertLinks(alert) } : {}), ...(headline ? { headline } : {}) };
+  const change = await latestDiskChange(db, incidentId);
+  return {
+    ...(alert ? { links: alertLinks(alert) } : {}),
+    ...(headline ? { headline } : {}),
+    ...(change ? { freed: { bytes: change.freedBytes, lines: change.lines } } : {}),
+  };
 }
 
 export async function renderRoot(db: Db, incident: Incident, now: Date): Promise<SlackMessage> {

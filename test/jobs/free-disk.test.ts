@@ -20,11 +20,11 @@ import { SshConnections } from '../../src/collect/ssh.ts';
 import { parseHostsFile } from '../../src/config/hosts.ts';
 import { openIncidentByHand } from '../../src/incidents/incidents.ts';
 import { collectHostJob } from '../../src/jobs/workers/collect-host.ts';
-import { latestDiskChange } from '../../src/jobs/workers/free-disk.ts';
 import { type RunnerDeps, runProposalJob } from '../../src/jobs/workers/run-proposal.ts';
 import { createLogger } from '../../src/log.ts';
 import type { Db } from '../../src/store/db.ts';
 import { migrate } from '../../src/store/migrate.ts';
+import { latestDiskChange } from '../../src/store/records.ts';
 import { type CCore, makeCCore } from '../helpers/cores.ts';
 import { testDatabases } from '../helpers/db.ts';
 import { type Podman, startPodman } from '../helpers/podman.ts';
@@ -233,6 +233,7 @@ for (const driver of ['vfs', 'overlay'] as const)
       assert.ok(statSync(onHost.web).nlink === 1 && statSync(onHost.worker).nlink === 1);
 
       await approve(freeing);
+      await db.executeSql(`UPDATE incidents SET root_hash = 'as posted' WHERE id = $1`, [incidentId]);
       await runProposalJob(deps, { proposalId: freeing.id });
       const run = await getRun(db, freeing.id);
       assert.ok(run);
@@ -283,6 +284,12 @@ for (const driver of ['vfs', 'overlay'] as const)
       assert.ok(result.disk.length >= 1, 'the disk before → after');
       const change = await latestDiskChange(db, incidentId);
       assert.deepEqual(change?.lines, result.disk);
+      // The root is marked stale so the outbox shows the disk before → after on it.
+      const root = await db.executeSql<{ root_hash: string | null }>(
+        'SELECT root_hash FROM incidents WHERE id = $1',
+        [incidentId],
+      );
+      assert.equal(root.rows[0]!.root_hash, null);
 
       // Every file's end is on the record, and a second job deletes nothing more.
       const audit = await db.executeSql<{ action: string; status: string }>(

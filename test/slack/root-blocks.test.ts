@@ -83,6 +83,16 @@ describe('the root message', () => {
     );
   });
 
+  it('shows what freeing the disk gave back, the disk before → after', () => {
+    const root = incidentRoot(incident, [], now, undefined, {
+      freed: { bytes: 3 * 1024 ** 3, lines: ['/: 97% → 41% used, 1.2 GiB → 30.1 GiB free', '/var <!here>'] },
+    });
+    assert.deepEqual(blockKitProblems(root.blocks), []);
+    const all = JSON.stringify(root.blocks);
+    assert.match(all, /\*Freed:\* 3(\.0)? GiB of cores; \/: 97% → 41% used, 1\.2 GiB → 30\.1 GiB free/);
+    assert.ok(!all.includes('<!here>'), all);
+  });
+
   it('keeps only http(s) links, and no label value can break out of the silence filter or the link', () => {
     assert.deepEqual(alertLinks({ generatorURL: 'javascript:alert(1)', dashboardURL: 'not a url' }), {});
     const tricky = silenceUrl('http://am:9093', { job: 'a"b\\c', x: '|>' })!;

@@ -264,23 +264,3 @@ export async function freeFiles(
     disk: { before, after, lines: diskChange(before, after) },
   };
 }
-
-/**
- * The disk before → after of the incident's latest run that freed it, as lines such as
- * `/: 97% → 41% used, 1.2 GiB → 30.1 GiB free`: for the root message (which another change
- * renders), kept apart from it.
- */
-export async function latestDiskChange(
-  db: Db,
-  incidentId: number,
-): Promise<{ host: string; lines: string[]; freedBytes: number } | undefined> {
-  const { rows } = await db.executeSql<{ target: string; result: { disk?: string[]; freedBytes?: number } }>(
-    `SELECT p.target, r.result FROM runs r JOIN proposals p ON p.id = r.proposal_id
-     WHERE p.incident_id = $1 AND p.kind = 'free' AND r.finished_at IS NOT NULL
-     ORDER BY r.id DESC LIMIT 1`,
-    [incidentId],
-  );
-  const row = rows[0];
-  if (!row) return undefined;
-  return { host: row.target, lines: row.result.disk ?? [], freedBytes: row.result.freedBytes ?? 0 };
-}

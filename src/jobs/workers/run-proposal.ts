@@ -436,6 +436,8 @@ async function runFree(
       `${proposal.target} is not in the hosts file, so nothing was deleted`,
     );
   const report = await freeFiles(deps, deps.ssh.host(host.name), proposal, items);
+  // The root shows the disk before → after: marked stale, the outbox renders it again.
+  await deps.db.executeSql('UPDATE incidents SET root_hash = NULL WHERE id = $1', [proposal.incidentId]);
   const count = (status: string) => report.outcomes.filter((o) => o.outcome.status === status).length;
   const deleted = count('deleted');
   const failed = count('failed');

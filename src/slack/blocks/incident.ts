@@ -1,4 +1,5 @@
 import type { AlertLinks } from '../../alerts/links.ts';
+import { formatBytes } from '../../analyze/render.ts';
 import type { Incident, TimelineEntry } from '../../incidents/incidents.ts';
 import {
   joinMrkdwn,
@@ -80,6 +81,8 @@ export interface RootExtras {
   links?: AlertLinks;
   /** The finding that answers the incident, once the analysis found it (outside text). */
   headline?: string;
+  /** What the latest approved freeing gave back: the cores' bytes and each disk before → after. */
+  freed?: { bytes: number; lines: readonly string[] };
 }
 
 /** The incident's id from a root button's value; undefined when it is not one. */
@@ -147,6 +150,14 @@ export function incidentRoot(
       : md`*Open for* ${formatDuration(now.getTime() - incident.openedAt.getTime())} (since ${clock(incident.openedAt)})`,
     ...(incident.previousIncidentId ? [md`*Fired again:* follows #${incident.previousIncidentId}`] : []),
     ...(extras.headline ? [truncateMrkdwn(md`*Found:* ${extras.headline}`, 1000)] : []),
+    ...(extras.freed
+      ? [
+          truncateMrkdwn(
+            md`*Freed:* ${formatBytes(extras.freed.bytes)} of cores${extras.freed.lines.length > 0 ? `; ${extras.freed.lines.join('; ')}` : ''}`,
+            500,
+          ),
+        ]
+      : []),
   ];
   const links = rootLinks(extras.links);
   const buttons = rootButtons(incident);
