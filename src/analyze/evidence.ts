@@ -84,8 +84,12 @@ export interface EvidenceSnapshot {
 }
 
 export class EvidenceCollector {
-  private readonly items = new Map<string, EvidenceItem>();
-  private readonly perKind = new Map<EvidenceKind, number>();
+  /**
+   * Items by kind, then value: a lookup by the value itself. Keyed by evidenceKey before, every
+   * value found made a concatenated key that V8 then flattened to hash it, a copy of each of the
+   * millions of values of a text-dense core and the largest single cost of its analysis.
+   */
+  private readonly items = new Map<EvidenceKind, Map<string, EvidenceItem>>();
   redactions = 0;
   dropped = 0;
   strings = 0;
@@ -153,14 +157,17 @@ export class EvidenceCollector {
    * counted or sent to the overflow (a text-dense core has millions of them).
    */
   private count(kind: EvidenceKind, value: string, count: number, encoding: StringEncoding): void {
-    const key = evidenceKey(kind, value);
-    const existing = this.items.get(key);
+    let ofKind = this.items.get(kind);
+    if (!ofKind) {
+      ofKind = new Map();
+      this.items.set(kind, ofKind);
+    }
+    const existing = ofKind.get(value);
     if (existing) {
       existing.count += count;
       return;
     }
-    const n = this.perKind.get(kind) ?? 0;
-    if (n >= MAX_DISTINCT_PER_KIND || this.storedChars + value.length > MAX_STORED_CHARS) {
+    if (ofKind.size >= MAX_DISTINCT_PER_KIND || this.storedChars + value.length > MAX_STORED_CHARS) {
       if (this.spill && this.table !== null) {
         this.table ??= newOverflowTable();
         if (this.table) {
@@ -168,12 +175,11 @@ export class EvidenceCollector {
           return;
         }
       }
-      this.addOverflow(key, count, encoding);
+      this.addOverflow(evidenceKey(kind, value), count, encoding);
       return;
     }
-    this.perKind.set(kind, n + 1);
     this.storedChars += value.length;
-    this.items.set(key, { kind, value, count, encoding });
+    ofKind.set(value, { kind, value, count, encoding });
   }
 
   private addOverflow(key: string, count: number, encoding: StringEncoding): void {
@@ -246,7 +252,7 @@ export class EvidenceCollector {
   snapshot(): EvidenceSnapshot {
     this.flushOverflow();
     return {
-      items: [...this.items.values()],
+      items: [...this.items.values()].flatMap((ofKind) => [...ofKind.values()]),
       redactions: this.redactions,
       dropped: this.dropped,
       strings: this.strings,
