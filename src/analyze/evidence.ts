@@ -162,12 +162,19 @@ export class EvidenceCollector {
       ofKind = new Map();
       this.items.set(kind, ofKind);
     }
-    const existing = ofKind.get(value);
-    if (existing) {
-      existing.count += count;
-      return;
+    // Once a kind is full and there is a spill, a value goes to the overflow without looking it up
+    // here: the merge adds what a dump spilled of a value it kept to the kept item (see
+    // src/evidence/overflow.ts), so the count comes out the same, and on a text-dense core nearly
+    // every lookup in a full map was a miss that cost more than the overflow table's own.
+    const full = ofKind.size >= MAX_DISTINCT_PER_KIND;
+    if (!(full && this.spill)) {
+      const existing = ofKind.get(value);
+      if (existing) {
+        existing.count += count;
+        return;
+      }
     }
-    if (ofKind.size >= MAX_DISTINCT_PER_KIND || this.storedChars + value.length > MAX_STORED_CHARS) {
+    if (full || this.storedChars + value.length > MAX_STORED_CHARS) {
       if (this.spill && this.table !== null) {
         this.table ??= newOverflowTable();
         if (this.table) {
