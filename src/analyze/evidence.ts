@@ -1,5 +1,5 @@
 import { type EvidenceKind, extractEvidence } from './extract.ts';
-import { redact } from './redact.ts';
+import { mayHoldSecret, redact } from './redact.ts';
 import type { StringEncoding } from './strings.ts';
 import { newOverflowTable, type OverflowTable } from './wasm/overflow-wasm.ts';
 
@@ -131,6 +131,11 @@ export class EvidenceCollector {
       text,
       encoding,
       (kind, raw) => {
+        if (!mayHoldSecret(raw)) {
+          this.count(kind, raw, 1, encoding);
+          found.push(kind, raw);
+          return;
+        }
         const { text: value, count, secrets } = redact(raw);
         if (count > 0) {
           secretFree = false;
