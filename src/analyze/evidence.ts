@@ -11,7 +11,9 @@ import { newOverflowTable, type OverflowTable } from './wasm/overflow-wasm.ts';
  * kind (and MAX_STORED_CHARS characters in all) are counted here, as objects; every later distinct
  * value goes to an overflow map of key → count, which, each time it holds MAX_OVERFLOW_CHARS
  * characters, is sorted by key and handed to the spill port (a run file on disk; see
- * src/evidence/spill.ts). Nothing is dropped on account of where it lies in memory: after the
+ * src/evidence/spill.ts). Once a kind holds MAX_DISTINCT_PER_KIND values and there is a spill
+ * port, each later occurrence goes to the overflow without a look here, even of a value kept here:
+ * the merge adds it to the kept item. Nothing is dropped on account of where it lies in memory: after the
  * scan, the runs of every dump are merged in key order with the values kept here (see
  * src/evidence/overflow.ts), which makes each count exact and finds the values that recur across
  * dumps, however many others there are. Keys rather than hashes are spilled: a sorted run of the
@@ -20,7 +22,7 @@ import { newOverflowTable, type OverflowTable } from './wasm/overflow-wasm.ts';
  *
  * Without a spill port (or once the port refuses: its byte budget spent, the disk full), overflow
  * values are dropped and counted in `dropped`; the report then marks what they could have changed
- * as a lower bound.
+ * as a lower bound (and once the port refuses, that includes later occurrences of values kept here).
  */
 
 export const MAX_DISTINCT_PER_KIND = 20_000;
