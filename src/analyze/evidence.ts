@@ -1,5 +1,5 @@
 import { type EvidenceKind, extractEvidence } from './extract.ts';
-import { redact } from './redact.ts';
+import { mayHoldSecret, redact } from './redact.ts';
 import type { StringEncoding } from './strings.ts';
 import { newOverflowTable, type OverflowTable } from './wasm/overflow-wasm.ts';
 
@@ -11,7 +11,9 @@ import { newOverflowTable, type OverflowTable } from './wasm/overflow-wasm.ts';
  * kind (and MAX_STORED_CHARS characters in all) are counted here, as objects; every later distinct
  * value goes to an overflow map of key → count, which, each time it holds MAX_OVERFLOW_CHARS
  * characters, is sorted by key and handed to the spill port (a run file on disk; see
- * src/evidence/spill.ts). Nothing is dropped on account of where it lies in memory: after the
+ * src/evidence/spill.ts). Once a kind holds MAX_DISTINCT_PER_KIND values and there is a spill
+ * port, each later occurrence goes to the overflow without a look here, even of a value kept here:
+ * the merge adds it to the kept item. Nothing is dropped on account of where it lies in memory: after the
  * scan, the runs of every dump are merged in key order with the values kept here (see
  * src/evidence/overflow.ts), which makes each count exact and finds the values that recur across
  * dumps, however many others there are. Keys rather than hashes are spilled: a sorted run of the
@@ -20,7 +22,7 @@ import { newOverflowTable, type OverflowTable } from './wasm/overflow-wasm.ts';
  *
  * Without a spill port (or once the port refuses: its byte budget spent, the disk full), overflow
  * values are dropped and counted in `dropped`; the report then marks what they could have changed
- * as a lower bound.
+ * as a lower bound (and once the port refuses, that includes later occurrences of values kept here).
  */
 
 export const MAX_DISTINCT_PER_KIND = 20_000;
@@ -84,8 +86,12 @@ export interface EvidenceSnapshot {
 }
 
 export class EvidenceCollector {
-  private readonly items = new Map<string, EvidenceItem>();
-  private readonly perKind = new Map<EvidenceKind, number>();
+  /**
+   * Items by kind, then value: a lookup by the value itself. Keyed by evidenceKey before, every
+   * value found made a concatenated key that V8 then flattened to hash it, a copy of each of the
+   * millions of values of a text-dense core and the largest single cost of its analysis.
+   */
+  private readonly items = new Map<EvidenceKind, Map<string, EvidenceItem>>();
   redactions = 0;
   dropped = 0;
   strings = 0;
@@ -127,6 +133,11 @@ export class EvidenceCollector {
       text,
       encoding,
       (kind, raw) => {
+        if (!mayHoldSecret(raw)) {
+          this.count(kind, raw, 1, encoding);
+          found.push(kind, raw);
+          return;
+        }
         const { text: value, count, secrets } = redact(raw);
         if (count > 0) {
           secretFree = false;
@@ -153,14 +164,24 @@ export class EvidenceCollector {
    * counted or sent to the overflow (a text-dense core has millions of them).
    */
   private count(kind: EvidenceKind, value: string, count: number, encoding: StringEncoding): void {
-    const key = evidenceKey(kind, value);
-    const existing = this.items.get(key);
-    if (existing) {
-      existing.count += count;
-      return;
+    let ofKind = this.items.get(kind);
+    if (!ofKind) {
+      ofKind = new Map();
+      this.items.set(kind, ofKind);
     }
-    const n = this.perKind.get(kind) ?? 0;
-    if (n >= MAX_DISTINCT_PER_KIND || this.storedChars + value.length > MAX_STORED_CHARS) {
+    // Once a kind is full and there is a spill, a value goes to the overflow without looking it up
+    // here: the merge adds what a dump spilled of a value it kept to the kept item (see
+    // src/evidence/overflow.ts), so the count comes out the same, and on a text-dense core nearly
+    // every lookup in a full map was a miss that cost more than the overflow table's own.
+    const full = ofKind.size >= MAX_DISTINCT_PER_KIND;
+    if (!(full && this.spill)) {
+      const existing = ofKind.get(value);
+      if (existing) {
+        existing.count += count;
+        return;
+      }
+    }
+    if (full || this.storedChars + value.length > MAX_STORED_CHARS) {
       if (this.spill && this.table !== null) {
         this.table ??= newOverflowTable();
         if (this.table) {
@@ -168,12 +189,11 @@ export class EvidenceCollector {
           return;
         }
       }
-      this.addOverflow(key, count, encoding);
+      this.addOverflow(evidenceKey(kind, value), count, encoding);
       return;
     }
-    this.perKind.set(kind, n + 1);
     this.storedChars += value.length;
-    this.items.set(key, { kind, value, count, encoding });
+    ofKind.set(value, { kind, value, count, encoding });
   }
 
   private addOverflow(key: string, count: number, encoding: StringEncoding): void {
@@ -246,7 +266,7 @@ export class EvidenceCollector {
   snapshot(): EvidenceSnapshot {
     this.flushOverflow();
     return {
-      items: [...this.items.values()],
+      items: [...this.items.values()].flatMap((ofKind) => [...ofKind.values()]),
       redactions: this.redactions,
       dropped: this.dropped,
       strings: this.strings,

@@ -98,6 +98,11 @@ const FUNCTION_FIELD = /["']function["']\s*:\s*["']([^"'\\]{1,200})["']/g;
 /** Upper-case keywords only: what ORMs and drivers send; lower-case prose says "select ... from" too. */
 const SQL =
   /\b(?:SELECT\s[\s\S]{1,2000}?\sFROM\s|INSERT\s+INTO\s|UPDATE\s+\S{1,200}\s+SET\s|DELETE\s+FROM\s)/g;
+/**
+ * What collapses to one space in a SQL value: what /\s+/ matches, less a lone space, so a
+ * statement already spaced singly comes back as it is instead of as a copy.
+ */
+const SPACES = /\s{2,}|[^\S ]/g;
 const ENV = /^([A-Z_][A-Z0-9_]{0,127})=([\s\S]*)$/;
 
 /**
@@ -131,11 +136,32 @@ function each(pattern: RegExp, text: string, fn: (m: RegExpExecArray) => void): 
 export const ENV_TRIGGER = 1 << 23;
 
 /** Bit of each trigger in the mask the scanner hands over (see StringSink). */
-const BIT = new Map(EVIDENCE_TRIGGERS.map((trigger, i) => [trigger, 1 << i]));
+const bit = (trigger: string): number => 1 << EVIDENCE_TRIGGERS.indexOf(trigger);
+const URL_BITS = bit('://');
+const REQUEST_BITS = bit(' HTTP/');
+const HEADER_BITS = bit('ontent-') | bit('ONTENT-') | bit('icy-');
+const TRACEBACK_BITS = bit('Traceback (');
+const FRAME_BITS = bit('File "');
+const EXCEPTION_BITS = bit('Error') | bit('Exception') | bit('Exit') | bit('Interrupt');
+const SENTRY_BITS = bit('transaction') | bit('release') | bit('environment');
+const FUNCTION_BITS = bit('function');
+const EVENT_BITS = bit('event_id');
+const PROFILE_BITS = bit('"profile"');
+const SQL_BITS = bit('SELECT') | bit('INSERT') | bit('UPDATE') | bit('DELETE');
+
+/** The mask of EVIDENCE_TRIGGERS (and ENV_TRIGGER) a text holds, found in JavaScript. */
+export function triggerMask(text: string): number {
+  let mask = 0;
+  for (let i = 0; i < EVIDENCE_TRIGGERS.length; i++) if (text.includes(EVIDENCE_TRIGGERS[i]!)) mask |= 1 << i;
+  if (ENV_START.test(text)) mask |= ENV_TRIGGER;
+  return mask;
+}
 
 /**
  * `triggers`, when given, says which of EVIDENCE_TRIGGERS the text holds (the scanner looked for
  * them in WebAssembly): each extractor's own first test is then a bit test instead of a search.
+ * Without it the mask is found here; constant masks rather than a lookup per test, which cost a
+ * Map lookup and a closure call per extractor per string.
  */
 export function extractEvidence(
   text: string,
@@ -143,18 +169,23 @@ export function extractEvidence(
   emit: EvidenceEmit,
   triggers?: number,
 ): void {
-  const has =
-    triggers === undefined
-      ? (trigger: string) => text.includes(trigger)
-      : (trigger: string) => (triggers & BIT.get(trigger)!) !== 0;
-  if (has('://')) {
-    each(URL_PATTERN, text, (m) => emit('url', clip(m[0])));
+  const mask = triggers ?? triggerMask(text);
+  if (mask & URL_BITS) {
+    // Loops rather than each(): no closure made per string on the hottest paths. Every match of
+    // these patterns is non-empty, so lastIndex always moves on.
+    URL_PATTERN.lastIndex = 0;
+    for (let m = URL_PATTERN.exec(text); m !== null; m = URL_PATTERN.exec(text)) emit('url', clip(m[0]));
     if (hasOtherScheme(text)) each(OTHER_URL_PATTERN, text, (m) => emit('url', clip(m[0])));
   }
-  if (has(' HTTP/')) {
-    each(REQUEST_LINE, text, (m) => emit('request', clip(`${m[1]} ${m[2]}`)));
+  if (mask & REQUEST_BITS) {
+    REQUEST_LINE.lastIndex = 0;
+    for (let m = REQUEST_LINE.exec(text); m !== null; m = REQUEST_LINE.exec(text)) {
+      // Method, space, target: the start of the match itself, a slice rather than a concatenation
+      // V8 would flatten (copy) to hash it.
+      emit('request', clip(text.slice(m.index, m.index + m[1]!.length + 1 + m[2]!.length)));
+    }
   }
-  if (has('ontent-') || has('ONTENT-') || has('icy-')) {
+  if (mask & HEADER_BITS) {
     each(HEADER, text, (m) => {
       const name = m[1]!.toLowerCase();
       const value = m[3]!.trim();
@@ -163,39 +194,39 @@ export function extractEvidence(
       emit('header', clip(`${name}: ${value}`));
     });
   }
-  if (has('Traceback (') && text.includes('Traceback (most recent call last)'))
+  if (mask & TRACEBACK_BITS && text.includes('Traceback (most recent call last)'))
     emit('traceback', 'Traceback (most recent call last)');
-  if (has('File "')) {
+  if (mask & FRAME_BITS) {
     each(FRAME, text, (m) => emit('frame', clip(`${m[1]}:${m[2]} in ${m[3]}`)));
   }
   if (startsUpper(text)) {
-    if (has('Error') || has('Exception') || has('Exit') || has('Interrupt')) {
+    if (mask & EXCEPTION_BITS) {
       const m = EXCEPTION.exec(text);
       if (m) emit('exception', clip(`${m[1]}: ${m[2]}`));
     }
-    // ENV_START is what the scanner's bit says; the text starts with a capital, so ENV is no wider.
-    if (triggers === undefined ? text.includes('=') : (triggers & ENV_TRIGGER) !== 0) {
+    // ENV_START is what the bit says; the text starts with a capital, so ENV is no wider.
+    if (mask & ENV_TRIGGER) {
       const m = ENV.exec(text);
       if (m) emit('env', clip(`${m[1]}=${m[2]}`));
     }
   }
-  if (has('transaction') || has('release') || has('environment')) {
+  if (mask & SENTRY_BITS) {
     each(SENTRY_FIELD, text, (m) => emit(m[1] as EvidenceKind, clip(m[2]!)));
   }
-  if (has('function')) {
+  if (mask & FUNCTION_BITS) {
     each(FUNCTION_FIELD, text, (m) => emit('function', clip(m[1]!)));
   }
-  if (has('event_id') && (text.includes('"sent_at"') || text.includes('"dsn"') || text.includes('"sdk"'))) {
+  if (mask & EVENT_BITS && (text.includes('"sent_at"') || text.includes('"dsn"') || text.includes('"sdk"'))) {
     emit('payload', 'Sentry envelope');
   }
-  if (has('"profile"') && (text.includes('"frames"') || text.includes('"samples"'))) {
+  if (mask & PROFILE_BITS && (text.includes('"frames"') || text.includes('"samples"'))) {
     emit('payload', 'profiling payload');
   }
-  if (has('SELECT') || has('INSERT') || has('UPDATE') || has('DELETE')) {
-    each(SQL, text, (m) => {
-      const rest = text.slice(m.index);
-      const end = rest.indexOf(';');
-      emit('sql', clip((end >= 0 ? rest.slice(0, end) : rest).replace(/\s+/g, ' ')));
-    });
+  if (mask & SQL_BITS) {
+    SQL.lastIndex = 0;
+    for (let m = SQL.exec(text); m !== null; m = SQL.exec(text)) {
+      const end = text.indexOf(';', m.index);
+      emit('sql', clip(text.slice(m.index, end >= 0 ? end : text.length).replace(SPACES, ' ')));
+    }
   }
 }

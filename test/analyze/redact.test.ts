@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { KnownSecrets, redact } from '../../src/analyze/redact.ts';
+import { KnownSecrets, mayHoldSecret, redact } from '../../src/analyze/redact.ts';
 
 const cases: Array<[string, string, string]> = [
   [
@@ -45,6 +45,17 @@ describe('redact', () => {
       assert.ok(out.count >= 1);
     });
   }
+
+  it('says a text may hold a secret wherever redact hides one, inside a longer value or not', () => {
+    // EvidenceCollector stores a value as it is when mayHoldSecret says no: a miss here would put
+    // a secret into the report.
+    for (const [, input] of cases)
+      for (const text of [input, `x ${input} y`, `https://example.com/?q=${input}`]) {
+        assert.ok(redact(text).count >= 1, text);
+        assert.equal(mayHoldSecret(text), true, text);
+      }
+    assert.equal(mayHoldSecret('http://radio.example.net/live/stream.mp3'), false);
+  });
 
   it('leaves ordinary evidence alone and counts nothing', () => {
     for (const text of [
