@@ -8,7 +8,7 @@ import { planPull, pullText } from '../../src/collect/pull-plan.ts';
 import { SshConnections } from '../../src/collect/ssh.ts';
 import { parseHostsFile } from '../../src/config/hosts.ts';
 import { createLogger } from '../../src/log.ts';
-import { type Podman, startPodman } from '../helpers/podman.ts';
+import { openStorageToOthers, type Podman, startPodman } from '../helpers/podman.ts';
 import { runTool } from '../helpers/reference-tools.ts';
 import { type Sshd, startSshd } from '../helpers/sshd.ts';
 
@@ -34,22 +34,7 @@ for (const driver of ['overlay', 'vfs'] as const)
       // What root sees on a real host, for the test's unprivileged ssh user: the engine's storage
       // and the cores in it (the kernel writes them 0600). Not through overlay's merged mounts,
       // where a chmod would copy the image's files up into the containers' layers.
-      await runTool('find', [
-        podman.graphroot,
-        '-xdev',
-        '-name',
-        'merged',
-        '-prune',
-        '-o',
-        '!',
-        '-type',
-        'l',
-        '-exec',
-        'chmod',
-        'o+rX',
-        '{}',
-        '+',
-      ]);
+      await openStorageToOthers(podman);
       sshd = await startSshd({ env: podman.clientEnv });
       ssh = new SshConnections({
         hosts: parseHostsFile(

@@ -84,6 +84,30 @@ export interface Podman {
 const unstopped = new Set<() => void>();
 let exitHookInstalled = false;
 
+/**
+ * Lets the unprivileged ssh user of the tests read the engine's storage and the cores in it (the
+ * kernel writes them 0600), as root (or sudo) reads them on a real host. Not through overlay's
+ * merged mounts, where a chmod would copy the image's files up into the containers' layers.
+ */
+export async function openStorageToOthers(podman: Pick<Podman, 'graphroot'>): Promise<void> {
+  await runTool('find', [
+    podman.graphroot,
+    '-xdev',
+    '-name',
+    'merged',
+    '-prune',
+    '-o',
+    '!',
+    '-type',
+    'l',
+    '-exec',
+    'chmod',
+    'o+rX',
+    '{}',
+    '+',
+  ]);
+}
+
 /** Starts a Podman service of its own on a socket in a temp dir, with the test image imported. */
 export interface PodmanOptions {
   /**

@@ -27,7 +27,7 @@ import { migrate } from '../../src/store/migrate.ts';
 import { latestDiskChange } from '../../src/store/records.ts';
 import { type CCore, makeCCore } from '../helpers/cores.ts';
 import { testDatabases } from '../helpers/db.ts';
-import { type Podman, startPodman } from '../helpers/podman.ts';
+import { openStorageToOthers, type Podman, startPodman } from '../helpers/podman.ts';
 import { runTool } from '../helpers/reference-tools.ts';
 import { type Sshd, startSshd } from '../helpers/sshd.ts';
 
@@ -86,22 +86,7 @@ for (const driver of ['vfs', 'overlay'] as const)
       worker = (await podman.crashingContainer({ dir: '/srv', running: false, coreMiB: 8 })).slice(0, 12);
       // What root sees of the engine's storage, for the unprivileged ssh user (as in same-file.test.ts),
       // not through overlay's merged mounts, where a chmod would copy the image's files up.
-      await runTool('find', [
-        podman.graphroot,
-        '-xdev',
-        '-name',
-        'merged',
-        '-prune',
-        '-o',
-        '!',
-        '-type',
-        'l',
-        '-exec',
-        'chmod',
-        'o+rX',
-        '{}',
-        '+',
-      ]);
+      await openStorageToOthers(podman);
       sshd = await startSshd({ env: podman.clientEnv });
       const hosts = parseHostsFile(
         JSON.stringify({
