@@ -106,7 +106,13 @@ for (const database of testDatabases()) {
         const raw = done.rows[0]!.body;
         const body = (typeof raw === 'string' ? JSON.parse(raw) : raw) as { text: string };
         assert.match(body.text, /Analysis done: 5 dumps, \d+ findings/);
-        assert.equal(kicked, 3);
+        // The started and finished replies, the agent's line, and each edit of the analysis line.
+        const line = await db.executeSql<{ version: number; text: string }>(
+          `SELECT version::int AS version, body->>'text' AS text FROM thread_messages WHERE dedup_key = $1`,
+          [`job:${jobId}:started`],
+        );
+        assert.match(line.rows[0]!.text, /Likely endless stream in 3 of 5 dumps: .*\(final, 5 dumps\)/);
+        assert.equal(kicked, 3 + line.rows[0]!.version);
         // Measured in the analysis's own process, apart from the bot's (issue 14: 256 MiB a dump).
         const result = await db.executeSql<{ result: unknown }>(
           'SELECT result FROM jobs WHERE queue_job_id = $1',

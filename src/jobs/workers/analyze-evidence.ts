@@ -1,7 +1,10 @@
+import { redact } from '../../analyze/redact.ts';
 import type { Report } from '../../analyze/report-schema.ts';
 import { type AnalysisChildOptions, analyzeInChild } from '../../evidence/analyze-child.ts';
 import { rememberSecrets } from '../../evidence/known-secrets.ts';
 import { md } from '../../slack/blocks/mrkdwn.ts';
+import type { SlackPoster } from '../../slack/outbox.ts';
+import { editThreadMessage } from '../../slack/thread-edits.ts';
 import { QUEUES } from '../queues.ts';
 import { type JobDeps, startJobRun } from './job-run.ts';
 
@@ -17,22 +20,60 @@ export type { JobDeps };
 export interface AnalysisDeps extends JobDeps {
   /** The child process's limits (time, heap) and threads; the defaults of analyze-child.ts. */
   analysis?: AnalysisChildOptions;
+  /** Slack's Web API when Slack is on: the headline so far is edited in place there too. */
+  slack?: SlackPoster | undefined;
 }
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 export async function analyzeEvidence(deps: AnalysisDeps, jobId: string, raw: unknown): Promise<Report> {
   const payload = QUEUES.analyzeEvidence.payload.parse(raw);
+  const what = payload.follow
+    ? `${plural(payload.paths.length, 'file')} as they are pulled`
+    : plural(payload.paths.length, 'evidence path');
+  const started = md`:hourglass_flowing_sand: Analysing ${what} (job ${jobId.slice(0, 8)})`;
   const run = await startJobRun(
     deps,
     QUEUES.analyzeEvidence.name,
     jobId,
     payload.incidentId,
     payload,
-    md`:hourglass_flowing_sand: Analysing ${plural(payload.paths.length, 'evidence path')} (job ${jobId.slice(0, 8)})`,
+    started,
   );
+  // The "started" line shows the headline as soon as it holds, edited in place as files are done
+  // (ranked by files done, so a late edit never steps back), and the final one at the end.
+  let edits = Promise.resolve();
+  const edit = (line: string, rank: number) => {
+    edits = edits.then(() =>
+      editThreadMessage(
+        deps.db,
+        deps.slack,
+        `job:${jobId}:started`,
+        { text: md`${started} ${redact(line).text}`.text, blocks: [] },
+        { log: deps.log, rank },
+      ).then(
+        () => deps.kick?.(),
+        (error: unknown) => deps.log.warn({ err: error, job: jobId }, 'could not edit the analysis line'),
+      ),
+    );
+  };
   try {
-    const { report, secrets, peakRssBytes } = await analyzeInChild(payload.paths, deps.analysis);
+    const { report, secrets, peakRssBytes } = await analyzeInChild(payload.paths, {
+      ...deps.analysis,
+      ...(payload.follow ? { follow: true } : {}),
+      onPartial: ({ headline, dumps, filesDone, filesTotal }) => {
+        if (headline)
+          edit(
+            `: so far, ${headline} (${dumps} dumps, ${filesDone} of ${filesTotal} files analysed)`,
+            filesDone,
+          );
+      },
+    });
+    const headline = report.findings[0]?.title;
+    if (headline)
+      // Final: the counts made exact over the whole set (the ones so far may be lower bounds).
+      edit(`: ${headline} (final, ${plural(report.dumps.length, 'dump')})`, 1_000_000_000);
+    await edits;
     deps.log.info(
       {
         job: jobId,
@@ -65,6 +106,7 @@ export async function analyzeEvidence(deps: AnalysisDeps, jobId: string, raw: un
     ]);
     return report;
   } catch (error) {
+    await edits;
     await run.fail(error);
     throw error;
   }

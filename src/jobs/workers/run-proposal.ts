@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KnownSecrets, redact } from '../../analyze/redact.ts';
 import type { ProposalText } from '../../approvals/proposal.ts';
@@ -18,6 +18,7 @@ import type { SshConnections } from '../../collect/ssh.ts';
 import { findHost, type HostsFile } from '../../config/hosts.ts';
 import type { SqlDatabase } from '../../config/sql-databases.ts';
 import { CodedError, ErrorCode } from '../../errors.ts';
+import { failedMarker } from '../../evidence/follow.ts';
 import type { CgroupReport } from '../../runners/cgroup.ts';
 import {
   runInSandbox,
@@ -329,6 +330,15 @@ async function runPull(
     ).catch((error: unknown) => deps.log.warn({ err: error }, 'could not update the progress message'));
   };
 
+  // The analysis starts now, in its own job and process, and reads each file as it lands
+  // (evidence/follow.ts): the correlation is ready when the last byte is in, not a whole second
+  // read later. A file whose pull fails gets a marker that tells the analysis so.
+  await deps.send(QUEUES.analyzeEvidence.name, {
+    incidentId: proposal.incidentId,
+    paths: sources.map((source) => join(dir, localName(source))),
+    follow: true,
+  });
+
   const results: Array<{ source: PullSource; result?: PullResult; error?: string }> = [];
   await Promise.all(
     sources.map(async (source) => {
@@ -359,6 +369,7 @@ async function runPull(
         }
       }
       const message = (lastError as Error).message;
+      await writeFile(failedMarker(dest), redact(message).text.slice(0, 1000));
       await deps.db.executeSql(`UPDATE evidence_artifacts SET state = 'failed', error = $2 WHERE id = $1`, [
         artifact,
         message.slice(0, 1000),
@@ -395,14 +406,6 @@ async function runPull(
       ...(failed.length > 0 ? { error: `${failed.length} file(s) failed` } : {}),
     },
     reply: summary,
-    // When a batch is in, analyse it as one set: findings, then the cross-dump correlations.
-    afterwards: async () => {
-      if (pulled.length === 0) return;
-      await deps.send(QUEUES.analyzeEvidence.name, {
-        incidentId: proposal.incidentId,
-        paths: pulled.map((r) => r.result!.localPath),
-      });
-    },
   };
 }
 
