@@ -49,7 +49,7 @@ export async function analyzeEvidence(deps: AnalysisDeps, jobId: string, raw: un
         deps.db,
         deps.slack,
         `job:${jobId}:started`,
-        { text: md`${started} ${redact(line).text}`.text, blocks: [] },
+        { text: md`${started}${redact(line).text}`.text, blocks: [] },
         { log: deps.log, rank },
       ).then(
         () => deps.kick?.(),
