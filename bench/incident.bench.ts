@@ -308,6 +308,7 @@ try {
   const headline = new RegExp(`in ${STREAM_DUMPS} of ${DUMPS} dumps`);
   const shown = (m: FakeMessage) => [m.text ?? '', ...m.history.map((h) => h.text ?? '')];
   let firstSoFar: number | undefined;
+  let pulledAt: number | undefined;
   await stage(
     `"${STREAM_DUMPS} of ${DUMPS}" in the thread`,
     () => {
@@ -316,6 +317,12 @@ try {
         thread().some((m) => /so far, Likely endless stream/.test(m.text ?? ''))
       )
         firstSoFar = at();
+      // Watched in the same loop: the stages after this one are only looked for once it is reached.
+      if (
+        pulledAt === undefined &&
+        thread().some((m) => /Pulled \d+ of \d+ file\(s\) from web-1/.test(m.text ?? ''))
+      )
+        pulledAt = at();
       return thread().some((m) => shown(m).some((t) => headline.test(t)));
     },
     3_600_000,
@@ -326,7 +333,7 @@ try {
     () => thread().find((m) => /Pulled \d+ of \d+ file\(s\) from web-1/.test(m.text ?? '')),
     3_600_000,
   );
-  const tPulledSeen = at();
+  const tPulledSeen = pulledAt ?? at();
   const sql = await stage(
     'the SQL proposal',
     () => thread().find((m) => /^Proposal #\d+ \(read-only SQL on database crm\)/.test(m.text ?? '')),
