@@ -34,6 +34,10 @@ export const ErrorCode = {
   RunAbandoned: 'nightshift_run_abandoned',
   /** The analysis job's child process crashed, ran out of memory or passed its time limit. */
   AnalysisFailed: 'nightshift_analysis_failed',
+  /** A file the analysis followed as it was pulled did not arrive whole (evidence/follow.ts). */
+  EvidenceIncomplete: 'nightshift_evidence_incomplete',
+  /** The pull of a followed file started again from its first byte; its analysis starts again too. */
+  FollowRestarted: 'nightshift_follow_restarted',
   Internal: 'nightshift_internal',
 } as const;
 

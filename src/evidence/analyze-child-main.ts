@@ -36,6 +36,16 @@ process.once('message', (request: ChildRequest) => {
       let sentAt = 0;
       const report = await analyzeFiles(request.paths, {
         workers: request.workers,
+        ...(request.follow ? { follow: true } : {}),
+        onPartial: ({ report, filesDone, filesTotal }) => {
+          void reply({
+            type: 'partial',
+            headline: report.findings[0]?.title,
+            dumps: report.dumps.length,
+            filesDone,
+            filesTotal,
+          });
+        },
         onSecrets: (found) => {
           secrets = found;
         },

@@ -24,6 +24,22 @@ export interface AnalysisChildOptions {
   maxOldSpaceMiB?: number;
   /** Called as input bytes are read: (bytes done, bytes in all), a few times a second at most. */
   onProgress?: (done: number, total: number) => void;
+  /** The paths are being pulled: each is read as it grows (analyzeFiles' `follow`). Default false. */
+  follow?: boolean;
+  /** Called as each file's analysis ends, before the last: the headline so far. */
+  onPartial?: (partial: PartialAnalysis) => void;
+}
+
+/**
+ * What holds after some of the files: the report's first finding's title (already redacted by the
+ * analyzer; undefined while nothing stands out) and how many dumps and files it stands on. Only
+ * this crosses the IPC channel, not the partial report: the bot posts one line.
+ */
+export interface PartialAnalysis {
+  headline: string | undefined;
+  dumps: number;
+  filesDone: number;
+  filesTotal: number;
 }
 
 export const ANALYSIS_CHILD_DEFAULTS = { timeoutMs: 3_600_000, maxOldSpaceMiB: 384 };
@@ -40,11 +56,13 @@ export interface ChildAnalysis {
 export interface ChildRequest {
   paths: string[];
   workers: number;
+  follow?: boolean;
 }
 
 /** What the child sends back. */
 export type ChildReply =
   | { type: 'progress'; done: number; total: number }
+  | ({ type: 'partial' } & PartialAnalysis)
   | ({ type: 'done' } & ChildAnalysis)
   | { type: 'error'; code: ErrorCode; message: string };
 
@@ -86,7 +104,10 @@ export function analyzeInChild(
     timer.unref();
     child.on('message', (message: ChildReply) => {
       if (message.type === 'progress') options.onProgress?.(message.done, message.total);
-      else if (message.type === 'done') outcome = { ok: message };
+      else if (message.type === 'partial') {
+        const { type: _, ...partial } = message;
+        options.onPartial?.(partial);
+      } else if (message.type === 'done') outcome = { ok: message };
       else outcome = { error: new CodedError(message.code, message.message) };
     });
     child.on('error', (error) => {
@@ -114,6 +135,7 @@ export function analyzeInChild(
     child.send({
       paths: [...paths],
       workers: options.workers ?? Math.max(1, availableParallelism()),
+      ...(options.follow ? { follow: true } : {}),
     } satisfies ChildRequest);
   });
 }

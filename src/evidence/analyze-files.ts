@@ -6,7 +6,7 @@ import { parseCoreName, withNameFacts } from '../analyze/core-name.ts';
 import { buildReport, type DumpRecord } from '../analyze/correlate.ts';
 import { chooseDumpTime, fileNameTime } from '../analyze/dump-time.ts';
 import { EvidenceCollector, type EvidenceSnapshot } from '../analyze/evidence.ts';
-import type { Report } from '../analyze/report-schema.ts';
+import type { AnalysisError, Report } from '../analyze/report-schema.ts';
 import { asCodedError, CodedError, ErrorCode } from '../errors.ts';
 import { expandInputs, type InputFile } from './inputs.ts';
 import { resolveOverflow } from './overflow.ts';
@@ -61,6 +61,16 @@ export interface AnalyzeOptions {
    */
   spillBytes?: number;
   now?: () => Date;
+  /**
+   * The paths are files a pull is still writing (collect/pull.ts): each is read as it grows, to its
+   * end or its pull's failure (follow.ts), instead of as it is on disk. Default false.
+   */
+  follow?: boolean;
+  /**
+   * Called each time a file's analysis ends, with the report of the files done so far (counts not
+   * made exact yet, see resolveOverflow): what the bot posts before the last file is in.
+   */
+  onPartial?: (partial: { report: Report; filesDone: number; filesTotal: number }) => void;
 }
 
 export const SPILL_BYTES = 4 * 1024 * 1024 * 1024;
@@ -88,17 +98,23 @@ export function rangeBounds(end: number, rangeBytes: number): number[] {
 
 export async function analyzeFiles(paths: readonly string[], options: AnalyzeOptions = {}): Promise<Report> {
   if (paths.length === 0) throw new CodedError(ErrorCode.NoInput, 'no files or directories given');
-  const { files, errors } = await expandInputs(paths);
+  const now = options.now ?? (() => new Date());
+  // Followed files are not there yet (or not whole): their size is learnt as they are read.
+  const { files, errors } = options.follow
+    ? { files: paths.map((path) => ({ path, size: 0, mtime: now() })), errors: [] as AnalysisError[] }
+    : await expandInputs(paths);
   const total = files.reduce((sum, f) => sum + f.size, 0);
   let done = 0;
   const progress = (bytes: number) => {
     done += bytes;
-    options.onProgress?.(Math.min(done, total), total);
+    // Followed files' sizes are not known ahead: what was read is all there is so far.
+    if (options.follow) options.onProgress?.(done, done);
+    else options.onProgress?.(Math.min(done, total), total);
   };
   const rangeBytes = options.rangeBytes ?? DEFAULT_RANGE_BYTES;
   const mainThreadScans = options.mainThreadScans ?? false;
   const cores = Math.max(1, availableParallelism() - (mainThreadScans ? 1 : 0));
-  const workers = options.workers ?? (total < INLINE_BYTES ? 0 : cores);
+  const workers = options.workers ?? (total < INLINE_BYTES && !options.follow ? 0 : cores);
   const pool = new ScanPool(workers, { mainThreadScans });
   const fail = (file: string, error: unknown) => {
     const coded = asCodedError(error);
@@ -115,15 +131,29 @@ export async function analyzeFiles(paths: readonly string[], options: AnalyzeOpt
     spillDir === undefined ? 0 : (options.spillBytes ?? SPILL_BYTES),
   );
   try {
+    const finished: DumpRecord[] = [];
+    let filesDone = 0;
+    const partial = (records: DumpRecord[]) => {
+      filesDone++;
+      finished.push(...records);
+      if (!options.onPartial || filesDone === files.length) return;
+      options.onPartial({
+        report: buildReport(finished, [...errors], now(), options.follow ? undefined : total),
+        filesDone,
+        filesTotal: files.length,
+      });
+    };
     const perFile = await Promise.all(
       files.map(async (file): Promise<DumpRecord[]> => {
+        let records: DumpRecord[] = [];
         try {
-          return await analyzeOne(file);
+          records = options.follow ? await followOne(file) : await analyzeOne(file);
         } catch (error) {
           fail(file.path, error);
           progress(file.size);
-          return [];
         }
+        partial(records);
+        return records;
       }),
     );
     // Every count made exact, and the values that recur across dumps found, however many others.
@@ -137,10 +167,26 @@ export async function analyzeFiles(paths: readonly string[], options: AnalyzeOpt
         for (const s of [...r.facts.secrets, ...r.evidence.secrets]) secrets.add(s);
       options.onSecrets([...secrets]);
     }
-    return buildReport(perFile.flat(), errors, options.now?.() ?? new Date(), total);
+    return buildReport(perFile.flat(), errors, now(), options.follow ? undefined : total);
   } finally {
     await pool.close();
     if (spillDir !== undefined) await rm(spillDir, { recursive: true, force: true });
+  }
+
+  /** A file being pulled, read as it grows; its analysis starts again when its pull does. */
+  async function followOne(file: InputFile): Promise<DumpRecord[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const result = (await pool.run(
+          { id: nextId++, kind: 'stream', file: file.path, follow: true, spill },
+          progress,
+        )) as StreamResult;
+        errors.push(...result.errors);
+        return result.dumps;
+      } catch (error) {
+        if (attempt >= 3 || asCodedError(error).code !== ErrorCode.FollowRestarted) throw error;
+      }
+    }
   }
 
   async function analyzeOne(file: InputFile): Promise<DumpRecord[]> {

@@ -1,6 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
+import { Readable } from 'node:stream';
 import { ApportReader, describeReport } from '../analyze/apport.ts';
 import {
   type Compression,
@@ -19,6 +20,7 @@ import type { AnalysisError } from '../analyze/report-schema.ts';
 import { TarReader } from '../analyze/tar.ts';
 import { asCodedError, CodedError, ErrorCode } from '../errors.ts';
 import { compressionError, decompressor } from './decompress.ts';
+import { followFile } from './follow.ts';
 import { readHead } from './read-head.ts';
 import { type SpillConfig, SpillStore } from './spill.ts';
 
@@ -70,9 +72,17 @@ class Sniffer {
 export async function readDumpStream(
   file: string,
   onProgress: (bytes: number) => void = () => {},
-  options: { spill?: SpillConfig } = {},
+  options: { spill?: SpillConfig; follow?: boolean } = {},
 ): Promise<StreamResult> {
-  const info = await stat(file);
+  // A file still being pulled (follow.ts) has no size yet: it is counted as it is read.
+  const info = options.follow ? { size: 0, mtime: new Date() } : await stat(file);
+  // Followed, the first chunk is taken from the follower for sniffing and put back in front.
+  const followed = options.follow ? followFile(file) : undefined;
+  let followedHead: Buffer | undefined;
+  if (followed) {
+    const first = await followed.next();
+    followedHead = first.done ? Buffer.alloc(0) : first.value;
+  }
   const spill = options.spill ? new SpillStore(options.spill) : undefined;
   /** The time of a dump that is the whole file (not a tar member), known once its head is read. */
   let fileTime: DumpTime = { at: info.mtime, source: 'file' };
@@ -308,7 +318,7 @@ export async function readDumpStream(
     };
   };
 
-  const first = await readHead(file);
+  const first = followedHead ?? (await readHead(file));
   const outer = sniff(first);
   const compression = isCompression(outer) ? outer : undefined;
   fileTime = chooseDumpTime({
@@ -336,19 +346,28 @@ export async function readDumpStream(
     return notCore(null, what, nextSeq++);
   });
 
-  const source = createReadStream(file, { highWaterMark: READ_CHUNK });
+  const source: Readable = followed
+    ? Readable.from(
+        (async function* () {
+          if (followedHead && followedHead.length > 0) yield followedHead;
+          yield* followed;
+        })(),
+        { objectMode: false, highWaterMark: READ_CHUNK },
+      )
+    : createReadStream(file, { highWaterMark: READ_CHUNK });
   let read = 0;
   const count = (chunk: Buffer) => {
     read += chunk.length;
+    if (options.follow) info.size = read;
     onProgress(read);
   };
   let stream: NodeJS.ReadableStream = source;
   let produced = 0;
   if (compression) {
-    source.on('data', (chunk) => count(chunk as Buffer));
+    source.on('data', (chunk: Buffer) => count(chunk));
     const decompressed = decompressor(compression);
     stream = source.pipe(decompressed);
-    source.on('error', (error) => decompressed.destroy(error));
+    source.on('error', (error: Error) => decompressed.destroy(error));
   }
   try {
     for await (const chunk of stream) {
@@ -378,6 +397,8 @@ export async function readDumpStream(
     }
   }
   const inOrder = (a: object, b: object) => order.get(a)! - order.get(b)!;
+  // A followed file's size is known only now; records made before its end (tar members) get it too.
+  if (options.follow) for (const d of dumps) d.fileBytes = read;
   return { dumps: dumps.sort(inOrder), errors: errors.sort(inOrder) };
 }
 

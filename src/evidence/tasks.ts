@@ -10,7 +10,7 @@ import type { SpillConfig } from './spill.ts';
  */
 export type ScanTask = (
   | { id: number; kind: 'ranges'; file: string; bounds: number[]; claim: SharedArrayBuffer }
-  | { id: number; kind: 'stream'; file: string }
+  | { id: number; kind: 'stream'; file: string; follow?: boolean }
 ) & {
   /** Where values past the in-memory caps are spilled (see spill.ts); without it they are dropped. */
   spill?: SpillConfig;
@@ -36,6 +36,6 @@ export async function runTask(task: ScanTask, onProgress: (bytes: number) => voi
       onProgress(total - last);
       last = total;
     },
-    task.spill ? { spill: task.spill } : {},
+    { ...(task.spill ? { spill: task.spill } : {}), ...(task.follow ? { follow: true } : {}) },
   );
 }

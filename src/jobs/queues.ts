@@ -11,6 +11,8 @@ export const QUEUES = {
       incidentId: z.number().int().positive(),
       /** Files or directories of evidence already on the bot host. */
       paths: z.array(z.string().min(1)).min(1).max(1000),
+      /** The paths are files a pull is still writing: read as they grow (evidence/follow.ts). */
+      follow: z.boolean().optional(),
     }),
   },
   collectHost: {

@@ -227,8 +227,12 @@ describe('a disk alert starts collection on the host', () => {
     assert.match(JSON.stringify(updated.blocks), new RegExp(`Approved by <@${APPROVER}>`));
     assert.equal(approveButton(updated), undefined);
     // The pull's progress is the status message's line, edited in place, never a reply of its own.
-    const progress = thread.find((m) => m.history.some((h) => /Pulling from web-1/.test(h.text ?? '')));
+    // (The outbox sends an edit's latest version: a pull this small may be done before its
+    // "Pulling" line is ever shown, so the lines it ends with are what is checked.)
+    const progress = thread.find((m) => /Progress on #\d+/.test(JSON.stringify(m.blocks)));
     assert.ok(progress, 'a progress message');
+    assert.ok(progress.history.length >= 1, 'edited in place');
+    assert.match(JSON.stringify(progress.blocks), /Pulled 1 of 1 file\(s\) from web-1/);
     assert.match(progress.text ?? '', /Analysis done: 1 dump/);
     assert.equal(thread.filter((m) => /Pulling|Analysing/.test(m.text ?? '')).length, 0);
     // The pull's own trail (freeing the disk and the guard are proposed after it).

@@ -9,7 +9,6 @@ import { SshConnections } from '../../src/collect/ssh.ts';
 import { parseHostsFile } from '../../src/config/hosts.ts';
 import { createLogger } from '../../src/log.ts';
 import { openStorageToOthers, type Podman, startPodman } from '../helpers/podman.ts';
-import { runTool } from '../helpers/reference-tools.ts';
 import { type Sshd, startSshd } from '../helpers/sshd.ts';
 
 /**

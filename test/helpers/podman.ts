@@ -76,6 +76,8 @@ export interface Podman {
     name?: string;
     /** Shell text run in the container before the crash (files to write beside the core). */
     prepare?: string;
+    /** More arguments for the crashing program, which it ignores: strings its core then holds (URLs). */
+    args?: readonly string[];
   }): Promise<string>;
   /** Removes every container, stops the service, deletes the storage. Safe to call twice. */
   stop(): Promise<void>;
@@ -220,8 +222,9 @@ export async function startPodman(options: PodmanOptions = {}): Promise<Podman> 
     socket,
     clientEnv,
     docker,
-    async crashingContainer({ dir: cwd, running, coreMiB = 0, name, prepare }) {
-      const script = `${prepare ? `${prepare}; ` : ''}mkdir -p ${cwd} && cd ${cwd} && /bin/crash ${coreMiB}; ${running ? 'exec sleep 3600' : 'exit 0'}`;
+    async crashingContainer({ dir: cwd, running, coreMiB = 0, name, prepare, args = [] }) {
+      const extra = args.map((a) => ` '${a.replaceAll("'", "'\\''")}'`).join('');
+      const script = `${prepare ? `${prepare}; ` : ''}mkdir -p ${cwd} && cd ${cwd} && /bin/crash ${coreMiB}${extra}; ${running ? 'exec sleep 3600' : 'exit 0'}`;
       const id = (
         await docker([
           'run',

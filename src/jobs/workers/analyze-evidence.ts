@@ -1,3 +1,4 @@
+import { redact } from '../../analyze/redact.ts';
 import type { Report } from '../../analyze/report-schema.ts';
 import { type AnalysisChildOptions, analyzeInChild } from '../../evidence/analyze-child.ts';
 import { rememberSecrets } from '../../evidence/known-secrets.ts';
@@ -24,17 +25,46 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 export async function analyzeEvidence(deps: AnalysisDeps, jobId: string, raw: unknown): Promise<Report> {
   const payload = QUEUES.analyzeEvidence.payload.parse(raw);
+  const what = payload.follow
+    ? `${plural(payload.paths.length, 'file')} as they are pulled`
+    : plural(payload.paths.length, 'evidence path');
+  const started = md`:hourglass_flowing_sand: Analysing ${what} (job ${jobId.slice(0, 8)})`;
   const run = await startJobRun(
     deps,
     QUEUES.analyzeEvidence.name,
     jobId,
     payload.incidentId,
     payload,
-    md`:hourglass_flowing_sand: Analysing ${plural(payload.paths.length, 'evidence path')} (job ${jobId.slice(0, 8)})`,
+    started,
     'analysis',
   );
+  // The analysis's line in the status message shows the headline as soon as it holds, edited in
+  // place as files are done (ranked by files done, so a late edit never steps back); the answer
+  // and the final line follow when the whole set is in.
+  let edits = Promise.resolve();
+  const edit = (line: string, rank: number) => {
+    edits = edits.then(() =>
+      run
+        .update(md`${started}${redact(line).text}`, rank)
+        .catch((error: unknown) =>
+          deps.log.warn({ err: error, job: jobId }, 'could not edit the analysis line'),
+        ),
+    );
+  };
   try {
-    const { report, secrets, peakRssBytes } = await analyzeInChild(payload.paths, deps.analysis);
+    const { report, secrets, peakRssBytes } = await analyzeInChild(payload.paths, {
+      ...deps.analysis,
+      ...(payload.follow ? { follow: true } : {}),
+      onPartial: ({ headline, dumps, filesDone, filesTotal }) => {
+        if (headline)
+          edit(
+            `: so far, ${headline} (${dumps} dumps, ${filesDone} of ${filesTotal} files analysed)`,
+            filesDone,
+          );
+      },
+    });
+    // The final counts (the ones so far may be lower bounds) are the answer's, posted by finish.
+    await edits;
     deps.log.info(
       {
         job: jobId,
@@ -91,6 +121,7 @@ export async function analyzeEvidence(deps: AnalysisDeps, jobId: string, raw: un
     deps.kick?.();
     return report;
   } catch (error) {
+    await edits;
     await run.fail(error);
     throw error;
   }

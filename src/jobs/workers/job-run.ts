@@ -46,7 +46,16 @@ export interface JobRun {
     present?: (findings: readonly Finding[]) => ThreadMessageBody[],
   ): Promise<void>;
   fail(error: unknown): Promise<void>;
+  /**
+   * Replaces its phase's line while it runs (a partial result); `rank` orders these updates (a
+   * late one never steps back), all above "started" and below the final "done"/"failed".
+   */
+  update(text: Mrkdwn | string, rank: number): Promise<void>;
 }
+
+/** The ranks of a job's line: started, then updates (1 + their own rank), then done or failed. */
+const STARTED_RANK = 1;
+const FINAL_RANK = 2 ** 40;
 
 export async function startJobRun(
   deps: JobDeps,
@@ -78,10 +87,15 @@ export async function startJobRun(
       channel: '#incidents',
       kick: deps.kick,
     });
-  await progress(startedText, 1);
+  await progress(startedText, STARTED_RANK);
   return {
     id,
     reply,
+    update: (text, rank) =>
+      progress(
+        text,
+        STARTED_RANK + 1 + Math.min(Math.max(0, Math.floor(rank)), FINAL_RANK - STARTED_RANK - 2),
+      ),
     async finish(findings, doneText, subject = {}, present = (f) => defaultPresent(f)) {
       // Findings are stored redacted, as they go to Slack, and a secret found in one finding is
       // hidden in all of them. The secrets themselves are remembered beside the evidence, not in
@@ -127,7 +141,7 @@ export async function startJobRun(
         });
       });
       // Redacted as it will show: [REDACTED] adds no markup, so it stays mrkdwn, escaped once.
-      await progress(new Mrkdwn(clean(asMrkdwn(doneText).text)), 2);
+      await progress(new Mrkdwn(clean(asMrkdwn(doneText).text)), FINAL_RANK);
     },
     async fail(error) {
       const message = redact((error as Error).message).text.slice(0, 500);
@@ -135,7 +149,7 @@ export async function startJobRun(
         `UPDATE jobs SET state = 'failed', finished_at = now(), error = $2 WHERE id = $1`,
         [id, message],
       );
-      await progress(md`:x: ${queue} failed: ${message}`, 2);
+      await progress(md`:x: ${queue} failed: ${message}`, FINAL_RANK);
     },
   };
 }

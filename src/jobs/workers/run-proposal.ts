@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KnownSecrets, redact } from '../../analyze/redact.ts';
 import type { Policy } from '../../approvals/policy.ts';
@@ -20,6 +20,7 @@ import type { SshConnections } from '../../collect/ssh.ts';
 import { findHost, type HostsFile } from '../../config/hosts.ts';
 import type { SqlDatabase } from '../../config/sql-databases.ts';
 import { CodedError, ErrorCode } from '../../errors.ts';
+import { failedMarker } from '../../evidence/follow.ts';
 import type { CgroupReport } from '../../runners/cgroup.ts';
 import {
   runInSandbox,
@@ -332,6 +333,15 @@ async function runPull(
     );
   };
 
+  // The analysis starts now, in its own job and process, and reads each file as it lands
+  // (evidence/follow.ts): the correlation is ready when the last byte is in, not a whole second
+  // read later. A file whose pull fails gets a marker that tells the analysis so.
+  await deps.send(QUEUES.analyzeEvidence.name, {
+    incidentId: proposal.incidentId,
+    paths: sources.map((source) => join(dir, localName(source))),
+    follow: true,
+  });
+
   const results: Array<{ source: PullSource; result?: PullResult; error?: string }> = [];
   await Promise.all(
     sources.map(async (source) => {
@@ -362,6 +372,7 @@ async function runPull(
         }
       }
       const message = (lastError as Error).message;
+      await writeFile(failedMarker(dest), redact(message).text.slice(0, 1000));
       await deps.db.executeSql(`UPDATE evidence_artifacts SET state = 'failed', error = $2 WHERE id = $1`, [
         artifact,
         message.slice(0, 1000),
@@ -403,14 +414,10 @@ async function runPull(
       ...(failed.length > 0 ? { error: `${failed.length} file(s) failed` } : {}),
     },
     reply: summary,
-    // When a batch is in, analyse it as one set: findings, then the cross-dump correlations.
-    // Then, with the cores home and hashed, freeing the disk and the guard are proposed.
+    // The analysis was queued when the pull started and follows the files as they land. With the
+    // cores home and hashed, freeing the disk and the guard are proposed.
     afterwards: async () => {
       if (pulled.length === 0) return;
-      await deps.send(QUEUES.analyzeEvidence.name, {
-        incidentId: proposal.incidentId,
-        paths: pulled.map((r) => r.result!.localPath),
-      });
       await proposeFreeing(deps, remote, proposal.incidentId).catch((error: unknown) =>
         deps.log.error({ err: error, proposal: proposal.id }, 'could not propose freeing the disk'),
       );
