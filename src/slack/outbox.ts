@@ -6,17 +6,16 @@ import { getIncident, type Incident } from '../incidents/incidents.ts';
 import type { Logger } from '../log.ts';
 import type { Db } from '../store/db.ts';
 import { latestDiskChange } from '../store/records.ts';
-import { type AnswerCorrelation, analysisHeadline } from './blocks/analysis.ts';
 import {
   type AlertCounts,
   type AlertNotice,
   alertReply,
   type DiskUsage,
-  type FindingNotice,
   incidentRoot,
   type RootExtras,
   type SlackMessage,
 } from './blocks/incident.ts';
+import { analysisView, relatedView } from './fleet.ts';
 
 /**
  * Posts what the intake and the commands queued in thread_messages: the root of each incident,
@@ -221,33 +220,15 @@ export async function rootExtras(db: Db, incidentId: number): Promise<RootExtras
     | undefined;
   // Rows stored before migration 9 hold their whole delivery.
   const alert = payload?.alerts ? { ...payload.alerts[0], externalURL: payload.externalURL } : payload;
-  // The latest analysis's: its findings (stored redacted) and ranked correlations, read as the
-  // answer in the thread reads them, so the root names the stream's URL plain.
-  const job = await db.executeSql<{ id: string; result: unknown }>(
-    `SELECT id, result FROM jobs WHERE incident_id = $1 AND kind = 'analyze-evidence' AND state = 'succeeded'
-     ORDER BY id DESC LIMIT 1`,
-    [incidentId],
-  );
-  let headline: string | undefined;
-  if (job.rows[0]) {
-    const found = await db.executeSql<{ severity: FindingNotice['severity']; title: string }>(
-      'SELECT severity, title FROM findings WHERE job_id = $1 ORDER BY id',
-      [job.rows[0].id],
-    );
-    const raw = job.rows[0].result;
-    const result = (typeof raw === 'string' ? JSON.parse(raw) : raw) as {
-      correlations?: AnswerCorrelation[];
-    } | null;
-    headline = analysisHeadline({
-      correlations: result?.correlations ?? [],
-      findings: found.rows.map((f) => ({ ...f, detail: '' })),
-    });
-  }
+  const { headline } = await analysisView(db, incidentId);
+  const { related, past } = await relatedView(db, incidentId);
   const change = await latestDiskChange(db, incidentId);
   return {
     ...(alert ? { links: alertLinks(alert) } : {}),
     ...(headline ? { headline } : {}),
     ...(change ? { freed: { bytes: change.freedBytes, lines: change.lines } } : {}),
+    ...(related.sameCrash.length > 0 ? { sameCrash: related.sameCrash } : {}),
+    ...(past ? { recurrenceOf: past } : {}),
   };
 }
 

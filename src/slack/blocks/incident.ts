@@ -83,6 +83,35 @@ export interface RootExtras {
   headline?: string;
   /** What the latest approved freeing gave back: the cores' bytes and each disk before → after. */
   freed?: { bytes: number; lines: readonly string[] };
+  /** Incidents not resolved on other hosts with the same crash signature. */
+  sameCrash?: readonly { id: number; host: string }[];
+  /** The resolved incident this crash was seen in before: what it found and what was done. */
+  recurrenceOf?: {
+    id: number;
+    host: string;
+    headline?: string;
+    freedBytes?: number;
+    ran: readonly string[];
+  };
+}
+
+const SAME_CRASH_SHOWN = 10;
+
+/** `same crash on web-2, web-5: #12, #15` (plain text: hosts come from outside, escaped by md). */
+export function sameCrashLine(others: readonly { id: number; host: string }[]): Mrkdwn {
+  const shown = others.slice(0, SAME_CRASH_SHOWN);
+  const hosts = [...new Set(shown.map((o) => o.host))];
+  const more = others.length - shown.length;
+  return md`*Same crash on* ${hosts.join(', ')}: ${shown.map((o) => `#${o.id}`).join(', ')}${more > 0 ? ` and ${more} more` : ''}`;
+}
+
+/** `Seen before in #7 on web-1 (resolved): <headline>. Done: freed 3 GiB of cores; ran free, guard.` */
+export function recurrenceLine(past: NonNullable<RootExtras['recurrenceOf']>): Mrkdwn {
+  const done = [
+    ...(past.freedBytes !== undefined ? [`freed ${formatBytes(past.freedBytes)} of cores`] : []),
+    ...(past.ran.length > 0 ? [`ran ${past.ran.join(', ')}`] : []),
+  ];
+  return md`*Seen before* in #${past.id} on ${past.host} (resolved)${past.headline ? `: ${past.headline}` : ''}. *Done then:* ${done.length > 0 ? done.join('; ') : 'nothing recorded'}`;
 }
 
 /** The incident's id from a root button's value; undefined when it is not one. */
@@ -158,6 +187,10 @@ export function incidentRoot(
           ),
         ]
       : []),
+    ...(extras.sameCrash && extras.sameCrash.length > 0
+      ? [truncateMrkdwn(sameCrashLine(extras.sameCrash), 500)]
+      : []),
+    ...(extras.recurrenceOf ? [truncateMrkdwn(recurrenceLine(extras.recurrenceOf), 700)] : []),
   ];
   const links = rootLinks(extras.links);
   const buttons = rootButtons(incident);
