@@ -1,6 +1,7 @@
 import {
   type CrashSignature,
   crashSignature,
+  describeSignature,
   type FleetIncident,
   type Related,
   relatedIncidents,
@@ -9,7 +10,7 @@ import {
 import type { Db } from '../store/db.ts';
 import { latestDiskChange } from '../store/records.ts';
 import { type AnswerCorrelation, analysisHeadline, customerOf } from './blocks/analysis.ts';
-import type { FindingNotice } from './blocks/incident.ts';
+import type { FindingNotice, SummaryFacts } from './blocks/incident.ts';
 
 /**
  * What the store knows of the fleet for the Slack side: each incident's crash signature (its
@@ -138,4 +139,19 @@ export async function relatedView(
   const related = relatedIncidents(self, all);
   const past = related.recurrenceOf ? await pastIncident(db, related.recurrenceOf) : undefined;
   return { related, ...(past ? { past } : {}) };
+}
+
+/** The postmortem's facts: the root cause and customer found, what was freed, the related incidents. */
+export async function summaryFacts(db: Db, incidentId: number): Promise<SummaryFacts> {
+  const analysis = await analysisView(db, incidentId);
+  const { related, past } = await relatedView(db, incidentId);
+  const change = await latestDiskChange(db, incidentId);
+  return {
+    ...(analysis.headline ? { rootCause: analysis.headline } : {}),
+    ...(analysis.signature ? { crash: describeSignature(analysis.signature) } : {}),
+    ...(analysis.customer ? { customer: analysis.customer } : {}),
+    ...(change ? { freed: { bytes: change.freedBytes, lines: change.lines } } : {}),
+    ...(related.sameCrash.length > 0 ? { sameCrash: related.sameCrash } : {}),
+    ...(past ? { recurrenceOf: past } : {}),
+  };
 }

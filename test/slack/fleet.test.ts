@@ -4,7 +4,9 @@ import { WebClient } from '@slack/web-api';
 import { openIncidentByHand, setStatus } from '../../src/incidents/incidents.ts';
 import { createLogger } from '../../src/log.ts';
 import { slackPoster } from '../../src/slack/app.ts';
+import type { ListenerDeps } from '../../src/slack/deps.ts';
 import { markRelatedStale } from '../../src/slack/fleet.ts';
+import { runIncidentCommand } from '../../src/slack/incident-actions.ts';
 import { drainOutbox, type SlackPoster } from '../../src/slack/outbox.ts';
 import type { Db } from '../../src/store/db.ts';
 import { migrate } from '../../src/store/migrate.ts';
@@ -108,9 +110,35 @@ for (const database of testDatabases()) {
         assert.ok(!text.includes('<!channel>'), text);
       }
       assert.equal(replies(), posted, 'the match is shown on the roots, with no reply');
-      // Resolved, web-5 no longer shows on web-2's root: the others' roots follow its change.
-      await setStatus(db, web5, 'resolved', USER);
-      await markRelatedStale(db, web5);
+      // The postmortem, asked for with /investigate summary: a file in the thread.
+      const deps = {
+        db,
+        log,
+        channel: CHANNEL,
+        kick: () => {},
+        refresh: async () => {},
+        now: () => new Date(),
+      } as unknown as ListenerDeps;
+      const context = { user: USER, channel: CHANNEL, requestId: 'r1' };
+      await runIncidentCommand(deps, { kind: 'summary', incident: web2 }, context);
+      await drainOutbox(db, poster, log);
+      const file = slack.files.find((f) => f.filename === `incident-${web2}-summary.md`);
+      assert.ok(file?.bytes && file.shares.length === 1, 'the summary is shared once, as a file');
+      const summary = file.bytes.toString('utf8');
+      assert.match(
+        summary,
+        /## Root cause\n\nLikely endless stream in 3 of 3 dumps: http:\/\/radio\.example\/live/,
+      );
+      assert.ok(summary.includes('Crash: php-fpm · SIGABRT · GET /proxy?customer_id=4711'), summary);
+      assert.ok(summary.includes('Customer: customer_id 4711, in the request the workers held:'), summary);
+      assert.ok(summary.includes('Nothing freed by the bot.'), summary);
+      assert.ok(summary.includes(`- #${web5} on web-5: the same crash, at the same time`), summary);
+      assert.ok(
+        summary.includes(`- #${before} on db-1 (resolved): the same crash before; found: Likely endless`),
+        summary,
+      );
+      // Resolved (the command a button runs too), web-5 no longer shows on web-2's root.
+      await runIncidentCommand(deps, { kind: 'set', status: 'resolved', incident: web5 }, context);
       await drainOutbox(db, poster, log);
       assert.ok(!(await root(web2)).includes('Same crash'), await root(web2));
     });

@@ -234,9 +234,39 @@ export function statusReply(incident: Incident, user: string): SlackMessage {
   return { text: text.text, blocks: [mrkdwnSection(text)] };
 }
 
-/** The postmortem's starting point, in Markdown: facts, then the timeline from the database. */
-export function summaryMarkdown(incident: Incident, entries: readonly TimelineEntry[], now: Date): string {
+/** What the postmortem says beyond the incident's row and timeline: from its analysis and its runs. */
+export interface SummaryFacts {
+  /** The analysis's headline: what made the disk fill. */
+  rootCause?: string;
+  /** The crash signature, as describeSignature words it. */
+  crash?: string;
+  /** The request the workers held and the customer it names. */
+  customer?: { key: string; id: string; request: string };
+  freed?: { bytes: number; lines: readonly string[] };
+  sameCrash?: readonly { id: number; host: string }[];
+  recurrenceOf?: RootExtras['recurrenceOf'];
+}
+
+/**
+ * The postmortem's starting point, in Markdown (a file: plain text, not mrkdwn): facts, the root
+ * cause and the customer the analysis found, what was freed, the related incidents, then the
+ * timeline from the database.
+ */
+export function summaryMarkdown(
+  incident: Incident,
+  entries: readonly TimelineEntry[],
+  now: Date,
+  facts: SummaryFacts = {},
+): string {
   const end = incident.resolvedAt ?? now;
+  const related = [
+    ...(facts.sameCrash ?? []).map((o) => `- #${o.id} on ${o.host}: the same crash, at the same time`),
+    ...(facts.recurrenceOf
+      ? [
+          `- #${facts.recurrenceOf.id} on ${facts.recurrenceOf.host} (resolved): the same crash before${facts.recurrenceOf.headline ? `; found: ${facts.recurrenceOf.headline}` : ''}${facts.recurrenceOf.freedBytes !== undefined ? `; freed ${formatBytes(facts.recurrenceOf.freedBytes)}` : ''}${facts.recurrenceOf.ran.length > 0 ? `; ran ${facts.recurrenceOf.ran.join(', ')}` : ''}`,
+        ]
+      : []),
+  ];
   const lines = [
     `# Incident #${incident.id}: ${incident.title}`,
     '',
@@ -248,15 +278,36 @@ export function summaryMarkdown(incident: Incident, entries: readonly TimelineEn
     `- ${incident.resolvedAt ? `Resolved: ${incident.resolvedAt.toISOString()}` : 'Not resolved yet'} (${formatDuration(end.getTime() - incident.openedAt.getTime())})`,
     ...(incident.previousIncidentId ? [`- Follows incident #${incident.previousIncidentId}`] : []),
     '',
+    '## Root cause',
+    '',
+    facts.rootCause ?? '_Not found by the analysis; to fill in._',
+    ...(facts.crash ? ['', `Crash: ${facts.crash}`] : []),
+    ...(facts.customer
+      ? [
+          '',
+          `Customer: ${facts.customer.key} ${facts.customer.id}, in the request the workers held:`,
+          '',
+          '```',
+          facts.customer.request.replaceAll('```', 'ˋˋˋ'),
+          '```',
+        ]
+      : []),
+    '',
+    '## What was done',
+    '',
+    facts.freed
+      ? `Freed ${formatBytes(facts.freed.bytes)} of cores${facts.freed.lines.length > 0 ? `; ${facts.freed.lines.join('; ')}` : ''}.`
+      : 'Nothing freed by the bot.',
+    '',
+    '## Related incidents',
+    '',
+    ...(related.length > 0 ? related : ['None with the same crash.']),
+    '',
     '## Timeline (UTC)',
     '',
     ...entries.map((e) => `- ${e.at.toISOString().replace('T', ' ').slice(0, 19)}  ${e.what}`),
     '',
     '## Impact',
-    '',
-    '_To fill in._',
-    '',
-    '## Root cause',
     '',
     '_To fill in._',
     '',
