@@ -109,7 +109,24 @@ for (const database of testDatabases()) {
         assert.ok(text.includes('*Done then:* nothing recorded'), text);
         assert.ok(!text.includes('<!channel>'), text);
       }
+      // One channel message for the fleet, posted once two hosts had incidents, edited since.
+      const fleet = slack.messages.get(CHANNEL)!.filter((m) => !m.thread_ts && m.text?.includes('Fleet'));
+      assert.equal(fleet.length, 1, 'one fleet message');
       assert.equal(replies(), posted, 'the match is shown on the roots, with no reply');
+      const fleetText = JSON.stringify(fleet[0]!.blocks);
+      assert.deepEqual(blockKitProblems(fleet[0]!.blocks ?? []), []);
+      assert.ok(
+        fleetText.includes('3 hosts with incidents  ·  3 open  ·  0 mitigated  ·  9.0 GiB of cores'),
+        fleetText,
+      );
+      assert.ok(fleetText.includes(`2 hosts (web-2, web-5): #${web2}, #${web5}`), fleetText);
+      assert.ok(fleetText.includes('php-fpm · SIGABRT · GET /proxy?customer_id=4711'), fleetText);
+      assert.ok(!fleetText.includes('<!channel>'), fleetText);
+      const edits = () =>
+        slack.calls.filter((c) => c.method === 'chat.update' && c.args.ts === fleet[0]!.ts).length;
+      const editsBefore = edits();
+      await drainOutbox(db, poster, log);
+      assert.equal(edits(), editsBefore, 'an unchanged fleet is not edited');
       // The postmortem, asked for with /investigate summary: a file in the thread.
       const deps = {
         db,
@@ -141,6 +158,13 @@ for (const database of testDatabases()) {
       await runIncidentCommand(deps, { kind: 'set', status: 'resolved', incident: web5 }, context);
       await drainOutbox(db, poster, log);
       assert.ok(!(await root(web2)).includes('Same crash'), await root(web2));
+      const edited = JSON.stringify(slack.message(CHANNEL, fleet[0]!.ts)!.blocks);
+      assert.ok(edited.includes('2 hosts with incidents  ·  2 open'), edited);
+      assert.equal(
+        slack.messages.get(CHANNEL)!.filter((m) => !m.thread_ts && m.text?.includes('Fleet')).length,
+        1,
+        'still one fleet message',
+      );
     });
   });
 }
