@@ -144,7 +144,9 @@ export async function relatedView(
 /** The postmortem's facts: the root cause and customer found, what was freed, the related incidents. */
 export async function summaryFacts(db: Db, incidentId: number): Promise<SummaryFacts> {
   const analysis = await analysisView(db, incidentId);
-  const { related, past } = await relatedView(db, incidentId);
+  const { related, past } = analysis.signature
+    ? await relatedView(db, incidentId)
+    : { related: { sameCrash: [] } };
   const change = await latestDiskChange(db, incidentId);
   return {
     ...(analysis.headline ? { rootCause: analysis.headline } : {}),

@@ -222,8 +222,9 @@ export async function rootExtras(db: Db, incidentId: number): Promise<RootExtras
     | undefined;
   // Rows stored before migration 9 hold their whole delivery.
   const alert = payload?.alerts ? { ...payload.alerts[0], externalURL: payload.externalURL } : payload;
-  const { headline } = await analysisView(db, incidentId);
-  const { related, past } = await relatedView(db, incidentId);
+  const { headline, signature } = await analysisView(db, incidentId);
+  // Only an analysed crash has relatives: without one, the fleet is not read.
+  const { related, past } = signature ? await relatedView(db, incidentId) : { related: { sameCrash: [] } };
   const change = await latestDiskChange(db, incidentId);
   return {
     ...(alert ? { links: alertLinks(alert) } : {}),
