@@ -12,6 +12,7 @@ import { statusReply, summaryMarkdown } from './blocks/incident.ts';
 import { md, mentionUser, mrkdwnSection } from './blocks/mrkdwn.ts';
 import { INVESTIGATE_HELP, type IncidentCommand } from './commands.ts';
 import type { ListenerDeps } from './deps.ts';
+import { markRelatedStale, summaryFacts } from './fleet.ts';
 
 /**
  * What a parsed command does, shared by `/investigate` and an @-mention in a thread. Returns the
@@ -107,7 +108,12 @@ export async function runIncidentCommand(
       .text;
   }
   if (command.kind === 'summary') {
-    const markdown = summaryMarkdown(incident, await timeline(deps.db, incident.id), deps.now());
+    const markdown = summaryMarkdown(
+      incident,
+      await timeline(deps.db, incident.id),
+      deps.now(),
+      await summaryFacts(deps.db, incident.id),
+    );
     // As a file: a timeline is long, and a snippet reads (and copies into a postmortem) on a phone.
     await queueThreadMessage(deps.db, {
       incidentId: incident.id,
@@ -126,6 +132,8 @@ export async function runIncidentCommand(
   }
   try {
     const updated = await setStatus(deps.db, incident.id, command.status, context.user);
+    // The incidents with the same crash name this one while it is not resolved.
+    await markRelatedStale(deps.db, updated.id);
     await replyInThread(
       deps,
       updated,

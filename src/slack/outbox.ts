@@ -3,20 +3,21 @@ import { createHash, randomUUID } from 'node:crypto';
 import { parseUsedPercent } from '../alerts/alert.ts';
 import { alertLinks, type StoredAlertLinks } from '../alerts/links.ts';
 import { getIncident, type Incident } from '../incidents/incidents.ts';
+import { fleetOverview } from '../incidents/signature.ts';
 import type { Logger } from '../log.ts';
 import type { Db } from '../store/db.ts';
 import { latestDiskChange } from '../store/records.ts';
-import { type AnswerCorrelation, analysisHeadline } from './blocks/analysis.ts';
+import { fleetMessage } from './blocks/fleet.ts';
 import {
   type AlertCounts,
   type AlertNotice,
   alertReply,
   type DiskUsage,
-  type FindingNotice,
   incidentRoot,
   type RootExtras,
   type SlackMessage,
 } from './blocks/incident.ts';
+import { analysisView, fleetIncidents, relatedView } from './fleet.ts';
 
 /**
  * Posts what the intake and the commands queued in thread_messages: the root of each incident,
@@ -221,33 +222,16 @@ export async function rootExtras(db: Db, incidentId: number): Promise<RootExtras
     | undefined;
   // Rows stored before migration 9 hold their whole delivery.
   const alert = payload?.alerts ? { ...payload.alerts[0], externalURL: payload.externalURL } : payload;
-  // The latest analysis's: its findings (stored redacted) and ranked correlations, read as the
-  // answer in the thread reads them, so the root names the stream's URL plain.
-  const job = await db.executeSql<{ id: string; result: unknown }>(
-    `SELECT id, result FROM jobs WHERE incident_id = $1 AND kind = 'analyze-evidence' AND state = 'succeeded'
-     ORDER BY id DESC LIMIT 1`,
-    [incidentId],
-  );
-  let headline: string | undefined;
-  if (job.rows[0]) {
-    const found = await db.executeSql<{ severity: FindingNotice['severity']; title: string }>(
-      'SELECT severity, title FROM findings WHERE job_id = $1 ORDER BY id',
-      [job.rows[0].id],
-    );
-    const raw = job.rows[0].result;
-    const result = (typeof raw === 'string' ? JSON.parse(raw) : raw) as {
-      correlations?: AnswerCorrelation[];
-    } | null;
-    headline = analysisHeadline({
-      correlations: result?.correlations ?? [],
-      findings: found.rows.map((f) => ({ ...f, detail: '' })),
-    });
-  }
+  const { headline, signature } = await analysisView(db, incidentId);
+  // Only an analysed crash has relatives: without one, the fleet is not read.
+  const { related, past } = signature ? await relatedView(db, incidentId) : { related: { sameCrash: [] } };
   const change = await latestDiskChange(db, incidentId);
   return {
     ...(alert ? { links: alertLinks(alert) } : {}),
     ...(headline ? { headline } : {}),
     ...(change ? { freed: { bytes: change.freedBytes, lines: change.lines } } : {}),
+    ...(related.sameCrash.length > 0 ? { sameCrash: related.sameCrash } : {}),
+    ...(past ? { recurrenceOf: past } : {}),
   };
 }
 
@@ -257,7 +241,7 @@ export async function renderRoot(db: Db, incident: Incident, now: Date): Promise
 }
 
 /** Roots marked stale (root_hash cleared: an analysis found their headline) are updated in place. */
-async function refreshStaleRoots(db: Db, slack: SlackPoster, log: Logger, now: Date): Promise<void> {
+async function refreshStaleRoots(db: Db, slack: SlackPoster, log: Logger, now: Date): Promise<number> {
   const { rows } = await db.executeSql<{ id: string }>(
     'SELECT id FROM incidents WHERE root_ts IS NOT NULL AND root_hash IS NULL ORDER BY id LIMIT 20',
   );
@@ -265,6 +249,87 @@ async function refreshStaleRoots(db: Db, slack: SlackPoster, log: Logger, now: D
     await refreshRoot(db, slack, Number(row.id), now).catch((error: unknown) =>
       log.warn({ err: error, incident: Number(row.id) }, 'could not refresh the root message'),
     );
+  return rows.length;
+}
+
+/** The key of the fleet's one channel message (channel_messages). */
+export const FLEET_MESSAGE_KEY = 'fleet';
+
+/**
+ * Posts or edits the fleet's one channel message (blocks/fleet.ts): posted once two hosts have
+ * incidents not resolved at once (one host is its own thread's business), then edited in place
+ * whenever the fleet changes, to "no incident open" at the end. It goes to the channel of the
+ * latest incident's root. The row is claimed while Slack is called, as the outbox claims a
+ * message, so two processes neither post it twice nor edit it at once; a post whose answer was
+ * lost is found again by its metadata (findTagged) before posting. A failure is logged and left
+ * for the next drain.
+ */
+export async function refreshFleetMessage(
+  db: Db,
+  slack: SlackPoster,
+  log: Pick<Logger, 'warn'>,
+  options: Pick<OutboxOptions, 'claimTimeoutMs'> = OUTBOX_DEFAULTS,
+): Promise<void> {
+  const overview = fleetOverview(await fleetIncidents(db));
+  const message = fleetMessage(overview);
+  const hash = rootHash(message);
+  const known = await db.executeSql<{ ts: string | null; hash: string | null }>(
+    'SELECT ts, hash FROM channel_messages WHERE key = $1',
+    [FLEET_MESSAGE_KEY],
+  );
+  const row = known.rows[0];
+  if (row?.hash === hash) return;
+  if (!row?.ts && overview.hosts.length < 2) return;
+  if (!row) {
+    const { rows } = await db.executeSql<{ channel: string }>(
+      'SELECT channel FROM incidents WHERE channel IS NOT NULL AND root_ts IS NOT NULL ORDER BY id DESC LIMIT 1',
+    );
+    if (!rows[0]) return;
+    await db.executeSql(
+      'INSERT INTO channel_messages (key, channel) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING',
+      [FLEET_MESSAGE_KEY, rows[0].channel],
+    );
+  }
+  const token = randomUUID();
+  const claimed = await db.executeSql<{ channel: string; ts: string | null }>(
+    `UPDATE channel_messages SET claimed_by = $2, claimed_at = now()
+     WHERE key = $1 AND (claimed_by IS NULL OR claimed_at < now() - $3::float8 * interval '1 millisecond')
+     RETURNING channel, ts`,
+    [FLEET_MESSAGE_KEY, token, options.claimTimeoutMs],
+  );
+  const held = claimed.rows[0];
+  // Another sender holds it: it renders the fleet as it is when its call is done, or the next drain does.
+  if (!held) return;
+  try {
+    let ts = held.ts;
+    const tag: OutboxTag = {
+      event_type: OUTBOX_EVENT_TYPE,
+      event_payload: { key: `channel:${FLEET_MESSAGE_KEY}` },
+    };
+    if (!ts) ts = (await findTagged(slack, { channel: held.channel }, tag)) ?? null;
+    if (ts) await slack.update({ channel: held.channel, ts, text: message.text, blocks: message.blocks });
+    else
+      ts =
+        (
+          await slack.postMessage({
+            channel: held.channel,
+            text: message.text,
+            blocks: message.blocks,
+            metadata: tag,
+          })
+        ).ts ?? null;
+    await db.executeSql(
+      `UPDATE channel_messages SET ts = $3, hash = $4, claimed_by = NULL, claimed_at = NULL, last_error = NULL,
+         updated_at = now() WHERE key = $1 AND claimed_by = $2`,
+      [FLEET_MESSAGE_KEY, token, ts, hash],
+    );
+  } catch (error) {
+    log.warn({ err: error }, 'could not post or edit the fleet message; the next drain tries again');
+    await db.executeSql(
+      'UPDATE channel_messages SET claimed_by = NULL, claimed_at = NULL, last_error = $3 WHERE key = $1 AND claimed_by = $2',
+      [FLEET_MESSAGE_KEY, token, error instanceof Error ? error.message : String(error)],
+    );
+  }
 }
 
 /**
@@ -564,7 +629,12 @@ export async function drainOutbox(
   await Promise.all(Array.from({ length: settings.concurrency }, poster));
   // Edits made while their message was being posted, edits Slack refused, edits whose sender died.
   if (!control.stopping?.()) await sendPendingEdits(db, slack, log, settings);
-  if (!control.stopping?.()) await refreshStaleRoots(db, slack, log, now());
+  const refreshed = control.stopping?.() ? 0 : await refreshStaleRoots(db, slack, log, now());
+  // The fleet changes when incidents do, and every change of one posts a message (a root, a status
+  // or alert reply) or marks roots stale: a drain that did neither leaves the fleet message be and
+  // spends no read of the whole fleet.
+  if (!control.stopping?.() && (posted > 0 || refreshed > 0))
+    await refreshFleetMessage(db, slack, log, settings);
   return posted;
 }
 

@@ -8,6 +8,7 @@ import { type CodedError, ErrorCode } from '../../src/errors.ts';
 import type { AnalysisChildOptions } from '../../src/evidence/analyze-child.ts';
 import { recallSecrets } from '../../src/evidence/known-secrets.ts';
 import { openIncidentByHand } from '../../src/incidents/incidents.ts';
+import { crashSignature } from '../../src/incidents/signature.ts';
 import { startBoss } from '../../src/jobs/boss.ts';
 import { QUEUES } from '../../src/jobs/queues.ts';
 import { analyzeEvidence } from '../../src/jobs/workers/analyze-evidence.ts';
@@ -118,6 +119,10 @@ for (const database of testDatabases()) {
           peakRssBytes: number;
         };
         assert.ok(peakRssBytes > 16 * 2 ** 20 && peakRssBytes < 256 * 2 ** 20, `peak RSS ${peakRssBytes}`);
+        // The crash signature its dumps share most, for matching incidents across hosts: the
+        // program, the signal that killed it and what it was doing, from the real cores.
+        const signature = crashSignature(typeof stored === 'string' ? JSON.parse(stored) : stored);
+        assert.ok(signature?.executable && signature.signal?.startsWith('SIG'), JSON.stringify(signature));
         // The answer: one message with the stream's URL as it is, and the rest as a file.
         const answer = await db.executeSql<{ body: unknown }>(
           'SELECT body FROM thread_messages WHERE dedup_key = $1',

@@ -98,7 +98,38 @@ describe('incident messages', () => {
     assert.match(md, /^# Incident #12: Disk \/ filling on web-1\n/);
     assert.match(md, /- Resolved: 2026-11-26T00:31:00.000Z \(1 h 30 min\)/);
     assert.match(md, /## Timeline \(UTC\)\n\n- 2026-11-25 23:01:05 {2}alert firing: disk on web-1/);
-    assert.match(md, /## Root cause/);
+    assert.match(md, /## Root cause\n\n_Not found by the analysis; to fill in._/);
+    assert.match(md, /## Related incidents\n\nNone with the same crash./);
+  });
+
+  it('write the root cause, the customer, what was freed and the related incidents into the postmortem', () => {
+    const md = summaryMarkdown(incident, [], new Date('2026-11-26T00:00:00Z'), {
+      rootCause: 'Likely endless stream in 3 of 3 dumps: http://radio.example/live',
+      crash: 'php-fpm · SIGABRT · GET /proxy?customer_id=4711',
+      customer: { key: 'customer_id', id: '4711', request: 'GET /proxy?customer_id=4711 ```' },
+      freed: { bytes: 3 * 2 ** 30, lines: ['/: 97% → 41% used'] },
+      sameCrash: [{ id: 15, host: 'web-5' }],
+      recurrenceOf: {
+        id: 7,
+        host: 'db-1',
+        headline: 'Same stream',
+        freedBytes: 2 ** 30,
+        ran: ['free', 'guard'],
+      },
+    });
+    assert.match(
+      md,
+      /## Root cause\n\nLikely endless stream in 3 of 3 dumps: http:\/\/radio.example\/live\n\nCrash: php-fpm/,
+    );
+    assert.match(
+      md,
+      /Customer: customer_id 4711, in the request the workers held:\n\n```\nGET \/proxy\?customer_id=4711 ˋˋˋ\n```/,
+    );
+    assert.match(md, /## What was done\n\nFreed 3(\.0)? GiB of cores; \/: 97% → 41% used\./);
+    assert.match(
+      md,
+      /- #15 on web-5: the same crash, at the same time\n- #7 on db-1 \(resolved\): the same crash before; found: Same stream; freed 1(\.0)? GiB; ran free, guard/,
+    );
   });
 
   it('format durations', () => {

@@ -107,4 +107,33 @@ describe('the root message', () => {
     const linkTexts = [...context.matchAll(/<([^>]*)>/g)].map((m) => m[1]!);
     for (const link of linkTexts) assert.equal(link.split('|').length, 2, link);
   });
+
+  it('names the same crash on other hosts and the incident it recurs of, escaped and within limits', () => {
+    const others = Array.from({ length: 14 }, (_, i) => ({
+      id: 20 + i,
+      host: i === 0 ? '<!here>' : `web-${i}`,
+    }));
+    const root = incidentRoot(incident, [], now, undefined, {
+      sameCrash: others,
+      recurrenceOf: {
+        id: 7,
+        host: 'db-1',
+        headline: 'Stream <!channel> held',
+        freedBytes: 3 * 2 ** 30,
+        ran: ['free'],
+      },
+    });
+    assert.deepEqual(blockKitProblems(root.blocks), []);
+    const all = JSON.stringify(root.blocks);
+    assert.ok(all.includes('*Same crash on* &lt;!here&gt;, web-1,'), all);
+    assert.ok(all.includes('#20, #21,') && all.includes('#29 and 4 more'), all);
+    assert.match(
+      all,
+      /\*Seen before\* in #7 on db-1 \(resolved\): Stream &lt;!channel&gt; held\. \*Done then:\* freed 3(\.0)? GiB of cores; ran free/,
+    );
+    const plain = incidentRoot(incident, [], now, undefined, {
+      recurrenceOf: { id: 7, host: 'db-1', ran: [] },
+    });
+    assert.ok(JSON.stringify(plain.blocks).includes('(resolved). *Done then:* nothing recorded'));
+  });
 });

@@ -4,6 +4,7 @@ import { type AnalysisChildOptions, analyzeInChild } from '../../evidence/analyz
 import { rememberSecrets } from '../../evidence/known-secrets.ts';
 import { analysisAnswer, analysisMarkdown } from '../../slack/blocks/analysis.ts';
 import { md } from '../../slack/blocks/mrkdwn.ts';
+import { markRelatedStale } from '../../slack/fleet.ts';
 import { QUEUES } from '../queues.ts';
 import { asBody, type JobDeps, startJobRun } from './job-run.ts';
 
@@ -114,8 +115,14 @@ export async function analyzeEvidence(deps: AnalysisDeps, jobId: string, raw: un
         correlations: report.correlations
           .slice(0, 50)
           .map(({ value, kind, dumps, total, stream, why }) => ({ value, kind, dumps, total, stream, why })),
+        // The crash signatures, for matching incidents across hosts and over time (incidents/signature.ts).
+        signatures: report.signatures
+          .slice(0, 20)
+          .map(({ executable, signal, topEvidence, count }) => ({ executable, signal, topEvidence, count })),
       }),
     ]);
+    // Incidents with the same crash name this one on their roots: they are re-rendered too.
+    await markRelatedStale(deps.db, payload.incidentId);
     // The root shows the headline now (its correlations stored): marked stale, the outbox's next drain updates it.
     await deps.db.executeSql('UPDATE incidents SET root_hash = NULL WHERE id = $1', [payload.incidentId]);
     deps.kick?.();

@@ -83,6 +83,35 @@ export interface RootExtras {
   headline?: string;
   /** What the latest approved freeing gave back: the cores' bytes and each disk before → after. */
   freed?: { bytes: number; lines: readonly string[] };
+  /** Incidents not resolved on other hosts with the same crash signature. */
+  sameCrash?: readonly { id: number; host: string }[];
+  /** The resolved incident this crash was seen in before: what it found and what was done. */
+  recurrenceOf?: {
+    id: number;
+    host: string;
+    headline?: string;
+    freedBytes?: number;
+    ran: readonly string[];
+  };
+}
+
+const SAME_CRASH_SHOWN = 10;
+
+/** `same crash on web-2, web-5: #12, #15` (plain text: hosts come from outside, escaped by md). */
+export function sameCrashLine(others: readonly { id: number; host: string }[]): Mrkdwn {
+  const shown = others.slice(0, SAME_CRASH_SHOWN);
+  const hosts = [...new Set(shown.map((o) => o.host))];
+  const more = others.length - shown.length;
+  return md`*Same crash on* ${hosts.join(', ')}: ${shown.map((o) => `#${o.id}`).join(', ')}${more > 0 ? ` and ${more} more` : ''}`;
+}
+
+/** `Seen before in #7 on web-1 (resolved): <headline>. Done: freed 3 GiB of cores; ran free, guard.` */
+export function recurrenceLine(past: NonNullable<RootExtras['recurrenceOf']>): Mrkdwn {
+  const done = [
+    ...(past.freedBytes !== undefined ? [`freed ${formatBytes(past.freedBytes)} of cores`] : []),
+    ...(past.ran.length > 0 ? [`ran ${past.ran.join(', ')}`] : []),
+  ];
+  return md`*Seen before* in #${past.id} on ${past.host} (resolved)${past.headline ? `: ${past.headline}` : ''}. *Done then:* ${done.length > 0 ? done.join('; ') : 'nothing recorded'}`;
 }
 
 /** The incident's id from a root button's value; undefined when it is not one. */
@@ -158,6 +187,10 @@ export function incidentRoot(
           ),
         ]
       : []),
+    ...(extras.sameCrash && extras.sameCrash.length > 0
+      ? [truncateMrkdwn(sameCrashLine(extras.sameCrash), 500)]
+      : []),
+    ...(extras.recurrenceOf ? [truncateMrkdwn(recurrenceLine(extras.recurrenceOf), 700)] : []),
   ];
   const links = rootLinks(extras.links);
   const buttons = rootButtons(incident);
@@ -201,9 +234,39 @@ export function statusReply(incident: Incident, user: string): SlackMessage {
   return { text: text.text, blocks: [mrkdwnSection(text)] };
 }
 
-/** The postmortem's starting point, in Markdown: facts, then the timeline from the database. */
-export function summaryMarkdown(incident: Incident, entries: readonly TimelineEntry[], now: Date): string {
+/** What the postmortem says beyond the incident's row and timeline: from its analysis and its runs. */
+export interface SummaryFacts {
+  /** The analysis's headline: what made the disk fill. */
+  rootCause?: string;
+  /** The crash signature, as describeSignature words it. */
+  crash?: string;
+  /** The request the workers held and the customer it names. */
+  customer?: { key: string; id: string; request: string };
+  freed?: { bytes: number; lines: readonly string[] };
+  sameCrash?: readonly { id: number; host: string }[];
+  recurrenceOf?: RootExtras['recurrenceOf'];
+}
+
+/**
+ * The postmortem's starting point, in Markdown (a file: plain text, not mrkdwn): facts, the root
+ * cause and the customer the analysis found, what was freed, the related incidents, then the
+ * timeline from the database.
+ */
+export function summaryMarkdown(
+  incident: Incident,
+  entries: readonly TimelineEntry[],
+  now: Date,
+  facts: SummaryFacts = {},
+): string {
   const end = incident.resolvedAt ?? now;
+  const related = [
+    ...(facts.sameCrash ?? []).map((o) => `- #${o.id} on ${o.host}: the same crash, at the same time`),
+    ...(facts.recurrenceOf
+      ? [
+          `- #${facts.recurrenceOf.id} on ${facts.recurrenceOf.host} (resolved): the same crash before${facts.recurrenceOf.headline ? `; found: ${facts.recurrenceOf.headline}` : ''}${facts.recurrenceOf.freedBytes !== undefined ? `; freed ${formatBytes(facts.recurrenceOf.freedBytes)}` : ''}${facts.recurrenceOf.ran.length > 0 ? `; ran ${facts.recurrenceOf.ran.join(', ')}` : ''}`,
+        ]
+      : []),
+  ];
   const lines = [
     `# Incident #${incident.id}: ${incident.title}`,
     '',
@@ -215,15 +278,36 @@ export function summaryMarkdown(incident: Incident, entries: readonly TimelineEn
     `- ${incident.resolvedAt ? `Resolved: ${incident.resolvedAt.toISOString()}` : 'Not resolved yet'} (${formatDuration(end.getTime() - incident.openedAt.getTime())})`,
     ...(incident.previousIncidentId ? [`- Follows incident #${incident.previousIncidentId}`] : []),
     '',
+    '## Root cause',
+    '',
+    facts.rootCause ?? '_Not found by the analysis; to fill in._',
+    ...(facts.crash ? ['', `Crash: ${facts.crash}`] : []),
+    ...(facts.customer
+      ? [
+          '',
+          `Customer: ${facts.customer.key} ${facts.customer.id}, in the request the workers held:`,
+          '',
+          '```',
+          facts.customer.request.replaceAll('```', 'ˋˋˋ'),
+          '```',
+        ]
+      : []),
+    '',
+    '## What was done',
+    '',
+    facts.freed
+      ? `Freed ${formatBytes(facts.freed.bytes)} of cores${facts.freed.lines.length > 0 ? `; ${facts.freed.lines.join('; ')}` : ''}.`
+      : 'Nothing freed by the bot.',
+    '',
+    '## Related incidents',
+    '',
+    ...(related.length > 0 ? related : ['None with the same crash.']),
+    '',
     '## Timeline (UTC)',
     '',
     ...entries.map((e) => `- ${e.at.toISOString().replace('T', ' ').slice(0, 19)}  ${e.what}`),
     '',
     '## Impact',
-    '',
-    '_To fill in._',
-    '',
-    '## Root cause',
     '',
     '_To fill in._',
     '',
