@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -31,6 +31,7 @@ import {
   slashCommandBody,
   startFakeSlack,
 } from '../helpers/fake-slack.ts';
+import { threadTranscript } from '../helpers/thread-transcript.ts';
 import { until } from '../helpers/wait.ts';
 
 /**
@@ -212,6 +213,10 @@ describe('the seed incident end to end', { skip: POSTGRES_URL ? false : 'set DAT
         );
       });
       after(async () => {
+        // The thread as the fake Slack recorded it, for the README (docs/seed-thread.md).
+        const record = process.env.NIGHTSHIFT_RECORD_THREAD;
+        if (record && rootTs)
+          writeFileSync(record.replace('{db}', database.name), threadTranscript(slack, CHANNEL, rootTs));
         await bot?.close();
         await db?.close();
         await crm?.drop();
