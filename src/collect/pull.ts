@@ -29,8 +29,8 @@ export interface PullResult {
   bytes: number;
   /** Bytes that crossed the network (compressed). */
   transferredBytes: number;
-  /** How the host compressed it. */
-  compression: 'gzip' | 'zstd';
+  /** How the host compressed it; `stored` when the file was kept compressed and sent as it is. */
+  compression: 'gzip' | 'zstd' | 'stored';
   sha256: string;
   durationMs: number;
 }
@@ -56,8 +56,9 @@ export interface PullOptions {
  * otherwise look like a successful, empty transfer.
  */
 export function pullCommand(source: PullSource, compression: Compression = 'auto'): string {
-  const compress =
-    compression === 'gzip'
+  const compress = sentAsStored(source)
+    ? 'c=cat'
+    : compression === 'gzip'
       ? 'c="gzip -1"'
       : compression === 'zstd'
         ? 'c="zstd -1 -q -c"'
@@ -71,6 +72,17 @@ export function pullCommand(source: PullSource, compression: Compression = 'auto
   // Docker, or Podman where there is no Docker: the same `cp <id>:<path> -` tar stream.
   const engine = 'd=$(command -v docker || command -v podman || echo docker)';
   return `${compress}; ${engine}; { { "$d" cp ${shellQuote(`${source.container}:${source.path}`)} -; echo "nightshift-status:$?" >&3; } | $c; } 3>&2`;
+}
+
+/**
+ * A file the host keeps compressed already: systemd-coredump's store (`core.<comm>.….zst`, `.xz`,
+ * `.lz4`), a gzip'd core, apport's `.crash` report (its core is base64 of gzip). Compressing it
+ * again would cost the host's CPU for nothing, so it is sent as it is stored and kept so; the
+ * analyzer reads those forms (told apart by content). A container's file comes as `docker cp`'s
+ * tar, which is compressed on the way as always.
+ */
+export function sentAsStored(source: PullSource): boolean {
+  return !source.container && /\.(zst|xz|lz4|gz|crash)$/.test(source.path);
 }
 
 /** gzip (1f 8b) or zstd (28 b5 2f fd), told apart by the stream's first bytes. */
@@ -200,7 +212,8 @@ export async function pullFile(
       if (error) feed.destroy(new Error('the connection dropped', { cause: error }));
     });
     try {
-      await pipeline(feed, counter, decompressor(head), tee, createWriteStream(part));
+      const unpack = sentAsStored(source) ? new PassThrough() : decompressor(head);
+      await pipeline(feed, counter, unpack, tee, createWriteStream(part));
     } catch (error) {
       stdout.unpipe(feed);
       remote.abort();
@@ -231,7 +244,7 @@ export async function pullFile(
     localPath: dest,
     bytes,
     transferredBytes: transferred,
-    compression: usedZstd ? 'zstd' : 'gzip',
+    compression: sentAsStored(source) ? 'stored' : usedZstd ? 'zstd' : 'gzip',
     sha256: hash.digest('hex'),
     durationMs: Math.round(performance.now() - started),
   };

@@ -90,6 +90,27 @@ describe('pulling evidence over SSH', () => {
     assert.equal(report.dumps[0]!.pid, core.pid);
   });
 
+  it("brings systemd-coredump's and apport's compressed cores home as they are stored, not compressed again", async () => {
+    // As systemd-coredump names its store's files: core.<comm>.<uid>.<boot id>.<pid>.<usec>.zst
+    const stored = join(
+      work,
+      'made',
+      `core.crash.0.0123456789abcdef0123456789abcdef.${core.pid}.1764750000000000.zst`,
+    );
+    execFileSync('zstd', ['-q', '-f', '-o', stored, core.path]);
+    chmodSync(stored, 0o644);
+    const dest = join(work, 'evidence', 'stored-core');
+    const pulled = await pullFile(ssh.host('box'), { path: stored }, dest);
+    assert.equal(pulled.compression, 'stored');
+    assert.equal(pulled.sha256, sha256(stored), 'the file as the host keeps it');
+    assert.equal(pulled.bytes, readFileSync(stored).length);
+    assert.equal(pulled.transferredBytes, pulled.bytes, 'sent as it is, not compressed again');
+    const report = await analyzeFiles([dest], { workers: 0 });
+    assert.deepEqual(report.errors, []);
+    assert.equal(report.dumps[0]!.pid, core.pid);
+    assert.equal(report.dumps[0]!.signal?.name, 'SIGABRT');
+  });
+
   it('brings a core home from a container as the tar stream docker cp emits, which the analyzer reads', async () => {
     const dest = join(work, 'evidence', 'web-core.tar');
     const pulled = await pullFile(ssh.host('box'), { container: web, path: '/app/core' }, dest);
