@@ -26,6 +26,12 @@ export const ErrorCode = {
   HostUnknown: 'nightshift_host_unknown',
   HostKeyRejected: 'nightshift_host_key_rejected',
   SshFailed: 'nightshift_ssh_failed',
+  /** The SSH connection or channel went away mid-command (or could not be opened): worth one retry. */
+  ConnectionLost: 'nightshift_connection_lost',
+  /** No such thing (an incident, a proposal) by the id given. */
+  NotFound: 'nightshift_not_found',
+  /** A state change the state machine does not allow from where the thing is now. */
+  InvalidTransition: 'nightshift_invalid_transition',
   NotApproved: 'nightshift_not_approved',
   SqlRefused: 'nightshift_sql_refused',
   SqlFailed: 'nightshift_sql_failed',

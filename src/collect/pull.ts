@@ -5,7 +5,7 @@ import { dirname } from 'node:path';
 import { finished, PassThrough, type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createZstdDecompress } from 'node:zlib';
-import { CodedError, ErrorCode } from '../errors.ts';
+import { asCodedError, CodedError, ErrorCode } from '../errors.ts';
 import { type RemoteHost, type RemoteStream, shellQuote } from './transport.ts';
 
 /**
@@ -166,10 +166,15 @@ export async function pullFile(
     );
   }
   const started = performance.now();
-  const remote = await host.stream({
-    command: pullCommand(source, options.compression),
-    timeoutMs: options.timeoutMs ?? 3_600_000,
-  });
+  const remote = await host
+    .stream({ command: pullCommand(source, options.compression), timeoutMs: options.timeoutMs ?? 3_600_000 })
+    .catch((error: unknown) => {
+      // The connection or the channel could not be opened: the caller may try once more.
+      const coded = asCodedError(error);
+      throw coded.code === ErrorCode.SshFailed
+        ? new CodedError(ErrorCode.ConnectionLost, coded.message, { cause: error })
+        : coded;
+    });
   const part = `${dest}.part`;
   const hash = createHash('sha256');
   let transferred = 0;
@@ -209,7 +214,8 @@ export async function pullFile(
     const feed = new PassThrough({ highWaterMark: 1024 * 1024 });
     stdout.pipe(feed);
     finished(stdout, { writable: false }, (error) => {
-      if (error) feed.destroy(new Error('the connection dropped', { cause: error }));
+      if (error)
+        feed.destroy(new CodedError(ErrorCode.ConnectionLost, 'the connection dropped', { cause: error }));
     });
     try {
       const unpack = sentAsStored(source) ? new PassThrough() : decompressor(head);
@@ -222,7 +228,7 @@ export async function pullFile(
     const ending = await remote.done;
     const failed = failure(ending);
     if (failed) throw new Error(failed);
-    if (ending.exitCode === null) throw new Error('the connection dropped');
+    if (ending.exitCode === null) throw new CodedError(ErrorCode.ConnectionLost, 'the connection dropped');
   } catch (error) {
     await unlink(part).catch(() => {});
     const ending = await Promise.race([
@@ -233,8 +239,17 @@ export async function pullFile(
     const reason = outOfSpace
       ? `the bot's disk would drop below ${reserve} bytes free`
       : (failed ?? (error as Error).message);
+    // Lost is a connection that went away mid-transfer with nothing else wrong: one retry is worth it.
+    // A dropped connection also shows as a compressed stream that ended short (Node's zlib says
+    // "unexpected end of file", code Z_BUF_ERROR) with no exit status from the host.
+    const cut =
+      (error as NodeJS.ErrnoException).code === 'Z_BUF_ERROR' || /unexpected end of file/.test(String(error));
+    const lost =
+      !outOfSpace &&
+      failed === undefined &&
+      (asCodedError(error).code === ErrorCode.ConnectionLost || (cut && ending.exitCode === null));
     throw new CodedError(
-      ErrorCode.SshFailed,
+      lost ? ErrorCode.ConnectionLost : ErrorCode.SshFailed,
       `pulling ${source.container ? `${source.container}:` : ''}${source.path} from ${host.name} failed after ${transferred} bytes: ${reason}; nothing was kept`,
       { cause: error },
     );

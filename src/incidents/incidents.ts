@@ -1,4 +1,5 @@
 import { redact } from '../analyze/redact.ts';
+import { CodedError, ErrorCode } from '../errors.ts';
 import type { Db } from '../store/db.ts';
 import { appendAudit, queueThreadMessage } from '../store/records.ts';
 import { describeAudit } from './audit-text.ts';
@@ -144,11 +145,14 @@ export async function setStatus(db: Db, id: number, status: IncidentStatus, user
     const current = await tx.executeSql<Row>(`SELECT ${COLUMNS} FROM incidents WHERE id = $1 FOR UPDATE`, [
       id,
     ]);
-    if (!current.rows[0]) throw new Error(`no incident ${id}`);
+    if (!current.rows[0]) throw new CodedError(ErrorCode.NotFound, `no incident #${id}`);
     const before = fromRow(current.rows[0]);
     if (before.status === status) return before;
     if (!NEXT_STATUS[before.status].includes(status)) {
-      throw new Error(`incident #${id} is ${before.status}; it cannot become ${status}`);
+      throw new CodedError(
+        ErrorCode.InvalidTransition,
+        `incident #${id} is ${before.status}; it cannot become ${status}`,
+      );
     }
     const { rows } = await tx.executeSql<Row>(
       `UPDATE incidents SET status = $2, updated_at = now(), resolved_at = CASE WHEN $2 = 'resolved' THEN now() ELSE NULL END

@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import { asCodedError, ErrorCode } from '../errors.ts';
 import {
   getIncident,
   type Incident,
@@ -143,6 +145,20 @@ export async function runIncidentCommand(
     await deps.refresh(updated.id).catch(() => {});
     return md`#${updated.id} is now ${updated.status}.`.text;
   } catch (error) {
-    return md`${(error as Error).message}`.text;
+    return refusalOrGeneric(deps, error);
   }
+}
+
+/**
+ * What a person is told when a command could not be done: the reason for what the code decides
+ * (no such incident, a change the states do not allow), said as it is; anything else, a database
+ * error say, as a short line with an id that names it in the log, never its raw text.
+ */
+export function refusalOrGeneric(deps: Pick<ListenerDeps, 'log'>, error: unknown): string {
+  const coded = asCodedError(error);
+  if (coded.code === ErrorCode.InvalidTransition || coded.code === ErrorCode.NotFound)
+    return md`${coded.message}`.text;
+  const id = randomUUID().slice(0, 8);
+  deps.log.error({ err: error, errorId: id }, 'an incident command failed');
+  return md`That did not work (error ${id}; the bot's log has the details).`.text;
 }

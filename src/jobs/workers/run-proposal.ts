@@ -19,7 +19,7 @@ import { formatBytes, localName, parsePullText, progressLine, pullText } from '.
 import type { SshConnections } from '../../collect/ssh.ts';
 import { findHost, type HostsFile } from '../../config/hosts.ts';
 import type { SqlDatabase } from '../../config/sql-databases.ts';
-import { CodedError, ErrorCode } from '../../errors.ts';
+import { asCodedError, CodedError, ErrorCode } from '../../errors.ts';
 import { failedMarker } from '../../evidence/follow.ts';
 import type { CgroupReport } from '../../runners/cgroup.ts';
 import {
@@ -368,7 +368,8 @@ async function runPull(
         } catch (error) {
           lastError = error;
           done.set(source, 0);
-          if (!/connection|dropped|closed|ECONNRESET/i.test((error as Error).message)) break;
+          // Decided by code: only a lost connection is tried again, from the first byte.
+          if (asCodedError(error).code !== ErrorCode.ConnectionLost) break;
         }
       }
       const message = (lastError as Error).message;
