@@ -15,6 +15,7 @@ const TABLES = [
   'alerts',
   'approvals',
   'audit_log',
+  'channel_messages',
   'evidence_artifacts',
   'findings',
   'incident_progress',
