@@ -29,14 +29,21 @@ static inline int printable(uint8_t c) { return c >= 0x20 && c < 0x7f; }
 /*
  * EVIDENCE_TRIGGERS in src/analyze/extract.ts, handed over by set_triggers: a string that holds
  * none of them, and does not start like an environment variable (NAME=, NAME upper-case), yields
- * no evidence. For each byte value, a bitmask of the triggers that start with it.
+ * no evidence.
  */
 #define MAX_TRIGGERS 32
 #define MAX_TRIGGER_LEN 32
 static uint8_t trigger_area_bytes[MAX_TRIGGERS * (MAX_TRIGGER_LEN + 1)];
 static uint8_t trigger[MAX_TRIGGERS][MAX_TRIGGER_LEN];
 static uint32_t trigger_len[MAX_TRIGGERS];
-static uint32_t starts_trigger[256];
+/*
+ * For each two bytes (first | second << 8), the triggers that start with them: on text, a byte a
+ * trigger starts with ('e', 't', 'r', 'o', ' ') is a third of all bytes, and each sent triggered()
+ * into its check loop; two bytes rule out nearly all of them with the same one table load. A
+ * one-byte trigger is under every second byte, 0 included, which stands for past the end. 256 KiB,
+ * below the input area (strings-wasm.ts).
+ */
+static uint32_t starts_trigger[65536];
 static int triggers_set;
 static uint32_t trigger_count;
 
@@ -48,7 +55,7 @@ uint8_t *trigger_area(void) { return trigger_area_bytes; }
 __attribute__((export_name("set_triggers")))
 uint32_t set_triggers(uint32_t count) {
   triggers_set = 0;
-  for (int c = 0; c < 256; c++) starts_trigger[c] = 0;
+  for (int c = 0; c < 65536; c++) starts_trigger[c] = 0;
   if (count > MAX_TRIGGERS) return 0;
   const uint8_t *p = trigger_area_bytes;
   for (uint32_t t = 0; t < count; t++) {
@@ -56,7 +63,10 @@ uint32_t set_triggers(uint32_t count) {
     if (n == 0 || n > MAX_TRIGGER_LEN) return 0;
     for (uint32_t k = 0; k < n; k++) trigger[t][k] = p[k];
     trigger_len[t] = n;
-    starts_trigger[p[0]] |= 1u << t;
+    if (n == 1)
+      for (int c = 0; c < 256; c++) starts_trigger[p[0] | c << 8] |= 1u << t;
+    else
+      starts_trigger[p[0] | p[1] << 8] |= 1u << t;
     p += n;
   }
   trigger_count = count;
@@ -83,8 +93,9 @@ __attribute__((noinline)) static uint32_t triggered(const uint8_t *in, uint32_t 
     if (i < e && in[i] == '=') mask |= 1u << ENV_BIT;
   }
   for (uint32_t i = s; i < e; i += step) {
-    uint8_t c = in[i];
-    for (uint32_t candidates = starts_trigger[c] & ~mask; candidates; candidates &= candidates - 1) {
+    /* The next character, or 0 past the end: a trigger of two bytes or more cannot start there. */
+    uint32_t next = i + step < e ? in[i + step] : 0;
+    for (uint32_t candidates = starts_trigger[in[i] | next << 8] & ~mask; candidates; candidates &= candidates - 1) {
       uint32_t t = __builtin_ctz(candidates), n = trigger_len[t];
       if ((e - i + step - 1) / step < n) continue;
       uint32_t k = 1;
