@@ -46,7 +46,7 @@ for (let c = 0x20; c < 0x7f; c++) PRINTABLE[c] = 1;
 const NAME_BYTE = new Uint8Array(256);
 for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_') NAME_BYTE[c.charCodeAt(0)] = 1;
 
-/** For each byte value, the triggers that start with it: the JavaScript twin of strings.c's table. */
+/** For each byte value, the triggers that start with it (strings.c looks them up by two bytes). */
 const TRIGGERS_BY_FIRST: number[][][] = Array.from({ length: 256 }, () => []);
 for (const trigger of EVIDENCE_TRIGGERS) {
   const bytes = [...Buffer.from(trigger, 'latin1')];

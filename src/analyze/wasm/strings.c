@@ -29,15 +29,29 @@ static inline int printable(uint8_t c) { return c >= 0x20 && c < 0x7f; }
 /*
  * EVIDENCE_TRIGGERS in src/analyze/extract.ts, handed over by set_triggers: a string that holds
  * none of them, and does not start like an environment variable (NAME=, NAME upper-case), yields
- * no evidence. For each byte value, a bitmask of the triggers that start with it.
+ * no evidence.
  */
 #define MAX_TRIGGERS 32
 #define MAX_TRIGGER_LEN 32
 static uint8_t trigger_area_bytes[MAX_TRIGGERS * (MAX_TRIGGER_LEN + 1)];
 static uint8_t trigger[MAX_TRIGGERS][MAX_TRIGGER_LEN];
 static uint32_t trigger_len[MAX_TRIGGERS];
-static uint32_t starts_trigger[256];
+/*
+ * For each two bytes (first | second << 8), the triggers that start with them: on text, a byte a
+ * trigger starts with ('e', 't', 'r', 'o', ' ') is a third of all bytes, and each sent triggered()
+ * into its check loop; two bytes rule out nearly all of them with the same one table load. A
+ * one-byte trigger is under every second byte, 0 included, which stands for past the end. 256 KiB,
+ * below the input area (strings-wasm.ts).
+ */
+static uint32_t starts_trigger[65536];
 static int triggers_set;
+/*
+ * The SIMD prefilter's tables: trigger t is in bucket t % 8, and bit b of nibble_lo1[x] says some
+ * trigger of bucket b has a first byte whose low nibble is x (hi: high nibble; 2: second byte).
+ * A one-byte trigger (short_trigger) has no second byte, and triggered() then does without them.
+ */
+static uint8_t nibble_lo1[16], nibble_hi1[16], nibble_lo2[16], nibble_hi2[16];
+static int short_trigger;
 static uint32_t trigger_count;
 
 /* Where the caller writes the triggers for set_triggers: each one a length byte, then its bytes. */
@@ -48,7 +62,9 @@ uint8_t *trigger_area(void) { return trigger_area_bytes; }
 __attribute__((export_name("set_triggers")))
 uint32_t set_triggers(uint32_t count) {
   triggers_set = 0;
-  for (int c = 0; c < 256; c++) starts_trigger[c] = 0;
+  for (int c = 0; c < 65536; c++) starts_trigger[c] = 0;
+  for (int x = 0; x < 16; x++) nibble_lo1[x] = nibble_hi1[x] = nibble_lo2[x] = nibble_hi2[x] = 0;
+  short_trigger = 0;
   if (count > MAX_TRIGGERS) return 0;
   const uint8_t *p = trigger_area_bytes;
   for (uint32_t t = 0; t < count; t++) {
@@ -56,7 +72,16 @@ uint32_t set_triggers(uint32_t count) {
     if (n == 0 || n > MAX_TRIGGER_LEN) return 0;
     for (uint32_t k = 0; k < n; k++) trigger[t][k] = p[k];
     trigger_len[t] = n;
-    starts_trigger[p[0]] |= 1u << t;
+    if (n == 1)
+      for (int c = 0; c < 256; c++) starts_trigger[p[0] | c << 8] |= 1u << t;
+    else
+      starts_trigger[p[0] | p[1] << 8] |= 1u << t;
+    uint8_t bucket = 1u << (t % 8);
+    if (n == 1) short_trigger = 1;
+    else {
+      nibble_lo1[p[0] & 15] |= bucket, nibble_hi1[p[0] >> 4] |= bucket;
+      nibble_lo2[p[1] & 15] |= bucket, nibble_hi2[p[1] >> 4] |= bucket;
+    }
     p += n;
   }
   trigger_count = count;
@@ -74,6 +99,20 @@ uint32_t set_triggers(uint32_t count) {
 #define MASK_TRIGGERS 23
 #define ALL_TRIGGERS 0xffffffu
 
+/* The triggers that start at in[i] (with the mask so far): a lookup by two bytes, then each checked. */
+static inline uint32_t triggers_at(const uint8_t *in, uint32_t i, uint32_t e, uint32_t step, uint32_t mask) {
+  /* The next character, or 0 past the end: a trigger of two bytes or more cannot start there. */
+  uint32_t next = i + step < e ? in[i + step] : 0;
+  for (uint32_t candidates = starts_trigger[in[i] | next << 8] & ~mask; candidates; candidates &= candidates - 1) {
+    uint32_t t = __builtin_ctz(candidates), n = trigger_len[t];
+    if ((e - i + step - 1) / step < n) continue;
+    uint32_t k = 1;
+    while (k < n && in[i + k * step] == trigger[t][k]) k++;
+    if (k == n) mask |= 1u << t;
+  }
+  return mask;
+}
+
 __attribute__((noinline)) static uint32_t triggered(const uint8_t *in, uint32_t s, uint32_t e, uint32_t step) {
   if (!triggers_set || trigger_count > MASK_TRIGGERS) return ALL_TRIGGERS;
   uint32_t mask = 0;
@@ -82,16 +121,29 @@ __attribute__((noinline)) static uint32_t triggered(const uint8_t *in, uint32_t 
     while (i < e && ((in[i] >= 'A' && in[i] <= 'Z') || (in[i] >= '0' && in[i] <= '9') || in[i] == '_')) i += step;
     if (i < e && in[i] == '=') mask |= 1u << ENV_BIT;
   }
-  for (uint32_t i = s; i < e; i += step) {
-    uint8_t c = in[i];
-    for (uint32_t candidates = starts_trigger[c] & ~mask; candidates; candidates &= candidates - 1) {
-      uint32_t t = __builtin_ctz(candidates), n = trigger_len[t];
-      if ((e - i + step - 1) / step < n) continue;
-      uint32_t k = 1;
-      while (k < n && in[i + k * step] == trigger[t][k]) k++;
-      if (k == n) mask |= 1u << t;
+  if (step == 1 && !short_trigger) {
+    /*
+     * ASCII, 16 positions a step: nibble tables (see set_triggers) rule out a position unless some
+     * trigger's bucket has its first byte's nibbles and the next byte's; only the few left are
+     * looked up. Reads up to 16 bytes past e (the caller's buffer allows it); a position at or
+     * past e is masked off, and the one byte past e seen for the last position only adds a
+     * candidate that triggers_at then checks with the end in view.
+     */
+    const v128_t low = wasm_i8x16_splat(0x0f);
+    const v128_t lo1 = wasm_v128_load(nibble_lo1), hi1 = wasm_v128_load(nibble_hi1);
+    const v128_t lo2 = wasm_v128_load(nibble_lo2), hi2 = wasm_v128_load(nibble_hi2);
+    for (uint32_t i = s; i < e; i += 16) {
+      v128_t a = wasm_v128_load(in + i), b = wasm_v128_load(in + i + 1);
+      v128_t hit = wasm_v128_and(
+          wasm_v128_and(wasm_i8x16_swizzle(lo1, wasm_v128_and(a, low)), wasm_i8x16_swizzle(hi1, wasm_u8x16_shr(a, 4))),
+          wasm_v128_and(wasm_i8x16_swizzle(lo2, wasm_v128_and(b, low)), wasm_i8x16_swizzle(hi2, wasm_u8x16_shr(b, 4))));
+      uint32_t at = wasm_i8x16_bitmask(wasm_i8x16_ne(hit, wasm_i8x16_splat(0)));
+      if (e - i < 16) at &= (1u << (e - i)) - 1;
+      for (; at; at &= at - 1) mask = triggers_at(in, i + __builtin_ctz(at), e, 1, mask);
     }
+    return mask;
   }
+  for (uint32_t i = s; i < e; i += step) mask = triggers_at(in, i, e, step, mask);
   return mask;
 }
 
