@@ -112,9 +112,10 @@ async function benchStore(store: StoreName): Promise<Summary> {
         body: JSON.stringify(body),
         headers: { authorization: `Bearer ${TOKEN}` },
       });
+    // The incidents' roots: top-level messages but the one fleet message (several hosts at once).
     const roots = () =>
       (slack.messages.get(FAKE_IDS.channel) ?? []).filter(
-        (m) => m.thread_ts === undefined || m.thread_ts === m.ts,
+        (m) => (m.thread_ts === undefined || m.thread_ts === m.ts) && !/Fleet:/.test(m.text ?? ''),
       );
     const rootFor = (host: string) => roots().find((m) => (m.text ?? '').includes(` on ${host} `));
     const count = async (sql: string) =>
