@@ -1,6 +1,6 @@
 import { isElf } from './elf.ts';
 import { redact } from './redact.ts';
-import { BLOCK, isTarHeader } from './tar.ts';
+import { BLOCK, isTarHeader, trimTrailingNuls } from './tar.ts';
 
 /**
  * What a file is, told from its first bytes rather than its name: cores arrive as `core`,
@@ -141,10 +141,11 @@ export function describeMinidump(bytes: Uint8Array): string {
   if (platform === 'Linux' || platform === 'Android') {
     const cmdline = streams.get(MD_LINUX_CMD_LINE);
     if (cmdline && cmdline.rva + cmdline.size <= bytes.length) {
-      const text = new TextDecoder('utf-8', { fatal: false })
-        .decode(bytes.subarray(cmdline.rva, cmdline.rva + Math.min(cmdline.size, 200)))
-        .replace(/\0+$/, '')
-        .replaceAll('\0', ' ');
+      const text = trimTrailingNuls(
+        new TextDecoder('utf-8', { fatal: false }).decode(
+          bytes.subarray(cmdline.rva, cmdline.rva + Math.min(cmdline.size, 200)),
+        ),
+      ).replaceAll('\0', ' ');
       // Said in an error message, which leaves the machine as the report does: redacted the same way.
       if (text) details.push(`of ${redact(text).text}`);
     }
