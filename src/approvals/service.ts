@@ -391,7 +391,7 @@ export async function startRun(
 ): Promise<RunRecord | undefined> {
   return db.transaction(async (tx) => {
     const proposal = await getProposal(tx, proposalId, true);
-    if (!proposal) throw new CodedError(ErrorCode.NotApproved, `there is no proposal ${proposalId}`);
+    if (!proposal) throw new CodedError(ErrorCode.NotFound, `there is no proposal ${proposalId}`);
     const sha256 = proposalHash(about);
     if (sha256 !== proposal.sha256)
       throw new CodedError(

