@@ -5,6 +5,8 @@ import { rememberSecrets } from '../../evidence/known-secrets.ts';
 import { analysisAnswer, analysisMarkdown } from '../../slack/blocks/analysis.ts';
 import { md } from '../../slack/blocks/mrkdwn.ts';
 import { markRelatedStale } from '../../slack/fleet.ts';
+import { markRootStale } from '../../store/incidents.ts';
+import { setJobResult } from '../../store/jobs.ts';
 import { QUEUES } from '../queues.ts';
 import { asBody, type JobDeps, startJobRun } from './job-run.ts';
 
@@ -105,26 +107,23 @@ export async function analyzeEvidence(deps: AnalysisDeps, jobId: string, raw: un
       },
     );
     // The ranked correlations (already redacted by the analyzer), for the agent's list_findings.
-    await deps.db.executeSql('UPDATE jobs SET result = $2 WHERE id = $1', [
-      run.id,
-      JSON.stringify({
-        // Read by /metrics: the analysis throughput histogram (bytes over the job's duration).
-        bytes: report.totals.bytes,
-        // The analysis process's peak RSS (issue 14's bound: 256 MiB for one dump, 512 for eight).
-        peakRssBytes,
-        correlations: report.correlations
-          .slice(0, 50)
-          .map(({ value, kind, dumps, total, stream, why }) => ({ value, kind, dumps, total, stream, why })),
-        // The crash signatures, for matching incidents across hosts and over time (incidents/signature.ts).
-        signatures: report.signatures
-          .slice(0, 20)
-          .map(({ executable, signal, topEvidence, count }) => ({ executable, signal, topEvidence, count })),
-      }),
-    ]);
+    await setJobResult(deps.db, run.id, {
+      // Read by /metrics: the analysis throughput histogram (bytes over the job's duration).
+      bytes: report.totals.bytes,
+      // The analysis process's peak RSS (issue 14's bound: 256 MiB for one dump, 512 for eight).
+      peakRssBytes,
+      correlations: report.correlations
+        .slice(0, 50)
+        .map(({ value, kind, dumps, total, stream, why }) => ({ value, kind, dumps, total, stream, why })),
+      // The crash signatures, for matching incidents across hosts and over time (incidents/signature.ts).
+      signatures: report.signatures
+        .slice(0, 20)
+        .map(({ executable, signal, topEvidence, count }) => ({ executable, signal, topEvidence, count })),
+    });
     // Incidents with the same crash name this one on their roots: they are re-rendered too.
     await markRelatedStale(deps.db, payload.incidentId);
     // The root shows the headline now (its correlations stored): marked stale, the outbox's next drain updates it.
-    await deps.db.executeSql('UPDATE incidents SET root_hash = NULL WHERE id = $1', [payload.incidentId]);
+    await markRootStale(deps.db, payload.incidentId);
     deps.kick?.();
     return report;
   } catch (error) {

@@ -7,6 +7,8 @@ import { asMrkdwn, Mrkdwn, md } from '../../slack/blocks/mrkdwn.ts';
 import type { ProgressPhase } from '../../slack/blocks/status.ts';
 import { showProgress } from '../../slack/status-message.ts';
 import type { Db } from '../../store/db.ts';
+import { insertFinding } from '../../store/findings.ts';
+import { markJobFailed, markJobSucceeded, startJob } from '../../store/jobs.ts';
 import { appendAudit, queueThreadMessage, type ThreadMessageBody } from '../../store/records.ts';
 
 /**
@@ -66,14 +68,7 @@ export async function startJobRun(
   startedText: Mrkdwn | string,
   phase: ProgressPhase,
 ): Promise<JobRun> {
-  const { rows } = await deps.db.executeSql<{ id: string }>(
-    `INSERT INTO jobs (incident_id, kind, queue_job_id, state, input, started_at)
-     VALUES ($1, $2, $3, 'running', $4, now())
-     ON CONFLICT (queue_job_id) DO UPDATE SET state = 'running', started_at = now(), error = NULL
-     RETURNING id`,
-    [incidentId, queue, queueJobId, JSON.stringify(input)],
-  );
-  const id = Number(rows[0]!.id);
+  const id = await startJob(deps.db, { incidentId, kind: queue, queueJobId, input });
   const reply = (key: string, text: Mrkdwn | string, db: Db = deps.db) =>
     queueThreadMessage(db, {
       incidentId,
@@ -111,17 +106,14 @@ export async function startJobRun(
         for (const finding of findings) {
           const title = scrub(finding.title);
           const detail = scrub(finding.detail);
-          await tx.executeSql(
-            'INSERT INTO findings (incident_id, job_id, kind, severity, title, body) VALUES ($1, $2, $3, $4, $5, $6)',
-            [
-              incidentId,
-              id,
-              queue,
-              finding.severity,
-              title.text,
-              JSON.stringify({ detail: detail.text, redactions: title.count + detail.count }),
-            ],
-          );
+          await insertFinding(tx, {
+            incidentId,
+            jobId: id,
+            kind: queue,
+            severity: finding.severity,
+            title: title.text,
+            body: { detail: detail.text, redactions: title.count + detail.count },
+          });
           shown.push({ ...finding, title: title.text, detail: detail.text });
         }
         for (const [i, body] of present(shown).entries()) {
@@ -132,7 +124,7 @@ export async function startJobRun(
             body,
           });
         }
-        await tx.executeSql(`UPDATE jobs SET state = 'succeeded', finished_at = now() WHERE id = $1`, [id]);
+        await markJobSucceeded(tx, id);
         await appendAudit(tx, {
           actor: 'nightshift',
           action: 'job.finished',
@@ -145,10 +137,7 @@ export async function startJobRun(
     },
     async fail(error) {
       const message = redact((error as Error).message).text.slice(0, 500);
-      await deps.db.executeSql(
-        `UPDATE jobs SET state = 'failed', finished_at = now(), error = $2 WHERE id = $1`,
-        [id, message],
-      );
+      await markJobFailed(deps.db, id, message);
       await progress(md`:x: ${queue} failed: ${message}`, FINAL_RANK);
     },
   };
