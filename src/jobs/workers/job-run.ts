@@ -92,46 +92,13 @@ export async function startJobRun(
         STARTED_RANK + 1 + Math.min(Math.max(0, Math.floor(rank)), FINAL_RANK - STARTED_RANK - 2),
       ),
     async finish(findings, doneText, subject = {}, present = (f) => defaultPresent(f)) {
-      // Findings are stored redacted, as they go to Slack, and a secret found in one finding is
-      // hidden in all of them. The secrets themselves are remembered beside the evidence, not in
-      // the database, so the agent can still hide their bare copies (evidence/known-secrets.ts).
-      const scrub = await findingRedactor(
-        deps.evidenceDir,
-        incidentId,
-        findings.map((f) => `${f.title}\n${f.detail}`),
+      const clean = await storeFindings(
+        deps,
+        { id, queue, queueJobId, incidentId },
+        findings,
+        present,
+        subject,
       );
-      const clean = (text: string) => scrub(text).text;
-      const shown: Finding[] = [];
-      await deps.db.transaction(async (tx) => {
-        for (const finding of findings) {
-          const title = scrub(finding.title);
-          const detail = scrub(finding.detail);
-          await insertFinding(tx, {
-            incidentId,
-            jobId: id,
-            kind: queue,
-            severity: finding.severity,
-            title: title.text,
-            body: { detail: detail.text, redactions: title.count + detail.count },
-          });
-          shown.push({ ...finding, title: title.text, detail: detail.text });
-        }
-        for (const [i, body] of present(shown).entries()) {
-          await queueThreadMessage(tx, {
-            incidentId,
-            key: `job:${queueJobId}:findings:${i}`,
-            fallbackChannel: '#incidents',
-            body,
-          });
-        }
-        await markJobSucceeded(tx, id);
-        await appendAudit(tx, {
-          actor: 'nightshift',
-          action: 'job.finished',
-          incidentId,
-          subject: { job: queueJobId, queue, ...subject },
-        });
-      });
       // Redacted as it will show: [REDACTED] adds no markup, so it stays mrkdwn, escaped once.
       await progress(new Mrkdwn(clean(asMrkdwn(doneText).text)), FINAL_RANK);
     },
@@ -141,6 +108,60 @@ export async function startJobRun(
       await progress(md`:x: ${queue} failed: ${message}`, FINAL_RANK);
     },
   };
+}
+
+/**
+ * Stores the job's findings and queues them for the thread, then marks the job done, in one
+ * transaction. Findings are stored redacted, as they go to Slack, and a secret found in one
+ * finding is hidden in all of them. The secrets themselves are remembered beside the evidence,
+ * not in the database, so the agent can still hide their bare copies (evidence/known-secrets.ts).
+ * Returns the redactor, for the line that says it is done.
+ */
+async function storeFindings(
+  deps: JobDeps,
+  job: { id: number; queue: string; queueJobId: string; incidentId: number },
+  findings: readonly Finding[],
+  present: (findings: readonly Finding[]) => ThreadMessageBody[],
+  subject: object,
+): Promise<(text: string) => string> {
+  const { id, queue, queueJobId, incidentId } = job;
+  const scrub = await findingRedactor(
+    deps.evidenceDir,
+    incidentId,
+    findings.map((f) => `${f.title}\n${f.detail}`),
+  );
+  const shown: Finding[] = [];
+  await deps.db.transaction(async (tx) => {
+    for (const finding of findings) {
+      const title = scrub(finding.title);
+      const detail = scrub(finding.detail);
+      await insertFinding(tx, {
+        incidentId,
+        jobId: id,
+        kind: queue,
+        severity: finding.severity,
+        title: title.text,
+        body: { detail: detail.text, redactions: title.count + detail.count },
+      });
+      shown.push({ ...finding, title: title.text, detail: detail.text });
+    }
+    for (const [i, body] of present(shown).entries()) {
+      await queueThreadMessage(tx, {
+        incidentId,
+        key: `job:${queueJobId}:findings:${i}`,
+        fallbackChannel: '#incidents',
+        body,
+      });
+    }
+    await markJobSucceeded(tx, id);
+    await appendAudit(tx, {
+      actor: 'nightshift',
+      action: 'job.finished',
+      incidentId,
+      subject: { job: queueJobId, queue, ...subject },
+    });
+  });
+  return (text) => scrub(text).text;
 }
 
 export const asBody = (message: SlackMessage): ThreadMessageBody => ({

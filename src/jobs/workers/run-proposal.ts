@@ -651,24 +651,37 @@ async function executeSql(deps: RunnerDeps, about: ProposalText, runId: number):
   };
 }
 
+/** What a script did, as its runner (the sandbox, or SSH) told it. */
+interface ScriptRun {
+  exitCode: number | null;
+  signal?: string | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+  truncated: boolean;
+  durationMs: number;
+  outputBytes?: number;
+  /** The evidence sandbox's cgroup: its limits and what hit them. */
+  cgroup?: CgroupReport;
+}
+
 async function executeScript(
   deps: RunnerDeps,
   proposal: Proposal,
   about: ProposalText,
   runId: number,
 ): Promise<Outcome> {
-  let r: {
-    exitCode: number | null;
-    signal?: string | null;
-    stdout: string;
-    stderr: string;
-    timedOut: boolean;
-    truncated: boolean;
-    durationMs: number;
-    outputBytes?: number;
-    /** The evidence sandbox's cgroup: its limits and what hit them. */
-    cgroup?: CgroupReport;
-  };
+  const { r, timeoutMs, maxOutputBytes } = await runScript(deps, proposal, about);
+  return scriptOutcome(r, { timeoutMs, maxOutputBytes }, runId);
+}
+
+/** Runs the script on the evidence in the sandbox, or on its host over SSH, with the limits it ran under. */
+async function runScript(
+  deps: RunnerDeps,
+  proposal: Proposal,
+  about: ProposalText,
+): Promise<{ r: ScriptRun; timeoutMs: number; maxOutputBytes: number }> {
+  let r: ScriptRun;
   let timeoutMs: number;
   let maxOutputBytes: number;
   if (about.target === 'evidence') {
@@ -700,6 +713,15 @@ async function executeScript(
     // exec runs it under nice, ionice and the host's own timeout, its output capped.
     r = await deps.ssh.host(host.name).exec({ command: about.text, timeoutMs, maxOutputBytes });
   }
+  return { r, timeoutMs, maxOutputBytes };
+}
+
+/** The script's outcome for the thread: its output redacted, a preview, the whole output as a file when long. */
+function scriptOutcome(
+  r: ScriptRun,
+  { timeoutMs, maxOutputBytes }: { timeoutMs: number; maxOutputBytes: number },
+  runId: number,
+): Outcome {
   const known = new KnownSecrets();
   const out = redact(r.stdout);
   const err = redact(r.stderr);
