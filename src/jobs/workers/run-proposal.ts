@@ -584,7 +584,7 @@ async function runApproved(
 ): Promise<RunReport> {
   const outcome =
     about.kind === 'sql'
-      ? await executeSql(deps, about, run.id)
+      ? await executeQuery(deps, about, run.id)
       : await executeScript(deps, proposal, about, run.id);
   const icon = outcome.ok ? ':white_check_mark:' : ':x:';
   // The output and the status (an error's text) are outside text: escaped, and the output's own
@@ -617,7 +617,7 @@ async function runApproved(
   };
 }
 
-async function executeSql(deps: RunnerDeps, about: ProposalText, runId: number): Promise<Outcome> {
+async function executeQuery(deps: RunnerDeps, about: ProposalText, runId: number): Promise<Outcome> {
   const database = deps.sqlDatabases?.find((d) => d.name === about.target);
   if (!database)
     throw new CodedError(
