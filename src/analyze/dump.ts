@@ -16,7 +16,7 @@ export class DumpStreamAnalyzer {
     this.evidence = new EvidenceCollector(options);
     this.scanner = new StringScanner(this.evidence.onString, {
       skipPlain: true,
-      urls: this.evidence.urlBytes,
+      values: this.evidence.valueBytes,
     });
   }
 

@@ -1,6 +1,6 @@
 import { type EvidenceKind, extractEvidence } from './extract.ts';
 import { mayHoldSecret, redact } from './redact.ts';
-import type { StringEncoding, UrlBytesSink } from './strings.ts';
+import type { ByteValueKind, StringEncoding, ValueBytesSink } from './strings.ts';
 import { newOverflowTable, type OverflowTable } from './wasm/overflow-wasm.ts';
 
 /**
@@ -160,14 +160,15 @@ export class EvidenceCollector {
   }
 
   /**
-   * URLs as bytes (see UrlBytesSink), taken once count() would send every URL straight to the
-   * overflow table anyway (the kind full, a spill, the table there): the same count, without a
-   * string, a regular expression or a secret test in JavaScript for each (strings.c did them).
+   * URLs and request lines as bytes (see ValueBytesSink), a kind taken once count() would send
+   * every value of it straight to the overflow table anyway (the kind full, a spill, the table
+   * there): the same count, without a string, a regular expression or a secret test in JavaScript
+   * for each (strings.c did them).
    */
-  readonly urlBytes: UrlBytesSink = {
-    accepting: () => {
+  readonly valueBytes: ValueBytesSink = {
+    accepting: (kind: ByteValueKind) => {
       if (!this.spill || this.table === null) return false;
-      if ((this.items.get('url')?.size ?? 0) < MAX_DISTINCT_PER_KIND) return false;
+      if ((this.items.get(kind)?.size ?? 0) < MAX_DISTINCT_PER_KIND) return false;
       this.table ??= newOverflowTable();
       return this.table !== null;
     },
@@ -175,11 +176,11 @@ export class EvidenceCollector {
       this.strings++;
       return true;
     },
-    url: (bytes, start, end) => {
+    value: (kind, bytes, start, end) => {
       const table = this.table!;
-      if (!table.addBytes('url', bytes, start, end)) {
+      if (!table.addBytes(kind, bytes, start, end)) {
         this.flushTable(table);
-        table.addBytes('url', bytes, start, end);
+        table.addBytes(kind, bytes, start, end);
       }
       this.tableOccurrences++;
     },

@@ -91,10 +91,10 @@ function scanInto(
     },
     {
       skipPlain: true,
-      urls: {
-        accepting: collector.urlBytes.accepting,
-        string: (offset) => offset >= start && offset < end && collector.urlBytes.string(offset),
-        url: collector.urlBytes.url,
+      values: {
+        accepting: collector.valueBytes.accepting,
+        string: (offset) => offset >= start && offset < end && collector.valueBytes.string(offset),
+        value: collector.valueBytes.value,
       },
     },
   );

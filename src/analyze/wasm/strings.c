@@ -20,8 +20,10 @@
 #define REC_UTF16 2      /* a closed UTF-16 run of MIN_UTF16 pairs or more (end - start is even) */
 #define REC_ASCII_OPEN 3 /* an ASCII run that reaches the end of the chunk (any length) */
 #define REC_UTF16_OPEN 4 /* a UTF-16 run that reaches the end (may end in half a pair) */
-#define REC_URL_STRING 5 /* a string whose only evidence is its URLs, which follow as REC_URL records */
-#define REC_URL 6        /* one URL of the REC_URL_STRING before it, as extract.ts's URL_PATTERN finds it */
+#define REC_VALUE_STRING 5 /* a string whose only evidence is its URLs or requests: REC_VALUE records follow */
+#define REC_VALUE 6        /* one value of the string before it, as extract.ts finds it; kind in bits 8+ */
+#define VALUE_URL 1
+#define VALUE_REQUEST 2
 
 /* Set on a record whose string can yield no evidence (see triggered below); bits 8-31 hold its triggers. */
 #define REC_PLAIN 0x10
@@ -157,13 +159,14 @@ static inline uint32_t flags(uint32_t kind, const uint8_t *in, uint32_t s, uint3
 
 
 /*
- * URLs without JavaScript. On a web worker's heap half the strings that hold evidence are URLs in
- * JSON, HTML or logs and nothing else: making each a JavaScript string, running URL_PATTERN and the
- * secret test on it, then writing it into the overflow table took most of the analysis. When the
- * caller says its collector takes URL bytes (see scan's url_bytes), a string whose only trigger is
- * '://' has its URLs found here, exactly as extract.ts does, and handed over as offsets; anything
- * extract.ts would treat otherwise (another scheme, a URL clip() would cut, a URL that may hold a
- * secret) sends the string down the JavaScript path instead, whole.
+ * URLs and request lines without JavaScript. On a web worker's heap most strings that hold evidence
+ * are URLs (in JSON, HTML) or log lines with a request and nothing else: making each a JavaScript
+ * string, running extract.ts's patterns and the secret test on it, then writing the value into the
+ * overflow table took most of the analysis. When the caller says its collector takes such values as
+ * bytes (scan's url_only, request_only), a string whose only trigger is '://' (or ' HTTP/') has its
+ * URLs (or requests) found here, exactly as extract.ts finds them, and handed over as offsets;
+ * anything extract.ts would treat otherwise (another scheme, a value clip() would cut, one that may
+ * hold a secret) sends the string down the JavaScript path instead, whole.
  */
 #define MAX_VALUE 512 /* extract.ts's MAX_VALUE: a longer URL is clipped there */
 
@@ -247,7 +250,7 @@ static inline void emit(uint32_t kind, uint32_t start, uint32_t end) {
 }
 
 /*
- * The URLs of in[s..e) as records after a REC_URL_STRING, or nothing (0) when the string must take
+ * The URLs of in[s..e) as records after a REC_VALUE_STRING, or nothing (0) when the string must take
  * the JavaScript path: extract.ts's hasOtherScheme (a '://' after something other than http or
  * https), a URL longer than MAX_VALUE, or one that may hold a secret.
  */
@@ -260,7 +263,7 @@ static int url_fast(const uint8_t *in, uint32_t s, uint32_t e) {
     at += 2; /* extract.ts looks for the next '://' three bytes on */
   }
   uint32_t saved = count;
-  emit(REC_URL_STRING, s, e);
+  emit(REC_VALUE_STRING, s, e);
   /* URL_PATTERN, /https?:\/\/[class]+/g, leftmost first, each match from where the last one ended. */
   for (uint32_t p = s; p + 8 <= e;) {
     if (http_at(in, p)) {
@@ -274,8 +277,68 @@ static int url_fast(const uint8_t *in, uint32_t s, uint32_t e) {
             count = saved;
             return 0;
           }
-          emit(REC_URL, p, r);
+          emit(REC_VALUE | VALUE_URL << 8, p, r);
           p = r;
+          continue;
+        }
+      }
+    }
+    p++;
+  }
+  return 1;
+}
+
+static inline int word_byte(uint8_t c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+static inline int starts(const uint8_t *in, uint32_t i, uint32_t e, const char *word) {
+  for (uint32_t k = 0; word[k]; k++)
+    if (i + k >= e || in[i + k] != (uint8_t)word[k]) return 0;
+  return 1;
+}
+
+/* The length of the method (GET ... CONNECT) at in[i], followed by a space; 0 when there is none. */
+static uint32_t method_at(const uint8_t *in, uint32_t i, uint32_t e) {
+  static const char *const methods[] = {"GET ", "POST ", "PUT ", "DELETE ", "HEAD ", "PATCH ", "OPTIONS ", "CONNECT "};
+  for (uint32_t m = 0; m < 8; m++)
+    if (starts(in, i, e, methods[m])) {
+      uint32_t n = 0;
+      while (methods[m][n]) n++;
+      return n - 1;
+    }
+  return 0;
+}
+
+/*
+ * The request lines of in[s..e) as records after a REC_VALUE_STRING, as extract.ts's REQUEST_LINE
+ * (/\b(GET|...|CONNECT) ((?:\/|https?:\/\/)[!-~]{0,2047}) HTTP\/\d(?:\.\d)?/g) finds them: the
+ * value is the method, a space and the target. [!-~] holds no space, so the target is the whole
+ * run of non-space bytes after its prefix, or there is no match there. 0 (and no records) when the
+ * string must take the JavaScript path: a value clip() would cut, or one that may hold a secret.
+ */
+static int request_fast(const uint8_t *in, uint32_t s, uint32_t e) {
+  uint32_t saved = count;
+  emit(REC_VALUE_STRING, s, e);
+  for (uint32_t p = s; p < e;) {
+    uint32_t n = (p == s || !word_byte(in[p - 1])) ? method_at(in, p, e) : 0;
+    if (n) {
+      uint32_t t = p + n + 1, prefix = 0;
+      if (t < e && in[t] == '/') prefix = 1;
+      else if (starts(in, t, e, "http://")) prefix = 7;
+      else if (starts(in, t, e, "https://")) prefix = 8;
+      if (prefix) {
+        uint32_t r = t + prefix;
+        while (r < e && in[r] > ' ' && in[r] < 0x7f) r++;
+        if (r - (t + prefix) <= 2047 && starts(in, r, e, " HTTP/") && r + 6 < e && in[r + 6] >= '0' &&
+            in[r + 6] <= '9') {
+          if (r - p > MAX_VALUE || may_hold_secret(in, p, r)) {
+            count = saved;
+            return 0;
+          }
+          emit(REC_VALUE | VALUE_REQUEST << 8, p, r);
+          p = r + 7;
+          if (p + 1 < e && in[p] == '.' && in[p + 1] >= '0' && in[p + 1] <= '9') p += 2;
           continue;
         }
       }
@@ -305,7 +368,7 @@ static inline uint64_t from_bit(uint32_t n) { return n >= 64 ? 0 : ~0ull << n; }
  */
 __attribute__((export_name("scan")))
 uint32_t scan(const uint8_t *in, uint32_t len, uint32_t from_ascii, uint32_t from_utf16, uint32_t *records,
-              uint32_t url_bytes) {
+              uint32_t url_only, uint32_t request_only) {
   out = records;
   count = 0;
   uint32_t resume = from_ascii, resume16 = from_utf16;
@@ -372,7 +435,10 @@ uint32_t scan(const uint8_t *in, uint32_t len, uint32_t from_ascii, uint32_t fro
         break;
       }
       uint32_t kind = flags(REC_ASCII, in, s, e, 1);
-      if (!(url_bytes && kind >> 8 == url_bytes && url_fast(in, s, e))) emit(kind, s, e);
+      uint32_t mask = kind >> 8;
+      if (!((url_only && mask == url_only && url_fast(in, s, e)) ||
+            (request_only && mask == request_only && request_fast(in, s, e))))
+        emit(kind, s, e);
       resume = e + 1;
       x4 &= from_bit(resume - block);
     }

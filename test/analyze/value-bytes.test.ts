@@ -4,11 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { EvidenceCollector, MAX_DISTINCT_PER_KIND } from '../../src/analyze/evidence.ts';
-import { StringScanner } from '../../src/analyze/strings.ts';
+import { type ByteValueKind, StringScanner } from '../../src/analyze/strings.ts';
 import { newSpillConfig, RunReader, SpillStore } from '../../src/evidence/spill.ts';
 
 /**
- * The URL fast path (url_fast in src/analyze/wasm/strings.c, EvidenceCollector.urlBytes) must give
+ * The fast paths for URLs and request lines (url_fast, request_fast in src/analyze/wasm/strings.c;
+ * EvidenceCollector.valueBytes) must give
  * what the JavaScript path gives, value for value and count for count, whatever the string: the
  * same heap is scanned both ways and the two collectors' snapshots, runs included, compared.
  */
@@ -52,6 +53,22 @@ const SECRET_BITS = [
   '/monkey/',
 ];
 
+/** A log line with a request in it, or one of the shapes REQUEST_LINE must refuse or treats apart. */
+function requestLine(i: number, id: number, next: () => number): string {
+  const path = `/api/feeds/${id}?customer=${i % 5000}`;
+  const r = next();
+  if (r < 0.6) return `2026-12-03 10:00:00,123 INFO worker[1] GET ${path} HTTP/1.1 200 ${i % 900}ms`;
+  if (r < 0.65) return `POST ${path}${SECRET_BITS[i % SECRET_BITS.length]} HTTP/1.0`;
+  if (r < 0.7) return `GET /${'y'.repeat(505 + (i % 20))} HTTP/1.1`;
+  if (r < 0.73) return `XGET ${path} HTTP/1.1 and _PUT /x HTTP/1.1 and [DELETE /gone/${i} HTTP/2`;
+  if (r < 0.76) return `GET ${path} HTTP/x GET  /double HTTP/1.1 HEAD /h${i} HTTP/1.1GET /b${i} HTTP/2.0.1`;
+  if (r < 0.79) return `OPTIONS * HTTP/1.1 CONNECT /c${i % 50} HTTP/1.1 PATCH /${'z'.repeat(2050)} HTTP/1.1`;
+  if (r < 0.82) return `GET /same/path HTTP/1.1`;
+  if (r < 0.85) return `GET /${'w'.repeat(2046 + (i % 4))} HTTP/1.1`;
+  if (r < 0.88) return `Error: GET ${path} HTTP/1.1 failed`;
+  return `DELETE /items/${id} HTTP/1.1\tGET /tab/${i} HTTP/1.1`;
+}
+
 /** Strings of the shapes a web worker's heap holds, and the ones the fast path must refuse. */
 function heap(seed: number, strings: number): Buffer {
   const next = random(seed);
@@ -61,17 +78,18 @@ function heap(seed: number, strings: number): Buffer {
     const id = Math.floor(next() * 1e9);
     const url = `http${next() < 0.5 ? 's' : ''}://api${i % 7}.example.com/v1/items/${id}?page=${i % 97}`;
     const r = next();
-    if (r < 0.5) parts.push(`{"id": ${i}, "url": "${url}", "tags": ["feeds"]}`);
-    else if (r < 0.6) parts.push(`<a href="${url}">x</a> and ${url}/more`);
-    else if (r < 0.65) parts.push(`${url}${pick(SECRET_BITS)}`);
-    else if (r < 0.68) parts.push(`redis://cache${i}:6379/0 then ${url}`);
-    else if (r < 0.7) parts.push(`see ${url}/${'x'.repeat(500 + (i % 30))}`);
-    else if (r < 0.72)
+    if (r < 0.3) parts.push(`{"id": ${i}, "url": "${url}", "tags": ["feeds"]}`);
+    else if (r < 0.35) parts.push(`<a href="${url}">x</a> and ${url}/more`);
+    else if (r < 0.38) parts.push(`${url}${pick(SECRET_BITS)}`);
+    else if (r < 0.4) parts.push(`redis://cache${i}:6379/0 then ${url}`);
+    else if (r < 0.41) parts.push(`see ${url}/${'x'.repeat(500 + (i % 30))}`);
+    else if (r < 0.42)
       parts.push(`xhttps://a${i}.test/ HTTP://UPPER.test/ http://"q" https:// http://a/http://b${i}`);
-    else if (r < 0.74) parts.push(`GET ${url.replace(/^https?:\/\/[^/]+/, '')} HTTP/1.1 from ${url}`);
-    else if (r < 0.76) parts.push(`ftp://files${i}.test/a://b`);
-    else if (r < 0.78) parts.push(`DATABASE_URL=${url}`);
-    else if (r < 0.8) parts.push(`http://copy.example.com/same`);
+    else if (r < 0.43) parts.push(`GET ${url.replace(/^https?:\/\/[^/]+/, '')} HTTP/1.1 from ${url}`);
+    else if (r < 0.9) parts.push(requestLine(i, id, next));
+    else if (r < 0.91) parts.push(`ftp://files${i}.test/a://b`);
+    else if (r < 0.92) parts.push(`DATABASE_URL=${url}`);
+    else if (r < 0.93) parts.push(`http://copy.example.com/same`);
     else parts.push(`http://noise${seed}.test/path/${i}/${id}`);
   }
   // NULs between strings, and a non-printable byte now and then inside one.
@@ -85,17 +103,17 @@ function scan(bytes: Buffer, fast: boolean) {
   const collector = new EvidenceCollector({ spill: new SpillStore(newSpillConfig(dir, 1 << 30)) });
   const scanner = new StringScanner(collector.onString, {
     skipPlain: true,
-    urls: fast ? collector.urlBytes : undefined,
+    values: fast ? collector.valueBytes : undefined,
   });
-  let taken = 0;
-  const counting = collector.urlBytes;
+  const taken = { url: 0, request: 0 };
+  const counting = collector.valueBytes;
   if (fast) {
     // Count what the fast path takes, to show it is used (and so that this test can fail).
-    const url = counting.url;
+    const value = counting.value;
     Object.assign(counting, {
-      url: (b: Uint8Array, s: number, e: number) => {
-        taken++;
-        url(b, s, e);
+      value: (kind: ByteValueKind, b: Uint8Array, s: number, e: number) => {
+        taken[kind]++;
+        value(kind, b, s, e);
       },
     });
   }
@@ -114,14 +132,15 @@ function scan(bytes: Buffer, fast: boolean) {
   return { snapshot, items, spilled, taken };
 }
 
-describe('URLs found in WebAssembly (url_fast)', () => {
+describe('URLs and request lines found in WebAssembly (url_fast, request_fast)', () => {
   for (const seed of [1, 2, 3]) {
-    it(`counts what the JavaScript path counts, secrets redacted, other schemes and long URLs included (seed ${seed})`, () => {
-      const bytes = heap(seed, MAX_DISTINCT_PER_KIND + 15_000);
+    it(`counts what the JavaScript path counts, secrets redacted, other schemes and long values included (seed ${seed})`, () => {
+      const bytes = heap(seed, 4 * MAX_DISTINCT_PER_KIND);
       const js = scan(bytes, false);
       const fast = scan(bytes, true);
-      assert.ok(fast.taken > 5_000, `the fast path took ${fast.taken} URLs`);
-      assert.equal(js.taken, 0);
+      assert.ok(fast.taken.url > 5_000, `the fast path took ${fast.taken.url} URLs`);
+      assert.ok(fast.taken.request > 500, `the fast path took ${fast.taken.request} requests`);
+      assert.deepEqual(js.taken, { url: 0, request: 0 });
       assert.equal(fast.snapshot.strings, js.snapshot.strings);
       assert.equal(fast.snapshot.redactions, js.snapshot.redactions);
       assert.ok(js.snapshot.redactions > 100, 'the heap holds secrets');
@@ -132,11 +151,12 @@ describe('URLs found in WebAssembly (url_fast)', () => {
     });
   }
 
-  it('is not used before the collector sends every URL to its overflow table', () => {
+  it('is not used for a kind before the collector sends every value of it to its overflow table', () => {
     const collector = new EvidenceCollector({ spill: new SpillStore(newSpillConfig(dir, 1 << 30)) });
-    assert.equal(collector.urlBytes.accepting(), false);
+    assert.equal(collector.valueBytes.accepting('url'), false);
     for (let i = 0; i < MAX_DISTINCT_PER_KIND; i++) collector.onString(`http://host.test/${i}`, 0, 'ascii');
-    assert.equal(collector.urlBytes.accepting(), true);
-    assert.equal(new EvidenceCollector().urlBytes.accepting(), false, 'no spill, no fast path');
+    assert.equal(collector.valueBytes.accepting('url'), true);
+    assert.equal(collector.valueBytes.accepting('request'), false);
+    assert.equal(new EvidenceCollector().valueBytes.accepting('url'), false, 'no spill, no fast path');
   });
 });
