@@ -20,9 +20,10 @@ import type { Logger } from '../log.ts';
 import type { Db } from '../store/db.ts';
 import type { ListenerDeps } from './deps.ts';
 import { registerListeners } from './listeners/index.ts';
-import { refreshRoot, type SlackPoster, type TaggedMessage } from './outbox.ts';
 import { OutboxPump } from './outbox-pump.ts';
+import type { SlackPoster, TaggedMessage } from './poster.ts';
 import { approverCheck, refreshProposalMessage } from './proposal-messages.ts';
+import { refreshRoot } from './root-message.ts';
 
 /**
  * The Slack app: Bolt over HTTP (events, interactivity and commands at /slack/events, with the

@@ -9,6 +9,7 @@ import {
   timeline,
 } from '../incidents/incidents.ts';
 import type { Db } from '../store/db.ts';
+import { unresolvedIncidentIds } from '../store/fleet.ts';
 import { queueThreadMessage } from '../store/records.ts';
 import { statusReply, summaryMarkdown } from './blocks/incident.ts';
 import { md, mentionUser, mrkdwnSection } from './blocks/mrkdwn.ts';
@@ -23,12 +24,10 @@ import { markRelatedStale, summaryFacts } from './fleet.ts';
  */
 
 async function onlyOpenIncident(db: Db): Promise<Incident | string> {
-  const { rows } = await db.executeSql<{ id: string }>(
-    `SELECT id FROM incidents WHERE status <> 'resolved' ORDER BY id`,
-  );
-  if (rows.length === 1) return (await getIncident(db, Number(rows[0]!.id)))!;
-  if (rows.length === 0) return md`There is no open incident.`.text;
-  return `There are ${rows.length} open incidents (${rows.map((r) => `#${r.id}`).join(', ')}): say which, e.g. \`status #${rows[0]!.id}\`.`;
+  const ids = await unresolvedIncidentIds(db);
+  if (ids.length === 1) return (await getIncident(db, ids[0]!))!;
+  if (ids.length === 0) return md`There is no open incident.`.text;
+  return `There are ${ids.length} open incidents (${ids.map((id) => `#${id}`).join(', ')}): say which, e.g. \`status #${ids[0]}\`.`;
 }
 
 export async function resolveIncident(

@@ -32,7 +32,7 @@ import { type SandboxUser, shareEvidence } from '../../runners/sandbox-user.ts';
 import { renderSqlResult, runReadOnlySql, type SqlRunOptions } from '../../runners/sql.ts';
 import { checkReadOnlySql } from '../../runners/sql-check.ts';
 import { asMrkdwn, joinMrkdwn, type Mrkdwn, md } from '../../slack/blocks/mrkdwn.ts';
-import type { SlackPoster } from '../../slack/outbox.ts';
+import type { SlackPoster } from '../../slack/poster.ts';
 import { refreshProposalMessage } from '../../slack/proposal-messages.ts';
 import { showProgress } from '../../slack/status-message.ts';
 import { appendAudit, queueThreadMessage } from '../../store/records.ts';
