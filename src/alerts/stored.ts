@@ -1,32 +1,53 @@
-import { parseUsedPercent } from './alert.ts';
+import type { z } from 'zod';
+import type { NormalizedAlert } from './alert.ts';
 import type { StoredAlertLinks } from './links.ts';
+import type { AlertSource } from './parse.ts';
+import { AlertmanagerAlertSchema, fromAlertmanagerAlert } from './parsers/alertmanager.ts';
+import { fromGenericAlert, GenericAlertSchema } from './parsers/generic.ts';
+import { fromGrafanaAlert, GrafanaAlertSchema } from './parsers/grafana.ts';
 
 /**
  * Reading alerts as stored (alerts.payload), pure: rows stored before migration 9 hold their whole
- * delivery (the alert among its `alerts`), later rows the alert alone, as its schema read it.
+ * delivery (the alert among its `alerts`), later rows the alert alone, as its schema read it. What
+ * an alert says (its mount, its used percent) is what the intake's normalizer made of it, read
+ * again by the same normalizer: the root shows what the intake grouped by, not a second reading.
  */
 
-/** What is read of an alert as stored for its disk. */
-interface StoredDiskAlert {
-  fingerprint?: string;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-  disk?: { mount?: string; usedPercent?: number };
+function normalizer<T>(schema: z.ZodType<T>, normalize: (alert: T) => NormalizedAlert) {
+  return (item: unknown): NormalizedAlert | undefined => {
+    const read = schema.safeParse(item);
+    return read.success ? normalize(read.data) : undefined;
+  };
 }
 
-/** The mount an alert as stored names, and the used percent it gives (null when it says none). */
-export function storedDisk(
+const NORMALIZERS: Record<AlertSource, (item: unknown) => NormalizedAlert | undefined> = {
+  alertmanager: normalizer(AlertmanagerAlertSchema, (a) => fromAlertmanagerAlert(a)),
+  grafana: normalizer(GrafanaAlertSchema, fromGrafanaAlert),
+  generic: normalizer(GenericAlertSchema, fromGenericAlert),
+};
+
+/**
+ * The alert with this fingerprint, normalized, from its stored payload; undefined when the payload
+ * no longer reads as its source's alert (a row older than the schema).
+ */
+export function storedAlert(
+  source: AlertSource,
   payload: unknown,
   fingerprint: string,
-): { mount: string; usedPercent: number | null } | undefined {
-  const stored = (payload ?? {}) as StoredDiskAlert & { alerts?: StoredDiskAlert[] };
-  const alert = stored.alerts ? stored.alerts.find((a) => a.fingerprint === fingerprint) : stored;
-  const mount = alert?.labels?.mountpoint ?? stored.disk?.mount;
-  if (!mount) return undefined;
-  const usedPercent =
-    stored.disk?.usedPercent ??
-    parseUsedPercent(alert?.annotations?.description ?? alert?.annotations?.summary ?? '');
-  return { mount, usedPercent };
+): NormalizedAlert | undefined {
+  const delivery = payload as { alerts?: unknown } | null;
+  const items = Array.isArray(delivery?.alerts)
+    ? delivery.alerts
+    : Array.isArray(payload)
+      ? payload
+      : [payload];
+  // A row of one alert is that alert; a delivery's holds it among others.
+  if (items.length === 1) return NORMALIZERS[source](items[0]);
+  for (const item of items) {
+    const alert = NORMALIZERS[source](item);
+    if (alert?.fingerprint === fingerprint) return alert;
+  }
+  return undefined;
 }
 
 /** What the links of an alert as stored are read from: the alert, and its delivery's externalURL. */

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { alertLinks } from '../alerts/links.ts';
-import { storedDisk, storedLinks } from '../alerts/stored.ts';
+import { storedAlert, storedLinks } from '../alerts/stored.ts';
 import { getIncident, type Incident } from '../incidents/incidents.ts';
 import type { Logger } from '../log.ts';
 import type { Db } from '../store/db.ts';
@@ -36,13 +36,13 @@ export async function alertState(
   const usages = new Map<string, DiskUsage>();
   for (const row of await latestAlertStates(db, incidentId)) {
     alerts[row.status]++;
-    const disk = storedDisk(row.payload, row.fingerprint);
-    if (!disk) continue;
-    const usage: DiskUsage = { ...disk, status: row.status };
-    const known = usages.get(disk.mount);
-    if (!known || (known.status === 'resolved' && row.status === 'firing')) usages.set(disk.mount, usage);
-    else if (known.status === row.status && (known.usedPercent ?? -1) < (disk.usedPercent ?? -1))
-      usages.set(disk.mount, usage);
+    const alert = storedAlert(row.source, row.payload, row.fingerprint);
+    if (!alert?.mount) continue;
+    const usage: DiskUsage = { mount: alert.mount, usedPercent: alert.usedPercent, status: row.status };
+    const known = usages.get(alert.mount);
+    if (!known || (known.status === 'resolved' && row.status === 'firing')) usages.set(alert.mount, usage);
+    else if (known.status === row.status && (known.usedPercent ?? -1) < (alert.usedPercent ?? -1))
+      usages.set(alert.mount, usage);
   }
   return { disks: [...usages.values()].sort((a, b) => a.mount.localeCompare(b.mount)), alerts };
 }
