@@ -342,8 +342,8 @@ export async function postedMessageAt(
 ): Promise<{ dedupKey: string; rootTs: string | null } | undefined> {
   const { rows } = await db.executeSql<{ dedup_key: string; root_ts: string | null }>(
     `SELECT m.dedup_key, i.root_ts FROM thread_messages m JOIN incidents i ON i.id = m.incident_id
-     WHERE m.ts = $1 AND m.dedup_key LIKE $3 AND (m.channel = $2 OR i.channel = $2)`,
-    [where.ts, where.channel, `${where.keyPrefix}%`],
+     WHERE m.ts = $1 AND starts_with(m.dedup_key, $3) AND (m.channel = $2 OR i.channel = $2)`,
+    [where.ts, where.channel, where.keyPrefix],
   );
   const row = rows[0];
   return row ? { dedupKey: row.dedup_key, rootTs: row.root_ts } : undefined;
