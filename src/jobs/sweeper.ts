@@ -3,7 +3,7 @@ import { expireProposals, failStaleRuns, type Proposal, RUN_HEARTBEAT } from '..
 import { forgetSecretsBefore } from '../evidence/known-secrets.ts';
 import type { Logger } from '../log.ts';
 import { md } from '../slack/blocks/mrkdwn.ts';
-import type { SlackPoster } from '../slack/outbox.ts';
+import type { SlackPoster } from '../slack/poster.ts';
 import { refreshProposalMessage } from '../slack/proposal-messages.ts';
 import { closedUntold } from '../store/agent.ts';
 import type { Db } from '../store/db.ts';

@@ -1,6 +1,6 @@
 import type { Logger } from '../log.ts';
 import type { Db } from '../store/db.ts';
-import type { SlackPoster } from './outbox.ts';
+import type { SlackPoster } from './poster.ts';
 import type { ApprovalListenerDeps } from './proposal-decisions.ts';
 
 /** What every listener gets: injected, never imported. */

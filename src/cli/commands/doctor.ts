@@ -15,10 +15,11 @@ import { describeHome, probeCgroup } from '../../runners/cgroup.ts';
 import { findExecutable } from '../../runners/evidence-sandbox.ts';
 import { sandboxUserStatus, type UserLookup } from '../../runners/sandbox-user.ts';
 import { inspectSqlRole } from '../../runners/sql-role.ts';
-import { OUTBOX_STUCK_AFTER_S, outboxBacklog } from '../../slack/outbox.ts';
+import { OUTBOX_STUCK_AFTER_S } from '../../slack/outbox-options.ts';
 import type { Db } from '../../store/db.ts';
 import { loadMigrations } from '../../store/migrate.ts';
 import { openStore } from '../../store/open.ts';
+import { outboxBacklog } from '../../store/outbox.ts';
 import { type CliIo, helpOnly } from '../io.ts';
 
 /**

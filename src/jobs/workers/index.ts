@@ -8,7 +8,7 @@ import type { HostsFile } from '../../config/hosts.ts';
 import type { SqlDatabase } from '../../config/sql-databases.ts';
 import type { SandboxLimits } from '../../runners/evidence-sandbox.ts';
 import type { SandboxUser } from '../../runners/sandbox-user.ts';
-import type { SlackPoster } from '../../slack/outbox.ts';
+import type { SlackPoster } from '../../slack/poster.ts';
 import { WORKER_POLLING } from '../boss.ts';
 import { QUEUES } from '../queues.ts';
 import { type AgentHook, agentAfterClose, agentAfterRun, agentTurnJob, type Send } from './agent-turn.ts';

@@ -33,7 +33,7 @@ import { type SandboxUser, shareEvidence } from '../../runners/sandbox-user.ts';
 import { renderSqlResult, runReadOnlySql, type SqlRunOptions } from '../../runners/sql.ts';
 import { checkReadOnlySql } from '../../runners/sql-check.ts';
 import { asMrkdwn, joinMrkdwn, type Mrkdwn, md } from '../../slack/blocks/mrkdwn.ts';
-import type { SlackPoster } from '../../slack/outbox.ts';
+import type { SlackPoster } from '../../slack/poster.ts';
 import { refreshProposalMessage } from '../../slack/proposal-messages.ts';
 import { showProgress } from '../../slack/status-message.ts';
 import { completeTransfer, failTransfer, startTransfer } from '../../store/evidence-artifacts.ts';
