@@ -321,30 +321,13 @@ export async function runInSandbox(options: SandboxOptions): Promise<SandboxResu
   }
 }
 
-type Limits = Required<
-  Pick<
-    SandboxOptions,
-    | 'timeoutMs'
-    | 'memoryBytes'
-    | 'fileBytes'
-    | 'workBytes'
-    | 'maxProcesses'
-    | 'maxOutputBytes'
-    | 'totalMemoryBytes'
-  >
->;
+type Limits = typeof SANDBOX_DEFAULTS;
 
-/** The options' limits, with their defaults. */
+/** The options' limits, each its default where it is not given. */
 function sandboxLimits(options: SandboxOptions): Limits {
-  return {
-    timeoutMs: options.timeoutMs ?? SANDBOX_DEFAULTS.timeoutMs,
-    memoryBytes: options.memoryBytes ?? SANDBOX_DEFAULTS.memoryBytes,
-    fileBytes: options.fileBytes ?? SANDBOX_DEFAULTS.fileBytes,
-    workBytes: options.workBytes ?? SANDBOX_DEFAULTS.workBytes,
-    maxProcesses: options.maxProcesses ?? SANDBOX_DEFAULTS.maxProcesses,
-    maxOutputBytes: options.maxOutputBytes ?? SANDBOX_DEFAULTS.maxOutputBytes,
-    totalMemoryBytes: options.totalMemoryBytes ?? SANDBOX_DEFAULTS.totalMemoryBytes,
-  };
+  const limits = { ...SANDBOX_DEFAULTS };
+  for (const key of Object.keys(limits) as Array<keyof Limits>) limits[key] = options[key] ?? limits[key];
+  return limits;
 }
 
 /** bwrap and prlimit, and the evidence directory: without any of them, nothing runs. */
