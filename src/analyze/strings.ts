@@ -10,11 +10,13 @@
  * depend on how the input was chunked.
  */
 
-import { EVIDENCE_TRIGGERS } from './extract.ts';
+import { EVIDENCE_TRIGGERS, URL_TRIGGER } from './extract.ts';
 import {
   REC_ASCII,
   REC_ASCII_OPEN,
   REC_PLAIN,
+  REC_URL,
+  REC_URL_STRING,
   REC_UTF16,
   WASM_INPUT_CAPACITY,
   type WasmScanner,
@@ -35,6 +37,20 @@ export const MAX_RUN = 1 << 20;
  * (bit i for trigger i, ENV_TRIGGER in extract.ts for a NAME= start), so the extractors need not look again.
  */
 export type StringSink = (text: string, offset: number, encoding: StringEncoding, triggers?: number) => void;
+
+/**
+ * Where the WebAssembly scanner may hand URLs over as bytes, without a string made for them: for a
+ * string whose only evidence is its URLs (see url_fast in wasm/strings.c), `string()` with its
+ * offset, then, when that said yes, `url()` for each URL extract.ts would find in it, in order.
+ * Asked before each chunk whether it takes them now (the collector does only once its URLs go
+ * straight to its overflow table).
+ */
+export interface UrlBytesSink {
+  accepting(): boolean;
+  /** A string of URLs at this offset: false leaves its URLs out (it is not this sink's). */
+  string(offset: number): boolean;
+  url(bytes: Uint8Array, start: number, end: number): void;
+}
 
 /** What the scanner says when it could not tell the triggers apart. */
 const ALL_TRIGGERS = 0xffffff;
@@ -142,10 +158,17 @@ export class StringScanner {
    * `skipPlain` leaves out strings that can yield no evidence (none of EVIDENCE_TRIGGERS in them):
    * on binary data nearly all strings are such noise, and skipping them spares creating them.
    */
-  constructor(sink: StringSink, options: { engine?: 'wasm' | 'js'; skipPlain?: boolean } = {}) {
+  private readonly urls: UrlBytesSink | undefined;
+
+  /** `urls`: see UrlBytesSink; only the WebAssembly scanner uses it, and only with skipPlain. */
+  constructor(
+    sink: StringSink,
+    options: { engine?: 'wasm' | 'js'; skipPlain?: boolean; urls?: UrlBytesSink } = {},
+  ) {
     this.sink = sink;
     this.wasm = options.engine === 'js' ? null : wasmScanner();
     this.skipPlain = options.skipPlain ?? false;
+    this.urls = this.skipPlain ? options.urls : undefined;
   }
 
   /** Where to read the next chunk to avoid a copy (the WebAssembly input area), if there is one. */
@@ -198,7 +221,9 @@ export class StringScanner {
   ): void {
     const input = wasm.input;
     if (chunk.buffer !== input.buffer || chunk.byteOffset !== input.byteOffset) input.set(chunk);
-    const records = wasm.scan(chunk.length, fromAscii, from16);
+    const urls = this.urls?.accepting() ? this.urls : undefined;
+    const records = wasm.scan(chunk.length, fromAscii, from16, urls ? URL_TRIGGER : 0);
+    let takeUrls = false;
     for (let r = 0; r < records.length; r += 3) {
       const flags = records[r]!;
       const kind = flags & 0xf;
@@ -207,7 +232,10 @@ export class StringScanner {
       if (this.skipPlain && (flags & REC_PLAIN) !== 0) continue;
       const triggers = flags >>> 8;
       const known = triggers === ALL_TRIGGERS ? undefined : triggers;
-      if (kind === REC_ASCII) this.sink(input.toString('latin1', s, e), base + s, 'ascii', known);
+      if (kind === REC_URL) {
+        if (takeUrls) urls!.url(input, s, e);
+      } else if (kind === REC_URL_STRING) takeUrls = urls!.string(base + s);
+      else if (kind === REC_ASCII) this.sink(input.toString('latin1', s, e), base + s, 'ascii', known);
       else if (kind === REC_UTF16) this.emit16(input, s, e, base + s, known);
       else if (kind === REC_ASCII_OPEN) {
         this.pending = new Uint8Array(input.subarray(s, e));

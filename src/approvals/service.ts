@@ -1,5 +1,6 @@
 import { CodedError, ErrorCode } from '../errors.ts';
 import type { Db } from '../store/db.ts';
+import { failRunTransfers } from '../store/evidence-artifacts.ts';
 import {
   getProposal,
   insertApproval,
@@ -13,14 +14,7 @@ import {
   timeLeftByDatabase,
 } from '../store/proposals.ts';
 import { appendAudit } from '../store/records.ts';
-import {
-  endRunningRun,
-  failRun,
-  failTransfers,
-  insertRun,
-  lockStaleRuns,
-  type RunRecord,
-} from '../store/runs.ts';
+import { endRunningRun, failRun, insertRun, lockStaleRuns, type RunRecord } from '../store/runs.ts';
 import { decide, type RefusalReason, type Verdict } from './machine.ts';
 import { isAutomatic, type Policy } from './policy.ts';
 import { type ProposalText, proposalHash } from './proposal.ts';
@@ -335,7 +329,7 @@ export async function finishRun(db: Db, proposal: Proposal, runId: number, end: 
       error: end.error ?? null,
     });
     if (durationMs === undefined) return false;
-    await failTransfers(tx, runId, end.error ?? 'the run ended before this file was in');
+    await failRunTransfers(tx, runId, end.error ?? 'the run ended before this file was in');
     await setProposalState(tx, proposal.id, end.ok ? 'done' : 'failed');
     await appendAudit(tx, {
       actor: 'nightshift',
@@ -385,7 +379,7 @@ export async function failStaleRuns(db: Db, now: Date, staleAfterMs: number): Pr
       if (!proposal) continue;
       const error = `its worker stopped answering: no heartbeat since ${seen.toISOString()} (over ${Math.round(staleAfterMs / 1000)} s); what it did before that is not known`;
       await failRun(tx, runId, { code: ErrorCode.RunAbandoned, heartbeatAt: seen.toISOString() }, error);
-      await failTransfers(tx, runId, `the run was failed: ${error}`);
+      await failRunTransfers(tx, runId, `the run was failed: ${error}`);
       await setProposalState(tx, proposal.id, 'failed');
       await appendAudit(tx, {
         actor: 'nightshift',

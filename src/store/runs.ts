@@ -2,8 +2,7 @@ import type { Db } from './db.ts';
 import { asDate } from './proposals.ts';
 
 /**
- * The runs table (one run per proposal, ever) and the evidence a run was transferring: rows read
- * and written, mapped once. When a run may start or end is the approval service's decision.
+ * The runs table (one run per proposal, ever): rows read and written, mapped once. When a run may start or end is the approval service's decision.
  */
 
 export interface RunRecord {
@@ -86,14 +85,6 @@ export async function endRunningRun(tx: Db, runId: number, end: RunEndRow): Prom
     ],
   );
   return rows.length === 0 ? undefined : Number(rows[0]?.ms ?? 0);
-}
-
-/** Evidence the run was still transferring is failed, with why (first 1000 characters). */
-export async function failTransfers(tx: Db, runId: number, error: string): Promise<void> {
-  await tx.executeSql(
-    `UPDATE evidence_artifacts SET state = 'failed', error = $2 WHERE run_id = $1 AND state = 'transferring'`,
-    [runId, error.slice(0, 1000)],
-  );
 }
 
 /** The worker of a running run is alive at `at`; the heartbeat never goes back. */
