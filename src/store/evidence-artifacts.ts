@@ -93,6 +93,14 @@ export async function failTransfer(db: Db, id: number, error: string): Promise<v
   ]);
 }
 
+/** Every file the run was still transferring is failed, with why (first 1000 characters). */
+export async function failRunTransfers(tx: Db, runId: number, error: string): Promise<void> {
+  await tx.executeSql(
+    `UPDATE evidence_artifacts SET state = 'failed', error = $2 WHERE run_id = $1 AND state = 'transferring'`,
+    [runId, error.slice(0, 1000)],
+  );
+}
+
 /** A file of the incident that came home whole, with what the host said of it when it was found. */
 export interface CompleteArtifact {
   container: string | null;

@@ -17,9 +17,10 @@ import { sandboxUserStatus, type UserLookup } from '../../runners/sandbox-user.t
 import { inspectSqlRole } from '../../runners/sql-role.ts';
 import { OUTBOX_STUCK_AFTER_S } from '../../slack/outbox-options.ts';
 import type { Db } from '../../store/db.ts';
-import { loadMigrations } from '../../store/migrate.ts';
+import { appliedVersion, loadMigrations } from '../../store/migrate.ts';
 import { openStore } from '../../store/open.ts';
 import { outboxBacklog } from '../../store/outbox.ts';
+import { ping } from '../../store/stats.ts';
 import { type CliIo, helpOnly } from '../io.ts';
 
 /**
@@ -253,11 +254,8 @@ export async function runChecks(
       try {
         const db = await openStore(config);
         try {
-          await db.executeSql('SELECT 1');
-          const { rows } = await db
-            .executeSql<{ version: number }>('SELECT max(version) AS version FROM schema_migrations')
-            .catch(() => ({ rows: [{ version: 0 }] }));
-          const have = Number(rows[0]?.version ?? 0);
+          await ping(db);
+          const have = await appliedVersion(db);
           const want = loadMigrations().length;
           const where =
             db.kind === 'pglite' ? `embedded store in ${config.NIGHTSHIFT_DATA_DIR}` : 'PostgreSQL';
