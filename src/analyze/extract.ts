@@ -152,6 +152,8 @@ const FUNCTION_BITS = bit('function');
 const EVENT_BITS = bit('event_id');
 const PROFILE_BITS = bit('"profile"');
 const SQL_BITS = bit('SELECT') | bit('INSERT') | bit('UPDATE') | bit('DELETE');
+/** The trigger mask a string of SQL holds some of, and nothing else (see sql_fast in wasm/strings.c). */
+export const SQL_TRIGGERS = SQL_BITS;
 
 /** The mask of EVIDENCE_TRIGGERS (and ENV_TRIGGER) a text holds, found in JavaScript. */
 export function triggerMask(text: string): number {

@@ -10,7 +10,7 @@
  * depend on how the input was chunked.
  */
 
-import { EVIDENCE_TRIGGERS, REQUEST_TRIGGER, URL_TRIGGER } from './extract.ts';
+import { EVIDENCE_TRIGGERS, REQUEST_TRIGGER, SQL_TRIGGERS, URL_TRIGGER } from './extract.ts';
 import {
   REC_ASCII,
   REC_ASCII_OPEN,
@@ -18,6 +18,8 @@ import {
   REC_UTF16,
   REC_VALUE,
   REC_VALUE_STRING,
+  VALUE_REQUEST,
+  VALUE_SQL,
   VALUE_URL,
   WASM_INPUT_CAPACITY,
   type WasmScanner,
@@ -40,7 +42,7 @@ export const MAX_RUN = 1 << 20;
 export type StringSink = (text: string, offset: number, encoding: StringEncoding, triggers?: number) => void;
 
 /** The kinds of value the WebAssembly scanner can find itself (see url_fast, request_fast in strings.c). */
-export type ByteValueKind = 'url' | 'request';
+export type ByteValueKind = 'url' | 'request' | 'sql';
 
 /**
  * Where the WebAssembly scanner may hand URLs and request lines over as bytes, without a string
@@ -55,6 +57,12 @@ export interface ValueBytesSink {
   string(offset: number): boolean;
   value(kind: ByteValueKind, bytes: Uint8Array, start: number, end: number): void;
 }
+
+/** By strings.c's VALUE_* code. */
+const BYTE_VALUE_KINDS: ByteValueKind[] = [];
+BYTE_VALUE_KINDS[VALUE_URL] = 'url';
+BYTE_VALUE_KINDS[VALUE_REQUEST] = 'request';
+BYTE_VALUE_KINDS[VALUE_SQL] = 'sql';
 
 /** What the scanner says when it could not tell the triggers apart. */
 const ALL_TRIGGERS = 0xffffff;
@@ -228,7 +236,8 @@ export class StringScanner {
     const values = this.values;
     const urls = values?.accepting('url') ? URL_TRIGGER : 0;
     const requests = values?.accepting('request') ? REQUEST_TRIGGER : 0;
-    const records = wasm.scan(chunk.length, fromAscii, from16, urls, requests);
+    const sql = values?.accepting('sql') ? SQL_TRIGGERS : 0;
+    const records = wasm.scan(chunk.length, fromAscii, from16, urls, requests, sql);
     let take = false;
     for (let r = 0; r < records.length; r += 3) {
       const flags = records[r]!;
@@ -239,7 +248,7 @@ export class StringScanner {
       const triggers = flags >>> 8;
       const known = triggers === ALL_TRIGGERS ? undefined : triggers;
       if (kind === REC_VALUE) {
-        if (take) values!.value(flags >>> 8 === VALUE_URL ? 'url' : 'request', input, s, e);
+        if (take) values!.value(BYTE_VALUE_KINDS[flags >>> 8]!, input, s, e);
       } else if (kind === REC_VALUE_STRING) take = values!.string(base + s);
       else if (kind === REC_ASCII) this.sink(input.toString('latin1', s, e), base + s, 'ascii', known);
       else if (kind === REC_UTF16) this.emit16(input, s, e, base + s, known);

@@ -8,7 +8,7 @@ import { type ByteValueKind, StringScanner } from '../../src/analyze/strings.ts'
 import { newSpillConfig, RunReader, SpillStore } from '../../src/evidence/spill.ts';
 
 /**
- * The fast paths for URLs and request lines (url_fast, request_fast in src/analyze/wasm/strings.c;
+ * The fast paths for URLs, request lines and SQL (url_fast, request_fast, sql_fast in src/analyze/wasm/strings.c;
  * EvidenceCollector.valueBytes) must give
  * what the JavaScript path gives, value for value and count for count, whatever the string: the
  * same heap is scanned both ways and the two collectors' snapshots, runs included, compared.
@@ -69,15 +69,40 @@ function requestLine(i: number, id: number, next: () => number): string {
   return `DELETE /items/${id} HTTP/1.1\tGET /tab/${i} HTTP/1.1`;
 }
 
+/** SQL as ORMs send it, and the shapes extract.ts's SQL pattern treats apart. */
+function sqlStatement(i: number, id: number, next: () => number): string {
+  const r = next();
+  if (r < 0.5) return `SELECT id, name FROM feeds WHERE customer_id = ${i % 5000} AND id > ${id} LIMIT 50`;
+  if (r < 0.55) return `INSERT  INTO events (id) VALUES (${id}); UPDATE feeds SET n = ${i} WHERE id = 1;`;
+  if (r < 0.6) return `UPDATE ${'t'.repeat(195 + (i % 10))} SET a = ${i} ; DELETE FROM x${i}`;
+  if (r < 0.65) return `UPDATE users SET password = 'hunter${id}' WHERE id = ${i}`;
+  if (r < 0.68) return `SELECT a,  b FROM t${i} WHERE x = 1`;
+  if (r < 0.71) return `SELECT ${'c, '.repeat(180 + (i % 10))}d FROM wide${i}`;
+  if (r < 0.74) return `XSELECT a FROM b${i} _DELETE FROM c${i} (SELECT 1 FROM d${i} ) `;
+  if (r < 0.77) return `SELECT FROM t${i} SELECT x FROM (SELECT y FROM z${i}) ; UPDATE  u${i}  SET v=1`;
+  if (r < 0.8) return `SELECT * FROM feeds`;
+  if (r < 0.83) return `DELETE FROM sessions WHERE id = ${id} `;
+  if (r < 0.86) return `INSERT INTO log VALUES (${i}) then SELECT ${'x'.repeat(1990 + (i % 20))} FROM far`;
+  if (r < 0.9) return `SELECT a FROM b WHERE c = 'd' AND e LIKE '%Error%'`;
+  return `UPDATE feeds SET checked_at = now() WHERE id = ${id}; SELECT 1 FROM dual`;
+}
+
 /** Strings of the shapes a web worker's heap holds, and the ones the fast path must refuse. */
-function heap(seed: number, strings: number): Buffer {
+/** `share`: of the strings, how many are log lines with requests and how many SQL. */
+function heap(seed: number, strings: number, share: { requests: number; sql: number }): Buffer {
   const next = random(seed);
+  const requestsTo = 0.43 + share.requests;
+  const sqlTo = requestsTo + share.sql;
   const pick = <T>(list: readonly T[]) => list[Math.floor(next() * list.length)]!;
   const parts: string[] = [];
   for (let i = 0; i < strings; i++) {
     const id = Math.floor(next() * 1e9);
     const url = `http${next() < 0.5 ? 's' : ''}://api${i % 7}.example.com/v1/items/${id}?page=${i % 97}`;
     const r = next();
+    if (r >= 0.43 && r < sqlTo) {
+      parts.push(r < requestsTo ? requestLine(i, id, next) : sqlStatement(i, id, next));
+      continue;
+    }
     if (r < 0.3) parts.push(`{"id": ${i}, "url": "${url}", "tags": ["feeds"]}`);
     else if (r < 0.35) parts.push(`<a href="${url}">x</a> and ${url}/more`);
     else if (r < 0.38) parts.push(`${url}${pick(SECRET_BITS)}`);
@@ -86,10 +111,9 @@ function heap(seed: number, strings: number): Buffer {
     else if (r < 0.42)
       parts.push(`xhttps://a${i}.test/ HTTP://UPPER.test/ http://"q" https:// http://a/http://b${i}`);
     else if (r < 0.43) parts.push(`GET ${url.replace(/^https?:\/\/[^/]+/, '')} HTTP/1.1 from ${url}`);
-    else if (r < 0.9) parts.push(requestLine(i, id, next));
-    else if (r < 0.91) parts.push(`ftp://files${i}.test/a://b`);
-    else if (r < 0.92) parts.push(`DATABASE_URL=${url}`);
-    else if (r < 0.93) parts.push(`http://copy.example.com/same`);
+    else if (r < sqlTo + 0.01) parts.push(`ftp://files${i}.test/a://b`);
+    else if (r < sqlTo + 0.02) parts.push(`DATABASE_URL=${url}`);
+    else if (r < sqlTo + 0.03) parts.push(`http://copy.example.com/same`);
     else parts.push(`http://noise${seed}.test/path/${i}/${id}`);
   }
   // NULs between strings, and a non-printable byte now and then inside one.
@@ -105,7 +129,7 @@ function scan(bytes: Buffer, fast: boolean) {
     skipPlain: true,
     values: fast ? collector.valueBytes : undefined,
   });
-  const taken = { url: 0, request: 0 };
+  const taken = { url: 0, request: 0, sql: 0 };
   const counting = collector.valueBytes;
   if (fast) {
     // Count what the fast path takes, to show it is used (and so that this test can fail).
@@ -133,14 +157,20 @@ function scan(bytes: Buffer, fast: boolean) {
 }
 
 describe('URLs and request lines found in WebAssembly (url_fast, request_fast)', () => {
-  for (const seed of [1, 2, 3]) {
+  // Each heap has enough of one kind for it to overflow, so its fast path is taken.
+  const heaps = [
+    { seed: 1, kind: 'request', share: { requests: 0.47, sql: 0 } },
+    { seed: 2, kind: 'sql', share: { requests: 0, sql: 0.55 } },
+    { seed: 3, kind: 'request', share: { requests: 0.3, sql: 0.2 } },
+  ] as const;
+  for (const { seed, kind, share } of heaps) {
     it(`counts what the JavaScript path counts, secrets redacted, other schemes and long values included (seed ${seed})`, () => {
-      const bytes = heap(seed, 4 * MAX_DISTINCT_PER_KIND);
+      const bytes = heap(seed, 4 * MAX_DISTINCT_PER_KIND, share);
       const js = scan(bytes, false);
       const fast = scan(bytes, true);
       assert.ok(fast.taken.url > 5_000, `the fast path took ${fast.taken.url} URLs`);
-      assert.ok(fast.taken.request > 500, `the fast path took ${fast.taken.request} requests`);
-      assert.deepEqual(js.taken, { url: 0, request: 0 });
+      assert.ok(fast.taken[kind] > 500, `the fast path took ${fast.taken[kind]} values of ${kind}`);
+      assert.deepEqual(js.taken, { url: 0, request: 0, sql: 0 });
       assert.equal(fast.snapshot.strings, js.snapshot.strings);
       assert.equal(fast.snapshot.redactions, js.snapshot.redactions);
       assert.ok(js.snapshot.redactions > 100, 'the heap holds secrets');

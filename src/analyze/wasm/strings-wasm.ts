@@ -22,6 +22,7 @@ export const REC_VALUE_STRING = 5;
 export const REC_VALUE = 6;
 export const VALUE_URL = 1;
 export const VALUE_REQUEST = 2;
+export const VALUE_SQL = 3;
 /** Or'ed into REC_ASCII/REC_UTF16: the string can yield no evidence (see EVIDENCE_TRIGGERS). */
 export const REC_PLAIN = 0x10;
 
@@ -29,11 +30,18 @@ export interface WasmScanner {
   /** The input area: read into it (zero copy), or copy a chunk into it. */
   input: Buffer;
   /**
-   * Scans input[0..len) and returns the records as (kind, start, end) triples. `urlOnly` and
-   * `requestOnly`, when not 0, are the trigger masks of a string whose URLs (requests) strings.c
-   * may find itself (REC_VALUE_STRING).
+   * Scans input[0..len) and returns the records as (kind, start, end) triples. `urlOnly`,
+   * `requestOnly` and `sqlOnly`, when not 0, are the trigger masks of a string whose URLs (requests,
+   * SQL statements) strings.c may find itself (REC_VALUE_STRING).
    */
-  scan(len: number, fromAscii: number, fromUtf16: number, urlOnly: number, requestOnly: number): Uint32Array;
+  scan(
+    len: number,
+    fromAscii: number,
+    fromUtf16: number,
+    urlOnly: number,
+    requestOnly: number,
+    sqlOnly: number,
+  ): Uint32Array;
 }
 
 /** The slice of the WebAssembly API used here (TypeScript's node types do not declare it). */
@@ -58,6 +66,7 @@ type ScanExport = (
   records: number,
   urlOnly: number,
   requestOnly: number,
+  sqlOnly: number,
 ) => number;
 
 let instance: WasmScanner | null | undefined;
@@ -82,7 +91,7 @@ export function wasmScanner(): WasmScanner | null {
     const records = new Uint32Array(exports.memory.buffer, RECORDS_OFFSET);
     instance = {
       input,
-      scan(len, fromAscii, fromUtf16, urlOnly, requestOnly) {
+      scan(len, fromAscii, fromUtf16, urlOnly, requestOnly, sqlOnly) {
         const count = exports.scan(
           INPUT_OFFSET,
           len,
@@ -91,6 +100,7 @@ export function wasmScanner(): WasmScanner | null {
           RECORDS_OFFSET,
           urlOnly,
           requestOnly,
+          sqlOnly,
         );
         return records.subarray(0, count * 3);
       },

@@ -24,6 +24,7 @@
 #define REC_VALUE 6        /* one value of the string before it, as extract.ts finds it; kind in bits 8+ */
 #define VALUE_URL 1
 #define VALUE_REQUEST 2
+#define VALUE_SQL 3
 
 /* Set on a record whose string can yield no evidence (see triggered below); bits 8-31 hold its triggers. */
 #define REC_PLAIN 0x10
@@ -163,8 +164,9 @@ static inline uint32_t flags(uint32_t kind, const uint8_t *in, uint32_t s, uint3
  * are URLs (in JSON, HTML) or log lines with a request and nothing else: making each a JavaScript
  * string, running extract.ts's patterns and the secret test on it, then writing the value into the
  * overflow table took most of the analysis. When the caller says its collector takes such values as
- * bytes (scan's url_only, request_only), a string whose only trigger is '://' (or ' HTTP/') has its
- * URLs (or requests) found here, exactly as extract.ts finds them, and handed over as offsets;
+ * bytes (scan's url_only, request_only, sql_only), a string whose only trigger is '://' (or
+ * ' HTTP/', or SQL keywords) has its URLs (requests, statements) found here, exactly as extract.ts
+ * finds them, and handed over as offsets;
  * anything extract.ts would treat otherwise (another scheme, a value clip() would cut, one that may
  * hold a secret) sends the string down the JavaScript path instead, whole.
  */
@@ -351,6 +353,70 @@ static int request_fast(const uint8_t *in, uint32_t s, uint32_t e) {
   return 1;
 }
 
+/*
+ * Where extract.ts's SQL pattern matches at in[p] (after a word boundary), the end of the match;
+ * else 0. The pattern, /\b(?:SELECT\s[\s\S]{1,2000}?\sFROM\s|INSERT\s+INTO\s|UPDATE\s+\S{1,200}\s+SET\s|
+ * DELETE\s+FROM\s)/, on a string of printable ASCII, where \s can only be a space.
+ */
+static uint32_t sql_at(const uint8_t *in, uint32_t p, uint32_t e) {
+  uint32_t q;
+  switch (in[p]) {
+    case 'S':
+      if (!starts(in, p, e, "SELECT ")) return 0;
+      for (q = p + 8; q <= p + 7 + 2000 && q + 6 <= e; q++)
+        if (starts(in, q, e, " FROM ")) return q + 6;
+      return 0;
+    case 'I':
+    case 'D':
+      if (!starts(in, p, e, in[p] == 'I' ? "INSERT " : "DELETE ")) return 0;
+      for (q = p + 7; q < e && in[q] == ' ';) q++;
+      return starts(in, q, e, in[p] == 'I' ? "INTO " : "FROM ") ? q + 5 : 0;
+    case 'U': {
+      if (!starts(in, p, e, "UPDATE ")) return 0;
+      for (q = p + 7; q < e && in[q] == ' ';) q++;
+      uint32_t name = q;
+      while (q < e && in[q] != ' ') q++;
+      if (q == name || q - name > 200 || q == e) return 0;
+      while (q < e && in[q] == ' ') q++;
+      return starts(in, q, e, "SET ") ? q + 4 : 0;
+    }
+  }
+  return 0;
+}
+
+/*
+ * The SQL statements of in[s..e) as records after a REC_VALUE_STRING, as extract.ts finds them:
+ * from the keyword to the next ';' or the string's end, spaces collapsed, trimmed. A value with two
+ * spaces in a row (which extract.ts would collapse into a new string), one clip() would cut, or one
+ * that may hold a secret sends the string down the JavaScript path (0, no records).
+ */
+static int sql_fast(const uint8_t *in, uint32_t s, uint32_t e) {
+  uint32_t saved = count;
+  emit(REC_VALUE_STRING, s, e);
+  for (uint32_t p = s; p < e;) {
+    uint32_t m = (p == s || !word_byte(in[p - 1])) ? sql_at(in, p, e) : 0;
+    if (!m) {
+      p++;
+      continue;
+    }
+    uint32_t end = p;
+    while (end < e && in[end] != ';') end++;
+    for (uint32_t i = p + 1; i < end; i++)
+      if (in[i] == ' ' && in[i - 1] == ' ') {
+        count = saved;
+        return 0;
+      }
+    if (in[end - 1] == ' ') end--; /* trim: one space at most, and the value starts with a keyword */
+    if (end - p > MAX_VALUE || may_hold_secret(in, p, end)) {
+      count = saved;
+      return 0;
+    }
+    emit(REC_VALUE | VALUE_SQL << 8, p, end);
+    p = m;
+  }
+  return 1;
+}
+
 /* Printable bytes (bits 0-15) of 16 bytes; NUL bytes in *zeros. */
 static inline uint32_t masks16(const uint8_t *p, uint32_t *zeros) {
   v128_t v = wasm_v128_load(p);
@@ -371,7 +437,7 @@ static inline uint64_t from_bit(uint32_t n) { return n >= 64 ? 0 : ~0ull << n; }
  */
 __attribute__((export_name("scan")))
 uint32_t scan(const uint8_t *in, uint32_t len, uint32_t from_ascii, uint32_t from_utf16, uint32_t *records,
-              uint32_t url_only, uint32_t request_only) {
+              uint32_t url_only, uint32_t request_only, uint32_t sql_only) {
   out = records;
   count = 0;
   uint32_t resume = from_ascii, resume16 = from_utf16;
@@ -440,7 +506,8 @@ uint32_t scan(const uint8_t *in, uint32_t len, uint32_t from_ascii, uint32_t fro
       uint32_t kind = flags(REC_ASCII, in, s, e, 1);
       uint32_t mask = kind >> 8;
       if (!((url_only && mask == url_only && url_fast(in, s, e)) ||
-            (request_only && mask == request_only && request_fast(in, s, e))))
+            (request_only && mask == request_only && request_fast(in, s, e)) ||
+            (sql_only && mask && !(mask & ~sql_only) && sql_fast(in, s, e))))
         emit(kind, s, e);
       resume = e + 1;
       x4 &= from_bit(resume - block);
