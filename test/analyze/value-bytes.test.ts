@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { EvidenceCollector, MAX_DISTINCT_PER_KIND } from '../../src/analyze/evidence.ts';
+import { MAYBE_SECRET } from '../../src/analyze/redact.ts';
 import { type ByteValueKind, StringScanner } from '../../src/analyze/strings.ts';
 import { newSpillConfig, RunReader, SpillStore } from '../../src/evidence/spill.ts';
 
@@ -188,5 +189,44 @@ describe('URLs and request lines found in WebAssembly (url_fast, request_fast)',
     assert.equal(collector.valueBytes.accepting('url'), true);
     assert.equal(collector.valueBytes.accepting('request'), false);
     assert.equal(new EvidenceCollector().valueBytes.accepting('url'), false, 'no spill, no fast path');
+  });
+});
+
+describe('the secret test of the fast paths (may_hold_secret in strings.c)', () => {
+  /** Every alternative of MAYBE_SECRET, its character class and escapes spelled out. */
+  const markers = MAYBE_SECRET.source
+    .split('|')
+    .flatMap((m) => (m === 'gh[pousr]_' ? [...'pousr'].map((c) => `gh${c}_`) : [m.replace(/\\/g, '')]))
+    .map((m) => m.replace(/ /g, '_'));
+
+  it('leaves to JavaScript every URL, request and statement MAYBE_SECRET matches, in any case', () => {
+    assert.ok(markers.length >= 25, markers.join(' '));
+    const taken: string[] = [];
+    const given: string[] = [];
+    const scanner = new StringScanner((text) => given.push(text), {
+      skipPlain: true,
+      values: {
+        accepting: () => true,
+        string: () => true,
+        value: (_k, b, s, e) => taken.push(Buffer.from(b.subarray(s, e)).toString('latin1')),
+      },
+    });
+    const strings: string[] = [];
+    markers.forEach((marker, i) => {
+      const cased = [...marker].map((c, k) => ((i + k) % 2 ? c.toUpperCase() : c.toLowerCase())).join('');
+      for (const m of [marker, marker.toUpperCase(), cased]) {
+        strings.push(
+          `{"u": "https://h${i}.test/a${m}b"}`,
+          `x GET /p/${m} HTTP/1.1`,
+          `SELECT ${m} FROM t${i}`,
+        );
+      }
+    });
+    // And values without a marker, which the fast paths take.
+    strings.push('{"u": "https://plain.test/zz"}', 'x GET /plain/zz HTTP/1.1', 'SELECT n FROM zz');
+    scanner.push(Buffer.from(`\u0000${strings.join('\u0000')}\u0000`, 'latin1'));
+    scanner.flush();
+    assert.deepEqual(taken, ['https://plain.test/zz', 'GET /plain/zz', 'SELECT n FROM zz']);
+    for (const text of strings.slice(0, -3)) assert.ok(given.includes(text), text);
   });
 });

@@ -63,9 +63,12 @@ static uint32_t trigger_count;
 __attribute__((export_name("trigger_area")))
 uint8_t *trigger_area(void) { return trigger_area_bytes; }
 
+static void init_secret_pairs(void);
+
 /* Takes `count` triggers from the trigger area; returns 0 (and marks nothing plain) when they do not fit. */
 __attribute__((export_name("set_triggers")))
 uint32_t set_triggers(uint32_t count) {
+  init_secret_pairs();
   triggers_set = 0;
   for (int c = 0; c < 65536; c++) starts_trigger[c] = 0;
   for (int x = 0; x < 16; x++) nibble_lo1[x] = nibble_hi1[x] = nibble_lo2[x] = nibble_hi2[x] = 0;
@@ -194,41 +197,62 @@ static inline int starts_ci(const uint8_t *in, uint32_t i, uint32_t e, const cha
 }
 
 /*
- * True wherever redact.ts's MAYBE_SECRET could match in[s..e) (it is case-insensitive): each of its
- * alternatives by the letter it starts with. May say yes more often, never less (a test holds the
- * two together); a URL holds no space, so "PRIVATE KEY" is covered by "private".
+ * Whether one of redact.ts's MAYBE_SECRET alternatives (it is case-insensitive) starts at in[i], by
+ * the letter it starts with; may_hold_secret below asks it for in[s..e), and may say yes more often
+ * than MAYBE_SECRET, never less (a test holds the two together). A value here holds no two spaces
+ * in a row, so "PRIVATE KEY" is covered by "private".
  */
+static int secret_at(const uint8_t *in, uint32_t i, uint32_t e) {
+  switch (lower(in[i])) {
+    case 'x': if (starts_ci(in, i, e, "xox") || starts_ci(in, i, e, "xapp")) return 1; break;
+    case 'h': if (starts_ci(in, i, e, "hooks.slack")) return 1; break;
+    case 'a':
+      if (starts_ci(in, i, e, "akia") || starts_ci(in, i, e, "asia") || starts_ci(in, i, e, "agpa") ||
+          starts_ci(in, i, e, "aida") || starts_ci(in, i, e, "aroa") || starts_ci(in, i, e, "aiza") ||
+          starts_ci(in, i, e, "auth"))
+        return 1;
+      break;
+    case 'g':
+      if (starts_ci(in, i, e, "github_pat")) return 1;
+      if (i + 3 < e && lower(in[i + 1]) == 'h' && in[i + 3] == '_') {
+        uint8_t c = lower(in[i + 2]);
+        if (c == 'p' || c == 'o' || c == 'u' || c == 's' || c == 'r') return 1;
+      }
+      break;
+    case 's': if (starts_ci(in, i, e, "sk-") || starts_ci(in, i, e, "secret")) return 1; break;
+    case '_': if (starts_ci(in, i, e, "_live_")) return 1; break;
+    case 'e': if (starts_ci(in, i, e, "eyj")) return 1; break;
+    case 'b': if (starts_ci(in, i, e, "bearer") || starts_ci(in, i, e, "basic")) return 1; break;
+    case 't': if (starts_ci(in, i, e, "token")) return 1; break;
+    case 'd': if (starts_ci(in, i, e, "digest")) return 1; break;
+    case 'p':
+      if (starts_ci(in, i, e, "passw") || starts_ci(in, i, e, "private")) return 1;
+      break;
+    case 'k': if (starts_ci(in, i, e, "key")) return 1; break;
+    case 'c': if (starts_ci(in, i, e, "credential")) return 1; break;
+  }
+  return 0;
+}
+
+/*
+ * For each two bytes (lower case), whether some marker starts with them: on a URL nearly every byte
+ * is a letter one of them starts with, and looking each up cost more than the rest of the URL's work.
+ */
+static uint8_t secret_pair[65536];
+
+static void init_secret_pairs(void) {
+  static const char *const markers[] = {"xox", "xapp", "hooks.slack", "akia", "asia", "agpa", "aida", "aroa",
+                                        "aiza", "auth", "github_pat", "gh", "sk-", "secret", "_live_", "eyj",
+                                        "bearer", "basic", "token", "digest", "passw", "private", "key",
+                                        "credential"};
+  for (uint32_t m = 0; m < sizeof markers / sizeof markers[0]; m++)
+    secret_pair[(uint8_t)markers[m][0] | (uint8_t)markers[m][1] << 8] = 1;
+}
+
 static int may_hold_secret(const uint8_t *in, uint32_t s, uint32_t e) {
   for (uint32_t i = s; i < e; i++) {
-    switch (lower(in[i])) {
-      case '@': return 1;
-      case 'x': if (starts_ci(in, i, e, "xox") || starts_ci(in, i, e, "xapp")) return 1; break;
-      case 'h': if (starts_ci(in, i, e, "hooks.slack")) return 1; break;
-      case 'a':
-        if (starts_ci(in, i, e, "akia") || starts_ci(in, i, e, "asia") || starts_ci(in, i, e, "agpa") ||
-            starts_ci(in, i, e, "aida") || starts_ci(in, i, e, "aroa") || starts_ci(in, i, e, "aiza") ||
-            starts_ci(in, i, e, "auth"))
-          return 1;
-        break;
-      case 'g':
-        if (starts_ci(in, i, e, "github_pat")) return 1;
-        if (i + 3 < e && lower(in[i + 1]) == 'h' && in[i + 3] == '_') {
-          uint8_t c = lower(in[i + 2]);
-          if (c == 'p' || c == 'o' || c == 'u' || c == 's' || c == 'r') return 1;
-        }
-        break;
-      case 's': if (starts_ci(in, i, e, "sk-") || starts_ci(in, i, e, "secret")) return 1; break;
-      case '_': if (starts_ci(in, i, e, "_live_")) return 1; break;
-      case 'e': if (starts_ci(in, i, e, "eyj")) return 1; break;
-      case 'b': if (starts_ci(in, i, e, "bearer") || starts_ci(in, i, e, "basic")) return 1; break;
-      case 't': if (starts_ci(in, i, e, "token")) return 1; break;
-      case 'd': if (starts_ci(in, i, e, "digest")) return 1; break;
-      case 'p':
-        if (starts_ci(in, i, e, "passw") || starts_ci(in, i, e, "private")) return 1;
-        break;
-      case 'k': if (starts_ci(in, i, e, "key")) return 1; break;
-      case 'c': if (starts_ci(in, i, e, "credential")) return 1; break;
-    }
+    if (in[i] == '@') return 1;
+    if (i + 1 < e && secret_pair[lower(in[i]) | lower(in[i + 1]) << 8] && secret_at(in, i, e)) return 1;
   }
   return 0;
 }
