@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
+import type { Clock } from '../clock.ts';
 import type { Host, HostsFile } from '../config/hosts.ts';
 import { CodedError, ErrorCode } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -86,8 +87,8 @@ export interface SshOptions {
   knownHosts: KnownHostEntry[];
   log: Logger;
   readyTimeoutMs?: number;
-  /** The clock host certificates are checked against. Default the system's. */
-  now?: () => Date;
+  /** The clock host certificates are checked against. */
+  now: Clock;
 }
 
 export class SshConnections {
@@ -181,7 +182,7 @@ export class SshConnections {
                   host.port,
                   key,
                   certificate,
-                  this.options.now?.() ?? new Date(),
+                  this.options.now(),
                 )
               : verdict;
             if (!checked.ok) refusal = checked.message;

@@ -1,6 +1,7 @@
 import { rm } from 'node:fs/promises';
 import { closedUntold } from '../agent/conversation.ts';
 import { expireProposals, failStaleRuns, type Proposal, RUN_HEARTBEAT } from '../approvals/service.ts';
+import type { Clock } from '../clock.ts';
 import { forgetSecretsBefore } from '../evidence/known-secrets.ts';
 import type { Logger } from '../log.ts';
 import { md } from '../slack/blocks/mrkdwn.ts';
@@ -21,6 +22,7 @@ import { appendAudit, queueThreadMessage } from '../store/records.ts';
 export interface SweeperDeps {
   db: Db;
   log: Logger;
+  now: Clock;
   slack?: SlackPoster | undefined;
   evidenceDays: number;
   /** Where evidence is kept: the secrets remembered beside it go with it (evidence/known-secrets.ts). */
@@ -161,7 +163,7 @@ async function failAbandonedRuns(deps: SweeperDeps, now: Date): Promise<number> 
 
 export function startSweeper(deps: SweeperDeps, everyMs = 30_000): { stop(): void } {
   const timer = setInterval(() => {
-    sweep(deps, new Date()).catch((error: unknown) => deps.log.warn({ err: error }, 'sweep failed'));
+    sweep(deps, deps.now()).catch((error: unknown) => deps.log.warn({ err: error }, 'sweep failed'));
   }, everyMs);
   timer.unref();
   return { stop: () => clearInterval(timer) };

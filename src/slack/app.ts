@@ -14,6 +14,7 @@ const WebClientClass = webApi.WebClient;
 
 import type { Policy } from '../approvals/policy.ts';
 import type { Proposal } from '../approvals/service.ts';
+import type { Clock } from '../clock.ts';
 import type { Config } from '../config/env.ts';
 import type { Route } from '../http/routes.ts';
 import type { Logger } from '../log.ts';
@@ -21,7 +22,7 @@ import type { Db } from '../store/db.ts';
 import type { ListenerDeps } from './deps.ts';
 import { registerListeners } from './listeners/index.ts';
 import { refreshRoot, type SlackPoster, type TaggedMessage } from './outbox.ts';
-import { OutboxPump } from './outbox-pump.ts';
+import type { OutboxPump } from './outbox-pump.ts';
 import { approverCheck, refreshProposalMessage } from './proposal-messages.ts';
 
 /**
@@ -157,12 +158,39 @@ export interface SlackApp {
   stop(): Promise<void>;
 }
 
+/**
+ * The options every Slack client of the bot is built with. Each client gets its own copy:
+ * SocketModeClient writes its own retry policy (100 retries) into the object it is given, which
+ * would otherwise leak into the App's Web API client.
+ */
+function slackClientOptions(config: Config) {
+  return {
+    ...(config.SLACK_API_URL ? { slackApiUrl: config.SLACK_API_URL } : {}),
+    // A few retries for 5xx and network errors (Slack's 429s are waited out per Retry-After
+    // anyway); the default, ten over half an hour, would stall the outbox behind one message.
+    retryConfig: { retries: 3, factor: 2, minTimeout: 500, maxTimeout: 5000 },
+    timeout: SLACK_REQUEST_TIMEOUT_MS,
+  };
+}
+
+/** The outbox's own client: the same deadline, each request sent once (POSTER_CLIENT_OPTIONS). */
+export function createSlackPoster(config: Config, log: Logger): SlackPoster {
+  const options = { ...slackClientOptions(config), ...POSTER_CLIENT_OPTIONS, logger: boltLogger(log) };
+  return slackPoster(new WebClientClass(config.SLACK_BOT_TOKEN, options));
+}
+
+/**
+ * Starts Bolt (its receiver and the listeners). The outbox's poster and pump are built by main.ts,
+ * which starts and stops the pump as a part of its own.
+ */
 export async function startSlackApp(options: {
   config: Config;
   db: Db;
   log: Logger;
   routes: Route[];
-  now?: () => Date;
+  now: Clock;
+  poster: SlackPoster;
+  pump: OutboxPump;
   /** The approval policy (who may approve) and what to do once a proposal is approved. */
   policy: Policy;
   onApproved: (proposal: Proposal) => Promise<void>;
@@ -171,18 +199,9 @@ export async function startSlackApp(options: {
   /** The collection a disk alert starts, for `/investigate <host>`; absent without a hosts file. */
   startCollection?: (incidentId: number, host: string) => Promise<void>;
 }): Promise<SlackApp> {
-  const { config, db, log, routes } = options;
-  const now = options.now ?? (() => new Date());
+  const { config, db, log, routes, now, poster, pump } = options;
   const logger = boltLogger(log);
-  // Each client gets its own copy: SocketModeClient writes its own retry policy (100 retries) into
-  // the object it is given, which would otherwise leak into the App's Web API client.
-  const clientOptions = () => ({
-    ...(config.SLACK_API_URL ? { slackApiUrl: config.SLACK_API_URL } : {}),
-    // A few retries for 5xx and network errors (Slack's 429s are waited out per Retry-After
-    // anyway); the default, ten over half an hour, would stall the outbox behind one message.
-    retryConfig: { retries: 3, factor: 2, minTimeout: 500, maxTimeout: 5000 },
-    timeout: SLACK_REQUEST_TIMEOUT_MS,
-  });
+  const clientOptions = () => slackClientOptions(config);
   const socketMode = config.SLACK_APP_TOKEN !== undefined;
   const receiver = socketMode
     ? new SocketModeReceiver({
@@ -198,11 +217,6 @@ export async function startSlackApp(options: {
         logger,
       });
   const app = new App({ token: config.SLACK_BOT_TOKEN, receiver, logger, clientOptions: clientOptions() });
-  // The outbox's own client: the same deadline, each request sent once (POSTER_CLIENT_OPTIONS).
-  const poster = slackPoster(
-    new WebClientClass(config.SLACK_BOT_TOKEN, { ...clientOptions(), ...POSTER_CLIENT_OPTIONS, logger }),
-  );
-  const pump = new OutboxPump(db, poster, log);
   const deps: ListenerDeps = {
     db,
     log,
@@ -236,13 +250,11 @@ export async function startSlackApp(options: {
     const server = (await app.start(config.PORT)) as Server;
     port = (server.address() as AddressInfo).port;
   }
-  pump.start();
   return {
     port,
     pump,
     poster,
     async stop() {
-      await pump.stop(OUTBOX_STOP_DEADLINE_MS);
       await app.stop();
     },
   };

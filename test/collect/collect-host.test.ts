@@ -4,6 +4,7 @@ import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { systemClock } from '../../src/clock.ts';
 import { collectHost } from '../../src/collect/collect-host.ts';
 import { parseKnownHosts } from '../../src/collect/known-hosts.ts';
 import { SshConnections } from '../../src/collect/ssh.ts';
@@ -52,6 +53,7 @@ describe('the built-in collection on a host over SSH', () => {
     hostsPath = join(work, 'hosts.json');
     writeFileSync(hostsPath, JSON.stringify({ ...hosts, knownHosts: sshd.knownHostsPath }));
     ssh = new SshConnections({
+      now: systemClock,
       hosts,
       knownHosts: parseKnownHosts(sshd.knownHostsLine),
       log: createLogger({ level: 'silent' }),

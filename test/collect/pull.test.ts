@@ -15,6 +15,7 @@ import {
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { systemClock } from '../../src/clock.ts';
 import { parseKnownHosts } from '../../src/collect/known-hosts.ts';
 import { pullFile } from '../../src/collect/pull.ts';
 import { SshConnections } from '../../src/collect/ssh.ts';
@@ -68,6 +69,7 @@ describe('pulling evidence over SSH', () => {
       'hosts.json',
     );
     ssh = new SshConnections({
+      now: systemClock,
       hosts,
       knownHosts: parseKnownHosts(sshd.knownHostsLine),
       log: createLogger({ level: 'silent' }),
@@ -132,6 +134,7 @@ describe('pulling evidence over SSH', () => {
     // A host with Podman only: docker is in /usr/local/bin here, so PATH leaves it out.
     const podmanOnly = await startSshd({ basePath: '/usr/bin:/bin', env: podman.clientEnv });
     const connections = new SshConnections({
+      now: systemClock,
       hosts: parseHostsFile(
         JSON.stringify({
           hosts: [

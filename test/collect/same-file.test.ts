@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
+import { systemClock } from '../../src/clock.ts';
 import { collectHost } from '../../src/collect/collect-host.ts';
 import { hostCoresCommand, parseCoreLines } from '../../src/collect/collectors/cores.ts';
 import { parseKnownHosts } from '../../src/collect/known-hosts.ts';
@@ -36,6 +37,7 @@ for (const driver of ['overlay', 'vfs'] as const)
       await openStorageToOthers(podman);
       sshd = await startSshd({ env: podman.clientEnv });
       ssh = new SshConnections({
+        now: systemClock,
         hosts: parseHostsFile(
           JSON.stringify({
             hosts: [

@@ -147,7 +147,7 @@ for (const database of testDatabases()) {
     };
     /** What the runner does to the message: running, then done, straight to Slack. */
     const run = async (p: Proposal) => {
-      const started = await startRun(db, p.id, { kind: p.kind, target: p.target, text: p.text });
+      const started = await startRun(db, p.id, { kind: p.kind, target: p.target, text: p.text }, new Date());
       assert.ok(started);
       await refreshProposalMessage(db, poster, p.id, new Date(), undefined, log);
       await finishRun(db, (await getProposal(db, p.id))!, started.id, { ok: true, exitCode: 0 });

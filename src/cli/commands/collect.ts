@@ -1,15 +1,13 @@
-import { readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { renderReport } from '../../analyze/render.ts';
+import { systemClock } from '../../clock.ts';
 import { collectHost } from '../../collect/collect-host.ts';
-import { parseKnownHosts } from '../../collect/known-hosts.ts';
 import { type PullResult, pullFile } from '../../collect/pull.ts';
 import { localName } from '../../collect/pull-plan.ts';
-import { SshConnections } from '../../collect/ssh.ts';
+import { openSsh } from '../../collect/ssh-setup.ts';
 import { loadConfig } from '../../config/env.ts';
-import { findHost, loadHostsFile } from '../../config/hosts.ts';
+import { findHost } from '../../config/hosts.ts';
 import { CodedError, ErrorCode } from '../../errors.ts';
 import { analyzeFiles } from '../../evidence/analyze-files.ts';
 import { createLogger } from '../../log.ts';
@@ -62,22 +60,13 @@ export async function collectCommand(
   const config = loadConfig(env);
   if (!config.NIGHTSHIFT_HOSTS)
     throw new CodedError(ErrorCode.ConfigInvalid, 'NIGHTSHIFT_HOSTS is not set: it names the hosts file');
-  const hosts = loadHostsFile(config.NIGHTSHIFT_HOSTS);
+  const { hosts, ssh } = await openSsh(config.NIGHTSHIFT_HOSTS, {
+    log: createLogger({ level: 'silent' }),
+    now: systemClock,
+  });
   const host = findHost(hosts, positionals[0]!);
   if (!host)
     throw new CodedError(ErrorCode.HostUnknown, `no host "${positionals[0]}" in ${config.NIGHTSHIFT_HOSTS}`);
-  const knownHostsPath = hosts.knownHosts ?? join(homedir(), '.ssh', 'known_hosts');
-  let knownHosts: string;
-  try {
-    knownHosts = readFileSync(knownHostsPath, 'utf8');
-  } catch {
-    knownHosts = '';
-  }
-  const ssh = new SshConnections({
-    hosts,
-    knownHosts: parseKnownHosts(knownHosts),
-    log: createLogger({ level: 'silent' }),
-  });
   try {
     const remote = ssh.host(host.name);
     const collection = await collectHost(remote, { coreSearchPaths: host.coreSearchPaths });

@@ -1,13 +1,11 @@
 import { readFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { redact } from '../../analyze/redact.ts';
 import type { Policy } from '../../approvals/policy.ts';
-import { parseKnownHosts } from '../../collect/known-hosts.ts';
-import { SshConnections } from '../../collect/ssh.ts';
+import { systemClock } from '../../clock.ts';
+import { openSsh, type SshSetup } from '../../collect/ssh-setup.ts';
 import type { Config } from '../../config/env.ts';
-import { type HostsFile, loadHostsFile } from '../../config/hosts.ts';
 import { approverCount, loadSettings } from '../../config/settings.ts';
 import { asCodedError, StoreLockedError } from '../../errors.ts';
 import { createLogger } from '../../log.ts';
@@ -459,20 +457,17 @@ export async function runChecks(
     async () => {
       if (!config.NIGHTSHIFT_HOSTS)
         return { part: 'ssh hosts', ok: null, detail: 'off: NIGHTSHIFT_HOSTS is not set (no collection)' };
-      let hosts: HostsFile;
+      let setup: SshSetup;
       try {
-        hosts = loadHostsFile(config.NIGHTSHIFT_HOSTS);
+        setup = await openSsh(config.NIGHTSHIFT_HOSTS, {
+          log: createLogger({ level: 'silent' }),
+          now: systemClock,
+          readyTimeoutMs: 8000,
+        });
       } catch (error) {
         return { part: 'ssh hosts', ok: false, detail: asCodedError(error).message };
       }
-      const knownHostsPath = hosts.knownHosts ?? join(homedir(), '.ssh', 'known_hosts');
-      const knownHosts = parseKnownHosts(await readFile(knownHostsPath, 'utf8').catch(() => ''));
-      const ssh = new SshConnections({
-        hosts,
-        knownHosts,
-        log: createLogger({ level: 'silent' }),
-        readyTimeoutMs: 8000,
-      });
+      const { hosts, ssh } = setup;
       try {
         return await Promise.all(
           hosts.hosts.map(async (host): Promise<CheckResult> => {

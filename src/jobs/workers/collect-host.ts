@@ -21,7 +21,6 @@ export interface CollectDeps extends JobDeps {
   ssh: SshConnections;
   policy: Policy;
   channel: string;
-  now?: () => Date;
   /** Queues the run of a proposal the policy approved by itself (automatic pulls). */
   onApproved(proposal: Proposal): Promise<void>;
 }
@@ -52,7 +51,7 @@ export async function collectHostJob(
     return undefined;
   }
   try {
-    const now = deps.now?.() ?? new Date();
+    const now = deps.now();
     const collection = await collectHost(deps.ssh.host(host.name), {
       now,
       needApproval: deps.policy.collectorsNeedApproval,
@@ -110,7 +109,7 @@ export async function collectHostJob(
  * pull, which waits for an approver unless the policy makes pulls automatic.
  */
 async function proposePull(deps: CollectDeps, incidentId: number, host: string, collection: HostCollection) {
-  const now = deps.now?.() ?? new Date();
+  const now = deps.now();
   for (const core of collection.cores) {
     // What the host said of each core is kept: freeing the disk later deletes a file only while
     // it is still this one (free-plan.ts).

@@ -1,5 +1,6 @@
 import { redact } from '../../analyze/redact.ts';
 import type { Finding } from '../../analyze/report-schema.ts';
+import type { Clock } from '../../clock.ts';
 import { findingRedactor } from '../../evidence/known-secrets.ts';
 import type { Logger } from '../../log.ts';
 import { findingsReply, type SlackMessage } from '../../slack/blocks/incident.ts';
@@ -21,6 +22,8 @@ import { appendAudit, queueThreadMessage, type ThreadMessageBody } from '../../s
 export interface JobDeps {
   db: Db;
   log: Logger;
+  /** The clock a job's times come from (a finding's, a proposal's, a run's); tests drive it. */
+  now: Clock;
   /** Asks the Slack outbox to post what was queued (absent when Slack is off). */
   kick?: () => void;
   /**

@@ -62,7 +62,6 @@ export interface RunnerDeps extends JobDeps {
   channel: string;
   /** Queues a job (the analysis of what was pulled). */
   send(queue: string, payload: object): Promise<unknown>;
-  now?: () => Date;
   /** The databases SQL proposals may name (NIGHTSHIFT_SQL_DATABASES). */
   sqlDatabases?: readonly SqlDatabase[] | undefined;
   /** Host paths evidence scripts must not see (the bot's data directory); the evidence root and SSH keys are added. */
@@ -124,7 +123,7 @@ export async function runProposalJob(deps: RunnerDeps, raw: unknown): Promise<vo
   );
 }
 
-const now = (deps: RunnerDeps) => deps.now?.() ?? new Date();
+const now = (deps: RunnerDeps) => deps.now();
 
 /** What a run's body hands back when it ends by itself; everything in it is already redacted. */
 interface RunReport {
