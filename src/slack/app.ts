@@ -31,7 +31,7 @@ import { approverCheck, refreshProposalMessage } from './proposal-messages.ts';
  * without a public URL (the routes then get a small HTTP server of their own on PORT).
  */
 
-function boltLogger(log: Logger): BoltLogger {
+export function boltLogger(log: Logger): BoltLogger {
   const child = log.child({ component: 'bolt' });
   let level = LogLevel.INFO;
   return {
@@ -163,7 +163,7 @@ export interface SlackApp {
  * SocketModeClient writes its own retry policy (100 retries) into the object it is given, which
  * would otherwise leak into the App's Web API client.
  */
-function slackClientOptions(config: Config) {
+export function slackClientOptions(config: Config) {
   return {
     ...(config.SLACK_API_URL ? { slackApiUrl: config.SLACK_API_URL } : {}),
     // A few retries for 5xx and network errors (Slack's 429s are waited out per Retry-After
