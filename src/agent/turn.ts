@@ -1,5 +1,4 @@
 import { KnownSecrets, redact } from '../analyze/redact.ts';
-import type { Policy } from '../approvals/policy.ts';
 import {
   type ApprovalRecord,
   getProposal,
@@ -7,11 +6,10 @@ import {
   type Proposal,
   proposalOfToolUse,
 } from '../approvals/service.ts';
-import type { Clock } from '../clock.ts';
 import type { SqlDatabase } from '../config/sql-databases.ts';
 import { recallSecrets } from '../evidence/known-secrets.ts';
 import { getIncident } from '../incidents/incidents.ts';
-import type { Logger } from '../log.ts';
+import type { Services } from '../services.ts';
 import { joinMrkdwn, md, modelMrkdwn, unescapeMrkdwn } from '../slack/blocks/mrkdwn.ts';
 import { queueProposalMessage } from '../slack/proposal-messages.ts';
 import type { Db } from '../store/db.ts';
@@ -51,13 +49,9 @@ import {
  * database; the turn ends with a short message to the thread.
  */
 
-export interface AgentDeps {
-  db: Db;
-  log: Logger;
+export interface AgentDeps
+  extends Pick<Services, 'db' | 'log' | 'now' | 'policy' | 'channel' | 'evidenceDir'> {
   model: ModelClient;
-  policy: Policy;
-  channel: string;
-  evidenceDir: string;
   /** Host names from the hosts file. */
   hosts: readonly string[];
   /** The databases SQL may be proposed for (the model sees their names only). */
@@ -71,7 +65,6 @@ export interface AgentDeps {
   /** max_tokens of one answer. Default 4096. */
   maxOutputTokens?: number;
   tools?: readonly AgentTool[];
-  now: Clock;
   kick?: (() => void) | undefined;
 }
 

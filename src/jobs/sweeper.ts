@@ -1,13 +1,10 @@
 import { rm } from 'node:fs/promises';
 import { closedUntold } from '../agent/conversation.ts';
 import { expireProposals, failStaleRuns, type Proposal, RUN_HEARTBEAT } from '../approvals/service.ts';
-import type { Clock } from '../clock.ts';
 import { forgetSecretsBefore } from '../evidence/known-secrets.ts';
-import type { Logger } from '../log.ts';
+import type { Services } from '../services.ts';
 import { md } from '../slack/blocks/mrkdwn.ts';
-import type { SlackPoster } from '../slack/outbox.ts';
 import { refreshProposalMessage } from '../slack/proposal-messages.ts';
-import type { Db } from '../store/db.ts';
 import { appendAudit, queueThreadMessage } from '../store/records.ts';
 
 /**
@@ -19,11 +16,7 @@ import { appendAudit, queueThreadMessage } from '../store/records.ts';
  * (size, sha256, origin) kept, and so are the secrets remembered beside it; a disk incident whose
  * collection was lost is collected.
  */
-export interface SweeperDeps {
-  db: Db;
-  log: Logger;
-  now: Clock;
-  slack?: SlackPoster | undefined;
+export interface SweeperDeps extends Pick<Services, 'db' | 'log' | 'now' | 'slack'> {
   evidenceDays: number;
   /** Where evidence is kept: the secrets remembered beside it go with it (evidence/known-secrets.ts). */
   evidenceDir?: string | undefined;

@@ -104,7 +104,7 @@ describe('the SSH transport against a real sshd', () => {
   });
 
   it("collects the host's filesystems", async () => {
-    const collection = await collectHost(ssh.host('box'));
+    const collection = await collectHost(ssh.host('box'), { now: new Date() });
     assert.deepEqual(collection.errors, []);
     assert.ok(collection.filesystems.some((f) => f.mount === '/'));
   });
@@ -164,7 +164,7 @@ describe('the SSH transport against a real sshd', () => {
       /is not in known_hosts: refusing to connect/,
     );
     // The collection stops at the refusal and says it once, instead of once per collector.
-    const collection = await collectHost(changed.host('box'));
+    const collection = await collectHost(changed.host('box'), { now: new Date() });
     assert.equal(collection.errors.length, 1, collection.errors.join('\n'));
     assert.match(collection.errors[0]!, /CHANGED since it was pinned/);
     assert.deepEqual(collection.findings, []);

@@ -1,9 +1,9 @@
-import type { Policy } from '../../approvals/policy.ts';
 import { createProposal, type Proposal, sameProposal } from '../../approvals/service.ts';
 import { collectHost, type HostCollection } from '../../collect/collect-host.ts';
 import { formatBytes, planPull, pullText } from '../../collect/pull-plan.ts';
 import type { SshConnections } from '../../collect/ssh.ts';
 import { findHost, type HostsFile } from '../../config/hosts.ts';
+import type { Services } from '../../services.ts';
 import { findingsReply } from '../../slack/blocks/incident.ts';
 import { md } from '../../slack/blocks/mrkdwn.ts';
 import { queueProposalMessage } from '../../slack/proposal-messages.ts';
@@ -16,11 +16,9 @@ import { asBody, type JobDeps, startJobRun } from './job-run.ts';
  * Docker's usage), each finding posted to the thread. A host missing from the hosts file gets a
  * reply saying so instead of a silent nothing.
  */
-export interface CollectDeps extends JobDeps {
+export interface CollectDeps extends JobDeps, Pick<Services, 'policy' | 'channel'> {
   hosts: HostsFile;
   ssh: SshConnections;
-  policy: Policy;
-  channel: string;
   /** Queues the run of a proposal the policy approved by itself (automatic pulls). */
   onApproved(proposal: Proposal): Promise<void>;
 }
