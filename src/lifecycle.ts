@@ -3,7 +3,8 @@ import type { Logger } from './log.ts';
 /**
  * One long-lived part of the bot (the store, the queue, the HTTP server or Slack app, the SSH
  * pool, the workers, the sweeper, the outbox pump). `start` brings it up; `stop` takes down what
- * `start` brought up, and is only called on a part whose `start` returned.
+ * `start` brought up, and is only called on a part whose `start` returned: a `start` that fails
+ * undoes what it had done before it throws.
  */
 export interface Component {
   readonly name: string;

@@ -301,6 +301,10 @@ async function botComponents(
   const onRunFailed = agentWhenRunFailed(boss, hook);
   const startCollection = collectionStarter(services, boss);
   const receiver: BuiltBot['receiver'] = { port: config.PORT };
+  const closeStore = async () => {
+    if (ownsDb) await db.close();
+  };
+  const stopQueue = () => boss.stop({ graceful: false });
   const http = httpComponent(services, receiver, alertRoutes(services, startCollection), {
     pump,
     onApproved: runWhenApproved(boss),
@@ -311,14 +315,12 @@ async function botComponents(
   const components: Component[] = [
     {
       name: 'store',
-      start: () => prepareStore(db, services.evidenceDir, log),
-      stop: async () => {
-        if (ownsDb) await db.close();
-      },
+      start: () => undoing(prepareStore(db, services.evidenceDir, log), closeStore),
+      stop: closeStore,
     },
     // After the workers' graceful stop this only closes the queue's connections; on a failed
     // start (the workers never ran) it stops at once, as nothing is in flight.
-    { name: 'queue', start: () => startQueues(boss), stop: () => boss.stop({ graceful: false }) },
+    { name: 'queue', start: () => undoing(startQueues(boss), stopQueue), stop: stopQueue },
     http,
     {
       name: 'ssh',
@@ -360,6 +362,16 @@ function pumpComponent(pump: OutboxPump): Component {
       await pump.stop(OUTBOX_STOP_DEADLINE_MS);
     },
   };
+}
+
+/** A part's start that failed undoes what it had done (the store opened, pg-boss started), then throws. */
+async function undoing(starting: Promise<void>, undo: () => Promise<void>): Promise<void> {
+  try {
+    await starting;
+  } catch (error) {
+    await undo().catch(() => {});
+    throw error;
+  }
 }
 
 /** Migrates the store, and redacts in place, once, findings an older version stored in plain text. */
