@@ -82,7 +82,8 @@ export async function collectCommand(
           values.into ?? join(config.NIGHTSHIFT_DATA_DIR, 'evidence', host.name),
         )
       : { pulled: [], pullErrors: [] };
-    const report = pulled.length > 0 ? await analyzeFiles(pulled.map((p) => p.localPath)) : undefined;
+    const paths = pulled.map((p) => p.localPath);
+    const report = paths.length > 0 ? await analyzeFiles(paths, { now: systemClock }) : undefined;
     // Nothing collected: the host could not be reached (or every collector failed). That is an
     // error, said once on stderr, not a report of "0 findings" with the error under it.
     const failed = collection.errors.length > 0 && collection.findings.length === 0;
