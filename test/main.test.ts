@@ -7,6 +7,7 @@ import { loadConfig } from '../src/config/env.ts';
 import { type Component, startComponents } from '../src/lifecycle.ts';
 import { createLogger } from '../src/log.ts';
 import { buildBot, startBot } from '../src/main.ts';
+import { startFakeSlack } from './helpers/fake-slack.ts';
 import { type Sshd, startSshd } from './helpers/sshd.ts';
 import { until } from './helpers/wait.ts';
 
@@ -97,6 +98,58 @@ describe('the bot starts its parts in order and stops the started ones in revers
     await until('sshd to see the connection closed', () => disconnects(sshd) > closedBefore);
     await assert.rejects(built.boss.send('collect-host', { incidentId: 1, host: 'web-1' }));
     await assert.rejects(services.db.executeSql('SELECT 1'));
+  });
+
+  it('with Slack on, a failure after the workers started stops them, the Slack app, the queue and the store', async () => {
+    const slack = await startFakeSlack();
+    try {
+      const built = await buildBot({
+        config: {
+          ...config,
+          ...loadConfig({
+            SLACK_BOT_TOKEN: slack.botToken,
+            SLACK_SIGNING_SECRET: '0123456789abcdef0123456789abcdef',
+            SLACK_API_URL: slack.apiUrl,
+            NIGHTSHIFT_DATA_DIR: config.NIGHTSHIFT_DATA_DIR,
+          }),
+          PORT: 0,
+        },
+        log,
+      });
+      const events: string[] = [];
+      const failingSweeper: Component = {
+        name: 'sweeper',
+        async start() {
+          // Bolt checks the bot token at once (auth.test) without waiting for it; answered first,
+          // it is not left to fail against a fake Slack closed after the test.
+          await until('Bolt to check the bot token', () => slack.callsTo('auth.test').length > 0);
+          throw new Error('could not start the sweeper');
+        },
+        stop: async () => {},
+      };
+      const components = built.components.map((c) =>
+        recorded(c.name === 'sweeper' ? failingSweeper : c, events),
+      );
+      await assert.rejects(startComponents(components, log), /could not start the sweeper/);
+      assert.deepEqual(events, [
+        'start store',
+        'start queue',
+        'start slack',
+        'start ssh',
+        'start workers',
+        'start sweeper',
+        'stop workers',
+        'stop ssh',
+        'stop slack',
+        'stop queue',
+        'stop store',
+      ]);
+      await assert.rejects(fetch(`http://127.0.0.1:${built.receiver.port}/healthz`), /fetch failed/);
+      await assert.rejects(built.boss.send('collect-host', { incidentId: 1, host: 'web-1' }));
+      await assert.rejects(built.services.db.executeSql('SELECT 1'));
+    } finally {
+      await slack.close();
+    }
   });
 
   it('started, it serves and close() stops everything it started', async () => {
