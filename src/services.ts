@@ -5,7 +5,7 @@ import type { Config } from './config/env.ts';
 import type { HostsFile } from './config/hosts.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
-import type { SlackPoster } from './slack/outbox.ts';
+import type { SlackPoster } from './slack/poster.ts';
 import type { Db } from './store/db.ts';
 
 /**

@@ -10,12 +10,15 @@
  * depend on how the input was chunked.
  */
 
-import { EVIDENCE_TRIGGERS } from './extract.ts';
+import { EVIDENCE_TRIGGERS, REQUEST_TRIGGER, URL_TRIGGER } from './extract.ts';
 import {
   REC_ASCII,
   REC_ASCII_OPEN,
   REC_PLAIN,
   REC_UTF16,
+  REC_VALUE,
+  REC_VALUE_STRING,
+  VALUE_URL,
   WASM_INPUT_CAPACITY,
   type WasmScanner,
   wasmScanner,
@@ -35,6 +38,23 @@ export const MAX_RUN = 1 << 20;
  * (bit i for trigger i, ENV_TRIGGER in extract.ts for a NAME= start), so the extractors need not look again.
  */
 export type StringSink = (text: string, offset: number, encoding: StringEncoding, triggers?: number) => void;
+
+/** The kinds of value the WebAssembly scanner can find itself (see url_fast, request_fast in strings.c). */
+export type ByteValueKind = 'url' | 'request';
+
+/**
+ * Where the WebAssembly scanner may hand URLs and request lines over as bytes, without a string
+ * made for them: for a string whose only evidence is its URLs (or requests), `string()` with its
+ * offset, then, when that said yes, `value()` for each one extract.ts would find in it, in order.
+ * Asked before each chunk which kinds it takes now (the collector takes a kind only once its values
+ * go straight to its overflow table).
+ */
+export interface ValueBytesSink {
+  accepting(kind: ByteValueKind): boolean;
+  /** A string of such values at this offset: false leaves its values out (it is not this sink's). */
+  string(offset: number): boolean;
+  value(kind: ByteValueKind, bytes: Uint8Array, start: number, end: number): void;
+}
 
 /** What the scanner says when it could not tell the triggers apart. */
 const ALL_TRIGGERS = 0xffffff;
@@ -142,10 +162,17 @@ export class StringScanner {
    * `skipPlain` leaves out strings that can yield no evidence (none of EVIDENCE_TRIGGERS in them):
    * on binary data nearly all strings are such noise, and skipping them spares creating them.
    */
-  constructor(sink: StringSink, options: { engine?: 'wasm' | 'js'; skipPlain?: boolean } = {}) {
+  private readonly values: ValueBytesSink | undefined;
+
+  /** `values`: see ValueBytesSink; only the WebAssembly scanner uses it, and only with skipPlain. */
+  constructor(
+    sink: StringSink,
+    options: { engine?: 'wasm' | 'js'; skipPlain?: boolean; values?: ValueBytesSink } = {},
+  ) {
     this.sink = sink;
     this.wasm = options.engine === 'js' ? null : wasmScanner();
     this.skipPlain = options.skipPlain ?? false;
+    this.values = this.skipPlain ? options.values : undefined;
   }
 
   /** Where to read the next chunk to avoid a copy (the WebAssembly input area), if there is one. */
@@ -198,7 +225,11 @@ export class StringScanner {
   ): void {
     const input = wasm.input;
     if (chunk.buffer !== input.buffer || chunk.byteOffset !== input.byteOffset) input.set(chunk);
-    const records = wasm.scan(chunk.length, fromAscii, from16);
+    const values = this.values;
+    const urls = values?.accepting('url') ? URL_TRIGGER : 0;
+    const requests = values?.accepting('request') ? REQUEST_TRIGGER : 0;
+    const records = wasm.scan(chunk.length, fromAscii, from16, urls, requests);
+    let take = false;
     for (let r = 0; r < records.length; r += 3) {
       const flags = records[r]!;
       const kind = flags & 0xf;
@@ -207,7 +238,10 @@ export class StringScanner {
       if (this.skipPlain && (flags & REC_PLAIN) !== 0) continue;
       const triggers = flags >>> 8;
       const known = triggers === ALL_TRIGGERS ? undefined : triggers;
-      if (kind === REC_ASCII) this.sink(input.toString('latin1', s, e), base + s, 'ascii', known);
+      if (kind === REC_VALUE) {
+        if (take) values!.value(flags >>> 8 === VALUE_URL ? 'url' : 'request', input, s, e);
+      } else if (kind === REC_VALUE_STRING) take = values!.string(base + s);
+      else if (kind === REC_ASCII) this.sink(input.toString('latin1', s, e), base + s, 'ascii', known);
       else if (kind === REC_UTF16) this.emit16(input, s, e, base + s, known);
       else if (kind === REC_ASCII_OPEN) {
         this.pending = new Uint8Array(input.subarray(s, e));

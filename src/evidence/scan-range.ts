@@ -89,7 +89,14 @@ function scanInto(
     (text, offset, encoding, triggers) => {
       if (offset >= start && offset < end) collector.onString(text, offset, encoding, triggers);
     },
-    { skipPlain: true },
+    {
+      skipPlain: true,
+      values: {
+        accepting: collector.valueBytes.accepting,
+        string: (offset) => offset >= start && offset < end && collector.valueBytes.string(offset),
+        value: collector.valueBytes.value,
+      },
+    },
   );
   // Read straight into the WebAssembly scanner's input when there is one (no copy); else into a
   // buffer outside Buffer's pool, so its offset is 0 and the scanner's 32-bit view is aligned.

@@ -1,7 +1,8 @@
 import type { Gauge } from 'prom-client';
 import type { ComputedMetric, ComputedSamples, Metrics } from '../metrics.ts';
-import { OUTBOX_STUCK_AFTER_S, outboxBacklog } from '../slack/outbox.ts';
+import { OUTBOX_STUCK_AFTER_S } from '../slack/outbox-options.ts';
 import type { Db } from '../store/db.ts';
+import { outboxBacklog } from '../store/outbox.ts';
 import { type Route, sendJson } from './routes.ts';
 
 /** /healthz: the process answers. /readyz: the store answers too. /metrics: Prometheus. */

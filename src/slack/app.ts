@@ -21,9 +21,10 @@ import type { Logger } from '../log.ts';
 import type { Db } from '../store/db.ts';
 import type { ListenerDeps } from './deps.ts';
 import { registerListeners } from './listeners/index.ts';
-import { refreshRoot, type SlackPoster, type TaggedMessage } from './outbox.ts';
 import type { OutboxPump } from './outbox-pump.ts';
+import type { SlackPoster, TaggedMessage } from './poster.ts';
 import { approverCheck, refreshProposalMessage } from './proposal-messages.ts';
+import { refreshRoot } from './root-message.ts';
 
 /**
  * The Slack app: Bolt over HTTP (events, interactivity and commands at /slack/events, with the
@@ -158,10 +159,54 @@ export interface SlackApp {
   stop(): Promise<void>;
 }
 
+/** What startSlackApp is given. */
+export interface SlackAppOptions {
+  config: Config;
+  db: Db;
+  log: Logger;
+  routes: Route[];
+  now: Clock;
+  /** The outbox's poster and pump, built by main.ts, which starts and stops the pump as a part of its own. */
+  poster: SlackPoster;
+  pump: OutboxPump;
+  /** The approval policy (who may approve) and what to do once a proposal is approved. */
+  policy: Policy;
+  onApproved: (proposal: Proposal) => Promise<void>;
+  /** What to do once a proposal is rejected or found expired (wake the agent that made it). */
+  onClosed: (proposal: Proposal) => Promise<void>;
+  /** The collection a disk alert starts, for `/investigate <host>`; absent without a hosts file. */
+  startCollection?: (incidentId: number, host: string) => Promise<void>;
+}
+
+export async function startSlackApp(options: SlackAppOptions): Promise<SlackApp> {
+  const { config, log, now, poster, pump } = options;
+  const logger = boltLogger(log);
+  const receiver = slackReceiver(config, options.routes, logger);
+  const app = new App({
+    token: config.SLACK_BOT_TOKEN,
+    receiver,
+    logger,
+    clientOptions: slackClientOptions(config),
+  });
+  registerListeners(app, listenerDeps(options, app, poster, pump, now));
+  app.error(async (error) => {
+    log.error({ err: error }, 'slack listener failed');
+  });
+  const port = await listen(app, receiver, config);
+  return {
+    port,
+    pump,
+    poster,
+    async stop() {
+      await app.stop();
+    },
+  };
+}
+
 /**
- * The options every Slack client of the bot is built with. Each client gets its own copy:
- * SocketModeClient writes its own retry policy (100 retries) into the object it is given, which
- * would otherwise leak into the App's Web API client.
+ * The Web API client's options. Each client gets its own copy: SocketModeClient writes its own
+ * retry policy (100 retries) into the object it is given, which would otherwise leak into the
+ * App's Web API client.
  */
 export function slackClientOptions(config: Config) {
   return {
@@ -179,35 +224,13 @@ export function createSlackPoster(config: Config, log: Logger): SlackPoster {
   return slackPoster(new WebClientClass(config.SLACK_BOT_TOKEN, options));
 }
 
-/**
- * Starts Bolt (its receiver and the listeners). The outbox's poster and pump are built by main.ts,
- * which starts and stops the pump as a part of its own.
- */
-export async function startSlackApp(options: {
-  config: Config;
-  db: Db;
-  log: Logger;
-  routes: Route[];
-  now: Clock;
-  poster: SlackPoster;
-  pump: OutboxPump;
-  /** The approval policy (who may approve) and what to do once a proposal is approved. */
-  policy: Policy;
-  onApproved: (proposal: Proposal) => Promise<void>;
-  /** What to do once a proposal is rejected or found expired (wake the agent that made it). */
-  onClosed: (proposal: Proposal) => Promise<void>;
-  /** The collection a disk alert starts, for `/investigate <host>`; absent without a hosts file. */
-  startCollection?: (incidentId: number, host: string) => Promise<void>;
-}): Promise<SlackApp> {
-  const { config, db, log, routes, now, poster, pump } = options;
-  const logger = boltLogger(log);
-  const clientOptions = () => slackClientOptions(config);
-  const socketMode = config.SLACK_APP_TOKEN !== undefined;
-  const receiver = socketMode
+/** Socket Mode when SLACK_APP_TOKEN is set, else HTTP at /slack/events; the bot's routes beside. */
+function slackReceiver(config: Config, routes: Route[], logger: BoltLogger) {
+  return config.SLACK_APP_TOKEN !== undefined
     ? new SocketModeReceiver({
-        appToken: config.SLACK_APP_TOKEN!,
+        appToken: config.SLACK_APP_TOKEN,
         customRoutes: routes,
-        installerOptions: { port: config.PORT, clientOptions: clientOptions() },
+        installerOptions: { port: config.PORT, clientOptions: slackClientOptions(config) },
         logger,
       })
     : new HTTPReceiver({
@@ -216,11 +239,21 @@ export async function startSlackApp(options: {
         customRoutes: routes,
         logger,
       });
-  const app = new App({ token: config.SLACK_BOT_TOKEN, receiver, logger, clientOptions: clientOptions() });
-  const deps: ListenerDeps = {
+}
+
+/** What the listeners are given: the store, the outbox's kick, the approval gate. */
+function listenerDeps(
+  options: SlackAppOptions,
+  app: App,
+  poster: SlackPoster,
+  pump: OutboxPump,
+  now: Clock,
+): ListenerDeps {
+  const { db, log } = options;
+  return {
     db,
     log,
-    channel: config.INCIDENT_CHANNEL,
+    channel: options.config.INCIDENT_CHANNEL,
     kick: () => void pump.kick(),
     refresh: (incidentId) => refreshRoot(db, poster, incidentId, now()),
     now,
@@ -236,26 +269,20 @@ export async function startSlackApp(options: {
       onClosed: options.onClosed,
     },
   };
-  registerListeners(app, deps);
-  app.error(async (error) => {
-    log.error({ err: error }, 'slack listener failed');
-  });
-  let port = config.PORT;
-  if (socketMode) {
+}
+
+/** Starts the app; the port it listens on (the routes' own server's, in Socket Mode). */
+async function listen(
+  app: App,
+  receiver: SocketModeReceiver | HTTPReceiver,
+  config: Config,
+): Promise<number> {
+  if (receiver instanceof SocketModeReceiver) {
     await app.start();
     const server = (receiver as unknown as { httpServer?: Server }).httpServer;
     const address = server?.address() as AddressInfo | null | undefined;
-    if (address) port = address.port;
-  } else {
-    const server = (await app.start(config.PORT)) as Server;
-    port = (server.address() as AddressInfo).port;
+    return address ? address.port : config.PORT;
   }
-  return {
-    port,
-    pump,
-    poster,
-    async stop() {
-      await app.stop();
-    },
-  };
+  const server = (await app.start(config.PORT)) as Server;
+  return (server.address() as AddressInfo).port;
 }

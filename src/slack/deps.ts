@@ -1,5 +1,5 @@
 import type { Services } from '../services.ts';
-import type { SlackPoster } from './outbox.ts';
+import type { SlackPoster } from './poster.ts';
 import type { ApprovalListenerDeps } from './proposal-decisions.ts';
 
 /** What every listener gets: injected, never imported; the shared parts picked from Services. */

@@ -1,14 +1,9 @@
 import type { Logger } from '../log.ts';
 import type { Db } from '../store/db.ts';
-import {
-  type DrainControl,
-  drainOutbox,
-  OUTBOX_STUCK_AFTER_S,
-  type OutboxOptions,
-  outboxBacklog,
-  releaseClaims,
-  type SlackPoster,
-} from './outbox.ts';
+import { outboxBacklog } from '../store/outbox.ts';
+import { type DrainControl, drainOutbox, releaseClaims } from './outbox.ts';
+import { OUTBOX_STUCK_AFTER_S, type OutboxOptions } from './outbox-options.ts';
+import type { SlackPoster } from './poster.ts';
 
 /**
  * Drains the outbox when told something was queued (kick), and every few seconds to retry what
@@ -23,13 +18,13 @@ export class OutboxPump {
   private stopping = false;
   private timer: NodeJS.Timeout | undefined;
   private lastStuckWarning = 0;
-  private readonly held = new Map<string, string>();
+  private readonly held = new Map<number, string>();
   private readonly db: Db;
   private readonly slack: SlackPoster;
   private readonly log: Logger;
   private readonly options: Partial<OutboxOptions>;
 
-  /** `options` default to OUTBOX_DEFAULTS (see outbox.ts). */
+  /** `options` default to OUTBOX_DEFAULTS (see outbox-options.ts). */
   constructor(db: Db, slack: SlackPoster, log: Logger, options: Partial<OutboxOptions> = {}) {
     this.db = db;
     this.slack = slack;

@@ -8,15 +8,10 @@ import { describeMetrics, healthRoutes } from '../../src/http/health.ts';
 import { createLogger } from '../../src/log.ts';
 import { Metrics } from '../../src/metrics.ts';
 import { slackPoster } from '../../src/slack/app.ts';
-import {
-  alertState,
-  drainOutbox,
-  type OutboxOptions,
-  refreshRoot,
-  retryDelayMs,
-  rootHash,
-  type SlackPoster,
-} from '../../src/slack/outbox.ts';
+import { drainOutbox } from '../../src/slack/outbox.ts';
+import { type OutboxOptions, retryDelayMs } from '../../src/slack/outbox-options.ts';
+import type { SlackPoster } from '../../src/slack/poster.ts';
+import { alertState, refreshRoot, rootHash } from '../../src/slack/root-message.ts';
 import type { Db } from '../../src/store/db.ts';
 import { migrate } from '../../src/store/migrate.ts';
 import { testDatabases } from '../helpers/db.ts';

@@ -13,7 +13,8 @@ import {
 import { openIncidentByHand } from '../../src/incidents/incidents.ts';
 import { createLogger } from '../../src/log.ts';
 import { slackPoster } from '../../src/slack/app.ts';
-import { drainOutbox, type SlackPoster } from '../../src/slack/outbox.ts';
+import { drainOutbox } from '../../src/slack/outbox.ts';
+import type { SlackPoster } from '../../src/slack/poster.ts';
 import { queueProposalMessage, refreshProposalMessage } from '../../src/slack/proposal-messages.ts';
 import { editThreadMessage } from '../../src/slack/thread-edits.ts';
 import type { Db } from '../../src/store/db.ts';

@@ -7,6 +7,7 @@ import type { Services } from '../../services.ts';
 import { findingsReply } from '../../slack/blocks/incident.ts';
 import { md } from '../../slack/blocks/mrkdwn.ts';
 import { queueProposalMessage } from '../../slack/proposal-messages.ts';
+import { recordPendingArtifact } from '../../store/evidence-artifacts.ts';
 import { QUEUES } from '../queues.ts';
 import { asBody, type JobDeps, startJobRun } from './job-run.ts';
 
@@ -112,22 +113,10 @@ async function proposePull(deps: CollectDeps, incidentId: number, host: string, 
     // What the host said of each core is kept: freeing the disk later deletes a file only while
     // it is still this one (free-plan.ts).
     const layer = core.container ? collection.layers.find((l) => l.container === core.container) : undefined;
-    await deps.db.executeSql(
-      `INSERT INTO evidence_artifacts (incident_id, host, container, remote_path, size_bytes, state,
-         remote_size_bytes, remote_mtime, file_id, layer_dir)
-       SELECT $1, $2, $3, $4, $5, 'pending', $5, $6, $7, $8
-       WHERE NOT EXISTS (SELECT 1 FROM evidence_artifacts WHERE incident_id = $1 AND host = $2
-                           AND container IS NOT DISTINCT FROM $3 AND remote_path = $4)`,
-      [
-        incidentId,
-        host,
-        core.container,
-        core.path,
-        core.sizeBytes,
-        core.mtime,
-        core.file,
-        layer?.dir ?? null,
-      ],
+    await recordPendingArtifact(
+      deps.db,
+      { incidentId, host, container: core.container, path: core.path },
+      { sizeBytes: core.sizeBytes, mtime: core.mtime, file: core.file, layerDir: layer?.dir ?? null },
     );
   }
   const plan = planPull(collection.cores);

@@ -1,10 +1,11 @@
 import { redact } from '../../../analyze/redact.ts';
 import type { Config } from '../../../config/env.ts';
 import { asCodedError, StoreLockedError } from '../../../errors.ts';
-import { OUTBOX_STUCK_AFTER_S, outboxBacklog } from '../../../slack/outbox.ts';
+import { OUTBOX_STUCK_AFTER_S } from '../../../slack/outbox-options.ts';
 import type { Db } from '../../../store/db.ts';
 import { loadMigrations } from '../../../store/migrate.ts';
 import { openStore } from '../../../store/open.ts';
+import { outboxBacklog } from '../../../store/outbox.ts';
 import type { Check, CheckResult } from '../check.ts';
 
 /** The store answers, with its migrations applied or to apply; when up to date, the outbox too. */
