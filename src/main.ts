@@ -148,7 +148,7 @@ async function createPump(config: Config, db: Db, log: Logger) {
   const { createSlackPoster } = await import('./slack/app.ts');
   const { OutboxPump } = await import('./slack/outbox-pump.ts');
   const poster = createSlackPoster(config, log);
-  return { poster, pump: new OutboxPump(db, poster, log) };
+  return { poster, pump: new OutboxPump(db, poster, log, systemClock) };
 }
 
 async function prepare(options: StartOptions, log: Logger): Promise<Prepared> {

@@ -121,7 +121,7 @@ for (const database of testDatabases()) {
     /** Posts what was queued; the calls that reached the fake Slack meanwhile. */
     const drained = async () => {
       const from = slack.calls.length;
-      await drainOutbox(db, poster, log);
+      await drainOutbox(db, poster, log, systemClock);
       return slack.calls.slice(from);
     };
     const approved = async (
