@@ -1,5 +1,4 @@
 import { KnownSecrets, redact } from '../analyze/redact.ts';
-import type { Policy } from '../approvals/policy.ts';
 import {
   type ApprovalRecord,
   getProposal,
@@ -7,9 +6,10 @@ import {
   type Proposal,
   proposalOfToolUse,
 } from '../approvals/service.ts';
+import type { SqlDatabase } from '../config/sql-databases.ts';
 import { recallSecrets } from '../evidence/known-secrets.ts';
 import { getIncident } from '../incidents/incidents.ts';
-import type { Logger } from '../log.ts';
+import type { Services } from '../services.ts';
 import { joinMrkdwn, md, modelMrkdwn, unescapeMrkdwn } from '../slack/blocks/mrkdwn.ts';
 import { queueProposalMessage } from '../slack/proposal-messages.ts';
 import {
@@ -51,17 +51,13 @@ import {
  * database; the turn ends with a short message to the thread.
  */
 
-export interface AgentDeps {
-  db: Db;
-  log: Logger;
+export interface AgentDeps
+  extends Pick<Services, 'db' | 'log' | 'now' | 'policy' | 'channel' | 'evidenceDir'> {
   model: ModelClient;
-  policy: Policy;
-  channel: string;
-  evidenceDir: string;
   /** Host names from the hosts file. */
   hosts: readonly string[];
-  /** Database names SQL may be proposed for. */
-  sqlDatabases: readonly string[];
+  /** The databases SQL may be proposed for (the model sees their names only). */
+  sqlDatabases: readonly SqlDatabase[];
   /** Asks the target database what a proposed statement's names resolve to there, before it is proposed. */
   checkSql?: CheckSqlOnDatabase | undefined;
   /** AGENT_MAX_TURNS: model calls per incident. */
@@ -71,7 +67,6 @@ export interface AgentDeps {
   /** max_tokens of one answer. Default 4096. */
   maxOutputTokens?: number;
   tools?: readonly AgentTool[];
-  now?: () => Date;
   kick?: (() => void) | undefined;
 }
 
@@ -170,7 +165,7 @@ async function incidentIntro(
     ? ` Its host, ${incident.host}, is in the hosts file.`
     : '';
   return text(
-    `Incident #${incident.id}, ${incident.status}, severity ${incident.severity}, opened ${incident.openedAt.toISOString()}.${listed} Its host, problem and title, as the alert gave them:\n${evidenceBlock('incident host, problem and title', clean(`host: ${incident.host}\nproblem: ${incident.problem}\ntitle: ${incident.title}`))}\nHosts you may propose scripts on: ${deps.hosts.join(', ') || 'none'}. Databases you may propose SQL on: ${deps.sqlDatabases.join(', ') || 'none'}.`,
+    `Incident #${incident.id}, ${incident.status}, severity ${incident.severity}, opened ${incident.openedAt.toISOString()}.${listed} Its host, problem and title, as the alert gave them:\n${evidenceBlock('incident host, problem and title', clean(`host: ${incident.host}\nproblem: ${incident.problem}\ntitle: ${incident.title}`))}\nHosts you may propose scripts on: ${deps.hosts.join(', ') || 'none'}. Databases you may propose SQL on: ${deps.sqlDatabases.map((d) => d.name).join(', ') || 'none'}.`,
   );
 }
 
@@ -328,7 +323,7 @@ async function turn(
 ): Promise<TurnOutcome> {
   if (await budgetSpent(deps, incidentId, turns0, tokens0)) return { kind: 'budget_spent' };
   const tools = deps.tools ?? AGENT_TOOLS;
-  const now = deps.now ?? (() => new Date());
+  const { now } = deps;
   // Secrets found anywhere in the incident's findings or this turn's tool results are hidden
   // wherever the same value turns up again, named or not.
   const knownSecrets = await incidentSecrets(deps.db, incidentId, deps.evidenceDir);
@@ -343,7 +338,7 @@ async function turn(
     incidentId,
     evidenceDir: deps.evidenceDir,
     hosts: deps.hosts,
-    sqlDatabases: deps.sqlDatabases,
+    sqlDatabases: deps.sqlDatabases.map((d) => d.name),
     checkSql: deps.checkSql,
     policy: deps.policy,
     channel: deps.channel,

@@ -252,7 +252,7 @@ export async function startRun(
   db: Db,
   proposalId: number,
   about: ProposalText,
-  now: Date = new Date(),
+  now: Date,
 ): Promise<RunRecord | undefined> {
   return db.transaction(async (tx) => {
     const proposal = await getProposal(tx, proposalId, true);

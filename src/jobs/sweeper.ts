@@ -1,12 +1,10 @@
 import { rm } from 'node:fs/promises';
 import { expireProposals, failStaleRuns, type Proposal, RUN_HEARTBEAT } from '../approvals/service.ts';
 import { forgetSecretsBefore } from '../evidence/known-secrets.ts';
-import type { Logger } from '../log.ts';
+import type { Services } from '../services.ts';
 import { md } from '../slack/blocks/mrkdwn.ts';
-import type { SlackPoster } from '../slack/poster.ts';
 import { refreshProposalMessage } from '../slack/proposal-messages.ts';
 import { closedUntold } from '../store/agent.ts';
-import type { Db } from '../store/db.ts';
 import { expireEvidence, incidentsWithEvidence } from '../store/evidence-artifacts.ts';
 import { incidentsWithoutCollection } from '../store/incidents.ts';
 import { runMessageKey } from '../store/message-keys.ts';
@@ -21,10 +19,7 @@ import { appendAudit, queueThreadMessage } from '../store/records.ts';
  * (size, sha256, origin) kept, and so are the secrets remembered beside it; a disk incident whose
  * collection was lost is collected.
  */
-export interface SweeperDeps {
-  db: Db;
-  log: Logger;
-  slack?: SlackPoster | undefined;
+export interface SweeperDeps extends Pick<Services, 'db' | 'log' | 'now' | 'slack'> {
   evidenceDays: number;
   /** Where evidence is kept: the secrets remembered beside it go with it (evidence/known-secrets.ts). */
   evidenceDir?: string | undefined;
@@ -148,7 +143,7 @@ async function failAbandonedRuns(deps: SweeperDeps, now: Date): Promise<number> 
 
 export function startSweeper(deps: SweeperDeps, everyMs = 30_000): { stop(): void } {
   const timer = setInterval(() => {
-    sweep(deps, new Date()).catch((error: unknown) => deps.log.warn({ err: error }, 'sweep failed'));
+    sweep(deps, deps.now()).catch((error: unknown) => deps.log.warn({ err: error }, 'sweep failed'));
   }, everyMs);
   timer.unref();
   return { stop: () => clearInterval(timer) };

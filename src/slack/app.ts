@@ -14,13 +14,14 @@ const WebClientClass = webApi.WebClient;
 
 import type { Policy } from '../approvals/policy.ts';
 import type { Proposal } from '../approvals/service.ts';
+import type { Clock } from '../clock.ts';
 import type { Config } from '../config/env.ts';
 import type { Route } from '../http/routes.ts';
 import type { Logger } from '../log.ts';
 import type { Db } from '../store/db.ts';
 import type { ListenerDeps } from './deps.ts';
 import { registerListeners } from './listeners/index.ts';
-import { OutboxPump } from './outbox-pump.ts';
+import type { OutboxPump } from './outbox-pump.ts';
 import type { SlackPoster, TaggedMessage } from './poster.ts';
 import { approverCheck, refreshProposalMessage } from './proposal-messages.ts';
 import { refreshRoot } from './root-message.ts';
@@ -31,7 +32,7 @@ import { refreshRoot } from './root-message.ts';
  * without a public URL (the routes then get a small HTTP server of their own on PORT).
  */
 
-function boltLogger(log: Logger): BoltLogger {
+export function boltLogger(log: Logger): BoltLogger {
   const child = log.child({ component: 'bolt' });
   let level = LogLevel.INFO;
   return {
@@ -164,7 +165,10 @@ export interface SlackAppOptions {
   db: Db;
   log: Logger;
   routes: Route[];
-  now?: () => Date;
+  now: Clock;
+  /** The outbox's poster and pump, built by main.ts, which starts and stops the pump as a part of its own. */
+  poster: SlackPoster;
+  pump: OutboxPump;
   /** The approval policy (who may approve) and what to do once a proposal is approved. */
   policy: Policy;
   onApproved: (proposal: Proposal) => Promise<void>;
@@ -175,37 +179,25 @@ export interface SlackAppOptions {
 }
 
 export async function startSlackApp(options: SlackAppOptions): Promise<SlackApp> {
-  const { config, db, log } = options;
-  const now = options.now ?? (() => new Date());
+  const { config, log, now, poster, pump } = options;
   const logger = boltLogger(log);
   const receiver = slackReceiver(config, options.routes, logger);
   const app = new App({
     token: config.SLACK_BOT_TOKEN,
     receiver,
     logger,
-    clientOptions: clientOptions(config),
+    clientOptions: slackClientOptions(config),
   });
-  // The outbox's own client: the same deadline, each request sent once (POSTER_CLIENT_OPTIONS).
-  const poster = slackPoster(
-    new WebClientClass(config.SLACK_BOT_TOKEN, {
-      ...clientOptions(config),
-      ...POSTER_CLIENT_OPTIONS,
-      logger,
-    }),
-  );
-  const pump = new OutboxPump(db, poster, log);
   registerListeners(app, listenerDeps(options, app, poster, pump, now));
   app.error(async (error) => {
     log.error({ err: error }, 'slack listener failed');
   });
   const port = await listen(app, receiver, config);
-  pump.start();
   return {
     port,
     pump,
     poster,
     async stop() {
-      await pump.stop(OUTBOX_STOP_DEADLINE_MS);
       await app.stop();
     },
   };
@@ -216,7 +208,7 @@ export async function startSlackApp(options: SlackAppOptions): Promise<SlackApp>
  * retry policy (100 retries) into the object it is given, which would otherwise leak into the
  * App's Web API client.
  */
-function clientOptions(config: Config) {
+export function slackClientOptions(config: Config) {
   return {
     ...(config.SLACK_API_URL ? { slackApiUrl: config.SLACK_API_URL } : {}),
     // A few retries for 5xx and network errors (Slack's 429s are waited out per Retry-After
@@ -226,13 +218,19 @@ function clientOptions(config: Config) {
   };
 }
 
+/** The outbox's own client: the same deadline, each request sent once (POSTER_CLIENT_OPTIONS). */
+export function createSlackPoster(config: Config, log: Logger): SlackPoster {
+  const options = { ...slackClientOptions(config), ...POSTER_CLIENT_OPTIONS, logger: boltLogger(log) };
+  return slackPoster(new WebClientClass(config.SLACK_BOT_TOKEN, options));
+}
+
 /** Socket Mode when SLACK_APP_TOKEN is set, else HTTP at /slack/events; the bot's routes beside. */
 function slackReceiver(config: Config, routes: Route[], logger: BoltLogger) {
   return config.SLACK_APP_TOKEN !== undefined
     ? new SocketModeReceiver({
         appToken: config.SLACK_APP_TOKEN,
         customRoutes: routes,
-        installerOptions: { port: config.PORT, clientOptions: clientOptions(config) },
+        installerOptions: { port: config.PORT, clientOptions: slackClientOptions(config) },
         logger,
       })
     : new HTTPReceiver({
@@ -249,7 +247,7 @@ function listenerDeps(
   app: App,
   poster: SlackPoster,
   pump: OutboxPump,
-  now: () => Date,
+  now: Clock,
 ): ListenerDeps {
   const { db, log } = options;
   return {

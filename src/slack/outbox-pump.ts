@@ -1,3 +1,4 @@
+import type { Clock } from '../clock.ts';
 import type { Logger } from '../log.ts';
 import type { Db } from '../store/db.ts';
 import { outboxBacklog } from '../store/outbox.ts';
@@ -22,13 +23,15 @@ export class OutboxPump {
   private readonly db: Db;
   private readonly slack: SlackPoster;
   private readonly log: Logger;
+  private readonly now: Clock;
   private readonly options: Partial<OutboxOptions>;
 
   /** `options` default to OUTBOX_DEFAULTS (see outbox-options.ts). */
-  constructor(db: Db, slack: SlackPoster, log: Logger, options: Partial<OutboxOptions> = {}) {
+  constructor(db: Db, slack: SlackPoster, log: Logger, now: Clock, options: Partial<OutboxOptions> = {}) {
     this.db = db;
     this.slack = slack;
     this.log = log;
+    this.now = now;
     this.options = options;
   }
 
@@ -52,7 +55,7 @@ export class OutboxPump {
       do {
         this.again = false;
         try {
-          await drainOutbox(this.db, this.slack, this.log, undefined, this.options, control);
+          await drainOutbox(this.db, this.slack, this.log, this.now, this.options, control);
         } catch (error) {
           this.log.error({ err: error }, 'outbox drain failed');
         }

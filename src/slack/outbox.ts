@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import type { Clock } from '../clock.ts';
 import { getIncident, type Incident } from '../incidents/incidents.ts';
 import type { Logger } from '../log.ts';
 import type { Db } from '../store/db.ts';
@@ -69,7 +70,7 @@ export async function drainOutbox(
   db: Db,
   slack: SlackPoster,
   log: Logger,
-  now: () => Date = () => new Date(),
+  now: Clock,
   options: Partial<OutboxOptions> = {},
   control: DrainControl = {},
 ): Promise<number> {

@@ -4,6 +4,7 @@ import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { systemClock } from '../../src/clock.ts';
 import { collectHost } from '../../src/collect/collect-host.ts';
 import { parseKnownHosts } from '../../src/collect/known-hosts.ts';
 import { SshConnections } from '../../src/collect/ssh.ts';
@@ -52,6 +53,7 @@ describe('the built-in collection on a host over SSH', () => {
     hostsPath = join(work, 'hosts.json');
     writeFileSync(hostsPath, JSON.stringify({ ...hosts, knownHosts: sshd.knownHostsPath }));
     ssh = new SshConnections({
+      now: systemClock,
       hosts,
       knownHosts: parseKnownHosts(sshd.knownHostsLine),
       log: createLogger({ level: 'silent' }),
@@ -65,7 +67,7 @@ describe('the built-in collection on a host over SSH', () => {
   });
 
   it('finds the cores in running and stopped containers, with what is known of them', async () => {
-    const collection = await collectHost(ssh.host('web'));
+    const collection = await collectHost(ssh.host('web'), { now: new Date() });
     assert.deepEqual(collection.errors, []);
     const inContainers = collection.cores.filter((c) => c.container !== null);
     assert.deepEqual(
@@ -88,6 +90,7 @@ describe('the built-in collection on a host over SSH', () => {
 
   it('holds the collectors a policy names for an approval, with their exact command, and runs the rest', async () => {
     const collection = await collectHost(ssh.host('web'), {
+      now: new Date(),
       needApproval: ['docker disk usage', 'core dump settings'],
     });
     assert.deepEqual(

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { systemClock } from '../../src/clock.ts';
 import { parseKnownHosts } from '../../src/collect/known-hosts.ts';
 import { SshConnections } from '../../src/collect/ssh.ts';
 import { parseHostsFile } from '../../src/config/hosts.ts';
@@ -31,6 +32,7 @@ async function bot(sshd: Sshd, knownHosts: string): Promise<Verdict> {
     'hosts.json',
   );
   const ssh = new SshConnections({
+    now: systemClock,
     hosts,
     knownHosts: parseKnownHosts(knownHosts),
     log: createLogger({ level: 'silent' }),
@@ -175,6 +177,7 @@ describe('host certificates, as OpenSSH checks them', () => {
       'hosts.json',
     );
     const ssh = new SshConnections({
+      now: systemClock,
       hosts,
       knownHosts: parseKnownHosts(
         `${good.knownHostsLine}\n@cert-authority * ${anyName.certificateAuthorityLine}\n`,

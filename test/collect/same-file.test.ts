@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
+import { systemClock } from '../../src/clock.ts';
 import { collectHost } from '../../src/collect/collect-host.ts';
 import { hostCoresCommand, parseCoreLines } from '../../src/collect/collectors/cores.ts';
 import { parseKnownHosts } from '../../src/collect/known-hosts.ts';
@@ -36,6 +37,7 @@ for (const driver of ['overlay', 'vfs'] as const)
       await openStorageToOthers(podman);
       sshd = await startSshd({ env: podman.clientEnv });
       ssh = new SshConnections({
+        now: systemClock,
         hosts: parseHostsFile(
           JSON.stringify({
             hosts: [
@@ -65,7 +67,7 @@ for (const driver of ['overlay', 'vfs'] as const)
       const layerOf = driver === 'vfs' ? /^.*\/vfs\/dir\/[0-9a-f]+/ : /^.*\/overlay\/[0-9a-f]+\/diff/;
       assert.deepEqual(inStorage.map((c) => c.path.replace(layerOf, '')).sort(), ['/app/core', '/srv/core']);
 
-      const collection = await collectHost(ssh.host('web'));
+      const collection = await collectHost(ssh.host('web'), { now: new Date() });
       assert.deepEqual(collection.errors, []);
       const mine = collection.cores.filter(
         (c) => c.container === web || c.container === worker || c.path.startsWith(`${podman.graphroot}/`),

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { DEFAULT_POLICY } from '../../src/approvals/policy.ts';
+import { systemClock } from '../../src/clock.ts';
 import { type CodedError, ErrorCode } from '../../src/errors.ts';
 import type { AnalysisChildOptions } from '../../src/evidence/analyze-child.ts';
 import { recallSecrets } from '../../src/evidence/known-secrets.ts';
@@ -58,6 +59,7 @@ for (const database of testDatabases()) {
         const incidentId = Number(rows[0]!.id);
         let kicked = 0;
         await registerWorkers(boss, {
+          now: systemClock,
           db,
           log,
           kick: () => kicked++,
@@ -170,7 +172,7 @@ for (const database of testDatabases()) {
         // A real core whose memory holds a database URL with its password and a Slack bot token.
         const core = await makeCCore(join(work, 'cores'), 'abort', { args: [DSN, BOT_TOKEN] });
         const report = await analyzeEvidence(
-          { db, log, evidenceDir: join(work, 'evidence') },
+          { now: systemClock, db, log, evidenceDir: join(work, 'evidence') },
           'job-secrets',
           {
             incidentId: incident.id,
@@ -211,7 +213,10 @@ for (const database of testDatabases()) {
         });
         const failed = async (jobId: string, analysis: AnalysisChildOptions, reason: RegExp) => {
           await assert.rejects(
-            analyzeEvidence({ db, log, analysis }, jobId, { incidentId: incident.id, paths: [examples] }),
+            analyzeEvidence({ now: systemClock, db, log, analysis }, jobId, {
+              incidentId: incident.id,
+              paths: [examples],
+            }),
             (error: CodedError) => error.code === ErrorCode.AnalysisFailed && reason.test(error.message),
           );
           const { rows } = await db.executeSql<{ state: string; error: string }>(
@@ -246,7 +251,7 @@ for (const database of testDatabases()) {
         } finally {
           clearInterval(killer);
         }
-        const report = await analyzeEvidence({ db, log }, 'job-after', {
+        const report = await analyzeEvidence({ now: systemClock, db, log }, 'job-after', {
           incidentId: incident.id,
           paths: [examples],
         });
@@ -261,7 +266,7 @@ for (const database of testDatabases()) {
       const log = createLogger({ level: 'silent' });
       try {
         await assert.rejects(
-          analyzeEvidence({ db, log }, 'x', { incidentId: -1, paths: [] }),
+          analyzeEvidence({ now: systemClock, db, log }, 'x', { incidentId: -1, paths: [] }),
           /incidentId|paths/,
         );
       } finally {

@@ -14,6 +14,7 @@ import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type Policy, PolicySchema } from '../../src/approvals/policy.ts';
 import { decideProposal, getRun, type Proposal } from '../../src/approvals/service.ts';
+import { systemClock } from '../../src/clock.ts';
 import { parseFreeText } from '../../src/collect/free-plan.ts';
 import { parseKnownHosts } from '../../src/collect/known-hosts.ts';
 import { SshConnections } from '../../src/collect/ssh.ts';
@@ -96,7 +97,12 @@ for (const driver of ['vfs', 'overlay'] as const)
         }),
         'hosts.json',
       );
-      ssh = new SshConnections({ hosts, knownHosts: parseKnownHosts(sshd.knownHostsLine), log });
+      ssh = new SshConnections({
+        now: systemClock,
+        hosts,
+        knownHosts: parseKnownHosts(sshd.knownHostsLine),
+        log,
+      });
       ({
         incident: { id: incidentId },
       } = await openIncidentByHand(db, { host: 'web', note: 'disk', user: APPROVER, channel: 'C1' }));
@@ -150,6 +156,7 @@ for (const driver of ['vfs', 'overlay'] as const)
       );
       const collection = await collectHostJob(
         {
+          now: systemClock,
           db,
           log,
           hosts: hostsFile,
@@ -167,6 +174,7 @@ for (const driver of ['vfs', 'overlay'] as const)
       assert.ok(pull);
       await approve(pull);
       const deps: RunnerDeps = {
+        now: systemClock,
         db,
         log,
         hosts: hostsFile,

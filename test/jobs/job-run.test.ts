@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import { incidentSecrets } from '../../src/agent/turn.ts';
 import { PolicySchema } from '../../src/approvals/policy.ts';
 import { createProposal } from '../../src/approvals/service.ts';
+import { systemClock } from '../../src/clock.ts';
 import { knownSecretsPath, recallSecrets, rememberSecrets } from '../../src/evidence/known-secrets.ts';
 import { openIncidentByHand } from '../../src/incidents/incidents.ts';
 import { redactStoredFindings } from '../../src/jobs/redact-stored-findings.ts';
@@ -40,7 +41,7 @@ for (const database of testDatabases()) {
           channel: 'C1',
         });
         const run = await startJobRun(
-          { db, log },
+          { now: systemClock, db, log },
           'collect-host',
           'q-1',
           incident.id,
@@ -94,7 +95,7 @@ for (const database of testDatabases()) {
         });
         // What a collection hands over: lines from the host, as they were.
         const run = await startJobRun(
-          { db, log, evidenceDir },
+          { now: systemClock, db, log, evidenceDir },
           'collect-host',
           'q-2',
           incident.id,
@@ -152,7 +153,7 @@ for (const database of testDatabases()) {
         );
         // A later job whose finding holds only a bare copy of a secret an earlier job found.
         const later = await startJobRun(
-          { db, log, evidenceDir },
+          { now: systemClock, db, log, evidenceDir },
           'collect-host',
           'q-3',
           incident.id,

@@ -14,6 +14,7 @@ import {
   getRun,
   type Proposal,
 } from '../../src/approvals/service.ts';
+import { systemClock } from '../../src/clock.ts';
 import { parseKnownHosts } from '../../src/collect/known-hosts.ts';
 import { SshConnections } from '../../src/collect/ssh.ts';
 import { HostsFileSchema } from '../../src/config/hosts.ts';
@@ -363,6 +364,7 @@ describe('an approved host script over SSH', () => {
       ],
     });
     ssh = new SshConnections({
+      now: systemClock,
       hosts,
       knownHosts: parseKnownHosts(sshd.knownHostsLine),
       log: createLogger({ level: 'silent' }),
@@ -401,6 +403,7 @@ describe('an approved host script over SSH', () => {
       now: new Date(),
     });
     const deps: RunnerDeps = {
+      now: systemClock,
       db,
       log: createLogger({ level: 'silent' }),
       evidenceDir: '/nonexistent',

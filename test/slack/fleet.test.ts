@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { WebClient } from '@slack/web-api';
+import { systemClock } from '../../src/clock.ts';
 import { openIncidentByHand, setStatus } from '../../src/incidents/incidents.ts';
 import { createLogger } from '../../src/log.ts';
 import { slackPoster } from '../../src/slack/app.ts';
@@ -88,15 +89,15 @@ for (const database of testDatabases()) {
       const web2 = await open('web-2');
       const web5 = await open('web-5');
       const other = await open('web-7');
-      await drainOutbox(db, poster, log);
+      await drainOutbox(db, poster, log, systemClock);
       const replies = () => slack.calls.filter((c) => c.method === 'chat.postMessage').length;
       const posted = replies();
       await analysed(web2, CRASH);
       await analysed(other, { ...CRASH, topEvidence: 'GET /health' });
-      await drainOutbox(db, poster, log);
+      await drainOutbox(db, poster, log, systemClock);
       assert.ok(!(await root(web2)).includes('Same crash'), 'no match before the second analysis');
       await analysed(web5, CRASH);
-      await drainOutbox(db, poster, log);
+      await drainOutbox(db, poster, log, systemClock);
       const two = await root(web2);
       const five = await root(web5);
       assert.ok(two.includes(`*Same crash on* web-5: #${web5}`), two);
@@ -126,7 +127,7 @@ for (const database of testDatabases()) {
       const edits = () =>
         slack.calls.filter((c) => c.method === 'chat.update' && c.args.ts === fleet[0]!.ts).length;
       const editsBefore = edits();
-      await drainOutbox(db, poster, log);
+      await drainOutbox(db, poster, log, systemClock);
       assert.equal(edits(), editsBefore, 'an unchanged fleet is not edited');
       // The postmortem, asked for with /investigate summary: a file in the thread.
       const deps = {
@@ -139,7 +140,7 @@ for (const database of testDatabases()) {
       } as unknown as ListenerDeps;
       const context = { user: USER, channel: CHANNEL, requestId: 'r1' };
       await runIncidentCommand(deps, { kind: 'summary', incident: web2 }, context);
-      await drainOutbox(db, poster, log);
+      await drainOutbox(db, poster, log, systemClock);
       const file = slack.files.find((f) => f.filename === `incident-${web2}-summary.md`);
       assert.ok(file?.bytes && file.shares.length === 1, 'the summary is shared once, as a file');
       const summary = file.bytes.toString('utf8');
@@ -157,7 +158,7 @@ for (const database of testDatabases()) {
       );
       // Resolved (the command a button runs too), web-5 no longer shows on web-2's root.
       await runIncidentCommand(deps, { kind: 'set', status: 'resolved', incident: web5 }, context);
-      await drainOutbox(db, poster, log);
+      await drainOutbox(db, poster, log, systemClock);
       assert.ok(!(await root(web2)).includes('Same crash'), await root(web2));
       const edited = JSON.stringify(slack.message(CHANNEL, fleet[0]!.ts)!.blocks);
       assert.ok(edited.includes('2 hosts with incidents  ·  2 open'), edited);

@@ -9,6 +9,7 @@ import { runAgentTurn } from '../../src/agent/turn.ts';
 import { recordDelivery } from '../../src/alerts/intake.ts';
 import { type Policy, PolicySchema } from '../../src/approvals/policy.ts';
 import { createProposal, decideProposal, type Proposal } from '../../src/approvals/service.ts';
+import { systemClock } from '../../src/clock.ts';
 import type { SshConnections } from '../../src/collect/ssh.ts';
 import { HostsFileSchema } from '../../src/config/hosts.ts';
 import { openIncidentByHand } from '../../src/incidents/incidents.ts';
@@ -120,7 +121,7 @@ for (const database of testDatabases()) {
     /** Posts what was queued; the calls that reached the fake Slack meanwhile. */
     const drained = async () => {
       const from = slack.calls.length;
-      await drainOutbox(db, poster, log);
+      await drainOutbox(db, poster, log, systemClock);
       return slack.calls.slice(from);
     };
     const approved = async (
@@ -147,6 +148,7 @@ for (const database of testDatabases()) {
       return proposal;
     };
     const runner = (over: Partial<RunnerDeps> = {}): RunnerDeps => ({
+      now: systemClock,
       db,
       log,
       evidenceDir: join(work, 'evidence'),
@@ -212,7 +214,7 @@ for (const database of testDatabases()) {
     it('findings, and the lines of a job that found them or failed', async () => {
       const id = await incident();
       const run = await startJobRun(
-        { db, log },
+        { now: systemClock, db, log },
         'collect-host',
         `q-${id}`,
         id,
@@ -228,7 +230,7 @@ for (const database of testDatabases()) {
         `done: ${ATTACK}`,
       );
       const failed = await startJobRun(
-        { db, log },
+        { now: systemClock, db, log },
         'analyze-evidence',
         `q-${id}-2`,
         id,
@@ -313,6 +315,7 @@ for (const database of testDatabases()) {
       await assert.rejects(
         agentTurnJob(
           {
+            now: systemClock,
             db,
             log,
             model: createModelClient({ apiKey: anthropic.apiKey, baseURL: anthropic.baseURL, maxRetries: 0 }),
@@ -346,6 +349,7 @@ for (const database of testDatabases()) {
       );
       const outcome = await runAgentTurn(
         {
+          now: systemClock,
           db,
           log,
           model: createModelClient({ apiKey: anthropic.apiKey, baseURL: anthropic.baseURL, maxRetries: 0 }),

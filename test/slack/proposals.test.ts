@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PolicySchema } from '../../src/approvals/policy.ts';
 import { createProposal, getProposal } from '../../src/approvals/service.ts';
+import { systemClock } from '../../src/clock.ts';
 import { loadConfig } from '../../src/config/env.ts';
 import { openIncidentByHand } from '../../src/incidents/incidents.ts';
 import { sweep } from '../../src/jobs/sweeper.ts';
@@ -288,7 +289,13 @@ for (const database of testDatabases()) {
         [incidentId, evidence],
       );
       const swept = await sweep(
-        { db, log: createLogger({ level: 'silent' }), slack: bot.slack!.poster, evidenceDays: 14 },
+        {
+          now: systemClock,
+          db,
+          log: createLogger({ level: 'silent' }),
+          slack: bot.slack!.poster,
+          evidenceDays: 14,
+        },
         new Date(Date.now() + 31 * 60_000),
       );
       assert.ok(swept.expired >= 1);

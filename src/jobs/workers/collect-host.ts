@@ -1,9 +1,9 @@
-import type { Policy } from '../../approvals/policy.ts';
 import { createProposal, type Proposal, sameProposal } from '../../approvals/service.ts';
 import { collectHost, type HostCollection } from '../../collect/collect-host.ts';
 import { formatBytes, planPull, pullText } from '../../collect/pull-plan.ts';
 import type { SshConnections } from '../../collect/ssh.ts';
 import { findHost, type HostsFile } from '../../config/hosts.ts';
+import type { Services } from '../../services.ts';
 import { findingsReply } from '../../slack/blocks/incident.ts';
 import { md } from '../../slack/blocks/mrkdwn.ts';
 import { queueProposalMessage } from '../../slack/proposal-messages.ts';
@@ -17,12 +17,9 @@ import { asBody, type JobDeps, startJobRun } from './job-run.ts';
  * Docker's usage), each finding posted to the thread. A host missing from the hosts file gets a
  * reply saying so instead of a silent nothing.
  */
-export interface CollectDeps extends JobDeps {
+export interface CollectDeps extends JobDeps, Pick<Services, 'policy' | 'channel'> {
   hosts: HostsFile;
   ssh: SshConnections;
-  policy: Policy;
-  channel: string;
-  now?: () => Date;
   /** Queues the run of a proposal the policy approved by itself (automatic pulls). */
   onApproved(proposal: Proposal): Promise<void>;
 }
@@ -53,7 +50,7 @@ export async function collectHostJob(
     return undefined;
   }
   try {
-    const now = deps.now?.() ?? new Date();
+    const now = deps.now();
     const collection = await collectHost(deps.ssh.host(host.name), {
       now,
       needApproval: deps.policy.collectorsNeedApproval,
@@ -111,7 +108,7 @@ export async function collectHostJob(
  * pull, which waits for an approver unless the policy makes pulls automatic.
  */
 async function proposePull(deps: CollectDeps, incidentId: number, host: string, collection: HostCollection) {
-  const now = deps.now?.() ?? new Date();
+  const now = deps.now();
   for (const core of collection.cores) {
     // What the host said of each core is kept: freeing the disk later deletes a file only while
     // it is still this one (free-plan.ts).

@@ -35,7 +35,6 @@ import type { JobDeps } from './job-run.ts';
 export interface FreeDeps extends JobDeps {
   policy?: Policy | undefined;
   channel: string;
-  now?: () => Date;
 }
 
 /** The core's own bytes in a pulled file: the file's size, or its member's size in docker cp's tar. */
@@ -93,7 +92,7 @@ export async function proposeFreeing(
   remote: RemoteHost,
   incidentId: number,
 ): Promise<Proposal | undefined> {
-  const now = deps.now?.() ?? new Date();
+  const now = deps.now();
   const host = remote.name;
   if (!deps.policy) return undefined;
   const plan = planFree(await pulledArtifacts(deps.db, incidentId, host));
@@ -130,7 +129,7 @@ export async function proposeFreeing(
 
 async function proposeGuard(deps: FreeDeps, remote: RemoteHost, incidentId: number, containers: string[]) {
   if (!deps.policy) return;
-  const now = deps.now?.() ?? new Date();
+  const now = deps.now();
   let corePattern = '';
   try {
     corePattern = ((await runCollector(remote, coreSettings, undefined)).facts?.pattern as string) ?? '';

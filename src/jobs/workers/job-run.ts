@@ -1,7 +1,7 @@
 import { redact } from '../../analyze/redact.ts';
 import type { Finding } from '../../analyze/report-schema.ts';
 import { findingRedactor } from '../../evidence/known-secrets.ts';
-import type { Logger } from '../../log.ts';
+import type { Services } from '../../services.ts';
 import { findingsReply, type SlackMessage } from '../../slack/blocks/incident.ts';
 import { asMrkdwn, Mrkdwn, md } from '../../slack/blocks/mrkdwn.ts';
 import type { ProgressPhase } from '../../slack/blocks/status.ts';
@@ -20,9 +20,8 @@ import { appendAudit, queueThreadMessage, type ThreadMessageBody } from '../../s
  * text and escaped whole (slack/blocks/mrkdwn.ts).
  */
 
-export interface JobDeps {
-  db: Db;
-  log: Logger;
+/** What every job gets from Services; the clock its times come from (a finding's, a run's) included. */
+export interface JobDeps extends Pick<Services, 'db' | 'log' | 'now'> {
   /** Asks the Slack outbox to post what was queued (absent when Slack is off). */
   kick?: () => void;
   /**

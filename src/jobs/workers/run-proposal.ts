@@ -16,9 +16,8 @@ import {
 import { type FreeItem, freeText, parseFreeText } from '../../collect/free-plan.ts';
 import { type PullResult, type PullSource, pullFile } from '../../collect/pull.ts';
 import { formatBytes, localName, parsePullText, progressLine, pullText } from '../../collect/pull-plan.ts';
-import type { SshConnections } from '../../collect/ssh.ts';
 import type { RemoteHost } from '../../collect/transport.ts';
-import { findHost, type HostsFile } from '../../config/hosts.ts';
+import { findHost } from '../../config/hosts.ts';
 import type { SqlDatabase } from '../../config/sql-databases.ts';
 import { asCodedError, CodedError, ErrorCode } from '../../errors.ts';
 import { failedMarker } from '../../evidence/follow.ts';
@@ -32,8 +31,8 @@ import {
 import { type SandboxUser, shareEvidence } from '../../runners/sandbox-user.ts';
 import { renderSqlResult, runReadOnlySql, type SqlRunOptions } from '../../runners/sql.ts';
 import { checkReadOnlySql } from '../../runners/sql-check.ts';
+import type { Services } from '../../services.ts';
 import { asMrkdwn, joinMrkdwn, type Mrkdwn, md } from '../../slack/blocks/mrkdwn.ts';
-import type { SlackPoster } from '../../slack/poster.ts';
 import { refreshProposalMessage } from '../../slack/proposal-messages.ts';
 import { showProgress } from '../../slack/status-message.ts';
 import { completeTransfer, failTransfer, startTransfer } from '../../store/evidence-artifacts.ts';
@@ -57,16 +56,15 @@ import type { JobDeps } from './job-run.ts';
  * fails the run (failStaleRuns).
  */
 
-export interface RunnerDeps extends JobDeps {
-  /** Slack's Web API when Slack is on: messages are edited in place there too. */
-  slack?: SlackPoster | undefined;
-  hosts?: HostsFile | undefined;
-  ssh?: SshConnections | undefined;
-  evidenceDir: string;
-  channel: string;
+/**
+ * The runner's view of Services (Slack's Web API when Slack is on, where messages are edited in
+ * place too; the hosts and their SSH connections when collection is on) and its own settings.
+ */
+export interface RunnerDeps
+  extends Omit<JobDeps, 'evidenceDir'>,
+    Pick<Services, 'slack' | 'hosts' | 'ssh' | 'evidenceDir' | 'channel'> {
   /** Queues a job (the analysis of what was pulled). */
   send(queue: string, payload: object): Promise<unknown>;
-  now?: () => Date;
   /** The databases SQL proposals may name (NIGHTSHIFT_SQL_DATABASES). */
   sqlDatabases?: readonly SqlDatabase[] | undefined;
   /** Host paths evidence scripts must not see (the bot's data directory); the evidence root and SSH keys are added. */
@@ -128,7 +126,7 @@ export async function runProposalJob(deps: RunnerDeps, raw: unknown): Promise<vo
   );
 }
 
-const now = (deps: RunnerDeps) => deps.now?.() ?? new Date();
+const now = (deps: RunnerDeps) => deps.now();
 
 /** What a run's body hands back when it ends by itself; everything in it is already redacted. */
 interface RunReport {
