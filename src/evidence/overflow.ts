@@ -1,4 +1,5 @@
 import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { isFurniture, KIND_WEIGHT, streamReasons } from '../analyze/correlate.ts';
 import { byKey, type EvidenceItem, type EvidenceSnapshot, evidenceKey } from '../analyze/evidence.ts';
 import { EVIDENCE_KINDS, type EvidenceKind } from '../analyze/extract.ts';
@@ -100,6 +101,13 @@ function sortKept(items: readonly EvidenceItem[]): Array<readonly [string, Evide
   return sorted;
 }
 
+/**
+ * The order of evidenceKey(kind, value) without making the key: kinds are letters, and where one
+ * is a prefix of another ('env', 'environment') the NUL after it sorts first, as the shorter does.
+ */
+const byKindValue = (a: EvidenceItem, b: EvidenceItem) =>
+  a.kind === b.kind ? byKey(a.value, b.value) : byKey(a.kind, b.kind);
+
 function keptSource(
   sorted: ReadonlyArray<readonly [string, EvidenceItem]>,
   dump: number,
@@ -200,6 +208,7 @@ const byKeyFirst = (a: Source, b: Source) => a.key < b.key || (a.key === b.key &
 async function mergeRuns(paths: readonly string[], config: SpillConfig): Promise<string> {
   const out = new RunWriter(runPath(config));
   const heap = new Heap<Source>(byKeyFirst);
+  let merged = false;
   try {
     paths.forEach((path, order) => {
       const source = runSource(path, 0, order);
@@ -220,8 +229,10 @@ async function mergeRuns(paths: readonly string[], config: SpillConfig): Promise
       out.add(key, count, encoding);
       if (++n % YIELD_EVERY === 0) await yieldToEventLoop();
     }
+    merged = true;
   } finally {
     out.close();
+    if (!merged) rmSync(out.path, { force: true });
   }
   for (const path of paths) rmSync(path, { force: true });
   return out.path;
@@ -230,20 +241,36 @@ async function mergeRuns(paths: readonly string[], config: SpillConfig): Promise
 /** Keys a WebAssembly step takes at most: a few milliseconds between yields to the event loop. */
 const WASM_STEP_KEYS = 16_384;
 
-/** Opens files for a WebAssembly merge; `refill` reads them (into its memory), close() closes them. */
+/**
+ * Opens runs for a WebAssembly merge; `read` reads them (into its memory). A run read to its end is
+ * closed and deleted there and then, off this thread (freeing its pages took 0.7 s of the merge of
+ * eight text-dense cores, at its end); close() closes the others and waits for the deletions.
+ */
 function openRuns(paths: readonly (string | undefined)[]) {
   const fds: Array<number | undefined> = [];
-  const close = () => {
-    for (const fd of fds) if (fd !== undefined) closeSync(fd);
+  const deleted: Array<Promise<void>> = [];
+  const close = async () => {
+    for (const [i, fd] of fds.entries()) {
+      if (fd !== undefined) closeSync(fd);
+      fds[i] = undefined;
+    }
+    await Promise.all(deleted);
   };
   try {
     for (const path of paths) fds.push(path === undefined ? undefined : openSync(path, 'r'));
   } catch (error) {
-    close();
+    void close();
     throw error;
   }
-  const read = (source: number, memory: Buffer, at: number, max: number) =>
-    readSync(fds[source]!, memory, at, max, null);
+  const read = (source: number, memory: Buffer, at: number, max: number) => {
+    const got = readSync(fds[source]!, memory, at, max, null);
+    if (got === 0) {
+      closeSync(fds[source]!);
+      fds[source] = undefined;
+      deleted.push(rm(paths[source]!, { force: true }));
+    }
+    return got;
+  };
   return { read, close };
 }
 
@@ -277,10 +304,30 @@ async function mergeRunsWasm(paths: readonly string[], config: SpillConfig): Pro
     throw error;
   } finally {
     if (fd !== undefined) closeSync(fd);
-    runs.close();
+    await runs.close();
   }
   for (const p of paths) rmSync(p, { force: true });
   return path;
+}
+
+/**
+ * Merges the runs a thread wrote of one dump into one, right after its scan, on that thread: the
+ * merge after every scan, on the main thread alone while the other cores wait, then reads a few
+ * runs a dump rather than dozens (a text-dense core of 300 MB leaves about fifty) and merges none
+ * down first. Where that merge fails (the disk full), the runs are left as they were.
+ */
+export async function compactRuns(
+  runs: readonly string[],
+  config: SpillConfig,
+  options: ResolveOptions = {},
+): Promise<string[]> {
+  if (runs.length <= 1) return [...runs];
+  const wasm = options.engine !== 'js' && wasmMergeAvailable();
+  try {
+    return [await (wasm ? mergeRunsWasm : mergeRuns)(runs, config)];
+  } catch {
+    return [...runs];
+  }
 }
 
 interface Candidate {
@@ -519,11 +566,14 @@ const MERGE_KINDS = EVIDENCE_KINDS.map((name) => ({
 async function mergeWasm(snapshots: readonly EvidenceSnapshot[], resolution: Resolution): Promise<void> {
   const sources: MergeSource[] = [];
   const paths: Array<string | undefined> = [];
-  const kept: Array<ReadonlyArray<readonly [string, EvidenceItem]>> = [];
+  /** Each dump's kept items in key order, sorted by kind then value: no key string made for them. */
+  const kept: EvidenceItem[][] = [];
   /** Per source: the next kept item to lay out (kept sources only). */
   const keptAt: number[] = [];
   snapshots.forEach((snapshot, dump) => {
-    kept.push(snapshot.runs.length === 0 && snapshot.items.length === 0 ? [] : sortKept(snapshot.items));
+    kept.push(
+      snapshot.runs.length === 0 && snapshot.items.length === 0 ? [] : [...snapshot.items].sort(byKindValue),
+    );
     if (snapshot.runs.length === 0 && snapshot.items.length === 0) return;
     sources.push({ dump, kept: true });
     paths.push(undefined);
@@ -543,15 +593,17 @@ async function mergeWasm(snapshots: readonly EvidenceSnapshot[], resolution: Res
       let i = keptAt[source]!;
       let to = at;
       for (; i < items.length; i++) {
-        const text = items[i]![0];
-        const room = end - to - 9;
-        // Most keys fit at three bytes a character; a long one near the end is measured.
-        const length = text.length * 3 <= room ? undefined : Buffer.byteLength(text, 'utf8');
+        const { kind, value } = items[i]!;
+        const room = end - to - 9 - kind.length - 1;
+        // Most values fit at three bytes a character; a long one near the end is measured.
+        const length = value.length * 3 <= room ? undefined : Buffer.byteLength(value, 'utf8');
         if (length !== undefined && length > room) {
-          if (to === at) return -(9 + length);
+          if (to === at) return -(9 + kind.length + 1 + length);
           break;
         }
-        const written = memory.write(text, to + 9, 'utf8');
+        let written = memory.write(kind, to + 9, 'latin1');
+        memory[to + 9 + written++] = 0;
+        written += memory.write(value, to + 9 + written, 'utf8');
         memory.writeUInt32LE(written, to);
         memory.writeUInt32LE(i, to + 4);
         memory[to + 8] = 0;
@@ -594,7 +646,7 @@ async function mergeWasm(snapshots: readonly EvidenceSnapshot[], resolution: Res
           const dump = events.readUInt32LE(at);
           const index = events.readUInt32LE(at + 4);
           const count = events.readUInt32LE(at + 12) + events.readUInt32LE(at + 16) * 2 ** 32;
-          if (index !== NONE) resolution.kept(dump, kept[dump]![index]![1]);
+          if (index !== NONE) resolution.kept(dump, kept[dump]![index]!);
           if (count > 0) resolution.spilled(dump, count, ENCODINGS[events.readUInt32LE(at + 8)] ?? 'ascii');
         }
         resolution.end(key);
@@ -602,7 +654,7 @@ async function mergeWasm(snapshots: readonly EvidenceSnapshot[], resolution: Res
       await yieldToEventLoop();
     }
   } finally {
-    runs.close();
+    await runs.close();
   }
 }
 

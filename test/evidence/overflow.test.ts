@@ -40,7 +40,7 @@ interface DumpPlan {
   runs: OverflowEntry[][];
 }
 
-/** Values of every kind merge.c and rank() tell apart: streams, furniture, '…' clipped, ties. */
+/** Values of the kinds merge.c and rank() tell apart: streams, furniture, '…' clipped, ties. */
 function valuePool(next: () => number, size: number): Array<[EvidenceKind, string]> {
   const shapes: Array<(i: number) => [EvidenceKind, string]> = [
     (i) => ['url', `http://shop${i % 97}.example/item/${i}`],
@@ -52,6 +52,8 @@ function valuePool(next: () => number, size: number): Array<[EvidenceKind, strin
     (i) => ['exception', `ValueError: bad value ${i}`],
     (i) => ['header', i % 2 ? `content-type: audio/mpeg; v=${i}` : `icy-name: station ${i}`],
     (i) => ['env', `VAR_${i}=value ${i}`],
+    // A kind whose name starts with another's: keys of 'env' sort before all of these.
+    (i) => ['environment', `production-${i}`],
     (i) => ['sql', `SELECT * FROM t${i % 7} WHERE id = ${i}`],
     (i) => ['frame', `File "/app/feeds.py", line ${i}, in fetch_feed`],
   ];
