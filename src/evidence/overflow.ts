@@ -5,6 +5,7 @@ import { byKey, type EvidenceItem, type EvidenceSnapshot, evidenceKey } from '..
 import { EVIDENCE_KINDS, type EvidenceKind } from '../analyze/extract.ts';
 import type { StringEncoding } from '../analyze/strings.ts';
 import {
+  type MergeKind,
   type MergeSource,
   newWasmMerge,
   type Refill,
@@ -404,9 +405,9 @@ class Resolution {
     this.heldCount = new Array<number>(this.total).fill(0);
   }
 
-  /** The rank a new candidate must pass, once the promoted heap is full. */
-  get threshold(): number | undefined {
-    return this.promoted.size >= MAX_PROMOTED ? this.promoted.items[0]!.rank : undefined;
+  /** The candidate a new one must beat, once the promoted heap is full. */
+  get worst(): Candidate | undefined {
+    return this.promoted.size >= MAX_PROMOTED ? this.promoted.items[0] : undefined;
   }
 
   begin(): void {
@@ -552,11 +553,13 @@ async function mergeJs(snapshots: readonly EvidenceSnapshot[], resolution: Resol
 
 const ENCODINGS: readonly StringEncoding[] = ['ascii', 'utf16le'];
 const NONE = 0xffffffff;
-/** The kinds as merge.c ranks them. */
-const MERGE_KINDS = EVIDENCE_KINDS.map((name) => ({
+/** The kinds as merge.c bounds their rank (see rank, streamReasons and isFurniture: change them together). */
+const MERGE_KINDS: MergeKind[] = EVIDENCE_KINDS.map((name) => ({
   name,
   weight: KIND_WEIGHT[name],
   always: name === 'request' || name === 'exception',
+  stream: name === 'url' || name === 'request' ? 'value' : name === 'header' ? 'always' : 'never',
+  furniture: name === 'env' || name === 'release' || name === 'environment',
 }));
 
 /**
@@ -631,8 +634,8 @@ async function mergeWasm(snapshots: readonly EvidenceSnapshot[], resolution: Res
     let keyLength = 0;
     const key = () => events.toString('utf8', keyAt, keyAt + keyLength);
     for (;;) {
-      const threshold = resolution.threshold;
-      if (threshold !== undefined) merge.setThreshold(threshold);
+      const worst = resolution.worst;
+      if (worst) merge.setThreshold(worst);
       const laidOut = merge.step(WASM_STEP_KEYS);
       if (!laidOut) break;
       events = laidOut;

@@ -18,6 +18,10 @@ export interface MergeKind {
   weight: number;
   /** A candidate from one dump (request lines, exceptions). */
   always: boolean;
+  /** Where streamReasons may find a stream: never, by the value's words (url, request), or always (header). */
+  stream: 'never' | 'value' | 'always';
+  /** isFurniture whatever the value (env, release, environment). */
+  furniture: boolean;
 }
 
 export interface MergeSetup {
@@ -46,8 +50,8 @@ export interface WasmMerge {
    * call; empty when none of them needed anything), or null once every key is merged.
    */
   step(maxKeys: number): Buffer | null;
-  /** The rank a candidate must reach (the worst of the full promoted heap). */
-  setThreshold(rank: number): void;
+  /** The worst of the full promoted heap, which a candidate must beat. */
+  setThreshold(worst: { rank: number; dumps: number; occurrences: number }): void;
 }
 
 interface MergeExports {
@@ -64,8 +68,8 @@ interface MergeExports {
     top: number,
   ) => number;
   set_source: (i: number, dump: number, kept: number) => void;
-  add_kind: (len: number, weight: number, always: number) => void;
-  set_threshold: (rank: number) => void;
+  add_kind: (len: number, weight: number, always: number, flags: number) => void;
+  set_threshold: (rank: number, dumps: number, occurrences: number) => void;
   start: () => number;
   step: (maxKeys: number) => number;
   remaining: () => number;
@@ -130,7 +134,8 @@ export function newWasmMerge(setup: MergeSetup, refill: Refill): WasmMerge | nul
   });
   for (const kind of kinds) {
     const len = memory().write(kind.name, e.scratch_area(), 'latin1');
-    e.add_kind(len, kind.weight, kind.always ? 1 : 0);
+    const flags = (kind.stream === 'always' ? 1 : kind.stream === 'value' ? 2 : 0) | (kind.furniture ? 4 : 0);
+    e.add_kind(len, kind.weight, kind.always ? 1 : 0, flags);
   }
   if (e.start() !== 1) throw fail('a run is malformed or memory ran out');
   const out = e.out_area();
@@ -142,8 +147,8 @@ export function newWasmMerge(setup: MergeSetup, refill: Refill): WasmMerge | nul
       if (e.merged() === 0) throw fail('a key is longer than the merge can lay out');
       return memory().subarray(out, out + length);
     },
-    setThreshold(rank) {
-      e.set_threshold(rank);
+    setThreshold(worst) {
+      e.set_threshold(worst.rank, worst.dumps, worst.occurrences);
     },
   };
 }

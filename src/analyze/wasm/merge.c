@@ -18,8 +18,8 @@
  *   index and the occurrences it spilled, step() emits an event when JavaScript has work to do:
  *   (a) a dump spilled occurrences of a value it kept (the kept item takes them);
  *   (b) a candidate (a key in two dumps or more, or of an `always` kind such as request, or any
- *       key when there is one dump), unless its rank cannot reach the threshold JavaScript last set
- *       (the worst of a full promoted heap) and no dump kept it (else it is named unlisted there);
+ *       key when there is one dump), unless it surely cannot beat the worst of the full promoted
+ *       heap, as JavaScript last set it, and no dump kept it (else it is named unlisted there);
  *   (c) a count that enters its (dump, kind) top heap: a min-heap of the `top` largest counts seen
  *       so far, which JavaScript keeps too, with ties broken by key. Keys come in ascending order,
  *       so a later key that only ties the smallest count is worse than every one kept and cannot
@@ -88,13 +88,20 @@ static uint32_t *spilled_encoding;
 static uint32_t *touched;
 static uint8_t *seen;
 static uint32_t n_touched;
+/* The worst of the full promoted heap: rank, dumps, occurrences (none while it is not full). */
 static double threshold = -__builtin_inf();
+static uint32_t threshold_dumps;
+static double threshold_occurrences;
 
 static uint32_t n_kinds;
 static uint8_t kind_name[MAX_KINDS][32];
 static uint32_t kind_len[MAX_KINDS];
 static double kind_weight[MAX_KINDS];
 static uint32_t kind_always[MAX_KINDS];
+static uint32_t kind_flags[MAX_KINDS];
+#define STREAM_ALWAYS 1  /* may look like a stream, whatever the value (header) */
+#define STREAM_BY_VALUE 2 /* may, when the value names one (url, request) */
+#define FURNITURE 4       /* always furniture (env, release, environment) */
 /* Per (dump, kind): a min-heap of counts, [0] its size, then top_size counts. */
 static uint64_t **tops;
 
@@ -247,19 +254,22 @@ void set_source(uint32_t i, uint32_t dump, uint32_t kept) {
 /* A kind (its name in scratch_area), the weight correlate ranks it by, and whether it is a
  * candidate from one dump. */
 __attribute__((export_name("add_kind")))
-void add_kind(uint32_t len, double weight, uint32_t always) {
+void add_kind(uint32_t len, double weight, uint32_t always, uint32_t flags) {
   if (n_kinds == MAX_KINDS || len > 32) return;
   __builtin_memcpy(kind_name[n_kinds], scratch, len);
   kind_len[n_kinds] = len;
   kind_weight[n_kinds] = weight;
   kind_always[n_kinds] = always;
+  kind_flags[n_kinds] = flags;
   n_kinds++;
 }
 
-/* The rank the promoted heap's worst has, once it is full: candidates that cannot reach it are not
- * emitted (unless kept somewhere). Only rises. */
+/* The promoted heap's worst, once it is full: candidates that cannot beat it are not emitted
+ * (unless kept somewhere). It only gets better. */
 __attribute__((export_name("set_threshold")))
-void set_threshold(double rank) { threshold = rank; }
+void set_threshold(double rank, uint32_t dumps, double occurrences) {
+  threshold = rank, threshold_dumps = dumps, threshold_occurrences = occurrences;
+}
 
 /* Reads every source's first record. Call after setup and set_source. */
 __attribute__((export_name("start")))
@@ -318,18 +328,61 @@ static uint32_t offer_top(uint32_t dump, uint32_t kind, uint64_t count) {
   return 1;
 }
 
-/* An upper bound of correlate's rank for `dumps` of total (see rank() in overflow.ts): the
- * stream-likeness factor taken, the furniture one not, in the same order of operations. */
-static double rank_bound(uint32_t kind, uint32_t dumps) {
+static inline uint8_t lower(uint8_t c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
+
+/*
+ * Whether the value (past the key's NUL) may be what streamReasons (correlate.ts) calls a stream:
+ * it holds, in any case, a word its patterns look for in a path or host, or a dot and an extension
+ * they look for. A superset: when it says no, streamReasons finds nothing.
+ */
+static const char *const STREAM_WORDS[] = {"radio", "stream", "icecast", "shoutcast", "live", "listen",
+                                           ".mp3",  ".aac",   ".m3u",    ".pls",      ".ogg", ".opus",
+                                           ".flac", ".wav",   ".ts",     ".m4a"};
+static uint32_t may_stream(void) {
+  uint32_t from = 0;
+  while (from < key_len && key[from] != 0) from++;
+  for (uint32_t i = from + 1; i < key_len; i++)
+    for (uint32_t w = 0; w < sizeof STREAM_WORDS / sizeof STREAM_WORDS[0]; w++) {
+      const char *word = STREAM_WORDS[w];
+      uint32_t k = 0;
+      while (word[k] != 0 && i + k < key_len && lower(key[i + k]) == (uint8_t)word[k]) k++;
+      if (word[k] == 0) return 1;
+    }
+  return 0;
+}
+
+/*
+ * An upper bound of rank() (overflow.ts) for `dumps` of total, in the same operations in the same
+ * order, so that where it is exact it is the same double: the stream factor unless the kind or the
+ * value rules it out, the furniture factor where the kind makes it certain.
+ */
+static double rank_bound(uint32_t kind, uint32_t dumps, uint32_t stream) {
   double score = kind_weight[kind] * (0.5 + (double)dumps / (double)total);
-  score *= 1.6;
-  if (total >= 3 && dumps == total) score *= 0.75;
+  if (stream) score *= 1.6;
+  if (kind_flags[kind] & FURNITURE) score *= 0.3;
+  else if (total >= 3 && dumps == total) score *= 0.75;
   return score;
+}
+
+/*
+ * Whether a candidate no dump kept surely cannot enter the full promoted heap (worseThan in
+ * overflow.ts): its rank is below the worst's, or ties it and it has no more dumps and occurrences;
+ * keys come in ascending order, so on a full tie the later one is the worse.
+ */
+static uint32_t cannot_promote(uint32_t kind, uint32_t dumps, uint64_t occurrences) {
+  if (threshold == -__builtin_inf()) return 0;
+  uint32_t flags = kind_flags[kind];
+  double bound = rank_bound(kind, dumps, flags & (STREAM_ALWAYS | STREAM_BY_VALUE));
+  if (bound > threshold && (flags & STREAM_BY_VALUE) && !may_stream()) bound = rank_bound(kind, dumps, 0);
+  if (bound < threshold) return 1;
+  if (bound > threshold) return 0;
+  return dumps < threshold_dumps || (dumps == threshold_dumps && (double)occurrences <= threshold_occurrences);
 }
 
 /* Decides on the gathered key and writes its event at out + at; returns the new end. */
 static uint32_t resolve_key(uint32_t at) {
   uint32_t kept = 0, kept_spilled = 0, only_spilled = 0;
+  uint64_t occurrences = 0;
   for (uint32_t t = 0; t < n_touched; t++) {
     uint32_t d = touched[t];
     if (kept_index[d] != NONE) {
@@ -337,6 +390,7 @@ static uint32_t resolve_key(uint32_t at) {
       if (spilled[d] > 0) kept_spilled++;
     } else if (spilled[d] > 0) {
       only_spilled++;
+      occurrences += spilled[d];
     }
   }
   uint32_t emit = kept_spilled > 0;
@@ -351,7 +405,7 @@ static uint32_t resolve_key(uint32_t at) {
     if (kind == NONE) {
       emit = 1;
     } else if (dumps >= 2 || total == 1 || kind_always[kind]) {
-      if (kept > 0 || !(rank_bound(kind, dumps) < threshold)) emit = 1;
+      if (kept > 0 || !cannot_promote(kind, dumps, occurrences)) emit = 1;
     }
   }
   if (emit) {
