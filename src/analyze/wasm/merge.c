@@ -71,8 +71,12 @@ typedef struct {
 
 static Source *sources;
 static uint32_t n_sources;
-static uint32_t *heap; /* source indices; the root holds the smallest key */
-static uint32_t heap_size;
+/*
+ * A loser tree over the sources: tree[0] the source with the smallest key (NONE once all are read),
+ * tree[1..n) the loser of each match, leaves n..2n the sources. Taking the next record replays one
+ * path from leaf to root: log2(n) comparisons, where a binary heap's sift-down makes up to twice that.
+ */
+static uint32_t *tree;
 static uint32_t mode; /* 0 resolve, 1 premerge */
 static uint32_t failed;
 static uint8_t *out;
@@ -136,17 +140,34 @@ static inline int before(uint32_t a, uint32_t b) {
   return c < 0 || (c == 0 && a < b);
 }
 
-static void sift_down(uint32_t i) {
-  uint32_t x = heap[i];
-  for (;;) {
-    uint32_t l = 2 * i + 1, m = l;
-    if (l >= heap_size) break;
-    if (l + 1 < heap_size && before(heap[l + 1], heap[l])) m = l + 1;
-    if (!before(heap[m], x)) break;
-    heap[i] = heap[m];
-    i = m;
+/* before() with NONE, a source read to its end, after every other. */
+static inline int wins(uint32_t a, uint32_t b) {
+  if (a == NONE) return 0;
+  if (b == NONE) return 1;
+  return before(a, b);
+}
+
+/* Plays the matches below node (leaves are n_sources + i), storing losers; returns the winner. */
+static uint32_t play(uint32_t node, const uint8_t *live) {
+  if (node >= n_sources) return live[node - n_sources] ? node - n_sources : NONE;
+  uint32_t a = play(2 * node, live), b = play(2 * node + 1, live);
+  if (wins(a, b)) {
+    tree[node] = b;
+    return a;
   }
-  heap[i] = x;
+  tree[node] = a;
+  return b;
+}
+
+/* Source i moved on (or, NONE, ended): replays its path to the root. */
+static void replay(uint32_t i, uint32_t current) {
+  for (uint32_t node = (n_sources + i) / 2; node >= 1; node /= 2)
+    if (wins(tree[node], current)) {
+      uint32_t t = tree[node];
+      tree[node] = current;
+      current = t;
+    }
+  tree[0] = current;
 }
 
 /*
@@ -219,7 +240,7 @@ uint32_t setup(uint32_t premerge, uint32_t count, uint32_t buffer, uint32_t dump
   mode = premerge;
   n_sources = count, n_dumps = dumps, total = all, top_size = top;
   sources = alloc(count * sizeof(Source));
-  heap = alloc(count * 4);
+  tree = alloc((count + 1) * 4);
   out = alloc(OUT_SIZE);
   key_cap = 65536;
   key = alloc(key_cap);
@@ -230,7 +251,7 @@ uint32_t setup(uint32_t premerge, uint32_t count, uint32_t buffer, uint32_t dump
   touched = alloc(dumps * 4);
   seen = alloc(dumps);
   tops = alloc(dumps * MAX_KINDS * sizeof(uint64_t *));
-  if (!sources || !heap || !out || !key || !scratch || !kept_index || !spilled || !spilled_encoding ||
+  if (!sources || !tree || !out || !key || !scratch || !kept_index || !spilled || !spilled_encoding ||
       !touched || !seen || !tops)
     return 0;
   for (uint32_t i = 0; i < count; i++) {
@@ -274,10 +295,11 @@ void set_threshold(double rank, uint32_t dumps, double occurrences) {
 /* Reads every source's first record. Call after setup and set_source. */
 __attribute__((export_name("start")))
 uint32_t start(void) {
-  heap_size = 0;
-  for (uint32_t i = 0; i < n_sources; i++)
-    if (advance(i)) heap[heap_size++] = i;
-  for (uint32_t i = heap_size / 2; i-- > 0;) sift_down(i);
+  uint8_t *live = alloc(n_sources + 1);
+  if (!live) return 0;
+  for (uint32_t i = 0; i < n_sources; i++) live[i] = (uint8_t)advance(i);
+  tree[0] = n_sources == 0 ? NONE : play(1, live);
+  if (n_sources == 1) tree[0] = live[0] ? 0 : NONE;
   return !failed;
 }
 
@@ -442,9 +464,9 @@ __attribute__((export_name("step")))
 uint32_t step(uint32_t max_keys) {
   uint32_t at = 0;
   keys_done = 0;
-  for (; keys_done < max_keys && heap_size > 0 && !failed; keys_done++) {
+  for (; keys_done < max_keys && tree[0] != NONE && !failed; keys_done++) {
     /* Room for this key's event or record, whatever it turns out to be. */
-    Source *first = &sources[heap[0]];
+    Source *first = &sources[tree[0]];
     if (at + 8 + first->len + n_dumps * 20 + RECORD_HEADER > OUT_SIZE) break;
     if (first->len > key_cap) {
       uint32_t cap = key_cap;
@@ -457,8 +479,8 @@ uint32_t step(uint32_t max_keys) {
     __builtin_memcpy(key, first->key, key_len);
     uint64_t sum = 0;
     uint32_t encoding = first->encoding;
-    while (heap_size > 0) {
-      uint32_t i = heap[0];
+    while (tree[0] != NONE) {
+      uint32_t i = tree[0];
       Source *s = &sources[i];
       if (s != first && compare(s->key, s->len, key, key_len) != 0) break;
       first = 0;
@@ -474,12 +496,7 @@ uint32_t step(uint32_t max_keys) {
           spilled[d] += s->count;
         }
       }
-      if (advance(i)) {
-        sift_down(0);
-      } else {
-        heap[0] = heap[--heap_size];
-        if (heap_size > 0) sift_down(0);
-      }
+      replay(i, advance(i) ? i : NONE);
       if (failed) return 0;
     }
     if (mode == 1) {
@@ -504,7 +521,7 @@ uint32_t step(uint32_t max_keys) {
 
 /* Sources not read to their end: 0 once the merge is done. */
 __attribute__((export_name("remaining")))
-uint32_t remaining(void) { return heap_size; }
+uint32_t remaining(void) { return tree[0] != NONE; }
 
 /* Keys the last step merged. */
 __attribute__((export_name("merged")))
