@@ -1,6 +1,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { EvidenceCollector, type EvidenceSnapshot } from '../analyze/evidence.ts';
 import { StringScanner } from '../analyze/strings.ts';
+import { compactRuns } from './overflow.ts';
 import { type SpillConfig, SpillStore } from './spill.ts';
 
 /**
@@ -64,7 +65,9 @@ export async function scanClaimedRanges(
   } finally {
     closeSync(fd);
   }
-  return collector.snapshot();
+  const snapshot = collector.snapshot();
+  if (spill) snapshot.runs = await compactRuns(snapshot.runs, spill);
+  return snapshot;
 }
 
 /**
