@@ -1,3 +1,4 @@
+import { formatBytes } from '../format-bytes.ts';
 import { SNAPSHOT } from './correlate.ts';
 import type { TimeSource } from './dump-time.ts';
 import type { Dump, Finding, Report, Signature } from './report-schema.ts';
@@ -7,17 +8,6 @@ import type { Dump, Finding, Report, Signature } from './report-schema.ts';
  * first (the stream URL in k of N dumps), then the crash signatures (what killed the processes and
  * what they were doing), then the evidence ranked, the other findings, and what to do.
  */
-
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${unit === 0 ? value : value.toFixed(value >= 100 ? 0 : 1)} ${units[unit]}`;
-}
 
 function when(iso: string): string {
   return iso.replace('T', ' ').replace(/:\d\d\.\d+Z$/, 'Z');
