@@ -12,7 +12,7 @@ import {
   parseProgramHeaders,
 } from './elf.ts';
 import { describeForeignCore } from './foreign-core.ts';
-import { AT_EXECFN, executableOf, librariesOf, mappedFilesOf, parseNotes } from './notes.ts';
+import { AT_EXECFN, type CoreNotes, executableOf, librariesOf, mappedFilesOf, parseNotes } from './notes.ts';
 import { redact } from './redact.ts';
 import { explainSignal, signalCodeName, signalName } from './signals.ts';
 import { formatCommandLine, recoverStackStrings, type StackSegment } from './stack.ts';
@@ -140,17 +140,7 @@ export function interpretCore(parts: CoreParts): CoreFacts {
   const { header, segments } = parts;
   const foreign = describeForeignCore(parts.notes);
   if (foreign) throw new CodedError(ErrorCode.UnsupportedElf, foreign);
-  const merged = parts.notes.map((n) => parseNotes(n, header.arch));
-  const notes = merged[0] ?? parseNotes(new Uint8Array(0), header.arch);
-  for (const extra of merged.slice(1)) {
-    notes.threads.push(...extra.threads);
-    notes.process ??= extra.process;
-    notes.signal ??= extra.signal;
-    if (notes.files.length === 0) notes.files = extra.files;
-    for (const [k, v] of extra.auxv) if (!notes.auxv.has(k)) notes.auxv.set(k, v);
-    notes.auxvBytes ??= extra.auxvBytes;
-    notes.incomplete ||= extra.incomplete;
-  }
+  const notes = mergeNotes(parts.notes, header.arch);
   let redactions = 0;
   const secrets: string[] = [];
   const clean = (text: string) => {
@@ -162,57 +152,10 @@ export function interpretCore(parts: CoreParts): CoreFacts {
   const stackStrings =
     parts.stack && notes.auxvBytes ? recoverStackStrings(parts.stack, notes.auxvBytes) : undefined;
   const psargs = notes.process?.psargs ?? null;
-  let argv: string[] | null = null;
-  let commandLineSource: CoreFacts['commandLineSource'] = null;
-  // Trust the stack only when it agrees with what the kernel recorded at the time of the crash.
-  if (stackStrings && stackStrings.argv.length > 0) {
-    const joined = formatCommandLine(stackStrings.argv);
-    if (psargs === null || joined.startsWith(psargs) || psargs.startsWith(joined.slice(0, psargs.length))) {
-      argv = stackStrings.argv.map(clean);
-      commandLineSource = 'stack';
-    }
-  }
-  if (argv === null && psargs !== null) commandLineSource = 'prpsinfo';
-  const commandLine = argv ? formatCommandLine(argv) : psargs === null ? null : clean(psargs);
-  const mapped = executableOf(notes);
-  const execfn = readCString(parts.stack, notes.auxv.get(AT_EXECFN));
-  const argv0 = argv?.[0] ?? psargs?.split(' ')[0];
-  const executable = mapped ?? (execfn || (argv0?.startsWith('/') ? argv0 : null));
-  const executableSource: CoreFacts['executableSource'] =
-    mapped !== undefined
-      ? 'nt_file'
-      : executable === null
-        ? null
-        : executable === execfn
-          ? 'execfn'
-          : 'argv0';
-  const si = notes.signal;
+  const { argv, commandLine, commandLineSource } = commandLineOf(stackStrings?.argv, psargs, clean);
+  const { executable, executableSource, execfn } = executableFacts(notes, parts.stack, argv, psargs);
   const mainThread = notes.threads[0];
-  // A core of a live process (gdb's gcore) has no current signal; its NT_SIGINFO is the SIGSTOP of
-  // gdb attaching, which says nothing about the process.
-  const snapshot = mainThread !== undefined && mainThread.signal === 0;
-  const signo = snapshot ? 0 : (si?.signo ?? mainThread?.signal);
   const pid = notes.process?.pid ?? mainThread?.pid ?? null;
-  let signal: SignalFacts | null = null;
-  if (signo !== undefined) {
-    const info = snapshot ? undefined : si;
-    signal = {
-      number: signo,
-      name: signalName(signo),
-      code: info ? info.code : null,
-      codeName: info ? signalCodeName(signo, info.code) : null,
-      senderPid: info?.senderPid ?? null,
-      senderUid: info?.senderUid ?? null,
-      faultAddress: info?.faultAddress !== undefined ? hex(info.faultAddress) : null,
-      meaning: explainSignal({
-        signo,
-        ...(info ? { code: info.code } : {}),
-        ...(info?.senderPid !== undefined ? { senderPid: info.senderPid } : {}),
-        ...(info?.faultAddress !== undefined ? { faultAddress: info.faultAddress } : {}),
-        ...(pid !== null ? { pid } : {}),
-      }),
-    };
-  }
   const expectedBytes = expectedCoreSize(header, segments);
   return {
     arch: header.arch,
@@ -230,7 +173,7 @@ export function interpretCore(parts: CoreParts): CoreFacts {
     execfn,
     libraries: librariesOf(notes, executableOf(notes)),
     mappedFiles: mappedFilesOf(notes, executableOf(notes)),
-    signal,
+    signal: signalFacts(notes, pid),
     threads: notes.threads.length,
     threadList: notes.threads.map((t) => ({ pid: t.pid, signal: t.signal, pc: hex(t.pc), sp: hex(t.sp) })),
     environment: (stackStrings?.env ?? []).map(clean),
@@ -240,6 +183,92 @@ export function interpretCore(parts: CoreParts): CoreFacts {
     notesIncomplete: notes.incomplete,
     redactions,
     secrets,
+  };
+}
+
+/** The notes of every PT_NOTE segment as one: threads added up, the first of everything else kept. */
+function mergeNotes(segments: readonly Uint8Array[], arch: Arch): CoreNotes {
+  const merged = segments.map((n) => parseNotes(n, arch));
+  const notes = merged[0] ?? parseNotes(new Uint8Array(0), arch);
+  for (const extra of merged.slice(1)) {
+    notes.threads.push(...extra.threads);
+    notes.process ??= extra.process;
+    notes.signal ??= extra.signal;
+    if (notes.files.length === 0) notes.files = extra.files;
+    for (const [k, v] of extra.auxv) if (!notes.auxv.has(k)) notes.auxv.set(k, v);
+    notes.auxvBytes ??= extra.auxvBytes;
+    notes.incomplete ||= extra.incomplete;
+  }
+  return notes;
+}
+
+/** The command line, from the stack's argv where it agrees with the kernel's psargs, else psargs. */
+function commandLineOf(
+  stackArgv: string[] | undefined,
+  psargs: string | null,
+  clean: (text: string) => string,
+): Pick<CoreFacts, 'argv' | 'commandLine' | 'commandLineSource'> {
+  let argv: string[] | null = null;
+  let commandLineSource: CoreFacts['commandLineSource'] = null;
+  // Trust the stack only when it agrees with what the kernel recorded at the time of the crash.
+  if (stackArgv && stackArgv.length > 0) {
+    const joined = formatCommandLine(stackArgv);
+    if (psargs === null || joined.startsWith(psargs) || psargs.startsWith(joined.slice(0, psargs.length))) {
+      argv = stackArgv.map(clean);
+      commandLineSource = 'stack';
+    }
+  }
+  if (argv === null && psargs !== null) commandLineSource = 'prpsinfo';
+  const commandLine = argv ? formatCommandLine(argv) : psargs === null ? null : clean(psargs);
+  return { argv, commandLine, commandLineSource };
+}
+
+/** The executable: the mapped file it ran from, else AT_EXECFN, else an absolute argv[0]. */
+function executableFacts(
+  notes: CoreNotes,
+  stack: StackSegment | undefined,
+  argv: string[] | null,
+  psargs: string | null,
+): Pick<CoreFacts, 'executable' | 'executableSource' | 'execfn'> {
+  const mapped = executableOf(notes);
+  const execfn = readCString(stack, notes.auxv.get(AT_EXECFN));
+  const argv0 = argv?.[0] ?? psargs?.split(' ')[0];
+  const executable = mapped ?? (execfn || (argv0?.startsWith('/') ? argv0 : null));
+  const executableSource: CoreFacts['executableSource'] =
+    mapped !== undefined
+      ? 'nt_file'
+      : executable === null
+        ? null
+        : executable === execfn
+          ? 'execfn'
+          : 'argv0';
+  return { executable, executableSource, execfn };
+}
+
+function signalFacts(notes: CoreNotes, pid: number | null): SignalFacts | null {
+  const si = notes.signal;
+  const mainThread = notes.threads[0];
+  // A core of a live process (gdb's gcore) has no current signal; its NT_SIGINFO is the SIGSTOP of
+  // gdb attaching, which says nothing about the process.
+  const snapshot = mainThread !== undefined && mainThread.signal === 0;
+  const signo = snapshot ? 0 : (si?.signo ?? mainThread?.signal);
+  if (signo === undefined) return null;
+  const info = snapshot ? undefined : si;
+  return {
+    number: signo,
+    name: signalName(signo),
+    code: info ? info.code : null,
+    codeName: info ? signalCodeName(signo, info.code) : null,
+    senderPid: info?.senderPid ?? null,
+    senderUid: info?.senderUid ?? null,
+    faultAddress: info?.faultAddress !== undefined ? hex(info.faultAddress) : null,
+    meaning: explainSignal({
+      signo,
+      ...(info ? { code: info.code } : {}),
+      ...(info?.senderPid !== undefined ? { senderPid: info.senderPid } : {}),
+      ...(info?.faultAddress !== undefined ? { faultAddress: info.faultAddress } : {}),
+      ...(pid !== null ? { pid } : {}),
+    }),
   };
 }
 

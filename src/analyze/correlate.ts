@@ -154,11 +154,28 @@ function readableDumps(records: readonly DumpRecord[]): Set<number> {
 }
 
 export function correlate(records: readonly DumpRecord[]): Correlation[] {
-  const total = records.length;
-  // A count is a lower bound where a dump lost values (its spill refused them), or where a value
-  // is in dumps that could not list it (see src/evidence/overflow.ts).
-  const lossy = records.some((r) => r.evidence.dropped > 0);
-  const unlisted = new Set(records.flatMap((r) => r.evidence.unlistedElsewhere));
+  const groups = groupEvidence(records);
+  const context = scoringContext(records, groups);
+  const scored: Correlation[] = [];
+  for (const g of groups.values()) {
+    const correlation = scoreGroup(g, context);
+    if (correlation) scored.push(correlation);
+  }
+  // On a tie, a page says more than its site's root (`…/status/1` before `http://example.test/`).
+  const siteRoot = (c: Correlation) => (c.kind === 'url' && hostAndPath(c.value)?.path === '/' ? 1 : 0);
+  scored.sort(
+    (a, b) =>
+      b.score - a.score ||
+      b.dumps - a.dumps ||
+      b.occurrences - a.occurrences ||
+      siteRoot(a) - siteRoot(b) ||
+      byText(a.value, b.value),
+  );
+  return scored.slice(0, MAX_CORRELATIONS);
+}
+
+/** Every value of every dump, once per kind and value, with the dumps that hold it. */
+function groupEvidence(records: readonly DumpRecord[]): Map<string, Group> {
   const groups = new Map<string, Group>();
   records.forEach((record, index) => {
     for (const item of record.evidence.items) {
@@ -172,28 +189,28 @@ export function correlate(records: readonly DumpRecord[]): Correlation[] {
       group.occurrences += item.count;
     }
   });
-  // Dumps per executable: a URL in every dump of an interpreter is likely part of the interpreter.
+  return groups;
+}
+
+/** What scoring one value needs to know about all the dumps. */
+interface ScoringContext {
+  records: readonly DumpRecord[];
+  total: number;
+  lossy: boolean;
+  unlisted: Set<string>;
+  readable: Set<number>;
+  streamHeaderDumps: Set<number>;
+  requestedPaths: Set<string>;
+  inEveryDumpOfItsExecutables: (dumps: Set<number>) => boolean;
+}
+
+function scoringContext(records: readonly DumpRecord[], groups: Map<string, Group>): ScoringContext {
+  // A count is a lower bound where a dump lost values (its spill refused them), or where a value
+  // is in dumps that could not list it (see src/evidence/overflow.ts).
+  const lossy = records.some((r) => r.evidence.dropped > 0);
+  const unlisted = new Set(records.flatMap((r) => r.evidence.unlistedElsewhere));
   // A core cut short before its memory holds nothing to share and is left out of "every dump".
   const readable = readableDumps(records);
-  const byExecutable = new Map<string, Set<number>>();
-  records.forEach((r, i) => {
-    if (!readable.has(i)) return;
-    const key = r.facts.executable ?? r.facts.processName ?? '?';
-    const set = byExecutable.get(key) ?? new Set<number>();
-    set.add(i);
-    byExecutable.set(key, set);
-  });
-  const executableOf = (d: number) => records[d]!.facts.executable ?? records[d]!.facts.processName ?? '?';
-  const inEveryDumpOfItsExecutables = (dumps: Set<number>): boolean => {
-    const executables = new Set([...dumps].filter((d) => readable.has(d)).map(executableOf));
-    return (
-      executables.size > 0 &&
-      [...executables].every((e) => {
-        const members = byExecutable.get(e)!;
-        return members.size >= 3 && [...members].every((d) => dumps.has(d));
-      })
-    );
-  };
   // Stream headers seen per dump, to tie a URL to the media type its response had.
   const streamHeaderDumps = new Set<number>();
   const requestedPaths = new Set<string>();
@@ -205,92 +222,137 @@ export function correlate(records: readonly DumpRecord[]): Correlation[] {
       if (path) requestedPaths.add(path);
     }
   }
-  const scored: Correlation[] = [];
-  for (const g of groups.values()) {
-    const n = g.dumps.size;
-    if (total >= 2 && n < 2 && g.kind !== 'request' && g.kind !== 'exception') continue;
-    // The environment is context: worth a line only where it differs between dumps.
-    if (g.kind === 'env' && (total < 2 || n === total)) continue;
-    const lowerBound = lossy || unlisted.has(`${g.kind}\u0000${g.value}`);
-    const why: string[] = [
-      `in ${lowerBound ? 'at least ' : ''}${n} of ${total} dump${total === 1 ? '' : 's'}${lowerBound ? ' (a lower bound: some values could not be counted)' : ''}`,
-    ];
-    let score = KIND_WEIGHT[g.kind] * (0.5 + n / total);
-    const reasons = streamReasons(g.kind, g.value);
-    // A URL seen only in dumps that also hold a media response header was probably that response's.
-    // Only where its own shape already hints at a stream or the process requested it: an
-    // interpreter's documentation URLs sit in those same dumps too.
-    const requested =
-      g.kind === 'url' && requestedPaths.has(hostAndPath(g.value)?.path.split('?')[0] ?? '\u0000');
-    if ((g.kind === 'url' || g.kind === 'request') && (reasons.length > 0 || requested)) {
-      const all = [...g.dumps];
-      if (all.every((d) => streamHeaderDumps.has(d))) {
-        reasons.push(`every dump holding it also holds a media Content-Type or icy-* header (${n})`);
-      }
+  return {
+    records,
+    total: records.length,
+    lossy,
+    unlisted,
+    readable,
+    streamHeaderDumps,
+    requestedPaths,
+    inEveryDumpOfItsExecutables: everyDumpOfItsExecutables(records, readable),
+  };
+}
+
+/**
+ * Dumps per executable: a URL in every dump of an interpreter is likely part of the interpreter.
+ * The test returned says whether a set of dumps holds every readable dump of each of their
+ * executables (of those with three dumps or more).
+ */
+function everyDumpOfItsExecutables(
+  records: readonly DumpRecord[],
+  readable: Set<number>,
+): (dumps: Set<number>) => boolean {
+  const byExecutable = new Map<string, Set<number>>();
+  records.forEach((r, i) => {
+    if (!readable.has(i)) return;
+    const key = r.facts.executable ?? r.facts.processName ?? '?';
+    const set = byExecutable.get(key) ?? new Set<number>();
+    set.add(i);
+    byExecutable.set(key, set);
+  });
+  const executableOf = (d: number) => records[d]!.facts.executable ?? records[d]!.facts.processName ?? '?';
+  return (dumps) => {
+    const executables = new Set([...dumps].filter((d) => readable.has(d)).map(executableOf));
+    return (
+      executables.size > 0 &&
+      [...executables].every((e) => {
+        const members = byExecutable.get(e)!;
+        return members.size >= 3 && [...members].every((d) => dumps.has(d));
+      })
+    );
+  };
+}
+
+/** One value's score and the reasons for it; undefined when it is not worth a line. */
+function scoreGroup(g: Group, context: ScoringContext): Correlation | undefined {
+  const { total, records } = context;
+  const n = g.dumps.size;
+  if (total >= 2 && n < 2 && g.kind !== 'request' && g.kind !== 'exception') return undefined;
+  // The environment is context: worth a line only where it differs between dumps.
+  if (g.kind === 'env' && (total < 2 || n === total)) return undefined;
+  const lowerBound = context.lossy || context.unlisted.has(`${g.kind}\u0000${g.value}`);
+  const why: string[] = [
+    `in ${lowerBound ? 'at least ' : ''}${n} of ${total} dump${total === 1 ? '' : 's'}${lowerBound ? ' (a lower bound: some values could not be counted)' : ''}`,
+  ];
+  let score = KIND_WEIGHT[g.kind] * (0.5 + n / total);
+  const reasons = streamReasons(g.kind, g.value);
+  // A URL seen only in dumps that also hold a media response header was probably that response's.
+  // Only where its own shape already hints at a stream or the process requested it: an
+  // interpreter's documentation URLs sit in those same dumps too.
+  const requested =
+    g.kind === 'url' && context.requestedPaths.has(hostAndPath(g.value)?.path.split('?')[0] ?? '\u0000');
+  if ((g.kind === 'url' || g.kind === 'request') && (reasons.length > 0 || requested)) {
+    const all = [...g.dumps];
+    if (all.every((d) => context.streamHeaderDumps.has(d))) {
+      reasons.push(`every dump holding it also holds a media Content-Type or icy-* header (${n})`);
     }
-    if (requested && hostAndPath(g.value)?.path !== '/') {
-      score *= 1.3;
-      why.push('requested by the process (an HTTP request line names its path)');
-    }
-    if (reasons.length > 0) {
-      score *= 1.6;
-      why.push(`likely an endless stream: ${reasons.join('; ')}`);
-    }
-    // Requests, transactions and exceptions are what a worker was doing, not what its interpreter holds.
-    // (Other application code in every dump of its executable is said to be so, below, not lowered.)
-    const everyOfItsKind =
-      g.kind !== 'request' &&
-      g.kind !== 'transaction' &&
-      g.kind !== 'exception' &&
-      inEveryDumpOfItsExecutables(g.dumps);
-    const inEvery = readable.size >= 3 && [...readable].every((d) => g.dumps.has(d));
-    const cut = total - readable.size;
-    if (isFurniture(g.kind, g.value)) {
-      score *= 0.3;
-      why.push(
-        g.kind === 'url' ? 'documentation/library host: likely runtime furniture' : 'context, not a cause',
-      );
-    } else if (isApplicationCode(g.kind, g.value) && (inEvery || everyOfItsKind)) {
-      // The application's own code (fetch_feed in a profiling payload) in every worker is what they
-      // all were running, not furniture: said as it is, and not lowered.
-      why.push(
-        `${inEvery ? 'in every dump' : 'in every dump of the same executable'}${cut > 0 ? ' not cut short' : ''}`,
-      );
-    } else if (inEvery) {
-      score *= 0.4;
-      why.push(
-        `in every dump${cut > 0 ? ' not cut short' : ''}, so it may come from the interpreter, a library or the configuration`,
-      );
-    } else if (everyOfItsKind) {
-      score *= 0.45;
-      why.push(
-        `in every dump of the same executable${cut > 0 ? ' not cut short' : ''}, so it may be interpreter or library furniture`,
-      );
-    }
-    scored.push({
-      value: g.value,
-      kind: g.kind,
-      dumps: n,
-      total,
-      files: [...g.dumps].sort((a, b) => a - b).map((d) => label(records[d]!)),
-      occurrences: g.occurrences,
-      score: Math.round(score * 1000) / 1000,
-      stream: reasons.length > 0,
-      lowerBound,
-      why: why.join('; '),
-    });
   }
-  // On a tie, a page says more than its site's root (`…/status/1` before `http://example.test/`).
-  const siteRoot = (c: Correlation) => (c.kind === 'url' && hostAndPath(c.value)?.path === '/' ? 1 : 0);
-  scored.sort(
-    (a, b) =>
-      b.score - a.score ||
-      b.dumps - a.dumps ||
-      b.occurrences - a.occurrences ||
-      siteRoot(a) - siteRoot(b) ||
-      byText(a.value, b.value),
-  );
-  return scored.slice(0, MAX_CORRELATIONS);
+  if (requested && hostAndPath(g.value)?.path !== '/') {
+    score *= 1.3;
+    why.push('requested by the process (an HTTP request line names its path)');
+  }
+  if (reasons.length > 0) {
+    score *= 1.6;
+    why.push(`likely an endless stream: ${reasons.join('; ')}`);
+  }
+  score *= commonnessFactor(g, context, why);
+  return {
+    value: g.value,
+    kind: g.kind,
+    dumps: n,
+    total,
+    files: [...g.dumps].sort((a, b) => a - b).map((d) => label(records[d]!)),
+    occurrences: g.occurrences,
+    score: Math.round(score * 1000) / 1000,
+    stream: reasons.length > 0,
+    lowerBound,
+    why: why.join('; '),
+  };
+}
+
+/**
+ * How much a value is lowered for being furniture or for being in every dump (1: not lowered),
+ * its reason added to `why`.
+ */
+function commonnessFactor(g: Group, context: ScoringContext, why: string[]): number {
+  const { readable, total } = context;
+  // Requests, transactions and exceptions are what a worker was doing, not what its interpreter holds.
+  // (Other application code in every dump of its executable is said to be so, below, not lowered.)
+  const everyOfItsKind =
+    g.kind !== 'request' &&
+    g.kind !== 'transaction' &&
+    g.kind !== 'exception' &&
+    context.inEveryDumpOfItsExecutables(g.dumps);
+  const inEvery = readable.size >= 3 && [...readable].every((d) => g.dumps.has(d));
+  const cut = total - readable.size;
+  if (isFurniture(g.kind, g.value)) {
+    why.push(
+      g.kind === 'url' ? 'documentation/library host: likely runtime furniture' : 'context, not a cause',
+    );
+    return 0.3;
+  }
+  if (isApplicationCode(g.kind, g.value) && (inEvery || everyOfItsKind)) {
+    // The application's own code (fetch_feed in a profiling payload) in every worker is what they
+    // all were running, not furniture: said as it is, and not lowered.
+    why.push(
+      `${inEvery ? 'in every dump' : 'in every dump of the same executable'}${cut > 0 ? ' not cut short' : ''}`,
+    );
+    return 1;
+  }
+  if (inEvery) {
+    why.push(
+      `in every dump${cut > 0 ? ' not cut short' : ''}, so it may come from the interpreter, a library or the configuration`,
+    );
+    return 0.4;
+  }
+  if (everyOfItsKind) {
+    why.push(
+      `in every dump of the same executable${cut > 0 ? ' not cut short' : ''}, so it may be interpreter or library furniture`,
+    );
+    return 0.45;
+  }
+  return 1;
 }
 
 /** When a dump was written: its record's time, else its file's mtime (said to be a file time). */
@@ -314,24 +376,17 @@ function ownTopEvidence(r: DumpRecord): { value: string } | undefined {
     .sort((a, b) => rank(a.kind) - rank(b.kind) || b.count - a.count || byText(a.value, b.value))[0];
 }
 
+interface SignatureEntry {
+  sig: Signature;
+  members: number[];
+}
+
 function signatures(
   records: readonly DumpRecord[],
   correlations: readonly Correlation[],
 ): Map<number, Signature> {
-  // A signature names what its dumps were doing: a request target or an exception when there is one,
-  // and one that sets them apart (a value in every dump of the set distinguishes nothing).
-  const total = records.length;
-  const readable = readableDumps(records).size;
-  const usable = correlations.filter(
-    (c) =>
-      c.kind !== 'env' &&
-      c.kind !== 'release' &&
-      c.kind !== 'environment' &&
-      (total < 2 || c.dumps < readable),
-  );
-  const telling = usable.filter((c) => c.kind === 'url' || c.kind === 'request' || c.kind === 'exception');
-  const ranked = [...telling, ...usable.filter((c) => !telling.includes(c))];
-  const byKey = new Map<string, { sig: Signature; members: number[] }>();
+  const ranked = signatureCandidates(records, correlations);
+  const byKey = new Map<string, SignatureEntry>();
   // A core cut short holds little of its memory: what it shares with no other dump says less than
   // the program and signal it shares with them.
   const tops = records.map(
@@ -343,49 +398,99 @@ function signatures(
   const order = records.map((_, i) => i).sort((a, b) => Number(!tops[a]) - Number(!tops[b]) || a - b);
   for (const index of order) {
     const r = records[index]!;
-    const name = label(r);
-    let top = tops[index];
-    const executable = r.facts.executable ?? r.facts.processName;
-    const signal = r.facts.signal?.name ?? null;
-    let key = JSON.stringify([executable, signal, top?.value ?? null]);
-    if (!top) {
-      const same = [...byKey.entries()]
-        .filter(([, e]) => e.sig.executable === executable && e.sig.signal === signal)
-        .sort((a, b) => b[1].sig.count - a[1].sig.count)[0];
-      if (same) key = same[0];
-      else if (r.facts.truncated) {
-        const own = ownTopEvidence(r);
-        key = JSON.stringify([executable, signal, own?.value ?? null]);
-        top = own;
-      }
-    }
-    let entry = byKey.get(key);
+    const { key, top } = signatureKey(r, tops[index], byKey);
     const time = timeOf(r);
-    const when = time.at.toISOString();
+    let entry = byKey.get(key);
     if (!entry) {
-      entry = {
-        sig: {
-          id: '',
-          executable,
-          signal,
-          topEvidence: top?.value ?? null,
-          count: 0,
-          files: [],
-          firstSeen: when,
-          lastSeen: when,
-          timeSources: [],
-        },
-        members: [],
-      };
+      entry = newSignature(r, top, time.at.toISOString());
       byKey.set(key, entry);
     }
-    entry.sig.count++;
-    entry.sig.files.push(name);
-    entry.members.push(index);
-    if (!entry.sig.timeSources.includes(time.source)) entry.sig.timeSources.push(time.source);
-    if (when < entry.sig.firstSeen) entry.sig.firstSeen = when;
-    if (when > entry.sig.lastSeen) entry.sig.lastSeen = when;
+    addToSignature(entry, index, label(r), time);
   }
+  return numberSignatures(records, byKey);
+}
+
+/**
+ * The correlations a signature may be named by, most telling first.
+ * A signature names what its dumps were doing: a request target or an exception when there is one,
+ * and one that sets them apart (a value in every dump of the set distinguishes nothing).
+ */
+function signatureCandidates(
+  records: readonly DumpRecord[],
+  correlations: readonly Correlation[],
+): Correlation[] {
+  const total = records.length;
+  const readable = readableDumps(records).size;
+  const usable = correlations.filter(
+    (c) =>
+      c.kind !== 'env' &&
+      c.kind !== 'release' &&
+      c.kind !== 'environment' &&
+      (total < 2 || c.dumps < readable),
+  );
+  const telling = usable.filter((c) => c.kind === 'url' || c.kind === 'request' || c.kind === 'exception');
+  return [...telling, ...usable.filter((c) => !telling.includes(c))];
+}
+
+/**
+ * The signature a dump belongs to: its executable, signal and top evidence; a dump with no top
+ * evidence joins the largest signature already made of its executable and signal.
+ */
+function signatureKey(
+  r: DumpRecord,
+  found: { value: string } | undefined,
+  byKey: Map<string, SignatureEntry>,
+): { key: string; top: { value: string } | undefined } {
+  let top = found;
+  const executable = r.facts.executable ?? r.facts.processName;
+  const signal = r.facts.signal?.name ?? null;
+  let key = JSON.stringify([executable, signal, top?.value ?? null]);
+  if (!top) {
+    const same = [...byKey.entries()]
+      .filter(([, e]) => e.sig.executable === executable && e.sig.signal === signal)
+      .sort((a, b) => b[1].sig.count - a[1].sig.count)[0];
+    if (same) key = same[0];
+    else if (r.facts.truncated) {
+      const own = ownTopEvidence(r);
+      key = JSON.stringify([executable, signal, own?.value ?? null]);
+      top = own;
+    }
+  }
+  return { key, top };
+}
+
+function newSignature(r: DumpRecord, top: { value: string } | undefined, when: string): SignatureEntry {
+  return {
+    sig: {
+      id: '',
+      executable: r.facts.executable ?? r.facts.processName,
+      signal: r.facts.signal?.name ?? null,
+      topEvidence: top?.value ?? null,
+      count: 0,
+      files: [],
+      firstSeen: when,
+      lastSeen: when,
+      timeSources: [],
+    },
+    members: [],
+  };
+}
+
+function addToSignature(entry: SignatureEntry, index: number, name: string, time: DumpTime): void {
+  const when = time.at.toISOString();
+  entry.sig.count++;
+  entry.sig.files.push(name);
+  entry.members.push(index);
+  if (!entry.sig.timeSources.includes(time.source)) entry.sig.timeSources.push(time.source);
+  if (when < entry.sig.firstSeen) entry.sig.firstSeen = when;
+  if (when > entry.sig.lastSeen) entry.sig.lastSeen = when;
+}
+
+/** Signatures numbered S1, S2… from the largest, each dump mapped to its own. */
+function numberSignatures(
+  records: readonly DumpRecord[],
+  byKey: Map<string, SignatureEntry>,
+): Map<number, Signature> {
   for (const entry of byKey.values()) {
     entry.members.sort((a, b) => a - b);
     entry.sig.files = entry.members.map((m) => label(records[m]!));
@@ -404,39 +509,59 @@ function signatures(
 /** How a core taken from a live process (gdb's gcore: no signal) is described. */
 export const SNAPSHOT = 'taken by gcore while running (no signal)';
 
+/** Findings and next steps, added to in the order a reader should see them. */
+interface Advice {
+  findings: Finding[];
+  next: string[];
+}
+
 function findingsFor(
   records: readonly DumpRecord[],
   correlations: readonly Correlation[],
 ): { findings: Finding[]; next: string[] } {
-  const findings: Finding[] = [];
-  const next: string[] = [];
-  const total = records.length;
+  const advice: Advice = { findings: [], next: [] };
   const stream = correlations.find((c) => c.stream && (c.kind === 'url' || c.kind === 'request'));
-  if (stream) {
-    findings.push({
-      severity: 'critical',
-      title: `Likely endless stream in ${stream.lowerBound ? 'at least ' : ''}${stream.dumps} of ${stream.total} dumps: ${stream.value}`,
-      detail: `${stream.why}. A worker that reads a live radio or video stream never finishes its request; it is killed when it hits its timeout, and each kill can leave a core.`,
-    });
-    next.push(
-      `Find who configured ${stream.value}: search the application database (feeds, webhooks, integrations) for it.`,
-      'Give the fetcher a read timeout and a maximum response size, and check Content-Type before reading the body.',
-    );
-  }
+  if (stream) streamFinding(stream, advice);
   // The request line the workers held, query string and all: what to look up in the access logs.
   const request = correlations.find((c) => c.kind === 'request' && !c.stream && c.value !== stream?.value);
-  if (request) {
-    findings.push({
-      severity: 'warning',
-      title: `Request in memory in ${request.dumps} of ${request.total} dumps: ${request.value}`,
-      detail: `${request.why}. An HTTP request line the processes held when their cores were written: most likely what they were serving, with the parameters that say for whom.`,
-    });
-    next.push(
-      `Find ${request.value} in the access logs and traces around the time of the dumps: who sent it, how long it ran, and what its parameters point at.`,
-    );
+  if (request) requestFinding(request, advice);
+  signalFindings(records, advice);
+  truncationFinding(records, advice);
+  contextFindings(records, correlations, advice);
+  if (advice.next.length === 0 && correlations[0]) {
+    advice.next.push(`Start with the top correlation: ${correlations[0].value} (${correlations[0].why}).`);
   }
-  // Grouped by signal and by who sent it: a worker killed by its master and a process that
-  // aborted itself mean different things even with the same signal.
+  return advice;
+}
+
+function streamFinding(stream: Correlation, { findings, next }: Advice): void {
+  findings.push({
+    severity: 'critical',
+    title: `Likely endless stream in ${stream.lowerBound ? 'at least ' : ''}${stream.dumps} of ${stream.total} dumps: ${stream.value}`,
+    detail: `${stream.why}. A worker that reads a live radio or video stream never finishes its request; it is killed when it hits its timeout, and each kill can leave a core.`,
+  });
+  next.push(
+    `Find who configured ${stream.value}: search the application database (feeds, webhooks, integrations) for it.`,
+    'Give the fetcher a read timeout and a maximum response size, and check Content-Type before reading the body.',
+  );
+}
+
+function requestFinding(request: Correlation, { findings, next }: Advice): void {
+  findings.push({
+    severity: 'warning',
+    title: `Request in memory in ${request.dumps} of ${request.total} dumps: ${request.value}`,
+    detail: `${request.why}. An HTTP request line the processes held when their cores were written: most likely what they were serving, with the parameters that say for whom.`,
+  });
+  next.push(
+    `Find ${request.value} in the access logs and traces around the time of the dumps: who sent it, how long it ran, and what its parameters point at.`,
+  );
+}
+
+/**
+ * Grouped by signal and by who sent it: a worker killed by its master and a process that
+ * aborted itself mean different things even with the same signal.
+ */
+function signalFindings(records: readonly DumpRecord[], { findings, next }: Advice): void {
   const signals = new Map<string, { count: number; meaning: string }>();
   const senders = new Map<number, number>();
   for (const r of records) {
@@ -454,7 +579,7 @@ function findingsFor(
     if (fromOther) senders.set(s.senderPid!, (senders.get(s.senderPid!) ?? 0) + 1);
   }
   for (const [key, { count, meaning }] of signals) {
-    findings.push({ severity: 'info', title: `${count} of ${total} dumps ${key}`, detail: meaning });
+    findings.push({ severity: 'info', title: `${count} of ${records.length} dumps ${key}`, detail: meaning });
   }
   for (const [pid, count] of senders) {
     findings.push({
@@ -469,18 +594,28 @@ function findingsFor(
   ) {
     next.push('Open a crashing core in gdb for a backtrace: gdb <executable> <core> -ex bt');
   }
+}
+
+function truncationFinding(records: readonly DumpRecord[], { findings, next }: Advice): void {
   const truncated = records.filter((r) => r.facts.truncated);
-  if (truncated.length > 0) {
-    findings.push({
-      severity: 'warning',
-      title: `${truncated.length} of ${total} cores are truncated`,
-      detail:
-        'Each ends before its last segment: the disk most likely filled while the core was written. Their headers and the memory that was written are still analysed.',
-    });
-    next.push(
-      'Free space and cap core dumps (ulimit -c, or systemd-coredump with MaxUse=) so the next crash cannot fill the disk.',
-    );
-  }
+  if (truncated.length === 0) return;
+  findings.push({
+    severity: 'warning',
+    title: `${truncated.length} of ${records.length} cores are truncated`,
+    detail:
+      'Each ends before its last segment: the disk most likely filled while the core was written. Their headers and the memory that was written are still analysed.',
+  });
+  next.push(
+    'Free space and cap core dumps (ulimit -c, or systemd-coredump with MaxUse=) so the next crash cannot fill the disk.',
+  );
+}
+
+/** What the dumps were in the middle of (an exception, a transaction), and what was redacted. */
+function contextFindings(
+  records: readonly DumpRecord[],
+  correlations: readonly Correlation[],
+  { findings, next }: Advice,
+): void {
   const exception = correlations.find((c) => c.kind === 'exception');
   if (exception) {
     findings.push({
@@ -507,10 +642,6 @@ function findingsFor(
         'Passwords, tokens and keys found in memory were replaced by [REDACTED] before anything was printed.',
     });
   }
-  if (next.length === 0 && correlations[0]) {
-    next.push(`Start with the top correlation: ${correlations[0].value} (${correlations[0].why}).`);
-  }
-  return { findings, next };
 }
 
 function toDump(r: DumpRecord, signature: Signature): Dump {

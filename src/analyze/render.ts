@@ -1,23 +1,13 @@
+import { formatBytes } from '../format-bytes.ts';
 import { SNAPSHOT } from './correlate.ts';
 import type { TimeSource } from './dump-time.ts';
-import type { Dump, Finding, Report } from './report-schema.ts';
+import type { Dump, Finding, Report, Signature } from './report-schema.ts';
 
 /**
  * The human report: what an on-call engineer reads at midnight. Short lines, the headline finding
  * first (the stream URL in k of N dumps), then the crash signatures (what killed the processes and
  * what they were doing), then the evidence ranked, the other findings, and what to do.
  */
-
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${unit === 0 ? value : value.toFixed(value >= 100 ? 0 : 1)} ${units[unit]}`;
-}
 
 function when(iso: string): string {
   return iso.replace('T', ' ').replace(/:\d\d\.\d+Z$/, 'Z');
@@ -83,57 +73,8 @@ export function renderReport(report: Report, options: { maxCorrelations?: number
     line(`   ${f.detail}`);
   }
 
-  for (const sig of report.signatures) {
-    const members = dumps.filter((d) => d.signature === sig.id);
-    const first = members[0]!;
-    line();
-    line(
-      `${sig.id}: ${sig.count} dump${sig.count === 1 ? '' : 's'} of ${sig.executable ?? 'an unknown executable'}, ${howTaken(sig.signal)}`,
-    );
-    if (first.signal) {
-      const code = first.signal.codeName ? `, ${first.signal.codeName}` : '';
-      // Each dump against its own pid: abort() signals itself, and that is no sender worth naming.
-      const killed = members.filter((d) => {
-        const sender = d.signal?.senderPid;
-        return sender !== null && sender !== undefined && sender > 0 && sender !== d.pid;
-      });
-      const senders = [...new Set(killed.map((d) => d.signal!.senderPid!))];
-      const some = killed.length < members.length ? ` (${killed.length} of ${members.length} dumps)` : '';
-      const from = senders.length > 0 ? `; sender pid ${senders.join(', ')}${some}` : '';
-      if (first.signal.number === 0) line('  signal    none');
-      else line(`  signal    ${first.signal.name} (${first.signal.number}${code})${from}`);
-      if (first.signal.faultAddress) line(`  address   ${first.signal.faultAddress}`);
-      line(`  meaning   ${first.signal.meaning}`);
-    }
-    line(
-      `  process   ${first.processName ?? '?'}, uid ${first.uid ?? '?'}, ${first.threads} thread${first.threads === 1 ? '' : 's'}`,
-    );
-    const commands = [...new Set(members.map((d) => d.commandLine).filter((c): c is string => c !== null))];
-    for (const command of commands.slice(0, 3)) line(`  command   ${command}`);
-    if (commands.length > 3) line(`            (+${commands.length - 3} other command lines)`);
-    if (sig.topEvidence) line(`  evidence  ${sig.topEvidence}`);
-    line(
-      `  seen      ${when(sig.firstSeen)}${when(sig.lastSeen) !== when(sig.firstSeen) ? ` to ${when(sig.lastSeen)}` : ''}${timeNote(sig.timeSources)}`,
-    );
-    for (const d of members) {
-      const flags = [d.container, formatBytes(d.sizeBytes), d.truncated ? 'TRUNCATED' : '']
-        .filter(Boolean)
-        .join(', ');
-      line(`  - pid ${d.pid ?? '?'}  ${name(d)} (${flags})`);
-    }
-  }
-
-  const correlations = report.correlations.slice(0, options.maxCorrelations ?? 12);
-  if (correlations.length > 0) {
-    line();
-    line(dumps.length > 1 ? 'Shared across the dumps, most telling first' : 'Evidence, most telling first');
-    correlations.forEach((c, i) => {
-      line(
-        `${String(i + 1).padStart(2)}. [${c.kind}] ${c.value}${c.stream ? '   << likely endless stream' : ''}`,
-      );
-      line(`    ${c.why}`);
-    });
-  }
+  for (const sig of report.signatures) renderSignature(sig, dumps, line);
+  renderCorrelations(report, options.maxCorrelations ?? 12, line);
 
   const rest = report.findings.filter((f) => !headline.includes(f));
   if (rest.length > 0) {
@@ -157,4 +98,65 @@ export function renderReport(report: Report, options: { maxCorrelations?: number
     for (const e of errors) line(`  ${name(e)}: ${e.message} [${e.code}]`);
   }
   return `${out.join('\n')}\n`;
+}
+
+type Line = (text?: string) => void;
+
+/** One crash signature: how its processes died, what they ran, when, and its dumps. */
+function renderSignature(sig: Signature, dumps: readonly Dump[], line: Line): void {
+  const members = dumps.filter((d) => d.signature === sig.id);
+  const first = members[0]!;
+  line();
+  line(
+    `${sig.id}: ${sig.count} dump${sig.count === 1 ? '' : 's'} of ${sig.executable ?? 'an unknown executable'}, ${howTaken(sig.signal)}`,
+  );
+  if (first.signal) renderSignal(first.signal, members, line);
+  line(
+    `  process   ${first.processName ?? '?'}, uid ${first.uid ?? '?'}, ${first.threads} thread${first.threads === 1 ? '' : 's'}`,
+  );
+  const commands = [...new Set(members.map((d) => d.commandLine).filter((c): c is string => c !== null))];
+  for (const command of commands.slice(0, 3)) line(`  command   ${command}`);
+  if (commands.length > 3) line(`            (+${commands.length - 3} other command lines)`);
+  if (sig.topEvidence) line(`  evidence  ${sig.topEvidence}`);
+  line(
+    `  seen      ${when(sig.firstSeen)}${when(sig.lastSeen) !== when(sig.firstSeen) ? ` to ${when(sig.lastSeen)}` : ''}${timeNote(sig.timeSources)}`,
+  );
+  for (const d of members) {
+    const flags = [d.container, formatBytes(d.sizeBytes), d.truncated ? 'TRUNCATED' : '']
+      .filter(Boolean)
+      .join(', ');
+    line(`  - pid ${d.pid ?? '?'}  ${name(d)} (${flags})`);
+  }
+}
+
+/** The signature's signal, as its first dump got it, and who sent it to which of its dumps. */
+function renderSignal(signal: NonNullable<Dump['signal']>, members: readonly Dump[], line: Line): void {
+  const code = signal.codeName ? `, ${signal.codeName}` : '';
+  // Each dump against its own pid: abort() signals itself, and that is no sender worth naming.
+  const killed = members.filter((d) => {
+    const sender = d.signal?.senderPid;
+    return sender !== null && sender !== undefined && sender > 0 && sender !== d.pid;
+  });
+  const senders = [...new Set(killed.map((d) => d.signal!.senderPid!))];
+  const some = killed.length < members.length ? ` (${killed.length} of ${members.length} dumps)` : '';
+  const from = senders.length > 0 ? `; sender pid ${senders.join(', ')}${some}` : '';
+  if (signal.number === 0) line('  signal    none');
+  else line(`  signal    ${signal.name} (${signal.number}${code})${from}`);
+  if (signal.faultAddress) line(`  address   ${signal.faultAddress}`);
+  line(`  meaning   ${signal.meaning}`);
+}
+
+function renderCorrelations(report: Report, max: number, line: Line): void {
+  const correlations = report.correlations.slice(0, max);
+  if (correlations.length === 0) return;
+  line();
+  line(
+    report.dumps.length > 1 ? 'Shared across the dumps, most telling first' : 'Evidence, most telling first',
+  );
+  correlations.forEach((c, i) => {
+    line(
+      `${String(i + 1).padStart(2)}. [${c.kind}] ${c.value}${c.stream ? '   << likely endless stream' : ''}`,
+    );
+    line(`    ${c.why}`);
+  });
 }

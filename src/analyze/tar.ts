@@ -358,28 +358,31 @@ export class TarReader {
       );
     }
     const typeflag = String.fromCharCode(block[156]!);
-    let size = numeric(block, 124, 12, 'member size');
-    const magic = field(block, 257, 6);
-    // POSIX ustar's prefix field; GNU's magic ("ustar ") puts times and a sparse map there instead.
-    const prefix = magic === 'ustar' ? field(block, 345, 155) : '';
-    let name = prefix ? `${prefix}/${field(block, 0, 100)}` : field(block, 0, 100);
-    // A time nothing can read is no reason to lose the member: it is left out (see memberTime).
-    let mtime: number;
-    try {
-      mtime = numeric(block, 136, 12, 'mtime');
-    } catch {
-      mtime = Number.NaN;
-    }
+    const size = numeric(block, 124, 12, 'member size');
     this.padding = (BLOCK - (size % BLOCK)) % BLOCK;
     if (typeflag === 'x' || typeflag === 'g' || typeflag === 'L') {
-      if (size > MAX_META)
-        throw new CodedError(ErrorCode.MalformedTar, `tar extended header of ${size} bytes`);
-      this.remaining = size;
-      this.meta = { kind: typeflag === 'L' ? 'gnu-name' : 'pax', chunks: [] };
-      if (typeflag === 'g') this.meta = { kind: 'pax', chunks: [] };
-      if (size === 0) this.endMember();
+      this.startMeta(typeflag, size);
       return;
     }
+    const member = this.withExtendedHeaders(headerName(block), size, headerMtime(block));
+    const type = entryType(typeflag);
+    this.entries++;
+    this.remaining = member.size;
+    if (typeflag === 'S') this.startGnuSparseMember(block, member, type);
+    else this.startMember(member, type);
+  }
+
+  /** A PAX or GNU long-name header: its data is collected, then applies to the next member. */
+  private startMeta(typeflag: 'x' | 'g' | 'L', size: number): void {
+    if (size > MAX_META) throw new CodedError(ErrorCode.MalformedTar, `tar extended header of ${size} bytes`);
+    this.remaining = size;
+    this.meta = { kind: typeflag === 'L' ? 'gnu-name' : 'pax', chunks: [] };
+    if (typeflag === 'g') this.meta = { kind: 'pax', chunks: [] };
+    if (size === 0) this.endMember();
+  }
+
+  /** The member's name, size and time as the PAX records and GNU long name before it say; both then cleared. */
+  private withExtendedHeaders(name: string, size: number, mtime: number): HeaderMember {
     if (this.longName !== undefined) name = this.longName;
     const paxPath = this.pax.get('path');
     if (paxPath !== undefined) name = paxPath;
@@ -400,37 +403,31 @@ export class TarReader {
     this.pax = new Map();
     this.paxSparse = [];
     this.longName = undefined;
-    const type: TarEntryHeader['type'] =
-      typeflag === '0' || typeflag === '\0' || typeflag === '7' || typeflag === 'S'
-        ? 'file'
-        : typeflag === '5'
-          ? 'directory'
-          : typeflag === '1' || typeflag === '2'
-            ? 'link'
-            : 'other';
-    this.entries++;
-    this.remaining = size;
-    if (typeflag === 'S') {
-      // GNU's old sparse member: four regions in the header, more in extension blocks after it.
-      const header = {
-        name,
-        size: numeric(block, 483, 12, 'sparse real size'),
-        mtime: memberTime(mtime),
-        type,
-      };
-      const numbers: string[] = [];
-      for (let i = 0; i < 4; i++) {
-        const offset = field(block, 386 + i * 24, 12);
-        if (offset.trim() === '') break;
-        numbers.push(octalText(offset), octalText(field(block, 398 + i * 24, 12)));
-      }
-      this.gnuSparse = { header, numbers, stored: size };
-      // The data (and its padding) begins after the last extension block.
-      this.remaining = 0;
-      this.padding = 0;
-      if (block[482] === 0) this.startGnuSparse();
-      return;
+    return { name, size, mtime, sparse };
+  }
+
+  /** GNU's old sparse member: four regions in the header, more in extension blocks after it. */
+  private startGnuSparseMember(block: Uint8Array, member: HeaderMember, type: TarEntryHeader['type']): void {
+    const header = {
+      name: member.name,
+      size: numeric(block, 483, 12, 'sparse real size'),
+      mtime: memberTime(member.mtime),
+      type,
+    };
+    const numbers: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const offset = field(block, 386 + i * 24, 12);
+      if (offset.trim() === '') break;
+      numbers.push(octalText(offset), octalText(field(block, 398 + i * 24, 12)));
     }
+    this.gnuSparse = { header, numbers, stored: member.size };
+    // The data (and its padding) begins after the last extension block.
+    this.remaining = 0;
+    this.padding = 0;
+    if (block[482] === 0) this.startGnuSparse();
+  }
+
+  private startMember({ name, size, mtime, sparse }: HeaderMember, type: TarEntryHeader['type']): void {
     if (sparse) {
       const header: TarEntryHeader = { name, size: sparse.realSize, mtime: memberTime(mtime), type };
       const sink = type === 'file' ? this.onEntry(header) : undefined;
@@ -514,4 +511,40 @@ function checkStored(regions: readonly SparseRegion[], stored: number): void {
       `tar sparse map covers ${total} bytes but the member stores ${stored}`,
     );
   }
+}
+
+/** A member's header as read, with the extended headers before it applied. */
+interface HeaderMember {
+  name: string;
+  /** Bytes stored in the archive. */
+  size: number;
+  /** Seconds since the epoch; NaN when unreadable. */
+  mtime: number;
+  sparse: { name: string | undefined; realSize: number; regions: SparseRegion[] | undefined } | undefined;
+}
+
+function headerName(block: Uint8Array): string {
+  const magic = field(block, 257, 6);
+  // POSIX ustar's prefix field; GNU's magic ("ustar ") puts times and a sparse map there instead.
+  const prefix = magic === 'ustar' ? field(block, 345, 155) : '';
+  return prefix ? `${prefix}/${field(block, 0, 100)}` : field(block, 0, 100);
+}
+
+/** A time nothing can read is no reason to lose the member: it is left out (see memberTime). */
+function headerMtime(block: Uint8Array): number {
+  try {
+    return numeric(block, 136, 12, 'mtime');
+  } catch {
+    return Number.NaN;
+  }
+}
+
+function entryType(typeflag: string): TarEntryHeader['type'] {
+  return typeflag === '0' || typeflag === '\0' || typeflag === '7' || typeflag === 'S'
+    ? 'file'
+    : typeflag === '5'
+      ? 'directory'
+      : typeflag === '1' || typeflag === '2'
+        ? 'link'
+        : 'other';
 }

@@ -1,4 +1,4 @@
-import { formatBytes } from '../analyze/render.ts';
+import { formatBytes } from '../format-bytes.ts';
 
 /**
  * A one-line progress bar for stderr (bytes, rate, ETA), drawn only when stderr is a terminal so

@@ -1,6 +1,6 @@
+import { formatBytes, ONE_DECIMAL } from '../format-bytes.ts';
 import type { Filesystem } from './collectors/disk.ts';
 import type { PullSource } from './pull.ts';
-import { formatBytes } from './pull-plan.ts';
 import { shellQuote } from './transport.ts';
 
 /**
@@ -256,7 +256,7 @@ export function diskChange(before: readonly Filesystem[], after: readonly Filesy
     if (!a) continue;
     if (a.availKiB === b.availKiB && b !== fullest) continue;
     lines.push(
-      `${b.mount}: ${b.usedPercent}% → ${a.usedPercent}% used, ${formatBytes(b.availKiB * 1024)} → ${formatBytes(a.availKiB * 1024)} free`,
+      `${b.mount}: ${b.usedPercent}% → ${a.usedPercent}% used, ${formatBytes(b.availKiB * 1024, ONE_DECIMAL)} → ${formatBytes(a.availKiB * 1024, ONE_DECIMAL)} free`,
     );
   }
   return lines;

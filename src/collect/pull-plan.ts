@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { formatBytes, ONE_DECIMAL } from '../format-bytes.ts';
 import type { CoreFile } from './collectors/cores.ts';
 import type { PullSource } from './pull.ts';
 
@@ -72,13 +73,6 @@ export function localName(source: PullSource): string {
   return source.container ? `${source.container.slice(0, 12)}-${base}-${tag}.tar` : `${base}-${tag}`;
 }
 
-export function formatBytes(bytes: number): string {
-  if (bytes >= 1024 ** 3) return `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
-  if (bytes >= 1024 ** 2) return `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
-  if (bytes >= 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
-  return `${bytes} B`;
-}
-
 /** One line of progress for a message edited in place: done/total, rate, ETA. */
 export function progressLine(input: {
   host: string;
@@ -94,6 +88,6 @@ export function progressLine(input: {
     rate > 0 && input.expectedBytes > 0 && left > 0
       ? `, about ${Math.max(1, Math.round(left / rate))} s left`
       : '';
-  const of = input.expectedBytes > 0 ? ` of ~${formatBytes(input.expectedBytes)}` : '';
-  return `:arrow_down: Pulling from ${input.host}: ${input.filesDone}/${input.files} files, ${formatBytes(input.bytes)}${of} at ${formatBytes(rate)}/s${eta}`;
+  const of = input.expectedBytes > 0 ? ` of ~${formatBytes(input.expectedBytes, ONE_DECIMAL)}` : '';
+  return `:arrow_down: Pulling from ${input.host}: ${input.filesDone}/${input.files} files, ${formatBytes(input.bytes, ONE_DECIMAL)}${of} at ${formatBytes(rate, ONE_DECIMAL)}/s${eta}`;
 }

@@ -1,9 +1,9 @@
-import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { CodedError, ErrorCode } from '../errors.ts';
+import { readConfigFile } from './read-file.ts';
 
 /**
  * The hosts file (NIGHTSHIFT_HOSTS, YAML or JSON): where each host is, how to log in, and the
@@ -87,16 +87,7 @@ export function parseHostsFile(text: string, path: string): HostsFile {
 }
 
 export function loadHostsFile(path: string): HostsFile {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    throw new CodedError(
-      ErrorCode.ConfigInvalid,
-      `cannot read the hosts file ${path}: ${(error as Error).message}`,
-      { cause: error },
-    );
-  }
+  const text = readConfigFile(path, 'hosts file');
   return parseHostsFile(text, path);
 }
 

@@ -1,21 +1,13 @@
-import { readFileSync } from 'node:fs';
 import { DEFAULT_POLICY, type Policy, parseApproverList, parsePolicy } from '../approvals/policy.ts';
 import { COLLECTOR_NAMES } from '../collect/collect-host.ts';
 import { CodedError, ErrorCode } from '../errors.ts';
+import { readConfigFile } from './read-file.ts';
 
 /** The policy file (if any) with the approvers from the environment added to its own. */
 export function loadPolicy(path: string | undefined, approvers: string | undefined): Policy {
   let policy = DEFAULT_POLICY;
   if (path) {
-    let text: string;
-    try {
-      text = readFileSync(path, 'utf8');
-    } catch (error) {
-      throw new CodedError(
-        ErrorCode.ConfigInvalid,
-        `cannot read the policy file ${path}: ${(error as Error).message}`,
-      );
-    }
+    const text = readConfigFile(path, 'policy file');
     policy = parsePolicy(text, path);
     const unknown = policy.collectorsNeedApproval.filter(
       (name) => !(COLLECTOR_NAMES as readonly string[]).includes(name),

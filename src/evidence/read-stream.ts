@@ -83,106 +83,245 @@ export async function readDumpStream(
     const first = await followed.next();
     followedHead = first.done ? Buffer.alloc(0) : first.value;
   }
-  const spill = options.spill ? new SpillStore(options.spill) : undefined;
+  const reading = new DumpReading(file, info, options.spill ? new SpillStore(options.spill) : undefined);
+  const first = followedHead ?? (await readHead(file));
+  const outer = sniff(first);
+  const compression = isCompression(outer) ? outer : undefined;
+  reading.fileTime = chooseDumpTime({
+    gzip: outer === 'gzip' ? gzipTime(first) : undefined,
+    fileName: fileNameTime(file),
+    file: info.mtime,
+  });
+  const source = openSource(file, followed, followedHead);
+  let read = 0;
+  const count = (chunk: Buffer) => {
+    read += chunk.length;
+    if (options.follow) info.size = read;
+    onProgress(read);
+  };
+  await pump(source, compression, reading.fileSink(compression), reading, count);
+  // A followed file's size is known only now; records made before its end (tar members) get it too.
+  if (options.follow) for (const d of reading.dumps) d.fileBytes = read;
+  return reading.result();
+}
+
+/** The file's bytes: read from disk, or from the follower with its first chunk put back in front. */
+function openSource(
+  file: string,
+  followed: AsyncGenerator<Buffer> | undefined,
+  followedHead: Buffer | undefined,
+): Readable {
+  if (!followed) return createReadStream(file, { highWaterMark: READ_CHUNK });
+  return Readable.from(
+    (async function* () {
+      if (followedHead && followedHead.length > 0) yield followedHead;
+      yield* followed;
+    })(),
+    { objectMode: false, highWaterMark: READ_CHUNK },
+  );
+}
+
+/**
+ * Feeds the file, decompressed if it is compressed, to the sink, waiting for the sink's pending
+ * work between chunks; `count` sees the bytes as read from the file.
+ */
+async function pump(
+  source: Readable,
+  compression: Compression | undefined,
+  inner: Sink,
+  reading: DumpReading,
+  count: (chunk: Buffer) => void,
+): Promise<void> {
+  let stream: NodeJS.ReadableStream = source;
+  let produced = 0;
+  if (compression) {
+    source.on('data', (chunk: Buffer) => count(chunk));
+    const decompressed = decompressor(compression);
+    stream = source.pipe(decompressed);
+    source.on('error', (error: Error) => decompressed.destroy(error));
+  }
+  try {
+    for await (const chunk of stream) {
+      if (!compression) count(chunk as Buffer);
+      produced += (chunk as Buffer).length;
+      inner.push(chunk as Buffer);
+      if (reading.pending.length > 0) await reading.settle();
+    }
+    inner.end();
+    await reading.settle();
+  } catch (error) {
+    const coded = compression ? compressionError(compression, error) : asCodedError(error);
+    const damaged =
+      coded.code === ErrorCode.MalformedGzip ||
+      coded.code === ErrorCode.MalformedCompression ||
+      /unexpected end/i.test(coded.message);
+    if (compression && damaged) {
+      // A compressed stream cut short (the disk filled while it was written): analyse what came out.
+      if (produced > 0) {
+        inner.end();
+        await reading.settle();
+      }
+      if (produced === 0 || !/unexpected end/i.test(coded.message)) reading.fail(null, coded);
+    } else {
+      source.destroy();
+      throw coded;
+    }
+  }
+}
+
+/**
+ * A reader whose first error stops it: the error is recorded once (`onError`), the rest of the
+ * input is read past. `onStop` runs after a failed push, to end what the reader fed.
+ */
+function stopOnError(
+  reader: { push(chunk: Uint8Array): void; end(): void },
+  onError: (error: unknown) => void,
+  onStop: () => void = () => {},
+): Sink {
+  let failed = false;
+  return {
+    push(chunk) {
+      if (failed) return;
+      try {
+        reader.push(chunk);
+      } catch (error) {
+        failed = true;
+        onError(error);
+        onStop();
+      }
+    },
+    end() {
+      if (failed) return;
+      try {
+        reader.end();
+      } catch (error) {
+        onError(error);
+      }
+    },
+  };
+}
+
+/** One file's read: the sinks its bytes go through, and what they found, kept in input order. */
+class DumpReading {
+  readonly dumps: DumpRecord[] = [];
+  readonly errors: AnalysisError[] = [];
   /** The time of a dump that is the whole file (not a tar member), known once its head is read. */
-  let fileTime: DumpTime = { at: info.mtime, source: 'file' };
-  const dumps: DumpRecord[] = [];
-  const errors: AnalysisError[] = [];
-  let container: Container = 'raw';
-  // Results are listed in member order, although a gzipped member finishes after those behind it.
-  const order = new Map<object, number>();
-  let nextSeq = 0;
-  const fail = (entry: string | null, error: unknown, seq = nextSeq++) => {
-    const coded = asCodedError(error);
-    const record = { file, entry, code: coded.code, message: coded.message };
-    order.set(record, seq);
-    errors.push(record);
-  };
-
-  /** A sink that analyses one core; errors from a bad header stop it and are recorded once. */
-  const coreSink = (
-    entry: string | null,
-    time: DumpTime,
-    seq = nextSeq++,
-    onDone?: (complete: boolean) => void,
-  ) => {
-    const analyzer = new DumpStreamAnalyzer(spill ? { spill } : {});
-    let failed = false;
-    return {
-      push(chunk: Uint8Array) {
-        if (failed) return;
-        try {
-          analyzer.push(chunk);
-        } catch (error) {
-          failed = true;
-          fail(entry, error, seq);
-        }
-      },
-      end(complete = true) {
-        onDone?.(complete);
-        if (failed) return;
-        try {
-          const { facts, evidence, sizeBytes } = analyzer.finish();
-          // systemd-coredump's and apport's names fill what the core lacks, and date it.
-          const named = parseCoreName(basename(entry ?? file));
-          // mtime: the name's time, else the tar member's, else the file's; time: the most truthful
-          // time known (dump-time.ts).
-          const mtime = named?.time ?? (time.source === 'tar' ? time.at : info.mtime);
-          const dated =
-            named?.time && time.source !== 'tar' && time.source !== 'gzip'
-              ? { at: named.time, source: 'file_name' as const }
-              : time;
-          const record = {
-            file,
-            entry,
-            container,
-            fileBytes: info.size,
-            sizeBytes,
-            mtime,
-            time: dated,
-            facts: withNameFacts(facts, named),
-            evidence,
-          };
-          order.set(record, seq);
-          dumps.push(record);
-        } catch (error) {
-          fail(entry, error, seq);
-        }
-      },
-    };
-  };
-
+  fileTime: DumpTime;
   /**
    * Work the input must wait for before it is read further: a gzipped tar member's inflater
    * catching up. The TarReader pushes synchronously, so without this a gzipped member would
    * queue the whole rest of the archive in memory.
    */
-  const pending: Array<Promise<void>> = [];
-  const settle = async () => {
-    while (pending.length > 0) await pending.shift();
-  };
+  readonly pending: Array<Promise<void>> = [];
+  private container: Container = 'raw';
+  // Results are listed in member order, although a gzipped member finishes after those behind it.
+  private readonly order = new Map<object, number>();
+  private nextSeq = 0;
+  private readonly file: string;
+  private readonly info: { size: number; mtime: Date };
+  private readonly spill: SpillStore | undefined;
+
+  constructor(file: string, info: { size: number; mtime: Date }, spill: SpillStore | undefined) {
+    this.file = file;
+    this.info = info;
+    this.spill = spill;
+    this.fileTime = { at: info.mtime, source: 'file' };
+  }
+
+  async settle(): Promise<void> {
+    while (this.pending.length > 0) await this.pending.shift();
+  }
+
+  fail(entry: string | null, error: unknown, seq = this.nextSeq++): void {
+    const coded = asCodedError(error);
+    const record = { file: this.file, entry, code: coded.code, message: coded.message };
+    this.order.set(record, seq);
+    this.errors.push(record);
+  }
+
+  result(): StreamResult {
+    const inOrder = (a: object, b: object) => this.order.get(a)! - this.order.get(b)!;
+    return { dumps: this.dumps.sort(inOrder), errors: this.errors.sort(inOrder) };
+  }
+
+  /** What the whole file (after its compression, if any) is: a tar, a core, a report, or not a core. */
+  fileSink(compression: Compression | undefined): Sink {
+    return new Sniffer((head) => {
+      const kind: Sniffed = sniff(head);
+      if (kind === 'tar') {
+        this.container = compression ? `tar+${compression}` : 'tar';
+        return this.tarSink();
+      }
+      if (kind === 'elf') {
+        this.container = compression ?? 'raw';
+        return this.coreSink(null, this.fileTime, this.nextSeq++);
+      }
+      if (kind === 'apport' && !compression) {
+        this.container = 'apport';
+        return this.apportSink(null, this.fileTime, this.nextSeq++);
+      }
+      const what = compression
+        ? `${article(compression)} ${compression} of ${isCompression(kind) ? `${kind} data` : describeUnknown(head)}`
+        : describeUnknown(head);
+      return this.notCore(null, what, this.nextSeq++);
+    });
+  }
 
   /** A dead end: the input was named in an error, the rest of it is read past. */
-  const ignore: Sink = { push() {}, end() {} };
-  const notCore = (entry: string | null, what: string, seq: number): Sink => {
-    fail(entry, new CodedError(ErrorCode.NotCore, `not a core dump: ${what}`), seq);
-    return ignore;
-  };
+  private notCore(entry: string | null, what: string, seq: number): Sink {
+    this.fail(entry, new CodedError(ErrorCode.NotCore, `not a core dump: ${what}`), seq);
+    return { push() {}, end() {} };
+  }
+
+  /** A sink that analyses one core; errors from a bad header stop it and are recorded once. */
+  private coreSink(entry: string | null, time: DumpTime, seq: number): Sink {
+    const analyzer = new DumpStreamAnalyzer(this.spill ? { spill: this.spill } : {});
+    return stopOnError(
+      { push: (chunk) => analyzer.push(chunk), end: () => this.record(entry, time, seq, analyzer) },
+      (error) => this.fail(entry, error, seq),
+    );
+  }
+
+  private record(entry: string | null, time: DumpTime, seq: number, analyzer: DumpStreamAnalyzer): void {
+    const { facts, evidence, sizeBytes } = analyzer.finish();
+    // systemd-coredump's and apport's names fill what the core lacks, and date it.
+    const named = parseCoreName(basename(entry ?? this.file));
+    // mtime: the name's time, else the tar member's, else the file's; time: the most truthful
+    // time known (dump-time.ts).
+    const mtime = named?.time ?? (time.source === 'tar' ? time.at : this.info.mtime);
+    const dated =
+      named?.time && time.source !== 'tar' && time.source !== 'gzip'
+        ? { at: named.time, source: 'file_name' as const }
+        : time;
+    const record = {
+      file: this.file,
+      entry,
+      container: this.container,
+      fileBytes: this.info.size,
+      sizeBytes,
+      mtime,
+      time: dated,
+      facts: withNameFacts(facts, named),
+      evidence,
+    };
+    this.order.set(record, seq);
+    this.dumps.push(record);
+  }
 
   /**
    * A member (or apport field) that is itself compressed (core.1234.gz copied out of a container,
    * a systemd-coredump .zst): decompress, then sniff what came out.
    */
-  const decompressSink = (
+  private decompressSink(
     kind: Compression | 'zlib',
     entry: string | null,
     time: DumpTime,
     seq: number,
-  ): Sink => {
+  ): Sink {
     const stream = decompressor(kind);
     const inside = new Sniffer((head) => {
-      if (sniff(head) === 'elf') return coreSink(entry, time, seq);
-      return notCore(
+      if (sniff(head) === 'elf') return this.coreSink(entry, time, seq);
+      return this.notCore(
         entry,
         `${kind === 'zlib' ? 'a' : article(kind)} ${kind} of ${describeUnknown(head)}`,
         seq,
@@ -202,204 +341,96 @@ export async function readDumpStream(
       });
     });
     return {
-      push(chunk) {
+      push: (chunk) => {
         if (error !== undefined) return;
         if (!stream.write(chunk)) {
-          pending.push(Promise.race([new Promise<void>((resolve) => stream.once('drain', resolve)), done]));
+          this.pending.push(
+            Promise.race([new Promise<void>((resolve) => stream.once('drain', resolve)), done]),
+          );
         }
       },
-      end() {
+      end: () => {
         stream.end();
-        pending.push(
+        this.pending.push(
           done.then(() => {
             const coded = error === undefined ? undefined : compressionError(kind, error);
             // Cut short (the tar or the disk ended inside it): analyse what came out, as for a file.
             if (coded === undefined || (produced > 0 && /unexpected end/i.test(coded.message))) inside.end();
-            else fail(entry, coded, seq);
+            else this.fail(entry, coded, seq);
           }),
         );
       },
     };
-  };
+  }
 
   /**
    * An apport .crash report: its CoreDump field is a gzip stream (zstd where apport took the core
    * from systemd-coredump, a bare zlib stream from apport before 2.x's gzip header), read as it is
    * decoded.
    */
-  const apportSink = (entry: string | null, time: DumpTime, seq: number): Sink => {
+  private apportSink(entry: string | null, time: DumpTime, seq: number): Sink {
     let core: Sink | undefined;
     const reader = new ApportReader((bytes) => {
       if (!core) {
         const kind = sniff(bytes);
-        core = decompressSink(kind === 'gzip' || kind === 'zstd' ? kind : 'zlib', entry, time, seq);
+        core = this.decompressSink(kind === 'gzip' || kind === 'zstd' ? kind : 'zlib', entry, time, seq);
       }
       core.push(bytes);
     });
-    let failed = false;
-    return {
-      push(chunk) {
-        if (failed) return;
-        try {
-          reader.push(chunk);
-        } catch (error) {
-          failed = true;
-          fail(entry, error, seq);
-          core?.end();
-        }
-      },
-      end() {
-        if (failed) return;
-        try {
-          const { fields } = reader.end();
-          if (core) core.end();
-          else {
-            throw new CodedError(
-              ErrorCode.MalformedReport,
-              `${describeReport(fields)} with no CoreDump field: there is no core in it to read`,
-            );
-          }
-        } catch (error) {
-          fail(entry, error, seq);
-        }
-      },
+    const end = () => {
+      const { fields } = reader.end();
+      if (core) core.end();
+      else {
+        throw new CodedError(
+          ErrorCode.MalformedReport,
+          `${describeReport(fields)} with no CoreDump field: there is no core in it to read`,
+        );
+      }
     };
-  };
+    return stopOnError(
+      { push: (chunk) => reader.push(chunk), end },
+      (error) => this.fail(entry, error, seq),
+      () => core?.end(),
+    );
+  }
 
   /** Each member is told apart by content too: a core, a compressed core, a report, or named for what it is. */
-  const memberSink = (entry: string, time: DumpTime): Sink => {
-    const seq = nextSeq++;
+  private memberSink(entry: string, time: DumpTime): Sink {
+    const seq = this.nextSeq++;
     return new Sniffer((head) => {
       const kind = sniff(head);
-      if (kind === 'elf') return coreSink(entry, time, seq);
-      if (isCompression(kind)) return decompressSink(kind, entry, time, seq);
-      if (kind === 'apport') return apportSink(entry, time, seq);
+      if (kind === 'elf') return this.coreSink(entry, time, seq);
+      if (isCompression(kind)) return this.decompressSink(kind, entry, time, seq);
+      if (kind === 'apport') return this.apportSink(entry, time, seq);
       const what = kind === 'tar' ? 'a tar archive inside the tar (extract it first)' : describeUnknown(head);
-      return notCore(entry, what, seq);
+      return this.notCore(entry, what, seq);
     });
-  };
+  }
 
-  const tarSink = (): Sink => {
+  private tarSink(): Sink {
     let files = 0;
     const reader = new TarReader((header) => {
       files++;
       // A member whose mtime no Date can hold gets the tar file's own.
-      const time = header.mtime ? chooseDumpTime({ tar: header.mtime, file: info.mtime }) : fileTime;
-      const sink = memberSink(header.name, time);
+      const time = header.mtime
+        ? chooseDumpTime({ tar: header.mtime, file: this.info.mtime })
+        : this.fileTime;
+      const sink = this.memberSink(header.name, time);
       return { push: (c) => sink.push(c), end: () => sink.end() };
     });
-    let failed = false;
-    return {
-      push(chunk) {
-        if (failed) return;
-        try {
-          reader.push(chunk);
-        } catch (error) {
-          failed = true;
-          fail(null, error);
-        }
-      },
-      end() {
-        if (failed) return;
-        try {
-          reader.end();
-          // Said rather than left as an empty report: nothing in the tar could be a core.
-          if (files === 0) {
-            const what =
-              reader.entries === 0
-                ? 'an empty tar archive'
-                : `a tar archive of ${reader.entries} member(s), none of them a regular file`;
-            fail(null, new CodedError(ErrorCode.NotCore, `not a core dump: ${what}`));
-          }
-        } catch (error) {
-          fail(null, error);
-        }
-      },
-    };
-  };
-
-  const first = followedHead ?? (await readHead(file));
-  const outer = sniff(first);
-  const compression = isCompression(outer) ? outer : undefined;
-  fileTime = chooseDumpTime({
-    gzip: outer === 'gzip' ? gzipTime(first) : undefined,
-    fileName: fileNameTime(file),
-    file: info.mtime,
-  });
-  const inner = new Sniffer((head) => {
-    const kind: Sniffed = sniff(head);
-    if (kind === 'tar') {
-      container = compression ? `tar+${compression}` : 'tar';
-      return tarSink();
-    }
-    if (kind === 'elf') {
-      container = compression ?? 'raw';
-      return coreSink(null, fileTime);
-    }
-    if (kind === 'apport' && !compression) {
-      container = 'apport';
-      return apportSink(null, fileTime, nextSeq++);
-    }
-    const what = compression
-      ? `${article(compression)} ${compression} of ${isCompression(kind) ? `${kind} data` : describeUnknown(head)}`
-      : describeUnknown(head);
-    return notCore(null, what, nextSeq++);
-  });
-
-  const source: Readable = followed
-    ? Readable.from(
-        (async function* () {
-          if (followedHead && followedHead.length > 0) yield followedHead;
-          yield* followed;
-        })(),
-        { objectMode: false, highWaterMark: READ_CHUNK },
-      )
-    : createReadStream(file, { highWaterMark: READ_CHUNK });
-  let read = 0;
-  const count = (chunk: Buffer) => {
-    read += chunk.length;
-    if (options.follow) info.size = read;
-    onProgress(read);
-  };
-  let stream: NodeJS.ReadableStream = source;
-  let produced = 0;
-  if (compression) {
-    source.on('data', (chunk: Buffer) => count(chunk));
-    const decompressed = decompressor(compression);
-    stream = source.pipe(decompressed);
-    source.on('error', (error: Error) => decompressed.destroy(error));
-  }
-  try {
-    for await (const chunk of stream) {
-      if (!compression) count(chunk as Buffer);
-      produced += (chunk as Buffer).length;
-      inner.push(chunk as Buffer);
-      if (pending.length > 0) await settle();
-    }
-    inner.end();
-    await settle();
-  } catch (error) {
-    const coded = compression ? compressionError(compression, error) : asCodedError(error);
-    const damaged =
-      coded.code === ErrorCode.MalformedGzip ||
-      coded.code === ErrorCode.MalformedCompression ||
-      /unexpected end/i.test(coded.message);
-    if (compression && damaged) {
-      // A compressed stream cut short (the disk filled while it was written): analyse what came out.
-      if (produced > 0) {
-        inner.end();
-        await settle();
+    const end = () => {
+      reader.end();
+      // Said rather than left as an empty report: nothing in the tar could be a core.
+      if (files === 0) {
+        const what =
+          reader.entries === 0
+            ? 'an empty tar archive'
+            : `a tar archive of ${reader.entries} member(s), none of them a regular file`;
+        this.fail(null, new CodedError(ErrorCode.NotCore, `not a core dump: ${what}`));
       }
-      if (produced === 0 || !/unexpected end/i.test(coded.message)) fail(null, coded);
-    } else {
-      source.destroy();
-      throw coded;
-    }
+    };
+    return stopOnError({ push: (chunk) => reader.push(chunk), end }, (error) => this.fail(null, error));
   }
-  const inOrder = (a: object, b: object) => order.get(a)! - order.get(b)!;
-  // A followed file's size is known only now; records made before its end (tar members) get it too.
-  if (options.follow) for (const d of dumps) d.fileBytes = read;
-  return { dumps: dumps.sort(inOrder), errors: errors.sort(inOrder) };
 }
 
 /** "a gzip", "an xz", "an lz4": for messages. */

@@ -11,6 +11,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import { processAlive } from '../process-alive.ts';
 
 /**
  * A cgroup of its own for each evidence script, so that all its processes together are bounded:
@@ -392,15 +393,6 @@ async function removeDirs(made: readonly string[]): Promise<void> {
 
 const RUN_NAME = /^nightshift-run-(\d+)-\d+-[0-9a-f]+$/;
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
  * Removes the run cgroups under `home` that a bot no longer running left behind (killed before it
  * could remove them; its scripts died with it). One that still holds a process is left alone.
@@ -417,7 +409,7 @@ export function removeStaleCgroups(home: CgroupHome): number {
     }
     for (const name of names) {
       const owner = RUN_NAME.exec(name)?.[1];
-      if (owner === undefined || alive(Number(owner))) continue;
+      if (owner === undefined || processAlive(Number(owner))) continue;
       try {
         rmdirSync(join(parent, name));
         removed++;

@@ -18,11 +18,12 @@ import { gzipSync } from 'node:zlib';
 import { DumpStreamAnalyzer } from '../../src/analyze/dump.ts';
 import { URL_PATTERN } from '../../src/analyze/extract.ts';
 import { redact } from '../../src/analyze/redact.ts';
-import { formatBytes, renderReport } from '../../src/analyze/render.ts';
+import { renderReport } from '../../src/analyze/render.ts';
 import { type Dump, ReportSchema } from '../../src/analyze/report-schema.ts';
 import { formatProgress } from '../../src/cli/progress.ts';
 import { systemClock } from '../../src/clock.ts';
 import { analyzeFiles } from '../../src/evidence/analyze-files.ts';
+import { formatBytes } from '../../src/format-bytes.ts';
 import {
   type CCore,
   FAKE_SECRETS,

@@ -1,8 +1,9 @@
 import { createProposal, type Proposal, sameProposal } from '../../approvals/service.ts';
 import { collectHost, type HostCollection } from '../../collect/collect-host.ts';
-import { formatBytes, planPull, pullText } from '../../collect/pull-plan.ts';
+import { planPull, pullText } from '../../collect/pull-plan.ts';
 import type { SshConnections } from '../../collect/ssh.ts';
 import { findHost, type HostsFile } from '../../config/hosts.ts';
+import { formatBytes, ONE_DECIMAL } from '../../format-bytes.ts';
 import type { Services } from '../../services.ts';
 import { findingsReply } from '../../slack/blocks/incident.ts';
 import { md } from '../../slack/blocks/mrkdwn.ts';
@@ -122,7 +123,7 @@ async function proposePull(deps: CollectDeps, incidentId: number, host: string, 
   const plan = planPull(collection.cores);
   if (await sameProposal(deps.db, incidentId, { kind: 'pull', target: host, text: pullText(plan.sources) }))
     return;
-  const size = `${formatBytes(plan.knownBytes)}${plan.unknownSizes > 0 ? ` (+${plan.unknownSizes} of unknown size, in stopped containers)` : ''}`;
+  const size = `${formatBytes(plan.knownBytes, ONE_DECIMAL)}${plan.unknownSizes > 0 ? ` (+${plan.unknownSizes} of unknown size, in stopped containers)` : ''}`;
   const proposal = await createProposal(
     deps.db,
     {

@@ -16,8 +16,8 @@ import {
   planFree,
 } from '../../collect/free-plan.ts';
 import { planGuard } from '../../collect/guard-plan.ts';
-import { formatBytes } from '../../collect/pull-plan.ts';
 import type { RemoteHost } from '../../collect/transport.ts';
+import { formatBytes, ONE_DECIMAL } from '../../format-bytes.ts';
 import { joinMrkdwn, md } from '../../slack/blocks/mrkdwn.ts';
 import { queueProposalMessage } from '../../slack/proposal-messages.ts';
 import type { Db } from '../../store/db.ts';
@@ -110,7 +110,7 @@ export async function proposeFreeing(
         {
           incidentId,
           ...text,
-          why: `Frees up to ${formatBytes(plan.bytes)} on ${host} (less for sparse cores): the ${plan.items.length} core file(s) are home and their sha256 recorded. Each is deleted only if it is still the file pulled (size, mtime, device:inode; sha256 too when it is small), in the container (docker exec rm) or, for a stopped container, in its layer on the host; the disk is read again afterwards.${left}`,
+          why: `Frees up to ${formatBytes(plan.bytes, ONE_DECIMAL)} on ${host} (less for sparse cores): the ${plan.items.length} core file(s) are home and their sha256 recorded. Each is deleted only if it is still the file pulled (size, mtime, device:inode; sha256 too when it is small), in the container (docker exec rm) or, for a stopped container, in its layer on the host; the disk is read again afterwards.${left}`,
           expects: 'per file: deleted, or skipped and why; the disk before → after',
           proposedBy: 'nightshift',
         },

@@ -15,12 +15,13 @@ import {
 } from '../../approvals/service.ts';
 import { type FreeItem, freeText, parseFreeText } from '../../collect/free-plan.ts';
 import { type PullResult, type PullSource, pullFile } from '../../collect/pull.ts';
-import { formatBytes, localName, parsePullText, progressLine, pullText } from '../../collect/pull-plan.ts';
+import { localName, parsePullText, progressLine, pullText } from '../../collect/pull-plan.ts';
 import type { RemoteHost } from '../../collect/transport.ts';
 import { findHost } from '../../config/hosts.ts';
 import type { SqlDatabase } from '../../config/sql-databases.ts';
 import { asCodedError, CodedError, ErrorCode } from '../../errors.ts';
 import { failedMarker } from '../../evidence/follow.ts';
+import { formatBytes, ONE_DECIMAL } from '../../format-bytes.ts';
 import type { CgroupReport } from '../../runners/cgroup.ts';
 import {
   runInSandbox,
@@ -428,7 +429,7 @@ async function pullReport(
   const failed = results.filter((r) => r.error);
   const bytes = pulled.reduce((sum, r) => sum + r.result!.bytes, 0);
   const took = (Date.now() - meter.started) / 1000;
-  const headline = md`${pulled.length === files ? ':white_check_mark:' : ':warning:'} Pulled ${pulled.length} of ${files} file(s) from ${host}: ${formatBytes(bytes)} in ${took.toFixed(1)} s`;
+  const headline = md`${pulled.length === files ? ':white_check_mark:' : ':warning:'} Pulled ${pulled.length} of ${files} file(s) from ${host}: ${formatBytes(bytes, ONE_DECIMAL)} in ${took.toFixed(1)} s`;
   // Ranked above every draw: a draw still in flight does not bring the running count back.
   await progress(headline, meter.nextRank()).catch((error: unknown) =>
     deps.log.warn({ err: error }, 'could not update the progress message'),
@@ -438,7 +439,7 @@ async function pullReport(
       headline,
       ...pulled.map(
         (r) =>
-          md`• ${localName(r.source)} ${formatBytes(r.result!.bytes)} sha256 ${r.result!.sha256.slice(0, 12)}`,
+          md`• ${localName(r.source)} ${formatBytes(r.result!.bytes, ONE_DECIMAL)} sha256 ${r.result!.sha256.slice(0, 12)}`,
       ),
       ...failed.map(
         (r) =>
@@ -495,11 +496,11 @@ async function runFree(
   const reply = joinMrkdwn(
     [
       // The files' sizes; a sparse core gives back fewer blocks, which the disk lines show.
-      md`${icon} Deleted ${deleted} of ${items.length} file(s) on ${host.name} (proposal #${proposal.id}), ${formatBytes(report.freedBytes)} of cores`,
+      md`${icon} Deleted ${deleted} of ${items.length} file(s) on ${host.name} (proposal #${proposal.id}), ${formatBytes(report.freedBytes, ONE_DECIMAL)} of cores`,
       ...report.disk.lines.map((l) => md`Disk ${l}`),
       ...report.outcomes.map(({ item, outcome }) =>
         outcome.status === 'deleted'
-          ? md`• ${name(item)} ${formatBytes(item.sizeBytes)}: deleted`
+          ? md`• ${name(item)} ${formatBytes(item.sizeBytes, ONE_DECIMAL)}: deleted`
           : md`• ${name(item)}: ${outcome.status === 'failed' ? 'not deleted' : `skipped (${outcome.status})`}${outcome.detail ? `: ${clean(outcome.detail)}` : ''}`,
       ),
     ],
@@ -529,7 +530,7 @@ async function runFree(
       ...(failed > 0 ? { error: `${failed} file(s) could not be checked or deleted` } : {}),
     },
     reply: clean(reply),
-    summary: `${icon} ${deleted} of ${items.length} deleted, ${formatBytes(report.freedBytes)} of cores`,
+    summary: `${icon} ${deleted} of ${items.length} deleted, ${formatBytes(report.freedBytes, ONE_DECIMAL)} of cores`,
   };
 }
 
@@ -735,7 +736,7 @@ function scriptOutcome(
   const long = lines.length > PREVIEW_LINES || output.length > PREVIEW_CHARS;
   const stops = [
     r.timedOut ? `stopped at its time limit (${seconds(timeoutMs)})` : '',
-    r.truncated ? `stopped at the output cap (${formatBytes(maxOutputBytes)})` : '',
+    r.truncated ? `stopped at the output cap (${formatBytes(maxOutputBytes, ONE_DECIMAL)})` : '',
     ...limitsHit(r.cgroup),
   ].filter(Boolean);
   const exit = r.exitCode === null ? `killed${r.signal ? ` (${r.signal})` : ''}` : `exit ${r.exitCode}`;
@@ -745,7 +746,7 @@ function scriptOutcome(
     exitCode: r.exitCode,
     durationMs: r.durationMs,
     outputBytes,
-    status: `${[exit, ...stops].join(', ')} in ${seconds(r.durationMs)}, ${formatBytes(outputBytes)} of output`,
+    status: `${[exit, ...stops].join(', ')} in ${seconds(r.durationMs)}, ${formatBytes(outputBytes, ONE_DECIMAL)} of output`,
     preview: output === '' ? '' : preview,
     ...(long
       ? { file: { content: output, filename: `run-${runId}-output.txt`, title: `Output of run ${runId}` } }
@@ -777,7 +778,7 @@ function limitsHit(cgroup: CgroupReport | undefined): string[] {
   const hits: string[] = [];
   if (cgroup.oomKills > 0)
     hits.push(
-      `${cgroup.oomKills} process${cgroup.oomKills === 1 ? '' : 'es'} killed at the memory limit (${formatBytes(cgroup.memoryLimitBytes)} for all its processes)`,
+      `${cgroup.oomKills} process${cgroup.oomKills === 1 ? '' : 'es'} killed at the memory limit (${formatBytes(cgroup.memoryLimitBytes, ONE_DECIMAL)} for all its processes)`,
     );
   if (cgroup.forkFailures > 0)
     hits.push(

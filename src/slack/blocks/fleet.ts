@@ -1,4 +1,4 @@
-import { formatBytes } from '../../analyze/render.ts';
+import { formatBytes } from '../../format-bytes.ts';
 import { describeSignature, type FleetOverview } from '../../incidents/signature.ts';
 import type { Block, SlackMessage } from './incident.ts';
 import { joinMrkdwn, type Mrkdwn, md, mrkdwnSection, mrkdwnText, truncateMrkdwn } from './mrkdwn.ts';

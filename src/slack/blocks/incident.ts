@@ -1,5 +1,5 @@
 import type { AlertLinks } from '../../alerts/links.ts';
-import { formatBytes } from '../../analyze/render.ts';
+import { formatBytes } from '../../format-bytes.ts';
 import type { Incident, TimelineEntry } from '../../incidents/incidents.ts';
 import {
   joinMrkdwn,

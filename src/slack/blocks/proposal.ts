@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { ProposalKind, ProposalState } from '../../approvals/proposal.ts';
+import type { Proposal } from '../../store/proposals.ts';
 import type { Block, SlackMessage } from './incident.ts';
 import {
   joinMrkdwn,
@@ -27,18 +28,22 @@ export const REJECT_ACTION = 'proposal_reject';
 export const APPROVE_REACTIONS = new Set(['white_check_mark', 'heavy_check_mark', 'ballot_box_with_check']);
 export const REJECT_REACTIONS = new Set(['x', 'negative_squared_cross_mark', 'no_entry_sign']);
 
-export interface ProposalView {
-  id: number;
-  kind: ProposalKind;
-  target: string;
-  text: string;
-  sha256: string;
-  why: string;
-  expects: string;
-  state: ProposalState;
-  proposedBy: string;
-  expiresAt: Date;
-  approvalsRequired: number;
+/** A proposal as its message shows it: the stored proposal's fields, with its decisions, risks and run. */
+export interface ProposalView
+  extends Pick<
+    Proposal,
+    | 'id'
+    | 'kind'
+    | 'target'
+    | 'text'
+    | 'sha256'
+    | 'why'
+    | 'expects'
+    | 'state'
+    | 'proposedBy'
+    | 'expiresAt'
+    | 'approvalsRequired'
+  > {
   decisions: ReadonlyArray<{
     decision: 'approved' | 'rejected';
     decidedBy: string;

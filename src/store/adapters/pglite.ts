@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
 import { CodedError, ErrorCode, StoreLockedError } from '../../errors.ts';
+import { processAlive } from '../../process-alive.ts';
 import { assertSchemaName, type Db, type QueryResult } from '../db.ts';
 
 /**
@@ -200,15 +201,6 @@ export async function fromPglite(pglite: PGlite, schema: string, onClose: () => 
 
 const LOCK_FILE = 'nightshift.lock';
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Moves a dead holder's lock aside; a live lock moved by mistake is put back (link fails if taken). */
 export function takeOverStale(path: string, deadHolder: number): void {
   const aside = `${path}.${process.pid}.${Date.now()}`;
@@ -219,7 +211,7 @@ export function takeOverStale(path: string, deadHolder: number): void {
     throw error;
   }
   const moved = Number.parseInt(readFileSync(aside, 'utf8'), 10);
-  if (moved !== deadHolder && Number.isInteger(moved) && alive(moved)) {
+  if (moved !== deadHolder && Number.isInteger(moved) && processAlive(moved)) {
     try {
       linkSync(aside, path);
     } catch {
@@ -251,7 +243,7 @@ export function lockDataDir(dataDir: string): () => void {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       const holder = Number.parseInt(readFileSync(path, 'utf8'), 10);
-      if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && alive(holder)) {
+      if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && processAlive(holder)) {
         throw new StoreLockedError(
           holder,
           `another Nightshift (pid ${holder}) is using the embedded database in ${dataDir}; stop it, or point this one at another directory with NIGHTSHIFT_DATA_DIR (two processes on one PGlite directory corrupt it)`,

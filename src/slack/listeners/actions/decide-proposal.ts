@@ -1,7 +1,7 @@
-import type { AllMiddlewareArgs, BlockButtonAction, SlackActionMiddlewareArgs } from '@slack/bolt';
 import { parseProposalValue } from '../../blocks/proposal.ts';
 import type { ListenerDeps } from '../../deps.ts';
 import { applyDecision } from '../../proposal-decisions.ts';
+import { buttonListener } from './button.ts';
 
 /**
  * The Approve and Reject buttons of a proposal. The button's value carries the proposal id and
@@ -9,15 +9,9 @@ import { applyDecision } from '../../proposal-decisions.ts';
  * someone who may not decide gets an ephemeral answer and nothing changes.
  */
 export function decideProposalCallback(deps: ListenerDeps, decision: 'approved' | 'rejected') {
-  return async ({
-    ack,
-    body,
-    action,
-    respond,
-    logger,
-  }: SlackActionMiddlewareArgs<BlockButtonAction> & AllMiddlewareArgs) => {
-    await ack();
-    try {
+  return buttonListener(
+    'Something went wrong; nothing ran. It is in the bot log.',
+    async ({ body, action }, say) => {
       const target = parseProposalValue(action.value);
       const refusal = target
         ? await applyDecision(deps, {
@@ -28,14 +22,7 @@ export function decideProposalCallback(deps: ListenerDeps, decision: 'approved' 
             via: 'button',
           })
         : 'That button does not name a proposal; nothing changed.';
-      if (refusal) await respond({ response_type: 'ephemeral', replace_original: false, text: refusal });
-    } catch (error) {
-      logger.error(error);
-      await respond({
-        response_type: 'ephemeral',
-        replace_original: false,
-        text: 'Something went wrong; nothing ran. It is in the bot log.',
-      });
-    }
-  };
+      if (refusal) await say(refusal);
+    },
+  );
 }

@@ -1,9 +1,9 @@
-import type { AllMiddlewareArgs, BlockButtonAction, SlackActionMiddlewareArgs } from '@slack/bolt';
 import { getIncident, setCommander } from '../../../incidents/incidents.ts';
 import { parseIncidentValue } from '../../blocks/incident.ts';
 import { md } from '../../blocks/mrkdwn.ts';
 import type { ListenerDeps } from '../../deps.ts';
 import { runIncidentCommand } from '../../incident-actions.ts';
+import { buttonListener } from './button.ts';
 
 /**
  * The buttons of an incident's root message: Take command, Mitigated, Resolve. They do what the
@@ -12,16 +12,9 @@ import { runIncidentCommand } from '../../incident-actions.ts';
  * nothing changed (an incident already resolved, a change its state does not allow).
  */
 export function incidentButtonCallback(deps: ListenerDeps, kind: 'command' | 'mitigated' | 'resolved') {
-  return async ({
-    ack,
-    body,
-    action,
-    respond,
-    logger,
-  }: SlackActionMiddlewareArgs<BlockButtonAction> & AllMiddlewareArgs) => {
-    await ack();
-    const say = (text: string) => respond({ response_type: 'ephemeral', replace_original: false, text });
-    try {
+  return buttonListener(
+    'Something went wrong; nothing changed. It is in the bot log.',
+    async ({ body, action, logger }, say) => {
       const id = parseIncidentValue(action.value);
       if (id === undefined)
         return void (await say('That button does not name an incident; nothing changed.'));
@@ -44,9 +37,6 @@ export function incidentButtonCallback(deps: ListenerDeps, kind: 'command' | 'mi
         },
       );
       await say(answer);
-    } catch (error) {
-      logger.error(error);
-      await say('Something went wrong; nothing changed. It is in the bot log.');
-    }
-  };
+    },
+  );
 }
