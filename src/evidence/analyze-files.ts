@@ -15,7 +15,7 @@ import { ScanPool } from './pool.ts';
 import { readHead } from './read-head.ts';
 import type { StreamResult } from './read-stream.ts';
 import { readRawStructure } from './read-structure.ts';
-import { newSpillConfig, SpillStore } from './spill.ts';
+import { newSpillConfig, type SpillConfig, SpillStore } from './spill.ts';
 import type { ScanTask } from './tasks.ts';
 
 /**
@@ -98,6 +98,16 @@ export function rangeBounds(end: number, rangeBytes: number): number[] {
   return bounds;
 }
 
+/** What the analysis of one file needs from the whole run. */
+interface RunContext {
+  pool: ScanPool;
+  spill: SpillConfig;
+  progress: (bytes: number) => void;
+  errors: AnalysisError[];
+  nextId: () => number;
+  rangeBytes: number;
+}
+
 export async function analyzeFiles(paths: readonly string[], options: AnalyzeOptions): Promise<Report> {
   if (paths.length === 0) throw new CodedError(ErrorCode.NoInput, 'no files or directories given');
   const { now } = options;
@@ -106,32 +116,18 @@ export async function analyzeFiles(paths: readonly string[], options: AnalyzeOpt
     ? { files: paths.map((path) => ({ path, size: 0, mtime: now() })), errors: [] as AnalysisError[] }
     : await expandInputs(paths);
   const total = files.reduce((sum, f) => sum + f.size, 0);
-  let done = 0;
-  const progress = (bytes: number) => {
-    done += bytes;
-    // Followed files' sizes are not known ahead: what was read is all there is so far.
-    if (options.follow) options.onProgress?.(done, done);
-    else options.onProgress?.(Math.min(done, total), total);
-  };
-  const rangeBytes = options.rangeBytes ?? DEFAULT_RANGE_BYTES;
-  const mainThreadScans = options.mainThreadScans ?? false;
-  const cores = Math.max(1, availableParallelism() - (mainThreadScans ? 1 : 0));
-  const workers = options.workers ?? (total < INLINE_BYTES && !options.follow ? 0 : cores);
-  const pool = new ScanPool(workers, { mainThreadScans });
-  const fail = (file: string, error: unknown) => {
-    const coded = asCodedError(error);
-    errors.push({ file, entry: null, code: coded.code, message: coded.message });
-  };
+  const totalForReport = options.follow ? undefined : total;
+  const pool = newPool(options, total);
+  const spill = await openSpill(options);
   let nextId = 1;
-  // Without a directory to spill into (TMPDIR unwritable), values past the caps are lost, and
-  // the counts they could change are marked lowerBound, rather than the analysis failing.
-  const spillDir = await mkdtemp(join(options.spillDir ?? tmpdir(), 'nightshift-spill-')).catch(
-    () => undefined,
-  );
-  const spill = newSpillConfig(
-    spillDir ?? '',
-    spillDir === undefined ? 0 : (options.spillBytes ?? SPILL_BYTES),
-  );
+  const run: RunContext = {
+    pool,
+    spill: spill.config,
+    progress: progressOf(options, total),
+    errors,
+    nextId: () => nextId++,
+    rangeBytes: options.rangeBytes ?? DEFAULT_RANGE_BYTES,
+  };
   try {
     const finished: DumpRecord[] = [];
     let filesDone = 0;
@@ -140,7 +136,7 @@ export async function analyzeFiles(paths: readonly string[], options: AnalyzeOpt
       finished.push(...records);
       if (!options.onPartial || filesDone === files.length) return;
       options.onPartial({
-        report: buildReport(finished, [...errors], now(), options.follow ? undefined : total),
+        report: buildReport(finished, [...errors], now(), totalForReport),
         filesDone,
         filesTotal: files.length,
       });
@@ -149,93 +145,130 @@ export async function analyzeFiles(paths: readonly string[], options: AnalyzeOpt
       files.map(async (file): Promise<DumpRecord[]> => {
         let records: DumpRecord[] = [];
         try {
-          records = options.follow ? await followOne(file) : await analyzeOne(file);
+          records = options.follow ? await followOne(run, file) : await analyzeOne(run, file);
         } catch (error) {
-          fail(file.path, error);
-          progress(file.size);
+          const coded = asCodedError(error);
+          errors.push({ file: file.path, entry: null, code: coded.code, message: coded.message });
+          run.progress(file.size);
         }
         partial(records);
         return records;
       }),
     );
+    const records = perFile.flat();
     // Every count made exact, and the values that recur across dumps found, however many others.
     await resolveOverflow(
-      perFile.flat().map((r) => r.evidence),
-      spill,
+      records.map((r) => r.evidence),
+      spill.config,
     );
-    if (options.onSecrets) {
-      const secrets = new Set<string>();
-      for (const r of perFile.flat())
-        for (const s of [...r.facts.secrets, ...r.evidence.secrets]) secrets.add(s);
-      options.onSecrets([...secrets]);
-    }
-    return buildReport(perFile.flat(), errors, now(), options.follow ? undefined : total);
+    options.onSecrets?.(secretsOf(records));
+    return buildReport(records, errors, now(), totalForReport);
   } finally {
     await pool.close();
-    if (spillDir !== undefined) await rm(spillDir, { recursive: true, force: true });
+    await spill.close();
   }
+}
 
-  /** A file being pulled, read as it grows; its analysis starts again when its pull does. */
-  async function followOne(file: InputFile): Promise<DumpRecord[]> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const result = (await pool.run(
-          { id: nextId++, kind: 'stream', file: file.path, follow: true, spill },
-          progress,
-        )) as StreamResult;
-        errors.push(...result.errors);
-        return result.dumps;
-      } catch (error) {
-        if (attempt >= 3 || asCodedError(error).code !== ErrorCode.FollowRestarted) throw error;
-      }
-    }
-  }
+/** Reports progress as bytes are read; followed files' sizes are not known ahead. */
+function progressOf(options: AnalyzeOptions, total: number): (bytes: number) => void {
+  let done = 0;
+  return (bytes) => {
+    done += bytes;
+    if (options.follow) options.onProgress?.(done, done);
+    else options.onProgress?.(Math.min(done, total), total);
+  };
+}
 
-  async function analyzeOne(file: InputFile): Promise<DumpRecord[]> {
-    const head = await readHead(file.path);
-    const kind = sniff(head);
-    if (kind === 'unknown') {
-      progress(file.size);
-      // A minidump is named from its directory and system info, which lie past the first block.
-      const minidump = head.subarray(0, 4).toString('latin1') === 'MDMP';
-      const what = minidump
-        ? describeMinidump(await readHead(file.path, MINIDUMP_HEAD_BYTES))
-        : describeUnknown(head);
-      throw new CodedError(ErrorCode.NotCore, `not a core dump: ${what}`);
-    }
-    if (kind !== 'elf') {
-      const result = (await pool.run(
-        { id: nextId++, kind: 'stream', file: file.path, spill },
-        progress,
+function newPool(options: AnalyzeOptions, total: number): ScanPool {
+  const mainThreadScans = options.mainThreadScans ?? false;
+  const cores = Math.max(1, availableParallelism() - (mainThreadScans ? 1 : 0));
+  const workers = options.workers ?? (total < INLINE_BYTES && !options.follow ? 0 : cores);
+  return new ScanPool(workers, { mainThreadScans });
+}
+
+/**
+ * The run's spill directory. Without one (TMPDIR unwritable), values past the caps are lost, and
+ * the counts they could change are marked lowerBound, rather than the analysis failing.
+ */
+async function openSpill(options: AnalyzeOptions): Promise<{ config: SpillConfig; close(): Promise<void> }> {
+  const dir = await mkdtemp(join(options.spillDir ?? tmpdir(), 'nightshift-spill-')).catch(() => undefined);
+  return {
+    config: newSpillConfig(dir ?? '', dir === undefined ? 0 : (options.spillBytes ?? SPILL_BYTES)),
+    close: async () => {
+      if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function secretsOf(records: readonly DumpRecord[]): string[] {
+  const secrets = new Set<string>();
+  for (const r of records) for (const s of [...r.facts.secrets, ...r.evidence.secrets]) secrets.add(s);
+  return [...secrets];
+}
+
+/** A file being pulled, read as it grows; its analysis starts again when its pull does. */
+async function followOne(run: RunContext, file: InputFile): Promise<DumpRecord[]> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const result = (await run.pool.run(
+        { id: run.nextId(), kind: 'stream', file: file.path, follow: true, spill: run.spill },
+        run.progress,
       )) as StreamResult;
-      errors.push(...result.errors);
+      run.errors.push(...result.errors);
       return result.dumps;
+    } catch (error) {
+      if (attempt >= 3 || asCodedError(error).code !== ErrorCode.FollowRestarted) throw error;
     }
-    const structure = await readRawStructure(file.path);
-    const evidence = new EvidenceCollector({ spill: new SpillStore(spill) });
-    const task: ScanTask = {
-      id: nextId++,
-      kind: 'ranges',
-      file: file.path,
-      bounds: rangeBounds(structure.scanEnd, rangeBytes),
-      claim: new SharedArrayBuffer(4),
-      spill,
-    };
-    for (const share of await pool.runShared(task, progress)) evidence.merge(share as EvidenceSnapshot);
-    // systemd-coredump's and apport's names fill what the core lacks, and date it (core-name.ts).
-    const named = parseCoreName(basename(file.path));
-    return [
-      {
-        file: file.path,
-        entry: null,
-        container: 'raw',
-        fileBytes: file.size,
-        sizeBytes: structure.size,
-        mtime: named?.time ?? file.mtime,
-        time: chooseDumpTime({ fileName: fileNameTime(file.path), file: file.mtime }),
-        facts: withNameFacts(structure.facts, named),
-        evidence: evidence.snapshot(),
-      },
-    ];
   }
+}
+
+async function analyzeOne(run: RunContext, file: InputFile): Promise<DumpRecord[]> {
+  const head = await readHead(file.path);
+  const kind = sniff(head);
+  if (kind === 'unknown') {
+    run.progress(file.size);
+    // A minidump is named from its directory and system info, which lie past the first block.
+    const minidump = head.subarray(0, 4).toString('latin1') === 'MDMP';
+    const what = minidump
+      ? describeMinidump(await readHead(file.path, MINIDUMP_HEAD_BYTES))
+      : describeUnknown(head);
+    throw new CodedError(ErrorCode.NotCore, `not a core dump: ${what}`);
+  }
+  if (kind !== 'elf') {
+    const result = (await run.pool.run(
+      { id: run.nextId(), kind: 'stream', file: file.path, spill: run.spill },
+      run.progress,
+    )) as StreamResult;
+    run.errors.push(...result.errors);
+    return result.dumps;
+  }
+  return [await analyzeRaw(run, file)];
+}
+
+/** A raw core: its structure by seeking, its strings in ranges on every thread. */
+async function analyzeRaw(run: RunContext, file: InputFile): Promise<DumpRecord> {
+  const structure = await readRawStructure(file.path);
+  const evidence = new EvidenceCollector({ spill: new SpillStore(run.spill) });
+  const task: ScanTask = {
+    id: run.nextId(),
+    kind: 'ranges',
+    file: file.path,
+    bounds: rangeBounds(structure.scanEnd, run.rangeBytes),
+    claim: new SharedArrayBuffer(4),
+    spill: run.spill,
+  };
+  for (const share of await run.pool.runShared(task, run.progress)) evidence.merge(share as EvidenceSnapshot);
+  // systemd-coredump's and apport's names fill what the core lacks, and date it (core-name.ts).
+  const named = parseCoreName(basename(file.path));
+  return {
+    file: file.path,
+    entry: null,
+    container: 'raw',
+    fileBytes: file.size,
+    sizeBytes: structure.size,
+    mtime: named?.time ?? file.mtime,
+    time: chooseDumpTime({ fileName: fileNameTime(file.path), file: file.mtime }),
+    facts: withNameFacts(structure.facts, named),
+    evidence: evidence.snapshot(),
+  };
 }
