@@ -3,13 +3,13 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { loadConfig } from '../../src/config/env.ts';
 import { stableJobId } from '../../src/jobs/job-ids.ts';
 import { QUEUES } from '../../src/jobs/queues.ts';
 import { sweep } from '../../src/jobs/sweeper.ts';
 import { createLogger } from '../../src/log.ts';
-import { type Bot, startBot } from '../../src/main.ts';
+import type { Bot } from '../../src/main.ts';
 import type { Db } from '../../src/store/db.ts';
+import { botUrl, postAlert, SIGNING_SECRET, startTestBot } from '../helpers/bot.ts';
 import { testDatabases } from '../helpers/db.ts';
 import {
   blockActionsBody,
@@ -28,8 +28,6 @@ import { until } from '../helpers/wait.ts';
  * bot collects on web-1 over SSH (a real sshd, the Docker CLI against a real Podman engine whose container crashed and wrote a core), and the
  * findings land in the incident's thread in Slack (the fake).
  */
-const TOKEN = 'alert-token-0123456789abcdef';
-const SECRET = '0123456789abcdef0123456789abcdef';
 const APPROVER = 'U0APPROVER';
 const alertmanager = readFileSync(
   new URL('../alerts/fixtures/alertmanager-disk.json', import.meta.url),
@@ -63,22 +61,14 @@ describe('a disk alert starts collection on the host', () => {
     );
     slack = await startFakeSlack();
     db = await testDatabases()[0]!.open();
-    bot = await startBot({
-      config: {
-        ...loadConfig({
-          SLACK_BOT_TOKEN: slack.botToken,
-          SLACK_SIGNING_SECRET: SECRET,
-          SLACK_API_URL: slack.apiUrl,
-          INCIDENT_CHANNEL: FAKE_IDS.channel,
-          ALERT_WEBHOOK_TOKEN: TOKEN,
-          NIGHTSHIFT_HOSTS: hostsPath,
-          NIGHTSHIFT_APPROVERS: APPROVER,
-          NIGHTSHIFT_DATA_DIR: join(work, 'data'),
-        }),
-        PORT: 0,
-      },
+    bot = await startTestBot({
       db,
-      log: createLogger({ level: 'silent' }),
+      slack,
+      env: {
+        NIGHTSHIFT_HOSTS: hostsPath,
+        NIGHTSHIFT_APPROVERS: APPROVER,
+        NIGHTSHIFT_DATA_DIR: join(work, 'data'),
+      },
     });
   });
   after(async () => {
@@ -91,11 +81,7 @@ describe('a disk alert starts collection on the host', () => {
   });
 
   it('posts what it found on web-1 to the incident thread', async () => {
-    const res = await fetch(`http://127.0.0.1:${bot.port}/alerts/alertmanager`, {
-      method: 'POST',
-      body: alertmanager,
-      headers: { authorization: `Bearer ${TOKEN}` },
-    });
+    const res = await postAlert(bot, 'alertmanager', alertmanager);
     assert.equal(res.status, 202);
     const root = await until('the root', () =>
       (slack.messages.get(FAKE_IDS.channel) ?? []).find((m) => /Disk \/ filling on web-1/.test(m.text ?? '')),
@@ -145,8 +131,8 @@ describe('a disk alert starts collection on the host', () => {
   };
   const click = (user: string, message: { ts: string }, value: string, responseUrl: string) =>
     signedRequest(
-      `http://127.0.0.1:${bot.port}/slack/events`,
-      SECRET,
+      botUrl(bot, '/slack/events'),
+      SIGNING_SECRET,
       blockActionsBody({
         user,
         actions: [{ action_id: 'proposal_approve', value }],
@@ -297,8 +283,8 @@ describe('a disk alert starts collection on the host', () => {
     const press = async (user: string, action: string) => {
       const responseUrl = slack.responseUrl();
       const res = await signedRequest(
-        `http://127.0.0.1:${bot.port}/slack/events`,
-        SECRET,
+        botUrl(bot, '/slack/events'),
+        SIGNING_SECRET,
         blockActionsBody({
           user,
           actions: [{ action_id: action, value: String(incidentIdOf(root())) }],
@@ -389,8 +375,8 @@ describe('a disk alert starts collection on the host', () => {
   const investigate = async (text: string, user: string) => {
     const responseUrl = slack.responseUrl();
     const res = await signedRequest(
-      `http://127.0.0.1:${bot.port}/slack/events`,
-      SECRET,
+      botUrl(bot, '/slack/events'),
+      SIGNING_SECRET,
       slashCommandBody({ text, user_id: user, response_url: responseUrl }),
     );
     assert.equal(res.status, 200);

@@ -5,16 +5,14 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PolicySchema } from '../../src/approvals/policy.ts';
 import { createProposal, getProposal, type Proposal } from '../../src/approvals/service.ts';
-import { loadConfig } from '../../src/config/env.ts';
 import { openIncidentByHand } from '../../src/incidents/incidents.ts';
-import { createLogger } from '../../src/log.ts';
-import { type Bot, startBot } from '../../src/main.ts';
+import type { Bot } from '../../src/main.ts';
 import { queueProposalMessage } from '../../src/slack/proposal-messages.ts';
 import type { Db } from '../../src/store/db.ts';
+import { botUrl, CHANNEL, SIGNING_SECRET, startTestBot } from '../helpers/bot.ts';
 import { testDatabases } from '../helpers/db.ts';
 import {
   eventCallbackBody,
-  FAKE_IDS,
   type FakeSlack,
   reactionAddedEvent,
   signedRequest,
@@ -28,9 +26,7 @@ import { until } from '../helpers/wait.ts';
  * reaction in the fake Slack, run in the real sandbox and its cgroup, the result in the thread.
  * Needs bwrap, python3 and a cgroup the bot can make (root): it fails without them, never skips.
  */
-const SECRET = '0123456789abcdef0123456789abcdef';
 const APPROVER = 'U0APPROVER';
-const CHANNEL = FAKE_IDS.channel;
 
 for (const database of testDatabases()) {
   describe(`evidence script bounds through the bot on ${database.name}`, () => {
@@ -45,22 +41,15 @@ for (const database of testDatabases()) {
       work = mkdtempSync(join(tmpdir(), 'nightshift-script-limits-'));
       slack = await startFakeSlack();
       db = await database.open();
-      bot = await startBot({
-        config: {
-          ...loadConfig({
-            SLACK_BOT_TOKEN: slack.botToken,
-            SLACK_SIGNING_SECRET: SECRET,
-            SLACK_API_URL: slack.apiUrl,
-            INCIDENT_CHANNEL: CHANNEL,
-            NIGHTSHIFT_APPROVERS: APPROVER,
-            NIGHTSHIFT_DATA_DIR: work,
-            NIGHTSHIFT_SANDBOX_MEMORY_MIB: '256',
-            NIGHTSHIFT_SANDBOX_PROCESSES: '32',
-          }),
-          PORT: 0,
-        },
+      bot = await startTestBot({
         db,
-        log: createLogger({ level: process.env.TEST_LOG ?? 'silent' }),
+        slack,
+        env: {
+          NIGHTSHIFT_APPROVERS: APPROVER,
+          NIGHTSHIFT_DATA_DIR: work,
+          NIGHTSHIFT_SANDBOX_MEMORY_MIB: '256',
+          NIGHTSHIFT_SANDBOX_PROCESSES: '32',
+        },
       });
       ({
         incident: { id: incidentId },
@@ -91,8 +80,8 @@ for (const database of testDatabases()) {
         ),
       );
       await signedRequest(
-        `http://127.0.0.1:${bot.port}/slack/events`,
-        SECRET,
+        botUrl(bot, '/slack/events'),
+        SIGNING_SECRET,
         eventCallbackBody(
           reactionAddedEvent({
             user: APPROVER,

@@ -3,10 +3,9 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { loadConfig } from '../../src/config/env.ts';
-import { createLogger } from '../../src/log.ts';
-import { type Bot, startBot } from '../../src/main.ts';
+import type { Bot } from '../../src/main.ts';
 import type { Db } from '../../src/store/db.ts';
+import { botUrl, postAlert, SIGNING_SECRET, startTestBot } from '../helpers/bot.ts';
 import { testDatabases } from '../helpers/db.ts';
 import {
   blockActionsBody,
@@ -26,8 +25,6 @@ import { until } from '../helpers/wait.ts';
  * the pull still runs, reading each file as it lands (evidence/follow.ts). Its line in the
  * incident's status message shows the headline so far, edited in place, until it is done.
  */
-const TOKEN = 'alert-token-0123456789abcdef';
-const SECRET = '0123456789abcdef0123456789abcdef';
 const APPROVER = 'U0APPROVER';
 const STREAM = 'http://radio.nightshift.test:8000/live/stream.mp3';
 const FEED = 'https://feeds.nightshift.test/morning-news/rss.xml';
@@ -58,22 +55,14 @@ describe('an approved pull is analysed as it arrives', () => {
     );
     slack = await startFakeSlack();
     db = await testDatabases()[0]!.open();
-    bot = await startBot({
-      config: {
-        ...loadConfig({
-          SLACK_BOT_TOKEN: slack.botToken,
-          SLACK_SIGNING_SECRET: SECRET,
-          SLACK_API_URL: slack.apiUrl,
-          INCIDENT_CHANNEL: FAKE_IDS.channel,
-          ALERT_WEBHOOK_TOKEN: TOKEN,
-          NIGHTSHIFT_HOSTS: hostsPath,
-          NIGHTSHIFT_APPROVERS: APPROVER,
-          NIGHTSHIFT_DATA_DIR: join(work, 'data'),
-        }),
-        PORT: 0,
-      },
+    bot = await startTestBot({
       db,
-      log: createLogger({ level: 'silent' }),
+      slack,
+      env: {
+        NIGHTSHIFT_HOSTS: hostsPath,
+        NIGHTSHIFT_APPROVERS: APPROVER,
+        NIGHTSHIFT_DATA_DIR: join(work, 'data'),
+      },
     });
   });
   after(async () => {
@@ -86,11 +75,7 @@ describe('an approved pull is analysed as it arrives', () => {
   });
 
   it('starts the analysis while the pull runs and edits the headline in place until final', async () => {
-    const res = await fetch(`http://127.0.0.1:${bot.port}/alerts/alertmanager`, {
-      method: 'POST',
-      body: alertmanager,
-      headers: { authorization: `Bearer ${TOKEN}` },
-    });
+    const res = await postAlert(bot, 'alertmanager', alertmanager);
     assert.equal(res.status, 202);
     const root = await until('the root', () =>
       (slack.messages.get(FAKE_IDS.channel) ?? []).find((m) => /Disk \/ filling on web-1/.test(m.text ?? '')),
@@ -108,8 +93,8 @@ describe('an approved pull is analysed as it arrives', () => {
     const approve = actions?.elements?.find((e) => e.action_id === 'proposal_approve');
     assert.ok(approve);
     const click = await signedRequest(
-      `http://127.0.0.1:${bot.port}/slack/events`,
-      SECRET,
+      botUrl(bot, '/slack/events'),
+      SIGNING_SECRET,
       blockActionsBody({
         user: APPROVER,
         actions: [{ action_id: 'proposal_approve', value: approve.value }],

@@ -6,17 +6,16 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PolicySchema } from '../../src/approvals/policy.ts';
 import { createProposal, getProposal } from '../../src/approvals/service.ts';
-import { loadConfig } from '../../src/config/env.ts';
 import { openIncidentByHand } from '../../src/incidents/incidents.ts';
 import { sweep } from '../../src/jobs/sweeper.ts';
 import { createLogger } from '../../src/log.ts';
-import { type Bot, startBot } from '../../src/main.ts';
+import type { Bot } from '../../src/main.ts';
 import { queueProposalMessage } from '../../src/slack/proposal-messages.ts';
 import type { Db } from '../../src/store/db.ts';
+import { botUrl, CHANNEL, SIGNING_SECRET, startTestBot } from '../helpers/bot.ts';
 import { testDatabases } from '../helpers/db.ts';
 import {
   eventCallbackBody,
-  FAKE_IDS,
   type FakeSlack,
   reactionAddedEvent,
   signedRequest,
@@ -29,9 +28,7 @@ import { until } from '../helpers/wait.ts';
  * the one run, ❌ rejects, someone who may not decide is told so privately; expiry and evidence
  * retention are swept. Against the fake Slack with signed events, on both databases.
  */
-const SECRET = '0123456789abcdef0123456789abcdef';
 const APPROVER = 'U0APPROVER';
-const CHANNEL = FAKE_IDS.channel;
 
 for (const database of testDatabases()) {
   describe(`proposals decided with reactions on ${database.name}`, () => {
@@ -46,20 +43,13 @@ for (const database of testDatabases()) {
       work = mkdtempSync(join(tmpdir(), 'nightshift-proposals-'));
       slack = await startFakeSlack();
       db = await database.open();
-      bot = await startBot({
-        config: {
-          ...loadConfig({
-            SLACK_BOT_TOKEN: slack.botToken,
-            SLACK_SIGNING_SECRET: SECRET,
-            SLACK_API_URL: slack.apiUrl,
-            INCIDENT_CHANNEL: CHANNEL,
-            NIGHTSHIFT_APPROVERS: APPROVER,
-            NIGHTSHIFT_DATA_DIR: work,
-          }),
-          PORT: 0,
-        },
+      bot = await startTestBot({
         db,
-        log: createLogger({ level: process.env.TEST_LOG ?? 'silent' }),
+        slack,
+        env: {
+          NIGHTSHIFT_APPROVERS: APPROVER,
+          NIGHTSHIFT_DATA_DIR: work,
+        },
       });
       const { incident } = await openIncidentByHand(db, {
         host: 'web-9',
@@ -96,8 +86,8 @@ for (const database of testDatabases()) {
     };
     const react = (user: string, reaction: string, ts: string) =>
       signedRequest(
-        `http://127.0.0.1:${bot.port}/slack/events`,
-        SECRET,
+        botUrl(bot, '/slack/events'),
+        SIGNING_SECRET,
         eventCallbackBody(
           reactionAddedEvent({ user, reaction, item: { type: 'message', channel: CHANNEL, ts } }),
           {
@@ -116,11 +106,15 @@ for (const database of testDatabases()) {
         }),
         { eventId: 'Ev0RETRIED1' },
       );
-      const events = `http://127.0.0.1:${bot.port}/slack/events`;
-      assert.equal((await signedRequest(events, SECRET, body)).status, 200);
+      const events = botUrl(bot, '/slack/events');
+      assert.equal((await signedRequest(events, SIGNING_SECRET, body)).status, 200);
       assert.equal(
-        (await signedRequest(events, SECRET, body, undefined, { retryNum: 1, retryReason: 'http_timeout' }))
-          .status,
+        (
+          await signedRequest(events, SIGNING_SECRET, body, undefined, {
+            retryNum: 1,
+            retryReason: 'http_timeout',
+          })
+        ).status,
         200,
       );
       // The host is in no hosts file, so the run ends failed, saying why: but it ran, once.
