@@ -1,7 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { stableJobId } from '../../src/jobs/job-ids.ts';
 import { QUEUES } from '../../src/jobs/queues.ts';
@@ -9,18 +7,16 @@ import { sweep } from '../../src/jobs/sweeper.ts';
 import { createLogger } from '../../src/log.ts';
 import type { Bot } from '../../src/main.ts';
 import type { Db } from '../../src/store/db.ts';
-import { botUrl, postAlert, SIGNING_SECRET, startTestBot } from '../helpers/bot.ts';
-import { testDatabases } from '../helpers/db.ts';
+import { botUrl, postAlert, SIGNING_SECRET } from '../helpers/bot.ts';
+import { APPROVER, type CollectingBot, startCollectingBot } from '../helpers/collecting-bot.ts';
 import {
   blockActionsBody,
   FAKE_IDS,
   type FakeSlack,
   signedRequest,
   slashCommandBody,
-  startFakeSlack,
 } from '../helpers/fake-slack.ts';
-import { type Podman, startPodman } from '../helpers/podman.ts';
-import { type Sshd, startSshd } from '../helpers/sshd.ts';
+import type { Podman } from '../helpers/podman.ts';
 import { until } from '../helpers/wait.ts';
 
 /**
@@ -28,7 +24,6 @@ import { until } from '../helpers/wait.ts';
  * bot collects on web-1 over SSH (a real sshd, the Docker CLI against a real Podman engine whose container crashed and wrote a core), and the
  * findings land in the incident's thread in Slack (the fake).
  */
-const APPROVER = 'U0APPROVER';
 const alertmanager = readFileSync(
   new URL('../alerts/fixtures/alertmanager-disk.json', import.meta.url),
   'utf8',
@@ -38,46 +33,30 @@ const alertmanager = readFileSync(
 const incidentIdOf = (root: { text?: string }) => Number(/#(\d+)/.exec(root.text ?? '')![1]);
 
 describe('a disk alert starts collection on the host', () => {
-  let work: string;
-  let sshd: Sshd;
   let slack: FakeSlack;
   let db: Db;
   let bot: Bot;
   let rootTs: string;
   let podman: Podman;
   let containerId: string;
+  let host: CollectingBot;
 
   before(async () => {
-    work = mkdtempSync(join(tmpdir(), 'nightshift-disk-alert-'));
-    chmodSync(work, 0o755);
-    podman = await startPodman();
-    // As `docker ps -q` names it, which is what the collection and the pull list use.
-    containerId = (await podman.crashingContainer({ dir: '/app', running: true })).slice(0, 12);
-    sshd = await startSshd({ env: podman.clientEnv });
-    const hostsPath = join(work, 'hosts.yml');
-    writeFileSync(
-      hostsPath,
-      `knownHosts: ${sshd.knownHostsPath}\nhosts:\n  - name: web-1\n    address: ${sshd.host}\n    port: ${sshd.port}\n    user: ${sshd.user}\n    key: ${sshd.privateKeyPath}\n    labels: [web-1:9100]\n    coreSearchPaths: [${work}]\n  - name: db-1\n    address: ${sshd.host}\n    port: ${sshd.port}\n    user: ${sshd.user}\n    key: ${sshd.privateKeyPath}\n    coreSearchPaths: [${work}]\n`,
-    );
-    slack = await startFakeSlack();
-    db = await testDatabases()[0]!.open();
-    bot = await startTestBot({
-      db,
-      slack,
-      env: {
-        NIGHTSHIFT_HOSTS: hostsPath,
-        NIGHTSHIFT_APPROVERS: APPROVER,
-        NIGHTSHIFT_DATA_DIR: join(work, 'data'),
+    host = await startCollectingBot({
+      name: 'disk-alert',
+      containers: async (engine) => {
+        // As `docker ps -q` names it, which is what the collection and the pull list use.
+        containerId = (await engine.crashingContainer({ dir: '/app', running: true })).slice(0, 12);
       },
+      hosts: (work) => [
+        { name: 'web-1', labels: ['web-1:9100'], coreSearchPaths: [work] },
+        { name: 'db-1', coreSearchPaths: [work] },
+      ],
     });
+    ({ slack, db, bot, podman } = host);
   });
   after(async () => {
-    await bot?.close();
-    await db?.close();
-    await slack?.close();
-    await sshd?.stop();
-    await podman?.stop();
-    rmSync(work, { recursive: true, force: true });
+    await host?.close();
   });
 
   it('posts what it found on web-1 to the incident thread', async () => {

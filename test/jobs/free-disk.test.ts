@@ -15,9 +15,7 @@ import { after, before, describe, it } from 'node:test';
 import { type Policy, PolicySchema } from '../../src/approvals/policy.ts';
 import { decideProposal, getRun, type Proposal } from '../../src/approvals/service.ts';
 import { parseFreeText } from '../../src/collect/free-plan.ts';
-import { parseKnownHosts } from '../../src/collect/known-hosts.ts';
-import { SshConnections } from '../../src/collect/ssh.ts';
-import { parseHostsFile } from '../../src/config/hosts.ts';
+import type { SshConnections } from '../../src/collect/ssh.ts';
 import { openIncidentByHand } from '../../src/incidents/incidents.ts';
 import { collectHostJob } from '../../src/jobs/workers/collect-host.ts';
 import { type RunnerDeps, runProposalJob } from '../../src/jobs/workers/run-proposal.ts';
@@ -29,6 +27,7 @@ import { type CCore, makeCCore } from '../helpers/cores.ts';
 import { testDatabases } from '../helpers/db.ts';
 import { openStorageToOthers, type Podman, startPodman } from '../helpers/podman.ts';
 import { runTool } from '../helpers/reference-tools.ts';
+import { connectionsTo, hostsBehind } from '../helpers/ssh-hosts.ts';
 import { type Sshd, startSshd } from '../helpers/sshd.ts';
 
 /**
@@ -88,15 +87,7 @@ for (const driver of ['vfs', 'overlay'] as const)
       // not through overlay's merged mounts, where a chmod would copy the image's files up.
       await openStorageToOthers(podman);
       sshd = await startSshd({ env: podman.clientEnv });
-      const hosts = parseHostsFile(
-        JSON.stringify({
-          hosts: [
-            { name: 'web', address: sshd.host, port: sshd.port, user: sshd.user, key: sshd.privateKeyPath },
-          ],
-        }),
-        'hosts.json',
-      );
-      ssh = new SshConnections({ hosts, knownHosts: parseKnownHosts(sshd.knownHostsLine), log });
+      ssh = connectionsTo(sshd, hostsBehind(sshd, [{ name: 'web' }]), log);
       ({
         incident: { id: incidentId },
       } = await openIncidentByHand(db, { host: 'web', note: 'disk', user: APPROVER, channel: 'C1' }));
@@ -133,21 +124,7 @@ for (const driver of ['vfs', 'overlay'] as const)
       );
 
     it('deletes the cores pulled whole and still the same, skips the one that changed, and frees their blocks', async () => {
-      const hostsFile = parseHostsFile(
-        JSON.stringify({
-          hosts: [
-            {
-              name: 'web',
-              address: sshd.host,
-              port: sshd.port,
-              user: sshd.user,
-              key: sshd.privateKeyPath,
-              coreSearchPaths: [mount],
-            },
-          ],
-        }),
-        'hosts.json',
-      );
+      const hostsFile = hostsBehind(sshd, [{ name: 'web', coreSearchPaths: [mount] }]);
       const collection = await collectHostJob(
         {
           db,

@@ -14,9 +14,7 @@ import {
   getRun,
   type Proposal,
 } from '../../src/approvals/service.ts';
-import { parseKnownHosts } from '../../src/collect/known-hosts.ts';
-import { SshConnections } from '../../src/collect/ssh.ts';
-import { HostsFileSchema } from '../../src/config/hosts.ts';
+import type { SshConnections } from '../../src/collect/ssh.ts';
 import { openIncidentByHand } from '../../src/incidents/incidents.ts';
 import { type RunnerDeps, runProposalJob } from '../../src/jobs/workers/run-proposal.ts';
 import { createLogger } from '../../src/log.ts';
@@ -25,6 +23,7 @@ import { queueProposalMessage } from '../../src/slack/proposal-messages.ts';
 import type { Db } from '../../src/store/db.ts';
 import { migrate } from '../../src/store/migrate.ts';
 import { POSTGRES_URL, testDatabases } from '../helpers/db.ts';
+import { connectionsTo, hostsBehind } from '../helpers/ssh-hosts.ts';
 import { type Sshd, startSshd } from '../helpers/sshd.ts';
 import { ensureTestUser } from '../helpers/users.ts';
 
@@ -357,16 +356,7 @@ describe('an approved host script over SSH', () => {
     sshd = await startSshd();
     db = await testDatabases()[0]!.open();
     await migrate(db);
-    const hosts = HostsFileSchema.parse({
-      hosts: [
-        { name: 'web-1', address: sshd.host, port: sshd.port, user: sshd.user, key: sshd.privateKeyPath },
-      ],
-    });
-    ssh = new SshConnections({
-      hosts,
-      knownHosts: parseKnownHosts(sshd.knownHostsLine),
-      log: createLogger({ level: 'silent' }),
-    });
+    ssh = connectionsTo(sshd, hostsBehind(sshd, [{ name: 'web-1' }]));
   });
   after(async () => {
     await ssh.closeAll();
@@ -406,11 +396,7 @@ describe('an approved host script over SSH', () => {
       evidenceDir: '/nonexistent',
       channel: '#incidents',
       send: async () => {},
-      hosts: HostsFileSchema.parse({
-        hosts: [
-          { name: 'web-1', address: sshd.host, port: sshd.port, user: sshd.user, key: sshd.privateKeyPath },
-        ],
-      }),
+      hosts: hostsBehind(sshd, [{ name: 'web-1' }]),
       ssh,
       limits: { host: { maxOutputBytes: 4096 } },
     };
