@@ -8,7 +8,7 @@ import { createLogger } from '../../src/log.ts';
 import type { Bot } from '../../src/main.ts';
 import type { Db } from '../../src/store/db.ts';
 import { botUrl, postAlert, SIGNING_SECRET } from '../helpers/bot.ts';
-import { APPROVER, type CollectingBot, startCollectingBot } from '../helpers/collecting-bot.ts';
+import { type CollectingBot, startCollectingBot } from '../helpers/collecting-bot.ts';
 import {
   blockActionsBody,
   FAKE_IDS,
@@ -17,6 +17,7 @@ import {
   slashCommandBody,
 } from '../helpers/fake-slack.ts';
 import type { Podman } from '../helpers/podman.ts';
+import { APPROVER } from '../helpers/proposals.ts';
 import { until } from '../helpers/wait.ts';
 
 /**

@@ -7,11 +7,9 @@ import { startTestBot } from './bot.ts';
 import { testDatabases } from './db.ts';
 import { type FakeSlack, startFakeSlack } from './fake-slack.ts';
 import { type Podman, startPodman } from './podman.ts';
+import { APPROVER } from './proposals.ts';
 import { type HostEntry, writeHostsFile } from './ssh-hosts.ts';
 import { type Sshd, startSshd } from './sshd.ts';
-
-/** Who may approve in these tests. */
-export const APPROVER = 'U0APPROVER';
 
 export interface CollectingBot {
   /** A directory the ssh user can enter (0755): where cores are searched; the bot's data is below it. */

@@ -4,8 +4,9 @@ import { after, before, describe, it } from 'node:test';
 import type { Bot } from '../../src/main.ts';
 import type { Db } from '../../src/store/db.ts';
 import { botUrl, postAlert, SIGNING_SECRET } from '../helpers/bot.ts';
-import { APPROVER, type CollectingBot, startCollectingBot } from '../helpers/collecting-bot.ts';
+import { type CollectingBot, startCollectingBot } from '../helpers/collecting-bot.ts';
 import { blockActionsBody, FAKE_IDS, type FakeSlack, signedRequest } from '../helpers/fake-slack.ts';
+import { APPROVER } from '../helpers/proposals.ts';
 import { until } from '../helpers/wait.ts';
 
 /**
