@@ -3,6 +3,7 @@ import { WebClient } from '@slack/web-api';
 import type { Proposal } from '../../src/approvals/service.ts';
 import { createLogger } from '../../src/log.ts';
 import type { ListenerDeps } from '../../src/slack/deps.ts';
+import { proposalMessageKey } from '../../src/slack/proposal-messages.ts';
 import type { Db } from '../../src/store/db.ts';
 import { CHANNEL } from './bot.ts';
 import type { FakeSlack } from './fake-slack.ts';
@@ -117,4 +118,27 @@ export function callListener<A>(
   payload: Record<string, unknown>,
 ): Promise<unknown> {
   return listener({ ...args, ...payload } as unknown as A);
+}
+
+/**
+ * What the outbox records once Slack has the incident's root (at `rootTs`) and, for each
+ * proposal given, its message (at the ts given): what a reaction or a mention in the thread is
+ * matched against.
+ */
+export async function postedInSlack(
+  db: Db,
+  incidentId: number,
+  rootTs: string,
+  proposals: Array<{ id: number; ts: string }> = [],
+): Promise<void> {
+  await db.executeSql('UPDATE incidents SET channel = $2, root_ts = $3 WHERE id = $1', [
+    incidentId,
+    CHANNEL,
+    rootTs,
+  ]);
+  for (const { id, ts } of proposals)
+    await db.executeSql('UPDATE thread_messages SET ts = $2, posted_at = now() WHERE dedup_key = $1', [
+      proposalMessageKey(id),
+      ts,
+    ]);
 }
