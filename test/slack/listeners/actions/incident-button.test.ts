@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { getIncident } from '../../../../src/incidents/incidents.ts';
 import {
   MITIGATED_ACTION,
@@ -9,8 +9,14 @@ import {
 import { incidentButtonCallback } from '../../../../src/slack/listeners/actions/incident-button.ts';
 import { CHANNEL } from '../../../helpers/bot.ts';
 import { openIncident, testDatabases } from '../../../helpers/db.ts';
-import { blockActionsPayload, type FakeSlack, startFakeSlack } from '../../../helpers/fake-slack.ts';
-import { boltArgs, brokenStore, callListener, listenerDeps } from '../../../helpers/listener-args.ts';
+import { blockActionsPayload } from '../../../helpers/fake-slack.ts';
+import {
+  boltArgs,
+  brokenStore,
+  callListener,
+  listenerDeps,
+  suiteSlack,
+} from '../../../helpers/listener-args.ts';
 
 /**
  * The buttons of an incident's root (Take command, Mitigated, Resolve), their callback called
@@ -27,24 +33,20 @@ const privately = (text: string) => ({ response_type: 'ephemeral', replace_origi
 
 for (const database of testDatabases()) {
   describe(`the incident buttons' listener on ${database.name}`, () => {
-    let slack: FakeSlack;
-    before(async () => {
-      slack = await startFakeSlack();
-    });
-    after(async () => {
-      await slack.close();
-    });
+    const fakeSlack = suiteSlack();
+    /** USER takes command of a new incident with its root's button, over a broken store if asked. */
+    const takeCommand = async (t: TestContext, broken = false) => {
+      const { db, incident } = await openIncident(t, database, { channel: CHANNEL });
+      const { deps, asked } = listenerDeps(broken ? brokenStore(db) : db);
+      const { args, heard } = boltArgs(fakeSlack());
+      const button = click(TAKE_COMMAND_ACTION, String(incident.id));
+      await callListener(incidentButtonCallback(deps, 'command'), args, button);
+      assert.equal(heard.acks.length, 1);
+      return { db, incident, asked, heard };
+    };
 
     it('makes the clicker commander and re-renders the root', async (t) => {
-      const { db, incident } = await openIncident(t, database, { channel: CHANNEL });
-      const { deps, asked } = listenerDeps(db);
-      const { args, heard } = boltArgs(slack);
-      await callListener(
-        incidentButtonCallback(deps, 'command'),
-        args,
-        click(TAKE_COMMAND_ACTION, String(incident.id)),
-      );
-      assert.equal(heard.acks.length, 1);
+      const { db, incident, asked, heard } = await takeCommand(t);
       assert.deepEqual(heard.responses, [privately(`You are the commander of #${incident.id}.`)]);
       assert.equal((await getIncident(db, incident.id))?.commander, USER);
       assert.deepEqual(asked.refreshedIncidents, [incident.id]);
@@ -53,7 +55,7 @@ for (const database of testDatabases()) {
     it('marks the incident mitigated, then resolved, as the commands do', async (t) => {
       const { db, incident } = await openIncident(t, database, { channel: CHANNEL });
       const { deps } = listenerDeps(db);
-      const { args, heard } = boltArgs(slack);
+      const { args, heard } = boltArgs(fakeSlack());
       await callListener(
         incidentButtonCallback(deps, 'mitigated'),
         args,
@@ -75,7 +77,7 @@ for (const database of testDatabases()) {
     it('changes nothing for a resolved incident, one not there, or a value that names none', async (t) => {
       const { db, incident } = await openIncident(t, database, { channel: CHANNEL });
       const { deps, asked } = listenerDeps(db);
-      const { args, heard } = boltArgs(slack);
+      const { args, heard } = boltArgs(fakeSlack());
       const take = incidentButtonCallback(deps, 'command');
       await callListener(take, args, click(TAKE_COMMAND_ACTION, 'web-1'));
       await callListener(take, args, click(TAKE_COMMAND_ACTION, '999999'));
@@ -98,15 +100,7 @@ for (const database of testDatabases()) {
     });
 
     it('answers a generic line when the store fails, the error in the log only', async (t) => {
-      const { db, incident } = await openIncident(t, database, { channel: CHANNEL });
-      const { deps } = listenerDeps(brokenStore(db));
-      const { args, heard } = boltArgs(slack);
-      await callListener(
-        incidentButtonCallback(deps, 'command'),
-        args,
-        click(TAKE_COMMAND_ACTION, String(incident.id)),
-      );
-      assert.equal(heard.acks.length, 1);
+      const { heard } = await takeCommand(t, true);
       assert.deepEqual(heard.responses, [
         privately('Something went wrong; nothing changed. It is in the bot log.'),
       ]);

@@ -1,10 +1,16 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { getIncident } from '../../../../src/incidents/incidents.ts';
 import { investigateCallback } from '../../../../src/slack/listeners/commands/investigate.ts';
 import { migratedDb, openIncident, testDatabases } from '../../../helpers/db.ts';
-import { type FakeSlack, slashCommandPayload, startFakeSlack } from '../../../helpers/fake-slack.ts';
-import { boltArgs, brokenStore, callListener, listenerDeps } from '../../../helpers/listener-args.ts';
+import { slashCommandPayload } from '../../../helpers/fake-slack.ts';
+import {
+  boltArgs,
+  brokenStore,
+  callListener,
+  listenerDeps,
+  suiteSlack,
+} from '../../../helpers/listener-args.ts';
 
 /**
  * `/investigate` called directly with a built slash command: acked once before anything else,
@@ -12,18 +18,12 @@ import { boltArgs, brokenStore, callListener, listenerDeps } from '../../../help
  */
 for (const database of testDatabases()) {
   describe(`the /investigate listener on ${database.name}`, () => {
-    let slack: FakeSlack;
-    before(async () => {
-      slack = await startFakeSlack();
-    });
-    after(async () => {
-      await slack.close();
-    });
+    const fakeSlack = suiteSlack();
 
     it('acks, opens the incident for the host, starts its collection and answers the asker alone', async (t) => {
       const db = await migratedDb(t, database);
       const { deps, asked } = listenerDeps(db);
-      const { args, heard } = boltArgs(slack);
+      const { args, heard } = boltArgs(fakeSlack());
       await callListener(investigateCallback(deps), args, {
         command: slashCommandPayload({ text: 'web-9 disk is full' }),
       });
@@ -42,7 +42,7 @@ for (const database of testDatabases()) {
     it('answers the status of the incident #id names', async (t) => {
       const { db, incident } = await openIncident(t, database);
       const { deps } = listenerDeps(db);
-      const { args, heard } = boltArgs(slack);
+      const { args, heard } = boltArgs(fakeSlack());
       await callListener(investigateCallback(deps), args, {
         command: slashCommandPayload({ text: `status #${incident.id}` }),
       });
@@ -53,7 +53,7 @@ for (const database of testDatabases()) {
     it('acks and answers a generic line when the store fails, logging the error and not showing it', async (t) => {
       const db = await migratedDb(t, database);
       const { deps } = listenerDeps(brokenStore(db));
-      const { args, heard } = boltArgs(slack);
+      const { args, heard } = boltArgs(fakeSlack());
       await callListener(investigateCallback(deps), args, {
         command: slashCommandPayload({ text: 'web-9' }),
       });

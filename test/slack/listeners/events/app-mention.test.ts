@@ -1,21 +1,16 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { appMentionCallback } from '../../../../src/slack/listeners/events/app-mention.ts';
 import { CHANNEL } from '../../../helpers/bot.ts';
 import { openIncident, testDatabases } from '../../../helpers/db.ts';
-import {
-  appMentionEvent,
-  eventCallbackPayload,
-  FAKE_IDS,
-  type FakeSlack,
-  startFakeSlack,
-} from '../../../helpers/fake-slack.ts';
+import { appMentionEvent, eventCallbackPayload, FAKE_IDS } from '../../../helpers/fake-slack.ts';
 import {
   boltArgs,
   brokenStore,
   callListener,
   listenerDeps,
   postedInSlack,
+  suiteSlack,
 } from '../../../helpers/listener-args.ts';
 
 /**
@@ -36,26 +31,20 @@ const mention = (text: string, eventId: string, ts: string) => {
 
 for (const database of testDatabases()) {
   describe(`the mention listener on ${database.name}`, () => {
-    let slack: FakeSlack;
-    before(async () => {
-      slack = await startFakeSlack();
-    });
-    after(async () => {
-      await slack.close();
-    });
+    const fakeSlack = suiteSlack();
 
     it("answers `status` in the incident's thread, once however often Slack delivers it", async (t) => {
       const { db, incident } = await openIncident(t, database, { channel: CHANNEL });
       await postedInSlack(db, incident.id, ROOT_TS);
       const { deps } = listenerDeps(db);
-      const { args, heard } = boltArgs(slack);
+      const { args, heard } = boltArgs(fakeSlack());
       const status = mention('status', `Ev0MENTION${database.name}`, '1764126000.000301');
       await callListener(appMentionCallback(deps), args, status);
       await callListener(appMentionCallback(deps), args, status);
-      const answers = slack.thread(CHANNEL, ROOT_TS);
+      const answers = fakeSlack().thread(CHANNEL, ROOT_TS);
       assert.equal(answers.length, 1, 'the retry posts nothing');
       assert.match(answers[0]!.text ?? '', new RegExp(`^#${incident.id} .*web-1.*: open`));
-      const post = slack.callsTo('chat.postMessage').at(-1)!;
+      const post = fakeSlack().callsTo('chat.postMessage').at(-1)!;
       assert.equal(String(post.args.unfurl_links), 'false');
       assert.equal(String(post.args.link_names), 'false');
       assert.deepEqual(heard.errors, []);
@@ -65,8 +54,8 @@ for (const database of testDatabases()) {
       const { db, incident } = await openIncident(t, database, { channel: CHANNEL });
       await postedInSlack(db, incident.id, ROOT_TS);
       const { deps } = listenerDeps(db);
-      const { args, heard } = boltArgs(slack);
-      const before = slack.callsTo('chat.postMessage').length;
+      const { args, heard } = boltArgs(fakeSlack());
+      const before = fakeSlack().callsTo('chat.postMessage').length;
       // The store goes away between the delivery check and the command.
       let statements = 0;
       deps.db = new Proxy(db, {
@@ -82,7 +71,7 @@ for (const database of testDatabases()) {
       );
       assert.equal(heard.errors.length, 1);
       assert.match(String(heard.errors[0]), /connection terminated/);
-      assert.equal(slack.callsTo('chat.postMessage').length, before);
+      assert.equal(fakeSlack().callsTo('chat.postMessage').length, before);
     });
   });
 }

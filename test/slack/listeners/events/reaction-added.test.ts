@@ -1,17 +1,12 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { getProposal } from '../../../../src/approvals/service.ts';
 import { getIncident } from '../../../../src/incidents/incidents.ts';
 import { reactionAddedCallback } from '../../../../src/slack/listeners/events/reaction-added.ts';
 import { queueProposalMessage } from '../../../../src/slack/proposal-messages.ts';
 import { CHANNEL } from '../../../helpers/bot.ts';
 import { openIncident, testDatabases } from '../../../helpers/db.ts';
-import {
-  eventCallbackPayload,
-  type FakeSlack,
-  reactionAddedEvent,
-  startFakeSlack,
-} from '../../../helpers/fake-slack.ts';
+import { eventCallbackPayload, reactionAddedEvent } from '../../../helpers/fake-slack.ts';
 import {
   boltArgs,
   brokenStore,
@@ -19,6 +14,7 @@ import {
   listenerDeps,
   NOW,
   postedInSlack,
+  suiteSlack,
 } from '../../../helpers/listener-args.ts';
 import { APPROVER, proposeScript } from '../../../helpers/proposals.ts';
 
@@ -37,13 +33,7 @@ const reaction = (user: string, name: string, ts: string, eventId: string, type 
 
 for (const database of testDatabases()) {
   describe(`the reaction listener on ${database.name}`, () => {
-    let slack: FakeSlack;
-    before(async () => {
-      slack = await startFakeSlack();
-    });
-    after(async () => {
-      await slack.close();
-    });
+    const fakeSlack = suiteSlack();
 
     /** An incident in the channel with one pending proposal, both as Slack has them. */
     const posted = async (t: Parameters<typeof openIncident>[0]) => {
@@ -57,20 +47,20 @@ for (const database of testDatabases()) {
     it("approves with an approver's ✅ once, however often Slack delivers it", async (t) => {
       const { db, proposal } = await posted(t);
       const { deps, asked } = listenerDeps(db);
-      const { args, heard } = boltArgs(slack);
+      const { args, heard } = boltArgs(fakeSlack());
       const approve = reaction(APPROVER, 'white_check_mark', PROPOSAL_TS, 'Ev0LISTEN001');
       await callListener(reactionAddedCallback(deps), args, approve);
       await callListener(reactionAddedCallback(deps), args, approve);
       assert.equal((await getProposal(db, proposal.id))?.state, 'approved');
       assert.deepEqual(asked.approved, [proposal.id], 'one run, the retry changed nothing');
       assert.deepEqual(heard.errors, []);
-      assert.deepEqual(slack.ephemerals, []);
+      assert.deepEqual(fakeSlack().ephemerals, []);
     });
 
     it('rejects with ❌ (a skin-tone variant too) and tells whoever waits', async (t) => {
       const { db, proposal } = await posted(t);
       const { deps, asked } = listenerDeps(db);
-      const { args } = boltArgs(slack);
+      const { args } = boltArgs(fakeSlack());
       await callListener(
         reactionAddedCallback(deps),
         args,
@@ -83,14 +73,14 @@ for (const database of testDatabases()) {
     it('tells someone who may not decide so, privately in the thread, and changes nothing', async (t) => {
       const { db, proposal } = await posted(t);
       const { deps, asked } = listenerDeps(db);
-      const { args } = boltArgs(slack);
-      const before = slack.ephemerals.length;
+      const { args } = boltArgs(fakeSlack());
+      const before = fakeSlack().ephemerals.length;
       await callListener(
         reactionAddedCallback(deps),
         args,
         reaction('U0STRANGER', 'white_check_mark', PROPOSAL_TS, 'Ev0LISTEN003'),
       );
-      const told = slack.ephemerals.slice(before);
+      const told = fakeSlack().ephemerals.slice(before);
       assert.equal(told.length, 1);
       assert.equal(told[0]!.user, 'U0STRANGER');
       assert.equal(told[0]!.thread_ts, ROOT_TS, "in the incident's thread, named by its root");
@@ -101,7 +91,7 @@ for (const database of testDatabases()) {
     it('makes whoever raises a hand on the root its commander', async (t) => {
       const { db, incident } = await posted(t);
       const { deps, asked } = listenerDeps(db);
-      const { args } = boltArgs(slack);
+      const { args } = boltArgs(fakeSlack());
       await callListener(
         reactionAddedCallback(deps),
         args,
@@ -114,7 +104,7 @@ for (const database of testDatabases()) {
     it('lets other reactions, and reactions on files, be without touching the store', async (t) => {
       const { db, proposal } = await posted(t);
       const { deps, asked } = listenerDeps(brokenStore(db));
-      const { args, heard } = boltArgs(slack);
+      const { args, heard } = boltArgs(fakeSlack());
       await callListener(
         reactionAddedCallback(deps),
         args,
@@ -133,8 +123,8 @@ for (const database of testDatabases()) {
     it("leaves a failing store's error to Bolt's error handler and posts nothing", async (t) => {
       const { db } = await posted(t);
       const { deps } = listenerDeps(brokenStore(db));
-      const { args, heard } = boltArgs(slack);
-      const before = slack.calls.length;
+      const { args, heard } = boltArgs(fakeSlack());
+      const before = fakeSlack().calls.length;
       await assert.rejects(
         callListener(
           reactionAddedCallback(deps),
@@ -145,7 +135,7 @@ for (const database of testDatabases()) {
         'the delivery check comes before the try: app.error() hears of it',
       );
       assert.deepEqual(heard.errors, []);
-      assert.equal(slack.calls.length, before);
+      assert.equal(fakeSlack().calls.length, before);
     });
   });
 }
