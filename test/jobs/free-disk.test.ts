@@ -12,8 +12,7 @@ import {
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type Policy, PolicySchema } from '../../src/approvals/policy.ts';
-import { decideProposal, getRun, type Proposal } from '../../src/approvals/service.ts';
+import { getRun, type Proposal } from '../../src/approvals/service.ts';
 import { parseFreeText } from '../../src/collect/free-plan.ts';
 import type { SshConnections } from '../../src/collect/ssh.ts';
 import { openIncidentByHand } from '../../src/incidents/incidents.ts';
@@ -26,6 +25,7 @@ import { latestDiskChange } from '../../src/store/records.ts';
 import { type CCore, makeCCore } from '../helpers/cores.ts';
 import { testDatabases } from '../helpers/db.ts';
 import { openStorageToOthers, type Podman, startPodman } from '../helpers/podman.ts';
+import { APPROVER, approve, approverPolicy } from '../helpers/proposals.ts';
 import { runTool } from '../helpers/reference-tools.ts';
 import { connectionsTo, hostsBehind } from '../helpers/ssh-hosts.ts';
 import { type Sshd, startSshd } from '../helpers/sshd.ts';
@@ -38,8 +38,7 @@ import { type Sshd, startSshd } from '../helpers/sshd.ts';
  * the host) and skips the host core that grew after the pull. The host cores are on a small ext4 of
  * their own, so df before and after shows the freed bytes exactly; the audit trail has every step.
  */
-const APPROVER = 'U0APPROVER';
-const policy: Policy = PolicySchema.parse({ approvers: { users: [APPROVER] } });
+const policy = approverPolicy;
 // One database is enough for a test whose subject is the host; CI's is the real PostgreSQL.
 const database = testDatabases().at(-1)!;
 
@@ -101,18 +100,6 @@ for (const driver of ['vfs', 'overlay'] as const)
       if (work) rmSync(work, { recursive: true, force: true });
     });
 
-    const approve = async (proposal: Proposal) => {
-      const decision = await decideProposal(db, {
-        proposalId: proposal.id,
-        decision: 'approved',
-        user: APPROVER,
-        via: 'button',
-        sha256: proposal.sha256,
-        isApprover: true,
-        now: new Date(),
-      });
-      assert.equal(decision.kind, 'recorded');
-    };
     const proposals = async (kind: string) =>
       (
         await db.executeSql<{ id: string; sha256: string; text: string; target: string }>(
@@ -142,7 +129,7 @@ for (const driver of ['vfs', 'overlay'] as const)
       assert.equal(collection.cores.length, 4, JSON.stringify(collection.cores));
       const [pull] = await proposals('pull');
       assert.ok(pull);
-      await approve(pull);
+      await approve(db, pull);
       const deps: RunnerDeps = {
         db,
         log,
@@ -194,7 +181,7 @@ for (const driver of ['vfs', 'overlay'] as const)
       const freeBefore = free(mount);
       assert.ok(statSync(onHost.web).nlink === 1 && statSync(onHost.worker).nlink === 1);
 
-      await approve(freeing);
+      await approve(db, freeing);
       await db.executeSql(`UPDATE incidents SET root_hash = 'as posted' WHERE id = $1`, [incidentId]);
       await runProposalJob(deps, { proposalId: freeing.id });
       const run = await getRun(db, freeing.id);

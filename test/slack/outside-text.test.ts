@@ -7,8 +7,7 @@ import { WebClient } from '@slack/web-api';
 import { createModelClient } from '../../src/agent/client.ts';
 import { runAgentTurn } from '../../src/agent/turn.ts';
 import { recordDelivery } from '../../src/alerts/intake.ts';
-import { type Policy, PolicySchema } from '../../src/approvals/policy.ts';
-import { createProposal, decideProposal, type Proposal } from '../../src/approvals/service.ts';
+import { createProposal, type Proposal } from '../../src/approvals/service.ts';
 import type { SshConnections } from '../../src/collect/ssh.ts';
 import { HostsFileSchema } from '../../src/config/hosts.ts';
 import { openIncidentByHand } from '../../src/incidents/incidents.ts';
@@ -26,6 +25,7 @@ import { migrate } from '../../src/store/migrate.ts';
 import { POSTGRES_URL, testDatabases } from '../helpers/db.ts';
 import { endTurn, type FakeAnthropic, startFakeAnthropic, toolUse } from '../helpers/fake-anthropic.ts';
 import { FAKE_IDS, type FakeSlack, type RecordedCall, startFakeSlack } from '../helpers/fake-slack.ts';
+import { APPROVER, approvedProposal, approverPolicy } from '../helpers/proposals.ts';
 
 /**
  * Text from outside the bot (alert fields, SQL errors, run and host output, findings, the model's
@@ -34,8 +34,7 @@ import { FAKE_IDS, type FakeSlack, type RecordedCall, startFakeSlack } from '../
  * fallback, a file's initial comment) pings, mentions or links, nor closes a code span.
  */
 const CHANNEL = FAKE_IDS.channel;
-const APPROVER = 'U0APPROVER';
-const policy: Policy = PolicySchema.parse({ approvers: { users: [APPROVER] } });
+const policy = approverPolicy;
 const log = createLogger({ level: 'silent' });
 
 /** Every kind of markup an attacker would try, in one line. */
@@ -125,26 +124,12 @@ for (const database of testDatabases()) {
     const approved = async (
       incidentId: number,
       over: Partial<Proposal> & Pick<Proposal, 'kind' | 'target' | 'text'>,
-    ) => {
-      const proposal = await createProposal(
+    ) =>
+      approvedProposal(
         db,
         { incidentId, why: ATTACK, expects: ATTACK, proposedBy: 'agent', ...over },
-        policy,
-        new Date(),
+        CHANNEL,
       );
-      await queueProposalMessage(db, proposal, CHANNEL, new Date());
-      const decision = await decideProposal(db, {
-        proposalId: proposal.id,
-        decision: 'approved',
-        user: APPROVER,
-        via: 'button',
-        sha256: proposal.sha256,
-        isApprover: true,
-        now: new Date(),
-      });
-      assert.equal(decision.kind, 'recorded');
-      return proposal;
-    };
     const runner = (over: Partial<RunnerDeps> = {}): RunnerDeps => ({
       db,
       log,
