@@ -1,8 +1,25 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createProposal, type NewProposal, type Proposal } from '../../src/approvals/service.ts';
 import { loadConfig } from '../../src/config/env.ts';
+import { openIncidentByHand } from '../../src/incidents/incidents.ts';
 import { createLogger, type Logger } from '../../src/log.ts';
 import { type Bot, startBot } from '../../src/main.ts';
+import { queueProposalMessage } from '../../src/slack/proposal-messages.ts';
 import type { Db } from '../../src/store/db.ts';
-import { FAKE_IDS, type FakeMessage, type FakeSlack } from './fake-slack.ts';
+import type { TestDatabase } from './db.ts';
+import {
+  eventCallbackBody,
+  FAKE_IDS,
+  type FakeMessage,
+  type FakeSlack,
+  reactionAddedEvent,
+  signedRequest,
+  startFakeSlack,
+} from './fake-slack.ts';
+import { APPROVER, approverPolicy } from './proposals.ts';
+import { until } from './wait.ts';
 
 /**
  * The one place tests start the bot (src/main.ts's startBot): the configuration every such test
@@ -81,3 +98,97 @@ export function postAlert(
 /** Top-level messages: as in Slack, a parent with replies carries thread_ts equal to its own ts. */
 export const rootsIn = (slack: FakeSlack, channel: string = CHANNEL): FakeMessage[] =>
   (slack.messages.get(channel) ?? []).filter((m) => m.thread_ts === undefined || m.thread_ts === m.ts);
+
+/**
+ * A signed Events API delivery of `body` to the bot, as Slack sends it; with `retry`, as Slack
+ * sends it again when the first answer was late (X-Slack-Retry-Num 1, http_timeout).
+ */
+export function deliverEvent(bot: Pick<Bot, 'port'>, body: string, retry = false) {
+  return signedRequest(
+    botUrl(bot, '/slack/events'),
+    SIGNING_SECRET,
+    body,
+    undefined,
+    retry ? { retryNum: 1, retryReason: 'http_timeout' } : undefined,
+  );
+}
+
+/** `user`'s reaction on the message at `ts` in the incident channel, delivered as event `eventId`. */
+export function reactOn(
+  bot: Pick<Bot, 'port'>,
+  reaction: { user: string; name: string; ts: string },
+  eventId: string,
+) {
+  const event = reactionAddedEvent({
+    user: reaction.user,
+    reaction: reaction.name,
+    item: { type: 'message', channel: CHANNEL, ts: reaction.ts },
+  });
+  return deliverEvent(bot, eventCallbackBody(event, { eventId }));
+}
+
+/** The bot with one incident opened by hand, its data in a directory of its own. */
+export interface IncidentBot {
+  slack: FakeSlack;
+  db: Db;
+  bot: Bot;
+  /** The bot's data directory (NIGHTSHIFT_DATA_DIR), removed by close(). */
+  work: string;
+  incidentId: number;
+  /**
+   * Proposes `input` (for the incident, by the bot itself, under APPROVER's policy), queues its
+   * message and waits until Slack has it.
+   */
+  propose(
+    input: Pick<NewProposal, 'kind' | 'target' | 'text'>,
+    now?: Date,
+  ): Promise<{ proposal: Proposal; message: FakeMessage }>;
+  close(): Promise<void>;
+}
+
+/**
+ * The bot on `database` against the fake Slack, APPROVER its approver, its data in a new
+ * directory named after `name`, and an incident opened by hand on `host` with its root posted:
+ * where the tests of proposals decided in Slack start.
+ */
+export async function startIncidentBot(
+  database: TestDatabase,
+  options: { name: string; host: string; note: string; env?: Record<string, string> },
+): Promise<IncidentBot> {
+  const work = mkdtempSync(join(tmpdir(), `nightshift-${options.name}-`));
+  const slack = await startFakeSlack();
+  const db = await database.open();
+  const bot = await startTestBot({
+    db,
+    slack,
+    env: { NIGHTSHIFT_APPROVERS: APPROVER, NIGHTSHIFT_DATA_DIR: work, ...options.env },
+  });
+  const { incident } = await openIncidentByHand(db, {
+    host: options.host,
+    note: options.note,
+    user: APPROVER,
+    channel: CHANNEL,
+  });
+  await bot.slack!.pump.kick();
+  const propose: IncidentBot['propose'] = async (input, now = new Date()) => {
+    const proposal = await createProposal(
+      db,
+      { incidentId: incident.id, ...input, why: 'test', proposedBy: 'nightshift' },
+      approverPolicy,
+      now,
+    );
+    await queueProposalMessage(db, proposal, CHANNEL, now);
+    await bot.slack!.pump.kick();
+    const message = await until('the proposal message', () =>
+      (slack.messages.get(CHANNEL) ?? []).find((m) => (m.text ?? '').startsWith(`Proposal #${proposal.id} `)),
+    );
+    return { proposal, message };
+  };
+  const close = async () => {
+    await bot.close();
+    await db.close();
+    await slack.close();
+    rmSync(work, { recursive: true, force: true });
+  };
+  return { slack, db, bot, work, incidentId: incident.id, propose, close };
+}

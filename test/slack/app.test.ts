@@ -3,7 +3,15 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { Bot } from '../../src/main.ts';
 import type { Db } from '../../src/store/db.ts';
-import { botUrl, CHANNEL, postAlert, rootsIn, SIGNING_SECRET, startTestBot } from '../helpers/bot.ts';
+import {
+  botUrl,
+  CHANNEL,
+  deliverEvent,
+  postAlert,
+  rootsIn,
+  SIGNING_SECRET,
+  startTestBot,
+} from '../helpers/bot.ts';
 import { testDatabases } from '../helpers/db.ts';
 import {
   appMentionEvent,
@@ -115,7 +123,7 @@ for (const database of testDatabases()) {
         thread_ts: root.ts,
       });
       const body = eventCallbackBody(event, { eventId: 'Ev0MENTION1' });
-      assert.equal((await signedRequest(events, SIGNING_SECRET, body)).status, 200);
+      assert.equal((await deliverEvent(bot, body)).status, 200);
       await until('the incident to be resolved', async () => {
         const { rows } = await db.executeSql<{ status: string }>(
           'SELECT status FROM incidents WHERE root_ts = $1',
@@ -123,15 +131,7 @@ for (const database of testDatabases()) {
         );
         return rows[0]?.status === 'resolved';
       });
-      assert.equal(
-        (
-          await signedRequest(events, SIGNING_SECRET, body, undefined, {
-            retryNum: 1,
-            retryReason: 'http_timeout',
-          })
-        ).status,
-        200,
-      );
+      assert.equal((await deliverEvent(bot, body, true)).status, 200);
       await until('the answer in the thread', () =>
         slack.thread(CHANNEL, root.ts).find((m) => /is now resolved/.test(m.text ?? '')),
       );
@@ -152,7 +152,7 @@ for (const database of testDatabases()) {
       const body = eventCallbackBody(
         appMentionEvent({ text: `<@${FAKE_IDS.botUser}> summary`, channel: CHANNEL, thread_ts: root.ts }),
       );
-      assert.equal((await signedRequest(events, SIGNING_SECRET, body)).status, 200);
+      assert.equal((await deliverEvent(bot, body)).status, 200);
       const file = await until('the summary file', () =>
         slack.files.find((f) => f.filename?.endsWith('-summary.md') && f.completed),
       );
@@ -172,7 +172,7 @@ for (const database of testDatabases()) {
           item: { type: 'message', channel: CHANNEL, ts: root.ts },
         }),
       );
-      assert.equal((await signedRequest(events, SIGNING_SECRET, body)).status, 200);
+      assert.equal((await deliverEvent(bot, body)).status, 200);
       await until('the root to name the commander', () =>
         /<@U0COMMANDER>/.test(JSON.stringify(slack.message(CHANNEL, root.ts)!.blocks)),
       );

@@ -1,26 +1,17 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { PolicySchema } from '../../src/approvals/policy.ts';
-import { createProposal, getProposal } from '../../src/approvals/service.ts';
-import { openIncidentByHand } from '../../src/incidents/incidents.ts';
+import { getProposal } from '../../src/approvals/service.ts';
 import { sweep } from '../../src/jobs/sweeper.ts';
 import { createLogger } from '../../src/log.ts';
 import type { Bot } from '../../src/main.ts';
-import { queueProposalMessage } from '../../src/slack/proposal-messages.ts';
 import type { Db } from '../../src/store/db.ts';
-import { botUrl, CHANNEL, SIGNING_SECRET, startTestBot } from '../helpers/bot.ts';
+import { CHANNEL, deliverEvent, type IncidentBot, reactOn, startIncidentBot } from '../helpers/bot.ts';
 import { testDatabases } from '../helpers/db.ts';
-import {
-  eventCallbackBody,
-  type FakeSlack,
-  reactionAddedEvent,
-  signedRequest,
-  startFakeSlack,
-} from '../helpers/fake-slack.ts';
+import { eventCallbackBody, type FakeSlack, reactionAddedEvent } from '../helpers/fake-slack.ts';
+import { APPROVER } from '../helpers/proposals.ts';
 import { until } from '../helpers/wait.ts';
 
 /**
@@ -28,7 +19,6 @@ import { until } from '../helpers/wait.ts';
  * the one run, ❌ rejects, someone who may not decide is told so privately; expiry and evidence
  * retention are swept. Against the fake Slack with signed events, on both databases.
  */
-const APPROVER = 'U0APPROVER';
 
 for (const database of testDatabases()) {
   describe(`proposals decided with reactions on ${database.name}`, () => {
@@ -37,64 +27,22 @@ for (const database of testDatabases()) {
     let bot: Bot;
     let work: string;
     let incidentId: number;
+    let fixture: IncidentBot;
     let reactions = 0;
 
     before(async () => {
-      work = mkdtempSync(join(tmpdir(), 'nightshift-proposals-'));
-      slack = await startFakeSlack();
-      db = await database.open();
-      bot = await startTestBot({
-        db,
-        slack,
-        env: {
-          NIGHTSHIFT_APPROVERS: APPROVER,
-          NIGHTSHIFT_DATA_DIR: work,
-        },
-      });
-      const { incident } = await openIncidentByHand(db, {
-        host: 'web-9',
-        note: 'disk',
-        user: APPROVER,
-        channel: CHANNEL,
-      });
-      incidentId = incident.id;
-      await bot.slack!.pump.kick();
+      fixture = await startIncidentBot(database, { name: 'proposals', host: 'web-9', note: 'disk' });
+      ({ slack, db, bot, work, incidentId } = fixture);
     });
     after(async () => {
-      await bot.close();
-      await db.close();
-      await slack.close();
-      rmSync(work, { recursive: true, force: true });
+      await fixture.close();
     });
 
     /** A pull proposal from a host that is not in any hosts file: approved, its run fails cleanly. */
-    const propose = async (text: string, now = new Date()) => {
-      const proposal = await createProposal(
-        db,
-        { incidentId, kind: 'pull', target: 'web-9', text, why: 'test', proposedBy: 'nightshift' },
-        PolicySchema.parse({ approvers: { users: [APPROVER] } }),
-        now,
-      );
-      await queueProposalMessage(db, proposal, CHANNEL, now);
-      await bot.slack!.pump.kick();
-      const message = await until('the proposal message', () =>
-        (slack.messages.get(CHANNEL) ?? []).find((m) =>
-          (m.text ?? '').startsWith(`Proposal #${proposal.id} `),
-        ),
-      );
-      return { proposal, message };
-    };
+    const propose = (text: string, now = new Date()) =>
+      fixture.propose({ kind: 'pull', target: 'web-9', text }, now);
     const react = (user: string, reaction: string, ts: string) =>
-      signedRequest(
-        botUrl(bot, '/slack/events'),
-        SIGNING_SECRET,
-        eventCallbackBody(
-          reactionAddedEvent({ user, reaction, item: { type: 'message', channel: CHANNEL, ts } }),
-          {
-            eventId: `Ev0REACT${String(++reactions).padStart(4, '0')}`,
-          },
-        ),
-      );
+      reactOn(bot, { user, name: reaction, ts }, `Ev0REACT${String(++reactions).padStart(4, '0')}`);
 
     it('approves with ✅ from an approver and runs it once, even when Slack retries the event', async () => {
       const { proposal, message } = await propose('/var/crash/core.1');
@@ -106,17 +54,8 @@ for (const database of testDatabases()) {
         }),
         { eventId: 'Ev0RETRIED1' },
       );
-      const events = botUrl(bot, '/slack/events');
-      assert.equal((await signedRequest(events, SIGNING_SECRET, body)).status, 200);
-      assert.equal(
-        (
-          await signedRequest(events, SIGNING_SECRET, body, undefined, {
-            retryNum: 1,
-            retryReason: 'http_timeout',
-          })
-        ).status,
-        200,
-      );
+      assert.equal((await deliverEvent(bot, body)).status, 200);
+      assert.equal((await deliverEvent(bot, body, true)).status, 200);
       // The host is in no hosts file, so the run ends failed, saying why: but it ran, once.
       await until('the run to end', async () => {
         const p = await getProposal(db, proposal.id);
