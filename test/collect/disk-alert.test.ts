@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { stableJobId } from '../../src/jobs/job-ids.ts';
 import { QUEUES } from '../../src/jobs/queues.ts';
@@ -7,6 +6,7 @@ import { sweep } from '../../src/jobs/sweeper.ts';
 import { createLogger } from '../../src/log.ts';
 import type { Bot } from '../../src/main.ts';
 import type { Db } from '../../src/store/db.ts';
+import { alertmanagerDisk as alertmanager } from '../helpers/alert-fixtures.ts';
 import { botUrl, postAlert, SIGNING_SECRET } from '../helpers/bot.ts';
 import { type CollectingBot, startCollectingBot } from '../helpers/collecting-bot.ts';
 import {
@@ -25,10 +25,6 @@ import { until } from '../helpers/wait.ts';
  * bot collects on web-1 over SSH (a real sshd, the Docker CLI against a real Podman engine whose container crashed and wrote a core), and the
  * findings land in the incident's thread in Slack (the fake).
  */
-const alertmanager = readFileSync(
-  new URL('../alerts/fixtures/alertmanager-disk.json', import.meta.url),
-  'utf8',
-);
 
 /** The incident a root message's buttons name. */
 const incidentIdOf = (root: { text?: string }) => Number(/#(\d+)/.exec(root.text ?? '')![1]);

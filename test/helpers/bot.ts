@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
 import { createProposal, type NewProposal, type Proposal } from '../../src/approvals/service.ts';
 import { loadConfig } from '../../src/config/env.ts';
 import { openIncidentByHand } from '../../src/incidents/incidents.ts';
@@ -191,4 +192,36 @@ export async function startIncidentBot(
     rmSync(work, { recursive: true, force: true });
   };
   return { slack, db, bot, work, incidentId: incident.id, propose, close };
+}
+
+/** A fake Slack for the enclosing describe: started before its tests, closed after them. */
+export function suiteSlack(): () => FakeSlack {
+  let slack: FakeSlack | undefined;
+  before(async () => {
+    slack = await startFakeSlack();
+  });
+  after(async () => {
+    await slack?.close();
+  });
+  return () => slack!;
+}
+
+/** Where `nightshift serve` is, for the tests that start it as a process. */
+export const NIGHTSHIFT_BIN = new URL('../../bin/nightshift', import.meta.url).pathname;
+
+/**
+ * The environment `nightshift serve` gets in tests: the embedded store in `dataDir`, no hosts
+ * file, the fake Slack over HTTP, the alert token, `port`, and no log.
+ */
+export function serveEnv(slack: FakeSlack, dataDir: string, port: number): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    DATABASE_URL: '',
+    NIGHTSHIFT_HOSTS: '',
+    NIGHTSHIFT_DATA_DIR: dataDir,
+    ALERT_WEBHOOK_TOKEN: ALERT_TOKEN,
+    ...fakeSlackEnv(slack),
+    PORT: String(port),
+    LOG_LEVEL: 'silent',
+  };
 }

@@ -1,4 +1,3 @@
-import { after, before } from 'node:test';
 import type { AllMiddlewareArgs, RespondArguments } from '@slack/bolt';
 import { WebClient } from '@slack/web-api';
 import type { Proposal } from '../../src/approvals/service.ts';
@@ -7,7 +6,7 @@ import type { ListenerDeps } from '../../src/slack/deps.ts';
 import { proposalMessageKey } from '../../src/slack/proposal-messages.ts';
 import type { Db } from '../../src/store/db.ts';
 import { CHANNEL } from './bot.ts';
-import { type FakeSlack, startFakeSlack } from './fake-slack.ts';
+import type { FakeSlack } from './fake-slack.ts';
 import { APPROVER } from './proposals.ts';
 
 /**
@@ -142,16 +141,4 @@ export async function postedInSlack(
       proposalMessageKey(id),
       ts,
     ]);
-}
-
-/** A fake Slack for the enclosing describe: started before its tests, closed after them. */
-export function suiteSlack(): () => FakeSlack {
-  let slack: FakeSlack | undefined;
-  before(async () => {
-    slack = await startFakeSlack();
-  });
-  after(async () => {
-    await slack?.close();
-  });
-  return () => slack!;
 }

@@ -10,6 +10,7 @@ import { Metrics } from '../../src/metrics.ts';
 import { openPglite } from '../../src/store/adapters/pglite.ts';
 import type { Db } from '../../src/store/db.ts';
 import { migrate } from '../../src/store/migrate.ts';
+import { alertmanagerDisk as alertmanager } from '../helpers/alert-fixtures.ts';
 import { ALERT_TOKEN, startTestBot } from '../helpers/bot.ts';
 import { testDatabases } from '../helpers/db.ts';
 
@@ -20,10 +21,6 @@ import { testDatabases } from '../helpers/db.ts';
  */
 
 const bearer = { authorization: `Bearer ${ALERT_TOKEN}` };
-const alertmanager = readFileSync(
-  new URL('../alerts/fixtures/alertmanager-disk.json', import.meta.url),
-  'utf8',
-);
 const grafana = readFileSync(new URL('../alerts/fixtures/grafana-disk.json', import.meta.url), 'utf8');
 
 /** The Alertmanager fixture with its first alert changed by `edit`, and fingerprints of its own. */

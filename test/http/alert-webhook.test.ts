@@ -6,13 +6,10 @@ import { sign } from '../../src/http/auth.ts';
 import { createLogger } from '../../src/log.ts';
 import type { Bot } from '../../src/main.ts';
 import type { Db } from '../../src/store/db.ts';
+import { alertmanagerDisk as alertmanager } from '../helpers/alert-fixtures.ts';
 import { ALERT_TOKEN, botUrl, postAlert, startTestBot } from '../helpers/bot.ts';
 import { testDatabases } from '../helpers/db.ts';
 
-const alertmanager = readFileSync(
-  new URL('../alerts/fixtures/alertmanager-disk.json', import.meta.url),
-  'utf8',
-);
 const grafana = readFileSync(new URL('../alerts/fixtures/grafana-disk.json', import.meta.url), 'utf8');
 
 for (const database of testDatabases()) {

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { recordDelivery } from '../../src/alerts/intake.ts';
 import { timeline } from '../../src/incidents/incidents.ts';
 import { startJobRun } from '../../src/jobs/workers/job-run.ts';
 import { createLogger } from '../../src/log.ts';
+import { alertmanagerDisk as alertmanager } from '../helpers/alert-fixtures.ts';
 import { migratedDb, testDatabases } from '../helpers/db.ts';
 
 /**
@@ -12,10 +12,6 @@ import { migratedDb, testDatabases } from '../helpers/db.ts';
  * wrote several rows at the same `now()`: the alert before the incident it opened, a job's start
  * before its findings, its findings in the order they were stored, then how it ended.
  */
-const alertmanager = readFileSync(
-  new URL('../alerts/fixtures/alertmanager-disk.json', import.meta.url),
-  'utf8',
-);
 
 for (const database of testDatabases()) {
   describe(`the incident timeline on ${database.name}`, () => {

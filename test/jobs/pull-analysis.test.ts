@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { Bot } from '../../src/main.ts';
 import type { Db } from '../../src/store/db.ts';
+import { alertmanagerDisk as alertmanager } from '../helpers/alert-fixtures.ts';
 import { botUrl, postAlert, SIGNING_SECRET } from '../helpers/bot.ts';
 import { type CollectingBot, startCollectingBot } from '../helpers/collecting-bot.ts';
 import { blockActionsBody, FAKE_IDS, type FakeSlack, signedRequest } from '../helpers/fake-slack.ts';
@@ -18,10 +18,6 @@ import { until } from '../helpers/wait.ts';
  */
 const STREAM = 'http://radio.nightshift.test:8000/live/stream.mp3';
 const FEED = 'https://feeds.nightshift.test/morning-news/rss.xml';
-const alertmanager = readFileSync(
-  new URL('../alerts/fixtures/alertmanager-disk.json', import.meta.url),
-  'utf8',
-);
 
 describe('an approved pull is analysed as it arrives', () => {
   let slack: FakeSlack;

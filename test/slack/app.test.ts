@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { Bot } from '../../src/main.ts';
 import type { Db } from '../../src/store/db.ts';
+import { alertmanagerDisk as alertmanager } from '../helpers/alert-fixtures.ts';
 import {
   botUrl,
   CHANNEL,
@@ -32,10 +32,6 @@ import { freePort, until } from '../helpers/wait.ts';
  * signed requests, Socket Mode over a local WebSocket): alerts become threads, commands and
  * mentions steer them, retries change nothing.
  */
-const alertmanager = readFileSync(
-  new URL('../alerts/fixtures/alertmanager-disk.json', import.meta.url),
-  'utf8',
-);
 
 for (const database of testDatabases()) {
   describe(`the Slack app over HTTP on ${database.name}`, () => {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { Bot } from '../../src/main.ts';
 import type { Db } from '../../src/store/db.ts';
+import { alertmanagerDisk as alertmanager, dockerResolved } from '../helpers/alert-fixtures.ts';
 import { botUrl, CHANNEL, postAlert, rootsIn, startTestBot } from '../helpers/bot.ts';
 import { testDatabases } from '../helpers/db.ts';
 import { type FakeSlack, startFakeSlack } from '../helpers/fake-slack.ts';
@@ -13,19 +13,6 @@ import { until } from '../helpers/wait.ts';
  * holds up no other incident's thread and shows in /metrics until it is posted; a resolved alert
  * gets its reply and updates the root, through a 429.
  */
-const alertmanager = readFileSync(
-  new URL('../alerts/fixtures/alertmanager-disk.json', import.meta.url),
-  'utf8',
-);
-const dockerResolved = (() => {
-  const delivery = JSON.parse(alertmanager);
-  const docker = delivery.alerts[1];
-  return JSON.stringify({
-    ...delivery,
-    status: 'resolved',
-    alerts: [{ ...docker, status: 'resolved', endsAt: '2026-11-25T23:20:00.000Z' }],
-  });
-})();
 
 for (const database of testDatabases()) {
   describe(`the Slack outbox in the bot on ${database.name}`, () => {

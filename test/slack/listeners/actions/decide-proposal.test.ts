@@ -3,16 +3,10 @@ import { describe, it, type TestContext } from 'node:test';
 import { getProposal, type Proposal } from '../../../../src/approvals/service.ts';
 import { APPROVE_ACTION, REJECT_ACTION } from '../../../../src/slack/blocks/proposal.ts';
 import { decideProposalCallback } from '../../../../src/slack/listeners/actions/decide-proposal.ts';
+import { suiteSlack } from '../../../helpers/bot.ts';
 import { openIncident, testDatabases } from '../../../helpers/db.ts';
 import { blockActionsPayload } from '../../../helpers/fake-slack.ts';
-import {
-  boltArgs,
-  brokenStore,
-  callListener,
-  listenerDeps,
-  NOW,
-  suiteSlack,
-} from '../../../helpers/listener-args.ts';
+import { boltArgs, brokenStore, callListener, listenerDeps, NOW } from '../../../helpers/listener-args.ts';
 import { APPROVER, buttonValue, proposeScript } from '../../../helpers/proposals.ts';
 
 /**

@@ -7,16 +7,10 @@ import {
   TAKE_COMMAND_ACTION,
 } from '../../../../src/slack/blocks/incident.ts';
 import { incidentButtonCallback } from '../../../../src/slack/listeners/actions/incident-button.ts';
-import { CHANNEL } from '../../../helpers/bot.ts';
+import { CHANNEL, suiteSlack } from '../../../helpers/bot.ts';
 import { openIncident, testDatabases } from '../../../helpers/db.ts';
 import { blockActionsPayload } from '../../../helpers/fake-slack.ts';
-import {
-  boltArgs,
-  brokenStore,
-  callListener,
-  listenerDeps,
-  suiteSlack,
-} from '../../../helpers/listener-args.ts';
+import { boltArgs, brokenStore, callListener, listenerDeps } from '../../../helpers/listener-args.ts';
 
 /**
  * The buttons of an incident's root (Take command, Mitigated, Resolve), their callback called

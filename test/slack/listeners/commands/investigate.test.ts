@@ -2,15 +2,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { getIncident } from '../../../../src/incidents/incidents.ts';
 import { investigateCallback } from '../../../../src/slack/listeners/commands/investigate.ts';
+import { suiteSlack } from '../../../helpers/bot.ts';
 import { migratedDb, openIncident, testDatabases } from '../../../helpers/db.ts';
 import { slashCommandPayload } from '../../../helpers/fake-slack.ts';
-import {
-  boltArgs,
-  brokenStore,
-  callListener,
-  listenerDeps,
-  suiteSlack,
-} from '../../../helpers/listener-args.ts';
+import { boltArgs, brokenStore, callListener, listenerDeps } from '../../../helpers/listener-args.ts';
 
 /**
  * `/investigate` called directly with a built slash command: acked once before anything else,

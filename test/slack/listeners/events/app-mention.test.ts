@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { appMentionCallback } from '../../../../src/slack/listeners/events/app-mention.ts';
-import { CHANNEL } from '../../../helpers/bot.ts';
+import { CHANNEL, suiteSlack } from '../../../helpers/bot.ts';
 import { openIncident, testDatabases } from '../../../helpers/db.ts';
 import { appMentionEvent, eventCallbackPayload, FAKE_IDS } from '../../../helpers/fake-slack.ts';
 import {
@@ -10,7 +10,6 @@ import {
   callListener,
   listenerDeps,
   postedInSlack,
-  suiteSlack,
 } from '../../../helpers/listener-args.ts';
 
 /**

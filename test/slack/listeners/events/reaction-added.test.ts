@@ -4,7 +4,7 @@ import { getProposal } from '../../../../src/approvals/service.ts';
 import { getIncident } from '../../../../src/incidents/incidents.ts';
 import { reactionAddedCallback } from '../../../../src/slack/listeners/events/reaction-added.ts';
 import { queueProposalMessage } from '../../../../src/slack/proposal-messages.ts';
-import { CHANNEL } from '../../../helpers/bot.ts';
+import { CHANNEL, suiteSlack } from '../../../helpers/bot.ts';
 import { openIncident, testDatabases } from '../../../helpers/db.ts';
 import { eventCallbackPayload, reactionAddedEvent } from '../../../helpers/fake-slack.ts';
 import {
@@ -14,7 +14,6 @@ import {
   listenerDeps,
   NOW,
   postedInSlack,
-  suiteSlack,
 } from '../../../helpers/listener-args.ts';
 import { APPROVER, proposeScript } from '../../../helpers/proposals.ts';
 
