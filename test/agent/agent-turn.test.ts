@@ -607,6 +607,16 @@ for (const database of testDatabases()) {
     /** The jobs queued for the agent's next turn. */
     const agentJobs = async (boss: PgBoss) =>
       (await boss.findJobs<{ incidentId: number }>('agent-turn')).map((j) => ({ id: j.id, data: j.data }));
+    /** The agent's next turn, which ends with `answer`: what the model was told in it that is new. */
+    const nextTurnIsTold = async (deps: AgentDeps, incidentId: number, answer: string) => {
+      let told = '';
+      fake.reply((request) => {
+        told = lastUserText(request);
+        return endTurn(answer);
+      });
+      assert.equal((await runAgentTurn(deps, incidentId)).kind, 'ended');
+      return told;
+    };
 
     it('wakes once when a proposal of its own is rejected, and the next request tells the model who rejected it', async (t) => {
       const { db, deps, incidentId } = await setup(t);
@@ -645,12 +655,11 @@ for (const database of testDatabases()) {
       );
       assert.deepEqual(await agentJobs(boss), wake, 'still one wake');
 
-      let told = '';
-      fake.reply((request) => {
-        told = lastUserText(request);
-        return endTurn('The script was rejected; the logs point at the radio stream anyway.');
-      });
-      assert.equal((await runAgentTurn(deps, incidentId)).kind, 'ended');
+      const told = await nextTurnIsTold(
+        deps,
+        incidentId,
+        'The script was rejected; the logs point at the radio stream anyway.',
+      );
       assert.match(
         told,
         new RegExp(
@@ -717,12 +726,11 @@ for (const database of testDatabases()) {
         { id: stableJobId(`agent-turn:closed:${proposal.id}`), data: { incidentId } },
       ]);
 
-      let told = '';
-      fake.reply((request) => {
-        told = lastUserText(request);
-        return endTurn('Nobody approved the script in time; I conclude from the findings.');
-      });
-      assert.equal((await runAgentTurn(deps, incidentId)).kind, 'ended');
+      const told = await nextTurnIsTold(
+        deps,
+        incidentId,
+        'Nobody approved the script in time; I conclude from the findings.',
+      );
       assert.match(
         told,
         new RegExp(

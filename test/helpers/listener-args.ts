@@ -70,8 +70,11 @@ export interface Asked {
   collections: Array<{ incidentId: number; host: string }>;
 }
 
-/** ListenerDeps on a real store, recording what the listener asked the outbox, queue and agent to do. */
-export function listenerDeps(db: Db): { deps: ListenerDeps; asked: Asked } {
+/**
+ * ListenerDeps on a real store, recording what the listener asked the outbox, queue and agent to
+ * do; `over` replaces any part (the clock, or no collection as when the bot has no hosts file).
+ */
+export function listenerDeps(db: Db, over: Partial<ListenerDeps> = {}): { deps: ListenerDeps; asked: Asked } {
   const asked: Asked = {
     kicks: 0,
     refreshedIncidents: [],
@@ -94,6 +97,7 @@ export function listenerDeps(db: Db): { deps: ListenerDeps; asked: Asked } {
       onApproved: async (proposal: Proposal) => void asked.approved.push(proposal.id),
       onClosed: async (proposal: Proposal) => void asked.closed.push(proposal.id),
     },
+    ...over,
   };
   return { deps, asked };
 }

@@ -16,7 +16,6 @@ import { startJobRun } from '../../src/jobs/workers/job-run.ts';
 import { type RunnerDeps, runProposalJob } from '../../src/jobs/workers/run-proposal.ts';
 import { createLogger } from '../../src/log.ts';
 import { slackPoster } from '../../src/slack/app.ts';
-import type { ListenerDeps } from '../../src/slack/deps.ts';
 import { runIncidentCommand } from '../../src/slack/incident-actions.ts';
 import { drainOutbox, type SlackPoster } from '../../src/slack/outbox.ts';
 import { queueProposalMessage } from '../../src/slack/proposal-messages.ts';
@@ -25,6 +24,7 @@ import { migrate } from '../../src/store/migrate.ts';
 import { POSTGRES_URL, testDatabases } from '../helpers/db.ts';
 import { endTurn, type FakeAnthropic, startFakeAnthropic, toolUse } from '../helpers/fake-anthropic.ts';
 import { FAKE_IDS, type FakeSlack, type RecordedCall, startFakeSlack } from '../helpers/fake-slack.ts';
+import { listenerDeps } from '../helpers/listener-args.ts';
 import { APPROVER, approvedProposal, approverPolicy } from '../helpers/proposals.ts';
 
 /**
@@ -167,14 +167,8 @@ for (const database of testDatabases()) {
 
     it("an incident's title from a note, and the answers to commands", async () => {
       const id = await incident(ATTACK);
-      const deps = {
-        db,
-        log,
-        channel: CHANNEL,
-        kick: () => {},
-        refresh: async () => {},
-        now: () => new Date(),
-      } as unknown as ListenerDeps;
+      // The wall clock, as the bot's; no hosts file, so /investigate starts no collection.
+      const { deps } = listenerDeps(db, { log, now: () => new Date(), startCollection: undefined });
       const context = { user: APPROVER, channel: CHANNEL, requestId: 'r1' };
       const answers = [
         await runIncidentCommand(deps, { kind: 'status', incident: id }, context),
