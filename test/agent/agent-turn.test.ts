@@ -607,6 +607,12 @@ for (const database of testDatabases()) {
     /** The jobs queued for the agent's next turn. */
     const agentJobs = async (boss: PgBoss) =>
       (await boss.findJobs<{ incidentId: number }>('agent-turn')).map((j) => ({ id: j.id, data: j.data }));
+    /** Evidence a run pulled for the incident: a heap's strings holding `text`. */
+    const plantHeap = (deps: AgentDeps, incidentId: number, text: string) => {
+      const dir = join(deps.evidenceDir, `incident-${incidentId}`, 'run-1');
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'heap.txt'), text);
+    };
     /** The agent's next turn, which ends with `answer`: what the model was told in it that is new. */
     const nextTurnIsTold = async (deps: AgentDeps, incidentId: number, answer: string) => {
       let told = '';
@@ -809,9 +815,7 @@ for (const database of testDatabases()) {
     it('hides a bare copy of a secret named in a finding from what a tool returns', async (t) => {
       const { db, deps, incidentId } = await setup(t);
       await addFinding(db, incidentId, 'Environment of the crashed process', 'DB_PASSWORD=hunter2secret');
-      const dir = join(deps.evidenceDir, `incident-${incidentId}`, 'run-1');
-      mkdirSync(dir, { recursive: true });
-      writeFileSync(join(dir, 'heap.txt'), 'conn hunter2secret icy-name: Radio Nightly');
+      plantHeap(deps, incidentId, 'conn hunter2secret icy-name: Radio Nightly');
       const seen: string[] = [];
       fake.reply(toolUse('search_evidence', { pattern: 'icy-name' }), (request) => {
         seen.push(resultText(toolResults(request).at(-1)!));
@@ -844,9 +848,7 @@ for (const database of testDatabases()) {
         [incidentId],
       );
       assert.ok(!JSON.stringify(stored.rows).includes('hunter2secret'), 'not in the database');
-      const dir = join(deps.evidenceDir, `incident-${incidentId}`, 'run-1');
-      mkdirSync(dir, { recursive: true });
-      writeFileSync(join(dir, 'heap.txt'), 'conn hunter2secret icy-name: Radio Nightly');
+      plantHeap(deps, incidentId, 'conn hunter2secret icy-name: Radio Nightly');
       const seen: string[] = [];
       fake.reply(toolUse('search_evidence', { pattern: 'icy-name' }), (request) => {
         seen.push(resultText(toolResults(request).at(-1)!));
