@@ -44,6 +44,19 @@ for (const database of testDatabases()) {
     const react = (user: string, reaction: string, ts: string) =>
       reactOn(bot, { user, name: reaction, ts }, `Ev0REACT${String(++reactions).padStart(4, '0')}`);
 
+    /** Waits for the proposal's run to end (failed or done) and checks there was exactly one. */
+    const ranOnce = async (proposal: { id: number }) => {
+      await until('the run to end', async () => {
+        const p = await getProposal(db, proposal.id);
+        return p && (p.state === 'failed' || p.state === 'done') ? p : undefined;
+      });
+      const runs = await db.executeSql<{ n: number }>(
+        'SELECT count(*)::int AS n FROM runs WHERE proposal_id = $1',
+        [proposal.id],
+      );
+      assert.equal(runs.rows[0]!.n, 1);
+    };
+
     it('approves with ✅ from an approver and runs it once, even when Slack retries the event', async () => {
       const { proposal, message } = await propose('/var/crash/core.1');
       const body = eventCallbackBody(
@@ -57,15 +70,7 @@ for (const database of testDatabases()) {
       assert.equal((await deliverEvent(bot, body)).status, 200);
       assert.equal((await deliverEvent(bot, body, true)).status, 200);
       // The host is in no hosts file, so the run ends failed, saying why: but it ran, once.
-      await until('the run to end', async () => {
-        const p = await getProposal(db, proposal.id);
-        return p && (p.state === 'failed' || p.state === 'done') ? p : undefined;
-      });
-      const runs = await db.executeSql<{ n: number }>(
-        'SELECT count(*)::int AS n FROM runs WHERE proposal_id = $1',
-        [proposal.id],
-      );
-      assert.equal(runs.rows[0]!.n, 1);
+      await ranOnce(proposal);
       const approvals = await db.executeSql<{ decided_by: string; via: string }>(
         'SELECT decided_by, via FROM approvals WHERE proposal_id = $1',
         [proposal.id],
@@ -86,15 +91,7 @@ for (const database of testDatabases()) {
         error: 'message_not_found',
       });
       await react(APPROVER, 'white_check_mark', message.ts);
-      await until('the run to end', async () => {
-        const p = await getProposal(db, proposal.id);
-        return p && (p.state === 'failed' || p.state === 'done') ? p : undefined;
-      });
-      const runs = await db.executeSql<{ n: number }>(
-        'SELECT count(*)::int AS n FROM runs WHERE proposal_id = $1',
-        [proposal.id],
-      );
-      assert.equal(runs.rows[0]!.n, 1);
+      await ranOnce(proposal);
       // The queued body is current even though Slack refused the edits. (The run's end is
       // recorded before its message is edited, so the body is waited for, not read once.)
       await until('the queued body to say failed', async () => {
