@@ -16,6 +16,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { systemClock } from '../src/clock.ts';
 import { parseKnownHosts } from '../src/collect/known-hosts.ts';
 import { pullFile } from '../src/collect/pull.ts';
 import { SshConnections } from '../src/collect/ssh.ts';
@@ -48,6 +49,7 @@ const hosts = parseHostsFile(
   'hosts.json',
 );
 const ssh = new SshConnections({
+  now: systemClock,
   hosts,
   knownHosts: parseKnownHosts(sshd.knownHostsLine),
   log: createLogger({ level: 'silent' }),

@@ -14,4 +14,5 @@ if [ $# -gt 0 ]; then
 else
   build src/analyze/wasm/strings.c src/analyze/wasm/strings.wasm
   build src/analyze/wasm/overflow.c src/analyze/wasm/overflow.wasm
+  build src/analyze/wasm/merge.c src/analyze/wasm/merge.wasm
 fi

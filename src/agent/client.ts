@@ -98,15 +98,20 @@ function sdkLogger(log: Logger) {
   return { error: at('error'), warn: at('warn'), info: at('debug'), debug: at('debug') };
 }
 
-export function createModelClient(options: ModelClientOptions): ModelClient {
-  const model = options.model ?? DEFAULT_MODEL;
-  const sdk = new Anthropic({
+/** The SDK client as the agent configures it (its URL, retries, deadline, logger); doctor uses it too. */
+export function anthropicSdk(options: Omit<ModelClientOptions, 'model'>): Anthropic {
+  return new Anthropic({
     apiKey: options.apiKey,
     baseURL: options.baseURL ?? 'https://api.anthropic.com',
     maxRetries: options.maxRetries ?? 4,
     timeout: options.timeoutMs ?? 120_000,
     ...(options.log ? { logger: sdkLogger(options.log), logLevel: 'warn' as const } : {}),
   });
+}
+
+export function createModelClient(options: ModelClientOptions): ModelClient {
+  const model = options.model ?? DEFAULT_MODEL;
+  const sdk = anthropicSdk(options);
   return {
     model,
     async createMessage(request) {

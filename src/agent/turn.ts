@@ -1,5 +1,4 @@
 import { KnownSecrets, redact } from '../analyze/redact.ts';
-import type { Policy } from '../approvals/policy.ts';
 import {
   type ApprovalRecord,
   getProposal,
@@ -7,19 +6,16 @@ import {
   type Proposal,
   proposalOfToolUse,
 } from '../approvals/service.ts';
+import type { SqlDatabase } from '../config/sql-databases.ts';
 import { recallSecrets } from '../evidence/known-secrets.ts';
 import { getIncident } from '../incidents/incidents.ts';
-import type { Logger } from '../log.ts';
+import type { Services } from '../services.ts';
 import { joinMrkdwn, md, modelMrkdwn, unescapeMrkdwn } from '../slack/blocks/mrkdwn.ts';
 import { queueProposalMessage } from '../slack/proposal-messages.ts';
-import type { Db } from '../store/db.ts';
-import { queueThreadMessage } from '../store/records.ts';
-import type { ModelClient, TextBlock, ToolResultBlock, ToolUseBlock } from './client.ts';
 import {
   appendMessage,
   claimTurn,
   closedUntold,
-  forModel,
   loadConversation,
   markBudgetSpent,
   markTold,
@@ -27,10 +23,16 @@ import {
   type StoredMessage,
   spend,
   type Told,
-  unansweredToolUses,
-} from './conversation.ts';
+  untoldRuns,
+} from '../store/agent.ts';
+import type { Db } from '../store/db.ts';
+import { findingsOf } from '../store/findings.ts';
+import { queueThreadMessage } from '../store/records.ts';
+import type { ContentBlock, ModelClient, TextBlock, ToolResultBlock, ToolUseBlock } from './client.ts';
+import { forModel, unansweredToolUses } from './conversation.ts';
 import { evidenceBlock, systemPrompt } from './prompt.ts';
 import { AGENT_TOOLS } from './tools/index.ts';
+import { findingLine } from './tools/list-findings.ts';
 import { recordedOutcome } from './tools/propose.ts';
 import {
   type AgentTool,
@@ -49,17 +51,13 @@ import {
  * database; the turn ends with a short message to the thread.
  */
 
-export interface AgentDeps {
-  db: Db;
-  log: Logger;
+export interface AgentDeps
+  extends Pick<Services, 'db' | 'log' | 'now' | 'policy' | 'channel' | 'evidenceDir'> {
   model: ModelClient;
-  policy: Policy;
-  channel: string;
-  evidenceDir: string;
   /** Host names from the hosts file. */
   hosts: readonly string[];
-  /** Database names SQL may be proposed for. */
-  sqlDatabases: readonly string[];
+  /** The databases SQL may be proposed for (the model sees their names only). */
+  sqlDatabases: readonly SqlDatabase[];
   /** Asks the target database what a proposed statement's names resolve to there, before it is proposed. */
   checkSql?: CheckSqlOnDatabase | undefined;
   /** AGENT_MAX_TURNS: model calls per incident. */
@@ -69,7 +67,6 @@ export interface AgentDeps {
   /** max_tokens of one answer. Default 4096. */
   maxOutputTokens?: number;
   tools?: readonly AgentTool[];
-  now?: () => Date;
   kick?: (() => void) | undefined;
 }
 
@@ -136,95 +133,89 @@ async function whatIsNew(
   first: boolean,
   clean: (text: string) => string,
 ): Promise<News> {
-  const blocks: TextBlock[] = [];
-  if (first) {
-    const incident = await getIncident(deps.db, incidentId);
-    if (incident) {
-      // The host and the problem are an alert's labels, written by whoever can send alerts: data.
-      // A host named in the hosts file (letters, digits, ".", "_", "-") may also be said plainly.
-      const listed = deps.hosts.includes(incident.host)
-        ? ` Its host, ${incident.host}, is in the hosts file.`
-        : '';
-      blocks.push({
-        type: 'text',
-        text: `Incident #${incident.id}, ${incident.status}, severity ${incident.severity}, opened ${incident.openedAt.toISOString()}.${listed} Its host, problem and title, as the alert gave them:\n${evidenceBlock('incident host, problem and title', clean(`host: ${incident.host}\nproblem: ${incident.problem}\ntitle: ${incident.title}`))}\nHosts you may propose scripts on: ${deps.hosts.join(', ') || 'none'}. Databases you may propose SQL on: ${deps.sqlDatabases.join(', ') || 'none'}.`,
-      });
-    }
-  }
-  const findings = await deps.db.executeSql<{
-    id: string;
-    kind: string;
-    severity: string;
-    title: string;
-    body: unknown;
-  }>(
-    `SELECT id, kind, severity, title, body FROM findings
-     WHERE incident_id = $1 AND agent_told_at IS NULL ORDER BY id LIMIT 200`,
-    [incidentId],
+  const intro = first ? await incidentIntro(deps, incidentId, clean) : undefined;
+  const findings = await newFindings(deps.db, incidentId, clean);
+  const runs = await finishedRuns(deps.db, incidentId, clean);
+  const closed = await closedProposals(deps.db, incidentId, clean);
+  return {
+    blocks: [...(intro ? [intro] : []), ...findings.blocks, ...runs.blocks, ...closed.blocks],
+    told: { findings: findings.told, runs: runs.told, closedProposals: closed.told },
+  };
+}
+
+/** Told blocks and the ids of what they tell. */
+interface Telling {
+  blocks: TextBlock[];
+  told: number[];
+}
+
+const text = (t: string): TextBlock => ({ type: 'text', text: t });
+
+/** The first message's introduction: the incident, and the hosts and databases the model may propose on. */
+async function incidentIntro(
+  deps: AgentDeps,
+  incidentId: number,
+  clean: (text: string) => string,
+): Promise<TextBlock | undefined> {
+  const incident = await getIncident(deps.db, incidentId);
+  if (!incident) return undefined;
+  // The host and the problem are an alert's labels, written by whoever can send alerts: data.
+  // A host named in the hosts file (letters, digits, ".", "_", "-") may also be said plainly.
+  const listed = deps.hosts.includes(incident.host)
+    ? ` Its host, ${incident.host}, is in the hosts file.`
+    : '';
+  return text(
+    `Incident #${incident.id}, ${incident.status}, severity ${incident.severity}, opened ${incident.openedAt.toISOString()}.${listed} Its host, problem and title, as the alert gave them:\n${evidenceBlock('incident host, problem and title', clean(`host: ${incident.host}\nproblem: ${incident.problem}\ntitle: ${incident.title}`))}\nHosts you may propose scripts on: ${deps.hosts.join(', ') || 'none'}. Databases you may propose SQL on: ${deps.sqlDatabases.map((d) => d.name).join(', ') || 'none'}.`,
   );
-  if (findings.rows.length > 0) {
-    const lines = findings.rows.map((r) => {
-      const body = (typeof r.body === 'string' ? JSON.parse(r.body) : r.body) as { detail?: string };
-      return `#${r.id} [${r.severity}] (${r.kind}) ${r.title}${body.detail ? `\n  ${body.detail.slice(0, 1500).replaceAll('\n', '\n  ')}` : ''}`;
-    });
-    blocks.push({
-      type: 'text',
-      text: `${plural(findings.rows.length, 'new finding')} since your last turn (list_findings shows all, with the correlations):\n${evidenceBlock('findings', clean(lines.join('\n')))}`,
-    });
-  }
-  const runs = await deps.db.executeSql<{
-    id: string;
-    proposal_id: string;
-    kind: string;
-    target: string;
-    state: string;
-    exit_code: number | null;
-    output_bytes: string | null;
-    error: string | null;
-    result: unknown;
-    posted: unknown;
-  }>(
-    `SELECT r.id, r.proposal_id, p.kind, p.target, r.state, r.exit_code, r.output_bytes, r.error, r.result,
-            (SELECT m.body FROM thread_messages m WHERE m.dedup_key = 'run:' || r.id || ':result') AS posted
-     FROM runs r JOIN proposals p ON p.id = r.proposal_id
-     WHERE p.incident_id = $1 AND r.agent_told_at IS NULL AND r.finished_at IS NOT NULL
-     ORDER BY r.id LIMIT 20`,
-    [incidentId],
-  );
-  for (const r of runs.rows) {
-    const posted = (typeof r.posted === 'string' ? JSON.parse(r.posted) : r.posted) as {
-      text?: string;
-    } | null;
-    const result = typeof r.result === 'string' ? r.result : JSON.stringify(r.result ?? {});
+}
+
+async function newFindings(db: Db, incidentId: number, clean: (text: string) => string): Promise<Telling> {
+  const findings = await findingsOf(db, { incidentId, untold: true }, 200);
+  if (findings.length === 0) return { blocks: [], told: [] };
+  const lines = findings.map((f) => findingLine(f, 1500));
+  return {
+    blocks: [
+      text(
+        `${plural(findings.length, 'new finding')} since your last turn (list_findings shows all, with the correlations):\n${evidenceBlock('findings', clean(lines.join('\n')))}`,
+      ),
+    ],
+    told: findings.map((f) => f.id),
+  };
+}
+
+async function finishedRuns(db: Db, incidentId: number, clean: (text: string) => string): Promise<Telling> {
+  const runs = await untoldRuns(db, incidentId);
+  const blocks = runs.map((r) => {
     // What the thread showed, as text again (it was escaped for Slack's mrkdwn).
     const output = [
-      unescapeMrkdwn(posted?.text ?? ''),
-      `result: ${result}`,
+      unescapeMrkdwn(r.postedText ?? ''),
+      `result: ${JSON.stringify(r.result)}`,
       r.error ? `error: ${r.error}` : '',
     ]
       .filter(Boolean)
       .join('\n')
       .slice(0, 20_000);
-    blocks.push({
-      type: 'text',
-      text: `Proposal #${r.proposal_id} (${r.kind} on ${r.target}) ran: ${r.state}, exit code ${r.exit_code ?? 'none'}, ${r.output_bytes ?? 0} bytes of output.\n${evidenceBlock(`run ${r.id} of proposal ${r.proposal_id}`, clean(output))}`,
-    });
-  }
-  const closed: number[] = [];
-  for (const { id } of await closedUntold(deps.db, { incidentId })) {
-    const proposal = await getProposal(deps.db, id);
+    return text(
+      `Proposal #${r.proposalId} (${r.kind} on ${r.target}) ran: ${r.state}, exit code ${r.exitCode ?? 'none'}, ${r.outputBytes} bytes of output.\n${evidenceBlock(`run ${r.id} of proposal ${r.proposalId}`, clean(output))}`,
+    );
+  });
+  return { blocks, told: runs.map((r) => r.id) };
+}
+
+async function closedProposals(
+  db: Db,
+  incidentId: number,
+  clean: (text: string) => string,
+): Promise<Telling> {
+  const told: number[] = [];
+  const blocks: TextBlock[] = [];
+  for (const { id } of await closedUntold(db, { incidentId })) {
+    const proposal = await getProposal(db, id);
     if (!proposal) continue;
-    closed.push(id);
-    blocks.push({ type: 'text', text: closedText(proposal, await listApprovals(deps.db, id), clean) });
+    told.push(id);
+    blocks.push(text(closedText(proposal, await listApprovals(db, id), clean)));
   }
-  return {
-    blocks,
-    told: {
-      findings: findings.rows.map((r) => Number(r.id)),
-      runs: runs.rows.map((r) => Number(r.id)),
-      closedProposals: closed,
-    },
-  };
+  return { blocks, told };
 }
 
 /**
@@ -239,14 +230,8 @@ export async function incidentSecrets(
 ): Promise<KnownSecrets> {
   const known = new KnownSecrets();
   if (evidenceDir) known.add(await recallSecrets(evidenceDir, incidentId));
-  const { rows } = await db.executeSql<{ title: string; body: unknown }>(
-    'SELECT title, body FROM findings WHERE incident_id = $1 ORDER BY id LIMIT 5000',
-    [incidentId],
-  );
-  for (const row of rows)
-    known.add(
-      redact(`${row.title}\n${typeof row.body === 'string' ? row.body : JSON.stringify(row.body)}`).secrets,
-    );
+  for (const f of await findingsOf(db, { incidentId }, 5000))
+    known.add(redact(`${f.title}\n${JSON.stringify(f.body)}`).secrets);
   return known;
 }
 
@@ -320,6 +305,16 @@ export async function runAgentTurn(deps: AgentDeps, incidentId: number): Promise
   }
 }
 
+/** The thread's line for the turn that ended at the model's message `messageId`. */
+const turnKey = (incidentId: number, messageId: number) => `agent:${incidentId}:turn:${messageId}`;
+
+/** The text blocks of a message, as one text. */
+const textOf = (content: readonly ContentBlock[]) =>
+  content
+    .filter((b): b is TextBlock => b.type === 'text')
+    .map((b) => b.text)
+    .join('\n');
+
 async function turn(
   deps: AgentDeps,
   incidentId: number,
@@ -328,7 +323,7 @@ async function turn(
 ): Promise<TurnOutcome> {
   if (await budgetSpent(deps, incidentId, turns0, tokens0)) return { kind: 'budget_spent' };
   const tools = deps.tools ?? AGENT_TOOLS;
-  const now = deps.now ?? (() => new Date());
+  const { now } = deps;
   // Secrets found anywhere in the incident's findings or this turn's tool results are hidden
   // wherever the same value turns up again, named or not.
   const knownSecrets = await incidentSecrets(deps.db, incidentId, deps.evidenceDir);
@@ -343,71 +338,96 @@ async function turn(
     incidentId,
     evidenceDir: deps.evidenceDir,
     hosts: deps.hosts,
-    sqlDatabases: deps.sqlDatabases,
+    sqlDatabases: deps.sqlDatabases.map((d) => d.name),
     checkSql: deps.checkSql,
     policy: deps.policy,
     channel: deps.channel,
     now,
     kick: deps.kick,
   };
-  const messages: StoredMessage[] = await loadConversation(deps.db, incidentId);
-  // A turn cut short after the model asked for tools (a crash, a restart) and before their
-  // results were stored: each is answered once with what happened. A proposal made before the
-  // crash is told as made, as the tool would have told it (its creation is audited with the
-  // tool_use id), and the turn ends there as it would have; told "interrupted", the model would
-  // propose it again. Anything else did not finish: the model may call it again.
-  const cut = unansweredToolUses(messages);
-  const cutProposals: number[] = [];
-  if (cut.length > 0) {
-    const asked = messages.at(-1)!;
-    const content: ToolResultBlock[] = [];
-    for (const use of cut) {
-      const made = tools.find((t) => t.name === use.name)?.acts
-        ? await proposalOfToolUse(deps.db, incidentId, use.id)
-        : undefined;
-      if (made) {
-        cutProposals.push(made.id);
-        // Its message with the buttons may not have been queued before the crash: without it no
-        // approver would ever see the proposal. Queued once (its key), as the tool does.
-        await queueProposalMessage(deps.db, made, deps.channel, now());
-        content.push(toolResult(use, recordedOutcome(made), knownSecrets));
-      } else
-        content.push({
-          type: 'tool_result',
-          tool_use_id: use.id,
-          content:
-            'Interrupted: the bot restarted before this tool finished. Call it again if you still need it.',
-          is_error: true,
-        });
-    }
-    messages.push(await appendMessage(deps.db, incidentId, { role: 'user', content }));
-    if (cutProposals.length > 0) {
-      const text = asked.content
-        .filter((b): b is TextBlock => b.type === 'text')
-        .map((b) => b.text)
-        .join('\n');
-      await postTurn(deps, incidentId, `agent:${incidentId}:turn:${asked.id}`, text, cut, cutProposals);
-    }
-  }
+  const c: Conversation = {
+    deps,
+    incidentId,
+    tools,
+    ctx,
+    messages: await loadConversation(deps.db, incidentId),
+  };
+  const cut = await answerCut(c);
   // The model still owes an answer when the last turn stopped before it (a failed call, a
   // restart), unless that turn had ended at a proposal.
-  const last = messages.at(-1);
+  const last = c.messages.at(-1);
   const owed =
-    (cut.length > 0 && cutProposals.length === 0) ||
+    (cut.answered && cut.proposals.length === 0) ||
     (last?.role === 'user' && last.content.some((b) => b.type === 'text'));
-  const news = await whatIsNew(deps, incidentId, messages.length === 0, clean);
+  const news = await whatIsNew(deps, incidentId, c.messages.length === 0, clean);
   if (news.blocks.length === 0 && !owed)
-    return cutProposals.length > 0
-      ? { kind: 'proposed', calls: 0, proposals: cutProposals }
+    return cut.proposals.length > 0
+      ? { kind: 'proposed', calls: 0, proposals: cut.proposals }
       : { kind: 'nothing_new' };
   if (news.blocks.length > 0)
     await deps.db.transaction(async (tx) => {
-      messages.push(await appendMessage(tx, incidentId, { role: 'user', content: news.blocks }));
+      c.messages.push(await appendMessage(tx, incidentId, { role: 'user', content: news.blocks }));
       await markTold(tx, news.told);
     });
+  return converse(c, turns0, tokens0);
+}
 
+/** One turn's conversation: what it runs with, and the messages so far (appended to as it goes). */
+interface Conversation {
+  deps: AgentDeps;
+  incidentId: number;
+  tools: readonly AgentTool[];
+  ctx: ToolContext;
+  messages: StoredMessage[];
+}
+
+/**
+ * A turn cut short after the model asked for tools (a crash, a restart) and before their
+ * results were stored: each is answered once with what happened. A proposal made before the
+ * crash is told as made, as the tool would have told it (its creation is audited with the
+ * tool_use id), and the turn ends there as it would have; told "interrupted", the model would
+ * propose it again. Anything else did not finish: the model may call it again.
+ */
+async function answerCut(c: Conversation): Promise<{ answered: boolean; proposals: number[] }> {
+  const { deps, incidentId, messages } = c;
+  const cut = unansweredToolUses(messages);
+  const proposals: number[] = [];
+  if (cut.length === 0) return { answered: false, proposals };
+  const asked = messages.at(-1)!;
+  const content: ToolResultBlock[] = [];
+  for (const use of cut) {
+    const made = c.tools.find((t) => t.name === use.name)?.acts
+      ? await proposalOfToolUse(deps.db, incidentId, use.id)
+      : undefined;
+    if (made) {
+      proposals.push(made.id);
+      // Its message with the buttons may not have been queued before the crash: without it no
+      // approver would ever see the proposal. Queued once (its key), as the tool does.
+      await queueProposalMessage(deps.db, made, deps.channel, c.ctx.now());
+      content.push(toolResult(use, recordedOutcome(made), c.ctx.knownSecrets));
+    } else
+      content.push({
+        type: 'tool_result',
+        tool_use_id: use.id,
+        content:
+          'Interrupted: the bot restarted before this tool finished. Call it again if you still need it.',
+        is_error: true,
+      });
+  }
+  messages.push(await appendMessage(deps.db, incidentId, { role: 'user', content }));
+  if (proposals.length > 0)
+    await postTurn(deps, incidentId, turnKey(incidentId, asked.id), textOf(asked.content), cut, proposals);
+  return { answered: true, proposals };
+}
+
+/**
+ * Calls the model until it ends its turn, proposes something, or the budget is spent, answering
+ * its tool calls in between. Each reply is stored with what it cost in one transaction.
+ */
+async function converse(c: Conversation, turns0: number, tokens0: number): Promise<TurnOutcome> {
+  const { deps, incidentId, messages } = c;
   const system = systemPrompt();
-  const specs = tools.map(toolSpec);
+  const specs = c.tools.map(toolSpec);
   const used: ToolUseBlock[] = [];
   /** What the model said along the way, for the thread when its last message says nothing. */
   const said: string[] = [];
@@ -425,58 +445,55 @@ async function turn(
       reply.content.length > 0 ? reply.content : [{ type: 'text' as const, text: '(no answer)' }];
     const stored = await deps.db.transaction(async (tx) => {
       const m = await appendMessage(tx, incidentId, { role: 'assistant', content }, reply.usage);
-      const spent = await spend(tx, incidentId, reply.usage);
-      turns = spent.turns;
-      tokens = spent.tokens;
+      ({ turns, tokens } = await spend(tx, incidentId, reply.usage));
       return m;
     });
     messages.push(stored);
-    const text = content
-      .filter((b): b is TextBlock => b.type === 'text')
-      .map((b) => b.text)
-      .join('\n');
+    const text = textOf(content);
     const uses = content.filter((b): b is ToolUseBlock => b.type === 'tool_use');
     if (text.trim()) said.push(text.trim());
     const summary = text.trim() || said.join('\n');
+    const key = turnKey(incidentId, stored.id);
     if (uses.length === 0) {
-      await postTurn(deps, incidentId, `agent:${incidentId}:turn:${stored.id}`, summary, used, []);
+      await postTurn(deps, incidentId, key, summary, used, []);
       return { kind: 'ended', calls: calls + 1 };
     }
     used.push(...uses);
-    const results: ToolResultBlock[] = [];
-    const proposals: number[] = [];
-    for (const use of uses) {
-      const call = await callTool(tools, use, ctx);
-      results.push(call.result);
-      if (call.proposal) proposals.push(call.proposal.id);
-      deps.log.info(
-        {
-          incident: incidentId,
-          tool: use.name,
-          error: call.result.is_error ?? false,
-          proposal: call.proposal?.id,
-        },
-        'agent tool call',
-      );
-    }
+    const { results, proposals } = await callTools(c, uses);
     if (proposals.length > 0) {
       // The results and the turn's line in the thread in one transaction: a bot that dies here
       // stored both or neither, and then the next turn answers the tool uses and posts the line
-      // (see the top of this function). Posted once it is committed.
+      // (answerCut). Posted once it is committed.
       await deps.db.transaction(async (tx) => {
         messages.push(await appendMessage(tx, incidentId, { role: 'user', content: results }));
-        await postTurn(
-          { ...deps, db: tx, kick: undefined },
-          incidentId,
-          `agent:${incidentId}:turn:${stored.id}`,
-          summary,
-          used,
-          proposals,
-        );
+        await postTurn({ ...deps, db: tx, kick: undefined }, incidentId, key, summary, used, proposals);
       });
       deps.kick?.();
       return { kind: 'proposed', calls: calls + 1, proposals };
     }
     messages.push(await appendMessage(deps.db, incidentId, { role: 'user', content: results }));
   }
+}
+
+async function callTools(
+  c: Conversation,
+  uses: readonly ToolUseBlock[],
+): Promise<{ results: ToolResultBlock[]; proposals: number[] }> {
+  const results: ToolResultBlock[] = [];
+  const proposals: number[] = [];
+  for (const use of uses) {
+    const call = await callTool(c.tools, use, c.ctx);
+    results.push(call.result);
+    if (call.proposal) proposals.push(call.proposal.id);
+    c.deps.log.info(
+      {
+        incident: c.incidentId,
+        tool: use.name,
+        error: call.result.is_error ?? false,
+        proposal: call.proposal?.id,
+      },
+      'agent tool call',
+    );
+  }
+  return { results, proposals };
 }

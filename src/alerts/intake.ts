@@ -1,5 +1,15 @@
+import {
+  attachAlert,
+  insertDelivery,
+  insertInvalidAlert,
+  insertValidAlert,
+  markDeliveryAccepted,
+  markDeliveryInvalid,
+} from '../store/alerts.ts';
 import type { Db } from '../store/db.ts';
+import { insertIncident, lastResolvedOfGroup, openIncidentOfGroup } from '../store/incidents.ts';
 import { appendAudit, queueThreadMessage, type ThreadMessageBody } from '../store/records.ts';
+import { underSavepoint } from '../store/savepoint.ts';
 import { dedupKey, groupKey, type NormalizedAlert } from './alert.ts';
 import { type AlertSource, parseDelivery, printable, type RejectedAlert, summarize } from './parse.ts';
 
@@ -50,9 +60,6 @@ export interface IntakeOptions {
   channel: string;
 }
 
-/** Rejected alerts kept in the delivery's row and given in the answer; the count says how many in all. */
-const REJECTED_KEPT = 100;
-
 /**
  * True for an error of PostgreSQL about the data (class 22, data exception: a NUL, an encoding,
  * a value too long; class 54, program limit exceeded: an index row too big, a nesting too deep),
@@ -70,11 +77,7 @@ export async function recordDelivery(
   options: IntakeOptions,
 ): Promise<IntakeResult> {
   const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
-  const { rows } = await db.executeSql<{ id: string }>(
-    'INSERT INTO alert_deliveries (source, body) VALUES ($1, $2) RETURNING id',
-    [source, bytes],
-  );
-  const delivery = Number(rows[0]!.id);
+  const delivery = await insertDelivery(db, source, bytes);
   const parsed = parseDelivery(source, bytes);
   if (!parsed.ok) return recordInvalid(db, source, delivery, parsed.error, parsed.rejected);
   try {
@@ -84,10 +87,12 @@ export async function recordDelivery(
       const rejected = [...parsed.rejected];
       const touched = new Map<number, IncidentTouch>();
       for (const item of parsed.items) {
-        await tx.executeSql('SAVEPOINT alert');
         try {
-          const outcome = await storeAlert(tx, source, delivery, item.alert, item.payload, options);
-          await tx.executeSql('RELEASE SAVEPOINT alert');
+          const outcome = await underSavepoint(
+            tx,
+            () => storeAlert(tx, source, delivery, item.alert, item.payload, options),
+            refusedByStore,
+          );
           if (outcome === 'duplicate') duplicates++;
           else {
             stored++;
@@ -95,20 +100,15 @@ export async function recordDelivery(
           }
         } catch (error) {
           if (!refusedByStore(error)) throw error;
-          await tx.executeSql('ROLLBACK TO SAVEPOINT alert');
           rejected.push({ index: item.index, error: refusal(error) });
         }
       }
       rejected.sort((a, b) => a.index - b.index);
       if (stored === 0 && duplicates === 0)
         return recordInvalid(tx, source, delivery, summarize(rejected), rejected);
-      await tx.executeSql(
-        `UPDATE alert_deliveries SET outcome = 'accepted', accepted = $2, duplicates = $3, rejected = $4,
-           rejected_count = $5 WHERE id = $1`,
-        [delivery, stored, duplicates, JSON.stringify(rejected.slice(0, REJECTED_KEPT)), rejected.length],
-      );
+      await markDeliveryAccepted(tx, delivery, { accepted: stored, duplicates, rejected });
       const recorded =
-        rejected.length > 0 ? await invalidRow(tx, source, delivery, summarize(rejected)) : undefined;
+        rejected.length > 0 ? await insertInvalidAlert(tx, source, delivery, summarize(rejected)) : undefined;
       return {
         status: 'accepted' as const,
         delivery,
@@ -139,26 +139,10 @@ async function recordInvalid(
   rejected: RejectedAlert[],
 ): Promise<IntakeResult> {
   return db.transaction(async (tx) => {
-    const alertId = await invalidRow(tx, source, delivery, error);
-    await tx.executeSql(
-      `UPDATE alert_deliveries SET outcome = 'invalid', error = $2, rejected = $3, rejected_count = $4
-       WHERE id = $1`,
-      [delivery, error, JSON.stringify(rejected.slice(0, REJECTED_KEPT)), rejected.length],
-    );
+    const alertId = await insertInvalidAlert(tx, source, delivery, error);
+    await markDeliveryInvalid(tx, delivery, error, rejected);
     return { status: 'invalid' as const, delivery, alertId, error, rejected };
   });
-}
-
-/**
- * The alerts row that records what of a delivery could not be used, and why: as before alert
- * deliveries had a table of their own, so a look at the alerts shows what was refused.
- */
-async function invalidRow(db: Db, source: AlertSource, delivery: number, error: string): Promise<number> {
-  const { rows } = await db.executeSql<{ id: string }>(
-    'INSERT INTO alerts (source, delivery_id, valid, error) VALUES ($1, $2, false, $3) RETURNING id',
-    [source, delivery, error],
-  );
-  return Number(rows[0]!.id);
 }
 
 /** One alert, its incident and its messages; 'duplicate' when this alert state is already stored. */
@@ -171,38 +155,32 @@ async function storeAlert(
   options: IntakeOptions,
 ): Promise<IncidentTouch | undefined | 'duplicate'> {
   const key = dedupKey(alert);
-  const inserted = await tx.executeSql<{ id: string }>(
-    `INSERT INTO alerts (source, delivery_id, payload, valid, dedup_key, fingerprint, status, host, problem)
-     VALUES ($1, $2, $3, true, $4, $5, $6, $7, $8)
-     ON CONFLICT (dedup_key) DO NOTHING RETURNING id`,
-    [
-      source,
-      delivery,
-      JSON.stringify(payload),
-      key,
-      alert.fingerprint,
-      alert.status,
-      alert.host,
-      alert.problem,
-    ],
-  );
-  const alertId = inserted.rows[0]?.id;
+  const alertId = await insertValidAlert(tx, {
+    source,
+    delivery,
+    payload,
+    dedupKey: key,
+    fingerprint: alert.fingerprint,
+    status: alert.status,
+    host: alert.host,
+    problem: alert.problem,
+  });
   if (alertId === undefined) return 'duplicate';
   const touch = await incidentFor(tx, alert);
   if (!touch) return undefined;
-  await tx.executeSql('UPDATE alerts SET incident_id = $1 WHERE id = $2', [touch.incidentId, alertId]);
+  await attachAlert(tx, alertId, touch.incidentId);
   if (touch.opened) {
     await outbox(tx, touch.incidentId, `incident:${touch.incidentId}:root`, 'root', options.channel, {
       type: 'incident.root',
     });
     await audit(tx, 'nightshift', 'incident.opened', touch.incidentId, {
-      alertId: Number(alertId),
+      alertId,
       previousIncidentId: touch.previousIncidentId,
     });
   }
   await outbox(tx, touch.incidentId, `alert:${key}`, 'reply', options.channel, {
     type: 'alert',
-    alertId: Number(alertId),
+    alertId,
     status: alert.status,
     name: alert.name,
     summary: alert.summary,
@@ -214,38 +192,29 @@ async function storeAlert(
 async function incidentFor(tx: Db, alert: NormalizedAlert): Promise<IncidentTouch | undefined> {
   const group = groupKey(alert);
   if (!group) return undefined;
-  const open = await tx.executeSql<{ id: string }>(
-    `SELECT id FROM incidents WHERE group_key = $1 AND status <> 'resolved'`,
-    [group],
-  );
+  const open = await openIncidentOfGroup(tx, group);
   const where = { host: alert.host!, problem: alert.problem };
-  if (open.rows[0])
-    return { incidentId: Number(open.rows[0].id), opened: false, previousIncidentId: null, ...where };
+  if (open) return { incidentId: open.id, opened: false, previousIncidentId: null, ...where };
   // Only a firing alert opens an incident; a resolution with nothing open is kept, unattached.
   if (alert.status !== 'firing') return undefined;
-  const previous = await tx.executeSql<{ id: string }>(
-    `SELECT id FROM incidents WHERE group_key = $1 AND status = 'resolved' ORDER BY resolved_at DESC LIMIT 1`,
-    [group],
-  );
-  const previousIncidentId = previous.rows[0] ? Number(previous.rows[0].id) : null;
+  const previousIncidentId = await lastResolvedOfGroup(tx, group);
   const title =
     alert.problem === 'disk'
       ? `Disk ${alert.mount ?? ''} filling on ${alert.host}`.replace('  ', ' ')
       : `${alert.name} on ${alert.host}`;
-  const created = await tx.executeSql<{ id: string }>(
-    `INSERT INTO incidents (group_key, host, problem, title, severity, opened_by, previous_incident_id)
-     VALUES ($1, $2, $3, $4, $5, $6, $7)
-     ON CONFLICT (group_key) WHERE status <> 'resolved' DO NOTHING RETURNING id`,
-    [group, alert.host, alert.problem, title, alert.severity, `alert:${alert.source}`, previousIncidentId],
-  );
-  if (created.rows[0])
-    return { incidentId: Number(created.rows[0].id), opened: true, previousIncidentId, ...where };
+  const created = await insertIncident(tx, {
+    groupKey: group,
+    host: where.host,
+    problem: alert.problem,
+    title,
+    severity: alert.severity,
+    openedBy: `alert:${alert.source}`,
+    previousIncidentId,
+  });
+  if (created) return { incidentId: created.id, opened: true, previousIncidentId, ...where };
   // Another delivery opened it between our SELECT and INSERT: join that one.
-  const winner = await tx.executeSql<{ id: string }>(
-    `SELECT id FROM incidents WHERE group_key = $1 AND status <> 'resolved'`,
-    [group],
-  );
-  return { incidentId: Number(winner.rows[0]!.id), opened: false, previousIncidentId: null, ...where };
+  const winner = (await openIncidentOfGroup(tx, group))!;
+  return { incidentId: winner.id, opened: false, previousIncidentId: null, ...where };
 }
 
 function outbox(

@@ -14,7 +14,10 @@ export class DumpStreamAnalyzer {
   /** `spill`: where values past the collector's in-memory caps go (see EvidenceCollector). */
   constructor(options: { spill?: OverflowSpill } = {}) {
     this.evidence = new EvidenceCollector(options);
-    this.scanner = new StringScanner(this.evidence.onString, { skipPlain: true });
+    this.scanner = new StringScanner(this.evidence.onString, {
+      skipPlain: true,
+      values: this.evidence.valueBytes,
+    });
   }
 
   get bytesRead(): number {

@@ -138,7 +138,11 @@ export const ENV_TRIGGER = 1 << 23;
 /** Bit of each trigger in the mask the scanner hands over (see StringSink). */
 const bit = (trigger: string): number => 1 << EVIDENCE_TRIGGERS.indexOf(trigger);
 const URL_BITS = bit('://');
+/** The trigger mask of a string whose only trigger is '://' (see url_fast in wasm/strings.c). */
+export const URL_TRIGGER = URL_BITS;
 const REQUEST_BITS = bit(' HTTP/');
+/** The trigger mask of a string whose only trigger is ' HTTP/' (see request_fast in wasm/strings.c). */
+export const REQUEST_TRIGGER = REQUEST_BITS;
 const HEADER_BITS = bit('ontent-') | bit('ONTENT-') | bit('icy-');
 const TRACEBACK_BITS = bit('Traceback (');
 const FRAME_BITS = bit('File "');
@@ -148,6 +152,8 @@ const FUNCTION_BITS = bit('function');
 const EVENT_BITS = bit('event_id');
 const PROFILE_BITS = bit('"profile"');
 const SQL_BITS = bit('SELECT') | bit('INSERT') | bit('UPDATE') | bit('DELETE');
+/** The trigger mask a string of SQL holds some of, and nothing else (see sql_fast in wasm/strings.c). */
+export const SQL_TRIGGERS = SQL_BITS;
 
 /** The mask of EVIDENCE_TRIGGERS (and ENV_TRIGGER) a text holds, found in JavaScript. */
 export function triggerMask(text: string): number {

@@ -122,7 +122,7 @@ const RULES: Rule[] = [
  * implies a match here; the URL rules need an '@', so a URL without one (nearly every URL of a
  * web worker's heap) is let through untouched without testing each rule.
  */
-const MAYBE_SECRET =
+export const MAYBE_SECRET =
   /PRIVATE KEY|@|xox|xapp|hooks\.slack|AKIA|ASIA|AGPA|AIDA|AROA|gh[pousr]_|github_pat|sk-|_live_|AIza|eyJ|bearer|basic|token|digest|password|passwd|secret|key|credential|private|auth/i;
 
 /**

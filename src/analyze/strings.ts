@@ -10,12 +10,17 @@
  * depend on how the input was chunked.
  */
 
-import { EVIDENCE_TRIGGERS } from './extract.ts';
+import { EVIDENCE_TRIGGERS, REQUEST_TRIGGER, SQL_TRIGGERS, URL_TRIGGER } from './extract.ts';
 import {
   REC_ASCII,
   REC_ASCII_OPEN,
   REC_PLAIN,
   REC_UTF16,
+  REC_VALUE,
+  REC_VALUE_STRING,
+  VALUE_REQUEST,
+  VALUE_SQL,
+  VALUE_URL,
   WASM_INPUT_CAPACITY,
   type WasmScanner,
   wasmScanner,
@@ -35,6 +40,29 @@ export const MAX_RUN = 1 << 20;
  * (bit i for trigger i, ENV_TRIGGER in extract.ts for a NAME= start), so the extractors need not look again.
  */
 export type StringSink = (text: string, offset: number, encoding: StringEncoding, triggers?: number) => void;
+
+/** The kinds of value the WebAssembly scanner can find itself (see url_fast, request_fast in strings.c). */
+export type ByteValueKind = 'url' | 'request' | 'sql';
+
+/**
+ * Where the WebAssembly scanner may hand URLs and request lines over as bytes, without a string
+ * made for them: for a string whose only evidence is its URLs (or requests), `string()` with its
+ * offset, then, when that said yes, `value()` for each one extract.ts would find in it, in order.
+ * Asked before each chunk which kinds it takes now (the collector takes a kind only once its values
+ * go straight to its overflow table).
+ */
+export interface ValueBytesSink {
+  accepting(kind: ByteValueKind): boolean;
+  /** A string of such values at this offset: false leaves its values out (it is not this sink's). */
+  string(offset: number): boolean;
+  value(kind: ByteValueKind, bytes: Uint8Array, start: number, end: number): void;
+}
+
+/** By strings.c's VALUE_* code. */
+const BYTE_VALUE_KINDS: ByteValueKind[] = [];
+BYTE_VALUE_KINDS[VALUE_URL] = 'url';
+BYTE_VALUE_KINDS[VALUE_REQUEST] = 'request';
+BYTE_VALUE_KINDS[VALUE_SQL] = 'sql';
 
 /** What the scanner says when it could not tell the triggers apart. */
 const ALL_TRIGGERS = 0xffffff;
@@ -142,10 +170,17 @@ export class StringScanner {
    * `skipPlain` leaves out strings that can yield no evidence (none of EVIDENCE_TRIGGERS in them):
    * on binary data nearly all strings are such noise, and skipping them spares creating them.
    */
-  constructor(sink: StringSink, options: { engine?: 'wasm' | 'js'; skipPlain?: boolean } = {}) {
+  private readonly values: ValueBytesSink | undefined;
+
+  /** `values`: see ValueBytesSink; only the WebAssembly scanner uses it, and only with skipPlain. */
+  constructor(
+    sink: StringSink,
+    options: { engine?: 'wasm' | 'js'; skipPlain?: boolean; values?: ValueBytesSink } = {},
+  ) {
     this.sink = sink;
     this.wasm = options.engine === 'js' ? null : wasmScanner();
     this.skipPlain = options.skipPlain ?? false;
+    this.values = this.skipPlain ? options.values : undefined;
   }
 
   /** Where to read the next chunk to avoid a copy (the WebAssembly input area), if there is one. */
@@ -198,7 +233,12 @@ export class StringScanner {
   ): void {
     const input = wasm.input;
     if (chunk.buffer !== input.buffer || chunk.byteOffset !== input.byteOffset) input.set(chunk);
-    const records = wasm.scan(chunk.length, fromAscii, from16);
+    const values = this.values;
+    const urls = values?.accepting('url') ? URL_TRIGGER : 0;
+    const requests = values?.accepting('request') ? REQUEST_TRIGGER : 0;
+    const sql = values?.accepting('sql') ? SQL_TRIGGERS : 0;
+    const records = wasm.scan(chunk.length, fromAscii, from16, urls, requests, sql);
+    let take = false;
     for (let r = 0; r < records.length; r += 3) {
       const flags = records[r]!;
       const kind = flags & 0xf;
@@ -207,7 +247,10 @@ export class StringScanner {
       if (this.skipPlain && (flags & REC_PLAIN) !== 0) continue;
       const triggers = flags >>> 8;
       const known = triggers === ALL_TRIGGERS ? undefined : triggers;
-      if (kind === REC_ASCII) this.sink(input.toString('latin1', s, e), base + s, 'ascii', known);
+      if (kind === REC_VALUE) {
+        if (take) values!.value(BYTE_VALUE_KINDS[flags >>> 8]!, input, s, e);
+      } else if (kind === REC_VALUE_STRING) take = values!.string(base + s);
+      else if (kind === REC_ASCII) this.sink(input.toString('latin1', s, e), base + s, 'ascii', known);
       else if (kind === REC_UTF16) this.emit16(input, s, e, base + s, known);
       else if (kind === REC_ASCII_OPEN) {
         this.pending = new Uint8Array(input.subarray(s, e));

@@ -1,9 +1,23 @@
 import { CodedError, ErrorCode } from '../errors.ts';
 import type { Db } from '../store/db.ts';
+import { failRunTransfers } from '../store/evidence-artifacts.ts';
+import {
+  getProposal,
+  insertApproval,
+  insertProposal,
+  listApprovals,
+  liveProposalByHash,
+  lockExpiredPending,
+  type Proposal,
+  proposalIdOfToolUse,
+  setProposalState,
+  timeLeftByDatabase,
+} from '../store/proposals.ts';
 import { appendAudit } from '../store/records.ts';
+import { endRunningRun, failRun, insertRun, lockStaleRuns, type RunRecord } from '../store/runs.ts';
 import { decide, type RefusalReason, type Verdict } from './machine.ts';
 import { isAutomatic, type Policy } from './policy.ts';
-import { type ProposalKind, type ProposalState, type ProposalText, proposalHash } from './proposal.ts';
+import { type ProposalText, proposalHash } from './proposal.ts';
 
 /**
  * The approval gate over the store: proposals made, decided, expired, run. Every step is one
@@ -11,146 +25,15 @@ import { type ProposalKind, type ProposalState, type ProposalText, proposalHash 
  * transaction; the database's triggers refuse a run without the approvals of its exact hash, so
  * even a bug here cannot run what nobody approved. They also keep a proposal fixed once made (all
  * but its state, which only moves forward) and its time limits on the database's own clock
- * (migrations/0009): the service closes a proposal when either clock says its time is up.
+ * (migrations/0009): the service closes a proposal when either clock says its time is up (the
+ * two can disagree: a fake clock in tests, a skewed host). The statements are in
+ * store/proposals.ts and store/runs.ts.
  */
 
-export interface Proposal extends ProposalText {
-  id: number;
-  incidentId: number;
-  sha256: string;
-  why: string;
-  expects: string;
-  proposedBy: string;
-  state: ProposalState;
-  createdAt: Date;
-  expiresAt: Date;
-  approvalsRequired: number;
-  selfApprovalAllowed: boolean;
-}
-
-export interface ApprovalRecord {
-  decision: 'approved' | 'rejected';
-  decidedBy: string;
-  via: 'button' | 'reaction' | 'cli' | 'policy';
-  decidedAt: Date;
-}
-
-export interface RunRecord {
-  id: number;
-  state: 'running' | 'succeeded' | 'failed';
-  startedAt: Date;
-  finishedAt: Date | null;
-  exitCode: number | null;
-  outputBytes: number | null;
-  error: string | null;
-}
-
-interface ProposalRow {
-  id: string;
-  incident_id: string;
-  kind: ProposalKind;
-  target: string;
-  text: string;
-  sha256: string;
-  why: string;
-  expects: string;
-  proposed_by: string;
-  state: ProposalState;
-  created_at: Date | string;
-  expires_at: Date | string;
-  approvals_required: number;
-  self_approval_allowed: boolean;
-}
-
-const asDate = (v: Date | string) => (v instanceof Date ? v : new Date(v));
-
-function toProposal(row: ProposalRow): Proposal {
-  return {
-    id: Number(row.id),
-    incidentId: Number(row.incident_id),
-    kind: row.kind,
-    target: row.target,
-    text: row.text,
-    sha256: row.sha256,
-    why: row.why,
-    expects: row.expects,
-    proposedBy: row.proposed_by,
-    state: row.state,
-    createdAt: asDate(row.created_at),
-    expiresAt: asDate(row.expires_at),
-    approvalsRequired: Number(row.approvals_required),
-    selfApprovalAllowed: row.self_approval_allowed,
-  };
-}
-
-export async function getProposal(db: Db, id: number, lock = false): Promise<Proposal | undefined> {
-  const { rows } = await db.executeSql<ProposalRow>(
-    `SELECT * FROM proposals WHERE id = $1${lock ? ' FOR UPDATE' : ''}`,
-    [id],
-  );
-  return rows[0] ? toProposal(rows[0]) : undefined;
-}
-
-export async function listApprovals(db: Db, proposalId: number): Promise<ApprovalRecord[]> {
-  const { rows } = await db.executeSql<{
-    decision: ApprovalRecord['decision'];
-    decided_by: string;
-    via: ApprovalRecord['via'];
-    decided_at: Date | string;
-  }>('SELECT decision, decided_by, via, decided_at FROM approvals WHERE proposal_id = $1 ORDER BY id', [
-    proposalId,
-  ]);
-  return rows.map((r) => ({
-    decision: r.decision,
-    decidedBy: r.decided_by,
-    via: r.via,
-    decidedAt: asDate(r.decided_at),
-  }));
-}
-
-export async function getRun(db: Db, proposalId: number): Promise<RunRecord | undefined> {
-  const { rows } = await db.executeSql<{
-    id: string;
-    state: RunRecord['state'];
-    started_at: Date | string;
-    finished_at: Date | string | null;
-    exit_code: number | null;
-    output_bytes: string | null;
-    error: string | null;
-  }>('SELECT * FROM runs WHERE proposal_id = $1', [proposalId]);
-  const r = rows[0];
-  if (!r) return undefined;
-  return {
-    id: Number(r.id),
-    state: r.state,
-    startedAt: asDate(r.started_at),
-    finishedAt: r.finished_at === null ? null : asDate(r.finished_at),
-    exitCode: r.exit_code,
-    outputBytes: r.output_bytes === null ? null : Number(r.output_bytes),
-    error: r.error,
-  };
-}
-
-/**
- * Time left by the database's clock, in milliseconds: for decisions (the proposal's window from
- * when the database recorded it) and for the run (the same window from the last approval that
- * counts; null before one). The database's triggers refuse a decision or a run past these, so the
- * service closes a proposal when either its own clock or the database's says the time is up:
- * the two can disagree (a fake clock in tests, a skewed host).
- */
-async function timeLeftByDatabase(
-  tx: Db,
-  proposalId: number,
-): Promise<{ toDecide: number; toRun: number | null }> {
-  const { rows } = await tx.executeSql<{ to_decide: string | number; to_run: string | number | null }>(
-    `SELECT extract(epoch FROM p.recorded_at + (p.expires_at - p.created_at) - clock_timestamp()) * 1000 AS to_decide,
-            extract(epoch FROM t.last_approval + (p.expires_at - p.created_at) - clock_timestamp()) * 1000 AS to_run
-     FROM proposals p, proposal_tally(p) t WHERE p.id = $1`,
-    [proposalId],
-  );
-  const r = rows[0]!;
-  return { toDecide: Number(r.to_decide), toRun: r.to_run === null ? null : Number(r.to_run) };
-}
+export type { ApprovalRecord, Proposal } from '../store/proposals.ts';
+export { getProposal, listApprovals } from '../store/proposals.ts';
+export type { RunRecord } from '../store/runs.ts';
+export { beatRun, getRun } from '../store/runs.ts';
 
 /**
  * A proposal of this exact text for this incident that is still live or already ran: a retried
@@ -161,12 +44,7 @@ export async function sameProposal(
   incidentId: number,
   p: ProposalText,
 ): Promise<Proposal | undefined> {
-  const { rows } = await db.executeSql<ProposalRow>(
-    `SELECT * FROM proposals WHERE incident_id = $1 AND sha256 = $2
-       AND state IN ('pending', 'approved', 'running', 'done') ORDER BY id DESC LIMIT 1`,
-    [incidentId, proposalHash(p)],
-  );
-  return rows[0] ? toProposal(rows[0]) : undefined;
+  return liveProposalByHash(db, incidentId, proposalHash(p));
 }
 
 export interface NewProposal extends ProposalText {
@@ -195,26 +73,20 @@ export async function createProposal(
   const sha256 = proposalHash(input);
   const expiresAt = new Date(now.getTime() + policy.expiresMinutes * 60_000);
   return db.transaction(async (tx) => {
-    const { rows } = await tx.executeSql<ProposalRow>(
-      `INSERT INTO proposals (incident_id, kind, target, text, sha256, why, expects, proposed_by, created_at,
-         expires_at, approvals_required, self_approval_allowed)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING *`,
-      [
-        input.incidentId,
-        input.kind,
-        input.target,
-        input.text,
-        sha256,
-        input.why,
-        input.expects ?? '',
-        input.proposedBy,
-        now,
-        expiresAt,
-        policy.approvalsRequired,
-        policy.selfApproval,
-      ],
-    );
-    let proposal = toProposal(rows[0]!);
+    let proposal = await insertProposal(tx, {
+      incidentId: input.incidentId,
+      kind: input.kind,
+      target: input.target,
+      text: input.text,
+      sha256,
+      why: input.why,
+      expects: input.expects ?? '',
+      proposedBy: input.proposedBy,
+      createdAt: now,
+      expiresAt,
+      approvalsRequired: policy.approvalsRequired,
+      selfApprovalAllowed: policy.selfApproval,
+    });
     await appendAudit(tx, {
       actor: input.proposedBy,
       action: 'proposal.created',
@@ -229,13 +101,16 @@ export async function createProposal(
     });
     if (isAutomatic(policy, input.kind)) {
       for (let i = 0; i < policy.approvalsRequired; i++) {
-        await tx.executeSql(
-          `INSERT INTO approvals (proposal_id, sha256, decision, decided_by, via, decided_at)
-           VALUES ($1, $2, 'approved', $3, 'policy', $4)`,
-          [proposal.id, sha256, i === 0 ? 'policy' : `policy#${i + 1}`, now],
-        );
+        await insertApproval(tx, {
+          proposalId: proposal.id,
+          sha256,
+          decision: 'approved',
+          decidedBy: i === 0 ? 'policy' : `policy#${i + 1}`,
+          via: 'policy',
+          decidedAt: now,
+        });
       }
-      await tx.executeSql(`UPDATE proposals SET state = 'approved' WHERE id = $1`, [proposal.id]);
+      await setProposalState(tx, proposal.id, 'approved');
       proposal = { ...proposal, state: 'approved' };
       await appendAudit(tx, {
         actor: 'policy',
@@ -254,12 +129,8 @@ export async function proposalOfToolUse(
   incidentId: number,
   toolUseId: string,
 ): Promise<Proposal | undefined> {
-  const { rows } = await db.executeSql<{ id: string }>(
-    `SELECT subject->>'proposal' AS id FROM audit_log
-     WHERE incident_id = $1 AND action = 'proposal.created' AND subject->>'toolUse' = $2 ORDER BY id LIMIT 1`,
-    [incidentId, toolUseId],
-  );
-  return rows[0] ? getProposal(db, Number(rows[0].id)) : undefined;
+  const id = await proposalIdOfToolUse(db, incidentId, toolUseId);
+  return id === undefined ? undefined : getProposal(db, id);
 }
 
 export interface DecisionInput {
@@ -325,12 +196,15 @@ export async function decideProposal(db: Db, input: DecisionInput): Promise<Deci
         proposal: verdict.reason === 'expired' ? { ...proposal, state: 'expired' } : proposal,
       };
     }
-    await tx.executeSql(
-      `INSERT INTO approvals (proposal_id, sha256, decision, decided_by, via, decided_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-      [proposal.id, proposal.sha256, verdict.decision, input.user, input.via, input.now],
-    );
-    if (verdict.state !== proposal.state)
-      await tx.executeSql('UPDATE proposals SET state = $2 WHERE id = $1', [proposal.id, verdict.state]);
+    await insertApproval(tx, {
+      proposalId: proposal.id,
+      sha256: proposal.sha256,
+      decision: verdict.decision,
+      decidedBy: input.user,
+      via: input.via,
+      decidedAt: input.now,
+    });
+    if (verdict.state !== proposal.state) await setProposalState(tx, proposal.id, verdict.state);
     await appendAudit(tx, {
       actor: input.user,
       action: `proposal.${verdict.decision}`,
@@ -348,9 +222,7 @@ export async function decideProposal(db: Db, input: DecisionInput): Promise<Deci
 }
 
 async function markExpired(tx: Db, proposal: Proposal): Promise<void> {
-  await tx.executeSql(`UPDATE proposals SET state = 'expired' WHERE id = $1 AND state = 'pending'`, [
-    proposal.id,
-  ]);
+  await setProposalState(tx, proposal.id, 'expired', 'pending');
   await appendAudit(tx, {
     actor: 'nightshift',
     action: 'proposal.expired',
@@ -365,14 +237,7 @@ async function markExpired(tx: Db, proposal: Proposal): Promise<void> {
  */
 export async function expireProposals(db: Db, now: Date): Promise<Proposal[]> {
   return db.transaction(async (tx) => {
-    const { rows } = await tx.executeSql<ProposalRow>(
-      `SELECT * FROM proposals
-       WHERE state = 'pending'
-         AND (expires_at <= $1 OR recorded_at + (expires_at - created_at) <= clock_timestamp())
-       ORDER BY id FOR UPDATE SKIP LOCKED`,
-      [now],
-    );
-    const expired = rows.map(toProposal);
+    const expired = await lockExpiredPending(tx, now);
     for (const p of expired) await markExpired(tx, p);
     return expired.map((p) => ({ ...p, state: 'expired' as const }));
   });
@@ -387,7 +252,7 @@ export async function startRun(
   db: Db,
   proposalId: number,
   about: ProposalText,
-  now: Date = new Date(),
+  now: Date,
 ): Promise<RunRecord | undefined> {
   return db.transaction(async (tx) => {
     const proposal = await getProposal(tx, proposalId, true);
@@ -413,7 +278,7 @@ export async function startRun(
     const window = proposal.expiresAt.getTime() - proposal.createdAt.getTime();
     const { toRun } = await timeLeftByDatabase(tx, proposalId);
     if (now.getTime() > approvedAt + window || (toRun !== null && toRun < 0)) {
-      await tx.executeSql(`UPDATE proposals SET state = 'expired' WHERE id = $1`, [proposalId]);
+      await setProposalState(tx, proposalId, 'expired');
       await appendAudit(tx, {
         actor: 'nightshift',
         action: 'proposal.expired',
@@ -423,33 +288,21 @@ export async function startRun(
       return undefined;
     }
     // The trigger on runs checks the approvals of this hash again, in the database.
-    const { rows } = await tx.executeSql<{ id: string; started_at: Date | string }>(
-      'INSERT INTO runs (proposal_id, sha256, heartbeat_at) VALUES ($1, $2, $3) RETURNING id, started_at',
-      [proposalId, sha256, now],
-    );
-    await tx.executeSql(`UPDATE proposals SET state = 'running' WHERE id = $1`, [proposalId]);
-    const run = rows[0]!;
+    const run = await insertRun(tx, proposalId, sha256, now);
+    await setProposalState(tx, proposalId, 'running');
     await appendAudit(tx, {
       actor: 'nightshift',
       action: 'run.started',
       incidentId: proposal.incidentId,
       subject: {
         proposal: proposalId,
-        run: Number(run.id),
+        run: run.id,
         sha256,
         kind: proposal.kind,
         target: proposal.target,
       },
     });
-    return {
-      id: Number(run.id),
-      state: 'running',
-      startedAt: asDate(run.started_at),
-      finishedAt: null,
-      exitCode: null,
-      outputBytes: null,
-      error: null,
-    };
+    return run;
   });
 }
 
@@ -468,25 +321,16 @@ export interface RunEnd {
  */
 export async function finishRun(db: Db, proposal: Proposal, runId: number, end: RunEnd): Promise<boolean> {
   return db.transaction(async (tx) => {
-    const { rows } = await tx.executeSql<{ ms: number | string }>(
-      `UPDATE runs SET state = $2, finished_at = now(), exit_code = $3, output_bytes = $4, result = $5, error = $6
-       WHERE id = $1 AND state = 'running'
-       RETURNING (extract(epoch FROM finished_at - started_at) * 1000)::bigint AS ms`,
-      [
-        runId,
-        end.ok ? 'succeeded' : 'failed',
-        end.exitCode ?? null,
-        end.outputBytes ?? null,
-        JSON.stringify(end.result ?? {}),
-        end.error ?? null,
-      ],
-    );
-    if (rows.length === 0) return false;
-    await failTransfers(tx, runId, end.error ?? 'the run ended before this file was in');
-    await tx.executeSql('UPDATE proposals SET state = $2 WHERE id = $1', [
-      proposal.id,
-      end.ok ? 'done' : 'failed',
-    ]);
+    const durationMs = await endRunningRun(tx, runId, {
+      ok: end.ok,
+      exitCode: end.exitCode ?? null,
+      outputBytes: end.outputBytes ?? null,
+      result: end.result ?? {},
+      error: end.error ?? null,
+    });
+    if (durationMs === undefined) return false;
+    await failRunTransfers(tx, runId, end.error ?? 'the run ended before this file was in');
+    await setProposalState(tx, proposal.id, end.ok ? 'done' : 'failed');
     await appendAudit(tx, {
       actor: 'nightshift',
       action: 'run.finished',
@@ -497,20 +341,12 @@ export async function finishRun(db: Db, proposal: Proposal, runId: number, end: 
         ok: end.ok,
         exitCode: end.exitCode ?? null,
         outputBytes: end.outputBytes ?? null,
-        durationMs: Number(rows[0]?.ms ?? 0),
+        durationMs,
         ...(end.error ? { error: end.error } : {}),
       },
     });
     return true;
   });
-}
-
-/** Evidence a run was still transferring when it ended never completes: it is failed, with why. */
-async function failTransfers(tx: Db, runId: number, error: string): Promise<void> {
-  await tx.executeSql(
-    `UPDATE evidence_artifacts SET state = 'failed', error = $2 WHERE run_id = $1 AND state = 'transferring'`,
-    [runId, error.slice(0, 1000)],
-  );
 }
 
 /**
@@ -519,14 +355,6 @@ async function failTransfers(tx: Db, runId: number, error: string): Promise<void
  * environment (tests pass their own).
  */
 export const RUN_HEARTBEAT = { everyMs: 15_000, staleAfterMs: 120_000 };
-
-/** The worker of a running run is alive at `at` (its own clock, as the sweeper's is). */
-export async function beatRun(db: Db, runId: number, at: Date): Promise<void> {
-  await db.executeSql(
-    `UPDATE runs SET heartbeat_at = greatest(heartbeat_at, $2) WHERE id = $1 AND state = 'running'`,
-    [runId, at],
-  );
-}
 
 /** A run the sweeper failed, for the thread and whoever waits for the result. */
 export interface AbandonedRun {
@@ -544,24 +372,15 @@ export interface AbandonedRun {
  */
 export async function failStaleRuns(db: Db, now: Date, staleAfterMs: number): Promise<AbandonedRun[]> {
   return db.transaction(async (tx) => {
-    const { rows } = await tx.executeSql<{ id: string; proposal_id: string; heartbeat_at: Date | string }>(
-      `SELECT id, proposal_id, heartbeat_at FROM runs WHERE state = 'running' AND heartbeat_at < $1
-       ORDER BY id FOR UPDATE SKIP LOCKED`,
-      [new Date(now.getTime() - staleAfterMs)],
-    );
+    const stale = await lockStaleRuns(tx, new Date(now.getTime() - staleAfterMs));
     const failed: AbandonedRun[] = [];
-    for (const row of rows) {
-      const proposal = await getProposal(tx, Number(row.proposal_id), true);
+    for (const { runId, proposalId, heartbeatAt: seen } of stale) {
+      const proposal = await getProposal(tx, proposalId, true);
       if (!proposal) continue;
-      const runId = Number(row.id);
-      const seen = asDate(row.heartbeat_at);
       const error = `its worker stopped answering: no heartbeat since ${seen.toISOString()} (over ${Math.round(staleAfterMs / 1000)} s); what it did before that is not known`;
-      await tx.executeSql(
-        `UPDATE runs SET state = 'failed', finished_at = now(), result = $2, error = $3 WHERE id = $1`,
-        [runId, JSON.stringify({ code: ErrorCode.RunAbandoned, heartbeatAt: seen.toISOString() }), error],
-      );
-      await failTransfers(tx, runId, `the run was failed: ${error}`);
-      await tx.executeSql(`UPDATE proposals SET state = 'failed' WHERE id = $1`, [proposal.id]);
+      await failRun(tx, runId, { code: ErrorCode.RunAbandoned, heartbeatAt: seen.toISOString() }, error);
+      await failRunTransfers(tx, runId, `the run was failed: ${error}`);
+      await setProposalState(tx, proposal.id, 'failed');
       await appendAudit(tx, {
         actor: 'nightshift',
         action: 'run.finished',

@@ -41,15 +41,16 @@ export const COLLECTOR_NAMES = [
 ] as const;
 
 export interface CollectOptions {
-  now?: Date;
+  /** When the collection runs: the time its findings and the cores' ages are measured from. */
+  now: Date;
   /** Collectors that need an approval before they run (the policy's collectorsNeedApproval). */
   needApproval?: readonly string[];
   /** Where on the host to look for core files (the hosts file's coreSearchPaths). Default /. */
   coreSearchPaths?: readonly string[];
 }
 
-export async function collectHost(host: RemoteHost, options: CollectOptions = {}): Promise<HostCollection> {
-  const now = options.now ?? new Date();
+export async function collectHost(host: RemoteHost, options: CollectOptions): Promise<HostCollection> {
+  const { now } = options;
   const collection: HostCollection = {
     host: host.name,
     findings: [],

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rename, statfs, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -176,91 +176,144 @@ export async function pullFile(
         : coded;
     });
   const part = `${dest}.part`;
-  const hash = createHash('sha256');
-  let transferred = 0;
-  let bytes = 0;
-  let checked = 0;
-  let outOfSpace = false;
-  let usedZstd = false;
-  const counter = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      transferred += chunk.length;
-      done(null, chunk);
-    },
-  });
-  const tee = new Transform({
-    async transform(chunk: Buffer, _enc, done) {
-      bytes += chunk.length;
-      hash.update(chunk);
-      options.onProgress?.(bytes);
-      if (bytes - checked >= 64 * 1024 * 1024) {
-        checked = bytes;
-        if ((await free()) < reserve) {
-          outOfSpace = true;
-          return done(new Error('the bot is running out of disk space'));
-        }
-      }
-      done(null, chunk);
-    },
-  });
+  const meter = transferMeter(free, reserve, options.onProgress);
+  let usedZstd: boolean;
   try {
-    const stdout = remote.stdout as Readable;
-    const head = await peek(stdout, 4);
-    if (head.length === 0) throw new Error('the host sent nothing');
-    usedZstd = head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528;
-    // The SSH channel feeds the pipeline through a pipe rather than being part of it: a local
-    // failure (the bot's disk filling, corrupt data) must end the transfer at once, and the
-    // pipeline would otherwise wait for the channel to close, which an unread remote never does.
-    const feed = new PassThrough({ highWaterMark: 1024 * 1024 });
-    stdout.pipe(feed);
-    finished(stdout, { writable: false }, (error) => {
-      if (error)
-        feed.destroy(new CodedError(ErrorCode.ConnectionLost, 'the connection dropped', { cause: error }));
-    });
-    try {
-      const unpack = sentAsStored(source) ? new PassThrough() : decompressor(head);
-      await pipeline(feed, counter, unpack, tee, createWriteStream(part));
-    } catch (error) {
-      stdout.unpipe(feed);
-      remote.abort();
-      throw error;
-    }
-    const ending = await remote.done;
-    const failed = failure(ending);
-    if (failed) throw new Error(failed);
-    if (ending.exitCode === null) throw new CodedError(ErrorCode.ConnectionLost, 'the connection dropped');
+    usedZstd = await receive(remote, source, part, meter);
   } catch (error) {
     await unlink(part).catch(() => {});
-    const ending = await Promise.race([
-      remote.done,
-      new Promise<Ending>((r) => setTimeout(() => r({ exitCode: null, stderr: '' }), 1000)),
-    ]);
-    const failed = failure(ending);
-    const reason = outOfSpace
-      ? `the bot's disk would drop below ${reserve} bytes free`
-      : (failed ?? (error as Error).message);
-    // Lost is a connection that went away mid-transfer with nothing else wrong: one retry is worth it.
-    // A dropped connection also shows as a compressed stream that ended short (Node's zlib says
-    // "unexpected end of file", code Z_BUF_ERROR) with no exit status from the host.
-    const cut =
-      (error as NodeJS.ErrnoException).code === 'Z_BUF_ERROR' || /unexpected end of file/.test(String(error));
-    const lost =
-      !outOfSpace &&
-      failed === undefined &&
-      (asCodedError(error).code === ErrorCode.ConnectionLost || (cut && ending.exitCode === null));
-    throw new CodedError(
-      lost ? ErrorCode.ConnectionLost : ErrorCode.SshFailed,
-      `pulling ${source.container ? `${source.container}:` : ''}${source.path} from ${host.name} failed after ${transferred} bytes: ${reason}; nothing was kept`,
-      { cause: error },
-    );
+    throw await pullFailure(error, remote, meter, { host: host.name, source, reserve });
   }
   await rename(part, dest);
   return {
     localPath: dest,
-    bytes,
-    transferredBytes: transferred,
+    bytes: meter.bytes,
+    transferredBytes: meter.transferred,
     compression: sentAsStored(source) ? 'stored' : usedZstd ? 'zstd' : 'gzip',
-    sha256: hash.digest('hex'),
+    sha256: meter.hash.digest('hex'),
     durationMs: Math.round(performance.now() - started),
   };
+}
+
+/**
+ * What a transfer counts as it goes: the bytes that crossed the network (`counter`, before
+ * decompressing), and the bytes written, hashed and reported (`tee`, after), which also stops the
+ * transfer when the bot's disk would drop below `reserve` free (checked every 64 MiB).
+ */
+interface TransferMeter {
+  transferred: number;
+  bytes: number;
+  outOfSpace: boolean;
+  hash: Hash;
+  counter: Transform;
+  tee: Transform;
+}
+
+function transferMeter(
+  free: () => Promise<number>,
+  reserve: number,
+  onProgress: ((bytes: number) => void) | undefined,
+): TransferMeter {
+  let checked = 0;
+  const meter: TransferMeter = {
+    transferred: 0,
+    bytes: 0,
+    outOfSpace: false,
+    hash: createHash('sha256'),
+    counter: new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        meter.transferred += chunk.length;
+        done(null, chunk);
+      },
+    }),
+    tee: new Transform({
+      async transform(chunk: Buffer, _enc, done) {
+        meter.bytes += chunk.length;
+        meter.hash.update(chunk);
+        onProgress?.(meter.bytes);
+        if (meter.bytes - checked >= 64 * 1024 * 1024) {
+          checked = meter.bytes;
+          if ((await free()) < reserve) {
+            meter.outOfSpace = true;
+            return done(new Error('the bot is running out of disk space'));
+          }
+        }
+        done(null, chunk);
+      },
+    }),
+  };
+  return meter;
+}
+
+/**
+ * Receives the remote stream into `part`, decompressing it as it arrives, and checks how the
+ * remote command ended. Returns whether the host compressed with zstd.
+ */
+async function receive(
+  remote: RemoteStream,
+  source: PullSource,
+  part: string,
+  meter: TransferMeter,
+): Promise<boolean> {
+  const stdout = remote.stdout as Readable;
+  const head = await peek(stdout, 4);
+  if (head.length === 0) throw new Error('the host sent nothing');
+  const usedZstd = head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528;
+  // The SSH channel feeds the pipeline through a pipe rather than being part of it: a local
+  // failure (the bot's disk filling, corrupt data) must end the transfer at once, and the
+  // pipeline would otherwise wait for the channel to close, which an unread remote never does.
+  const feed = new PassThrough({ highWaterMark: 1024 * 1024 });
+  stdout.pipe(feed);
+  finished(stdout, { writable: false }, (error) => {
+    if (error)
+      feed.destroy(new CodedError(ErrorCode.ConnectionLost, 'the connection dropped', { cause: error }));
+  });
+  try {
+    const unpack = sentAsStored(source) ? new PassThrough() : decompressor(head);
+    await pipeline(feed, meter.counter, unpack, meter.tee, createWriteStream(part));
+  } catch (error) {
+    stdout.unpipe(feed);
+    remote.abort();
+    throw error;
+  }
+  const ending = await remote.done;
+  const failed = failure(ending);
+  if (failed) throw new Error(failed);
+  if (ending.exitCode === null) throw new CodedError(ErrorCode.ConnectionLost, 'the connection dropped');
+  return usedZstd;
+}
+
+/**
+ * The error a failed transfer ends with: what failed on the host if it said (waiting a second for
+ * its ending), else the bot's disk, else the error itself; coded ConnectionLost only when the
+ * connection went away mid-transfer with nothing else wrong, which one retry is worth.
+ */
+async function pullFailure(
+  error: unknown,
+  remote: RemoteStream,
+  meter: TransferMeter,
+  at: { host: string; source: PullSource; reserve: number },
+): Promise<CodedError> {
+  const ending = await Promise.race([
+    remote.done,
+    new Promise<Ending>((r) => setTimeout(() => r({ exitCode: null, stderr: '' }), 1000)),
+  ]);
+  const failed = failure(ending);
+  const reason = meter.outOfSpace
+    ? `the bot's disk would drop below ${at.reserve} bytes free`
+    : (failed ?? (error as Error).message);
+  // A dropped connection also shows as a compressed stream that ended short (Node's zlib says
+  // "unexpected end of file", code Z_BUF_ERROR) with no exit status from the host.
+  const cut =
+    (error as NodeJS.ErrnoException).code === 'Z_BUF_ERROR' || /unexpected end of file/.test(String(error));
+  const lost =
+    !meter.outOfSpace &&
+    failed === undefined &&
+    (asCodedError(error).code === ErrorCode.ConnectionLost || (cut && ending.exitCode === null));
+  const { source } = at;
+  return new CodedError(
+    lost ? ErrorCode.ConnectionLost : ErrorCode.SshFailed,
+    `pulling ${source.container ? `${source.container}:` : ''}${source.path} from ${at.host} failed after ${meter.transferred} bytes: ${reason}; nothing was kept`,
+    { cause: error },
+  );
 }

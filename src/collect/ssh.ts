@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
+import type { Clock } from '../clock.ts';
 import type { Host, HostsFile } from '../config/hosts.ts';
 import { CodedError, ErrorCode } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -81,13 +82,35 @@ function openExec(
   );
 }
 
+/** A key that cannot be read is this host's connection failing: said once, as a refusal is. */
+function readPrivateKey(host: Host, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw new CodedError(
+      ErrorCode.SshFailed,
+      `cannot connect to ${host.name}: cannot read its SSH key ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+      { cause: error },
+    );
+  }
+}
+
+/** A channel to the host's SSH port through its jump host. */
+function forwardTo(via: Client, host: Host): Promise<ClientChannel> {
+  return new Promise((resolve, reject) =>
+    via.forwardOut('127.0.0.1', 0, host.address, host.port, (error, stream) =>
+      error ? reject(error) : resolve(stream),
+    ),
+  );
+}
+
 export interface SshOptions {
   hosts: HostsFile;
   knownHosts: KnownHostEntry[];
   log: Logger;
   readyTimeoutMs?: number;
-  /** The clock host certificates are checked against. Default the system's. */
-  now?: () => Date;
+  /** The clock host certificates are checked against. */
+  now: Clock;
 }
 
 export class SshConnections {
@@ -181,7 +204,7 @@ export class SshConnections {
                   host.port,
                   key,
                   certificate,
-                  this.options.now?.() ?? new Date(),
+                  this.options.now(),
                 )
               : verdict;
             if (!checked.ok) refusal = checked.message;
@@ -194,25 +217,9 @@ export class SshConnections {
         );
       },
     };
-    if (host.key) {
-      // A key that cannot be read is this host's connection failing: said once, as a refusal is.
-      try {
-        config.privateKey = readFileSync(host.key);
-      } catch (error) {
-        throw new CodedError(
-          ErrorCode.SshFailed,
-          `cannot connect to ${host.name}: cannot read its SSH key ${host.key} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
-          { cause: error },
-        );
-      }
-    } else if (process.env.SSH_AUTH_SOCK) config.agent = process.env.SSH_AUTH_SOCK;
-    if (via) {
-      config.sock = await new Promise((resolve, reject) =>
-        via.forwardOut('127.0.0.1', 0, host.address, host.port, (error, stream) =>
-          error ? reject(error) : resolve(stream),
-        ),
-      );
-    }
+    if (host.key) config.privateKey = readPrivateKey(host, host.key);
+    else if (process.env.SSH_AUTH_SOCK) config.agent = process.env.SSH_AUTH_SOCK;
+    if (via) config.sock = await forwardTo(via, host);
     return new Promise((resolve, reject) => {
       const client = new Client();
       client.once('ready', () => {
@@ -242,11 +249,7 @@ export class SshConnections {
   /** The host's certificate, over a connection of its own (through the same jump host). */
   private async hostCertificate(host: Host, via: Client | undefined): Promise<Buffer | undefined> {
     const socket: Duplex = via
-      ? await new Promise<Duplex>((resolve, reject) =>
-          via.forwardOut('127.0.0.1', 0, host.address, host.port, (error, stream) =>
-            error ? reject(error) : resolve(stream),
-          ),
-        )
+      ? await forwardTo(via, host)
       : netConnect({ host: host.address, port: host.port });
     return fetchHostCertificate(socket, this.options.readyTimeoutMs ?? 10_000);
   }

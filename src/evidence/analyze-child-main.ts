@@ -7,6 +7,7 @@
  * Imports only the analyzer: the bot's store, Slack and pg-boss stay out of this process.
  */
 import { readFileSync } from 'node:fs';
+import { systemClock } from '../clock.ts';
 import { asCodedError } from '../errors.ts';
 import type { ChildReply, ChildRequest } from './analyze-child.ts';
 import { analyzeFiles } from './analyze-files.ts';
@@ -35,6 +36,7 @@ process.once('message', (request: ChildRequest) => {
       let secrets: readonly string[] = [];
       let sentAt = 0;
       const report = await analyzeFiles(request.paths, {
+        now: systemClock,
         workers: request.workers,
         ...(request.follow ? { follow: true } : {}),
         onPartial: ({ report, filesDone, filesTotal }) => {

@@ -7,6 +7,7 @@ import { buildReport, type DumpRecord } from '../analyze/correlate.ts';
 import { chooseDumpTime, fileNameTime } from '../analyze/dump-time.ts';
 import { EvidenceCollector, type EvidenceSnapshot } from '../analyze/evidence.ts';
 import type { AnalysisError, Report } from '../analyze/report-schema.ts';
+import type { Clock } from '../clock.ts';
 import { asCodedError, CodedError, ErrorCode } from '../errors.ts';
 import { expandInputs, type InputFile } from './inputs.ts';
 import { resolveOverflow } from './overflow.ts';
@@ -60,7 +61,8 @@ export interface AnalyzeOptions {
    * counts they could change are marked lowerBound. Default 4 GiB (SPILL_BYTES).
    */
   spillBytes?: number;
-  now?: () => Date;
+  /** The clock the report's time and a followed file's placeholder time come from. */
+  now: Clock;
   /**
    * The paths are files a pull is still writing (collect/pull.ts): each is read as it grows, to its
    * end or its pull's failure (follow.ts), instead of as it is on disk. Default false.
@@ -96,9 +98,9 @@ export function rangeBounds(end: number, rangeBytes: number): number[] {
   return bounds;
 }
 
-export async function analyzeFiles(paths: readonly string[], options: AnalyzeOptions = {}): Promise<Report> {
+export async function analyzeFiles(paths: readonly string[], options: AnalyzeOptions): Promise<Report> {
   if (paths.length === 0) throw new CodedError(ErrorCode.NoInput, 'no files or directories given');
-  const now = options.now ?? (() => new Date());
+  const { now } = options;
   // Followed files are not there yet (or not whole): their size is learnt as they are read.
   const { files, errors } = options.follow
     ? { files: paths.map((path) => ({ path, size: 0, mtime: now() })), errors: [] as AnalysisError[] }

@@ -1,8 +1,17 @@
-import { rmSync } from 'node:fs';
+import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { isFurniture, KIND_WEIGHT, streamReasons } from '../analyze/correlate.ts';
 import { byKey, type EvidenceItem, type EvidenceSnapshot, evidenceKey } from '../analyze/evidence.ts';
-import type { EvidenceKind } from '../analyze/extract.ts';
+import { EVIDENCE_KINDS, type EvidenceKind } from '../analyze/extract.ts';
 import type { StringEncoding } from '../analyze/strings.ts';
+import {
+  type MergeKind,
+  type MergeSource,
+  newWasmMerge,
+  type Refill,
+  type WasmMerge,
+  wasmMergeAvailable,
+} from '../analyze/wasm/merge-wasm.ts';
 import { RunReader, RunWriter, runPath, type SpillConfig } from './spill.ts';
 
 /**
@@ -23,8 +32,18 @@ import { RunReader, RunWriter, runPath, type SpillConfig } from './spill.ts';
  * - A candidate that does not make the cut, but that some dump kept in memory, would show in fewer
  *   dumps than hold it: its key is listed in those dumps' unlistedElsewhere, and the report marks
  *   its count as a lower bound.
+ * - Where a dump's runs give one key several encodings, the first source's wins (sources in order:
+ *   each dump's kept values, then its runs in the order they were written).
  *
  * Runs are merged down first (MERGE_FAN_IN at a time) until at most MAX_OPEN_RUNS are open at once.
+ *
+ * Two engines give the same result. 'wasm' (the default) merges in WebAssembly (merge.c), which
+ * compares the records as bytes where they were read and hands this code only the keys that can
+ * change something (see merge.c): on eight text-dense cores, 12 M records, of which JavaScript
+ * made a string, a comparison and a heap step each, on the main thread alone. 'js' merges here,
+ * every key; it is the reference the other is tested against, and the fallback where WebAssembly
+ * does not load. What is done with a key is the same code for both (Resolution).
+ *
  * The pass yields to the event loop every YIELD_EVERY values: the bot runs it beside Slack.
  */
 
@@ -33,6 +52,13 @@ export const TOP_PER_KIND = 200;
 const MAX_OPEN_RUNS = 256;
 const MERGE_FAN_IN = 64;
 const YIELD_EVERY = 20_000;
+/** Read buffer of each source of the WebAssembly merge: 256 runs hold 16 MiB, as RunReaders do. */
+const WASM_READ_BUFFER = 64 * 1024;
+
+export interface ResolveOptions {
+  /** Where the merge runs (see the comment at the top). Default 'wasm', or 'js' where it does not load. */
+  engine?: 'wasm' | 'js';
+}
 
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -42,18 +68,21 @@ interface Source {
   count: number;
   encoding: StringEncoding;
   dump: number;
+  /** Place among the sources: equal keys are taken in this order. */
+  order: number;
   /** The in-memory item, when the source is a dump's kept values. */
   item: EvidenceItem | undefined;
   advance(): boolean;
 }
 
-function runSource(path: string, dump: number): Source {
+function runSource(path: string, dump: number, order: number): Source {
   const reader = new RunReader(path);
   const source: Source = {
     key: '',
     count: 0,
     encoding: 'ascii',
     dump,
+    order,
     item: undefined,
     advance() {
       if (!reader.next()) return false;
@@ -66,15 +95,32 @@ function runSource(path: string, dump: number): Source {
   return source;
 }
 
-function keptSource(items: readonly EvidenceItem[], dump: number): Source {
+/** A dump's kept items with their keys, in key order. */
+function sortKept(items: readonly EvidenceItem[]): Array<readonly [string, EvidenceItem]> {
   const sorted = items.map((item) => [evidenceKey(item.kind, item.value), item] as const);
   sorted.sort((a, b) => byKey(a[0], b[0]));
+  return sorted;
+}
+
+/**
+ * The order of evidenceKey(kind, value) without making the key: kinds are letters, and where one
+ * is a prefix of another ('env', 'environment') the NUL after it sorts first, as the shorter does.
+ */
+const byKindValue = (a: EvidenceItem, b: EvidenceItem) =>
+  a.kind === b.kind ? byKey(a.value, b.value) : byKey(a.kind, b.kind);
+
+function keptSource(
+  sorted: ReadonlyArray<readonly [string, EvidenceItem]>,
+  dump: number,
+  order: number,
+): Source {
   let at = -1;
   const source: Source = {
     key: '',
     count: 0,
     encoding: 'ascii',
     dump,
+    order,
     item: undefined,
     advance() {
       at++;
@@ -88,7 +134,6 @@ function keptSource(items: readonly EvidenceItem[], dump: number): Source {
   };
   return source;
 }
-
 /** A binary heap; `before(a, b)` true when a belongs nearer the root. Bounded when given a capacity. */
 class Heap<T> {
   readonly items: T[] = [];
@@ -158,17 +203,18 @@ class Heap<T> {
   }
 }
 
-const byKeyFirst = (a: Source, b: Source) => a.key < b.key || (a.key === b.key && a.dump < b.dump);
+const byKeyFirst = (a: Source, b: Source) => a.key < b.key || (a.key === b.key && a.order < b.order);
 
-/** Merges runs of one dump into one (counts of a key summed) and deletes them. */
+/** Merges runs of one dump into one (counts of a key summed, the first run's encoding) and deletes them. */
 async function mergeRuns(paths: readonly string[], config: SpillConfig): Promise<string> {
   const out = new RunWriter(runPath(config));
   const heap = new Heap<Source>(byKeyFirst);
+  let merged = false;
   try {
-    for (const path of paths) {
-      const source = runSource(path, 0);
+    paths.forEach((path, order) => {
+      const source = runSource(path, 0, order);
       if (source.advance()) heap.push(source);
-    }
+    });
     let n = 0;
     while (heap.size > 0) {
       const top = heap.items[0]!;
@@ -184,11 +230,105 @@ async function mergeRuns(paths: readonly string[], config: SpillConfig): Promise
       out.add(key, count, encoding);
       if (++n % YIELD_EVERY === 0) await yieldToEventLoop();
     }
+    merged = true;
   } finally {
     out.close();
+    if (!merged) rmSync(out.path, { force: true });
   }
   for (const path of paths) rmSync(path, { force: true });
   return out.path;
+}
+
+/** Keys a WebAssembly step takes at most: a few milliseconds between yields to the event loop. */
+const WASM_STEP_KEYS = 16_384;
+
+/**
+ * Opens runs for a WebAssembly merge; `read` reads them (into its memory). A run read to its end is
+ * closed and deleted there and then, off this thread (freeing its pages took 0.7 s of the merge of
+ * eight text-dense cores, at its end); close() closes the others and waits for the deletions.
+ */
+function openRuns(paths: readonly (string | undefined)[]) {
+  const fds: Array<number | undefined> = [];
+  const deleted: Array<Promise<void>> = [];
+  const close = async () => {
+    for (const [i, fd] of fds.entries()) {
+      if (fd !== undefined) closeSync(fd);
+      fds[i] = undefined;
+    }
+    await Promise.all(deleted);
+  };
+  try {
+    for (const path of paths) fds.push(path === undefined ? undefined : openSync(path, 'r'));
+  } catch (error) {
+    void close();
+    throw error;
+  }
+  const read = (source: number, memory: Buffer, at: number, max: number) => {
+    const got = readSync(fds[source]!, memory, at, max, null);
+    if (got === 0) {
+      closeSync(fds[source]!);
+      fds[source] = undefined;
+      deleted.push(rm(paths[source]!, { force: true }));
+    }
+    return got;
+  };
+  return { read, close };
+}
+
+/** mergeRuns in WebAssembly: the same run, byte for byte. */
+async function mergeRunsWasm(paths: readonly string[], config: SpillConfig): Promise<string> {
+  const runs = openRuns(paths);
+  const path = runPath(config);
+  let fd: number | undefined;
+  try {
+    const merge = newWasmMerge(
+      {
+        premerge: true,
+        sources: paths.map(() => ({ dump: 0, kept: false })),
+        bufferBytes: WASM_READ_BUFFER,
+        dumps: 1,
+        total: 1,
+        top: 0,
+        kinds: [],
+      },
+      runs.read,
+    )!;
+    fd = openSync(path, 'w');
+    for (;;) {
+      const records = merge.step(WASM_STEP_KEYS);
+      if (!records) break;
+      for (let done = 0; done < records.length; ) done += writeSync(fd, records, done, records.length - done);
+      await yieldToEventLoop();
+    }
+  } catch (error) {
+    rmSync(path, { force: true });
+    throw error;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+    await runs.close();
+  }
+  for (const p of paths) rmSync(p, { force: true });
+  return path;
+}
+
+/**
+ * Merges the runs a thread wrote of one dump into one, right after its scan, on that thread: the
+ * merge after every scan, on the main thread alone while the other cores wait, then reads a few
+ * runs a dump rather than dozens (a text-dense core of 300 MB leaves about fifty) and merges none
+ * down first. Where that merge fails (the disk full), the runs are left as they were.
+ */
+export async function compactRuns(
+  runs: readonly string[],
+  config: SpillConfig,
+  options: ResolveOptions = {},
+): Promise<string[]> {
+  if (runs.length <= 1) return [...runs];
+  const wasm = options.engine !== 'js' && wasmMergeAvailable();
+  try {
+    return [await (wasm ? mergeRunsWasm : mergeRuns)(runs, config)];
+  } catch {
+    return [...runs];
+  }
 }
 
 interface Candidate {
@@ -204,7 +344,10 @@ interface Candidate {
   kept: number[];
 }
 
-/** correlate()'s score, less what needs the whole report (requested paths, executables). */
+/**
+ * correlate()'s score, less what needs the whole report (requested paths, executables). merge.c
+ * bounds it from above (rank_bound): change both together.
+ */
 function rank(kind: EvidenceKind, value: string, dumps: number, total: number): number {
   let score = KIND_WEIGHT[kind] * (0.5 + dumps / total);
   if (streamReasons(kind, value).length > 0) score *= 1.6;
@@ -233,66 +376,63 @@ const worseTop = (a: Top, b: Top) =>
   a.item.count < b.item.count || (a.item.count === b.item.count && a.key > b.key);
 
 /**
- * Resolves the overflow of a set of dumps analysed together (one snapshot per dump, changed in
- * place; see the comment at the top). Deletes the runs it read.
+ * What is done with each key, in key order, whichever engine merged it: begin(), then per dump in
+ * ascending order kept() and/or spilled(), then end(). At the end, finish() changes the snapshots.
  */
-export async function resolveOverflow(
-  snapshots: readonly EvidenceSnapshot[],
-  config: SpillConfig,
-): Promise<void> {
-  const withRuns = snapshots.filter((s) => s.runs.length > 0);
-  if (withRuns.length === 0) return;
-  const perDump = Math.max(1, Math.floor(MAX_OPEN_RUNS / withRuns.length));
-  for (const snapshot of withRuns) {
-    while (snapshot.runs.length > perDump) {
-      const group = snapshot.runs.splice(0, Math.min(MERGE_FAN_IN, snapshot.runs.length - perDump + 1));
-      snapshot.runs.push(await mergeRuns(group, config));
-    }
+class Resolution {
+  private readonly snapshots: readonly EvidenceSnapshot[];
+  private readonly total: number;
+  readonly promoted = new Heap<Candidate>(worseCandidate, MAX_PROMOTED);
+  private readonly tops: Array<Map<EvidenceKind, Heap<Top>>>;
+  private readonly unlisted: string[][];
+  private readonly spilledCount: number[];
+  private readonly spilledEncoding: StringEncoding[];
+  /** Of the key at hand: occurrences per dump that spilled it, and the scratch lists. */
+  private readonly heldCount: number[];
+  // Scratch lists, reused for every key: only what a candidate keeps is allocated for it.
+  private readonly keptDumps: number[] = [];
+  private readonly keptItems: EvidenceItem[] = [];
+  private readonly touched: number[] = [];
+  private readonly spilledDumps: number[] = [];
+
+  constructor(snapshots: readonly EvidenceSnapshot[]) {
+    this.snapshots = snapshots;
+    this.total = snapshots.length;
+    this.tops = snapshots.map(() => new Map<EvidenceKind, Heap<Top>>());
+    this.unlisted = snapshots.map(() => [] as string[]);
+    this.spilledCount = new Array<number>(this.total).fill(0);
+    this.spilledEncoding = new Array<StringEncoding>(this.total).fill('ascii');
+    this.heldCount = new Array<number>(this.total).fill(0);
   }
 
-  const total = snapshots.length;
-  const heap = new Heap<Source>(byKeyFirst);
-  snapshots.forEach((snapshot, dump) => {
-    if (snapshot.runs.length === 0 && snapshot.items.length === 0) return;
-    for (const source of [keptSource(snapshot.items, dump), ...snapshot.runs.map((p) => runSource(p, dump))])
-      if (source.advance()) heap.push(source);
-  });
+  /** The candidate a new one must beat, once the promoted heap is full. */
+  get worst(): Candidate | undefined {
+    return this.promoted.size >= MAX_PROMOTED ? this.promoted.items[0] : undefined;
+  }
 
-  const promoted = new Heap<Candidate>(worseCandidate, MAX_PROMOTED);
-  const tops = snapshots.map(() => new Map<EvidenceKind, Heap<Top>>());
-  const unlisted = snapshots.map(() => [] as string[]);
-  const spilledCount = new Array<number>(total).fill(0);
-  const spilledEncoding = new Array<StringEncoding>(total).fill('ascii');
-  /** Of the key at hand: occurrences per dump that spilled it, and the scratch lists. */
-  const heldCount = new Array<number>(total).fill(0);
-  const keptDumps: number[] = [];
-  const keptItems: EvidenceItem[] = [];
-  const touched: number[] = [];
-  const spilledDumps: number[] = [];
-  let n = 0;
-  while (heap.size > 0) {
-    const key = heap.items[0]!.key;
-    // Scratch lists, reused for every key: only what a candidate keeps is allocated for it.
-    keptDumps.length = 0;
-    keptItems.length = 0;
-    touched.length = 0;
-    while (heap.size > 0 && heap.items[0]!.key === key) {
-      const s = heap.items[0]!;
-      if (s.item) {
-        keptDumps.push(s.dump);
-        keptItems.push(s.item);
-      } else {
-        if (spilledCount[s.dump] === 0) {
-          touched.push(s.dump);
-          spilledEncoding[s.dump] = s.encoding;
-        }
-        spilledCount[s.dump]! += s.count;
-      }
-      if (s.advance()) heap.down(0);
-      else heap.pop();
+  begin(): void {
+    this.keptDumps.length = 0;
+    this.keptItems.length = 0;
+    this.touched.length = 0;
+  }
+
+  kept(dump: number, item: EvidenceItem): void {
+    this.keptDumps.push(dump);
+    this.keptItems.push(item);
+  }
+
+  spilled(dump: number, count: number, encoding: StringEncoding): void {
+    if (this.spilledCount[dump] === 0) {
+      this.touched.push(dump);
+      this.spilledEncoding[dump] = encoding;
     }
-    if (++n % YIELD_EVERY === 0) await yieldToEventLoop();
-    if (touched.length === 0) continue;
+    this.spilledCount[dump]! += count;
+  }
+
+  /** `key` is the key, or makes it: called only when it is needed. */
+  end(key: string | (() => string)): void {
+    const { keptDumps, keptItems, touched, spilledDumps, spilledCount, heldCount } = this;
+    if (touched.length === 0) return;
     // Occurrences a dump spilled of a value it also kept belong to the kept item.
     for (let i = 0; i < keptDumps.length; i++) {
       keptItems[i]!.count += spilledCount[keptDumps[i]!]!;
@@ -307,43 +447,45 @@ export async function resolveOverflow(
         heldCount[dump] = count;
       }
     }
-    if (spilledDumps.length === 0) continue;
-    const cut = key.indexOf('\u0000');
-    const kind = key.slice(0, cut) as EvidenceKind;
-    const value = key.slice(cut + 1);
+    if (spilledDumps.length === 0) return;
+    const text = typeof key === 'string' ? key : key();
+    const cut = text.indexOf('\u0000');
+    const kind = text.slice(0, cut) as EvidenceKind;
+    const value = text.slice(cut + 1);
     for (const dump of spilledDumps) {
       const count = heldCount[dump]!;
-      let top = tops[dump]!.get(kind);
+      let top = this.tops[dump]!.get(kind);
       if (!top) {
         top = new Heap<Top>(worseTop, TOP_PER_KIND);
-        tops[dump]!.set(kind, top);
+        this.tops[dump]!.set(kind, top);
       }
       // Most values do not make a full top: tested before an item is made for them.
       const root = top.items[0];
       if (
         root &&
         top.size >= TOP_PER_KIND &&
-        (count < root.item.count || (count === root.item.count && key > root.key))
+        (count < root.item.count || (count === root.item.count && text > root.key))
       )
         continue;
-      top.offer({ key, item: { kind, value, count, encoding: spilledEncoding[dump]! } });
+      top.offer({ key: text, item: { kind, value, count, encoding: this.spilledEncoding[dump]! } });
     }
     const dumps = keptDumps.length + spilledDumps.length;
-    if (dumps < 2 && total > 1 && kind !== 'request' && kind !== 'exception') continue;
+    if (dumps < 2 && this.total > 1 && kind !== 'request' && kind !== 'exception') return;
     let occurrences = 0;
     for (const item of keptItems) occurrences += item.count;
     for (const dump of spilledDumps) occurrences += heldCount[dump]!;
-    const score = rank(kind, value, dumps, total);
+    const score = rank(kind, value, dumps, this.total);
     // Most candidates do not make a full heap: tested before one is made. Made and let go, a
     // million of them (and their lists) were allocated straight into the old generation once V8
     // saw the first ten thousand survive (pretenuring), and collecting them took most of this pass.
+    const promoted = this.promoted;
     const worst = promoted.items[0];
-    if (worst && promoted.size >= MAX_PROMOTED && !worseThan(worst, score, dumps, occurrences, key)) {
-      for (const dump of keptDumps) unlisted[dump]!.push(key);
-      continue;
+    if (worst && promoted.size >= MAX_PROMOTED && !worseThan(worst, score, dumps, occurrences, text)) {
+      for (const dump of keptDumps) this.unlisted[dump]!.push(text);
+      return;
     }
     const candidate: Candidate = {
-      key,
+      key: text,
       kind,
       value,
       dumps,
@@ -352,29 +494,203 @@ export async function resolveOverflow(
       spilled: spilledDumps.map((dump): [number, number, StringEncoding] => [
         dump,
         heldCount[dump]!,
-        spilledEncoding[dump]!,
+        this.spilledEncoding[dump]!,
       ]),
       kept: [...keptDumps],
     };
     const left = promoted.offer(candidate);
-    if (left) for (const dump of left.kept) unlisted[dump]!.push(left.key);
+    if (left) for (const dump of left.kept) this.unlisted[dump]!.push(left.key);
   }
 
-  const added = snapshots.map(() => new Set<string>());
-  const add = (dump: number, key: string, item: EvidenceItem) => {
-    if (added[dump]!.has(key)) return;
-    added[dump]!.add(key);
-    snapshots[dump]!.items.push(item);
-  };
-  for (const c of promoted.items)
-    for (const [dump, count, encoding] of c.spilled)
-      add(dump, c.key, { kind: c.kind, value: c.value, count, encoding });
-  tops.forEach((byKind, dump) => {
-    for (const top of byKind.values()) for (const { key, item } of top.items) add(dump, key, item);
-  });
+  /** Adds the promoted and top values to the snapshots, and the unlisted keys. */
+  finish(): void {
+    const { snapshots } = this;
+    const added = snapshots.map(() => new Set<string>());
+    const add = (dump: number, key: string, item: EvidenceItem) => {
+      if (added[dump]!.has(key)) return;
+      added[dump]!.add(key);
+      snapshots[dump]!.items.push(item);
+    };
+    for (const c of this.promoted.items)
+      for (const [dump, count, encoding] of c.spilled)
+        add(dump, c.key, { kind: c.kind, value: c.value, count, encoding });
+    this.tops.forEach((byKind, dump) => {
+      for (const top of byKind.values()) for (const { key, item } of top.items) add(dump, key, item);
+    });
+    snapshots.forEach((snapshot, dump) => {
+      snapshot.unlistedElsewhere.push(...this.unlisted[dump]!);
+    });
+  }
+}
+
+/** The JavaScript merge: every key of every source, through a heap of strings. */
+async function mergeJs(snapshots: readonly EvidenceSnapshot[], resolution: Resolution): Promise<void> {
+  const heap = new Heap<Source>(byKeyFirst);
+  let order = 0;
   snapshots.forEach((snapshot, dump) => {
-    snapshot.unlistedElsewhere.push(...unlisted[dump]!);
-    for (const path of snapshot.runs) rmSync(path, { force: true });
-    snapshot.runs = [];
+    if (snapshot.runs.length === 0 && snapshot.items.length === 0) return;
+    const sources = [
+      keptSource(sortKept(snapshot.items), dump, order++),
+      ...snapshot.runs.map((p) => runSource(p, dump, order++)),
+    ];
+    for (const source of sources) if (source.advance()) heap.push(source);
   });
+  let n = 0;
+  while (heap.size > 0) {
+    const key = heap.items[0]!.key;
+    resolution.begin();
+    while (heap.size > 0 && heap.items[0]!.key === key) {
+      const s = heap.items[0]!;
+      if (s.item) resolution.kept(s.dump, s.item);
+      else resolution.spilled(s.dump, s.count, s.encoding);
+      if (s.advance()) heap.down(0);
+      else heap.pop();
+    }
+    if (++n % YIELD_EVERY === 0) await yieldToEventLoop();
+    resolution.end(key);
+  }
+}
+
+const ENCODINGS: readonly StringEncoding[] = ['ascii', 'utf16le'];
+const NONE = 0xffffffff;
+/** The kinds as merge.c bounds their rank (see rank, streamReasons and isFurniture: change them together). */
+const MERGE_KINDS: MergeKind[] = EVIDENCE_KINDS.map((name) => ({
+  name,
+  weight: KIND_WEIGHT[name],
+  always: name === 'request' || name === 'exception',
+  stream: name === 'url' || name === 'request' ? 'value' : name === 'header' ? 'always' : 'never',
+  furniture: name === 'env' || name === 'release' || name === 'environment',
+}));
+
+/**
+ * The WebAssembly merge (merge.c): runs read into its memory, each dump's kept items as one more
+ * source laid out there as they are needed; its events (see resolve_key there) fed to `resolution`.
+ */
+async function mergeWasm(snapshots: readonly EvidenceSnapshot[], resolution: Resolution): Promise<void> {
+  const sources: MergeSource[] = [];
+  const paths: Array<string | undefined> = [];
+  /** Each dump's kept items in key order, sorted by kind then value: no key string made for them. */
+  const kept: EvidenceItem[][] = [];
+  /** Per source: the next kept item to lay out (kept sources only). */
+  const keptAt: number[] = [];
+  snapshots.forEach((snapshot, dump) => {
+    kept.push(
+      snapshot.runs.length === 0 && snapshot.items.length === 0 ? [] : [...snapshot.items].sort(byKindValue),
+    );
+    if (snapshot.runs.length === 0 && snapshot.items.length === 0) return;
+    sources.push({ dump, kept: true });
+    paths.push(undefined);
+    keptAt.push(0);
+    for (const path of snapshot.runs) {
+      sources.push({ dump, kept: false });
+      paths.push(path);
+      keptAt.push(0);
+    }
+  });
+  const runs = openRuns(paths);
+  try {
+    /** A kept source's records: its items' keys, the count field their index in `kept`. */
+    const layOutKept = (source: number, memory: Buffer, at: number, max: number): number => {
+      const items = kept[sources[source]!.dump]!;
+      const end = at + max;
+      let i = keptAt[source]!;
+      let to = at;
+      for (; i < items.length; i++) {
+        const { kind, value } = items[i]!;
+        const room = end - to - 9 - kind.length - 1;
+        // Most values fit at three bytes a character; a long one near the end is measured.
+        const length = value.length * 3 <= room ? undefined : Buffer.byteLength(value, 'utf8');
+        if (length !== undefined && length > room) {
+          if (to === at) return -(9 + kind.length + 1 + length);
+          break;
+        }
+        let written = memory.write(kind, to + 9, 'latin1');
+        memory[to + 9 + written++] = 0;
+        written += memory.write(value, to + 9 + written, 'utf8');
+        memory.writeUInt32LE(written, to);
+        memory.writeUInt32LE(i, to + 4);
+        memory[to + 8] = 0;
+        to += 9 + written;
+      }
+      keptAt[source] = i;
+      return to - at;
+    };
+    const refill: Refill = (source, memory, at, max) =>
+      paths[source] === undefined ? layOutKept(source, memory, at, max) : runs.read(source, memory, at, max);
+    const merge: WasmMerge = newWasmMerge(
+      {
+        premerge: false,
+        sources,
+        bufferBytes: WASM_READ_BUFFER,
+        dumps: snapshots.length,
+        total: snapshots.length,
+        top: TOP_PER_KIND,
+        kinds: MERGE_KINDS,
+      },
+      refill,
+    )!;
+    let events: Buffer = Buffer.alloc(0);
+    let keyAt = 0;
+    let keyLength = 0;
+    const key = () => events.toString('utf8', keyAt, keyAt + keyLength);
+    for (;;) {
+      const worst = resolution.worst;
+      if (worst) merge.setThreshold(worst);
+      const laidOut = merge.step(WASM_STEP_KEYS);
+      if (!laidOut) break;
+      events = laidOut;
+      for (let at = 0; at < events.length; ) {
+        keyLength = events.readUInt32LE(at);
+        const entries = events.readUInt32LE(at + 4);
+        keyAt = at + 8;
+        at = keyAt + keyLength;
+        resolution.begin();
+        for (let e = 0; e < entries; e++, at += 20) {
+          const dump = events.readUInt32LE(at);
+          const index = events.readUInt32LE(at + 4);
+          const count = events.readUInt32LE(at + 12) + events.readUInt32LE(at + 16) * 2 ** 32;
+          if (index !== NONE) resolution.kept(dump, kept[dump]![index]!);
+          if (count > 0) resolution.spilled(dump, count, ENCODINGS[events.readUInt32LE(at + 8)] ?? 'ascii');
+        }
+        resolution.end(key);
+      }
+      await yieldToEventLoop();
+    }
+  } finally {
+    await runs.close();
+  }
+}
+
+/**
+ * Resolves the overflow of a set of dumps analysed together (one snapshot per dump, changed in
+ * place; see the comment at the top). Deletes the runs it read.
+ */
+export async function resolveOverflow(
+  snapshots: readonly EvidenceSnapshot[],
+  config: SpillConfig,
+  options: ResolveOptions = {},
+): Promise<void> {
+  const withRuns = snapshots.filter((s) => s.runs.length > 0);
+  if (withRuns.length === 0) return;
+  const wasm = options.engine !== 'js' && wasmMergeAvailable();
+  try {
+    const perDump = Math.max(1, Math.floor(MAX_OPEN_RUNS / withRuns.length));
+    for (const snapshot of withRuns) {
+      while (snapshot.runs.length > perDump) {
+        const group = snapshot.runs.splice(0, Math.min(MERGE_FAN_IN, snapshot.runs.length - perDump + 1));
+        // Until it is merged, the group stays listed, so it is deleted whatever happens.
+        snapshot.runs.push(...group);
+        const merged = await (wasm ? mergeRunsWasm : mergeRuns)(group, config);
+        snapshot.runs.splice(snapshot.runs.length - group.length, group.length, merged);
+      }
+    }
+    const resolution = new Resolution(snapshots);
+    await (wasm ? mergeWasm : mergeJs)(snapshots, resolution);
+    resolution.finish();
+  } finally {
+    for (const snapshot of snapshots) {
+      for (const path of snapshot.runs) rmSync(path, { force: true });
+      snapshot.runs = [];
+    }
+  }
 }

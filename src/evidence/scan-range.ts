@@ -1,6 +1,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { EvidenceCollector, type EvidenceSnapshot } from '../analyze/evidence.ts';
 import { StringScanner } from '../analyze/strings.ts';
+import { compactRuns } from './overflow.ts';
 import { type SpillConfig, SpillStore } from './spill.ts';
 
 /**
@@ -64,7 +65,9 @@ export async function scanClaimedRanges(
   } finally {
     closeSync(fd);
   }
-  return collector.snapshot();
+  const snapshot = collector.snapshot();
+  if (spill) snapshot.runs = await compactRuns(snapshot.runs, spill);
+  return snapshot;
 }
 
 /**
@@ -89,7 +92,14 @@ function scanInto(
     (text, offset, encoding, triggers) => {
       if (offset >= start && offset < end) collector.onString(text, offset, encoding, triggers);
     },
-    { skipPlain: true },
+    {
+      skipPlain: true,
+      values: {
+        accepting: collector.valueBytes.accepting,
+        string: (offset) => offset >= start && offset < end && collector.valueBytes.string(offset),
+        value: collector.valueBytes.value,
+      },
+    },
   );
   // Read straight into the WebAssembly scanner's input when there is one (no copy); else into a
   // buffer outside Buffer's pool, so its offset is 0 and the scanner's 32-bit view is aligned.

@@ -1,7 +1,9 @@
 import type { Gauge } from 'prom-client';
-import type { ComputedMetric, ComputedSamples, Metrics } from '../metrics.ts';
-import { OUTBOX_STUCK_AFTER_S, outboxBacklog } from '../slack/outbox.ts';
+import type { ComputedMetric, Metrics } from '../metrics.ts';
+import { OUTBOX_STUCK_AFTER_S } from '../slack/outbox-options.ts';
 import type { Db } from '../store/db.ts';
+import { outboxBacklog } from '../store/outbox.ts';
+import { approvalLatency, histogram, jobCounts, openIncidentCounts, ping } from '../store/stats.ts';
 import { type Route, sendJson } from './routes.ts';
 
 /** /healthz: the process answers. /readyz: the store answers too. /metrics: Prometheus. */
@@ -13,7 +15,7 @@ export function healthRoutes(deps: { db: Db; metrics: Metrics }): Route[] {
       method: ['GET'],
       async handler(_req, res) {
         try {
-          await deps.db.executeSql('SELECT 1');
+          await ping(deps.db);
           sendJson(res, 200, { status: 'ready', store: deps.db.kind });
         } catch (error) {
           sendJson(res, 503, { status: 'not ready', store: deps.db.kind, error: (error as Error).message });
@@ -38,84 +40,21 @@ export const LATENCY_BUCKETS_S = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 3
 /** Upper bounds of the analysis throughput histogram, in bytes per second. */
 export const THROUGHPUT_BUCKETS = [1e6, 1e7, 5e7, 1e8, 2.5e8, 5e8, 1e9, 2e9, 4e9];
 
-/**
- * The observations of each histogram, one `v` per row, over everything the store holds (so the
- * counts only grow, and a restarted bot reports the same): from an incident's first alert to its
- * root message posted in Slack; from the approval that completed a proposal's approvals to its run
- * starting (both on the database's clock); an analysis job's bytes over its duration.
- */
-const HISTOGRAM_SOURCES = {
-  alertToRoot: `SELECT greatest(0, extract(epoch FROM m.posted_at - a.first))::float8 AS v
-      FROM thread_messages m
-      JOIN (SELECT incident_id, min(received_at) AS first FROM alerts
-             WHERE incident_id IS NOT NULL GROUP BY incident_id) a ON a.incident_id = m.incident_id
-     WHERE m.role = 'root' AND m.posted_at IS NOT NULL`,
-  approvalToRun: `SELECT greatest(0, extract(epoch FROM r.started_at - q.last))::float8 AS v
-      FROM runs r
-      JOIN (SELECT proposal_id, max(recorded_at) AS last FROM approvals
-             WHERE decision = 'approved' GROUP BY proposal_id) q ON q.proposal_id = r.proposal_id`,
-  analysisThroughput: `SELECT ((result->>'bytes')::float8
-             / greatest(extract(epoch FROM finished_at - started_at), 0.001))::float8 AS v
-      FROM jobs
-     WHERE kind = 'analyze-evidence' AND state = 'succeeded' AND started_at IS NOT NULL
-       AND finished_at IS NOT NULL AND result->>'bytes' IS NOT NULL`,
-};
-
-/** One statement: the cumulative count under each bound, then (le NULL) the total count and sum. */
-export function histogramSql(source: string, buckets: readonly number[]): string {
-  const bounds = buckets.map((b) => `${Number(b)}::float8`).join(', ');
-  return `WITH s AS (${source})
-    SELECT b.le, count(s.v)::int AS n, NULL::float8 AS total
-      FROM unnest(ARRAY[${bounds}]) AS b(le) LEFT JOIN s ON s.v <= b.le GROUP BY b.le
-    UNION ALL
-    SELECT NULL, count(*)::int, coalesce(sum(v), 0)::float8 FROM s
-    ORDER BY 1 NULLS LAST`;
-}
-
-async function histogram(db: Db, source: string, buckets: readonly number[]): Promise<ComputedSamples> {
-  const { rows } = await db.executeSql<{ le: number | null; n: number; total: number | null }>(
-    histogramSql(source, buckets),
-  );
-  const totals = rows.find((r) => r.le === null);
-  return {
-    count: Number(totals?.n ?? 0),
-    sum: Number(totals?.total ?? 0),
-    buckets: rows.filter((r) => r.le !== null).map((r) => ({ le: Number(r.le), count: Number(r.n) })),
-  };
-}
-
 /** Sets every metric the store knows; nightshift_store_up says whether it answered. */
 export async function scrapeStore(db: Db, metrics: Metrics): Promise<void> {
   const gauge = (name: string) => metrics.registry.getSingleMetric(name) as Gauge | undefined;
   const computed = (name: string) => metrics.registry.getSingleMetric(name) as ComputedMetric | undefined;
   try {
-    const incidents = await db.executeSql<{ status: string; n: number }>(
-      `SELECT status, count(*)::int AS n FROM incidents WHERE status <> 'resolved' GROUP BY status`,
-    );
+    const incidents = await openIncidentCounts(db);
     const open = gauge('nightshift_incidents_open');
     for (const status of ['open', 'investigating', 'mitigated'])
-      open?.set({ status }, incidents.rows.find((r) => r.status === status)?.n ?? 0);
-    const jobs = await db.executeSql<{ state: string; n: number }>(
-      'SELECT state, count(*)::int AS n FROM jobs GROUP BY state',
-    );
+      open?.set({ status }, incidents.find((r) => r.status === status)?.n ?? 0);
     const byState = gauge('nightshift_jobs');
+    const jobs = await jobCounts(db);
     byState?.reset();
-    for (const row of jobs.rows) byState?.set({ state: row.state }, row.n);
+    for (const row of jobs) byState?.set({ state: row.state }, row.n);
     // Approval latency: from a proposal being posted to its approval, over the last day.
-    const latency = await db.executeSql<{
-      n: number;
-      total: number | null;
-      p50: number | null;
-      p99: number | null;
-    }>(
-      `SELECT count(*)::int AS n, sum(seconds)::float8 AS total,
-              percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds)::float8 AS p50,
-              percentile_cont(0.99) WITHIN GROUP (ORDER BY seconds)::float8 AS p99
-       FROM (SELECT extract(epoch FROM a.decided_at - p.created_at) AS seconds
-             FROM approvals a JOIN proposals p ON p.id = a.proposal_id
-             WHERE a.decision = 'approved' AND a.decided_at > now() - interval '1 day') latencies`,
-    );
-    const l = latency.rows[0]!;
+    const l = await approvalLatency(db);
     computed('nightshift_approval_latency_seconds')?.set({
       count: l.n,
       sum: l.total ?? 0,
@@ -124,14 +63,12 @@ export async function scrapeStore(db: Db, metrics: Metrics): Promise<void> {
         { quantile: 0.99, value: l.p99 ?? 0 },
       ],
     });
-    computed('nightshift_alert_to_root_seconds')?.set(
-      await histogram(db, HISTOGRAM_SOURCES.alertToRoot, LATENCY_BUCKETS_S),
-    );
+    computed('nightshift_alert_to_root_seconds')?.set(await histogram(db, 'alertToRoot', LATENCY_BUCKETS_S));
     computed('nightshift_approval_to_run_seconds')?.set(
-      await histogram(db, HISTOGRAM_SOURCES.approvalToRun, LATENCY_BUCKETS_S),
+      await histogram(db, 'approvalToRun', LATENCY_BUCKETS_S),
     );
     computed('nightshift_analysis_throughput_bytes_per_second')?.set(
-      await histogram(db, HISTOGRAM_SOURCES.analysisThroughput, THROUGHPUT_BUCKETS),
+      await histogram(db, 'analysisThroughput', THROUGHPUT_BUCKETS),
     );
     // The Slack outbox: messages still to post (waiting for a retry included), messages given
     // up on after their last attempt, and how long the oldest one still to post has waited.

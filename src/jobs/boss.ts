@@ -22,7 +22,8 @@ import { QUEUES } from './queues.ts';
  */
 export const WORKER_POLLING = { pollingIntervalSeconds: 1, notifyPollingIntervalSeconds: 1 };
 
-export async function startBoss(db: Db, log: Logger): Promise<PgBoss> {
+/** The queue on the store's database, not started yet: main.ts starts it as one of the bot's parts. */
+export function createBoss(db: Db, log: Logger): PgBoss {
   const schema = `${db.schema}_jobs`;
   const boss =
     db.kind === 'pglite'
@@ -35,11 +36,21 @@ export async function startBoss(db: Db, log: Logger): Promise<PgBoss> {
       : new PgBoss({ connectionString: db.connectionString!, schema, max: 4, useListenNotify: true });
   boss.on('error', (error) => log.error({ err: error }, 'job queue error'));
   boss.on('warning', (warning) => log.warn({ warning }, 'job queue warning'));
+  return boss;
+}
+
+/** Starts the queue and makes sure every queue exists, with `notify`. */
+export async function startQueues(boss: PgBoss): Promise<void> {
   await boss.start();
   for (const queue of Object.values(QUEUES)) {
     await boss.createQueue(queue.name, { notify: true });
     // A queue an older bot created without it.
     await boss.updateQueue(queue.name, { notify: true });
   }
+}
+
+export async function startBoss(db: Db, log: Logger): Promise<PgBoss> {
+  const boss = createBoss(db, log);
+  await startQueues(boss);
   return boss;
 }

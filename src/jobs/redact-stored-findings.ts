@@ -1,5 +1,6 @@
 import { findingRedactor } from '../evidence/known-secrets.ts';
 import type { Db } from '../store/db.ts';
+import { rewriteFinding, type StoredFinding, unredactedFindings } from '../store/findings.ts';
 
 /**
  * Findings stored before they were redacted at rest (no `redactions` in their body) are redacted
@@ -10,24 +11,16 @@ import type { Db } from '../store/db.ts';
 export async function redactStoredFindings(db: Db, evidenceDir: string): Promise<number> {
   let done = 0;
   for (;;) {
-    const { rows } = await db.executeSql<{ id: string; incident_id: string; title: string; body: unknown }>(
-      `SELECT id, incident_id, title, body FROM findings WHERE NOT (body ? 'redactions') ORDER BY incident_id, id LIMIT 500`,
-    );
+    const rows = await unredactedFindings(db, 500);
     if (rows.length === 0) return done;
-    const byIncident = new Map<number, typeof rows>();
-    for (const row of rows) {
-      const id = Number(row.incident_id);
-      byIncident.set(id, [...(byIncident.get(id) ?? []), row]);
-    }
+    const byIncident = new Map<number, StoredFinding[]>();
+    for (const row of rows) byIncident.set(row.incidentId, [...(byIncident.get(row.incidentId) ?? []), row]);
     for (const [incidentId, found] of byIncident) {
-      const parsed = found.map((row) => {
-        const body = (typeof row.body === 'string' ? JSON.parse(row.body) : row.body) as Record<
-          string,
-          unknown
-        >;
-        const detail = typeof body.detail === 'string' ? body.detail : '';
-        return { row, body, detail };
-      });
+      const parsed = found.map((row) => ({
+        row,
+        body: row.body,
+        detail: typeof row.body.detail === 'string' ? row.body.detail : '',
+      }));
       // With what an earlier page of this incident's rows (or a job) found.
       const scrub = await findingRedactor(
         evidenceDir,
@@ -38,15 +31,11 @@ export async function redactStoredFindings(db: Db, evidenceDir: string): Promise
         for (const { row, body, detail } of parsed) {
           const title = scrub(row.title);
           const d = scrub(detail);
-          await tx.executeSql('UPDATE findings SET title = $2, body = $3 WHERE id = $1', [
-            row.id,
-            title.text,
-            JSON.stringify({
-              ...body,
-              ...(typeof body.detail === 'string' ? { detail: d.text } : {}),
-              redactions: title.count + d.count,
-            }),
-          ]);
+          await rewriteFinding(tx, row.id, title.text, {
+            ...body,
+            ...(typeof body.detail === 'string' ? { detail: d.text } : {}),
+            redactions: title.count + d.count,
+          });
           done++;
         }
       });

@@ -1,12 +1,13 @@
 import { rm } from 'node:fs/promises';
-import { closedUntold } from '../agent/conversation.ts';
 import { expireProposals, failStaleRuns, type Proposal, RUN_HEARTBEAT } from '../approvals/service.ts';
 import { forgetSecretsBefore } from '../evidence/known-secrets.ts';
-import type { Logger } from '../log.ts';
+import type { Services } from '../services.ts';
 import { md } from '../slack/blocks/mrkdwn.ts';
-import type { SlackPoster } from '../slack/outbox.ts';
 import { refreshProposalMessage } from '../slack/proposal-messages.ts';
-import type { Db } from '../store/db.ts';
+import { closedUntold } from '../store/agent.ts';
+import { expireEvidence, incidentsWithEvidence } from '../store/evidence-artifacts.ts';
+import { incidentsWithoutCollection } from '../store/incidents.ts';
+import { runMessageKey } from '../store/message-keys.ts';
 import { appendAudit, queueThreadMessage } from '../store/records.ts';
 
 /**
@@ -18,10 +19,7 @@ import { appendAudit, queueThreadMessage } from '../store/records.ts';
  * (size, sha256, origin) kept, and so are the secrets remembered beside it; a disk incident whose
  * collection was lost is collected.
  */
-export interface SweeperDeps {
-  db: Db;
-  log: Logger;
-  slack?: SlackPoster | undefined;
+export interface SweeperDeps extends Pick<Services, 'db' | 'log' | 'now' | 'slack'> {
   evidenceDays: number;
   /** Where evidence is kept: the secrets remembered beside it go with it (evidence/known-secrets.ts). */
   evidenceDir?: string | undefined;
@@ -79,45 +77,29 @@ export async function sweep(
     }
   }
   const cutoff = new Date(now.getTime() - deps.evidenceDays * 86_400_000);
-  const { rows } = await deps.db.executeSql<{ id: string; incident_id: string; local_path: string }>(
-    `UPDATE evidence_artifacts SET deleted_at = $2
-     WHERE state = 'complete' AND deleted_at IS NULL AND local_path IS NOT NULL AND completed_at < $1
-     RETURNING id, incident_id, local_path`,
-    [cutoff, now],
-  );
-  for (const row of rows) {
-    await rm(row.local_path, { force: true });
+  const deleted = await expireEvidence(deps.db, cutoff, now);
+  for (const artifact of deleted) {
+    await rm(artifact.localPath, { force: true });
     await appendAudit(deps.db, {
       actor: 'nightshift',
       action: 'evidence.deleted',
-      incidentId: Number(row.incident_id),
-      subject: { artifact: Number(row.id), path: row.local_path, retentionDays: deps.evidenceDays },
+      incidentId: artifact.incidentId,
+      subject: { artifact: artifact.id, path: artifact.localPath, retentionDays: deps.evidenceDays },
     });
   }
   // The secrets found in an incident's findings are kept as long as any of its evidence is.
-  if (deps.evidenceDir) {
-    const live = await deps.db.executeSql<{ incident_id: string }>(
-      'SELECT DISTINCT incident_id FROM evidence_artifacts WHERE deleted_at IS NULL',
-    );
-    await forgetSecretsBefore(deps.evidenceDir, cutoff, new Set(live.rows.map((r) => Number(r.incident_id))));
-  }
+  if (deps.evidenceDir)
+    await forgetSecretsBefore(deps.evidenceDir, cutoff, await incidentsWithEvidence(deps.db));
   // A disk incident, or one opened with /investigate, whose collection was never queued (the bot
   // died between the alert's or command's commit and the send): queue it now. The job id is the incident's, so this never makes a second one.
   let collections = 0;
   if (deps.startCollection) {
-    const missed = await deps.db.executeSql<{ id: string; host: string }>(
-      `SELECT i.id, i.host FROM incidents i
-       WHERE i.problem IN ('disk', 'manual') AND i.status <> 'resolved' AND i.opened_at < $1
-         AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.incident_id = i.id AND j.kind = 'collect-host')
-       ORDER BY i.id LIMIT 50`,
-      [new Date(now.getTime() - 60_000)],
-    );
-    for (const row of missed.rows) {
-      await deps.startCollection(Number(row.id), row.host);
+    for (const incident of await incidentsWithoutCollection(deps.db, new Date(now.getTime() - 60_000), 50)) {
+      await deps.startCollection(incident.id, incident.host);
       collections++;
     }
   }
-  return { expired: expired.length, deleted: rows.length, collections, wakes, abandoned };
+  return { expired: expired.length, deleted: deleted.length, collections, wakes, abandoned };
 }
 
 /**
@@ -133,7 +115,7 @@ async function failAbandonedRuns(deps: SweeperDeps, now: Date): Promise<number> 
     try {
       await queueThreadMessage(deps.db, {
         incidentId: proposal.incidentId,
-        key: `run:${runId}:result`,
+        key: runMessageKey(runId, 'result'),
         fallbackChannel: deps.channel ?? '#incidents',
         body: {
           type: 'text',
@@ -161,7 +143,7 @@ async function failAbandonedRuns(deps: SweeperDeps, now: Date): Promise<number> 
 
 export function startSweeper(deps: SweeperDeps, everyMs = 30_000): { stop(): void } {
   const timer = setInterval(() => {
-    sweep(deps, new Date()).catch((error: unknown) => deps.log.warn({ err: error }, 'sweep failed'));
+    sweep(deps, deps.now()).catch((error: unknown) => deps.log.warn({ err: error }, 'sweep failed'));
   }, everyMs);
   timer.unref();
   return { stop: () => clearInterval(timer) };

@@ -261,54 +261,44 @@ export function createScriptCgroup(home: CgroupHome, limits: CgroupLimits): Scri
     home.version === 2 ? [join(home.dir, name)] : [join(home.memoryDir, name), join(home.pidsDir, name)];
   const memoryDir = dirs[0]!;
   const pidsDir = dirs[dirs.length - 1]!;
+  const made = makeLimitedDirs(home, dirs, limits);
+  const pids = () => pidsIn(dirs);
+  const killAll = (deadlineMs = 5000) => killAllIn(home, memoryDir, pids, deadlineMs);
+  return {
+    home,
+    dirs,
+    join(pid) {
+      for (const dir of dirs) writeFileSync(join(dir, 'cgroup.procs'), String(pid));
+    },
+    pids,
+    killAll,
+    report() {
+      const v2 = home.version === 2;
+      return {
+        version: home.version,
+        path: memoryDir,
+        memoryLimitBytes: limits.memoryBytes,
+        maxProcesses: limits.maxProcesses,
+        peakMemoryBytes: number(join(memoryDir, v2 ? 'memory.peak' : 'memory.max_usage_in_bytes')),
+        oomKills: keyed(join(memoryDir, v2 ? 'memory.events' : 'memory.oom_control'), 'oom_kill'),
+        forkFailures: keyed(join(pidsDir, 'pids.events'), 'max'),
+      };
+    },
+    async remove() {
+      await killAll();
+      await removeDirs(made);
+    },
+  };
+}
+
+/**
+ * Makes the run's directories (one for v2; memory's and pids' for v1) and writes its limits into
+ * them; returns the directories made. On failure, removes what it made and throws.
+ */
+function makeLimitedDirs(home: CgroupHome, dirs: string[], limits: CgroupLimits): string[] {
+  const memoryDir = dirs[0]!;
+  const pidsDir = dirs[dirs.length - 1]!;
   const made: string[] = [];
-  const pids = () => {
-    const seen = new Set<number>();
-    for (const dir of dirs)
-      try {
-        for (const pid of words(join(dir, 'cgroup.procs'))) seen.add(Number(pid));
-      } catch {
-        // removed already
-      }
-    return [...seen];
-  };
-  const killAll = async (deadlineMs = 5000): Promise<boolean> => {
-    const until = Date.now() + deadlineMs;
-    if (home.version === 2 && existsSync(join(memoryDir, 'cgroup.kill')))
-      try {
-        writeFileSync(join(memoryDir, 'cgroup.kill'), '1');
-      } catch {
-        // killed one by one below
-      }
-    for (;;) {
-      const left = pids();
-      if (left.length === 0) return true;
-      if (Date.now() > until) return false;
-      for (const pid of left)
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // gone already
-        }
-      await sleep(10);
-    }
-  };
-  const removeDirs = async () => {
-    for (const dir of [...made].reverse()) {
-      // A killed process stays in cgroup.procs until it is reaped; rmdir says EBUSY until then.
-      for (let attempt = 0; ; attempt++) {
-        try {
-          rmdirSync(dir);
-          break;
-        } catch (error) {
-          const code = (error as NodeJS.ErrnoException).code;
-          if (code === 'ENOENT') break;
-          if (code !== 'EBUSY' || attempt >= 200) throw error;
-          await sleep(25);
-        }
-      }
-    }
-  };
   try {
     for (const dir of dirs) {
       mkdirSync(dir);
@@ -336,31 +326,68 @@ export function createScriptCgroup(home: CgroupHome, limits: CgroupLimits): Scri
       cause: error,
     });
   }
-  return {
-    home,
-    dirs,
-    join(pid) {
-      for (const dir of dirs) writeFileSync(join(dir, 'cgroup.procs'), String(pid));
-    },
-    pids,
-    killAll,
-    report() {
-      const v2 = home.version === 2;
-      return {
-        version: home.version,
-        path: memoryDir,
-        memoryLimitBytes: limits.memoryBytes,
-        maxProcesses: limits.maxProcesses,
-        peakMemoryBytes: number(join(memoryDir, v2 ? 'memory.peak' : 'memory.max_usage_in_bytes')),
-        oomKills: keyed(join(memoryDir, v2 ? 'memory.events' : 'memory.oom_control'), 'oom_kill'),
-        forkFailures: keyed(join(pidsDir, 'pids.events'), 'max'),
-      };
-    },
-    async remove() {
-      await killAll();
-      await removeDirs();
-    },
-  };
+  return made;
+}
+
+/** The processes in any of the run's directories. */
+function pidsIn(dirs: readonly string[]): number[] {
+  const seen = new Set<number>();
+  for (const dir of dirs)
+    try {
+      for (const pid of words(join(dir, 'cgroup.procs'))) seen.add(Number(pid));
+    } catch {
+      // removed already
+    }
+  return [...seen];
+}
+
+/**
+ * Kills everything in the cgroup (cgroup.kill where v2 has it, then one by one until none is
+ * left); false when some are still there after `deadlineMs`.
+ */
+async function killAllIn(
+  home: CgroupHome,
+  memoryDir: string,
+  pids: () => number[],
+  deadlineMs: number,
+): Promise<boolean> {
+  const until = Date.now() + deadlineMs;
+  if (home.version === 2 && existsSync(join(memoryDir, 'cgroup.kill')))
+    try {
+      writeFileSync(join(memoryDir, 'cgroup.kill'), '1');
+    } catch {
+      // killed one by one below
+    }
+  for (;;) {
+    const left = pids();
+    if (left.length === 0) return true;
+    if (Date.now() > until) return false;
+    for (const pid of left)
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    await sleep(10);
+  }
+}
+
+/** Removes the directories, innermost last made first. */
+async function removeDirs(made: readonly string[]): Promise<void> {
+  for (const dir of [...made].reverse()) {
+    // A killed process stays in cgroup.procs until it is reaped; rmdir says EBUSY until then.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        rmdirSync(dir);
+        break;
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') break;
+        if (code !== 'EBUSY' || attempt >= 200) throw error;
+        await sleep(25);
+      }
+    }
+  }
 }
 
 const RUN_NAME = /^nightshift-run-(\d+)-\d+-[0-9a-f]+$/;

@@ -267,12 +267,71 @@ async function reachableBy(paths: readonly string[], runAs: { uid: number; gid: 
 }
 
 export async function runInSandbox(options: SandboxOptions): Promise<SandboxResult> {
-  const timeoutMs = options.timeoutMs ?? SANDBOX_DEFAULTS.timeoutMs;
-  const memoryBytes = options.memoryBytes ?? SANDBOX_DEFAULTS.memoryBytes;
-  const fileBytes = options.fileBytes ?? SANDBOX_DEFAULTS.fileBytes;
-  const workBytes = options.workBytes ?? SANDBOX_DEFAULTS.workBytes;
-  const maxProcesses = options.maxProcesses ?? SANDBOX_DEFAULTS.maxProcesses;
-  const maxOutputBytes = options.maxOutputBytes ?? SANDBOX_DEFAULTS.maxOutputBytes;
+  const limits = sandboxLimits(options);
+  const { bwrap, prlimit } = sandboxTools(options);
+  const home = findCgroupHome(options.cgroup);
+  if (!home.ok)
+    throw new CodedError(
+      ErrorCode.SandboxUnavailable,
+      `no cgroup can bound the script's memory and processes, so the script was not run: ${home.reason}`,
+    );
+  const uid = options.runAs?.uid ?? process.getuid?.() ?? 0;
+  const hide = options.runAs ? await reachableBy(options.hide ?? [], options.runAs) : (options.hide ?? []);
+  const args = [
+    // The first process waits for a line on stdin: the bot moves it into the run's cgroup first.
+    '-c',
+    'read -r go && [ "$go" = go ] && exec "$@" </dev/null; exit 125',
+    'nightshift-sandbox',
+    prlimit,
+    `--as=${limits.memoryBytes}`,
+    `--fsize=${limits.fileBytes}`,
+    `--nproc=${tasksOfUser(uid) + limits.maxProcesses}`,
+    '--core=0',
+    '--',
+    bwrap,
+    ...sandboxArgs({
+      evidenceDir: options.evidenceDir,
+      workBytes: limits.workBytes,
+      hide,
+      tmpBytes: Math.min(limits.fileBytes, 64 * 1024 * 1024),
+    }),
+    '--',
+    '/bin/sh',
+    '-c',
+    options.script,
+  ];
+  let cgroup: ScriptCgroup;
+  try {
+    cgroup = createScriptCgroup(home.home, {
+      memoryBytes: limits.totalMemoryBytes,
+      maxProcesses: limits.maxProcesses,
+    });
+  } catch (error) {
+    throw new CodedError(
+      ErrorCode.SandboxUnavailable,
+      `no cgroup can bound the script's memory and processes, so the script was not run: ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
+  try {
+    return await superviseSandbox(args, options.runAs, limits, cgroup);
+  } finally {
+    // A process stuck in the kernel past the deadline keeps the cgroup, and its limits with it.
+    await cgroup.remove().catch(() => undefined);
+  }
+}
+
+type Limits = typeof SANDBOX_DEFAULTS;
+
+/** The options' limits, each its default where it is not given. */
+function sandboxLimits(options: SandboxOptions): Limits {
+  const limits = { ...SANDBOX_DEFAULTS };
+  for (const key of Object.keys(limits) as Array<keyof Limits>) limits[key] = options[key] ?? limits[key];
+  return limits;
+}
+
+/** bwrap and prlimit, and the evidence directory: without any of them, nothing runs. */
+function sandboxTools(options: SandboxOptions): { bwrap: string; prlimit: string } {
   const bwrap = findExecutable('bwrap', options.searchPath);
   const prlimit = findExecutable('prlimit', options.searchPath);
   if (!bwrap)
@@ -290,138 +349,123 @@ export async function runInSandbox(options: SandboxOptions): Promise<SandboxResu
       ErrorCode.SandboxUnavailable,
       `the evidence directory ${options.evidenceDir} does not exist, so the script was not run`,
     );
+  return { bwrap, prlimit };
+}
 
-  const totalMemoryBytes = options.totalMemoryBytes ?? SANDBOX_DEFAULTS.totalMemoryBytes;
-  const home = findCgroupHome(options.cgroup);
-  if (!home.ok)
-    throw new CodedError(
-      ErrorCode.SandboxUnavailable,
-      `no cgroup can bound the script's memory and processes, so the script was not run: ${home.reason}`,
-    );
-
-  const uid = options.runAs?.uid ?? process.getuid?.() ?? 0;
-  const hide = options.runAs ? await reachableBy(options.hide ?? [], options.runAs) : (options.hide ?? []);
-  const args = [
-    // The first process waits for a line on stdin: the bot moves it into the run's cgroup first.
-    '-c',
-    'read -r go && [ "$go" = go ] && exec "$@" </dev/null; exit 125',
-    'nightshift-sandbox',
-    prlimit,
-    `--as=${memoryBytes}`,
-    `--fsize=${fileBytes}`,
-    `--nproc=${tasksOfUser(uid) + maxProcesses}`,
-    '--core=0',
-    '--',
-    bwrap,
-    ...sandboxArgs({
-      evidenceDir: options.evidenceDir,
-      workBytes,
-      hide,
-      tmpBytes: Math.min(fileBytes, 64 * 1024 * 1024),
-    }),
-    '--',
-    '/bin/sh',
-    '-c',
-    options.script,
-  ];
-  let cgroup: ScriptCgroup;
-  try {
-    cgroup = createScriptCgroup(home.home, { memoryBytes: totalMemoryBytes, maxProcesses });
-  } catch (error) {
-    throw new CodedError(
-      ErrorCode.SandboxUnavailable,
-      `no cgroup can bound the script's memory and processes, so the script was not run: ${(error as Error).message}`,
-      { cause: error },
-    );
-  }
-  try {
-    return await new Promise<SandboxResult>((done, fail) => {
-      const started = performance.now();
-      // /bin/sh waits, is moved into the cgroup, then execs prlimit, which sets the limits on
-      // itself and execs bwrap: one process, the leader of its group.
-      const child = spawn('/bin/sh', args, {
-        detached: true,
-        stdio: ['pipe', 'pipe', 'pipe'],
-        env: {},
-        ...(options.runAs ? { uid: options.runAs.uid, gid: options.runAs.gid } : {}),
-      });
-      const out: Buffer[] = [];
-      const err: Buffer[] = [];
-      let size = 0;
-      let truncated = false;
-      let timedOut = false;
-      const kill = () => {
-        try {
-          if (child.pid) process.kill(-child.pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-        // What left the process group (setsid, a daemon) is still in the cgroup.
-        void cgroup.killAll();
-      };
-      const take = (into: Buffer[]) => (chunk: Buffer) => {
-        if (truncated) return;
-        const room = maxOutputBytes - size;
-        if (chunk.length > room) {
-          into.push(chunk.subarray(0, room));
-          size = maxOutputBytes;
-          truncated = true;
-          kill();
-          return;
-        }
-        into.push(chunk);
-        size += chunk.length;
-      };
-      const timer = setTimeout(() => {
-        timedOut = true;
-        kill();
-      }, timeoutMs);
-      child.stdout.on('data', take(out));
-      child.stderr.on('data', take(err));
-      child.stdin.on('error', () => {
-        // the wrapper died before reading its line; its exit is reported below
-      });
-      child.once('error', (error) => {
-        clearTimeout(timer);
-        fail(new CodedError(ErrorCode.SandboxUnavailable, `cannot start the sandbox: ${error.message}`));
-      });
-      if (child.pid !== undefined) {
-        try {
-          cgroup.join(child.pid);
-        } catch (error) {
-          clearTimeout(timer);
-          kill();
-          fail(
-            new CodedError(
-              ErrorCode.SandboxUnavailable,
-              `cannot move the sandbox into its cgroup, so the script was not run: ${(error as Error).message}`,
-              { cause: error },
-            ),
-          );
-          return;
-        }
-        child.stdin.end('go\n');
-      }
-      child.once('close', (code, signal) => {
-        clearTimeout(timer);
-        // Nothing of the script outlives the run: what is still in the cgroup is killed first.
-        void cgroup.killAll().then(() =>
-          done({
-            exitCode: code,
-            signal,
-            stdout: Buffer.concat(out).toString('utf8'),
-            stderr: Buffer.concat(err).toString('utf8'),
-            timedOut,
-            truncated,
-            outputBytes: size,
-            durationMs: Math.round(performance.now() - started),
-            cgroup: cgroup.report(),
-          }),
-        );
-      });
+/**
+ * Starts the wrapper, moves it into the run's cgroup, lets it go, and gathers its output up to
+ * the cap and its exit; the time limit and the cap kill its process group and its cgroup.
+ */
+function superviseSandbox(
+  args: string[],
+  runAs: SandboxOptions['runAs'],
+  limits: Limits,
+  cgroup: ScriptCgroup,
+): Promise<SandboxResult> {
+  return new Promise<SandboxResult>((done, fail) => {
+    const started = performance.now();
+    // /bin/sh waits, is moved into the cgroup, then execs prlimit, which sets the limits on
+    // itself and execs bwrap: one process, the leader of its group.
+    const child = spawn('/bin/sh', args, {
+      detached: true,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: {},
+      ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}),
     });
-  } finally {
-    // A process stuck in the kernel past the deadline keeps the cgroup, and its limits with it.
-    await cgroup.remove().catch(() => undefined);
+    let timedOut = false;
+    const kill = () => killSandbox(child.pid, cgroup);
+    const output = new CappedOutput(limits.maxOutputBytes, kill);
+    const timer = setTimeout(() => {
+      timedOut = true;
+      kill();
+    }, limits.timeoutMs);
+    child.stdout.on('data', (chunk: Buffer) => output.take(output.stdout, chunk));
+    child.stderr.on('data', (chunk: Buffer) => output.take(output.stderr, chunk));
+    child.stdin.on('error', () => {
+      // the wrapper died before reading its line; its exit is reported below
+    });
+    child.once('error', (error) => {
+      clearTimeout(timer);
+      fail(new CodedError(ErrorCode.SandboxUnavailable, `cannot start the sandbox: ${error.message}`));
+    });
+    if (child.pid !== undefined) {
+      try {
+        cgroup.join(child.pid);
+      } catch (error) {
+        clearTimeout(timer);
+        kill();
+        fail(
+          new CodedError(
+            ErrorCode.SandboxUnavailable,
+            `cannot move the sandbox into its cgroup, so the script was not run: ${(error as Error).message}`,
+            { cause: error },
+          ),
+        );
+        return;
+      }
+      child.stdin.end('go\n');
+    }
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      // Nothing of the script outlives the run: what is still in the cgroup is killed first.
+      void cgroup.killAll().then(() =>
+        done({
+          exitCode: code,
+          signal,
+          ...output.text(),
+          timedOut,
+          truncated: output.truncated,
+          outputBytes: output.size,
+          durationMs: Math.round(performance.now() - started),
+          cgroup: cgroup.report(),
+        }),
+      );
+    });
+  });
+}
+
+/** Kills the sandbox's process group, and what left it (setsid, a daemon) but is still in the cgroup. */
+function killSandbox(pid: number | undefined, cgroup: ScriptCgroup): void {
+  try {
+    if (pid) process.kill(-pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+  void cgroup.killAll();
+}
+
+/** stdout and stderr kept together up to `maxBytes`; the chunk that crosses it is cut and `onFull` called. */
+class CappedOutput {
+  readonly stdout: Buffer[] = [];
+  readonly stderr: Buffer[] = [];
+  size = 0;
+  truncated = false;
+  readonly #maxBytes: number;
+  readonly #onFull: () => void;
+
+  constructor(maxBytes: number, onFull: () => void) {
+    this.#maxBytes = maxBytes;
+    this.#onFull = onFull;
+  }
+
+  take(into: Buffer[], chunk: Buffer): void {
+    if (this.truncated) return;
+    const room = this.#maxBytes - this.size;
+    if (chunk.length > room) {
+      into.push(chunk.subarray(0, room));
+      this.size = this.#maxBytes;
+      this.truncated = true;
+      this.#onFull();
+      return;
+    }
+    into.push(chunk);
+    this.size += chunk.length;
+  }
+
+  text(): { stdout: string; stderr: string } {
+    return {
+      stdout: Buffer.concat(this.stdout).toString('utf8'),
+      stderr: Buffer.concat(this.stderr).toString('utf8'),
+    };
   }
 }

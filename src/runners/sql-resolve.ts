@@ -49,51 +49,86 @@ export async function checkReferencesOnServer(
   const explicitSchemas = unique(
     [...refs.functions, ...refs.operators].flatMap((n) => (n.schema ? [n.schema] : [])),
   );
+  for (const check of [
+    () => checkFunctions(query, refs, explicitSchemas),
+    () => checkOperators(query, refs, explicitSchemas),
+    () => checkTypes(query, refs.types),
+    () => checkRelations(query, refs.relations, depth, seen),
+  ]) {
+    const verdict = await check();
+    if (!verdict.ok) return verdict;
+  }
+  return { ok: true };
+}
 
+/**
+ * Every function visible by a name the statement calls (or reaches with attribute syntax): on the
+ * search path or in a schema it names.
+ */
+async function checkFunctions(
+  query: CatalogQuery,
+  refs: SqlReferences,
+  explicitSchemas: string[],
+): Promise<SqlVerdict> {
   const functionNames = unique([...refs.functions.map((f) => f.name), ...refs.attributes]);
-  if (functionNames.length > 0) {
-    const rows = await query(
-      `SELECT n.nspname AS schema, p.proname AS name, p.oid::regprocedure::text AS signature,
-              p.oid < 16384 AS builtin
-         FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-        WHERE p.proname = ANY($1::text[])
-          AND (n.nspname = ANY(pg_catalog.current_schemas(true)) OR n.nspname = ANY($2::text[]))`,
-      [functionNames, explicitSchemas],
-    );
-    for (const row of rows) {
-      const attribute = !refs.functions.some((f) => f.name === row.name);
-      const how = attribute ? ` (reachable with attribute syntax, x.${row.name})` : '';
-      if (!yes(row.builtin))
-        return refuse(
-          `${row.signature}${how} is defined in this database, not a built-in known to be read-only`,
-        );
-      const verdict = builtinFunctionVerdict(String(row.name), String(row.schema));
-      if (verdict === undefined)
-        return refuse(`${row.signature}${how} is not in the allowlist read from PostgreSQL's catalog`);
-      if (verdict) return refuse(`${row.signature}${how} ${verdict}`);
-    }
-  }
-
-  const operatorNames = unique(refs.operators.map((o) => o.name));
-  if (operatorNames.length > 0) {
-    const rows = await query(
-      `SELECT o.oid::regoperator::text AS signature, o.oid < 16384 AS builtin
-         FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
-        WHERE o.oprname = ANY($1::text[])
-          AND (n.nspname = ANY(pg_catalog.current_schemas(true)) OR n.nspname = ANY($2::text[]))
-          AND NOT (o.oid < 16384)`,
-      [operatorNames, explicitSchemas],
-    );
-    if (rows[0])
+  if (functionNames.length === 0) return { ok: true };
+  const rows = await query(
+    `SELECT n.nspname AS schema, p.proname AS name, p.oid::regprocedure::text AS signature,
+            p.oid < 16384 AS builtin
+       FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+      WHERE p.proname = ANY($1::text[])
+        AND (n.nspname = ANY(pg_catalog.current_schemas(true)) OR n.nspname = ANY($2::text[]))`,
+    [functionNames, explicitSchemas],
+  );
+  for (const row of rows) {
+    const attribute = !refs.functions.some((f) => f.name === row.name);
+    const how = attribute ? ` (reachable with attribute syntax, x.${row.name})` : '';
+    if (!yes(row.builtin))
       return refuse(
-        `operator ${rows[0].signature} is defined in this database, not a built-in known to be read-only`,
+        `${row.signature}${how} is defined in this database, not a built-in known to be read-only`,
       );
+    const verdict = builtinFunctionVerdict(String(row.name), String(row.schema));
+    if (verdict === undefined)
+      return refuse(`${row.signature}${how} is not in the allowlist read from PostgreSQL's catalog`);
+    if (verdict) return refuse(`${row.signature}${how} ${verdict}`);
   }
+  return { ok: true };
+}
 
-  const typeVerdict = await checkTypes(query, refs.types);
-  if (!typeVerdict.ok) return typeVerdict;
+/** An operator of a name the statement uses that this database defined. */
+async function checkOperators(
+  query: CatalogQuery,
+  refs: SqlReferences,
+  explicitSchemas: string[],
+): Promise<SqlVerdict> {
+  const operatorNames = unique(refs.operators.map((o) => o.name));
+  if (operatorNames.length === 0) return { ok: true };
+  const rows = await query(
+    `SELECT o.oid::regoperator::text AS signature, o.oid < 16384 AS builtin
+       FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
+      WHERE o.oprname = ANY($1::text[])
+        AND (n.nspname = ANY(pg_catalog.current_schemas(true)) OR n.nspname = ANY($2::text[]))
+        AND NOT (o.oid < 16384)`,
+    [operatorNames, explicitSchemas],
+  );
+  if (rows[0])
+    return refuse(
+      `operator ${rows[0].signature} is defined in this database, not a built-in known to be read-only`,
+    );
+  return { ok: true };
+}
 
-  for (const relation of refs.relations) {
+/**
+ * Each relation read: a foreign table is refused; a view's query and a table's row-level policies
+ * pass the whole gate, recursively (each relation once, at most MAX_DEPTH deep).
+ */
+async function checkRelations(
+  query: CatalogQuery,
+  relations: QualifiedName[],
+  depth: number,
+  seen: Set<string>,
+): Promise<SqlVerdict> {
+  for (const relation of relations) {
     const [row] = await query(
       `SELECT c.oid::text AS oid, c.relkind AS kind, c.relrowsecurity AS rls,
               pg_catalog.format('%I.%I', n.nspname, c.relname) AS name
@@ -107,20 +142,7 @@ export async function checkReferencesOnServer(
     const name = String(row.name);
     if (row.kind === 'f')
       return refuse(`${name} is a foreign table: reading it runs a wrapper on another server`);
-    const inner: string[] = [];
-    if (row.kind === 'v') {
-      const [view] = await query('SELECT pg_catalog.pg_get_viewdef($1::oid) AS body', [row.oid]);
-      inner.push(String(view?.body ?? ''));
-    }
-    if (yes(row.rls)) {
-      const policies = await query(
-        `SELECT pg_catalog.pg_get_expr(polqual, polrelid) AS qual FROM pg_catalog.pg_policy
-          WHERE polrelid = $1::oid AND polqual IS NOT NULL`,
-        [row.oid],
-      );
-      for (const policy of policies) inner.push(`SELECT 1 FROM ${name} WHERE ${policy.qual}`);
-    }
-    for (const body of inner) {
+    for (const body of await innerQueries(query, row, name)) {
       if (depth >= MAX_DEPTH) return refuse(`${name} is nested ${MAX_DEPTH} views deep; not followed`);
       const verdict = await checkSqlOnServer(query, body, depth + 1, seen);
       if (!verdict.ok)
@@ -130,6 +152,28 @@ export async function checkReferencesOnServer(
     }
   }
   return { ok: true };
+}
+
+/** What reading a relation runs besides the read: a view's query, a row-level policy's expressions. */
+async function innerQueries(
+  query: CatalogQuery,
+  row: Record<string, unknown>,
+  name: string,
+): Promise<string[]> {
+  const inner: string[] = [];
+  if (row.kind === 'v') {
+    const [view] = await query('SELECT pg_catalog.pg_get_viewdef($1::oid) AS body', [row.oid]);
+    inner.push(String(view?.body ?? ''));
+  }
+  if (yes(row.rls)) {
+    const policies = await query(
+      `SELECT pg_catalog.pg_get_expr(polqual, polrelid) AS qual FROM pg_catalog.pg_policy
+        WHERE polrelid = $1::oid AND polqual IS NOT NULL`,
+      [row.oid],
+    );
+    for (const policy of policies) inner.push(`SELECT 1 FROM ${name} WHERE ${policy.qual}`);
+  }
+  return inner;
 }
 
 /** The whole gate, the text and then the server, for a view's body or a policy's expression. */

@@ -4,8 +4,8 @@ import { isSecretName, KnownSecrets, REDACTED, redact } from '../analyze/redact.
 import type { SqlDatabase } from '../config/sql-databases.ts';
 import { CodedError, ErrorCode } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { classifyReadOnlySql, type SqlVerdict } from './sql-check.ts';
-import { checkReferencesOnServer } from './sql-resolve.ts';
+import { classifyReadOnlySql, type ReadKind, type SqlVerdict } from './sql-check.ts';
+import { type CatalogQuery, checkReferencesOnServer } from './sql-resolve.ts';
 import { BackendWatchdog } from './sql-watchdog.ts';
 
 /**
@@ -100,36 +100,103 @@ export function scrubDatabaseMessage(message: string, url: string): string {
 
 export async function runReadOnlySql(options: SqlRunOptions): Promise<SqlResult> {
   const { database, text } = options;
-  const timeoutMs = options.timeoutMs ?? SQL_DEFAULTS.timeoutMs;
-  const maxRows = options.maxRows ?? SQL_DEFAULTS.maxRows;
-  const maxBytes = options.maxBytes ?? SQL_DEFAULTS.maxBytes;
-  if (!Number.isInteger(timeoutMs) || timeoutMs < 1)
-    throw new RangeError('timeoutMs must be a positive integer');
-  if (!Number.isInteger(maxRows) || maxRows < 1) throw new RangeError('maxRows must be a positive integer');
-  if (!Number.isInteger(maxBytes) || maxBytes < 1)
-    throw new RangeError('maxBytes must be a positive integer');
+  const limits = runLimits(options);
   const verdict = await classifyReadOnlySql(text);
   if (!verdict.ok)
     throw new CodedError(ErrorCode.SqlRefused, `refused before running: ${verdict.reason}; nothing ran`);
+  const { client, wire } = guardedClient(database, limits);
+  const watchdog = await connectWithWatchdog(client, database, limits);
+  const started = performance.now();
+  const result = new ResultRows(limits.maxBytes);
+  try {
+    const pid = await client.query<{ pid: number }>(
+      extended({ text: 'SELECT pg_catalog.pg_backend_pid() AS pid' }),
+    );
+    watchdog.start(Number(pid.rows[0]!.pid));
+    await beginReadOnly(client, limits.timeoutMs);
+    const resolved = await checkReferencesOnServer(catalogQuery(client), verdict.refs);
+    if (!resolved.ok)
+      throw new CodedError(
+        ErrorCode.SqlRefused,
+        `refused before running, by what the names resolve to in "${database.name}": ${resolved.reason}; nothing ran`,
+      );
+    wire.limit = wire.received + 2 * limits.maxBytes + WIRE_SLACK;
+    await fetchRows(client, text, verdict.kind, limits.maxRows, result);
+  } catch (error) {
+    if (error instanceof CodedError) throw error;
+    if (watchdog.fired)
+      throw sqlFailure(
+        database,
+        `stopped at the time limit (${limits.timeoutMs} ms): the watchdog connection ${watchdog.fired} it`,
+        error,
+      );
+    if (!wire.cut) throw sqlFailure(database, 'the query failed', error);
+    result.cut = true;
+  } finally {
+    if (!wire.cut) await client.query('ROLLBACK').catch(() => {});
+    await client.end().catch(() => {});
+    await watchdog.stop(WATCHDOG.goneWithinMs);
+  }
+  return {
+    columns: result.columns,
+    rows: result.rows.slice(0, limits.maxRows),
+    truncated: result.rows.length > limits.maxRows,
+    maxRows: limits.maxRows,
+    ...(result.cut ? { cutAtBytes: limits.maxBytes } : {}),
+    durationMs: Math.round(performance.now() - started),
+  };
+}
 
-  // The wire guard: a single row larger than the cap is never read whole into memory.
-  let received = 0;
-  let wireLimit = Number.POSITIVE_INFINITY;
-  let cutOnWire = false;
+type RunLimits = Required<Omit<SqlRunOptions, 'database' | 'text'>>;
+
+/** The options with their defaults, each a positive integer (a RangeError says which is not). */
+function runLimits(options: SqlRunOptions): RunLimits {
+  const limits = {
+    timeoutMs: options.timeoutMs ?? SQL_DEFAULTS.timeoutMs,
+    maxRows: options.maxRows ?? SQL_DEFAULTS.maxRows,
+    maxBytes: options.maxBytes ?? SQL_DEFAULTS.maxBytes,
+    connectTimeoutMs: options.connectTimeoutMs ?? SQL_DEFAULTS.connectTimeoutMs,
+  };
+  for (const name of ['timeoutMs', 'maxRows', 'maxBytes'] as const)
+    if (!Number.isInteger(limits[name]) || limits[name] < 1)
+      throw new RangeError(`${name} must be a positive integer`);
+  return limits;
+}
+
+/** A driver's error as the run's: the database by name, its URL scrubbed, the server's code kept. */
+function sqlFailure(database: SqlDatabase, what: string, error: unknown): CodedError {
+  const message = scrubDatabaseMessage((error as Error).message ?? String(error), database.url);
+  const code = (error as { code?: string }).code;
+  return new CodedError(
+    ErrorCode.SqlFailed,
+    `database "${database.name}": ${what}: ${message}${code ? ` (${code})` : ''}`,
+  );
+}
+
+/** Bytes received on the run's socket; past `limit` the socket is cut (and `cut` set). */
+interface WireGuard {
+  received: number;
+  limit: number;
+  cut: boolean;
+}
+
+/** The run's client, with the wire guard: a single row larger than the cap is never read whole into memory. */
+function guardedClient(database: SqlDatabase, limits: RunLimits): { client: pg.Client; wire: WireGuard } {
+  const wire: WireGuard = { received: 0, limit: Number.POSITIVE_INFINITY, cut: false };
   const client = new pg.Client({
     connectionString: database.url,
-    connectionTimeoutMillis: options.connectTimeoutMs ?? SQL_DEFAULTS.connectTimeoutMs,
+    connectionTimeoutMillis: limits.connectTimeoutMs,
     // The server's statement_timeout and the watchdog stop the query; this stops waiting on a server that hangs.
-    query_timeout: timeoutMs + WATCHDOG.graceMs + WATCHDOG.terminateAfterMs + 5000,
+    query_timeout: limits.timeoutMs + WATCHDOG.graceMs + WATCHDOG.terminateAfterMs + 5000,
     application_name: 'nightshift',
     types: TEXT_TYPES,
     stream: () => {
       const socket = new Socket();
       socket.on('data', (chunk: Buffer) => {
-        received += chunk.length;
-        if (received > wireLimit && !cutOnWire) {
-          cutOnWire = true;
-          socket.destroy(new Error(`result cut at ${maxBytes} bytes`));
+        wire.received += chunk.length;
+        if (wire.received > wire.limit && !wire.cut) {
+          wire.cut = true;
+          socket.destroy(new Error(`result cut at ${limits.maxBytes} bytes`));
         }
       });
       return socket;
@@ -137,115 +204,112 @@ export async function runReadOnlySql(options: SqlRunOptions): Promise<SqlResult>
   });
   // A connection dropped mid-query is reported by the query itself; this keeps it from crashing the bot.
   client.on('error', () => {});
-  const fail = (what: string, error: unknown): CodedError => {
-    const message = scrubDatabaseMessage((error as Error).message ?? String(error), database.url);
-    const code = (error as { code?: string }).code;
-    return new CodedError(
-      ErrorCode.SqlFailed,
-      `database "${database.name}": ${what}: ${message}${code ? ` (${code})` : ''}`,
-    );
-  };
-  const connectTimeoutMs = options.connectTimeoutMs ?? SQL_DEFAULTS.connectTimeoutMs;
-  let watchdog: BackendWatchdog;
+  return { client, wire };
+}
+
+/** Connects the run's client, then the watchdog's second connection: without both, nothing runs. */
+async function connectWithWatchdog(
+  client: pg.Client,
+  database: SqlDatabase,
+  limits: RunLimits,
+): Promise<BackendWatchdog> {
   try {
     await client.connect();
   } catch (error) {
     await client.end().catch(() => {});
-    throw fail('cannot connect', error);
+    throw sqlFailure(database, 'cannot connect', error);
   }
   try {
-    watchdog = await BackendWatchdog.connect({
+    return await BackendWatchdog.connect({
       url: database.url,
-      limitMs: timeoutMs + WATCHDOG.graceMs,
+      limitMs: limits.timeoutMs + WATCHDOG.graceMs,
       terminateAfterMs: WATCHDOG.terminateAfterMs,
-      connectTimeoutMs,
+      connectTimeoutMs: limits.connectTimeoutMs,
     });
   } catch (error) {
     await client.end().catch(() => {});
-    throw fail('cannot open the second connection that enforces the time limit, so nothing ran', error);
+    throw sqlFailure(
+      database,
+      'cannot open the second connection that enforces the time limit, so nothing ran',
+      error,
+    );
   }
-  const started = performance.now();
-  let columns: string[] = [];
-  const rows: Array<Array<string | null>> = [];
-  let bytes = 0;
-  let cut = false;
+}
+
+/** The read-only transaction with the run's time limits, reading backslashes as the gate does. */
+async function beginReadOnly(client: pg.Client, timeoutMs: number): Promise<void> {
+  await client.query(extended({ text: 'BEGIN READ ONLY' }));
+  await client.query(extended({ text: `SET LOCAL statement_timeout = ${timeoutMs}` }));
+  await client.query(extended({ text: `SET LOCAL lock_timeout = ${timeoutMs}` }));
+  await client.query(
+    extended({ text: `SET LOCAL idle_in_transaction_session_timeout = ${timeoutMs + 5000}` }),
+  );
+  await client.query(extended({ text: 'SET LOCAL standard_conforming_strings = on' }));
+}
+
+/** The catalog questions of sql-resolve.ts, asked on the client's transaction. */
+function catalogQuery(client: pg.Client): CatalogQuery {
+  return async (sql, values) => (await client.query(extended({ text: sql, values }))).rows;
+}
+
+/** The rows kept, in text form, while they fit in `maxBytes` (column names counted). */
+class ResultRows {
+  columns: string[] = [];
+  readonly rows: Array<Array<string | null>> = [];
+  cut = false;
+  #bytes = 0;
+  readonly #maxBytes: number;
+
+  constructor(maxBytes: number) {
+    this.#maxBytes = maxBytes;
+  }
+
+  setColumns(names: string[]): void {
+    this.columns = names;
+    this.#bytes += names.reduce((n, c) => n + Buffer.byteLength(c), 0);
+  }
+
   /** Keeps rows while they fit; false once the cap is reached. */
-  const keep = (batch: unknown[][]): boolean => {
+  keep(batch: unknown[][]): boolean {
     for (const raw of batch) {
       const row = raw.map((v) => (v === null || v === undefined ? null : String(v)));
       const size = row.reduce((n, v) => n + (v === null ? 0 : Buffer.byteLength(v)), 0);
-      if (bytes + size > maxBytes) {
-        cut = true;
+      if (this.#bytes + size > this.#maxBytes) {
+        this.cut = true;
         return false;
       }
-      bytes += size;
-      rows.push(row);
+      this.#bytes += size;
+      this.rows.push(row);
     }
     return true;
-  };
-  try {
-    const pid = await client.query<{ pid: number }>(
-      extended({ text: 'SELECT pg_catalog.pg_backend_pid() AS pid' }),
-    );
-    watchdog.start(Number(pid.rows[0]!.pid));
-    await client.query(extended({ text: 'BEGIN READ ONLY' }));
-    await client.query(extended({ text: `SET LOCAL statement_timeout = ${timeoutMs}` }));
-    await client.query(extended({ text: `SET LOCAL lock_timeout = ${timeoutMs}` }));
-    await client.query(
-      extended({ text: `SET LOCAL idle_in_transaction_session_timeout = ${timeoutMs + 5000}` }),
-    );
-    await client.query(extended({ text: 'SET LOCAL standard_conforming_strings = on' }));
-    const resolved = await checkReferencesOnServer(
-      async (sql, values) => (await client.query(extended({ text: sql, values }))).rows,
-      verdict.refs,
-    );
-    if (!resolved.ok)
-      throw new CodedError(
-        ErrorCode.SqlRefused,
-        `refused before running, by what the names resolve to in "${database.name}": ${resolved.reason}; nothing ran`,
-      );
-    wireLimit = received + 2 * maxBytes + WIRE_SLACK;
-    if (verdict.kind === 'select') {
-      await client.query(extended({ text: `DECLARE nightshift_result NO SCROLL CURSOR FOR ${text}` }));
-      for (;;) {
-        const want = Math.min(FETCH_BATCH, maxRows + 1 - rows.length);
-        const result = await client.query<unknown[]>(
-          extended({ text: `FETCH FORWARD ${want} FROM nightshift_result`, rowMode: 'array' as const }),
-        );
-        if (columns.length === 0) {
-          columns = result.fields.map((f) => f.name);
-          bytes += columns.reduce((n, c) => n + Buffer.byteLength(c), 0);
-        }
-        if (!keep(result.rows as unknown[][]) || result.rows.length < want || rows.length > maxRows) break;
-      }
-    } else {
-      // EXPLAIN and SHOW cannot be a cursor's query; their output is a plan or a list of settings.
-      const result = await client.query<unknown[]>(extended({ text, rowMode: 'array' as const }));
-      columns = result.fields.map((f) => f.name);
-      keep((result.rows as unknown[][]).slice(0, maxRows + 1));
-    }
-  } catch (error) {
-    if (error instanceof CodedError) throw error;
-    if (watchdog.fired)
-      throw fail(
-        `stopped at the time limit (${timeoutMs} ms): the watchdog connection ${watchdog.fired} it`,
-        error,
-      );
-    if (!cutOnWire) throw fail('the query failed', error);
-    cut = true;
-  } finally {
-    if (!cutOnWire) await client.query('ROLLBACK').catch(() => {});
-    await client.end().catch(() => {});
-    await watchdog.stop(WATCHDOG.goneWithinMs);
   }
-  return {
-    columns,
-    rows: rows.slice(0, maxRows),
-    truncated: rows.length > maxRows,
-    maxRows,
-    ...(cut ? { cutAtBytes: maxBytes } : {}),
-    durationMs: Math.round(performance.now() - started),
-  };
+}
+
+/** A SELECT through a cursor, in batches, up to one row more than `maxRows`; EXPLAIN and SHOW at once. */
+async function fetchRows(
+  client: pg.Client,
+  text: string,
+  kind: ReadKind,
+  maxRows: number,
+  result: ResultRows,
+): Promise<void> {
+  if (kind !== 'select') {
+    // EXPLAIN and SHOW cannot be a cursor's query; their output is a plan or a list of settings.
+    const all = await client.query<unknown[]>(extended({ text, rowMode: 'array' as const }));
+    result.columns = all.fields.map((f) => f.name);
+    result.keep((all.rows as unknown[][]).slice(0, maxRows + 1));
+    return;
+  }
+  await client.query(extended({ text: `DECLARE nightshift_result NO SCROLL CURSOR FOR ${text}` }));
+  for (;;) {
+    const want = Math.min(FETCH_BATCH, maxRows + 1 - result.rows.length);
+    const batch = await client.query<unknown[]>(
+      extended({ text: `FETCH FORWARD ${want} FROM nightshift_result`, rowMode: 'array' as const }),
+    );
+    if (result.columns.length === 0) result.setColumns(batch.fields.map((f) => f.name));
+    if (!result.keep(batch.rows as unknown[][]) || batch.rows.length < want || result.rows.length > maxRows)
+      break;
+  }
 }
 
 /**
@@ -277,10 +341,7 @@ export async function checkSqlOnDatabase(
   try {
     await client.query(extended({ text: 'BEGIN READ ONLY' }));
     await client.query(extended({ text: 'SET LOCAL statement_timeout = 5000' }));
-    return await checkReferencesOnServer(
-      async (sql, values) => (await client.query(extended({ text: sql, values }))).rows,
-      verdict.refs,
-    );
+    return await checkReferencesOnServer(catalogQuery(client), verdict.refs);
   } catch (error) {
     return { ok: true, unreachable: scrubDatabaseMessage((error as Error).message, database.url) };
   } finally {

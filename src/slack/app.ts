@@ -14,15 +14,17 @@ const WebClientClass = webApi.WebClient;
 
 import type { Policy } from '../approvals/policy.ts';
 import type { Proposal } from '../approvals/service.ts';
+import type { Clock } from '../clock.ts';
 import type { Config } from '../config/env.ts';
 import type { Route } from '../http/routes.ts';
 import type { Logger } from '../log.ts';
 import type { Db } from '../store/db.ts';
 import type { ListenerDeps } from './deps.ts';
 import { registerListeners } from './listeners/index.ts';
-import { refreshRoot, type SlackPoster, type TaggedMessage } from './outbox.ts';
-import { OutboxPump } from './outbox-pump.ts';
+import type { OutboxPump } from './outbox-pump.ts';
+import type { SlackPoster, TaggedMessage } from './poster.ts';
 import { approverCheck, refreshProposalMessage } from './proposal-messages.ts';
+import { refreshRoot } from './root-message.ts';
 
 /**
  * The Slack app: Bolt over HTTP (events, interactivity and commands at /slack/events, with the
@@ -30,7 +32,7 @@ import { approverCheck, refreshProposalMessage } from './proposal-messages.ts';
  * without a public URL (the routes then get a small HTTP server of their own on PORT).
  */
 
-function boltLogger(log: Logger): BoltLogger {
+export function boltLogger(log: Logger): BoltLogger {
   const child = log.child({ component: 'bolt' });
   let level = LogLevel.INFO;
   return {
@@ -157,12 +159,16 @@ export interface SlackApp {
   stop(): Promise<void>;
 }
 
-export async function startSlackApp(options: {
+/** What startSlackApp is given. */
+export interface SlackAppOptions {
   config: Config;
   db: Db;
   log: Logger;
   routes: Route[];
-  now?: () => Date;
+  now: Clock;
+  /** The outbox's poster and pump, built by main.ts, which starts and stops the pump as a part of its own. */
+  poster: SlackPoster;
+  pump: OutboxPump;
   /** The approval policy (who may approve) and what to do once a proposal is approved. */
   policy: Policy;
   onApproved: (proposal: Proposal) => Promise<void>;
@@ -170,25 +176,61 @@ export async function startSlackApp(options: {
   onClosed: (proposal: Proposal) => Promise<void>;
   /** The collection a disk alert starts, for `/investigate <host>`; absent without a hosts file. */
   startCollection?: (incidentId: number, host: string) => Promise<void>;
-}): Promise<SlackApp> {
-  const { config, db, log, routes } = options;
-  const now = options.now ?? (() => new Date());
+}
+
+export async function startSlackApp(options: SlackAppOptions): Promise<SlackApp> {
+  const { config, log, now, poster, pump } = options;
   const logger = boltLogger(log);
-  // Each client gets its own copy: SocketModeClient writes its own retry policy (100 retries) into
-  // the object it is given, which would otherwise leak into the App's Web API client.
-  const clientOptions = () => ({
+  const receiver = slackReceiver(config, options.routes, logger);
+  const app = new App({
+    token: config.SLACK_BOT_TOKEN,
+    receiver,
+    logger,
+    clientOptions: slackClientOptions(config),
+  });
+  registerListeners(app, listenerDeps(options, app, poster, pump, now));
+  app.error(async (error) => {
+    log.error({ err: error }, 'slack listener failed');
+  });
+  const port = await listen(app, receiver, config);
+  return {
+    port,
+    pump,
+    poster,
+    async stop() {
+      await app.stop();
+    },
+  };
+}
+
+/**
+ * The Web API client's options. Each client gets its own copy: SocketModeClient writes its own
+ * retry policy (100 retries) into the object it is given, which would otherwise leak into the
+ * App's Web API client.
+ */
+export function slackClientOptions(config: Config) {
+  return {
     ...(config.SLACK_API_URL ? { slackApiUrl: config.SLACK_API_URL } : {}),
     // A few retries for 5xx and network errors (Slack's 429s are waited out per Retry-After
     // anyway); the default, ten over half an hour, would stall the outbox behind one message.
     retryConfig: { retries: 3, factor: 2, minTimeout: 500, maxTimeout: 5000 },
     timeout: SLACK_REQUEST_TIMEOUT_MS,
-  });
-  const socketMode = config.SLACK_APP_TOKEN !== undefined;
-  const receiver = socketMode
+  };
+}
+
+/** The outbox's own client: the same deadline, each request sent once (POSTER_CLIENT_OPTIONS). */
+export function createSlackPoster(config: Config, log: Logger): SlackPoster {
+  const options = { ...slackClientOptions(config), ...POSTER_CLIENT_OPTIONS, logger: boltLogger(log) };
+  return slackPoster(new WebClientClass(config.SLACK_BOT_TOKEN, options));
+}
+
+/** Socket Mode when SLACK_APP_TOKEN is set, else HTTP at /slack/events; the bot's routes beside. */
+function slackReceiver(config: Config, routes: Route[], logger: BoltLogger) {
+  return config.SLACK_APP_TOKEN !== undefined
     ? new SocketModeReceiver({
-        appToken: config.SLACK_APP_TOKEN!,
+        appToken: config.SLACK_APP_TOKEN,
         customRoutes: routes,
-        installerOptions: { port: config.PORT, clientOptions: clientOptions() },
+        installerOptions: { port: config.PORT, clientOptions: slackClientOptions(config) },
         logger,
       })
     : new HTTPReceiver({
@@ -197,16 +239,21 @@ export async function startSlackApp(options: {
         customRoutes: routes,
         logger,
       });
-  const app = new App({ token: config.SLACK_BOT_TOKEN, receiver, logger, clientOptions: clientOptions() });
-  // The outbox's own client: the same deadline, each request sent once (POSTER_CLIENT_OPTIONS).
-  const poster = slackPoster(
-    new WebClientClass(config.SLACK_BOT_TOKEN, { ...clientOptions(), ...POSTER_CLIENT_OPTIONS, logger }),
-  );
-  const pump = new OutboxPump(db, poster, log);
-  const deps: ListenerDeps = {
+}
+
+/** What the listeners are given: the store, the outbox's kick, the approval gate. */
+function listenerDeps(
+  options: SlackAppOptions,
+  app: App,
+  poster: SlackPoster,
+  pump: OutboxPump,
+  now: Clock,
+): ListenerDeps {
+  const { db, log } = options;
+  return {
     db,
     log,
-    channel: config.INCIDENT_CHANNEL,
+    channel: options.config.INCIDENT_CHANNEL,
     kick: () => void pump.kick(),
     refresh: (incidentId) => refreshRoot(db, poster, incidentId, now()),
     now,
@@ -222,28 +269,20 @@ export async function startSlackApp(options: {
       onClosed: options.onClosed,
     },
   };
-  registerListeners(app, deps);
-  app.error(async (error) => {
-    log.error({ err: error }, 'slack listener failed');
-  });
-  let port = config.PORT;
-  if (socketMode) {
+}
+
+/** Starts the app; the port it listens on (the routes' own server's, in Socket Mode). */
+async function listen(
+  app: App,
+  receiver: SocketModeReceiver | HTTPReceiver,
+  config: Config,
+): Promise<number> {
+  if (receiver instanceof SocketModeReceiver) {
     await app.start();
     const server = (receiver as unknown as { httpServer?: Server }).httpServer;
     const address = server?.address() as AddressInfo | null | undefined;
-    if (address) port = address.port;
-  } else {
-    const server = (await app.start(config.PORT)) as Server;
-    port = (server.address() as AddressInfo).port;
+    return address ? address.port : config.PORT;
   }
-  pump.start();
-  return {
-    port,
-    pump,
-    poster,
-    async stop() {
-      await pump.stop(OUTBOX_STOP_DEADLINE_MS);
-      await app.stop();
-    },
-  };
+  const server = (await app.start(config.PORT)) as Server;
+  return (server.address() as AddressInfo).port;
 }

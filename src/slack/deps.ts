@@ -1,18 +1,11 @@
-import type { Logger } from '../log.ts';
-import type { Db } from '../store/db.ts';
-import type { SlackPoster } from './outbox.ts';
+import type { Services } from '../services.ts';
+import type { SlackPoster } from './poster.ts';
 import type { ApprovalListenerDeps } from './proposal-decisions.ts';
 
-/** What every listener gets: injected, never imported. */
-export interface ListenerDeps {
-  db: Db;
-  log: Logger;
-  channel: string;
-  /** Asks the outbox to post what was just queued. */
-  kick: () => void;
+/** What every listener gets: injected, never imported; the shared parts picked from Services. */
+export interface ListenerDeps extends Pick<Services, 'db' | 'log' | 'channel' | 'kick' | 'now'> {
   /** Re-renders an incident's root message in place. */
   refresh: (incidentId: number) => Promise<void>;
-  now: () => Date;
   /**
    * Queues the built-in collection on a host for an incident, as a disk alert does (idempotent:
    * one job per incident). Absent when the bot has no hosts file.

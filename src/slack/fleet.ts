@@ -8,6 +8,8 @@ import {
   signatureKey,
 } from '../incidents/signature.ts';
 import type { Db } from '../store/db.ts';
+import { latestAnalysis, latestIncidentsWithAnalysis, succeededRunKinds } from '../store/fleet.ts';
+import { markRootsStale } from '../store/incident-roots.ts';
 import { latestDiskChange } from '../store/records.ts';
 import { type AnswerCorrelation, analysisHeadline, customerOf } from './blocks/analysis.ts';
 import type { FindingNotice, SummaryFacts } from './blocks/incident.ts';
@@ -21,31 +23,13 @@ import type { FindingNotice, SummaryFacts } from './blocks/incident.ts';
 /** How far back the fleet view looks, in incidents: a recurrence older than this is not linked. */
 const FLEET_WINDOW = 500;
 
-const parse = (raw: unknown) => (typeof raw === 'string' ? JSON.parse(raw) : raw) as unknown;
-
 /** The latest incidents with their signatures, newest first. */
 export async function fleetIncidents(db: Db): Promise<FleetIncident[]> {
-  const { rows } = await db.executeSql<{
-    id: string;
-    host: string;
-    status: FleetIncident['status'];
-    opened_at: Date | string;
-    result: unknown;
-  }>(
-    `SELECT i.id, i.host, i.status, i.opened_at, j.result FROM incidents i
-     LEFT JOIN LATERAL (
-       SELECT result FROM jobs WHERE incident_id = i.id AND kind = 'analyze-evidence' AND state = 'succeeded'
-       ORDER BY id DESC LIMIT 1) j ON true
-     ORDER BY i.id DESC LIMIT ${FLEET_WINDOW}`,
-  );
-  return rows.map((r) => {
-    const result = parse(r.result) as { bytes?: unknown } | null;
+  return (await latestIncidentsWithAnalysis(db, FLEET_WINDOW)).map(({ analysis, ...incident }) => {
+    const result = analysis as { bytes?: unknown } | null;
     const signature = crashSignature(result);
     return {
-      id: Number(r.id),
-      host: r.host,
-      status: r.status,
-      openedAt: new Date(r.opened_at),
+      ...incident,
       ...(signature ? { signature } : {}),
       coreBytes: typeof result?.bytes === 'number' ? result.bytes : 0,
     };
@@ -62,7 +46,7 @@ export async function markRelatedStale(db: Db, incidentId: number): Promise<void
   if (!self?.signature) return;
   const key = signatureKey(self.signature);
   const ids = all.filter((i) => i.signature && signatureKey(i.signature) === key).map((i) => i.id);
-  await db.executeSql('UPDATE incidents SET root_hash = NULL WHERE id = ANY($1::bigint[])', [ids]);
+  await markRootsStale(db, ids);
 }
 
 export interface AnalysisView {
@@ -74,23 +58,15 @@ export interface AnalysisView {
 
 /** What the incident's latest successful analysis found: the headline, the customer, the signature. */
 export async function analysisView(db: Db, incidentId: number): Promise<AnalysisView> {
-  const job = await db.executeSql<{ id: string; result: unknown }>(
-    `SELECT id, result FROM jobs WHERE incident_id = $1 AND kind = 'analyze-evidence' AND state = 'succeeded'
-     ORDER BY id DESC LIMIT 1`,
-    [incidentId],
-  );
-  if (!job.rows[0]) return {};
+  const analysis = await latestAnalysis<FindingNotice['severity']>(db, incidentId);
+  if (!analysis) return {};
   // Its findings (stored redacted) and ranked correlations, read as the answer in the thread
   // reads them, so the root names the stream's URL plain.
-  const found = await db.executeSql<{ severity: FindingNotice['severity']; title: string }>(
-    'SELECT severity, title FROM findings WHERE job_id = $1 ORDER BY id',
-    [job.rows[0].id],
-  );
-  const result = parse(job.rows[0].result) as { correlations?: AnswerCorrelation[] } | null;
+  const result = analysis.result as { correlations?: AnswerCorrelation[] } | null;
   const correlations = result?.correlations ?? [];
   const headline = analysisHeadline({
     correlations,
-    findings: found.rows.map((f) => ({ ...f, detail: '' })),
+    findings: analysis.findings.map((f) => ({ ...f, detail: '' })),
   });
   const request = correlations.find((c) => c.kind === 'request' && customerOf(c.value));
   const who = request ? customerOf(request.value) : undefined;
@@ -115,16 +91,12 @@ export interface PastIncident {
 export async function pastIncident(db: Db, ref: { id: number; host: string }): Promise<PastIncident> {
   const { headline } = await analysisView(db, ref.id);
   const change = await latestDiskChange(db, ref.id);
-  const { rows } = await db.executeSql<{ kind: string }>(
-    `SELECT p.kind FROM runs r JOIN proposals p ON p.id = r.proposal_id
-     WHERE p.incident_id = $1 AND r.state = 'succeeded' ORDER BY r.id`,
-    [ref.id],
-  );
+  const ran = await succeededRunKinds(db, ref.id);
   return {
     ...ref,
     ...(headline ? { headline } : {}),
     ...(change ? { freedBytes: change.freedBytes } : {}),
-    ran: rows.map((r) => r.kind),
+    ran,
   };
 }
 

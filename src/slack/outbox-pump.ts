@@ -1,14 +1,10 @@
+import type { Clock } from '../clock.ts';
 import type { Logger } from '../log.ts';
 import type { Db } from '../store/db.ts';
-import {
-  type DrainControl,
-  drainOutbox,
-  OUTBOX_STUCK_AFTER_S,
-  type OutboxOptions,
-  outboxBacklog,
-  releaseClaims,
-  type SlackPoster,
-} from './outbox.ts';
+import { outboxBacklog } from '../store/outbox.ts';
+import { type DrainControl, drainOutbox, releaseClaims } from './outbox.ts';
+import { OUTBOX_STUCK_AFTER_S, type OutboxOptions } from './outbox-options.ts';
+import type { SlackPoster } from './poster.ts';
 
 /**
  * Drains the outbox when told something was queued (kick), and every few seconds to retry what
@@ -23,17 +19,19 @@ export class OutboxPump {
   private stopping = false;
   private timer: NodeJS.Timeout | undefined;
   private lastStuckWarning = 0;
-  private readonly held = new Map<string, string>();
+  private readonly held = new Map<number, string>();
   private readonly db: Db;
   private readonly slack: SlackPoster;
   private readonly log: Logger;
+  private readonly now: Clock;
   private readonly options: Partial<OutboxOptions>;
 
-  /** `options` default to OUTBOX_DEFAULTS (see outbox.ts). */
-  constructor(db: Db, slack: SlackPoster, log: Logger, options: Partial<OutboxOptions> = {}) {
+  /** `options` default to OUTBOX_DEFAULTS (see outbox-options.ts). */
+  constructor(db: Db, slack: SlackPoster, log: Logger, now: Clock, options: Partial<OutboxOptions> = {}) {
     this.db = db;
     this.slack = slack;
     this.log = log;
+    this.now = now;
     this.options = options;
   }
 
@@ -57,7 +55,7 @@ export class OutboxPump {
       do {
         this.again = false;
         try {
-          await drainOutbox(this.db, this.slack, this.log, undefined, this.options, control);
+          await drainOutbox(this.db, this.slack, this.log, this.now, this.options, control);
         } catch (error) {
           this.log.error({ err: error }, 'outbox drain failed');
         }

@@ -5,9 +5,10 @@ import { riskNotes } from '../approvals/risk.ts';
 import { getProposal, getRun, listApprovals, type Proposal } from '../approvals/service.ts';
 import type { Logger } from '../log.ts';
 import type { Db } from '../store/db.ts';
+import { postedMessageAt } from '../store/outbox.ts';
 import { queueThreadMessage } from '../store/records.ts';
 import { type ProposalView, proposalFile, proposalMessage, proposalTextFits } from './blocks/proposal.ts';
-import type { SlackPoster } from './outbox.ts';
+import type { SlackPoster } from './poster.ts';
 import { editThreadMessage } from './thread-edits.ts';
 
 /**
@@ -119,14 +120,9 @@ export async function proposalByMessage(
   channel: string,
   ts: string,
 ): Promise<{ proposalId: number; threadTs: string } | undefined> {
-  const { rows } = await db.executeSql<{ dedup_key: string; root_ts: string | null }>(
-    `SELECT m.dedup_key, i.root_ts FROM thread_messages m JOIN incidents i ON i.id = m.incident_id
-     WHERE m.ts = $1 AND m.dedup_key LIKE 'proposal:%' AND (m.channel = $2 OR i.channel = $2)`,
-    [ts, channel],
-  );
-  const row = rows[0];
-  return row
-    ? { proposalId: Number(row.dedup_key.slice('proposal:'.length)), threadTs: row.root_ts ?? ts }
+  const found = await postedMessageAt(db, { channel, ts, keyPrefix: 'proposal:' });
+  return found
+    ? { proposalId: Number(found.dedupKey.slice('proposal:'.length)), threadTs: found.rootTs ?? ts }
     : undefined;
 }
 

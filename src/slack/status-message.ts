@@ -1,9 +1,10 @@
 import type { Logger } from '../log.ts';
 import type { Db } from '../store/db.ts';
+import { nextProgressEditRank, progressLines, writeProgressLine } from '../store/incident-progress.ts';
 import { queueThreadMessage } from '../store/records.ts';
 import { Mrkdwn } from './blocks/mrkdwn.ts';
 import { PROGRESS_PHASES, type ProgressPhase, statusMessage } from './blocks/status.ts';
-import type { SlackPoster } from './outbox.ts';
+import type { SlackPoster } from './poster.ts';
 import { editThreadMessage } from './thread-edits.ts';
 
 /**
@@ -35,20 +36,15 @@ export async function showProgress(
     kick?: (() => void) | undefined;
   },
 ): Promise<void> {
-  await db.executeSql(
-    `INSERT INTO incident_progress (incident_id, phase, position, rank, line)
-     VALUES ($1, $2, $3, $4, $5)
-     ON CONFLICT (incident_id, phase) DO UPDATE SET rank = EXCLUDED.rank, line = EXCLUDED.line, updated_at = now()
-     WHERE incident_progress.rank <= EXCLUDED.rank`,
-    [incidentId, phase, PROGRESS_PHASES.indexOf(phase), options.rank ?? 0, line.text],
-  );
-  const { rows: seq } = await db.executeSql<{ rank: string }>(
-    `SELECT nextval('incident_progress_edits') AS rank`,
-  );
-  const { rows } = await db.executeSql<{ phase: ProgressPhase; line: string }>(
-    'SELECT phase, line FROM incident_progress WHERE incident_id = $1 ORDER BY position',
-    [incidentId],
-  );
+  await writeProgressLine(db, {
+    incidentId,
+    phase,
+    position: PROGRESS_PHASES.indexOf(phase),
+    rank: options.rank ?? 0,
+    text: line.text,
+  });
+  const rank = await nextProgressEditRank(db);
+  const rows = await progressLines<ProgressPhase>(db, incidentId);
   const message = statusMessage(
     incidentId,
     rows.map((r) => ({ phase: r.phase, line: new Mrkdwn(r.line) })),
@@ -62,7 +58,7 @@ export async function showProgress(
   });
   await editThreadMessage(db, options.slack, key, message, {
     log: options.log,
-    rank: Number(seq[0]!.rank),
+    rank,
   });
   options.kick?.();
 }

@@ -33,6 +33,14 @@ export function loadMigrations(dir: URL = MIGRATIONS_DIR): Migration[] {
   });
 }
 
+/** The highest migration applied; 0 before any (or when the schema has no migrations table). */
+export async function appliedVersion(db: Db): Promise<number> {
+  const { rows } = await db
+    .executeSql<{ version: number }>('SELECT max(version) AS version FROM schema_migrations')
+    .catch(() => ({ rows: [{ version: 0 }] }));
+  return Number(rows[0]?.version ?? 0);
+}
+
 /** Applies what is missing; returns the versions it applied. */
 export async function migrate(
   db: Db,

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createModelClient } from '../../src/agent/client.ts';
 import { DEFAULT_POLICY } from '../../src/approvals/policy.ts';
+import { systemClock } from '../../src/clock.ts';
 import { QUEUES } from '../../src/jobs/queues.ts';
 import { registerWorkers } from '../../src/jobs/workers/index.ts';
 import { createLogger } from '../../src/log.ts';
@@ -38,6 +39,7 @@ for (const database of testDatabases()) {
         return endTurn('Three workers were stuck reading the radio stream when they were killed.');
       });
       await registerWorkers(boss, {
+        now: systemClock,
         db,
         log,
         policy: DEFAULT_POLICY,
@@ -47,7 +49,6 @@ for (const database of testDatabases()) {
           model: createModelClient({ apiKey: fake.apiKey, baseURL: fake.baseURL }),
           maxTurns: 20,
           maxTokens: 200_000,
-          sqlDatabases: [],
         },
       });
       await boss.send(QUEUES.analyzeEvidence.name, { incidentId, paths: [examples] });

@@ -20,6 +20,7 @@ import {
   getProposal,
   startRun,
 } from '../../src/approvals/service.ts';
+import { systemClock } from '../../src/clock.ts';
 import { openIncidentByHand } from '../../src/incidents/incidents.ts';
 import { stableJobId } from '../../src/jobs/job-ids.ts';
 import { sweep } from '../../src/jobs/sweeper.ts';
@@ -139,6 +140,7 @@ for (const database of testDatabases()) {
       const { db, incident } = await openIncident(t, database, { note: 'disk full' });
       fake.reset();
       const deps: AgentDeps = {
+        now: systemClock,
         db,
         log,
         model: createModelClient({ apiKey: fake.apiKey, baseURL: fake.baseURL, maxRetries: 3 }),
@@ -146,7 +148,7 @@ for (const database of testDatabases()) {
         channel: 'C1',
         evidenceDir: join(work, `evidence-${incident.id}-${Math.random().toString(36).slice(2)}`),
         hosts: ['web-1'],
-        sqlDatabases: ['customers'],
+        sqlDatabases: [{ name: 'customers', url: 'postgres://unused/customers' }],
         maxTurns: 20,
         maxTokens: 200_000,
         ...over,
@@ -656,7 +658,8 @@ for (const database of testDatabases()) {
       // Slack retries the event, and the sweeper re-sends a wake it thinks was lost.
       assert.match((await applyDecision(listener, reject)) ?? '', /already rejected/);
       assert.equal(
-        (await sweep({ db, log, evidenceDays: 14, onClosed, agentOn: true }, new Date())).wakes,
+        (await sweep({ now: systemClock, db, log, evidenceDays: 14, onClosed, agentOn: true }, new Date()))
+          .wakes,
         1,
       );
       assert.deepEqual(await agentJobs(boss), wake, 'still one wake');
@@ -676,7 +679,8 @@ for (const database of testDatabases()) {
       assert.match(told, /propose another way|conclude/);
       // Told once: no second wake, nothing new for another turn.
       assert.equal(
-        (await sweep({ db, log, evidenceDays: 14, onClosed, agentOn: true }, new Date())).wakes,
+        (await sweep({ now: systemClock, db, log, evidenceDays: 14, onClosed, agentOn: true }, new Date()))
+          .wakes,
         0,
       );
       assert.deepEqual(await runAgentTurn(deps, incidentId), { kind: 'nothing_new' });
@@ -704,14 +708,15 @@ for (const database of testDatabases()) {
       const state = async () => (await boss.getJobById('agent-turn', id))?.state;
       assert.equal(await state(), 'created');
       // Waiting, it is not sent twice.
-      await sweep({ db, log, evidenceDays: 14, onClosed, agentOn: true }, new Date());
+      await sweep({ now: systemClock, db, log, evidenceDays: 14, onClosed, agentOn: true }, new Date());
       assert.equal((await agentJobs(boss)).length, 1);
       // It ended without telling the model (failed through its retries, or cancelled, as here:
       // pg-boss keeps a failing job in 'retry' for a while): the id is freed and sent again.
       await boss.cancel('agent-turn', id);
       assert.equal(await state(), 'cancelled');
       assert.equal(
-        (await sweep({ db, log, evidenceDays: 14, onClosed, agentOn: true }, new Date())).wakes,
+        (await sweep({ now: systemClock, db, log, evidenceDays: 14, onClosed, agentOn: true }, new Date()))
+          .wakes,
         1,
       );
       assert.equal(await state(), 'created');
@@ -724,8 +729,14 @@ for (const database of testDatabases()) {
       const proposal = await agentProposes(deps, incidentId);
       const onClosed = agentWhenClosed(boss, { db, channel: 'C1', agent: {} });
       const later = new Date(proposal.expiresAt.getTime() + 60_000);
-      const first = await sweep({ db, log, evidenceDays: 14, onClosed, agentOn: true }, later);
-      const second = await sweep({ db, log, evidenceDays: 14, onClosed, agentOn: true }, later);
+      const first = await sweep(
+        { now: systemClock, db, log, evidenceDays: 14, onClosed, agentOn: true },
+        later,
+      );
+      const second = await sweep(
+        { now: systemClock, db, log, evidenceDays: 14, onClosed, agentOn: true },
+        later,
+      );
       assert.deepEqual([first.expired, second.expired], [1, 0]);
       assert.equal((await getProposal(db, proposal.id))!.state, 'expired');
       assert.deepEqual(await agentJobs(boss), [
@@ -744,7 +755,10 @@ for (const database of testDatabases()) {
         ),
       );
       assert.deepEqual(await runAgentTurn(deps, incidentId), { kind: 'nothing_new' });
-      assert.equal((await sweep({ db, log, evidenceDays: 14, onClosed, agentOn: true }, later)).wakes, 0);
+      assert.equal(
+        (await sweep({ now: systemClock, db, log, evidenceDays: 14, onClosed, agentOn: true }, later)).wakes,
+        0,
+      );
       assert.equal((await agentJobs(boss)).length, 1);
     });
 
@@ -756,8 +770,14 @@ for (const database of testDatabases()) {
         sent.push([queue, payload, options]);
       const off = { db, channel: 'C1', send };
       const later = new Date(proposal.expiresAt.getTime() + 60_000);
-      await sweep({ db, log, evidenceDays: 14, onClosed: (p) => agentAfterClose(off, p) }, later);
-      await sweep({ db, log, evidenceDays: 14, onClosed: (p) => agentAfterClose(off, p) }, later);
+      await sweep(
+        { now: systemClock, db, log, evidenceDays: 14, onClosed: (p) => agentAfterClose(off, p) },
+        later,
+      );
+      await sweep(
+        { now: systemClock, db, log, evidenceDays: 14, onClosed: (p) => agentAfterClose(off, p) },
+        later,
+      );
       assert.deepEqual(sent, []);
       const replies = await agentReplies(db, incidentId);
       assert.equal(replies.filter((r) => /the agent is off/i.test(r.text)).length, 1);

@@ -69,6 +69,41 @@ describe('the WebAssembly overflow table', () => {
     assert.deepEqual(decode(table.run()), []);
   });
 
+  it('sorts many keys that share long prefixes, end inside one another, or hold NULs, as byKey does', () => {
+    const table = newOverflowTable();
+    assert.ok(table);
+    let seed = 11;
+    const next = (n: number) => {
+      seed = (seed * 1664525 + 1013904223) >>> 0;
+      return seed % n;
+    };
+    const stems = [
+      '',
+      'a',
+      'https://api3.example.com/v1/items/',
+      'https://api3.example.com/v1/items',
+      '\u0000\u0000x',
+    ];
+    const values = new Set<string>();
+    while (values.size < 5_000) {
+      const stem = stems[next(stems.length)]!;
+      // Short tails over a small alphabet, NUL and '…' included: many keys end where others go on.
+      let tail = '';
+      for (let n = next(12); n > 0; n--) tail += 'ab\u0000z…'[next(5)];
+      values.add(`${stem}${tail}`);
+    }
+    const kinds: EvidenceKind[] = ['url', 'request', 'sql'];
+    const keys: string[] = [];
+    for (const value of values) {
+      const kind = kinds[next(kinds.length)]!;
+      if (!table.add(kind, value, 1, 'ascii')) break;
+      keys.push(evidenceKey(kind, value));
+    }
+    assert.ok(keys.length > 1_000, `${keys.length} keys in one table`);
+    const run = decode(table.run()).map((e) => e[0]);
+    assert.deepEqual(run, [...new Set(keys)].sort(byKey));
+  });
+
   it('says when it is full, and a collector then spills it and goes on: runs sorted, each key once, no occurrence lost', () => {
     const spill = new MemorySpill();
     const collector = new EvidenceCollector({ spill });

@@ -7,7 +7,7 @@ import { after, it } from 'node:test';
 
 const root = new URL('../../', import.meta.url).pathname;
 
-for (const name of ['strings', 'overflow']) {
+for (const name of ['strings', 'overflow', 'merge']) {
   it(`the committed ${name}.wasm is what ${name}.c builds to (run \`npm run build:wasm\` when it is not)`, () => {
     const dir = mkdtempSync(join(tmpdir(), 'nightshift-wasm-'));
     after(() => rmSync(dir, { recursive: true, force: true }));

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Report } from '../../src/analyze/report-schema.ts';
+import { systemClock } from '../../src/clock.ts';
 import { analyzeFiles } from '../../src/evidence/analyze-files.ts';
 import { type CCore, makeCCore } from '../helpers/cores.ts';
 
@@ -60,7 +61,11 @@ describe(`nightshift analyze on text-dense cores (${NOISE.toLocaleString('en')} 
   });
 
   it('with no room to spill, loses values and says every count is a lower bound', async () => {
-    const report = await analyzeFiles([cores[0]!.path, cores[1]!.path], { workers: 0, spillBytes: 1 });
+    const report = await analyzeFiles([cores[0]!.path, cores[1]!.path], {
+      now: systemClock,
+      workers: 0,
+      spillBytes: 1,
+    });
     assert.ok(report.dumps.every((d) => d.evidenceDropped > 0));
     assert.ok(report.correlations.length > 0);
     for (const c of report.correlations) {

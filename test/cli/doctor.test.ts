@@ -10,6 +10,7 @@ import { parse } from 'yaml';
 import { runChecks } from '../../src/cli/commands/doctor.ts';
 import { lockDataDir } from '../../src/store/adapters/pglite.ts';
 import { POSTGRES_ADMIN_URL } from '../helpers/db.ts';
+import { credential } from '../helpers/fake-anthropic.ts';
 import { FAKE_IDS, type FakeSlack, startFakeSlack } from '../helpers/fake-slack.ts';
 import { startSshd } from '../helpers/sshd.ts';
 import { ensureTestUser } from '../helpers/users.ts';
@@ -38,9 +39,10 @@ describe('nightshift doctor', () => {
         G0PRIVATE1: { name: 'secret-ops', is_private: true, is_member: false },
       },
     });
-    // The Anthropic side: /v1/models answers 200 for the good key, 401 otherwise, as the API does.
+    // The Anthropic side: /v1/models answers 200 for the good key, 401 otherwise, as the API does;
+    // the key as the SDK presents it (credential: x-api-key or Authorization: Bearer).
     anthropic = createServer((req, res) => {
-      const ok = req.url === '/v1/models' && req.headers['x-api-key'] === 'sk-ant-good';
+      const ok = req.url === '/v1/models' && credential(req) === 'sk-ant-good';
       res.writeHead(ok ? 200 : 401, { 'content-type': 'application/json' });
       res.end(ok ? '{"data":[]}' : '{"type":"error","error":{"type":"authentication_error"}}');
     });

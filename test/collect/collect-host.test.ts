@@ -44,7 +44,7 @@ describe('the built-in collection on a host over SSH', () => {
   });
 
   it('finds the cores in running and stopped containers, with what is known of them', async () => {
-    const collection = await collectHost(ssh.host('web'));
+    const collection = await collectHost(ssh.host('web'), { now: new Date() });
     assert.deepEqual(collection.errors, []);
     const inContainers = collection.cores.filter((c) => c.container !== null);
     assert.deepEqual(
@@ -67,6 +67,7 @@ describe('the built-in collection on a host over SSH', () => {
 
   it('holds the collectors a policy names for an approval, with their exact command, and runs the rest', async () => {
     const collection = await collectHost(ssh.host('web'), {
+      now: new Date(),
       needApproval: ['docker disk usage', 'core dump settings'],
     });
     assert.deepEqual(

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { systemClock } from '../../src/clock.ts';
 import { stableJobId } from '../../src/jobs/job-ids.ts';
 import { QUEUES } from '../../src/jobs/queues.ts';
 import { sweep } from '../../src/jobs/sweeper.ts';
@@ -327,7 +328,7 @@ describe('a disk alert starts collection on the host', () => {
       );
     };
     const log = createLogger({ level: 'silent' });
-    const first = await sweep({ db, log, evidenceDays: 14, startCollection }, new Date());
+    const first = await sweep({ now: systemClock, db, log, evidenceDays: 14, startCollection }, new Date());
     assert.ok(first.collections >= 1, 'the sweep saw no collection yet');
     // A second bot process that read the same rows sends it again: the job id makes it one job.
     // (A second sweep here could already see the job's row: a sent job wakes its worker at once.)
@@ -344,7 +345,7 @@ describe('a disk alert starts collection on the host', () => {
       },
       60_000,
     );
-    const third = await sweep({ db, log, evidenceDays: 14, startCollection }, new Date());
+    const third = await sweep({ now: systemClock, db, log, evidenceDays: 14, startCollection }, new Date());
     assert.equal(third.collections, 0);
   });
 

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { systemClock } from '../../src/clock.ts';
 import { parseKnownHosts } from '../../src/collect/known-hosts.ts';
 import { SshConnections } from '../../src/collect/ssh.ts';
 import { parseHostsFile } from '../../src/config/hosts.ts';
@@ -27,6 +28,7 @@ interface Verdict {
 async function bot(sshd: Sshd, knownHosts: string): Promise<Verdict> {
   const hosts = hostsBehind(sshd, [{ name: 'h' }]);
   const ssh = new SshConnections({
+    now: systemClock,
     hosts,
     knownHosts: parseKnownHosts(knownHosts),
     log: createLogger({ level: 'silent' }),
@@ -171,6 +173,7 @@ describe('host certificates, as OpenSSH checks them', () => {
       'hosts.json',
     );
     const ssh = new SshConnections({
+      now: systemClock,
       hosts,
       knownHosts: parseKnownHosts(
         `${good.knownHostsLine}\n@cert-authority * ${anyName.certificateAuthorityLine}\n`,

@@ -15,6 +15,7 @@ import {
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { systemClock } from '../../src/clock.ts';
 import { parseKnownHosts } from '../../src/collect/known-hosts.ts';
 import { pullFile } from '../../src/collect/pull.ts';
 import { SshConnections } from '../../src/collect/ssh.ts';
@@ -76,7 +77,7 @@ describe('pulling evidence over SSH', () => {
     assert.equal(pulled.bytes, readFileSync(core.path).length);
     assert.ok(pulled.transferredBytes < pulled.bytes, 'compressed on the way');
     assert.equal(existsSync(`${dest}.part`), false);
-    const report = await analyzeFiles([dest], { workers: 0 });
+    const report = await analyzeFiles([dest], { now: systemClock, workers: 0 });
     assert.equal(report.dumps[0]!.pid, core.pid);
   });
 
@@ -95,7 +96,7 @@ describe('pulling evidence over SSH', () => {
     assert.equal(pulled.sha256, sha256(stored), 'the file as the host keeps it');
     assert.equal(pulled.bytes, readFileSync(stored).length);
     assert.equal(pulled.transferredBytes, pulled.bytes, 'sent as it is, not compressed again');
-    const report = await analyzeFiles([dest], { workers: 0 });
+    const report = await analyzeFiles([dest], { now: systemClock, workers: 0 });
     assert.deepEqual(report.errors, []);
     assert.equal(report.dumps[0]!.pid, core.pid);
     assert.equal(report.dumps[0]!.signal?.name, 'SIGABRT');
@@ -110,7 +111,7 @@ describe('pulling evidence over SSH', () => {
       maxBuffer: 1 << 30,
     });
     assert.equal(pulled.sha256, createHash('sha256').update(direct).digest('hex'));
-    const report = await analyzeFiles([dest], { workers: 0 });
+    const report = await analyzeFiles([dest], { now: systemClock, workers: 0 });
     assert.deepEqual(report.errors, []);
     assert.equal(report.dumps[0]!.container, 'tar');
     assert.equal(report.dumps[0]!.entry, 'core');
@@ -121,6 +122,7 @@ describe('pulling evidence over SSH', () => {
     // A host with Podman only: docker is in /usr/local/bin here, so PATH leaves it out.
     const podmanOnly = await startSshd({ basePath: '/usr/bin:/bin', env: podman.clientEnv });
     const connections = new SshConnections({
+      now: systemClock,
       hosts: parseHostsFile(
         JSON.stringify({
           hosts: [
@@ -147,7 +149,7 @@ describe('pulling evidence over SSH', () => {
       assert.equal(which.stdout.trim(), '/usr/bin/podman');
       const dest = join(work, 'evidence', 'podman-core.tar');
       await pullFile(connections.host('pod'), { container: web, path: '/app/core' }, dest);
-      const report = await analyzeFiles([dest], { workers: 0 });
+      const report = await analyzeFiles([dest], { now: systemClock, workers: 0 });
       assert.deepEqual(report.errors, []);
       assert.equal(report.dumps[0]!.entry, 'core');
       assert.equal(report.dumps[0]!.executable, '/bin/crash');
@@ -179,7 +181,7 @@ describe('pulling evidence over SSH', () => {
     assert.ok(removal, 'removal started during the transfer');
     assert.ok((await removal) < pulledAt, 'the container was gone before the transfer ended');
     assert.ok(pulled.bytes > 256 * 1024 * 1024, String(pulled.bytes));
-    const report = await analyzeFiles([dest], { workers: 0 });
+    const report = await analyzeFiles([dest], { now: systemClock, workers: 0 });
     assert.deepEqual(report.errors, []);
     assert.equal(report.dumps[0]!.executable, '/bin/crash');
     const again = join(work, 'evidence', 'removed-again.tar');

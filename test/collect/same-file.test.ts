@@ -52,7 +52,7 @@ for (const driver of ['overlay', 'vfs'] as const)
       const layerOf = driver === 'vfs' ? /^.*\/vfs\/dir\/[0-9a-f]+/ : /^.*\/overlay\/[0-9a-f]+\/diff/;
       assert.deepEqual(inStorage.map((c) => c.path.replace(layerOf, '')).sort(), ['/app/core', '/srv/core']);
 
-      const collection = await collectHost(ssh.host('web'));
+      const collection = await collectHost(ssh.host('web'), { now: new Date() });
       assert.deepEqual(collection.errors, []);
       const mine = collection.cores.filter(
         (c) => c.container === web || c.container === worker || c.path.startsWith(`${podman.graphroot}/`),

@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, connect as tcpConnect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { systemClock } from '../../src/clock.ts';
 import { collectHost } from '../../src/collect/collect-host.ts';
 import { parseKnownHosts } from '../../src/collect/known-hosts.ts';
 import { SshConnections } from '../../src/collect/ssh.ts';
@@ -62,7 +63,7 @@ describe('the SSH transport against a real sshd', () => {
   let ssh: SshConnections;
   const log = createLogger({ level: 'silent' });
   const connect = (knownHosts: string) =>
-    new SshConnections({ hosts, knownHosts: parseKnownHosts(knownHosts), log });
+    new SshConnections({ now: systemClock, hosts, knownHosts: parseKnownHosts(knownHosts), log });
 
   before(async () => {
     sshd = await startSshd();
@@ -103,7 +104,7 @@ describe('the SSH transport against a real sshd', () => {
   });
 
   it("collects the host's filesystems", async () => {
-    const collection = await collectHost(ssh.host('box'));
+    const collection = await collectHost(ssh.host('box'), { now: new Date() });
     assert.deepEqual(collection.errors, []);
     assert.ok(collection.filesystems.some((f) => f.mount === '/'));
   });
@@ -163,7 +164,7 @@ describe('the SSH transport against a real sshd', () => {
       /is not in known_hosts: refusing to connect/,
     );
     // The collection stops at the refusal and says it once, instead of once per collector.
-    const collection = await collectHost(changed.host('box'));
+    const collection = await collectHost(changed.host('box'), { now: new Date() });
     assert.equal(collection.errors.length, 1, collection.errors.join('\n'));
     assert.match(collection.errors[0]!, /CHANGED since it was pinned/);
     assert.deepEqual(collection.findings, []);
@@ -201,6 +202,7 @@ describe('the SSH transport against a real sshd', () => {
     const link = await burstLink(sshd.port, 300);
     const box = hosts.hosts[0]!;
     const slow = new SshConnections({
+      now: systemClock,
       hosts: { ...hosts, hosts: [{ ...box, port: link.port }] },
       knownHosts: parseKnownHosts(`[${sshd.host}]:${link.port} ${sshd.hostKeyPublicLine}`),
       log,

@@ -21,6 +21,7 @@ import { redact } from '../../src/analyze/redact.ts';
 import { formatBytes, renderReport } from '../../src/analyze/render.ts';
 import { type Dump, ReportSchema } from '../../src/analyze/report-schema.ts';
 import { formatProgress } from '../../src/cli/progress.ts';
+import { systemClock } from '../../src/clock.ts';
 import { analyzeFiles } from '../../src/evidence/analyze-files.ts';
 import {
   type CCore,
@@ -55,9 +56,9 @@ const hex = (v: bigint) => `0x${v.toString(16)}`;
 
 async function analyzeOne(
   path: string,
-  options: Parameters<typeof analyzeFiles>[1] = { workers: 0 },
+  options: Omit<Parameters<typeof analyzeFiles>[1], 'now'> = { workers: 0 },
 ): Promise<Dump> {
-  const report = await analyzeFiles([path], options);
+  const report = await analyzeFiles([path], { now: systemClock, ...options });
   assert.deepEqual(report.errors, []);
   assert.equal(report.dumps.length, 1);
   return report.dumps[0]!;
@@ -217,7 +218,7 @@ describe('C programs that crash (kernel cores, checked against gdb and readelf)'
   it('says a SIGSEGV or SIGBUS sent with kill() was sent, not a memory fault', async () => {
     for (const signal of ['SIGSEGV', 'SIGBUS'] as const) {
       const killed = await makeCCore(join(dir, `kill-${signal}`), 'abort', { killWith: signal });
-      const report = await analyzeFiles([killed.path], { workers: 0 });
+      const report = await analyzeFiles([killed.path], { now: systemClock, workers: 0 });
       const d = report.dumps[0]!;
       assert.equal(d.signal?.name, signal);
       assert.match(d.signal?.codeName ?? '', /^SI_USER/);
@@ -238,7 +239,7 @@ describe('C programs that crash (kernel cores, checked against gdb and readelf)'
 
   it('says a gcore core was taken by gcore while running, never "died of none"', async () => {
     const live = await makeCCore(join(dir, 'gcore-report'), 'abort', { via: 'gcore' });
-    const report = await analyzeFiles([live.path], { workers: 0 });
+    const report = await analyzeFiles([live.path], { now: systemClock, workers: 0 });
     const text = renderReport(report);
     assert.ok(
       report.findings.some((f) => f.title === '1 of 1 dumps taken by gcore while running (no signal)'),
@@ -284,7 +285,7 @@ describe('C programs that crash (kernel cores, checked against gdb and readelf)'
       join(dir, 'cut-before-nt-file.core'),
       await noteOffset(b.path, NT_FILE),
     );
-    const report = await analyzeFiles([a.path, cut], { workers: 0 });
+    const report = await analyzeFiles([a.path, cut], { now: systemClock, workers: 0 });
     assert.deepEqual(report.errors, []);
     const [whole, short] = report.dumps;
     assert.equal(whole!.executable, executable);
@@ -315,7 +316,7 @@ describe('C programs that crash (kernel cores, checked against gdb and readelf)'
     // As a git clone or a copy leaves them: every file's mtime is the time of the copy.
     const copied = new Date('2026-03-04T05:06:07Z');
     for (const file of [gz, tar, raw]) utimesSync(file, copied, copied);
-    const report = await analyzeFiles([gz, tar, raw], { workers: 0 });
+    const report = await analyzeFiles([gz, tar, raw], { now: systemClock, workers: 0 });
     assert.deepEqual(report.errors, []);
     const byFile = new Map(report.dumps.map((d) => [d.file, d]));
     assert.deepEqual(
@@ -339,7 +340,7 @@ describe('C programs that crash (kernel cores, checked against gdb and readelf)'
       /^ {2}seen {6}2026-01-02 03:04Z to 2026-03-04 05:06Z \(from .*modification times.*\)$/,
     );
     // Without the raw copy, every time is the crash's own.
-    const inside = await analyzeFiles([gz, tar], { workers: 0 });
+    const inside = await analyzeFiles([gz, tar], { now: systemClock, workers: 0 });
     assert.deepEqual(
       [inside.signatures[0]!.firstSeen, inside.signatures[0]!.lastSeen],
       [crashed.toISOString(), crashed.toISOString()],
@@ -354,6 +355,7 @@ describe('C programs that crash (kernel cores, checked against gdb and readelf)'
     let last: [number, number] = [0, 0];
     const files = [gz, tgz, threads.path];
     const report = await analyzeFiles(files, {
+      now: systemClock,
       workers: 0,
       onProgress: (done, total) => (last = [done, total]),
     });
@@ -425,7 +427,7 @@ describe('C programs that crash (kernel cores, checked against gdb and readelf)'
       tar,
       { gzip: true, dir: 'crash' },
     );
-    const report = await analyzeFiles([tar], { workers: 0 });
+    const report = await analyzeFiles([tar], { now: systemClock, workers: 0 });
     assert.deepEqual(report.errors, []);
     assert.deepEqual(report.dumps.map((d) => d.signal?.name).sort(), ['SIGABRT', 'SIGABRT', 'SIGSEGV']);
     assert.ok(report.dumps.every((d) => d.container === 'tar+gzip' && d.entry?.startsWith('crash/')));
@@ -460,9 +462,7 @@ describe('C programs that crash (kernel cores, checked against gdb and readelf)'
     writeFileSync(elf32, b32);
     const report = await analyzeFiles(
       [abort.path, abort.executable, text, big, elf32, join(dir, 'missing')],
-      {
-        workers: 0,
-      },
+      { now: systemClock, workers: 0 },
     );
     assert.equal(report.dumps.length, 1);
     const byFile = new Map(report.errors.map((e) => [e.file, e]));
@@ -494,7 +494,7 @@ describe('the incident in miniature: 8 Python workers, 6 stuck on an endless rad
         writeFileSync(join(evidence, `${name}.gz`), gzipSync(readFileSync(core.path), { level: 1 }));
       else await wrapAsDockerCp(core.path, join(evidence, `${name}.tar.gz`), { gzip: true, name: 'core' });
     }
-    report = await analyzeFiles([evidence], { workers: 2, rangeBytes: 1 << 20 });
+    report = await analyzeFiles([evidence], { now: systemClock, workers: 2, rangeBytes: 1 << 20 });
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -604,7 +604,7 @@ describe('the incident in miniature: 8 Python workers, 6 stuck on an endless rad
   it('keeps a worker core cut before its NT_FILE note with its interpreter, and out of "every dump"', async () => {
     const core = incident.cores[0]!;
     const cut = await truncateCopy(core.path, join(dir, 'cut.core'), await noteOffset(core.path, NT_FILE));
-    const withCut = await analyzeFiles([join(dir, 'evidence'), cut], { workers: 0 });
+    const withCut = await analyzeFiles([join(dir, 'evidence'), cut], { now: systemClock, workers: 0 });
     const short = withCut.dumps.find((d) => d.file === cut)!;
     const executable = report.dumps[0]!.executable;
     assert.equal(short.truncated, true);
@@ -695,7 +695,7 @@ describe('the incident in miniature: 8 Python workers, 6 stuck on an endless rad
   });
 
   it('gives the same report with worker threads as without', async () => {
-    const inline = await analyzeFiles([join(dir, 'evidence')], { workers: 0 });
+    const inline = await analyzeFiles([join(dir, 'evidence')], { now: systemClock, workers: 0 });
     const strip = (r: typeof inline) => ({ ...r, generatedAt: '' });
     assert.deepEqual(strip(inline), strip({ ...report }));
   });

@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { parseElfHeader } from '../../src/analyze/elf.ts';
 import type { Report } from '../../src/analyze/report-schema.ts';
 import { ReportSchema } from '../../src/analyze/report-schema.ts';
+import { systemClock } from '../../src/clock.ts';
 import { analyzeFiles } from '../../src/evidence/analyze-files.ts';
 import { writeApportCrash } from '../helpers/apport.ts';
 import {
@@ -42,7 +43,10 @@ function facts(d: Dump): Record<string, unknown> {
 }
 
 async function analyze(files: string | string[]): Promise<Report> {
-  const report = await analyzeFiles(typeof files === 'string' ? [files] : files, { workers: 0 });
+  const report = await analyzeFiles(typeof files === 'string' ? [files] : files, {
+    now: systemClock,
+    workers: 0,
+  });
   ReportSchema.parse(report);
   return report;
 }

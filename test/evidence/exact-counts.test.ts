@@ -12,6 +12,7 @@ import {
   MAX_DISTINCT_PER_KIND,
 } from '../../src/analyze/evidence.ts';
 import { type Report, ReportSchema } from '../../src/analyze/report-schema.ts';
+import { systemClock } from '../../src/clock.ts';
 import { analyzeFiles } from '../../src/evidence/analyze-files.ts';
 import { MAX_PROMOTED, resolveOverflow } from '../../src/evidence/overflow.ts';
 import { newSpillConfig, SpillStore } from '../../src/evidence/spill.ts';
@@ -198,7 +199,7 @@ describe(`real cores: ${NOISE.toLocaleString('en')} distinct URLs each, one plan
     await pipeline(createReadStream(cores[2]!.path), createGzip({ level: 1 }), createWriteStream(gzipped));
     report = await analyzeFiles(
       cores.map((c, i) => (i === 2 ? gzipped : c.path)),
-      { workers: 2, rangeBytes: 8 * 1024 * 1024, spillDir },
+      { now: systemClock, workers: 2, rangeBytes: 8 * 1024 * 1024, spillDir },
     );
   });
   after(() => rmSync(dir, { recursive: true, force: true }));

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { systemClock } from '../../src/clock.ts';
 import { ErrorCode } from '../../src/errors.ts';
 import { analyzeFiles } from '../../src/evidence/analyze-files.ts';
 import { failedMarker, followFile } from '../../src/evidence/follow.ts';
@@ -104,11 +105,12 @@ describe('analysing cores as they are pulled', () => {
   it('finds what the files read whole find, posts the headline so far, and names a failed pull', async () => {
     const whole = await analyzeFiles(
       incident.cores.map((c) => c.path),
-      { workers: 2 },
+      { now: systemClock, workers: 2 },
     );
     const dests = incident.cores.map((_, i) => join(dir, `core.${i}`));
     const partials: Array<{ headline: string | undefined; filesDone: number }> = [];
     const analysing = analyzeFiles([...dests, join(dir, 'lost.core')], {
+      now: systemClock,
       workers: 2,
       follow: true,
       onPartial: ({ report, filesDone }) => partials.push({ headline: report.findings[0]?.title, filesDone }),

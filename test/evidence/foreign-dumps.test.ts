@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseElfHeader, parseProgramHeaders } from '../../src/analyze/elf.ts';
 import { ReportSchema } from '../../src/analyze/report-schema.ts';
+import { systemClock } from '../../src/clock.ts';
 import { analyzeFiles } from '../../src/evidence/analyze-files.ts';
 import { type CCore, makeCCore } from '../helpers/cores.ts';
 import { requireTool, runTool } from '../helpers/reference-tools.ts';
@@ -105,7 +106,7 @@ describe('dumps that are not Linux cores are named for what they are', () => {
     writeFileSync(file, asNetbsdCore(readFileSync(core.path), 4242));
     await runTool('zstd', ['-q', '-f', file, '-o', `${file}.zst`]);
     for (const path of [file, `${file}.zst`]) {
-      const report = await analyzeFiles([path], { workers: 0 });
+      const report = await analyzeFiles([path], { now: systemClock, workers: 0 });
       ReportSchema.parse(report);
       assert.deepEqual(report.dumps, [], path);
       assert.deepEqual(
@@ -151,7 +152,7 @@ describe('dumps that are not Linux cores are named for what they are', () => {
     for (const [name, bytes, message] of cases) {
       const file = join(dir, name);
       writeFileSync(file, bytes);
-      const report = await analyzeFiles([file], { workers: 0 });
+      const report = await analyzeFiles([file], { now: systemClock, workers: 0 });
       assert.deepEqual(
         report.errors.map((e) => [e.code, e.message]),
         [['nightshift_not_core', `not a core dump: ${message}`]],
@@ -167,7 +168,7 @@ describe('dumps that are not Linux cores are named for what they are', () => {
         tarEnd(),
       ]),
     );
-    const inTar = await analyzeFiles([tar], { workers: 0 });
+    const inTar = await analyzeFiles([tar], { now: systemClock, workers: 0 });
     assert.deepEqual(
       inTar.errors.map((e) => [e.entry, e.message]),
       [

@@ -3,6 +3,7 @@ import { appendFileSync, existsSync, mkdtempSync, rmSync, statSync, utimesSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { systemClock } from '../../src/clock.ts';
 import { knownSecretsPath, recallSecrets, rememberSecrets } from '../../src/evidence/known-secrets.ts';
 import { openIncidentByHand } from '../../src/incidents/incidents.ts';
 import { sweep } from '../../src/jobs/sweeper.ts';
@@ -54,7 +55,7 @@ describe('known secrets beside the evidence', () => {
       await rememberSecrets(dir, incident.id, ['still-in-a-core']);
       utimesSync(knownSecretsPath(dir, incident.id), old, old);
       await sweep(
-        { db, log: createLogger({ level: 'silent' }), evidenceDays: 14, evidenceDir: dir },
+        { now: systemClock, db, log: createLogger({ level: 'silent' }), evidenceDays: 14, evidenceDir: dir },
         new Date(),
       );
       assert.equal(existsSync(knownSecretsPath(dir, 1001)), false);

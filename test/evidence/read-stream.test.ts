@@ -10,6 +10,7 @@ import fc from 'fast-check';
 import { buildReport } from '../../src/analyze/correlate.ts';
 import { parseElfHeader, parseProgramHeaders } from '../../src/analyze/elf.ts';
 import { ReportSchema } from '../../src/analyze/report-schema.ts';
+import { systemClock } from '../../src/clock.ts';
 import { CodedError, ErrorCode } from '../../src/errors.ts';
 import { analyzeFiles } from '../../src/evidence/analyze-files.ts';
 import { readDumpStream } from '../../src/evidence/read-stream.ts';
@@ -53,7 +54,7 @@ describe('readDumpStream on a real core in hand-built tars', () => {
         tarEnd(),
       ]),
     );
-    const report = await analyzeFiles([tar], { workers: 0 });
+    const report = await analyzeFiles([tar], { now: systemClock, workers: 0 });
     ReportSchema.parse(report);
     assert.deepEqual(report.errors, []);
     const fileTime = statSync(tar).mtime.toISOString();
@@ -86,7 +87,7 @@ describe('readDumpStream on a real core in hand-built tars', () => {
     for (const form of ['tar', 'tar+gzip'] as const) {
       const file = form === 'tar' ? tar : `${tar}.gz`;
       if (form === 'tar+gzip') writeFileSync(file, gzipSync(readFileSync(tar)));
-      const report = await analyzeFiles([file], { workers: 0 });
+      const report = await analyzeFiles([file], { now: systemClock, workers: 0 });
       ReportSchema.parse(report);
       assert.deepEqual(
         report.dumps.map((d) => [d.entry, d.container, d.pid, d.sizeBytes, d.truncated]),

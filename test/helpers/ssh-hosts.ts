@@ -1,5 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import type { z } from 'zod';
+import { systemClock } from '../../src/clock.ts';
 import { parseKnownHosts } from '../../src/collect/known-hosts.ts';
 import { SshConnections } from '../../src/collect/ssh.ts';
 import { type HostSchema, type HostsFile, parseHostsFile } from '../../src/config/hosts.ts';
@@ -45,5 +46,10 @@ export function connectionsTo(
   hosts: HostsFile,
   log: Logger = createLogger({ level: 'silent' }),
 ): SshConnections {
-  return new SshConnections({ hosts, knownHosts: parseKnownHosts(sshd.knownHostsLine), log });
+  return new SshConnections({
+    now: systemClock,
+    hosts,
+    knownHosts: parseKnownHosts(sshd.knownHostsLine),
+    log,
+  });
 }

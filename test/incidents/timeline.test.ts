@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { recordDelivery } from '../../src/alerts/intake.ts';
+import { systemClock } from '../../src/clock.ts';
 import { timeline } from '../../src/incidents/incidents.ts';
 import { startJobRun } from '../../src/jobs/workers/job-run.ts';
 import { createLogger } from '../../src/log.ts';
@@ -22,7 +23,7 @@ for (const database of testDatabases()) {
       const incidentId = delivered.incidents[0]!.incidentId;
       const log = createLogger({ level: 'silent' });
       const job = await startJobRun(
-        { db, log },
+        { now: systemClock, db, log },
         'analyze-evidence',
         'job-1',
         incidentId,

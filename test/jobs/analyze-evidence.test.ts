@@ -3,6 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { DEFAULT_POLICY } from '../../src/approvals/policy.ts';
+import { systemClock } from '../../src/clock.ts';
 import { type CodedError, ErrorCode } from '../../src/errors.ts';
 import type { AnalysisChildOptions } from '../../src/evidence/analyze-child.ts';
 import { recallSecrets } from '../../src/evidence/known-secrets.ts';
@@ -55,6 +56,7 @@ for (const database of testDatabases()) {
       const incidentId = Number(rows[0]!.id);
       let kicked = 0;
       await registerWorkers(boss, {
+        now: systemClock,
         db,
         log,
         kick: () => kicked++,
@@ -160,10 +162,14 @@ for (const database of testDatabases()) {
       });
       // A real core whose memory holds a database URL with its password and a Slack bot token.
       const core = await makeCCore(join(work, 'cores'), 'abort', { args: [DSN, BOT_TOKEN] });
-      const report = await analyzeEvidence({ db, log, evidenceDir: join(work, 'evidence') }, 'job-secrets', {
-        incidentId: incident.id,
-        paths: [core.path],
-      });
+      const report = await analyzeEvidence(
+        { now: systemClock, db, log, evidenceDir: join(work, 'evidence') },
+        'job-secrets',
+        {
+          incidentId: incident.id,
+          paths: [core.path],
+        },
+      );
       assert.ok(report.totals.redactions > 0, 'the analysis found and hid them');
       // The values are kept beside the evidence, for the agent to hide their bare copies.
       const kept = await recallSecrets(join(work, 'evidence'), incident.id);
@@ -192,7 +198,10 @@ for (const database of testDatabases()) {
       });
       const failed = async (jobId: string, analysis: AnalysisChildOptions, reason: RegExp) => {
         await assert.rejects(
-          analyzeEvidence({ db, log, analysis }, jobId, { incidentId: incident.id, paths: [examples] }),
+          analyzeEvidence({ now: systemClock, db, log, analysis }, jobId, {
+            incidentId: incident.id,
+            paths: [examples],
+          }),
           (error: CodedError) => error.code === ErrorCode.AnalysisFailed && reason.test(error.message),
         );
         const { rows } = await db.executeSql<{ state: string; error: string }>(
@@ -227,7 +236,7 @@ for (const database of testDatabases()) {
       } finally {
         clearInterval(killer);
       }
-      const report = await analyzeEvidence({ db, log }, 'job-after', {
+      const report = await analyzeEvidence({ now: systemClock, db, log }, 'job-after', {
         incidentId: incident.id,
         paths: [examples],
       });
@@ -239,7 +248,7 @@ for (const database of testDatabases()) {
       const log = createLogger({ level: 'silent' });
       try {
         await assert.rejects(
-          analyzeEvidence({ db, log }, 'x', { incidentId: -1, paths: [] }),
+          analyzeEvidence({ now: systemClock, db, log }, 'x', { incidentId: -1, paths: [] }),
           /incidentId|paths/,
         );
       } finally {

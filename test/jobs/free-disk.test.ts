@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { getRun, type Proposal } from '../../src/approvals/service.ts';
+import { systemClock } from '../../src/clock.ts';
 import { parseFreeText } from '../../src/collect/free-plan.ts';
 import type { SshConnections } from '../../src/collect/ssh.ts';
 import { openIncidentByHand } from '../../src/incidents/incidents.ts';
@@ -114,6 +115,7 @@ for (const driver of ['vfs', 'overlay'] as const)
       const hostsFile = hostsBehind(sshd, [{ name: 'web', coreSearchPaths: [mount] }]);
       const collection = await collectHostJob(
         {
+          now: systemClock,
           db,
           log,
           hosts: hostsFile,
@@ -131,6 +133,7 @@ for (const driver of ['vfs', 'overlay'] as const)
       assert.ok(pull);
       await approve(db, pull);
       const deps: RunnerDeps = {
+        now: systemClock,
         db,
         log,
         hosts: hostsFile,

@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import { incidentSecrets } from '../../src/agent/turn.ts';
 import { PolicySchema } from '../../src/approvals/policy.ts';
 import { createProposal } from '../../src/approvals/service.ts';
+import { systemClock } from '../../src/clock.ts';
 import { knownSecretsPath, recallSecrets, rememberSecrets } from '../../src/evidence/known-secrets.ts';
 import { redactStoredFindings } from '../../src/jobs/redact-stored-findings.ts';
 import { startJobRun } from '../../src/jobs/workers/job-run.ts';
@@ -29,7 +30,7 @@ for (const database of testDatabases()) {
     it('redacts findings and the done text a job queues for the thread', async (t) => {
       const { db, incident } = await openIncident(t, database);
       const run = await startJobRun(
-        { db, log },
+        { now: systemClock, db, log },
         'collect-host',
         'q-1',
         incident.id,
@@ -72,7 +73,7 @@ for (const database of testDatabases()) {
       const evidenceDir = tempDir(t, 'nightshift-job-run-');
       // What a collection hands over: lines from the host, as they were.
       const run = await startJobRun(
-        { db, log, evidenceDir },
+        { now: systemClock, db, log, evidenceDir },
         'collect-host',
         'q-2',
         incident.id,
@@ -127,7 +128,7 @@ for (const database of testDatabases()) {
       assert.deepEqual((await recallSecrets(evidenceDir, incident.id)).sort(), [BOT_TOKEN, PASSWORD].sort());
       // A later job whose finding holds only a bare copy of a secret an earlier job found.
       const later = await startJobRun(
-        { db, log, evidenceDir },
+        { now: systemClock, db, log, evidenceDir },
         'collect-host',
         'q-3',
         incident.id,

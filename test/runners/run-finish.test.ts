@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { getProposal, getRun, type Proposal } from '../../src/approvals/service.ts';
+import { systemClock } from '../../src/clock.ts';
 import type { SshConnections } from '../../src/collect/ssh.ts';
 import type { ExecResult } from '../../src/collect/transport.ts';
 import { HostsFileSchema } from '../../src/config/hosts.ts';
@@ -110,6 +111,7 @@ for (const database of testDatabases()) {
         incident: { id: incidentId },
       } = await openIncidentByHand(db, { host: 'web-1', note: 'disk', user: APPROVER, channel: 'C1' }));
       deps = {
+        now: systemClock,
         db,
         log,
         evidenceDir: join(work, 'evidence'),
@@ -224,7 +226,14 @@ for (const database of testDatabases()) {
       const stuck = (await getRun(db, p.id))!;
       assert.equal(stuck.state, 'running', 'nothing could record its end');
 
-      const sweeper = { db, log, evidenceDays: 14, channel: '#incidents', runStaleAfterMs: STALE_AFTER_MS };
+      const sweeper = {
+        now: systemClock,
+        db,
+        log,
+        evidenceDays: 14,
+        channel: '#incidents',
+        runStaleAfterMs: STALE_AFTER_MS,
+      };
       // A heartbeat younger than the deadline: the worker may be alive, the run is left alone.
       await sweep(sweeper, new Date(Date.now() + STALE_AFTER_MS / 2));
       assert.equal((await getRun(db, p.id))!.state, 'running');
@@ -254,7 +263,10 @@ for (const database of testDatabases()) {
       const p = await approved('script', 'web-1', 'sleep 2; uptime');
       const running = runProposalJob({ ...deps, ssh: slowHost(1500), heartbeatMs: 50 }, { proposalId: p.id });
       await sleep(700);
-      const swept = await sweep({ db, log, evidenceDays: 14, runStaleAfterMs: 400 }, new Date());
+      const swept = await sweep(
+        { now: systemClock, db, log, evidenceDays: 14, runStaleAfterMs: 400 },
+        new Date(),
+      );
       assert.equal(swept.abandoned, 0);
       await running;
       const run = (await getRun(db, p.id))!;
@@ -268,7 +280,10 @@ for (const database of testDatabases()) {
         { proposalId: p.id },
       );
       await sleep(300);
-      const swept = await sweep({ db, log, evidenceDays: 14, runStaleAfterMs: 100 }, new Date());
+      const swept = await sweep(
+        { now: systemClock, db, log, evidenceDays: 14, runStaleAfterMs: 100 },
+        new Date(),
+      );
       assert.equal(swept.abandoned, 1);
       await running;
       const run = (await getRun(db, p.id))!;

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { createProposal, getProposal, getRun, type Proposal } from '../../src/approvals/service.ts';
+import { systemClock } from '../../src/clock.ts';
 import type { SshConnections } from '../../src/collect/ssh.ts';
 import { openIncidentByHand } from '../../src/incidents/incidents.ts';
 import { type RunnerDeps, runProposalJob } from '../../src/jobs/workers/run-proposal.ts';
@@ -361,6 +362,7 @@ describe('an approved host script over SSH', () => {
     );
     await approve(db, p);
     const deps: RunnerDeps = {
+      now: systemClock,
       db,
       log: createLogger({ level: 'silent' }),
       evidenceDir: '/nonexistent',

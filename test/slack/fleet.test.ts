@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { WebClient } from '@slack/web-api';
+import { systemClock } from '../../src/clock.ts';
 import { openIncidentByHand, setStatus } from '../../src/incidents/incidents.ts';
 import { createLogger } from '../../src/log.ts';
 import { slackPoster } from '../../src/slack/app.ts';
 import { markRelatedStale } from '../../src/slack/fleet.ts';
 import { runIncidentCommand } from '../../src/slack/incident-actions.ts';
-import { drainOutbox, type SlackPoster } from '../../src/slack/outbox.ts';
+import { drainOutbox } from '../../src/slack/outbox.ts';
+import type { SlackPoster } from '../../src/slack/poster.ts';
 import type { Db } from '../../src/store/db.ts';
 import { migrate } from '../../src/store/migrate.ts';
 import { blockKitProblems } from '../helpers/block-kit.ts';
@@ -87,15 +89,15 @@ for (const database of testDatabases()) {
       const web2 = await open('web-2');
       const web5 = await open('web-5');
       const other = await open('web-7');
-      await drainOutbox(db, poster, log);
+      await drainOutbox(db, poster, log, systemClock);
       const replies = () => slack.calls.filter((c) => c.method === 'chat.postMessage').length;
       const posted = replies();
       await analysed(web2, CRASH);
       await analysed(other, { ...CRASH, topEvidence: 'GET /health' });
-      await drainOutbox(db, poster, log);
+      await drainOutbox(db, poster, log, systemClock);
       assert.ok(!(await root(web2)).includes('Same crash'), 'no match before the second analysis');
       await analysed(web5, CRASH);
-      await drainOutbox(db, poster, log);
+      await drainOutbox(db, poster, log, systemClock);
       const two = await root(web2);
       const five = await root(web5);
       assert.ok(two.includes(`*Same crash on* web-5: #${web5}`), two);
@@ -125,14 +127,14 @@ for (const database of testDatabases()) {
       const edits = () =>
         slack.calls.filter((c) => c.method === 'chat.update' && c.args.ts === fleet[0]!.ts).length;
       const editsBefore = edits();
-      await drainOutbox(db, poster, log);
+      await drainOutbox(db, poster, log, systemClock);
       assert.equal(edits(), editsBefore, 'an unchanged fleet is not edited');
       // The postmortem, asked for with /investigate summary: a file in the thread.
       // The wall clock, as the bot's; no hosts file, so /investigate starts no collection.
       const { deps } = listenerDeps(db, { log, now: () => new Date(), startCollection: undefined });
       const context = { user: USER, channel: CHANNEL, requestId: 'r1' };
       await runIncidentCommand(deps, { kind: 'summary', incident: web2 }, context);
-      await drainOutbox(db, poster, log);
+      await drainOutbox(db, poster, log, systemClock);
       const file = slack.files.find((f) => f.filename === `incident-${web2}-summary.md`);
       assert.ok(file?.bytes && file.shares.length === 1, 'the summary is shared once, as a file');
       const summary = file.bytes.toString('utf8');
@@ -150,7 +152,7 @@ for (const database of testDatabases()) {
       );
       // Resolved (the command a button runs too), web-5 no longer shows on web-2's root.
       await runIncidentCommand(deps, { kind: 'set', status: 'resolved', incident: web5 }, context);
-      await drainOutbox(db, poster, log);
+      await drainOutbox(db, poster, log, systemClock);
       assert.ok(!(await root(web2)).includes('Same crash'), await root(web2));
       const edited = JSON.stringify(slack.message(CHANNEL, fleet[0]!.ts)!.blocks);
       assert.ok(edited.includes('2 hosts with incidents  ·  2 open'), edited);

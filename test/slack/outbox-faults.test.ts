@@ -3,9 +3,11 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import { WebClient } from '@slack/web-api';
 import { recordDelivery } from '../../src/alerts/intake.ts';
 import { runChecks } from '../../src/cli/commands/doctor.ts';
+import { systemClock } from '../../src/clock.ts';
 import { POSTER_CLIENT_OPTIONS, slackPoster } from '../../src/slack/app.ts';
-import { drainOutbox, OUTBOX_EVENT_TYPE, type SlackPoster } from '../../src/slack/outbox.ts';
+import { drainOutbox } from '../../src/slack/outbox.ts';
 import { OutboxPump } from '../../src/slack/outbox-pump.ts';
+import { OUTBOX_EVENT_TYPE, type SlackPoster } from '../../src/slack/poster.ts';
 import type { Db } from '../../src/store/db.ts';
 import { migrate } from '../../src/store/migrate.ts';
 import { queueThreadMessage } from '../../src/store/records.ts';
@@ -78,7 +80,7 @@ for (const database of testDatabases()) {
         );
         const started = Date.now();
         let settled = false;
-        const draining = drainOutbox(db, patient, logged.log, undefined, {
+        const draining = drainOutbox(db, patient, logged.log, systemClock, {
           retryBaseMs: 50,
           concurrency: 4,
         }).finally(() => {
@@ -99,7 +101,7 @@ for (const database of testDatabases()) {
         await until(
           'the hung thread is posted',
           async () => {
-            await drainOutbox(db, poster, logged.log, undefined, { retryBaseMs: 50 });
+            await drainOutbox(db, poster, logged.log, systemClock, { retryBaseMs: 50 });
             return (await unposted()) === 0;
           },
           10_000,
@@ -119,16 +121,20 @@ for (const database of testDatabases()) {
     it('posts exactly once when Slack carried a post out and its answer was lost', async () => {
       try {
         await alert(generic('lost-1'));
-        assert.equal(await drainOutbox(db, poster, logged.log), 2, 'the root and the first reply');
+        assert.equal(
+          await drainOutbox(db, poster, logged.log, systemClock),
+          2,
+          'the root and the first reply',
+        );
         const root = (await rootOf('lost-1'))!;
         await alert(generic('lost-1', { id: 'second', name: 'Second', summary: 'second alert on lost-1' }));
         slack.failNext('chat.postMessage', { lostAnswer: true });
         // A long retry delay, so this drain's other posters do not retry it before the test looks.
-        await drainOutbox(db, poster, logged.log, undefined, { retryBaseMs: 60_000 });
+        await drainOutbox(db, poster, logged.log, systemClock, { retryBaseMs: 60_000 });
         assert.equal(slack.thread(CHANNEL, root).length, 2, 'Slack has the reply; the bot did not hear');
         assert.equal(await unposted(), 1);
         await db.executeSql('UPDATE thread_messages SET not_before = now() WHERE not_before IS NOT NULL');
-        assert.equal(await drainOutbox(db, poster, logged.log, undefined, { retryBaseMs: 10 }), 1);
+        assert.equal(await drainOutbox(db, poster, logged.log, systemClock, { retryBaseMs: 10 }), 1);
         assert.equal(await unposted(), 0);
         const thread = slack.thread(CHANNEL, root);
         assert.equal(thread.length, 2, 'not posted a second time');
@@ -152,7 +158,7 @@ for (const database of testDatabases()) {
     it('shares a file exactly once when Slack shared it and the answer was lost', async () => {
       try {
         await alert(generic('lostfile-1'));
-        await drainOutbox(db, poster, logged.log);
+        await drainOutbox(db, poster, logged.log, systemClock);
         const root = (await rootOf('lostfile-1'))!;
         const { rows } = await db.executeSql<{ id: string }>(
           "SELECT id FROM incidents WHERE host = 'lostfile-1'",
@@ -172,7 +178,7 @@ for (const database of testDatabases()) {
         const filesBefore = slack.files.length;
         const callsBefore = slack.calls.length;
         slack.failNext('files.completeUploadExternal', { lostAnswer: true });
-        await drainOutbox(db, poster, logged.log, undefined, { retryBaseMs: 60_000 });
+        await drainOutbox(db, poster, logged.log, systemClock, { retryBaseMs: 60_000 });
         const ours = () => slack.files.slice(filesBefore);
         assert.equal(ours().length, 1);
         assert.deepEqual(
@@ -182,7 +188,7 @@ for (const database of testDatabases()) {
         );
         assert.equal(await unposted(), 1);
         await db.executeSql('UPDATE thread_messages SET not_before = now() WHERE not_before IS NOT NULL');
-        await drainOutbox(db, poster, logged.log, undefined, { retryBaseMs: 10 });
+        await drainOutbox(db, poster, logged.log, systemClock, { retryBaseMs: 10 });
         assert.equal(await unposted(), 0, 'recorded as posted');
         assert.equal(ours().length, 1, 'not uploaded a second time');
         assert.equal(ours()[0]!.shares.length, 1, 'not shared a second time');
@@ -201,7 +207,7 @@ for (const database of testDatabases()) {
     it('uploads a file again when the upload it kept is gone from Slack, and shares it once', async () => {
       try {
         await alert(generic('lostfile-2'));
-        await drainOutbox(db, poster, logged.log);
+        await drainOutbox(db, poster, logged.log, systemClock);
         const root = (await rootOf('lostfile-2'))!;
         const { rows } = await db.executeSql<{ id: string }>(
           "SELECT id FROM incidents WHERE host = 'lostfile-2'",
@@ -223,7 +229,7 @@ for (const database of testDatabases()) {
         slack.failNext('files.completeUploadExternal', { status: 500 });
         slack.failNext('files.completeUploadExternal', { error: 'file_not_found' });
         for (let i = 0; i < 3; i++) {
-          await drainOutbox(db, poster, logged.log, undefined, { retryBaseMs: 60_000 });
+          await drainOutbox(db, poster, logged.log, systemClock, { retryBaseMs: 60_000 });
           await db.executeSql('UPDATE thread_messages SET not_before = now() WHERE not_before IS NOT NULL');
         }
         assert.equal(await unposted(), 0);
@@ -247,9 +253,9 @@ for (const database of testDatabases()) {
       try {
         slack.failWhen('chat.postMessage', about('lostroot-1'), { lostAnswer: true }, 1);
         await alert(generic('lostroot-1'));
-        await drainOutbox(db, poster, logged.log, undefined, { retryBaseMs: 60_000 });
+        await drainOutbox(db, poster, logged.log, systemClock, { retryBaseMs: 60_000 });
         await db.executeSql('UPDATE thread_messages SET not_before = now() WHERE not_before IS NOT NULL');
-        await drainOutbox(db, poster, logged.log, undefined, { retryBaseMs: 10 });
+        await drainOutbox(db, poster, logged.log, systemClock, { retryBaseMs: 10 });
         assert.equal(await unposted(), 0);
         const roots = (slack.messages.get(CHANNEL) ?? []).filter(
           (m) => String(m.text).includes('lostroot-1') && (m.thread_ts === undefined || m.thread_ts === m.ts),
@@ -267,7 +273,11 @@ for (const database of testDatabases()) {
       try {
         slack.failWhen('chat.postMessage', about('limited-1'), { status: 429, retryAfter: 1 }, 1);
         await alert(generic('limited-1'));
-        assert.equal(await drainOutbox(db, poster, logged.log), 2, 'the root after its 429, and the reply');
+        assert.equal(
+          await drainOutbox(db, poster, logged.log, systemClock),
+          2,
+          'the root after its 429, and the reply',
+        );
         assert.deepEqual(
           postsAbout('limited-1').map((c) => c.status),
           [429, 200, 200],
@@ -288,7 +298,7 @@ for (const database of testDatabases()) {
             ...POSTER_CLIENT_OPTIONS,
           }),
         );
-        const pump = new OutboxPump(db, slow, logged.log);
+        const pump = new OutboxPump(db, slow, logged.log, systemClock);
         pump.kick();
         await until(
           'the post is in flight',
@@ -328,7 +338,7 @@ for (const database of testDatabases()) {
         await db.executeSql(
           "UPDATE thread_messages SET created_at = now() - interval '5 minutes', last_error = 'timeout'",
         );
-        const pump = new OutboxPump(db, poster, logged.log);
+        const pump = new OutboxPump(db, poster, logged.log, systemClock);
         const age = await pump.checkStuck();
         assert.ok(age > 290, `age ${age}`);
         assert.ok(logged.records.some((r) => /the Slack outbox is stuck/.test(String(r.msg))));

@@ -3,18 +3,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { WebClient } from '@slack/web-api';
 import { recordDelivery } from '../../src/alerts/intake.ts';
+import { systemClock } from '../../src/clock.ts';
 import { describeMetrics, healthRoutes } from '../../src/http/health.ts';
 import { Metrics } from '../../src/metrics.ts';
 import { slackPoster } from '../../src/slack/app.ts';
-import {
-  alertState,
-  drainOutbox,
-  type OutboxOptions,
-  refreshRoot,
-  retryDelayMs,
-  rootHash,
-  type SlackPoster,
-} from '../../src/slack/outbox.ts';
+import { drainOutbox } from '../../src/slack/outbox.ts';
+import { type OutboxOptions, retryDelayMs } from '../../src/slack/outbox-options.ts';
+import type { SlackPoster } from '../../src/slack/poster.ts';
+import { alertState, refreshRoot, rootHash } from '../../src/slack/root-message.ts';
 import type { Db } from '../../src/store/db.ts';
 import { migrate } from '../../src/store/migrate.ts';
 import { alertmanagerDisk as alertmanager, dockerResolved } from '../helpers/alert-fixtures.ts';
@@ -84,7 +80,7 @@ for (const database of testDatabases()) {
     const options: Partial<OutboxOptions> = { retryBaseMs: 60_000 };
     const alert = (body: string) => recordDelivery(db, 'generic', body, { channel: CHANNEL });
     const drain = (extra: Partial<OutboxOptions> = {}) =>
-      drainOutbox(db, poster, logged.log, undefined, { ...options, ...extra });
+      drainOutbox(db, poster, logged.log, systemClock, { ...options, ...extra });
     const rootOf = async (host: string) => {
       const { rows } = await db.executeSql<{ root_ts: string | null }>(
         'SELECT root_ts FROM incidents WHERE host = $1',
@@ -252,7 +248,7 @@ for (const database of testDatabases()) {
           finished = true;
         });
         while (!finished) {
-          otherPosted += await drainOutbox(db, other, logged.log, undefined, { ...options, ...claims });
+          otherPosted += await drainOutbox(db, other, logged.log, systemClock, { ...options, ...claims });
           await new Promise((r) => setTimeout(r, 50));
         }
         // The root is the first poster's (claimed, kept through the 429); the reply may be posted

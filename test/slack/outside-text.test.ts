@@ -8,6 +8,7 @@ import { createModelClient } from '../../src/agent/client.ts';
 import { runAgentTurn } from '../../src/agent/turn.ts';
 import { recordDelivery } from '../../src/alerts/intake.ts';
 import { createProposal, type Proposal } from '../../src/approvals/service.ts';
+import { systemClock } from '../../src/clock.ts';
 import type { SshConnections } from '../../src/collect/ssh.ts';
 import { HostsFileSchema } from '../../src/config/hosts.ts';
 import { openIncidentByHand } from '../../src/incidents/incidents.ts';
@@ -17,7 +18,8 @@ import { type RunnerDeps, runProposalJob } from '../../src/jobs/workers/run-prop
 import { createLogger } from '../../src/log.ts';
 import { slackPoster } from '../../src/slack/app.ts';
 import { runIncidentCommand } from '../../src/slack/incident-actions.ts';
-import { drainOutbox, type SlackPoster } from '../../src/slack/outbox.ts';
+import { drainOutbox } from '../../src/slack/outbox.ts';
+import type { SlackPoster } from '../../src/slack/poster.ts';
 import { queueProposalMessage } from '../../src/slack/proposal-messages.ts';
 import type { Db } from '../../src/store/db.ts';
 import { migrate } from '../../src/store/migrate.ts';
@@ -118,7 +120,7 @@ for (const database of testDatabases()) {
     /** Posts what was queued; the calls that reached the fake Slack meanwhile. */
     const drained = async () => {
       const from = slack.calls.length;
-      await drainOutbox(db, poster, log);
+      await drainOutbox(db, poster, log, systemClock);
       return slack.calls.slice(from);
     };
     const approved = async (
@@ -131,6 +133,7 @@ for (const database of testDatabases()) {
         CHANNEL,
       );
     const runner = (over: Partial<RunnerDeps> = {}): RunnerDeps => ({
+      now: systemClock,
       db,
       log,
       evidenceDir: join(work, 'evidence'),
@@ -190,7 +193,7 @@ for (const database of testDatabases()) {
     it('findings, and the lines of a job that found them or failed', async () => {
       const id = await incident();
       const run = await startJobRun(
-        { db, log },
+        { now: systemClock, db, log },
         'collect-host',
         `q-${id}`,
         id,
@@ -206,7 +209,7 @@ for (const database of testDatabases()) {
         `done: ${ATTACK}`,
       );
       const failed = await startJobRun(
-        { db, log },
+        { now: systemClock, db, log },
         'analyze-evidence',
         `q-${id}-2`,
         id,
@@ -291,6 +294,7 @@ for (const database of testDatabases()) {
       await assert.rejects(
         agentTurnJob(
           {
+            now: systemClock,
             db,
             log,
             model: createModelClient({ apiKey: anthropic.apiKey, baseURL: anthropic.baseURL, maxRetries: 0 }),
@@ -324,6 +328,7 @@ for (const database of testDatabases()) {
       );
       const outcome = await runAgentTurn(
         {
+          now: systemClock,
           db,
           log,
           model: createModelClient({ apiKey: anthropic.apiKey, baseURL: anthropic.baseURL, maxRetries: 0 }),

@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { getProposal } from '../../src/approvals/service.ts';
+import { systemClock } from '../../src/clock.ts';
 import { sweep } from '../../src/jobs/sweeper.ts';
 import { createLogger } from '../../src/log.ts';
 import type { Bot } from '../../src/main.ts';
@@ -218,7 +219,13 @@ for (const database of testDatabases()) {
         [incidentId, evidence],
       );
       const swept = await sweep(
-        { db, log: createLogger({ level: 'silent' }), slack: bot.slack!.poster, evidenceDays: 14 },
+        {
+          now: systemClock,
+          db,
+          log: createLogger({ level: 'silent' }),
+          slack: bot.slack!.poster,
+          evidenceDays: 14,
+        },
         new Date(Date.now() + 31 * 60_000),
       );
       assert.ok(swept.expired >= 1);

@@ -10,10 +10,12 @@ import {
   type Proposal,
   startRun,
 } from '../../src/approvals/service.ts';
+import { systemClock } from '../../src/clock.ts';
 import { openIncidentByHand } from '../../src/incidents/incidents.ts';
 import { createLogger } from '../../src/log.ts';
 import { slackPoster } from '../../src/slack/app.ts';
-import { drainOutbox, type SlackPoster } from '../../src/slack/outbox.ts';
+import { drainOutbox } from '../../src/slack/outbox.ts';
+import type { SlackPoster } from '../../src/slack/poster.ts';
 import { queueProposalMessage, refreshProposalMessage } from '../../src/slack/proposal-messages.ts';
 import { editThreadMessage } from '../../src/slack/thread-edits.ts';
 import type { Db } from '../../src/store/db.ts';
@@ -147,7 +149,7 @@ for (const database of testDatabases()) {
     };
     /** What the runner does to the message: running, then done, straight to Slack. */
     const run = async (p: Proposal) => {
-      const started = await startRun(db, p.id, { kind: p.kind, target: p.target, text: p.text });
+      const started = await startRun(db, p.id, { kind: p.kind, target: p.target, text: p.text }, new Date());
       assert.ok(started);
       await refreshProposalMessage(db, poster, p.id, new Date(), undefined, log);
       await finishRun(db, (await getProposal(db, p.id))!, started.id, { ok: true, exitCode: 0 });
@@ -182,7 +184,7 @@ for (const database of testDatabases()) {
     it("never ends on Approved when the approval's edit reaches Slack after the run's", async () => {
       try {
         const p = await propose('echo approved late');
-        await drainOutbox(db, poster, log);
+        await drainOutbox(db, poster, log, systemClock);
         await approve(p);
         // The approval's listener renders Approved; its chat.update is slow to reach Slack.
         const listener = holding(poster, 'update', (text) => text.endsWith('Approved'));
@@ -204,7 +206,7 @@ for (const database of testDatabases()) {
     it('refuses an edit rendered before the run started that is written after it ended', async () => {
       try {
         const p = await propose('echo read early');
-        await drainOutbox(db, poster, log);
+        await drainOutbox(db, poster, log, systemClock);
         await approve(p);
         // The listener reads the proposal (approved), then its write of the body is held.
         const listener = holdingStore(db, /UPDATE thread_messages/);
@@ -226,7 +228,7 @@ for (const database of testDatabases()) {
       try {
         const p = await propose('echo edited in flight');
         const outbox = holding(poster, 'postMessage', (text) => text.startsWith(`Proposal #${p.id} `));
-        const drain = drainOutbox(db, outbox.poster, log);
+        const drain = drainOutbox(db, outbox.poster, log, systemClock);
         await outbox.reached;
         // Approved while the post (of the pending body) is on its way: no ts yet, so no chat.update.
         await approve(p);
@@ -244,7 +246,7 @@ for (const database of testDatabases()) {
     it('sends again, from the outbox drain, an edit Slack refused', async () => {
       try {
         const p = await propose('echo refused once');
-        await drainOutbox(db, poster, log);
+        await drainOutbox(db, poster, log, systemClock);
         slack.failNext('chat.update', { error: 'fatal_error' });
         await approve(p);
         await refreshProposalMessage(db, poster, p.id, new Date(), undefined, log);
@@ -253,7 +255,7 @@ for (const database of testDatabases()) {
         await db.executeSql(
           'UPDATE thread_messages SET edit_not_before = now() WHERE edit_not_before IS NOT NULL',
         );
-        await drainOutbox(db, poster, log);
+        await drainOutbox(db, poster, log, systemClock);
         const message = await posted(p);
         assert.equal(stateOf(message.text), 'Approved', `Slack shows: ${message.text}`);
       } finally {
@@ -269,7 +271,7 @@ for (const database of testDatabases()) {
           fallbackChannel: CHANNEL,
           body: { type: 'text', text: 'line 0', blocks: [] },
         });
-        await drainOutbox(db, poster, log);
+        await drainOutbox(db, poster, log, systemClock);
         await editThreadMessage(
           db,
           poster,

@@ -1,4 +1,7 @@
 import { z } from 'zod';
+import { findingsOf } from '../../store/findings.ts';
+import { latestCollection } from '../../store/jobs.ts';
+import { indentedDetail } from './list-findings.ts';
 import { defineTool, ToolRefusal } from './tool.ts';
 
 /** A host's most recent collection (the collect-host job's findings), from any incident. */
@@ -10,25 +13,12 @@ export const lastCollection = defineTool({
   acts: false,
   input: z.object({ host: z.string().min(1).max(253).describe('The host name') }).strict(),
   async run(input, ctx) {
-    const { rows } = await ctx.db.executeSql<{ id: string; finished_at: Date | string; incident_id: string }>(
-      `SELECT j.id, j.finished_at, j.incident_id FROM jobs j LEFT JOIN incidents i ON i.id = j.incident_id
-       WHERE j.kind = 'collect-host' AND j.state = 'succeeded' AND (j.input->>'host' = $1 OR i.host = $1)
-       ORDER BY j.finished_at DESC NULLS LAST, j.id DESC LIMIT 1`,
-      [input.host],
-    );
-    const job = rows[0];
+    const job = await latestCollection(ctx.db, input.host);
     if (!job) throw new ToolRefusal(`no finished collection on ${input.host}`);
-    const findings = await ctx.db.executeSql<{ severity: string; title: string; body: unknown }>(
-      'SELECT severity, title, body FROM findings WHERE job_id = $1 ORDER BY id LIMIT 200',
-      [job.id],
-    );
-    const at = job.finished_at instanceof Date ? job.finished_at : new Date(job.finished_at);
+    const findings = await findingsOf(ctx.db, { jobId: job.id }, 200);
     const text = [
-      `Collection on ${input.host}, finished ${at.toISOString()} (incident ${job.incident_id}), ${findings.rows.length} finding(s):`,
-      ...findings.rows.map((f) => {
-        const body = (typeof f.body === 'string' ? JSON.parse(f.body) : f.body) as { detail?: string };
-        return `[${f.severity}] ${f.title}${body.detail ? `\n  ${body.detail.slice(0, 4000).replaceAll('\n', '\n  ')}` : ''}`;
-      }),
+      `Collection on ${input.host}, finished ${job.finishedAt.toISOString()} (incident ${job.incidentId}), ${findings.length} finding(s):`,
+      ...findings.map((f) => `[${f.severity}] ${f.title}${indentedDetail(f, 4000)}`),
     ].join('\n');
     return { source: `collection on ${input.host}`, text };
   },

@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { findingsOf, type StoredFinding } from '../../store/findings.ts';
+import { latestAnalysisResult } from '../../store/jobs.ts';
 import { defineTool } from './tool.ts';
 
 /** The incident's findings (redacted when stored) and the analysis's ranked correlations. */
@@ -6,14 +8,13 @@ import { defineTool } from './tool.ts';
 const MAX_FINDINGS = 200;
 const MAX_CORRELATIONS = 40;
 
-interface CorrelationRow {
-  value: string;
-  kind: string;
-  dumps: number;
-  total: number;
-  stream: boolean;
-  why: string;
-}
+/** A finding's detail, cut to `max` characters and indented under its title; '' when it has none. */
+export const indentedDetail = (f: Pick<StoredFinding, 'body'>, max: number): string =>
+  f.body.detail ? `\n  ${f.body.detail.slice(0, max).replaceAll('\n', '\n  ')}` : '';
+
+/** A finding as the model reads it: id, severity, kind, title, and its detail cut to `max` characters. */
+export const findingLine = (f: StoredFinding, max: number): string =>
+  `#${f.id} [${f.severity}] (${f.kind}) ${f.title}${indentedDetail(f, max)}`;
 
 export const listFindings = defineTool({
   name: 'list_findings',
@@ -29,30 +30,13 @@ export const listFindings = defineTool({
     })
     .strict(),
   async run(input, ctx) {
-    const { rows } = await ctx.db.executeSql<{
-      id: string;
-      kind: string;
-      severity: string;
-      title: string;
-      body: unknown;
-    }>(
-      `SELECT id, kind, severity, title, body FROM findings
-       WHERE incident_id = $1 AND ($2::text IS NULL OR severity = $2) ORDER BY id LIMIT ${MAX_FINDINGS}`,
-      [ctx.incidentId, input.severity ?? null],
+    const rows = await findingsOf(
+      ctx.db,
+      { incidentId: ctx.incidentId, severity: input.severity },
+      MAX_FINDINGS,
     );
-    const lines = rows.map((r) => {
-      const body = (typeof r.body === 'string' ? JSON.parse(r.body) : r.body) as { detail?: string };
-      return `#${r.id} [${r.severity}] (${r.kind}) ${r.title}${body.detail ? `\n  ${body.detail.slice(0, 2000).replaceAll('\n', '\n  ')}` : ''}`;
-    });
-    const jobs = await ctx.db.executeSql<{ result: unknown }>(
-      `SELECT result FROM jobs WHERE incident_id = $1 AND kind = 'analyze-evidence' AND state = 'succeeded'
-         AND result IS NOT NULL ORDER BY finished_at DESC NULLS LAST, id DESC LIMIT 1`,
-      [ctx.incidentId],
-    );
-    const raw = jobs.rows[0]?.result;
-    const result = (typeof raw === 'string' ? JSON.parse(raw) : raw) as
-      | { correlations?: CorrelationRow[] }
-      | undefined;
+    const lines = rows.map((f) => findingLine(f, 2000));
+    const result = await latestAnalysisResult(ctx.db, ctx.incidentId);
     const correlations = (result?.correlations ?? []).slice(0, MAX_CORRELATIONS);
     const text = [
       `Findings (${rows.length}${rows.length === MAX_FINDINGS ? ', the first only' : ''}):`,

@@ -11,6 +11,8 @@ import type { StringEncoding } from '../strings.ts';
 export interface OverflowTable {
   /** Counts kind NUL value; false when the table has no room for a new key (take the run, then add again). */
   add(kind: string, value: string, count: number, encoding: StringEncoding): boolean;
+  /** add() of an ASCII value given as bytes[start..end) (at most MAX_VALUE of them), no string made. */
+  addBytes(kind: string, bytes: Uint8Array, start: number, end: number): boolean;
   /** Distinct keys held. */
   readonly size: number;
   /** The keys held as one run (spill.ts's format), sorted; a view valid until the next call. */
@@ -61,6 +63,19 @@ export function newOverflowTable(): OverflowTable | null {
       memory[at++] = 0;
       at += memory.write(value, at, keyEnd - at, 'utf8');
       return exports.add(at - keyAt, Math.min(count, 0xffffffff), encoding === 'ascii' ? 0 : 1) === 1;
+    },
+    addBytes(kind, bytes, start, end) {
+      let at = keyAt + memory.write(kind, keyAt, 'latin1');
+      memory[at++] = 0;
+      // Buffer#copy rather than set(subarray()): no view made for each of a core's million values.
+      const length = Buffer.prototype.copy.call(
+        bytes,
+        memory,
+        at,
+        start,
+        Math.min(end, start + (keyEnd - at)),
+      );
+      return exports.add(at - keyAt + length, 1, 0) === 1;
     },
     get size() {
       return exports.size();

@@ -16,14 +16,32 @@ export const REC_ASCII = 1;
 export const REC_UTF16 = 2;
 export const REC_ASCII_OPEN = 3;
 export const REC_UTF16_OPEN = 4;
+/** A string whose only evidence is its URLs or requests, found in WebAssembly: REC_VALUE records follow. */
+export const REC_VALUE_STRING = 5;
+/** One of them; its kind (VALUE_URL, VALUE_REQUEST) in bits 8 and up. */
+export const REC_VALUE = 6;
+export const VALUE_URL = 1;
+export const VALUE_REQUEST = 2;
+export const VALUE_SQL = 3;
 /** Or'ed into REC_ASCII/REC_UTF16: the string can yield no evidence (see EVIDENCE_TRIGGERS). */
 export const REC_PLAIN = 0x10;
 
 export interface WasmScanner {
   /** The input area: read into it (zero copy), or copy a chunk into it. */
   input: Buffer;
-  /** Scans input[0..len) and returns the records as (kind, start, end) triples. */
-  scan(len: number, fromAscii: number, fromUtf16: number): Uint32Array;
+  /**
+   * Scans input[0..len) and returns the records as (kind, start, end) triples. `urlOnly`,
+   * `requestOnly` and `sqlOnly`, when not 0, are the trigger masks of a string whose URLs (requests,
+   * SQL statements) strings.c may find itself (REC_VALUE_STRING).
+   */
+  scan(
+    len: number,
+    fromAscii: number,
+    fromUtf16: number,
+    urlOnly: number,
+    requestOnly: number,
+    sqlOnly: number,
+  ): Uint32Array;
 }
 
 /** The slice of the WebAssembly API used here (TypeScript's node types do not declare it). */
@@ -46,6 +64,9 @@ type ScanExport = (
   fromAscii: number,
   fromUtf16: number,
   records: number,
+  urlOnly: number,
+  requestOnly: number,
+  sqlOnly: number,
 ) => number;
 
 let instance: WasmScanner | null | undefined;
@@ -70,8 +91,17 @@ export function wasmScanner(): WasmScanner | null {
     const records = new Uint32Array(exports.memory.buffer, RECORDS_OFFSET);
     instance = {
       input,
-      scan(len, fromAscii, fromUtf16) {
-        const count = exports.scan(INPUT_OFFSET, len, fromAscii, fromUtf16, RECORDS_OFFSET);
+      scan(len, fromAscii, fromUtf16, urlOnly, requestOnly, sqlOnly) {
+        const count = exports.scan(
+          INPUT_OFFSET,
+          len,
+          fromAscii,
+          fromUtf16,
+          RECORDS_OFFSET,
+          urlOnly,
+          requestOnly,
+          sqlOnly,
+        );
         return records.subarray(0, count * 3);
       },
     };

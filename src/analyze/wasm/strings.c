@@ -20,6 +20,11 @@
 #define REC_UTF16 2      /* a closed UTF-16 run of MIN_UTF16 pairs or more (end - start is even) */
 #define REC_ASCII_OPEN 3 /* an ASCII run that reaches the end of the chunk (any length) */
 #define REC_UTF16_OPEN 4 /* a UTF-16 run that reaches the end (may end in half a pair) */
+#define REC_VALUE_STRING 5 /* a string whose only evidence is its URLs or requests: REC_VALUE records follow */
+#define REC_VALUE 6        /* one value of the string before it, as extract.ts finds it; kind in bits 8+ */
+#define VALUE_URL 1
+#define VALUE_REQUEST 2
+#define VALUE_SQL 3
 
 /* Set on a record whose string can yield no evidence (see triggered below); bits 8-31 hold its triggers. */
 #define REC_PLAIN 0x10
@@ -58,9 +63,12 @@ static uint32_t trigger_count;
 __attribute__((export_name("trigger_area")))
 uint8_t *trigger_area(void) { return trigger_area_bytes; }
 
+static void init_secret_pairs(void);
+
 /* Takes `count` triggers from the trigger area; returns 0 (and marks nothing plain) when they do not fit. */
 __attribute__((export_name("set_triggers")))
 uint32_t set_triggers(uint32_t count) {
+  init_secret_pairs();
   triggers_set = 0;
   for (int c = 0; c < 65536; c++) starts_trigger[c] = 0;
   for (int x = 0; x < 16; x++) nibble_lo1[x] = nibble_hi1[x] = nibble_lo2[x] = nibble_hi2[x] = 0;
@@ -153,6 +161,110 @@ static inline uint32_t flags(uint32_t kind, const uint8_t *in, uint32_t s, uint3
   return mask == 0 ? kind | REC_PLAIN : kind | mask << 8;
 }
 
+
+/*
+ * URLs and request lines without JavaScript. On a web worker's heap most strings that hold evidence
+ * are URLs (in JSON, HTML) or log lines with a request and nothing else: making each a JavaScript
+ * string, running extract.ts's patterns and the secret test on it, then writing the value into the
+ * overflow table took most of the analysis. When the caller says its collector takes such values as
+ * bytes (scan's url_only, request_only, sql_only), a string whose only trigger is '://' (or
+ * ' HTTP/', or SQL keywords) has its URLs (requests, statements) found here, exactly as extract.ts
+ * finds them, and handed over as offsets;
+ * anything extract.ts would treat otherwise (another scheme, a value clip() would cut, one that may
+ * hold a secret) sends the string down the JavaScript path instead, whole.
+ */
+#define MAX_VALUE 512 /* extract.ts's MAX_VALUE: a longer URL is clipped there */
+
+/* URL_PATTERN's character class: [\][A-Za-z0-9._~:/?#@!$&()*+,;=%-]. */
+static inline int url_byte(uint8_t c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return 1;
+  switch (c) {
+    case '[': case ']': case '.': case '_': case '~': case ':': case '/': case '?': case '#': case '@':
+    case '!': case '$': case '&': case '(': case ')': case '*': case '+': case ',': case ';': case '=':
+    case '%': case '-':
+      return 1;
+  }
+  return 0;
+}
+
+static inline uint8_t lower(uint8_t c) { return c >= 'A' && c <= 'Z' ? c | 0x20 : c; }
+
+/* Whether in[i..e) starts with `word` (lower case), any case. */
+static inline int starts_ci(const uint8_t *in, uint32_t i, uint32_t e, const char *word) {
+  for (uint32_t k = 0; word[k]; k++)
+    if (i + k >= e || lower(in[i + k]) != (uint8_t)word[k]) return 0;
+  return 1;
+}
+
+/*
+ * Whether one of redact.ts's MAYBE_SECRET alternatives (it is case-insensitive) starts at in[i], by
+ * the letter it starts with; may_hold_secret below asks it for in[s..e), and may say yes more often
+ * than MAYBE_SECRET, never less (a test holds the two together). A value here holds no two spaces
+ * in a row, so "PRIVATE KEY" is covered by "private".
+ */
+static int secret_at(const uint8_t *in, uint32_t i, uint32_t e) {
+  switch (lower(in[i])) {
+    case 'x': if (starts_ci(in, i, e, "xox") || starts_ci(in, i, e, "xapp")) return 1; break;
+    case 'h': if (starts_ci(in, i, e, "hooks.slack")) return 1; break;
+    case 'a':
+      if (starts_ci(in, i, e, "akia") || starts_ci(in, i, e, "asia") || starts_ci(in, i, e, "agpa") ||
+          starts_ci(in, i, e, "aida") || starts_ci(in, i, e, "aroa") || starts_ci(in, i, e, "aiza") ||
+          starts_ci(in, i, e, "auth"))
+        return 1;
+      break;
+    case 'g':
+      if (starts_ci(in, i, e, "github_pat")) return 1;
+      if (i + 3 < e && lower(in[i + 1]) == 'h' && in[i + 3] == '_') {
+        uint8_t c = lower(in[i + 2]);
+        if (c == 'p' || c == 'o' || c == 'u' || c == 's' || c == 'r') return 1;
+      }
+      break;
+    case 's': if (starts_ci(in, i, e, "sk-") || starts_ci(in, i, e, "secret")) return 1; break;
+    case '_': if (starts_ci(in, i, e, "_live_")) return 1; break;
+    case 'e': if (starts_ci(in, i, e, "eyj")) return 1; break;
+    case 'b': if (starts_ci(in, i, e, "bearer") || starts_ci(in, i, e, "basic")) return 1; break;
+    case 't': if (starts_ci(in, i, e, "token")) return 1; break;
+    case 'd': if (starts_ci(in, i, e, "digest")) return 1; break;
+    case 'p':
+      if (starts_ci(in, i, e, "passw") || starts_ci(in, i, e, "private")) return 1;
+      break;
+    case 'k': if (starts_ci(in, i, e, "key")) return 1; break;
+    case 'c': if (starts_ci(in, i, e, "credential")) return 1; break;
+  }
+  return 0;
+}
+
+/*
+ * For each two bytes (lower case), whether some marker starts with them: on a URL nearly every byte
+ * is a letter one of them starts with, and looking each up cost more than the rest of the URL's work.
+ */
+static uint8_t secret_pair[65536];
+
+static void init_secret_pairs(void) {
+  static const char *const markers[] = {"xox", "xapp", "hooks.slack", "akia", "asia", "agpa", "aida", "aroa",
+                                        "aiza", "auth", "github_pat", "gh", "sk-", "secret", "_live_", "eyj",
+                                        "bearer", "basic", "token", "digest", "passw", "private", "key",
+                                        "credential"};
+  for (uint32_t m = 0; m < sizeof markers / sizeof markers[0]; m++)
+    secret_pair[(uint8_t)markers[m][0] | (uint8_t)markers[m][1] << 8] = 1;
+}
+
+static int may_hold_secret(const uint8_t *in, uint32_t s, uint32_t e) {
+  for (uint32_t i = s; i < e; i++) {
+    if (in[i] == '@') return 1;
+    if (i + 1 < e && secret_pair[lower(in[i]) | lower(in[i + 1]) << 8] && secret_at(in, i, e)) return 1;
+  }
+  return 0;
+}
+
+static inline int at_scheme_sep(const uint8_t *in, uint32_t i, uint32_t e) {
+  return i + 3 <= e && in[i] == ':' && in[i + 1] == '/' && in[i + 2] == '/';
+}
+
+static inline int http_at(const uint8_t *in, uint32_t i) {
+  return in[i] == 'h' && in[i + 1] == 't' && in[i + 2] == 't' && in[i + 3] == 'p';
+}
+
 static uint32_t *out;
 static uint32_t count;
 
@@ -161,6 +273,172 @@ static inline void emit(uint32_t kind, uint32_t start, uint32_t end) {
   out[count * 3 + 1] = start;
   out[count * 3 + 2] = end;
   count++;
+}
+
+/*
+ * The URLs of in[s..e) as records after a REC_VALUE_STRING, or nothing (0) when the string must take
+ * the JavaScript path: extract.ts's hasOtherScheme (a '://' after something other than http or
+ * https), a URL longer than MAX_VALUE, or one that may hold a secret.
+ */
+static int url_fast(const uint8_t *in, uint32_t s, uint32_t e) {
+  for (uint32_t at = s; at + 3 <= e; at++) {
+    if (!at_scheme_sep(in, at, e)) continue;
+    int http = at >= s + 4 && http_at(in, at - 4);
+    int https = at >= s + 5 && in[at - 1] == 's' && http_at(in, at - 5);
+    if (!http && !https) return 0;
+    at += 2; /* extract.ts looks for the next '://' three bytes on */
+  }
+  uint32_t saved = count;
+  emit(REC_VALUE_STRING, s, e);
+  /* URL_PATTERN, /https?:\/\/[class]+/g, leftmost first, each match from where the last one ended. */
+  for (uint32_t p = s; p + 8 <= e;) {
+    if (http_at(in, p)) {
+      uint32_t q = p + 4;
+      if (in[q] == 's') q++;
+      if (at_scheme_sep(in, q, e)) {
+        uint32_t r = q + 3;
+        while (r < e && url_byte(in[r])) r++;
+        if (r > q + 3) {
+          if (r - p > MAX_VALUE || may_hold_secret(in, p, r)) {
+            count = saved;
+            return 0;
+          }
+          emit(REC_VALUE | VALUE_URL << 8, p, r);
+          p = r;
+          continue;
+        }
+      }
+    }
+    p++;
+  }
+  return 1;
+}
+
+static inline int word_byte(uint8_t c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+static inline int starts(const uint8_t *in, uint32_t i, uint32_t e, const char *word) {
+  for (uint32_t k = 0; word[k]; k++)
+    if (i + k >= e || in[i + k] != (uint8_t)word[k]) return 0;
+  return 1;
+}
+
+/* The length of the method (GET ... CONNECT) at in[i], followed by a space; 0 when there is none. */
+static uint32_t method_at(const uint8_t *in, uint32_t i, uint32_t e) {
+  /* By first byte: this runs at every byte of a log line, and most bytes start no method. */
+  switch (in[i]) {
+    case 'G': return starts(in, i, e, "GET ") ? 3 : 0;
+    case 'P':
+      return starts(in, i, e, "POST ") ? 4 : starts(in, i, e, "PUT ") ? 3 : starts(in, i, e, "PATCH ") ? 5 : 0;
+    case 'D': return starts(in, i, e, "DELETE ") ? 6 : 0;
+    case 'H': return starts(in, i, e, "HEAD ") ? 4 : 0;
+    case 'O': return starts(in, i, e, "OPTIONS ") ? 7 : 0;
+    case 'C': return starts(in, i, e, "CONNECT ") ? 7 : 0;
+  }
+  return 0;
+}
+
+/*
+ * The request lines of in[s..e) as records after a REC_VALUE_STRING, as extract.ts's REQUEST_LINE
+ * (/\b(GET|...|CONNECT) ((?:\/|https?:\/\/)[!-~]{0,2047}) HTTP\/\d(?:\.\d)?/g) finds them: the
+ * value is the method, a space and the target. [!-~] holds no space, so the target is the whole
+ * run of non-space bytes after its prefix, or there is no match there. 0 (and no records) when the
+ * string must take the JavaScript path: a value clip() would cut, or one that may hold a secret.
+ */
+static int request_fast(const uint8_t *in, uint32_t s, uint32_t e) {
+  uint32_t saved = count;
+  emit(REC_VALUE_STRING, s, e);
+  for (uint32_t p = s; p < e;) {
+    uint32_t n = (p == s || !word_byte(in[p - 1])) ? method_at(in, p, e) : 0;
+    if (n) {
+      uint32_t t = p + n + 1, prefix = 0;
+      if (t < e && in[t] == '/') prefix = 1;
+      else if (starts(in, t, e, "http://")) prefix = 7;
+      else if (starts(in, t, e, "https://")) prefix = 8;
+      if (prefix) {
+        uint32_t r = t + prefix;
+        while (r < e && in[r] > ' ' && in[r] < 0x7f) r++;
+        if (r - (t + prefix) <= 2047 && starts(in, r, e, " HTTP/") && r + 6 < e && in[r + 6] >= '0' &&
+            in[r + 6] <= '9') {
+          if (r - p > MAX_VALUE || may_hold_secret(in, p, r)) {
+            count = saved;
+            return 0;
+          }
+          emit(REC_VALUE | VALUE_REQUEST << 8, p, r);
+          p = r + 7;
+          if (p + 1 < e && in[p] == '.' && in[p + 1] >= '0' && in[p + 1] <= '9') p += 2;
+          continue;
+        }
+      }
+    }
+    p++;
+  }
+  return 1;
+}
+
+/*
+ * Where extract.ts's SQL pattern matches at in[p] (after a word boundary), the end of the match;
+ * else 0. The pattern, /\b(?:SELECT\s[\s\S]{1,2000}?\sFROM\s|INSERT\s+INTO\s|UPDATE\s+\S{1,200}\s+SET\s|
+ * DELETE\s+FROM\s)/, on a string of printable ASCII, where \s can only be a space.
+ */
+static uint32_t sql_at(const uint8_t *in, uint32_t p, uint32_t e) {
+  uint32_t q;
+  switch (in[p]) {
+    case 'S':
+      if (!starts(in, p, e, "SELECT ")) return 0;
+      for (q = p + 8; q <= p + 7 + 2000 && q + 6 <= e; q++)
+        if (starts(in, q, e, " FROM ")) return q + 6;
+      return 0;
+    case 'I':
+    case 'D':
+      if (!starts(in, p, e, in[p] == 'I' ? "INSERT " : "DELETE ")) return 0;
+      for (q = p + 7; q < e && in[q] == ' ';) q++;
+      return starts(in, q, e, in[p] == 'I' ? "INTO " : "FROM ") ? q + 5 : 0;
+    case 'U': {
+      if (!starts(in, p, e, "UPDATE ")) return 0;
+      for (q = p + 7; q < e && in[q] == ' ';) q++;
+      uint32_t name = q;
+      while (q < e && in[q] != ' ') q++;
+      if (q == name || q - name > 200 || q == e) return 0;
+      while (q < e && in[q] == ' ') q++;
+      return starts(in, q, e, "SET ") ? q + 4 : 0;
+    }
+  }
+  return 0;
+}
+
+/*
+ * The SQL statements of in[s..e) as records after a REC_VALUE_STRING, as extract.ts finds them:
+ * from the keyword to the next ';' or the string's end, spaces collapsed, trimmed. A value with two
+ * spaces in a row (which extract.ts would collapse into a new string), one clip() would cut, or one
+ * that may hold a secret sends the string down the JavaScript path (0, no records).
+ */
+static int sql_fast(const uint8_t *in, uint32_t s, uint32_t e) {
+  uint32_t saved = count;
+  emit(REC_VALUE_STRING, s, e);
+  for (uint32_t p = s; p < e;) {
+    uint32_t m = (p == s || !word_byte(in[p - 1])) ? sql_at(in, p, e) : 0;
+    if (!m) {
+      p++;
+      continue;
+    }
+    uint32_t end = p;
+    while (end < e && in[end] != ';') end++;
+    for (uint32_t i = p + 1; i < end; i++)
+      if (in[i] == ' ' && in[i - 1] == ' ') {
+        count = saved;
+        return 0;
+      }
+    if (in[end - 1] == ' ') end--; /* trim: one space at most, and the value starts with a keyword */
+    if (end - p > MAX_VALUE || may_hold_secret(in, p, end)) {
+      count = saved;
+      return 0;
+    }
+    emit(REC_VALUE | VALUE_SQL << 8, p, end);
+    p = m;
+  }
+  return 1;
 }
 
 /* Printable bytes (bits 0-15) of 16 bytes; NUL bytes in *zeros. */
@@ -182,7 +460,8 @@ static inline uint64_t from_bit(uint32_t n) { return n >= 64 ? 0 : ~0ull << n; }
  * masked off). Returns the number of records written to `records`.
  */
 __attribute__((export_name("scan")))
-uint32_t scan(const uint8_t *in, uint32_t len, uint32_t from_ascii, uint32_t from_utf16, uint32_t *records) {
+uint32_t scan(const uint8_t *in, uint32_t len, uint32_t from_ascii, uint32_t from_utf16, uint32_t *records,
+              uint32_t url_only, uint32_t request_only, uint32_t sql_only) {
   out = records;
   count = 0;
   uint32_t resume = from_ascii, resume16 = from_utf16;
@@ -248,7 +527,12 @@ uint32_t scan(const uint8_t *in, uint32_t len, uint32_t from_ascii, uint32_t fro
         carried = 1;
         break;
       }
-      emit(flags(REC_ASCII, in, s, e, 1), s, e);
+      uint32_t kind = flags(REC_ASCII, in, s, e, 1);
+      uint32_t mask = kind >> 8;
+      if (!((url_only && mask == url_only && url_fast(in, s, e)) ||
+            (request_only && mask == request_only && request_fast(in, s, e)) ||
+            (sql_only && mask && !(mask & ~sql_only) && sql_fast(in, s, e))))
+        emit(kind, s, e);
       resume = e + 1;
       x4 &= from_bit(resume - block);
     }

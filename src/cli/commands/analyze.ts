@@ -1,6 +1,7 @@
 import { resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
 import { renderReport } from '../../analyze/render.ts';
+import { systemClock } from '../../clock.ts';
 import { CodedError, ErrorCode } from '../../errors.ts';
 import { analyzeFiles } from '../../evidence/analyze-files.ts';
 import type { CliIo } from '../io.ts';
@@ -56,6 +57,7 @@ export async function analyzeCommand(args: string[], io: CliIo): Promise<number>
   const started = performance.now();
   const bar = values['no-progress'] ? undefined : progressBar(io.stderr);
   const report = await analyzeFiles(positionals, {
+    now: systemClock,
     mainThreadScans: true,
     ...(workers !== undefined ? { workers } : {}),
     ...(bar ? { onProgress: (done, total) => bar.update(done, total) } : {}),

@@ -1,15 +1,15 @@
-import { readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { renderReport } from '../../analyze/render.ts';
-import { collectHost } from '../../collect/collect-host.ts';
-import { parseKnownHosts } from '../../collect/known-hosts.ts';
+import type { Report } from '../../analyze/report-schema.ts';
+import { systemClock } from '../../clock.ts';
+import { collectHost, type HostCollection } from '../../collect/collect-host.ts';
 import { type PullResult, pullFile } from '../../collect/pull.ts';
 import { localName } from '../../collect/pull-plan.ts';
-import { SshConnections } from '../../collect/ssh.ts';
+import { openSsh } from '../../collect/ssh-setup.ts';
+import type { RemoteHost } from '../../collect/transport.ts';
 import { loadConfig } from '../../config/env.ts';
-import { findHost, loadHostsFile } from '../../config/hosts.ts';
+import { findHost } from '../../config/hosts.ts';
 import { CodedError, ErrorCode } from '../../errors.ts';
 import { analyzeFiles } from '../../evidence/analyze-files.ts';
 import { createLogger } from '../../log.ts';
@@ -62,45 +62,28 @@ export async function collectCommand(
   const config = loadConfig(env);
   if (!config.NIGHTSHIFT_HOSTS)
     throw new CodedError(ErrorCode.ConfigInvalid, 'NIGHTSHIFT_HOSTS is not set: it names the hosts file');
-  const hosts = loadHostsFile(config.NIGHTSHIFT_HOSTS);
+  const { hosts, ssh } = await openSsh(config.NIGHTSHIFT_HOSTS, {
+    log: createLogger({ level: 'silent' }),
+    now: systemClock,
+  });
   const host = findHost(hosts, positionals[0]!);
   if (!host)
     throw new CodedError(ErrorCode.HostUnknown, `no host "${positionals[0]}" in ${config.NIGHTSHIFT_HOSTS}`);
-  const knownHostsPath = hosts.knownHosts ?? join(homedir(), '.ssh', 'known_hosts');
-  let knownHosts: string;
-  try {
-    knownHosts = readFileSync(knownHostsPath, 'utf8');
-  } catch {
-    knownHosts = '';
-  }
-  const ssh = new SshConnections({
-    hosts,
-    knownHosts: parseKnownHosts(knownHosts),
-    log: createLogger({ level: 'silent' }),
-  });
   try {
     const remote = ssh.host(host.name);
-    const collection = await collectHost(remote, { coreSearchPaths: host.coreSearchPaths });
-    const pulled: PullResult[] = [];
-    const pullErrors: string[] = [];
-    if (values.pull) {
-      const into = values.into ?? join(config.NIGHTSHIFT_DATA_DIR, 'evidence', host.name);
-      // Several files on parallel channels; the host's session limit keeps it gentle.
-      await Promise.all(
-        collection.cores.map(async (core) => {
-          const source = core.container
-            ? { container: core.container, path: core.path }
-            : { path: core.path };
-          const name = localName(source);
-          try {
-            pulled.push(await pullFile(remote, source, join(into, name)));
-          } catch (error) {
-            pullErrors.push((error as Error).message);
-          }
-        }),
-      );
-    }
-    const report = pulled.length > 0 ? await analyzeFiles(pulled.map((p) => p.localPath)) : undefined;
+    const collection = await collectHost(remote, {
+      now: systemClock(),
+      coreSearchPaths: host.coreSearchPaths,
+    });
+    const { pulled, pullErrors } = values.pull
+      ? await pullCores(
+          remote,
+          collection.cores,
+          values.into ?? join(config.NIGHTSHIFT_DATA_DIR, 'evidence', host.name),
+        )
+      : { pulled: [], pullErrors: [] };
+    const paths = pulled.map((p) => p.localPath);
+    const report = paths.length > 0 ? await analyzeFiles(paths, { now: systemClock }) : undefined;
     // Nothing collected: the host could not be reached (or every collector failed). That is an
     // error, said once on stderr, not a report of "0 findings" with the error under it.
     const failed = collection.errors.length > 0 && collection.findings.length === 0;
@@ -110,18 +93,46 @@ export async function collectCommand(
     if (failed) return 1;
     if (values.json)
       io.stdout.write(`${JSON.stringify({ ...collection, pulled, pullErrors, report }, null, 2)}\n`);
-    else {
-      io.stdout.write(
-        `${host.name}: ${collection.findings.length} finding${collection.findings.length === 1 ? '' : 's'}\n`,
-      );
-      for (const f of collection.findings)
-        io.stdout.write(`[${f.severity}] ${f.title}\n  ${f.detail.replace(/\n/g, '\n  ')}\n`);
-      for (const p of pulled)
-        io.stdout.write(`pulled ${p.localPath} (${p.bytes} bytes, sha256 ${p.sha256.slice(0, 16)}…)\n`);
-      if (report) io.stdout.write(`\n${renderReport(report)}`);
-    }
+    else writeCollection(io, host.name, collection, pulled, report);
     return 0;
   } finally {
     await ssh.closeAll();
   }
+}
+
+/** Pulls every core found into `into`, several files on parallel channels (the host's session limit keeps it gentle). */
+async function pullCores(
+  remote: RemoteHost,
+  cores: HostCollection['cores'],
+  into: string,
+): Promise<{ pulled: PullResult[]; pullErrors: string[] }> {
+  const pulled: PullResult[] = [];
+  const pullErrors: string[] = [];
+  await Promise.all(
+    cores.map(async (core) => {
+      const source = core.container ? { container: core.container, path: core.path } : { path: core.path };
+      try {
+        pulled.push(await pullFile(remote, source, join(into, localName(source))));
+      } catch (error) {
+        pullErrors.push((error as Error).message);
+      }
+    }),
+  );
+  return { pulled, pullErrors };
+}
+
+function writeCollection(
+  io: CliIo,
+  host: string,
+  collection: HostCollection,
+  pulled: readonly PullResult[],
+  report: Report | undefined,
+): void {
+  const { findings } = collection;
+  io.stdout.write(`${host}: ${findings.length} finding${findings.length === 1 ? '' : 's'}\n`);
+  for (const f of findings)
+    io.stdout.write(`[${f.severity}] ${f.title}\n  ${f.detail.replace(/\n/g, '\n  ')}\n`);
+  for (const p of pulled)
+    io.stdout.write(`pulled ${p.localPath} (${p.bytes} bytes, sha256 ${p.sha256.slice(0, 16)}…)\n`);
+  if (report) io.stdout.write(`\n${renderReport(report)}`);
 }

@@ -1,12 +1,15 @@
 import { redact } from '../../analyze/redact.ts';
-import type { Report } from '../../analyze/report-schema.ts';
+import type { Finding, Report } from '../../analyze/report-schema.ts';
 import { type AnalysisChildOptions, analyzeInChild } from '../../evidence/analyze-child.ts';
 import { rememberSecrets } from '../../evidence/known-secrets.ts';
 import { analysisAnswer, analysisMarkdown } from '../../slack/blocks/analysis.ts';
-import { md } from '../../slack/blocks/mrkdwn.ts';
+import { type Mrkdwn, md } from '../../slack/blocks/mrkdwn.ts';
 import { markRelatedStale } from '../../slack/fleet.ts';
+import { markRootStale } from '../../store/incidents.ts';
+import { type AnalysisResult, setJobResult } from '../../store/jobs.ts';
+import type { ThreadMessageBody } from '../../store/records.ts';
 import { QUEUES } from '../queues.ts';
-import { asBody, type JobDeps, startJobRun } from './job-run.ts';
+import { asBody, type JobDeps, type JobRun, startJobRun } from './job-run.ts';
 
 /**
  * The analysis job: runs `nightshift analyze` on evidence already on the bot host, in a child
@@ -39,33 +42,21 @@ export async function analyzeEvidence(deps: AnalysisDeps, jobId: string, raw: un
     started,
     'analysis',
   );
-  // The analysis's line in the status message shows the headline as soon as it holds, edited in
-  // place as files are done (ranked by files done, so a late edit never steps back); the answer
-  // and the final line follow when the whole set is in.
-  let edits = Promise.resolve();
-  const edit = (line: string, rank: number) => {
-    edits = edits.then(() =>
-      run
-        .update(md`${started}${redact(line).text}`, rank)
-        .catch((error: unknown) =>
-          deps.log.warn({ err: error, job: jobId }, 'could not edit the analysis line'),
-        ),
-    );
-  };
+  const line = lineEditor(deps, run, started, jobId);
   try {
     const { report, secrets, peakRssBytes } = await analyzeInChild(payload.paths, {
       ...deps.analysis,
       ...(payload.follow ? { follow: true } : {}),
       onPartial: ({ headline, dumps, filesDone, filesTotal }) => {
         if (headline)
-          edit(
+          line.edit(
             `: so far, ${headline} (${dumps} dumps, ${filesDone} of ${filesTotal} files analysed)`,
             filesDone,
           );
       },
     });
     // The final counts (the ones so far may be lower bounds) are the answer's, posted by finish.
-    await edits;
+    await line.settled();
     deps.log.info(
       {
         job: jobId,
@@ -82,54 +73,83 @@ export async function analyzeEvidence(deps: AnalysisDeps, jobId: string, raw: un
       report.findings,
       md`:white_check_mark: Analysis done: ${plural(report.dumps.length, 'dump')}, ${plural(report.findings.length, 'finding')}${unreadable}`,
       { dumps: report.dumps.length },
-      (findings) => {
-        const answer = {
-          incidentId: payload.incidentId,
-          dumps: report.dumps.length,
-          unreadable: report.errors.length,
-          findings,
-          correlations: report.correlations,
-          nextSteps: report.nextSteps,
-        };
-        // One message to read on a phone, and the rest as a file beside it.
-        return [
-          asBody(analysisAnswer(answer)),
-          {
-            type: 'file',
-            content: analysisMarkdown(answer),
-            filename: `incident-${payload.incidentId}-analysis.md`,
-            title: `Analysis of ${plural(report.dumps.length, 'dump')} (#${payload.incidentId})`,
-            comment: 'All findings, correlations and next steps of the analysis.',
-          },
-        ];
-      },
+      (findings) => presentAnalysis(payload.incidentId, report, findings),
     );
     // The ranked correlations (already redacted by the analyzer), for the agent's list_findings.
-    await deps.db.executeSql('UPDATE jobs SET result = $2 WHERE id = $1', [
-      run.id,
-      JSON.stringify({
-        // Read by /metrics: the analysis throughput histogram (bytes over the job's duration).
-        bytes: report.totals.bytes,
-        // The analysis process's peak RSS (issue 14's bound: 256 MiB for one dump, 512 for eight).
-        peakRssBytes,
-        correlations: report.correlations
-          .slice(0, 50)
-          .map(({ value, kind, dumps, total, stream, why }) => ({ value, kind, dumps, total, stream, why })),
-        // The crash signatures, for matching incidents across hosts and over time (incidents/signature.ts).
-        signatures: report.signatures
-          .slice(0, 20)
-          .map(({ executable, signal, topEvidence, count }) => ({ executable, signal, topEvidence, count })),
-      }),
-    ]);
+    await setJobResult(deps.db, run.id, analysisResult(report, peakRssBytes));
     // Incidents with the same crash name this one on their roots: they are re-rendered too.
     await markRelatedStale(deps.db, payload.incidentId);
     // The root shows the headline now (its correlations stored): marked stale, the outbox's next drain updates it.
-    await deps.db.executeSql('UPDATE incidents SET root_hash = NULL WHERE id = $1', [payload.incidentId]);
+    await markRootStale(deps.db, payload.incidentId);
     deps.kick?.();
     return report;
   } catch (error) {
-    await edits;
+    await line.settled();
     await run.fail(error);
     throw error;
   }
+}
+
+/**
+ * The analysis's line in the status message shows the headline as soon as it holds, edited in
+ * place as files are done (ranked by files done, so a late edit never steps back); the answer
+ * and the final line follow when the whole set is in. Edits are made one after another.
+ */
+function lineEditor(deps: AnalysisDeps, run: JobRun, started: Mrkdwn, jobId: string) {
+  let edits = Promise.resolve();
+  return {
+    edit(line: string, rank: number) {
+      edits = edits.then(() =>
+        run
+          .update(md`${started}${redact(line).text}`, rank)
+          .catch((error: unknown) =>
+            deps.log.warn({ err: error, job: jobId }, 'could not edit the analysis line'),
+          ),
+      );
+    },
+    settled: () => edits,
+  };
+}
+
+/** The thread's messages of an analysis: one message to read on a phone, and the rest as a file beside it. */
+function presentAnalysis(
+  incidentId: number,
+  report: Report,
+  findings: readonly Finding[],
+): ThreadMessageBody[] {
+  const answer = {
+    incidentId,
+    dumps: report.dumps.length,
+    unreadable: report.errors.length,
+    findings,
+    correlations: report.correlations,
+    nextSteps: report.nextSteps,
+  };
+  return [
+    asBody(analysisAnswer(answer)),
+    {
+      type: 'file',
+      content: analysisMarkdown(answer),
+      filename: `incident-${incidentId}-analysis.md`,
+      title: `Analysis of ${plural(report.dumps.length, 'dump')} (#${incidentId})`,
+      comment: 'All findings, correlations and next steps of the analysis.',
+    },
+  ];
+}
+
+/** What the analysis job keeps as its result. */
+function analysisResult(report: Report, peakRssBytes: number): AnalysisResult {
+  return {
+    // Read by /metrics: the analysis throughput histogram (bytes over the job's duration).
+    bytes: report.totals.bytes,
+    // The analysis process's peak RSS (issue 14's bound: 256 MiB for one dump, 512 for eight).
+    peakRssBytes,
+    correlations: report.correlations
+      .slice(0, 50)
+      .map(({ value, kind, dumps, total, stream, why }) => ({ value, kind, dumps, total, stream, why })),
+    // The crash signatures, for matching incidents across hosts and over time (incidents/signature.ts).
+    signatures: report.signatures
+      .slice(0, 20)
+      .map(({ executable, signal, topEvidence, count }) => ({ executable, signal, topEvidence, count })),
+  };
 }

@@ -1,12 +1,13 @@
-import type { Policy } from '../../approvals/policy.ts';
 import { createProposal, type Proposal, sameProposal } from '../../approvals/service.ts';
 import { collectHost, type HostCollection } from '../../collect/collect-host.ts';
 import { formatBytes, planPull, pullText } from '../../collect/pull-plan.ts';
 import type { SshConnections } from '../../collect/ssh.ts';
 import { findHost, type HostsFile } from '../../config/hosts.ts';
+import type { Services } from '../../services.ts';
 import { findingsReply } from '../../slack/blocks/incident.ts';
 import { md } from '../../slack/blocks/mrkdwn.ts';
 import { queueProposalMessage } from '../../slack/proposal-messages.ts';
+import { recordPendingArtifact } from '../../store/evidence-artifacts.ts';
 import { QUEUES } from '../queues.ts';
 import { asBody, type JobDeps, startJobRun } from './job-run.ts';
 
@@ -16,12 +17,9 @@ import { asBody, type JobDeps, startJobRun } from './job-run.ts';
  * Docker's usage), each finding posted to the thread. A host missing from the hosts file gets a
  * reply saying so instead of a silent nothing.
  */
-export interface CollectDeps extends JobDeps {
+export interface CollectDeps extends JobDeps, Pick<Services, 'policy' | 'channel'> {
   hosts: HostsFile;
   ssh: SshConnections;
-  policy: Policy;
-  channel: string;
-  now?: () => Date;
   /** Queues the run of a proposal the policy approved by itself (automatic pulls). */
   onApproved(proposal: Proposal): Promise<void>;
 }
@@ -52,7 +50,7 @@ export async function collectHostJob(
     return undefined;
   }
   try {
-    const now = deps.now?.() ?? new Date();
+    const now = deps.now();
     const collection = await collectHost(deps.ssh.host(host.name), {
       now,
       needApproval: deps.policy.collectorsNeedApproval,
@@ -110,27 +108,15 @@ export async function collectHostJob(
  * pull, which waits for an approver unless the policy makes pulls automatic.
  */
 async function proposePull(deps: CollectDeps, incidentId: number, host: string, collection: HostCollection) {
-  const now = deps.now?.() ?? new Date();
+  const now = deps.now();
   for (const core of collection.cores) {
     // What the host said of each core is kept: freeing the disk later deletes a file only while
     // it is still this one (free-plan.ts).
     const layer = core.container ? collection.layers.find((l) => l.container === core.container) : undefined;
-    await deps.db.executeSql(
-      `INSERT INTO evidence_artifacts (incident_id, host, container, remote_path, size_bytes, state,
-         remote_size_bytes, remote_mtime, file_id, layer_dir)
-       SELECT $1, $2, $3, $4, $5, 'pending', $5, $6, $7, $8
-       WHERE NOT EXISTS (SELECT 1 FROM evidence_artifacts WHERE incident_id = $1 AND host = $2
-                           AND container IS NOT DISTINCT FROM $3 AND remote_path = $4)`,
-      [
-        incidentId,
-        host,
-        core.container,
-        core.path,
-        core.sizeBytes,
-        core.mtime,
-        core.file,
-        layer?.dir ?? null,
-      ],
+    await recordPendingArtifact(
+      deps.db,
+      { incidentId, host, container: core.container, path: core.path },
+      { sizeBytes: core.sizeBytes, mtime: core.mtime, file: core.file, layerDir: layer?.dir ?? null },
     );
   }
   const plan = planPull(collection.cores);

@@ -21,6 +21,7 @@ import type { RemoteHost } from '../../collect/transport.ts';
 import { joinMrkdwn, md } from '../../slack/blocks/mrkdwn.ts';
 import { queueProposalMessage } from '../../slack/proposal-messages.ts';
 import type { Db } from '../../store/db.ts';
+import { completeArtifacts, markFreed } from '../../store/evidence-artifacts.ts';
 import { appendAudit, queueThreadMessage } from '../../store/records.ts';
 import type { JobDeps } from './job-run.ts';
 
@@ -34,7 +35,6 @@ import type { JobDeps } from './job-run.ts';
 export interface FreeDeps extends JobDeps {
   policy?: Policy | undefined;
   channel: string;
-  now?: () => Date;
 }
 
 /** The core's own bytes in a pulled file: the file's size, or its member's size in docker cp's tar. */
@@ -64,41 +64,21 @@ export async function pulledContentBytes(
   }
 }
 
-interface ArtifactRow {
-  container: string | null;
-  remote_path: string;
-  state: string;
-  sha256: string | null;
-  local_path: string | null;
-  remote_size_bytes: string | null;
-  remote_mtime: Date | string | null;
-  file_id: string | null;
-  layer_dir: string | null;
-  deleted_at: Date | string | null;
-  remote_deleted_at: Date | string | null;
-}
-
 /** The incident's pulled files on a host, with what came home of each. */
 export async function pulledArtifacts(db: Db, incidentId: number, host: string): Promise<PulledArtifact[]> {
-  const { rows } = await db.executeSql<ArtifactRow>(
-    `SELECT container, remote_path, state, sha256, local_path, remote_size_bytes, remote_mtime, file_id,
-            layer_dir, deleted_at, remote_deleted_at
-     FROM evidence_artifacts WHERE incident_id = $1 AND host = $2 AND state = 'complete' ORDER BY id`,
-    [incidentId, host],
-  );
   return Promise.all(
-    rows.map(async (r) => ({
-      ...(r.container ? { container: r.container } : {}),
-      path: r.remote_path,
-      state: r.state,
-      sha256: r.sha256,
-      deleted: r.remote_deleted_at !== null,
-      kept: r.deleted_at === null,
-      remoteSizeBytes: r.remote_size_bytes === null ? null : Number(r.remote_size_bytes),
-      remoteMtime: r.remote_mtime === null ? null : new Date(r.remote_mtime),
-      file: r.file_id,
-      layer: r.layer_dir,
-      contentBytes: r.local_path ? await pulledContentBytes(r.local_path, r.container) : null,
+    (await completeArtifacts(db, incidentId, host)).map(async (a) => ({
+      ...(a.container ? { container: a.container } : {}),
+      path: a.path,
+      state: a.state,
+      sha256: a.sha256,
+      deleted: a.remoteDeletedAt !== null,
+      kept: a.deletedAt === null,
+      remoteSizeBytes: a.remoteSizeBytes,
+      remoteMtime: a.remoteMtime,
+      file: a.file,
+      layer: a.layerDir,
+      contentBytes: a.localPath ? await pulledContentBytes(a.localPath, a.container) : null,
     })),
   );
 }
@@ -112,7 +92,7 @@ export async function proposeFreeing(
   remote: RemoteHost,
   incidentId: number,
 ): Promise<Proposal | undefined> {
-  const now = deps.now?.() ?? new Date();
+  const now = deps.now();
   const host = remote.name;
   if (!deps.policy) return undefined;
   const plan = planFree(await pulledArtifacts(deps.db, incidentId, host));
@@ -149,7 +129,7 @@ export async function proposeFreeing(
 
 async function proposeGuard(deps: FreeDeps, remote: RemoteHost, incidentId: number, containers: string[]) {
   if (!deps.policy) return;
-  const now = deps.now?.() ?? new Date();
+  const now = deps.now();
   let corePattern = '';
   try {
     corePattern = ((await runCollector(remote, coreSettings, undefined)).facts?.pattern as string) ?? '';
@@ -230,12 +210,12 @@ export async function freeFiles(
     const outcome = parseFreeOutput(r.stdout, r.stderr, r.exitCode);
     outcomes.push({ item, outcome });
     if (outcome.status === 'deleted')
-      await deps.db.executeSql(
-        `UPDATE evidence_artifacts SET remote_deleted_at = now()
-         WHERE incident_id = $1 AND host = $2 AND container IS NOT DISTINCT FROM $3 AND remote_path = $4
-           AND state = 'complete' AND remote_deleted_at IS NULL`,
-        [proposal.incidentId, remote.name, item.container ?? null, item.path],
-      );
+      await markFreed(deps.db, {
+        incidentId: proposal.incidentId,
+        host: remote.name,
+        container: item.container ?? null,
+        path: item.path,
+      });
     await appendAudit(deps.db, {
       actor: 'nightshift',
       action: outcome.status === 'deleted' ? 'evidence.deleted' : 'evidence.not_deleted',

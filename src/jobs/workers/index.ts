@@ -1,46 +1,32 @@
 import type { PgBoss } from 'pg-boss';
 import type { ModelClient } from '../../agent/client.ts';
 import type { CheckSqlOnDatabase } from '../../agent/tools/tool.ts';
-import type { Policy } from '../../approvals/policy.ts';
 import { getProposal, type Proposal } from '../../approvals/service.ts';
-import type { SshConnections } from '../../collect/ssh.ts';
-import type { HostsFile } from '../../config/hosts.ts';
-import type { SqlDatabase } from '../../config/sql-databases.ts';
-import type { SandboxLimits } from '../../runners/evidence-sandbox.ts';
-import type { SandboxUser } from '../../runners/sandbox-user.ts';
-import type { SlackPoster } from '../../slack/outbox.ts';
+import type { Services } from '../../services.ts';
 import { WORKER_POLLING } from '../boss.ts';
 import { QUEUES } from '../queues.ts';
 import { type AgentHook, agentAfterClose, agentAfterRun, agentTurnJob, type Send } from './agent-turn.ts';
 import { type AnalysisDeps, analyzeEvidence } from './analyze-evidence.ts';
 import { collectHostJob } from './collect-host.ts';
-import { runProposalJob } from './run-proposal.ts';
+import { type RunnerDeps, runProposalJob } from './run-proposal.ts';
 
-export interface WorkerDeps extends AnalysisDeps {
-  policy: Policy;
-  channel: string;
-  evidenceDir: string;
-  slack?: SlackPoster | undefined;
-  hosts?: HostsFile | undefined;
-  ssh?: SshConnections | undefined;
-  now?: () => Date;
-  /** The databases SQL proposals may name. */
-  sqlDatabases?: readonly SqlDatabase[] | undefined;
-  /** Host paths evidence scripts must not see. */
-  sandboxHide?: readonly string[] | undefined;
-  /** The user evidence scripts run as (NIGHTSHIFT_SANDBOX_USER). */
-  sandboxUser?: SandboxUser | undefined;
-  /** Bounds on all of an evidence script's processes together, and where its cgroup is made. */
-  sandboxLimits?: SandboxLimits | undefined;
+/**
+ * What the workers get: the services they use, and the runner's settings (the sandbox, the SQL
+ * databases), one type with RunnerDeps; the agent when it is on.
+ */
+export interface WorkerDeps
+  extends Omit<AnalysisDeps, 'evidenceDir'>,
+    Pick<Services, 'now' | 'policy' | 'channel' | 'evidenceDir' | 'slack' | 'hosts' | 'ssh'>,
+    Pick<RunnerDeps, 'sqlDatabases' | 'sandboxHide' | 'sandboxUser' | 'sandboxLimits'> {
   /** The agent, when ANTHROPIC_API_KEY is set; absent, the agent is off. */
   agent?: AgentConfig | undefined;
 }
 
+/** The agent's settings; the databases it may propose SQL on are the workers' (sqlDatabases). */
 export interface AgentConfig {
   model: ModelClient;
   maxTurns: number;
   maxTokens: number;
-  sqlDatabases: readonly string[];
   /** Asks the target database what a proposed statement's names resolve to there (sql-resolve.ts). */
   checkSql?: CheckSqlOnDatabase | undefined;
 }
@@ -106,6 +92,7 @@ export async function registerWorkers(boss: PgBoss, deps: WorkerDeps): Promise<v
           {
             ...deps,
             ...agent,
+            sqlDatabases: deps.sqlDatabases ?? [],
             hosts: deps.hosts?.hosts.map((h) => h.name) ?? [],
             send,
           },

@@ -1,12 +1,14 @@
 import { redact } from '../../analyze/redact.ts';
 import type { Finding } from '../../analyze/report-schema.ts';
 import { findingRedactor } from '../../evidence/known-secrets.ts';
-import type { Logger } from '../../log.ts';
+import type { Services } from '../../services.ts';
 import { findingsReply, type SlackMessage } from '../../slack/blocks/incident.ts';
 import { asMrkdwn, Mrkdwn, md } from '../../slack/blocks/mrkdwn.ts';
 import type { ProgressPhase } from '../../slack/blocks/status.ts';
 import { showProgress } from '../../slack/status-message.ts';
 import type { Db } from '../../store/db.ts';
+import { insertFinding } from '../../store/findings.ts';
+import { markJobFailed, markJobSucceeded, startJob } from '../../store/jobs.ts';
 import { appendAudit, queueThreadMessage, type ThreadMessageBody } from '../../store/records.ts';
 
 /**
@@ -18,9 +20,8 @@ import { appendAudit, queueThreadMessage, type ThreadMessageBody } from '../../s
  * text and escaped whole (slack/blocks/mrkdwn.ts).
  */
 
-export interface JobDeps {
-  db: Db;
-  log: Logger;
+/** What every job gets from Services; the clock its times come from (a finding's, a run's) included. */
+export interface JobDeps extends Pick<Services, 'db' | 'log' | 'now'> {
   /** Asks the Slack outbox to post what was queued (absent when Slack is off). */
   kick?: () => void;
   /**
@@ -66,14 +67,7 @@ export async function startJobRun(
   startedText: Mrkdwn | string,
   phase: ProgressPhase,
 ): Promise<JobRun> {
-  const { rows } = await deps.db.executeSql<{ id: string }>(
-    `INSERT INTO jobs (incident_id, kind, queue_job_id, state, input, started_at)
-     VALUES ($1, $2, $3, 'running', $4, now())
-     ON CONFLICT (queue_job_id) DO UPDATE SET state = 'running', started_at = now(), error = NULL
-     RETURNING id`,
-    [incidentId, queue, queueJobId, JSON.stringify(input)],
-  );
-  const id = Number(rows[0]!.id);
+  const id = await startJob(deps.db, { incidentId, kind: queue, queueJobId, input });
   const reply = (key: string, text: Mrkdwn | string, db: Db = deps.db) =>
     queueThreadMessage(db, {
       incidentId,
@@ -97,61 +91,76 @@ export async function startJobRun(
         STARTED_RANK + 1 + Math.min(Math.max(0, Math.floor(rank)), FINAL_RANK - STARTED_RANK - 2),
       ),
     async finish(findings, doneText, subject = {}, present = (f) => defaultPresent(f)) {
-      // Findings are stored redacted, as they go to Slack, and a secret found in one finding is
-      // hidden in all of them. The secrets themselves are remembered beside the evidence, not in
-      // the database, so the agent can still hide their bare copies (evidence/known-secrets.ts).
-      const scrub = await findingRedactor(
-        deps.evidenceDir,
-        incidentId,
-        findings.map((f) => `${f.title}\n${f.detail}`),
+      const clean = await storeFindings(
+        deps,
+        { id, queue, queueJobId, incidentId },
+        findings,
+        present,
+        subject,
       );
-      const clean = (text: string) => scrub(text).text;
-      const shown: Finding[] = [];
-      await deps.db.transaction(async (tx) => {
-        for (const finding of findings) {
-          const title = scrub(finding.title);
-          const detail = scrub(finding.detail);
-          await tx.executeSql(
-            'INSERT INTO findings (incident_id, job_id, kind, severity, title, body) VALUES ($1, $2, $3, $4, $5, $6)',
-            [
-              incidentId,
-              id,
-              queue,
-              finding.severity,
-              title.text,
-              JSON.stringify({ detail: detail.text, redactions: title.count + detail.count }),
-            ],
-          );
-          shown.push({ ...finding, title: title.text, detail: detail.text });
-        }
-        for (const [i, body] of present(shown).entries()) {
-          await queueThreadMessage(tx, {
-            incidentId,
-            key: `job:${queueJobId}:findings:${i}`,
-            fallbackChannel: '#incidents',
-            body,
-          });
-        }
-        await tx.executeSql(`UPDATE jobs SET state = 'succeeded', finished_at = now() WHERE id = $1`, [id]);
-        await appendAudit(tx, {
-          actor: 'nightshift',
-          action: 'job.finished',
-          incidentId,
-          subject: { job: queueJobId, queue, ...subject },
-        });
-      });
       // Redacted as it will show: [REDACTED] adds no markup, so it stays mrkdwn, escaped once.
       await progress(new Mrkdwn(clean(asMrkdwn(doneText).text)), FINAL_RANK);
     },
     async fail(error) {
       const message = redact((error as Error).message).text.slice(0, 500);
-      await deps.db.executeSql(
-        `UPDATE jobs SET state = 'failed', finished_at = now(), error = $2 WHERE id = $1`,
-        [id, message],
-      );
+      await markJobFailed(deps.db, id, message);
       await progress(md`:x: ${queue} failed: ${message}`, FINAL_RANK);
     },
   };
+}
+
+/**
+ * Stores the job's findings and queues them for the thread, then marks the job done, in one
+ * transaction. Findings are stored redacted, as they go to Slack, and a secret found in one
+ * finding is hidden in all of them. The secrets themselves are remembered beside the evidence,
+ * not in the database, so the agent can still hide their bare copies (evidence/known-secrets.ts).
+ * Returns the redactor, for the line that says it is done.
+ */
+async function storeFindings(
+  deps: JobDeps,
+  job: { id: number; queue: string; queueJobId: string; incidentId: number },
+  findings: readonly Finding[],
+  present: (findings: readonly Finding[]) => ThreadMessageBody[],
+  subject: object,
+): Promise<(text: string) => string> {
+  const { id, queue, queueJobId, incidentId } = job;
+  const scrub = await findingRedactor(
+    deps.evidenceDir,
+    incidentId,
+    findings.map((f) => `${f.title}\n${f.detail}`),
+  );
+  const shown: Finding[] = [];
+  await deps.db.transaction(async (tx) => {
+    for (const finding of findings) {
+      const title = scrub(finding.title);
+      const detail = scrub(finding.detail);
+      await insertFinding(tx, {
+        incidentId,
+        jobId: id,
+        kind: queue,
+        severity: finding.severity,
+        title: title.text,
+        body: { detail: detail.text, redactions: title.count + detail.count },
+      });
+      shown.push({ ...finding, title: title.text, detail: detail.text });
+    }
+    for (const [i, body] of present(shown).entries()) {
+      await queueThreadMessage(tx, {
+        incidentId,
+        key: `job:${queueJobId}:findings:${i}`,
+        fallbackChannel: '#incidents',
+        body,
+      });
+    }
+    await markJobSucceeded(tx, id);
+    await appendAudit(tx, {
+      actor: 'nightshift',
+      action: 'job.finished',
+      incidentId,
+      subject: { job: queueJobId, queue, ...subject },
+    });
+  });
+  return (text) => scrub(text).text;
 }
 
 export const asBody = (message: SlackMessage): ThreadMessageBody => ({

@@ -16,8 +16,8 @@ import {
 import { type FreeItem, freeText, parseFreeText } from '../../collect/free-plan.ts';
 import { type PullResult, type PullSource, pullFile } from '../../collect/pull.ts';
 import { formatBytes, localName, parsePullText, progressLine, pullText } from '../../collect/pull-plan.ts';
-import type { SshConnections } from '../../collect/ssh.ts';
-import { findHost, type HostsFile } from '../../config/hosts.ts';
+import type { RemoteHost } from '../../collect/transport.ts';
+import { findHost } from '../../config/hosts.ts';
 import type { SqlDatabase } from '../../config/sql-databases.ts';
 import { asCodedError, CodedError, ErrorCode } from '../../errors.ts';
 import { failedMarker } from '../../evidence/follow.ts';
@@ -31,10 +31,13 @@ import {
 import { type SandboxUser, shareEvidence } from '../../runners/sandbox-user.ts';
 import { renderSqlResult, runReadOnlySql, type SqlRunOptions } from '../../runners/sql.ts';
 import { checkReadOnlySql } from '../../runners/sql-check.ts';
+import type { Services } from '../../services.ts';
 import { asMrkdwn, joinMrkdwn, type Mrkdwn, md } from '../../slack/blocks/mrkdwn.ts';
-import type { SlackPoster } from '../../slack/outbox.ts';
 import { refreshProposalMessage } from '../../slack/proposal-messages.ts';
 import { showProgress } from '../../slack/status-message.ts';
+import { completeTransfer, failTransfer, startTransfer } from '../../store/evidence-artifacts.ts';
+import { markRootStale } from '../../store/incidents.ts';
+import { runMessageKey } from '../../store/message-keys.ts';
 import { appendAudit, queueThreadMessage } from '../../store/records.ts';
 import { QUEUES } from '../queues.ts';
 import { freeFiles, proposeFreeing } from './free-disk.ts';
@@ -53,16 +56,15 @@ import type { JobDeps } from './job-run.ts';
  * fails the run (failStaleRuns).
  */
 
-export interface RunnerDeps extends JobDeps {
-  /** Slack's Web API when Slack is on: messages are edited in place there too. */
-  slack?: SlackPoster | undefined;
-  hosts?: HostsFile | undefined;
-  ssh?: SshConnections | undefined;
-  evidenceDir: string;
-  channel: string;
+/**
+ * The runner's view of Services (Slack's Web API when Slack is on, where messages are edited in
+ * place too; the hosts and their SSH connections when collection is on) and its own settings.
+ */
+export interface RunnerDeps
+  extends Omit<JobDeps, 'evidenceDir'>,
+    Pick<Services, 'slack' | 'hosts' | 'ssh' | 'evidenceDir' | 'channel'> {
   /** Queues a job (the analysis of what was pulled). */
   send(queue: string, payload: object): Promise<unknown>;
-  now?: () => Date;
   /** The databases SQL proposals may name (NIGHTSHIFT_SQL_DATABASES). */
   sqlDatabases?: readonly SqlDatabase[] | undefined;
   /** Host paths evidence scripts must not see (the bot's data directory); the evidence root and SSH keys are added. */
@@ -124,7 +126,7 @@ export async function runProposalJob(deps: RunnerDeps, raw: unknown): Promise<vo
   );
 }
 
-const now = (deps: RunnerDeps) => deps.now?.() ?? new Date();
+const now = (deps: RunnerDeps) => deps.now();
 
 /** What a run's body hands back when it ends by itself; everything in it is already redacted. */
 interface RunReport {
@@ -226,7 +228,7 @@ async function recordEnd(deps: RunnerDeps, proposal: Proposal, runId: number, re
   try {
     await queueThreadMessage(deps.db, {
       incidentId: proposal.incidentId,
-      key: `run:${runId}:${recorded ? 'result' : 'late'}`,
+      key: runMessageKey(runId, recorded ? 'result' : 'late'),
       fallbackChannel: deps.channel,
       body: {
         type: 'text',
@@ -239,7 +241,7 @@ async function recordEnd(deps: RunnerDeps, proposal: Proposal, runId: number, re
     if (report.file) {
       await queueThreadMessage(deps.db, {
         incidentId: proposal.incidentId,
-        key: `run:${runId}:file`,
+        key: runMessageKey(runId, 'file'),
         fallbackChannel: deps.channel,
         body: { type: 'file', ...report.file },
       });
@@ -275,7 +277,7 @@ async function runPull(
   const dir = join(deps.evidenceDir, `incident-${proposal.incidentId}`, `run-${run.id}`);
   await mkdir(dir, { recursive: true });
   // The pull's progress is a line of the incident's status message, edited in place.
-  const progress = (line: Mrkdwn, rank: number) =>
+  const progress: ProgressLine = (line, rank) =>
     showProgress(deps.db, proposal.incidentId, 'pull', line, {
       rank,
       slack: deps.slack,
@@ -284,54 +286,15 @@ async function runPull(
       kick: deps.kick,
     });
   await progress(md`:arrow_down: Pulling ${sources.length} file(s) from ${host.name}…`, 0);
-
-  const started = Date.now();
-  const done = new Map<PullSource, number>();
-  let filesDone = 0;
-  let lastDraw = 0;
-  let draws = 0;
+  const meter = pullMeter(deps, progress, host.name, sources.length);
   // The collection recorded each core it found (size included) as a pending artifact.
   const artifacts = new Map<PullSource, number>();
-  let expected = 0;
   for (const source of sources) {
-    const { rows } = await deps.db.executeSql<{ id: string; size_bytes: string | null }>(
-      `UPDATE evidence_artifacts SET state = 'transferring', run_id = $5, error = NULL
-       WHERE id = (SELECT id FROM evidence_artifacts WHERE incident_id = $1 AND host = $2
-                     AND container IS NOT DISTINCT FROM $3 AND remote_path = $4 AND state IN ('pending', 'failed')
-                   ORDER BY id DESC LIMIT 1)
-       RETURNING id, size_bytes`,
-      [proposal.incidentId, host.name, source.container ?? null, source.path, run.id],
-    );
-    let row = rows[0];
-    if (!row) {
-      const inserted = await deps.db.executeSql<{ id: string; size_bytes: string | null }>(
-        `INSERT INTO evidence_artifacts (incident_id, host, container, remote_path, state, run_id)
-         VALUES ($1, $2, $3, $4, 'transferring', $5) RETURNING id, size_bytes`,
-        [proposal.incidentId, host.name, source.container ?? null, source.path, run.id],
-      );
-      row = inserted.rows[0]!;
-    }
-    artifacts.set(source, Number(row.id));
-    expected += Number(row.size_bytes ?? 0);
+    const place = { incidentId: proposal.incidentId, host: host.name, container: source.container ?? null };
+    const artifact = await startTransfer(deps.db, { ...place, path: source.path }, run.id);
+    artifacts.set(source, artifact.id);
+    meter.expectedBytes += artifact.sizeBytes;
   }
-  const draw = async (force = false) => {
-    if (!force && Date.now() - lastDraw < 2000) return;
-    lastDraw = Date.now();
-    // Draws may finish out of order: each ranks above the one before, so an older line loses.
-    const rank = ++draws;
-    const bytes = [...done.values()].reduce((a, b) => a + b, 0);
-    const line = progressLine({
-      host: host.name,
-      files: sources.length,
-      filesDone,
-      bytes,
-      expectedBytes: expected,
-      elapsedMs: Date.now() - started,
-    });
-    await progress(asMrkdwn(line), rank).catch((error: unknown) =>
-      deps.log.warn({ err: error }, 'could not update the progress message'),
-    );
-  };
 
   // The analysis starts now, in its own job and process, and reads each file as it lands
   // (evidence/follow.ts): the correlation is ready when the last byte is in, not a whole second
@@ -341,55 +304,133 @@ async function runPull(
     paths: sources.map((source) => join(dir, localName(source))),
     follow: true,
   });
-
-  const results: Array<{ source: PullSource; result?: PullResult; error?: string }> = [];
+  // In the order they end, as the reply lists them.
+  const results: PulledFile[] = [];
   await Promise.all(
     sources.map(async (source) => {
-      const artifact = artifacts.get(source)!;
       const dest = join(dir, localName(source));
-      // A dropped connection is retried once from the start; the partial file is never kept.
-      let lastError: unknown;
-      for (let attempt = 1; attempt <= 2; attempt++) {
-        try {
-          const result = await pullFile(remote, source, dest, {
-            onProgress: (bytes) => {
-              done.set(source, bytes);
-              void draw();
-            },
-          });
-          filesDone++;
-          await deps.db.executeSql(
-            `UPDATE evidence_artifacts SET state = 'complete', local_path = $2, size_bytes = $3, sha256 = $4, completed_at = now()
-             WHERE id = $1`,
-            [artifact, result.localPath, result.bytes, result.sha256],
-          );
-          results.push({ source, result });
-          return;
-        } catch (error) {
-          lastError = error;
-          done.set(source, 0);
-          // Decided by code: only a lost connection is tried again, from the first byte.
-          if (asCodedError(error).code !== ErrorCode.ConnectionLost) break;
-        }
-      }
-      const message = (lastError as Error).message;
-      await writeFile(failedMarker(dest), redact(message).text.slice(0, 1000));
-      await deps.db.executeSql(`UPDATE evidence_artifacts SET state = 'failed', error = $2 WHERE id = $1`, [
-        artifact,
-        message.slice(0, 1000),
-      ]);
-      results.push({ source, error: message });
+      results.push(await pullOne(deps, remote, source, dest, artifacts.get(source)!, meter));
     }),
   );
-  await draw(true);
+  await meter.draw(true);
+  return pullReport(
+    deps,
+    proposal,
+    { host: host.name, remote, files: sources.length },
+    results,
+    meter,
+    progress,
+  );
+}
 
+type ProgressLine = (line: Mrkdwn, rank: number) => Promise<unknown>;
+
+interface PulledFile {
+  source: PullSource;
+  result?: PullResult;
+  error?: string;
+}
+
+/** The pull's running count (files, bytes, rate), drawn as its progress line at most every 2 s. */
+interface PullMeter {
+  started: number;
+  expectedBytes: number;
+  /** Bytes in so far, per file. */
+  done: Map<PullSource, number>;
+  fileDone(): void;
+  draw(force?: boolean): Promise<void>;
+  /** A rank above every draw so far. */
+  nextRank(): number;
+}
+
+function pullMeter(deps: RunnerDeps, progress: ProgressLine, host: string, files: number): PullMeter {
+  let filesDone = 0;
+  let lastDraw = 0;
+  let draws = 0;
+  const meter: PullMeter = {
+    started: Date.now(),
+    expectedBytes: 0,
+    done: new Map(),
+    fileDone: () => {
+      filesDone++;
+    },
+    nextRank: () => ++draws,
+    async draw(force = false) {
+      if (!force && Date.now() - lastDraw < 2000) return;
+      lastDraw = Date.now();
+      // Draws may finish out of order: each ranks above the one before, so an older line loses.
+      const rank = ++draws;
+      const bytes = [...meter.done.values()].reduce((a, b) => a + b, 0);
+      const line = progressLine({
+        host,
+        files,
+        filesDone,
+        bytes,
+        expectedBytes: meter.expectedBytes,
+        elapsedMs: Date.now() - meter.started,
+      });
+      await progress(asMrkdwn(line), rank).catch((error: unknown) =>
+        deps.log.warn({ err: error }, 'could not update the progress message'),
+      );
+    },
+  };
+  return meter;
+}
+
+/**
+ * Pulls one file into `dest` and records how it ended on its artifact. A dropped connection is
+ * retried once from the start; the partial file is never kept. A file that failed gets a marker
+ * beside it that tells the analysis following it so.
+ */
+async function pullOne(
+  deps: RunnerDeps,
+  remote: RemoteHost,
+  source: PullSource,
+  dest: string,
+  artifact: number,
+  meter: PullMeter,
+): Promise<PulledFile> {
+  let lastError: unknown;
+  for (let attempt = 1; attempt <= 2; attempt++) {
+    try {
+      const result = await pullFile(remote, source, dest, {
+        onProgress: (bytes) => {
+          meter.done.set(source, bytes);
+          void meter.draw();
+        },
+      });
+      meter.fileDone();
+      await completeTransfer(deps.db, artifact, result);
+      return { source, result };
+    } catch (error) {
+      lastError = error;
+      meter.done.set(source, 0);
+      // Decided by code: only a lost connection is tried again, from the first byte.
+      if (asCodedError(error).code !== ErrorCode.ConnectionLost) break;
+    }
+  }
+  const message = (lastError as Error).message;
+  await writeFile(failedMarker(dest), redact(message).text.slice(0, 1000));
+  await failTransfer(deps.db, artifact, message.slice(0, 1000));
+  return { source, error: message };
+}
+
+/** The pull's end: its last progress line, its reply, and freeing the disk proposed afterwards. */
+async function pullReport(
+  deps: RunnerDeps,
+  proposal: Proposal,
+  { host, remote, files }: { host: string; remote: RemoteHost; files: number },
+  results: readonly PulledFile[],
+  meter: PullMeter,
+  progress: ProgressLine,
+): Promise<RunReport> {
   const pulled = results.filter((r) => r.result);
   const failed = results.filter((r) => r.error);
   const bytes = pulled.reduce((sum, r) => sum + r.result!.bytes, 0);
-  const seconds = (Date.now() - started) / 1000;
-  const headline = md`${pulled.length === sources.length ? ':white_check_mark:' : ':warning:'} Pulled ${pulled.length} of ${sources.length} file(s) from ${host.name}: ${formatBytes(bytes)} in ${seconds.toFixed(1)} s`;
+  const took = (Date.now() - meter.started) / 1000;
+  const headline = md`${pulled.length === files ? ':white_check_mark:' : ':warning:'} Pulled ${pulled.length} of ${files} file(s) from ${host}: ${formatBytes(bytes)} in ${took.toFixed(1)} s`;
   // Ranked above every draw: a draw still in flight does not bring the running count back.
-  await progress(headline, ++draws).catch((error: unknown) =>
+  await progress(headline, meter.nextRank()).catch((error: unknown) =>
     deps.log.warn({ err: error }, 'could not update the progress message'),
   );
   const summary = joinMrkdwn(
@@ -445,7 +486,7 @@ async function runFree(
     );
   const report = await freeFiles(deps, deps.ssh.host(host.name), proposal, items);
   // The root shows the disk before → after: marked stale, the outbox renders it again.
-  await deps.db.executeSql('UPDATE incidents SET root_hash = NULL WHERE id = $1', [proposal.incidentId]);
+  await markRootStale(deps.db, proposal.incidentId);
   const count = (status: string) => report.outcomes.filter((o) => o.outcome.status === status).length;
   const deleted = count('deleted');
   const failed = count('failed');
@@ -541,7 +582,7 @@ async function runApproved(
 ): Promise<RunReport> {
   const outcome =
     about.kind === 'sql'
-      ? await executeSql(deps, about, run.id)
+      ? await executeQuery(deps, about, run.id)
       : await executeScript(deps, proposal, about, run.id);
   const icon = outcome.ok ? ':white_check_mark:' : ':x:';
   // The output and the status (an error's text) are outside text: escaped, and the output's own
@@ -574,7 +615,7 @@ async function runApproved(
   };
 }
 
-async function executeSql(deps: RunnerDeps, about: ProposalText, runId: number): Promise<Outcome> {
+async function executeQuery(deps: RunnerDeps, about: ProposalText, runId: number): Promise<Outcome> {
   const database = deps.sqlDatabases?.find((d) => d.name === about.target);
   if (!database)
     throw new CodedError(
@@ -608,24 +649,37 @@ async function executeSql(deps: RunnerDeps, about: ProposalText, runId: number):
   };
 }
 
+/** What a script did, as its runner (the sandbox, or SSH) told it. */
+interface ScriptRun {
+  exitCode: number | null;
+  signal?: string | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+  truncated: boolean;
+  durationMs: number;
+  outputBytes?: number;
+  /** The evidence sandbox's cgroup: its limits and what hit them. */
+  cgroup?: CgroupReport;
+}
+
 async function executeScript(
   deps: RunnerDeps,
   proposal: Proposal,
   about: ProposalText,
   runId: number,
 ): Promise<Outcome> {
-  let r: {
-    exitCode: number | null;
-    signal?: string | null;
-    stdout: string;
-    stderr: string;
-    timedOut: boolean;
-    truncated: boolean;
-    durationMs: number;
-    outputBytes?: number;
-    /** The evidence sandbox's cgroup: its limits and what hit them. */
-    cgroup?: CgroupReport;
-  };
+  const { r, timeoutMs, maxOutputBytes } = await runScript(deps, proposal, about);
+  return scriptOutcome(r, { timeoutMs, maxOutputBytes }, runId);
+}
+
+/** Runs the script on the evidence in the sandbox, or on its host over SSH, with the limits it ran under. */
+async function runScript(
+  deps: RunnerDeps,
+  proposal: Proposal,
+  about: ProposalText,
+): Promise<{ r: ScriptRun; timeoutMs: number; maxOutputBytes: number }> {
+  let r: ScriptRun;
   let timeoutMs: number;
   let maxOutputBytes: number;
   if (about.target === 'evidence') {
@@ -657,6 +711,15 @@ async function executeScript(
     // exec runs it under nice, ionice and the host's own timeout, its output capped.
     r = await deps.ssh.host(host.name).exec({ command: about.text, timeoutMs, maxOutputBytes });
   }
+  return { r, timeoutMs, maxOutputBytes };
+}
+
+/** The script's outcome for the thread: its output redacted, a preview, the whole output as a file when long. */
+function scriptOutcome(
+  r: ScriptRun,
+  { timeoutMs, maxOutputBytes }: { timeoutMs: number; maxOutputBytes: number },
+  runId: number,
+): Outcome {
   const known = new KnownSecrets();
   const out = redact(r.stdout);
   const err = redact(r.stderr);

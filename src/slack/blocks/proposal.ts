@@ -177,6 +177,23 @@ function fileNotice(view: ProposalView): Block[] {
 }
 
 export function proposalMessage(view: ProposalView, now: Date): SlackMessage {
+  const where = truncateMrkdwn(md`${WHERE[view.kind](view.target)}`, 300);
+  const blocks: Block[] = [mrkdwnSection(headline(view, where, now))];
+  if (view.why) blocks.push(plain(`Why: ${view.why}`));
+  const fits = proposalTextFits(view.text);
+  blocks.push(...(fits ? codeBlocks(view.text) : fileNotice(view)));
+  if (view.expects) blocks.push(plain(`Expects: ${view.expects.slice(0, 500)}`));
+  blocks.push(cautionNotes(view, fits));
+  if (view.run?.summary) blocks.push(mrkdwnSection(truncateMrkdwn(md`${view.run.summary}`, 2900)));
+  if (view.state === 'pending') blocks.push(...decisionBlocks(view));
+  return {
+    text: md`Proposal #${view.id} (${where}): ${STATE_LINE[view.state].replace(/^:[a-z_]+: /, '')}`.text,
+    blocks,
+  };
+}
+
+/** The message's first lines: the proposal and where it runs, its state, who approved it. */
+function headline(view: ProposalView, where: Mrkdwn, now: Date): Mrkdwn {
   const approvals = view.decisions.filter((d) => d.decision === 'approved');
   const rejection = view.decisions.find((d) => d.decision === 'rejected');
   const stateLine = ((): Mrkdwn => {
@@ -196,17 +213,15 @@ export function proposalMessage(view: ProposalView, now: Date): SlackMessage {
           ', ',
         )}`
       : undefined;
-  const where = truncateMrkdwn(md`${WHERE[view.kind](view.target)}`, 300);
   const header = md`*Proposal #${view.id}* · ${where}`;
-  const blocks: Block[] = [
-    mrkdwnSection(
-      joinMrkdwn([header, stateLine, ...(approvedBy && view.state !== 'pending' ? [approvedBy] : [])], '\n'),
-    ),
-  ];
-  if (view.why) blocks.push(plain(`Why: ${view.why}`));
-  const fits = proposalTextFits(view.text);
-  blocks.push(...(fits ? codeBlocks(view.text) : fileNotice(view)));
-  if (view.expects) blocks.push(plain(`Expects: ${view.expects.slice(0, 500)}`));
+  return joinMrkdwn(
+    [header, stateLine, ...(approvedBy && view.state !== 'pending' ? [approvedBy] : [])],
+    '\n',
+  );
+}
+
+/** What to look at twice (hidden characters, stacked marks, a text not shown, the risk notes), and the hash. */
+function cautionNotes(view: ProposalView, fits: boolean): Block {
   const hidden = hiddenCharacters(view.text);
   const stacked = stackedMarks(view.text);
   const risks = [
@@ -223,11 +238,14 @@ export function proposalMessage(view: ProposalView, now: Date): SlackMessage {
       : md`:white_circle: nothing in the text stood out`,
     md`sha256 \`${view.sha256.slice(0, 16)}\` · asked by ${who(view.proposedBy)}`,
   ];
-  blocks.push({ type: 'context', elements: [mrkdwnText(joinMrkdwn(notes, '\n'))] });
-  if (view.run?.summary) blocks.push(mrkdwnSection(truncateMrkdwn(md`${view.run.summary}`, 2900)));
-  if (view.state === 'pending') {
-    const value = `${view.id}:${view.sha256}`;
-    blocks.push({
+  return { type: 'context', elements: [mrkdwnText(joinMrkdwn(notes, '\n'))] };
+}
+
+/** Approve and Reject, and the reactions that do the same: for a pending proposal. */
+function decisionBlocks(view: ProposalView): Block[] {
+  const value = `${view.id}:${view.sha256}`;
+  return [
+    {
       type: 'actions',
       block_id: `proposal:${view.id}`,
       elements: [
@@ -247,16 +265,12 @@ export function proposalMessage(view: ProposalView, now: Date): SlackMessage {
           value,
         },
       ],
-    });
-    blocks.push({
+    },
+    {
       type: 'context',
       elements: [mrkdwnText(md`Or react :white_check_mark: to approve, :x: to reject.`)],
-    });
-  }
-  return {
-    text: md`Proposal #${view.id} (${where}): ${STATE_LINE[view.state].replace(/^:[a-z_]+: /, '')}`.text,
-    blocks,
-  };
+    },
+  ];
 }
 
 /** `<id>:<sha256>` from a button's value; undefined when it is not one of ours. */
