@@ -3,8 +3,8 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { FAKE_IDS, type FakeSlack, startFakeSlack } from '../helpers/fake-slack.ts';
+import { after, describe, it } from 'node:test';
+import { ALERT_TOKEN, NIGHTSHIFT_BIN, rootsIn, serveEnv, suiteSlack } from '../helpers/bot.ts';
 import { freePort, until } from '../helpers/wait.ts';
 
 /**
@@ -14,7 +14,6 @@ import { freePort, until } from '../helpers/wait.ts';
  * already while the bot ran its migrations (780 MiB and more at the peak).
  */
 
-const root = new URL('../../', import.meta.url).pathname;
 const HOSTS = 20;
 const ALERTS = 1000;
 
@@ -22,35 +21,17 @@ const peakMiB = (pid: number) =>
   Number(/^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
 
 describe("nightshift serve's memory on the embedded store", () => {
-  let slack: FakeSlack;
+  const fakeSlack = suiteSlack();
   const dir = mkdtempSync(join(tmpdir(), 'nightshift-serve-memory-'));
-  before(async () => {
-    slack = await startFakeSlack();
-  });
-  after(async () => {
-    await slack.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
 
   it(`stays under 400 MiB from a new data directory through ${ALERTS} alerts`, {
     timeout: 300_000,
   }, async () => {
     const port = await freePort();
-    const token = 'alert-token-0123456789abcdef';
-    const bot = spawn(join(root, 'bin/nightshift'), ['serve'], {
-      env: {
-        ...process.env,
-        DATABASE_URL: '',
-        NIGHTSHIFT_HOSTS: '',
-        NIGHTSHIFT_DATA_DIR: join(dir, 'data'),
-        ALERT_WEBHOOK_TOKEN: token,
-        SLACK_BOT_TOKEN: slack.botToken,
-        SLACK_SIGNING_SECRET: '0123456789abcdef0123456789abcdef',
-        SLACK_API_URL: slack.apiUrl,
-        INCIDENT_CHANNEL: FAKE_IDS.channel,
-        PORT: String(port),
-        LOG_LEVEL: 'silent',
-      },
+    const slack = fakeSlack();
+    const bot = spawn(NIGHTSHIFT_BIN, ['serve'], {
+      env: serveEnv(slack, join(dir, 'data'), port),
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     // What the bot says on stderr (a crash's stack), for the failure message.
@@ -85,7 +66,7 @@ describe("nightshift serve's memory on the embedded store", () => {
             const i = next++;
             const res = await post(`${url}/alerts/generic`, {
               method: 'POST',
-              headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+              headers: { authorization: `Bearer ${ALERT_TOKEN}`, 'content-type': 'application/json' },
               body: JSON.stringify({
                 host: `mem-${i % HOSTS}`,
                 name: 'DiskFull',
@@ -106,9 +87,7 @@ describe("nightshift serve's memory on the embedded store", () => {
         },
         240_000,
       );
-      const top = (slack.messages.get(FAKE_IDS.channel) ?? []).filter(
-        (m) => m.thread_ts === undefined || m.thread_ts === m.ts,
-      );
+      const top = rootsIn(slack);
       // Beside the roots, at most the one fleet message (several hosts have incidents at once; it
       // is not an outbox message, so the drain this waits for may end before it is posted).
       const roots = top.filter((m) => !/Fleet:/.test(m.text ?? ''));

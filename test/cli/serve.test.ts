@@ -3,48 +3,25 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { openPglite } from '../../src/store/adapters/pglite.ts';
-import { FAKE_IDS, type FakeSlack, startFakeSlack } from '../helpers/fake-slack.ts';
+import { ALERT_TOKEN, NIGHTSHIFT_BIN, serveEnv, suiteSlack } from '../helpers/bot.ts';
 import { freePort, until } from '../helpers/wait.ts';
 
 /** `nightshift serve` stops within its deadline on SIGTERM, even while a Slack call hangs. */
 
-const root = new URL('../../', import.meta.url).pathname;
-
 describe('nightshift serve', () => {
-  let slack: FakeSlack;
+  const fakeSlack = suiteSlack();
   const dir = mkdtempSync(join(tmpdir(), 'nightshift-serve-'));
-  before(async () => {
-    slack = await startFakeSlack();
-  });
-  after(async () => {
-    await slack.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('exits soon after SIGTERM while a post hangs, and gives its claim back', async () => {
+    const slack = fakeSlack();
     // Every post hangs: the bot's own deadline on it is 10 s, longer than this test waits.
     const stopHanging = slack.failWhen('chat.postMessage', () => true, { hang: true });
     const data = join(dir, 'data');
     const port = await freePort();
-    const token = 'alert-token-0123456789abcdef';
-    const bot = spawn(join(root, 'bin/nightshift'), ['serve'], {
-      env: {
-        ...process.env,
-        DATABASE_URL: '',
-        NIGHTSHIFT_HOSTS: '',
-        NIGHTSHIFT_DATA_DIR: data,
-        ALERT_WEBHOOK_TOKEN: token,
-        SLACK_BOT_TOKEN: slack.botToken,
-        SLACK_SIGNING_SECRET: '0123456789abcdef0123456789abcdef',
-        SLACK_API_URL: slack.apiUrl,
-        INCIDENT_CHANNEL: FAKE_IDS.channel,
-        PORT: String(port),
-        LOG_LEVEL: 'silent',
-      },
-      stdio: 'ignore',
-    });
+    const bot = spawn(NIGHTSHIFT_BIN, ['serve'], { env: serveEnv(slack, data, port), stdio: 'ignore' });
     try {
       const url = `http://127.0.0.1:${port}`;
       await until(
@@ -54,7 +31,7 @@ describe('nightshift serve', () => {
       );
       const res = await fetch(`${url}/alerts/generic`, {
         method: 'POST',
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        headers: { authorization: `Bearer ${ALERT_TOKEN}`, 'content-type': 'application/json' },
         body: JSON.stringify({ host: 'web-9', name: 'DiskFull', problem: 'disk' }),
       });
       assert.equal(res.status, 202);

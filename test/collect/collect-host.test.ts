@@ -1,16 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { systemClock } from '../../src/clock.ts';
 import { collectHost } from '../../src/collect/collect-host.ts';
-import { parseKnownHosts } from '../../src/collect/known-hosts.ts';
-import { SshConnections } from '../../src/collect/ssh.ts';
-import { parseHostsFile } from '../../src/config/hosts.ts';
-import { createLogger } from '../../src/log.ts';
+import type { SshConnections } from '../../src/collect/ssh.ts';
 import { type Podman, startPodman } from '../helpers/podman.ts';
+import { connectionsTo, hostsBehind, writeHostsFile } from '../helpers/ssh-hosts.ts';
 import { type Sshd, startSshd } from '../helpers/sshd.ts';
 
 describe('the built-in collection on a host over SSH', () => {
@@ -33,31 +30,11 @@ describe('the built-in collection on a host over SSH', () => {
     const tar = await podman.docker(['cp', `${web}:/app/core`, '-']);
     coreBytes = Number.parseInt(tar.slice(124, 136).replace(/\0.*$/, '').trim(), 8);
     sshd = await startSshd({ env: podman.clientEnv });
-    const hosts = parseHostsFile(
-      JSON.stringify({
-        hosts: [
-          {
-            name: 'web',
-            address: sshd.host,
-            port: sshd.port,
-            user: sshd.user,
-            key: sshd.privateKeyPath,
-            // This "host" is the test machine: look only where this test puts files (the default
-            // search, over the engine's storage, is test/collect/same-file.test.ts's).
-            coreSearchPaths: [work],
-          },
-        ],
-      }),
-      'hosts.json',
-    );
-    hostsPath = join(work, 'hosts.json');
-    writeFileSync(hostsPath, JSON.stringify({ ...hosts, knownHosts: sshd.knownHostsPath }));
-    ssh = new SshConnections({
-      now: systemClock,
-      hosts,
-      knownHosts: parseKnownHosts(sshd.knownHostsLine),
-      log: createLogger({ level: 'silent' }),
-    });
+    // This "host" is the test machine: look only where this test puts files (the default
+    // search, over the engine's storage, is test/collect/same-file.test.ts's).
+    const host = { name: 'web', coreSearchPaths: [work] };
+    hostsPath = writeHostsFile(join(work, 'hosts.json'), sshd, [host]);
+    ssh = connectionsTo(sshd, hostsBehind(sshd, [host]));
   });
   after(async () => {
     await ssh?.closeAll();

@@ -1,27 +1,24 @@
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { systemClock } from '../../src/clock.ts';
-import { loadConfig } from '../../src/config/env.ts';
 import { stableJobId } from '../../src/jobs/job-ids.ts';
 import { QUEUES } from '../../src/jobs/queues.ts';
 import { sweep } from '../../src/jobs/sweeper.ts';
 import { createLogger } from '../../src/log.ts';
-import { type Bot, startBot } from '../../src/main.ts';
+import type { Bot } from '../../src/main.ts';
 import type { Db } from '../../src/store/db.ts';
-import { testDatabases } from '../helpers/db.ts';
+import { alertmanagerDisk as alertmanager } from '../helpers/alert-fixtures.ts';
+import { botUrl, postAlert, SIGNING_SECRET } from '../helpers/bot.ts';
+import { type CollectingBot, startCollectingBot } from '../helpers/collecting-bot.ts';
 import {
   blockActionsBody,
   FAKE_IDS,
   type FakeSlack,
   signedRequest,
   slashCommandBody,
-  startFakeSlack,
 } from '../helpers/fake-slack.ts';
-import { type Podman, startPodman } from '../helpers/podman.ts';
-import { type Sshd, startSshd } from '../helpers/sshd.ts';
+import type { Podman } from '../helpers/podman.ts';
+import { APPROVER } from '../helpers/proposals.ts';
 import { until } from '../helpers/wait.ts';
 
 /**
@@ -29,74 +26,39 @@ import { until } from '../helpers/wait.ts';
  * bot collects on web-1 over SSH (a real sshd, the Docker CLI against a real Podman engine whose container crashed and wrote a core), and the
  * findings land in the incident's thread in Slack (the fake).
  */
-const TOKEN = 'alert-token-0123456789abcdef';
-const SECRET = '0123456789abcdef0123456789abcdef';
-const APPROVER = 'U0APPROVER';
-const alertmanager = readFileSync(
-  new URL('../alerts/fixtures/alertmanager-disk.json', import.meta.url),
-  'utf8',
-);
 
 /** The incident a root message's buttons name. */
 const incidentIdOf = (root: { text?: string }) => Number(/#(\d+)/.exec(root.text ?? '')![1]);
 
 describe('a disk alert starts collection on the host', () => {
-  let work: string;
-  let sshd: Sshd;
   let slack: FakeSlack;
   let db: Db;
   let bot: Bot;
   let rootTs: string;
   let podman: Podman;
   let containerId: string;
+  let host: CollectingBot;
 
   before(async () => {
-    work = mkdtempSync(join(tmpdir(), 'nightshift-disk-alert-'));
-    chmodSync(work, 0o755);
-    podman = await startPodman();
-    // As `docker ps -q` names it, which is what the collection and the pull list use.
-    containerId = (await podman.crashingContainer({ dir: '/app', running: true })).slice(0, 12);
-    sshd = await startSshd({ env: podman.clientEnv });
-    const hostsPath = join(work, 'hosts.yml');
-    writeFileSync(
-      hostsPath,
-      `knownHosts: ${sshd.knownHostsPath}\nhosts:\n  - name: web-1\n    address: ${sshd.host}\n    port: ${sshd.port}\n    user: ${sshd.user}\n    key: ${sshd.privateKeyPath}\n    labels: [web-1:9100]\n    coreSearchPaths: [${work}]\n  - name: db-1\n    address: ${sshd.host}\n    port: ${sshd.port}\n    user: ${sshd.user}\n    key: ${sshd.privateKeyPath}\n    coreSearchPaths: [${work}]\n`,
-    );
-    slack = await startFakeSlack();
-    db = await testDatabases()[0]!.open();
-    bot = await startBot({
-      config: {
-        ...loadConfig({
-          SLACK_BOT_TOKEN: slack.botToken,
-          SLACK_SIGNING_SECRET: SECRET,
-          SLACK_API_URL: slack.apiUrl,
-          INCIDENT_CHANNEL: FAKE_IDS.channel,
-          ALERT_WEBHOOK_TOKEN: TOKEN,
-          NIGHTSHIFT_HOSTS: hostsPath,
-          NIGHTSHIFT_APPROVERS: APPROVER,
-          NIGHTSHIFT_DATA_DIR: join(work, 'data'),
-        }),
-        PORT: 0,
+    host = await startCollectingBot({
+      name: 'disk-alert',
+      containers: async (engine) => {
+        // As `docker ps -q` names it, which is what the collection and the pull list use.
+        containerId = (await engine.crashingContainer({ dir: '/app', running: true })).slice(0, 12);
       },
-      db,
-      log: createLogger({ level: 'silent' }),
+      hosts: (work) => [
+        { name: 'web-1', labels: ['web-1:9100'], coreSearchPaths: [work] },
+        { name: 'db-1', coreSearchPaths: [work] },
+      ],
     });
+    ({ slack, db, bot, podman } = host);
   });
   after(async () => {
-    await bot?.close();
-    await db?.close();
-    await slack?.close();
-    await sshd?.stop();
-    await podman?.stop();
-    rmSync(work, { recursive: true, force: true });
+    await host?.close();
   });
 
   it('posts what it found on web-1 to the incident thread', async () => {
-    const res = await fetch(`http://127.0.0.1:${bot.port}/alerts/alertmanager`, {
-      method: 'POST',
-      body: alertmanager,
-      headers: { authorization: `Bearer ${TOKEN}` },
-    });
+    const res = await postAlert(bot, 'alertmanager', alertmanager);
     assert.equal(res.status, 202);
     const root = await until('the root', () =>
       (slack.messages.get(FAKE_IDS.channel) ?? []).find((m) => /Disk \/ filling on web-1/.test(m.text ?? '')),
@@ -146,8 +108,8 @@ describe('a disk alert starts collection on the host', () => {
   };
   const click = (user: string, message: { ts: string }, value: string, responseUrl: string) =>
     signedRequest(
-      `http://127.0.0.1:${bot.port}/slack/events`,
-      SECRET,
+      botUrl(bot, '/slack/events'),
+      SIGNING_SECRET,
       blockActionsBody({
         user,
         actions: [{ action_id: 'proposal_approve', value }],
@@ -298,8 +260,8 @@ describe('a disk alert starts collection on the host', () => {
     const press = async (user: string, action: string) => {
       const responseUrl = slack.responseUrl();
       const res = await signedRequest(
-        `http://127.0.0.1:${bot.port}/slack/events`,
-        SECRET,
+        botUrl(bot, '/slack/events'),
+        SIGNING_SECRET,
         blockActionsBody({
           user,
           actions: [{ action_id: action, value: String(incidentIdOf(root())) }],
@@ -390,8 +352,8 @@ describe('a disk alert starts collection on the host', () => {
   const investigate = async (text: string, user: string) => {
     const responseUrl = slack.responseUrl();
     const res = await signedRequest(
-      `http://127.0.0.1:${bot.port}/slack/events`,
-      SECRET,
+      botUrl(bot, '/slack/events'),
+      SIGNING_SECRET,
       slashCommandBody({ text, user_id: user, response_url: responseUrl }),
     );
     assert.equal(res.status, 200);

@@ -11,6 +11,7 @@ import { parseHostsFile } from '../../src/config/hosts.ts';
 import { CodedError, ErrorCode } from '../../src/errors.ts';
 import { createLogger } from '../../src/log.ts';
 import { requireTool } from '../helpers/reference-tools.ts';
+import { hostsBehind } from '../helpers/ssh-hosts.ts';
 import { type Sshd, startSshd } from '../helpers/sshd.ts';
 
 /**
@@ -25,12 +26,7 @@ interface Verdict {
 }
 
 async function bot(sshd: Sshd, knownHosts: string): Promise<Verdict> {
-  const hosts = parseHostsFile(
-    JSON.stringify({
-      hosts: [{ name: 'h', address: sshd.host, port: sshd.port, user: sshd.user, key: sshd.privateKeyPath }],
-    }),
-    'hosts.json',
-  );
+  const hosts = hostsBehind(sshd, [{ name: 'h' }]);
   const ssh = new SshConnections({
     now: systemClock,
     hosts,

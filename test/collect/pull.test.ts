@@ -25,6 +25,7 @@ import { analyzeFiles } from '../../src/evidence/analyze-files.ts';
 import { createLogger } from '../../src/log.ts';
 import { type CCore, makeCCore } from '../helpers/cores.ts';
 import { DOCKER_CLI, type Podman, startPodman } from '../helpers/podman.ts';
+import { connectionsTo, hostsBehind } from '../helpers/ssh-hosts.ts';
 import { type Sshd, startSshd } from '../helpers/sshd.ts';
 
 /**
@@ -60,20 +61,7 @@ describe('pulling evidence over SSH', () => {
     for (const dir of [join(work, 'made'), dirname(core.path)]) chmodSync(dir, 0o755);
     chmodSync(core.path, 0o644);
     sshd = await startSshd({ binDir: bin, env: podman.clientEnv });
-    const hosts = parseHostsFile(
-      JSON.stringify({
-        hosts: [
-          { name: 'box', address: sshd.host, port: sshd.port, user: sshd.user, key: sshd.privateKeyPath },
-        ],
-      }),
-      'hosts.json',
-    );
-    ssh = new SshConnections({
-      now: systemClock,
-      hosts,
-      knownHosts: parseKnownHosts(sshd.knownHostsLine),
-      log: createLogger({ level: 'silent' }),
-    });
+    ssh = connectionsTo(sshd, hostsBehind(sshd, [{ name: 'box' }]));
   });
   after(async () => {
     await ssh?.closeAll();

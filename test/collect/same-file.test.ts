@@ -1,15 +1,12 @@
 import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { systemClock } from '../../src/clock.ts';
 import { collectHost } from '../../src/collect/collect-host.ts';
 import { hostCoresCommand, parseCoreLines } from '../../src/collect/collectors/cores.ts';
-import { parseKnownHosts } from '../../src/collect/known-hosts.ts';
 import { planPull, pullText } from '../../src/collect/pull-plan.ts';
-import { SshConnections } from '../../src/collect/ssh.ts';
-import { parseHostsFile } from '../../src/config/hosts.ts';
-import { createLogger } from '../../src/log.ts';
+import type { SshConnections } from '../../src/collect/ssh.ts';
 import { openStorageToOthers, type Podman, startPodman } from '../helpers/podman.ts';
+import { connectionsTo, hostsBehind } from '../helpers/ssh-hosts.ts';
 import { type Sshd, startSshd } from '../helpers/sshd.ts';
 
 /**
@@ -36,19 +33,7 @@ for (const driver of ['overlay', 'vfs'] as const)
       // where a chmod would copy the image's files up into the containers' layers.
       await openStorageToOthers(podman);
       sshd = await startSshd({ env: podman.clientEnv });
-      ssh = new SshConnections({
-        now: systemClock,
-        hosts: parseHostsFile(
-          JSON.stringify({
-            hosts: [
-              { name: 'web', address: sshd.host, port: sshd.port, user: sshd.user, key: sshd.privateKeyPath },
-            ],
-          }),
-          'hosts.json',
-        ),
-        knownHosts: parseKnownHosts(sshd.knownHostsLine),
-        log: createLogger({ level: 'silent' }),
-      });
+      ssh = connectionsTo(sshd, hostsBehind(sshd, [{ name: 'web' }]));
     });
     after(async () => {
       await ssh?.closeAll();

@@ -1,25 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { PolicySchema } from '../../src/approvals/policy.ts';
-import { createProposal, getProposal, type Proposal } from '../../src/approvals/service.ts';
-import { loadConfig } from '../../src/config/env.ts';
-import { openIncidentByHand } from '../../src/incidents/incidents.ts';
-import { createLogger } from '../../src/log.ts';
-import { type Bot, startBot } from '../../src/main.ts';
-import { queueProposalMessage } from '../../src/slack/proposal-messages.ts';
+import { getProposal, type Proposal } from '../../src/approvals/service.ts';
+import type { Bot } from '../../src/main.ts';
 import type { Db } from '../../src/store/db.ts';
+import { CHANNEL, type IncidentBot, reactOn, startIncidentBot } from '../helpers/bot.ts';
 import { testDatabases } from '../helpers/db.ts';
-import {
-  eventCallbackBody,
-  FAKE_IDS,
-  type FakeSlack,
-  reactionAddedEvent,
-  signedRequest,
-  startFakeSlack,
-} from '../helpers/fake-slack.ts';
+import { APPROVER } from '../helpers/proposals.ts';
 import { until } from '../helpers/wait.ts';
 
 /**
@@ -28,84 +14,36 @@ import { until } from '../helpers/wait.ts';
  * reaction in the fake Slack, run in the real sandbox and its cgroup, the result in the thread.
  * Needs bwrap, python3 and a cgroup the bot can make (root): it fails without them, never skips.
  */
-const SECRET = '0123456789abcdef0123456789abcdef';
-const APPROVER = 'U0APPROVER';
-const CHANNEL = FAKE_IDS.channel;
 
 for (const database of testDatabases()) {
   describe(`evidence script bounds through the bot on ${database.name}`, () => {
-    let slack: FakeSlack;
     let db: Db;
     let bot: Bot;
-    let work: string;
-    let incidentId: number;
+    let fixture: IncidentBot;
     let reactions = 0;
 
     before(async () => {
-      work = mkdtempSync(join(tmpdir(), 'nightshift-script-limits-'));
-      slack = await startFakeSlack();
-      db = await database.open();
-      bot = await startBot({
-        config: {
-          ...loadConfig({
-            SLACK_BOT_TOKEN: slack.botToken,
-            SLACK_SIGNING_SECRET: SECRET,
-            SLACK_API_URL: slack.apiUrl,
-            INCIDENT_CHANNEL: CHANNEL,
-            NIGHTSHIFT_APPROVERS: APPROVER,
-            NIGHTSHIFT_DATA_DIR: work,
-            NIGHTSHIFT_SANDBOX_MEMORY_MIB: '256',
-            NIGHTSHIFT_SANDBOX_PROCESSES: '32',
-          }),
-          PORT: 0,
-        },
-        db,
-        log: createLogger({ level: process.env.TEST_LOG ?? 'silent' }),
+      fixture = await startIncidentBot(database, {
+        name: 'script-limits',
+        host: 'web-9',
+        note: 'memory',
+        env: { NIGHTSHIFT_SANDBOX_MEMORY_MIB: '256', NIGHTSHIFT_SANDBOX_PROCESSES: '32' },
       });
-      ({
-        incident: { id: incidentId },
-      } = await openIncidentByHand(db, { host: 'web-9', note: 'memory', user: APPROVER, channel: CHANNEL }));
-      await bot.slack!.pump.kick();
+      ({ db, bot } = fixture);
     });
     after(async () => {
-      await bot.close();
-      await db.close();
-      await slack.close();
-      rmSync(work, { recursive: true, force: true });
+      await fixture.close();
     });
 
     /** Proposes an evidence script, approves it with ✅ and waits for its run's reply in the thread. */
     const approveAndRun = async (text: string): Promise<{ proposal: Proposal; reply: string }> => {
-      const now = new Date();
-      const proposal = await createProposal(
-        db,
-        { incidentId, kind: 'script', target: 'evidence', text, why: 'test', proposedBy: 'nightshift' },
-        PolicySchema.parse({ approvers: { users: [APPROVER] } }),
-        now,
-      );
-      await queueProposalMessage(db, proposal, CHANNEL, now);
-      await bot.slack!.pump.kick();
-      const message = await until('the proposal message', () =>
-        (slack.messages.get(CHANNEL) ?? []).find((m) =>
-          (m.text ?? '').startsWith(`Proposal #${proposal.id} `),
-        ),
-      );
-      await signedRequest(
-        `http://127.0.0.1:${bot.port}/slack/events`,
-        SECRET,
-        eventCallbackBody(
-          reactionAddedEvent({
-            user: APPROVER,
-            reaction: 'white_check_mark',
-            item: { type: 'message', channel: CHANNEL, ts: message.ts },
-          }),
-          { eventId: `Ev0LIMITS${String(++reactions).padStart(4, '0')}` },
-        ),
-      );
+      const { proposal, message } = await fixture.propose({ kind: 'script', target: 'evidence', text });
+      const eventId = `Ev0LIMITS${String(++reactions).padStart(4, '0')}`;
+      await reactOn(bot, { user: APPROVER, name: 'white_check_mark', ts: message.ts }, eventId);
       const reply = await until(
         'the run’s reply in the thread',
         () =>
-          (slack.messages.get(CHANNEL) ?? []).find((m) =>
+          (fixture.slack.messages.get(CHANNEL) ?? []).find((m) =>
             (m.text ?? '').includes(`Script on the evidence (proposal #${proposal.id})`),
           )?.text,
         60_000,

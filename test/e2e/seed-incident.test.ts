@@ -5,11 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { loadConfig } from '../../src/config/env.ts';
 import { QUEUES } from '../../src/jobs/queues.ts';
-import { createLogger } from '../../src/log.ts';
-import { type Bot, startBot } from '../../src/main.ts';
+import type { Bot } from '../../src/main.ts';
 import type { Db } from '../../src/store/db.ts';
+import { ALERT_TOKEN, SIGNING_SECRET, startTestBot } from '../helpers/bot.ts';
 import { makePythonIncident, type PythonIncident, REQUEST_LINE } from '../helpers/cores.ts';
 import { POSTGRES_URL, testDatabases } from '../helpers/db.ts';
 import {
@@ -48,8 +47,9 @@ import { until } from '../helpers/wait.ts';
  * real PostgreSQL (the runner runs SQL on a server), so this needs DATABASE_URL and a role that
  * may create databases (.ci/run grants it).
  */
-const SECRET = '0123456789abcdef0123456789abcdef';
-const TOKEN = 'alert-token-0123456789abcdef';
+// The bot is started with these (test/helpers/bot.ts); the fake Slack signs with the same secret.
+const SECRET = SIGNING_SECRET;
+const TOKEN = ALERT_TOKEN;
 const CHANNEL = FAKE_IDS.channel;
 const APPROVER = 'U0APPROVER';
 const STRANGER = 'U0STRANGER';
@@ -168,25 +168,17 @@ describe('the seed incident end to end', { skip: POSTGRES_URL ? false : 'set DAT
         model = await startFakeAnthropic();
         crm = await createCustomerDatabase(POSTGRES_URL!, incident.streamUrl, incident.feedUrl);
         db = await database.open();
-        bot = await startBot({
-          config: {
-            ...loadConfig({
-              SLACK_BOT_TOKEN: slack.botToken,
-              SLACK_SIGNING_SECRET: SECRET,
-              SLACK_API_URL: slack.apiUrl,
-              INCIDENT_CHANNEL: CHANNEL,
-              ALERT_WEBHOOK_TOKEN: TOKEN,
-              NIGHTSHIFT_APPROVERS: APPROVER,
-              NIGHTSHIFT_DATA_DIR: join(work, `data-${database.name}`),
-              NIGHTSHIFT_SQL_DATABASES: 'crm',
-              NIGHTSHIFT_SQL_CRM_URL: crm.url,
-              ANTHROPIC_API_KEY: model.apiKey,
-              ANTHROPIC_BASE_URL: model.baseURL,
-            }),
-            PORT: 0,
-          },
+        bot = await startTestBot({
           db,
-          log: createLogger({ level: process.env.TEST_LOG ?? 'silent' }),
+          slack,
+          env: {
+            NIGHTSHIFT_APPROVERS: APPROVER,
+            NIGHTSHIFT_DATA_DIR: join(work, `data-${database.name}`),
+            NIGHTSHIFT_SQL_DATABASES: 'crm',
+            NIGHTSHIFT_SQL_CRM_URL: crm.url,
+            ANTHROPIC_API_KEY: model.apiKey,
+            ANTHROPIC_BASE_URL: model.baseURL,
+          },
         });
         events = `http://127.0.0.1:${bot.port}/slack/events`;
         // What the model does: read the findings, propose the query for the URL they name, and

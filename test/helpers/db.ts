@@ -1,10 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { after } from 'node:test';
+import { after, type TestContext } from 'node:test';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
+import { type Incident, openIncidentByHand } from '../../src/incidents/incidents.ts';
 import { openPostgres } from '../../src/store/adapters/pg.ts';
 import { fromPglite } from '../../src/store/adapters/pglite.ts';
 import type { Db } from '../../src/store/db.ts';
+import { migrate } from '../../src/store/migrate.ts';
+import { atEnd } from './test-end.ts';
 
 /**
  * The databases every store test runs on: PGlite always, and a real PostgreSQL when
@@ -78,4 +81,32 @@ export function testDatabases(): TestDatabase[] {
     });
   }
   return list;
+}
+
+/** A fresh schema on `database` with every migration applied, closed when the test `t` ends. */
+export async function migratedDb(t: TestContext, database: TestDatabase): Promise<Db> {
+  const db = await database.open();
+  atEnd(t, () => db.close());
+  await migrate(db);
+  return db;
+}
+
+/**
+ * A migrated database with one incident opened by hand, as most job, agent and Slack tests
+ * start: on web-1 in channel C1 unless `fields` say otherwise.
+ */
+export async function openIncident(
+  t: TestContext,
+  database: TestDatabase,
+  fields: Partial<Parameters<typeof openIncidentByHand>[1]> = {},
+): Promise<{ db: Db; incident: Incident }> {
+  const db = await migratedDb(t, database);
+  const { incident } = await openIncidentByHand(db, {
+    host: 'web-1',
+    note: 'disk',
+    user: 'U0X',
+    channel: 'C1',
+    ...fields,
+  });
+  return { db, incident };
 }

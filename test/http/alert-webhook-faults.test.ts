@@ -2,15 +2,16 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { after, before, describe, it } from 'node:test';
-import { loadConfig } from '../../src/config/env.ts';
 import { alertWebhookRoute } from '../../src/http/alert-webhook.ts';
 import { startHttpServer } from '../../src/http/server.ts';
 import { createLogger } from '../../src/log.ts';
-import { type Bot, startBot } from '../../src/main.ts';
+import type { Bot } from '../../src/main.ts';
 import { Metrics } from '../../src/metrics.ts';
 import { openPglite } from '../../src/store/adapters/pglite.ts';
 import type { Db } from '../../src/store/db.ts';
 import { migrate } from '../../src/store/migrate.ts';
+import { alertmanagerDisk as alertmanager } from '../helpers/alert-fixtures.ts';
+import { ALERT_TOKEN, startTestBot } from '../helpers/bot.ts';
 import { testDatabases } from '../helpers/db.ts';
 
 /**
@@ -19,12 +20,7 @@ import { testDatabases } from '../helpers/db.ts';
  * delivery; only a store that is down answers 503.
  */
 
-const TOKEN = 'alert-token-0123456789abcdef';
-const bearer = { authorization: `Bearer ${TOKEN}` };
-const alertmanager = readFileSync(
-  new URL('../alerts/fixtures/alertmanager-disk.json', import.meta.url),
-  'utf8',
-);
+const bearer = { authorization: `Bearer ${ALERT_TOKEN}` };
 const grafana = readFileSync(new URL('../alerts/fixtures/grafana-disk.json', import.meta.url), 'utf8');
 
 /** The Alertmanager fixture with its first alert changed by `edit`, and fingerprints of its own. */
@@ -76,11 +72,7 @@ for (const database of testDatabases()) {
 
     before(async () => {
       db = await database.open();
-      bot = await startBot({
-        config: { ...loadConfig({ ALERT_WEBHOOK_TOKEN: TOKEN }), PORT: 0 },
-        db,
-        log: createLogger({ level: 'silent' }),
-      });
+      bot = await startTestBot({ db });
     });
     after(async () => {
       await bot.close();
@@ -234,7 +226,7 @@ describe('the alert webhook when the store is closed', () => {
       const log = createLogger({ level: 'silent' });
       const route = alertWebhookRoute('alertmanager', {
         db,
-        token: TOKEN,
+        token: ALERT_TOKEN,
         channel: '#incidents',
         log,
         metrics: new Metrics(),

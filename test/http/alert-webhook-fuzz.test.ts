@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
-import { loadConfig } from '../../src/config/env.ts';
 import { MAX_ALERT_BODY } from '../../src/http/alert-webhook.ts';
-import { createLogger } from '../../src/log.ts';
-import { type Bot, startBot } from '../../src/main.ts';
+import type { Bot } from '../../src/main.ts';
 import type { Db } from '../../src/store/db.ts';
+import { ALERT_TOKEN, botUrl, startTestBot } from '../helpers/bot.ts';
 import { testDatabases } from '../helpers/db.ts';
 
 /**
@@ -16,7 +15,6 @@ import { testDatabases } from '../helpers/db.ts';
  * still takes a valid delivery afterwards.
  */
 
-const TOKEN = 'alert-token-0123456789abcdef';
 const SOURCES = ['alertmanager', 'grafana', 'generic'] as const;
 
 const SPECIALS = [
@@ -188,15 +186,11 @@ for (const database of testDatabases()) {
   describe(`alert webhooks fuzzed on ${database.name}`, () => {
     let bot: Bot;
     let db: Db;
-    const url = (path: string) => `http://127.0.0.1:${bot.port}${path}`;
+    const url = (path: string) => botUrl(bot, path);
 
     before(async () => {
       db = await database.open();
-      bot = await startBot({
-        config: { ...loadConfig({ ALERT_WEBHOOK_TOKEN: TOKEN }), PORT: 0 },
-        db,
-        log: createLogger({ level: 'silent' }),
-      });
+      bot = await startTestBot({ db });
     });
     after(async () => {
       await bot.close();
@@ -211,7 +205,7 @@ for (const database of testDatabases()) {
           const res = await fetch(url(`/alerts/${source}`), {
             method: 'POST',
             body,
-            headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
+            headers: { 'content-type': 'application/json', authorization: `Bearer ${ALERT_TOKEN}` },
           }).catch((error: unknown) => {
             // Refused before it was all sent: the bot may close the connection under the upload.
             if (tooLarge) return undefined;
@@ -235,7 +229,7 @@ for (const database of testDatabases()) {
       const valid = await fetch(url('/alerts/generic'), {
         method: 'POST',
         body: JSON.stringify({ host: 'web-9', name: 'DiskFull', disk: { mount: '/' } }),
-        headers: { authorization: `Bearer ${TOKEN}` },
+        headers: { authorization: `Bearer ${ALERT_TOKEN}` },
       });
       assert.equal(valid.status, 202, 'a valid delivery afterwards is accepted');
       assert.equal((await fetch(url('/readyz'))).status, 200);

@@ -2,18 +2,14 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { loadConfig } from '../../src/config/env.ts';
 import { sign } from '../../src/http/auth.ts';
 import { createLogger } from '../../src/log.ts';
-import { type Bot, startBot } from '../../src/main.ts';
+import type { Bot } from '../../src/main.ts';
 import type { Db } from '../../src/store/db.ts';
+import { alertmanagerDisk as alertmanager } from '../helpers/alert-fixtures.ts';
+import { ALERT_TOKEN, botUrl, postAlert, startTestBot } from '../helpers/bot.ts';
 import { testDatabases } from '../helpers/db.ts';
 
-const TOKEN = 'alert-token-0123456789abcdef';
-const alertmanager = readFileSync(
-  new URL('../alerts/fixtures/alertmanager-disk.json', import.meta.url),
-  'utf8',
-);
 const grafana = readFileSync(new URL('../alerts/fixtures/grafana-disk.json', import.meta.url), 'utf8');
 
 for (const database of testDatabases()) {
@@ -22,12 +18,12 @@ for (const database of testDatabases()) {
     let db: Db;
     const logs: string[] = [];
     const post = (path: string, body: string, headers: Record<string, string> = {}) =>
-      fetch(`http://127.0.0.1:${bot.port}${path}`, {
+      fetch(botUrl(bot, path), {
         method: 'POST',
         body,
         headers: { 'content-type': 'application/json', ...headers },
       });
-    const bearer = { authorization: `Bearer ${TOKEN}` };
+    const bearer = { authorization: `Bearer ${ALERT_TOKEN}` };
 
     before(async () => {
       db = await database.open();
@@ -37,11 +33,7 @@ for (const database of testDatabases()) {
           done();
         },
       });
-      bot = await startBot({
-        config: { ...loadConfig({ ALERT_WEBHOOK_TOKEN: TOKEN }), PORT: 0 },
-        db,
-        log: createLogger({ level: 'debug', destination }),
-      });
+      bot = await startTestBot({ db, log: createLogger({ level: 'debug', destination }) });
     });
     after(async () => {
       await bot.close();
@@ -73,16 +65,16 @@ for (const database of testDatabases()) {
     it('accepts an HMAC signature instead of the token, and Grafana signatures with a timestamp', async () => {
       const generic = JSON.stringify({ host: 'web-3', name: 'DiskFull', disk: { mount: '/' } });
       const signed = await post('/alerts/generic', generic, {
-        'x-nightshift-signature': `sha256=${sign(generic, TOKEN)}`,
+        'x-nightshift-signature': `sha256=${sign(generic, ALERT_TOKEN)}`,
       });
       assert.equal(signed.status, 202);
       const forged = await post('/alerts/generic', generic, {
-        'x-nightshift-signature': `sha256=${sign(`${generic} `, TOKEN)}`,
+        'x-nightshift-signature': `sha256=${sign(`${generic} `, ALERT_TOKEN)}`,
       });
       assert.equal(forged.status, 401);
       const timestamp = '1764111600';
       const grafanaSigned = await post('/alerts/grafana', grafana, {
-        'x-grafana-alerting-signature': sign(grafana, TOKEN, timestamp),
+        'x-grafana-alerting-signature': sign(grafana, ALERT_TOKEN, timestamp),
         'x-grafana-alerting-timestamp': timestamp,
       });
       assert.equal(grafanaSigned.status, 202);
@@ -105,10 +97,10 @@ for (const database of testDatabases()) {
     });
 
     it('serves health, readiness and metrics', async () => {
-      assert.equal((await fetch(`http://127.0.0.1:${bot.port}/healthz`)).status, 200);
-      const ready = (await (await fetch(`http://127.0.0.1:${bot.port}/readyz`)).json()) as { store: string };
+      assert.equal((await fetch(botUrl(bot, '/healthz'))).status, 200);
+      const ready = (await (await fetch(botUrl(bot, '/readyz'))).json()) as { store: string };
       assert.equal(ready.store, database.name);
-      const metrics = await (await fetch(`http://127.0.0.1:${bot.port}/metrics`)).text();
+      const metrics = await (await fetch(botUrl(bot, '/metrics'))).text();
       assert.match(metrics, /# TYPE nightshift_alerts_received_total counter/);
       assert.match(metrics, /nightshift_alerts_received_total\{result="accepted",source="alertmanager"\} 2/);
       assert.match(
@@ -129,14 +121,14 @@ for (const database of testDatabases()) {
         `INSERT INTO approvals (proposal_id, sha256, decision, decided_by, via) VALUES ($1, 'h', 'approved', 'U1', 'button')`,
         [proposal.rows[0]!.id],
       );
-      const after = await (await fetch(`http://127.0.0.1:${bot.port}/metrics`)).text();
+      const after = await (await fetch(botUrl(bot, '/metrics'))).text();
       assert.match(after, /nightshift_approval_latency_seconds_count 1/);
       assert.match(after, /nightshift_approval_latency_seconds\{quantile="0\.5"\} 9\d/);
     });
 
     it('never writes the webhook token to the log', () => {
       assert.ok(logs.length > 0);
-      assert.ok(!logs.join('').includes(TOKEN));
+      assert.ok(!logs.join('').includes(ALERT_TOKEN));
     });
   });
 }
@@ -145,20 +137,12 @@ for (const database of testDatabases()) {
   describe(`alert webhooks when the store is down on ${database.name}`, () => {
     it('answer 503 so Alertmanager retries', async () => {
       const db = await database.open();
-      const bot = await startBot({
-        config: { ...loadConfig({ ALERT_WEBHOOK_TOKEN: TOKEN }), PORT: 0 },
-        db,
-        log: createLogger({ level: 'silent' }),
-      });
+      const bot = await startTestBot({ db });
       try {
         await db.executeSql('DROP TABLE alerts CASCADE');
-        const res = await fetch(`http://127.0.0.1:${bot.port}/alerts/alertmanager`, {
-          method: 'POST',
-          body: alertmanager,
-          headers: { authorization: `Bearer ${TOKEN}` },
-        });
+        const res = await postAlert(bot, 'alertmanager', alertmanager);
         assert.equal(res.status, 503);
-        assert.equal((await fetch(`http://127.0.0.1:${bot.port}/readyz`)).status, 200);
+        assert.equal((await fetch(botUrl(bot, '/readyz'))).status, 200);
       } finally {
         await bot.close();
         await db.close();

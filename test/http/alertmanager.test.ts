@@ -4,10 +4,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { loadConfig } from '../../src/config/env.ts';
-import { createLogger } from '../../src/log.ts';
-import { type Bot, startBot } from '../../src/main.ts';
+import type { Bot } from '../../src/main.ts';
 import type { Db } from '../../src/store/db.ts';
+import { ALERT_TOKEN, startTestBot } from '../helpers/bot.ts';
 import { testDatabases } from '../helpers/db.ts';
 import { requireTool } from '../helpers/reference-tools.ts';
 import { freePort, until } from '../helpers/wait.ts';
@@ -17,7 +16,6 @@ import { freePort, until } from '../helpers/wait.ts';
  * with a bearer token: the payload, the retries and the resolved notification are Alertmanager's
  * own, not ours.
  */
-const TOKEN = 'alertmanager-token-0123456789';
 
 for (const database of testDatabases()) {
   describe(`a real Alertmanager posting to the webhook on ${database.name}`, () => {
@@ -31,11 +29,7 @@ for (const database of testDatabases()) {
       requireTool('prometheus-alertmanager');
       dir = mkdtempSync(join(tmpdir(), 'nightshift-am-'));
       db = await database.open();
-      bot = await startBot({
-        config: { ...loadConfig({ ALERT_WEBHOOK_TOKEN: TOKEN }), PORT: 0 },
-        db,
-        log: createLogger({ level: 'silent' }),
-      });
+      bot = await startTestBot({ db });
       amPort = await freePort();
       writeFileSync(
         join(dir, 'alertmanager.yml'),
@@ -53,7 +47,7 @@ receivers:
         http_config:
           authorization:
             type: Bearer
-            credentials: ${TOKEN}
+            credentials: ${ALERT_TOKEN}
 `,
       );
       alertmanager = spawn(

@@ -12,13 +12,10 @@ import {
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type Policy, PolicySchema } from '../../src/approvals/policy.ts';
-import { decideProposal, getRun, type Proposal } from '../../src/approvals/service.ts';
+import { getRun, type Proposal } from '../../src/approvals/service.ts';
 import { systemClock } from '../../src/clock.ts';
 import { parseFreeText } from '../../src/collect/free-plan.ts';
-import { parseKnownHosts } from '../../src/collect/known-hosts.ts';
-import { SshConnections } from '../../src/collect/ssh.ts';
-import { parseHostsFile } from '../../src/config/hosts.ts';
+import type { SshConnections } from '../../src/collect/ssh.ts';
 import { openIncidentByHand } from '../../src/incidents/incidents.ts';
 import { collectHostJob } from '../../src/jobs/workers/collect-host.ts';
 import { type RunnerDeps, runProposalJob } from '../../src/jobs/workers/run-proposal.ts';
@@ -29,7 +26,9 @@ import { latestDiskChange } from '../../src/store/records.ts';
 import { type CCore, makeCCore } from '../helpers/cores.ts';
 import { testDatabases } from '../helpers/db.ts';
 import { openStorageToOthers, type Podman, startPodman } from '../helpers/podman.ts';
+import { APPROVER, approve, approverPolicy } from '../helpers/proposals.ts';
 import { runTool } from '../helpers/reference-tools.ts';
+import { connectionsTo, hostsBehind } from '../helpers/ssh-hosts.ts';
 import { type Sshd, startSshd } from '../helpers/sshd.ts';
 
 /**
@@ -40,8 +39,7 @@ import { type Sshd, startSshd } from '../helpers/sshd.ts';
  * the host) and skips the host core that grew after the pull. The host cores are on a small ext4 of
  * their own, so df before and after shows the freed bytes exactly; the audit trail has every step.
  */
-const APPROVER = 'U0APPROVER';
-const policy: Policy = PolicySchema.parse({ approvers: { users: [APPROVER] } });
+const policy = approverPolicy;
 // One database is enough for a test whose subject is the host; CI's is the real PostgreSQL.
 const database = testDatabases().at(-1)!;
 
@@ -89,20 +87,7 @@ for (const driver of ['vfs', 'overlay'] as const)
       // not through overlay's merged mounts, where a chmod would copy the image's files up.
       await openStorageToOthers(podman);
       sshd = await startSshd({ env: podman.clientEnv });
-      const hosts = parseHostsFile(
-        JSON.stringify({
-          hosts: [
-            { name: 'web', address: sshd.host, port: sshd.port, user: sshd.user, key: sshd.privateKeyPath },
-          ],
-        }),
-        'hosts.json',
-      );
-      ssh = new SshConnections({
-        now: systemClock,
-        hosts,
-        knownHosts: parseKnownHosts(sshd.knownHostsLine),
-        log,
-      });
+      ssh = connectionsTo(sshd, hostsBehind(sshd, [{ name: 'web' }]), log);
       ({
         incident: { id: incidentId },
       } = await openIncidentByHand(db, { host: 'web', note: 'disk', user: APPROVER, channel: 'C1' }));
@@ -116,18 +101,6 @@ for (const driver of ['vfs', 'overlay'] as const)
       if (work) rmSync(work, { recursive: true, force: true });
     });
 
-    const approve = async (proposal: Proposal) => {
-      const decision = await decideProposal(db, {
-        proposalId: proposal.id,
-        decision: 'approved',
-        user: APPROVER,
-        via: 'button',
-        sha256: proposal.sha256,
-        isApprover: true,
-        now: new Date(),
-      });
-      assert.equal(decision.kind, 'recorded');
-    };
     const proposals = async (kind: string) =>
       (
         await db.executeSql<{ id: string; sha256: string; text: string; target: string }>(
@@ -139,21 +112,7 @@ for (const driver of ['vfs', 'overlay'] as const)
       );
 
     it('deletes the cores pulled whole and still the same, skips the one that changed, and frees their blocks', async () => {
-      const hostsFile = parseHostsFile(
-        JSON.stringify({
-          hosts: [
-            {
-              name: 'web',
-              address: sshd.host,
-              port: sshd.port,
-              user: sshd.user,
-              key: sshd.privateKeyPath,
-              coreSearchPaths: [mount],
-            },
-          ],
-        }),
-        'hosts.json',
-      );
+      const hostsFile = hostsBehind(sshd, [{ name: 'web', coreSearchPaths: [mount] }]);
       const collection = await collectHostJob(
         {
           now: systemClock,
@@ -172,7 +131,7 @@ for (const driver of ['vfs', 'overlay'] as const)
       assert.equal(collection.cores.length, 4, JSON.stringify(collection.cores));
       const [pull] = await proposals('pull');
       assert.ok(pull);
-      await approve(pull);
+      await approve(db, pull);
       const deps: RunnerDeps = {
         now: systemClock,
         db,
@@ -225,7 +184,7 @@ for (const driver of ['vfs', 'overlay'] as const)
       const freeBefore = free(mount);
       assert.ok(statSync(onHost.web).nlink === 1 && statSync(onHost.worker).nlink === 1);
 
-      await approve(freeing);
+      await approve(db, freeing);
       await db.executeSql(`UPDATE incidents SET root_hash = 'as posted' WHERE id = $1`, [incidentId]);
       await runProposalJob(deps, { proposalId: freeing.id });
       const run = await getRun(db, freeing.id);

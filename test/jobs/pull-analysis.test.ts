@@ -1,22 +1,12 @@
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { loadConfig } from '../../src/config/env.ts';
-import { createLogger } from '../../src/log.ts';
-import { type Bot, startBot } from '../../src/main.ts';
+import type { Bot } from '../../src/main.ts';
 import type { Db } from '../../src/store/db.ts';
-import { testDatabases } from '../helpers/db.ts';
-import {
-  blockActionsBody,
-  FAKE_IDS,
-  type FakeSlack,
-  signedRequest,
-  startFakeSlack,
-} from '../helpers/fake-slack.ts';
-import { type Podman, startPodman } from '../helpers/podman.ts';
-import { type Sshd, startSshd } from '../helpers/sshd.ts';
+import { alertmanagerDisk as alertmanager } from '../helpers/alert-fixtures.ts';
+import { botUrl, postAlert, SIGNING_SECRET } from '../helpers/bot.ts';
+import { type CollectingBot, startCollectingBot } from '../helpers/collecting-bot.ts';
+import { blockActionsBody, FAKE_IDS, type FakeSlack, signedRequest } from '../helpers/fake-slack.ts';
+import { APPROVER } from '../helpers/proposals.ts';
 import { until } from '../helpers/wait.ts';
 
 /**
@@ -26,71 +16,32 @@ import { until } from '../helpers/wait.ts';
  * the pull still runs, reading each file as it lands (evidence/follow.ts). Its line in the
  * incident's status message shows the headline so far, edited in place, until it is done.
  */
-const TOKEN = 'alert-token-0123456789abcdef';
-const SECRET = '0123456789abcdef0123456789abcdef';
-const APPROVER = 'U0APPROVER';
 const STREAM = 'http://radio.nightshift.test:8000/live/stream.mp3';
 const FEED = 'https://feeds.nightshift.test/morning-news/rss.xml';
-const alertmanager = readFileSync(
-  new URL('../alerts/fixtures/alertmanager-disk.json', import.meta.url),
-  'utf8',
-);
 
 describe('an approved pull is analysed as it arrives', () => {
-  let work: string;
-  let sshd: Sshd;
   let slack: FakeSlack;
   let db: Db;
   let bot: Bot;
-  let podman: Podman;
+  let host: CollectingBot;
 
   before(async () => {
-    work = mkdtempSync(join(tmpdir(), 'nightshift-pull-analysis-'));
-    chmodSync(work, 0o755);
-    podman = await startPodman();
-    for (const url of [STREAM, STREAM, FEED, STREAM])
-      await podman.crashingContainer({ dir: '/app', running: true, coreMiB: 24, args: [`GET ${url}`] });
-    sshd = await startSshd({ env: podman.clientEnv });
-    const hostsPath = join(work, 'hosts.yml');
-    writeFileSync(
-      hostsPath,
-      `knownHosts: ${sshd.knownHostsPath}\nhosts:\n  - name: web-1\n    address: ${sshd.host}\n    port: ${sshd.port}\n    user: ${sshd.user}\n    key: ${sshd.privateKeyPath}\n    labels: [web-1:9100]\n    coreSearchPaths: [${work}]\n`,
-    );
-    slack = await startFakeSlack();
-    db = await testDatabases()[0]!.open();
-    bot = await startBot({
-      config: {
-        ...loadConfig({
-          SLACK_BOT_TOKEN: slack.botToken,
-          SLACK_SIGNING_SECRET: SECRET,
-          SLACK_API_URL: slack.apiUrl,
-          INCIDENT_CHANNEL: FAKE_IDS.channel,
-          ALERT_WEBHOOK_TOKEN: TOKEN,
-          NIGHTSHIFT_HOSTS: hostsPath,
-          NIGHTSHIFT_APPROVERS: APPROVER,
-          NIGHTSHIFT_DATA_DIR: join(work, 'data'),
-        }),
-        PORT: 0,
+    host = await startCollectingBot({
+      name: 'pull-analysis',
+      containers: async (podman) => {
+        for (const url of [STREAM, STREAM, FEED, STREAM])
+          await podman.crashingContainer({ dir: '/app', running: true, coreMiB: 24, args: [`GET ${url}`] });
       },
-      db,
-      log: createLogger({ level: 'silent' }),
+      hosts: (work) => [{ name: 'web-1', labels: ['web-1:9100'], coreSearchPaths: [work] }],
     });
+    ({ slack, db, bot } = host);
   });
   after(async () => {
-    await bot?.close();
-    await db?.close();
-    await slack?.close();
-    await sshd?.stop();
-    await podman?.stop();
-    rmSync(work, { recursive: true, force: true });
+    await host?.close();
   });
 
   it('starts the analysis while the pull runs and edits the headline in place until final', async () => {
-    const res = await fetch(`http://127.0.0.1:${bot.port}/alerts/alertmanager`, {
-      method: 'POST',
-      body: alertmanager,
-      headers: { authorization: `Bearer ${TOKEN}` },
-    });
+    const res = await postAlert(bot, 'alertmanager', alertmanager);
     assert.equal(res.status, 202);
     const root = await until('the root', () =>
       (slack.messages.get(FAKE_IDS.channel) ?? []).find((m) => /Disk \/ filling on web-1/.test(m.text ?? '')),
@@ -108,8 +59,8 @@ describe('an approved pull is analysed as it arrives', () => {
     const approve = actions?.elements?.find((e) => e.action_id === 'proposal_approve');
     assert.ok(approve);
     const click = await signedRequest(
-      `http://127.0.0.1:${bot.port}/slack/events`,
-      SECRET,
+      botUrl(bot, '/slack/events'),
+      SIGNING_SECRET,
       blockActionsBody({
         user: APPROVER,
         actions: [{ action_id: 'proposal_approve', value: approve.value }],

@@ -3,14 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type Policy, PolicySchema } from '../../src/approvals/policy.ts';
-import {
-  createProposal,
-  decideProposal,
-  getProposal,
-  getRun,
-  type Proposal,
-} from '../../src/approvals/service.ts';
+import { getProposal, getRun, type Proposal } from '../../src/approvals/service.ts';
 import { systemClock } from '../../src/clock.ts';
 import type { SshConnections } from '../../src/collect/ssh.ts';
 import type { ExecResult } from '../../src/collect/transport.ts';
@@ -19,10 +12,10 @@ import { openIncidentByHand } from '../../src/incidents/incidents.ts';
 import { sweep } from '../../src/jobs/sweeper.ts';
 import { type RunnerDeps, runProposalJob } from '../../src/jobs/workers/run-proposal.ts';
 import { createLogger } from '../../src/log.ts';
-import { queueProposalMessage } from '../../src/slack/proposal-messages.ts';
 import type { Db } from '../../src/store/db.ts';
 import { migrate } from '../../src/store/migrate.ts';
 import { testDatabases } from '../helpers/db.ts';
+import { APPROVER, approvedProposal } from '../helpers/proposals.ts';
 
 /**
  * Every run ends: a store or a disk that fails after the run was claimed (a pull's mkdir, an
@@ -30,8 +23,6 @@ import { testDatabases } from '../helpers/db.ts';
  * so; a run whose worker died (its heartbeat stopped) is failed by the sweeper, and the thread is
  * told; a run whose worker is alive is left to run.
  */
-const APPROVER = 'U0APPROVER';
-const policy: Policy = PolicySchema.parse({ approvers: { users: [APPROVER] } });
 const log = createLogger({ level: 'silent' });
 /** The sweeper's deadline for a heartbeat in these tests, in milliseconds. */
 const STALE_AFTER_MS = 120_000;
@@ -135,28 +126,13 @@ for (const database of testDatabases()) {
       rmSync(work, { recursive: true, force: true });
     });
 
-    const approved = async (kind: Proposal['kind'], target: string, text: string): Promise<Proposal> => {
-      const proposal = await createProposal(
+    const approved = (kind: Proposal['kind'], target: string, text: string): Promise<Proposal> =>
+      approvedProposal(
         db,
         { incidentId, kind, target, text, why: 'test', proposedBy: 'agent' },
-        policy,
-        new Date(),
+        '#incidents',
+        { unlessApproved: true },
       );
-      await queueProposalMessage(db, proposal, '#incidents', new Date());
-      if (proposal.state === 'pending') {
-        const decision = await decideProposal(db, {
-          proposalId: proposal.id,
-          decision: 'approved',
-          user: APPROVER,
-          via: 'button',
-          sha256: proposal.sha256,
-          isApprover: true,
-          now: new Date(),
-        });
-        assert.equal(decision.kind, 'recorded');
-      }
-      return proposal;
-    };
     const body = async (key: string): Promise<string | undefined> => {
       const { rows } = await db.executeSql<{ body: unknown }>(
         'SELECT body FROM thread_messages WHERE dedup_key = $1',

@@ -6,26 +6,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { type Policy, PolicySchema } from '../../src/approvals/policy.ts';
-import {
-  createProposal,
-  decideProposal,
-  getProposal,
-  getRun,
-  type Proposal,
-} from '../../src/approvals/service.ts';
+import { createProposal, getProposal, getRun, type Proposal } from '../../src/approvals/service.ts';
 import { systemClock } from '../../src/clock.ts';
-import { parseKnownHosts } from '../../src/collect/known-hosts.ts';
-import { SshConnections } from '../../src/collect/ssh.ts';
-import { HostsFileSchema } from '../../src/config/hosts.ts';
+import type { SshConnections } from '../../src/collect/ssh.ts';
 import { openIncidentByHand } from '../../src/incidents/incidents.ts';
 import { type RunnerDeps, runProposalJob } from '../../src/jobs/workers/run-proposal.ts';
 import { createLogger } from '../../src/log.ts';
 import { resolveSandboxUser, sandboxUserStatus } from '../../src/runners/sandbox-user.ts';
-import { queueProposalMessage } from '../../src/slack/proposal-messages.ts';
 import type { Db } from '../../src/store/db.ts';
 import { migrate } from '../../src/store/migrate.ts';
 import { POSTGRES_URL, testDatabases } from '../helpers/db.ts';
+import { APPROVER, approve, approvedProposal, approverPolicy } from '../helpers/proposals.ts';
+import { connectionsTo, hostsBehind } from '../helpers/ssh-hosts.ts';
 import { type Sshd, startSshd } from '../helpers/sshd.ts';
 import { ensureTestUser } from '../helpers/users.ts';
 
@@ -35,8 +27,7 @@ import { ensureTestUser } from '../helpers/users.ts';
  * over a real sshd, SQL on the real PostgreSQL), the run row, the audit trail, the redacted
  * result queued for the thread, and a second job that runs nothing.
  */
-const APPROVER = 'U0APPROVER';
-const policy: Policy = PolicySchema.parse({ approvers: { users: [APPROVER] } });
+const policy = approverPolicy;
 const TOKEN = 'xoxb-1234567890-abcdefghijkl';
 
 interface Message {
@@ -89,26 +80,12 @@ for (const database of testDatabases()) {
       rmSync(work, { recursive: true, force: true });
     });
 
-    const approved = async (kind: 'script' | 'sql', target: string, text: string): Promise<Proposal> => {
-      const proposal = await createProposal(
+    const approved = (kind: 'script' | 'sql', target: string, text: string): Promise<Proposal> =>
+      approvedProposal(
         db,
         { incidentId, kind, target, text, why: 'test', proposedBy: 'agent' },
-        policy,
-        new Date(),
+        '#incidents',
       );
-      await queueProposalMessage(db, proposal, '#incidents', new Date());
-      const decision = await decideProposal(db, {
-        proposalId: proposal.id,
-        decision: 'approved',
-        user: APPROVER,
-        via: 'button',
-        sha256: proposal.sha256,
-        isApprover: true,
-        now: new Date(),
-      });
-      assert.equal(decision.kind, 'recorded');
-      return proposal;
-    };
     const audit = async (p: Proposal) =>
       (
         await db.executeSql<{ action: string }>(
@@ -358,17 +335,7 @@ describe('an approved host script over SSH', () => {
     sshd = await startSshd();
     db = await testDatabases()[0]!.open();
     await migrate(db);
-    const hosts = HostsFileSchema.parse({
-      hosts: [
-        { name: 'web-1', address: sshd.host, port: sshd.port, user: sshd.user, key: sshd.privateKeyPath },
-      ],
-    });
-    ssh = new SshConnections({
-      now: systemClock,
-      hosts,
-      knownHosts: parseKnownHosts(sshd.knownHostsLine),
-      log: createLogger({ level: 'silent' }),
-    });
+    ssh = connectionsTo(sshd, hostsBehind(sshd, [{ name: 'web-1' }]));
   });
   after(async () => {
     await ssh.closeAll();
@@ -393,15 +360,7 @@ describe('an approved host script over SSH', () => {
       policy,
       new Date(),
     );
-    await decideProposal(db, {
-      proposalId: p.id,
-      decision: 'approved',
-      user: APPROVER,
-      via: 'button',
-      sha256: p.sha256,
-      isApprover: true,
-      now: new Date(),
-    });
+    await approve(db, p);
     const deps: RunnerDeps = {
       now: systemClock,
       db,
@@ -409,11 +368,7 @@ describe('an approved host script over SSH', () => {
       evidenceDir: '/nonexistent',
       channel: '#incidents',
       send: async () => {},
-      hosts: HostsFileSchema.parse({
-        hosts: [
-          { name: 'web-1', address: sshd.host, port: sshd.port, user: sshd.user, key: sshd.privateKeyPath },
-        ],
-      }),
+      hosts: hostsBehind(sshd, [{ name: 'web-1' }]),
       ssh,
       limits: { host: { maxOutputBytes: 4096 } },
     };

@@ -1,10 +1,17 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { loadConfig } from '../../src/config/env.ts';
-import { createLogger } from '../../src/log.ts';
-import { type Bot, startBot } from '../../src/main.ts';
+import type { Bot } from '../../src/main.ts';
 import type { Db } from '../../src/store/db.ts';
+import { alertmanagerDisk as alertmanager } from '../helpers/alert-fixtures.ts';
+import {
+  botUrl,
+  CHANNEL,
+  deliverEvent,
+  postAlert,
+  rootsIn,
+  SIGNING_SECRET,
+  startTestBot,
+} from '../helpers/bot.ts';
 import { testDatabases } from '../helpers/db.ts';
 import {
   appMentionEvent,
@@ -25,17 +32,6 @@ import { freePort, until } from '../helpers/wait.ts';
  * signed requests, Socket Mode over a local WebSocket): alerts become threads, commands and
  * mentions steer them, retries change nothing.
  */
-const SECRET = '0123456789abcdef0123456789abcdef';
-const TOKEN = 'alert-token-0123456789abcdef';
-const CHANNEL = FAKE_IDS.channel;
-const alertmanager = readFileSync(
-  new URL('../alerts/fixtures/alertmanager-disk.json', import.meta.url),
-  'utf8',
-);
-
-/** Top-level messages: as in Slack, a parent with replies carries thread_ts equal to its own ts. */
-const rootsIn = (slack: FakeSlack) =>
-  (slack.messages.get(CHANNEL) ?? []).filter((m) => m.thread_ts === undefined || m.thread_ts === m.ts);
 
 for (const database of testDatabases()) {
   describe(`the Slack app over HTTP on ${database.name}`, () => {
@@ -43,31 +39,13 @@ for (const database of testDatabases()) {
     let db: Db;
     let bot: Bot;
     let events: string;
-    const alert = (body: string) =>
-      fetch(`http://127.0.0.1:${bot.port}/alerts/alertmanager`, {
-        method: 'POST',
-        body,
-        headers: { authorization: `Bearer ${TOKEN}` },
-      });
+    const alert = (body: string) => postAlert(bot, 'alertmanager', body);
 
     before(async () => {
       slack = await startFakeSlack();
       db = await database.open();
-      bot = await startBot({
-        config: {
-          ...loadConfig({
-            SLACK_BOT_TOKEN: slack.botToken,
-            SLACK_SIGNING_SECRET: SECRET,
-            SLACK_API_URL: slack.apiUrl,
-            INCIDENT_CHANNEL: CHANNEL,
-            ALERT_WEBHOOK_TOKEN: TOKEN,
-          }),
-          PORT: 0,
-        },
-        db,
-        log: createLogger({ level: process.env.TEST_LOG ?? 'silent' }),
-      });
-      events = `http://127.0.0.1:${bot.port}/slack/events`;
+      bot = await startTestBot({ db, slack });
+      events = botUrl(bot, '/slack/events');
     });
     after(async () => {
       await bot.close();
@@ -107,7 +85,7 @@ for (const database of testDatabases()) {
       const responseUrl = slack.responseUrl();
       const res = await signedRequest(
         events,
-        SECRET,
+        SIGNING_SECRET,
         slashCommandBody({ text: 'db-7 replication lag', response_url: responseUrl }),
       );
       assert.equal(res.status, 200);
@@ -125,7 +103,7 @@ for (const database of testDatabases()) {
       const responseUrl = slack.responseUrl();
       await signedRequest(
         events,
-        SECRET,
+        SIGNING_SECRET,
         slashCommandBody({ text: 'status #abc', response_url: responseUrl }),
       );
       const response = await until('the help', () => slack.responses.find((r) => r.url === responseUrl));
@@ -141,7 +119,7 @@ for (const database of testDatabases()) {
         thread_ts: root.ts,
       });
       const body = eventCallbackBody(event, { eventId: 'Ev0MENTION1' });
-      assert.equal((await signedRequest(events, SECRET, body)).status, 200);
+      assert.equal((await deliverEvent(bot, body)).status, 200);
       await until('the incident to be resolved', async () => {
         const { rows } = await db.executeSql<{ status: string }>(
           'SELECT status FROM incidents WHERE root_ts = $1',
@@ -149,11 +127,7 @@ for (const database of testDatabases()) {
         );
         return rows[0]?.status === 'resolved';
       });
-      assert.equal(
-        (await signedRequest(events, SECRET, body, undefined, { retryNum: 1, retryReason: 'http_timeout' }))
-          .status,
-        200,
-      );
+      assert.equal((await deliverEvent(bot, body, true)).status, 200);
       await until('the answer in the thread', () =>
         slack.thread(CHANNEL, root.ts).find((m) => /is now resolved/.test(m.text ?? '')),
       );
@@ -174,7 +148,7 @@ for (const database of testDatabases()) {
       const body = eventCallbackBody(
         appMentionEvent({ text: `<@${FAKE_IDS.botUser}> summary`, channel: CHANNEL, thread_ts: root.ts }),
       );
-      assert.equal((await signedRequest(events, SECRET, body)).status, 200);
+      assert.equal((await deliverEvent(bot, body)).status, 200);
       const file = await until('the summary file', () =>
         slack.files.find((f) => f.filename?.endsWith('-summary.md') && f.completed),
       );
@@ -194,7 +168,7 @@ for (const database of testDatabases()) {
           item: { type: 'message', channel: CHANNEL, ts: root.ts },
         }),
       );
-      assert.equal((await signedRequest(events, SECRET, body)).status, 200);
+      assert.equal((await deliverEvent(bot, body)).status, 200);
       await until('the root to name the commander', () =>
         /<@U0COMMANDER>/.test(JSON.stringify(slack.message(CHANNEL, root.ts)!.blocks)),
       );
@@ -207,11 +181,7 @@ for (const database of testDatabases()) {
         name: 'DiskFull',
         disk: { mount: '/', usedPercent: 97 },
       });
-      await fetch(`http://127.0.0.1:${bot.port}/alerts/generic`, {
-        method: 'POST',
-        body: generic,
-        headers: { authorization: `Bearer ${TOKEN}` },
-      });
+      await postAlert(bot, 'generic', generic);
       const root = await until(
         'the root after the 429',
         () => rootsIn(slack).find((m) => /cache-1/.test(m.text ?? '')),
@@ -222,9 +192,15 @@ for (const database of testDatabases()) {
     });
 
     it('refuses a request with a wrong signature', async () => {
-      const res = await signedRequest(events, SECRET, slashCommandBody({ text: 'web-9' }), undefined, {
-        signature: 'v0=deadbeef',
-      });
+      const res = await signedRequest(
+        events,
+        SIGNING_SECRET,
+        slashCommandBody({ text: 'web-9' }),
+        undefined,
+        {
+          signature: 'v0=deadbeef',
+        },
+      );
       assert.equal(res.status, 401);
     });
   });
@@ -234,20 +210,7 @@ describe('the Slack app over Socket Mode', () => {
   it('connects with the app token, acks a slash command and a mention, and acts on both', async () => {
     const slack = await startFakeSlack();
     const db = await testDatabases()[0]!.open();
-    const bot = await startBot({
-      config: {
-        ...loadConfig({
-          SLACK_BOT_TOKEN: slack.botToken,
-          SLACK_APP_TOKEN: slack.appToken,
-          SLACK_API_URL: slack.apiUrl,
-          INCIDENT_CHANNEL: CHANNEL,
-          ALERT_WEBHOOK_TOKEN: TOKEN,
-        }),
-        PORT: await freePort(),
-      },
-      db,
-      log: createLogger({ level: 'silent' }),
-    });
+    const bot = await startTestBot({ db, slack, mode: 'socket', port: await freePort() });
     try {
       await slack.waitForSocket();
       const responseUrl = slack.responseUrl();
@@ -265,7 +228,7 @@ describe('the Slack app over Socket Mode', () => {
       const root = await until('the root message', () =>
         rootsIn(slack).find((m) => /web-42/.test(m.text ?? '')),
       );
-      const health = await fetch(`http://127.0.0.1:${bot.port}/healthz`);
+      const health = await fetch(botUrl(bot, '/healthz'));
       assert.equal(health.status, 200, 'the bot routes are served beside Socket Mode');
 
       const mention = eventCallbackPayload(

@@ -5,7 +5,6 @@ import { systemClock } from '../../src/clock.ts';
 import { openIncidentByHand, setStatus } from '../../src/incidents/incidents.ts';
 import { createLogger } from '../../src/log.ts';
 import { slackPoster } from '../../src/slack/app.ts';
-import type { ListenerDeps } from '../../src/slack/deps.ts';
 import { markRelatedStale } from '../../src/slack/fleet.ts';
 import { runIncidentCommand } from '../../src/slack/incident-actions.ts';
 import { drainOutbox } from '../../src/slack/outbox.ts';
@@ -15,6 +14,7 @@ import { migrate } from '../../src/store/migrate.ts';
 import { blockKitProblems } from '../helpers/block-kit.ts';
 import { testDatabases } from '../helpers/db.ts';
 import { FAKE_IDS, type FakeSlack, startFakeSlack } from '../helpers/fake-slack.ts';
+import { listenerDeps } from '../helpers/listener-args.ts';
 
 /**
  * The fleet through the bot and the outbox to the fake Slack: incidents on different hosts whose
@@ -130,14 +130,8 @@ for (const database of testDatabases()) {
       await drainOutbox(db, poster, log, systemClock);
       assert.equal(edits(), editsBefore, 'an unchanged fleet is not edited');
       // The postmortem, asked for with /investigate summary: a file in the thread.
-      const deps = {
-        db,
-        log,
-        channel: CHANNEL,
-        kick: () => {},
-        refresh: async () => {},
-        now: () => new Date(),
-      } as unknown as ListenerDeps;
+      // The wall clock, as the bot's; no hosts file, so /investigate starts no collection.
+      const { deps } = listenerDeps(db, { log, now: () => new Date(), startCollection: undefined });
       const context = { user: USER, channel: CHANNEL, requestId: 'r1' };
       await runIncidentCommand(deps, { kind: 'summary', incident: web2 }, context);
       await drainOutbox(db, poster, log, systemClock);

@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { loadConfig } from '../../src/config/env.ts';
-import { createLogger } from '../../src/log.ts';
-import { type Bot, startBot } from '../../src/main.ts';
+import type { Bot } from '../../src/main.ts';
 import type { Db } from '../../src/store/db.ts';
+import { alertmanagerDisk as alertmanager, dockerResolved } from '../helpers/alert-fixtures.ts';
+import { botUrl, CHANNEL, postAlert, rootsIn, startTestBot } from '../helpers/bot.ts';
 import { testDatabases } from '../helpers/db.ts';
-import { FAKE_IDS, type FakeSlack, startFakeSlack } from '../helpers/fake-slack.ts';
+import { type FakeSlack, startFakeSlack } from '../helpers/fake-slack.ts';
 import { until } from '../helpers/wait.ts';
 
 /**
@@ -14,39 +13,15 @@ import { until } from '../helpers/wait.ts';
  * holds up no other incident's thread and shows in /metrics until it is posted; a resolved alert
  * gets its reply and updates the root, through a 429.
  */
-const SECRET = '0123456789abcdef0123456789abcdef';
-const TOKEN = 'alert-token-0123456789abcdef';
-const CHANNEL = FAKE_IDS.channel;
-const alertmanager = readFileSync(
-  new URL('../alerts/fixtures/alertmanager-disk.json', import.meta.url),
-  'utf8',
-);
-const dockerResolved = (() => {
-  const delivery = JSON.parse(alertmanager);
-  const docker = delivery.alerts[1];
-  return JSON.stringify({
-    ...delivery,
-    status: 'resolved',
-    alerts: [{ ...docker, status: 'resolved', endsAt: '2026-11-25T23:20:00.000Z' }],
-  });
-})();
-
-const rootsIn = (slack: FakeSlack) =>
-  (slack.messages.get(CHANNEL) ?? []).filter((m) => m.thread_ts === undefined || m.thread_ts === m.ts);
 
 for (const database of testDatabases()) {
   describe(`the Slack outbox in the bot on ${database.name}`, () => {
     let slack: FakeSlack;
     let db: Db;
     let bot: Bot;
-    const post = (source: string, body: string) =>
-      fetch(`http://127.0.0.1:${bot.port}/alerts/${source}`, {
-        method: 'POST',
-        body,
-        headers: { authorization: `Bearer ${TOKEN}` },
-      });
+    const post = (source: string, body: string) => postAlert(bot, source, body);
     const metric = async (state: string) => {
-      const text = await (await fetch(`http://127.0.0.1:${bot.port}/metrics`)).text();
+      const text = await (await fetch(botUrl(bot, '/metrics'))).text();
       const m = new RegExp(`^nightshift_outbox_messages\\{state="${state}"\\} (\\d+)$`, 'm').exec(text);
       assert.ok(m, `no ${state} outbox gauge in /metrics`);
       return Number(m[1]);
@@ -55,20 +30,7 @@ for (const database of testDatabases()) {
     before(async () => {
       slack = await startFakeSlack();
       db = await database.open();
-      bot = await startBot({
-        config: {
-          ...loadConfig({
-            SLACK_BOT_TOKEN: slack.botToken,
-            SLACK_SIGNING_SECRET: SECRET,
-            SLACK_API_URL: slack.apiUrl,
-            INCIDENT_CHANNEL: CHANNEL,
-            ALERT_WEBHOOK_TOKEN: TOKEN,
-          }),
-          PORT: 0,
-        },
-        db,
-        log: createLogger({ level: process.env.TEST_LOG ?? 'silent' }),
-      });
+      bot = await startTestBot({ db, slack });
     });
     after(async () => {
       await bot.close();

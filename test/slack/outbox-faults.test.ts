@@ -4,7 +4,6 @@ import { WebClient } from '@slack/web-api';
 import { recordDelivery } from '../../src/alerts/intake.ts';
 import { runChecks } from '../../src/cli/commands/doctor.ts';
 import { systemClock } from '../../src/clock.ts';
-import { createLogger } from '../../src/log.ts';
 import { POSTER_CLIENT_OPTIONS, slackPoster } from '../../src/slack/app.ts';
 import { drainOutbox } from '../../src/slack/outbox.ts';
 import { OutboxPump } from '../../src/slack/outbox-pump.ts';
@@ -14,6 +13,7 @@ import { migrate } from '../../src/store/migrate.ts';
 import { queueThreadMessage } from '../../src/store/records.ts';
 import { testDatabases } from '../helpers/db.ts';
 import { FAKE_IDS, type FakeSlack, startFakeSlack } from '../helpers/fake-slack.ts';
+import { capturingLogger } from '../helpers/log.ts';
 import { until } from '../helpers/wait.ts';
 
 /**
@@ -25,15 +25,6 @@ const CHANNEL = FAKE_IDS.channel;
 const generic = (host: string, extra: object = {}) =>
   JSON.stringify({ host, name: 'DiskFull', disk: { mount: '/', usedPercent: 97 }, ...extra });
 const about = (host: string) => (args: Record<string, unknown>) => String(args.text ?? '').includes(host);
-
-function capturingLogger() {
-  const records: Array<Record<string, unknown>> = [];
-  const log = createLogger({
-    level: 'debug',
-    destination: { write: (line: string) => void records.push(JSON.parse(line)) },
-  });
-  return { log, records };
-}
 
 for (const database of testDatabases()) {
   describe(`the outbox under Slack faults on ${database.name}`, () => {

@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { WebClient } from '@slack/web-api';
 import { recordDelivery } from '../../src/alerts/intake.ts';
 import { systemClock } from '../../src/clock.ts';
 import { describeMetrics, healthRoutes } from '../../src/http/health.ts';
-import { createLogger } from '../../src/log.ts';
 import { Metrics } from '../../src/metrics.ts';
 import { slackPoster } from '../../src/slack/app.ts';
 import { drainOutbox } from '../../src/slack/outbox.ts';
@@ -15,8 +13,10 @@ import type { SlackPoster } from '../../src/slack/poster.ts';
 import { alertState, refreshRoot, rootHash } from '../../src/slack/root-message.ts';
 import type { Db } from '../../src/store/db.ts';
 import { migrate } from '../../src/store/migrate.ts';
+import { alertmanagerDisk as alertmanager, dockerResolved } from '../helpers/alert-fixtures.ts';
 import { testDatabases } from '../helpers/db.ts';
 import { FAKE_IDS, type FakeSlack, startFakeSlack } from '../helpers/fake-slack.ts';
+import { capturingLogger } from '../helpers/log.ts';
 
 /**
  * The outbox drain against the fake Slack through the real WebClient: a failing message waits
@@ -25,20 +25,6 @@ import { FAKE_IDS, type FakeSlack, startFakeSlack } from '../helpers/fake-slack.
  * alerts and is not re-sent when it did not change.
  */
 const CHANNEL = FAKE_IDS.channel;
-const alertmanager = readFileSync(
-  new URL('../alerts/fixtures/alertmanager-disk.json', import.meta.url),
-  'utf8',
-);
-/** The fixture's second alert (/var/lib/docker on web-1) resolved, as Alertmanager sends it. */
-const dockerResolved = (() => {
-  const delivery = JSON.parse(alertmanager);
-  const docker = delivery.alerts[1];
-  return JSON.stringify({
-    ...delivery,
-    status: 'resolved',
-    alerts: [{ ...docker, status: 'resolved', endsAt: '2026-11-25T23:20:00.000Z' }],
-  });
-})();
 
 describe('retryDelayMs', () => {
   it('doubles from the base with each attempt and stops at the cap', () => {
@@ -62,16 +48,6 @@ describe('rootHash', () => {
     );
   });
 });
-
-/** A logger whose records the test can read. */
-function capturingLogger() {
-  const records: Array<Record<string, unknown>> = [];
-  const log = createLogger({
-    level: 'debug',
-    destination: { write: (line: string) => void records.push(JSON.parse(line)) },
-  });
-  return { log, records };
-}
 
 /** What GET /metrics answers, from the route itself. */
 async function scrape(db: Db): Promise<string> {

@@ -7,8 +7,7 @@ import { WebClient } from '@slack/web-api';
 import { createModelClient } from '../../src/agent/client.ts';
 import { runAgentTurn } from '../../src/agent/turn.ts';
 import { recordDelivery } from '../../src/alerts/intake.ts';
-import { type Policy, PolicySchema } from '../../src/approvals/policy.ts';
-import { createProposal, decideProposal, type Proposal } from '../../src/approvals/service.ts';
+import { createProposal, type Proposal } from '../../src/approvals/service.ts';
 import { systemClock } from '../../src/clock.ts';
 import type { SshConnections } from '../../src/collect/ssh.ts';
 import { HostsFileSchema } from '../../src/config/hosts.ts';
@@ -18,7 +17,6 @@ import { startJobRun } from '../../src/jobs/workers/job-run.ts';
 import { type RunnerDeps, runProposalJob } from '../../src/jobs/workers/run-proposal.ts';
 import { createLogger } from '../../src/log.ts';
 import { slackPoster } from '../../src/slack/app.ts';
-import type { ListenerDeps } from '../../src/slack/deps.ts';
 import { runIncidentCommand } from '../../src/slack/incident-actions.ts';
 import { drainOutbox } from '../../src/slack/outbox.ts';
 import type { SlackPoster } from '../../src/slack/poster.ts';
@@ -28,6 +26,8 @@ import { migrate } from '../../src/store/migrate.ts';
 import { POSTGRES_URL, testDatabases } from '../helpers/db.ts';
 import { endTurn, type FakeAnthropic, startFakeAnthropic, toolUse } from '../helpers/fake-anthropic.ts';
 import { FAKE_IDS, type FakeSlack, type RecordedCall, startFakeSlack } from '../helpers/fake-slack.ts';
+import { listenerDeps } from '../helpers/listener-args.ts';
+import { APPROVER, approvedProposal, approverPolicy } from '../helpers/proposals.ts';
 
 /**
  * Text from outside the bot (alert fields, SQL errors, run and host output, findings, the model's
@@ -36,8 +36,7 @@ import { FAKE_IDS, type FakeSlack, type RecordedCall, startFakeSlack } from '../
  * fallback, a file's initial comment) pings, mentions or links, nor closes a code span.
  */
 const CHANNEL = FAKE_IDS.channel;
-const APPROVER = 'U0APPROVER';
-const policy: Policy = PolicySchema.parse({ approvers: { users: [APPROVER] } });
+const policy = approverPolicy;
 const log = createLogger({ level: 'silent' });
 
 /** Every kind of markup an attacker would try, in one line. */
@@ -127,26 +126,12 @@ for (const database of testDatabases()) {
     const approved = async (
       incidentId: number,
       over: Partial<Proposal> & Pick<Proposal, 'kind' | 'target' | 'text'>,
-    ) => {
-      const proposal = await createProposal(
+    ) =>
+      approvedProposal(
         db,
         { incidentId, why: ATTACK, expects: ATTACK, proposedBy: 'agent', ...over },
-        policy,
-        new Date(),
+        CHANNEL,
       );
-      await queueProposalMessage(db, proposal, CHANNEL, new Date());
-      const decision = await decideProposal(db, {
-        proposalId: proposal.id,
-        decision: 'approved',
-        user: APPROVER,
-        via: 'button',
-        sha256: proposal.sha256,
-        isApprover: true,
-        now: new Date(),
-      });
-      assert.equal(decision.kind, 'recorded');
-      return proposal;
-    };
     const runner = (over: Partial<RunnerDeps> = {}): RunnerDeps => ({
       now: systemClock,
       db,
@@ -185,14 +170,8 @@ for (const database of testDatabases()) {
 
     it("an incident's title from a note, and the answers to commands", async () => {
       const id = await incident(ATTACK);
-      const deps = {
-        db,
-        log,
-        channel: CHANNEL,
-        kick: () => {},
-        refresh: async () => {},
-        now: () => new Date(),
-      } as unknown as ListenerDeps;
+      // The wall clock, as the bot's; no hosts file, so /investigate starts no collection.
+      const { deps } = listenerDeps(db, { log, now: () => new Date(), startCollection: undefined });
       const context = { user: APPROVER, channel: CHANNEL, requestId: 'r1' };
       const answers = [
         await runIncidentCommand(deps, { kind: 'status', incident: id }, context),

@@ -1,28 +1,18 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { PolicySchema } from '../../src/approvals/policy.ts';
-import { createProposal, getProposal } from '../../src/approvals/service.ts';
+import { getProposal } from '../../src/approvals/service.ts';
 import { systemClock } from '../../src/clock.ts';
-import { loadConfig } from '../../src/config/env.ts';
-import { openIncidentByHand } from '../../src/incidents/incidents.ts';
 import { sweep } from '../../src/jobs/sweeper.ts';
 import { createLogger } from '../../src/log.ts';
-import { type Bot, startBot } from '../../src/main.ts';
-import { queueProposalMessage } from '../../src/slack/proposal-messages.ts';
+import type { Bot } from '../../src/main.ts';
 import type { Db } from '../../src/store/db.ts';
+import { CHANNEL, deliverEvent, type IncidentBot, reactOn, startIncidentBot } from '../helpers/bot.ts';
 import { testDatabases } from '../helpers/db.ts';
-import {
-  eventCallbackBody,
-  FAKE_IDS,
-  type FakeSlack,
-  reactionAddedEvent,
-  signedRequest,
-  startFakeSlack,
-} from '../helpers/fake-slack.ts';
+import { eventCallbackBody, type FakeSlack, reactionAddedEvent } from '../helpers/fake-slack.ts';
+import { APPROVER } from '../helpers/proposals.ts';
 import { until } from '../helpers/wait.ts';
 
 /**
@@ -30,9 +20,6 @@ import { until } from '../helpers/wait.ts';
  * the one run, ❌ rejects, someone who may not decide is told so privately; expiry and evidence
  * retention are swept. Against the fake Slack with signed events, on both databases.
  */
-const SECRET = '0123456789abcdef0123456789abcdef';
-const APPROVER = 'U0APPROVER';
-const CHANNEL = FAKE_IDS.channel;
 
 for (const database of testDatabases()) {
   describe(`proposals decided with reactions on ${database.name}`, () => {
@@ -41,71 +28,35 @@ for (const database of testDatabases()) {
     let bot: Bot;
     let work: string;
     let incidentId: number;
+    let fixture: IncidentBot;
     let reactions = 0;
 
     before(async () => {
-      work = mkdtempSync(join(tmpdir(), 'nightshift-proposals-'));
-      slack = await startFakeSlack();
-      db = await database.open();
-      bot = await startBot({
-        config: {
-          ...loadConfig({
-            SLACK_BOT_TOKEN: slack.botToken,
-            SLACK_SIGNING_SECRET: SECRET,
-            SLACK_API_URL: slack.apiUrl,
-            INCIDENT_CHANNEL: CHANNEL,
-            NIGHTSHIFT_APPROVERS: APPROVER,
-            NIGHTSHIFT_DATA_DIR: work,
-          }),
-          PORT: 0,
-        },
-        db,
-        log: createLogger({ level: process.env.TEST_LOG ?? 'silent' }),
-      });
-      const { incident } = await openIncidentByHand(db, {
-        host: 'web-9',
-        note: 'disk',
-        user: APPROVER,
-        channel: CHANNEL,
-      });
-      incidentId = incident.id;
-      await bot.slack!.pump.kick();
+      fixture = await startIncidentBot(database, { name: 'proposals', host: 'web-9', note: 'disk' });
+      ({ slack, db, bot, work, incidentId } = fixture);
     });
     after(async () => {
-      await bot.close();
-      await db.close();
-      await slack.close();
-      rmSync(work, { recursive: true, force: true });
+      await fixture.close();
     });
 
     /** A pull proposal from a host that is not in any hosts file: approved, its run fails cleanly. */
-    const propose = async (text: string, now = new Date()) => {
-      const proposal = await createProposal(
-        db,
-        { incidentId, kind: 'pull', target: 'web-9', text, why: 'test', proposedBy: 'nightshift' },
-        PolicySchema.parse({ approvers: { users: [APPROVER] } }),
-        now,
-      );
-      await queueProposalMessage(db, proposal, CHANNEL, now);
-      await bot.slack!.pump.kick();
-      const message = await until('the proposal message', () =>
-        (slack.messages.get(CHANNEL) ?? []).find((m) =>
-          (m.text ?? '').startsWith(`Proposal #${proposal.id} `),
-        ),
-      );
-      return { proposal, message };
-    };
+    const propose = (text: string, now = new Date()) =>
+      fixture.propose({ kind: 'pull', target: 'web-9', text }, now);
     const react = (user: string, reaction: string, ts: string) =>
-      signedRequest(
-        `http://127.0.0.1:${bot.port}/slack/events`,
-        SECRET,
-        eventCallbackBody(
-          reactionAddedEvent({ user, reaction, item: { type: 'message', channel: CHANNEL, ts } }),
-          {
-            eventId: `Ev0REACT${String(++reactions).padStart(4, '0')}`,
-          },
-        ),
+      reactOn(bot, { user, name: reaction, ts }, `Ev0REACT${String(++reactions).padStart(4, '0')}`);
+
+    /** Waits for the proposal's run to end (failed or done) and checks there was exactly one. */
+    const ranOnce = async (proposal: { id: number }) => {
+      await until('the run to end', async () => {
+        const p = await getProposal(db, proposal.id);
+        return p && (p.state === 'failed' || p.state === 'done') ? p : undefined;
+      });
+      const runs = await db.executeSql<{ n: number }>(
+        'SELECT count(*)::int AS n FROM runs WHERE proposal_id = $1',
+        [proposal.id],
       );
+      assert.equal(runs.rows[0]!.n, 1);
+    };
 
     it('approves with ✅ from an approver and runs it once, even when Slack retries the event', async () => {
       const { proposal, message } = await propose('/var/crash/core.1');
@@ -117,23 +68,10 @@ for (const database of testDatabases()) {
         }),
         { eventId: 'Ev0RETRIED1' },
       );
-      const events = `http://127.0.0.1:${bot.port}/slack/events`;
-      assert.equal((await signedRequest(events, SECRET, body)).status, 200);
-      assert.equal(
-        (await signedRequest(events, SECRET, body, undefined, { retryNum: 1, retryReason: 'http_timeout' }))
-          .status,
-        200,
-      );
+      assert.equal((await deliverEvent(bot, body)).status, 200);
+      assert.equal((await deliverEvent(bot, body, true)).status, 200);
       // The host is in no hosts file, so the run ends failed, saying why: but it ran, once.
-      await until('the run to end', async () => {
-        const p = await getProposal(db, proposal.id);
-        return p && (p.state === 'failed' || p.state === 'done') ? p : undefined;
-      });
-      const runs = await db.executeSql<{ n: number }>(
-        'SELECT count(*)::int AS n FROM runs WHERE proposal_id = $1',
-        [proposal.id],
-      );
-      assert.equal(runs.rows[0]!.n, 1);
+      await ranOnce(proposal);
       const approvals = await db.executeSql<{ decided_by: string; via: string }>(
         'SELECT decided_by, via FROM approvals WHERE proposal_id = $1',
         [proposal.id],
@@ -154,15 +92,7 @@ for (const database of testDatabases()) {
         error: 'message_not_found',
       });
       await react(APPROVER, 'white_check_mark', message.ts);
-      await until('the run to end', async () => {
-        const p = await getProposal(db, proposal.id);
-        return p && (p.state === 'failed' || p.state === 'done') ? p : undefined;
-      });
-      const runs = await db.executeSql<{ n: number }>(
-        'SELECT count(*)::int AS n FROM runs WHERE proposal_id = $1',
-        [proposal.id],
-      );
-      assert.equal(runs.rows[0]!.n, 1);
+      await ranOnce(proposal);
       // The queued body is current even though Slack refused the edits. (The run's end is
       // recorded before its message is edited, so the body is waited for, not read once.)
       await until('the queued body to say failed', async () => {

@@ -6,7 +6,7 @@ import { openIncidentByHand } from '../../src/incidents/incidents.ts';
 import { openPostgres } from '../../src/store/adapters/pg.ts';
 import type { Db } from '../../src/store/db.ts';
 import { loadMigrations, migrate } from '../../src/store/migrate.ts';
-import { POSTGRES_URL, testDatabases } from '../helpers/db.ts';
+import { migratedDb, POSTGRES_URL, testDatabases } from '../helpers/db.ts';
 
 const TABLES = [
   'agent_messages',
@@ -60,62 +60,47 @@ for (const database of testDatabases()) {
       }
     });
 
-    it('keep the audit log append-only in the database itself', async () => {
-      const db = await database.open();
-      try {
-        await migrate(db);
-        await db.executeSql(`INSERT INTO audit_log (actor, action) VALUES ('U1', 'proposed')`);
-        await assert.rejects(db.executeSql(`UPDATE audit_log SET actor = 'U2'`), /append-only: UPDATE/);
-        await assert.rejects(db.executeSql('DELETE FROM audit_log'), /append-only: DELETE/);
-        await assert.rejects(db.executeSql('TRUNCATE audit_log'), /append-only: TRUNCATE/);
-        const { rows } = await db.executeSql<{ actor: string }>('SELECT actor FROM audit_log');
-        assert.deepEqual(rows, [{ actor: 'U1' }]);
-      } finally {
-        await db.close();
-      }
+    it('keep the audit log append-only in the database itself', async (t) => {
+      const db = await migratedDb(t, database);
+      await db.executeSql(`INSERT INTO audit_log (actor, action) VALUES ('U1', 'proposed')`);
+      await assert.rejects(db.executeSql(`UPDATE audit_log SET actor = 'U2'`), /append-only: UPDATE/);
+      await assert.rejects(db.executeSql('DELETE FROM audit_log'), /append-only: DELETE/);
+      await assert.rejects(db.executeSql('TRUNCATE audit_log'), /append-only: TRUNCATE/);
+      const { rows } = await db.executeSql<{ actor: string }>('SELECT actor FROM audit_log');
+      assert.deepEqual(rows, [{ actor: 'U1' }]);
     });
 
-    it('allow one open incident per host and problem, and a new one after resolution', async () => {
-      const db = await database.open();
-      try {
-        await migrate(db);
-        const first = await openIncident(db);
-        await assert.rejects(openIncident(db), /incidents_one_open_per_group/);
-        await db.executeSql(`UPDATE incidents SET status = 'resolved', resolved_at = now() WHERE id = $1`, [
-          first,
-        ]);
-        const second = await openIncident(db);
-        assert.notEqual(second, first);
-      } finally {
-        await db.close();
-      }
+    it('allow one open incident per host and problem, and a new one after resolution', async (t) => {
+      const db = await migratedDb(t, database);
+      const first = await openIncident(db);
+      await assert.rejects(openIncident(db), /incidents_one_open_per_group/);
+      await db.executeSql(`UPDATE incidents SET status = 'resolved', resolved_at = now() WHERE id = $1`, [
+        first,
+      ]);
+      const second = await openIncident(db);
+      assert.notEqual(second, first);
     });
 
-    it('tie an approval to the exact hash of the proposal it approves', async () => {
-      const db = await database.open();
-      try {
-        await migrate(db);
-        const incident = await openIncident(db);
-        const { rows } = await db.executeSql<{ id: number }>(
-          `INSERT INTO proposals (incident_id, kind, target, text, sha256, proposed_by, expires_at)
-           VALUES ($1, 'sql', 'app', 'SELECT 1', 'aaaa', 'agent', now() + interval '30 minutes') RETURNING id`,
-          [incident],
-        );
-        const proposal = Number(rows[0]!.id);
-        await db.executeSql(
-          `INSERT INTO approvals (proposal_id, sha256, decision, decided_by, via) VALUES ($1, 'aaaa', 'approved', 'U1', 'button')`,
+    it('tie an approval to the exact hash of the proposal it approves', async (t) => {
+      const db = await migratedDb(t, database);
+      const incident = await openIncident(db);
+      const { rows } = await db.executeSql<{ id: number }>(
+        `INSERT INTO proposals (incident_id, kind, target, text, sha256, proposed_by, expires_at)
+         VALUES ($1, 'sql', 'app', 'SELECT 1', 'aaaa', 'agent', now() + interval '30 minutes') RETURNING id`,
+        [incident],
+      );
+      const proposal = Number(rows[0]!.id);
+      await db.executeSql(
+        `INSERT INTO approvals (proposal_id, sha256, decision, decided_by, via) VALUES ($1, 'aaaa', 'approved', 'U1', 'button')`,
+        [proposal],
+      );
+      await assert.rejects(
+        db.executeSql(
+          `INSERT INTO approvals (proposal_id, sha256, decision, decided_by, via) VALUES ($1, 'bbbb', 'approved', 'U2', 'button')`,
           [proposal],
-        );
-        await assert.rejects(
-          db.executeSql(
-            `INSERT INTO approvals (proposal_id, sha256, decision, decided_by, via) VALUES ($1, 'bbbb', 'approved', 'U2', 'button')`,
-            [proposal],
-          ),
-          /foreign key/,
-        );
-      } finally {
-        await db.close();
-      }
+        ),
+        /foreign key/,
+      );
     });
 
     it('fix the approval gate of a database that already has proposals, approvals and runs (0009)', async () => {
@@ -190,32 +175,22 @@ for (const database of testDatabases()) {
       }
     });
 
-    it('roll a failed transaction back whole', async () => {
-      const db = await database.open();
-      try {
-        await migrate(db);
-        await assert.rejects(
-          db.transaction(async (tx) => {
-            await openIncident(tx, 'a');
-            await openIncident(tx, 'a');
-          }),
-        );
-        const { rows } = await db.executeSql<{ n: number }>('SELECT count(*)::int AS n FROM incidents');
-        assert.equal(rows[0]!.n, 0);
-      } finally {
-        await db.close();
-      }
+    it('roll a failed transaction back whole', async (t) => {
+      const db = await migratedDb(t, database);
+      await assert.rejects(
+        db.transaction(async (tx) => {
+          await openIncident(tx, 'a');
+          await openIncident(tx, 'a');
+        }),
+      );
+      const { rows } = await db.executeSql<{ n: number }>('SELECT count(*)::int AS n FROM incidents');
+      assert.equal(rows[0]!.n, 0);
     });
 
-    it('refuse a database newer than the code, naming the migration', async () => {
-      const db = await database.open();
-      try {
-        await migrate(db);
-        await db.executeSql(`INSERT INTO schema_migrations (version, name) VALUES (999, 'future')`);
-        await assert.rejects(migrate(db), /migration 999 that this version of Nightshift does not know/);
-      } finally {
-        await db.close();
-      }
+    it('refuse a database newer than the code, naming the migration', async (t) => {
+      const db = await migratedDb(t, database);
+      await db.executeSql(`INSERT INTO schema_migrations (version, name) VALUES (999, 'future')`);
+      await assert.rejects(migrate(db), /migration 999 that this version of Nightshift does not know/);
     });
   });
 }
