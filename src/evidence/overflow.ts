@@ -562,65 +562,105 @@ const MERGE_KINDS: MergeKind[] = EVIDENCE_KINDS.map((name) => ({
   furniture: name === 'env' || name === 'release' || name === 'environment',
 }));
 
-/**
- * The WebAssembly merge (merge.c): runs read into its memory, each dump's kept items as one more
- * source laid out there as they are needed; its events (see resolve_key there) fed to `resolution`.
- */
-async function mergeWasm(snapshots: readonly EvidenceSnapshot[], resolution: Resolution): Promise<void> {
-  const sources: MergeSource[] = [];
-  const paths: Array<string | undefined> = [];
+/** The merge's sources: each dump's kept items (one source), then its runs. */
+interface MergeSources {
+  sources: MergeSource[];
+  /** Per source: its run's path, undefined for kept items. */
+  paths: Array<string | undefined>;
   /** Each dump's kept items in key order, sorted by kind then value: no key string made for them. */
-  const kept: EvidenceItem[][] = [];
-  /** Per source: the next kept item to lay out (kept sources only). */
-  const keptAt: number[] = [];
+  kept: EvidenceItem[][];
+}
+
+function mergeSources(snapshots: readonly EvidenceSnapshot[]): MergeSources {
+  const out: MergeSources = { sources: [], paths: [], kept: [] };
   snapshots.forEach((snapshot, dump) => {
-    kept.push(
-      snapshot.runs.length === 0 && snapshot.items.length === 0 ? [] : [...snapshot.items].sort(byKindValue),
-    );
-    if (snapshot.runs.length === 0 && snapshot.items.length === 0) return;
-    sources.push({ dump, kept: true });
-    paths.push(undefined);
-    keptAt.push(0);
+    const empty = snapshot.runs.length === 0 && snapshot.items.length === 0;
+    out.kept.push(empty ? [] : [...snapshot.items].sort(byKindValue));
+    if (empty) return;
+    out.sources.push({ dump, kept: true });
+    out.paths.push(undefined);
     for (const path of snapshot.runs) {
-      sources.push({ dump, kept: false });
-      paths.push(path);
-      keptAt.push(0);
+      out.sources.push({ dump, kept: false });
+      out.paths.push(path);
     }
   });
-  const runs = openRuns(paths);
-  try {
-    /** A kept source's records: its items' keys, the count field their index in `kept`. */
-    const layOutKept = (source: number, memory: Buffer, at: number, max: number): number => {
-      const items = kept[sources[source]!.dump]!;
-      const end = at + max;
-      let i = keptAt[source]!;
-      let to = at;
-      for (; i < items.length; i++) {
-        const { kind, value } = items[i]!;
-        const room = end - to - 9 - kind.length - 1;
-        // Most values fit at three bytes a character; a long one near the end is measured.
-        const length = value.length * 3 <= room ? undefined : Buffer.byteLength(value, 'utf8');
-        if (length !== undefined && length > room) {
-          if (to === at) return -(9 + kind.length + 1 + length);
-          break;
-        }
-        let written = memory.write(kind, to + 9, 'latin1');
-        memory[to + 9 + written++] = 0;
-        written += memory.write(value, to + 9 + written, 'utf8');
-        memory.writeUInt32LE(written, to);
-        memory.writeUInt32LE(i, to + 4);
-        memory[to + 8] = 0;
-        to += 9 + written;
+  return out;
+}
+
+/**
+ * Lays a kept source's records out for merge.c as they are needed: its items' keys, the count
+ * field their index in `kept`. Returns the bytes laid out, or minus the size of an item that does
+ * not fit in `max` at all.
+ */
+function keptLayout({ sources, kept }: MergeSources): Refill {
+  /** Per source: the next kept item to lay out. */
+  const keptAt = sources.map(() => 0);
+  return (source, memory, at, max) => {
+    const items = kept[sources[source]!.dump]!;
+    const end = at + max;
+    let i = keptAt[source]!;
+    let to = at;
+    for (; i < items.length; i++) {
+      const { kind, value } = items[i]!;
+      const room = end - to - 9 - kind.length - 1;
+      // Most values fit at three bytes a character; a long one near the end is measured.
+      const length = value.length * 3 <= room ? undefined : Buffer.byteLength(value, 'utf8');
+      if (length !== undefined && length > room) {
+        if (to === at) return -(9 + kind.length + 1 + length);
+        break;
       }
-      keptAt[source] = i;
-      return to - at;
-    };
+      let written = memory.write(kind, to + 9, 'latin1');
+      memory[to + 9 + written++] = 0;
+      written += memory.write(value, to + 9 + written, 'utf8');
+      memory.writeUInt32LE(written, to);
+      memory.writeUInt32LE(i, to + 4);
+      memory[to + 8] = 0;
+      to += 9 + written;
+    }
+    keptAt[source] = i;
+    return to - at;
+  };
+}
+
+/** merge.c's events for a batch of keys (see resolve_key there), fed to `resolution`. */
+function feedEvents(events: Buffer, kept: readonly EvidenceItem[][], resolution: Resolution): void {
+  let keyAt = 0;
+  let keyLength = 0;
+  const key = () => events.toString('utf8', keyAt, keyAt + keyLength);
+  for (let at = 0; at < events.length; ) {
+    keyLength = events.readUInt32LE(at);
+    const entries = events.readUInt32LE(at + 4);
+    keyAt = at + 8;
+    at = keyAt + keyLength;
+    resolution.begin();
+    for (let e = 0; e < entries; e++, at += 20) {
+      const dump = events.readUInt32LE(at);
+      const index = events.readUInt32LE(at + 4);
+      const count = events.readUInt32LE(at + 12) + events.readUInt32LE(at + 16) * 2 ** 32;
+      if (index !== NONE) resolution.kept(dump, kept[dump]![index]!);
+      if (count > 0) resolution.spilled(dump, count, ENCODINGS[events.readUInt32LE(at + 8)] ?? 'ascii');
+    }
+    resolution.end(key);
+  }
+}
+
+/**
+ * The WebAssembly merge (merge.c): runs read into its memory, each dump's kept items as one more
+ * source laid out there as they are needed; its events fed to `resolution`.
+ */
+async function mergeWasm(snapshots: readonly EvidenceSnapshot[], resolution: Resolution): Promise<void> {
+  const merged = mergeSources(snapshots);
+  const runs = openRuns(merged.paths);
+  try {
+    const layOutKept = keptLayout(merged);
     const refill: Refill = (source, memory, at, max) =>
-      paths[source] === undefined ? layOutKept(source, memory, at, max) : runs.read(source, memory, at, max);
+      merged.paths[source] === undefined
+        ? layOutKept(source, memory, at, max)
+        : runs.read(source, memory, at, max);
     const merge: WasmMerge = newWasmMerge(
       {
         premerge: false,
-        sources,
+        sources: merged.sources,
         bufferBytes: WASM_READ_BUFFER,
         dumps: snapshots.length,
         total: snapshots.length,
@@ -629,31 +669,12 @@ async function mergeWasm(snapshots: readonly EvidenceSnapshot[], resolution: Res
       },
       refill,
     )!;
-    let events: Buffer = Buffer.alloc(0);
-    let keyAt = 0;
-    let keyLength = 0;
-    const key = () => events.toString('utf8', keyAt, keyAt + keyLength);
     for (;;) {
       const worst = resolution.worst;
       if (worst) merge.setThreshold(worst);
-      const laidOut = merge.step(WASM_STEP_KEYS);
-      if (!laidOut) break;
-      events = laidOut;
-      for (let at = 0; at < events.length; ) {
-        keyLength = events.readUInt32LE(at);
-        const entries = events.readUInt32LE(at + 4);
-        keyAt = at + 8;
-        at = keyAt + keyLength;
-        resolution.begin();
-        for (let e = 0; e < entries; e++, at += 20) {
-          const dump = events.readUInt32LE(at);
-          const index = events.readUInt32LE(at + 4);
-          const count = events.readUInt32LE(at + 12) + events.readUInt32LE(at + 16) * 2 ** 32;
-          if (index !== NONE) resolution.kept(dump, kept[dump]![index]!);
-          if (count > 0) resolution.spilled(dump, count, ENCODINGS[events.readUInt32LE(at + 8)] ?? 'ascii');
-        }
-        resolution.end(key);
-      }
+      const events = merge.step(WASM_STEP_KEYS);
+      if (!events) break;
+      feedEvents(events, merged.kept, resolution);
       await yieldToEventLoop();
     }
   } finally {
