@@ -75,8 +75,8 @@ interface Source {
   advance(): boolean;
 }
 
-function runSource(path: string, dump: number, order: number): Source {
-  const reader = new RunReader(path);
+/** A source whose `advance` is `next`, which fills the source's fields or says there is no more. */
+function newSource(dump: number, order: number, next: (source: Source) => boolean): Source {
   const source: Source = {
     key: '',
     count: 0,
@@ -84,15 +84,20 @@ function runSource(path: string, dump: number, order: number): Source {
     dump,
     order,
     item: undefined,
-    advance() {
-      if (!reader.next()) return false;
-      source.key = reader.key;
-      source.count = reader.count;
-      source.encoding = reader.encoding;
-      return true;
-    },
+    advance: () => next(source),
   };
   return source;
+}
+
+function runSource(path: string, dump: number, order: number): Source {
+  const reader = new RunReader(path);
+  return newSource(dump, order, (source) => {
+    if (!reader.next()) return false;
+    source.key = reader.key;
+    source.count = reader.count;
+    source.encoding = reader.encoding;
+    return true;
+  });
 }
 
 /** A dump's kept items with their keys, in key order. */
@@ -115,24 +120,15 @@ function keptSource(
   order: number,
 ): Source {
   let at = -1;
-  const source: Source = {
-    key: '',
-    count: 0,
-    encoding: 'ascii',
-    dump,
-    order,
-    item: undefined,
-    advance() {
-      at++;
-      const next = sorted[at];
-      if (!next) return false;
-      [source.key, source.item] = next;
-      source.count = next[1].count;
-      source.encoding = next[1].encoding;
-      return true;
-    },
-  };
-  return source;
+  return newSource(dump, order, (source) => {
+    at++;
+    const next = sorted[at];
+    if (!next) return false;
+    [source.key, source.item] = next;
+    source.count = next[1].count;
+    source.encoding = next[1].encoding;
+    return true;
+  });
 }
 /** A binary heap; `before(a, b)` true when a belongs nearer the root. Bounded when given a capacity. */
 class Heap<T> {
