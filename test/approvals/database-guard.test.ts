@@ -14,8 +14,7 @@ import {
   startRun,
 } from '../../src/approvals/service.ts';
 import { openIncidentByHand } from '../../src/incidents/incidents.ts';
-import { migrate } from '../../src/store/migrate.ts';
-import { testDatabases } from '../helpers/db.ts';
+import { openIncidentStore, testDatabases } from '../helpers/db.ts';
 
 /**
  * The database's own guard against writes behind the service's back (issue 12 §2): whatever an
@@ -32,14 +31,7 @@ for (const database of testDatabases()) {
   describe(`the database guard of the approval gate on ${database.name}`, () => {
     /** A schema of its own per attack: a TRUNCATE that got through must not spoil the next one. */
     const setup = async () => {
-      const db = await database.open();
-      await migrate(db);
-      const { incident } = await openIncidentByHand(db, {
-        host: 'web-1',
-        note: '',
-        user: 'U0A',
-        channel: 'C1',
-      });
+      const { db, incident } = await openIncidentStore(database, { note: '', user: 'U0A' });
       const propose = (
         text: string,
         p: Policy = policy(),

@@ -14,10 +14,8 @@ import {
   startRun,
 } from '../../src/approvals/service.ts';
 import { type CodedError, ErrorCode } from '../../src/errors.ts';
-import { openIncidentByHand } from '../../src/incidents/incidents.ts';
 import type { Db } from '../../src/store/db.ts';
-import { migrate } from '../../src/store/migrate.ts';
-import { testDatabases } from '../helpers/db.ts';
+import { openIncidentStore, testDatabases } from '../helpers/db.ts';
 
 /**
  * The approval gate over a real store: the service's rules, and the database's own refusal of a
@@ -33,15 +31,10 @@ for (const database of testDatabases()) {
     let db: Db;
     let incidentId: number;
     before(async () => {
-      db = await database.open();
-      await migrate(db);
-      const { incident } = await openIncidentByHand(db, {
-        host: 'web-1',
-        note: '',
-        user: 'U0A',
-        channel: 'C1',
-      });
-      incidentId = incident.id;
+      ({
+        db,
+        incident: { id: incidentId },
+      } = await openIncidentStore(database, { note: '', user: 'U0A' }));
     });
     after(() => db.close());
 

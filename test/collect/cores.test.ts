@@ -15,7 +15,7 @@ import {
 } from '../../src/collect/collectors/cores.ts';
 import { largestDirectories } from '../../src/collect/collectors/disk.ts';
 import { planPull, pullText } from '../../src/collect/pull-plan.ts';
-import type { ExecResult } from '../../src/collect/transport.ts';
+import { execResult } from '../helpers/exec-result.ts';
 import { startPodman } from '../helpers/podman.ts';
 
 /** The core collectors' commands, run by this machine's sh: a file named core counts only when it is ELF. */
@@ -27,15 +27,6 @@ function sh(command: string, env: Record<string, string> = {}): string {
   const run = spawnSync('sh', ['-c', command], { encoding: 'utf8', env: { ...process.env, ...env } });
   return run.stdout;
 }
-
-const result = (stdout: string): ExecResult => ({
-  stdout,
-  stderr: '',
-  exitCode: 0,
-  timedOut: false,
-  truncated: false,
-  durationMs: 1,
-});
 
 describe('core dump collectors', () => {
   const dir = mkdtempSync(join(tmpdir(), 'nightshift-cores-'));
@@ -111,7 +102,7 @@ describe('core dump collectors', () => {
       );
       // What each engine says of the layers, read by the same parser: the running one's holds its core.
       const usage = (env: Record<string, string>) =>
-        dockerUsage.parse(result(sh(dockerUsage.command(), env)), undefined).facts?.containers as Array<{
+        dockerUsage.parse(execResult(sh(dockerUsage.command(), env)), undefined).facts?.containers as Array<{
           id: string;
           bytes: number;
         }>;
@@ -155,7 +146,7 @@ describe('core dump collectors', () => {
       `-\t4096\t${t}\t2049:81\t/home/app/core`,
       `-\t4096\t${t}\t2049:81\t/home/app/core.hardlink`,
     ].join('\n');
-    const out = hostCores.parse(result(host), { now, seen: { containerCores: container, layers } });
+    const out = hostCores.parse(execResult(host), { now, seen: { containerCores: container, layers } });
     assert.equal(out.facts?.sameFile, 3);
     assert.deepEqual(
       (out.facts!.cores as CoreFile[]).map((c) => [c.container, c.path]),
@@ -186,7 +177,7 @@ describe('core dump collectors', () => {
       { length: 19 },
       (_, i) => `-\t${1024 * 1024}\t${now.getTime() / 1000 - i * 60}\t2049:${i}\t/var/crash/core.${1000 + i}`,
     ).join('\n');
-    const [finding] = hostCores.parse(result(out), { now }).findings;
+    const [finding] = hostCores.parse(execResult(out), { now }).findings;
     assert.match(finding!.title, /^19 core dumps on the host/);
     const lines = finding!.detail.split('\n');
     assert.equal(lines.length, 9);
@@ -196,13 +187,13 @@ describe('core dump collectors', () => {
 
   it('says how many more directories and containers there are than it lists', () => {
     const du = Array.from({ length: 15 }, (_, i) => `${(20 - i) * 1024 * 1024}\t/var/lib/d${i}`).join('\n');
-    const [dirs] = largestDirectories.parse(result(du), { mount: '/var' }).findings;
+    const [dirs] = largestDirectories.parse(execResult(du), { mount: '/var' }).findings;
     assert.equal(dirs!.detail.split('\n').length, 9);
     assert.equal(dirs!.detail.split('\n').at(-1), '+7 more');
     const ps = Array.from({ length: 12 }, (_, i) => `id${i}\tapp-${i}\t${20 - i}GB (virtual 30GB)`).join(
       '\n',
     );
-    const findings = dockerUsage.parse(result(`TYPE TOTAL\n---\n${ps}\n`), undefined).findings;
+    const findings = dockerUsage.parse(execResult(`TYPE TOTAL\n---\n${ps}\n`), undefined).findings;
     const layers = findings.find((f) => f.title.startsWith('Container app-0'))!;
     assert.equal(layers.detail.split('\n').length, 6);
     assert.equal(layers.detail.split('\n').at(-1), '+7 more');

@@ -3,15 +3,7 @@ import { execSync } from 'node:child_process';
 import { statfsSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { diskUsage, parseDf } from '../../src/collect/collectors/disk.ts';
-
-const result = (stdout: string) => ({
-  stdout,
-  stderr: '',
-  exitCode: 0,
-  timedOut: false,
-  truncated: false,
-  durationMs: 1,
-});
+import { execResult } from '../helpers/exec-result.ts';
 
 describe('the disk collector', () => {
   it("parses this machine's real df output, agreeing with statfs", () => {
@@ -38,7 +30,7 @@ describe('the disk collector', () => {
       '/dev/vda1      3276800 100000 3176800    4% /',
       '/dev/vdb1      5242880 5200000  42880   99% /var/lib/docker',
     ].join('\n');
-    const { findings } = diskUsage.parse(result(out), undefined);
+    const { findings } = diskUsage.parse(execResult(out), undefined);
     assert.deepEqual(
       findings.map((f) => [f.severity, f.title]),
       [

@@ -8,7 +8,7 @@ import pg from 'pg';
 import { QUEUES } from '../../src/jobs/queues.ts';
 import type { Bot } from '../../src/main.ts';
 import type { Db } from '../../src/store/db.ts';
-import { ALERT_TOKEN, SIGNING_SECRET, startTestBot } from '../helpers/bot.ts';
+import { ALERT_TOKEN, CHANNEL, deliverEvent, reactOn, startTestBot } from '../helpers/bot.ts';
 import { makePythonIncident, type PythonIncident, REQUEST_LINE } from '../helpers/cores.ts';
 import { POSTGRES_URL, testDatabases } from '../helpers/db.ts';
 import {
@@ -21,15 +21,12 @@ import {
 } from '../helpers/fake-anthropic.ts';
 import {
   blockActionsBody,
-  eventCallbackBody,
-  FAKE_IDS,
   type FakeMessage,
   type FakeSlack,
-  reactionAddedEvent,
-  signedRequest,
   slashCommandBody,
   startFakeSlack,
 } from '../helpers/fake-slack.ts';
+import { APPROVER } from '../helpers/proposals.ts';
 import { threadTranscript } from '../helpers/thread-transcript.ts';
 import { until } from '../helpers/wait.ts';
 
@@ -47,11 +44,8 @@ import { until } from '../helpers/wait.ts';
  * real PostgreSQL (the runner runs SQL on a server), so this needs DATABASE_URL and a role that
  * may create databases (.ci/run grants it).
  */
-// The bot is started with these (test/helpers/bot.ts); the fake Slack signs with the same secret.
-const SECRET = SIGNING_SECRET;
+// The bot is started with this (test/helpers/bot.ts); its Slack events are signed there too.
 const TOKEN = ALERT_TOKEN;
-const CHANNEL = FAKE_IDS.channel;
-const APPROVER = 'U0APPROVER';
 const STRANGER = 'U0STRANGER';
 const CUSTOMER = 'Graveyard Shift Radio GmbH';
 const alertmanager = readFileSync(
@@ -153,7 +147,6 @@ describe('the seed incident end to end', { skip: POSTGRES_URL ? false : 'set DAT
       let db: Db;
       let bot: Bot;
       let crm: Awaited<ReturnType<typeof createCustomerDatabase>>;
-      let events: string;
       let incidentId: number;
       let rootTs: string;
       let proposalId: number;
@@ -180,7 +173,6 @@ describe('the seed incident end to end', { skip: POSTGRES_URL ? false : 'set DAT
             ANTHROPIC_BASE_URL: model.baseURL,
           },
         });
-        events = `http://127.0.0.1:${bot.port}/slack/events`;
         // What the model does: read the findings, propose the query for the URL they name, and
         // once the result is in, say whose feed it is.
         model.reply(
@@ -306,16 +298,10 @@ describe('the seed incident end to end', { skip: POSTGRES_URL ? false : 'set DAT
       });
 
       it("refuses a non-approver's ✅ privately, and nothing runs", async () => {
-        const res = await signedRequest(
-          events,
-          SECRET,
-          eventCallbackBody(
-            reactionAddedEvent({
-              user: STRANGER,
-              reaction: 'white_check_mark',
-              item: { type: 'message', channel: CHANNEL, ts: proposalMessage.ts },
-            }),
-          ),
+        const res = await reactOn(
+          bot,
+          { user: STRANGER, name: 'white_check_mark', ts: proposalMessage.ts },
+          'Ev-seed-stranger-check',
         );
         assert.equal(res.status, 200);
         const answer = await until('the ephemeral refusal', () =>
@@ -346,9 +332,8 @@ describe('the seed incident end to end', { skip: POSTGRES_URL ? false : 'set DAT
         assert.ok(approve?.value, 'an Approve button');
         const responseUrls = [slack.responseUrl(), slack.responseUrl()];
         const click = (responseUrl: string) =>
-          signedRequest(
-            events,
-            SECRET,
+          deliverEvent(
+            bot,
             blockActionsBody({
               user: APPROVER,
               actions: [{ action_id: 'proposal_approve', value: approve.value! }],
@@ -418,9 +403,8 @@ describe('the seed incident end to end', { skip: POSTGRES_URL ? false : 'set DAT
 
       it('shows the whole timeline in `/investigate summary`, as the audit log has it', async () => {
         const responseUrl = slack.responseUrl();
-        const res = await signedRequest(
-          events,
-          SECRET,
+        const res = await deliverEvent(
+          bot,
           slashCommandBody({ text: `summary #${incidentId}`, user_id: APPROVER, response_url: responseUrl }),
         );
         assert.equal(res.status, 200);

@@ -142,6 +142,23 @@ function assertSame(actual: readonly EvidenceSnapshot[], expected: readonly Evid
   });
 }
 
+/**
+ * Both engines over fresh snapshots of the same plans (each consumes its own run files), held to the
+ * same result; both sets of snapshots are returned for the checks that follow.
+ */
+async function mergeBoth(
+  plans: readonly DumpPlan[],
+  dir: string,
+): Promise<{ js: EvidenceSnapshot[]; wasm: EvidenceSnapshot[] }> {
+  const config = newSpillConfig(dir, 2 ** 40);
+  const js = snapshotsOf(plans, config);
+  const wasm = snapshotsOf(plans, config);
+  await resolveOverflow(js, config, { engine: 'js' });
+  await resolveOverflow(wasm, config, { engine: 'wasm' });
+  assertSame(wasm, js);
+  return { js, wasm };
+}
+
 describe('resolveOverflow: the WebAssembly merge leaves the snapshots as the JavaScript merge does', () => {
   let dir: string;
   before(() => {
@@ -156,12 +173,7 @@ describe('resolveOverflow: the WebAssembly merge leaves the snapshots as the Jav
   for (let seed = 1; seed <= 24; seed++) {
     it(`seed ${seed}`, async () => {
       const plans = plan(seed);
-      const config = newSpillConfig(dir, 2 ** 40);
-      const js = snapshotsOf(plans, config);
-      const wasm = snapshotsOf(plans, config);
-      await resolveOverflow(js, config, { engine: 'js' });
-      await resolveOverflow(wasm, config, { engine: 'wasm' });
-      assertSame(wasm, js);
+      const { js } = await mergeBoth(plans, dir);
       assert.deepEqual(readdirSync(dir), [], 'both delete the runs they read');
       // And what they agree on is right: every item's count is its dump's exact count.
       const counts = expectedCounts(plans);
@@ -192,12 +204,7 @@ describe('resolveOverflow: the WebAssembly merge leaves the snapshots as the Jav
           .sort((a, b) => byKey(a[0], b[0])),
       ),
     }));
-    const config = newSpillConfig(dir, 2 ** 40);
-    const js = snapshotsOf(plans, config);
-    const wasm = snapshotsOf(plans, config);
-    await resolveOverflow(js, config, { engine: 'js' });
-    await resolveOverflow(wasm, config, { engine: 'wasm' });
-    assertSame(wasm, js);
+    const { js } = await mergeBoth(plans, dir);
     assert.ok(js.every((s) => s.items.length > 0));
   });
 
@@ -234,12 +241,7 @@ describe('resolveOverflow: the WebAssembly merge leaves the snapshots as the Jav
         runs: [run([...requests, ...streams, ...plain.filter((k) => !k.endsWith('/7'))])],
       },
     ];
-    const config = newSpillConfig(dir, 2 ** 40);
-    const js = snapshotsOf(plans, config);
-    const wasm = snapshotsOf(plans, config);
-    await resolveOverflow(js, config, { engine: 'js' });
-    await resolveOverflow(wasm, config, { engine: 'wasm' });
-    assertSame(wasm, js);
+    const { wasm } = await mergeBoth(plans, dir);
     for (const snapshot of wasm) {
       const urls = new Set(snapshot.items.filter((i) => i.kind === 'url').map((i) => i.value));
       for (const key of streams) assert.ok(urls.has(key.slice(4)), key);
@@ -258,12 +260,7 @@ describe('resolveOverflow: the WebAssembly merge leaves the snapshots as the Jav
       { items: [], runs: [run([...keys, last])] },
       { items: [], runs: [run([last])] },
     ];
-    const config = newSpillConfig(dir, 2 ** 40);
-    const js = snapshotsOf(plans, config);
-    const wasm = snapshotsOf(plans, config);
-    await resolveOverflow(js, config, { engine: 'js' });
-    await resolveOverflow(wasm, config, { engine: 'wasm' });
-    assertSame(wasm, js);
+    const { wasm } = await mergeBoth(plans, dir);
     for (const snapshot of wasm) assert.ok(snapshot.items.some((i) => i.value === 'http://z.example/shared'));
   });
 

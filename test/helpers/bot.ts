@@ -194,6 +194,28 @@ export async function startIncidentBot(
   return { slack, db, bot, work, incidentId: incident.id, propose, close };
 }
 
+/**
+ * A bot on a fresh store of `database`, for the enclosing describe: started before its tests, closed
+ * after them (the bot first, then the store it writes to).
+ */
+export function suiteBot(database: TestDatabase): () => { bot: Bot; db: Db } {
+  let started: { bot: Bot; db: Db } | undefined;
+  before(async () => {
+    const db = await database.open();
+    try {
+      started = { db, bot: await startTestBot({ db }) };
+    } catch (error) {
+      await db.close();
+      throw error;
+    }
+  });
+  after(async () => {
+    await started?.bot.close();
+    await started?.db.close();
+  });
+  return () => started!;
+}
+
 /** A fake Slack for the enclosing describe: started before its tests, closed after them. */
 export function suiteSlack(): () => FakeSlack {
   let slack: FakeSlack | undefined;

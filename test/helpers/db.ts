@@ -91,6 +91,8 @@ export async function migratedDb(t: TestContext, database: TestDatabase): Promis
   return db;
 }
 
+type IncidentFields = Partial<Parameters<typeof openIncidentByHand>[1]>;
+
 /**
  * A migrated database with one incident opened by hand, as most job, agent and Slack tests
  * start: on web-1 in channel C1 unless `fields` say otherwise.
@@ -98,9 +100,31 @@ export async function migratedDb(t: TestContext, database: TestDatabase): Promis
 export async function openIncident(
   t: TestContext,
   database: TestDatabase,
-  fields: Partial<Parameters<typeof openIncidentByHand>[1]> = {},
+  fields: IncidentFields = {},
 ): Promise<{ db: Db; incident: Incident }> {
   const db = await migratedDb(t, database);
+  return { db, incident: await incidentIn(db, fields) };
+}
+
+/**
+ * openIncident for a store the caller closes itself (a suite's `before`, or a test that closes it
+ * in `finally`): a fresh migrated schema on `database`, closed here only if setting it up fails.
+ */
+export async function openIncidentStore(
+  database: TestDatabase,
+  fields: IncidentFields = {},
+): Promise<{ db: Db; incident: Incident }> {
+  const db = await database.open();
+  try {
+    await migrate(db);
+    return { db, incident: await incidentIn(db, fields) };
+  } catch (error) {
+    await db.close();
+    throw error;
+  }
+}
+
+async function incidentIn(db: Db, fields: IncidentFields): Promise<Incident> {
   const { incident } = await openIncidentByHand(db, {
     host: 'web-1',
     note: 'disk',
@@ -108,5 +132,5 @@ export async function openIncident(
     channel: 'C1',
     ...fields,
   });
-  return { db, incident };
+  return incident;
 }

@@ -14,6 +14,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "wait-for-gcore.h"
+
 #ifndef CRASH_KIND
 #error "build with -DCRASH_KIND='\"abort\"'"
 #endif
@@ -36,14 +38,5 @@ int main(int argc, char **argv) {
   if (fd < 0) return 3;
   if (mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED) return 4;
   map_io_uring();
-  const char *wait = getenv("NIGHTSHIFT_WAIT_FOR_GCORE");
-  if (wait != NULL && strcmp(wait, "1") == 0) {
-    char buf[64];
-    printf("READY %ld\n", (long)getpid());
-    fflush(stdout);
-    while (read(STDIN_FILENO, buf, sizeof buf) > 0) {
-    }
-    return 0;
-  }
-  abort();
+  return wait_for_gcore_or_abort();
 }

@@ -31,11 +31,15 @@ export function proposeScript(
 /** What an Approve or Reject button carries: the proposal and the hash of the text it showed. */
 export const buttonValue = (proposal: Pick<Proposal, 'id' | 'sha256'>) => `${proposal.id}:${proposal.sha256}`;
 
-/** APPROVER's decision on `proposal` recorded as their click (or reaction) records it; fails the test otherwise. */
+/**
+ * APPROVER's decision on `proposal` recorded as their click (or reaction) records it, at `now`
+ * (the time the test's proposals live in, where their expiry matters); fails the test otherwise.
+ */
 export async function approve(
   db: Db,
   proposal: Pick<Proposal, 'id' | 'sha256'>,
   via: 'button' | 'reaction' = 'button',
+  now: Date = new Date(),
 ): Promise<void> {
   const decision = await decideProposal(db, {
     proposalId: proposal.id,
@@ -44,7 +48,7 @@ export async function approve(
     via,
     sha256: proposal.sha256,
     isApprover: true,
-    now: new Date(),
+    now,
   });
   assert.equal(decision.kind, 'recorded');
 }

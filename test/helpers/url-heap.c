@@ -15,6 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "wait-for-gcore.h"
+
 char **volatile keep;
 
 int main(int argc, char **argv) {
@@ -48,14 +50,5 @@ int main(int argc, char **argv) {
     snprintf(url, 40, "http://noise%lu.test/%lu", seed, i);
     keep[k++] = url;
   }
-  const char *wait = getenv("NIGHTSHIFT_WAIT_FOR_GCORE");
-  if (wait != NULL && strcmp(wait, "1") == 0) {
-    char buf[64];
-    printf("READY %ld\n", (long)getpid());
-    fflush(stdout);
-    while (read(STDIN_FILENO, buf, sizeof buf) > 0) {
-    }
-    return 0;
-  }
-  abort();
+  return wait_for_gcore_or_abort();
 }

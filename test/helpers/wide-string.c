@@ -4,11 +4,11 @@
  * makeCCore(dir, 'abort', { source }) with -DCRASH_KIND="abort"; honours NIGHTSHIFT_WAIT_FOR_GCORE
  * as crash.c does.
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uchar.h>
-#include <unistd.h>
+
+#include "wait-for-gcore.h"
 
 #define WIDE_URL u"https://utf16.example.test/wide/path?q=1"
 
@@ -19,14 +19,5 @@ int main(void) {
   wide_url = malloc(sizeof text);
   if (wide_url == NULL) return 2;
   memcpy(wide_url, text, sizeof text);
-  const char *wait = getenv("NIGHTSHIFT_WAIT_FOR_GCORE");
-  if (wait != NULL && strcmp(wait, "1") == 0) {
-    char buf[64];
-    printf("READY %ld\n", (long)getpid());
-    fflush(stdout);
-    while (read(STDIN_FILENO, buf, sizeof buf) > 0) {
-    }
-    return 0;
-  }
-  abort();
+  return wait_for_gcore_or_abort();
 }

@@ -1,17 +1,16 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { alertWebhookRoute } from '../../src/http/alert-webhook.ts';
 import { startHttpServer } from '../../src/http/server.ts';
 import { createLogger } from '../../src/log.ts';
-import type { Bot } from '../../src/main.ts';
 import { Metrics } from '../../src/metrics.ts';
 import { openPglite } from '../../src/store/adapters/pglite.ts';
 import type { Db } from '../../src/store/db.ts';
 import { migrate } from '../../src/store/migrate.ts';
 import { alertmanagerDisk as alertmanager } from '../helpers/alert-fixtures.ts';
-import { ALERT_TOKEN, startTestBot } from '../helpers/bot.ts';
+import { ALERT_TOKEN, suiteBot } from '../helpers/bot.ts';
 import { testDatabases } from '../helpers/db.ts';
 
 /**
@@ -37,11 +36,10 @@ const deep = (depth: number) => `${'['.repeat(depth)}${']'.repeat(depth)}`;
 
 for (const database of testDatabases()) {
   describe(`alert webhooks refuse what they cannot store, on ${database.name}`, () => {
-    let bot: Bot;
-    let db: Db;
+    const started = suiteBot(database);
     let posted = 0;
     const post = async (source: string, body: string | Uint8Array) => {
-      const res = await fetch(`http://127.0.0.1:${bot.port}/alerts/${source}`, {
+      const res = await fetch(`http://127.0.0.1:${started().bot.port}/alerts/${source}`, {
         method: 'POST',
         body,
         headers: { 'content-type': 'application/json', ...bearer },
@@ -58,7 +56,7 @@ for (const database of testDatabases()) {
       rejectedCount?: number;
     }
     const storedBody = async (delivery: number | undefined) => {
-      const { rows } = await db.executeSql<{ body: Uint8Array }>(
+      const { rows } = await started().db.executeSql<{ body: Uint8Array }>(
         'SELECT body FROM alert_deliveries WHERE id = $1',
         [delivery],
       );
@@ -69,15 +67,6 @@ for (const database of testDatabases()) {
       const res = await post('generic', JSON.stringify({ host: `ok-${tag}`, name: 'DiskFull', id: tag }));
       assert.equal(res.status, 202, 'a valid delivery afterwards is accepted');
     };
-
-    before(async () => {
-      db = await database.open();
-      bot = await startTestBot({ db });
-    });
-    after(async () => {
-      await bot.close();
-      await db.close();
-    });
 
     it('answers 400 to JSON nested 5,000 deep, for every source, and records it as received', async () => {
       const bodies: Array<[string, string]> = [
@@ -106,11 +95,11 @@ for (const database of testDatabases()) {
       assert.equal(res.body.rejectedCount, 1);
       assert.equal(res.body.rejected![0]!.index, 0);
       assert.match(res.body.rejected![0]!.error, /^alerts\.0\.labels\.job: contains a NUL character/);
-      const { rows } = await db.executeSql<{ fingerprint: string }>(
+      const { rows } = await started().db.executeSql<{ fingerprint: string }>(
         `SELECT fingerprint FROM alerts WHERE valid AND fingerprint LIKE 'nul-%'`,
       );
       assert.deepEqual(rows, [{ fingerprint: 'nul-1' }]);
-      const why = await db.executeSql<{ valid: boolean; error: string }>(
+      const why = await started().db.executeSql<{ valid: boolean; error: string }>(
         'SELECT valid, error FROM alerts WHERE id = $1',
         [res.body.recorded],
       );
@@ -172,7 +161,7 @@ for (const database of testDatabases()) {
       const g = await post('grafana', JSON.stringify(alone));
       assert.equal(g.status, 400);
       assert.match(g.body.error!, /host is 500001 characters long/);
-      const { rows } = await db.executeSql<{ valid: boolean; error: string }>(
+      const { rows } = await started().db.executeSql<{ valid: boolean; error: string }>(
         'SELECT valid, error FROM alerts WHERE id = $1',
         [g.body.recorded],
       );
@@ -205,7 +194,9 @@ for (const database of testDatabases()) {
     });
 
     it('records every delivery it answered', async () => {
-      const { rows } = await db.executeSql<{ n: number }>('SELECT count(*)::int AS n FROM alert_deliveries');
+      const { rows } = await started().db.executeSql<{ n: number }>(
+        'SELECT count(*)::int AS n FROM alert_deliveries',
+      );
       assert.equal(rows[0]!.n, posted);
     });
   });

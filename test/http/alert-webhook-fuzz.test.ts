@@ -1,10 +1,8 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { MAX_ALERT_BODY } from '../../src/http/alert-webhook.ts';
-import type { Bot } from '../../src/main.ts';
-import type { Db } from '../../src/store/db.ts';
-import { ALERT_TOKEN, botUrl, startTestBot } from '../helpers/bot.ts';
+import { ALERT_TOKEN, botUrl, suiteBot } from '../helpers/bot.ts';
 import { testDatabases } from '../helpers/db.ts';
 
 /**
@@ -184,18 +182,8 @@ const delivery = fc
 
 for (const database of testDatabases()) {
   describe(`alert webhooks fuzzed on ${database.name}`, () => {
-    let bot: Bot;
-    let db: Db;
-    const url = (path: string) => botUrl(bot, path);
-
-    before(async () => {
-      db = await database.open();
-      bot = await startTestBot({ db });
-    });
-    after(async () => {
-      await bot.close();
-      await db.close();
-    });
+    const started = suiteBot(database);
+    const url = (path: string) => botUrl(started().bot, path);
 
     it('never answers 5xx while the store is up, records every delivery, and keeps serving', async () => {
       let recorded = 0;
@@ -224,7 +212,9 @@ for (const database of testDatabases()) {
         }),
         { numRuns: 100 },
       );
-      const { rows } = await db.executeSql<{ n: number }>('SELECT count(*)::int AS n FROM alert_deliveries');
+      const { rows } = await started().db.executeSql<{ n: number }>(
+        'SELECT count(*)::int AS n FROM alert_deliveries',
+      );
       assert.equal(rows[0]!.n, recorded, 'every delivery answered is recorded');
       const valid = await fetch(url('/alerts/generic'), {
         method: 'POST',

@@ -113,36 +113,18 @@ for (const driver of ['vfs', 'overlay'] as const)
 
     it('deletes the cores pulled whole and still the same, skips the one that changed, and frees their blocks', async () => {
       const hostsFile = hostsBehind(sshd, [{ name: 'web', coreSearchPaths: [mount] }]);
-      const collection = await collectHostJob(
-        {
-          now: systemClock,
-          db,
-          log,
-          hosts: hostsFile,
-          ssh,
-          policy,
-          channel: 'C1',
-          onApproved: async () => {},
-        },
-        'job-collect-1',
-        { incidentId, host: 'web' },
-      );
+      // What the collect job and the runner both take: the same host, store and policy.
+      const shared = { now: systemClock, db, log, hosts: hostsFile, ssh, policy, channel: 'C1' };
+      const collection = await collectHostJob({ ...shared, onApproved: async () => {} }, 'job-collect-1', {
+        incidentId,
+        host: 'web',
+      });
       assert.ok(collection);
       assert.equal(collection.cores.length, 4, JSON.stringify(collection.cores));
       const [pull] = await proposals('pull');
       assert.ok(pull);
       await approve(db, pull);
-      const deps: RunnerDeps = {
-        now: systemClock,
-        db,
-        log,
-        hosts: hostsFile,
-        ssh,
-        policy,
-        evidenceDir: join(work, 'evidence'),
-        channel: 'C1',
-        send: async () => {},
-      };
+      const deps: RunnerDeps = { ...shared, evidenceDir: join(work, 'evidence'), send: async () => {} };
       await runProposalJob(deps, { proposalId: pull.id });
       assert.equal((await getRun(db, pull.id))!.state, 'succeeded');
 

@@ -25,19 +25,15 @@ const PASSWORD = 'hunter2';
 const DSN = `postgres://u:${PASSWORD}@db/x`;
 const BOT_TOKEN = 'xoxb-1234567890-abcdefghijklmnop';
 
+/** A collect-host job's run for `incidentId`, started as the collect worker starts it. */
+const collectionRun = (deps: Parameters<typeof startJobRun>[0], jobId: string, incidentId: number) =>
+  startJobRun(deps, 'collect-host', jobId, incidentId, {}, 'started', 'collection');
+
 for (const database of testDatabases()) {
   describe(`redaction before Slack on ${database.name}`, () => {
     it('redacts findings and the done text a job queues for the thread', async (t) => {
       const { db, incident } = await openIncident(t, database);
-      const run = await startJobRun(
-        { now: systemClock, db, log },
-        'collect-host',
-        'q-1',
-        incident.id,
-        {},
-        'started',
-        'collection',
-      );
+      const run = await collectionRun({ now: systemClock, db, log }, 'q-1', incident.id);
       await run.finish(
         [
           { severity: 'warning', title: 'Environment of app', detail: `DB_PASSWORD=${SECRET}` },
@@ -72,15 +68,7 @@ for (const database of testDatabases()) {
       const { db, incident } = await openIncident(t, database);
       const evidenceDir = tempDir(t, 'nightshift-job-run-');
       // What a collection hands over: lines from the host, as they were.
-      const run = await startJobRun(
-        { now: systemClock, db, log, evidenceDir },
-        'collect-host',
-        'q-2',
-        incident.id,
-        {},
-        'started',
-        'collection',
-      );
+      const run = await collectionRun({ now: systemClock, db, log, evidenceDir }, 'q-2', incident.id);
       await run.finish(
         [
           {
@@ -127,15 +115,7 @@ for (const database of testDatabases()) {
       assert.equal(statSync(file).mode & 0o777, 0o600);
       assert.deepEqual((await recallSecrets(evidenceDir, incident.id)).sort(), [BOT_TOKEN, PASSWORD].sort());
       // A later job whose finding holds only a bare copy of a secret an earlier job found.
-      const later = await startJobRun(
-        { now: systemClock, db, log, evidenceDir },
-        'collect-host',
-        'q-3',
-        incident.id,
-        {},
-        'started',
-        'collection',
-      );
+      const later = await collectionRun({ now: systemClock, db, log, evidenceDir }, 'q-3', incident.id);
       await later.finish(
         [{ severity: 'info', title: 'Largest file', detail: `/tmp/${PASSWORD}.log 1 GiB` }],
         'done',

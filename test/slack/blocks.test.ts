@@ -1,29 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Incident } from '../../src/incidents/incidents.ts';
 import {
   alertReply,
   formatDuration,
   incidentRoot,
   summaryMarkdown,
 } from '../../src/slack/blocks/incident.ts';
+import { diskIncident } from '../helpers/incident-fixture.ts';
 
-const incident: Incident = {
-  id: 12,
-  groupKey: 'web-1:disk',
-  host: 'web-1',
-  problem: 'disk',
-  title: 'Disk / filling on web-1',
-  status: 'investigating',
-  severity: 'critical',
-  commander: 'U123',
-  channel: 'C1',
-  rootTs: '1.2',
-  previousIncidentId: 9,
-  openedBy: 'alert:alertmanager',
-  openedAt: new Date('2026-11-25T23:01:00Z'),
-  resolvedAt: null,
-};
+const incident = diskIncident({ commander: 'U123', previousIncidentId: 9 });
 
 describe('incident messages', () => {
   it('put status, host, disk, commander and age on short lines for a phone', () => {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { WebClient } from '@slack/web-api';
 import { createModelClient } from '../../src/agent/client.ts';
-import { runAgentTurn } from '../../src/agent/turn.ts';
+import { type AgentDeps, runAgentTurn } from '../../src/agent/turn.ts';
 import { recordDelivery } from '../../src/alerts/intake.ts';
 import { createProposal, type Proposal } from '../../src/approvals/service.ts';
 import { systemClock } from '../../src/clock.ts';
@@ -91,6 +91,20 @@ for (const database of testDatabases()) {
     let anthropic: FakeAnthropic;
     let work: string;
     let hostNo = 0;
+    /** What the agent's turn is given here: the fake Anthropic API, no retries, one host. */
+    const agentDeps = (): AgentDeps => ({
+      now: systemClock,
+      db,
+      log,
+      model: createModelClient({ apiKey: anthropic.apiKey, baseURL: anthropic.baseURL, maxRetries: 0 }),
+      policy,
+      channel: CHANNEL,
+      evidenceDir: join(work, 'agent-evidence'),
+      hosts: ['web-1'],
+      sqlDatabases: [],
+      maxTurns: 5,
+      maxTokens: 100_000,
+    });
 
     before(async () => {
       slack = await startFakeSlack();
@@ -292,24 +306,7 @@ for (const database of testDatabases()) {
       anthropic.reset();
       anthropic.reply({ status: 400, type: 'invalid_request_error', message: ATTACK });
       await assert.rejects(
-        agentTurnJob(
-          {
-            now: systemClock,
-            db,
-            log,
-            model: createModelClient({ apiKey: anthropic.apiKey, baseURL: anthropic.baseURL, maxRetries: 0 }),
-            policy,
-            channel: CHANNEL,
-            evidenceDir: join(work, 'agent-evidence'),
-            hosts: ['web-1'],
-            sqlDatabases: [],
-            maxTurns: 5,
-            maxTokens: 100_000,
-            send: async () => {},
-          },
-          `job-${id}`,
-          { incidentId: id },
-        ),
+        agentTurnJob({ ...agentDeps(), send: async () => {} }, `job-${id}`, { incidentId: id }),
       );
       const calls = await drained();
       assert.ok(
@@ -326,22 +323,7 @@ for (const database of testDatabases()) {
         toolUse('search_evidence', { pattern: ATTACK }, ATTACK),
         endTurn(`*Found* it. ${ATTACK} and \`\`\`open`),
       );
-      const outcome = await runAgentTurn(
-        {
-          now: systemClock,
-          db,
-          log,
-          model: createModelClient({ apiKey: anthropic.apiKey, baseURL: anthropic.baseURL, maxRetries: 0 }),
-          policy,
-          channel: CHANNEL,
-          evidenceDir: join(work, 'agent-evidence'),
-          hosts: ['web-1'],
-          sqlDatabases: [],
-          maxTurns: 5,
-          maxTokens: 100_000,
-        },
-        id,
-      );
+      const outcome = await runAgentTurn(agentDeps(), id);
       assert.equal(outcome.kind, 'ended');
       const calls = await drained();
       assert.ok(

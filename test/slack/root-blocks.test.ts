@@ -1,26 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { alertLinks, silenceUrl } from '../../src/alerts/links.ts';
-import type { Incident } from '../../src/incidents/incidents.ts';
 import { incidentRoot, parseIncidentValue } from '../../src/slack/blocks/incident.ts';
 import { blockKitProblems } from '../helpers/block-kit.ts';
+import { diskIncident } from '../helpers/incident-fixture.ts';
 
-const incident: Incident = {
-  id: 12,
-  groupKey: 'web-1:disk',
-  host: 'web-1',
-  problem: 'disk',
-  title: 'Disk / filling on web-1',
-  status: 'investigating',
-  severity: 'critical',
-  commander: null,
-  channel: 'C1',
-  rootTs: '1.2',
-  previousIncidentId: null,
-  openedBy: 'alert:alertmanager',
-  openedAt: new Date('2026-11-25T23:01:00Z'),
-  resolvedAt: null,
-};
+const incident = diskIncident();
 const now = new Date('2026-11-25T23:43:00Z');
 const labels = { alertname: 'NodeFilesystemAlmostOutOfSpace', instance: 'web-1:9100', mountpoint: '/' };
 

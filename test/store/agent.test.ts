@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { PolicySchema } from '../../src/approvals/policy.ts';
-import { createProposal, decideProposal, finishRun, startRun } from '../../src/approvals/service.ts';
+import { createProposal, finishRun, startRun } from '../../src/approvals/service.ts';
 import { openIncidentByHand } from '../../src/incidents/incidents.ts';
 import { markTold, untoldRuns } from '../../src/store/agent.ts';
 import type { Db } from '../../src/store/db.ts';
@@ -9,6 +9,7 @@ import { runMessageKey } from '../../src/store/message-keys.ts';
 import { migrate } from '../../src/store/migrate.ts';
 import { queueThreadMessage } from '../../src/store/records.ts';
 import { testDatabases } from '../helpers/db.ts';
+import { approve } from '../helpers/proposals.ts';
 
 /**
  * What the agent reads of a finished run: the run, and the reply the runner queued under the
@@ -45,15 +46,7 @@ for (const database of testDatabases()) {
         policy,
         t0,
       );
-      await decideProposal(db, {
-        proposalId: p.id,
-        decision: 'approved',
-        user: 'U0A',
-        via: 'button',
-        sha256: p.sha256,
-        isApprover: true,
-        now: new Date(t0.getTime() + 60_000),
-      });
+      await approve(db, p, 'button', new Date(t0.getTime() + 60_000));
       const run = (await startRun(db, p.id, p, new Date(t0.getTime() + 120_000)))!;
       await finishRun(db, p, run.id, { ok, exitCode: ok ? 0 : 1, outputBytes: 5, result: { lines: 1 } });
       return { p, run };

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { proposalHash } from '../../src/approvals/proposal.ts';
-import { decideProposal, getProposal, type Proposal, startRun } from '../../src/approvals/service.ts';
+import { getProposal, startRun } from '../../src/approvals/service.ts';
 import { openIncidentByHand } from '../../src/incidents/incidents.ts';
 import { openPostgres } from '../../src/store/adapters/pg.ts';
 import type { Db } from '../../src/store/db.ts';
 import { loadMigrations, migrate } from '../../src/store/migrate.ts';
 import { migratedDb, POSTGRES_URL, testDatabases } from '../helpers/db.ts';
+import { approve } from '../helpers/proposals.ts';
 
 const TABLES = [
   'agent_messages',
@@ -142,16 +143,6 @@ for (const database of testDatabases()) {
         const pending = await propose('uptime', 'pending');
         const approved = await propose('df -h', 'approved');
         const ran = await propose('free -m', 'done');
-        const approve = (p: Proposal) =>
-          decideProposal(db, {
-            proposalId: p.id,
-            decision: 'approved',
-            user: 'U0A',
-            via: 'button',
-            sha256: p.sha256,
-            isApprover: true,
-            now,
-          });
 
         assert.deepEqual(
           await migrate(db, all),
@@ -163,7 +154,7 @@ for (const database of testDatabases()) {
         );
         assert.equal(rows[0]!.n, 3 + 2, 'the old rows keep the times they had');
         assert.ok(await startRun(db, approved.id, approved, now), 'approved before, runs after');
-        assert.equal((await approve(pending)).kind, 'recorded');
+        await approve(db, pending, 'button', now); // fails unless the decision is recorded
         assert.ok(await startRun(db, pending.id, pending, now), 'pending before, approved and run after');
         await assert.rejects(
           db.executeSql(`UPDATE proposals SET state = 'approved' WHERE id = $1`, [ran.id]),
