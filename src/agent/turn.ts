@@ -27,6 +27,7 @@ import {
 } from '../store/agent.ts';
 import type { Db } from '../store/db.ts';
 import { findingsOf } from '../store/findings.ts';
+import { agentNoticeKey, agentTurnKey } from '../store/message-keys.ts';
 import { queueThreadMessage } from '../store/records.ts';
 import type { ContentBlock, ModelClient, TextBlock, ToolResultBlock, ToolUseBlock } from './client.ts';
 import { forModel, unansweredToolUses } from './conversation.ts';
@@ -85,7 +86,7 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 export async function agentOffNotice(db: Db, incidentId: number, channel: string): Promise<void> {
   await queueThreadMessage(db, {
     incidentId,
-    key: `agent:${incidentId}:off`,
+    key: agentNoticeKey(incidentId, 'off'),
     fallbackChannel: channel,
     body: {
       type: 'text',
@@ -282,7 +283,7 @@ async function budgetSpent(
   if (await markBudgetSpent(deps.db, incidentId)) {
     await queueThreadMessage(deps.db, {
       incidentId,
-      key: `agent:${incidentId}:budget`,
+      key: agentNoticeKey(incidentId, 'budget'),
       fallbackChannel: deps.channel,
       body: {
         type: 'text',
@@ -306,7 +307,7 @@ export async function runAgentTurn(deps: AgentDeps, incidentId: number): Promise
 }
 
 /** The thread's line for the turn that ended at the model's message `messageId`. */
-const turnKey = (incidentId: number, messageId: number) => `agent:${incidentId}:turn:${messageId}`;
+const turnKey = agentTurnKey;
 
 /** The text blocks of a message, as one text. */
 const textOf = (content: readonly ContentBlock[]) =>

@@ -8,6 +8,7 @@ import {
 } from '../store/alerts.ts';
 import type { Db } from '../store/db.ts';
 import { insertIncident, lastResolvedOfGroup, openIncidentOfGroup } from '../store/incidents.ts';
+import { alertMessageKey, rootMessageKey } from '../store/message-keys.ts';
 import { appendAudit, queueThreadMessage, type ThreadMessageBody } from '../store/records.ts';
 import { underSavepoint } from '../store/savepoint.ts';
 import { dedupKey, groupKey, type NormalizedAlert } from './alert.ts';
@@ -170,7 +171,7 @@ async function storeAlert(
   if (!touch) return undefined;
   await attachAlert(tx, alertId, touch.incidentId);
   if (touch.opened) {
-    await outbox(tx, touch.incidentId, `incident:${touch.incidentId}:root`, 'root', options.channel, {
+    await outbox(tx, touch.incidentId, rootMessageKey(touch.incidentId), 'root', options.channel, {
       type: 'incident.root',
     });
     await audit(tx, 'nightshift', 'incident.opened', touch.incidentId, {
@@ -178,7 +179,7 @@ async function storeAlert(
       previousIncidentId: touch.previousIncidentId,
     });
   }
-  await outbox(tx, touch.incidentId, `alert:${key}`, 'reply', options.channel, {
+  await outbox(tx, touch.incidentId, alertMessageKey(key), 'reply', options.channel, {
     type: 'alert',
     alertId,
     status: alert.status,

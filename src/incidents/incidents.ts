@@ -12,6 +12,7 @@ import {
   updateIncidentCommander,
   updateIncidentStatus,
 } from '../store/incidents.ts';
+import { rootMessageKey } from '../store/message-keys.ts';
 import { appendAudit, queueThreadMessage } from '../store/records.ts';
 import { describeAudit } from './audit-text.ts';
 
@@ -57,7 +58,7 @@ export async function openIncidentByHand(
     if (created) {
       await queueThreadMessage(tx, {
         incidentId: incident.id,
-        key: `incident:${incident.id}:root`,
+        key: rootMessageKey(incident.id),
         role: 'root',
         fallbackChannel: input.channel,
         body: { type: 'incident.root' },

@@ -10,6 +10,7 @@ import {
 } from '../incidents/incidents.ts';
 import type { Db } from '../store/db.ts';
 import { unresolvedIncidentIds } from '../store/fleet.ts';
+import { statusChangeKey } from '../store/message-keys.ts';
 import { queueThreadMessage } from '../store/records.ts';
 import { statusReply, summaryMarkdown } from './blocks/incident.ts';
 import { md, mentionUser, mrkdwnSection } from './blocks/mrkdwn.ts';
@@ -169,7 +170,7 @@ async function changeStatus(
     await replyInThread(
       deps,
       updated,
-      `status:${incident.id}:${context.requestId}`,
+      statusChangeKey(incident.id, context.requestId),
       statusReply(updated, context.user),
     );
     await deps.refresh(updated.id).catch(() => {});

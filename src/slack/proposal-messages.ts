@@ -5,6 +5,7 @@ import { riskNotes } from '../approvals/risk.ts';
 import { getProposal, getRun, listApprovals, type Proposal } from '../approvals/service.ts';
 import type { Logger } from '../log.ts';
 import type { Db } from '../store/db.ts';
+import { proposalMessageKey } from '../store/message-keys.ts';
 import { postedMessageAt } from '../store/outbox.ts';
 import { queueThreadMessage } from '../store/records.ts';
 import { type ProposalView, proposalFile, proposalMessage, proposalTextFits } from './blocks/proposal.ts';
@@ -21,7 +22,7 @@ import { editThreadMessage } from './thread-edits.ts';
  * is refused, so the message never steps back (running → approved).
  */
 
-export const proposalMessageKey = (id: number) => `proposal:${id}`;
+export { proposalMessageKey };
 
 /** How far along a state is: pending, approved, running, then the ends (done, failed, rejected, expired). */
 const STATE_RANK: Record<ProposalState, number> = {
@@ -80,7 +81,7 @@ export async function queueProposalMessage(
   const file = proposalFile(view);
   await queueThreadMessage(db, {
     incidentId: proposal.incidentId,
-    key: `${proposalMessageKey(proposal.id)}:file`,
+    key: proposalMessageKey(proposal.id, 'file'),
     fallbackChannel: channel,
     body: {
       type: 'file',

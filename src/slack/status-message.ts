@@ -1,6 +1,7 @@
 import type { Logger } from '../log.ts';
 import type { Db } from '../store/db.ts';
 import { nextProgressEditRank, progressLines, writeProgressLine } from '../store/incident-progress.ts';
+import { statusMessageKey } from '../store/message-keys.ts';
 import { queueThreadMessage } from '../store/records.ts';
 import { Mrkdwn } from './blocks/mrkdwn.ts';
 import { PROGRESS_PHASES, type ProgressPhase, statusMessage } from './blocks/status.ts';
@@ -20,7 +21,7 @@ import { editThreadMessage } from './thread-edits.ts';
  * `kick` wakes.
  */
 
-export const statusMessageKey = (incidentId: number) => `status:${incidentId}`;
+export { statusMessageKey };
 
 export async function showProgress(
   db: Db,

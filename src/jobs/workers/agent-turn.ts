@@ -4,6 +4,7 @@ import { redact } from '../../analyze/redact.ts';
 import type { Proposal } from '../../approvals/service.ts';
 import { md } from '../../slack/blocks/mrkdwn.ts';
 import type { Db } from '../../store/db.ts';
+import { agentNoticeKey } from '../../store/message-keys.ts';
 import { appendAudit, queueThreadMessage } from '../../store/records.ts';
 import { stableJobId } from '../job-ids.ts';
 import { QUEUES } from '../queues.ts';
@@ -35,7 +36,7 @@ export async function agentTurnJob(deps: AgentTurnDeps, jobId: string, raw: unkn
     const message = redact((error as Error).message).text.slice(0, 300);
     await queueThreadMessage(deps.db, {
       incidentId,
-      key: `agent:${incidentId}:error:${jobId}`,
+      key: agentNoticeKey(incidentId, `error:${jobId}`),
       fallbackChannel: deps.channel,
       body: {
         type: 'text',

@@ -9,6 +9,7 @@ import { showProgress } from '../../slack/status-message.ts';
 import type { Db } from '../../store/db.ts';
 import { insertFinding } from '../../store/findings.ts';
 import { markJobFailed, markJobSucceeded, startJob } from '../../store/jobs.ts';
+import { jobMessageKey } from '../../store/message-keys.ts';
 import { appendAudit, queueThreadMessage, type ThreadMessageBody } from '../../store/records.ts';
 
 /**
@@ -71,7 +72,7 @@ export async function startJobRun(
   const reply = (key: string, text: Mrkdwn | string, db: Db = deps.db) =>
     queueThreadMessage(db, {
       incidentId,
-      key: `job:${queueJobId}:${key}`,
+      key: jobMessageKey(queueJobId, key),
       fallbackChannel: '#incidents',
       body: { type: 'text', text: asMrkdwn(text).text, blocks: [] },
     });
@@ -147,7 +148,7 @@ async function storeFindings(
     for (const [i, body] of present(shown).entries()) {
       await queueThreadMessage(tx, {
         incidentId,
-        key: `job:${queueJobId}:findings:${i}`,
+        key: jobMessageKey(queueJobId, `findings:${i}`),
         fallbackChannel: '#incidents',
         body,
       });
