@@ -123,13 +123,23 @@ function label(d: { file: string; entry: string | null }): string {
   return d.entry ? `${d.file}:${d.entry}` : d.file;
 }
 
-function topEvidence(items: readonly EvidenceItem[]): EvidenceItem[] {
-  const out: EvidenceItem[] = [];
-  for (const kind of EVIDENCE_KINDS) {
-    const list = items.filter((i) => i.kind === kind);
-    list.sort((a, b) => b.count - a.count || byText(a.value, b.value));
-    out.push(...list.slice(0, EVIDENCE_PER_KIND));
+const byCountThenText = (a: EvidenceItem, b: EvidenceItem) => b.count - a.count || byText(a.value, b.value);
+
+/** A dump's items by kind, each list most frequent first: one pass and one sort a kind. */
+function sortedByKind(items: readonly EvidenceItem[]): Map<EvidenceKind, EvidenceItem[]> {
+  const byKind = new Map<EvidenceKind, EvidenceItem[]>();
+  for (const item of items) {
+    const list = byKind.get(item.kind);
+    if (list) list.push(item);
+    else byKind.set(item.kind, [item]);
   }
+  for (const list of byKind.values()) list.sort(byCountThenText);
+  return byKind;
+}
+
+function topEvidence(byKind: Map<EvidenceKind, EvidenceItem[]>): EvidenceItem[] {
+  const out: EvidenceItem[] = [];
+  for (const kind of EVIDENCE_KINDS) out.push(...(byKind.get(kind) ?? []).slice(0, EVIDENCE_PER_KIND));
   return out;
 }
 
@@ -656,7 +666,8 @@ function contextFindings(
 
 function toDump(r: DumpRecord, signature: Signature): Dump {
   const f = r.facts;
-  const evidence = topEvidence(r.evidence.items);
+  const byKind = sortedByKind(r.evidence.items);
+  const evidence = topEvidence(byKind);
   return {
     file: r.file,
     entry: r.entry,
@@ -685,10 +696,7 @@ function toDump(r: DumpRecord, signature: Signature): Dump {
     threadList: f.threadList,
     truncated: f.truncated,
     expectedBytes: f.expectedBytes,
-    urls: r.evidence.items
-      .filter((i) => i.kind === 'url')
-      .sort((a, b) => b.count - a.count || byText(a.value, b.value))
-      .map((i) => ({ value: i.value, count: i.count })),
+    urls: (byKind.get('url') ?? []).map((i) => ({ value: i.value, count: i.count })),
     evidence,
     environment: f.environment,
     redactions: r.evidence.redactions + f.redactions,
