@@ -3,7 +3,8 @@ import { asCodedError } from '../errors.ts';
 import { runTask, type ScanTask, type WorkerMessage } from './tasks.ts';
 
 /**
- * A worker thread: runs scan tasks one at a time and reports progress and results. Tasks posted
+ * A worker thread: runs scan tasks one at a time, in the order posted (the pool may post the next
+ * share of a shared task before this one is done), and reports progress and results. Tasks posted
  * while it still boots wait in its port until the listener below is attached.
  */
 const port = parentPort;
@@ -11,7 +12,7 @@ if (!port) throw new Error('scan-worker.ts must run as a worker thread');
 
 const post = (message: WorkerMessage) => port.postMessage(message);
 
-port.on('message', async (task: ScanTask) => {
+async function run(task: ScanTask): Promise<void> {
   try {
     const result = await runTask(task, (bytes) => post({ type: 'progress', id: task.id, bytes }));
     post({ type: 'done', id: task.id, result });
@@ -19,4 +20,9 @@ port.on('message', async (task: ScanTask) => {
     const coded = asCodedError(error);
     post({ type: 'failed', id: task.id, error: { code: coded.code, message: coded.message } });
   }
+}
+
+let previous = Promise.resolve();
+port.on('message', (task: ScanTask) => {
+  previous = previous.then(() => run(task));
 });
