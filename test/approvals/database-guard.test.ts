@@ -3,18 +3,13 @@ import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Policy, PolicySchema } from '../../src/approvals/policy.ts';
 import { proposalHash } from '../../src/approvals/proposal.ts';
-import {
-  createProposal,
-  decideProposal,
-  expireProposals,
-  finishRun,
-  getProposal,
-  getRun,
-  type Proposal,
-  startRun,
-} from '../../src/approvals/service.ts';
+import * as service from '../../src/approvals/service.ts';
 import { openIncidentByHand } from '../../src/incidents/incidents.ts';
 import { openIncidentStore, testDatabases } from '../helpers/db.ts';
+
+// The service under test, as one namespace.
+const { createProposal, decideProposal, expireProposals, finishRun, getProposal, getRun, startRun } = service;
+type Proposal = service.Proposal;
 
 /**
  * The database's own guard against writes behind the service's back (issue 12 §2): whatever an
