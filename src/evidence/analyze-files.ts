@@ -106,6 +106,8 @@ interface RunContext {
   errors: AnalysisError[];
   nextId: () => number;
   rangeBytes: number;
+  /** Raw files whose ranges are not all claimed yet (an Int32; see scanClaimedRanges). */
+  unclaimed: SharedArrayBuffer;
 }
 
 export async function analyzeFiles(paths: readonly string[], options: AnalyzeOptions): Promise<Report> {
@@ -127,6 +129,7 @@ export async function analyzeFiles(paths: readonly string[], options: AnalyzeOpt
     errors,
     nextId: () => nextId++,
     rangeBytes: options.rangeBytes ?? DEFAULT_RANGE_BYTES,
+    unclaimed: new SharedArrayBuffer(4),
   };
   try {
     const finished: DumpRecord[] = [];
@@ -255,8 +258,10 @@ async function analyzeRaw(run: RunContext, file: InputFile): Promise<DumpRecord>
     file: file.path,
     bounds: rangeBounds(structure.scanEnd, run.rangeBytes),
     claim: new SharedArrayBuffer(4),
+    unclaimed: run.unclaimed,
     spill: run.spill,
   };
+  Atomics.add(new Int32Array(run.unclaimed), 0, 1);
   for (const share of await run.pool.runShared(task, run.progress)) evidence.merge(share as EvidenceSnapshot);
   // systemd-coredump's and apport's names fill what the core lacks, and date it (core-name.ts).
   const named = parseCoreName(basename(file.path));

@@ -9,7 +9,15 @@ import type { SpillConfig } from './spill.ts';
  * compressed/tar file.
  */
 export type ScanTask = (
-  | { id: number; kind: 'ranges'; file: string; bounds: number[]; claim: SharedArrayBuffer }
+  | {
+      id: number;
+      kind: 'ranges';
+      file: string;
+      bounds: number[];
+      claim: SharedArrayBuffer;
+      /** Raw files of the run with ranges left to claim (see scanClaimedRanges). */
+      unclaimed?: SharedArrayBuffer;
+    }
   | { id: number; kind: 'stream'; file: string; follow?: boolean }
 ) & {
   /** Where values past the in-memory caps are spilled (see spill.ts); without it they are dropped. */
@@ -26,7 +34,7 @@ export type WorkerMessage =
 /** Runs a task; `onProgress` receives bytes of input consumed since the last call. */
 export async function runTask(task: ScanTask, onProgress: (bytes: number) => void): Promise<TaskResult> {
   if (task.kind === 'ranges')
-    return scanClaimedRanges(task.file, task.bounds, task.claim, onProgress, task.spill);
+    return scanClaimedRanges(task.file, task.bounds, task.claim, onProgress, task.spill, task.unclaimed);
   // Loaded on first use: a worker that only scans ranges starts faster without zlib and tar.
   const { readDumpStream } = await import('./read-stream.ts');
   let last = 0;
