@@ -75,12 +75,24 @@ describe('an approved pull is analysed as it arrives', () => {
       () => thread().some((m) => /Analysis done: 4 dumps/.test(m.text ?? '')),
       120_000,
     );
-    const texts = thread().map((m) => m.text ?? '');
-    assert.ok(
-      // The answer: the headline, the stream's URL plain on its own line.
-      texts.some((t) => t.includes('Likely endless stream in 3 of 4 dumps:') && t.includes(`\n${STREAM}`)),
-      texts.join('\n---\n'),
-    );
+    // The answer: the headline, the stream's URL plain on its own line. A message of its own,
+    // which the outbox may post after the status line's edit that says the analysis is done.
+    const answered = (t: string) =>
+      t.includes('Likely endless stream in 3 of 4 dumps:') && t.includes(`\n${STREAM}`);
+    await until('the answer', () => thread().some((m) => answered(m.text ?? '')), 30_000).catch(() => {
+      assert.fail(
+        thread()
+          .map((m) => m.text ?? '')
+          .join('\n---\n'),
+      );
+    });
+    // The pull's run is finished in the store by the time its reply is posted.
+    await until('the pull run finished', async () => {
+      const { rows } = await db.executeSql<{ n: number }>(
+        'SELECT count(*)::int AS n FROM runs WHERE finished_at IS NOT NULL',
+      );
+      return rows[0]!.n > 0;
+    });
 
     // The analysis job began before the pull's run ended: it read the files as they came in.
     const { rows } = await db.executeSql<{ analysis: Date; pulled: Date }>(
