@@ -794,6 +794,17 @@ function unreportable(r: DumpRecord): string | undefined {
 }
 
 /**
+ * The headline buildReport would give `input` (its first finding's title), without the rest of a
+ * report: what a partial analysis posts each time a file is done. The per-dump lists (toDump sorts
+ * every kept value of every dump) and the signatures were most of a report, made up to eight times
+ * over on the analysis's main thread while its workers still scanned, and then thrown away.
+ */
+export function headlineOf(input: readonly DumpRecord[]): string | undefined {
+  const records = resolveExecutables(scrubKnownSecrets(input.filter((r) => unreportable(r) === undefined)));
+  return findingsFor(records, correlate(records)).findings[0]?.title;
+}
+
+/**
  * `fileBytes`: the bytes of the input files read, compressed where they are (what the progress bar
  * counts); by default those of the distinct files the dumps came from.
  */

@@ -39,14 +39,8 @@ process.once('message', (request: ChildRequest) => {
         now: systemClock,
         workers: request.workers,
         ...(request.follow ? { follow: true } : {}),
-        onPartial: ({ report, filesDone, filesTotal }) => {
-          void reply({
-            type: 'partial',
-            headline: report.findings[0]?.title,
-            dumps: report.dumps.length,
-            filesDone,
-            filesTotal,
-          });
+        onPartial: (partial) => {
+          void reply({ type: 'partial', ...partial });
         },
         onSecrets: (found) => {
           secrets = found;

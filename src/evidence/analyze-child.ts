@@ -3,6 +3,7 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { Report } from '../analyze/report-schema.ts';
 import { CodedError, ErrorCode } from '../errors.ts';
+import type { PartialAnalysis } from './analyze-files.ts';
 
 /**
  * Runs analyzeFiles in a child process of its own (analyze-child-main.ts), for the bot's analysis
@@ -26,20 +27,8 @@ export interface AnalysisChildOptions {
   onProgress?: (done: number, total: number) => void;
   /** The paths are being pulled: each is read as it grows (analyzeFiles' `follow`). Default false. */
   follow?: boolean;
-  /** Called as each file's analysis ends, before the last: the headline so far. */
+  /** Called as each file's analysis ends, before the last: the headline so far (only it crosses the IPC channel). */
   onPartial?: (partial: PartialAnalysis) => void;
-}
-
-/**
- * What holds after some of the files: the report's first finding's title (already redacted by the
- * analyzer; undefined while nothing stands out) and how many dumps and files it stands on. Only
- * this crosses the IPC channel, not the partial report: the bot posts one line.
- */
-export interface PartialAnalysis {
-  headline: string | undefined;
-  dumps: number;
-  filesDone: number;
-  filesTotal: number;
 }
 
 export const ANALYSIS_CHILD_DEFAULTS = { timeoutMs: 3_600_000, maxOldSpaceMiB: 384 };

@@ -3,7 +3,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { describeMinidump, describeUnknown, MINIDUMP_HEAD_BYTES, sniff } from '../analyze/container.ts';
 import { parseCoreName, withNameFacts } from '../analyze/core-name.ts';
-import { buildReport, type DumpRecord } from '../analyze/correlate.ts';
+import { buildReport, type DumpRecord, headlineOf } from '../analyze/correlate.ts';
 import { chooseDumpTime, fileNameTime } from '../analyze/dump-time.ts';
 import { EvidenceCollector, type EvidenceSnapshot } from '../analyze/evidence.ts';
 import type { AnalysisError, Report } from '../analyze/report-schema.ts';
@@ -69,10 +69,22 @@ export interface AnalyzeOptions {
    */
   follow?: boolean;
   /**
-   * Called each time a file's analysis ends, with the report of the files done so far (counts not
-   * made exact yet, see resolveOverflow): what the bot posts before the last file is in.
+   * Called each time a file's analysis ends (but the last), with the headline of the files done so
+   * far (counts not made exact yet, see resolveOverflow) and their dumps: what the bot posts before
+   * the last file is in.
    */
-  onPartial?: (partial: { report: Report; filesDone: number; filesTotal: number }) => void;
+  onPartial?: (partial: PartialAnalysis) => void;
+}
+
+/**
+ * What holds after some of the files: the report's first finding's title (redacted as the report
+ * is; undefined while nothing stands out) and how many dumps and files it stands on.
+ */
+export interface PartialAnalysis {
+  headline: string | undefined;
+  dumps: number;
+  filesDone: number;
+  filesTotal: number;
 }
 
 export const SPILL_BYTES = 4 * 1024 * 1024 * 1024;
@@ -139,7 +151,8 @@ export async function analyzeFiles(paths: readonly string[], options: AnalyzeOpt
       finished.push(...records);
       if (!options.onPartial || filesDone === files.length) return;
       options.onPartial({
-        report: buildReport(finished, [...errors], now(), totalForReport),
+        headline: headlineOf(finished),
+        dumps: finished.length,
         filesDone,
         filesTotal: files.length,
       });

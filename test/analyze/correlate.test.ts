@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { CoreFacts } from '../../src/analyze/core.ts';
-import { buildReport, type DumpRecord, streamReasons } from '../../src/analyze/correlate.ts';
+import { buildReport, type DumpRecord, headlineOf, streamReasons } from '../../src/analyze/correlate.ts';
 import type { EvidenceItem } from '../../src/analyze/evidence.ts';
 import type { EvidenceKind } from '../../src/analyze/extract.ts';
 import { ReportSchema } from '../../src/analyze/report-schema.ts';
@@ -229,5 +229,40 @@ describe('streamReasons', () => {
       'the response was video/mp2t, a media type',
     ]);
     assert.deepEqual(streamReasons('url', 'https://api.example.com/v1/feeds?id=42'), []);
+  });
+});
+
+describe('headlineOf', () => {
+  const at = new Date('2026-11-25T04:00:00Z');
+  it('is the headline buildReport gives the same dumps, on every part of the set as it grows', () => {
+    const all = incident();
+    for (let n = 1; n <= all.length; n++) {
+      const some = all.slice(0, n);
+      assert.equal(headlineOf(some), buildReport(some, [], at).findings[0]?.title, `${n} dumps`);
+    }
+    assert.match(headlineOf(all) ?? '', new RegExp(`in 6 of 8 dumps: ${STREAM}`));
+  });
+
+  it('leaves out a dump the report cannot hold and hides a secret found anywhere, as the report does', () => {
+    const secret = 'hunter2-s3cret';
+    const records = [0, 1, 2].map((i) =>
+      dump(i, [
+        ['url', `${STREAM}?key=${secret}`, 2],
+        ['header', 'icy-name: x'],
+      ]),
+    );
+    records[0]!.evidence.secrets = [secret];
+    const bad = dump(3, [['url', 'http://feeds.example.org/ok.xml']]);
+    bad.mtime = new Date(Number.NaN);
+    records.push(bad);
+    const headline = headlineOf(records);
+    assert.equal(headline, buildReport(records, [], at).findings[0]?.title);
+    assert.match(headline ?? '', /in 3 of 3 dumps/);
+    assert.ok(headline && !headline.includes(secret), headline);
+  });
+
+  it('is undefined when nothing stands out', () => {
+    assert.equal(headlineOf([]), undefined);
+    assert.equal(headlineOf([dump(0, [])]), buildReport([dump(0, [])], [], at).findings[0]?.title);
   });
 });
