@@ -176,6 +176,14 @@ export async function analyzeFiles(paths: readonly string[], options: AnalyzeOpt
     await resolveOverflow(
       records.map((r) => r.evidence),
       spill.config,
+      // Half the keys on a worker, idle by now (overflow-split.ts).
+      pool.size > 0
+        ? {
+            share: async (part, onEvents) => {
+              await pool.run({ id: run.nextId(), kind: 'resolve', part }, undefined, onEvents);
+            },
+          }
+        : {},
     );
     options.onSecrets?.(secretsOf(records));
     return buildReport(records, errors, now(), totalForReport);

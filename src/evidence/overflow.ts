@@ -12,6 +12,7 @@ import {
   type WasmMerge,
   wasmMergeAvailable,
 } from '../analyze/wasm/merge-wasm.ts';
+import { keptFrom, type ResolvePart, SharedThreshold, splitRuns } from './overflow-split.ts';
 import { RunReader, RunWriter, runPath, type SpillConfig } from './spill.ts';
 
 /**
@@ -58,7 +59,18 @@ const WASM_READ_BUFFER = 64 * 1024;
 export interface ResolveOptions {
   /** Where the merge runs (see the comment at the top). Default 'wasm', or 'js' where it does not load. */
   engine?: 'wasm' | 'js';
+  /**
+   * Runs a part of the resolve on another thread (a scan worker: overflow-split.ts's resolvePart),
+   * handing its events back as they come. Without it, or below `shareFromBytes` of runs, the main
+   * thread merges every key itself.
+   */
+  share?: (part: ResolvePart, onEvents: (events: Uint8Array) => void) => Promise<void>;
+  /** Runs' bytes from which the resolve is shared (SHARE_FROM_BYTES); tests set it to 0. */
+  shareFromBytes?: number;
 }
+
+/** Below this much in runs, the resolve takes less than a worker's round trip saves. */
+const SHARE_FROM_BYTES = 32 * 1024 * 1024;
 
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -243,7 +255,7 @@ const WASM_STEP_KEYS = 16_384;
  * closed and deleted there and then, off this thread (freeing its pages took 0.7 s of the merge of
  * eight text-dense cores, at its end); close() closes the others and waits for the deletions.
  */
-function openRuns(paths: readonly (string | undefined)[]) {
+function openRuns(paths: readonly (string | undefined)[], deleteRead = true) {
   const fds: Array<number | undefined> = [];
   const deleted: Array<Promise<void>> = [];
   const close = async () => {
@@ -264,7 +276,7 @@ function openRuns(paths: readonly (string | undefined)[]) {
     if (got === 0) {
       closeSync(fds[source]!);
       fds[source] = undefined;
-      deleted.push(rm(paths[source]!, { force: true }));
+      if (deleteRead) deleted.push(rm(paths[source]!, { force: true }));
     }
     return got;
   };
@@ -498,14 +510,16 @@ class Resolution {
     if (left) for (const dump of left.kept) this.unlisted[dump]!.push(left.key);
   }
 
-  /** Adds the promoted and top values to the snapshots, and the unlisted keys. */
+  /**
+   * Adds the promoted and top values to the snapshots, and the unlisted keys, each in key order:
+   * what the heaps hold does not depend on the order keys came in, and nor does the result (a
+   * shared resolve feeds them as its two parts go, see overflow-split.ts).
+   */
   finish(): void {
     const { snapshots } = this;
-    const added = snapshots.map(() => new Set<string>());
+    const added = snapshots.map(() => new Map<string, EvidenceItem>());
     const add = (dump: number, key: string, item: EvidenceItem) => {
-      if (added[dump]!.has(key)) return;
-      added[dump]!.add(key);
-      snapshots[dump]!.items.push(item);
+      if (!added[dump]!.has(key)) added[dump]!.set(key, item);
     };
     for (const c of this.promoted.items)
       for (const [dump, count, encoding] of c.spilled)
@@ -514,7 +528,8 @@ class Resolution {
       for (const top of byKind.values()) for (const { key, item } of top.items) add(dump, key, item);
     });
     snapshots.forEach((snapshot, dump) => {
-      snapshot.unlistedElsewhere.push(...this.unlisted[dump]!);
+      for (const [, item] of [...added[dump]!].sort((a, b) => byKey(a[0], b[0]))) snapshot.items.push(item);
+      snapshot.unlistedElsewhere.push(...this.unlisted[dump]!.sort(byKey));
     });
   }
 }
@@ -642,11 +657,21 @@ function feedEvents(events: Buffer, kept: readonly EvidenceItem[][], resolution:
 
 /**
  * The WebAssembly merge (merge.c): runs read into its memory, each dump's kept items as one more
- * source laid out there as they are needed; its events fed to `resolution`.
+ * source laid out there as they are needed; its events fed to `resolution`. Shared with a worker
+ * (overflow-split.ts) when the options allow it and the runs are worth it.
  */
-async function mergeWasm(snapshots: readonly EvidenceSnapshot[], resolution: Resolution): Promise<void> {
+async function mergeWasm(
+  snapshots: readonly EvidenceSnapshot[],
+  resolution: Resolution,
+  options: ResolveOptions,
+): Promise<void> {
   const merged = mergeSources(snapshots);
-  const runs = openRuns(merged.paths);
+  const split = options.share
+    ? splitRuns(merged.paths, options.shareFromBytes ?? SHARE_FROM_BYTES)
+    : undefined;
+  // Shared, the worker deletes the runs as it reads them to their end; this part stops short.
+  const runs = openRuns(merged.paths, !split);
+  let worker: Promise<void> | undefined;
   try {
     const layOutKept = keptLayout(merged);
     const refill: Refill = (source, memory, at, max) =>
@@ -654,28 +679,75 @@ async function mergeWasm(snapshots: readonly EvidenceSnapshot[], resolution: Res
         ? layOutKept(source, memory, at, max)
         : runs.read(source, memory, at, max);
     const merge: WasmMerge = newWasmMerge(
-      {
-        premerge: false,
-        sources: merged.sources,
-        bufferBytes: WASM_READ_BUFFER,
-        dumps: snapshots.length,
-        total: snapshots.length,
-        top: TOP_PER_KIND,
-        kinds: MERGE_KINDS,
-      },
+      { ...mergeSetup(merged, snapshots.length), ...(split ? { bounds: { hi: split.key } } : {}) },
       refill,
     )!;
+    const threshold = SharedThreshold.create();
+    // The worker's events wait for this part's step to end; once this part is done, each is fed as
+    // it comes (an error there is kept for after the worker is done, not thrown into its port).
+    const theirs: Uint8Array[] = [];
+    let ours = true;
+    let fault: unknown;
+    const feedTheirs = () => {
+      try {
+        for (const events of theirs.splice(0)) feedEvents(Buffer.from(events), merged.kept, resolution);
+        const worst = resolution.worst;
+        if (worst) threshold.write(worst);
+      } catch (error) {
+        fault ??= error;
+      }
+    };
+    if (split && options.share) {
+      worker = options.share(
+        {
+          ...mergeSetup(merged, snapshots.length),
+          paths: merged.paths,
+          starts: split.starts,
+          kept: merged.sources.map((s) => (s.kept ? keptFrom(merged.kept[s.dump]!, split.key) : undefined)),
+          lo: split.key,
+          threshold: threshold.buffer,
+          stepKeys: WASM_STEP_KEYS,
+        },
+        (events) => {
+          theirs.push(events);
+          if (!ours) feedTheirs();
+        },
+      );
+      // Its failure is seen below, after this part; meanwhile it must not go unhandled.
+      worker.catch(() => {});
+    }
     for (;;) {
+      feedTheirs();
       const worst = resolution.worst;
-      if (worst) merge.setThreshold(worst);
+      // A worst from the worker's part has a key after all of this part's: a full tie with it is
+      // the better, and is emitted (see merge.c's set_threshold).
+      if (worst) merge.setThreshold(worst, !split || Buffer.compare(Buffer.from(worst.key), split.key) < 0);
       const events = merge.step(WASM_STEP_KEYS);
       if (!events) break;
       feedEvents(events, merged.kept, resolution);
       await yieldToEventLoop();
     }
+    ours = false;
+    feedTheirs();
+    await worker;
+    if (fault !== undefined) throw fault;
   } finally {
+    await worker?.catch(() => {});
     await runs.close();
   }
+}
+
+/** What a resolve's merge (either part of it) is told besides its sources' bytes. */
+function mergeSetup(merged: MergeSources, dumps: number) {
+  return {
+    premerge: false,
+    sources: merged.sources,
+    bufferBytes: WASM_READ_BUFFER,
+    dumps,
+    total: dumps,
+    top: TOP_PER_KIND,
+    kinds: MERGE_KINDS,
+  };
 }
 
 /**
@@ -702,7 +774,7 @@ export async function resolveOverflow(
       }
     }
     const resolution = new Resolution(snapshots);
-    await (wasm ? mergeWasm : mergeJs)(snapshots, resolution);
+    await (wasm ? mergeWasm(snapshots, resolution, options) : mergeJs(snapshots, resolution));
     resolution.finish();
   } finally {
     for (const snapshot of snapshots) {

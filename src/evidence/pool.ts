@@ -21,6 +21,7 @@ interface Job {
   resolve: (result: TaskResult) => void;
   reject: (error: Error) => void;
   onProgress: (bytes: number) => void;
+  onOutput: (data: Uint8Array) => void;
   /** The main thread's share of a shared task: never given to a worker. */
   mainOnly: boolean;
 }
@@ -33,7 +34,8 @@ export interface ScanPoolOptions {
 }
 
 export class ScanPool {
-  private readonly size: number;
+  /** Worker threads it runs tasks on (0: inline). */
+  readonly size: number;
   private readonly mainThreadScans: boolean;
   private readonly all: Worker[] = [];
   private readonly queue: Job[] = [];
@@ -46,10 +48,14 @@ export class ScanPool {
     this.mainThreadScans = options.mainThreadScans ?? false;
   }
 
-  /** Runs a task on one thread. */
-  run(task: ScanTask, onProgress: (bytes: number) => void = () => {}): Promise<TaskResult> {
-    if (this.size === 0) return runTask(task, onProgress);
-    const result = this.enqueue(task, onProgress, false);
+  /** Runs a task on one thread; `onOutput` receives what it hands over as it goes. */
+  run(
+    task: ScanTask,
+    onProgress: (bytes: number) => void = () => {},
+    onOutput: (data: Uint8Array) => void = () => {},
+  ): Promise<TaskResult> {
+    if (this.size === 0) return runTask(task, onProgress, onOutput);
+    const result = this.enqueue(task, onProgress, false, onOutput);
     this.pump();
     return result;
   }
@@ -77,9 +83,10 @@ export class ScanPool {
     task: ScanTask,
     onProgress: (bytes: number) => void,
     mainOnly: boolean,
+    onOutput: (data: Uint8Array) => void = () => {},
   ): Promise<TaskResult> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ task, resolve, reject, onProgress, mainOnly });
+      this.queue.push({ task, resolve, reject, onProgress, onOutput, mainOnly });
       const forWorkers = this.queue.filter((j) => !j.mainOnly).length;
       const busy = [...this.running.values()].filter((jobs) => jobs.length > 0).length;
       while (this.all.length < Math.min(this.size, forWorkers + busy)) this.spawn();
@@ -130,7 +137,7 @@ export class ScanPool {
     const index = this.queue.findIndex((j) => j.mainOnly);
     if (index < 0) return;
     const [job] = this.queue.splice(index, 1);
-    runTask(job!.task, job!.onProgress).then(job!.resolve, job!.reject);
+    runTask(job!.task, job!.onProgress, job!.onOutput).then(job!.resolve, job!.reject);
     this.pump();
   }
 
@@ -146,6 +153,10 @@ export class ScanPool {
       if (!job) return;
       if (message.type === 'progress') {
         job.onProgress(message.bytes);
+        return;
+      }
+      if (message.type === 'output') {
+        job.onOutput(message.data);
         return;
       }
       jobs.splice(at, 1);

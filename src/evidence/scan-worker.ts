@@ -11,10 +11,17 @@ const port = parentPort;
 if (!port) throw new Error('scan-worker.ts must run as a worker thread');
 
 const post = (message: WorkerMessage) => port.postMessage(message);
+/** A task's output, its bytes moved to the main thread rather than copied. */
+const postOutput = (id: number, data: Uint8Array) =>
+  port.postMessage({ type: 'output', id, data } satisfies WorkerMessage, [data.buffer as ArrayBuffer]);
 
 async function run(task: ScanTask): Promise<void> {
   try {
-    const result = await runTask(task, (bytes) => post({ type: 'progress', id: task.id, bytes }));
+    const result = await runTask(
+      task,
+      (bytes) => post({ type: 'progress', id: task.id, bytes }),
+      (data) => postOutput(task.id, data),
+    );
     post({ type: 'done', id: task.id, result });
   } catch (error) {
     const coded = asCodedError(error);

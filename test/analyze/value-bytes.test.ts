@@ -224,7 +224,8 @@ describe('the secret test of the fast paths (may_hold_secret in strings.c)', () 
     });
     // At every place in a 16-byte step of the SIMD loop, and straddling two steps.
     for (const marker of markers)
-      for (let pad = 0; pad < 18; pad++) strings.push(`https://h.test/${'p'.repeat(pad)}${marker.toUpperCase()}`);
+      for (let pad = 0; pad < 18; pad++)
+        strings.push(`https://h.test/${'p'.repeat(pad)}${marker.toUpperCase()}`);
     // And values without a marker, which the fast paths take.
     strings.push('{"u": "https://plain.test/zz"}', 'x GET /plain/zz HTTP/1.1', 'SELECT n FROM zz');
     scanner.push(Buffer.from(`\u0000${strings.join('\u0000')}\u0000`, 'latin1'));

@@ -13,7 +13,13 @@ import {
 import type { EvidenceKind } from '../../src/analyze/extract.ts';
 import type { StringEncoding } from '../../src/analyze/strings.ts';
 import { wasmMergeAvailable } from '../../src/analyze/wasm/merge-wasm.ts';
-import { MAX_PROMOTED, resolveOverflow, TOP_PER_KIND } from '../../src/evidence/overflow.ts';
+import {
+  MAX_PROMOTED,
+  type ResolveOptions,
+  resolveOverflow,
+  TOP_PER_KIND,
+} from '../../src/evidence/overflow.ts';
+import { ScanPool } from '../../src/evidence/pool.ts';
 import { newSpillConfig, RunWriter, runPath, type SpillConfig } from '../../src/evidence/spill.ts';
 
 /**
@@ -142,21 +148,47 @@ function assertSame(actual: readonly EvidenceSnapshot[], expected: readonly Evid
   });
 }
 
+/** A real worker thread for the shared resolve, and how many resolves it took a part of. */
+const sharing = { pool: undefined as ScanPool | undefined, parts: 0 };
+const shareOptions = (): ResolveOptions => ({
+  engine: 'wasm',
+  shareFromBytes: 0,
+  share: async (part, onEvents) => {
+    sharing.parts++;
+    sharing.pool ??= new ScanPool(1);
+    await sharing.pool.run({ id: sharing.parts, kind: 'resolve', part }, undefined, onEvents);
+  },
+});
+after(() => sharing.pool?.close());
+
 /**
- * Both engines over fresh snapshots of the same plans (each consumes its own run files), held to the
- * same result; both sets of snapshots are returned for the checks that follow.
+ * The engines over fresh snapshots of the same plans (each consumes its own run files), held to the
+ * same result: JavaScript, WebAssembly, and WebAssembly shared with a worker thread (split where
+ * the runs' records are sampled: overflow-split.ts); the sets of snapshots are returned for the
+ * checks that follow.
  */
 async function mergeBoth(
   plans: readonly DumpPlan[],
   dir: string,
-): Promise<{ js: EvidenceSnapshot[]; wasm: EvidenceSnapshot[] }> {
+): Promise<{ js: EvidenceSnapshot[]; wasm: EvidenceSnapshot[]; shared: EvidenceSnapshot[] }> {
   const config = newSpillConfig(dir, 2 ** 40);
   const js = snapshotsOf(plans, config);
   const wasm = snapshotsOf(plans, config);
+  const shared = snapshotsOf(plans, config);
   await resolveOverflow(js, config, { engine: 'js' });
   await resolveOverflow(wasm, config, { engine: 'wasm' });
+  await resolveOverflow(shared, config, shareOptions());
   assertSame(wasm, js);
-  return { js, wasm };
+  assertSame(shared, js);
+  // What the merge adds comes in key order, whatever order the keys were fed in (a shared resolve
+  // feeds its worker's part as it comes).
+  const sorted = (keys: string[]) => keys.every((k, i) => i === 0 || byKey(keys[i - 1]!, k) < 0);
+  shared.forEach((snapshot, d) => {
+    const added = snapshot.items.slice(plans[d]!.items.length).map((i) => evidenceKey(i.kind, i.value));
+    assert.ok(sorted(added), `dump ${d}: the values added in key order`);
+    assert.ok(sorted(snapshot.unlistedElsewhere), `dump ${d}: unlistedElsewhere in key order`);
+  });
+  return { js, wasm, shared };
 }
 
 describe('resolveOverflow: the WebAssembly merge leaves the snapshots as the JavaScript merge does', () => {
@@ -183,6 +215,10 @@ describe('resolveOverflow: the WebAssembly merge leaves the snapshots as the Jav
       });
     });
   }
+
+  it('shared the resolve with the worker thread in the cases above whose runs could be split', () => {
+    assert.ok(sharing.parts >= 12, `${sharing.parts} shared resolves`);
+  });
 
   it('agrees past the open-run limit, where runs are merged down first (by merge.c or RunWriter, byte for byte)', async () => {
     const next = random(99);

@@ -36,6 +36,8 @@ export interface MergeSetup {
   /** Size of a (dump, kind) top heap. */
   top: number;
   kinds: readonly MergeKind[];
+  /** Only the keys from lo (inclusive) to hi (exclusive), as bytes (see merge.c): one part of a shared resolve. */
+  bounds?: { lo?: Uint8Array; hi?: Uint8Array };
 }
 
 /**
@@ -50,8 +52,11 @@ export interface WasmMerge {
    * call; empty when none of them needed anything), or null once every key is merged.
    */
   step(maxKeys: number): Buffer | null;
-  /** The worst of the full promoted heap, which a candidate must beat. */
-  setThreshold(worst: { rank: number; dumps: number; occurrences: number }): void;
+  /**
+   * The worst of the full promoted heap, which a candidate must beat. `ordered` (the default): its
+   * key comes before every key still to merge (see merge.c's set_threshold).
+   */
+  setThreshold(worst: { rank: number; dumps: number; occurrences: number }, ordered?: boolean): void;
 }
 
 interface MergeExports {
@@ -69,7 +74,9 @@ interface MergeExports {
   ) => number;
   set_source: (i: number, dump: number, kept: number) => void;
   add_kind: (len: number, weight: number, always: number, flags: number) => void;
-  set_threshold: (rank: number, dumps: number, occurrences: number) => void;
+  set_threshold: (rank: number, dumps: number, occurrences: number, ordered: number) => void;
+  bound_area: (bytes: number) => number;
+  set_bounds: (lo: number, hi: number) => void;
   start: () => number;
   step: (maxKeys: number) => number;
   remaining: () => number;
@@ -137,6 +144,15 @@ export function newWasmMerge(setup: MergeSetup, refill: Refill): WasmMerge | nul
     const flags = (kind.stream === 'always' ? 1 : kind.stream === 'value' ? 2 : 0) | (kind.furniture ? 4 : 0);
     e.add_kind(len, kind.weight, kind.always ? 1 : 0, flags);
   }
+  const lo = setup.bounds?.lo ?? new Uint8Array(0);
+  const hi = setup.bounds?.hi ?? new Uint8Array(0);
+  if (lo.length + hi.length > 0) {
+    const area = e.bound_area(lo.length + hi.length);
+    if (area === 0) throw fail('out of memory');
+    memory().set(lo, area);
+    memory().set(hi, area + lo.length);
+    e.set_bounds(lo.length, hi.length);
+  }
   if (e.start() !== 1) throw fail('a run is malformed or memory ran out');
   const out = e.out_area();
   return {
@@ -147,8 +163,8 @@ export function newWasmMerge(setup: MergeSetup, refill: Refill): WasmMerge | nul
       if (e.merged() === 0) throw fail('a key is longer than the merge can lay out');
       return memory().subarray(out, out + length);
     },
-    setThreshold(worst) {
-      e.set_threshold(worst.rank, worst.dumps, worst.occurrences);
+    setThreshold(worst, ordered = true) {
+      e.set_threshold(worst.rank, worst.dumps, worst.occurrences, ordered ? 1 : 0);
     },
   };
 }

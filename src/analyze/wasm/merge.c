@@ -27,6 +27,10 @@
  *   A key that is emitted is processed by JavaScript in full (the same code for every key as the
  *   JavaScript merge); a key that is not would have changed nothing there.
  *
+ * Bounds (set_bounds): a merge may take only the keys from `lo` (inclusive) to `hi` (exclusive),
+ * so that two threads share one resolve (src/evidence/overflow-split.ts): a source's records below
+ * lo are read and passed over, and a record at or above hi ends the source.
+ *
  * Byte order is the UTF-16 code-unit order JavaScript compares keys in for the values there are:
  * printable ASCII and U+2026 (see overflow.c). Equal keys of several sources come in source order.
  *
@@ -67,6 +71,8 @@ typedef struct {
   uint8_t *key;
   uint32_t len, count, encoding;
   uint32_t dump, kept;
+  /* A record at or above lo was read: the ones after it are too (a source is sorted). */
+  uint32_t past_lo;
 } Source;
 
 static Source *sources;
@@ -96,6 +102,11 @@ static uint32_t n_touched;
 static double threshold = -__builtin_inf();
 static uint32_t threshold_dumps;
 static double threshold_occurrences;
+/* Whether every key the threshold's candidate could have comes before the keys still to merge. */
+static uint32_t threshold_ordered = 1;
+/* The keys this merge takes (see the comment at the top); a length of 0 is no bound. */
+static uint8_t *bound_lo, *bound_hi;
+static uint32_t lo_len, hi_len;
 
 static uint32_t n_kinds;
 static uint8_t kind_name[MAX_KINDS][32];
@@ -191,6 +202,11 @@ static uint32_t advance(uint32_t i) {
         s->encoding = r[8];
         s->key = r + RECORD_HEADER;
         s->start += need;
+        if (hi_len > 0 && compare(s->key, s->len, bound_hi, hi_len) >= 0) return s->eof = 1, s->start = s->end, 0;
+        if (lo_len > 0 && !s->past_lo) {
+          if (compare(s->key, s->len, bound_lo, lo_len) < 0) continue;
+          s->past_lo = 1;
+        }
         return 1;
       }
     }
@@ -258,7 +274,7 @@ uint32_t setup(uint32_t premerge, uint32_t count, uint32_t buffer, uint32_t dump
     sources[i].buf = alloc(buffer);
     if (!sources[i].buf) return 0;
     sources[i].cap = buffer;
-    sources[i].start = sources[i].end = sources[i].eof = 0;
+    sources[i].start = sources[i].end = sources[i].eof = sources[i].past_lo = 0;
   }
   for (uint32_t d = 0; d < dumps; d++) kept_index[d] = NONE, spilled[d] = 0, seen[d] = 0;
   for (uint32_t i = 0; i < dumps * MAX_KINDS; i++) tops[i] = 0;
@@ -286,10 +302,27 @@ void add_kind(uint32_t len, double weight, uint32_t always, uint32_t flags) {
 }
 
 /* The promoted heap's worst, once it is full: candidates that cannot beat it are not emitted
- * (unless kept somewhere). It only gets better. */
+ * (unless kept somewhere). It only gets better. `ordered`: its key comes before every key still to
+ * merge, so a candidate that ties it in all but the key is the worse; where the other thread of a
+ * shared resolve may have set it, it need not, and a full tie is emitted. */
 __attribute__((export_name("set_threshold")))
-void set_threshold(double rank, uint32_t dumps, double occurrences) {
+void set_threshold(double rank, uint32_t dumps, double occurrences, uint32_t ordered) {
   threshold = rank, threshold_dumps = dumps, threshold_occurrences = occurrences;
+  threshold_ordered = ordered;
+}
+
+/* Room for the bounds, lo's bytes then hi's: call after setup, write them, then set_bounds. */
+__attribute__((export_name("bound_area")))
+uint8_t *bound_area(uint32_t bytes) {
+  bound_lo = alloc(bytes > 0 ? bytes : 1);
+  return bound_lo;
+}
+
+/* Takes the keys from lo (lo_bytes long, 0 for none) to hi (hi_bytes, 0 for none). Before start. */
+__attribute__((export_name("set_bounds")))
+void set_bounds(uint32_t lo_bytes, uint32_t hi_bytes) {
+  lo_len = lo_bytes, hi_len = hi_bytes;
+  bound_hi = bound_lo + lo_bytes;
 }
 
 /* Reads every source's first record. Call after setup and set_source. */
@@ -389,7 +422,8 @@ static double rank_bound(uint32_t kind, uint32_t dumps, uint32_t stream) {
 /*
  * Whether a candidate no dump kept surely cannot enter the full promoted heap (worseThan in
  * overflow.ts): its rank is below the worst's, or ties it and it has no more dumps and occurrences;
- * keys come in ascending order, so on a full tie the later one is the worse.
+ * keys come in ascending order, so on a full tie the later one is the worse (unless the threshold
+ * may have come from keys after these: see set_threshold).
  */
 static uint32_t cannot_promote(uint32_t kind, uint32_t dumps, uint64_t occurrences) {
   if (threshold == -__builtin_inf()) return 0;
@@ -398,7 +432,8 @@ static uint32_t cannot_promote(uint32_t kind, uint32_t dumps, uint64_t occurrenc
   if (bound > threshold && (flags & STREAM_BY_VALUE) && !may_stream()) bound = rank_bound(kind, dumps, 0);
   if (bound < threshold) return 1;
   if (bound > threshold) return 0;
-  return dumps < threshold_dumps || (dumps == threshold_dumps && (double)occurrences <= threshold_occurrences);
+  if (dumps != threshold_dumps) return dumps < threshold_dumps;
+  return threshold_ordered ? (double)occurrences <= threshold_occurrences : (double)occurrences < threshold_occurrences;
 }
 
 /* Decides on the gathered key and writes its event at out + at; returns the new end. */
