@@ -42,8 +42,8 @@ export interface ResolvePart {
   top: number;
   kinds: MergeKind[];
   bufferBytes: number;
-  /** The promoted heap's worst as the main thread last set it (see SharedThreshold). */
-  threshold: SharedArrayBuffer;
+  /** The promoted heap's worst as the main thread last set it, and the batches it fed (PartChannel). */
+  channel: SharedArrayBuffer;
   stepKeys: number;
 }
 
@@ -149,66 +149,101 @@ export function splitRuns(paths: ReadonlyArray<string | undefined>, minBytes: nu
 
 /** A dump's kept items from `lo` on (sorted as merge.c reads them), laid out as a run's records. */
 export function keptFrom(items: readonly EvidenceItem[], lo: Buffer): Uint8Array {
-  const keyOf = (item: EvidenceItem) => Buffer.from(`${item.kind}\u0000${item.value}`, 'utf8');
   let low = 0;
   let high = items.length;
   while (low < high) {
     const mid = (low + high) >>> 1;
-    if (Buffer.compare(keyOf(items[mid]!), lo) < 0) low = mid + 1;
+    const { kind, value } = items[mid]!;
+    if (Buffer.compare(Buffer.from(`${kind}\u0000${value}`, 'utf8'), lo) < 0) low = mid + 1;
     else high = mid;
   }
-  const keys = items.slice(low).map(keyOf);
-  const out = Buffer.allocUnsafe(keys.reduce((sum, k) => sum + 9 + k.length, 0));
+  // Measured, then written in place: no buffer per item (sixty thousand a dump).
+  let bytes = 0;
+  for (let i = low; i < items.length; i++)
+    bytes += 10 + items[i]!.kind.length + Buffer.byteLength(items[i]!.value);
+  const out = Buffer.allocUnsafe(bytes);
   let at = 0;
-  keys.forEach((key, i) => {
-    out.writeUInt32LE(key.length, at);
-    out.writeUInt32LE(low + i, at + 4);
+  for (let i = low; i < items.length; i++) {
+    const { kind, value } = items[i]!;
+    let length = out.write(kind, at + 9, 'latin1');
+    out[at + 9 + length++] = 0;
+    length += out.write(value, at + 9 + length, 'utf8');
+    out.writeUInt32LE(length, at);
+    out.writeUInt32LE(i, at + 4);
     out[at + 8] = 0;
-    key.copy(out, at + 9);
-    at += 9 + key.length;
-  });
+    at += 9 + length;
+  }
   return out;
 }
 
 /**
- * The promoted heap's worst, written by the main thread and read by the worker (a sequence lock:
- * the version is odd while it is written; a read that saw it change is made again).
+ * What the two parts of a shared resolve tell each other through shared memory: the promoted
+ * heap's worst, written by the main thread as it feeds events and read by the worker before each
+ * step (a sequence lock: the version is odd while it is written; a read that saw it change is made
+ * again); and how many of the worker's event batches are posted and fed, so that the worker waits
+ * while MAX_UNFED are (on one dump every key is a candidate until the promoted heap fills, and the
+ * worker, ahead of the main thread, posted tens of megabytes of them before the worst reached it).
  */
-export class SharedThreshold {
+export class PartChannel {
   readonly buffer: SharedArrayBuffer;
-  private readonly version: Int32Array;
+  /** [version, batches posted, batches fed]. */
+  private readonly counters: Int32Array;
   private readonly values: Float64Array;
 
   /** A new one, with no worst yet (a rank of minus infinity: merge.c filters nothing by it). */
-  static create(): SharedThreshold {
-    const threshold = new SharedThreshold(new SharedArrayBuffer(32));
-    threshold.values[0] = Number.NEGATIVE_INFINITY;
-    return threshold;
+  static create(): PartChannel {
+    const channel = new PartChannel(new SharedArrayBuffer(48));
+    channel.values[0] = Number.NEGATIVE_INFINITY;
+    return channel;
   }
 
   /** A view of one made by create(), on another thread. */
   constructor(buffer: SharedArrayBuffer) {
     this.buffer = buffer;
-    this.version = new Int32Array(buffer, 0, 1);
-    this.values = new Float64Array(buffer, 8, 3);
+    this.counters = new Int32Array(buffer, 0, 4);
+    this.values = new Float64Array(buffer, 16, 3);
   }
 
   write(worst: { rank: number; dumps: number; occurrences: number }): void {
-    Atomics.add(this.version, 0, 1);
+    Atomics.add(this.counters, 0, 1);
     this.values[0] = worst.rank;
     this.values[1] = worst.dumps;
     this.values[2] = worst.occurrences;
-    Atomics.add(this.version, 0, 1);
+    Atomics.add(this.counters, 0, 1);
   }
 
   read(): { rank: number; dumps: number; occurrences: number } {
     for (;;) {
-      const before = Atomics.load(this.version, 0);
+      const before = Atomics.load(this.counters, 0);
       const [rank, dumps, occurrences] = [this.values[0]!, this.values[1]!, this.values[2]!];
-      if (before % 2 === 0 && Atomics.load(this.version, 0) === before) return { rank, dumps, occurrences };
+      if (before % 2 === 0 && Atomics.load(this.counters, 0) === before) return { rank, dumps, occurrences };
+    }
+  }
+
+  /** The worker posted a batch. */
+  posted(): void {
+    Atomics.add(this.counters, 1, 1);
+  }
+
+  /** The main thread fed `n` batches. */
+  fed(n: number): void {
+    if (n === 0) return;
+    Atomics.add(this.counters, 2, n);
+    Atomics.notify(this.counters, 2);
+  }
+
+  /** Blocks the worker while `max` batches or more wait to be fed. */
+  waitForRoom(max: number): void {
+    for (;;) {
+      const fed = Atomics.load(this.counters, 2);
+      if (Atomics.load(this.counters, 1) - fed < max) return;
+      Atomics.wait(this.counters, 2, fed, 100);
     }
   }
 }
+
+/** Event batches (each at most merge.c's 1 MiB out area) the worker may have posted and not seen fed. */
+const MAX_UNFED = 4;
 
 /**
  * The worker's part of a shared resolve: merges its sources from their starts, keys from `lo` on,
@@ -254,12 +289,15 @@ export async function resolvePart(part: ResolvePart, onEvents: (events: Uint8Arr
       refill,
     );
     if (!merge) throw new Error('overflow merge: WebAssembly is not available on this thread');
-    const threshold = new SharedThreshold(part.threshold);
+    const channel = new PartChannel(part.channel);
     for (;;) {
-      merge.setThreshold(threshold.read());
+      channel.waitForRoom(MAX_UNFED);
+      merge.setThreshold(channel.read());
       const events = merge.step(part.stepKeys);
       if (!events) break;
-      if (events.length > 0) onEvents(new Uint8Array(events));
+      if (events.length === 0) continue;
+      channel.posted();
+      onEvents(new Uint8Array(events));
     }
   } finally {
     for (const fd of fds) if (fd !== undefined) closeSync(fd);

@@ -12,7 +12,7 @@ import {
   type WasmMerge,
   wasmMergeAvailable,
 } from '../analyze/wasm/merge-wasm.ts';
-import { keptFrom, type ResolvePart, SharedThreshold, splitRuns } from './overflow-split.ts';
+import { keptFrom, PartChannel, type ResolvePart, splitRuns } from './overflow-split.ts';
 import { RunReader, RunWriter, runPath, type SpillConfig } from './spill.ts';
 
 /**
@@ -666,9 +666,12 @@ async function mergeWasm(
   options: ResolveOptions,
 ): Promise<void> {
   const merged = mergeSources(snapshots);
-  const split = options.share
-    ? splitRuns(merged.paths, options.shareFromBytes ?? SHARE_FROM_BYTES)
-    : undefined;
+  // One dump's every key is a candidate until the promoted heap fills: JavaScript's share of the
+  // work outweighs the merge's, and a worker saves little for the memory it takes.
+  const split =
+    options.share && snapshots.length > 1
+      ? splitRuns(merged.paths, options.shareFromBytes ?? SHARE_FROM_BYTES)
+      : undefined;
   // Shared, the worker deletes the runs as it reads them to their end; this part stops short.
   const runs = openRuns(merged.paths, !split);
   let worker: Promise<void> | undefined;
@@ -682,7 +685,7 @@ async function mergeWasm(
       { ...mergeSetup(merged, snapshots.length), ...(split ? { bounds: { hi: split.key } } : {}) },
       refill,
     )!;
-    const threshold = SharedThreshold.create();
+    const channel = PartChannel.create();
     // The worker's events wait for this part's step to end; once this part is done, each is fed as
     // it comes (an error there is kept for after the worker is done, not thrown into its port).
     const theirs: Uint8Array[] = [];
@@ -690,9 +693,11 @@ async function mergeWasm(
     let fault: unknown;
     const feedTheirs = () => {
       try {
-        for (const events of theirs.splice(0)) feedEvents(Buffer.from(events), merged.kept, resolution);
+        const batches = theirs.splice(0);
+        for (const events of batches) feedEvents(Buffer.from(events), merged.kept, resolution);
         const worst = resolution.worst;
-        if (worst) threshold.write(worst);
+        if (worst) channel.write(worst);
+        channel.fed(batches.length);
       } catch (error) {
         fault ??= error;
       }
@@ -705,7 +710,7 @@ async function mergeWasm(
           starts: split.starts,
           kept: merged.sources.map((s) => (s.kept ? keptFrom(merged.kept[s.dump]!, split.key) : undefined)),
           lo: split.key,
-          threshold: threshold.buffer,
+          channel: channel.buffer,
           stepKeys: WASM_STEP_KEYS,
         },
         (events) => {

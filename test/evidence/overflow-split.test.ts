@@ -3,10 +3,13 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Worker } from 'node:worker_threads';
 import { byKey, type EvidenceItem, evidenceKey } from '../../src/analyze/evidence.ts';
 import type { EvidenceKind } from '../../src/analyze/extract.ts';
-import { boundaryIn, keptFrom, SharedThreshold, splitRuns } from '../../src/evidence/overflow-split.ts';
+import { boundaryIn, keptFrom, PartChannel, splitRuns } from '../../src/evidence/overflow-split.ts';
 import { newSpillConfig, RunWriter, runPath } from '../../src/evidence/spill.ts';
+import { until } from '../helpers/wait.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'nightshift-split-test-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -118,10 +121,45 @@ describe('overflow-split: where a shared resolve splits the runs', () => {
   });
 
   it('hands the worst of the promoted heap to another view of the same memory', () => {
-    const threshold = SharedThreshold.create();
-    const view = new SharedThreshold(threshold.buffer);
+    const channel = PartChannel.create();
+    const view = new PartChannel(channel.buffer);
     assert.equal(view.read().rank, Number.NEGATIVE_INFINITY);
-    threshold.write({ rank: 1.25, dumps: 3, occurrences: 17 });
+    channel.write({ rank: 1.25, dumps: 3, occurrences: 17 });
     assert.deepEqual(view.read(), { rank: 1.25, dumps: 3, occurrences: 17 });
+  });
+
+  it('lets the worker post a few batches ahead of the main thread, then holds it until one is fed', async () => {
+    const channel = PartChannel.create();
+    for (let i = 0; i < 4; i++) channel.posted();
+    // The worker's side, on a thread of its own: it blocks in waitForRoom until this thread feeds.
+    const module = new URL('../../src/evidence/overflow-split.ts', import.meta.url).href;
+    const code = `import { PartChannel } from '${module}';
+      import { parentPort, workerData } from 'node:worker_threads';
+      const channel = new PartChannel(workerData);
+      const started = Date.now();
+      channel.waitForRoom(5);
+      parentPort.postMessage(['room for a fifth', Date.now() - started]);
+      channel.waitForRoom(4);
+      parentPort.postMessage(['room once one is fed', Date.now() - started]);`;
+    const worker = new Worker(new URL(`data:text/javascript,${encodeURIComponent(code)}`), {
+      workerData: channel.buffer,
+    });
+    const said: Array<[string, number]> = [];
+    worker.on('message', (message: [string, number]) => said.push(message));
+    try {
+      await until('room for a fifth', () => said.length > 0, 5_000);
+      await sleep(300);
+      assert.deepEqual(
+        said.map(([what]) => what),
+        ['room for a fifth'],
+        'held while four wait to be fed',
+      );
+      channel.fed(1);
+      await until('room once one is fed', () => said.length > 1, 5_000);
+      assert.equal(said[1]![0], 'room once one is fed');
+      assert.ok(said[1]![1] >= 250, `waited ${said[1]![1]} ms`);
+    } finally {
+      await worker.terminate();
+    }
   });
 });
