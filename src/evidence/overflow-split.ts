@@ -3,6 +3,7 @@ import { rm } from 'node:fs/promises';
 import type { EvidenceItem } from '../analyze/evidence.ts';
 import { EVIDENCE_KINDS } from '../analyze/extract.ts';
 import { type MergeKind, type MergeSource, newWasmMerge, type Refill } from '../analyze/wasm/merge-wasm.ts';
+import { writeItemRecord } from './spill.ts';
 
 /**
  * The resolve of overflow runs (overflow.ts) on two threads: the main thread merges the keys below
@@ -163,16 +164,7 @@ export function keptFrom(items: readonly EvidenceItem[], lo: Buffer): Uint8Array
     bytes += 10 + items[i]!.kind.length + Buffer.byteLength(items[i]!.value);
   const out = Buffer.allocUnsafe(bytes);
   let at = 0;
-  for (let i = low; i < items.length; i++) {
-    const { kind, value } = items[i]!;
-    let length = out.write(kind, at + 9, 'latin1');
-    out[at + 9 + length++] = 0;
-    length += out.write(value, at + 9 + length, 'utf8');
-    out.writeUInt32LE(length, at);
-    out.writeUInt32LE(i, at + 4);
-    out[at + 8] = 0;
-    at += 9 + length;
-  }
+  for (let i = low; i < items.length; i++) at += writeItemRecord(out, at, items[i]!.kind, items[i]!.value, i);
   return out;
 }
 

@@ -13,7 +13,7 @@ import {
   wasmMergeAvailable,
 } from '../analyze/wasm/merge-wasm.ts';
 import { keptFrom, PartChannel, type ResolvePart, splitRuns } from './overflow-split.ts';
-import { RunReader, RunWriter, runPath, type SpillConfig } from './spill.ts';
+import { RunReader, RunWriter, runPath, type SpillConfig, writeItemRecord } from './spill.ts';
 
 /**
  * After the scan: the overflow runs of every dump (values past the collectors' in-memory caps, see
@@ -620,13 +620,7 @@ function keptLayout({ sources, kept }: MergeSources): Refill {
         if (to === at) return -(9 + kind.length + 1 + length);
         break;
       }
-      let written = memory.write(kind, to + 9, 'latin1');
-      memory[to + 9 + written++] = 0;
-      written += memory.write(value, to + 9 + written, 'utf8');
-      memory.writeUInt32LE(written, to);
-      memory.writeUInt32LE(i, to + 4);
-      memory[to + 8] = 0;
-      to += 9 + written;
+      to += writeItemRecord(memory, to, kind, value, i);
     }
     keptAt[source] = i;
     return to - at;

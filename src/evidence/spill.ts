@@ -42,6 +42,21 @@ export function runPath(config: SpillConfig): string {
 }
 
 /** Writes a run record by record; close() returns its size. */
+/**
+ * Writes an item's record (key `kind NUL value`) at `at` in `out`, with `count` in its count field
+ * (a kept item's index where the merge reads kept values as a source) and encoding 0; returns its
+ * length. The caller has made room: 10 bytes and the kind, and the value's UTF-8.
+ */
+export function writeItemRecord(out: Buffer, at: number, kind: string, value: string, count: number): number {
+  let length = out.write(kind, at + HEADER, 'latin1');
+  out[at + HEADER + length++] = 0;
+  length += out.write(value, at + HEADER + length, 'utf8');
+  out.writeUInt32LE(length, at);
+  out.writeUInt32LE(count, at + 4);
+  out[at + 8] = 0;
+  return HEADER + length;
+}
+
 export class RunWriter {
   private readonly fd: number;
   private readonly buffer = Buffer.allocUnsafe(WRITE_BUFFER);
