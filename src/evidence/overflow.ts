@@ -12,7 +12,7 @@ import {
   type WasmMerge,
   wasmMergeAvailable,
 } from '../analyze/wasm/merge-wasm.ts';
-import { keptFrom, PartChannel, type ResolvePart, splitRuns } from './overflow-split.ts';
+import { keptFrom, PartChannel, type ResolvePart, type Split, splitRuns } from './overflow-split.ts';
 import { RunReader, RunWriter, runPath, type SpillConfig, writeItemRecord } from './spill.ts';
 
 /**
@@ -697,21 +697,10 @@ async function mergeWasm(
       }
     };
     if (split && options.share) {
-      worker = options.share(
-        {
-          ...mergeSetup(merged, snapshots.length),
-          paths: merged.paths,
-          starts: split.starts,
-          kept: merged.sources.map((s) => (s.kept ? keptFrom(merged.kept[s.dump]!, split.key) : undefined)),
-          lo: split.key,
-          channel: channel.buffer,
-          stepKeys: WASM_STEP_KEYS,
-        },
-        (events) => {
-          theirs.push(events);
-          if (!ours) feedTheirs();
-        },
-      );
+      worker = options.share(workerPart(merged, snapshots.length, split, channel), (events) => {
+        theirs.push(events);
+        if (!ours) feedTheirs();
+      });
       // Its failure is seen below, after this part; meanwhile it must not go unhandled.
       worker.catch(() => {});
     }
@@ -734,6 +723,19 @@ async function mergeWasm(
     await worker?.catch(() => {});
     await runs.close();
   }
+}
+
+/** The worker's part of a shared resolve: the keys from the split key on. */
+function workerPart(merged: MergeSources, dumps: number, split: Split, channel: PartChannel): ResolvePart {
+  return {
+    ...mergeSetup(merged, dumps),
+    paths: merged.paths,
+    starts: split.starts,
+    kept: merged.sources.map((s) => (s.kept ? keptFrom(merged.kept[s.dump]!, split.key) : undefined)),
+    lo: split.key,
+    channel: channel.buffer,
+    stepKeys: WASM_STEP_KEYS,
+  };
 }
 
 /** What a resolve's merge (either part of it) is told besides its sources' bytes. */
