@@ -178,7 +178,7 @@ export function keptFrom(items: readonly EvidenceItem[], lo: Buffer): Uint8Array
  */
 export class PartChannel {
   readonly buffer: SharedArrayBuffer;
-  /** [version, batches posted, batches fed]. */
+  /** [version, batches posted, batches fed, cancelled]. */
   private readonly counters: Int32Array;
   private readonly values: Float64Array;
 
@@ -224,9 +224,20 @@ export class PartChannel {
     Atomics.notify(this.counters, 2);
   }
 
-  /** Blocks the worker while `max` batches or more wait to be fed. */
+  /** The main thread's part failed: the worker is to stop, and not wait for a feed that will not come. */
+  cancel(): void {
+    Atomics.store(this.counters, 3, 1);
+    Atomics.notify(this.counters, 2);
+  }
+
+  get cancelled(): boolean {
+    return Atomics.load(this.counters, 3) === 1;
+  }
+
+  /** Blocks the worker while `max` batches or more wait to be fed; throws once cancelled. */
   waitForRoom(max: number): void {
     for (;;) {
+      if (this.cancelled) throw new Error('overflow merge: the main thread’s part failed');
       const fed = Atomics.load(this.counters, 2);
       if (Atomics.load(this.counters, 1) - fed < max) return;
       Atomics.wait(this.counters, 2, fed, 100);

@@ -669,6 +669,7 @@ async function mergeWasm(
   // Shared, the worker deletes the runs as it reads them to their end; this part stops short.
   const runs = openRuns(merged.paths, !split);
   let worker: Promise<void> | undefined;
+  const channel = PartChannel.create();
   try {
     const layOutKept = keptLayout(merged);
     const refill: Refill = (source, memory, at, max) =>
@@ -679,7 +680,6 @@ async function mergeWasm(
       { ...mergeSetup(merged, snapshots.length), ...(split ? { bounds: { hi: split.key } } : {}) },
       refill,
     )!;
-    const channel = PartChannel.create();
     // The worker's events wait for this part's step to end; once this part is done, each is fed as
     // it comes (an error there is kept for after the worker is done, not thrown into its port).
     const theirs: Uint8Array[] = [];
@@ -720,6 +720,8 @@ async function mergeWasm(
     await worker;
     if (fault !== undefined) throw fault;
   } finally {
+    // This part failed (or the worker's did): the worker stops rather than wait to be fed.
+    channel.cancel();
     await worker?.catch(() => {});
     await runs.close();
   }

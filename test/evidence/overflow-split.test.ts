@@ -128,6 +128,31 @@ describe('overflow-split: where a shared resolve splits the runs', () => {
     assert.deepEqual(view.read(), { rank: 1.25, dumps: 3, occurrences: 17 });
   });
 
+  it('wakes a worker waiting to be fed with an error once the main thread gives up', async () => {
+    const channel = PartChannel.create();
+    for (let i = 0; i < 4; i++) channel.posted();
+    const module = new URL('../../src/evidence/overflow-split.ts', import.meta.url).href;
+    const code = `import { PartChannel } from '${module}';
+      import { parentPort, workerData } from 'node:worker_threads';
+      const started = Date.now();
+      try { new PartChannel(workerData).waitForRoom(4); parentPort.postMessage(['room', 0]); }
+      catch (error) { parentPort.postMessage([error.message, Date.now() - started]); }`;
+    const worker = new Worker(new URL(`data:text/javascript,${encodeURIComponent(code)}`), {
+      workerData: channel.buffer,
+    });
+    const said: Array<[string, number]> = [];
+    worker.on('message', (message: [string, number]) => said.push(message));
+    try {
+      await sleep(300);
+      assert.deepEqual(said, [], 'still waiting');
+      channel.cancel();
+      await until('the worker gives up', () => said.length > 0, 5_000);
+      assert.match(said[0]![0], /main thread’s part failed/);
+    } finally {
+      await worker.terminate();
+    }
+  });
+
   it('lets the worker post a few batches ahead of the main thread, then holds it until one is fed', async () => {
     const channel = PartChannel.create();
     for (let i = 0; i < 4; i++) channel.posted();
