@@ -13,7 +13,8 @@ import { newOverflowTable, type OverflowTable } from './wasm/overflow-wasm.ts';
  * characters, is sorted by key and handed to the spill port (a run file on disk; see
  * src/evidence/spill.ts). Once a kind holds MAX_DISTINCT_PER_KIND values and there is a spill
  * port, each later occurrence goes to the overflow without a look here, even of a value kept here:
- * the merge adds it to the kept item. Nothing is dropped on account of where it lies in memory: after the
+ * the merge adds it to the kept item; so does every kind once MAX_STORED_CHARS turned a value away
+ * (on a heap of long strings that comes first, and each value was looked up in vain). Nothing is dropped on account of where it lies in memory: after the
  * scan, the runs of every dump are merged in key order with the values kept here (see
  * src/evidence/overflow.ts), which makes each count exact and finds the values that recur across
  * dumps, however many others there are. Keys rather than hashes are spilled: a sorted run of the
@@ -97,6 +98,8 @@ export class EvidenceCollector {
   strings = 0;
   private readonly secrets = new Set<string>();
   private storedChars = 0;
+  /** A value did not fit in MAX_STORED_CHARS: every kind counts as full from then on. */
+  private charsFull = false;
   private readonly spill: OverflowSpill | undefined;
   private readonly overflow = new Map<string, number>();
   private overflowChars = 0;
@@ -118,7 +121,13 @@ export class EvidenceCollector {
   private recent = new Map<string, string[]>();
 
   /** The StringSink: feed every printable string found in the dump. */
-  readonly onString = (text: string, _offset: number, encoding: StringEncoding, triggers?: number): void => {
+  readonly onString = (
+    text: string,
+    _offset: number,
+    encoding: StringEncoding,
+    triggers?: number,
+    noMarkers = false,
+  ): void => {
     this.strings++;
     const known = this.recent.get(text);
     if (known) {
@@ -133,7 +142,8 @@ export class EvidenceCollector {
       text,
       encoding,
       (kind, raw) => {
-        if (!mayHoldSecret(raw)) {
+        // No marker in the string (strings.c found none), none in its values.
+        if (noMarkers || !mayHoldSecret(raw)) {
           this.count(kind, raw, 1, encoding);
           found.push(kind, raw);
           return;
@@ -168,7 +178,7 @@ export class EvidenceCollector {
   readonly valueBytes: ValueBytesSink = {
     accepting: (kind: ByteValueKind) => {
       if (!this.spill || this.table === null) return false;
-      if ((this.items.get(kind)?.size ?? 0) < MAX_DISTINCT_PER_KIND) return false;
+      if (!this.charsFull && (this.items.get(kind)?.size ?? 0) < MAX_DISTINCT_PER_KIND) return false;
       this.table ??= newOverflowTable();
       return this.table !== null;
     },
@@ -200,7 +210,7 @@ export class EvidenceCollector {
     // here: the merge adds what a dump spilled of a value it kept to the kept item (see
     // src/evidence/overflow.ts), so the count comes out the same, and on a text-dense core nearly
     // every lookup in a full map was a miss that cost more than the overflow table's own.
-    const full = ofKind.size >= MAX_DISTINCT_PER_KIND;
+    const full = this.charsFull || ofKind.size >= MAX_DISTINCT_PER_KIND;
     if (!(full && this.spill)) {
       const existing = ofKind.get(value);
       if (existing) {
@@ -209,6 +219,7 @@ export class EvidenceCollector {
       }
     }
     if (full || this.storedChars + value.length > MAX_STORED_CHARS) {
+      if (!full) this.charsFull = true;
       if (this.spill && this.table !== null) {
         this.table ??= newOverflowTable();
         if (this.table) {

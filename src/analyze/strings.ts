@@ -14,6 +14,7 @@ import { EVIDENCE_TRIGGERS, REQUEST_TRIGGER, SQL_TRIGGERS, URL_TRIGGER } from '.
 import {
   REC_ASCII,
   REC_ASCII_OPEN,
+  REC_NO_SECRET,
   REC_PLAIN,
   REC_UTF16,
   REC_VALUE,
@@ -38,8 +39,16 @@ export const MAX_RUN = 1 << 20;
 /**
  * `triggers`, when the WebAssembly scanner found the string: which of EVIDENCE_TRIGGERS it holds
  * (bit i for trigger i, ENV_TRIGGER in extract.ts for a NAME= start), so the extractors need not look again.
+ * `secretFree`: the scanner found none of the markers redact.ts's MAYBE_SECRET looks for in it, so
+ * no value taken from it can hold a secret (see REC_NO_SECRET in strings.c).
  */
-export type StringSink = (text: string, offset: number, encoding: StringEncoding, triggers?: number) => void;
+export type StringSink = (
+  text: string,
+  offset: number,
+  encoding: StringEncoding,
+  triggers?: number,
+  secretFree?: boolean,
+) => void;
 
 /** The kinds of value the WebAssembly scanner can find itself (see url_fast, request_fast in strings.c). */
 export type ByteValueKind = 'url' | 'request' | 'sql';
@@ -250,7 +259,8 @@ export class StringScanner {
       if (kind === REC_VALUE) {
         if (take) values!.value(BYTE_VALUE_KINDS[flags >>> 8]!, input, s, e);
       } else if (kind === REC_VALUE_STRING) take = values!.string(base + s);
-      else if (kind === REC_ASCII) this.sink(input.toString('latin1', s, e), base + s, 'ascii', known);
+      else if (kind === REC_ASCII)
+        this.sink(input.toString('latin1', s, e), base + s, 'ascii', known, (flags & REC_NO_SECRET) !== 0);
       else if (kind === REC_UTF16) this.emit16(input, s, e, base + s, known);
       else if (kind === REC_ASCII_OPEN) {
         this.pending = new Uint8Array(input.subarray(s, e));

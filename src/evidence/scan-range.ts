@@ -102,8 +102,8 @@ function scanInto(
   onProgress: (bytes: number) => void,
 ): void {
   const scanner = new StringScanner(
-    (text, offset, encoding, triggers) => {
-      if (offset >= start && offset < end) collector.onString(text, offset, encoding, triggers);
+    (text, offset, encoding, triggers, secretFree) => {
+      if (offset >= start && offset < end) collector.onString(text, offset, encoding, triggers, secretFree);
     },
     {
       skipPlain: true,

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { EvidenceCollector, MAX_DISTINCT_PER_KIND } from '../../src/analyze/evidence.ts';
+import { EvidenceCollector, MAX_DISTINCT_PER_KIND, MAX_STORED_CHARS } from '../../src/analyze/evidence.ts';
 import { MAYBE_SECRET } from '../../src/analyze/redact.ts';
 import { type ByteValueKind, StringScanner } from '../../src/analyze/strings.ts';
 import { newSpillConfig, RunReader, SpillStore } from '../../src/evidence/spill.ts';
@@ -182,6 +182,28 @@ describe('URLs and request lines found in WebAssembly (url_fast, request_fast)',
     });
   }
 
+  it('is used for every kind once long values spent the characters a collector keeps, counts unchanged', () => {
+    // Values of 400 characters: MAX_STORED_CHARS turns one away long before a kind holds
+    // MAX_DISTINCT_PER_KIND; from then on every kind goes to the overflow, kept values included.
+    const long = (i: number) => `http://host.test/${String(i).padStart(6, '0')}/${'p'.repeat(380)}`;
+    const collector = new EvidenceCollector({ spill: new SpillStore(newSpillConfig(dir, 1 << 30)) });
+    let fed = 0;
+    while (!collector.valueBytes.accepting('url') && fed < MAX_DISTINCT_PER_KIND)
+      collector.onString(long(fed++), 0, 'ascii');
+    assert.equal(fed, Math.floor(MAX_STORED_CHARS / long(0).length) + 1, 'taken once one did not fit');
+    assert.equal(collector.valueBytes.accepting('request'), true, 'every kind');
+    // A value kept before, seen again: its occurrence goes to the overflow and the merge adds it.
+    collector.onString(long(0), 0, 'ascii');
+    const snapshot = collector.snapshot();
+    const kept = snapshot.items.find((i) => i.value === long(0));
+    let spilled = 0;
+    for (const path of snapshot.runs) {
+      const reader = new RunReader(path);
+      while (reader.next()) if (reader.key === `url\u0000${long(0)}`) spilled += reader.count;
+    }
+    assert.equal((kept?.count ?? 0) + spilled, 2);
+  });
+
   it('is not used for a kind before the collector sends every value of it to its overflow table', () => {
     const collector = new EvidenceCollector({ spill: new SpillStore(newSpillConfig(dir, 1 << 30)) });
     assert.equal(collector.valueBytes.accepting('url'), false);
@@ -189,6 +211,55 @@ describe('URLs and request lines found in WebAssembly (url_fast, request_fast)',
     assert.equal(collector.valueBytes.accepting('url'), true);
     assert.equal(collector.valueBytes.accepting('request'), false);
     assert.equal(new EvidenceCollector().valueBytes.accepting('url'), false, 'no spill, no fast path');
+  });
+});
+
+describe('strings without a redaction marker (REC_NO_SECRET in strings.c)', () => {
+  const markers = MAYBE_SECRET.source
+    .split('|')
+    .flatMap((m) => (m === 'gh[pousr]_' ? [...'pousr'].map((c) => `gh${c}_`) : [m.replace(/\\/g, '')]));
+
+  it('are told apart from every string that holds one, in any case, at any place', () => {
+    const said = new Map<string, boolean | undefined>();
+    const scanner = new StringScanner((text, _o, _e, _t, noMarkers) => said.set(text, noMarkers), {
+      skipPlain: true,
+    });
+    const holding: string[] = [];
+    markers.forEach((marker, i) => {
+      for (const m of [
+        marker,
+        marker.toUpperCase(),
+        [...marker].map((c, k) => (k % 2 ? c.toUpperCase() : c)).join(''),
+      ])
+        for (let pad = 0; pad < 18; pad += 5)
+          holding.push(`{"url": "https://h${i}.test/${'q'.repeat(pad)}${m}", "n": 1}`);
+    });
+    const without = [
+      '{"url": "https://plain.test/zz", "n": 1}',
+      'INFO GET /x HTTP/1.1 from https://a.test/b',
+    ];
+    scanner.push(Buffer.from(`\u0000${[...holding, ...without].join('\u0000')}\u0000`, 'latin1'));
+    scanner.flush();
+    for (const text of holding) assert.equal(said.get(text), false, text);
+    for (const text of without) assert.equal(said.get(text), true, text);
+  });
+
+  it('give the values and redactions the JavaScript scanner gives, which runs the secret test on each', () => {
+    const bytes = heap(7, 2 * MAX_DISTINCT_PER_KIND, { requests: 0.3, sql: 0.2 });
+    const collect = (engine: 'wasm' | 'js') => {
+      const collector = new EvidenceCollector();
+      const scanner = new StringScanner(collector.onString, { engine, skipPlain: true });
+      for (let at = 0; at < bytes.length; at += 256 * 1024) scanner.push(bytes.subarray(at, at + 256 * 1024));
+      scanner.flush();
+      return collector.snapshot();
+    };
+    const wasm = collect('wasm');
+    const js = collect('js');
+    assert.ok(js.redactions > 100, 'the heap holds secrets');
+    assert.equal(wasm.redactions, js.redactions);
+    assert.deepEqual(wasm.secrets.sort(), js.secrets.sort());
+    const items = (s: typeof js) => s.items.map((i) => `${i.kind}\u0000${i.value}\u0000${i.count}`).sort();
+    assert.deepEqual(items(wasm), items(js));
   });
 });
 

@@ -25,6 +25,8 @@ export const VALUE_REQUEST = 2;
 export const VALUE_SQL = 3;
 /** Or'ed into REC_ASCII/REC_UTF16: the string can yield no evidence (see EVIDENCE_TRIGGERS). */
 export const REC_PLAIN = 0x10;
+/** Or'ed into REC_ASCII: the string holds no marker redact.ts's MAYBE_SECRET looks for (see strings.c). */
+export const REC_NO_SECRET = 0x20;
 
 export interface WasmScanner {
   /** The input area: read into it (zero copy), or copy a chunk into it. */
