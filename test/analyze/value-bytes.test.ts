@@ -109,6 +109,10 @@ function heap(seed: number, strings: number, share: { requests: number; sql: num
     else if (r < 0.38) parts.push(`${url}${pick(SECRET_BITS)}`);
     else if (r < 0.4) parts.push(`redis://cache${i}:6379/0 then ${url}`);
     else if (r < 0.41) parts.push(`see ${url}/${'x'.repeat(500 + (i % 30))}`);
+    else if (r < 0.415)
+      parts.push(
+        `httpss://n${i}.test http://http://d${i}.test https://a.testhttp://b${i} hhttp://c${i}.test/:// http:/x${i} ://`,
+      );
     else if (r < 0.42)
       parts.push(`xhttps://a${i}.test/ HTTP://UPPER.test/ http://"q" https:// http://a/http://b${i}`);
     else if (r < 0.43) parts.push(`GET ${url.replace(/^https?:\/\/[^/]+/, '')} HTTP/1.1 from ${url}`);

@@ -72,11 +72,13 @@ __attribute__((export_name("trigger_area")))
 uint8_t *trigger_area(void) { return trigger_area_bytes; }
 
 static void init_secret_pairs(void);
+static void init_url_bytes(void);
 
 /* Takes `count` triggers from the trigger area; returns 0 (and marks nothing plain) when they do not fit. */
 __attribute__((export_name("set_triggers")))
 uint32_t set_triggers(uint32_t count) {
   init_secret_pairs();
+  init_url_bytes();
   triggers_set = 0;
   for (int c = 0; c < 65536; c++) starts_trigger[c] = 0;
   for (int x = 0; x < 16; x++) nibble_lo1[x] = nibble_hi1[x] = nibble_lo2[x] = nibble_hi2[x] = 0;
@@ -183,17 +185,16 @@ static inline uint32_t flags(uint32_t kind, const uint8_t *in, uint32_t s, uint3
  */
 #define MAX_VALUE 512 /* extract.ts's MAX_VALUE: a longer URL is clipped there */
 
-/* URL_PATTERN's character class: [\][A-Za-z0-9._~:/?#@!$&()*+,;=%-]. */
-static inline int url_byte(uint8_t c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return 1;
-  switch (c) {
-    case '[': case ']': case '.': case '_': case '~': case ':': case '/': case '?': case '#': case '@':
-    case '!': case '$': case '&': case '(': case ')': case '*': case '+': case ',': case ';': case '=':
-    case '%': case '-':
-      return 1;
-  }
-  return 0;
+/* URL_PATTERN's character class: [\][A-Za-z0-9._~:/?#@!$&()*+,;=%-], as a table (init_url_bytes). */
+static uint8_t url_bytes[256];
+
+static void init_url_bytes(void) {
+  for (int c = 0; c < 256; c++)
+    url_bytes[c] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+  for (const char *p = "[]._~:/?#@!$&()*+,;=%-"; *p; p++) url_bytes[(uint8_t)*p] = 1;
 }
+
+static inline int url_byte(uint8_t c) { return url_bytes[c]; }
 
 static inline uint8_t lower(uint8_t c) { return c >= 'A' && c <= 'Z' ? c | 0x20 : c; }
 
@@ -314,40 +315,58 @@ static inline void emit(uint32_t kind, uint32_t start, uint32_t end) {
 }
 
 /*
+ * The next "://" in in[from..e), or e: 16 places a step (a ':' with '/' after it twice). A URL of a
+ * heap of long strings is mostly its path, and looking at each byte for one took a fifth of the
+ * scan there. Reads up to 18 bytes past e (the caller's buffer allows it); places whose three
+ * bytes would pass e are masked off.
+ */
+static uint32_t next_scheme_sep(const uint8_t *in, uint32_t from, uint32_t e) {
+  const v128_t colon = wasm_i8x16_splat(':'), slash = wasm_i8x16_splat('/');
+  for (uint32_t i = from; i + 3 <= e; i += 16) {
+    v128_t a = wasm_v128_load(in + i), b = wasm_v128_load(in + i + 1), c = wasm_v128_load(in + i + 2);
+    uint32_t m = wasm_i8x16_bitmask(
+        wasm_v128_and(wasm_v128_and(wasm_i8x16_eq(a, colon), wasm_i8x16_eq(b, slash)), wasm_i8x16_eq(c, slash)));
+    uint32_t left = e - 2 - i; /* places p with p + 3 <= e */
+    if (left < 16) m &= (1u << left) - 1;
+    if (m) return i + __builtin_ctz(m);
+  }
+  return e;
+}
+
+/*
  * The URLs of in[s..e) as records after a REC_VALUE_STRING, or nothing (0) when the string must take
  * the JavaScript path: extract.ts's hasOtherScheme (a '://' after something other than http or
  * https), a URL longer than MAX_VALUE, or one that may hold a secret.
  */
 static int url_fast(const uint8_t *in, uint32_t s, uint32_t e) {
-  for (uint32_t at = s; at + 3 <= e; at++) {
-    if (!at_scheme_sep(in, at, e)) continue;
+  /* hasOtherScheme: each '://', the next looked for three bytes on, must follow http or https. */
+  for (uint32_t at = next_scheme_sep(in, s, e); at < e; at = next_scheme_sep(in, at + 3, e)) {
     int http = at >= s + 4 && http_at(in, at - 4);
     int https = at >= s + 5 && in[at - 1] == 's' && http_at(in, at - 5);
     if (!http && !https) return 0;
-    at += 2; /* extract.ts looks for the next '://' three bytes on */
   }
   uint32_t saved = count;
   emit(REC_VALUE_STRING, s, e);
-  /* URL_PATTERN, /https?:\/\/[class]+/g, leftmost first, each match from where the last one ended. */
-  for (uint32_t p = s; p + 8 <= e;) {
-    if (http_at(in, p)) {
-      uint32_t q = p + 4;
-      if (in[q] == 's') q++;
-      if (at_scheme_sep(in, q, e)) {
-        uint32_t r = q + 3;
-        while (r < e && url_byte(in[r])) r++;
-        if (r > q + 3) {
-          if (r - p > MAX_VALUE || may_hold_secret(in, p, r)) {
-            count = saved;
-            return 0;
-          }
-          emit(REC_VALUE | VALUE_URL << 8, p, r);
-          p = r;
-          continue;
-        }
-      }
+  /*
+   * URL_PATTERN, /https?:\/\/[class]+/g, leftmost first, each match from where the last one ended
+   * (p): a match holds a '://' right after its http or https, so the '://'s in order give the
+   * matches in order, each starting 4 or 5 bytes before its own.
+   */
+  uint32_t p = s;
+  for (uint32_t at = next_scheme_sep(in, s, e); at < e; at = next_scheme_sep(in, at + 3, e)) {
+    uint32_t q;
+    if (at >= p + 5 && in[at - 1] == 's' && http_at(in, at - 5)) q = at - 5;
+    else if (at >= p + 4 && http_at(in, at - 4)) q = at - 4;
+    else continue;
+    uint32_t r = at + 3;
+    while (r < e && url_byte(in[r])) r++;
+    if (r == at + 3) continue;
+    if (r - q > MAX_VALUE || may_hold_secret(in, q, r)) {
+      count = saved;
+      return 0;
     }
-    p++;
+    emit(REC_VALUE | VALUE_URL << 8, q, r);
+    p = r;
   }
   return 1;
 }
