@@ -22,7 +22,8 @@
  * them and on one, and checks that the planted URL is reported in exactly the dumps that hold it.
  *
  * Env: BENCH_CORE_MIB (default 1024; use e.g. 64 for a quick smoke run), BENCH_RUNS (default 5)
- * rounds on it; BENCH_TEXT_DUMPS (0 leaves the text set out), BENCH_TEXT_MIB, BENCH_TEXT_RUNS
+ * rounds on it; BENCH_TEXT_DUMPS (0 leaves the text set out), BENCH_TEXT_SHAPE (web, the default,
+ * or long: values of hundreds of characters, see text-heap.py), BENCH_TEXT_MIB, BENCH_TEXT_RUNS
  * (default 1); BENCH_KEEP=1 keeps the temp dir with the cores.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -411,6 +412,7 @@ let RUNS = 5;
 let textDumps = 8;
 let textMib = 256;
 let textRuns = 1;
+let textShape = 'web';
 
 /** One Python core: its path, and whether the planted URL is in it. */
 interface TextCore {
@@ -434,6 +436,7 @@ async function makeTextCore(dir: string, index: number, place: string): Promise<
       String(index),
       place,
       reversed,
+      textShape,
     ],
     { cwd },
   );
@@ -490,7 +493,7 @@ async function benchTextSet(dir: string): Promise<void> {
   const fs = statfsSync(dir);
   if (fs.bavail * fs.bsize < needed)
     throw new BenchError(`not enough space in ${dir} for the text-dense cores`);
-  console.log(`making ${textDumps} Python cores, each a ${textMib} MiB heap of text ...`);
+  console.log(`making ${textDumps} Python cores, each a ${textMib} MiB heap of text (${textShape} values) ...`);
   const started = process.hrtime.bigint();
   const places = ['start', 'middle', 'end'];
   const cores: TextCore[] = [];
@@ -603,6 +606,9 @@ async function main(): Promise<number> {
       throw new BenchError('BENCH_TEXT_DUMPS must be 0 or more');
     textMib = positiveIntegerEnv('BENCH_TEXT_MIB', 256);
     textRuns = positiveIntegerEnv('BENCH_TEXT_RUNS', 1);
+    textShape = process.env.BENCH_TEXT_SHAPE ?? 'web';
+    if (textShape !== 'web' && textShape !== 'long')
+      throw new BenchError('BENCH_TEXT_SHAPE must be web or long');
   } catch (error) {
     console.error(`bench: ${(error as Error).message}`);
     return 1;

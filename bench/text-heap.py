@@ -4,9 +4,12 @@ HTML, log lines with request lines, SQL, HTTP headers, distinct URLs: millions o
 then SIGABRT (os.abort), so the kernel writes its core. One value can be planted at the start, the
 middle or the end of the allocation order, or nowhere.
 
-Usage: python3 text-heap.py MIB SEED start|middle|end|none REVERSED-PLANTED
+Usage: python3 text-heap.py MIB SEED start|middle|end|none REVERSED-PLANTED [web|long]
   The planted value is given reversed, so the command line in the core does not hold it: a core
   made with "none" holds it nowhere. SEED keeps the noise of different cores apart.
+  The shape: "web" (the default) short values, as above; "long" long ones: URLs of many path
+  segments (often past the 512 characters a value is clipped at), JSON with bodies, log lines
+  with user agents, SQL and HTML that hold those URLs.
 """
 import json
 import os
@@ -14,6 +17,7 @@ import random
 import sys
 
 mib, seed, where, reversed_planted = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+shape = sys.argv[5] if len(sys.argv) > 5 else "web"
 rnd = random.Random(seed)
 target = mib * 1024 * 1024
 keep = []
@@ -35,6 +39,23 @@ while size < target:
         plant()
     if where == "middle" and not planted_yet and size >= target // 2:
         plant()
+    if shape == "long":
+        path = "/".join("%x" % rnd.getrandbits(40) for _ in range(rnd.randrange(4, 40)))
+        u = "https://cdn%d.example.org/%s?sig=%x&w=%d" % (rnd.randrange(500), path, rnd.getrandbits(64), seed)
+        k = i % 4
+        if k == 0:
+            s = json.dumps({"id": i, "url": u, "body": "lorem ipsum " * rnd.randrange(1, 30)})
+        elif k == 1:
+            s = 'INFO %d fetched %s in %d ms user-agent="Mozilla/5.0 (X11; Linux x86_64) feedfetcher/%d"' % (
+                i, u, rnd.randrange(10**4), seed)
+        elif k == 2:
+            s = "SELECT * FROM articles WHERE url = '%s' AND site_id = %d" % (u, rnd.randrange(10**5))
+        else:
+            s = '<a href="%s">%s</a>' % (u, "title %d " % i * rnd.randrange(1, 8))
+        keep.append(s)
+        size += len(s) + 49
+        i += 1
+        continue
     k = i % 6
     if k == 0:
         s = json.dumps({
