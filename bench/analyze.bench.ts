@@ -493,7 +493,9 @@ async function benchTextSet(dir: string): Promise<void> {
   const fs = statfsSync(dir);
   if (fs.bavail * fs.bsize < needed)
     throw new BenchError(`not enough space in ${dir} for the text-dense cores`);
-  console.log(`making ${textDumps} Python cores, each a ${textMib} MiB heap of text (${textShape} values) ...`);
+  console.log(
+    `making ${textDumps} Python cores, each a ${textMib} MiB heap of text (${textShape} values) ...`,
+  );
   const started = process.hrtime.bigint();
   const places = ['start', 'middle', 'end'];
   const cores: TextCore[] = [];
