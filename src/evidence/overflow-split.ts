@@ -1,9 +1,8 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import type { EvidenceItem } from '../analyze/evidence.ts';
 import { EVIDENCE_KINDS } from '../analyze/extract.ts';
 import { type MergeKind, type MergeSource, newWasmMerge, type Refill } from '../analyze/wasm/merge-wasm.ts';
-import { writeItemRecord } from './spill.ts';
+import { openRuns, writeItemRecord } from './spill.ts';
 
 /**
  * The resolve of overflow runs (overflow.ts) on two threads: the main thread merges the keys below
@@ -254,28 +253,15 @@ const MAX_UNFED = 4;
  * read to its end, off this thread's way (the main thread's part stops short of the end).
  */
 export async function resolvePart(part: ResolvePart, onEvents: (events: Uint8Array) => void): Promise<void> {
-  const fds = part.paths.map((path) => (path === undefined ? undefined : openSync(path, 'r')));
-  const positions = [...part.starts];
+  const runs = openRuns(part.paths, { starts: part.starts });
   const keptAt = part.kept.map(() => 0);
-  const deleted: Array<Promise<void>> = [];
   const refill: Refill = (source, memory, at, max) => {
     const kept = part.kept[source];
-    if (kept) {
-      const n = Math.min(max, kept.length - keptAt[source]!);
-      memory.set(kept.subarray(keptAt[source]!, keptAt[source]! + n), at);
-      keptAt[source]! += n;
-      return n;
-    }
-    const fd = fds[source];
-    if (fd === undefined) return 0;
-    const got = readSync(fd, memory, at, max, positions[source]!);
-    positions[source]! += got;
-    if (got === 0) {
-      closeSync(fd);
-      fds[source] = undefined;
-      deleted.push(rm(part.paths[source]!, { force: true }));
-    }
-    return got;
+    if (!kept) return runs.read(source, memory, at, max);
+    const n = Math.min(max, kept.length - keptAt[source]!);
+    memory.set(kept.subarray(keptAt[source]!, keptAt[source]! + n), at);
+    keptAt[source]! += n;
+    return n;
   };
   try {
     const merge = newWasmMerge(
@@ -303,7 +289,6 @@ export async function resolvePart(part: ResolvePart, onEvents: (events: Uint8Arr
       onEvents(new Uint8Array(events));
     }
   } finally {
-    for (const fd of fds) if (fd !== undefined) closeSync(fd);
-    await Promise.all(deleted);
+    await runs.close();
   }
 }

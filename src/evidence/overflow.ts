@@ -1,5 +1,4 @@
-import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
 import { isFurniture, KIND_WEIGHT, streamReasons } from '../analyze/correlate.ts';
 import { byKey, type EvidenceItem, type EvidenceSnapshot, evidenceKey } from '../analyze/evidence.ts';
 import { EVIDENCE_KINDS, type EvidenceKind } from '../analyze/extract.ts';
@@ -13,7 +12,7 @@ import {
   wasmMergeAvailable,
 } from '../analyze/wasm/merge-wasm.ts';
 import { keptFrom, PartChannel, type ResolvePart, type Split, splitRuns } from './overflow-split.ts';
-import { RunReader, RunWriter, runPath, type SpillConfig, writeItemRecord } from './spill.ts';
+import { openRuns, RunReader, RunWriter, runPath, type SpillConfig, writeItemRecord } from './spill.ts';
 
 /**
  * After the scan: the overflow runs of every dump (values past the collectors' in-memory caps, see
@@ -249,39 +248,6 @@ async function mergeRuns(paths: readonly string[], config: SpillConfig): Promise
 
 /** Keys a WebAssembly step takes at most: a few milliseconds between yields to the event loop. */
 const WASM_STEP_KEYS = 16_384;
-
-/**
- * Opens runs for a WebAssembly merge; `read` reads them (into its memory). A run read to its end is
- * closed and deleted there and then, off this thread (freeing its pages took 0.7 s of the merge of
- * eight text-dense cores, at its end); close() closes the others and waits for the deletions.
- */
-function openRuns(paths: readonly (string | undefined)[], deleteRead = true) {
-  const fds: Array<number | undefined> = [];
-  const deleted: Array<Promise<void>> = [];
-  const close = async () => {
-    for (const [i, fd] of fds.entries()) {
-      if (fd !== undefined) closeSync(fd);
-      fds[i] = undefined;
-    }
-    await Promise.all(deleted);
-  };
-  try {
-    for (const path of paths) fds.push(path === undefined ? undefined : openSync(path, 'r'));
-  } catch (error) {
-    void close();
-    throw error;
-  }
-  const read = (source: number, memory: Buffer, at: number, max: number) => {
-    const got = readSync(fds[source]!, memory, at, max, null);
-    if (got === 0) {
-      closeSync(fds[source]!);
-      fds[source] = undefined;
-      if (deleteRead) deleted.push(rm(paths[source]!, { force: true }));
-    }
-    return got;
-  };
-  return { read, close };
-}
 
 /** mergeRuns in WebAssembly: the same run, byte for byte. */
 async function mergeRunsWasm(paths: readonly string[], config: SpillConfig): Promise<string> {
@@ -667,7 +633,7 @@ async function mergeWasm(
       ? splitRuns(merged.paths, options.shareFromBytes ?? SHARE_FROM_BYTES)
       : undefined;
   // Shared, the worker deletes the runs as it reads them to their end; this part stops short.
-  const runs = openRuns(merged.paths, !split);
+  const runs = openRuns(merged.paths, { deleteRead: !split });
   let worker: Promise<void> | undefined;
   const channel = PartChannel.create();
   try {
