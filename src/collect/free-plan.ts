@@ -5,9 +5,10 @@ import { shellQuote } from './transport.ts';
 
 /**
  * Freeing the disk once the cores are home: the text of a `free` proposal, one file a line, with
- * what the collection saw of it (size, mtime, device:inode, the container's layer on the host) and
- * the sha256 of what was pulled. The approver sees exactly this; the runner deletes exactly what the
- * approved text says, parsed back from it, and only a file that is still the one pulled.
+ * what the collection saw of it (size, mtime, device:inode, the container's layer on the host) and,
+ * for a file the host checks by hash (up to HASH_CHEAP_BYTES), the sha256 of what was pulled. The
+ * approver sees exactly this; the runner deletes exactly what the approved text says, parsed back
+ * from it, and only a file that is still the one pulled.
  *
  *   size=1048576<TAB>mtime=1764755000<TAB>file=2049:1234<TAB>sha256=<hex><TAB>layer=/var/lib/…/diff<TAB>web1:/app/core
  *
@@ -23,8 +24,11 @@ export interface FreeItem extends PullSource {
   file?: string;
   /** The container's writable layer on the host: a stopped container's core is deleted there. */
   layer?: string;
-  /** Of the bytes pulled: the file, or the tar `docker cp` made of it. */
-  sha256: string;
+  /**
+   * Of the content pulled: the file, or the tar `docker cp` made of it. Needed for a file the host
+   * checks by hash (up to HASH_CHEAP_BYTES); a bigger one kept compressed may have none.
+   */
+  sha256?: string;
 }
 
 /** A pulled artifact as the store holds it, with what the pull brought home. */
@@ -59,7 +63,9 @@ export function planFree(artifacts: readonly PulledArtifact[]): FreePlan {
     const source: PullSource = a.container ? { container: a.container, path: a.path } : { path: a.path };
     const skip = (reason: string) => skipped.push({ source, reason });
     if (a.deleted) continue;
-    if (a.state !== 'complete' || !a.sha256) skip('it was not pulled whole');
+    if (a.state !== 'complete') skip('it was not pulled whole');
+    else if (!a.sha256 && (a.remoteSizeBytes === null || a.remoteSizeBytes <= HASH_CHEAP_BYTES))
+      skip('what came home was not hashed, and the host checks a file this small by its sha256');
     else if (!a.kept) skip('the copy pulled home is gone (retention), so the host keeps the only one');
     else if (a.remoteSizeBytes === null || a.remoteMtime === null)
       skip('the host did not tell its size and mtime, so it could not be checked before deleting');
@@ -76,7 +82,7 @@ export function planFree(artifacts: readonly PulledArtifact[]): FreePlan {
         mtime: Math.floor(a.remoteMtime.getTime() / 1000),
         ...(a.file ? { file: a.file } : {}),
         ...(a.container && a.layer ? { layer: a.layer } : {}),
-        sha256: a.sha256,
+        ...(a.sha256 ? { sha256: a.sha256 } : {}),
       });
   }
   return { items, skipped, bytes: items.reduce((sum, i) => sum + i.sizeBytes, 0) };
@@ -89,7 +95,7 @@ export function freeText(items: readonly FreeItem[]): string {
         `size=${i.sizeBytes}`,
         `mtime=${i.mtime}`,
         ...(i.file ? [`file=${i.file}`] : []),
-        `sha256=${i.sha256}`,
+        ...(i.sha256 ? [`sha256=${i.sha256}`] : []),
         ...(i.layer ? [`layer=${i.layer}`] : []),
         i.container ? `${i.container}:${i.path}` : i.path,
       ].join('\t'),
@@ -118,11 +124,13 @@ export function parseFreeText(text: string): FreeItem[] {
     if (!target) throw bad('does not end in <container>:<path> or a path');
     const size = fields.get('size') ?? '';
     const mtime = fields.get('mtime') ?? '';
-    const sha256 = fields.get('sha256') ?? '';
+    const sha256 = fields.get('sha256');
     const file = fields.get('file');
     const layer = fields.get('layer');
     if (!/^\d+$/.test(size) || !/^\d+$/.test(mtime)) throw bad('has no size or mtime in whole numbers');
-    if (!/^[0-9a-f]{64}$/.test(sha256)) throw bad('has no sha256');
+    if (sha256 !== undefined && !/^[0-9a-f]{64}$/.test(sha256)) throw bad('has a sha256 that is not one');
+    if (sha256 === undefined && Number(size) <= HASH_CHEAP_BYTES)
+      throw bad('has no sha256, which a file this small is checked by');
     if (file !== undefined && !/^\d+:\d+$/.test(file)) throw bad('has a file that is not <device>:<inode>');
     if (layer !== undefined && (!target[1] || !layer.startsWith('/')))
       throw bad('names a layer for a file outside a container');
@@ -133,7 +141,7 @@ export function parseFreeText(text: string): FreeItem[] {
       mtime: Number(mtime),
       ...(file ? { file } : {}),
       ...(layer ? { layer } : {}),
-      sha256,
+      ...(sha256 ? { sha256 } : {}),
     };
   });
 }
@@ -161,6 +169,8 @@ export function freeCommand(item: FreeItem, hashBelow = HASH_CHEAP_BYTES): strin
   const sayWith = (status: string, variable: string) =>
     `{ printf '%s\\n' "${MARK}:${status}:$(printf '%s' "${variable}" | tr '\\n' ' ')"; exit 0; }`;
   const hash = item.sizeBytes <= hashBelow;
+  // Never deleted unchecked: a file the host checks by hash needs the hash of what came home.
+  if (hash && !item.sha256) return say('failed', 'no sha256 of what came home to check it against');
   // On the host the inode is always readable: it must match. In a running container the bot's user
   // may not see the layer; size, mtime and (when cheap) the hash then say it.
   const compare = (strict: boolean) => [
@@ -184,7 +194,7 @@ export function freeCommand(item: FreeItem, hashBelow = HASH_CHEAP_BYTES): strin
       ...(hash
         ? [
             `h=$(sha256sum -- "$p" 2>/dev/null | cut -c1-64)`,
-            `[ "$h" = ${q(item.sha256)} ] || ${sayWith('changed', 'sha256 now $h')}`,
+            `[ "$h" = ${q(item.sha256!)} ] || ${sayWith('changed', 'sha256 now $h')}`,
           ]
         : []),
       `e=$(rm -f -- "$p" 2>&1) || ${sayWith('failed', '$e')}`,
@@ -216,7 +226,7 @@ export function freeCommand(item: FreeItem, hashBelow = HASH_CHEAP_BYTES): strin
       ? [
           // Hashed the way it was pulled: the tar docker cp makes of it (the same bytes for the same file).
           `h=$("$d" cp "$id:$p" - 2>/dev/null </dev/null | sha256sum | cut -c1-64)`,
-          `[ "$h" = ${q(item.sha256)} ] || ${sayWith('changed', 'sha256 now $h')}`,
+          `[ "$h" = ${q(item.sha256!)} ] || ${sayWith('changed', 'sha256 now $h')}`,
         ]
       : []),
     `if [ "$r" = true ]; then`,

@@ -1,20 +1,29 @@
 import { createHash, type Hash } from 'node:crypto';
+import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rename, statfs, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { finished, PassThrough, type Readable, Transform } from 'node:stream';
+import { finished, PassThrough, type Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createZstdDecompress } from 'node:zlib';
 import { asCodedError, CodedError, ErrorCode } from '../errors.ts';
 import { type RemoteHost, type RemoteStream, shellQuote } from './transport.ts';
+import { ZstdFrameWalker } from './zstd-frames.ts';
 
 /**
  * Brings a file home from a host whose disk is full, the way an SRE would by hand:
  * `ssh host "docker cp <container>:<path> - | gzip -1" | gunzip > file` (zstd where the host has
  * it, podman where it has no docker). Nothing is written on the host; the bytes are compressed
- * there (the link is the bottleneck), decompressed here as they
- * arrive, hashed, and written to `<dest>.part`, which becomes `<dest>` only when the remote command
- * succeeded and the gzip stream ended whole. A dropped connection leaves no file that looks whole.
+ * there (the link is the bottleneck), decompressed here as they arrive, hashed, and written to
+ * `<dest>.part`, which becomes `<dest>` only when the remote command succeeded and the compressed
+ * stream ended whole. A dropped connection leaves no file that looks whole.
+ *
+ * With `keep: 'compressed'` a zstd stream is kept as it came (the bot's job does this): decoding
+ * and hashing gigabytes here cost more CPU than the whole pull otherwise (on two cores, next to
+ * the analysis that decodes them anyway), and the evidence takes a tenth of the disk. Its frames
+ * are followed to know it ended whole (zstd-frames.ts); its content is decoded and hashed too
+ * only when asked (`hashContent`: a file small enough for the host to check by hash before
+ * deleting it, see free-plan.ts).
  */
 
 export interface PullSource {
@@ -25,12 +34,21 @@ export interface PullSource {
 
 export interface PullResult {
   localPath: string;
-  /** Bytes written (decompressed). */
+  /** Bytes written: the content, or the zstd stream when it was kept compressed. */
   bytes: number;
+  /** How the file is kept: its content, or the host's zstd stream of it (`.zst`). */
+  keptAs: 'content' | 'compressed';
+  /**
+   * The content as the host has it (the file, or the tar `docker cp` makes of it): its bytes and
+   * sha256, or null when it was kept compressed and not decoded here (`hashContent` off).
+   */
+  contentBytes: number | null;
+  contentSha256: string | null;
   /** Bytes that crossed the network (compressed). */
   transferredBytes: number;
   /** How the host compressed it; `stored` when the file was kept compressed and sent as it is. */
   compression: 'gzip' | 'zstd' | 'stored';
+  /** Of the file as kept here. */
   sha256: string;
   durationMs: number;
 }
@@ -47,7 +65,12 @@ export interface PullOptions {
   compression?: Compression;
   /** Stop when the local filesystem would have less free than this. Default 1 GiB. */
   reserveBytes?: number;
+  /** Content bytes so far (about: a kept zstd stream's are counted from its block headers). */
   onProgress?: (bytes: number) => void;
+  /** Keep a zstd stream as it came (needs `compression: 'zstd'`); default: decompress it. */
+  keep?: 'content' | 'compressed';
+  /** When kept compressed, decode it here too, for its content's size and sha256. */
+  hashContent?: boolean;
 }
 
 /**
@@ -154,6 +177,12 @@ export async function pullFile(
   options: PullOptions = {},
 ): Promise<PullResult> {
   const reserve = options.reserveBytes ?? 1024 ** 3;
+  const keepCompressed = options.keep === 'compressed' && !sentAsStored(source);
+  if (keepCompressed && options.compression !== 'zstd')
+    throw new CodedError(
+      ErrorCode.SshFailed,
+      'a pull is kept compressed only as zstd: ask the host for zstd',
+    );
   await mkdir(dirname(dest), { recursive: true });
   const free = async () => {
     const fs = await statfs(dirname(dest));
@@ -176,21 +205,27 @@ export async function pullFile(
         : coded;
     });
   const part = `${dest}.part`;
-  const meter = transferMeter(free, reserve, options.onProgress);
+  const frames = keepCompressed ? new ZstdFrameWalker() : undefined;
+  const meter = transferMeter(free, reserve, options.onProgress, frames);
+  const content = keepCompressed && options.hashContent ? new ContentHash() : undefined;
   let usedZstd: boolean;
   try {
-    usedZstd = await receive(remote, source, part, meter);
+    usedZstd = await receive(remote, source, part, meter, frames && { frames, content });
   } catch (error) {
     await unlink(part).catch(() => {});
     throw await pullFailure(error, remote, meter, { host: host.name, source, reserve });
   }
   await rename(part, dest);
+  const sha256 = meter.hash.digest('hex');
   return {
     localPath: dest,
     bytes: meter.bytes,
+    keptAs: keepCompressed ? 'compressed' : 'content',
+    contentBytes: keepCompressed ? (content?.bytes ?? null) : meter.bytes,
+    contentSha256: keepCompressed ? (content?.hash.digest('hex') ?? null) : sha256,
     transferredBytes: meter.transferred,
     compression: sentAsStored(source) ? 'stored' : usedZstd ? 'zstd' : 'gzip',
-    sha256: meter.hash.digest('hex'),
+    sha256,
     durationMs: Math.round(performance.now() - started),
   };
 }
@@ -213,6 +248,7 @@ function transferMeter(
   free: () => Promise<number>,
   reserve: number,
   onProgress: ((bytes: number) => void) | undefined,
+  frames: ZstdFrameWalker | undefined,
 ): TransferMeter {
   let checked = 0;
   const meter: TransferMeter = {
@@ -230,7 +266,7 @@ function transferMeter(
       async transform(chunk: Buffer, _enc, done) {
         meter.bytes += chunk.length;
         meter.hash.update(chunk);
-        onProgress?.(meter.bytes);
+        onProgress?.(frames ? frames.approxContentBytes : meter.bytes);
         if (meter.bytes - checked >= 64 * 1024 * 1024) {
           checked = meter.bytes;
           if ((await free()) < reserve) {
@@ -245,20 +281,52 @@ function transferMeter(
   return meter;
 }
 
+/** A kept zstd stream's content, decoded beside the copy for its size and sha256 alone. */
+class ContentHash {
+  bytes = 0;
+  readonly hash = createHash('sha256');
+  private readonly decoder = createZstdDecompress({ chunkSize: 256 * 1024 });
+  private readonly done: Promise<void>;
+  constructor() {
+    this.done = pipeline(
+      this.decoder,
+      new Writable({
+        write: (chunk: Buffer, _enc, next) => {
+          this.bytes += chunk.length;
+          this.hash.update(chunk);
+          next();
+        },
+      }),
+    );
+    // Awaited in end(); a failure before then surfaces there (and through write's wait).
+    this.done.catch(() => {});
+  }
+  async write(chunk: Buffer): Promise<void> {
+    if (!this.decoder.write(chunk)) await Promise.race([once(this.decoder, 'drain'), this.done]);
+  }
+  async end(): Promise<void> {
+    this.decoder.end();
+    await this.done;
+  }
+}
+
 /**
- * Receives the remote stream into `part`, decompressing it as it arrives, and checks how the
- * remote command ended. Returns whether the host compressed with zstd.
+ * Receives the remote stream into `part`, decompressing it as it arrives (or, `kept`, following
+ * its zstd frames and keeping it as it came), and checks how the remote command ended. Returns
+ * whether the host compressed with zstd.
  */
 async function receive(
   remote: RemoteStream,
   source: PullSource,
   part: string,
   meter: TransferMeter,
+  kept: { frames: ZstdFrameWalker; content: ContentHash | undefined } | undefined,
 ): Promise<boolean> {
   const stdout = remote.stdout as Readable;
   const head = await peek(stdout, 4);
   if (head.length === 0) throw new Error('the host sent nothing');
   const usedZstd = head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528;
+  if (kept && !usedZstd) throw new Error(`the host sent no zstd data (starts ${head.toString('hex')})`);
   // The SSH channel feeds the pipeline through a pipe rather than being part of it: a local
   // failure (the bot's disk filling, corrupt data) must end the transfer at once, and the
   // pipeline would otherwise wait for the channel to close, which an unread remote never does.
@@ -269,7 +337,11 @@ async function receive(
       feed.destroy(new CodedError(ErrorCode.ConnectionLost, 'the connection dropped', { cause: error }));
   });
   try {
-    const unpack = sentAsStored(source) ? new PassThrough() : decompressor(head);
+    const unpack = kept
+      ? keptStream(kept.frames, kept.content)
+      : sentAsStored(source)
+        ? new PassThrough()
+        : decompressor(head);
     await pipeline(feed, meter.counter, unpack, meter.tee, createWriteStream(part));
   } catch (error) {
     stdout.unpipe(feed);
@@ -281,6 +353,31 @@ async function receive(
   if (failed) throw new Error(failed);
   if (ending.exitCode === null) throw new CodedError(ErrorCode.ConnectionLost, 'the connection dropped');
   return usedZstd;
+}
+
+/** Passes a zstd stream on as it is, following its frames (and decoding it beside, for `content`). */
+function keptStream(frames: ZstdFrameWalker, content: ContentHash | undefined): Transform {
+  return new Transform({
+    async transform(chunk: Buffer, _enc, done) {
+      try {
+        frames.push(chunk);
+        await content?.write(chunk);
+        done(null, chunk);
+      } catch (error) {
+        done(error as Error);
+      }
+    },
+    async flush(done) {
+      try {
+        // Cut at a frame's end by the host would look whole to the exit status alone.
+        if (!frames.whole) throw new Error('unexpected end of file: the zstd stream stopped inside a frame');
+        await content?.end();
+        done();
+      } catch (error) {
+        done(error as Error);
+      }
+    },
+  });
 }
 
 /**

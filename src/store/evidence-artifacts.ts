@@ -74,15 +74,35 @@ export async function startTransfer(
   return { id: Number(row.id), sizeBytes: Number(row.size_bytes ?? 0) };
 }
 
+/**
+ * The file came home whole: where it is kept and in which form, its size there, and the sha256s
+ * of its content (null when it was kept compressed and not decoded) and of the file as kept.
+ */
 export async function completeTransfer(
   db: Db,
   id: number,
-  pulled: { localPath: string; bytes: number; sha256: string },
+  pulled: {
+    localPath: string;
+    bytes: number;
+    sha256: string;
+    keptAs: 'content' | 'compressed';
+    contentSha256: string | null;
+    contentBytes: number | null;
+  },
 ): Promise<void> {
   await db.executeSql(
-    `UPDATE evidence_artifacts SET state = 'complete', local_path = $2, size_bytes = $3, sha256 = $4, completed_at = now()
+    `UPDATE evidence_artifacts SET state = 'complete', local_path = $2, size_bytes = $3, sha256 = $4,
+       kept_as = $5, kept_sha256 = $6, content_bytes = $7, completed_at = now()
      WHERE id = $1`,
-    [id, pulled.localPath, pulled.bytes, pulled.sha256],
+    [
+      id,
+      pulled.localPath,
+      pulled.bytes,
+      pulled.contentSha256,
+      pulled.keptAs,
+      pulled.sha256,
+      pulled.contentBytes,
+    ],
   );
 }
 
@@ -112,6 +132,10 @@ export interface CompleteArtifact {
   remoteMtime: Date | null;
   file: string | null;
   layerDir: string | null;
+  /** How it is kept on the bot host ('content', 'compressed'; null before 0015). */
+  keptAs: string | null;
+  /** Its content's size, when the pull counted it (kept compressed and decoded, or kept as is). */
+  contentBytes: number | null;
   /** Deleted from the bot host (retention). */
   deletedAt: Date | null;
   /** Deleted from its host (freed). */
@@ -128,6 +152,8 @@ interface CompleteRow {
   remote_mtime: Date | string | null;
   file_id: string | null;
   layer_dir: string | null;
+  kept_as: string | null;
+  content_bytes: string | null;
   deleted_at: Date | string | null;
   remote_deleted_at: Date | string | null;
 }
@@ -142,7 +168,7 @@ export async function completeArtifacts(
 ): Promise<CompleteArtifact[]> {
   const { rows } = await db.executeSql<CompleteRow>(
     `SELECT container, remote_path, state, sha256, local_path, remote_size_bytes, remote_mtime, file_id,
-            layer_dir, deleted_at, remote_deleted_at
+            layer_dir, kept_as, content_bytes, deleted_at, remote_deleted_at
      FROM evidence_artifacts WHERE incident_id = $1 AND host = $2 AND state = 'complete' ORDER BY id`,
     [incidentId, host],
   );
@@ -156,6 +182,8 @@ export async function completeArtifacts(
     remoteMtime: date(r.remote_mtime),
     file: r.file_id,
     layerDir: r.layer_dir,
+    keptAs: r.kept_as,
+    contentBytes: r.content_bytes === null ? null : Number(r.content_bytes),
     deletedAt: date(r.deleted_at),
     remoteDeletedAt: date(r.remote_deleted_at),
   }));

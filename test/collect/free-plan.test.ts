@@ -19,6 +19,7 @@ import {
   type FreeItem,
   freeCommand,
   freeText,
+  HASH_CHEAP_BYTES,
   type PulledArtifact,
   parseFreeOutput,
   parseFreeText,
@@ -85,6 +86,27 @@ describe('the free plan', () => {
       `size=5\tmtime=7\tfile=x\tsha256=${SHA}\t/core`,
     ])
       assert.throws(() => parseFreeText(bad), /list of files to delete/, bad);
+  });
+
+  it('needs the sha256 of what came home only for a file the host checks by hash: a big core kept as zstd has none', () => {
+    const big = HASH_CHEAP_BYTES + 1;
+    const plan = planFree([
+      pulled({ path: '/big', sha256: null, remoteSizeBytes: big, contentBytes: big }),
+      pulled({ path: '/small', sha256: null }),
+      pulled({ path: '/unknown', sha256: null, remoteSizeBytes: null }),
+    ]);
+    assert.deepEqual(
+      plan.items.map((i) => i.path),
+      ['/big'],
+    );
+    assert.equal(plan.items[0]!.sha256, undefined);
+    assert.match(plan.skipped[0]!.reason, /not hashed/);
+    const text = freeText(plan.items);
+    assert.doesNotMatch(text, /sha256=/);
+    assert.deepEqual(parseFreeText(text), plan.items);
+    // A small one without a hash is refused when read back, however the text was made.
+    assert.throws(() => parseFreeText('size=1000\tmtime=7\t/core'), /no sha256/);
+    assert.throws(() => parseFreeText(`size=${big}\tmtime=7\tsha256=xyz\t/core`), /not one/);
   });
 
   it('reads the one result line, and anything else as a failure', () => {
@@ -161,6 +183,20 @@ describe('the command that deletes one file, run by sh', () => {
     }
     // Too big to hash cheaply: size, mtime and inode alone decide.
     assert.equal(run({ ...item, sha256: 'b'.repeat(64) }, 100).status, 'deleted');
+  });
+
+  it('never deletes a file the host checks by hash when no hash came with it', () => {
+    const path = join(dir, 'unhashed');
+    writeFileSync(path, Buffer.alloc(4096, 9));
+    const { sha256: _, ...item } = itemOf(path);
+    assert.deepEqual(run(item), {
+      status: 'failed',
+      detail: 'no sha256 of what came home to check it against',
+    });
+    assert.equal(existsSync(path), true);
+    // Too big to hash cheaply: size, mtime and inode decide, as for any big file.
+    assert.equal(run(item, 100).status, 'deleted');
+    assert.equal(existsSync(path), false);
   });
 
   it('does not follow a core swapped for a link, nor delete what it points at', () => {

@@ -14,11 +14,14 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import { zstdCompressSync, zstdDecompressSync } from 'node:zlib';
 import { systemClock } from '../../src/clock.ts';
 import { parseKnownHosts } from '../../src/collect/known-hosts.ts';
 import { pullFile } from '../../src/collect/pull.ts';
 import { SshConnections } from '../../src/collect/ssh.ts';
+import type { RemoteHost } from '../../src/collect/transport.ts';
 import { parseHostsFile } from '../../src/config/hosts.ts';
 import { type CodedError, ErrorCode } from '../../src/errors.ts';
 import { analyzeFiles } from '../../src/evidence/analyze-files.ts';
@@ -116,6 +119,75 @@ describe('pulling evidence over SSH', () => {
     assert.equal(report.dumps[0]!.container, 'tar');
     assert.equal(report.dumps[0]!.entry, 'core');
     assert.equal(report.dumps[0]!.executable, '/bin/crash');
+  });
+
+  it('keeps a container core as the zstd stream the host sent, following its frames, decoded beside only when asked', async () => {
+    const direct = execFileSync(DOCKER_CLI, ['cp', `${web}:/app/core`, '-'], {
+      env: { ...process.env, ...podman.clientEnv },
+      maxBuffer: 1 << 30,
+    });
+    const progress: number[] = [];
+    const kept = await pullFile(
+      ssh.host('box'),
+      { container: web, path: '/app/core' },
+      join(work, 'evidence', 'kept.tar.zst'),
+      { compression: 'zstd', keep: 'compressed', onProgress: (bytes) => progress.push(bytes) },
+    );
+    const file = readFileSync(kept.localPath);
+    assert.equal(file.readUInt32LE(0), 0xfd2fb528, 'the zstd stream, as it came');
+    assert.equal(kept.keptAs, 'compressed');
+    assert.equal(kept.bytes, file.length);
+    assert.equal(kept.sha256, createHash('sha256').update(file).digest('hex'), 'of the file as kept');
+    assert.equal(kept.contentSha256, null, 'not decoded here');
+    assert.equal(kept.contentBytes, null);
+    assert.ok(kept.bytes < direct.length / 2, `${kept.bytes} of ${direct.length}`);
+    assert.ok(zstdDecompressSync(file).equals(direct), 'byte for byte what docker cp gives');
+    // Progress counts content from the block headers: within one block of the truth at the end.
+    const last = progress.at(-1)!;
+    assert.ok(last >= direct.length && last <= direct.length + 128 * 1024, `${last} vs ${direct.length}`);
+    const report = await analyzeFiles([kept.localPath], { now: systemClock, workers: 0 });
+    assert.deepEqual(report.errors, []);
+    assert.equal(report.dumps[0]!.entry, 'core');
+    assert.equal(report.dumps[0]!.executable, '/bin/crash');
+
+    const hashed = await pullFile(
+      ssh.host('box'),
+      { container: web, path: '/app/core' },
+      join(work, 'evidence', 'hashed.tar.zst'),
+      { compression: 'zstd', keep: 'compressed', hashContent: true },
+    );
+    assert.equal(hashed.contentSha256, createHash('sha256').update(direct).digest('hex'));
+    assert.equal(hashed.contentBytes, direct.length);
+    // Kept compressed only as zstd, which the bot can follow without decoding.
+    await assert.rejects(
+      pullFile(ssh.host('box'), { path: core.path }, join(work, 'evidence', 'gz.zst'), {
+        keep: 'compressed',
+      }),
+      /only as zstd/,
+    );
+  });
+
+  it('keeps no file when a kept zstd stream stops inside a frame, though the host said all went well', async () => {
+    const whole = zstdCompressSync(Buffer.from('GET /api/feeds/refresh?customer=4711\n'.repeat(100_000)));
+    const sent = (stream: Buffer): RemoteHost => ({
+      name: 'cut',
+      exec: () => Promise.reject(new Error('not used')),
+      stream: async () => ({
+        stdout: Readable.from([stream.subarray(0, 1000), stream.subarray(1000)]),
+        done: Promise.resolve({ exitCode: 0, stderr: 'nightshift-status:0\n' }),
+        abort: () => {},
+      }),
+    });
+    const options = { compression: 'zstd', keep: 'compressed' } as const;
+    const dest = join(work, 'evidence', 'cut.tar.zst');
+    await assert.rejects(
+      pullFile(sent(whole.subarray(0, whole.length - 7)), { container: 'c', path: '/core' }, dest, options),
+      /stopped inside a frame; nothing was kept/,
+    );
+    assert.equal(existsSync(dest), false);
+    assert.equal(existsSync(`${dest}.part`), false);
+    const ok = await pullFile(sent(whole), { container: 'c', path: '/core' }, dest, options);
+    assert.equal(ok.bytes, whole.length);
   });
 
   it('copies out of a container with podman where there is no docker, over ssh', async () => {

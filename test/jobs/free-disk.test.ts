@@ -5,6 +5,7 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readFileSync,
   rmSync,
   statfsSync,
   statSync,
@@ -127,6 +128,23 @@ for (const driver of ['vfs', 'overlay'] as const)
       const deps: RunnerDeps = { ...shared, evidenceDir: join(work, 'evidence'), send: async () => {} };
       await runProposalJob(deps, { proposalId: pull.id });
       assert.equal((await getRun(db, pull.id))!.state, 'succeeded');
+      // The host has zstd: each core is kept as the stream it sent; these are small, so they were
+      // decoded beside too, for the sha256 the host checks before deleting.
+      const keptFiles = (
+        await db.executeSql<{ local_path: string; kept_as: string; sha256: string; kept_sha256: string }>(
+          `SELECT local_path, kept_as, sha256, kept_sha256 FROM evidence_artifacts
+           WHERE incident_id = $1 AND state = 'complete'`,
+          [incidentId],
+        )
+      ).rows;
+      assert.equal(keptFiles.length, 4);
+      for (const f of keptFiles) {
+        assert.match(f.local_path, /\.zst$/);
+        assert.equal(f.kept_as, 'compressed');
+        assert.equal(readFileSync(f.local_path).readUInt32LE(0), 0xfd2fb528);
+        assert.match(f.sha256, /^[0-9a-f]{64}$/);
+        assert.notEqual(f.sha256, f.kept_sha256);
+      }
 
       // The cores are home: freeing them is proposed, exactly these three files, with their sizes.
       const [freeing] = await proposals('free');

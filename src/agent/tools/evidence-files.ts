@@ -1,5 +1,6 @@
 import { lstat, open, readdir, realpath } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
+import { isCompressed, openContent } from '../../evidence/content-stream.ts';
 import { ToolRefusal } from './tool.ts';
 
 /**
@@ -62,8 +63,6 @@ export async function resolveEvidenceFile(root: string, name: string): Promise<E
   return { name: relative(root, path), path, size: info.size };
 }
 
-const CHUNK = 1 << 20;
-
 /** How a text is laid out in memory: a pattern is looked for in both. */
 export type TextEncoding = 'ascii' | 'utf16le';
 
@@ -79,9 +78,9 @@ export function needlesFor(text: string): Array<{ bytes: Buffer; encoding: TextE
 }
 
 /**
- * Calls `onMatch` with the offset of each occurrence of any of `needles` in the file (and which
- * needle), in file order, reading at most `maxBytes`; stops early when `onMatch` returns false.
- * Returns the bytes read.
+ * Calls `onMatch` with the offset of each occurrence of any of `needles` in the file's content
+ * (a compressed file decoded: evidence/content-stream.ts), in order, reading at most `maxBytes` of
+ * content; stops early when `onMatch` returns false. Returns the bytes read.
  */
 export async function scanFile(
   path: string,
@@ -90,49 +89,65 @@ export async function scanFile(
   onMatch: (offset: number, needle: number) => boolean,
 ): Promise<number> {
   const longest = Math.max(...needles.map((n) => n.length));
-  const handle = await open(path, 'r');
+  const content = await openContent(path);
+  let carry = Buffer.alloc(0);
+  let position = 0;
   try {
-    const buffer = Buffer.alloc(CHUNK + longest);
-    let carry = 0;
-    let position = 0;
-    let read = 0;
-    while (read < maxBytes) {
-      const want = Math.min(CHUNK, maxBytes - read);
-      const { bytesRead } = await handle.read(buffer, carry, want, position);
-      if (bytesRead === 0) break;
-      read += bytesRead;
-      position += bytesRead;
-      const end = carry + bytesRead;
-      const base = position - end;
-      const view = buffer.subarray(0, end);
+    for await (const piece of content) {
+      const chunk = (piece as Buffer).subarray(0, maxBytes - position);
+      position += chunk.length;
+      const view = carry.length > 0 ? Buffer.concat([carry, chunk]) : chunk;
+      const base = position - view.length;
       const found: Array<[number, number]> = [];
       for (const [which, needle] of needles.entries()) {
         for (let at = view.indexOf(needle); at >= 0; at = view.indexOf(needle, at + 1)) {
           // One that lies wholly in the carried tail was found with the chunk before.
-          if (at + needle.length > carry) found.push([at, which]);
+          if (at + needle.length > carry.length) found.push([at, which]);
         }
       }
       found.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-      for (const [at, which] of found) if (!onMatch(base + at, which)) return read;
+      for (const [at, which] of found) if (!onMatch(base + at, which)) return position;
       // Keep the tail, so a match across the chunk boundary is found once (it ends past the tail).
-      carry = Math.min(longest - 1, end);
-      buffer.copy(buffer, 0, end - carry, end);
+      carry = Buffer.from(view.subarray(view.length - Math.min(longest - 1, view.length)));
+      if (position >= maxBytes) break;
     }
-    return read;
+    return position;
   } finally {
-    await handle.close();
+    content.destroy();
   }
 }
 
+/** `length` bytes of the file's content from `start` (a compressed file decoded up to there). */
 export async function readRange(path: string, start: number, length: number): Promise<Buffer> {
-  const handle = await open(path, 'r');
-  try {
-    const buffer = Buffer.alloc(length);
-    const { bytesRead } = await handle.read(buffer, 0, length, start);
-    return buffer.subarray(0, bytesRead);
-  } finally {
-    await handle.close();
+  if (!(await isCompressed(path))) {
+    const handle = await open(path, 'r');
+    try {
+      const buffer = Buffer.alloc(length);
+      const { bytesRead } = await handle.read(buffer, 0, length, start);
+      return buffer.subarray(0, bytesRead);
+    } finally {
+      await handle.close();
+    }
   }
+  const content = await openContent(path);
+  const out: Buffer[] = [];
+  let position = 0;
+  let have = 0;
+  try {
+    for await (const piece of content) {
+      const chunk = piece as Buffer;
+      const from = Math.max(0, start - position);
+      position += chunk.length;
+      if (from >= chunk.length) continue;
+      const take = chunk.subarray(from, from + (length - have));
+      out.push(take);
+      have += take.length;
+      if (have >= length) break;
+    }
+  } finally {
+    content.destroy();
+  }
+  return Buffer.concat(out);
 }
 
 /** Bytes as a line of text: printable ASCII kept, everything else a dot. */

@@ -1,4 +1,4 @@
-import { open, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { TarReader } from '../../analyze/tar.ts';
 import type { Policy } from '../../approvals/policy.ts';
 import { createProposal, type Proposal, sameProposal } from '../../approvals/service.ts';
@@ -17,6 +17,7 @@ import {
 } from '../../collect/free-plan.ts';
 import { planGuard } from '../../collect/guard-plan.ts';
 import type { RemoteHost } from '../../collect/transport.ts';
+import { readContentHead } from '../../evidence/content-stream.ts';
 import { formatBytes, ONE_DECIMAL } from '../../format-bytes.ts';
 import { joinMrkdwn, md } from '../../slack/blocks/mrkdwn.ts';
 import { queueProposalMessage } from '../../slack/proposal-messages.ts';
@@ -37,28 +38,28 @@ export interface FreeDeps extends JobDeps {
   channel: string;
 }
 
-/** The core's own bytes in a pulled file: the file's size, or its member's size in docker cp's tar. */
+/**
+ * The core's own bytes in a pulled file: its member's size in docker cp's tar (read from the tar's
+ * first blocks, decoded first when it was kept as zstd), or the file's content size: its size,
+ * or for a file kept compressed, the size the pull counted when it decoded it (`recorded`).
+ */
 export async function pulledContentBytes(
   localPath: string,
   container: string | null,
+  recorded: { keptAs: string | null; contentBytes: number | null },
 ): Promise<number | null> {
   try {
-    if (!container) return (await stat(localPath)).size;
-    const file = await open(localPath);
-    try {
-      const head = Buffer.alloc(64 * 1024);
-      const { bytesRead } = await file.read(head, 0, head.length, 0);
-      let size: number | null = null;
-      const reader = new TarReader((h) => {
-        if (size === null && h.type === 'file') size = h.size;
-        return undefined;
-      });
-      // The first member's header is in the first blocks (after PAX headers); its data need not be.
-      reader.push(head.subarray(0, bytesRead));
-      return size;
-    } finally {
-      await file.close();
-    }
+    if (!container)
+      return recorded.keptAs === 'compressed' ? recorded.contentBytes : (await stat(localPath)).size;
+    const head = await readContentHead(localPath, 64 * 1024);
+    let size: number | null = null;
+    const reader = new TarReader((h) => {
+      if (size === null && h.type === 'file') size = h.size;
+      return undefined;
+    });
+    // The first member's header is in the first blocks (after PAX headers); its data need not be.
+    reader.push(head);
+    return size;
   } catch {
     return null;
   }
@@ -78,7 +79,7 @@ export async function pulledArtifacts(db: Db, incidentId: number, host: string):
       remoteMtime: a.remoteMtime,
       file: a.file,
       layer: a.layerDir,
-      contentBytes: a.localPath ? await pulledContentBytes(a.localPath, a.container) : null,
+      contentBytes: a.localPath ? await pulledContentBytes(a.localPath, a.container, a) : null,
     })),
   );
 }
@@ -110,7 +111,7 @@ export async function proposeFreeing(
         {
           incidentId,
           ...text,
-          why: `Frees up to ${formatBytes(plan.bytes, ONE_DECIMAL)} on ${host} (less for sparse cores): the ${plan.items.length} core file(s) are home and their sha256 recorded. Each is deleted only if it is still the file pulled (size, mtime, device:inode; sha256 too when it is small), in the container (docker exec rm) or, for a stopped container, in its layer on the host; the disk is read again afterwards.${left}`,
+          why: `Frees up to ${formatBytes(plan.bytes, ONE_DECIMAL)} on ${host} (less for sparse cores): the ${plan.items.length} core file(s) are home whole. Each is deleted only if it is still the file pulled (size, mtime, device:inode; the sha256 of what came home too when it is small), in the container (docker exec rm) or, for a stopped container, in its layer on the host; the disk is read again afterwards.${left}`,
           expects: 'per file: deleted, or skipped and why; the disk before → after',
           proposedBy: 'nightshift',
         },

@@ -1,5 +1,5 @@
 import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { KnownSecrets, redact } from '../../analyze/redact.ts';
 import type { Policy } from '../../approvals/policy.ts';
 import type { ProposalText } from '../../approvals/proposal.ts';
@@ -13,8 +13,14 @@ import {
   type RunRecord,
   startRun,
 } from '../../approvals/service.ts';
-import { type FreeItem, freeText, parseFreeText } from '../../collect/free-plan.ts';
-import { type PullResult, type PullSource, pullFile } from '../../collect/pull.ts';
+import { type FreeItem, freeText, HASH_CHEAP_BYTES, parseFreeText } from '../../collect/free-plan.ts';
+import {
+  type PullOptions,
+  type PullResult,
+  type PullSource,
+  pullFile,
+  sentAsStored,
+} from '../../collect/pull.ts';
 import { localName, parsePullText, progressLine, pullText } from '../../collect/pull-plan.ts';
 import type { RemoteHost } from '../../collect/transport.ts';
 import { findHost } from '../../config/hosts.ts';
@@ -289,28 +295,44 @@ async function runPull(
   await progress(md`:arrow_down: Pulling ${sources.length} file(s) from ${host.name}…`, 0);
   const meter = pullMeter(deps, progress, host.name, sources.length);
   // The collection recorded each core it found (size included) as a pending artifact.
-  const artifacts = new Map<PullSource, number>();
+  const artifacts = new Map<PullSource, { id: number; sizeBytes: number }>();
   for (const source of sources) {
     const place = { incidentId: proposal.incidentId, host: host.name, container: source.container ?? null };
     const artifact = await startTransfer(deps.db, { ...place, path: source.path }, run.id);
-    artifacts.set(source, artifact.id);
+    artifacts.set(source, artifact);
     meter.expectedBytes += artifact.sizeBytes;
   }
+  // Where the host has zstd, its stream is kept as it comes (`<name>.zst`): decoding it here too
+  // would cost more CPU than the rest of the pull, next to an analysis that decodes it anyway.
+  const zstd = await hostHasZstd(remote);
+  const place = (source: PullSource) =>
+    join(dir, `${localName(source)}${zstd && !sentAsStored(source) ? '.zst' : ''}`);
 
   // The analysis starts now, in its own job and process, and reads each file as it lands
   // (evidence/follow.ts): the correlation is ready when the last byte is in, not a whole second
   // read later. A file whose pull fails gets a marker that tells the analysis so.
   await deps.send(QUEUES.analyzeEvidence.name, {
     incidentId: proposal.incidentId,
-    paths: sources.map((source) => join(dir, localName(source))),
+    paths: sources.map(place),
     follow: true,
   });
   // In the order they end, as the reply lists them.
   const results: PulledFile[] = [];
   await Promise.all(
     sources.map(async (source) => {
-      const dest = join(dir, localName(source));
-      results.push(await pullOne(deps, remote, source, dest, artifacts.get(source)!, meter));
+      const artifact = artifacts.get(source)!;
+      const options: PullOptions = zstd
+        ? {
+            compression: 'zstd',
+            keep: 'compressed',
+            // Decoded here too only when the free run needs what that tells: a host file's size
+            // (a container's is in its tar's header), the content's sha256 for a file the host
+            // checks by hash before deleting it, or a size the collection did not know.
+            hashContent:
+              !source.container || artifact.sizeBytes === 0 || artifact.sizeBytes <= HASH_CHEAP_BYTES,
+          }
+        : {};
+      results.push(await pullOne(deps, remote, source, place(source), artifact, meter, options));
     }),
   );
   await meter.draw(true);
@@ -324,10 +346,20 @@ async function runPull(
   );
 }
 
+/** Whether the host has zstd (`command -v`); a failed probe counts as no: gzip then, as before. */
+async function hostHasZstd(remote: RemoteHost): Promise<boolean> {
+  const probe = await remote
+    .exec({ command: 'command -v zstd', timeoutMs: 15_000, maxOutputBytes: 4096 })
+    .catch(() => undefined);
+  return probe?.exitCode === 0 && probe.stdout.trim().length > 0;
+}
+
 type ProgressLine = (line: Mrkdwn, rank: number) => Promise<unknown>;
 
 interface PulledFile {
   source: PullSource;
+  /** Its size as the collection saw it on the host (0: not known). */
+  hostBytes: number;
   result?: PullResult;
   error?: string;
 }
@@ -388,13 +420,15 @@ async function pullOne(
   remote: RemoteHost,
   source: PullSource,
   dest: string,
-  artifact: number,
+  { id: artifact, sizeBytes: hostBytes }: { id: number; sizeBytes: number },
   meter: PullMeter,
+  options: PullOptions,
 ): Promise<PulledFile> {
   let lastError: unknown;
   for (let attempt = 1; attempt <= 2; attempt++) {
     try {
       const result = await pullFile(remote, source, dest, {
+        ...options,
         onProgress: (bytes) => {
           meter.done.set(source, bytes);
           void meter.draw();
@@ -402,7 +436,7 @@ async function pullOne(
       });
       meter.fileDone();
       await completeTransfer(deps.db, artifact, result);
-      return { source, result };
+      return { source, hostBytes, result };
     } catch (error) {
       lastError = error;
       meter.done.set(source, 0);
@@ -413,7 +447,7 @@ async function pullOne(
   const message = (lastError as Error).message;
   await writeFile(failedMarker(dest), redact(message).text.slice(0, 1000));
   await failTransfer(deps.db, artifact, message.slice(0, 1000));
-  return { source, error: message };
+  return { source, hostBytes, error: message };
 }
 
 /** The pull's end: its last progress line, its reply, and freeing the disk proposed afterwards. */
@@ -427,9 +461,14 @@ async function pullReport(
 ): Promise<RunReport> {
   const pulled = results.filter((r) => r.result);
   const failed = results.filter((r) => r.error);
-  const bytes = pulled.reduce((sum, r) => sum + r.result!.bytes, 0);
+  // The cores' sizes (a file kept compressed and not decoded here: as the host listed it), and
+  // what they take on the bot's disk when that is less.
+  const contentOf = (r: PulledFile) => r.result!.contentBytes ?? r.hostBytes;
+  const bytes = pulled.reduce((sum, r) => sum + contentOf(r), 0);
+  const keptBytes = pulled.reduce((sum, r) => sum + r.result!.bytes, 0);
+  const kept = keptBytes < bytes ? md` (kept as zstd: ${formatBytes(keptBytes, ONE_DECIMAL)})` : md``;
   const took = (Date.now() - meter.started) / 1000;
-  const headline = md`${pulled.length === files ? ':white_check_mark:' : ':warning:'} Pulled ${pulled.length} of ${files} file(s) from ${host}: ${formatBytes(bytes, ONE_DECIMAL)} in ${took.toFixed(1)} s`;
+  const headline = md`${pulled.length === files ? ':white_check_mark:' : ':warning:'} Pulled ${pulled.length} of ${files} file(s) from ${host}: ${formatBytes(bytes, ONE_DECIMAL)} in ${took.toFixed(1)} s${kept}`;
   // Ranked above every draw: a draw still in flight does not bring the running count back.
   await progress(headline, meter.nextRank()).catch((error: unknown) =>
     deps.log.warn({ err: error }, 'could not update the progress message'),
@@ -439,7 +478,7 @@ async function pullReport(
       headline,
       ...pulled.map(
         (r) =>
-          md`• ${localName(r.source)} ${formatBytes(r.result!.bytes, ONE_DECIMAL)} sha256 ${r.result!.sha256.slice(0, 12)}`,
+          md`• ${basename(r.result!.localPath)} ${formatBytes(contentOf(r), ONE_DECIMAL)}${r.result!.keptAs === 'compressed' ? md`, kept as zstd ${formatBytes(r.result!.bytes, ONE_DECIMAL)}` : md``} sha256 ${r.result!.sha256.slice(0, 12)}`,
       ),
       ...failed.map(
         (r) =>

@@ -3,9 +3,11 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { gzipSync, zstdCompressSync } from 'node:zlib';
 import {
   needlesFor,
   printable16,
+  readRange,
   scanFile,
   strings16In,
   stringsIn,
@@ -60,6 +62,30 @@ describe('scanFile', () => {
     assert.equal(seen.length, 5);
   });
 
+  it('reads a file kept compressed (a pull kept as zstd, a gzip core) at the offsets of its content', async () => {
+    const [ascii, wide] = needlesFor('radio.mp3').map((n) => n.bytes) as [Buffer, Buffer];
+    const bytes = Buffer.alloc(3 * MIB + 100, 0x2e);
+    wide.copy(bytes, MIB - 7);
+    ascii.copy(bytes, 2 * MIB - 12);
+    ascii.copy(bytes, 0);
+    for (const [name, packed] of [
+      ['core.tar.zst', zstdCompressSync(bytes)],
+      ['core.gz', gzipSync(bytes)],
+    ] as const) {
+      const file = join(dir, name);
+      writeFileSync(file, packed);
+      const seen: Array<[number, number]> = [];
+      const read = await scanFile(file, [ascii, wide], 10 * MIB, (offset, which) => {
+        seen.push([offset, which]);
+        return true;
+      });
+      assert.equal(read, bytes.length, name);
+      assert.deepEqual(seen, reference(bytes, [ascii, wide]), name);
+      assert.deepEqual(await readRange(file, 2 * MIB - 20, 30), bytes.subarray(2 * MIB - 20, 2 * MIB + 10));
+      assert.deepEqual(await readRange(file, bytes.length - 5, 30), bytes.subarray(bytes.length - 5));
+    }
+  });
+
   it('stops when told to, and at maxBytes', async () => {
     const needle = Buffer.from('NEEDLE');
     const file = join(dir, 'many');
@@ -98,33 +124,35 @@ describe('strings_around', () => {
     try {
       const dir = join(evidenceDir, 'incident-3');
       mkdirSync(dir, { recursive: true });
-      writeFileSync(
-        join(dir, 'core.1'),
-        Buffer.concat([
-          Buffer.alloc(100),
-          Buffer.from('GET /live/radio.mp3 HTTP/1.1'),
-          Buffer.alloc(9),
-          Buffer.from('http://radio.example/live/radio.mp3', 'utf16le'),
-          Buffer.alloc(50),
-        ]),
-      );
+      const core = Buffer.concat([
+        Buffer.alloc(100),
+        Buffer.from('GET /live/radio.mp3 HTTP/1.1'),
+        Buffer.alloc(9),
+        Buffer.from('http://radio.example/live/radio.mp3', 'utf16le'),
+        Buffer.alloc(50),
+      ]);
+      writeFileSync(join(dir, 'core.1'), core);
+      // The same core as a pull keeps it where the host has zstd: the offsets are the content's.
+      writeFileSync(join(dir, 'core.2.zst'), zstdCompressSync(core));
       const ctx = { evidenceDir, incidentId: 3, knownSecrets: new KnownSecrets() } as unknown as ToolContext;
-      const call = await callTool(
-        [stringsAround],
-        {
-          type: 'tool_use',
-          id: 'toolu_1',
-          name: 'strings_around',
-          input: { file: 'core.1', value: 'radio.example', radius: 64 },
-        },
-        ctx,
-      );
-      const shown = JSON.stringify(call.result.content);
-      assert.equal(call.result.is_error, undefined, shown);
-      // The wide URL starts at 137 (100 + 28 + 9); "radio.example" is 7 characters in, at 151.
-      assert.match(shown, /at core\.1 @ 151:/);
-      assert.match(shown, /137 \* \(UTF-16LE\): http:\/\/radio\.example\/live\/radio\.mp3/);
-      assert.match(shown, /100: GET \/live\/radio\.mp3 HTTP\/1\.1/);
+      for (const file of ['core.1', 'core.2.zst']) {
+        const call = await callTool(
+          [stringsAround],
+          {
+            type: 'tool_use',
+            id: 'toolu_1',
+            name: 'strings_around',
+            input: { file, value: 'radio.example', radius: 64 },
+          },
+          ctx,
+        );
+        const shown = JSON.stringify(call.result.content);
+        assert.equal(call.result.is_error, undefined, shown);
+        // The wide URL starts at 137 (100 + 28 + 9); "radio.example" is 7 characters in, at 151.
+        assert.match(shown, new RegExp(`at ${file.replace(/\./g, '\\.')} @ 151:`));
+        assert.match(shown, /137 \* \(UTF-16LE\): http:\/\/radio\.example\/live\/radio\.mp3/);
+        assert.match(shown, /100: GET \/live\/radio\.mp3 HTTP\/1\.1/);
+      }
     } finally {
       rmSync(evidenceDir, { recursive: true, force: true });
     }
