@@ -24,6 +24,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { loadConfig } from '../src/config/env.ts';
+import { countExternalMemoryInHeapLimits } from '../src/gc-tuning.ts';
 import { createLogger } from '../src/log.ts';
 import { startBot } from '../src/main.ts';
 import {
@@ -42,6 +43,9 @@ import {
 import { IMAGE, RUN_FLAGS, startPodman } from '../test/helpers/podman.ts';
 import { startSshd } from '../test/helpers/sshd.ts';
 import { until } from '../test/helpers/wait.ts';
+
+// The bot runs in this process, tuned as `nightshift serve` tunes its own (src/cli/main.ts).
+countExternalMemoryInHeapLimits();
 
 const DUMPS = Number(process.env.BENCH_DUMPS ?? 8);
 const STREAM_DUMPS = Number(process.env.BENCH_STREAM ?? 6);

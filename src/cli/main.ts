@@ -1,5 +1,8 @@
 import { availableParallelism } from 'node:os';
 import { prestartScanWorkers } from '../evidence/prestart.ts';
+import { countExternalMemoryInHeapLimits } from '../gc-tuning.ts';
+
+countExternalMemoryInHeapLimits();
 
 const argv = process.argv.slice(2);
 // `analyze` at its default worker count (one worker fewer than cores: the main thread scans too)

@@ -9,8 +9,11 @@
 import { readFileSync } from 'node:fs';
 import { systemClock } from '../clock.ts';
 import { asCodedError } from '../errors.ts';
+import { countExternalMemoryInHeapLimits } from '../gc-tuning.ts';
 import type { ChildReply, ChildRequest } from './analyze-child.ts';
 import { analyzeFiles } from './analyze-files.ts';
+
+countExternalMemoryInHeapLimits();
 
 /** Peak RSS in bytes: VmHWM (worker threads included), maxRSS where /proc is missing. */
 function peakRssBytes(): number {

@@ -123,6 +123,49 @@ describe('core dump collectors', () => {
     }
   });
 
+  it('looks at several containers at once (four at a time), and every line of every one comes out whole', async () => {
+    const podman = await startPodman();
+    try {
+      // Nine containers, some with two cores and long paths, so lines of containers looked at
+      // together are written at the same moments.
+      const deep = `/srv/${'d'.repeat(200)}/${'e'.repeat(200)}`;
+      const made = await Promise.all(
+        Array.from({ length: 9 }, (_, n) =>
+          podman.crashingContainer({
+            dir: n % 3 === 0 ? deep : `/srv/w${n}`,
+            running: n % 2 === 0,
+            ...(n % 3 === 1 ? { prepare: `mkdir -p /var/w${n} && cp /bin/crash /var/w${n}/core.${n}1` } : {}),
+          }),
+        ),
+      );
+      const ids = made.map((id) => id.slice(0, 12));
+      const expected = ids
+        .flatMap((id, n) => [
+          [id, n % 3 === 0 ? `${deep}/core` : `/srv/w${n}/core`],
+          ...(n % 3 === 1 ? [[id, `/var/w${n}/core.${n}1`]] : []),
+        ])
+        .sort();
+      const out = sh(containerCoresCommand, { DOCKER_HOST: podman.clientEnv.DOCKER_HOST });
+      const cores = parseCoreLines(out);
+      assert.deepEqual(cores.map((c) => [c.container, c.path]).sort(), expected);
+      assert.ok(
+        cores.every((c) => c.sizeBytes !== null && c.sizeBytes > 0),
+        out,
+      );
+      assert.deepEqual(
+        parseLayerLines(out)
+          .map((l) => l.container)
+          .sort(),
+        [...ids].sort(),
+      );
+      // Nothing else: each line is a core or a layer, whole.
+      for (const line of out.trim().split('\n'))
+        assert.match(line, /^(#layer\t[0-9a-f]{12}\t\/\S+|[0-9a-f]{12}\t\d+\t\d+\t\d+:\d+\t\/\S+)$/, line);
+    } finally {
+      await podman.stop();
+    }
+  });
+
   it("counts a container's core once when the host search finds it again in the engine's storage", () => {
     const now = new Date('2026-01-01T12:00:00Z');
     const t = now.getTime() / 1000;

@@ -74,10 +74,18 @@ const FILES_ONLY = String.raw`awk '{ p[NR] = $0; x = $0; while (sub(/\/[^\/]*$/,
 export const containerCoresCommand = [
   ENGINE,
   `root=$("$d" info -f '{{.DockerRootDir}}' 2>/dev/null </dev/null || "$d" info -f '{{.Store.GraphRoot}}' 2>/dev/null </dev/null)`,
+  // Four containers at a time: each takes several engine calls (inspect, diff, cp, exec) of tens of
+  // milliseconds, which one after another made this the slowest step before the pull (1.9 s for
+  // eight containers). Each line is printed whole by one printf, under PIPE_BUF (a longer path is
+  // left out), so lines from containers looked at together never mix.
+  'n=0',
   'for id in $("$d" ps -aq 2>/dev/null); do',
+  '{',
   LAYER_DIR,
   `  [ -n "$layer" ] && printf '#layer\\t%s\\t%s\\n' "$id" "$layer"`,
   `  "$d" diff "$id" 2>/dev/null | sed -n 's/^[AC] //p' | ${FILES_ONLY} | grep -E '${CORE_NAME}' | while read -r path; do`,
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: the shell's length of $path
+  '    [ ${#path} -le 3500 ] || continue',
   // The first bytes through docker cp, which reads a stopped container too and needs no tools in it.
   `    "$d" cp "$id:$path" - 2>/dev/null </dev/null | tar -xOf - 2>/dev/null | ${IS_ELF} || continue`,
   // A stopped container runs nothing: its core is stat'ed in its writable layer on the host, when known.
@@ -85,7 +93,11 @@ export const containerCoresCommand = [
   `    file=$([ -n "$layer" ] && stat -c '%d:%i' "$layer$path" 2>/dev/null) || file="?"`,
   `    printf '%s\\t%s\\t%s\\t%s\\n' "$id" "$info" "$file" "$path"`,
   '  done',
+  '} &',
+  '  n=$((n + 1))',
+  '  [ $((n % 4)) -ne 0 ] || wait',
   'done',
+  'wait',
 ].join('\n');
 
 /**
