@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { CoreFacts } from '../../src/analyze/core.ts';
-import { buildReport, type DumpRecord, headlineOf, streamReasons } from '../../src/analyze/correlate.ts';
+import {
+  buildReport,
+  type DumpRecord,
+  HeadlineSoFar,
+  headlineOf,
+  streamReasons,
+} from '../../src/analyze/correlate.ts';
 import type { EvidenceItem } from '../../src/analyze/evidence.ts';
 import type { EvidenceKind } from '../../src/analyze/extract.ts';
 import { ReportSchema } from '../../src/analyze/report-schema.ts';
@@ -241,6 +247,30 @@ describe('headlineOf', () => {
       assert.equal(headlineOf(some), buildReport(some, [], at).findings[0]?.title, `${n} dumps`);
     }
     assert.match(headlineOf(all) ?? '', new RegExp(`in 6 of 8 dumps: ${STREAM}`));
+  });
+
+  it('is the same grouped a dump at a time (HeadlineSoFar), a secret found late and a bad dump included', () => {
+    const secret = 'hunter2-s3cret';
+    const all = incident();
+    // A secret a later dump reveals, in the stream URL the dumps before it hold most; a dump the
+    // report cannot hold.
+    for (const d of all.slice(0, 6))
+      d.evidence.items.push({ kind: 'url', value: `${STREAM}?key=${secret}`, count: 9, encoding: 'ascii' });
+    all[5]!.evidence.secrets = [secret];
+    const bad = dump(9, [['url', STREAM]]);
+    bad.mtime = new Date(Number.NaN);
+    all.splice(3, 0, bad);
+    const soFar = new HeadlineSoFar();
+    for (let n = 1; n <= all.length; n++) {
+      soFar.add([all[n - 1]!]);
+      const headline = soFar.headline();
+      assert.equal(headline, headlineOf(all.slice(0, n)), `${n} dumps`);
+      if (n >= 7) assert.ok(!headline?.includes(secret), headline);
+    }
+    // Added several at a time, too.
+    const inTwos = new HeadlineSoFar();
+    for (let n = 0; n < all.length; n += 2) inTwos.add(all.slice(n, n + 2));
+    assert.equal(inTwos.headline(), headlineOf(all));
   });
 
   it('leaves out a dump the report cannot hold and hides a secret found anywhere, as the report does', () => {

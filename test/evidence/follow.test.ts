@@ -113,6 +113,7 @@ describe('analysing cores as they are pulled', () => {
       now: systemClock,
       workers: 2,
       follow: true,
+      partialEveryMs: 0,
       onPartial: ({ headline, filesDone }) => partials.push({ headline, filesDone }),
     });
     // One after another, as the manual loop would; the analysis reads each as it lands.
@@ -129,8 +130,28 @@ describe('analysing cores as they are pulled', () => {
     const lost = followed.errors.find((e) => e.file.endsWith('lost.core'));
     assert.equal(lost?.code, ErrorCode.EvidenceIncomplete);
     assert.match(lost?.message ?? '', /no such container/);
-    // Before the last file: a headline on part of the set, growing with it.
-    assert.ok(partials.length >= 7, JSON.stringify(partials));
+    // Before the last file: a headline on part of the set, growing with it; after it, the headline
+    // of all of them, before the counts are made exact (each file's once, the failed one too).
+    assert.equal(partials.length, dests.length + 1, JSON.stringify(partials));
     assert.ok(partials.some((p) => p.headline && /Likely endless stream in \d of \d dumps/.test(p.headline)));
+    const last = partials.at(-1)!;
+    assert.equal(last.filesDone, dests.length + 1);
+    assert.match(last.headline ?? '', new RegExp(`in 6 of 8 dumps: ${incident.streamUrl}`));
+  });
+
+  it("makes a headline so far at most every partialEveryMs, and always the last file's", async () => {
+    // A clock a second further on each time it is read: files end 1 s apart.
+    let seconds = 0;
+    const done: number[] = [];
+    await analyzeFiles(
+      incident.cores.map((c) => c.path),
+      {
+        now: () => new Date(1_764_750_000_000 + 1000 * seconds++),
+        workers: 2,
+        partialEveryMs: 2500,
+        onPartial: ({ filesDone }) => done.push(filesDone),
+      },
+    );
+    assert.deepEqual(done, [1, 4, 7, 8]);
   });
 });

@@ -48,11 +48,13 @@ export async function analyzeEvidence(deps: AnalysisDeps, jobId: string, raw: un
       ...deps.analysis,
       ...(payload.follow ? { follow: true } : {}),
       onPartial: ({ headline, dumps, filesDone, filesTotal }) => {
-        if (headline)
-          line.edit(
-            `: so far, ${headline} (${dumps} dumps, ${filesDone} of ${filesTotal} files analysed)`,
-            filesDone,
-          );
+        if (!headline) return;
+        // Every file in: the headline holds (its counts may still grow as they are made exact).
+        const where =
+          filesDone === filesTotal
+            ? `all ${filesTotal} files analysed, making the counts exact`
+            : `${filesDone} of ${filesTotal} files analysed`;
+        line.edit(`: so far, ${headline} (${dumps} dumps, ${where})`, filesDone);
       },
     });
     // The final counts (the ones so far may be lower bounds) are the answer's, posted by finish.
