@@ -39,48 +39,56 @@ describe('scanFile', () => {
     return all.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   }
 
-  it('finds both encodings across read boundaries, each once, in file order', async () => {
+  /**
+   * 3 MiB and a bit with the needle in both encodings: straddling the first 1 MiB boundary
+   * (UTF-16, 18 bytes), wholly inside the tail carried past the second (ASCII, 9 bytes, shorter
+   * than the UTF-16 needle that sets the tail's length), and right at the start and end.
+   */
+  function planted(): { needles: [Buffer, Buffer]; bytes: Buffer } {
     const [ascii, wide] = needlesFor('radio.mp3').map((n) => n.bytes) as [Buffer, Buffer];
     const bytes = Buffer.alloc(3 * MIB + 100, 0x2e);
-    // Straddling the first boundary (UTF-16, 18 bytes), wholly inside the tail carried past the
-    // second (ASCII, 9 bytes, shorter than the UTF-16 needle that sets the tail's length), and
-    // one right at the start and end.
     wide.copy(bytes, MIB - 7);
     ascii.copy(bytes, 2 * MIB - 12);
     ascii.copy(bytes, 0);
     wide.copy(bytes, bytes.length - wide.length);
     ascii.copy(bytes, 1234);
-    const file = join(dir, 'core');
-    writeFileSync(file, bytes);
+    return { needles: [ascii, wide], bytes };
+  }
+
+  /** Every match scanFile reports, and the bytes it read. */
+  async function scanAll(
+    file: string,
+    needles: Buffer[],
+  ): Promise<{ read: number; seen: Array<[number, number]> }> {
     const seen: Array<[number, number]> = [];
-    const read = await scanFile(file, [ascii, wide], 10 * MIB, (offset, which) => {
+    const read = await scanFile(file, needles, 10 * MIB, (offset, which) => {
       seen.push([offset, which]);
       return true;
     });
+    return { read, seen };
+  }
+
+  it('finds both encodings across read boundaries, each once, in file order', async () => {
+    const { needles, bytes } = planted();
+    const file = join(dir, 'core');
+    writeFileSync(file, bytes);
+    const { read, seen } = await scanAll(file, needles);
     assert.equal(read, bytes.length);
-    assert.deepEqual(seen, reference(bytes, [ascii, wide]));
+    assert.deepEqual(seen, reference(bytes, needles));
     assert.equal(seen.length, 5);
   });
 
   it('reads a file kept compressed (a pull kept as zstd, a gzip core) at the offsets of its content', async () => {
-    const [ascii, wide] = needlesFor('radio.mp3').map((n) => n.bytes) as [Buffer, Buffer];
-    const bytes = Buffer.alloc(3 * MIB + 100, 0x2e);
-    wide.copy(bytes, MIB - 7);
-    ascii.copy(bytes, 2 * MIB - 12);
-    ascii.copy(bytes, 0);
+    const { needles, bytes } = planted();
     for (const [name, packed] of [
       ['core.tar.zst', zstdCompressSync(bytes)],
       ['core.gz', gzipSync(bytes)],
     ] as const) {
       const file = join(dir, name);
       writeFileSync(file, packed);
-      const seen: Array<[number, number]> = [];
-      const read = await scanFile(file, [ascii, wide], 10 * MIB, (offset, which) => {
-        seen.push([offset, which]);
-        return true;
-      });
+      const { read, seen } = await scanAll(file, needles);
       assert.equal(read, bytes.length, name);
-      assert.deepEqual(seen, reference(bytes, [ascii, wide]), name);
+      assert.deepEqual(seen, reference(bytes, needles), name);
       assert.deepEqual(await readRange(file, 2 * MIB - 20, 30), bytes.subarray(2 * MIB - 20, 2 * MIB + 10));
       assert.deepEqual(await readRange(file, bytes.length - 5, 30), bytes.subarray(bytes.length - 5));
     }
