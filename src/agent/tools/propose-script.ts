@@ -5,7 +5,7 @@ import { defineTool, ToolRefusal } from './tool.ts';
 export const proposeScript = defineTool({
   name: 'propose_script',
   description:
-    "Proposes a shell script for a human to approve; it does NOT run it. where: 'evidence' (a sandbox over this incident's local evidence, read-only, no network) or a host name from the hosts file (over SSH, under nice/ionice and a timeout). The exact text is shown to approvers and runs only after approval. Your turn ends after this.",
+    "Proposes a shell script for a human to approve; it does NOT run it. where: 'evidence' (a sandbox over this incident's local evidence at /evidence, read-only, no network; a container's core is kept as the tar docker cp makes of it, zstd-compressed where the host had zstd: read `….tar.zst` with `zstd -dc FILE | tar -xO`) or a host name from the hosts file (over SSH, under nice/ionice and a timeout). The exact text is shown to approvers and runs only after approval. Your turn ends after this.",
   acts: true,
   input: z
     .object({
