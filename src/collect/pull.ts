@@ -212,6 +212,7 @@ export async function pullFile(
   try {
     usedZstd = await receive(remote, source, part, meter, frames && { frames, content });
   } catch (error) {
+    content?.abort();
     await unlink(part).catch(() => {});
     throw await pullFailure(error, remote, meter, { host: host.name, source, reserve });
   }
@@ -307,6 +308,10 @@ class ContentHash {
   async end(): Promise<void> {
     this.decoder.end();
     await this.done;
+  }
+  /** Frees the decoder of a transfer that failed. */
+  abort(): void {
+    this.decoder.destroy();
   }
 }
 

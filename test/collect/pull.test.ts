@@ -178,7 +178,8 @@ describe('pulling evidence over SSH', () => {
         abort: () => {},
       }),
     });
-    const options = { compression: 'zstd', keep: 'compressed' } as const;
+    // Decoded beside as well: the decoder of a failed transfer is freed, not left waiting.
+    const options = { compression: 'zstd', keep: 'compressed', hashContent: true } as const;
     const dest = join(work, 'evidence', 'cut.tar.zst');
     await assert.rejects(
       pullFile(sent(whole.subarray(0, whole.length - 7)), { container: 'c', path: '/core' }, dest, options),
@@ -188,6 +189,7 @@ describe('pulling evidence over SSH', () => {
     assert.equal(existsSync(`${dest}.part`), false);
     const ok = await pullFile(sent(whole), { container: 'c', path: '/core' }, dest, options);
     assert.equal(ok.bytes, whole.length);
+    assert.equal(ok.contentBytes, 100_000 * 'GET /api/feeds/refresh?customer=4711\n'.length);
   });
 
   it('copies out of a container with podman where there is no docker, over ssh', async () => {
