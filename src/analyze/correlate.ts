@@ -824,8 +824,9 @@ function unreportable(r: DumpRecord): string | undefined {
  * over on the analysis's main thread while its workers still scanned, and then thrown away.
  */
 export function headlineOf(input: readonly DumpRecord[]): string | undefined {
-  const records = resolveExecutables(scrubKnownSecrets(input.filter((r) => unreportable(r) === undefined)));
-  return findingsFor(records, correlate(records)).findings[0]?.title;
+  const soFar = new HeadlineSoFar();
+  soFar.add(input);
+  return soFar.headline();
 }
 
 /**
