@@ -85,7 +85,11 @@ export const DumpSchema = z.object({
   ),
   truncated: z.boolean().describe('True when the file ends before the last segment it declares'),
   expectedBytes: z.number().int(),
-  urls: z.array(ValueCountSchema),
+  urls: z
+    .array(ValueCountSchema)
+    .describe(
+      'URLs with their exact counts in this dump: the first 1,000 distinct ones the scan came to (which ones, when more, depends on thread timing), its 200 most frequent and those the correlations list',
+    ),
   evidence: z.array(EvidenceSchema).describe('Up to 200 values per kind, most frequent first'),
   environment: z.array(z.string()).describe('Environment from the initial stack (redacted)'),
   redactions: z.number().int().describe('Secret values replaced by [REDACTED] in this dump'),

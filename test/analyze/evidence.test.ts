@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { EvidenceCollector } from '../../src/analyze/evidence.ts';
+import { EvidenceCollector, MAX_DISTINCT_PER_KIND } from '../../src/analyze/evidence.ts';
 
 function collect(strings: readonly string[]) {
   const collector = new EvidenceCollector();
@@ -29,9 +29,13 @@ describe('EvidenceCollector', () => {
 
   it('gives the same result however many distinct strings come between two copies', () => {
     const url = 'see http://radio.example.net/live';
-    const between = Array.from({ length: 10_000 }, (_, i) => `X${i}=http://host${i}.example/`);
+    // Far more than the recent strings remembered (MAX_RECENT), all of them kept.
+    const between = Array.from(
+      { length: MAX_DISTINCT_PER_KIND - 1 },
+      (_, i) => `X${i}=http://host${i}.example/`,
+    );
     const snapshot = collect([url, ...between, url]);
     assert.equal(snapshot.items.find((i) => i.value === 'http://radio.example.net/live')?.count, 2);
-    assert.equal(snapshot.items.filter((i) => i.kind === 'url').length, 10_001);
+    assert.equal(snapshot.items.filter((i) => i.kind === 'url').length, MAX_DISTINCT_PER_KIND);
   });
 });

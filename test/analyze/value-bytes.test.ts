@@ -90,6 +90,12 @@ function sqlStatement(i: number, id: number, next: () => number): string {
 
 /** Strings of the shapes a web worker's heap holds, and the ones the fast path must refuse. */
 /** `share`: of the strings, how many are log lines with requests and how many SQL. */
+/**
+ * Strings of a generated heap: many times MAX_DISTINCT_PER_KIND, so every kind overflows and its fast
+ * path is taken, and enough of them for thousands of values and hundreds of secrets whatever the cap.
+ */
+const HEAP_STRINGS = Math.max(4 * MAX_DISTINCT_PER_KIND, 80_000);
+
 function heap(seed: number, strings: number, share: { requests: number; sql: number }): Buffer {
   const next = random(seed);
   const requestsTo = 0.43 + share.requests;
@@ -170,7 +176,7 @@ describe('URLs and request lines found in WebAssembly (url_fast, request_fast)',
   ] as const;
   for (const { seed, kind, share } of heaps) {
     it(`counts what the JavaScript path counts, secrets redacted, other schemes and long values included (seed ${seed})`, () => {
-      const bytes = heap(seed, 4 * MAX_DISTINCT_PER_KIND, share);
+      const bytes = heap(seed, HEAP_STRINGS, share);
       const js = scan(bytes, false);
       const fast = scan(bytes, true);
       assert.ok(fast.taken.url > 5_000, `the fast path took ${fast.taken.url} URLs`);
@@ -249,7 +255,7 @@ describe('strings without a redaction marker (REC_NO_SECRET in strings.c)', () =
   });
 
   it('give the values and redactions the JavaScript scanner gives, which runs the secret test on each', () => {
-    const bytes = heap(7, 2 * MAX_DISTINCT_PER_KIND, { requests: 0.3, sql: 0.2 });
+    const bytes = heap(7, HEAP_STRINGS / 2, { requests: 0.3, sql: 0.2 });
     const collect = (engine: 'wasm' | 'js') => {
       const collector = new EvidenceCollector();
       const scanner = new StringScanner(collector.onString, { engine, skipPlain: true });

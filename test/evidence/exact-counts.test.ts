@@ -114,21 +114,30 @@ describe('EvidenceCollector with a spill, merged by resolveOverflow', () => {
     const shared = MAX_PROMOTED + 5_000;
     const request = (i: number) => ({
       kind: 'request' as const,
-      value: `GET /s/${i}`,
+      value: `GET /s/${String(i).padStart(6, '0')}`,
       count: 1,
       encoding: 'ascii' as const,
     });
-    // Dump 0 keeps filler first, so it spills the shared values; dump 1 keeps them.
+    // Every shared value is in both dumps with the same count, so the cut goes by key: the first
+    // MAX_PROMOTED make it. Dump 0 keeps filler first, so it spills them all; dump 1 takes them
+    // last key first, so the ones it keeps (its first MAX_DISTINCT_PER_KIND) are ones cut.
     const spills = new EvidenceCollector({ spill: new SpillStore(config) });
     for (let i = 0; i < MAX_DISTINCT_PER_KIND; i++) spills.add({ ...request(i), value: `GET /filler/${i}` });
     for (let i = 0; i < shared; i++) spills.add(request(i));
     const keeps = new EvidenceCollector({ spill: new SpillStore(config) });
-    for (let i = 0; i < shared; i++) keeps.add(request(i));
+    for (let i = shared - 1; i >= 0; i--) keeps.add(request(i));
     const snapshots = [spills.snapshot(), keeps.snapshot()];
     await resolveOverflow(snapshots, config);
     const listed = snapshots[0]!.items.filter((i) => i.value.startsWith('GET /s/'));
     assert.equal(listed.length, MAX_PROMOTED);
-    assert.equal(snapshots[1]!.unlistedElsewhere.length, shared - MAX_PROMOTED);
+    assert.deepEqual(
+      listed.map((i) => i.value).sort(),
+      Array.from({ length: MAX_PROMOTED }, (_, i) => request(i).value),
+    );
+    assert.equal(
+      snapshots[1]!.unlistedElsewhere.length,
+      Math.min(MAX_DISTINCT_PER_KIND, shared - MAX_PROMOTED),
+    );
     const report = buildReport(
       snapshots.map((s, i) => record(i, s)),
       [],
