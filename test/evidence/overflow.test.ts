@@ -10,6 +10,7 @@ import {
   evidenceKey,
   type OverflowEntry,
 } from '../../src/analyze/evidence.ts';
+import { streamReasons } from '../../src/analyze/correlate.ts';
 import type { EvidenceKind } from '../../src/analyze/extract.ts';
 import type { StringEncoding } from '../../src/analyze/strings.ts';
 import { wasmMergeAvailable } from '../../src/analyze/wasm/merge-wasm.ts';
@@ -283,6 +284,40 @@ describe('resolveOverflow: the WebAssembly merge leaves the snapshots as the Jav
       for (const key of streams) assert.ok(urls.has(key.slice(4)), key);
     }
     assert.deepEqual(wasm[1]!.unlistedElsewhere, [evidenceKey('url', keptPlain.value)]);
+  });
+
+  it('tells a stream by every word streamReasons looks for, in any case, anywhere in a long value, on one dump', async () => {
+    // One dump: every key is a candidate. Requests fill the promoted heap first; then long URLs,
+    // which only a stream factor lets in: merge.c's may_stream must find each word where it lies
+    // (it compares words only at bytes that can begin one) and never hide one streamReasons sees.
+    const requests = Array.from({ length: 2 * MAX_PROMOTED }, (_, i) =>
+      evidenceKey('request', `GET /api/feeds/${String(i).padStart(6, '0')}`),
+    );
+    const pad = (i: number) =>
+      Array.from({ length: 30 }, (_, k) => ((i * 31 + k) * 2654435761).toString(16).slice(-8)).join('/');
+    const mixed = (word: string, i: number) =>
+      [...word].map((c, k) => ((i + k) % 2 ? c.toUpperCase() : c)).join('');
+    const paths = ['stream', 'streams', 'live', 'listen', 'radio', 'icecast', 'shoutcast'];
+    const extensions = ['mp3', 'aac', 'm3u', 'm3u8', 'pls', 'ogg', 'opus', 'flac', 'wav', 'ts', 'm4a'];
+    const hosts = ['radio', 'stream', 'icecast', 'shoutcast'];
+    const streams = [
+      ...paths.map((w, i) => `http://u${i}.example/${pad(i)}/${mixed(w, i)}`),
+      ...extensions.map((w, i) => `http://e${i}.example/${pad(i + 10)}/x.${mixed(w, i)}`),
+      ...hosts.map((w, i) => `http://my${mixed(w, i)}.example/${pad(i + 30)}`),
+    ];
+    for (const url of streams) assert.ok(streamReasons('url', url).length > 0, url);
+    // Near misses (pieces of the words), more frequent and before the streams in key order, more
+    // than a top holds: the streams make no top of URLs, and only their rank can list them.
+    const plain = Array.from(
+      { length: TOP_PER_KIND + 100 },
+      (_, i) => `http://a${i}.example/${pad(i + 50)}/radi/.mp/liv/strea`,
+    );
+    const run = [...requests, ...[...streams, ...plain].map((u) => evidenceKey('url', u))]
+      .map((key): OverflowEntry => [key, key.includes('://a') ? 2 : 1, 'ascii'])
+      .sort((a, b) => byKey(a[0], b[0]));
+    const { wasm } = await mergeBoth([{ items: [], runs: [run] }], dir);
+    const urls = new Set(wasm[0]!.items.filter((i) => i.kind === 'url').map((i) => i.value));
+    for (const url of streams) assert.ok(urls.has(url), url);
   });
 
   it('goes on past stretches of keys none of which JavaScript needs to see', async () => {
