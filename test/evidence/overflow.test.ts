@@ -3,6 +3,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { streamReasons } from '../../src/analyze/correlate.ts';
 import {
   byKey,
   type EvidenceItem,
@@ -10,7 +11,6 @@ import {
   evidenceKey,
   type OverflowEntry,
 } from '../../src/analyze/evidence.ts';
-import { streamReasons } from '../../src/analyze/correlate.ts';
 import type { EvidenceKind } from '../../src/analyze/extract.ts';
 import type { StringEncoding } from '../../src/analyze/strings.ts';
 import { wasmMergeAvailable } from '../../src/analyze/wasm/merge-wasm.ts';
