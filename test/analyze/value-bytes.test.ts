@@ -88,14 +88,14 @@ function sqlStatement(i: number, id: number, next: () => number): string {
   return `UPDATE feeds SET checked_at = now() WHERE id = ${id}; SELECT 1 FROM dual`;
 }
 
-/** Strings of the shapes a web worker's heap holds, and the ones the fast path must refuse. */
-/** `share`: of the strings, how many are log lines with requests and how many SQL. */
 /**
  * Strings of a generated heap: many times MAX_DISTINCT_PER_KIND, so every kind overflows and its fast
  * path is taken, and enough of them for thousands of values and hundreds of secrets whatever the cap.
  */
 const HEAP_STRINGS = Math.max(4 * MAX_DISTINCT_PER_KIND, 80_000);
 
+/** Strings of the shapes a web worker's heap holds, and the ones the fast path must refuse. */
+/** `share`: of the strings, how many are log lines with requests and how many SQL. */
 function heap(seed: number, strings: number, share: { requests: number; sql: number }): Buffer {
   const next = random(seed);
   const requestsTo = 0.43 + share.requests;
