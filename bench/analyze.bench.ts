@@ -22,9 +22,10 @@
  * them and on one, and checks that the planted URL is reported in exactly the dumps that hold it.
  *
  * Env: BENCH_CORE_MIB (default 1024; use e.g. 64 for a quick smoke run), BENCH_RUNS (default 5)
- * rounds on it; BENCH_TEXT_DUMPS (0 leaves the text set out), BENCH_TEXT_SHAPE (web, the default,
- * or long: values of hundreds of characters, see text-heap.py), BENCH_TEXT_MIB, BENCH_TEXT_RUNS
- * (default 1); BENCH_KEEP=1 keeps the temp dir with the cores.
+ * rounds on it; BENCH_TEXT_DUMPS (0 leaves the text set out), BENCH_TEXT_SHAPE (web, the default;
+ * long: values of hundreds of characters; feed: whole RSS documents, as a feed fetcher holds; see
+ * text-heap.py), BENCH_TEXT_MIB, BENCH_TEXT_RUNS (default 1); BENCH_KEEP=1 keeps the temp dir
+ * with the cores.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import {
@@ -609,8 +610,8 @@ async function main(): Promise<number> {
     textMib = positiveIntegerEnv('BENCH_TEXT_MIB', 256);
     textRuns = positiveIntegerEnv('BENCH_TEXT_RUNS', 1);
     textShape = process.env.BENCH_TEXT_SHAPE ?? 'web';
-    if (textShape !== 'web' && textShape !== 'long')
-      throw new BenchError('BENCH_TEXT_SHAPE must be web or long');
+    if (textShape !== 'web' && textShape !== 'long' && textShape !== 'feed')
+      throw new BenchError('BENCH_TEXT_SHAPE must be web, long or feed');
   } catch (error) {
     console.error(`bench: ${(error as Error).message}`);
     return 1;

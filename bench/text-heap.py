@@ -9,7 +9,9 @@ Usage: python3 text-heap.py MIB SEED start|middle|end|none REVERSED-PLANTED [web
   made with "none" holds it nowhere. SEED keeps the noise of different cores apart.
   The shape: "web" (the default) short values, as above; "long" long ones: URLs of many path
   segments (often past the 512 characters a value is clipped at), JSON with bodies, log lines
-  with user agents, SQL and HTML that hold those URLs.
+  with user agents, SQL and HTML that hold those URLs; "feed" what a feed fetcher holds: whole
+  RSS and Atom documents (kilobytes each, dozens of distinct item URLs, escaped HTML), the fetch
+  log lines and the parsed items as JSON.
 """
 import json
 import os
@@ -39,6 +41,31 @@ while size < target:
         plant()
     if where == "middle" and not planted_yet and size >= target // 2:
         plant()
+    if shape == "feed":
+        site = rnd.randrange(20000)
+        if i % 3 == 0:
+            items = []
+            for n in range(rnd.randrange(5, 25)):
+                slug = "-".join("w%x" % rnd.getrandbits(16) for _ in range(rnd.randrange(3, 9)))
+                link = "https://blog%d.example.com/%d/%02d/%s" % (site, 2020 + n % 7, 1 + n % 12, slug)
+                items.append(
+                    "<item><title>%s</title><link>%s</link><guid isPermaLink=\"false\">%s-%x</guid>"
+                    "<pubDate>Tue, %02d Nov 2026 %02d:%02d:00 +0000</pubDate><description>&lt;p&gt;%s "
+                    "&lt;a href=&quot;%s?utm_source=rss&quot;&gt;more&lt;/a&gt;&lt;/p&gt;</description></item>"
+                    % (slug.replace("-", " "), link, site, rnd.getrandbits(48), 1 + n % 28, n % 24, n % 60,
+                       "lorem ipsum dolor sit amet " * rnd.randrange(1, 12), link))
+            s = ('<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>Blog %d</title>'
+                 "<link>https://blog%d.example.com/</link>%s</channel></rss>" % (site, site, "".join(items)))
+        elif i % 3 == 1:
+            s = "2026-12-03 10:%02d:%02d INFO fetcher[%d] GET https://blog%d.example.com/feed.xml?since=%d 200 %d bytes in %d ms" % (
+                i % 60, (i // 60) % 60, seed, site, rnd.getrandbits(32), rnd.randrange(10**6), rnd.randrange(900))
+        else:
+            s = json.dumps({"feed_id": site, "customer": rnd.randrange(5000), "entry": "https://blog%d.example.com/p/%x" % (
+                site, rnd.getrandbits(40)), "etag": "%032x" % rnd.getrandbits(128), "fetched": rnd.randrange(10**9)})
+        keep.append(s)
+        size += len(s) + 49
+        i += 1
+        continue
     if shape == "long":
         path = "/".join("%x" % rnd.getrandbits(40) for _ in range(rnd.randrange(4, 40)))
         u = "https://cdn%d.example.org/%s?sig=%x&w=%d" % (rnd.randrange(500), path, rnd.getrandbits(64), seed)
