@@ -12,7 +12,16 @@ import {
   wasmMergeAvailable,
 } from '../analyze/wasm/merge-wasm.ts';
 import { keptFrom, PartChannel, type ResolvePart, type Split, splitRuns } from './overflow-split.ts';
-import { openRuns, RunReader, RunWriter, runPath, type SpillConfig, writeItemRecord } from './spill.ts';
+import {
+  dropRecycled,
+  openRuns,
+  RunReader,
+  RunWriter,
+  recycleRuns,
+  runPath,
+  type SpillConfig,
+  writeItemRecord,
+} from './spill.ts';
 
 /**
  * After the scan: the overflow runs of every dump (values past the collectors' in-memory caps, see
@@ -212,7 +221,7 @@ class Heap<T> {
 
 const byKeyFirst = (a: Source, b: Source) => a.key < b.key || (a.key === b.key && a.order < b.order);
 
-/** Merges runs of one dump into one (counts of a key summed, the first run's encoding) and deletes them. */
+/** Merges runs of one dump into one (counts of a key summed, the first run's encoding); the runs go to recycleRuns. */
 async function mergeRuns(paths: readonly string[], config: SpillConfig): Promise<string> {
   const out = new RunWriter(runPath(config));
   const heap = new Heap<Source>(byKeyFirst);
@@ -242,7 +251,7 @@ async function mergeRuns(paths: readonly string[], config: SpillConfig): Promise
     out.close();
     if (!merged) rmSync(out.path, { force: true });
   }
-  for (const path of paths) rmSync(path, { force: true });
+  recycleRuns(config, paths);
   return out.path;
 }
 
@@ -251,7 +260,7 @@ const WASM_STEP_KEYS = 16_384;
 
 /** mergeRuns in WebAssembly: the same run, byte for byte. */
 async function mergeRunsWasm(paths: readonly string[], config: SpillConfig): Promise<string> {
-  const runs = openRuns(paths);
+  const runs = openRuns(paths, { deleteRead: false });
   const path = runPath(config);
   let fd: number | undefined;
   try {
@@ -281,7 +290,7 @@ async function mergeRunsWasm(paths: readonly string[], config: SpillConfig): Pro
     if (fd !== undefined) closeSync(fd);
     await runs.close();
   }
-  for (const p of paths) rmSync(p, { force: true });
+  recycleRuns(config, paths);
   return path;
 }
 
@@ -750,5 +759,6 @@ export async function resolveOverflow(
       for (const path of snapshot.runs) rmSync(path, { force: true });
       snapshot.runs = [];
     }
+    dropRecycled(config);
   }
 }
